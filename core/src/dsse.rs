@@ -1,0 +1,265 @@
+//! DSSE envelopes: the pre-authentication encoding, signing, and verification against a set
+//! of trusted Ed25519 keys.
+//!
+//! Follows the DSSE v1.0 protocol (github.com/secure-systems-lab/dsse, `protocol.md`). The
+//! `keyid` of a signature is only a hint for which key to try first: it never decides
+//! whether a signature counts. A threshold counts distinct keys, so the same key signing
+//! twice counts once.
+
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose};
+
+use crate::keys::{PublicKey, SigningKey};
+
+use ed25519_dalek::Signer as _;
+
+/// The payload type of an in-toto Statement.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// A DSSE envelope as received: every signed byte exactly as the signer produced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The serialized message that was signed.
+    pub payload: Vec<u8>,
+    /// The media type of `payload`, bound into the signature by PAE.
+    pub payload_type: String,
+    /// Signatures over `PAE(payload_type, payload)`.
+    pub signatures: Vec<Signature>,
+}
+
+/// One signature of an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// The raw signature bytes (64 for Ed25519).
+    pub sig: Vec<u8>,
+    /// An unauthenticated hint naming the key; may be empty.
+    pub keyid: String,
+}
+
+/// Why an envelope could not be decoded or did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DsseError {
+    /// The bytes are not a JSON DSSE envelope.
+    #[error("envelope is not valid DSSE JSON: {0}")]
+    Json(String),
+    /// A base64 field is neither standard nor URL-safe base64.
+    #[error("envelope field `{field}` is not valid base64 (standard or URL-safe): {reason}")]
+    Base64 {
+        /// The JSON path of the field, e.g. `signatures[1].sig`.
+        field: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The envelope carries no signatures at all.
+    #[error("envelope has no signatures: sign PAE(payloadType, payload) with a trusted key")]
+    NoSignatures,
+    /// No signature verifies under any trusted key.
+    #[error(
+        "none of the envelope's {signatures} signature(s) verifies under a trusted key \
+         (key ids tried: {tried})"
+    )]
+    NoTrustedSignature {
+        /// How many signatures the envelope carries.
+        signatures: usize,
+        /// The key ids of the trusted keys, abbreviated, or "none" when nothing is trusted.
+        tried: String,
+    },
+    /// Fewer distinct trusted keys signed than the threshold requires.
+    #[error("envelope is signed by {distinct} distinct trusted key(s), {threshold} required")]
+    Threshold {
+        /// Distinct trusted keys whose signature verified.
+        distinct: usize,
+        /// Distinct keys required.
+        threshold: usize,
+    },
+}
+
+/// The DSSE pre-authentication encoding:
+/// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII decimal.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let type_len = payload_type.len().to_string();
+    let body_len = payload.len().to_string();
+    let mut out = Vec::with_capacity(
+        7 + type_len.len() + 1 + payload_type.len() + 1 + body_len.len() + 1 + payload.len(),
+    );
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(type_len.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body_len.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload);
+    out
+}
+
+const INDIFFERENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const STANDARD_ANY_PADDING: GeneralPurpose =
+    GeneralPurpose::new(&base64::alphabet::STANDARD, INDIFFERENT);
+const URL_SAFE_ANY_PADDING: GeneralPurpose =
+    GeneralPurpose::new(&base64::alphabet::URL_SAFE, INDIFFERENT);
+
+/// Decodes standard or URL-safe base64, padded or not, as DSSE requires of verifiers.
+fn decode_base64(field: impl FnOnce() -> String, text: &str) -> Result<Vec<u8>, DsseError> {
+    let engine = if text.contains(['-', '_']) {
+        &URL_SAFE_ANY_PADDING
+    } else {
+        &STANDARD_ANY_PADDING
+    };
+    engine.decode(text).map_err(|e| DsseError::Base64 {
+        field: field(),
+        reason: e.to_string(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonEnvelope {
+    payload: String,
+    payload_type: String,
+    #[serde(default)]
+    signatures: Vec<JsonSignature>,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct JsonSignature {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    keyid: String,
+    sig: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonEnvelopeOut<'a> {
+    payload: String,
+    payload_type: &'a str,
+    signatures: Vec<JsonSignature>,
+}
+
+impl Envelope {
+    /// Decodes the JSON form of DSSE (`payload`, `payloadType`, `signatures[].sig`,
+    /// `signatures[].keyid`), as in-toto tools, cosign and securesystemslib write it.
+    /// Unknown fields are ignored.
+    pub fn from_json(bytes: &[u8]) -> Result<Envelope, DsseError> {
+        let raw: JsonEnvelope =
+            serde_json::from_slice(bytes).map_err(|e| DsseError::Json(e.to_string()))?;
+        let payload = decode_base64(|| "payload".to_owned(), &raw.payload)?;
+        let signatures = raw
+            .signatures
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(Signature {
+                    sig: decode_base64(|| format!("signatures[{i}].sig"), &s.sig)?,
+                    keyid: s.keyid,
+                })
+            })
+            .collect::<Result<Vec<_>, DsseError>>()?;
+        Ok(Envelope {
+            payload,
+            payload_type: raw.payload_type,
+            signatures,
+        })
+    }
+
+    /// The JSON form, with standard padded base64.
+    pub fn to_json(&self) -> String {
+        let out = JsonEnvelopeOut {
+            payload: general_purpose::STANDARD.encode(&self.payload),
+            payload_type: &self.payload_type,
+            signatures: self
+                .signatures
+                .iter()
+                .map(|s| JsonSignature {
+                    keyid: s.keyid.clone(),
+                    sig: general_purpose::STANDARD.encode(&s.sig),
+                })
+                .collect(),
+        };
+        serde_json::to_string(&out).expect("an envelope of strings and byte arrays serializes")
+    }
+
+    /// Signs `payload` with every key in `keys`, each writing its [`PublicKey::key_id`] as
+    /// the hint.
+    pub fn sign(payload_type: &str, payload: Vec<u8>, keys: &[&SigningKey]) -> Envelope {
+        let message = pae(payload_type, &payload);
+        let signatures = keys
+            .iter()
+            .map(|key| Signature {
+                sig: key.sign(&message).to_bytes().to_vec(),
+                keyid: PublicKey::from_signing_key(key).key_id(),
+            })
+            .collect();
+        Envelope {
+            payload,
+            payload_type: payload_type.to_owned(),
+            signatures,
+        }
+    }
+
+    /// The bytes every signature must cover.
+    pub fn pae(&self) -> Vec<u8> {
+        pae(&self.payload_type, &self.payload)
+    }
+
+    /// The distinct trusted keys (indexes into `trusted`, ascending) with at least one
+    /// verifying signature. Errors when there is none.
+    pub fn verify(&self, trusted: &[PublicKey]) -> Result<Vec<usize>, DsseError> {
+        if self.signatures.is_empty() {
+            return Err(DsseError::NoSignatures);
+        }
+        let message = self.pae();
+        let ids: Vec<String> = trusted.iter().map(PublicKey::key_id).collect();
+        let mut signed = vec![false; trusted.len()];
+        for signature in &self.signatures {
+            // Try the key the hint names first; a wrong or missing hint only costs time.
+            let hinted = ids.iter().position(|id| *id == signature.keyid);
+            let order = hinted
+                .into_iter()
+                .chain((0..trusted.len()).filter(|i| Some(*i) != hinted));
+            for i in order {
+                if signed[i] {
+                    continue;
+                }
+                if trusted[i].verify(&message, &signature.sig) {
+                    signed[i] = true;
+                    break;
+                }
+            }
+        }
+        let verified: Vec<usize> = (0..trusted.len()).filter(|&i| signed[i]).collect();
+        if verified.is_empty() {
+            let tried = if ids.is_empty() {
+                "none".to_owned()
+            } else {
+                ids.iter()
+                    .map(|id| &id[..16])
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(DsseError::NoTrustedSignature {
+                signatures: self.signatures.len(),
+                tried,
+            });
+        }
+        Ok(verified)
+    }
+
+    /// Like [`Envelope::verify`], and at least `threshold` distinct trusted keys signed.
+    pub fn verify_threshold(
+        &self,
+        trusted: &[PublicKey],
+        threshold: usize,
+    ) -> Result<Vec<usize>, DsseError> {
+        let verified = self.verify(trusted)?;
+        if verified.len() < threshold {
+            return Err(DsseError::Threshold {
+                distinct: verified.len(),
+                threshold,
+            });
+        }
+        Ok(verified)
+    }
+}

@@ -1,0 +1,23 @@
+//! The rules of the Evident ledger, shared by the server and every verifier.
+//!
+//! Pure and synchronous: no I/O, no clock (times are passed in), no async. Everything here
+//! is deterministic and checked against independent test vectors.
+//!
+//! - [`dsse`]: DSSE envelopes, PAE, Ed25519 signing and verification.
+//! - [`statement`]: in-toto Statement v1 parsing with typed, validated digests.
+//! - [`record`]: the leaf record encoding and its hash chain.
+//! - [`merkle`]: RFC 6962 hashing, roots, inclusion and consistency proofs.
+//! - [`note`]: C2SP signed notes and checkpoints.
+
+#![forbid(unsafe_code)]
+
+pub mod dsse;
+pub mod hash;
+pub mod keys;
+pub mod merkle;
+pub mod note;
+pub mod record;
+pub mod statement;
+
+pub use hash::Hash;
+pub use keys::{PublicKey, SigningKey};

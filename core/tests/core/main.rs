@@ -1,0 +1,12 @@
+//! Conformance tests of `evident-core`: the shared vectors (`tests/vectors/`, with
+//! provenance in its README), Evident's own leaf-record vectors, and property tests.
+
+#![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+mod dsse;
+mod harness;
+mod merkle;
+mod note;
+mod properties;
+mod record;
+mod statement;

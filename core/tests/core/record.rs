@@ -1,0 +1,144 @@
+//! Leaf records against `vectors/evident/leaf-records.json`, which an independent encoder
+//! (`make_leaf_records.py`, written from docs/FORMAT.md) produced.
+
+use evident_core::Hash;
+use evident_core::dsse::Envelope;
+use evident_core::record::{EntryKind, LeafRecord, RecordError, envelope_digest};
+
+use crate::harness::json_file;
+
+fn unhex(v: &serde_json::Value) -> Vec<u8> {
+    hex::decode(v.as_str().expect("hex string")).expect("hex")
+}
+
+#[test]
+fn valid_records_decode_to_their_fields_and_re_encode_byte_for_byte() {
+    let vectors = json_file("evident/leaf-records.json");
+    let valid = vectors["valid"].as_array().expect("valid list");
+    assert_eq!(valid.len(), 3);
+    let mut previous: Option<(u64, Hash)> = None;
+    for v in valid {
+        let bytes = unhex(&v["record_hex"]);
+        let record = LeafRecord::decode(&bytes).expect("valid record decodes");
+        assert_eq!(record.index(), v["index"].as_u64().unwrap());
+        assert_eq!(
+            record.integrated_time_nanos(),
+            v["integrated_time_nanos"].as_i64().unwrap()
+        );
+        assert_eq!(
+            record.previous_leaf_hash().to_hex(),
+            v["previous_leaf_hash_hex"].as_str().unwrap()
+        );
+        assert_eq!(record.kind().as_str(), v["kind"].as_str().unwrap());
+        assert_eq!(record.encode(), bytes, "encoding is canonical");
+        assert_eq!(
+            record.leaf_hash().to_hex(),
+            v["leaf_hash_hex"].as_str().unwrap()
+        );
+        record
+            .check_follows(previous)
+            .expect("vectors form a chain");
+        previous = Some((record.index(), record.leaf_hash()));
+    }
+}
+
+#[test]
+fn the_first_record_carries_the_dsse_vector_envelope_exactly() {
+    let vectors = json_file("evident/leaf-records.json");
+    let bytes = unhex(&vectors["valid"][0]["record_hex"]);
+    let record = LeafRecord::decode(&bytes).unwrap();
+    let dsse = json_file("dsse/single-signature.json");
+    let env = Envelope::from_json(dsse["envelope"].to_string().as_bytes()).unwrap();
+    assert_eq!(record.envelope(), &env);
+    assert_eq!(record.kind(), EntryKind::Attestation);
+}
+
+#[test]
+fn invalid_records_fail_for_their_stated_reason() {
+    let vectors = json_file("evident/leaf-records.json");
+    let invalid = vectors["invalid"].as_array().expect("invalid list");
+    assert!(invalid.len() >= 10);
+    for v in invalid {
+        let err = LeafRecord::decode(&unhex(&v["record_hex"])).unwrap_err();
+        let reason = v["error"].as_str().unwrap();
+        let matches = match reason {
+            "truncated" => matches!(err, RecordError::Truncated { .. }),
+            "trailing" => matches!(err, RecordError::Trailing(1)),
+            "version" => matches!(err, RecordError::Version(_)),
+            "magic" => matches!(err, RecordError::Magic(_)),
+            "kind" => matches!(err, RecordError::Kind(_)),
+            "no signatures" => matches!(err, RecordError::NoSignatures),
+            "utf-8" => matches!(err, RecordError::Utf8(_)),
+            other => panic!("unknown reason {other}"),
+        };
+        assert!(matches, "{}: got {err}", v["description"]);
+    }
+}
+
+#[test]
+fn every_truncation_of_a_valid_record_is_refused() {
+    let vectors = json_file("evident/leaf-records.json");
+    for v in vectors["valid"].as_array().unwrap() {
+        let bytes = unhex(&v["record_hex"]);
+        for len in 0..bytes.len() {
+            assert!(
+                matches!(
+                    LeafRecord::decode(&bytes[..len]),
+                    Err(RecordError::Truncated { .. })
+                ),
+                "prefix of {len} bytes"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_broken_chain_names_the_entry() {
+    let vectors = json_file("evident/leaf-records.json");
+    let r1 = LeafRecord::decode(&unhex(&vectors["valid"][1]["record_hex"])).unwrap();
+    let err = r1.check_follows(Some((0, Hash([7; 32])))).unwrap_err();
+    assert!(matches!(err, RecordError::ChainHash { index: 1, .. }));
+    assert!(
+        err.to_string().starts_with("entry 1: chain broken"),
+        "{err}"
+    );
+    let err = r1.check_follows(Some((5, Hash::ZERO))).unwrap_err();
+    assert_eq!(
+        err,
+        RecordError::ChainIndex {
+            index: 1,
+            expected: 6
+        }
+    );
+    assert!(r1.check_follows(None).is_err(), "entry 1 cannot be first");
+}
+
+#[test]
+fn envelope_digest_ignores_nothing_that_was_signed() {
+    let dsse = json_file("dsse/two-signatures.json");
+    let env = Envelope::from_json(dsse["envelope"].to_string().as_bytes()).unwrap();
+    let digest = envelope_digest(&env).unwrap();
+    let mut changed = env.clone();
+    changed.signatures[1].keyid.push('x');
+    assert_ne!(envelope_digest(&changed).unwrap(), digest);
+    let mut reordered = env.clone();
+    reordered.signatures.swap(0, 1);
+    assert_ne!(envelope_digest(&reordered).unwrap(), digest);
+    assert_eq!(envelope_digest(&env.clone()).unwrap(), digest);
+}
+
+#[test]
+fn oversize_fields_are_refused_when_building_a_record() {
+    let env = Envelope {
+        payload: vec![],
+        payload_type: "t".repeat(70_000),
+        signatures: vec![],
+    };
+    assert!(matches!(
+        LeafRecord::new(0, 0, Hash::ZERO, EntryKind::Attestation, env),
+        Err(RecordError::TooLong {
+            field: "payload type",
+            ..
+        })
+    ));
+}
