@@ -8,6 +8,7 @@
 //! - [`record`]: the leaf record encoding and its hash chain.
 //! - [`merkle`]: RFC 6962 hashing, roots, inclusion and consistency proofs.
 //! - [`note`]: C2SP signed notes and checkpoints.
+//! - [`receipt`]: receipts a submitter verifies offline.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod note;
+pub mod receipt;
 pub mod record;
 pub mod statement;
 

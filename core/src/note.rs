@@ -391,3 +391,49 @@ impl Checkpoint {
         Ok(checkpoint)
     }
 }
+
+const PRIVATE_PREFIX: &str = "PRIVATE+KEY+";
+
+impl Signer {
+    /// The signer key text, `PRIVATE+KEY+<name>+<8 hex id>+<base64(0x01 ‖ seed)>` (the form
+    /// Go's `golang.org/x/mod/sumdb/note` uses). Secret: write it only to a 0600 file.
+    pub fn to_private_text(&self) -> String {
+        let mut raw = Vec::with_capacity(33);
+        raw.push(ALG_ED25519);
+        raw.extend_from_slice(self.key.as_bytes());
+        format!(
+            "{PRIVATE_PREFIX}{}+{:08x}+{}",
+            self.verifier.name,
+            self.verifier.id,
+            STANDARD.encode(raw)
+        )
+    }
+
+    /// Parses the signer key text written by [`Signer::to_private_text`], checking the id.
+    pub fn parse_private(text: &str) -> Result<Signer, NoteError> {
+        // Never echo the text: it holds the secret key.
+        let bad = |why: &str| NoteError::VerifierKey(format!("signer key: {why}"));
+        let rest = text
+            .trim()
+            .strip_prefix(PRIVATE_PREFIX)
+            .ok_or_else(|| bad("does not start with PRIVATE+KEY+"))?;
+        let mut parts = rest.splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("expected PRIVATE+KEY+name+id+key"));
+        };
+        let id = u32::from_str_radix(id_hex, 16).map_err(|_| bad("key id is not hex"))?;
+        let raw = STANDARD
+            .decode(key_b64)
+            .map_err(|_| bad("key is not standard base64"))?;
+        let Some((&ALG_ED25519, seed)) = raw.split_first() else {
+            return Err(bad("not an Ed25519 (0x01) key"));
+        };
+        let seed: [u8; 32] = seed.try_into().map_err(|_| bad("seed is not 32 bytes"))?;
+        let signer = Signer::new(name, SigningKey::from_bytes(&seed))?;
+        if signer.verifier.id != id {
+            return Err(bad("key id does not match the key"));
+        }
+        Ok(signer)
+    }
+}

@@ -282,7 +282,8 @@ pub fn envelope_digest(envelope: &Envelope) -> Result<Hash, RecordError> {
     Ok(Hash::sha256(&out))
 }
 
-fn encoded_envelope_len(envelope: &Envelope) -> usize {
+/// The length of an envelope's encoding in a leaf record: what the size limit counts.
+pub fn encoded_envelope_len(envelope: &Envelope) -> usize {
     2 + envelope.payload_type.len()
         + 4
         + envelope.payload.len()

@@ -1,1 +1,175 @@
-//! `evidentd`: the I/O around `evident-core` — gRPC services, the sled store, the sequencer.
+//! `evidentd`: the I/O around `evident-core` — the gRPC services, the sled store, the
+//! sequencer that is the log's only writer, and the start-up check.
+//!
+//! [`run`] is the whole server: `main` parses flags and calls it, and tests call it (or the
+//! binary) on `127.0.0.1:0`.
+
+pub mod check;
+pub mod config;
+pub mod ledger;
+pub mod logkey;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use evident_core::note::Verifier;
+use evident_proto::v1::ledger_server::LedgerServer;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::ledger::{BatchLimits, Ledger};
+use crate::store::Store;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The log key could not be loaded or created.
+    #[error(transparent)]
+    Key(#[from] logkey::KeyFileError),
+    /// The store could not be opened.
+    #[error("opening the store in {dir}: {source}")]
+    Store {
+        /// The data folder.
+        dir: std::path::PathBuf,
+        /// What failed.
+        source: store::StoreError,
+    },
+    /// The store failed its start-up check; the server refuses to serve it.
+    #[error("refusing to serve the store in {dir}: {source}")]
+    Check {
+        /// The data folder.
+        dir: std::path::PathBuf,
+        /// The first problem found.
+        source: check::CheckError,
+    },
+    /// The sequencer could not start.
+    #[error("starting the ledger: {0}")]
+    Ledger(#[from] ledger::LedgerError),
+    /// The gRPC server failed.
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Prepares the store and the log key; what `evidentd` prints at start comes from this.
+#[derive(Debug)]
+pub struct Prepared {
+    store: Arc<Store>,
+    signer: evident_core::note::Signer,
+    tail: check::Tail,
+    config: Config,
+}
+
+impl Prepared {
+    /// The log's verifier key, as clients pin it.
+    pub fn verifier(&self) -> &Verifier {
+        self.signer.verifier()
+    }
+
+    /// Entries in the log.
+    pub fn size(&self) -> u64 {
+        self.tail.frontier.size()
+    }
+}
+
+/// Opens the data folder, loads or creates the log key, and checks the store.
+pub fn prepare(config: Config) -> Result<Prepared, RunError> {
+    config.trusted_keys()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| RunError::Store {
+        dir: config.data_dir.clone(),
+        source: store::StoreError::Io {
+            op: "creating",
+            path: config.data_dir.clone(),
+            source: e,
+        },
+    })?;
+    let signer = logkey::load_or_create(&config.data_dir, &config.origin)?;
+    let store = Store::open(&config.data_dir).map_err(|source| RunError::Store {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
+    let tail =
+        check::check_store(&store, signer.verifier(), config.startup_check).map_err(|source| {
+            RunError::Check {
+                dir: config.data_dir.clone(),
+                source,
+            }
+        })?;
+    Ok(Prepared {
+        store: Arc::new(store),
+        signer,
+        tail,
+        config,
+    })
+}
+
+/// Serves the ledger on `listener` until `shutdown` completes, then finishes the batch in
+/// progress, answers it, and returns.
+pub async fn run(
+    listener: TcpListener,
+    prepared: Prepared,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let Prepared {
+        store,
+        signer,
+        tail,
+        config,
+    } = prepared;
+    let trusted = config.trusted_keys()?;
+    let limits = BatchLimits {
+        max_entries: config.batch.max_entries,
+        max_delay: config.max_delay(),
+        queue_depth: config.batch.queue_depth,
+    };
+    let (ledger, sequencer) = Ledger::start(
+        store.clone(),
+        signer,
+        tail,
+        limits,
+        tokio::runtime::Handle::current(),
+    )?;
+    let service = service::LedgerService::new(ledger, trusted, config.max_envelope_bytes);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<LedgerServer<service::LedgerService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(evident_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the embedded descriptor sets are valid");
+    // The wire limit leaves room for the request framing around the largest envelope.
+    let max_message = config.max_envelope_bytes + 64 * 1024;
+    let ledger_server = LedgerServer::new(service)
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message * 2);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let reporter = health_reporter.clone();
+    let result = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(ledger_server)
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            reporter
+                .set_not_serving::<LedgerServer<service::LedgerService>>()
+                .await;
+            tracing::info!("shutting down: finishing the batch in progress");
+        })
+        .await;
+    // The server and with it every queue sender is gone: the sequencer drains and exits.
+    tokio::task::spawn_blocking(move || sequencer.join())
+        .await
+        .expect("joining the sequencer does not panic");
+    if let Err(e) = store.sync() {
+        tracing::error!(error = %e, "final sync failed");
+    }
+    tracing::info!("stopped");
+    Ok(result?)
+}

@@ -1,7 +1,94 @@
-//! `evidentd`, the Evident ledger server.
+//! `evidentd`, the Evident ledger server: parse flags, set up logs, bind, [`evident_server::run`].
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().init();
-    tracing::error!("evidentd does not serve yet: the ledger service lands with the server issue");
-    std::process::exit(2);
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use evident_server::config::Config;
+
+/// The Evident ledger server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML config file; flags override it.
+    #[arg(long, env = "EVIDENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50051].
+    #[arg(long, env = "EVIDENT_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data folder [default: ./evident-data].
+    #[arg(long, env = "EVIDENT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The log's origin (checkpoint first line and key name) [default: evident.local/log].
+    #[arg(long, env = "EVIDENT_ORIGIN")]
+    origin: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match serve(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("evidentd: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(args: Args) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(origin) = args.origin {
+        config.origin = origin;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listen = config.listen;
+        let prepared = evident_server::prepare(config)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        println!("log verifier key: {}", prepared.verifier());
+        println!("entries: {}", prepared.size());
+        println!("listening on {addr}");
+        evident_server::run(listener, prepared, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

@@ -181,3 +181,14 @@ fn verifier_key_text_is_checked() {
         );
     }
 }
+
+#[test]
+fn signer_key_text_round_trips_and_checks_its_id() {
+    let text = signer().to_private_text();
+    assert!(text.starts_with("PRIVATE+KEY+evident.test/log+"));
+    let back = Signer::parse_private(&text).unwrap();
+    assert_eq!(back.verifier(), signer().verifier());
+    let tampered = text.replacen("+KEY+evident.test/log+", "+KEY+evident.test/other+", 1);
+    assert!(Signer::parse_private(&tampered).is_err());
+    assert!(!format!("{:?}", signer()).contains(&text[text.len() - 20..]));
+}

@@ -1,0 +1,468 @@
+//! The ledger: the sequencer (the log's only writer) and the read side that everything else
+//! uses.
+//!
+//! Submissions queue up for one sequencer thread. It takes every submission waiting (up to
+//! the batch limit), gives each its index, time and place in the hash chain, writes the
+//! batch in one sled batch, makes it durable, signs a checkpoint over it, and only then
+//! answers. Nothing is acknowledged before it is durable, and no checkpoint is signed over
+//! data that is not.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use evident_core::Hash;
+use evident_core::dsse::Envelope;
+use evident_core::merkle::{self, Node, SubtreeSource};
+use evident_core::note::{Checkpoint, Signer, Verifier};
+use evident_core::receipt::Receipt;
+use evident_core::record::{EntryKind, LeafRecord};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::check::Tail;
+use crate::store::{CachedSource, NewEntry, Store, StoreError};
+
+/// Why a submission or read could not be answered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The store failed; the sequencer stopped writing.
+    #[error("storage failure: {0}")]
+    Storage(String),
+    /// The server is shutting down and takes no new entries.
+    #[error("the ledger is shutting down")]
+    ShuttingDown,
+    /// The entry does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A tree size beyond the current checkpoint, or an index outside it.
+    #[error("{0}")]
+    Precondition(String),
+}
+
+impl From<StoreError> for LedgerError {
+    fn from(e: StoreError) -> LedgerError {
+        LedgerError::Storage(e.to_string())
+    }
+}
+
+/// The latest signed checkpoint.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The signed note text.
+    pub note: String,
+    /// What it says.
+    pub checkpoint: Checkpoint,
+}
+
+struct Submission {
+    envelope: Envelope,
+    kind: EntryKind,
+    digest: Hash,
+    /// The receipt, and whether the envelope was already in the log.
+    reply: oneshot::Sender<Result<(Receipt, bool), LedgerError>>,
+}
+
+/// A handle to the ledger; cheap to clone.
+#[derive(Clone)]
+pub struct Ledger {
+    store: Arc<Store>,
+    published: Arc<RwLock<Arc<Published>>>,
+    queue: mpsc::Sender<Submission>,
+    verifier: Verifier,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("verifier", &self.verifier)
+            .finish()
+    }
+}
+
+/// Group-commit limits.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Most entries per batch.
+    pub max_entries: usize,
+    /// Longest wait for more entries once a batch has one.
+    pub max_delay: Duration,
+    /// Queue depth in front of the sequencer.
+    pub queue_depth: usize,
+}
+
+/// Waits for the sequencer to finish its last batch.
+#[derive(Debug)]
+pub struct SequencerHandle(std::thread::JoinHandle<()>);
+
+impl SequencerHandle {
+    /// Blocks until the sequencer has answered everything it took and exited.
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("the sequencer thread panicked");
+        }
+    }
+}
+
+fn now_nanos() -> i64 {
+    chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .expect("the clock reads a time between 1677 and 2262")
+}
+
+impl Ledger {
+    /// Starts the sequencer over a checked store. Signs a checkpoint for the current size
+    /// before returning, so readers always have one.
+    pub fn start(
+        store: Arc<Store>,
+        signer: Signer,
+        tail: Tail,
+        limits: BatchLimits,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<(Ledger, SequencerHandle), LedgerError> {
+        let verifier = signer.verifier().clone();
+        let checkpoint = Checkpoint {
+            origin: verifier.name().to_owned(),
+            size: tail.frontier.size(),
+            root: tail.frontier.root(),
+            extensions: vec![],
+        };
+        let note = checkpoint
+            .sign(&signer)
+            .map_err(|e| LedgerError::Storage(format!("signing a checkpoint: {e}")))?;
+        store.set_checkpoint(&note)?;
+        store.sync()?;
+        let published = Arc::new(RwLock::new(Arc::new(Published { note, checkpoint })));
+        let (queue, rx) = mpsc::channel(limits.queue_depth);
+        let mut sequencer = Sequencer {
+            store: store.clone(),
+            signer,
+            tail,
+            published: published.clone(),
+            rx,
+            limits,
+            runtime,
+        };
+        let thread = std::thread::Builder::new()
+            .name("sequencer".into())
+            .spawn(move || sequencer.run())
+            .map_err(|e| LedgerError::Storage(format!("starting the sequencer: {e}")))?;
+        Ok((
+            Ledger {
+                store,
+                published,
+                queue,
+                verifier,
+            },
+            SequencerHandle(thread),
+        ))
+    }
+
+    /// The log's verifier key.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// The latest signed checkpoint.
+    pub fn published(&self) -> Arc<Published> {
+        self.published
+            .read()
+            .expect("the checkpoint lock is never held across a panic")
+            .clone()
+    }
+
+    /// Queues an already verified envelope and waits for its durable receipt. The same
+    /// envelope again gets the original entry's receipt with `duplicate` set.
+    pub async fn submit(
+        &self,
+        envelope: Envelope,
+        kind: EntryKind,
+        digest: Hash,
+    ) -> Result<(Receipt, bool), LedgerError> {
+        // Fast path for retries; the sequencer checks again for duplicates in flight.
+        if let Some(index) = self.store.index_of_envelope(&digest)? {
+            let published = self.published();
+            if index < published.checkpoint.size {
+                return Ok((self.receipt(index, &published)?, true));
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission {
+            envelope,
+            kind,
+            digest,
+            reply,
+        };
+        self.queue
+            .send(submission)
+            .await
+            .map_err(|_| LedgerError::ShuttingDown)?;
+        answer.await.map_err(|_| LedgerError::ShuttingDown)?
+    }
+
+    /// The receipt of entry `index` against a published checkpoint.
+    pub fn receipt(&self, index: u64, published: &Published) -> Result<Receipt, LedgerError> {
+        build_receipt(&self.store, &*self.store, index, published)
+    }
+
+    /// The leaf record bytes of entry `index`, if it is covered by the latest checkpoint.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
+        let size = self.published().checkpoint.size;
+        if index >= size {
+            return Err(LedgerError::NotFound(format!(
+                "entry {index} does not exist: the log has {size} entries"
+            )));
+        }
+        self.store
+            .entry(index)?
+            .ok_or_else(|| LedgerError::Storage(format!("entry {index} is missing from the store")))
+    }
+
+    /// The index of the entry with this leaf hash.
+    pub fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<u64, LedgerError> {
+        let size = self.published().checkpoint.size;
+        match self.store.index_of_leaf(leaf_hash)? {
+            Some(index) if index < size => Ok(index),
+            _ => Err(LedgerError::NotFound(format!(
+                "no entry has leaf hash {leaf_hash}"
+            ))),
+        }
+    }
+
+    /// Resolves a requested tree size: 0 means the latest checkpoint's.
+    pub fn tree_size(&self, requested: u64) -> Result<(u64, Arc<Published>), LedgerError> {
+        let published = self.published();
+        let size = published.checkpoint.size;
+        match requested {
+            0 => Ok((size, published)),
+            n if n > size => Err(LedgerError::Precondition(format!(
+                "tree size {n} is beyond the log's current size {size}"
+            ))),
+            n => Ok((n, published)),
+        }
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size`.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        if index >= size {
+            return Err(LedgerError::Precondition(format!(
+                "entry {index} is not in a tree of size {size}"
+            )));
+        }
+        merkle::inclusion_proof(&*self.store, index, size)
+            .map_err(|e| LedgerError::Storage(e.to_string()))
+    }
+
+    /// The consistency proof between two tree sizes.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
+        if old == 0 || old > new {
+            return Err(LedgerError::Precondition(format!(
+                "no consistency proof from size {old} to size {new}: need 0 < old size <= new size"
+            )));
+        }
+        merkle::consistency_proof(&*self.store, old, new)
+            .map_err(|e| LedgerError::Storage(e.to_string()))
+    }
+
+    /// The leaf hash of entry `index`.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
+        Ok(self.store.subtree_hash(0, index)?)
+    }
+}
+
+/// Builds a receipt and checks its proof against the checkpoint before handing it out.
+fn build_receipt(
+    store: &Store,
+    source: &impl SubtreeSource<Error = StoreError>,
+    index: u64,
+    published: &Published,
+) -> Result<Receipt, LedgerError> {
+    let size = published.checkpoint.size;
+    let bytes = store
+        .entry(index)?
+        .ok_or_else(|| LedgerError::Storage(format!("entry {index} is missing from the store")))?;
+    let record = LeafRecord::decode(&bytes)
+        .map_err(|e| LedgerError::Storage(format!("entry {index} does not decode: {e}")))?;
+    let leaf_hash = record.leaf_hash();
+    let proof = merkle::inclusion_proof(source, index, size)
+        .map_err(|e| LedgerError::Storage(e.to_string()))?;
+    merkle::verify_inclusion(index, size, &leaf_hash, &proof, &published.checkpoint.root).map_err(
+        |e| {
+            LedgerError::Storage(format!(
+                "the inclusion proof of entry {index} does not verify against the checkpoint: {e}"
+            ))
+        },
+    )?;
+    Ok(Receipt {
+        index,
+        integrated_time_nanos: record.integrated_time_nanos(),
+        previous_leaf_hash: record.previous_leaf_hash(),
+        kind: record.kind(),
+        leaf_hash,
+        tree_size: size,
+        proof,
+        checkpoint: published.note.clone(),
+        envelope: record.into_envelope(),
+    })
+}
+
+struct Sequencer {
+    store: Arc<Store>,
+    signer: Signer,
+    tail: Tail,
+    published: Arc<RwLock<Arc<Published>>>,
+    rx: mpsc::Receiver<Submission>,
+    limits: BatchLimits,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Sequencer {
+    fn run(&mut self) {
+        while let Some(first) = self.rx.blocking_recv() {
+            let batch = self.collect(first);
+            if let Err(e) = self.commit(batch) {
+                tracing::error!(error = %e, "storage failure: the sequencer stops; restart evidentd after fixing the store");
+                // Answer everything still queued, then stop taking submissions.
+                self.rx.close();
+                while let Ok(s) = self.rx.try_recv() {
+                    let _ = s.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        }
+        tracing::info!("sequencer stopped: queue closed and drained");
+    }
+
+    /// Everything waiting, up to the batch limit; waits up to `max_delay` for more.
+    fn collect(&mut self, first: Submission) -> Vec<Submission> {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + self.limits.max_delay;
+        while batch.len() < self.limits.max_entries {
+            match self.rx.try_recv() {
+                Ok(s) => batch.push(s),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    let next = self
+                        .runtime
+                        .block_on(tokio::time::timeout(left, self.rx.recv()));
+                    match next {
+                        Ok(Some(s)) => batch.push(s),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+        batch
+    }
+
+    /// Sequences, writes, syncs and signs one batch, then answers it.
+    fn commit(&mut self, batch: Vec<Submission>) -> Result<(), LedgerError> {
+        let started = Instant::now();
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut nodes: Vec<Node> = Vec::with_capacity(batch.len() * 2);
+        // For each submission: its index, and whether it was already in the log.
+        let mut placed: Vec<(u64, bool)> = Vec::with_capacity(batch.len());
+        let mut in_batch: HashMap<Hash, u64> = HashMap::new();
+        let mut frontier = self.tail.frontier.clone();
+        let mut last_hash = self.tail.last_leaf_hash;
+        let mut last_time = self.tail.last_time_nanos;
+        let failed = |e: LedgerError, batch: Vec<Submission>| {
+            for s in batch {
+                let _ = s.reply.send(Err(e.clone()));
+            }
+            e
+        };
+        for s in &batch {
+            let existing = match in_batch.get(&s.digest) {
+                Some(i) => Some(*i),
+                None => match self.store.index_of_envelope(&s.digest) {
+                    Ok(found) => found,
+                    Err(e) => return Err(failed(e.into(), batch)),
+                },
+            };
+            if let Some(index) = existing {
+                placed.push((index, true));
+                continue;
+            }
+            let index = frontier.size();
+            // Integrated times never go backwards, even if the clock does.
+            let time = now_nanos().max(last_time);
+            let record = match LeafRecord::new(index, time, last_hash, s.kind, s.envelope.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Err(failed(
+                        LedgerError::Storage(format!("encoding entry {index}: {e}")),
+                        batch,
+                    ));
+                }
+            };
+            let bytes = record.encode();
+            let leaf_hash = merkle::leaf_hash(&bytes);
+            nodes.extend(frontier.append(leaf_hash));
+            entries.push(NewEntry {
+                index,
+                record: bytes,
+                leaf_hash,
+                envelope_digest: s.digest,
+            });
+            in_batch.insert(s.digest, index);
+            placed.push((index, false));
+            last_hash = leaf_hash;
+            last_time = time;
+        }
+        if !entries.is_empty() {
+            if let Err(e) = self.store.append(&entries, &nodes) {
+                return Err(failed(e.into(), batch));
+            }
+        }
+        let durable = started.elapsed();
+        // The batch is durable: only now may a checkpoint cover it.
+        let checkpoint = Checkpoint {
+            origin: self.signer.verifier().name().to_owned(),
+            size: frontier.size(),
+            root: frontier.root(),
+            extensions: vec![],
+        };
+        let note = match checkpoint.sign(&self.signer) {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(failed(
+                    LedgerError::Storage(format!("signing a checkpoint: {e}")),
+                    batch,
+                ));
+            }
+        };
+        if let Err(e) = self.store.set_checkpoint(&note) {
+            return Err(failed(e.into(), batch));
+        }
+        self.tail = Tail {
+            frontier,
+            last_leaf_hash: last_hash,
+            last_time_nanos: last_time,
+        };
+        let published = Arc::new(Published { note, checkpoint });
+        *self
+            .published
+            .write()
+            .expect("the checkpoint lock is never held across a panic") = published.clone();
+        let source = CachedSource::new(&self.store, &nodes);
+        let count = batch.len();
+        for (s, (index, duplicate)) in batch.into_iter().zip(placed) {
+            let answer = build_receipt(&self.store, &source, index, &published);
+            let _ = s.reply.send(answer.map(|receipt| (receipt, duplicate)));
+        }
+        tracing::debug!(
+            entries = entries.len(),
+            submissions = count,
+            size = published.checkpoint.size,
+            durable_us = durable.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "batch committed"
+        );
+        Ok(())
+    }
+}

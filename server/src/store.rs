@@ -1,0 +1,323 @@
+//! The log on disk: one sled tree, written only by the sequencer.
+//!
+//! Keys are prefixed by what they hold, so that a whole batch — leaves, subtree hashes and
+//! indexes — is one atomic `apply_batch`:
+//!
+//! | key | value |
+//! |---|---|
+//! | `L` ‖ index (u64 BE) | leaf record bytes |
+//! | `N` ‖ level (u8) ‖ index (u64 BE) | hash of the complete subtree `(level, index)` |
+//! | `H` ‖ leaf hash | index (u64 BE) |
+//! | `E` ‖ envelope digest | index (u64 BE) |
+//! | `M` ‖ `checkpoint` | the latest signed checkpoint (note text) |
+//!
+//! Durability: sled 0.34's `flush()` ends in `sync_file_range` on Linux, which does not
+//! persist file metadata or survive power loss. [`Store::append`] therefore follows it with
+//! `fsync` of every file in the data folder and of the folders themselves.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use evident_core::Hash;
+use evident_core::merkle::{Node, SubtreeSource};
+
+/// A storage failure. The message names the operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// sled failed.
+    #[error("{op}: {source}")]
+    Sled {
+        /// What was being done.
+        op: &'static str,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// A file operation (fsync) failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Stored bytes are not what the ledger wrote.
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+}
+
+fn sled_err(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+    move |source| StoreError::Sled { op, source }
+}
+
+const LEAF: u8 = b'L';
+const NODE: u8 = b'N';
+const BY_LEAF_HASH: u8 = b'H';
+const BY_ENVELOPE: u8 = b'E';
+const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
+
+fn leaf_key(index: u64) -> [u8; 9] {
+    let mut k = [LEAF; 9];
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn node_key(level: u32, index: u64) -> [u8; 10] {
+    let mut k = [NODE; 10];
+    k[1] = u8::try_from(level).expect("a tree of at most 2^64 leaves has fewer than 256 levels");
+    k[2..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn hash_key(prefix: u8, hash: &Hash) -> [u8; 33] {
+    let mut k = [prefix; 33];
+    k[1..].copy_from_slice(hash.as_bytes());
+    k
+}
+
+fn decode_index(bytes: &[u8]) -> Result<u64, StoreError> {
+    let raw: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("index value of {} bytes", bytes.len())))?;
+    Ok(u64::from_be_bytes(raw))
+}
+
+/// One entry for [`Store::append`].
+#[derive(Debug)]
+pub struct NewEntry {
+    /// The entry's index.
+    pub index: u64,
+    /// Its encoded leaf record.
+    pub record: Vec<u8>,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+    /// The digest of its envelope.
+    pub envelope_digest: Hash,
+}
+
+/// The sled-backed log store.
+#[derive(Debug)]
+pub struct Store {
+    db: sled::Db,
+    dir: PathBuf,
+    /// Open handles of sled's files, kept so each batch's fsync does not reopen them.
+    synced: Mutex<HashMap<PathBuf, File>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .mode(sled::Mode::HighThroughput)
+            // The sequencer flushes and fsyncs every batch itself.
+            .flush_every_ms(None)
+            .open()
+            .map_err(sled_err("opening the sled store"))?;
+        Ok(Store {
+            db,
+            dir: dir.join("db"),
+            synced: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Number of entries stored: one more than the last leaf's index.
+    pub fn size(&self) -> Result<u64, StoreError> {
+        let last = self
+            .db
+            .scan_prefix([LEAF])
+            .next_back()
+            .transpose()
+            .map_err(sled_err("reading the last entry"))?;
+        match last {
+            None => Ok(0),
+            Some((key, _)) => Ok(decode_index(&key[1..])? + 1),
+        }
+    }
+
+    /// The leaf record bytes of entry `index`.
+    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(leaf_key(index))
+            .map_err(sled_err("reading an entry"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// The index of the entry with this leaf hash.
+    pub fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
+        self.lookup(BY_LEAF_HASH, leaf_hash)
+    }
+
+    /// The index of the entry with this envelope digest.
+    pub fn index_of_envelope(&self, digest: &Hash) -> Result<Option<u64>, StoreError> {
+        self.lookup(BY_ENVELOPE, digest)
+    }
+
+    fn lookup(&self, prefix: u8, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        self.db
+            .get(hash_key(prefix, hash))
+            .map_err(sled_err("reading an index"))?
+            .map(|v| decode_index(&v))
+            .transpose()
+    }
+
+    /// The latest signed checkpoint, if one was ever stored.
+    pub fn checkpoint(&self) -> Result<Option<String>, StoreError> {
+        self.db
+            .get(META_CHECKPOINT)
+            .map_err(sled_err("reading the checkpoint"))?
+            .map(|v| {
+                String::from_utf8(v.to_vec())
+                    .map_err(|_| StoreError::Corrupt("stored checkpoint is not UTF-8".into()))
+            })
+            .transpose()
+    }
+
+    /// Stores a signed checkpoint. Not synced by itself: it becomes durable with the next
+    /// [`Store::append`] or [`Store::sync`]; a checkpoint lost in a crash is re-signed from
+    /// the durable entries at start.
+    pub fn set_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        self.db
+            .insert(META_CHECKPOINT, note.as_bytes())
+            .map_err(sled_err("writing the checkpoint"))?;
+        Ok(())
+    }
+
+    /// Writes entries, their tree nodes and indexes in one atomic batch, then makes them
+    /// durable. When this returns `Ok`, the entries survive a crash or power loss.
+    pub fn append(&self, entries: &[NewEntry], nodes: &[Node]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for e in entries {
+            batch.insert(&leaf_key(e.index), e.record.as_slice());
+            let index = e.index.to_be_bytes();
+            batch.insert(&hash_key(BY_LEAF_HASH, &e.leaf_hash)[..], &index);
+            batch.insert(&hash_key(BY_ENVELOPE, &e.envelope_digest)[..], &index);
+        }
+        for n in nodes {
+            batch.insert(&node_key(n.level, n.index), n.hash.as_bytes());
+        }
+        self.db
+            .apply_batch(batch)
+            .map_err(sled_err("writing a batch"))?;
+        self.sync()
+    }
+
+    /// `flush()` then `fsync` of every file and folder of the store.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(sled_err("flushing"))?;
+        let mut files = self
+            .synced
+            .lock()
+            .map_err(|_| StoreError::Corrupt("fsync state poisoned by a panic".into()))?;
+        let mut dirs = vec![self.dir.clone()];
+        while let Some(dir) = dirs.pop() {
+            let read = std::fs::read_dir(&dir).map_err(|source| StoreError::Io {
+                op: "listing",
+                path: dir.clone(),
+                source,
+            })?;
+            for entry in read {
+                let path = entry
+                    .map_err(|source| StoreError::Io {
+                        op: "listing",
+                        path: dir.clone(),
+                        source,
+                    })?
+                    .path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if let std::collections::hash_map::Entry::Vacant(slot) = files.entry(path) {
+                    match File::open(slot.key()) {
+                        Ok(f) => {
+                            slot.insert(f);
+                        }
+                        // sled removes old snapshot files as it goes.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(source) => {
+                            return Err(StoreError::Io {
+                                op: "opening",
+                                path: slot.into_key(),
+                                source,
+                            });
+                        }
+                    }
+                }
+            }
+            let handle = File::open(&dir).map_err(|source| StoreError::Io {
+                op: "opening",
+                path: dir.clone(),
+                source,
+            })?;
+            handle.sync_all().map_err(|source| StoreError::Io {
+                op: "fsync",
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        files.retain(|path, _| path.exists());
+        for (path, file) in files.iter() {
+            file.sync_all().map_err(|source| StoreError::Io {
+                op: "fsync",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl SubtreeSource for Store {
+    type Error = StoreError;
+
+    fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        let value = self
+            .db
+            .get(node_key(level, index))
+            .map_err(sled_err("reading a tree node"))?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "tree node (level {level}, index {index}) is missing"
+                ))
+            })?;
+        Hash::from_slice(&value).map_err(|e| {
+            StoreError::Corrupt(format!("tree node (level {level}, index {index}): {e}"))
+        })
+    }
+}
+
+/// A subtree source that serves the nodes of a batch being answered from memory, and
+/// remembers every node it read, so the proofs of one batch read each node once.
+#[derive(Debug)]
+pub struct CachedSource<'a> {
+    store: &'a Store,
+    cache: std::cell::RefCell<HashMap<(u32, u64), Hash>>,
+}
+
+impl<'a> CachedSource<'a> {
+    /// A source over `store` that already knows `nodes`.
+    pub fn new(store: &'a Store, nodes: &[Node]) -> CachedSource<'a> {
+        let cache = nodes.iter().map(|n| ((n.level, n.index), n.hash)).collect();
+        CachedSource {
+            store,
+            cache: std::cell::RefCell::new(cache),
+        }
+    }
+}
+
+impl SubtreeSource for CachedSource<'_> {
+    type Error = StoreError;
+
+    fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        if let Some(hash) = self.cache.borrow().get(&(level, index)) {
+            return Ok(*hash);
+        }
+        let hash = self.store.subtree_hash(level, index)?;
+        self.cache.borrow_mut().insert((level, index), hash);
+        Ok(hash)
+    }
+}
