@@ -1,1 +1,166 @@
-//! The Evident client library: what a pipeline or release tool links to talk to the ledger.
+//! The Evident client library: what a pipeline or release tool links to talk to the ledger,
+//! and to check its answers offline with `evident-core`.
+//!
+//! - [`Client`]: submit envelopes, read entries, checkpoints and proofs over gRPC.
+//! - [`CheckpointState`]: the last checkpoint this client verified; every newer one must be
+//!   proven consistent with it, so a forked or rolled-back log is caught.
+//! - Receipts are verified with [`evident_core::receipt::Receipt::verify`].
+
+mod transport;
+
+use std::path::{Path, PathBuf};
+
+use evident_core::merkle;
+use evident_core::note::{Checkpoint, NoteError, Verifier};
+use serde::{Deserialize, Serialize};
+
+pub use transport::{Client, Entry, Selector};
+
+/// What went wrong talking to the ledger or checking its answers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server could not be reached.
+    #[error("connecting to {0}")]
+    Connect(String),
+    /// The server answered with an error status.
+    #[error("the server refused ({code:?}): {message}")]
+    Status {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The server's message.
+        message: String,
+    },
+    /// The server's answer is malformed.
+    #[error("the server's answer is malformed: {0}")]
+    Response(String),
+    /// A checkpoint did not verify under the pinned log key.
+    #[error("checkpoint does not verify: {0}")]
+    Checkpoint(#[from] NoteError),
+    /// The log is not consistent with the checkpoint this client saw before: a fork or a
+    /// rollback.
+    #[error("{0}")]
+    Inconsistent(String),
+    /// The state file could not be read or written.
+    #[error("checkpoint state {path}: {reason}")]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> ClientError {
+        ClientError::Status {
+            code: status.code(),
+            message: status.message().to_owned(),
+        }
+    }
+}
+
+impl ClientError {
+    /// Whether this is a failed verification (exit 1) rather than an error (exit 2).
+    pub fn is_verification_failure(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Checkpoint(_) | ClientError::Inconsistent(_)
+        )
+    }
+}
+
+/// The last checkpoint a client verified, per log, kept in a small JSON file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Verifier key text → the last verified checkpoint note.
+    logs: std::collections::BTreeMap<String, String>,
+}
+
+impl CheckpointState {
+    /// Reads the state file; a missing file is an empty state.
+    pub fn load(path: &Path) -> Result<CheckpointState, ClientError> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ClientError::State {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CheckpointState::default()),
+            Err(e) => Err(ClientError::State {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Writes the state file atomically (write, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), ClientError> {
+        let err = |e: std::io::Error| ClientError::State {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let tmp = path.with_extension("tmp");
+        let text = serde_json::to_string_pretty(self).expect("a map of strings serializes");
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp).map_err(err)?;
+            f.write_all(text.as_bytes()).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    /// The last verified checkpoint of the log with this key.
+    pub fn last(&self, log_key: &Verifier) -> Option<Checkpoint> {
+        let note = self.logs.get(&log_key.to_string())?;
+        Checkpoint::verify(note, log_key).ok()
+    }
+
+    /// Verifies `note` under `log_key` and proves it consistent with the last checkpoint
+    /// seen (fetching the proof from `client`), then remembers it if it is newer.
+    ///
+    /// Fails on a bad signature, on a smaller tree than seen before (a rollback), on the
+    /// same size with another root, or on a consistency proof that does not verify (a fork).
+    pub async fn advance(
+        &mut self,
+        client: &mut Client,
+        log_key: &Verifier,
+        note: &str,
+    ) -> Result<Checkpoint, ClientError> {
+        let new = Checkpoint::verify(note, log_key)?;
+        if let Some(old) = self.last(log_key) {
+            if new.size < old.size {
+                return Err(ClientError::Inconsistent(format!(
+                    "rollback: the log presents a checkpoint of {} entries, but this client \
+                     already verified one of {} entries",
+                    new.size, old.size
+                )));
+            }
+            if new.size == old.size {
+                if new.root != old.root {
+                    return Err(ClientError::Inconsistent(format!(
+                        "fork: two checkpoints of {} entries with different roots ({} and {})",
+                        new.size, old.root, new.root
+                    )));
+                }
+                return Ok(new);
+            }
+            if old.size > 0 {
+                let proof = client.consistency_proof(old.size, new.size).await?;
+                merkle::verify_consistency(old.size, new.size, &proof, &old.root, &new.root)
+                    .map_err(|e| {
+                        ClientError::Inconsistent(format!(
+                            "fork: the checkpoint of {} entries is not consistent with the \
+                             one of {} entries verified before: {e}",
+                            new.size, old.size
+                        ))
+                    })?;
+            }
+        }
+        self.logs.insert(log_key.to_string(), note.to_owned());
+        Ok(new)
+    }
+}

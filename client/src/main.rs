@@ -1,6 +1,588 @@
-//! `evident`, the command-line client.
+//! `evident`, the command-line client: keys, attestations, submission, and offline checks.
+//!
+//! Exit codes: 0 success, 1 a verification failed, 2 any other error.
 
-fn main() -> anyhow::Result<()> {
-    eprintln!("evident: no commands yet");
-    std::process::exit(2);
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use evident_client::{CheckpointState, Client, ClientError, Selector};
+use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use evident_core::note::{Checkpoint, Verifier};
+use evident_core::receipt::Receipt;
+use evident_core::statement::Statement;
+use evident_core::{Hash, PublicKey, SigningKey, merkle};
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "The Evident client: attest, submit, and verify offline"
+)]
+struct Cli {
+    /// Server address.
+    #[arg(
+        long,
+        global = true,
+        env = "EVIDENT_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// The log's verifier key (`name+id+base64`), or a file holding it.
+    #[arg(long, global = true, env = "EVIDENT_LOG_KEY")]
+    log_key: Option<String>,
+    /// File keeping the last verified checkpoint of each log.
+    #[arg(long, global = true, env = "EVIDENT_STATE")]
+    state: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create an Ed25519 signing key (FILE, mode 0600) and its public key (FILE.pub).
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long, default_value = "evident-signing.key")]
+        out: PathBuf,
+    },
+    /// Build an in-toto Statement, sign it, and write the DSSE envelope (JSON).
+    Attest {
+        /// A subject as NAME=ALGORITHM:HEX, e.g. app=sha256:4f2a… (repeatable).
+        #[arg(long = "subject")]
+        subjects: Vec<String>,
+        /// A file whose SHA-256 is a subject, named by its file name (repeatable).
+        #[arg(long = "subject-file")]
+        subject_files: Vec<PathBuf>,
+        /// The predicate type URI.
+        #[arg(long)]
+        predicate_type: String,
+        /// A JSON file holding the predicate object (default: `{}`).
+        #[arg(long)]
+        predicate: Option<PathBuf>,
+        /// The signing key file (from `evident keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the envelope (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Submit DSSE envelopes (JSON files); write each receipt beside it as FILE.receipt.json.
+    Submit {
+        /// Envelope files.
+        #[arg(required = true)]
+        envelopes: Vec<PathBuf>,
+        /// Write receipts into this folder instead.
+        #[arg(long)]
+        receipt_dir: Option<PathBuf>,
+    },
+    /// Show one entry of the log.
+    Entry {
+        /// The entry's index.
+        #[arg(
+            long,
+            conflicts_with = "leaf_hash",
+            required_unless_present = "leaf_hash"
+        )]
+        index: Option<u64>,
+        /// The entry's leaf hash (hex).
+        #[arg(long)]
+        leaf_hash: Option<String>,
+        /// Also fetch and verify its inclusion proof against the latest checkpoint.
+        #[arg(long)]
+        proof: bool,
+    },
+    /// Fetch the latest checkpoint, verify it and prove it consistent with the last one seen.
+    Checkpoint,
+    /// Verify a receipt offline against the pinned log key.
+    VerifyReceipt {
+        /// The receipt file written by `evident submit`.
+        receipt: PathBuf,
+    },
+}
+
+/// A failed verification (exit 1), as opposed to an error (exit 2).
+#[derive(Debug)]
+struct VerificationFailed(String);
+
+impl std::fmt::Display for VerificationFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for VerificationFailed {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("evident: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let failed = e.downcast_ref::<VerificationFailed>().is_some()
+                || e.downcast_ref::<ClientError>()
+                    .is_some_and(ClientError::is_verification_failure);
+            if failed {
+                eprintln!("evident: verification failed: {e:#}");
+                ExitCode::from(1)
+            } else {
+                eprintln!("evident: {e:#}");
+                ExitCode::from(2)
+            }
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let format = cli.format;
+    match &cli.command {
+        Command::Keygen { out } => keygen(out, format),
+        Command::Attest {
+            subjects,
+            subject_files,
+            predicate_type,
+            predicate,
+            key,
+            out,
+        } => attest(
+            subjects,
+            subject_files,
+            predicate_type,
+            predicate.as_deref(),
+            key,
+            out.as_deref(),
+        ),
+        Command::Submit {
+            envelopes,
+            receipt_dir,
+        } => submit(&cli, envelopes, receipt_dir.as_deref()).await,
+        Command::Entry {
+            index,
+            leaf_hash,
+            proof,
+        } => entry(&cli, *index, leaf_hash.as_deref(), *proof).await,
+        Command::Checkpoint => checkpoint(&cli).await,
+        Command::VerifyReceipt { receipt } => verify_receipt(&cli, receipt),
+    }
+}
+
+fn log_key(cli: &Cli) -> anyhow::Result<Option<Verifier>> {
+    let Some(text) = &cli.log_key else {
+        return Ok(None);
+    };
+    let text = if Path::new(text).is_file() {
+        std::fs::read_to_string(text).with_context(|| format!("reading log key file {text}"))?
+    } else {
+        text.clone()
+    };
+    Ok(Some(Verifier::parse(&text).context("--log-key")?))
+}
+
+fn require_log_key(cli: &Cli) -> anyhow::Result<Verifier> {
+    log_key(cli)?.ok_or_else(|| {
+        anyhow!("pin the log's verifier key with --log-key or EVIDENT_LOG_KEY (evidentd prints it at start and writes it to DATA_DIR/log.pub)")
+    })
+}
+
+fn state_path(cli: &Cli) -> PathBuf {
+    if let Some(p) = &cli.state {
+        return p.clone();
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("evident").join("checkpoints.json")
+}
+
+async fn connect(cli: &Cli) -> anyhow::Result<Client> {
+    Ok(Client::connect(&cli.server).await?)
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("a JSON value serializes")
+    );
+}
+
+fn keygen(out: &Path, format: Format) -> anyhow::Result<()> {
+    let mut seed = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    let public = PublicKey::from_signing_key(&key);
+    write_secret(out, &format!("{}\n", hex::encode(seed)))
+        .with_context(|| format!("writing {}", out.display()))?;
+    let pub_path = PathBuf::from(format!("{}.pub", out.display()));
+    std::fs::write(&pub_path, format!("{}\n", public.to_hex()))
+        .with_context(|| format!("writing {}", pub_path.display()))?;
+    match format {
+        Format::Json => print_json(&json!({
+            "privateKey": out, "publicKeyFile": pub_path,
+            "publicKey": public.to_hex(), "keyId": public.key_id(),
+        })),
+        Format::Human => {
+            println!("private key: {} (mode 0600)", out.display());
+            println!("public key:  {}", public.to_hex());
+            println!("written to:  {}", pub_path.display());
+        }
+    }
+    Ok(())
+}
+
+fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+fn read_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading signing key {}", path.display()))?;
+    let seed: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            anyhow!(
+                "{} is not a signing key: expected 64 hex digits (made by `evident keygen`)",
+                path.display()
+            )
+        })?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+fn attest(
+    subjects: &[String],
+    subject_files: &[PathBuf],
+    predicate_type: &str,
+    predicate: Option<&Path>,
+    key: &Path,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut list = Vec::new();
+    for s in subjects {
+        let (name, digest) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--subject {s:?}: expected NAME=ALGORITHM:HEX"))?;
+        let (alg, value) = digest
+            .split_once(':')
+            .ok_or_else(|| anyhow!("--subject {s:?}: expected NAME=ALGORITHM:HEX"))?;
+        list.push(json!({"name": name, "digest": {alg: value}}));
+    }
+    for path in subject_files {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading subject {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        list.push(json!({"name": name, "digest": {"sha256": Hash::sha256(&bytes).to_hex()}}));
+    }
+    if list.is_empty() {
+        bail!("name at least one subject with --subject or --subject-file");
+    }
+    let predicate: serde_json::Value = match predicate {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .with_context(|| format!("reading predicate {}", path.display()))?;
+            serde_json::from_slice(&text)
+                .with_context(|| format!("predicate {} is not JSON", path.display()))?
+        }
+        None => json!({}),
+    };
+    let statement = json!({
+        "_type": evident_core::statement::STATEMENT_V1_TYPE,
+        "subject": list,
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    });
+    let payload = serde_json::to_vec(&statement).expect("a JSON value serializes");
+    // Refuse to sign what the ledger would refuse.
+    Statement::from_json(&payload).context("the statement is not valid")?;
+    let key = read_signing_key(key)?;
+    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, &[&key]);
+    let text = envelope.to_json();
+    match out {
+        Some(path) => std::fs::write(path, format!("{text}\n"))
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{text}"),
+    }
+    Ok(())
+}
+
+async fn submit(cli: &Cli, files: &[PathBuf], receipt_dir: Option<&Path>) -> anyhow::Result<()> {
+    // Read and decode everything first: a bad file stops before anything is sent.
+    let mut envelopes = Vec::new();
+    for path in files {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let envelope =
+            Envelope::from_json(&bytes).with_context(|| format!("{}", path.display()))?;
+        envelopes.push((path, envelope));
+    }
+    let key = log_key(cli)?;
+    let state_file = state_path(cli);
+    let mut state = CheckpointState::load(&state_file)?;
+    let mut client = connect(cli).await?;
+    let mut results = Vec::new();
+    for (path, envelope) in envelopes {
+        let (receipt, duplicate) = client
+            .submit(&envelope)
+            .await
+            .with_context(|| format!("submitting {}", path.display()))?;
+        let verified = match &key {
+            Some(key) => {
+                receipt
+                    .verify(key)
+                    .map_err(|e| VerificationFailed(format!("{}: receipt: {e}", path.display())))?;
+                state.advance(&mut client, key, &receipt.checkpoint).await?;
+                true
+            }
+            None => false,
+        };
+        let receipt_path = match receipt_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                dir.join(format!(
+                    "{}.receipt.json",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                ))
+            }
+            None => PathBuf::from(format!("{}.receipt.json", path.display())),
+        };
+        std::fs::write(&receipt_path, receipt.to_json())
+            .with_context(|| format!("writing {}", receipt_path.display()))?;
+        results.push(json!({
+            "envelope": path, "index": receipt.index, "duplicate": duplicate,
+            "leafHash": receipt.leaf_hash.to_hex(), "treeSize": receipt.tree_size,
+            "receipt": receipt_path, "verified": verified,
+        }));
+        if format_is_human(cli) {
+            println!(
+                "{}: entry {}{}, leaf hash {}, receipt {}{}",
+                path.display(),
+                receipt.index,
+                if duplicate {
+                    " (already in the log)"
+                } else {
+                    ""
+                },
+                receipt.leaf_hash,
+                receipt_path.display(),
+                if verified {
+                    ", verified"
+                } else {
+                    ", not verified (no --log-key)"
+                }
+            );
+        }
+    }
+    if key.is_some() {
+        state.save(&state_file)?;
+    }
+    if !format_is_human(cli) {
+        print_json(&serde_json::Value::Array(results));
+    }
+    Ok(())
+}
+
+fn format_is_human(cli: &Cli) -> bool {
+    cli.format == Format::Human
+}
+
+fn time_text(nanos: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(nanos)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+async fn entry(
+    cli: &Cli,
+    index: Option<u64>,
+    leaf_hash: Option<&str>,
+    proof: bool,
+) -> anyhow::Result<()> {
+    let selector = match (index, leaf_hash) {
+        (Some(i), _) => Selector::Index(i),
+        (None, Some(h)) => Selector::LeafHash(Hash::from_hex(h).context("--leaf-hash")?),
+        (None, None) => bail!("name the entry with --index or --leaf-hash"),
+    };
+    let key = if proof {
+        Some(require_log_key(cli)?)
+    } else {
+        None
+    };
+    let mut client = connect(cli).await?;
+    let entry = client.entry(selector, proof.then_some(0)).await?;
+    let mut proven = None;
+    if let Some(key) = &key {
+        let (size, hashes) = entry
+            .proof
+            .clone()
+            .ok_or_else(|| anyhow!("the server sent no inclusion proof"))?;
+        let note = entry
+            .checkpoint
+            .clone()
+            .ok_or_else(|| anyhow!("the server sent no checkpoint with the proof"))?;
+        let state_file = state_path(cli);
+        let mut state = CheckpointState::load(&state_file)?;
+        let checkpoint = state.advance(&mut client, key, &note).await?;
+        if checkpoint.size != size {
+            return Err(VerificationFailed(format!(
+                "the proof is for tree size {size}, the checkpoint for {}",
+                checkpoint.size
+            ))
+            .into());
+        }
+        merkle::verify_inclusion(
+            entry.record.index(),
+            size,
+            &entry.leaf_hash,
+            &hashes,
+            &checkpoint.root,
+        )
+        .map_err(|e| VerificationFailed(format!("inclusion proof: {e}")))?;
+        state.save(&state_file)?;
+        proven = Some(size);
+    }
+    let record = &entry.record;
+    let statement = Statement::from_envelope(record.envelope()).ok();
+    match cli.format {
+        Format::Json => print_json(&json!({
+            "index": record.index(),
+            "integratedTime": time_text(record.integrated_time_nanos()),
+            "integratedTimeNanos": record.integrated_time_nanos(),
+            "kind": record.kind().as_str(),
+            "leafHash": entry.leaf_hash.to_hex(),
+            "previousLeafHash": record.previous_leaf_hash().to_hex(),
+            "predicateType": statement.as_ref().map(|s| s.predicate_type.clone()),
+            "envelope": serde_json::from_str::<serde_json::Value>(&record.envelope().to_json()).expect("envelope JSON"),
+            "inclusionProvenAtTreeSize": proven,
+        })),
+        Format::Human => {
+            println!("entry {} ({})", record.index(), record.kind());
+            println!(
+                "integrated:    {}",
+                time_text(record.integrated_time_nanos())
+            );
+            println!("leaf hash:     {}", entry.leaf_hash);
+            println!("previous hash: {}", record.previous_leaf_hash());
+            if let Some(s) = &statement {
+                println!("predicate:     {}", s.predicate_type);
+                for subject in &s.subjects {
+                    let digests: Vec<String> = subject
+                        .digests
+                        .iter()
+                        .map(|(a, v)| format!("{a}:{v}"))
+                        .collect();
+                    println!("subject:       {} {}", subject.name, digests.join(" "));
+                }
+            }
+            if let Some(size) = proven {
+                println!("included:      verified in the signed tree of {size} entries");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn checkpoint(cli: &Cli) -> anyhow::Result<()> {
+    let key = require_log_key(cli)?;
+    let mut client = connect(cli).await?;
+    let note = client.checkpoint().await?;
+    let state_file = state_path(cli);
+    let mut state = CheckpointState::load(&state_file)?;
+    let previous = state.last(&key).map(|c| c.size);
+    let checkpoint = state.advance(&mut client, &key, &note).await?;
+    state.save(&state_file)?;
+    match cli.format {
+        Format::Json => print_json(&json!({
+            "origin": checkpoint.origin, "treeSize": checkpoint.size,
+            "rootHash": checkpoint.root.to_hex(), "previousTreeSize": previous,
+            "note": note,
+        })),
+        Format::Human => {
+            println!("origin:    {}", checkpoint.origin);
+            println!("tree size: {}", checkpoint.size);
+            println!("root hash: {}", checkpoint.root);
+            match previous {
+                Some(p) => println!("consistent with the checkpoint of {p} entries seen before"),
+                None => println!(
+                    "first checkpoint seen from this log; remembered in {}",
+                    state_file.display()
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verify_receipt(cli: &Cli, path: &Path) -> anyhow::Result<()> {
+    let key = require_log_key(cli)?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let receipt = Receipt::from_json(&bytes).with_context(|| format!("{}", path.display()))?;
+    let verified = receipt
+        .verify(&key)
+        .map_err(|e| VerificationFailed(format!("{}: {e}", path.display())))?;
+    // Offline, a receipt can still be compared with a checkpoint of the same size seen before.
+    let state = CheckpointState::load(&state_path(cli))?;
+    if let Some(seen) = state.last(&key) {
+        if seen.size == verified.checkpoint.size && seen.root != verified.checkpoint.root {
+            return Err(VerificationFailed(format!(
+                "fork: the receipt's checkpoint of {} entries has root {}, the one seen before has {}",
+                seen.size, verified.checkpoint.root, seen.root
+            ))
+            .into());
+        }
+    }
+    let statement = Statement::from_envelope(&receipt.envelope).ok();
+    let cp: &Checkpoint = &verified.checkpoint;
+    match cli.format {
+        Format::Json => print_json(&json!({
+            "verified": true, "index": receipt.index,
+            "integratedTime": time_text(receipt.integrated_time_nanos),
+            "leafHash": receipt.leaf_hash.to_hex(), "treeSize": cp.size,
+            "rootHash": cp.root.to_hex(), "origin": cp.origin,
+            "predicateType": statement.map(|s| s.predicate_type),
+        })),
+        Format::Human => println!(
+            "verified: entry {} of {} ({}), integrated {}, included in the signed tree of {} entries",
+            receipt.index,
+            cp.origin,
+            statement
+                .map(|s| s.predicate_type)
+                .unwrap_or_else(|| receipt.kind.to_string()),
+            time_text(receipt.integrated_time_nanos),
+            cp.size
+        ),
+    }
+    Ok(())
 }

@@ -57,13 +57,13 @@ pub enum DsseError {
     /// No signature verifies under any trusted key.
     #[error(
         "none of the envelope's {signatures} signature(s) verifies under a trusted key \
-         (key ids tried: {tried})"
+         (keyid hints in the envelope: {hints})"
     )]
     NoTrustedSignature {
         /// How many signatures the envelope carries.
         signatures: usize,
-        /// The key ids of the trusted keys, abbreviated, or "none" when nothing is trusted.
-        tried: String,
+        /// The envelope's keyid hints, or "none" when it gives none.
+        hints: String,
     },
     /// Fewer distinct trusted keys signed than the threshold requires.
     #[error("envelope is signed by {distinct} distinct trusted key(s), {threshold} required")]
@@ -231,17 +231,19 @@ impl Envelope {
         }
         let verified: Vec<usize> = (0..trusted.len()).filter(|&i| signed[i]).collect();
         if verified.is_empty() {
-            let tried = if ids.is_empty() {
-                "none".to_owned()
-            } else {
-                ids.iter()
-                    .map(|id| &id[..16])
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let hints: Vec<&str> = self
+                .signatures
+                .iter()
+                .map(|s| s.keyid.as_str())
+                .filter(|k| !k.is_empty())
+                .collect();
             return Err(DsseError::NoTrustedSignature {
                 signatures: self.signatures.len(),
-                tried,
+                hints: if hints.is_empty() {
+                    "none".to_owned()
+                } else {
+                    hints.join(", ")
+                },
             });
         }
         Ok(verified)

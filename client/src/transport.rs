@@ -1,0 +1,221 @@
+//! The gRPC transport: the only module of the client that sees `evident-proto` types.
+
+use evident_core::Hash;
+use evident_core::dsse::Envelope;
+use evident_core::receipt::Receipt;
+use evident_core::record::{EntryKind, LeafRecord};
+use evident_proto::v1 as pb;
+use evident_proto::v1::ledger_client::LedgerClient;
+use tonic::transport::Channel;
+
+use crate::ClientError;
+
+/// A connection to an `evidentd`.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: LedgerClient<Channel>,
+}
+
+/// An entry as `GetEntry` returns it, checked: the record decodes and hashes to the leaf
+/// hash the server reported.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The exact leaf record bytes.
+    pub record_bytes: Vec<u8>,
+    /// The decoded record.
+    pub record: LeafRecord,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+    /// An inclusion proof, when one was asked for: (tree size, hashes).
+    pub proof: Option<(u64, Vec<Hash>)>,
+    /// The checkpoint the proof is at, when it is the latest.
+    pub checkpoint: Option<String>,
+}
+
+/// Names an entry.
+#[derive(Debug, Clone, Copy)]
+pub enum Selector {
+    /// By index.
+    Index(u64),
+    /// By leaf hash.
+    LeafHash(Hash),
+}
+
+impl From<Selector> for pb::EntrySelector {
+    fn from(s: Selector) -> pb::EntrySelector {
+        pb::EntrySelector {
+            by: Some(match s {
+                Selector::Index(i) => pb::entry_selector::By::Index(i),
+                Selector::LeafHash(h) => pb::entry_selector::By::LeafHash(h.as_bytes().to_vec()),
+            }),
+        }
+    }
+}
+
+fn envelope_to_proto(envelope: &Envelope) -> pb::Envelope {
+    pb::Envelope {
+        payload: envelope.payload.clone(),
+        payload_type: envelope.payload_type.clone(),
+        signatures: envelope
+            .signatures
+            .iter()
+            .map(|s| pb::Signature {
+                sig: s.sig.clone(),
+                keyid: s.keyid.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn hashes(list: Vec<Vec<u8>>, what: &str) -> Result<Vec<Hash>, ClientError> {
+    list.iter()
+        .map(|h| Hash::from_slice(h).map_err(|e| ClientError::Response(format!("{what}: {e}"))))
+        .collect()
+}
+
+fn kind(code: i32) -> Result<EntryKind, ClientError> {
+    match pb::EntryKind::try_from(code) {
+        Ok(pb::EntryKind::Attestation) => Ok(EntryKind::Attestation),
+        Ok(pb::EntryKind::Registry) => Ok(EntryKind::Registry),
+        Ok(pb::EntryKind::Policy) => Ok(EntryKind::Policy),
+        _ => Err(ClientError::Response(format!("unknown entry kind {code}"))),
+    }
+}
+
+impl Client {
+    /// Connects to `server`, e.g. `http://127.0.0.1:50051`.
+    pub async fn connect(server: &str) -> Result<Client, ClientError> {
+        let endpoint = Channel::from_shared(server.to_owned())
+            .map_err(|e| ClientError::Connect(format!("{server}: {e}")))?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| ClientError::Connect(format!("{server}: {e}")))?;
+        Ok(Client {
+            inner: LedgerClient::new(channel),
+        })
+    }
+
+    /// Submits an envelope; returns its receipt (not yet verified) and whether the log
+    /// already held it.
+    pub async fn submit(&mut self, envelope: &Envelope) -> Result<(Receipt, bool), ClientError> {
+        let response = self
+            .inner
+            .submit(pb::SubmitRequest {
+                envelope: Some(envelope_to_proto(envelope)),
+            })
+            .await?
+            .into_inner();
+        let r = response
+            .receipt
+            .ok_or_else(|| ClientError::Response("the server sent no receipt".into()))?;
+        let proof = r
+            .inclusion_proof
+            .ok_or_else(|| ClientError::Response("the receipt has no inclusion proof".into()))?;
+        let receipt = Receipt {
+            index: r.index,
+            integrated_time_nanos: r.integrated_time_nanos,
+            previous_leaf_hash: Hash::from_slice(&r.previous_leaf_hash)
+                .map_err(|e| ClientError::Response(format!("previous leaf hash: {e}")))?,
+            kind: kind(r.kind)?,
+            envelope: envelope.clone(),
+            leaf_hash: Hash::from_slice(&r.leaf_hash)
+                .map_err(|e| ClientError::Response(format!("leaf hash: {e}")))?,
+            tree_size: proof.tree_size,
+            proof: hashes(proof.hashes, "inclusion proof")?,
+            checkpoint: r.checkpoint,
+        };
+        Ok((receipt, r.duplicate))
+    }
+
+    /// The latest signed checkpoint (not yet verified).
+    pub async fn checkpoint(&mut self) -> Result<String, ClientError> {
+        Ok(self
+            .inner
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await?
+            .into_inner()
+            .checkpoint)
+    }
+
+    /// One entry; with `proof_tree_size` (0 for the latest checkpoint) an inclusion proof.
+    pub async fn entry(
+        &mut self,
+        selector: Selector,
+        proof_tree_size: Option<u64>,
+    ) -> Result<Entry, ClientError> {
+        let r = self
+            .inner
+            .get_entry(pb::GetEntryRequest {
+                entry: Some(selector.into()),
+                proof_tree_size,
+            })
+            .await?
+            .into_inner();
+        let record = LeafRecord::decode(&r.leaf_record)
+            .map_err(|e| ClientError::Response(format!("leaf record: {e}")))?;
+        let leaf_hash = record.leaf_hash();
+        if r.leaf_hash != leaf_hash.as_bytes() {
+            return Err(ClientError::Response(format!(
+                "the server's leaf hash for entry {} is not the hash of the record it sent",
+                r.index
+            )));
+        }
+        let proof = match r.inclusion_proof {
+            Some(p) => Some((p.tree_size, hashes(p.hashes, "inclusion proof")?)),
+            None => None,
+        };
+        Ok(Entry {
+            record_bytes: r.leaf_record,
+            record,
+            leaf_hash,
+            proof,
+            checkpoint: (!r.checkpoint.is_empty()).then_some(r.checkpoint),
+        })
+    }
+
+    /// The inclusion proof of an entry at a tree size (0: the latest checkpoint), with the
+    /// entry's leaf hash and the latest checkpoint.
+    pub async fn inclusion_proof(
+        &mut self,
+        selector: Selector,
+        tree_size: u64,
+    ) -> Result<(u64, Vec<Hash>, Hash, String), ClientError> {
+        let r = self
+            .inner
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                entry: Some(selector.into()),
+                tree_size,
+            })
+            .await?
+            .into_inner();
+        let proof = r
+            .proof
+            .ok_or_else(|| ClientError::Response("no proof in the answer".into()))?;
+        let leaf = Hash::from_slice(&r.leaf_hash)
+            .map_err(|e| ClientError::Response(format!("leaf hash: {e}")))?;
+        Ok((
+            proof.tree_size,
+            hashes(proof.hashes, "inclusion proof")?,
+            leaf,
+            r.checkpoint,
+        ))
+    }
+
+    /// The consistency proof between two tree sizes.
+    pub async fn consistency_proof(
+        &mut self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<Hash>, ClientError> {
+        let r = self
+            .inner
+            .get_consistency_proof(pb::GetConsistencyProofRequest { old_size, new_size })
+            .await?
+            .into_inner();
+        let proof = r
+            .proof
+            .ok_or_else(|| ClientError::Response("no proof in the answer".into()))?;
+        hashes(proof.hashes, "consistency proof")
+    }
+}
