@@ -1,1 +1,245 @@
-//! End-to-end tests of Evident live in `tests/`; this library holds their shared harness.
+//! The harness of Evident's end-to-end tests: builds the real binaries once, starts
+//! `evidentd` processes on `127.0.0.1:0` in temporary data folders, and runs the `evident`
+//! CLI against them.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use evident_core::note::Verifier;
+use evident_core::{PublicKey, SigningKey};
+
+/// The folder the workspace's binaries are built into.
+fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ is inside the workspace")
+            .to_owned();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&workspace)
+            .args([
+                "build",
+                "--locked",
+                "-p",
+                "evident-server",
+                "-p",
+                "evident-client",
+                "--bins",
+            ])
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building evidentd and evident failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        target.join("debug")
+    })
+}
+
+/// Path of the `evidentd` binary.
+pub fn evidentd_bin() -> PathBuf {
+    bin_dir().join("evidentd")
+}
+
+/// Path of the `evident` binary.
+pub fn evident_bin() -> PathBuf {
+    bin_dir().join("evident")
+}
+
+/// A deterministic signing key: seed byte `n` repeated.
+pub fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+/// The public half of [`key`].
+pub fn public(n: u8) -> PublicKey {
+    PublicKey::from_signing_key(&key(n))
+}
+
+/// An in-toto test-result Statement about `name` with digest `sha256`, made unique by
+/// `nonce`.
+pub fn statement(name: &str, sha256: &str, nonce: u64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": sha256}}],
+        "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+        "predicate": {"result": "PASSED", "passedTests": ["unit"], "run": nonce},
+    }))
+    .expect("JSON serializes")
+}
+
+/// A signed attestation envelope, unique per `nonce`.
+pub fn envelope(signer: &SigningKey, nonce: u64) -> Envelope {
+    Envelope::sign(
+        IN_TOTO_PAYLOAD_TYPE,
+        statement(
+            "payments-api",
+            "421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195",
+            nonce,
+        ),
+        &[signer],
+    )
+}
+
+/// A running `evidentd` process.
+#[derive(Debug)]
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The log's verifier key.
+    pub log_key: Verifier,
+    /// The data folder.
+    pub data_dir: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+    stderr_log: PathBuf,
+}
+
+/// Writes a config trusting seed keys `trusted` (identities `signer-N@test`).
+pub fn write_config(dir: &Path, data_dir: &Path, trusted: &[u8], extra: &str) -> PathBuf {
+    let mut text = format!(
+        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\norigin = \"evident.test/log\"\n{extra}\n",
+        data_dir.display().to_string()
+    );
+    for n in trusted {
+        text.push_str(&format!(
+            "[[trusted_signer]]\nidentity = \"signer-{n}@test\"\npublic_key = \"{}\"\n",
+            public(*n).to_hex()
+        ));
+    }
+    let path = dir.join("evidentd.toml");
+    std::fs::write(&path, text).expect("writing the config");
+    path
+}
+
+impl Server {
+    /// Starts `evidentd --config CONFIG` and waits until it listens.
+    pub fn start(config: &Path, data_dir: &Path) -> Result<Server, String> {
+        let stderr_log = data_dir.with_extension(format!(
+            "stderr.{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("time after 1970")
+                .as_nanos()
+        ));
+        let stderr = std::fs::File::create(&stderr_log).expect("creating the stderr log");
+        let mut child = Command::new(evidentd_bin())
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting evidentd");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut log_key = None;
+        loop {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.wait();
+                return Err(std::fs::read_to_string(&stderr_log).unwrap_or_default());
+            };
+            if let Some(k) = line.strip_prefix("log verifier key: ") {
+                log_key = Some(Verifier::parse(k).expect("a verifier key"));
+            }
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                // Keep draining stdout so the server never blocks on a full pipe.
+                std::thread::spawn(move || for _ in lines.by_ref() {});
+                return Ok(Server {
+                    child: Some(child),
+                    url: format!("http://{addr}"),
+                    log_key: log_key.expect("the key is printed before the address"),
+                    data_dir: data_dir.to_owned(),
+                    config: config.to_owned(),
+                    stderr_log,
+                });
+            }
+        }
+    }
+
+    /// Connects the client library.
+    pub async fn client(&self) -> evident_client::Client {
+        evident_client::Client::connect(&self.url)
+            .await
+            .expect("connecting to evidentd")
+    }
+
+    /// The current tree size, from a verified checkpoint.
+    pub async fn size(&self) -> u64 {
+        let note = self.client().await.checkpoint().await.expect("checkpoint");
+        evident_core::note::Checkpoint::verify(&note, &self.log_key)
+            .expect("checkpoint verifies")
+            .size
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaping evidentd");
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("sending SIGTERM");
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().expect("polling evidentd") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().expect("SIGKILL after a stuck shutdown");
+        panic!("evidentd did not stop within 10 s of SIGTERM");
+    }
+
+    /// What the server wrote to stderr.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs the `evident` CLI in `dir` against `server`, with its log key pinned and its state
+/// file in `dir`.
+pub fn cli(dir: &Path, server: Option<&Server>, args: &[&str]) -> Output {
+    let mut command = Command::new(evident_bin());
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("EVIDENT_STATE", dir.join("state.json"))
+        .env_remove("EVIDENT_SERVER")
+        .env_remove("EVIDENT_LOG_KEY");
+    if let Some(server) = server {
+        command
+            .env("EVIDENT_SERVER", &server.url)
+            .env("EVIDENT_LOG_KEY", server.log_key.to_string());
+    }
+    command.output().expect("running evident")
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

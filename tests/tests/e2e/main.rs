@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `evidentd` and `evident` binaries on loopback.
+
+#![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+mod durability;
+mod rejections;
+mod submit;
+mod tamper;

@@ -1,0 +1,266 @@
+//! Every rejection: the right status code, a message a pipeline author can act on, and the
+//! log unchanged.
+
+use evident_client::{ClientError, Selector};
+use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
+use evident_tests::{Server, cli, envelope, key, statement, stderr, write_config};
+use tonic::Code;
+
+const SHA: &str = "421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195";
+
+fn signed(payload_type: &str, payload: Vec<u8>) -> Envelope {
+    Envelope::sign(payload_type, payload, &[&key(1)])
+}
+
+async fn expect_refused(server: &Server, envelope: Envelope, code: Code, says: &str) {
+    let before = server.size().await;
+    let err = server.client().await.submit(&envelope).await.unwrap_err();
+    match err {
+        ClientError::Status { code: got, message } => {
+            assert_eq!(got, code, "{message}");
+            assert!(message.contains(says), "{message:?} should say {says:?}");
+        }
+        other => panic!("expected a status, got {other}"),
+    }
+    assert_eq!(
+        server.size().await,
+        before,
+        "a refused submission changed the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_submission_gets_its_status_and_the_log_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    server
+        .client()
+        .await
+        .submit(&envelope(&key(1), 0))
+        .await
+        .unwrap();
+
+    let legacy_link = br#"{"_type":"link","name":"build","materials":{},"products":{}}"#.to_vec();
+    expect_refused(
+        &server,
+        signed(IN_TOTO_PAYLOAD_TYPE, legacy_link),
+        Code::InvalidArgument,
+        "legacy in-toto link",
+    )
+    .await;
+
+    let no_digest = serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "app"}],
+        "predicateType": "https://example.com/p"
+    }))
+    .unwrap();
+    expect_refused(
+        &server,
+        signed(IN_TOTO_PAYLOAD_TYPE, no_digest),
+        Code::InvalidArgument,
+        "subject[0].digest",
+    )
+    .await;
+
+    let bad_digest = serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "app", "digest": {"sha256": "ABC"}}],
+        "predicateType": "https://example.com/p"
+    }))
+    .unwrap();
+    expect_refused(
+        &server,
+        signed(IN_TOTO_PAYLOAD_TYPE, bad_digest),
+        Code::InvalidArgument,
+        "subject[0].digest.sha256",
+    )
+    .await;
+
+    expect_refused(
+        &server,
+        signed(IN_TOTO_PAYLOAD_TYPE, b"not json".to_vec()),
+        Code::InvalidArgument,
+        "not JSON",
+    )
+    .await;
+    expect_refused(
+        &server,
+        signed("application/json", statement("a", SHA, 1)),
+        Code::InvalidArgument,
+        "payloadType",
+    )
+    .await;
+    expect_refused(
+        &server,
+        signed("", statement("a", SHA, 1)),
+        Code::InvalidArgument,
+        "payloadType is empty",
+    )
+    .await;
+
+    let mut big = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "app", "digest": {"sha256": SHA}}],
+        "predicateType": "https://example.com/p",
+        "predicate": {"blob": "x".repeat(70_000)}
+    });
+    let oversize = signed(IN_TOTO_PAYLOAD_TYPE, serde_json::to_vec(&big).unwrap());
+    expect_refused(
+        &server,
+        oversize,
+        Code::InvalidArgument,
+        "the limit is 65536 bytes",
+    )
+    .await;
+    big["predicate"]["blob"] = "x".repeat(60_000).into();
+    // Just under the limit is accepted.
+    server
+        .client()
+        .await
+        .submit(&signed(
+            IN_TOTO_PAYLOAD_TYPE,
+            serde_json::to_vec(&big).unwrap(),
+        ))
+        .await
+        .unwrap();
+
+    expect_refused(
+        &server,
+        envelope(&key(2), 1),
+        Code::PermissionDenied,
+        "trusted key",
+    )
+    .await;
+
+    let mut unsigned = envelope(&key(1), 2);
+    unsigned.signatures.clear();
+    expect_refused(&server, unsigned, Code::Unauthenticated, "no signatures").await;
+
+    let mut tampered = envelope(&key(1), 3);
+    tampered.payload = statement("payments-api", SHA, 4);
+    expect_refused(&server, tampered, Code::PermissionDenied, "trusted key").await;
+
+    let mut garbage_sig = envelope(&key(1), 5);
+    garbage_sig.signatures = vec![Signature {
+        sig: vec![1, 2, 3],
+        keyid: "x".into(),
+    }];
+    expect_refused(&server, garbage_sig, Code::PermissionDenied, "trusted key").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_an_envelope_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    let mut raw = evident_proto::v1::ledger_client::LedgerClient::connect(server.url.clone())
+        .await
+        .unwrap();
+    let status = raw
+        .submit(evident_proto::v1::SubmitRequest { envelope: None })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("no envelope"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(server.size().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_outside_the_log_are_refused_with_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    let mut client = server.client().await;
+    client.submit(&envelope(&key(1), 0)).await.unwrap();
+    let code = |e: ClientError| match e {
+        ClientError::Status { code, message } => {
+            assert!(!message.is_empty());
+            code
+        }
+        other => panic!("expected a status, got {other}"),
+    };
+    assert_eq!(
+        code(client.entry(Selector::Index(1), None).await.unwrap_err()),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            client
+                .entry(Selector::LeafHash(evident_core::Hash([5; 32])), None)
+                .await
+                .unwrap_err()
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            client
+                .inclusion_proof(Selector::Index(0), 2)
+                .await
+                .unwrap_err()
+        ),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(client.consistency_proof(0, 1).await.unwrap_err()),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(client.consistency_proof(1, 9).await.unwrap_err()),
+        Code::FailedPrecondition
+    );
+}
+
+#[test]
+fn the_cli_refuses_bad_base64_naming_the_field_and_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let config = write_config(d, &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&envelope(&key(1), 0).to_json()).unwrap();
+    json["signatures"][0]["sig"] = "%%%not-base64%%%".into();
+    std::fs::write(d.join("bad.json"), json.to_string()).unwrap();
+    std::fs::write(d.join("good.json"), envelope(&key(1), 1).to_json()).unwrap();
+    let out = cli(d, Some(&server), &["submit", "good.json", "bad.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("signatures[0].sig"),
+        "{}",
+        stderr(&out)
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(
+        rt.block_on(server.size()),
+        0,
+        "nothing is sent when one file is bad"
+    );
+
+    std::fs::write(d.join("notdsse.json"), "{\"hello\": 1}").unwrap();
+    let out = cli(d, Some(&server), &["submit", "notdsse.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("not valid DSSE JSON"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_config_with_an_unknown_field_fails_at_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "max_envelope_byte = 10");
+    let err = Server::start(&config, &data).unwrap_err();
+    assert!(err.contains("max_envelope_byte"), "{err}");
+}
