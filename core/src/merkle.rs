@@ -305,8 +305,10 @@ fn matches(computed: Hash, expected: &Hash) -> Result<(), ProofError> {
 /// Splits the inclusion proof of `index` in a tree of `size` into the hashes below the
 /// point where the leaf's path leaves the tree's right border (`inner`) and those on it.
 fn decompose(index: u64, size: u64) -> (usize, usize) {
-    let inner = (64 - (index ^ (size - 1)).leading_zeros()) as usize;
-    let border = (index >> inner).count_ones() as usize;
+    let inner = 64 - (index ^ (size - 1)).leading_zeros();
+    // `inner` is 64 when the sizes use the top bit; nothing is left above it then.
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones() as usize;
+    let inner = inner as usize;
     (inner, border)
 }
 

@@ -332,7 +332,8 @@ fn decode_envelope(r: &mut Reader<'_>) -> Result<Envelope, RecordError> {
     if count == 0 {
         return Err(RecordError::NoSignatures);
     }
-    let mut signatures = Vec::with_capacity(usize::from(count));
+    // Each signature takes at least 4 bytes: never reserve more than the input can hold.
+    let mut signatures = Vec::with_capacity(usize::from(count).min(r.remaining() / 4));
     for _ in 0..count {
         let keyid = r.string16("signature keyid")?;
         let sig_len = usize::from(u16::from_be_bytes(r.array("signature length")?));
@@ -352,6 +353,10 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
     fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], RecordError> {
         let left = self.bytes.len() - self.pos;
         if n > left {

@@ -202,3 +202,16 @@ fn proofs_and_roots_read_a_logarithmic_number_of_subtrees() {
         );
     }
 }
+
+#[test]
+fn sizes_that_use_the_top_bit_are_refused_without_overflow() {
+    // Found by the `proofs` fuzz target: 2^63 + 1 leaves made the proof-shape arithmetic
+    // shift by 64.
+    let size = (1u64 << 63) + 1;
+    let zero = Hash([0; 32]);
+    assert!(verify_inclusion(0, size, &zero, &[], &zero).is_err());
+    assert!(verify_inclusion(size - 1, size, &zero, &[], &zero).is_err());
+    assert!(verify_consistency(1, size, &[], &zero, &zero).is_err());
+    assert!(verify_consistency(1, u64::MAX, &[zero], &zero, &zero).is_err());
+    assert!(verify_inclusion(u64::MAX - 1, u64::MAX, &zero, &[zero; 64], &zero).is_err());
+}
