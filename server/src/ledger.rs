@@ -202,7 +202,9 @@ impl Ledger {
 
     /// The receipt of entry `index` against a published checkpoint.
     pub fn receipt(&self, index: u64, published: &Published) -> Result<Receipt, LedgerError> {
-        build_receipt(&self.store, &*self.store, index, published)
+        let record = read_record(&self.store, index)?;
+        let leaf_hash = record.leaf_hash();
+        build_receipt(record, leaf_hash, &*self.store, published)
     }
 
     /// The leaf record bytes of entry `index`, if it is covered by the latest checkpoint.
@@ -270,20 +272,24 @@ impl Ledger {
     }
 }
 
-/// Builds a receipt and checks its proof against the checkpoint before handing it out.
-fn build_receipt(
-    store: &Store,
-    source: &impl SubtreeSource<Error = StoreError>,
-    index: u64,
-    published: &Published,
-) -> Result<Receipt, LedgerError> {
-    let size = published.checkpoint.size;
+/// Reads and decodes entry `index`.
+fn read_record(store: &Store, index: u64) -> Result<LeafRecord, LedgerError> {
     let bytes = store
         .entry(index)?
         .ok_or_else(|| LedgerError::Storage(format!("entry {index} is missing from the store")))?;
-    let record = LeafRecord::decode(&bytes)
-        .map_err(|e| LedgerError::Storage(format!("entry {index} does not decode: {e}")))?;
-    let leaf_hash = record.leaf_hash();
+    LeafRecord::decode(&bytes)
+        .map_err(|e| LedgerError::Storage(format!("entry {index} does not decode: {e}")))
+}
+
+/// Builds a receipt and checks its proof against the checkpoint before handing it out.
+fn build_receipt(
+    record: LeafRecord,
+    leaf_hash: Hash,
+    source: &impl SubtreeSource<Error = StoreError>,
+    published: &Published,
+) -> Result<Receipt, LedgerError> {
+    let size = published.checkpoint.size;
+    let index = record.index();
     let proof = merkle::inclusion_proof(source, index, size)
         .map_err(|e| LedgerError::Storage(e.to_string()))?;
     merkle::verify_inclusion(index, size, &leaf_hash, &proof, &published.checkpoint.root).map_err(
@@ -362,42 +368,44 @@ impl Sequencer {
     /// Sequences, writes, syncs and signs one batch, then answers it.
     fn commit(&mut self, batch: Vec<Submission>) -> Result<(), LedgerError> {
         let started = Instant::now();
-        let mut entries = Vec::with_capacity(batch.len());
-        let mut nodes: Vec<Node> = Vec::with_capacity(batch.len() * 2);
-        // For each submission: its index, and whether it was already in the log.
-        let mut placed: Vec<(u64, bool)> = Vec::with_capacity(batch.len());
+        let count = batch.len();
+        let mut replies = Vec::with_capacity(count);
+        let mut entries = Vec::with_capacity(count);
+        let mut nodes: Vec<Node> = Vec::with_capacity(count * 2);
+        // Per submission: the new record and its leaf hash, or the index it already has.
+        let mut placed: Vec<Result<(LeafRecord, Hash), u64>> = Vec::with_capacity(count);
         let mut in_batch: HashMap<Hash, u64> = HashMap::new();
         let mut frontier = self.tail.frontier.clone();
         let mut last_hash = self.tail.last_leaf_hash;
         let mut last_time = self.tail.last_time_nanos;
-        let failed = |e: LedgerError, batch: Vec<Submission>| {
-            for s in batch {
-                let _ = s.reply.send(Err(e.clone()));
+        let mut error = None;
+        for s in batch {
+            replies.push(s.reply);
+            if error.is_some() {
+                continue;
             }
-            e
-        };
-        for s in &batch {
             let existing = match in_batch.get(&s.digest) {
                 Some(i) => Some(*i),
                 None => match self.store.index_of_envelope(&s.digest) {
                     Ok(found) => found,
-                    Err(e) => return Err(failed(e.into(), batch)),
+                    Err(e) => {
+                        error = Some(e.into());
+                        continue;
+                    }
                 },
             };
             if let Some(index) = existing {
-                placed.push((index, true));
+                placed.push(Err(index));
                 continue;
             }
             let index = frontier.size();
             // Integrated times never go backwards, even if the clock does.
             let time = now_nanos().max(last_time);
-            let record = match LeafRecord::new(index, time, last_hash, s.kind, s.envelope.clone()) {
+            let record = match LeafRecord::new(index, time, last_hash, s.kind, s.envelope) {
                 Ok(r) => r,
                 Err(e) => {
-                    return Err(failed(
-                        LedgerError::Storage(format!("encoding entry {index}: {e}")),
-                        batch,
-                    ));
+                    error = Some(LedgerError::Storage(format!("encoding entry {index}: {e}")));
+                    continue;
                 }
             };
             let bytes = record.encode();
@@ -410,14 +418,12 @@ impl Sequencer {
                 envelope_digest: s.digest,
             });
             in_batch.insert(s.digest, index);
-            placed.push((index, false));
+            placed.push(Ok((record, leaf_hash)));
             last_hash = leaf_hash;
             last_time = time;
         }
-        if !entries.is_empty() {
-            if let Err(e) = self.store.append(&entries, &nodes) {
-                return Err(failed(e.into(), batch));
-            }
+        if error.is_none() && !entries.is_empty() {
+            error = self.store.append(&entries, &nodes).err().map(Into::into);
         }
         let durable = started.elapsed();
         // The batch is durable: only now may a checkpoint cover it.
@@ -427,18 +433,25 @@ impl Sequencer {
             root: frontier.root(),
             extensions: vec![],
         };
-        let note = match checkpoint.sign(&self.signer) {
-            Ok(n) => n,
+        let note = match error {
+            Some(e) => Err(e),
+            None => checkpoint
+                .sign(&self.signer)
+                .map_err(|e| LedgerError::Storage(format!("signing a checkpoint: {e}"))),
+        }
+        .and_then(|note| {
+            self.store.set_checkpoint(&note)?;
+            Ok(note)
+        });
+        let note = match note {
+            Ok(note) => note,
             Err(e) => {
-                return Err(failed(
-                    LedgerError::Storage(format!("signing a checkpoint: {e}")),
-                    batch,
-                ));
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                return Err(e);
             }
         };
-        if let Err(e) = self.store.set_checkpoint(&note) {
-            return Err(failed(e.into(), batch));
-        }
         self.tail = Tail {
             frontier,
             last_leaf_hash: last_hash,
@@ -450,10 +463,17 @@ impl Sequencer {
             .write()
             .expect("the checkpoint lock is never held across a panic") = published.clone();
         let source = CachedSource::new(&self.store, &nodes);
-        let count = batch.len();
-        for (s, (index, duplicate)) in batch.into_iter().zip(placed) {
-            let answer = build_receipt(&self.store, &source, index, &published);
-            let _ = s.reply.send(answer.map(|receipt| (receipt, duplicate)));
+        for (reply, place) in replies.into_iter().zip(placed) {
+            let answer = match place {
+                Ok((record, leaf_hash)) => {
+                    build_receipt(record, leaf_hash, &source, &published).map(|r| (r, false))
+                }
+                Err(index) => read_record(&self.store, index).and_then(|record| {
+                    let leaf_hash = record.leaf_hash();
+                    build_receipt(record, leaf_hash, &source, &published).map(|r| (r, true))
+                }),
+            };
+            let _ = reply.send(answer);
         }
         tracing::debug!(
             entries = entries.len(),

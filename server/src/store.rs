@@ -13,7 +13,8 @@
 //!
 //! Durability: sled 0.34's `flush()` ends in `sync_file_range` on Linux, which does not
 //! persist file metadata or survive power loss. [`Store::append`] therefore follows it with
-//! `fsync` of every file in the data folder and of the folders themselves.
+//! `fdatasync` of sled's log file, and `fsync` of every new file and of the folders whenever
+//! the set of files changed.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -104,8 +105,8 @@ pub struct NewEntry {
 pub struct Store {
     db: sled::Db,
     dir: PathBuf,
-    /// Open handles of sled's files, kept so each batch's fsync does not reopen them.
-    synced: Mutex<HashMap<PathBuf, File>>,
+    /// What the last sync covered.
+    synced: Mutex<SyncState>,
 }
 
 impl Store {
@@ -121,7 +122,7 @@ impl Store {
         Ok(Store {
             db,
             dir: dir.join("db"),
-            synced: Mutex::new(HashMap::new()),
+            synced: Mutex::new(SyncState::default()),
         })
     }
 
@@ -207,68 +208,73 @@ impl Store {
         self.sync()
     }
 
-    /// `flush()` then `fsync` of every file and folder of the store.
+    /// `flush()`, then `fdatasync` of sled's log file, then `fsync` of every file and folder
+    /// that appeared since the last sync (sled writes snapshots and blobs as new files and
+    /// never rewrites them in place).
     pub fn sync(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(sled_err("flushing"))?;
-        let mut files = self
+        let io = |op: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| StoreError::Io { op, path, source }
+        };
+        let mut state = self
             .synced
             .lock()
             .map_err(|_| StoreError::Corrupt("fsync state poisoned by a panic".into()))?;
+        let log_file = self.dir.join("db");
+        if state.log.is_none() {
+            state.log = Some(File::open(&log_file).map_err(io("opening", &log_file))?);
+        }
+        state
+            .log
+            .as_ref()
+            .expect("opened just above")
+            .sync_data()
+            .map_err(io("fdatasync", &log_file))?;
+        let mut listing = Vec::new();
         let mut dirs = vec![self.dir.clone()];
         while let Some(dir) = dirs.pop() {
-            let read = std::fs::read_dir(&dir).map_err(|source| StoreError::Io {
-                op: "listing",
-                path: dir.clone(),
-                source,
-            })?;
-            for entry in read {
-                let path = entry
-                    .map_err(|source| StoreError::Io {
-                        op: "listing",
-                        path: dir.clone(),
-                        source,
-                    })?
-                    .path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if let std::collections::hash_map::Entry::Vacant(slot) = files.entry(path) {
-                    match File::open(slot.key()) {
-                        Ok(f) => {
-                            slot.insert(f);
-                        }
+            for entry in std::fs::read_dir(&dir).map_err(io("listing", &dir))? {
+                let entry = entry.map_err(io("listing", &dir))?;
+                let is_dir = entry.file_type().map_err(io("listing", &dir))?.is_dir();
+                if is_dir {
+                    dirs.push(entry.path());
+                }
+                listing.push((entry.path(), is_dir));
+            }
+        }
+        listing.sort();
+        if listing != state.known {
+            for (path, is_dir) in &listing {
+                if !is_dir && !state.known.contains(&(path.clone(), false)) {
+                    match File::open(path) {
+                        Ok(f) => f.sync_all().map_err(io("fsync", path))?,
                         // sled removes old snapshot files as it goes.
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(source) => {
-                            return Err(StoreError::Io {
-                                op: "opening",
-                                path: slot.into_key(),
-                                source,
-                            });
-                        }
+                        Err(e) => return Err(io("opening", path)(e)),
                     }
                 }
             }
-            let handle = File::open(&dir).map_err(|source| StoreError::Io {
-                op: "opening",
-                path: dir.clone(),
-                source,
-            })?;
-            handle.sync_all().map_err(|source| StoreError::Io {
-                op: "fsync",
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        files.retain(|path, _| path.exists());
-        for (path, file) in files.iter() {
-            file.sync_all().map_err(|source| StoreError::Io {
-                op: "fsync",
-                path: path.clone(),
-                source,
-            })?;
+            let folders = std::iter::once(self.dir.clone())
+                .chain(listing.iter().filter(|(_, d)| *d).map(|(p, _)| p.clone()));
+            for dir in folders {
+                File::open(&dir)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io("fsync", &dir))?;
+            }
+            state.known = listing;
         }
         Ok(())
     }
+}
+
+/// What [`Store::sync`] has made durable so far.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// sled's log file, kept open.
+    log: Option<File>,
+    /// Every file and folder (path, is a folder) under the store at the last sync.
+    known: Vec<(PathBuf, bool)>,
 }
 
 impl SubtreeSource for Store {

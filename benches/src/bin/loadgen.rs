@@ -1,0 +1,218 @@
+//! The load generator: N concurrent clients submitting ~1 KiB attestations, signed in
+//! advance, to a real `evidentd`; counts durable receipts and reports submissions/s and
+//! latency percentiles for each concurrency level.
+//!
+//! Without `--server` it starts `evidentd` itself (from `--evidentd`, default
+//! `target/release/evidentd`) on a fresh data folder that trusts the generator's key.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use evident_core::{PublicKey, SigningKey};
+
+#[derive(Debug, Parser)]
+#[command(about = "Load generator for evidentd")]
+struct Args {
+    /// An already running server that trusts the key with seed byte 42 (else one is started).
+    #[arg(long)]
+    server: Option<String>,
+    /// The evidentd binary to start.
+    #[arg(long, default_value = "target/release/evidentd")]
+    evidentd: PathBuf,
+    /// Concurrency levels to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Seconds per level.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Envelopes signed in advance (each is submitted once).
+    #[arg(long, default_value_t = 300_000)]
+    envelopes: usize,
+    /// RUST_LOG of the started server (`debug` logs every batch with its size and timings).
+    #[arg(long, default_value = "warn")]
+    server_log: String,
+    /// Extra TOML for the started server's config (e.g. "[batch]\nmax_entries = 2048").
+    #[arg(long, default_value = "")]
+    server_config: String,
+}
+
+const SEED: u8 = 42;
+
+/// A ~1 KiB in-toto Statement, unique per `n`.
+fn envelope(key: &SigningKey, n: usize) -> Envelope {
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "payments-api", "digest": {
+            "sha256": format!("{:064x}", n),
+        }}],
+        "predicateType": "https://in-toto.io/attestation/test-result/v0.1",
+        "predicate": {
+            "result": "PASSED",
+            "configuration": [{"name": "ci.yaml", "digest": {"sha256": "421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195"}}],
+            "passedTests": (0..24).map(|i| format!("suite/test_case_{i:03}")).collect::<Vec<_>>(),
+            "failedTests": [],
+            "run": n,
+        }
+    });
+    let payload = serde_json::to_vec(&statement).expect("JSON serializes");
+    Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, &[key])
+}
+
+fn sign_pool(count: usize) -> Vec<Envelope> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per = count.div_ceil(threads);
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let key = SigningKey::from_bytes(&[SEED; 32]);
+                (t * per..((t + 1) * per).min(count))
+                    .map(|n| envelope(&key, n))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("signing thread"))
+        .collect()
+}
+
+struct Started {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(args: &Args) -> anyhow::Result<Started> {
+    let dir = tempfile::tempdir().context("creating a data folder")?;
+    let public = PublicKey::from_signing_key(&SigningKey::from_bytes(&[SEED; 32]));
+    let config = dir.path().join("evidentd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{}\n[[trusted_signer]]\nidentity = \"loadgen@bench\"\npublic_key = \"{}\"\n",
+            dir.path().join("data").display().to_string(),
+            args.server_config,
+            public.to_hex()
+        ),
+    )?;
+    let mut child = Command::new(&args.evidentd)
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", &args.server_log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", args.evidentd.display()))?;
+    let stdout = child.stdout.take().context("evidentd stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            std::thread::spawn(move || for _ in lines.by_ref() {});
+            return Ok(Started {
+                child,
+                url: format!("http://{addr}"),
+                _dir: dir,
+            });
+        }
+    }
+    bail!("evidentd exited before listening")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    eprintln!("signing {} envelopes in advance…", args.envelopes);
+    let pool = Arc::new(sign_pool(args.envelopes));
+    let size = pool[0].to_json().len();
+    let started = match &args.server {
+        Some(_) => None,
+        None => Some(start_server(&args)?),
+    };
+    let url = args
+        .server
+        .clone()
+        .or_else(|| started.as_ref().map(|s| s.url.clone()))
+        .expect("a server address");
+    let next = Arc::new(AtomicUsize::new(0));
+    println!(
+        "envelope JSON size: {size} bytes; {} s per level; server {url}",
+        args.seconds
+    );
+    println!("| clients | receipts | submissions/s | p50 ms | p99 ms | max ms | errors |");
+    println!("|---|---|---|---|---|---|---|");
+    for &clients in &args.clients {
+        let deadline = Instant::now() + Duration::from_secs(args.seconds);
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let mut client = evident_client::Client::connect(&url).await?;
+            let pool = pool.clone();
+            let next = next.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0usize;
+                while Instant::now() < deadline {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(envelope) = pool.get(n) else { break };
+                    let t = Instant::now();
+                    match client.submit(envelope).await {
+                        Ok((receipt, duplicate))
+                            if !duplicate && receipt.tree_size > receipt.index =>
+                        {
+                            latencies.push(t.elapsed())
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            }));
+        }
+        let begin = Instant::now();
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await?;
+            all.extend(l);
+            errors += e;
+        }
+        let elapsed = begin.elapsed().as_secs_f64();
+        all.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "| {clients} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {errors} |",
+            all.len(),
+            all.len() as f64 / elapsed,
+            ms(percentile(&all, 50.0)),
+            ms(percentile(&all, 99.0)),
+            ms(all.last().copied().unwrap_or_default()),
+        );
+        if next.load(Ordering::Relaxed) >= pool.len() {
+            eprintln!("the pool of signed envelopes ran out: raise --envelopes");
+        }
+    }
+    drop(started);
+    Ok(())
+}
