@@ -9,6 +9,7 @@
 //! - [`merkle`]: RFC 6962 hashing, roots, inclusion and consistency proofs.
 //! - [`note`]: C2SP signed notes and checkpoints.
 //! - [`receipt`]: receipts a submitter verifies offline.
+//! - [`registry`]: the trust registry, rebuilt from registry entries.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ pub mod merkle;
 pub mod note;
 pub mod receipt;
 pub mod record;
+pub mod registry;
 pub mod statement;
 
 pub use hash::Hash;

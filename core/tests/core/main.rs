@@ -9,4 +9,5 @@ mod merkle;
 mod note;
 mod properties;
 mod record;
+mod registry;
 mod statement;
