@@ -11,6 +11,7 @@ use evident_client::{CheckpointState, Client, ClientError, Selector};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::receipt::Receipt;
+use evident_core::registry::{AuthError, Change, SignerKey, sign_change};
 use evident_core::statement::Statement;
 use evident_core::{Hash, PublicKey, SigningKey, merkle};
 use serde_json::json;
@@ -109,6 +110,118 @@ enum Command {
         /// The receipt file written by `evident submit`.
         receipt: PathBuf,
     },
+    /// Signers in the trust registry: who may attest what, and when.
+    Signer {
+        #[command(subcommand)]
+        command: SignerCommand,
+    },
+    /// Administrators of the trust registry.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct AdminKeys {
+    /// An administrator's signing key file (repeat to meet a threshold).
+    #[arg(long = "admin-key", required = true)]
+    admin_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SignerCommand {
+    /// Register a signer: a key and the identity it stands for.
+    Add {
+        /// Who holds the key, e.g. ci@payments-pipeline.
+        #[arg(long)]
+        identity: String,
+        /// The public key (64 hex digits) or a file holding it (e.g. ci.key.pub).
+        #[arg(long)]
+        public_key: String,
+        /// A role, e.g. ci, scanner, reviewer, release (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A predicate type the key may attest, or * for any (repeatable).
+        #[arg(long = "predicate-type", required = true)]
+        predicate_types: Vec<String>,
+        /// RFC 3339: not valid before.
+        #[arg(long)]
+        not_before: Option<String>,
+        /// RFC 3339: not valid from.
+        #[arg(long)]
+        not_after: Option<String>,
+        #[command(flatten)]
+        admins: AdminKeys,
+    },
+    /// Give a signer a new key; the old key ends now (or at --old-key-not-after).
+    Rotate {
+        /// The signer.
+        #[arg(long)]
+        identity: String,
+        /// The new public key (64 hex digits) or a file holding it.
+        #[arg(long)]
+        new_public_key: String,
+        /// RFC 3339: when the old key stops being valid.
+        #[arg(long)]
+        old_key_not_after: Option<String>,
+        #[command(flatten)]
+        admins: AdminKeys,
+    },
+    /// Revoke a signer key from a time on (default: when the change is integrated).
+    Revoke {
+        /// The public key (64 hex digits) or a file holding it.
+        #[arg(long)]
+        public_key: String,
+        /// Why, for auditors.
+        #[arg(long)]
+        reason: String,
+        /// RFC 3339: revoked from.
+        #[arg(long)]
+        from: Option<String>,
+        #[command(flatten)]
+        admins: AdminKeys,
+    },
+    /// List administrators and signer keys, now or as of an entry index.
+    List {
+        /// The registry as it was before this entry.
+        #[arg(long)]
+        as_of_index: Option<u64>,
+    },
+    /// One signer's keys and history.
+    Show {
+        /// The signer.
+        identity: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Add an administrator.
+    Add {
+        /// Who holds the key.
+        #[arg(long)]
+        identity: String,
+        /// The public key (64 hex digits) or a file holding it.
+        #[arg(long)]
+        public_key: String,
+        /// The new threshold of administrator signatures.
+        #[arg(long)]
+        threshold: Option<usize>,
+        #[command(flatten)]
+        admins: AdminKeys,
+    },
+    /// Remove an administrator.
+    Remove {
+        /// The administrator's public key (64 hex digits) or a file holding it.
+        #[arg(long)]
+        public_key: String,
+        /// The new threshold of administrator signatures.
+        #[arg(long)]
+        threshold: Option<usize>,
+        #[command(flatten)]
+        admins: AdminKeys,
+    },
 }
 
 /// A failed verification (exit 1), as opposed to an error (exit 2).
@@ -182,7 +295,238 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => entry(&cli, *index, leaf_hash.as_deref(), *proof).await,
         Command::Checkpoint => checkpoint(&cli).await,
         Command::VerifyReceipt { receipt } => verify_receipt(&cli, receipt),
+        Command::Signer { command } => signer(&cli, command).await,
+        Command::Admin { command } => admin(&cli, command).await,
     }
+}
+
+/// A public key given as hex or as a file holding hex.
+fn public_key_arg(flag: &str, value: &str) -> anyhow::Result<String> {
+    let text = if Path::new(value).is_file() {
+        std::fs::read_to_string(value).with_context(|| format!("{flag}: reading {value}"))?
+    } else {
+        value.to_owned()
+    };
+    let key = PublicKey::from_hex(text.trim()).with_context(|| format!("{flag} {value:?}"))?;
+    Ok(key.to_hex())
+}
+
+async fn signer(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()> {
+    let (change, admins) = match command {
+        SignerCommand::Add {
+            identity,
+            public_key,
+            roles,
+            predicate_types,
+            not_before,
+            not_after,
+            admins,
+        } => (
+            Change::AddSigner {
+                identity: identity.clone(),
+                public_key: public_key_arg("--public-key", public_key)?,
+                roles: roles.clone(),
+                predicate_types: predicate_types.clone(),
+                not_before: not_before.clone(),
+                not_after: not_after.clone(),
+            },
+            admins,
+        ),
+        SignerCommand::Rotate {
+            identity,
+            new_public_key,
+            old_key_not_after,
+            admins,
+        } => (
+            Change::RotateSigner {
+                identity: identity.clone(),
+                new_public_key: public_key_arg("--new-public-key", new_public_key)?,
+                old_key_not_after: old_key_not_after.clone(),
+            },
+            admins,
+        ),
+        SignerCommand::Revoke {
+            public_key,
+            reason,
+            from,
+            admins,
+        } => (
+            Change::RevokeKey {
+                public_key: public_key_arg("--public-key", public_key)?,
+                from: from.clone(),
+                reason: reason.clone(),
+            },
+            admins,
+        ),
+        SignerCommand::List { as_of_index } => return list_signers(cli, *as_of_index).await,
+        SignerCommand::Show { identity } => return show_signer(cli, identity).await,
+    };
+    submit_change(cli, &change, admins).await
+}
+
+async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
+    let (change, admins) = match command {
+        AdminCommand::Add {
+            identity,
+            public_key,
+            threshold,
+            admins,
+        } => (
+            Change::AddAdmin {
+                identity: identity.clone(),
+                public_key: public_key_arg("--public-key", public_key)?,
+                threshold: *threshold,
+            },
+            admins,
+        ),
+        AdminCommand::Remove {
+            public_key,
+            threshold,
+            admins,
+        } => (
+            Change::RemoveAdmin {
+                public_key: public_key_arg("--public-key", public_key)?,
+                threshold: *threshold,
+            },
+            admins,
+        ),
+    };
+    submit_change(cli, &change, admins).await
+}
+
+async fn submit_change(cli: &Cli, change: &Change, admins: &AdminKeys) -> anyhow::Result<()> {
+    let keys = admins
+        .admin_keys
+        .iter()
+        .map(|p| read_signing_key(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let refs: Vec<&SigningKey> = keys.iter().collect();
+    let envelope = sign_change(change, &refs);
+    let key = log_key(cli)?;
+    let mut client = connect(cli).await?;
+    let (receipt, duplicate) = client.submit(&envelope).await?;
+    if let Some(key) = &key {
+        receipt
+            .verify(key)
+            .map_err(|e| VerificationFailed(format!("receipt: {e}")))?;
+        let state_file = state_path(cli);
+        let mut state = CheckpointState::load(&state_file)?;
+        state.advance(&mut client, key, &receipt.checkpoint).await?;
+        state.save(&state_file)?;
+    }
+    let op = serde_json::to_value(change).expect("a change serializes")["op"].clone();
+    match cli.format {
+        Format::Json => print_json(&json!({
+            "index": receipt.index, "op": op, "duplicate": duplicate,
+            "leafHash": receipt.leaf_hash.to_hex(), "verified": key.is_some(),
+        })),
+        Format::Human => println!(
+            "registry entry {}: {}{}",
+            receipt.index,
+            op.as_str().unwrap_or_default(),
+            if duplicate {
+                " (already in the log)"
+            } else {
+                ""
+            }
+        ),
+    }
+    Ok(())
+}
+
+fn key_status(k: &SignerKey, now: i64) -> String {
+    match k.check(evident_core::registry::ANY_PREDICATE, now) {
+        Ok(()) => "valid".into(),
+        Err(AuthError::PredicateType { .. }) => "valid".into(),
+        Err(AuthError::Revoked { at, reason, .. }) => format!("revoked from {at}: {reason}"),
+        Err(AuthError::Expired { at, .. }) => format!("expired at {at}"),
+        Err(AuthError::NotYetValid { at, .. }) => format!("valid from {at}"),
+        Err(other) => other.to_string(),
+    }
+}
+
+fn signer_json(k: &SignerKey, now: i64) -> serde_json::Value {
+    json!({
+        "identity": k.identity, "publicKey": k.key.to_hex(), "keyId": k.key.key_id(),
+        "roles": k.roles, "predicateTypes": k.predicate_types,
+        "notBefore": k.not_before.map(time_text), "notAfter": k.not_after.map(time_text),
+        "revokedFrom": k.revoked.as_ref().map(|(t, _)| time_text(*t)),
+        "revokedReason": k.revoked.as_ref().map(|(_, r)| r.clone()),
+        "addedAtIndex": k.added_at, "status": key_status(k, now),
+    })
+}
+
+fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+async fn list_signers(cli: &Cli, as_of_index: Option<u64>) -> anyhow::Result<()> {
+    let mut client = connect(cli).await?;
+    let listing = client.list_signers(as_of_index).await?;
+    let now = now_nanos();
+    match cli.format {
+        Format::Json => print_json(&json!({
+            "asOfIndex": listing.as_of_index,
+            "threshold": listing.threshold,
+            "admins": listing.admins.iter().map(|a| json!({"identity": a.identity, "publicKey": a.key.to_hex()})).collect::<Vec<_>>(),
+            "signers": listing.signers.iter().map(|k| signer_json(k, now)).collect::<Vec<_>>(),
+        })),
+        Format::Human => {
+            println!(
+                "registry after {} entries; administrators ({} must sign):",
+                listing.as_of_index, listing.threshold
+            );
+            for a in &listing.admins {
+                println!("  {}  {}", a.identity, &a.key.key_id()[..16]);
+            }
+            println!("signer keys:");
+            for k in &listing.signers {
+                println!(
+                    "  {}  {}  roles [{}]  predicates [{}]  {}",
+                    k.identity,
+                    &k.key.key_id()[..16],
+                    k.roles.iter().cloned().collect::<Vec<_>>().join(", "),
+                    k.predicate_types
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    key_status(k, now)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn show_signer(cli: &Cli, identity: &str) -> anyhow::Result<()> {
+    let mut client = connect(cli).await?;
+    let history = client.signer_history(identity).await?;
+    let now = now_nanos();
+    match cli.format {
+        Format::Json => print_json(&json!({
+            "identity": identity,
+            "keys": history.keys.iter().map(|k| signer_json(k, now)).collect::<Vec<_>>(),
+            "history": history.events.iter().map(|e| json!({
+                "index": e.index, "integratedTime": time_text(e.time), "summary": e.summary,
+            })).collect::<Vec<_>>(),
+        })),
+        Format::Human => {
+            println!("{identity}");
+            for k in &history.keys {
+                println!("  key {}  {}", &k.key.key_id()[..16], key_status(k, now));
+            }
+            for e in &history.events {
+                println!(
+                    "  entry {} at {}: {}",
+                    e.index,
+                    time_text(e.time),
+                    e.summary
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn log_key(cli: &Cli) -> anyhow::Result<Option<Verifier>> {

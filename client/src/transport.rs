@@ -1,9 +1,11 @@
 //! The gRPC transport: the only module of the client that sees `evident-proto` types.
 
 use evident_core::Hash;
+use evident_core::PublicKey;
 use evident_core::dsse::Envelope;
 use evident_core::receipt::Receipt;
 use evident_core::record::{EntryKind, LeafRecord};
+use evident_core::registry::{Admin, Event, SignerKey};
 use evident_proto::v1 as pb;
 use evident_proto::v1::ledger_client::LedgerClient;
 use tonic::transport::Channel;
@@ -30,6 +32,45 @@ pub struct Entry {
     pub proof: Option<(u64, Vec<Hash>)>,
     /// The checkpoint the proof is at, when it is the latest.
     pub checkpoint: Option<String>,
+}
+
+/// The trust registry as the server lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerListing {
+    /// The administrators.
+    pub admins: Vec<Admin>,
+    /// How many must sign a registry change.
+    pub threshold: usize,
+    /// Every signer key ever registered, in order.
+    pub signers: Vec<SignerKey>,
+    /// The number of entries the listing covers.
+    pub as_of_index: u64,
+}
+
+/// One identity's registry history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerHistory {
+    /// The registry entries that touched it.
+    pub events: Vec<Event>,
+    /// Its keys.
+    pub keys: Vec<SignerKey>,
+}
+
+fn key(bytes: &[u8]) -> Result<PublicKey, ClientError> {
+    PublicKey::from_bytes(bytes).map_err(|e| ClientError::Response(format!("public key: {e}")))
+}
+
+fn signer_from_proto(k: pb::SignerKey) -> Result<SignerKey, ClientError> {
+    Ok(SignerKey {
+        identity: k.identity,
+        key: key(&k.public_key)?,
+        roles: k.roles.into_iter().collect(),
+        predicate_types: k.predicate_types.into_iter().collect(),
+        not_before: k.not_before_nanos,
+        not_after: k.not_after_nanos,
+        revoked: k.revoked_from_nanos.map(|t| (t, k.revoked_reason)),
+        added_at: k.added_at_index,
+    })
 }
 
 /// Names an entry.
@@ -126,6 +167,65 @@ impl Client {
             checkpoint: r.checkpoint,
         };
         Ok((receipt, r.duplicate))
+    }
+
+    /// The trust registry now, or as it was before entry `as_of_index`.
+    pub async fn list_signers(
+        &mut self,
+        as_of_index: Option<u64>,
+    ) -> Result<SignerListing, ClientError> {
+        let r = self
+            .inner
+            .list_signers(pb::ListSignersRequest { as_of_index })
+            .await?
+            .into_inner();
+        Ok(SignerListing {
+            admins: r
+                .admins
+                .into_iter()
+                .map(|a| {
+                    Ok(Admin {
+                        identity: a.identity,
+                        key: key(&a.public_key)?,
+                    })
+                })
+                .collect::<Result<_, ClientError>>()?,
+            threshold: r.threshold as usize,
+            signers: r
+                .signers
+                .into_iter()
+                .map(signer_from_proto)
+                .collect::<Result<_, _>>()?,
+            as_of_index: r.as_of_index,
+        })
+    }
+
+    /// Every registry entry that touched `identity`, and its keys.
+    pub async fn signer_history(&mut self, identity: &str) -> Result<SignerHistory, ClientError> {
+        let r = self
+            .inner
+            .get_signer_history(pb::GetSignerHistoryRequest {
+                identity: identity.to_owned(),
+            })
+            .await?
+            .into_inner();
+        Ok(SignerHistory {
+            events: r
+                .events
+                .into_iter()
+                .map(|e| Event {
+                    index: e.index,
+                    time: e.integrated_time_nanos,
+                    identity: e.identity,
+                    summary: e.summary,
+                })
+                .collect(),
+            keys: r
+                .keys
+                .into_iter()
+                .map(signer_from_proto)
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     /// The latest signed checkpoint (not yet verified).

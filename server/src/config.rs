@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use evident_core::PublicKey;
+use evident_core::registry::Admin;
 use serde::Deserialize;
 
 /// Everything `run` needs to know.
@@ -26,9 +27,21 @@ pub struct Config {
     pub batch: BatchConfig,
     /// How much of the store to check at start.
     pub startup_check: StartupCheck,
-    /// Keys whose attestations are accepted.
-    #[serde(rename = "trusted_signer")]
-    pub trusted_signers: Vec<TrustedSigner>,
+    /// The administrators the trust registry starts from.
+    pub genesis: GenesisConfig,
+}
+
+/// The root of trust: the administrators who sign registry changes. Recorded in the store
+/// on first start; a log keeps its genesis for life.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenesisConfig {
+    /// How many distinct administrators must sign a registry change (default 1).
+    pub threshold: Option<usize>,
+    /// The administrators. When none are configured on a new store, `evidentd` creates
+    /// one key, `admin.key` in the data folder.
+    #[serde(rename = "admin")]
+    pub admins: Vec<AdminConfig>,
 }
 
 /// Group commit: the sequencer writes up to `max_entries` per batch, waiting at most
@@ -54,11 +67,11 @@ pub enum StartupCheck {
     Tail,
 }
 
-/// A key trusted to sign attestations, with the identity it stands for.
+/// An administrator key with the identity it stands for.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TrustedSigner {
-    /// Who holds the key, e.g. `ci@payments-pipeline`.
+pub struct AdminConfig {
+    /// Who holds the key, e.g. `alice@example.com`.
     pub identity: String,
     /// The raw Ed25519 public key, 64 hex digits (what `evident keygen` prints).
     pub public_key: String,
@@ -75,7 +88,7 @@ impl Default for Config {
             max_envelope_bytes: 64 * 1024,
             batch: BatchConfig::default(),
             startup_check: StartupCheck::Full,
-            trusted_signers: Vec::new(),
+            genesis: GenesisConfig::default(),
         }
     }
 }
@@ -138,8 +151,8 @@ impl Config {
         Duration::from_millis(self.batch.max_delay_ms)
     }
 
-    /// Checks ranges and parses the trusted keys.
-    pub fn trusted_keys(&self) -> Result<Vec<(String, PublicKey)>, ConfigError> {
+    /// Checks ranges and parses the genesis administrators (empty when none are configured).
+    pub fn check(&self) -> Result<Vec<Admin>, ConfigError> {
         let invalid = |field: String, problem: String| ConfigError::Invalid { field, problem };
         if self.batch.max_entries == 0 {
             return Err(invalid(
@@ -159,20 +172,24 @@ impl Config {
                 "must be at least 256".into(),
             ));
         }
-        self.trusted_signers
+        self.genesis
+            .admins
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                if s.identity.trim().is_empty() {
+            .map(|(i, a)| {
+                if a.identity.trim().is_empty() {
                     return Err(invalid(
-                        format!("trusted_signer[{i}].identity"),
+                        format!("genesis.admin[{i}].identity"),
                         "is empty".into(),
                     ));
                 }
-                let key = PublicKey::from_hex(&s.public_key).map_err(|e| {
-                    invalid(format!("trusted_signer[{i}].public_key"), e.to_string())
+                let key = PublicKey::from_hex(&a.public_key).map_err(|e| {
+                    invalid(format!("genesis.admin[{i}].public_key"), e.to_string())
                 })?;
-                Ok((s.identity.clone(), key))
+                Ok(Admin {
+                    identity: a.identity.clone(),
+                    key,
+                })
             })
             .collect()
     }

@@ -12,11 +12,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use evident_core::Hash;
+use evident_core::PublicKey;
 use evident_core::dsse::Envelope;
 use evident_core::merkle::{self, Node, SubtreeSource};
 use evident_core::note::{Checkpoint, Signer, Verifier};
 use evident_core::receipt::Receipt;
 use evident_core::record::{EntryKind, LeafRecord};
+use evident_core::registry::{Registry, RegistryError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::check::Tail;
@@ -35,9 +37,25 @@ pub enum LedgerError {
     /// The entry does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// A tree size beyond the current checkpoint, or an index outside it.
+    /// A tree size beyond the current checkpoint, or an index outside it; or a registry
+    /// change that does not fit the registry's state.
     #[error("{0}")]
     Precondition(String),
+    /// The signatures do not authorize the entry.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The entry is malformed.
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// The status class of a refused registry change.
+pub fn registry_error(e: RegistryError) -> LedgerError {
+    match e {
+        RegistryError::NotEnoughAdmins { .. } => LedgerError::PermissionDenied(e.to_string()),
+        RegistryError::Conflict(_) => LedgerError::Precondition(e.to_string()),
+        _ => LedgerError::InvalidArgument(e.to_string()),
+    }
 }
 
 impl From<StoreError> for LedgerError {
@@ -46,18 +64,34 @@ impl From<StoreError> for LedgerError {
     }
 }
 
-/// The latest signed checkpoint.
+/// The latest signed checkpoint, and the registry as of it.
 #[derive(Debug, Clone)]
 pub struct Published {
     /// The signed note text.
     pub note: String,
     /// What it says.
     pub checkpoint: Checkpoint,
+    /// The trust registry after the last entry the checkpoint covers.
+    pub registry: Arc<Registry>,
+}
+
+/// What the sequencer checks, at the integrated time, before an entry is appended.
+#[derive(Debug, Clone)]
+pub enum Authorization {
+    /// An attestation whose signatures verify under these registered keys.
+    Attestation {
+        /// Registered keys (any status) that signed it.
+        keys: Vec<PublicKey>,
+        /// The Statement's predicate type.
+        predicate_type: String,
+    },
+    /// A registry change: signatures and effect are checked against the registry then.
+    Registry,
 }
 
 struct Submission {
     envelope: Envelope,
-    kind: EntryKind,
+    authorization: Authorization,
     digest: Hash,
     /// The receipt, and whether the envelope was already in the log.
     reply: oneshot::Sender<Result<(Receipt, bool), LedgerError>>,
@@ -67,6 +101,7 @@ struct Submission {
 #[derive(Clone)]
 pub struct Ledger {
     store: Arc<Store>,
+    genesis: Arc<Registry>,
     published: Arc<RwLock<Arc<Published>>>,
     queue: mpsc::Sender<Submission>,
     verifier: Verifier,
@@ -117,6 +152,8 @@ impl Ledger {
         store: Arc<Store>,
         signer: Signer,
         tail: Tail,
+        genesis: Registry,
+        registry: Registry,
         limits: BatchLimits,
         runtime: tokio::runtime::Handle,
     ) -> Result<(Ledger, SequencerHandle), LedgerError> {
@@ -132,13 +169,18 @@ impl Ledger {
             .map_err(|e| LedgerError::Storage(format!("signing a checkpoint: {e}")))?;
         store.set_checkpoint(&note)?;
         store.sync()?;
-        let published = Arc::new(RwLock::new(Arc::new(Published { note, checkpoint })));
+        let published = Arc::new(RwLock::new(Arc::new(Published {
+            note,
+            checkpoint,
+            registry: Arc::new(registry.clone()),
+        })));
         let (queue, rx) = mpsc::channel(limits.queue_depth);
         let mut sequencer = Sequencer {
             store: store.clone(),
             signer,
             tail,
             published: published.clone(),
+            registry,
             rx,
             limits,
             runtime,
@@ -150,6 +192,7 @@ impl Ledger {
         Ok((
             Ledger {
                 store,
+                genesis: Arc::new(genesis),
                 published,
                 queue,
                 verifier,
@@ -176,7 +219,7 @@ impl Ledger {
     pub async fn submit(
         &self,
         envelope: Envelope,
-        kind: EntryKind,
+        authorization: Authorization,
         digest: Hash,
     ) -> Result<(Receipt, bool), LedgerError> {
         // Fast path for retries; the sequencer checks again for duplicates in flight.
@@ -189,7 +232,7 @@ impl Ledger {
         let (reply, answer) = oneshot::channel();
         let submission = Submission {
             envelope,
-            kind,
+            authorization,
             digest,
             reply,
         };
@@ -266,6 +309,18 @@ impl Ledger {
             .map_err(|e| LedgerError::Storage(e.to_string()))
     }
 
+    /// The registry as of the latest checkpoint.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.published().registry.clone()
+    }
+
+    /// The registry as it was before entry `index` (replayed from the genesis).
+    pub fn registry_as_of(&self, index: u64) -> Result<Registry, LedgerError> {
+        let size = self.published().checkpoint.size;
+        crate::genesis::replay(&self.store, &self.genesis, index.min(size))
+            .map_err(|e| LedgerError::Storage(e.to_string()))
+    }
+
     /// The leaf hash of entry `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
         Ok(self.store.subtree_hash(0, index)?)
@@ -312,11 +367,23 @@ fn build_receipt(
     })
 }
 
+/// What the sequencer did with one submission of a batch.
+enum Placed {
+    /// Appended: the new record and its leaf hash.
+    New(LeafRecord, Hash),
+    /// Already in the log at this index.
+    Existing(u64),
+    /// Refused at the integrated time; nothing was appended.
+    Refused(LedgerError),
+}
+
 struct Sequencer {
     store: Arc<Store>,
     signer: Signer,
     tail: Tail,
     published: Arc<RwLock<Arc<Published>>>,
+    /// The registry after the last sequenced entry.
+    registry: Registry,
     rx: mpsc::Receiver<Submission>,
     limits: BatchLimits,
     runtime: tokio::runtime::Handle,
@@ -372,13 +439,13 @@ impl Sequencer {
         let mut replies = Vec::with_capacity(count);
         let mut entries = Vec::with_capacity(count);
         let mut nodes: Vec<Node> = Vec::with_capacity(count * 2);
-        // Per submission: the new record and its leaf hash, or the index it already has.
-        let mut placed: Vec<Result<(LeafRecord, Hash), u64>> = Vec::with_capacity(count);
+        let mut placed: Vec<Placed> = Vec::with_capacity(count);
         let mut in_batch: HashMap<Hash, u64> = HashMap::new();
         let mut frontier = self.tail.frontier.clone();
         let mut last_hash = self.tail.last_leaf_hash;
         let mut last_time = self.tail.last_time_nanos;
         let mut error = None;
+        let mut registry_changed = false;
         for s in batch {
             replies.push(s.reply);
             if error.is_some() {
@@ -395,13 +462,39 @@ impl Sequencer {
                 },
             };
             if let Some(index) = existing {
-                placed.push(Err(index));
+                placed.push(Placed::Existing(index));
                 continue;
             }
             let index = frontier.size();
             // Integrated times never go backwards, even if the clock does.
             let time = now_nanos().max(last_time);
-            let record = match LeafRecord::new(index, time, last_hash, s.kind, s.envelope) {
+            // Authorization at the integrated time, against the registry as it is after
+            // every entry before this one (including those earlier in this batch).
+            let kind = match &s.authorization {
+                Authorization::Attestation {
+                    keys,
+                    predicate_type,
+                } => match self.registry.authorize(keys, predicate_type, time) {
+                    Ok(_) => EntryKind::Attestation,
+                    Err(e) => {
+                        placed.push(Placed::Refused(LedgerError::PermissionDenied(
+                            e.to_string(),
+                        )));
+                        continue;
+                    }
+                },
+                Authorization::Registry => match self.registry.apply(index, time, &s.envelope) {
+                    Ok(_) => {
+                        registry_changed = true;
+                        EntryKind::Registry
+                    }
+                    Err(e) => {
+                        placed.push(Placed::Refused(registry_error(e)));
+                        continue;
+                    }
+                },
+            };
+            let record = match LeafRecord::new(index, time, last_hash, kind, s.envelope) {
                 Ok(r) => r,
                 Err(e) => {
                     error = Some(LedgerError::Storage(format!("encoding entry {index}: {e}")));
@@ -416,9 +509,10 @@ impl Sequencer {
                 record: bytes,
                 leaf_hash,
                 envelope_digest: s.digest,
+                kind,
             });
             in_batch.insert(s.digest, index);
-            placed.push(Ok((record, leaf_hash)));
+            placed.push(Placed::New(record, leaf_hash));
             last_hash = leaf_hash;
             last_time = time;
         }
@@ -457,7 +551,23 @@ impl Sequencer {
             last_leaf_hash: last_hash,
             last_time_nanos: last_time,
         };
-        let published = Arc::new(Published { note, checkpoint });
+        // Readers share one copy of the registry until a registry entry changes it.
+        let previous = self
+            .published
+            .read()
+            .expect("the checkpoint lock is never held across a panic")
+            .registry
+            .clone();
+        let registry = if registry_changed {
+            Arc::new(self.registry.clone())
+        } else {
+            previous
+        };
+        let published = Arc::new(Published {
+            note,
+            checkpoint,
+            registry,
+        });
         *self
             .published
             .write()
@@ -465,13 +575,14 @@ impl Sequencer {
         let source = CachedSource::new(&self.store, &nodes);
         for (reply, place) in replies.into_iter().zip(placed) {
             let answer = match place {
-                Ok((record, leaf_hash)) => {
+                Placed::New(record, leaf_hash) => {
                     build_receipt(record, leaf_hash, &source, &published).map(|r| (r, false))
                 }
-                Err(index) => read_record(&self.store, index).and_then(|record| {
+                Placed::Existing(index) => read_record(&self.store, index).and_then(|record| {
                     let leaf_hash = record.leaf_hash();
                     build_receipt(record, leaf_hash, &source, &published).map(|r| (r, true))
                 }),
+                Placed::Refused(e) => Err(e),
             };
             let _ = reply.send(answer);
         }

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod config;
+pub mod genesis;
 pub mod ledger;
 pub mod logkey;
 pub mod service;
@@ -48,6 +49,9 @@ pub enum RunError {
         /// The first problem found.
         source: check::CheckError,
     },
+    /// The genesis or the registry could not be set up.
+    #[error("trust registry: {0}")]
+    Genesis(#[from] genesis::GenesisError),
     /// The sequencer could not start.
     #[error("starting the ledger: {0}")]
     Ledger(#[from] ledger::LedgerError),
@@ -62,6 +66,9 @@ pub struct Prepared {
     store: Arc<Store>,
     signer: evident_core::note::Signer,
     tail: check::Tail,
+    genesis: evident_core::registry::Registry,
+    registry: evident_core::registry::Registry,
+    created_admin_key: Option<std::path::PathBuf>,
     config: Config,
 }
 
@@ -75,11 +82,22 @@ impl Prepared {
     pub fn size(&self) -> u64 {
         self.tail.frontier.size()
     }
+
+    /// The administrator key file this start created, on a new store without configured
+    /// administrators.
+    pub fn created_admin_key(&self) -> Option<&std::path::Path> {
+        self.created_admin_key.as_deref()
+    }
+
+    /// The registry's current administrators and threshold.
+    pub fn registry(&self) -> &evident_core::registry::Registry {
+        &self.registry
+    }
 }
 
 /// Opens the data folder, loads or creates the log key, and checks the store.
 pub fn prepare(config: Config) -> Result<Prepared, RunError> {
-    config.trusted_keys()?;
+    config.check()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| RunError::Store {
         dir: config.data_dir.clone(),
         source: store::StoreError::Io {
@@ -100,10 +118,15 @@ pub fn prepare(config: Config) -> Result<Prepared, RunError> {
                 source,
             }
         })?;
+    let genesis = genesis::resolve(&config, &store)?;
+    let registry = genesis::replay(&store, &genesis.registry, tail.frontier.size())?;
     Ok(Prepared {
         store: Arc::new(store),
         signer,
         tail,
+        genesis: genesis.registry,
+        registry,
+        created_admin_key: genesis.created_admin_key,
         config,
     })
 }
@@ -119,9 +142,11 @@ pub async fn run(
         store,
         signer,
         tail,
+        genesis,
+        registry,
+        created_admin_key: _,
         config,
     } = prepared;
-    let trusted = config.trusted_keys()?;
     let limits = BatchLimits {
         max_entries: config.batch.max_entries,
         max_delay: config.max_delay(),
@@ -131,10 +156,12 @@ pub async fn run(
         store.clone(),
         signer,
         tail,
+        genesis,
+        registry,
         limits,
         tokio::runtime::Handle::current(),
     )?;
-    let service = service::LedgerService::new(ledger, trusted, config.max_envelope_bytes);
+    let service = service::LedgerService::new(ledger, config.max_envelope_bytes);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<LedgerServer<service::LedgerService>>()

@@ -68,6 +68,24 @@ fn serve(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         println!("log verifier key: {}", prepared.verifier());
+        if let Some(path) = prepared.created_admin_key() {
+            println!(
+                "first administrator key: {} (sign registry changes with it; keep it safe)",
+                path.display()
+            );
+        }
+        let registry = prepared.registry();
+        println!(
+            "administrators: {} (threshold {}); registered signer keys: {}",
+            registry
+                .admins()
+                .iter()
+                .map(|a| a.identity.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            registry.threshold(),
+            registry.signer_keys().len()
+        );
         println!("entries: {}", prepared.size());
         println!("listening on {addr}");
         evident_server::run(listener, prepared, shutdown_signal()).await?;

@@ -1,37 +1,88 @@
 //! The gRPC services. The only module that sees `evident-proto` types: requests are
 //! converted into checked `evident-core` values here, once, and answers are converted back.
 
-use evident_core::PublicKey;
-use evident_core::dsse::{DsseError, Envelope, Signature};
+use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
 use evident_core::receipt::Receipt;
 use evident_core::record::{self, EntryKind, LeafRecord};
+use evident_core::registry::{AuthError, REGISTRY_PAYLOAD_TYPE, Registry, SignerKey};
 use evident_core::statement::Statement;
 use evident_core::{Hash, merkle};
 use evident_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Authorization, Ledger, LedgerError, registry_error};
 
 /// `evident.v1.Ledger`.
 #[derive(Debug, Clone)]
 pub struct LedgerService {
     ledger: Ledger,
-    trusted: std::sync::Arc<Vec<(String, PublicKey)>>,
     max_envelope_bytes: usize,
 }
 
 impl LedgerService {
-    /// A service over a running ledger, accepting attestations signed by `trusted` keys.
-    pub fn new(
-        ledger: Ledger,
-        trusted: Vec<(String, PublicKey)>,
-        max_envelope_bytes: usize,
-    ) -> Self {
+    /// A service over a running ledger.
+    pub fn new(ledger: Ledger, max_envelope_bytes: usize) -> Self {
         LedgerService {
             ledger,
-            trusted: std::sync::Arc::new(trusted),
             max_envelope_bytes,
         }
+    }
+
+    /// The checks of an attestation that need no sequencing: a Statement v1, signed by
+    /// registered keys that are (as of now) valid and allowed for its predicate type. The
+    /// sequencer checks authorization again at the integrated time.
+    fn check_attestation(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<(Authorization, Statement, Vec<String>), Status> {
+        let statement = Statement::from_envelope(envelope)
+            .map_err(|e| Status::invalid_argument(format!("not an in-toto Statement v1: {e}")))?;
+        let registry = self.ledger.registry();
+        let keys = registry.verifying_keys(envelope).map_err(auth_status)?;
+        let authorized = registry
+            .authorize(&keys, &statement.predicate_type, now_nanos())
+            .map_err(auth_status)?;
+        let identities = authorized.into_iter().map(|a| a.identity).collect();
+        let authorization = Authorization::Attestation {
+            keys,
+            predicate_type: statement.predicate_type.clone(),
+        };
+        Ok((authorization, statement, identities))
+    }
+
+    /// The checks of a registry change against the registry as it is now: administrator
+    /// signatures, the payload, and its effect (on a copy).
+    fn check_registry_change(&self, envelope: &Envelope) -> Result<Vec<String>, Status> {
+        let registry = self.ledger.registry();
+        let (_, signed_by) = registry
+            .check_envelope(envelope)
+            .map_err(|e| status(registry_error(e)))?;
+        let mut trial: Registry = (*registry).clone();
+        trial
+            .apply(registry_index_placeholder(), now_nanos(), envelope)
+            .map_err(|e| status(registry_error(e)))?;
+        Ok(signed_by)
+    }
+}
+
+/// The index given to a trial application of a registry change; only the state it leads to
+/// matters, and it is thrown away.
+fn registry_index_placeholder() -> u64 {
+    u64::MAX
+}
+
+fn now_nanos() -> i64 {
+    chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .expect("the clock reads a time between 1677 and 2262")
+}
+
+fn auth_status(e: AuthError) -> Status {
+    match e {
+        AuthError::NoSignatures => Status::unauthenticated(format!(
+            "{e}: sign PAE(payloadType, payload) with a registered signer key"
+        )),
+        other => Status::permission_denied(other.to_string()),
     }
 }
 
@@ -40,6 +91,26 @@ fn status(e: LedgerError) -> Status {
         LedgerError::Storage(_) | LedgerError::ShuttingDown => Status::unavailable(e.to_string()),
         LedgerError::NotFound(_) => Status::not_found(e.to_string()),
         LedgerError::Precondition(_) => Status::failed_precondition(e.to_string()),
+        LedgerError::PermissionDenied(_) => Status::permission_denied(e.to_string()),
+        LedgerError::InvalidArgument(_) => Status::invalid_argument(e.to_string()),
+    }
+}
+
+fn signer_to_proto(k: &SignerKey) -> pb::SignerKey {
+    pb::SignerKey {
+        identity: k.identity.clone(),
+        public_key: k.key.to_bytes().to_vec(),
+        roles: k.roles.iter().cloned().collect(),
+        predicate_types: k.predicate_types.iter().cloned().collect(),
+        not_before_nanos: k.not_before,
+        not_after_nanos: k.not_after,
+        revoked_from_nanos: k.revoked.as_ref().map(|(t, _)| *t),
+        revoked_reason: k
+            .revoked
+            .as_ref()
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default(),
+        added_at_index: k.added_at,
     }
 }
 
@@ -142,31 +213,113 @@ impl pb::ledger_server::Ledger for LedgerService {
                 self.max_envelope_bytes
             )));
         }
-        let statement = Statement::from_envelope(&envelope)
-            .map_err(|e| Status::invalid_argument(format!("not an in-toto Statement v1: {e}")))?;
-        let keys: Vec<PublicKey> = self.trusted.iter().map(|(_, k)| *k).collect();
-        let signers = envelope.verify(&keys).map_err(|e| match e {
-            DsseError::NoSignatures => Status::unauthenticated(e.to_string()),
-            other => Status::permission_denied(format!(
-                "{other}: register the signing key as a trusted signer of this log"
-            )),
-        })?;
+        let (authorization, what, signers) = match envelope.payload_type.as_str() {
+            IN_TOTO_PAYLOAD_TYPE => {
+                let (authorization, statement, signers) = self.check_attestation(&envelope)?;
+                (authorization, statement.predicate_type, signers)
+            }
+            REGISTRY_PAYLOAD_TYPE => {
+                if envelope.signatures.is_empty() {
+                    return Err(Status::unauthenticated(
+                        "envelope has no signatures: registry changes are signed by administrators",
+                    ));
+                }
+                let signers = self.check_registry_change(&envelope)?;
+                (
+                    Authorization::Registry,
+                    "registry change".to_owned(),
+                    signers,
+                )
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "payloadType {other:?} is not accepted: attestations use \
+                     {IN_TOTO_PAYLOAD_TYPE:?}, registry changes {REGISTRY_PAYLOAD_TYPE:?}"
+                )));
+            }
+        };
         let digest = record::envelope_digest(&envelope)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let (receipt, duplicate) = self
             .ledger
-            .submit(envelope, EntryKind::Attestation, digest)
+            .submit(envelope, authorization, digest)
             .await
             .map_err(status)?;
         tracing::info!(
             index = receipt.index,
             duplicate,
-            predicate_type = %statement.predicate_type,
-            signers = ?signers.iter().map(|&i| self.trusted[i].0.as_str()).collect::<Vec<_>>(),
-            "attestation submitted"
+            kind = %receipt.kind,
+            what = %what,
+            signers = ?signers,
+            "entry submitted"
         );
         Ok(Response::new(pb::SubmitResponse {
             receipt: Some(receipt_to_proto(receipt, duplicate)),
+        }))
+    }
+
+    async fn list_signers(
+        &self,
+        request: Request<pb::ListSignersRequest>,
+    ) -> Result<Response<pb::ListSignersResponse>, Status> {
+        let request = request.into_inner();
+        let size = self.ledger.published().checkpoint.size;
+        let (registry, as_of) = match request.as_of_index {
+            None => (self.ledger.registry(), size),
+            Some(index) if index > size => {
+                return Err(Status::failed_precondition(format!(
+                    "as_of_index {index} is beyond the log's {size} entries"
+                )));
+            }
+            Some(index) => (
+                std::sync::Arc::new(self.ledger.registry_as_of(index).map_err(status)?),
+                index,
+            ),
+        };
+        Ok(Response::new(pb::ListSignersResponse {
+            admins: registry
+                .admins()
+                .iter()
+                .map(|a| pb::Administrator {
+                    identity: a.identity.clone(),
+                    public_key: a.key.to_bytes().to_vec(),
+                })
+                .collect(),
+            threshold: u32::try_from(registry.threshold()).unwrap_or(u32::MAX),
+            signers: registry.signer_keys().iter().map(signer_to_proto).collect(),
+            as_of_index: as_of,
+        }))
+    }
+
+    async fn get_signer_history(
+        &self,
+        request: Request<pb::GetSignerHistoryRequest>,
+    ) -> Result<Response<pb::GetSignerHistoryResponse>, Status> {
+        let identity = request.into_inner().identity;
+        let registry = self.ledger.registry();
+        let events: Vec<pb::RegistryEvent> = registry
+            .history(&identity)
+            .into_iter()
+            .map(|e| pb::RegistryEvent {
+                index: e.index,
+                integrated_time_nanos: e.time,
+                identity: e.identity.clone(),
+                summary: e.summary.clone(),
+            })
+            .collect();
+        if events.is_empty() {
+            return Err(Status::not_found(format!(
+                "no registry entry names {identity:?}"
+            )));
+        }
+        Ok(Response::new(pb::GetSignerHistoryResponse {
+            events,
+            keys: registry
+                .signer_keys()
+                .iter()
+                .filter(|k| k.identity == identity)
+                .map(signer_to_proto)
+                .collect(),
         }))
     }
 

@@ -9,7 +9,9 @@
 //! | `N` ‖ level (u8) ‖ index (u64 BE) | hash of the complete subtree `(level, index)` |
 //! | `H` ‖ leaf hash | index (u64 BE) |
 //! | `E` ‖ envelope digest | index (u64 BE) |
+//! | `R` ‖ index (u64 BE) | empty: entry `index` is a registry entry |
 //! | `M` ‖ `checkpoint` | the latest signed checkpoint (note text) |
+//! | `M` ‖ `genesis` | the genesis administrators and threshold (JSON), fixed at first start |
 //!
 //! Durability: sled 0.34's `flush()` ends in `sync_file_range` on Linux, which does not
 //! persist file metadata or survive power loss. [`Store::append`] therefore follows it with
@@ -23,6 +25,7 @@ use std::sync::Mutex;
 
 use evident_core::Hash;
 use evident_core::merkle::{Node, SubtreeSource};
+use evident_core::record::EntryKind;
 
 /// A storage failure. The message names the operation.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +62,9 @@ const LEAF: u8 = b'L';
 const NODE: u8 = b'N';
 const BY_LEAF_HASH: u8 = b'H';
 const BY_ENVELOPE: u8 = b'E';
+const BY_KIND_REGISTRY: u8 = b'R';
 const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
+const META_GENESIS: &[u8] = b"Mgenesis";
 
 fn leaf_key(index: u64) -> [u8; 9] {
     let mut k = [LEAF; 9];
@@ -71,6 +76,12 @@ fn node_key(level: u32, index: u64) -> [u8; 10] {
     let mut k = [NODE; 10];
     k[1] = u8::try_from(level).expect("a tree of at most 2^64 leaves has fewer than 256 levels");
     k[2..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn kind_key(prefix: u8, index: u64) -> [u8; 9] {
+    let mut k = [prefix; 9];
+    k[1..].copy_from_slice(&index.to_be_bytes());
     k
 }
 
@@ -98,6 +109,8 @@ pub struct NewEntry {
     pub leaf_hash: Hash,
     /// The digest of its envelope.
     pub envelope_digest: Hash,
+    /// What it holds.
+    pub kind: EntryKind,
 }
 
 /// The sled-backed log store.
@@ -179,6 +192,34 @@ impl Store {
             .transpose()
     }
 
+    /// The indexes of the registry entries below `end`, in order.
+    pub fn registry_entries(&self, end: u64) -> Result<Vec<u64>, StoreError> {
+        self.db
+            .range(kind_key(BY_KIND_REGISTRY, 0)..kind_key(BY_KIND_REGISTRY, end))
+            .map(|item| {
+                let (key, _) = item.map_err(sled_err("reading the registry index"))?;
+                decode_index(&key[1..])
+            })
+            .collect()
+    }
+
+    /// The genesis recorded at first start (JSON), if any.
+    pub fn genesis(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(META_GENESIS)
+            .map_err(sled_err("reading the genesis"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Records the genesis and makes it durable.
+    pub fn set_genesis(&self, json: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .insert(META_GENESIS, json)
+            .map_err(sled_err("writing the genesis"))?;
+        self.sync()
+    }
+
     /// Stores a signed checkpoint. Not synced by itself: it becomes durable with the next
     /// [`Store::append`] or [`Store::sync`]; a checkpoint lost in a crash is re-signed from
     /// the durable entries at start.
@@ -198,6 +239,9 @@ impl Store {
             let index = e.index.to_be_bytes();
             batch.insert(&hash_key(BY_LEAF_HASH, &e.leaf_hash)[..], &index);
             batch.insert(&hash_key(BY_ENVELOPE, &e.envelope_digest)[..], &index);
+            if e.kind == EntryKind::Registry {
+                batch.insert(&kind_key(BY_KIND_REGISTRY, e.index)[..], &[]);
+            }
         }
         for n in nodes {
             batch.insert(&node_key(n.level, n.index), n.hash.as_bytes());

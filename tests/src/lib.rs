@@ -102,21 +102,35 @@ pub struct Server {
     stderr_log: PathBuf,
 }
 
-/// Writes a config trusting seed keys `trusted` (identities `signer-N@test`).
-pub fn write_config(dir: &Path, data_dir: &Path, trusted: &[u8], extra: &str) -> PathBuf {
-    let mut text = format!(
-        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\norigin = \"evident.test/log\"\n{extra}\n",
-        data_dir.display().to_string()
+/// Seed byte of the genesis administrator key of every test log.
+pub const ADMIN: u8 = 200;
+
+/// Writes a config whose genesis administrator is [`ADMIN`]; the seed keys `signers` are
+/// registered (identities `signer-N@test`, role `ci`, any predicate type) by
+/// [`Server::start`] when it starts the log for the first time.
+pub fn write_config(dir: &Path, data_dir: &Path, signers: &[u8], extra: &str) -> PathBuf {
+    let text = format!(
+        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\norigin = \"evident.test/log\"\n{extra}\n\
+         [genesis]\n[[genesis.admin]]\nidentity = \"admin@test\"\npublic_key = \"{}\"\n",
+        data_dir.display().to_string(),
+        public(ADMIN).to_hex()
     );
-    for n in trusted {
-        text.push_str(&format!(
-            "[[trusted_signer]]\nidentity = \"signer-{n}@test\"\npublic_key = \"{}\"\n",
-            public(*n).to_hex()
-        ));
-    }
     let path = dir.join("evidentd.toml");
     std::fs::write(&path, text).expect("writing the config");
+    std::fs::write(
+        admin_key_file(dir),
+        format!("{}\n", hex::encode([ADMIN; 32])),
+    )
+    .expect("writing the admin key");
+    let list: Vec<String> = signers.iter().map(u8::to_string).collect();
+    std::fs::write(path.with_extension("signers"), list.join(" "))
+        .expect("writing the signer list");
     path
+}
+
+/// The file holding [`ADMIN`]'s signing key, beside the config.
+pub fn admin_key_file(dir: &Path) -> PathBuf {
+    dir.join("admin.key")
 }
 
 impl Server {
@@ -141,6 +155,7 @@ impl Server {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut log_key = None;
+        let mut entries = None;
         loop {
             let Some(Ok(line)) = lines.next() else {
                 let _ = child.wait();
@@ -149,19 +164,67 @@ impl Server {
             if let Some(k) = line.strip_prefix("log verifier key: ") {
                 log_key = Some(Verifier::parse(k).expect("a verifier key"));
             }
+            if let Some(n) = line.strip_prefix("entries: ") {
+                entries = n.parse::<u64>().ok();
+            }
             if let Some(addr) = line.strip_prefix("listening on ") {
                 // Keep draining stdout so the server never blocks on a full pipe.
                 std::thread::spawn(move || for _ in lines.by_ref() {});
-                return Ok(Server {
+                let server = Server {
                     child: Some(child),
                     url: format!("http://{addr}"),
                     log_key: log_key.expect("the key is printed before the address"),
                     data_dir: data_dir.to_owned(),
                     config: config.to_owned(),
                     stderr_log,
-                });
+                };
+                if entries == Some(0) {
+                    server.register_listed_signers();
+                }
+                return Ok(server);
             }
         }
+    }
+
+    /// Registers the signers `write_config` listed, through the real CLI.
+    fn register_listed_signers(&self) {
+        let list =
+            std::fs::read_to_string(self.config.with_extension("signers")).unwrap_or_default();
+        for n in list.split_whitespace() {
+            let n: u8 = n.parse().expect("a seed byte");
+            self.register(n, &["ci"], &["*"]);
+        }
+    }
+
+    /// Registers seed key `n` as `signer-N@test` with roles and predicate types, signed by
+    /// [`ADMIN`], through the real CLI. Panics if the CLI fails.
+    pub fn register(&self, n: u8, roles: &[&str], predicate_types: &[&str]) {
+        let dir = self.config.parent().expect("the config is in a folder");
+        let identity = format!("signer-{n}@test");
+        let public_key = public(n).to_hex();
+        let admin = admin_key_file(dir).display().to_string();
+        let mut args = vec![
+            "signer",
+            "add",
+            "--identity",
+            &identity,
+            "--public-key",
+            &public_key,
+            "--admin-key",
+            &admin,
+        ];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        for p in predicate_types {
+            args.extend(["--predicate-type", p]);
+        }
+        let out = cli(dir, Some(self), &args);
+        assert!(
+            out.status.success(),
+            "registering signer {n}: {}",
+            stderr(&out)
+        );
     }
 
     /// Connects the client library.

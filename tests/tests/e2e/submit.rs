@@ -11,7 +11,6 @@ fn cli_keygen_attest_submit_verify_receipt() {
     let d = dir.path();
     let out = cli(d, None, &["keygen", "--out", "ci.key"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let public_hex = std::fs::read_to_string(d.join("ci.key.pub")).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -22,16 +21,33 @@ fn cli_keygen_attest_submit_verify_receipt() {
         assert_eq!(mode & 0o777, 0o600);
     }
     let data = d.join("data");
-    let config = write_config(
-        d,
-        &data,
-        &[],
-        &format!(
-            "[[trusted_signer]]\nidentity = \"ci@payments-pipeline\"\npublic_key = \"{}\"\n",
-            public_hex.trim()
-        ),
-    );
+    let config = write_config(d, &data, &[], "");
     let server = Server::start(&config, &data).unwrap();
+    // Register the pipeline's key in the trust registry, signed by the administrator.
+    let out = cli(
+        d,
+        Some(&server),
+        &[
+            "signer",
+            "add",
+            "--identity",
+            "ci@payments-pipeline",
+            "--public-key",
+            "ci.key.pub",
+            "--role",
+            "ci",
+            "--predicate-type",
+            "https://in-toto.io/attestation/test-result/v0.1",
+            "--admin-key",
+            "admin.key",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("registry entry 0: add_signer"),
+        "{}",
+        stdout(&out)
+    );
 
     std::fs::write(
         d.join("predicate.json"),
@@ -62,7 +78,7 @@ fn cli_keygen_attest_submit_verify_receipt() {
 
     let out = cli(d, Some(&server), &["submit", "tests.dsse.json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("entry 0"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("entry 1,"), "{}", stdout(&out));
     assert!(stdout(&out).contains("verified"), "{}", stdout(&out));
 
     let out = cli(
@@ -72,7 +88,7 @@ fn cli_keygen_attest_submit_verify_receipt() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).starts_with("verified: entry 0"),
+        stdout(&out).starts_with("verified: entry 1"),
         "{}",
         stdout(&out)
     );
@@ -105,9 +121,9 @@ fn cli_keygen_attest_submit_verify_receipt() {
     let out = cli(d, Some(&server), &["checkpoint", "--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["treeSize"], 1);
+    assert_eq!(json["treeSize"], 2);
 
-    let out = cli(d, Some(&server), &["entry", "--index", "0", "--proof"]);
+    let out = cli(d, Some(&server), &["entry", "--index", "1", "--proof"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("subject:       app.bin sha256:"),
@@ -129,7 +145,7 @@ async fn library_submit_get_entry_and_proofs() {
     for nonce in 0..5 {
         let (receipt, duplicate) = client.submit(&envelope(&key(1), nonce)).await.unwrap();
         assert!(!duplicate);
-        assert_eq!(receipt.index, nonce);
+        assert_eq!(receipt.index, nonce + 1, "entry 0 registered the signer");
         let verified = receipt.verify(&server.log_key).unwrap();
         state
             .advance(&mut client, &server.log_key, &receipt.checkpoint)
@@ -148,20 +164,20 @@ async fn library_submit_get_entry_and_proofs() {
         .entry(Selector::LeafHash(receipts[2].leaf_hash), Some(0))
         .await
         .unwrap();
-    assert_eq!(entry.record.index(), 2);
+    assert_eq!(entry.record.index(), 3);
     let (size, proof) = entry.proof.unwrap();
     let checkpoint = Checkpoint::verify(&entry.checkpoint.unwrap(), &server.log_key).unwrap();
-    assert_eq!(size, 5);
-    merkle::verify_inclusion(2, 5, &entry.leaf_hash, &proof, &checkpoint.root).unwrap();
+    assert_eq!(size, 6);
+    merkle::verify_inclusion(3, 6, &entry.leaf_hash, &proof, &checkpoint.root).unwrap();
 
     let (size, proof, leaf, _) = client.inclusion_proof(Selector::Index(1), 3).await.unwrap();
-    let old = Checkpoint::verify(&receipts[2].checkpoint, &server.log_key).unwrap();
+    let old = Checkpoint::verify(&receipts[1].checkpoint, &server.log_key).unwrap();
     assert_eq!((size, old.size), (3, 3));
     merkle::verify_inclusion(1, 3, &leaf, &proof, &old.root).unwrap();
 
     let first = Checkpoint::verify(&receipts[0].checkpoint, &server.log_key).unwrap();
-    let proof = client.consistency_proof(1, 5).await.unwrap();
-    merkle::verify_consistency(1, 5, &proof, &first.root, &checkpoint.root).unwrap();
+    let proof = client.consistency_proof(2, 6).await.unwrap();
+    merkle::verify_consistency(2, 6, &proof, &first.root, &checkpoint.root).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,5 +205,9 @@ async fn resubmitting_an_envelope_returns_the_original_entry() {
         assert_eq!(again.leaf_hash, first.leaf_hash);
         again.verify(&server.log_key).unwrap();
     }
-    assert_eq!(server.size().await, 2);
+    assert_eq!(
+        server.size().await,
+        3,
+        "the registry entry and two attestations"
+    );
 }

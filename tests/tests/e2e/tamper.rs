@@ -46,12 +46,12 @@ async fn a_store_shorter_than_its_signed_checkpoint_is_refused() {
     log_of(5, &config, &data).await;
     {
         let db = sled::open(data.join("db")).unwrap();
-        db.remove(leaf_key(4)).unwrap();
+        db.remove(leaf_key(5)).unwrap();
         db.flush().unwrap();
     }
     let err = Server::start(&config, &data).unwrap_err();
     assert!(
-        err.contains("holds 4 entries but this log signed a checkpoint of 5"),
+        err.contains("holds 5 entries but this log signed a checkpoint of 6"),
         "{err}"
     );
 }
@@ -107,8 +107,8 @@ async fn a_client_holding_a_newer_checkpoint_detects_a_rolled_back_data_folder()
     std::fs::remove_dir_all(&data).unwrap();
     copy_dir(&backup, &data);
     let server = Server::start(&config, &data).unwrap();
-    assert_eq!(server.size().await, 3);
-    // ...but the client remembers 5 entries and refuses.
+    assert_eq!(server.size().await, 4);
+    // ...but the client remembers 6 entries and refuses.
     let out = tokio::task::block_in_place(|| cli(d, Some(&server), &["checkpoint"]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("rollback"), "{}", stderr(&out));

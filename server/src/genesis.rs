@@ -1,0 +1,200 @@
+//! The root of trust: the genesis administrators, fixed in the store at first start, and
+//! the registry rebuilt from them and the log's registry entries.
+
+use std::path::Path;
+
+use evident_core::record::LeafRecord;
+use evident_core::registry::{Admin, Registry};
+use evident_core::{PublicKey, SigningKey};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+
+/// File name of the administrator key `evidentd` creates when none is configured.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// Why the registry cannot be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GenesisError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The config's genesis is not the one the log was started with.
+    #[error(
+        "the configured genesis administrators differ from the ones this log was started \
+         with ({recorded}); a log keeps its genesis for life: change administrators with \
+         `evident admin add|remove`"
+    )]
+    Changed {
+        /// The recorded genesis, in words.
+        recorded: String,
+    },
+    /// The genesis is invalid.
+    #[error("genesis: {0}")]
+    Invalid(String),
+    /// Writing the administrator key failed.
+    #[error("creating the first administrator key {path}: {source}")]
+    KeyFile {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A registry entry in the store does not apply.
+    #[error("entry {index}: registry entry does not apply: {reason}")]
+    Replay {
+        /// The entry.
+        index: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Recorded {
+    threshold: usize,
+    admins: Vec<RecordedAdmin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct RecordedAdmin {
+    identity: String,
+    public_key: String,
+}
+
+impl Recorded {
+    fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .admins
+            .iter()
+            .map(|a| format!("{} {}", a.identity, &a.public_key[..16]))
+            .collect();
+        format!("{} of [{}]", self.threshold, names.join(", "))
+    }
+
+    fn to_admins(&self) -> Result<Vec<Admin>, GenesisError> {
+        self.admins
+            .iter()
+            .map(|a| {
+                Ok(Admin {
+                    identity: a.identity.clone(),
+                    key: PublicKey::from_hex(&a.public_key)
+                        .map_err(|e| GenesisError::Invalid(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// What [`resolve`] found or made.
+#[derive(Debug)]
+pub struct Genesis {
+    /// The genesis registry state.
+    pub registry: Registry,
+    /// Set when this start created the first administrator key.
+    pub created_admin_key: Option<std::path::PathBuf>,
+}
+
+/// Returns the log's genesis: the one recorded in the store; or, on a new store, the
+/// configured one, or a freshly created administrator key when none is configured.
+pub fn resolve(config: &Config, store: &Store) -> Result<Genesis, GenesisError> {
+    let configured = config
+        .check()
+        .map_err(|e| GenesisError::Invalid(e.to_string()))?;
+    let threshold = config.genesis.threshold.unwrap_or(1);
+    let from_config = Recorded {
+        threshold,
+        admins: configured
+            .iter()
+            .map(|a| RecordedAdmin {
+                identity: a.identity.clone(),
+                public_key: a.key.to_hex(),
+            })
+            .collect(),
+    };
+    let mut created_admin_key = None;
+    let recorded = match store.genesis()? {
+        Some(bytes) => {
+            let recorded: Recorded = serde_json::from_slice(&bytes).map_err(|e| {
+                GenesisError::Invalid(format!("the recorded genesis does not parse: {e}"))
+            })?;
+            if !from_config.admins.is_empty() && from_config != recorded {
+                return Err(GenesisError::Changed {
+                    recorded: recorded.describe(),
+                });
+            }
+            recorded
+        }
+        None => {
+            let recorded = if from_config.admins.is_empty() {
+                let (path, key) = create_admin_key(&config.data_dir)?;
+                created_admin_key = Some(path);
+                Recorded {
+                    threshold: 1,
+                    admins: vec![RecordedAdmin {
+                        identity: "admin".into(),
+                        public_key: key.to_hex(),
+                    }],
+                }
+            } else {
+                from_config
+            };
+            store.set_genesis(&serde_json::to_vec(&recorded).expect("the genesis serializes"))?;
+            recorded
+        }
+    };
+    let registry = Registry::genesis(recorded.to_admins()?, recorded.threshold)
+        .map_err(|e| GenesisError::Invalid(e.to_string()))?;
+    Ok(Genesis {
+        registry,
+        created_admin_key,
+    })
+}
+
+fn create_admin_key(dir: &Path) -> Result<(std::path::PathBuf, PublicKey), GenesisError> {
+    use std::io::Write as _;
+    let path = dir.join(ADMIN_KEY_FILE);
+    let err = |source| GenesisError::KeyFile {
+        path: path.clone(),
+        source,
+    };
+    let mut seed = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path).map_err(err)?;
+    file.write_all(format!("{}\n", hex::encode(seed)).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(err)?;
+    Ok((path, PublicKey::from_signing_key(&key)))
+}
+
+/// Replays the registry entries below `end` onto the genesis state.
+pub fn replay(store: &Store, genesis: &Registry, end: u64) -> Result<Registry, GenesisError> {
+    let mut registry = genesis.clone();
+    for index in store.registry_entries(end)? {
+        let bytes = store.entry(index)?.ok_or(GenesisError::Replay {
+            index,
+            reason: "the entry is missing".into(),
+        })?;
+        let record = LeafRecord::decode(&bytes).map_err(|e| GenesisError::Replay {
+            index,
+            reason: e.to_string(),
+        })?;
+        registry
+            .apply(index, record.integrated_time_nanos(), record.envelope())
+            .map_err(|e| GenesisError::Replay {
+                index,
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(registry)
+}
