@@ -389,3 +389,76 @@ async fn offline_rebuild_matches_the_servers_registry_at_every_index() {
         assert!(same(&client.list_signers(None).await.unwrap(), &offline));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_keeps_its_genesis_administrators_for_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[], "");
+    let mut server = Server::start(&config, &data).unwrap();
+    assert!(tokio::task::block_in_place(|| server.terminate()).success());
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(&public(ADMIN).to_hex(), &public(7).to_hex()),
+    )
+    .unwrap();
+    let err = Server::start(&config, &data).unwrap_err();
+    assert!(err.contains("keeps its genesis for life"), "{err}");
+    // Without genesis settings the recorded genesis is used.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let cut = text.find("[genesis]").unwrap();
+    std::fs::write(&config, &text[..cut]).unwrap();
+    let server = Server::start(&config, &data).unwrap();
+    let listing = server.client().await.list_signers(None).await.unwrap();
+    assert_eq!(listing.admins[0].key, public(ADMIN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_log_without_administrators_creates_the_first_admin_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("evidentd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&config, &data).unwrap();
+    let admin_key = data.join("admin.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&admin_key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let admin = admin_key.display().to_string();
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            dir.path(),
+            Some(&server),
+            &[
+                "signer",
+                "add",
+                "--identity",
+                "ci@x",
+                "--public-key",
+                &public(1).to_hex(),
+                "--predicate-type",
+                "*",
+                "--admin-key",
+                &admin,
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    server
+        .client()
+        .await
+        .submit(&envelope(&key(1), 1))
+        .await
+        .unwrap();
+}
