@@ -182,11 +182,14 @@ enum SignerCommand {
         #[command(flatten)]
         admins: AdminKeys,
     },
-    /// List administrators and signer keys, now or as of an entry index.
+    /// List administrators and signer keys, now, as of an entry index, or as of a time.
     List {
         /// The registry as it was before this entry.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "as_of_time")]
         as_of_index: Option<u64>,
+        /// RFC 3339: the registry after every entry integrated at or before this time.
+        #[arg(long)]
+        as_of_time: Option<String>,
     },
     /// One signer's keys and history.
     Show {
@@ -358,7 +361,10 @@ async fn signer(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()> {
             },
             admins,
         ),
-        SignerCommand::List { as_of_index } => return list_signers(cli, *as_of_index).await,
+        SignerCommand::List {
+            as_of_index,
+            as_of_time,
+        } => return list_signers(cli, *as_of_index, as_of_time.as_deref()).await,
         SignerCommand::Show { identity } => return show_signer(cli, identity).await,
     };
     submit_change(cli, &change, admins).await
@@ -460,10 +466,18 @@ fn now_nanos() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-async fn list_signers(cli: &Cli, as_of_index: Option<u64>) -> anyhow::Result<()> {
+async fn list_signers(
+    cli: &Cli,
+    as_of_index: Option<u64>,
+    as_of_time: Option<&str>,
+) -> anyhow::Result<()> {
+    let time = as_of_time
+        .map(|t| evident_core::registry::parse_time("--as-of-time", t))
+        .transpose()?;
     let mut client = connect(cli).await?;
-    let listing = client.list_signers(as_of_index).await?;
-    let now = now_nanos();
+    let listing = client.list_signers_at(as_of_index, time).await?;
+    // Key status is shown at the time asked about.
+    let now = time.unwrap_or_else(now_nanos);
     match cli.format {
         Format::Json => print_json(&json!({
             "asOfIndex": listing.as_of_index,

@@ -174,9 +174,21 @@ impl Client {
         &mut self,
         as_of_index: Option<u64>,
     ) -> Result<SignerListing, ClientError> {
+        self.list_signers_at(as_of_index, None).await
+    }
+
+    /// The trust registry as of an entry index or as of a time (nanoseconds, UTC).
+    pub async fn list_signers_at(
+        &mut self,
+        as_of_index: Option<u64>,
+        as_of_time_nanos: Option<i64>,
+    ) -> Result<SignerListing, ClientError> {
         let r = self
             .inner
-            .list_signers(pb::ListSignersRequest { as_of_index })
+            .list_signers(pb::ListSignersRequest {
+                as_of_index,
+                as_of_time_nanos,
+            })
             .await?
             .into_inner();
         Ok(SignerListing {

@@ -179,6 +179,18 @@ fn create_admin_key(dir: &Path) -> Result<(std::path::PathBuf, PublicKey), Genes
 
 /// Replays the registry entries below `end` onto the genesis state.
 pub fn replay(store: &Store, genesis: &Registry, end: u64) -> Result<Registry, GenesisError> {
+    replay_until(store, genesis, end, i64::MAX).map(|(registry, _)| registry)
+}
+
+/// Replays the registry entries below `end` integrated at or before `time`; returns the
+/// registry and the index of the first entry not covered (`end`, or the first registry
+/// entry after `time`).
+pub fn replay_until(
+    store: &Store,
+    genesis: &Registry,
+    end: u64,
+    time: i64,
+) -> Result<(Registry, u64), GenesisError> {
     let mut registry = genesis.clone();
     for index in store.registry_entries(end)? {
         let bytes = store.entry(index)?.ok_or(GenesisError::Replay {
@@ -189,6 +201,9 @@ pub fn replay(store: &Store, genesis: &Registry, end: u64) -> Result<Registry, G
             index,
             reason: e.to_string(),
         })?;
+        if record.integrated_time_nanos() > time {
+            return Ok((registry, index));
+        }
         registry
             .apply(index, record.integrated_time_nanos(), record.envelope())
             .map_err(|e| GenesisError::Replay {
@@ -196,5 +211,5 @@ pub fn replay(store: &Store, genesis: &Registry, end: u64) -> Result<Registry, G
                 reason: e.to_string(),
             })?;
     }
-    Ok(registry)
+    Ok((registry, end))
 }

@@ -321,6 +321,14 @@ impl Ledger {
             .map_err(|e| LedgerError::Storage(e.to_string()))
     }
 
+    /// The registry after every registry entry integrated at or before `time`, and the
+    /// index up to which it holds (exclusive).
+    pub fn registry_as_of_time(&self, time: i64) -> Result<(Registry, u64), LedgerError> {
+        let size = self.published().checkpoint.size;
+        crate::genesis::replay_until(&self.store, &self.genesis, size, time)
+            .map_err(|e| LedgerError::Storage(e.to_string()))
+    }
+
     /// The leaf hash of entry `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
         Ok(self.store.subtree_hash(0, index)?)

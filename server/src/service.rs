@@ -264,14 +264,23 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::ListSignersResponse>, Status> {
         let request = request.into_inner();
         let size = self.ledger.published().checkpoint.size;
-        let (registry, as_of) = match request.as_of_index {
-            None => (self.ledger.registry(), size),
-            Some(index) if index > size => {
+        let (registry, as_of) = match (request.as_of_index, request.as_of_time_nanos) {
+            (Some(_), Some(_)) => {
+                return Err(Status::invalid_argument(
+                    "give as_of_index or as_of_time_nanos, not both",
+                ));
+            }
+            (None, Some(time)) => {
+                let (registry, end) = self.ledger.registry_as_of_time(time).map_err(status)?;
+                (std::sync::Arc::new(registry), end)
+            }
+            (None, None) => (self.ledger.registry(), size),
+            (Some(index), None) if index > size => {
                 return Err(Status::failed_precondition(format!(
                     "as_of_index {index} is beyond the log's {size} entries"
                 )));
             }
-            Some(index) => (
+            (Some(index), None) => (
                 std::sync::Arc::new(self.ledger.registry_as_of(index).map_err(status)?),
                 index,
             ),

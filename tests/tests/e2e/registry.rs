@@ -178,6 +178,18 @@ async fn a_revoked_key_is_refused_after_its_revocation_and_earlier_entries_stay_
     // And the current registry shows the revocation.
     let now = client.list_signers(None).await.unwrap();
     assert!(now.signers[0].revoked.is_some());
+    // As of a time: before the revocation entry the key was clean, after it revoked.
+    let then = client
+        .list_signers_at(None, Some(verified.record.integrated_time_nanos()))
+        .await
+        .unwrap();
+    assert!(then.signers[0].revoked.is_none());
+    assert_eq!(
+        then.as_of_index, 2,
+        "the revocation entry is the first one not covered"
+    );
+    let later = client.list_signers_at(None, Some(i64::MAX)).await.unwrap();
+    assert!(later.signers[0].revoked.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
