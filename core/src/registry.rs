@@ -258,6 +258,14 @@ fn key_hex<S: serde::Serializer>(key: &PublicKey, s: S) -> Result<S::Ok, S::Erro
 }
 
 impl SignerKey {
+    /// Whether the key is neither revoked nor expired at `time` (it may still be waiting for
+    /// its `not_before`, or have a revocation scheduled later).
+    pub fn live(&self, time: i64) -> bool {
+        let revoked = self.revoked.as_ref().is_some_and(|(from, _)| *from <= time);
+        let expired = self.not_after.is_some_and(|end| end <= time);
+        !revoked && !expired
+    }
+
     /// Checks the key is valid at `time` and allowed for `predicate_type`.
     pub fn check(&self, predicate_type: &str, time: i64) -> Result<(), AuthError> {
         let key = self.key.key_id();
@@ -487,9 +495,13 @@ impl Registry {
                 let identity = non_empty("identity", identity)?;
                 let key = parse_key("public_key", &public_key)?;
                 self.ensure_new_key(&key)?;
-                if self.keys.iter().any(|k| k.identity == identity) {
+                if self
+                    .keys
+                    .iter()
+                    .any(|k| k.identity == identity && k.live(time))
+                {
                     return Err(RegistryError::Conflict(format!(
-                        "signer {identity} already exists: give it a new key with rotate_signer"
+                        "signer {identity} already has a live key: give it a new key with rotate_signer"
                     )));
                 }
                 if predicate_types.is_empty() {
@@ -537,36 +549,47 @@ impl Registry {
             } => {
                 let key = parse_key("new_public_key", &new_public_key)?;
                 self.ensure_new_key(&key)?;
+                // The identity's newest key, whatever its state: rotating away from a revoked
+                // or expired key is how a signer gets back to work.
                 let current = self
                     .keys
                     .iter()
-                    .rposition(|k| k.identity == identity && k.revoked.is_none())
+                    .rposition(|k| k.identity == identity)
                     .ok_or_else(|| {
                         RegistryError::Conflict(format!(
-                            "signer {identity:?} has no key that is not revoked: add it with add_signer"
+                            "signer {identity:?} is not registered: add it with add_signer"
                         ))
                     })?;
                 let end = match old_key_not_after {
                     Some(t) => parse_time("old_key_not_after", &t)?,
                     None => time,
                 };
-                let old = &mut self.keys[current];
-                let old_id = old.key.key_id();
-                let inherited_end = old.not_after;
-                old.not_after = Some(old.not_after.map_or(end, |e| e.min(end)));
+                let old = &self.keys[current];
+                if let Some(limit) = old.not_after {
+                    if limit <= time {
+                        return Err(RegistryError::Conflict(format!(
+                            "signer {identity}'s validity ended at {}: a rotated key would never \
+                             be valid; register the identity again with add_signer",
+                            time_text(limit)
+                        )));
+                    }
+                }
                 let new = SignerKey {
                     identity: identity.clone(),
                     key,
                     roles: old.roles.clone(),
                     predicate_types: old.predicate_types.clone(),
-                    not_before: None,
-                    not_after: inherited_end,
+                    not_before: old.not_before,
+                    not_after: old.not_after,
                     revoked: None,
                     added_at: index,
                 };
+                let old = &mut self.keys[current];
+                let old_id = old.key.key_id();
+                old.not_after = Some(old.not_after.map_or(end, |e| e.min(end)));
                 let summary = format!(
                     "rotated key {old_id} (valid until {}) to {}",
-                    time_text(end),
+                    time_text(old.not_after.unwrap_or(end)),
                     new.key.key_id()
                 );
                 self.push_key(new);
@@ -590,23 +613,31 @@ impl Registry {
                     ))
                 })?;
                 let record = &mut self.keys[position];
-                if let Some((at, _)) = &record.revoked {
-                    return Err(RegistryError::Conflict(format!(
-                        "key {} is already revoked (from {})",
+                // A revocation can be moved earlier (a compromise found to have started
+                // sooner, or a mistyped date), never later.
+                let summary = match &record.revoked {
+                    Some((at, _)) if *at <= from => {
+                        return Err(RegistryError::Conflict(format!(
+                            "key {} is already revoked from {}; a revocation can only be moved earlier",
+                            key.key_id(),
+                            time_text(*at)
+                        )));
+                    }
+                    Some((at, _)) => format!(
+                        "moved the revocation of key {} from {} to {}: {reason}",
                         key.key_id(),
-                        time_text(*at)
-                    )));
-                }
-                record.revoked = Some((from, reason.clone()));
-                let identity = record.identity.clone();
-                event(
-                    &identity,
-                    format!(
+                        time_text(*at),
+                        time_text(from)
+                    ),
+                    None => format!(
                         "revoked key {} from {}: {reason}",
                         key.key_id(),
                         time_text(from)
                     ),
-                )
+                };
+                record.revoked = Some((from, reason));
+                let identity = record.identity.clone();
+                event(&identity, summary)
             }
             Change::AddAdmin {
                 identity,

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use evident_core::registry::{Change, sign_change};
 use evident_core::{PublicKey, SigningKey};
 
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for evidentd")]
 struct Args {
-    /// An already running server that trusts the key with seed byte 42 (else one is started).
+    /// An already running server where the key with seed byte 42 is a registered signer
+    /// (else one is started, and the key registered by its genesis administrator).
     #[arg(long)]
     server: Option<String>,
     /// The evidentd binary to start.
@@ -44,6 +46,23 @@ struct Args {
 }
 
 const SEED: u8 = 42;
+const ADMIN_SEED: u8 = 43;
+
+/// Registers the generator's key (any predicate type), signed by the genesis administrator.
+async fn register(url: &str) -> anyhow::Result<()> {
+    let change = Change::AddSigner {
+        identity: "loadgen@bench".into(),
+        public_key: PublicKey::from_signing_key(&SigningKey::from_bytes(&[SEED; 32])).to_hex(),
+        roles: vec!["ci".into()],
+        predicate_types: vec!["*".into()],
+        not_before: None,
+        not_after: None,
+    };
+    let admin = SigningKey::from_bytes(&[ADMIN_SEED; 32]);
+    let mut client = evident_client::Client::connect(url).await?;
+    client.submit(&sign_change(&change, &[&admin])).await?;
+    Ok(())
+}
 
 /// A ~1 KiB in-toto Statement, unique per `n`.
 fn envelope(key: &SigningKey, n: usize) -> Envelope {
@@ -101,15 +120,14 @@ impl Drop for Started {
 
 fn start_server(args: &Args) -> anyhow::Result<Started> {
     let dir = tempfile::tempdir().context("creating a data folder")?;
-    let public = PublicKey::from_signing_key(&SigningKey::from_bytes(&[SEED; 32]));
     let config = dir.path().join("evidentd.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{}\n[[trusted_signer]]\nidentity = \"loadgen@bench\"\npublic_key = \"{}\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{}\n[genesis]\n[[genesis.admin]]\nidentity = \"admin@bench\"\npublic_key = \"{}\"\n",
             dir.path().join("data").display().to_string(),
             args.server_config,
-            public.to_hex()
+            PublicKey::from_signing_key(&SigningKey::from_bytes(&[ADMIN_SEED; 32])).to_hex()
         ),
     )?;
     let mut child = Command::new(&args.evidentd)
@@ -157,6 +175,9 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .or_else(|| started.as_ref().map(|s| s.url.clone()))
         .expect("a server address");
+    if started.is_some() {
+        register(&url).await?;
+    }
     let next = Arc::new(AtomicUsize::new(0));
     println!(
         "envelope JSON size: {size} bytes; {} s per level; server {url}",

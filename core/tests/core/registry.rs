@@ -170,6 +170,118 @@ fn rotation_accepts_the_new_key_and_ends_the_old_one() {
 }
 
 #[test]
+fn a_revocation_can_be_moved_earlier_but_not_later() {
+    let mut reg = genesis(&[1], 1);
+    apply(&mut reg, 0, T0, add_signer(10, "ci@payments", &["*"]), &[1]);
+    let revoke = |from: &str| Change::RevokeKey {
+        public_key: public(10).to_hex(),
+        from: Some(from.into()),
+        reason: "leak".into(),
+    };
+    // A mistyped year leaves the key valid for decades; the fix moves it earlier.
+    apply(&mut reg, 1, T0, revoke("2062-11-10T00:00:00Z"), &[1]);
+    let env = attestation(10, TESTS);
+    assert!(
+        reg.authorize_envelope(&env, TESTS, t("2026-11-11T00:00:00Z"))
+            .is_ok()
+    );
+    apply(&mut reg, 2, T0, revoke("2026-11-10T00:00:00Z"), &[1]);
+    assert!(matches!(
+        reg.authorize_envelope(&env, TESTS, t("2026-11-11T00:00:00Z")),
+        Err(AuthError::Revoked { .. })
+    ));
+    let err = refuse(&mut reg, revoke("2030-01-01T00:00:00Z"), &[1]);
+    assert!(err.to_string().contains("only be moved earlier"), "{err}");
+}
+
+#[test]
+fn a_signer_recovers_from_a_revoked_key_by_rotation_or_by_adding_it_again() {
+    let mut reg = genesis(&[1], 1);
+    apply(
+        &mut reg,
+        0,
+        T0,
+        add_signer(10, "ci@payments", &[TESTS]),
+        &[1],
+    );
+    let rotate = |n: u8| Change::RotateSigner {
+        identity: "ci@payments".into(),
+        new_public_key: public(n).to_hex(),
+        old_key_not_after: None,
+    };
+    let revoke = |n: u8| Change::RevokeKey {
+        public_key: public(n).to_hex(),
+        from: None,
+        reason: "r".into(),
+    };
+    apply(&mut reg, 1, "2026-11-02T00:00:00Z", rotate(11), &[1]);
+    apply(&mut reg, 2, "2026-11-03T00:00:00Z", revoke(11), &[1]);
+    // Rotating away from the revoked key gives a key that works, with the signer's rights.
+    apply(&mut reg, 3, "2026-11-04T00:00:00Z", rotate(12), &[1]);
+    let ok = reg
+        .authorize_envelope(&attestation(12, TESTS), TESTS, t("2026-11-05T00:00:00Z"))
+        .unwrap();
+    assert_eq!(ok[0].identity, "ci@payments");
+    // With every key revoked, the identity may be added again.
+    apply(&mut reg, 4, "2026-11-06T00:00:00Z", revoke(12), &[1]);
+    apply(
+        &mut reg,
+        5,
+        "2026-11-07T00:00:00Z",
+        add_signer(13, "ci@payments", &[TESTS]),
+        &[1],
+    );
+    assert!(
+        reg.authorize_envelope(&attestation(13, TESTS), TESTS, t("2026-11-08T00:00:00Z"))
+            .is_ok()
+    );
+    // While it has a live key, adding it again is refused.
+    let err = refuse(&mut reg, add_signer(14, "ci@payments", &[TESTS]), &[1]);
+    assert!(err.to_string().contains("rotate_signer"), "{err}");
+}
+
+#[test]
+fn rotation_keeps_the_validity_window_and_refuses_a_key_that_could_never_be_valid() {
+    let mut reg = genesis(&[1], 1);
+    let windowed = Change::AddSigner {
+        identity: "release@x".into(),
+        public_key: public(10).to_hex(),
+        roles: vec!["release".into()],
+        predicate_types: vec!["*".into()],
+        not_before: Some("2027-01-01T00:00:00Z".into()),
+        not_after: Some("2027-06-01T00:00:00Z".into()),
+    };
+    apply(&mut reg, 0, T0, windowed, &[1]);
+    let rotate = |n: u8| Change::RotateSigner {
+        identity: "release@x".into(),
+        new_public_key: public(n).to_hex(),
+        old_key_not_after: None,
+    };
+    apply(&mut reg, 1, "2026-11-02T00:00:00Z", rotate(11), &[1]);
+    assert!(matches!(
+        reg.authorize_envelope(&attestation(11, TESTS), TESTS, t("2026-12-01T00:00:00Z")),
+        Err(AuthError::NotYetValid { .. })
+    ));
+    assert!(
+        reg.authorize_envelope(&attestation(11, TESTS), TESTS, t("2027-02-01T00:00:00Z"))
+            .is_ok()
+    );
+    let err = {
+        let before = reg.clone();
+        let e = reg
+            .apply(
+                2,
+                t("2027-07-01T00:00:00Z"),
+                &sign_change(&rotate(12), &[&key(1)]),
+            )
+            .unwrap_err();
+        assert_eq!(reg, before);
+        e
+    };
+    assert!(err.to_string().contains("would never be valid"), "{err}");
+}
+
+#[test]
 fn validity_windows_are_enforced() {
     let mut reg = genesis(&[1], 1);
     let change = Change::AddSigner {
@@ -352,20 +464,27 @@ fn changes_round_trip_through_their_payload() {
     assert_eq!(Change::from_payload(&change.to_payload()).unwrap(), change);
 }
 
+/// Day `d` after `T0`, as RFC 3339.
+fn day_text(d: i64) -> String {
+    evident_core::registry::time_text(t(T0) + d * 86_400_000_000_000)
+}
+
 /// A random change over a small universe of keys and identities, so that many are refused.
 fn arb_change() -> impl Strategy<Value = (Change, Vec<u8>)> {
     let key_n = 10u8..16;
     let who = prop::sample::select(vec!["a@x", "b@x", "c@x"]);
     let change = prop_oneof![
         (key_n.clone(), who.clone()).prop_map(|(k, w)| add_signer(k, w, &["*"])),
-        (key_n.clone(), who.clone()).prop_map(|(k, w)| Change::RotateSigner {
-            identity: w.into(),
-            new_public_key: public(k).to_hex(),
-            old_key_not_after: None
+        (key_n.clone(), who.clone(), prop::option::of(0i64..40)).prop_map(|(k, w, day)| {
+            Change::RotateSigner {
+                identity: w.into(),
+                new_public_key: public(k).to_hex(),
+                old_key_not_after: day.map(day_text),
+            }
         }),
-        key_n.clone().prop_map(|k| Change::RevokeKey {
+        (key_n.clone(), prop::option::of(0i64..40)).prop_map(|(k, day)| Change::RevokeKey {
             public_key: public(k).to_hex(),
-            from: None,
+            from: day.map(day_text),
             reason: "test".into()
         }),
         (1u8..4, 1usize..4).prop_map(|(k, th)| Change::AddAdmin {
