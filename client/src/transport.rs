@@ -108,6 +108,21 @@ fn envelope_to_proto(envelope: &Envelope) -> pb::Envelope {
     }
 }
 
+fn envelope_from_proto(envelope: pb::Envelope) -> Envelope {
+    Envelope {
+        payload: envelope.payload,
+        payload_type: envelope.payload_type,
+        signatures: envelope
+            .signatures
+            .into_iter()
+            .map(|s| evident_core::dsse::Signature {
+                sig: s.sig,
+                keyid: s.keyid,
+            })
+            .collect(),
+    }
+}
+
 fn hashes(list: Vec<Vec<u8>>, what: &str) -> Result<Vec<Hash>, ClientError> {
     list.iter()
         .map(|h| Hash::from_slice(h).map_err(|e| ClientError::Response(format!("{what}: {e}"))))
@@ -159,7 +174,10 @@ impl Client {
             previous_leaf_hash: Hash::from_slice(&r.previous_leaf_hash)
                 .map_err(|e| ClientError::Response(format!("previous leaf hash: {e}")))?,
             kind: kind(r.kind)?,
-            envelope: envelope.clone(),
+            envelope: match r.logged_envelope {
+                Some(logged) => envelope_from_proto(logged),
+                None => envelope.clone(),
+            },
             leaf_hash: Hash::from_slice(&r.leaf_hash)
                 .map_err(|e| ClientError::Response(format!("leaf hash: {e}")))?,
             tree_size: proof.tree_size,

@@ -273,13 +273,12 @@ impl LeafRecord {
     }
 }
 
-/// The digest Evident uses to recognise a resubmitted envelope: SHA-256 of the envelope's
-/// canonical encoding (the envelope part of a leaf record).
-pub fn envelope_digest(envelope: &Envelope) -> Result<Hash, RecordError> {
-    check_envelope_fits(envelope)?;
-    let mut out = Vec::with_capacity(encoded_envelope_len(envelope));
-    encode_envelope(envelope, &mut out);
-    Ok(Hash::sha256(&out))
+/// The digest Evident uses to recognise a resubmitted statement: SHA-256 of
+/// `PAE(payloadType, payload)`, the bytes every signature covers. Keyid hints and the set of
+/// signatures are left out on purpose: changing a hint, adding a junk signature or dropping
+/// a cosignature must not turn old evidence into a new entry with a fresh time.
+pub fn content_digest(envelope: &Envelope) -> Hash {
+    Hash::sha256(&envelope.pae())
 }
 
 /// The length of an envelope's encoding in a leaf record: what the size limit counts.

@@ -109,6 +109,7 @@ pub fn check_store(
         s => Some((s - 1, store.subtree_hash(0, s - 1)?)),
     };
     let mut last_time = 0;
+    let mut registry_entries = Vec::new();
     for index in start..size {
         let bytes = store
             .entry(index)?
@@ -117,6 +118,9 @@ pub fn check_store(
         record
             .check_follows(previous)
             .map_err(|e| entry_error(index, e.to_string()))?;
+        if record.kind() == evident_core::record::EntryKind::Registry {
+            registry_entries.push(index);
+        }
         let leaf = record.leaf_hash();
         for node in frontier.append(leaf) {
             let stored = store
@@ -150,6 +154,16 @@ pub fn check_store(
         }
         previous = Some((index, leaf));
         last_time = record.integrated_time_nanos();
+    }
+    // The registry is rebuilt from the `R` index: it must list exactly the registry entries.
+    let indexed: std::collections::BTreeSet<u64> =
+        store.registry_entries(start, size)?.into_iter().collect();
+    let found: std::collections::BTreeSet<u64> = registry_entries.into_iter().collect();
+    if let Some(&first) = indexed.symmetric_difference(&found).next() {
+        return Err(entry_error(
+            first,
+            "the registry index does not match the entries' kinds (an edited index)",
+        ));
     }
     if let Some(cp) = &signed {
         // In a tail check the signed size can lie before the entries read above.

@@ -153,6 +153,8 @@ pub fn resolve(config: &Config, store: &Store) -> Result<Genesis, GenesisError> 
     })
 }
 
+/// Creates `admin.key`, or loads it if a start that crashed before recording the genesis
+/// already created it.
 fn create_admin_key(dir: &Path) -> Result<(std::path::PathBuf, PublicKey), GenesisError> {
     use std::io::Write as _;
     let path = dir.join(ADMIN_KEY_FILE);
@@ -160,6 +162,18 @@ fn create_admin_key(dir: &Path) -> Result<(std::path::PathBuf, PublicKey), Genes
         path: path.clone(),
         source,
     };
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let seed: [u8; 32] = hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                GenesisError::Invalid(format!("{} is not a signing key", path.display()))
+            })?;
+        return Ok((
+            path,
+            PublicKey::from_signing_key(&SigningKey::from_bytes(&seed)),
+        ));
+    }
     let mut seed = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
     let key = SigningKey::from_bytes(&seed);
@@ -173,6 +187,10 @@ fn create_admin_key(dir: &Path) -> Result<(std::path::PathBuf, PublicKey), Genes
     let mut file = options.open(&path).map_err(err)?;
     file.write_all(format!("{}\n", hex::encode(seed)).as_bytes())
         .and_then(|()| file.sync_all())
+        .map_err(err)?;
+    // The key must be durable before the genesis that names it is recorded.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
         .map_err(err)?;
     Ok((path, PublicKey::from_signing_key(&key)))
 }
@@ -192,7 +210,7 @@ pub fn replay_until(
     time: i64,
 ) -> Result<(Registry, u64), GenesisError> {
     let mut registry = genesis.clone();
-    for index in store.registry_entries(end)? {
+    for index in store.registry_entries(0, end)? {
         let bytes = store.entry(index)?.ok_or(GenesisError::Replay {
             index,
             reason: "the entry is missing".into(),

@@ -222,13 +222,6 @@ impl Ledger {
         authorization: Authorization,
         digest: Hash,
     ) -> Result<(Receipt, bool), LedgerError> {
-        // Fast path for retries; the sequencer checks again for duplicates in flight.
-        if let Some(index) = self.store.index_of_envelope(&digest)? {
-            let published = self.published();
-            if index < published.checkpoint.size {
-                return Ok((self.receipt(index, &published)?, true));
-            }
-        }
         let (reply, answer) = oneshot::channel();
         let submission = Submission {
             envelope,
@@ -241,6 +234,19 @@ impl Ledger {
             .await
             .map_err(|_| LedgerError::ShuttingDown)?;
         answer.await.map_err(|_| LedgerError::ShuttingDown)?
+    }
+
+    /// The receipt of the entry already in the log with this content digest, if any. Retries
+    /// are answered with it before any other check, so a retry never fails where the first
+    /// attempt succeeded (say, after the signer's key was revoked).
+    pub fn existing(&self, digest: &Hash) -> Result<Option<Receipt>, LedgerError> {
+        if let Some(index) = self.store.index_of_content(digest)? {
+            let published = self.published();
+            if index < published.checkpoint.size {
+                return Ok(Some(self.receipt(index, &published)?));
+            }
+        }
+        Ok(None)
     }
 
     /// The receipt of entry `index` against a published checkpoint.
@@ -461,7 +467,7 @@ impl Sequencer {
             }
             let existing = match in_batch.get(&s.digest) {
                 Some(i) => Some(*i),
-                None => match self.store.index_of_envelope(&s.digest) {
+                None => match self.store.index_of_content(&s.digest) {
                     Ok(found) => found,
                     Err(e) => {
                         error = Some(e.into());
@@ -516,7 +522,7 @@ impl Sequencer {
                 index,
                 record: bytes,
                 leaf_hash,
-                envelope_digest: s.digest,
+                content_digest: s.digest,
                 kind,
             });
             in_batch.insert(s.digest, index);

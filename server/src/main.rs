@@ -67,6 +67,9 @@ fn serve(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        // Install the handlers before announcing the address: a SIGTERM that arrives right
+        // after must stop the server cleanly, not kill it.
+        let shutdown = shutdown_signal().context("installing signal handlers")?;
         println!("log verifier key: {}", prepared.verifier());
         if let Some(path) = prepared.created_admin_key() {
             println!(
@@ -88,25 +91,29 @@ fn serve(args: Args) -> anyhow::Result<()> {
         );
         println!("entries: {}", prepared.size());
         println!("listening on {addr}");
-        evident_server::run(listener, prepared, shutdown_signal()).await?;
+        evident_server::run(listener, prepared, shutdown).await?;
         Ok(())
     })
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+/// Installs SIGINT and SIGTERM handlers now; the future completes on either.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    })
+}
+
+/// Completes on Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -28,6 +28,41 @@ impl LedgerService {
         }
     }
 
+    /// Routes on the payload type and runs the checks that need no sequencing.
+    #[allow(
+        clippy::type_complexity,
+        reason = "a private tuple, named where it is unpacked"
+    )]
+    fn check(
+        &self,
+        envelope: Envelope,
+    ) -> Result<(Envelope, Authorization, String, Vec<String>), Status> {
+        match envelope.payload_type.as_str() {
+            IN_TOTO_PAYLOAD_TYPE => {
+                let (authorization, statement, signers) = self.check_attestation(&envelope)?;
+                Ok((envelope, authorization, statement.predicate_type, signers))
+            }
+            REGISTRY_PAYLOAD_TYPE => {
+                if envelope.signatures.is_empty() {
+                    return Err(Status::unauthenticated(
+                        "envelope has no signatures: registry changes are signed by administrators",
+                    ));
+                }
+                let signers = self.check_registry_change(&envelope)?;
+                Ok((
+                    envelope,
+                    Authorization::Registry,
+                    "registry change".to_owned(),
+                    signers,
+                ))
+            }
+            other => Err(Status::invalid_argument(format!(
+                "payloadType {other:?} is not accepted: attestations use \
+                 {IN_TOTO_PAYLOAD_TYPE:?}, registry changes {REGISTRY_PAYLOAD_TYPE:?}"
+            ))),
+        }
+    }
+
     /// The checks of an attestation that need no sequencing: a Statement v1, signed by
     /// registered keys that are (as of now) valid and allowed for its predicate type. The
     /// sequencer checks authorization again at the integrated time.
@@ -64,6 +99,10 @@ impl LedgerService {
         Ok(signed_by)
     }
 }
+
+/// The most signatures an envelope may carry: each one may cost a verification per
+/// registered key, so an envelope stuffed with signatures is refused before any is checked.
+pub const MAX_SIGNATURES: usize = 16;
 
 /// The index given to a trial application of a registry change; only the state it leads to
 /// matters, and it is thrown away.
@@ -167,7 +206,9 @@ fn hashes_to_proto(hashes: &[Hash]) -> Vec<Vec<u8>> {
 }
 
 fn receipt_to_proto(receipt: Receipt, duplicate: bool) -> pb::Receipt {
+    let logged_envelope = duplicate.then(|| envelope_to_proto(receipt.envelope.clone()));
     pb::Receipt {
+        logged_envelope,
         index: receipt.index,
         integrated_time_nanos: receipt.integrated_time_nanos,
         leaf_hash: receipt.leaf_hash.as_bytes().to_vec(),
@@ -213,33 +254,28 @@ impl pb::ledger_server::Ledger for LedgerService {
                 self.max_envelope_bytes
             )));
         }
-        let (authorization, what, signers) = match envelope.payload_type.as_str() {
-            IN_TOTO_PAYLOAD_TYPE => {
-                let (authorization, statement, signers) = self.check_attestation(&envelope)?;
-                (authorization, statement.predicate_type, signers)
-            }
-            REGISTRY_PAYLOAD_TYPE => {
-                if envelope.signatures.is_empty() {
-                    return Err(Status::unauthenticated(
-                        "envelope has no signatures: registry changes are signed by administrators",
-                    ));
-                }
-                let signers = self.check_registry_change(&envelope)?;
-                (
-                    Authorization::Registry,
-                    "registry change".to_owned(),
-                    signers,
-                )
-            }
-            other => {
-                return Err(Status::invalid_argument(format!(
-                    "payloadType {other:?} is not accepted: attestations use \
-                     {IN_TOTO_PAYLOAD_TYPE:?}, registry changes {REGISTRY_PAYLOAD_TYPE:?}"
-                )));
-            }
-        };
-        let digest = record::envelope_digest(&envelope)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if envelope.signatures.len() > MAX_SIGNATURES {
+            return Err(Status::invalid_argument(format!(
+                "envelope has {} signatures, at most {MAX_SIGNATURES} are accepted",
+                envelope.signatures.len()
+            )));
+        }
+        let digest = record::content_digest(&envelope);
+        if let Some(receipt) = self.ledger.existing(&digest).map_err(status)? {
+            tracing::info!(
+                index = receipt.index,
+                "resubmission answered with the original receipt"
+            );
+            return Ok(Response::new(pb::SubmitResponse {
+                receipt: Some(receipt_to_proto(receipt, true)),
+            }));
+        }
+        // Signature verification is CPU work: keep it off the async workers.
+        let this = self.clone();
+        let (envelope, authorization, what, signers) =
+            tokio::task::spawn_blocking(move || this.check(envelope))
+                .await
+                .map_err(|e| Status::internal(format!("checking the envelope failed: {e}")))??;
         let (receipt, duplicate) = self
             .ledger
             .submit(envelope, authorization, digest)
@@ -394,6 +430,12 @@ impl pb::ledger_server::Ledger for LedgerService {
         let request = request.into_inner();
         let index = select(&self.ledger, request.entry)?;
         let (size, published) = self.ledger.tree_size(request.tree_size).map_err(status)?;
+        if index >= published.checkpoint.size {
+            return Err(Status::not_found(format!(
+                "entry {index} does not exist: the log has {} entries",
+                published.checkpoint.size
+            )));
+        }
         let hashes = self.ledger.inclusion_proof(index, size).map_err(status)?;
         let leaf_hash = self.ledger.leaf_hash(index).map_err(status)?;
         Ok(Response::new(pb::GetInclusionProofResponse {
@@ -403,7 +445,12 @@ impl pb::ledger_server::Ledger for LedgerService {
                 hashes: hashes_to_proto(&hashes),
             }),
             leaf_hash: leaf_hash.as_bytes().to_vec(),
-            checkpoint: published.note.clone(),
+            // The latest checkpoint only proves a proof made at its own size.
+            checkpoint: if size == published.checkpoint.size {
+                published.note.clone()
+            } else {
+                String::new()
+            },
         }))
     }
 

@@ -8,7 +8,7 @@
 //! | `L` ‖ index (u64 BE) | leaf record bytes |
 //! | `N` ‖ level (u8) ‖ index (u64 BE) | hash of the complete subtree `(level, index)` |
 //! | `H` ‖ leaf hash | index (u64 BE) |
-//! | `E` ‖ envelope digest | index (u64 BE) |
+//! | `E` ‖ content digest (SHA-256 of the PAE) | index (u64 BE) |
 //! | `R` ‖ index (u64 BE) | empty: entry `index` is a registry entry |
 //! | `M` ‖ `checkpoint` | the latest signed checkpoint (note text) |
 //! | `M` ‖ `genesis` | the genesis administrators and threshold (JSON), fixed at first start |
@@ -61,7 +61,7 @@ fn sled_err(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
 const LEAF: u8 = b'L';
 const NODE: u8 = b'N';
 const BY_LEAF_HASH: u8 = b'H';
-const BY_ENVELOPE: u8 = b'E';
+const BY_CONTENT: u8 = b'E';
 const BY_KIND_REGISTRY: u8 = b'R';
 const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
 const META_GENESIS: &[u8] = b"Mgenesis";
@@ -107,8 +107,8 @@ pub struct NewEntry {
     pub record: Vec<u8>,
     /// Its leaf hash.
     pub leaf_hash: Hash,
-    /// The digest of its envelope.
-    pub envelope_digest: Hash,
+    /// The digest of its signed content (`record::content_digest`).
+    pub content_digest: Hash,
     /// What it holds.
     pub kind: EntryKind,
 }
@@ -132,6 +132,14 @@ impl Store {
             .flush_every_ms(None)
             .open()
             .map_err(sled_err("opening the sled store"))?;
+        // Make the store's own folder entry durable in the data folder.
+        File::open(dir)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| StoreError::Io {
+                op: "fsync",
+                path: dir.to_owned(),
+                source,
+            })?;
         Ok(Store {
             db,
             dir: dir.join("db"),
@@ -167,9 +175,9 @@ impl Store {
         self.lookup(BY_LEAF_HASH, leaf_hash)
     }
 
-    /// The index of the entry with this envelope digest.
-    pub fn index_of_envelope(&self, digest: &Hash) -> Result<Option<u64>, StoreError> {
-        self.lookup(BY_ENVELOPE, digest)
+    /// The index of the entry with this content digest.
+    pub fn index_of_content(&self, digest: &Hash) -> Result<Option<u64>, StoreError> {
+        self.lookup(BY_CONTENT, digest)
     }
 
     fn lookup(&self, prefix: u8, hash: &Hash) -> Result<Option<u64>, StoreError> {
@@ -192,10 +200,13 @@ impl Store {
             .transpose()
     }
 
-    /// The indexes of the registry entries below `end`, in order.
-    pub fn registry_entries(&self, end: u64) -> Result<Vec<u64>, StoreError> {
+    /// The indexes of the registry entries in `start..end`, in order.
+    pub fn registry_entries(&self, start: u64, end: u64) -> Result<Vec<u64>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
         self.db
-            .range(kind_key(BY_KIND_REGISTRY, 0)..kind_key(BY_KIND_REGISTRY, end))
+            .range(kind_key(BY_KIND_REGISTRY, start)..kind_key(BY_KIND_REGISTRY, end))
             .map(|item| {
                 let (key, _) = item.map_err(sled_err("reading the registry index"))?;
                 decode_index(&key[1..])
@@ -238,7 +249,7 @@ impl Store {
             batch.insert(&leaf_key(e.index), e.record.as_slice());
             let index = e.index.to_be_bytes();
             batch.insert(&hash_key(BY_LEAF_HASH, &e.leaf_hash)[..], &index);
-            batch.insert(&hash_key(BY_ENVELOPE, &e.envelope_digest)[..], &index);
+            batch.insert(&hash_key(BY_CONTENT, &e.content_digest)[..], &index);
             if e.kind == EntryKind::Registry {
                 batch.insert(&kind_key(BY_KIND_REGISTRY, e.index)[..], &[]);
             }

@@ -3,7 +3,7 @@
 
 use evident_core::Hash;
 use evident_core::dsse::Envelope;
-use evident_core::record::{EntryKind, LeafRecord, RecordError, envelope_digest};
+use evident_core::record::{EntryKind, LeafRecord, RecordError, content_digest};
 
 use crate::harness::json_file;
 
@@ -114,17 +114,29 @@ fn a_broken_chain_names_the_entry() {
 }
 
 #[test]
-fn envelope_digest_ignores_nothing_that_was_signed() {
+fn content_digest_covers_what_is_signed_and_nothing_else() {
     let dsse = json_file("dsse/two-signatures.json");
     let env = Envelope::from_json(dsse["envelope"].to_string().as_bytes()).unwrap();
-    let digest = envelope_digest(&env).unwrap();
-    let mut changed = env.clone();
-    changed.signatures[1].keyid.push('x');
-    assert_ne!(envelope_digest(&changed).unwrap(), digest);
-    let mut reordered = env.clone();
-    reordered.signatures.swap(0, 1);
-    assert_ne!(envelope_digest(&reordered).unwrap(), digest);
-    assert_eq!(envelope_digest(&env.clone()).unwrap(), digest);
+    let digest = content_digest(&env);
+    assert_eq!(digest, evident_core::Hash::sha256(&env.pae()));
+    // What signatures cover changes the digest...
+    let mut payload = env.clone();
+    payload.payload.push(b' ');
+    assert_ne!(content_digest(&payload), digest);
+    let mut payload_type = env.clone();
+    payload_type.payload_type.push('x');
+    assert_ne!(content_digest(&payload_type), digest);
+    // ...while hints and the set of signatures do not: a replay with a changed hint, an
+    // extra signature or one signature dropped is the same statement.
+    let mut hint = env.clone();
+    hint.signatures[1].keyid.push('x');
+    assert_eq!(content_digest(&hint), digest);
+    let mut fewer = env.clone();
+    fewer.signatures.pop();
+    assert_eq!(content_digest(&fewer), digest);
+    let mut more = env.clone();
+    more.signatures.push(more.signatures[0].clone());
+    assert_eq!(content_digest(&more), digest);
 }
 
 #[test]

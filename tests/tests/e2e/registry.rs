@@ -408,7 +408,8 @@ async fn a_log_keeps_its_genesis_administrators_for_life() {
     let data = dir.path().join("data");
     let config = write_config(dir.path(), &data, &[], "");
     let mut server = Server::start(&config, &data).unwrap();
-    assert!(tokio::task::block_in_place(|| server.terminate()).success());
+    let status = tokio::task::block_in_place(|| server.terminate());
+    assert!(status.success(), "{status}: {}", server.stderr());
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,

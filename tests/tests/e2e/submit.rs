@@ -211,3 +211,92 @@ async fn resubmitting_an_envelope_returns_the_original_entry() {
         "the registry entry and two attestations"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_copies_of_a_new_envelope_make_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    let client = server.client().await;
+    let env = envelope(&key(1), 99);
+    // All copies are in flight together, so most meet in the same batch or before the first
+    // is durable: the sequencer, not the fast path, must dedupe them.
+    let tasks: Vec<_> = (0..24)
+        .map(|_| {
+            let mut c = client.clone();
+            let e = env.clone();
+            tokio::spawn(async move { c.submit(&e).await.unwrap() })
+        })
+        .collect();
+    let mut fresh = 0;
+    let mut indexes = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (receipt, duplicate) = t.await.unwrap();
+        fresh += usize::from(!duplicate);
+        indexes.insert(receipt.index);
+    }
+    assert_eq!(fresh, 1, "exactly one submission created the entry");
+    assert_eq!(indexes.len(), 1);
+    assert_eq!(server.size().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_with_other_hints_or_signatures_is_the_same_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1, 2], "");
+    let server = Server::start(&config, &data).unwrap();
+    let mut client = server.client().await;
+    let env = envelope(&key(1), 5);
+    let (first, _) = client.submit(&env).await.unwrap();
+    let mut hint = env.clone();
+    hint.signatures[0].keyid = "something-else".into();
+    let mut extra = env.clone();
+    extra.signatures.push(evident_core::dsse::Signature {
+        sig: vec![0; 64],
+        keyid: String::new(),
+    });
+    for replay in [hint, extra] {
+        let (again, duplicate) = client.submit(&replay).await.unwrap();
+        assert!(duplicate);
+        assert_eq!(again.index, first.index);
+        assert_eq!(
+            again.envelope, env,
+            "the receipt holds the envelope as first logged"
+        );
+    }
+    assert_eq!(server.size().await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_the_key_was_revoked_still_gets_the_original_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let config = write_config(d, &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    let mut client = server.client().await;
+    let env = envelope(&key(1), 6);
+    let (first, _) = client.submit(&env).await.unwrap();
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &[
+                "signer",
+                "revoke",
+                "--public-key",
+                &evident_tests::public(1).to_hex(),
+                "--reason",
+                "rotated out",
+                "--admin-key",
+                "admin.key",
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (again, duplicate) = client.submit(&env).await.unwrap();
+    assert!(duplicate);
+    assert_eq!(again.index, first.index);
+}

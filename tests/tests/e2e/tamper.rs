@@ -25,11 +25,13 @@ async fn an_entry_changed_behind_the_ledgers_back_is_named_at_start() {
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(6, &config, &data).await;
     {
-        // Bypass the ledger: rewrite one byte of entry 3's payload directly in sled.
+        // Bypass the ledger: rewrite one byte of entry 3's payload directly in sled. The
+        // payload starts at byte 88 (a 54-byte header, then the payload type's 2 + 28 bytes
+        // and the payload's 4-byte length).
         let db = sled::open(data.join("db")).unwrap();
         let mut bytes = db.get(leaf_key(3)).unwrap().unwrap().to_vec();
-        let last = bytes.len() - 80;
-        bytes[last] ^= 0x01;
+        assert_eq!(bytes[88], b'{', "the payload is a JSON Statement");
+        bytes[100] ^= 0x01;
         db.insert(leaf_key(3), bytes).unwrap();
         db.flush().unwrap();
     }
@@ -112,4 +114,28 @@ async fn a_client_holding_a_newer_checkpoint_detects_a_rolled_back_data_folder()
     let out = tokio::task::block_in_place(|| cli(d, Some(&server), &["checkpoint"]));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("rollback"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_index_edited_behind_the_ledgers_back_is_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Entry 0 registers signer 1; deleting its `R` key would make the server forget it.
+    let config = write_config(dir.path(), &data, &[1], "");
+    log_of(2, &config, &data).await;
+    {
+        let db = sled::open(data.join("db")).unwrap();
+        let mut k = vec![b'R'];
+        k.extend_from_slice(&0u64.to_be_bytes());
+        assert!(
+            db.remove(k).unwrap().is_some(),
+            "entry 0 is indexed as a registry entry"
+        );
+        db.flush().unwrap();
+    }
+    let err = Server::start(&config, &data).unwrap_err();
+    assert!(
+        err.contains("entry 0: the registry index does not match"),
+        "{err}"
+    );
 }
