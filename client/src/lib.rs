@@ -102,7 +102,8 @@ impl CheckpointState {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let tmp = path.with_extension("tmp");
+        // A name of our own, so two processes never write the same temporary file.
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         let text = serde_json::to_string_pretty(self).expect("a map of strings serializes");
         {
             use std::io::Write as _;
@@ -113,10 +114,18 @@ impl CheckpointState {
         std::fs::rename(&tmp, path).map_err(err)
     }
 
-    /// The last verified checkpoint of the log with this key.
-    pub fn last(&self, log_key: &Verifier) -> Option<Checkpoint> {
-        let note = self.logs.get(&log_key.to_string())?;
-        Checkpoint::verify(note, log_key).ok()
+    /// The last verified checkpoint of the log with this key. A stored note that no longer
+    /// verifies is an error, never "nothing seen yet": that would disable rollback detection.
+    pub fn last(&self, log_key: &Verifier) -> Result<Option<Checkpoint>, ClientError> {
+        match self.logs.get(&log_key.to_string()) {
+            None => Ok(None),
+            Some(note) => Checkpoint::verify(note, log_key).map(Some).map_err(|e| {
+                ClientError::Inconsistent(format!(
+                    "the checkpoint stored for this log no longer verifies ({e}): the state file \
+                     was edited; remove it only if you trust the log again"
+                ))
+            }),
+        }
     }
 
     /// Verifies `note` under `log_key` and proves it consistent with the last checkpoint
@@ -131,7 +140,7 @@ impl CheckpointState {
         note: &str,
     ) -> Result<Checkpoint, ClientError> {
         let new = Checkpoint::verify(note, log_key)?;
-        if let Some(old) = self.last(log_key) {
+        if let Some(old) = self.last(log_key)? {
             if new.size < old.size {
                 return Err(ClientError::Inconsistent(format!(
                     "rollback: the log presents a checkpoint of {} entries, but this client \

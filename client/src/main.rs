@@ -798,6 +798,10 @@ async fn entry(
     } else {
         None
     };
+    let state_file = state_path(cli);
+    // Read the state before asking the server, so a newer checkpoint saved meanwhile by
+    // another process cannot look like a rollback.
+    let mut state = CheckpointState::load(&state_file)?;
     let mut client = connect(cli).await?;
     let entry = client.entry(selector, proof.then_some(0)).await?;
     let mut proven = None;
@@ -810,8 +814,6 @@ async fn entry(
             .checkpoint
             .clone()
             .ok_or_else(|| anyhow!("the server sent no checkpoint with the proof"))?;
-        let state_file = state_path(cli);
-        let mut state = CheckpointState::load(&state_file)?;
         let checkpoint = state.advance(&mut client, key, &note).await?;
         if checkpoint.size != size {
             return Err(VerificationFailed(format!(
@@ -878,7 +880,7 @@ async fn checkpoint(cli: &Cli) -> anyhow::Result<()> {
     let note = client.checkpoint().await?;
     let state_file = state_path(cli);
     let mut state = CheckpointState::load(&state_file)?;
-    let previous = state.last(&key).map(|c| c.size);
+    let previous = state.last(&key)?.map(|c| c.size);
     let checkpoint = state.advance(&mut client, &key, &note).await?;
     state.save(&state_file)?;
     match cli.format {
@@ -912,7 +914,7 @@ fn verify_receipt(cli: &Cli, path: &Path) -> anyhow::Result<()> {
         .map_err(|e| VerificationFailed(format!("{}: {e}", path.display())))?;
     // Offline, a receipt can still be compared with a checkpoint of the same size seen before.
     let state = CheckpointState::load(&state_path(cli))?;
-    if let Some(seen) = state.last(&key) {
+    if let Some(seen) = state.last(&key)? {
         if seen.size == verified.checkpoint.size && seen.root != verified.checkpoint.root {
             return Err(VerificationFailed(format!(
                 "fork: the receipt's checkpoint of {} entries has root {}, the one seen before has {}",
