@@ -165,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     eprintln!("signing {} envelopes in advance…", args.envelopes);
     let pool = Arc::new(sign_pool(args.envelopes));
-    let size = pool[0].to_json().len();
+    let size_json = pool[0].to_json().len();
     let started = match &args.server {
         Some(_) => None,
         None => Some(start_server(&args)?),
@@ -180,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let next = Arc::new(AtomicUsize::new(0));
     println!(
-        "envelope JSON size: {size} bytes; {} s per level; server {url}",
+        "envelope JSON size: {size_json} bytes; {} s per level; server {url}",
         args.seconds
     );
     println!("| clients | receipts | submissions/s | p50 ms | p99 ms | max ms | errors |");
@@ -234,6 +234,43 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("the pool of signed envelopes ran out: raise --envelopes");
         }
     }
+    if let Some(started) = &started {
+        // Let sled settle, then report the store's size per entry.
+        let mut client = evident_client::Client::connect(&url).await?;
+        let note = client.checkpoint().await?;
+        let size: u64 = note
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        let bytes = dir_size(&started._dir.path().join("data"));
+        println!(
+            "store: {} entries, {:.1} MiB on disk, {:.0} bytes per entry (envelope JSON {size_json} bytes)",
+            size,
+            bytes as f64 / (1024.0 * 1024.0),
+            bytes as f64 / size.max(1) as f64,
+            size_json = size_json,
+        );
+    }
     drop(started);
     Ok(())
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => {
+                        use std::os::unix::fs::MetadataExt as _;
+                        // Allocated blocks, not the apparent length of sparse files.
+                        m.blocks() * 512
+                    }
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
