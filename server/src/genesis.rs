@@ -156,7 +156,6 @@ pub fn resolve(config: &Config, store: &Store) -> Result<Genesis, GenesisError> 
 /// Creates `admin.key`, or loads it if a start that crashed before recording the genesis
 /// already created it.
 fn create_admin_key(dir: &Path) -> Result<(std::path::PathBuf, PublicKey), GenesisError> {
-    use std::io::Write as _;
     let path = dir.join(ADMIN_KEY_FILE);
     let err = |source| GenesisError::KeyFile {
         path: path.clone(),
@@ -177,21 +176,8 @@ fn create_admin_key(dir: &Path) -> Result<(std::path::PathBuf, PublicKey), Genes
     let mut seed = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
     let key = SigningKey::from_bytes(&seed);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&path).map_err(err)?;
-    file.write_all(format!("{}\n", hex::encode(seed)).as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(err)?;
-    // The key must be durable before the genesis that names it is recorded.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)?;
+    // Durable, with its folder entry, before the genesis that names it is recorded.
+    crate::logkey::write_private(&path, &hex::encode(seed)).map_err(err)?;
     Ok((path, PublicKey::from_signing_key(&key)))
 }
 

@@ -84,7 +84,8 @@ pub fn load_or_create(dir: &Path, origin: &str) -> Result<Signer, KeyFileError> 
     Ok(signer)
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes a new secret file: mode 0600, refusing to overwrite, synced with its folder entry.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
