@@ -18,6 +18,8 @@ pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod note;
+pub mod policy;
+pub mod predicates;
 pub mod receipt;
 pub mod record;
 pub mod registry;

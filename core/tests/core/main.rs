@@ -7,6 +7,7 @@ mod dsse;
 mod harness;
 mod merkle;
 mod note;
+mod policy;
 mod properties;
 mod record;
 mod registry;

@@ -1,0 +1,237 @@
+//! The predicates Evident understands out of the box, read from a Statement's predicate:
+//! SLSA provenance v1, test result v0.1, vulnerability scan v0.2, release v0.1, SLSA
+//! verification summary v1, and Evident's approval v1 (`docs/predicates/approval.md`).
+//!
+//! Readers are lenient about fields they do not need and never fail: a predicate that lacks
+//! a field yields nothing for it, and the policy that needs it says so.
+
+use serde_json::Value;
+
+/// SLSA provenance v1.
+pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
+/// in-toto test result v0.1.
+pub const TEST_RESULT_V0_1: &str = "https://in-toto.io/attestation/test-result/v0.1";
+/// in-toto vulnerability scan v0.2.
+pub const VULNS_V0_2: &str = "https://in-toto.io/attestation/vulns/v0.2";
+/// in-toto release v0.1.
+pub const RELEASE_V0_1: &str = "https://in-toto.io/attestation/release/v0.1";
+/// SLSA verification summary v1.
+pub const VERIFICATION_SUMMARY_V1: &str = "https://slsa.dev/verification_summary/v1";
+/// Evident's approval predicate v1.
+pub const APPROVAL_V1: &str = "https://evident.dev/attestation/approval/v1";
+
+/// Source commits an artifact was built from: the `gitCommit` (or, for `git+` URIs,
+/// `sha1`) digests of a provenance's `buildDefinition.resolvedDependencies`.
+pub fn provenance_source_commits(predicate: &Value) -> Vec<String> {
+    let deps = predicate
+        .pointer("/buildDefinition/resolvedDependencies")
+        .and_then(Value::as_array);
+    let mut out = Vec::new();
+    for dep in deps.into_iter().flatten() {
+        let digest = dep.get("digest");
+        let git_uri = dep
+            .get("uri")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u.starts_with("git+"));
+        if let Some(commit) = digest
+            .and_then(|d| d.get("gitCommit"))
+            .and_then(Value::as_str)
+        {
+            out.push(commit.to_owned());
+        } else if git_uri {
+            if let Some(sha1) = digest.and_then(|d| d.get("sha1")).and_then(Value::as_str) {
+                out.push(sha1.to_owned());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Vulnerability severities, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// No or unknown severity.
+    None,
+    /// LOW, or CVSS below 4.0.
+    Low,
+    /// MEDIUM, or CVSS 4.0 to 6.9.
+    Medium,
+    /// HIGH, or CVSS 7.0 to 8.9.
+    High,
+    /// CRITICAL, or CVSS 9.0 and above.
+    Critical,
+}
+
+impl Severity {
+    /// Parses `LOW`/`MEDIUM`/`HIGH`/`CRITICAL` (any case) or a CVSS base score.
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "NONE" => Some(Severity::None),
+            "LOW" => Some(Severity::Low),
+            "MEDIUM" | "MODERATE" => Some(Severity::Medium),
+            "HIGH" => Some(Severity::High),
+            "CRITICAL" => Some(Severity::Critical),
+            other => other.parse::<f64>().ok().map(|score| match score {
+                s if s >= 9.0 => Severity::Critical,
+                s if s >= 7.0 => Severity::High,
+                s if s >= 4.0 => Severity::Medium,
+                s if s > 0.0 => Severity::Low,
+                _ => Severity::None,
+            }),
+        }
+    }
+
+    /// The upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::None => "NONE",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// One finding of a vulnerability scan: its id and the highest severity any method gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// e.g. `CVE-2024-0001`.
+    pub id: String,
+    /// The highest severity reported for it.
+    pub severity: Severity,
+}
+
+/// The findings of a vulns v0.2 predicate (`scanner.result[]`).
+pub fn scan_findings(predicate: &Value) -> Vec<Finding> {
+    let results = predicate
+        .pointer("/scanner/result")
+        .and_then(Value::as_array);
+    results
+        .into_iter()
+        .flatten()
+        .map(|r| Finding {
+            id: r
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned(),
+            severity: r
+                .get("severity")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|s| {
+                    s.get("score")
+                        .and_then(Value::as_str)
+                        .and_then(Severity::parse)
+                })
+                .max()
+                .unwrap_or(Severity::None),
+        })
+        .collect()
+}
+
+/// A reviewer's decision in an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// `APPROVED`.
+    Approved,
+    /// `CHANGES_REQUESTED`.
+    ChangesRequested,
+    /// Anything else (e.g. `COMMENTED`).
+    Other,
+}
+
+/// One reviewer of an approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    /// The reviewer's identity, as in the trust registry.
+    pub identity: String,
+    /// The decision.
+    pub decision: Decision,
+    /// When (RFC 3339), as the review system recorded it.
+    pub time: String,
+}
+
+/// An approval v1 predicate.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Approval {
+    /// The change's author.
+    pub author: String,
+    /// The change (pull request, merge request) it approves.
+    pub change_ref: String,
+    /// The commit the reviewers saw.
+    pub reviewed_commit: String,
+    /// The reviews, in order.
+    pub reviewers: Vec<Review>,
+}
+
+/// Reads an approval v1 predicate.
+pub fn approval(predicate: &Value) -> Approval {
+    let text = |key: &str| {
+        predicate
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Approval {
+        author: text("author"),
+        change_ref: text("changeRef"),
+        reviewed_commit: text("reviewedCommit"),
+        reviewers: predicate
+            .get("reviewers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| Review {
+                identity: r
+                    .get("identity")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                decision: match r.get("decision").and_then(Value::as_str) {
+                    Some("APPROVED") => Decision::Approved,
+                    Some("CHANGES_REQUESTED") => Decision::ChangesRequested,
+                    _ => Decision::Other,
+                },
+                time: r
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+            .collect(),
+    }
+}
+
+impl Approval {
+    /// Each reviewer's latest decision (by position: reviews are listed in order).
+    pub fn latest_decisions(&self) -> Vec<(&str, Decision)> {
+        let mut out: Vec<(&str, Decision)> = Vec::new();
+        for review in &self.reviewers {
+            match out.iter_mut().find(|(who, _)| *who == review.identity) {
+                Some(slot) => slot.1 = review.decision,
+                None => out.push((&review.identity, review.decision)),
+            }
+        }
+        out
+    }
+}
+
+/// A release v0.1 predicate's name and version, from its `purl` (`pkg:type/ns/name@version`)
+/// or its `releaseId` (`name@version`).
+pub fn release_name_version(predicate: &Value) -> Option<(String, String)> {
+    let text = predicate
+        .get("purl")
+        .and_then(Value::as_str)
+        .or_else(|| predicate.get("releaseId").and_then(Value::as_str))?;
+    let without_qualifiers = text.split(['?', '#']).next().unwrap_or(text);
+    let (path, version) = without_qualifiers.rsplit_once('@')?;
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let name = name.strip_prefix("pkg:").unwrap_or(name);
+    Some((name.to_owned(), version.to_owned()))
+}

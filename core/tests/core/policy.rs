@@ -1,0 +1,482 @@
+//! Release policies: parsing refuses bad documents with their line, and evaluation passes
+//! a complete release and denies each way a release can fall short, with the reason.
+
+use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use evident_core::policy::{Evidence, Policy, PolicyError, ReleaseSubject, Status, evaluate};
+use evident_core::predicates::{APPROVAL_V1, SLSA_PROVENANCE_V1, TEST_RESULT_V0_1, VULNS_V0_2};
+use evident_core::registry::{Admin, Change, Registry, parse_time, sign_change};
+use evident_core::statement::Statement;
+use evident_core::{PublicKey, SigningKey};
+use serde_json::{Value, json};
+
+const ARTIFACT: &str = "421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195";
+const COMMIT: &str = "4f2a9c1e0d5b7a3c9e8f1a2b3c4d5e6f7a8b9c0d";
+const OTHER_COMMIT: &str = "0000000000000000000000000000000000000001";
+const DAY: i64 = 86_400_000_000_000;
+
+const POLICY: &str = r#"
+name = "payments-prod"
+version = 1
+
+[[control]]
+id = "provenance"
+predicate_type = "https://slsa.dev/provenance/v1"
+signers = ["role:ci"]
+
+[[control]]
+id = "unit-tests"
+predicate_type = "https://in-toto.io/attestation/test-result/v0.1"
+signers = ["role:ci"]
+subject = "source-commit"
+require = 'predicate.result == "PASSED"'
+
+[[control]]
+id = "vulnerability-scan"
+predicate_type = "https://in-toto.io/attestation/vulns/v0.2"
+signers = ["role:scanner"]
+max_age = "7d"
+max_severity = "HIGH"
+allow = [{ id = "CVE-2024-0002", reason = "not reachable from the payment path" }]
+
+[[control]]
+id = "two-person-review"
+predicate_type = "https://evident.dev/attestation/approval/v1"
+signers = ["role:reviewer"]
+subject = "source-commit"
+min_distinct_signers = 2
+min_approvals = 2
+separation_of_duties = true
+no_changes_requested = true
+reviewed_commit_is_built = true
+"#;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn t0() -> i64 {
+    parse_time("t", "2026-11-20T00:00:00Z").unwrap()
+}
+
+/// A registry with ci (1), scanner (2), reviewers alice (3), bob (4), carol (5) and the
+/// author dave (6, also a reviewer).
+fn registry() -> Registry {
+    let mut reg = Registry::genesis(
+        vec![Admin {
+            identity: "admin".into(),
+            key: PublicKey::from_signing_key(&key(100)),
+        }],
+        1,
+    )
+    .unwrap();
+    for (i, (n, who, role)) in [
+        (1, "ci@payments", "ci"),
+        (2, "scanner@sec", "scanner"),
+        (3, "alice@example.com", "reviewer"),
+        (4, "bob@example.com", "reviewer"),
+        (5, "carol@example.com", "reviewer"),
+        (6, "dave@example.com", "reviewer"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let change = Change::AddSigner {
+            identity: who.into(),
+            public_key: PublicKey::from_signing_key(&key(n)).to_hex(),
+            roles: vec![role.into()],
+            predicate_types: vec!["*".into()],
+            not_before: None,
+            not_after: None,
+        };
+        reg.apply(
+            i as u64,
+            t0() - DAY * 30,
+            &sign_change(&change, &[&key(100)]),
+        )
+        .unwrap();
+    }
+    reg
+}
+
+struct Scenario {
+    registry: Registry,
+    evidence: Vec<Evidence>,
+}
+
+impl Scenario {
+    fn new() -> Scenario {
+        Scenario {
+            registry: registry(),
+            evidence: Vec::new(),
+        }
+    }
+
+    /// Signs a Statement with key `signer`, authorizes it at `time`, and adds it.
+    fn attest(
+        &mut self,
+        signer: u8,
+        predicate_type: &str,
+        subject: Value,
+        predicate: Value,
+        time: i64,
+    ) {
+        let payload = serde_json::to_vec(&json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [subject],
+            "predicateType": predicate_type,
+            "predicate": predicate,
+        }))
+        .unwrap();
+        let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, &[&key(signer)]);
+        let statement = Statement::from_envelope(&env).unwrap();
+        let signers = self
+            .registry
+            .authorize_envelope(&env, predicate_type, time)
+            .unwrap();
+        let index = self.evidence.len() as u64 + 100;
+        self.evidence.push(Evidence {
+            index,
+            leaf_hash: evident_core::Hash::sha256(&index.to_be_bytes()),
+            integrated_time: time,
+            statement,
+            signers,
+        });
+    }
+
+    fn report(&self, policy: &Policy, gate: i64) -> evident_core::policy::Report {
+        let artifacts = vec![("sha256".to_owned(), ARTIFACT.to_owned())];
+        let subject = ReleaseSubject::derive(&artifacts, &self.evidence);
+        evaluate(policy, &subject, &self.evidence, gate)
+    }
+}
+
+fn artifact() -> Value {
+    json!({"name": "payments-api", "digest": {"sha256": ARTIFACT}})
+}
+
+fn commit() -> Value {
+    json!({"name": "payments", "digest": {"gitCommit": COMMIT}})
+}
+
+fn approval(author: &str, reviewers: &[(&str, &str)], reviewed: &str) -> Value {
+    json!({
+        "author": author,
+        "changeRef": "https://git.example.com/payments/pull/812",
+        "reviewedCommit": reviewed,
+        "reviewers": reviewers.iter().map(|(who, d)| json!({"identity": who, "decision": d, "time": "2026-11-19T10:00:00Z"})).collect::<Vec<_>>(),
+    })
+}
+
+/// The complete release: provenance, passing tests, a clean scan, two approvals.
+fn good_release() -> Scenario {
+    let mut s = Scenario::new();
+    let t = t0();
+    s.attest(1, SLSA_PROVENANCE_V1, artifact(), json!({"buildDefinition": {"buildType": "https://example.com/ci", "resolvedDependencies": [{"uri": "git+https://git.example.com/payments", "digest": {"gitCommit": COMMIT}}]}}), t);
+    s.attest(
+        1,
+        TEST_RESULT_V0_1,
+        commit(),
+        json!({"result": "PASSED", "passedTests": ["unit"]}),
+        t,
+    );
+    s.attest(2, VULNS_V0_2, artifact(), json!({"scanner": {"uri": "pkg:generic/trivy@0.50.0", "result": [{"id": "CVE-2024-0001", "severity": [{"method": "nvd", "score": "MEDIUM"}]}, {"id": "CVE-2024-0002", "severity": [{"method": "nvd", "score": "9.8"}]}]}}), t);
+    s.attest(
+        3,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("alice@example.com", "APPROVED")],
+            COMMIT,
+        ),
+        t,
+    );
+    s.attest(
+        4,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("bob@example.com", "APPROVED")],
+            COMMIT,
+        ),
+        t,
+    );
+    s
+}
+
+fn status_of<'a>(
+    report: &'a evident_core::policy::Report,
+    id: &str,
+) -> &'a evident_core::policy::ControlReport {
+    report.controls.iter().find(|c| c.id == id).unwrap()
+}
+
+#[test]
+fn a_complete_release_is_allowed_with_the_entries_named() {
+    let policy = Policy::parse(POLICY).unwrap();
+    policy.check_roles(&registry()).unwrap();
+    let report = good_release().report(&policy, t0() + DAY);
+    assert!(report.allowed, "{report:#?}");
+    assert_eq!(report.source_commits, vec![COMMIT.to_owned()]);
+    let review = status_of(&report, "two-person-review");
+    assert_eq!(review.entries.len(), 2);
+    assert!(
+        review.reason.contains("alice@example.com") && review.reason.contains("bob@example.com")
+    );
+}
+
+fn denied(s: &Scenario, gate: i64, control: &str, status: Status, says: &str) {
+    let policy = Policy::parse(POLICY).unwrap();
+    let report = s.report(&policy, gate);
+    assert!(!report.allowed);
+    let c = status_of(&report, control);
+    assert_eq!(c.status, status, "{c:#?}");
+    assert!(
+        c.reason.contains(says),
+        "{:?} should say {says:?}",
+        c.reason
+    );
+    for other in report.controls.iter().filter(|c| c.id != control) {
+        assert_eq!(
+            other.status,
+            Status::Pass,
+            "only {control} should fail: {other:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_test_run_denies_the_release() {
+    let mut s = good_release();
+    s.evidence.remove(1);
+    s.attest(
+        1,
+        TEST_RESULT_V0_1,
+        commit(),
+        json!({"result": "FAILED"}),
+        t0(),
+    );
+    denied(
+        &s,
+        t0() + DAY,
+        "unit-tests",
+        Status::Fail,
+        "predicate.result == \"PASSED\"` is false",
+    );
+}
+
+#[test]
+fn a_high_finding_over_the_threshold_denies_unless_allowed() {
+    let mut s = good_release();
+    s.evidence.remove(2);
+    s.attest(2, VULNS_V0_2, artifact(), json!({"scanner": {"result": [{"id": "CVE-2025-1111", "severity": [{"method": "nvd", "score": "HIGH"}]}]}}), t0());
+    denied(
+        &s,
+        t0() + DAY,
+        "vulnerability-scan",
+        Status::Fail,
+        "CVE-2025-1111 (HIGH)",
+    );
+}
+
+#[test]
+fn a_stale_scan_denies_the_release() {
+    let s = good_release();
+    denied(
+        &s,
+        t0() + 8 * DAY,
+        "vulnerability-scan",
+        Status::Fail,
+        "older than the 7.0 days allowed",
+    );
+}
+
+#[test]
+fn one_approver_is_not_enough() {
+    let mut s = good_release();
+    s.evidence.pop();
+    denied(
+        &s,
+        t0() + DAY,
+        "two-person-review",
+        Status::Fail,
+        "1 distinct signer(s) (alice@example.com), 2 required",
+    );
+}
+
+#[test]
+fn the_author_approving_their_own_change_is_refused() {
+    let mut s = good_release();
+    s.evidence.pop();
+    s.attest(
+        6,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("dave@example.com", "APPROVED")],
+            COMMIT,
+        ),
+        t0(),
+    );
+    denied(
+        &s,
+        t0() + DAY,
+        "two-person-review",
+        Status::Fail,
+        "dave@example.com approved their own change",
+    );
+}
+
+#[test]
+fn an_approval_of_a_different_commit_does_not_count() {
+    let mut s = good_release();
+    s.evidence.pop();
+    // About the built commit, but the reviewers saw another one.
+    s.attest(
+        4,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("bob@example.com", "APPROVED")],
+            OTHER_COMMIT,
+        ),
+        t0(),
+    );
+    denied(
+        &s,
+        t0() + DAY,
+        "two-person-review",
+        Status::Fail,
+        "is not a commit the artifact was built from",
+    );
+}
+
+#[test]
+fn outstanding_changes_requested_deny_the_release() {
+    let mut s = good_release();
+    s.attest(
+        5,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("carol@example.com", "CHANGES_REQUESTED")],
+            COMMIT,
+        ),
+        t0(),
+    );
+    // Alice and Bob still pass; Carol's entry fails but the control passes on the others.
+    let policy = Policy::parse(POLICY).unwrap();
+    assert!(s.report(&policy, t0() + DAY).allowed);
+    s.evidence.pop();
+    s.evidence.pop();
+    s.attest(
+        4,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[
+                ("bob@example.com", "APPROVED"),
+                ("bob@example.com", "CHANGES_REQUESTED"),
+            ],
+            COMMIT,
+        ),
+        t0(),
+    );
+    denied(
+        &s,
+        t0() + DAY,
+        "two-person-review",
+        Status::Fail,
+        "requested changes",
+    );
+}
+
+#[test]
+fn evidence_after_the_gate_does_not_count_and_a_missing_control_is_named() {
+    let s = good_release();
+    let policy = Policy::parse(POLICY).unwrap();
+    let report = s.report(&policy, t0() - 1);
+    assert!(!report.allowed);
+    assert!(report.controls.iter().all(|c| c.status == Status::Fail));
+    assert!(
+        report.controls[0]
+            .reason
+            .contains("integrated after the gate ran")
+    );
+    let mut s = good_release();
+    s.evidence.remove(0);
+    let report = s.report(&policy, t0() + DAY);
+    let provenance = status_of(&report, "provenance");
+    assert_eq!(provenance.status, Status::Missing);
+    assert!(
+        provenance
+            .reason
+            .contains("signed by role:ci about the artifact"),
+        "{}",
+        provenance.reason
+    );
+}
+
+#[test]
+fn a_signer_without_the_role_does_not_satisfy_a_control() {
+    let mut s = good_release();
+    s.evidence.remove(1);
+    // The scanner signs a passing test result: it is not role:ci.
+    s.attest(
+        2,
+        TEST_RESULT_V0_1,
+        commit(),
+        json!({"result": "PASSED"}),
+        t0(),
+    );
+    denied(
+        &s,
+        t0() + DAY,
+        "unit-tests",
+        Status::Missing,
+        "no https://in-toto.io/attestation/test-result/v0.1 attestation signed by role:ci",
+    );
+}
+
+#[test]
+fn bad_policies_are_refused_with_the_line_and_reason() {
+    let line = |e: PolicyError| match e {
+        PolicyError::Control { line, problem, .. } => (line, problem),
+        other => panic!("{other}"),
+    };
+    let bad_cel = POLICY.replace(
+        r#"require = 'predicate.result == "PASSED"'"#,
+        "require = 'predicate.result =='",
+    );
+    let (at, why) = line(Policy::parse(&bad_cel).unwrap_err());
+    assert_eq!(at, 15, "{why}");
+    assert!(why.contains("does not compile"), "{why}");
+    let (at, why) = line(Policy::parse(&POLICY.replace("\"7d\"", "\"a week\"")).unwrap_err());
+    assert_eq!(at, 21);
+    assert!(why.contains("max_age"), "{why}");
+    let (_, why) = line(Policy::parse(&POLICY.replace("\"HIGH\"", "\"SEVERE\"")).unwrap_err());
+    assert!(why.contains("max_severity"), "{why}");
+    assert!(matches!(
+        Policy::parse("name = \"x\"\nversion = 1\n"),
+        Err(PolicyError::Document(_))
+    ));
+    let err = Policy::parse("name = \"x\"\nversion = 1\nbogus = 2\n").unwrap_err();
+    assert!(
+        matches!(&err, PolicyError::Parse(m) if m.contains("bogus") && m.contains("line 3")),
+        "{err}"
+    );
+    let dup = format!("{POLICY}\n[[control]]\nid = \"provenance\"\npredicate_type = \"x\"\n");
+    assert!(line(Policy::parse(&dup).unwrap_err()).1.contains("same id"));
+    let unknown_role = Policy::parse(&POLICY.replace("role:scanner", "role:scaner")).unwrap();
+    let (at, why) = line(unknown_role.check_roles(&registry()).unwrap_err());
+    assert_eq!(at, 20);
+    assert!(
+        why.contains("\"scaner\" is held by no registered signer"),
+        "{why}"
+    );
+}
