@@ -120,6 +120,29 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Release policies, each version an administrator-signed entry in the log.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Check a policy document (TOML) locally, sign it and submit it as a new version.
+    Submit {
+        /// The policy file.
+        file: PathBuf,
+        #[command(flatten)]
+        admins: AdminKeys,
+    },
+    /// Show a policy version: NAME or NAME@VERSION (default: the latest).
+    Show {
+        /// NAME or NAME@VERSION.
+        policy: String,
+    },
+    /// List every policy version in the log.
+    List,
 }
 
 #[derive(Debug, clap::Args)]
@@ -300,6 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::VerifyReceipt { receipt } => verify_receipt(&cli, receipt),
         Command::Signer { command } => signer(&cli, command).await,
         Command::Admin { command } => admin(&cli, command).await,
+        Command::Policy { command } => policy(&cli, command).await,
     }
 }
 
@@ -400,17 +424,101 @@ async fn admin(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
     submit_change(cli, &change, admins).await
 }
 
-async fn submit_change(cli: &Cli, change: &Change, admins: &AdminKeys) -> anyhow::Result<()> {
-    let keys = admins
+async fn policy(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Submit { file, admins } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            // Refuse locally what the ledger would refuse, with the same line numbers.
+            let policy = evident_core::policy::Policy::parse(&text)
+                .with_context(|| format!("{}", file.display()))?;
+            let keys = read_admin_keys(admins)?;
+            let refs: Vec<&SigningKey> = keys.iter().collect();
+            let envelope = Envelope::sign(
+                evident_core::policy::POLICY_PAYLOAD_TYPE,
+                text.into_bytes(),
+                &refs,
+            );
+            let (receipt, _) = submit_signed(cli, &envelope).await?;
+            match cli.format {
+                Format::Json => print_json(&json!({
+                    "index": receipt.index, "policy": policy.name, "version": policy.version,
+                    "leafHash": receipt.leaf_hash.to_hex(),
+                })),
+                Format::Human => println!(
+                    "policy {}@{} is entry {}",
+                    policy.name, policy.version, receipt.index
+                ),
+            }
+            Ok(())
+        }
+        PolicyCommand::Show { policy } => {
+            let (name, version) = match policy.split_once('@') {
+                Some((n, v)) => (
+                    n,
+                    Some(
+                        v.parse::<u64>()
+                            .with_context(|| format!("version {v:?} is not a number"))?,
+                    ),
+                ),
+                None => (policy.as_str(), None),
+            };
+            let mut client = connect(cli).await?;
+            let doc = client.get_policy(name, version).await?;
+            match cli.format {
+                Format::Json => print_json(&json!({
+                    "name": doc.name, "version": doc.version, "index": doc.index,
+                    "integratedTime": time_text(doc.integrated_time_nanos),
+                    "signedBy": doc.signed_by, "document": doc.document,
+                })),
+                Format::Human => {
+                    println!(
+                        "# policy {}@{}: entry {}, integrated {}, signed by {}",
+                        doc.name,
+                        doc.version,
+                        doc.index,
+                        time_text(doc.integrated_time_nanos),
+                        doc.signed_by.join(", ")
+                    );
+                    print!("{}", doc.document);
+                }
+            }
+            Ok(())
+        }
+        PolicyCommand::List => {
+            let mut client = connect(cli).await?;
+            let list = client.list_policies().await?;
+            match cli.format {
+                Format::Json => print_json(&json!(
+                    list.iter()
+                        .map(|(n, v, i)| json!({"name": n, "version": v, "index": i}))
+                        .collect::<Vec<_>>()
+                )),
+                Format::Human => {
+                    for (n, v, i) in &list {
+                        println!("{n}@{v}  entry {i}");
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_admin_keys(admins: &AdminKeys) -> anyhow::Result<Vec<SigningKey>> {
+    admins
         .admin_keys
         .iter()
         .map(|p| read_signing_key(p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let refs: Vec<&SigningKey> = keys.iter().collect();
-    let envelope = sign_change(change, &refs);
+        .collect()
+}
+
+/// Submits a signed envelope; verifies the receipt and advances the checkpoint state when
+/// the log key is pinned.
+async fn submit_signed(cli: &Cli, envelope: &Envelope) -> anyhow::Result<(Receipt, bool)> {
     let key = log_key(cli)?;
     let mut client = connect(cli).await?;
-    let (receipt, duplicate) = client.submit(&envelope).await?;
+    let (receipt, duplicate) = client.submit(envelope).await?;
     if let Some(key) = &key {
         receipt
             .verify(key)
@@ -420,11 +528,20 @@ async fn submit_change(cli: &Cli, change: &Change, admins: &AdminKeys) -> anyhow
         state.advance(&mut client, key, &receipt.checkpoint).await?;
         state.save(&state_file)?;
     }
+    Ok((receipt, duplicate))
+}
+
+async fn submit_change(cli: &Cli, change: &Change, admins: &AdminKeys) -> anyhow::Result<()> {
+    let keys = read_admin_keys(admins)?;
+    let refs: Vec<&SigningKey> = keys.iter().collect();
+    let envelope = sign_change(change, &refs);
+    let (receipt, duplicate) = submit_signed(cli, &envelope).await?;
+    let verified = cli.log_key.is_some();
     let op = serde_json::to_value(change).expect("a change serializes")["op"].clone();
     match cli.format {
         Format::Json => print_json(&json!({
             "index": receipt.index, "op": op, "duplicate": duplicate,
-            "leafHash": receipt.leaf_hash.to_hex(), "verified": key.is_some(),
+            "leafHash": receipt.leaf_hash.to_hex(), "verified": verified,
         })),
         Format::Human => println!(
             "registry entry {}: {}{}",

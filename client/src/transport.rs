@@ -47,6 +47,23 @@ pub struct SignerListing {
     pub as_of_index: u64,
 }
 
+/// A policy version as the log holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDocument {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: u64,
+    /// The entry that holds it.
+    pub index: u64,
+    /// When it was integrated (nanoseconds).
+    pub integrated_time_nanos: i64,
+    /// The TOML document as signed.
+    pub document: String,
+    /// The administrators who signed it.
+    pub signed_by: Vec<String>,
+}
+
 /// One identity's registry history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerHistory {
@@ -255,6 +272,43 @@ impl Client {
                 .into_iter()
                 .map(signer_from_proto)
                 .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Every policy version in the log: `(name, version, index)`.
+    pub async fn list_policies(&mut self) -> Result<Vec<(String, u64, u64)>, ClientError> {
+        Ok(self
+            .inner
+            .list_policies(pb::ListPoliciesRequest {})
+            .await?
+            .into_inner()
+            .policies
+            .into_iter()
+            .map(|p| (p.name, p.version, p.index))
+            .collect())
+    }
+
+    /// One policy version (default: the latest).
+    pub async fn get_policy(
+        &mut self,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<PolicyDocument, ClientError> {
+        let r = self
+            .inner
+            .get_policy(pb::GetPolicyRequest {
+                name: name.to_owned(),
+                version,
+            })
+            .await?
+            .into_inner();
+        Ok(PolicyDocument {
+            name: r.name,
+            version: r.version,
+            index: r.index,
+            integrated_time_nanos: r.integrated_time_nanos,
+            document: r.document,
+            signed_by: r.signed_by,
         })
     }
 

@@ -452,6 +452,16 @@ impl Registry {
             return Err(RegistryError::PayloadType(envelope.payload_type.clone()));
         }
         let change = Change::from_payload(&envelope.payload)?;
+        let signed_by = self.check_admin_signatures(envelope)?;
+        Ok((change, signed_by))
+    }
+
+    /// Checks that at least `threshold` distinct current administrators signed the envelope
+    /// (registry changes, policy versions); returns their identities.
+    pub fn check_admin_signatures(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<Vec<String>, RegistryError> {
         let keys: Vec<PublicKey> = self.admins.iter().map(|a| a.key).collect();
         let signed = envelope
             .verify_threshold(&keys, self.threshold)
@@ -464,11 +474,10 @@ impl Registry {
                     other => other.to_string(),
                 },
             })?;
-        let signed_by = signed
+        Ok(signed
             .into_iter()
             .map(|i| self.admins[i].identity.clone())
-            .collect();
-        Ok((change, signed_by))
+            .collect())
     }
 
     fn apply_change(

@@ -7,7 +7,7 @@ use evident_core::note::{Checkpoint, Verifier};
 use evident_core::record::LeafRecord;
 
 use crate::config::StartupCheck;
-use crate::store::{Store, StoreError};
+use crate::store::{Indexed, Store, StoreError, secondary_keys};
 
 /// How many of the last entries a `tail` check reads.
 pub const TAIL_ENTRIES: u64 = 10_000;
@@ -66,6 +66,30 @@ pub struct Tail {
     pub last_time_nanos: i64,
 }
 
+/// What an entry contributes to the secondary indexes, read from its record.
+fn indexed_of(record: &LeafRecord) -> Result<Indexed, String> {
+    use evident_core::record::EntryKind;
+    let mut indexed = Indexed::default();
+    match record.kind() {
+        EntryKind::Attestation => {
+            let statement = evident_core::statement::Statement::from_envelope(record.envelope())
+                .map_err(|e| format!("the attestation does not parse: {e}"))?;
+            indexed.subjects = statement
+                .digests()
+                .map(|(a, v)| (a.as_str().to_owned(), v.to_owned()))
+                .collect();
+        }
+        EntryKind::Policy => {
+            let text = std::str::from_utf8(&record.envelope().payload)
+                .map_err(|_| "the policy is not UTF-8".to_owned())?;
+            let policy = evident_core::policy::Policy::parse(text).map_err(|e| e.to_string())?;
+            indexed.policy = Some((policy.name, policy.version));
+        }
+        _ => {}
+    }
+    Ok(indexed)
+}
+
 fn entry_error(index: u64, problem: impl Into<String>) -> CheckError {
     CheckError::Entry {
         index,
@@ -120,6 +144,16 @@ pub fn check_store(
             .map_err(|e| entry_error(index, e.to_string()))?;
         if record.kind() == evident_core::record::EntryKind::Registry {
             registry_entries.push(index);
+        }
+        // Every secondary index key the entry should have is there.
+        let indexed = indexed_of(&record).map_err(|e| entry_error(index, e))?;
+        for (key, _) in secondary_keys(index, record.kind(), &indexed) {
+            if !store.has_key(&key)? {
+                return Err(entry_error(
+                    index,
+                    "a secondary index key of the entry is missing (an edited index)",
+                ));
+            }
         }
         let leaf = record.leaf_hash();
         for node in frontier.append(leaf) {

@@ -22,7 +22,7 @@ use evident_core::registry::{Registry, RegistryError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::check::Tail;
-use crate::store::{CachedSource, NewEntry, Store, StoreError};
+use crate::store::{CachedSource, Indexed, NewEntry, Store, StoreError, secondary_keys};
 
 /// Why a submission or read could not be answered.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -84,9 +84,18 @@ pub enum Authorization {
         keys: Vec<PublicKey>,
         /// The Statement's predicate type.
         predicate_type: String,
+        /// `(algorithm, value)` of every subject digest, for the subject index.
+        subjects: Vec<(String, String)>,
     },
     /// A registry change: signatures and effect are checked against the registry then.
     Registry,
+    /// A policy version: administrator signatures, and a version above the latest.
+    Policy {
+        /// The policy's name.
+        name: String,
+        /// Its version.
+        version: u64,
+    },
 }
 
 struct Submission {
@@ -175,12 +184,18 @@ impl Ledger {
             registry: Arc::new(registry.clone()),
         })));
         let (queue, rx) = mpsc::channel(limits.queue_depth);
+        let mut policies = HashMap::new();
+        for (name, version, _) in store.policies()? {
+            let latest = policies.entry(name).or_insert(version);
+            *latest = (*latest).max(version);
+        }
         let mut sequencer = Sequencer {
             store: store.clone(),
             signer,
             tail,
             published: published.clone(),
             registry,
+            policies,
             rx,
             limits,
             runtime,
@@ -335,6 +350,17 @@ impl Ledger {
             .map_err(|e| LedgerError::Storage(e.to_string()))
     }
 
+    /// Every policy version covered by the latest checkpoint: `(name, version, index)`.
+    pub fn policies(&self) -> Result<Vec<(String, u64, u64)>, LedgerError> {
+        let size = self.published().checkpoint.size;
+        Ok(self
+            .store
+            .policies()?
+            .into_iter()
+            .filter(|(_, _, index)| *index < size)
+            .collect())
+    }
+
     /// The leaf hash of entry `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
         Ok(self.store.subtree_hash(0, index)?)
@@ -398,6 +424,8 @@ struct Sequencer {
     published: Arc<RwLock<Arc<Published>>>,
     /// The registry after the last sequenced entry.
     registry: Registry,
+    /// The latest version of each policy.
+    policies: HashMap<String, u64>,
     rx: mpsc::Receiver<Submission>,
     limits: BatchLimits,
     runtime: tokio::runtime::Handle,
@@ -484,12 +512,17 @@ impl Sequencer {
             let time = now_nanos().max(last_time);
             // Authorization at the integrated time, against the registry as it is after
             // every entry before this one (including those earlier in this batch).
+            let mut indexed = Indexed::default();
             let kind = match &s.authorization {
                 Authorization::Attestation {
                     keys,
                     predicate_type,
+                    subjects,
                 } => match self.registry.authorize(keys, predicate_type, time) {
-                    Ok(_) => EntryKind::Attestation,
+                    Ok(_) => {
+                        indexed.subjects = subjects.clone();
+                        EntryKind::Attestation
+                    }
                     Err(e) => {
                         placed.push(Placed::Refused(LedgerError::PermissionDenied(
                             e.to_string(),
@@ -507,6 +540,30 @@ impl Sequencer {
                         continue;
                     }
                 },
+                Authorization::Policy { name, version } => {
+                    let latest = self.policies.get(name).copied();
+                    let check = self
+                        .registry
+                        .check_admin_signatures(&s.envelope)
+                        .map_err(registry_error)
+                        .and_then(|_| match latest {
+                            Some(l) if l >= *version => Err(LedgerError::Precondition(format!(
+                                "policy {name} is at version {l}: a new version must be higher than {l}"
+                            ))),
+                            _ => Ok(()),
+                        });
+                    match check {
+                        Ok(()) => {
+                            self.policies.insert(name.clone(), *version);
+                            indexed.policy = Some((name.clone(), *version));
+                            EntryKind::Policy
+                        }
+                        Err(e) => {
+                            placed.push(Placed::Refused(e));
+                            continue;
+                        }
+                    }
+                }
             };
             let record = match LeafRecord::new(index, time, last_hash, kind, s.envelope) {
                 Ok(r) => r,
@@ -523,7 +580,7 @@ impl Sequencer {
                 record: bytes,
                 leaf_hash,
                 content_digest: s.digest,
-                kind,
+                secondary: secondary_keys(index, kind, &indexed),
             });
             in_batch.insert(s.digest, index);
             placed.push(Placed::New(record, leaf_hash));

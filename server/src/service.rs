@@ -2,6 +2,7 @@
 //! converted into checked `evident-core` values here, once, and answers are converted back.
 
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
+use evident_core::policy::{POLICY_PAYLOAD_TYPE, Policy};
 use evident_core::receipt::Receipt;
 use evident_core::record::{self, EntryKind, LeafRecord};
 use evident_core::registry::{AuthError, REGISTRY_PAYLOAD_TYPE, Registry, SignerKey};
@@ -56,9 +57,24 @@ impl LedgerService {
                     signers,
                 ))
             }
+            POLICY_PAYLOAD_TYPE => {
+                if envelope.signatures.is_empty() {
+                    return Err(Status::unauthenticated(
+                        "envelope has no signatures: policies are signed by administrators",
+                    ));
+                }
+                let (policy, signers) = self.check_policy(&envelope)?;
+                let what = format!("policy {}@{}", policy.name, policy.version);
+                let authorization = Authorization::Policy {
+                    name: policy.name,
+                    version: policy.version,
+                };
+                Ok((envelope, authorization, what, signers))
+            }
             other => Err(Status::invalid_argument(format!(
                 "payloadType {other:?} is not accepted: attestations use \
-                 {IN_TOTO_PAYLOAD_TYPE:?}, registry changes {REGISTRY_PAYLOAD_TYPE:?}"
+                 {IN_TOTO_PAYLOAD_TYPE:?}, registry changes {REGISTRY_PAYLOAD_TYPE:?}, \
+                 policies {POLICY_PAYLOAD_TYPE:?}"
             ))),
         }
     }
@@ -81,8 +97,29 @@ impl LedgerService {
         let authorization = Authorization::Attestation {
             keys,
             predicate_type: statement.predicate_type.clone(),
+            subjects: statement
+                .digests()
+                .map(|(a, v)| (a.as_str().to_owned(), v.to_owned()))
+                .collect(),
         };
         Ok((authorization, statement, identities))
+    }
+
+    /// The checks of a policy version: administrator signatures, a document that parses
+    /// (every CEL condition compiles), and roles the registry knows. The sequencer checks
+    /// the signatures again and that the version is above the latest.
+    fn check_policy(&self, envelope: &Envelope) -> Result<(Policy, Vec<String>), Status> {
+        let registry = self.ledger.registry();
+        let signers = registry
+            .check_admin_signatures(envelope)
+            .map_err(|e| status(registry_error(e)))?;
+        let text = std::str::from_utf8(&envelope.payload)
+            .map_err(|_| Status::invalid_argument("the policy document is not UTF-8"))?;
+        let policy = Policy::parse(text).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        policy
+            .check_roles(&registry)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok((policy, signers))
     }
 
     /// The checks of a registry change against the registry as it is now: administrator
@@ -365,6 +402,65 @@ impl pb::ledger_server::Ledger for LedgerService {
                 .filter(|k| k.identity == identity)
                 .map(signer_to_proto)
                 .collect(),
+        }))
+    }
+
+    async fn list_policies(
+        &self,
+        _request: Request<pb::ListPoliciesRequest>,
+    ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
+        let policies = self.ledger.policies().map_err(status)?;
+        Ok(Response::new(pb::ListPoliciesResponse {
+            policies: policies
+                .into_iter()
+                .map(|(name, version, index)| pb::PolicyVersion {
+                    name,
+                    version,
+                    index,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::GetPolicyResponse>, Status> {
+        let request = request.into_inner();
+        let found = self
+            .ledger
+            .policies()
+            .map_err(status)?
+            .into_iter()
+            .filter(|(name, version, _)| {
+                *name == request.name && request.version.is_none_or(|v| v == *version)
+            })
+            .max_by_key(|(_, version, _)| *version);
+        let Some((name, version, index)) = found else {
+            return Err(Status::not_found(match request.version {
+                Some(v) => format!("policy {}@{v} is not in the log", request.name),
+                None => format!("no policy named {:?} is in the log", request.name),
+            }));
+        };
+        let bytes = self.ledger.entry(index).map_err(status)?;
+        let record = LeafRecord::decode(&bytes).map_err(|e| {
+            Status::unavailable(format!(
+                "storage failure: entry {index} does not decode: {e}"
+            ))
+        })?;
+        let signed_by = self
+            .ledger
+            .registry_as_of(index)
+            .map_err(status)?
+            .check_admin_signatures(record.envelope())
+            .unwrap_or_default();
+        Ok(Response::new(pb::GetPolicyResponse {
+            name,
+            version,
+            index,
+            integrated_time_nanos: record.integrated_time_nanos(),
+            document: String::from_utf8_lossy(&record.envelope().payload).into_owned(),
+            signed_by,
         }))
     }
 

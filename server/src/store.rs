@@ -10,6 +10,8 @@
 //! | `H` ‖ leaf hash | index (u64 BE) |
 //! | `E` ‖ content digest (SHA-256 of the PAE) | index (u64 BE) |
 //! | `R` ‖ index (u64 BE) | empty: entry `index` is a registry entry |
+//! | `P` ‖ policy name ‖ 0x00 ‖ version (u64 BE) | index (u64 BE) of that policy version |
+//! | `S` ‖ algorithm ‖ 0x00 ‖ digest ‖ 0x00 ‖ index (u64 BE) | empty: attestation `index` is about that subject |
 //! | `M` ‖ `checkpoint` | the latest signed checkpoint (note text) |
 //! | `M` ‖ `genesis` | the genesis administrators and threshold (JSON), fixed at first start |
 //!
@@ -63,6 +65,8 @@ const NODE: u8 = b'N';
 const BY_LEAF_HASH: u8 = b'H';
 const BY_CONTENT: u8 = b'E';
 const BY_KIND_REGISTRY: u8 = b'R';
+const BY_POLICY: u8 = b'P';
+const BY_SUBJECT: u8 = b'S';
 const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
 const META_GENESIS: &[u8] = b"Mgenesis";
 
@@ -109,8 +113,52 @@ pub struct NewEntry {
     pub leaf_hash: Hash,
     /// The digest of its signed content (`record::content_digest`).
     pub content_digest: Hash,
-    /// What it holds.
-    pub kind: EntryKind,
+    /// Secondary index keys (and values) of the entry, from [`secondary_keys`].
+    pub secondary: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What an entry adds to the secondary indexes: registry entries to `R`, policy versions to
+/// `P`, attestations to `S` (one key per subject digest).
+#[derive(Debug, Clone, Default)]
+pub struct Indexed {
+    /// `(algorithm, value)` of each subject digest of an attestation.
+    pub subjects: Vec<(String, String)>,
+    /// `(name, version)` of a policy entry.
+    pub policy: Option<(String, u64)>,
+}
+
+/// The secondary index keys of entry `index` of `kind`.
+pub fn secondary_keys(index: u64, kind: EntryKind, indexed: &Indexed) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut keys = Vec::new();
+    if kind == EntryKind::Registry {
+        keys.push((kind_key(BY_KIND_REGISTRY, index).to_vec(), Vec::new()));
+    }
+    if let Some((name, version)) = &indexed.policy {
+        keys.push((policy_key(name, *version), index.to_be_bytes().to_vec()));
+    }
+    for (alg, value) in &indexed.subjects {
+        let mut k = subject_prefix(alg, value);
+        k.extend_from_slice(&index.to_be_bytes());
+        keys.push((k, Vec::new()));
+    }
+    keys
+}
+
+fn policy_key(name: &str, version: u64) -> Vec<u8> {
+    let mut k = vec![BY_POLICY];
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn subject_prefix(alg: &str, value: &str) -> Vec<u8> {
+    let mut k = vec![BY_SUBJECT];
+    k.extend_from_slice(alg.as_bytes());
+    k.push(0);
+    k.extend_from_slice(value.as_bytes());
+    k.push(0);
+    k
 }
 
 /// The sled-backed log store.
@@ -214,6 +262,47 @@ impl Store {
             .collect()
     }
 
+    /// Whether a secondary index key is present (for the start-up check).
+    pub fn has_key(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.db
+            .contains_key(key)
+            .map_err(sled_err("reading an index"))
+    }
+
+    /// Every policy version: `(name, version, index)`, by name then version.
+    pub fn policies(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        self.db
+            .scan_prefix([BY_POLICY])
+            .map(|item| {
+                let (key, value) = item.map_err(sled_err("reading the policy index"))?;
+                let body = &key[1..];
+                let corrupt = || StoreError::Corrupt("a policy index key is malformed".into());
+                let split = body.len().checked_sub(9).ok_or_else(corrupt)?;
+                if body[split] != 0 {
+                    return Err(corrupt());
+                }
+                let name = String::from_utf8(body[..split].to_vec()).map_err(|_| corrupt())?;
+                let version = decode_index(&body[split + 1..])?;
+                Ok((name, version, decode_index(&value)?))
+            })
+            .collect()
+    }
+
+    /// Indexes of the attestations with subject digest `alg:value`, below `end`, in order.
+    pub fn entries_about(&self, alg: &str, value: &str, end: u64) -> Result<Vec<u64>, StoreError> {
+        let prefix = subject_prefix(alg, value);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(&prefix) {
+            let (key, _) = item.map_err(sled_err("reading the subject index"))?;
+            let index = decode_index(&key[prefix.len()..])?;
+            if index >= end {
+                break;
+            }
+            out.push(index);
+        }
+        Ok(out)
+    }
+
     /// The genesis recorded at first start (JSON), if any.
     pub fn genesis(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -250,8 +339,8 @@ impl Store {
             let index = e.index.to_be_bytes();
             batch.insert(&hash_key(BY_LEAF_HASH, &e.leaf_hash)[..], &index);
             batch.insert(&hash_key(BY_CONTENT, &e.content_digest)[..], &index);
-            if e.kind == EntryKind::Registry {
-                batch.insert(&kind_key(BY_KIND_REGISTRY, e.index)[..], &[]);
+            for (key, value) in &e.secondary {
+                batch.insert(key.as_slice(), value.as_slice());
             }
         }
         for n in nodes {

@@ -4,6 +4,7 @@
 
 mod durability;
 mod operations;
+mod policy;
 mod registry;
 mod rejections;
 mod submit;

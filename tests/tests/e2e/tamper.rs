@@ -135,7 +135,32 @@ async fn a_registry_index_edited_behind_the_ledgers_back_is_named_at_start() {
     }
     let err = Server::start(&config, &data).unwrap_err();
     assert!(
-        err.contains("entry 0: the registry index does not match"),
+        err.contains("entry 0:") && err.contains("(an edited index)"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_index_key_removed_behind_the_ledgers_back_is_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    log_of(3, &config, &data).await;
+    {
+        // Entry 2's subject key: without it, a release query would miss that evidence.
+        let db = sled::open(data.join("db")).unwrap();
+        let key = db
+            .scan_prefix(b"S")
+            .keys()
+            .map(|k| k.unwrap())
+            .find(|k| k.ends_with(&2u64.to_be_bytes()))
+            .expect("entry 2 is in the subject index");
+        db.remove(key).unwrap();
+        db.flush().unwrap();
+    }
+    let err = Server::start(&config, &data).unwrap_err();
+    assert!(
+        err.contains("entry 2:") && err.contains("(an edited index)"),
         "{err}"
     );
 }
