@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use evident_client::{CheckpointState, Client, ClientError, Selector};
+use evident_core::bundle::Bundle;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::receipt::Receipt;
-use evident_core::registry::{AuthError, Change, SignerKey, sign_change};
+use evident_core::registry::{AuthError, Change, GenesisDocument, SignerKey, sign_change};
 use evident_core::statement::Statement;
 use evident_core::{Hash, PublicKey, SigningKey, merkle};
 use serde_json::json;
@@ -124,6 +125,60 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// The deploy gate: may this artifact ship under this policy? Exit 0 allowed, 1 denied,
+    /// 2 could not decide.
+    Verify {
+        /// The artifact, ALGORITHM:HEX (e.g. sha256:4f2a…).
+        #[arg(long)]
+        artifact: String,
+        /// The policy: NAME or NAME@VERSION (default: the latest in the bundle).
+        #[arg(long)]
+        policy: String,
+        /// Decide from this bundle file, offline, instead of fetching one.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        #[command(flatten)]
+        genesis: GenesisArg,
+    },
+    /// Evidence bundles: export one, or verify one offline.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct GenesisArg {
+    /// The log's genesis (genesis.json, written by evidentd beside log.pub): the
+    /// administrators the trust registry starts from.
+    #[arg(long, env = "EVIDENT_GENESIS")]
+    genesis: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Fetch the evidence bundle of an artifact and write it to a file.
+    Export {
+        /// The artifact, ALGORITHM:HEX.
+        #[arg(long)]
+        artifact: String,
+        /// Include only this policy's versions (default: every policy).
+        #[arg(long)]
+        policy: Option<String>,
+        /// Where to write the bundle.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle offline and evaluate a policy over it.
+    Verify {
+        /// The bundle file.
+        file: PathBuf,
+        /// The policy: NAME or NAME@VERSION.
+        #[arg(long)]
+        policy: String,
+        #[command(flatten)]
+        genesis: GenesisArg,
     },
 }
 
@@ -277,6 +332,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if e.downcast_ref::<Denied>().is_some() {
+                return ExitCode::from(1);
+            }
             let failed = e.downcast_ref::<VerificationFailed>().is_some()
                 || e.downcast_ref::<ClientError>()
                     .is_some_and(ClientError::is_verification_failure);
@@ -324,6 +382,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Signer { command } => signer(&cli, command).await,
         Command::Admin { command } => admin(&cli, command).await,
         Command::Policy { command } => policy(&cli, command).await,
+        Command::Verify {
+            artifact,
+            policy,
+            bundle,
+            genesis,
+        } => {
+            gate(
+                &cli,
+                Some(artifact),
+                policy,
+                bundle.as_deref(),
+                &genesis.genesis,
+            )
+            .await
+        }
+        Command::Bundle { command } => match command {
+            BundleCommand::Export {
+                artifact,
+                policy,
+                out,
+            } => {
+                let mut client = connect(&cli).await?;
+                let bundle = client.release_bundle(artifact, policy.as_deref()).await?;
+                std::fs::write(out, bundle.to_json() + "\n")
+                    .with_context(|| format!("writing {}", out.display()))?;
+                println!(
+                    "{}: {} entries proven at the checkpoint",
+                    out.display(),
+                    bundle.entries.len()
+                );
+                Ok(())
+            }
+            BundleCommand::Verify {
+                file,
+                policy,
+                genesis,
+            } => gate(&cli, None, policy, Some(file), &genesis.genesis).await,
+        },
     }
 }
 
@@ -504,6 +600,115 @@ async fn policy(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+/// The gate: verify a bundle (fetched, or from a file) under the pinned log key and genesis,
+/// then evaluate the policy locally. Exit 0 allowed, 1 denied or not verified, 2 error.
+async fn gate(
+    cli: &Cli,
+    artifact: Option<&str>,
+    policy: &str,
+    bundle_file: Option<&Path>,
+    genesis_file: &Path,
+) -> anyhow::Result<()> {
+    let key = require_log_key(cli)?;
+    let genesis: GenesisDocument = serde_json::from_slice(
+        &std::fs::read(genesis_file)
+            .with_context(|| format!("reading {}", genesis_file.display()))?,
+    )
+    .with_context(|| format!("{} is not a genesis document", genesis_file.display()))?;
+    let (name, version) = match policy.split_once('@') {
+        Some((n, v)) => (
+            n,
+            Some(
+                v.parse::<u64>()
+                    .with_context(|| format!("policy version {v:?}"))?,
+            ),
+        ),
+        None => (policy, None),
+    };
+    let state_file = state_path(cli);
+    let mut state = CheckpointState::load(&state_file)?;
+    let bundle = match bundle_file {
+        Some(path) => Bundle::from_json(
+            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )?,
+        None => {
+            let artifact = artifact.ok_or_else(|| anyhow!("name the artifact with --artifact"))?;
+            let mut client = connect(cli).await?;
+            let bundle = client.release_bundle(artifact, Some(name)).await?;
+            // Online: the bundle's checkpoint must extend every checkpoint seen before.
+            state.advance(&mut client, &key, &bundle.checkpoint).await?;
+            state.save(&state_file)?;
+            bundle
+        }
+    };
+    if let Some(artifact) = artifact {
+        if !bundle.artifacts.iter().any(|a| a == artifact) {
+            return Err(VerificationFailed(format!(
+                "the bundle is about {:?}, not {artifact}",
+                bundle.artifacts
+            ))
+            .into());
+        }
+    }
+    let verified = bundle
+        .verify(&key, &genesis)
+        .map_err(|e| VerificationFailed(e.to_string()))?;
+    // Offline, a bundle can still be compared with a checkpoint of the same size seen before.
+    if let Some(seen) = state.last(&key)? {
+        if seen.size == verified.checkpoint.size && seen.root != verified.checkpoint.root {
+            return Err(VerificationFailed(format!(
+                "fork: the bundle's checkpoint of {} entries has another root than the one seen before",
+                seen.size
+            ))
+            .into());
+        }
+    }
+    let policy = verified.policy(name, version).map_err(|e| anyhow!("{e}"))?;
+    let report = verified.evaluate(policy, &bundle.artifacts, now_nanos());
+    match cli.format {
+        Format::Json => print_json(&serde_json::to_value(&report).expect("a report serializes")),
+        Format::Human => {
+            for c in &report.controls {
+                let status = match c.status {
+                    evident_core::policy::Status::Pass => "PASS   ",
+                    evident_core::policy::Status::Fail => "FAIL   ",
+                    evident_core::policy::Status::Missing => "MISSING",
+                };
+                let entries: Vec<String> = c.entries.iter().map(|e| e.index.to_string()).collect();
+                println!(
+                    "{status} {}: {} [entries {}]",
+                    c.id,
+                    c.reason,
+                    entries.join(", ")
+                );
+            }
+            println!(
+                "{} {} under {} (checkpoint of {} entries)",
+                if report.allowed { "ALLOWED" } else { "DENIED" },
+                report.artifacts.join(", "),
+                report.policy,
+                verified.checkpoint.size
+            );
+        }
+    }
+    if !report.allowed {
+        return Err(Denied.into());
+    }
+    Ok(())
+}
+
+/// A release the policy denies (exit 1), already reported on standard output.
+#[derive(Debug)]
+struct Denied;
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the policy denies this release")
+    }
+}
+
+impl std::error::Error for Denied {}
 
 fn read_admin_keys(admins: &AdminKeys) -> anyhow::Result<Vec<SigningKey>> {
     admins

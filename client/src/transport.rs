@@ -2,6 +2,7 @@
 
 use evident_core::Hash;
 use evident_core::PublicKey;
+use evident_core::bundle::Bundle;
 use evident_core::dsse::Envelope;
 use evident_core::receipt::Receipt;
 use evident_core::record::{EntryKind, LeafRecord};
@@ -310,6 +311,43 @@ impl Client {
             document: r.document,
             signed_by: r.signed_by,
         })
+    }
+
+    /// The evidence bundle of an artifact (`alg:hex`), with every version of `policy` (all
+    /// policies when `None`). Not yet verified: see `evident_core::bundle::Bundle::verify`.
+    pub async fn release_bundle(
+        &mut self,
+        artifact: &str,
+        policy: Option<&str>,
+    ) -> Result<Bundle, ClientError> {
+        let r = self
+            .inner
+            .get_release_evidence(pb::GetReleaseEvidenceRequest {
+                artifact: artifact.to_owned(),
+                policy: policy.unwrap_or_default().to_owned(),
+            })
+            .await?
+            .into_inner();
+        Bundle::from_json(r.bundle_json.as_bytes())
+            .map_err(|e| ClientError::Response(e.to_string()))
+    }
+
+    /// The server's own verdict: `(allowed, report JSON)`. For information only; a gate
+    /// decides on its own evaluation of the bundle.
+    pub async fn verify_release(
+        &mut self,
+        artifact: &str,
+        policy: &str,
+    ) -> Result<(bool, String), ClientError> {
+        let r = self
+            .inner
+            .verify_release(pb::VerifyReleaseRequest {
+                artifact: artifact.to_owned(),
+                policy: policy.to_owned(),
+            })
+            .await?
+            .into_inner();
+        Ok((r.allowed, r.report_json))
     }
 
     /// The latest signed checkpoint (not yet verified).

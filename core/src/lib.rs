@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod dsse;
 pub mod hash;
 pub mod keys;

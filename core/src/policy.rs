@@ -342,8 +342,11 @@ pub struct Evidence {
     pub integrated_time: i64,
     /// The Statement.
     pub statement: Statement,
-    /// The signers the registry authorized for it (identity and roles as of then).
+    /// The signers the registry authorized for it (identity and roles as of then), less
+    /// those whose key was later revoked from a time at or before the entry.
     pub signers: Vec<Authorized>,
+    /// Why signers were discounted after the fact (a backdated revocation), in words.
+    pub withdrawn: Vec<String>,
 }
 
 /// A control's outcome.
@@ -517,6 +520,23 @@ fn evaluate_control(
                 .collect::<Vec<_>>();
             (e, allowed)
         })
+        .collect();
+    // Evidence whose every signature was withdrawn by a later revocation: say so, rather
+    // than call the control missing.
+    if let Some((e, _)) = candidates
+        .iter()
+        .find(|(e, signers)| signers.is_empty() && !e.withdrawn.is_empty())
+    {
+        if candidates.iter().all(|(_, signers)| signers.is_empty()) {
+            return report(
+                Status::Fail,
+                format!("entry {}: {}", e.index, e.withdrawn.join("; ")),
+                candidates.iter().map(|(e, _)| used(e)).collect(),
+            );
+        }
+    }
+    let candidates: Vec<(&Evidence, Vec<&Authorized>)> = candidates
+        .into_iter()
         .filter(|(_, signers)| !signers.is_empty())
         .collect();
     if candidates.is_empty() {

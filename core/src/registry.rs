@@ -823,3 +823,72 @@ fn check_threshold(threshold: usize, admins: usize) -> Result<usize, RegistryErr
 pub fn sign_change(change: &Change, admins: &[&crate::keys::SigningKey]) -> Envelope {
     Envelope::sign(REGISTRY_PAYLOAD_TYPE, change.to_payload(), admins)
 }
+
+/// The genesis of a log as a document: the administrators and threshold the registry
+/// starts from. `evidentd` records it at first start and writes it to `genesis.json`;
+/// verifiers pin it next to the log's public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisDocument {
+    /// How many distinct administrators must sign.
+    pub threshold: usize,
+    /// The administrators.
+    pub admins: Vec<GenesisAdmin>,
+}
+
+/// An administrator in a [`GenesisDocument`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAdmin {
+    /// Who holds the key.
+    pub identity: String,
+    /// Raw Ed25519 key, 64 hex digits.
+    pub public_key: String,
+}
+
+impl GenesisDocument {
+    /// The genesis of these administrators.
+    pub fn of(admins: &[Admin], threshold: usize) -> GenesisDocument {
+        GenesisDocument {
+            threshold,
+            admins: admins
+                .iter()
+                .map(|a| GenesisAdmin {
+                    identity: a.identity.clone(),
+                    public_key: a.key.to_hex(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The registry state it defines.
+    pub fn to_registry(&self) -> Result<Registry, RegistryError> {
+        let admins = self
+            .admins
+            .iter()
+            .map(|a| {
+                Ok(Admin {
+                    identity: a.identity.clone(),
+                    key: parse_key("public_key", &a.public_key)?,
+                })
+            })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        Registry::genesis(admins, self.threshold)
+    }
+
+    /// `threshold of [identity key-prefix, …]`, for messages.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .admins
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {}",
+                    a.identity,
+                    &a.public_key[..16.min(a.public_key.len())]
+                )
+            })
+            .collect();
+        format!("{} of [{}]", self.threshold, names.join(", "))
+    }
+}

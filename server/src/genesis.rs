@@ -4,9 +4,8 @@
 use std::path::Path;
 
 use evident_core::record::LeafRecord;
-use evident_core::registry::{Admin, Registry};
+use evident_core::registry::{GenesisAdmin, GenesisDocument, Registry};
 use evident_core::{PublicKey, SigningKey};
-use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::store::{Store, StoreError};
@@ -52,47 +51,13 @@ pub enum GenesisError {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Recorded {
-    threshold: usize,
-    admins: Vec<RecordedAdmin>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct RecordedAdmin {
-    identity: String,
-    public_key: String,
-}
-
-impl Recorded {
-    fn describe(&self) -> String {
-        let names: Vec<String> = self
-            .admins
-            .iter()
-            .map(|a| format!("{} {}", a.identity, &a.public_key[..16]))
-            .collect();
-        format!("{} of [{}]", self.threshold, names.join(", "))
-    }
-
-    fn to_admins(&self) -> Result<Vec<Admin>, GenesisError> {
-        self.admins
-            .iter()
-            .map(|a| {
-                Ok(Admin {
-                    identity: a.identity.clone(),
-                    key: PublicKey::from_hex(&a.public_key)
-                        .map_err(|e| GenesisError::Invalid(e.to_string()))?,
-                })
-            })
-            .collect()
-    }
-}
-
 /// What [`resolve`] found or made.
 #[derive(Debug)]
 pub struct Genesis {
     /// The genesis registry state.
     pub registry: Registry,
+    /// The genesis as a document, as verifiers pin it.
+    pub document: GenesisDocument,
     /// Set when this start created the first administrator key.
     pub created_admin_key: Option<std::path::PathBuf>,
 }
@@ -104,11 +69,11 @@ pub fn resolve(config: &Config, store: &Store) -> Result<Genesis, GenesisError> 
         .check()
         .map_err(|e| GenesisError::Invalid(e.to_string()))?;
     let threshold = config.genesis.threshold.unwrap_or(1);
-    let from_config = Recorded {
+    let from_config = GenesisDocument {
         threshold,
         admins: configured
             .iter()
-            .map(|a| RecordedAdmin {
+            .map(|a| GenesisAdmin {
                 identity: a.identity.clone(),
                 public_key: a.key.to_hex(),
             })
@@ -117,7 +82,7 @@ pub fn resolve(config: &Config, store: &Store) -> Result<Genesis, GenesisError> 
     let mut created_admin_key = None;
     let recorded = match store.genesis()? {
         Some(bytes) => {
-            let recorded: Recorded = serde_json::from_slice(&bytes).map_err(|e| {
+            let recorded: GenesisDocument = serde_json::from_slice(&bytes).map_err(|e| {
                 GenesisError::Invalid(format!("the recorded genesis does not parse: {e}"))
             })?;
             if !from_config.admins.is_empty() && from_config != recorded {
@@ -131,9 +96,9 @@ pub fn resolve(config: &Config, store: &Store) -> Result<Genesis, GenesisError> 
             let recorded = if from_config.admins.is_empty() {
                 let (path, key) = create_admin_key(&config.data_dir)?;
                 created_admin_key = Some(path);
-                Recorded {
+                GenesisDocument {
                     threshold: 1,
-                    admins: vec![RecordedAdmin {
+                    admins: vec![GenesisAdmin {
                         identity: "admin".into(),
                         public_key: key.to_hex(),
                     }],
@@ -145,10 +110,12 @@ pub fn resolve(config: &Config, store: &Store) -> Result<Genesis, GenesisError> 
             recorded
         }
     };
-    let registry = Registry::genesis(recorded.to_admins()?, recorded.threshold)
+    let registry = recorded
+        .to_registry()
         .map_err(|e| GenesisError::Invalid(e.to_string()))?;
     Ok(Genesis {
         registry,
+        document: recorded,
         created_admin_key,
     })
 }

@@ -13,12 +13,15 @@ use std::time::{Duration, Instant};
 
 use evident_core::Hash;
 use evident_core::PublicKey;
+use evident_core::bundle::{BUNDLE_MEDIA_TYPE, Bundle, BundleEntry};
 use evident_core::dsse::Envelope;
 use evident_core::merkle::{self, Node, SubtreeSource};
 use evident_core::note::{Checkpoint, Signer, Verifier};
+use evident_core::predicates;
 use evident_core::receipt::Receipt;
 use evident_core::record::{EntryKind, LeafRecord};
-use evident_core::registry::{Registry, RegistryError};
+use evident_core::registry::{GenesisDocument, Registry, RegistryError};
+use evident_core::statement::Statement;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::check::Tail;
@@ -111,6 +114,7 @@ struct Submission {
 pub struct Ledger {
     store: Arc<Store>,
     genesis: Arc<Registry>,
+    genesis_document: Arc<GenesisDocument>,
     published: Arc<RwLock<Arc<Published>>>,
     queue: mpsc::Sender<Submission>,
     verifier: Verifier,
@@ -161,7 +165,7 @@ impl Ledger {
         store: Arc<Store>,
         signer: Signer,
         tail: Tail,
-        genesis: Registry,
+        genesis: crate::genesis::Genesis,
         registry: Registry,
         limits: BatchLimits,
         runtime: tokio::runtime::Handle,
@@ -207,7 +211,8 @@ impl Ledger {
         Ok((
             Ledger {
                 store,
-                genesis: Arc::new(genesis),
+                genesis: Arc::new(genesis.registry),
+                genesis_document: Arc::new(genesis.document),
                 published,
                 queue,
                 verifier,
@@ -330,6 +335,11 @@ impl Ledger {
             .map_err(|e| LedgerError::Storage(e.to_string()))
     }
 
+    /// The log's genesis, as verifiers pin it.
+    pub fn genesis_document(&self) -> &GenesisDocument {
+        &self.genesis_document
+    }
+
     /// The registry as of the latest checkpoint.
     pub fn registry(&self) -> Arc<Registry> {
         self.published().registry.clone()
@@ -359,6 +369,60 @@ impl Ledger {
             .into_iter()
             .filter(|(_, _, index)| *index < size)
             .collect())
+    }
+
+    /// The evidence bundle of an artifact (`alg`, `hex`): every registry entry, the versions
+    /// of the named policy (all policies when `None`), the attestations about the artifact
+    /// and about the source commits its provenance names, each proven at the latest
+    /// checkpoint.
+    pub fn release_bundle(
+        &self,
+        alg: &str,
+        hex: &str,
+        policy: Option<&str>,
+    ) -> Result<Bundle, LedgerError> {
+        let published = self.published();
+        let size = published.checkpoint.size;
+        let mut indexes: std::collections::BTreeSet<u64> =
+            self.store.registry_entries(0, size)?.into_iter().collect();
+        for (name, _, index) in self.policies()? {
+            if policy.is_none_or(|p| p == name) {
+                indexes.insert(index);
+            }
+        }
+        let about_artifact = self.store.entries_about(alg, hex, size)?;
+        let mut commits = std::collections::BTreeSet::new();
+        for &index in &about_artifact {
+            let record = read_record(&self.store, index)?;
+            if let Ok(statement) = Statement::from_envelope(record.envelope()) {
+                if statement.predicate_type == predicates::SLSA_PROVENANCE_V1 {
+                    commits.extend(predicates::provenance_source_commits(&statement.predicate));
+                }
+            }
+        }
+        indexes.extend(about_artifact);
+        for commit in &commits {
+            for alg in ["gitCommit", "sha1"] {
+                indexes.extend(self.store.entries_about(alg, commit, size)?);
+            }
+        }
+        let entries = indexes
+            .into_iter()
+            .map(|index| {
+                let bytes = self.store.entry(index)?.ok_or_else(|| {
+                    LedgerError::Storage(format!("entry {index} is missing from the store"))
+                })?;
+                let proof = self.inclusion_proof(index, size)?;
+                Ok(BundleEntry::new(&bytes, &proof))
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        Ok(Bundle {
+            media_type: BUNDLE_MEDIA_TYPE.to_owned(),
+            checkpoint: published.note.clone(),
+            genesis: (*self.genesis_document).clone(),
+            artifacts: vec![format!("{alg}:{hex}")],
+            entries,
+        })
     }
 
     /// The leaf hash of entry `index`.

@@ -66,9 +66,8 @@ pub struct Prepared {
     store: Arc<Store>,
     signer: evident_core::note::Signer,
     tail: check::Tail,
-    genesis: evident_core::registry::Registry,
+    genesis: genesis::Genesis,
     registry: evident_core::registry::Registry,
-    created_admin_key: Option<std::path::PathBuf>,
     config: Config,
 }
 
@@ -86,7 +85,7 @@ impl Prepared {
     /// The administrator key file this start created, on a new store without configured
     /// administrators.
     pub fn created_admin_key(&self) -> Option<&std::path::Path> {
-        self.created_admin_key.as_deref()
+        self.genesis.created_admin_key.as_deref()
     }
 
     /// The registry's current administrators and threshold.
@@ -120,13 +119,26 @@ pub fn prepare(config: Config) -> Result<Prepared, RunError> {
         })?;
     let genesis = genesis::resolve(&config, &store)?;
     let registry = genesis::replay(&store, &genesis.registry, tail.frontier.size())?;
+    // Published beside log.pub: what verifiers pin to rebuild the registry offline.
+    let genesis_file = config.data_dir.join("genesis.json");
+    std::fs::write(
+        &genesis_file,
+        serde_json::to_string_pretty(&genesis.document).expect("the genesis serializes") + "\n",
+    )
+    .map_err(|e| RunError::Store {
+        dir: config.data_dir.clone(),
+        source: store::StoreError::Io {
+            op: "writing",
+            path: genesis_file,
+            source: e,
+        },
+    })?;
     Ok(Prepared {
         store: Arc::new(store),
         signer,
         tail,
-        genesis: genesis.registry,
+        genesis,
         registry,
-        created_admin_key: genesis.created_admin_key,
         config,
     })
 }
@@ -144,7 +156,6 @@ pub async fn run(
         tail,
         genesis,
         registry,
-        created_admin_key: _,
         config,
     } = prepared;
     let limits = BatchLimits {

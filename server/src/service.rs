@@ -153,6 +153,38 @@ fn now_nanos() -> i64 {
         .expect("the clock reads a time between 1677 and 2262")
 }
 
+/// Parses `ALGORITHM:HEX`.
+fn artifact_arg(text: &str) -> Result<(String, String), Status> {
+    match text.split_once(':') {
+        Some((alg, hex)) if !alg.is_empty() && !hex.is_empty() => {
+            Ok((alg.to_owned(), hex.to_ascii_lowercase()))
+        }
+        _ => Err(Status::invalid_argument(format!(
+            "artifact {text:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…"
+        ))),
+    }
+}
+
+/// Parses `NAME` or `NAME@VERSION`.
+fn policy_arg(text: &str) -> Result<(String, Option<u64>), Status> {
+    if text.is_empty() {
+        return Err(Status::invalid_argument(
+            "name the policy: NAME or NAME@VERSION",
+        ));
+    }
+    match text.split_once('@') {
+        None => Ok((text.to_owned(), None)),
+        Some((name, version)) => {
+            version
+                .parse()
+                .map(|v| (name.to_owned(), Some(v)))
+                .map_err(|_| {
+                    Status::invalid_argument(format!("policy version {version:?} is not a number"))
+                })
+        }
+    }
+}
+
 fn auth_status(e: AuthError) -> Status {
     match e {
         AuthError::NoSignatures => Status::unauthenticated(format!(
@@ -461,6 +493,56 @@ impl pb::ledger_server::Ledger for LedgerService {
             integrated_time_nanos: record.integrated_time_nanos(),
             document: String::from_utf8_lossy(&record.envelope().payload).into_owned(),
             signed_by,
+        }))
+    }
+
+    async fn get_release_evidence(
+        &self,
+        request: Request<pb::GetReleaseEvidenceRequest>,
+    ) -> Result<Response<pb::GetReleaseEvidenceResponse>, Status> {
+        let request = request.into_inner();
+        let (alg, hex) = artifact_arg(&request.artifact)?;
+        let policy = (!request.policy.is_empty()).then_some(request.policy);
+        let ledger = self.ledger.clone();
+        let bundle = tokio::task::spawn_blocking(move || {
+            ledger.release_bundle(&alg, &hex, policy.as_deref())
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(status)?;
+        Ok(Response::new(pb::GetReleaseEvidenceResponse {
+            bundle_json: bundle.to_json(),
+        }))
+    }
+
+    async fn verify_release(
+        &self,
+        request: Request<pb::VerifyReleaseRequest>,
+    ) -> Result<Response<pb::VerifyReleaseResponse>, Status> {
+        let request = request.into_inner();
+        let (alg, hex) = artifact_arg(&request.artifact)?;
+        let (name, version) = policy_arg(&request.policy)?;
+        let ledger = self.ledger.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let bundle = ledger
+                .release_bundle(&alg, &hex, Some(&name))
+                .map_err(status)?;
+            // The server checks its own bundle exactly as an offline verifier would.
+            let verified = bundle
+                .verify(ledger.verifier(), ledger.genesis_document())
+                .map_err(|e| {
+                    Status::internal(format!("the server's own bundle does not verify: {e}"))
+                })?;
+            let policy = verified
+                .policy(&name, version)
+                .map_err(|e| Status::not_found(e.to_string()))?;
+            Ok::<_, Status>(verified.evaluate(policy, &bundle.artifacts, now_nanos()))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(pb::VerifyReleaseResponse {
+            allowed: report.allowed,
+            report_json: serde_json::to_string_pretty(&report).expect("a report serializes"),
         }))
     }
 

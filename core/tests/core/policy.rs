@@ -140,6 +140,7 @@ impl Scenario {
             integrated_time: time,
             statement,
             signers,
+            withdrawn: Vec::new(),
         });
     }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
 
 mod durability;
+mod gate;
 mod operations;
 mod policy;
 mod registry;

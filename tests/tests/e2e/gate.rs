@@ -1,0 +1,453 @@
+//! The deploy gate end to end: a team's evidence goes in through the ledger, `evident
+//! verify` decides from a bundle it checks itself, and each way a release falls short is
+//! denied with its reason.
+
+use evident_core::Hash;
+use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use evident_tests::{Server, cli, key, stderr, stdout, write_config};
+use serde_json::{Value, json};
+
+const POLICY: &str = r#"name = "payments-prod"
+version = 1
+
+[[control]]
+id = "provenance"
+predicate_type = "https://slsa.dev/provenance/v1"
+signers = ["role:ci"]
+
+[[control]]
+id = "unit-tests"
+predicate_type = "https://in-toto.io/attestation/test-result/v0.1"
+signers = ["role:ci"]
+subject = "source-commit"
+require = 'predicate.result == "PASSED"'
+
+[[control]]
+id = "vulnerability-scan"
+predicate_type = "https://in-toto.io/attestation/vulns/v0.2"
+signers = ["role:scanner"]
+max_age = "7d"
+max_severity = "HIGH"
+
+[[control]]
+id = "two-person-review"
+predicate_type = "https://evident.dev/attestation/approval/v1"
+signers = ["role:reviewer"]
+subject = "source-commit"
+min_distinct_signers = 2
+min_approvals = 2
+separation_of_duties = true
+no_changes_requested = true
+reviewed_commit_is_built = true
+"#;
+
+const AUTHOR: &str = "signer-6@test";
+
+/// What a scenario changes from the complete release.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    None,
+    FailedTest,
+    HighFinding,
+    OneApprover,
+    SelfApproval,
+    OtherCommit,
+}
+
+struct Release {
+    artifact: String,
+}
+
+fn statement(subject: Value, predicate_type: &str, predicate: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [subject],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }))
+    .unwrap()
+}
+
+async fn attest(
+    server: &Server,
+    signer: u8,
+    subject: Value,
+    predicate_type: &str,
+    predicate: Value,
+) {
+    let env = Envelope::sign(
+        IN_TOTO_PAYLOAD_TYPE,
+        statement(subject, predicate_type, predicate),
+        &[&key(signer)],
+    );
+    server.client().await.submit(&env).await.unwrap();
+}
+
+/// Puts a release's evidence in the log, as the team's pipeline would.
+async fn release(server: &Server, name: &str, flaw: Flaw) -> Release {
+    let artifact = Hash::sha256(format!("artifact {name}").as_bytes()).to_hex();
+    let commit = Hash::sha256(format!("commit {name}").as_bytes()).to_hex()[..40].to_owned();
+    let art = json!({"name": "payments-api", "digest": {"sha256": artifact}});
+    let src = json!({"name": "payments", "digest": {"gitCommit": commit}});
+    attest(
+        server,
+        1,
+        art.clone(),
+        "https://slsa.dev/provenance/v1",
+        json!({
+            "buildDefinition": {"buildType": "https://ci.example.com/v1", "resolvedDependencies": [
+                {"uri": "git+https://git.example.com/payments", "digest": {"gitCommit": commit}}]},
+            "runDetails": {"builder": {"id": "https://ci.example.com"}}
+        }),
+    )
+    .await;
+    let result = if flaw == Flaw::FailedTest {
+        "FAILED"
+    } else {
+        "PASSED"
+    };
+    attest(
+        server,
+        1,
+        src.clone(),
+        "https://in-toto.io/attestation/test-result/v0.1",
+        json!({"result": result}),
+    )
+    .await;
+    let severity = if flaw == Flaw::HighFinding {
+        "HIGH"
+    } else {
+        "LOW"
+    };
+    attest(server, 2, art.clone(), "https://in-toto.io/attestation/vulns/v0.2", json!({
+        "scanner": {"uri": "pkg:generic/trivy@0.50.0", "result": [{"id": "CVE-2025-0042", "severity": [{"method": "nvd", "score": severity}]}]}
+    })).await;
+    let approval = |who: &str, reviewed: &str| {
+        json!({
+            "author": AUTHOR, "changeRef": format!("https://git.example.com/payments/pull/{name}"),
+            "reviewedCommit": reviewed,
+            "reviewers": [{"identity": who, "decision": "APPROVED", "time": "2026-11-20T10:00:00Z"}],
+        })
+    };
+    let approval_type = "https://evident.dev/attestation/approval/v1";
+    attest(
+        server,
+        3,
+        src.clone(),
+        approval_type,
+        approval("signer-3@test", &commit),
+    )
+    .await;
+    match flaw {
+        Flaw::OneApprover => {}
+        Flaw::SelfApproval => {
+            attest(
+                server,
+                6,
+                src.clone(),
+                approval_type,
+                approval(AUTHOR, &commit),
+            )
+            .await
+        }
+        Flaw::OtherCommit => {
+            attest(
+                server,
+                4,
+                src.clone(),
+                approval_type,
+                approval("signer-4@test", &"0".repeat(40)),
+            )
+            .await
+        }
+        _ => {
+            attest(
+                server,
+                4,
+                src.clone(),
+                approval_type,
+                approval("signer-4@test", &commit),
+            )
+            .await
+        }
+    }
+    Release {
+        artifact: format!("sha256:{artifact}"),
+    }
+}
+
+fn verify(
+    dir: &std::path::Path,
+    server: &Server,
+    artifact: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let genesis = server.data_dir.join("genesis.json").display().to_string();
+    let mut args = vec![
+        "verify",
+        "--artifact",
+        artifact,
+        "--policy",
+        "payments-prod",
+        "--genesis",
+        &genesis,
+    ];
+    args.extend_from_slice(extra);
+    tokio::task::block_in_place(|| cli(dir, Some(server), &args))
+}
+
+async fn team_log(dir: &std::path::Path) -> Server {
+    let data = dir.join("data");
+    let server = Server::start(&write_config(dir, &data, &[], ""), &data).unwrap();
+    tokio::task::block_in_place(|| {
+        server.register(1, &["ci"], &["*"]);
+        server.register(
+            2,
+            &["scanner"],
+            &["https://in-toto.io/attestation/vulns/v0.2"],
+        );
+        for reviewer in [3, 4, 6] {
+            server.register(
+                reviewer,
+                &["reviewer"],
+                &["https://evident.dev/attestation/approval/v1"],
+            );
+        }
+        std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
+        let out = cli(
+            dir,
+            Some(&server),
+            &[
+                "policy",
+                "submit",
+                "policy.toml",
+                "--admin-key",
+                "admin.key",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    });
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_allows_a_complete_release_and_denies_each_flaw_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+
+    let good = release(&server, "good", Flaw::None).await;
+    let out = verify(d, &server, &good.artifact, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("ALLOWED"), "{}", stdout(&out));
+    assert_eq!(stdout(&out).matches("PASS").count(), 4, "{}", stdout(&out));
+    let out = verify(d, &server, &good.artifact, &["--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["allowed"], true);
+    // The server's own verdict agrees.
+    let (allowed, _) = server
+        .client()
+        .await
+        .verify_release(&good.artifact, "payments-prod")
+        .await
+        .unwrap();
+    assert!(allowed);
+
+    for (name, flaw, control, says) in [
+        (
+            "failed-test",
+            Flaw::FailedTest,
+            "unit-tests",
+            r#"`predicate.result == "PASSED"` is false"#,
+        ),
+        (
+            "high-finding",
+            Flaw::HighFinding,
+            "vulnerability-scan",
+            "CVE-2025-0042 (HIGH)",
+        ),
+        (
+            "one-approver",
+            Flaw::OneApprover,
+            "two-person-review",
+            "1 distinct signer(s)",
+        ),
+        (
+            "self-approval",
+            Flaw::SelfApproval,
+            "two-person-review",
+            "signer-6@test approved their own change",
+        ),
+        (
+            "other-commit",
+            Flaw::OtherCommit,
+            "two-person-review",
+            "is not a commit the artifact was built from",
+        ),
+    ] {
+        let r = release(&server, name, flaw).await;
+        let out = verify(d, &server, &r.artifact, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let line = stdout(&out)
+            .lines()
+            .find(|l| l.contains(&format!(" {control}:")))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(line.starts_with("FAIL"), "{name}: {}", stdout(&out));
+        assert!(line.contains(says), "{name}: {line:?} should say {says:?}");
+        assert!(stdout(&out).contains("DENIED"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_signer_and_tampered_or_foreign_bundles_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    let good = release(&server, "good", Flaw::None).await;
+    let genesis = server.data_dir.join("genesis.json").display().to_string();
+
+    // An exported bundle verifies offline, with no server.
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &[
+                "bundle",
+                "export",
+                "--artifact",
+                &good.artifact,
+                "--policy",
+                "payments-prod",
+                "--out",
+                "good.bundle.json",
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let offline = |file: &str, log_key: &str| {
+        tokio::task::block_in_place(|| {
+            cli(
+                d,
+                None,
+                &[
+                    "bundle",
+                    "verify",
+                    file,
+                    "--policy",
+                    "payments-prod",
+                    "--genesis",
+                    &genesis,
+                    "--log-key",
+                    log_key,
+                ],
+            )
+        })
+    };
+    let log_key = server.log_key.to_string();
+    let out = offline("good.bundle.json", &log_key);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // A tampered bundle: one byte of an entry changed.
+    let mut bundle: Value =
+        serde_json::from_slice(&std::fs::read(d.join("good.bundle.json")).unwrap()).unwrap();
+    let entries = bundle["entries"].as_array_mut().unwrap();
+    let last = entries.last_mut().unwrap();
+    let mut record = base64_decode(last["leafRecord"].as_str().unwrap());
+    let n = record.len() - 100;
+    record[n] ^= 1;
+    last["leafRecord"] = base64_encode(&record).into();
+    std::fs::write(d.join("tampered.json"), bundle.to_string()).unwrap();
+    let out = offline("tampered.json", &log_key);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("not proven in the checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The checkpoint is not signed by the pinned key.
+    let other = evident_core::note::Signer::new("evident.test/log", key(77)).unwrap();
+    let out = offline("good.bundle.json", &other.verifier().to_string());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bundle checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A revoked signer: a revocation dated back before the scan withdraws its signature.
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &[
+                "signer",
+                "revoke",
+                "--public-key",
+                &evident_tests::public(2).to_hex(),
+                "--reason",
+                "scanner host compromised",
+                "--admin-key",
+                "admin.key",
+                "--from",
+                "2020-01-01T00:00:00Z",
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = verify(d, &server, &good.artifact, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains(" vulnerability-scan:"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains("revoked from 2020-01-01T00:00:00Z (scanner host compromised)"),
+        "{line}"
+    );
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
