@@ -19,7 +19,7 @@ use crate::merkle;
 use crate::note::{Checkpoint, Verifier};
 use crate::policy::{self, Evidence, Policy, ReleaseSubject, Report};
 use crate::record::{EntryKind, LeafRecord};
-use crate::registry::{GenesisDocument, Registry};
+use crate::registry::{GenesisDocument, Registry, RegistryDigest};
 use crate::statement::Statement;
 
 /// The media type of a bundle file.
@@ -150,6 +150,9 @@ impl Bundle {
         let mut evidence = Vec::new();
         let mut policies: BTreeMap<String, BTreeMap<u64, (u64, Policy)>> = BTreeMap::new();
         let mut previous: Option<u64> = None;
+        let mut registry_digest = RegistryDigest::default();
+        // First every entry's proof, and the completeness of the registry entries.
+        let mut proven = Vec::with_capacity(self.entries.len());
         for (position, entry) in self.entries.iter().enumerate() {
             let fail = |index: String, reason: String| BundleError::Entry {
                 position,
@@ -180,6 +183,32 @@ impl Bundle {
                 &checkpoint.root,
             )
             .map_err(|e| fail(at(), format!("not proven in the checkpoint: {e}")))?;
+            if record.kind() == EntryKind::Registry {
+                registry_digest.add(&merkle::leaf_hash(&bytes));
+            }
+            proven.push((position, bytes, record));
+        }
+        // The checkpoint signs the running hash of all registry entries: the bundle must
+        // hold every one of them, or a left-out revocation could go unnoticed.
+        let signed = RegistryDigest::from_extensions(&checkpoint.extensions).ok_or_else(|| {
+            BundleError::Registry("the checkpoint carries no registry digest".into())
+        })?;
+        if signed != registry_digest {
+            return Err(BundleError::Registry(format!(
+                "the bundle holds {} registry entries hashing to {}, the checkpoint signs {} \
+                 hashing to {}: registry entries are missing or altered",
+                registry_digest.count, registry_digest.hash, signed.count, signed.hash
+            )));
+        }
+        // Then the replay, in log order, from the genesis.
+        for (position, bytes, record) in proven {
+            let fail = |index: String, reason: String| BundleError::Entry {
+                position,
+                index,
+                reason,
+            };
+            let index = record.index();
+            let at = || index.to_string();
             let time = record.integrated_time_nanos();
             match record.kind() {
                 EntryKind::Registry => {

@@ -892,3 +892,53 @@ impl GenesisDocument {
         format!("{} of [{}]", self.threshold, names.join(", "))
     }
 }
+
+/// The running hash of every registry entry of a log, carried in each checkpoint as the
+/// extension line `evident-registry <count> <base64 hash>`. It lets a verifier prove that a
+/// set of registry entries is all of them up to that checkpoint: start from 32 zero bytes,
+/// and for each registry entry in log order take `SHA-256(previous ‖ leaf hash)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RegistryDigest {
+    /// How many registry entries it covers.
+    pub count: u64,
+    /// The running hash.
+    pub hash: crate::hash::Hash,
+}
+
+const REGISTRY_EXTENSION: &str = "evident-registry";
+
+impl RegistryDigest {
+    /// Adds the next registry entry, by its leaf hash.
+    pub fn add(&mut self, leaf_hash: &crate::hash::Hash) {
+        let mut data = Vec::with_capacity(64);
+        data.extend_from_slice(self.hash.as_bytes());
+        data.extend_from_slice(leaf_hash.as_bytes());
+        self.hash = crate::hash::Hash::sha256(&data);
+        self.count += 1;
+    }
+
+    /// The checkpoint extension line.
+    pub fn extension(&self) -> String {
+        format!(
+            "{REGISTRY_EXTENSION} {} {}",
+            self.count,
+            self.hash.to_base64()
+        )
+    }
+
+    /// Reads the extension line from a checkpoint's extensions.
+    pub fn from_extensions(lines: &[String]) -> Option<RegistryDigest> {
+        lines.iter().find_map(|line| {
+            let mut parts = line.split(' ');
+            if parts.next()? != REGISTRY_EXTENSION {
+                return None;
+            }
+            let count = parts.next()?.parse().ok()?;
+            let hash = crate::hash::Hash::from_base64(parts.next()?).ok()?;
+            parts
+                .next()
+                .is_none()
+                .then_some(RegistryDigest { count, hash })
+        })
+    }
+}

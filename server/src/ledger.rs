@@ -20,7 +20,7 @@ use evident_core::note::{Checkpoint, Signer, Verifier};
 use evident_core::predicates;
 use evident_core::receipt::Receipt;
 use evident_core::record::{EntryKind, LeafRecord};
-use evident_core::registry::{GenesisDocument, Registry, RegistryError};
+use evident_core::registry::{GenesisDocument, Registry, RegistryDigest, RegistryError};
 use evident_core::statement::Statement;
 use tokio::sync::{mpsc, oneshot};
 
@@ -171,11 +171,15 @@ impl Ledger {
         runtime: tokio::runtime::Handle,
     ) -> Result<(Ledger, SequencerHandle), LedgerError> {
         let verifier = signer.verifier().clone();
+        let mut registry_digest = RegistryDigest::default();
+        for index in store.registry_entries(0, tail.frontier.size())? {
+            registry_digest.add(&store.subtree_hash(0, index)?);
+        }
         let checkpoint = Checkpoint {
             origin: verifier.name().to_owned(),
             size: tail.frontier.size(),
             root: tail.frontier.root(),
-            extensions: vec![],
+            extensions: vec![registry_digest.extension()],
         };
         let note = checkpoint
             .sign(&signer)
@@ -199,6 +203,7 @@ impl Ledger {
             tail,
             published: published.clone(),
             registry,
+            registry_digest,
             policies,
             rx,
             limits,
@@ -488,6 +493,8 @@ struct Sequencer {
     published: Arc<RwLock<Arc<Published>>>,
     /// The registry after the last sequenced entry.
     registry: Registry,
+    /// The running hash of the registry entries, signed into every checkpoint.
+    registry_digest: RegistryDigest,
     /// The latest version of each policy.
     policies: HashMap<String, u64>,
     rx: mpsc::Receiver<Submission>,
@@ -552,6 +559,7 @@ impl Sequencer {
         let mut last_time = self.tail.last_time_nanos;
         let mut error = None;
         let mut registry_changed = false;
+        let mut registry_digest = self.registry_digest;
         for s in batch {
             replies.push(s.reply);
             if error.is_some() {
@@ -647,6 +655,9 @@ impl Sequencer {
                 secondary: secondary_keys(index, kind, &indexed),
             });
             in_batch.insert(s.digest, index);
+            if kind == EntryKind::Registry {
+                registry_digest.add(&leaf_hash);
+            }
             placed.push(Placed::New(record, leaf_hash));
             last_hash = leaf_hash;
             last_time = time;
@@ -660,7 +671,7 @@ impl Sequencer {
             origin: self.signer.verifier().name().to_owned(),
             size: frontier.size(),
             root: frontier.root(),
-            extensions: vec![],
+            extensions: vec![registry_digest.extension()],
         };
         let note = match error {
             Some(e) => Err(e),
@@ -686,6 +697,7 @@ impl Sequencer {
             last_leaf_hash: last_hash,
             last_time_nanos: last_time,
         };
+        self.registry_digest = registry_digest;
         // Readers share one copy of the registry until a registry entry changes it.
         let previous = self
             .published

@@ -192,3 +192,22 @@ fn signer_key_text_round_trips_and_checks_its_id() {
     assert!(Signer::parse_private(&tampered).is_err());
     assert!(!format!("{:?}", signer()).contains(&text[text.len() - 20..]));
 }
+
+#[test]
+fn the_registry_digest_extension_round_trips_and_depends_on_every_entry() {
+    use evident_core::registry::RegistryDigest;
+    let mut a = RegistryDigest::default();
+    a.add(&Hash([1; 32]));
+    a.add(&Hash([2; 32]));
+    let lines = vec!["other extension".to_owned(), a.extension()];
+    assert_eq!(RegistryDigest::from_extensions(&lines), Some(a));
+    let mut b = RegistryDigest::default();
+    b.add(&Hash([2; 32]));
+    assert_ne!(a, b, "an entry left out changes the count and the hash");
+    b.add(&Hash([1; 32]));
+    assert_ne!(a.hash, b.hash, "order matters");
+    assert_eq!(
+        RegistryDigest::from_extensions(&["evident-registry 1".to_owned()]),
+        None
+    );
+}

@@ -390,6 +390,25 @@ async fn a_revoked_signer_and_tampered_or_foreign_bundles_are_refused() {
         stderr(&out)
     );
 
+    // A bundle that leaves out a registry entry (which could be a revocation).
+    let mut bundle: Value =
+        serde_json::from_slice(&std::fs::read(d.join("good.bundle.json")).unwrap()).unwrap();
+    bundle["entries"].as_array_mut().unwrap().remove(1);
+    std::fs::write(d.join("incomplete.json"), bundle.to_string()).unwrap();
+    let out = offline("incomplete.json", &log_key);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("registry entries are missing"),
+        "{}",
+        stderr(&out)
+    );
+
     // The checkpoint is not signed by the pinned key.
     let other = evident_core::note::Signer::new("evident.test/log", key(77)).unwrap();
     let out = offline("good.bundle.json", &other.verifier().to_string());
