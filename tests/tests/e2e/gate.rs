@@ -197,8 +197,12 @@ fn verify(
 }
 
 async fn team_log(dir: &std::path::Path) -> Server {
-    let data = dir.join("data");
-    let server = Server::start(&write_config(dir, &data, &[], ""), &data).unwrap();
+    team_log_in(dir, &dir.join("data")).await
+}
+
+/// A log with the team's signers and policy, its data in `data`.
+async fn team_log_in(dir: &std::path::Path, data: &std::path::Path) -> Server {
+    let server = Server::start(&write_config(dir, data, &[], ""), data).unwrap();
     tokio::task::block_in_place(|| {
         server.register(1, &["ci"], &["*"]);
         server.register(
@@ -469,4 +473,104 @@ fn base64_decode(text: &str) -> Vec<u8> {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_scan_is_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    let r = release(&server, "stale", Flaw::None).await;
+    // A stricter version of the policy: scans are good for two seconds.
+    std::fs::write(
+        d.join("policy2.toml"),
+        POLICY
+            .replace("version = 1", "version = 2")
+            .replace("\"7d\"", "\"2s\""),
+    )
+    .unwrap();
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &[
+                "policy",
+                "submit",
+                "policy2.toml",
+                "--admin-key",
+                "admin.key",
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let out = verify(d, &server, &r.artifact, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains(" vulnerability-scan:"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        line.starts_with("FAIL") && line.contains("older than the 2 s allowed"),
+        "{line}"
+    );
+    // Version 1, with a week's allowance, still allows it.
+    let genesis = server.data_dir.join("genesis.json").display().to_string();
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &[
+                "verify",
+                "--artifact",
+                &r.artifact,
+                "--policy",
+                "payments-prod@1",
+                "--genesis",
+                &genesis,
+            ],
+        )
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_from_a_fork_of_the_log_is_refused() {
+    // Log A, and the gate's memory of its checkpoint.
+    let a = tempfile::tempdir().unwrap();
+    let server_a = team_log(a.path()).await;
+    let out = tokio::task::block_in_place(|| cli(a.path(), Some(&server_a), &["checkpoint"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Log B: the same log key and genesis, other entries: a fork.
+    let b = tempfile::tempdir().unwrap();
+    let data_b = b.path().join("data");
+    std::fs::create_dir_all(&data_b).unwrap();
+    std::fs::copy(server_a.data_dir.join("log.key"), data_b.join("log.key")).unwrap();
+    let server_b = team_log_in(b.path(), &data_b).await;
+    assert_eq!(server_b.log_key, server_a.log_key);
+    let r = release(&server_b, "forked", Flaw::None).await;
+    std::fs::copy(a.path().join("state.json"), b.path().join("state.json")).unwrap();
+    let out = verify(b.path(), &server_b, &r.artifact, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("fork"), "{}", stderr(&out));
 }
