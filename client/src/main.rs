@@ -140,6 +140,14 @@ enum Command {
         bundle: Option<PathBuf>,
         #[command(flatten)]
         genesis: GenesisArg,
+        /// Record the verdict in the ledger as a signed SLSA verification summary (the
+        /// deploy record), signed with --key.
+        #[arg(long, requires = "key")]
+        record: bool,
+        /// The signing key of the deploy job, for --record (registered for
+        /// https://slsa.dev/verification_summary/v1).
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Evidence bundles: export one, or verify one offline.
     Bundle {
@@ -387,13 +395,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             policy,
             bundle,
             genesis,
+            record,
+            key,
         } => {
+            let record_with = if *record { key.as_deref() } else { None };
             gate(
                 &cli,
                 Some(artifact),
                 policy,
                 bundle.as_deref(),
                 &genesis.genesis,
+                record_with,
             )
             .await
         }
@@ -418,7 +430,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 file,
                 policy,
                 genesis,
-            } => gate(&cli, None, policy, Some(file), &genesis.genesis).await,
+            } => gate(&cli, None, policy, Some(file), &genesis.genesis, None).await,
         },
     }
 }
@@ -609,6 +621,7 @@ async fn gate(
     policy: &str,
     bundle_file: Option<&Path>,
     genesis_file: &Path,
+    record_with: Option<&Path>,
 ) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
     let genesis: GenesisDocument = serde_json::from_slice(
@@ -692,10 +705,60 @@ async fn gate(
             );
         }
     }
+    if let Some(key_file) = record_with {
+        let index = record_verdict(cli, &report, policy, &verified.checkpoint, key_file).await?;
+        if cli.format == Format::Human {
+            println!("verdict recorded as entry {index}");
+        }
+    }
     if !report.allowed {
         return Err(Denied.into());
     }
     Ok(())
+}
+
+/// Submits the gate's verdict as an SLSA verification summary about the artifacts: the
+/// deploy record auditors find next to the evidence it was based on.
+async fn record_verdict(
+    cli: &Cli,
+    report: &evident_core::policy::Report,
+    policy: &evident_core::policy::Policy,
+    checkpoint: &Checkpoint,
+    key_file: &Path,
+) -> anyhow::Result<u64> {
+    let key = read_signing_key(key_file)?;
+    let subjects: Vec<serde_json::Value> = report
+        .artifacts
+        .iter()
+        .filter_map(|a| a.split_once(':'))
+        .map(|(alg, hex)| json!({"digest": {alg: hex}}))
+        .collect();
+    let statement = json!({
+        "_type": evident_core::statement::STATEMENT_V1_TYPE,
+        "subject": subjects,
+        "predicateType": evident_core::predicates::VERIFICATION_SUMMARY_V1,
+        "predicate": {
+            "verifier": {"id": format!("evident/{}", env!("CARGO_PKG_VERSION"))},
+            "timeVerified": time_text(now_nanos()),
+            "resourceUri": report.artifacts.first().cloned().unwrap_or_default(),
+            "policy": {
+                "uri": format!("evident:policy/{}", report.policy),
+                "digest": {"sha256": Hash::sha256(policy.source.as_bytes()).to_hex()},
+            },
+            "verificationResult": if report.allowed { "PASSED" } else { "FAILED" },
+            "verifiedLevels": [],
+            "evident": {
+                "checkpoint": {"origin": checkpoint.origin, "treeSize": checkpoint.size, "rootHash": checkpoint.root.to_hex()},
+                "controls": report.controls,
+            },
+        },
+    });
+    let payload = serde_json::to_vec(&statement).expect("a JSON value serializes");
+    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, &[&key]);
+    let (receipt, _) = submit_signed(cli, &envelope)
+        .await
+        .context("recording the verdict")?;
+    Ok(receipt.index)
 }
 
 /// A release the policy denies (exit 1), already reported on standard output.

@@ -262,6 +262,54 @@ async fn the_gate_allows_a_complete_release_and_denies_each_flaw_with_its_reason
         .await
         .unwrap();
     assert!(allowed);
+    // The deploy job records its verdict: a signed verification summary in the log.
+    tokio::task::block_in_place(|| {
+        server.register(
+            7,
+            &["release"],
+            &["https://slsa.dev/verification_summary/v1"],
+        );
+    });
+    std::fs::write(
+        d.join("deploy.key"),
+        format!("{}\n", hex::encode([7u8; 32])),
+    )
+    .unwrap();
+    let out = verify(
+        d,
+        &server,
+        &good.artifact,
+        &["--record", "--key", "deploy.key"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let index: u64 = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("verdict recorded as entry "))
+        .expect("the verdict's entry is printed")
+        .parse()
+        .unwrap();
+    let entry = server
+        .client()
+        .await
+        .entry(evident_client::Selector::Index(index), None)
+        .await
+        .unwrap();
+    let vsa = evident_core::statement::Statement::from_envelope(entry.record.envelope()).unwrap();
+    assert_eq!(
+        vsa.predicate_type,
+        "https://slsa.dev/verification_summary/v1"
+    );
+    assert_eq!(vsa.predicate["verificationResult"], "PASSED");
+    assert_eq!(
+        vsa.predicate["policy"]["uri"],
+        "evident:policy/payments-prod@1"
+    );
 
     for (name, flaw, control, says) in [
         (
