@@ -14,7 +14,9 @@ use evident_core::merkle;
 use evident_core::note::{Checkpoint, NoteError, Verifier};
 use serde::{Deserialize, Serialize};
 
-pub use transport::{Client, Entry, PolicyDocument, Selector, SignerHistory, SignerListing};
+pub use transport::{
+    Client, Entry, PolicyDocument, Release, Selector, SignerHistory, SignerListing,
+};
 
 /// What went wrong talking to the ledger or checking its answers.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use evident_client::{CheckpointState, Client, ClientError, Selector};
+use evident_client::{CheckpointState, Client, ClientError, Release, Selector};
 use evident_core::bundle::Bundle;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::note::{Checkpoint, Verifier};
@@ -128,10 +128,14 @@ enum Command {
     },
     /// The deploy gate: may this artifact ship under this policy? Exit 0 allowed, 1 denied,
     /// 2 could not decide.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["artifact", "release"])))]
     Verify {
         /// The artifact, ALGORITHM:HEX (e.g. sha256:4f2a…).
         #[arg(long)]
-        artifact: String,
+        artifact: Option<String>,
+        /// Or the release, NAME@VERSION, as a release attestation declares it.
+        #[arg(long)]
+        release: Option<String>,
         /// The policy: NAME or NAME@VERSION (default: the latest in the bundle).
         #[arg(long)]
         policy: String,
@@ -167,10 +171,14 @@ struct GenesisArg {
 #[derive(Debug, Subcommand)]
 enum BundleCommand {
     /// Fetch the evidence bundle of an artifact and write it to a file.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["artifact", "release"])))]
     Export {
         /// The artifact, ALGORITHM:HEX.
         #[arg(long)]
-        artifact: String,
+        artifact: Option<String>,
+        /// Or the release, NAME@VERSION.
+        #[arg(long)]
+        release: Option<String>,
         /// Include only this policy's versions (default: every policy).
         #[arg(long)]
         policy: Option<String>,
@@ -392,6 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy { command } => policy(&cli, command).await,
         Command::Verify {
             artifact,
+            release,
             policy,
             bundle,
             genesis,
@@ -401,7 +410,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let record_with = if *record { key.as_deref() } else { None };
             gate(
                 &cli,
-                Some(artifact),
+                Some(&target(artifact, release)),
                 policy,
                 bundle.as_deref(),
                 &genesis.genesis,
@@ -412,11 +421,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle { command } => match command {
             BundleCommand::Export {
                 artifact,
+                release,
                 policy,
                 out,
             } => {
                 let mut client = connect(&cli).await?;
-                let bundle = client.release_bundle(artifact, policy.as_deref()).await?;
+                let bundle = client
+                    .release_bundle(&target(artifact, release), policy.as_deref())
+                    .await?;
                 std::fs::write(out, bundle.to_json() + "\n")
                     .with_context(|| format!("writing {}", out.display()))?;
                 println!(
@@ -615,9 +627,18 @@ async fn policy(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()> {
 
 /// The gate: verify a bundle (fetched, or from a file) under the pinned log key and genesis,
 /// then evaluate the policy locally. Exit 0 allowed, 1 denied or not verified, 2 error.
+/// The release a command names: `--artifact` or `--release` (clap requires one).
+fn target(artifact: &Option<String>, release: &Option<String>) -> Release {
+    match (artifact, release) {
+        (Some(a), _) => Release::Artifact(a.clone()),
+        (None, Some(r)) => Release::Named(r.clone()),
+        (None, None) => Release::Named(String::new()),
+    }
+}
+
 async fn gate(
     cli: &Cli,
-    artifact: Option<&str>,
+    release: Option<&Release>,
     policy: &str,
     bundle_file: Option<&Path>,
     genesis_file: &Path,
@@ -646,16 +667,17 @@ async fn gate(
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         )?,
         None => {
-            let artifact = artifact.ok_or_else(|| anyhow!("name the artifact with --artifact"))?;
+            let release =
+                release.ok_or_else(|| anyhow!("name the artifact or the release to verify"))?;
             let mut client = connect(cli).await?;
-            let bundle = client.release_bundle(artifact, Some(name)).await?;
+            let bundle = client.release_bundle(release, Some(name)).await?;
             // Online: the bundle's checkpoint must extend every checkpoint seen before.
             state.advance(&mut client, &key, &bundle.checkpoint).await?;
             state.save(&state_file)?;
             bundle
         }
     };
-    if let Some(artifact) = artifact {
+    if let Some(Release::Artifact(artifact)) = release {
         if !bundle.artifacts.iter().any(|a| a == artifact) {
             return Err(VerificationFailed(format!(
                 "the bundle is about {:?}, not {artifact}",

@@ -48,6 +48,24 @@ pub struct SignerListing {
     pub as_of_index: u64,
 }
 
+/// What a gate asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// One artifact, `ALGORITHM:HEX`.
+    Artifact(String),
+    /// A release `NAME@VERSION`, whose artifacts release v0.1 attestations declare.
+    Named(String),
+}
+
+impl Release {
+    fn fields(&self) -> (String, String) {
+        match self {
+            Release::Artifact(a) => (a.clone(), String::new()),
+            Release::Named(n) => (String::new(), n.clone()),
+        }
+    }
+}
+
 /// A policy version as the log holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyDocument {
@@ -317,13 +335,15 @@ impl Client {
     /// policies when `None`). Not yet verified: see `evident_core::bundle::Bundle::verify`.
     pub async fn release_bundle(
         &mut self,
-        artifact: &str,
+        release: &Release,
         policy: Option<&str>,
     ) -> Result<Bundle, ClientError> {
+        let (artifact, name) = release.fields();
         let r = self
             .inner
             .get_release_evidence(pb::GetReleaseEvidenceRequest {
-                artifact: artifact.to_owned(),
+                artifact,
+                release: name,
                 policy: policy.unwrap_or_default().to_owned(),
             })
             .await?
@@ -336,13 +356,15 @@ impl Client {
     /// decides on its own evaluation of the bundle.
     pub async fn verify_release(
         &mut self,
-        artifact: &str,
+        release: &Release,
         policy: &str,
     ) -> Result<(bool, String), ClientError> {
+        let (artifact, name) = release.fields();
         let r = self
             .inner
             .verify_release(pb::VerifyReleaseRequest {
-                artifact: artifact.to_owned(),
+                artifact,
+                release: name,
                 policy: policy.to_owned(),
             })
             .await?

@@ -66,6 +66,13 @@ pub struct Tail {
     pub last_time_nanos: i64,
 }
 
+/// The `(name, version)` a release v0.1 attestation declares.
+pub fn release_of(statement: &evident_core::statement::Statement) -> Option<(String, String)> {
+    (statement.predicate_type == evident_core::predicates::RELEASE_V0_1)
+        .then(|| evident_core::predicates::release_name_version(&statement.predicate))
+        .flatten()
+}
+
 /// What an entry contributes to the secondary indexes, read from its record.
 fn indexed_of(record: &LeafRecord) -> Result<Indexed, String> {
     use evident_core::record::EntryKind;
@@ -78,6 +85,7 @@ fn indexed_of(record: &LeafRecord) -> Result<Indexed, String> {
                 .digests()
                 .map(|(a, v)| (a.as_str().to_owned(), v.to_owned()))
                 .collect();
+            indexed.release = release_of(&statement);
         }
         EntryKind::Policy => {
             let text = std::str::from_utf8(&record.envelope().payload)

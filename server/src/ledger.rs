@@ -89,6 +89,8 @@ pub enum Authorization {
         predicate_type: String,
         /// `(algorithm, value)` of every subject digest, for the subject index.
         subjects: Vec<(String, String)>,
+        /// The release it declares, for a release v0.1 attestation.
+        release: Option<(String, String)>,
     },
     /// A registry change: signatures and effect are checked against the registry then.
     Registry,
@@ -382,8 +384,7 @@ impl Ledger {
     /// checkpoint.
     pub fn release_bundle(
         &self,
-        alg: &str,
-        hex: &str,
+        artifacts: &[(String, String)],
         policy: Option<&str>,
     ) -> Result<Bundle, LedgerError> {
         let published = self.published();
@@ -395,7 +396,10 @@ impl Ledger {
                 indexes.insert(index);
             }
         }
-        let about_artifact = self.store.entries_about(alg, hex, size)?;
+        let mut about_artifact = Vec::new();
+        for (alg, hex) in artifacts {
+            about_artifact.extend(self.store.entries_about(alg, hex, size)?);
+        }
         let mut commits = std::collections::BTreeSet::new();
         for &index in &about_artifact {
             let record = read_record(&self.store, index)?;
@@ -425,9 +429,36 @@ impl Ledger {
             media_type: BUNDLE_MEDIA_TYPE.to_owned(),
             checkpoint: published.note.clone(),
             genesis: (*self.genesis_document).clone(),
-            artifacts: vec![format!("{alg}:{hex}")],
+            artifacts: artifacts.iter().map(|(a, h)| format!("{a}:{h}")).collect(),
             entries,
         })
+    }
+
+    /// The artifacts (`alg`, `hex`) that the release attestations of `name@version` declare
+    /// (their subjects).
+    pub fn release_artifacts(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<(String, String)>, LedgerError> {
+        let size = self.published().checkpoint.size;
+        let mut artifacts = std::collections::BTreeSet::new();
+        for index in self.store.releases(name, version, size)? {
+            let record = read_record(&self.store, index)?;
+            if let Ok(statement) = Statement::from_envelope(record.envelope()) {
+                artifacts.extend(
+                    statement
+                        .digests()
+                        .map(|(a, v)| (a.as_str().to_owned(), v.to_owned())),
+                );
+            }
+        }
+        if artifacts.is_empty() {
+            return Err(LedgerError::NotFound(format!(
+                "no release attestation declares {name}@{version}"
+            )));
+        }
+        Ok(artifacts.into_iter().collect())
     }
 
     /// The leaf hash of entry `index`.
@@ -590,9 +621,11 @@ impl Sequencer {
                     keys,
                     predicate_type,
                     subjects,
+                    release,
                 } => match self.registry.authorize(keys, predicate_type, time) {
                     Ok(_) => {
                         indexed.subjects = subjects.clone();
+                        indexed.release = release.clone();
                         EntryKind::Attestation
                     }
                     Err(e) => {

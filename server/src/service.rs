@@ -101,8 +101,26 @@ impl LedgerService {
                 .digests()
                 .map(|(a, v)| (a.as_str().to_owned(), v.to_owned()))
                 .collect(),
+            release: crate::check::release_of(&statement),
         };
         Ok((authorization, statement, identities))
+    }
+
+    /// The artifacts a request names: one `ALGORITHM:HEX`, or those a release `NAME@VERSION`
+    /// declares.
+    fn artifacts_of(&self, artifact: &str, release: &str) -> Result<Vec<(String, String)>, Status> {
+        match (artifact.is_empty(), release.is_empty()) {
+            (false, true) => Ok(vec![artifact_arg(artifact)?]),
+            (true, false) => {
+                let (name, version) = release.rsplit_once('@').ok_or_else(|| {
+                    Status::invalid_argument(format!("release {release:?} is not NAME@VERSION"))
+                })?;
+                self.ledger.release_artifacts(name, version).map_err(status)
+            }
+            _ => Err(Status::invalid_argument(
+                "name either the artifact (ALGORITHM:HEX) or the release (NAME@VERSION)",
+            )),
+        }
     }
 
     /// The checks of a policy version: administrator signatures, a document that parses
@@ -501,11 +519,11 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::GetReleaseEvidenceRequest>,
     ) -> Result<Response<pb::GetReleaseEvidenceResponse>, Status> {
         let request = request.into_inner();
-        let (alg, hex) = artifact_arg(&request.artifact)?;
+        let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
         let policy = (!request.policy.is_empty()).then_some(request.policy);
         let ledger = self.ledger.clone();
         let bundle = tokio::task::spawn_blocking(move || {
-            ledger.release_bundle(&alg, &hex, policy.as_deref())
+            ledger.release_bundle(&artifacts, policy.as_deref())
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
@@ -520,12 +538,12 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::VerifyReleaseRequest>,
     ) -> Result<Response<pb::VerifyReleaseResponse>, Status> {
         let request = request.into_inner();
-        let (alg, hex) = artifact_arg(&request.artifact)?;
+        let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
         let (name, version) = policy_arg(&request.policy)?;
         let ledger = self.ledger.clone();
         let report = tokio::task::spawn_blocking(move || {
             let bundle = ledger
-                .release_bundle(&alg, &hex, Some(&name))
+                .release_bundle(&artifacts, Some(&name))
                 .map_err(status)?;
             // The server checks its own bundle exactly as an offline verifier would.
             let verified = bundle

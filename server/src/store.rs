@@ -12,6 +12,7 @@
 //! | `R` ‖ index (u64 BE) | empty: entry `index` is a registry entry |
 //! | `P` ‖ policy name ‖ 0x00 ‖ version (u64 BE) | index (u64 BE) of that policy version |
 //! | `S` ‖ algorithm ‖ 0x00 ‖ digest ‖ 0x00 ‖ index (u64 BE) | empty: attestation `index` is about that subject |
+//! | `V` ‖ release name ‖ 0x00 ‖ version ‖ 0x00 ‖ index (u64 BE) | empty: attestation `index` declares that release |
 //! | `M` ‖ `checkpoint` | the latest signed checkpoint (note text) |
 //! | `M` ‖ `genesis` | the genesis administrators and threshold (JSON), fixed at first start |
 //!
@@ -67,6 +68,7 @@ const BY_CONTENT: u8 = b'E';
 const BY_KIND_REGISTRY: u8 = b'R';
 const BY_POLICY: u8 = b'P';
 const BY_SUBJECT: u8 = b'S';
+const BY_RELEASE: u8 = b'V';
 const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
 const META_GENESIS: &[u8] = b"Mgenesis";
 
@@ -125,6 +127,8 @@ pub struct Indexed {
     pub subjects: Vec<(String, String)>,
     /// `(name, version)` of a policy entry.
     pub policy: Option<(String, u64)>,
+    /// `(name, version)` a release v0.1 attestation declares.
+    pub release: Option<(String, String)>,
 }
 
 /// The secondary index keys of entry `index` of `kind`.
@@ -135,6 +139,11 @@ pub fn secondary_keys(index: u64, kind: EntryKind, indexed: &Indexed) -> Vec<(Ve
     }
     if let Some((name, version)) = &indexed.policy {
         keys.push((policy_key(name, *version), index.to_be_bytes().to_vec()));
+    }
+    if let Some((name, version)) = &indexed.release {
+        let mut k = release_prefix(name, version);
+        k.extend_from_slice(&index.to_be_bytes());
+        keys.push((k, Vec::new()));
     }
     for (alg, value) in &indexed.subjects {
         let mut k = subject_prefix(alg, value);
@@ -149,6 +158,15 @@ fn policy_key(name: &str, version: u64) -> Vec<u8> {
     k.extend_from_slice(name.as_bytes());
     k.push(0);
     k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn release_prefix(name: &str, version: &str) -> Vec<u8> {
+    let mut k = vec![BY_RELEASE];
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(version.as_bytes());
+    k.push(0);
     k
 }
 
@@ -286,6 +304,20 @@ impl Store {
                 Ok((name, version, decode_index(&value)?))
             })
             .collect()
+    }
+
+    /// Indexes of the release attestations that declare `name@version`, below `end`.
+    pub fn releases(&self, name: &str, version: &str, end: u64) -> Result<Vec<u64>, StoreError> {
+        let prefix = release_prefix(name, version);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(&prefix) {
+            let (key, _) = item.map_err(sled_err("reading the release index"))?;
+            let index = decode_index(&key[prefix.len()..])?;
+            if index < end {
+                out.push(index);
+            }
+        }
+        Ok(out)
     }
 
     /// Indexes of the attestations with subject digest `alg:value`, below `end`, in order.

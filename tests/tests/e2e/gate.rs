@@ -258,10 +258,84 @@ async fn the_gate_allows_a_complete_release_and_denies_each_flaw_with_its_reason
     let (allowed, _) = server
         .client()
         .await
-        .verify_release(&good.artifact, "payments-prod")
+        .verify_release(
+            &evident_client::Release::Artifact(good.artifact.clone()),
+            "payments-prod",
+        )
         .await
         .unwrap();
     assert!(allowed);
+    // The release job declares the release; the gate can then be asked by name.
+    tokio::task::block_in_place(|| {
+        server.register(
+            8,
+            &["release"],
+            &["https://in-toto.io/attestation/release/v0.1"],
+        );
+    });
+    let digest = good.artifact.strip_prefix("sha256:").unwrap();
+    attest(
+        &server,
+        8,
+        json!({"name": "payments-api", "digest": {"sha256": digest}}),
+        "https://in-toto.io/attestation/release/v0.1",
+        json!({"purl": "pkg:oci/payments-api@1.4.2", "releaseId": "payments-api@1.4.2"}),
+    )
+    .await;
+    let genesis = server.data_dir.join("genesis.json").display().to_string();
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &[
+                "verify",
+                "--release",
+                "payments-api@1.4.2",
+                "--policy",
+                "payments-prod",
+                "--genesis",
+                &genesis,
+            ],
+        )
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("ALLOWED {}", good.artifact)),
+        "{}",
+        stdout(&out)
+    );
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &[
+                "verify",
+                "--release",
+                "payments-api@9.9.9",
+                "--policy",
+                "payments-prod",
+                "--genesis",
+                &genesis,
+            ],
+        )
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown release cannot be decided"
+    );
+    assert!(
+        stderr(&out).contains("no release attestation declares payments-api@9.9.9"),
+        "{}",
+        stderr(&out)
+    );
+
     // The deploy job records its verdict: a signed verification summary in the log.
     tokio::task::block_in_place(|| {
         server.register(
