@@ -481,3 +481,21 @@ fn bad_policies_are_refused_with_the_line_and_reason() {
         "{why}"
     );
 }
+
+#[test]
+fn an_approver_who_also_signed_the_provenance_breaks_separation_of_duties() {
+    let mut s = good_release();
+    // Bob (a reviewer) also signs provenance for the artifact.
+    s.attest(4, SLSA_PROVENANCE_V1, artifact(), json!({"buildDefinition": {"resolvedDependencies": [{"uri": "git+https://git.example.com/payments", "digest": {"gitCommit": COMMIT}}]}}), t0());
+    let policy = Policy::parse(POLICY).unwrap();
+    let report = s.report(&policy, t0() + DAY);
+    let review = status_of(&report, "two-person-review");
+    assert_eq!(review.status, Status::Fail, "{review:#?}");
+    assert!(
+        review
+            .reason
+            .contains("bob@example.com approved and also signed the artifact's provenance"),
+        "{}",
+        review.reason
+    );
+}
