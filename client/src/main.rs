@@ -678,7 +678,11 @@ async fn gate(
         }
     };
     if let Some(Release::Artifact(artifact)) = release {
-        if !bundle.artifacts.iter().any(|a| a == artifact) {
+        if !bundle
+            .artifacts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(artifact))
+        {
             return Err(VerificationFailed(format!(
                 "the bundle is about {:?}, not {artifact}",
                 bundle.artifacts

@@ -175,7 +175,8 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Parses a duration such as `7d`, `24h`, `30m` or `90s` into nanoseconds.
 pub fn parse_duration(text: &str) -> Option<i64> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let (last, _) = text.char_indices().last()?;
+    let (number, unit) = text.split_at(last);
     let n: i64 = number.parse().ok().filter(|n| *n > 0)?;
     let seconds = match unit {
         "d" => 86_400,
@@ -563,6 +564,11 @@ fn evaluate_control(
         );
     }
     let examined: Vec<UsedEntry> = candidates.iter().map(|(e, _)| used(e)).collect();
+    let all_candidates: Vec<&Evidence> = candidates
+        .iter()
+        .map(|(e, _)| *e)
+        .filter(|e| e.integrated_time <= gate_time)
+        .collect();
     let mut passing: Vec<(&Evidence, Vec<&Authorized>)> = Vec::new();
     let mut first_failure: Option<String> = None;
     for (e, signers) in candidates {
@@ -591,24 +597,47 @@ fn evaluate_control(
             first_failure.map(|f| format!("; {f}")).unwrap_or_default()
         ));
     }
-    if let Some(needed) = control.min_approvals {
-        // An approver counts when they signed an approval that lists them as APPROVED.
-        let approvers: BTreeSet<&str> = passing
+    // Reviews span attestations: each reviewer's latest decision over every approval about
+    // this subject, in log order, decides.
+    let mut latest: BTreeMap<String, Decision> = BTreeMap::new();
+    if control.no_changes_requested || control.min_approvals.is_some() {
+        let mut ordered: Vec<&Evidence> = all_candidates.clone();
+        ordered.sort_by_key(|e| e.index);
+        for e in ordered {
+            for review in predicates::approval(&e.statement.predicate).reviewers {
+                latest.insert(review.identity, review.decision);
+            }
+        }
+    }
+    if control.no_changes_requested {
+        if let Some((who, _)) = latest
             .iter()
-            .flat_map(|(e, signers)| {
-                let approval = predicates::approval(&e.statement.predicate);
-                signers
-                    .iter()
-                    .filter(|s| {
-                        approval
-                            .latest_decisions()
-                            .iter()
-                            .any(|(who, d)| *who == s.identity && *d == Decision::Approved)
-                    })
-                    .map(|s| s.identity.as_str())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+            .find(|(_, d)| **d == Decision::ChangesRequested)
+        {
+            return fail(format!(
+                "{who} requested changes and has not approved since"
+            ));
+        }
+    }
+    if let Some(needed) = control.min_approvals {
+        // An approver counts when they signed an approval that lists them as APPROVED, and
+        // APPROVED is still their latest decision.
+        let approvers: BTreeSet<&str> =
+            passing
+                .iter()
+                .flat_map(|(e, signers)| {
+                    let approval = predicates::approval(&e.statement.predicate);
+                    signers
+                        .iter()
+                        .filter(|s| {
+                            approval.reviewers.iter().any(|r| {
+                                r.identity == s.identity && r.decision == Decision::Approved
+                            }) && latest.get(&s.identity) == Some(&Decision::Approved)
+                        })
+                        .map(|s| s.identity.as_str())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
         if approvers.len() < needed {
             return fail(format!(
                 "{} distinct approver(s) ({}), {needed} required{}",
@@ -680,10 +709,16 @@ fn check_entry(
             .iter()
             .map(|a| (a.id.as_str(), a.reason.as_str()))
             .collect();
-        let blocking: Vec<String> = predicates::scan_findings(&e.statement.predicate)
+        let findings = predicates::scan_findings(&e.statement.predicate)
+            .ok_or("the scan has no scanner.result list".to_owned())?;
+        let blocking: Vec<String> = findings
             .into_iter()
-            .filter(|f| f.severity >= limit && !allowed.contains_key(f.id.as_str()))
-            .map(|f| format!("{} ({})", f.id, f.severity.as_str()))
+            .filter(|f| !allowed.contains_key(f.id.as_str()))
+            .filter_map(|f| match f.severity {
+                Ok(s) if s >= limit => Some(format!("{} ({})", f.id, s.as_str())),
+                Ok(_) => None,
+                Err(score) => Some(format!("{} (unreadable severity {score})", f.id)),
+            })
             .collect();
         if !blocking.is_empty() {
             return Err(format!(
@@ -719,14 +754,6 @@ fn check_entry(
                 return Err(format!(
                     "{who} approved and also signed the artifact's provenance"
                 ));
-            }
-        }
-        if control.no_changes_requested {
-            if let Some((who, _)) = decisions
-                .iter()
-                .find(|(_, d)| *d == Decision::ChangesRequested)
-            {
-                return Err(format!("{who} requested changes"));
             }
         }
         if control.reviewed_commit_is_built

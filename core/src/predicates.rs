@@ -49,6 +49,10 @@ pub fn provenance_source_commits(predicate: &Value) -> Vec<String> {
     out
 }
 
+/// A severity Evident cannot read (a CVSS vector, an unknown word): a policy with a
+/// severity threshold treats it as failing, never as harmless.
+pub const UNREADABLE: &str = "UNREADABLE";
+
 /// Vulnerability severities, ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -73,13 +77,17 @@ impl Severity {
             "MEDIUM" | "MODERATE" => Some(Severity::Medium),
             "HIGH" => Some(Severity::High),
             "CRITICAL" => Some(Severity::Critical),
-            other => other.parse::<f64>().ok().map(|score| match score {
-                s if s >= 9.0 => Severity::Critical,
-                s if s >= 7.0 => Severity::High,
-                s if s >= 4.0 => Severity::Medium,
-                s if s > 0.0 => Severity::Low,
-                _ => Severity::None,
-            }),
+            other => other
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|score| match score {
+                    s if s >= 9.0 => Severity::Critical,
+                    s if s >= 7.0 => Severity::High,
+                    s if s >= 4.0 => Severity::Medium,
+                    s if s > 0.0 => Severity::Low,
+                    _ => Severity::None,
+                }),
         }
     }
 
@@ -100,38 +108,56 @@ impl Severity {
 pub struct Finding {
     /// e.g. `CVE-2024-0001`.
     pub id: String,
-    /// The highest severity reported for it.
-    pub severity: Severity,
+    /// The highest severity reported for it, or the text of a score Evident cannot read
+    /// (a policy with a severity threshold fails such a finding, never ignores it).
+    pub severity: Result<Severity, String>,
 }
 
-/// The findings of a vulns v0.2 predicate (`scanner.result[]`).
-pub fn scan_findings(predicate: &Value) -> Vec<Finding> {
-    let results = predicate
-        .pointer("/scanner/result")
-        .and_then(Value::as_array);
-    results
-        .into_iter()
-        .flatten()
-        .map(|r| Finding {
-            id: r
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_owned(),
-            severity: r
-                .get("severity")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|s| {
-                    s.get("score")
+/// The findings of a vulns v0.2 predicate (`scanner.result[]`), or `None` when the
+/// predicate has no result list at all (a scan that says nothing proves nothing).
+pub fn scan_findings(predicate: &Value) -> Option<Vec<Finding>> {
+    let results = predicate.pointer("/scanner/result")?.as_array()?;
+    Some(
+        results
+            .iter()
+            .map(|r| {
+                let mut best = Severity::None;
+                let mut unreadable = None;
+                for s in r
+                    .get("severity")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let score = s.get("score");
+                    let parsed = match score {
+                        Some(Value::String(text)) => Severity::parse(text),
+                        Some(Value::Number(n)) => {
+                            n.as_f64().and_then(|f| Severity::parse(&f.to_string()))
+                        }
+                        _ => None,
+                    };
+                    match parsed {
+                        Some(severity) => best = best.max(severity),
+                        None => {
+                            unreadable = Some(score.map_or("no score".to_owned(), Value::to_string))
+                        }
+                    }
+                }
+                Finding {
+                    id: r
+                        .get("id")
                         .and_then(Value::as_str)
-                        .and_then(Severity::parse)
-                })
-                .max()
-                .unwrap_or(Severity::None),
-        })
-        .collect()
+                        .unwrap_or("?")
+                        .to_owned(),
+                    severity: match unreadable {
+                        Some(text) => Err(text),
+                        None => Ok(best),
+                    },
+                }
+            })
+            .collect(),
+    )
 }
 
 /// A reviewer's decision in an approval.

@@ -885,7 +885,7 @@ impl GenesisDocument {
                 format!(
                     "{} {}",
                     a.identity,
-                    &a.public_key[..16.min(a.public_key.len())]
+                    a.public_key.get(..16).unwrap_or(&a.public_key)
                 )
             })
             .collect();

@@ -356,7 +356,8 @@ fn an_approval_of_a_different_commit_does_not_count() {
 }
 
 #[test]
-fn outstanding_changes_requested_deny_the_release() {
+fn outstanding_changes_requested_deny_the_release_across_attestations() {
+    // Carol's request for changes, in an attestation of her own, blocks the release...
     let mut s = good_release();
     s.attest(
         5,
@@ -369,21 +370,36 @@ fn outstanding_changes_requested_deny_the_release() {
         ),
         t0(),
     );
-    // Alice and Bob still pass; Carol's entry fails but the control passes on the others.
+    denied(
+        &s,
+        t0() + DAY,
+        "two-person-review",
+        Status::Fail,
+        "carol@example.com requested changes and has not approved since",
+    );
+    // ...until she approves later.
+    s.attest(
+        5,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("carol@example.com", "APPROVED")],
+            COMMIT,
+        ),
+        t0(),
+    );
     let policy = Policy::parse(POLICY).unwrap();
     assert!(s.report(&policy, t0() + DAY).allowed);
-    s.evidence.pop();
-    s.evidence.pop();
+    // An approval withdrawn later no longer counts, even from another attestation.
+    let mut s = good_release();
     s.attest(
         4,
         APPROVAL_V1,
         commit(),
         approval(
             "dave@example.com",
-            &[
-                ("bob@example.com", "APPROVED"),
-                ("bob@example.com", "CHANGES_REQUESTED"),
-            ],
+            &[("bob@example.com", "CHANGES_REQUESTED")],
             COMMIT,
         ),
         t0(),
@@ -393,8 +409,56 @@ fn outstanding_changes_requested_deny_the_release() {
         t0() + DAY,
         "two-person-review",
         Status::Fail,
-        "requested changes",
+        "bob@example.com requested changes",
     );
+}
+
+#[test]
+fn min_approvals_counts_approvers_not_signers() {
+    // Two distinct signers, but one of them only commented: one approver.
+    let mut s = good_release();
+    s.evidence.pop();
+    s.attest(
+        4,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("bob@example.com", "COMMENTED")],
+            COMMIT,
+        ),
+        t0(),
+    );
+    denied(
+        &s,
+        t0() + DAY,
+        "two-person-review",
+        Status::Fail,
+        "1 distinct approver(s) (alice@example.com), 2 required",
+    );
+}
+
+#[test]
+fn unreadable_severities_and_empty_scans_fail_a_threshold() {
+    for (predicate, says) in [
+        (
+            json!({"scanner": {"result": [{"id": "CVE-1", "severity": [{"method": "cvss", "score": "CVSS:3.1/AV:N/AC:L"}]}]}}),
+            "unreadable severity",
+        ),
+        (
+            json!({"scanner": {"result": [{"id": "CVE-2", "severity": [{"method": "nvd", "score": 9.8}]}]}}),
+            "CVE-2 (CRITICAL)",
+        ),
+        (
+            json!({"scanner": {"uri": "pkg:generic/trivy"}}),
+            "no scanner.result list",
+        ),
+    ] {
+        let mut s = good_release();
+        s.evidence.remove(2);
+        s.attest(2, VULNS_V0_2, artifact(), predicate, t0());
+        denied(&s, t0() + DAY, "vulnerability-scan", Status::Fail, says);
+    }
 }
 
 #[test]
