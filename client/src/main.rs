@@ -704,7 +704,26 @@ async fn gate(
         }
     }
     let policy = verified.policy(name, version).map_err(|e| anyhow!("{e}"))?;
-    let report = verified.evaluate(policy, &bundle.artifacts, now_nanos());
+    // What is evaluated comes from the request and from signed evidence, never from the
+    // bundle's unsigned artifact list.
+    let artifacts = match release {
+        Some(Release::Artifact(a)) => vec![a.to_ascii_lowercase()],
+        Some(Release::Named(n)) => {
+            let (name, version) = n
+                .rsplit_once('@')
+                .ok_or_else(|| anyhow!("release {n:?} is not NAME@VERSION"))?;
+            let found = verified.release_artifacts(name, version);
+            if found.is_empty() {
+                return Err(VerificationFailed(format!(
+                    "no verified release attestation in the bundle declares {n}"
+                ))
+                .into());
+            }
+            found
+        }
+        None => bundle.artifacts.clone(),
+    };
+    let report = verified.evaluate(policy, &artifacts, now_nanos());
     match cli.format {
         Format::Json => print_json(&serde_json::to_value(&report).expect("a report serializes")),
         Format::Human => {
@@ -732,9 +751,14 @@ async fn gate(
         }
     }
     if let Some(key_file) = record_with {
-        let index = record_verdict(cli, &report, policy, &verified.checkpoint, key_file).await?;
-        if cli.format == Format::Human {
-            println!("verdict recorded as entry {index}");
+        match record_verdict(cli, &report, policy, &verified.checkpoint, key_file).await {
+            Ok(index) if cli.format == Format::Human => {
+                println!("verdict recorded as entry {index}")
+            }
+            Ok(_) => {}
+            // A denial stays a denial (exit 1) even when recording it failed.
+            Err(e) if !report.allowed => eprintln!("evident: recording the verdict failed: {e:#}"),
+            Err(e) => return Err(e),
         }
     }
     if !report.allowed {

@@ -295,14 +295,63 @@ impl VerifiedBundle {
         })
     }
 
-    /// Evaluates `policy` for `artifacts` (`alg:hex`) as of `gate_time`.
+    /// Evaluates `policy` for each of `artifacts` (`alg:hex`) as of `gate_time`: every
+    /// artifact must pass every control on its own evidence. With several artifacts, each
+    /// control is reported once per artifact, its id followed by the artifact.
     pub fn evaluate(&self, policy: &Policy, artifacts: &[String], gate_time: i64) -> Report {
         let digests: Vec<(String, String)> = artifacts
             .iter()
             .filter_map(|a| a.split_once(':'))
-            .map(|(alg, hex)| (alg.to_owned(), hex.to_owned()))
+            .map(|(alg, hex)| (alg.to_ascii_lowercase(), hex.to_ascii_lowercase()))
             .collect();
-        let subject = ReleaseSubject::derive(&digests, &self.evidence);
-        policy::evaluate(policy, &subject, &self.evidence, gate_time)
+        let mut reports = digests.iter().map(|d| {
+            let subject =
+                ReleaseSubject::derive(std::slice::from_ref(d), &self.evidence, policy, gate_time);
+            policy::evaluate(policy, &subject, &self.evidence, gate_time)
+        });
+        let Some(mut merged) = reports.next() else {
+            return Report {
+                policy: format!("{}@{}", policy.name, policy.version),
+                artifacts: Vec::new(),
+                source_commits: Vec::new(),
+                controls: Vec::new(),
+                allowed: false,
+            };
+        };
+        let rest: Vec<Report> = reports.collect();
+        if !rest.is_empty() {
+            let label = |r: &Report| r.artifacts.first().cloned().unwrap_or_default();
+            let first = label(&merged);
+            for c in &mut merged.controls {
+                c.id = format!("{} [{first}]", c.id);
+            }
+            for r in rest {
+                let name = label(&r);
+                merged.artifacts.extend(r.artifacts);
+                merged.source_commits.extend(r.source_commits);
+                merged.allowed &= r.allowed;
+                merged.controls.extend(r.controls.into_iter().map(|mut c| {
+                    c.id = format!("{} [{name}]", c.id);
+                    c
+                }));
+            }
+        }
+        merged
+    }
+
+    /// The artifacts (`alg:hex`) that verified release v0.1 attestations in the bundle
+    /// declare for `name@version`: the bundle's own artifact list is not signed, these are.
+    pub fn release_artifacts(&self, name: &str, version: &str) -> Vec<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for e in &self.evidence {
+            if e.statement.predicate_type == crate::predicates::RELEASE_V0_1
+                && !e.signers.is_empty()
+                && crate::predicates::release_name_version(&e.statement.predicate)
+                    .is_some_and(|(n, v)| n == name && v == version)
+            {
+                out.extend(e.statement.digests().map(|(a, v)| format!("{a}:{v}")));
+            }
+        }
+        out.into_iter().collect()
     }
 }

@@ -412,13 +412,40 @@ pub struct ReleaseSubject {
 
 impl ReleaseSubject {
     /// The subject of `artifacts`, following provenance in `evidence` to source commits.
-    pub fn derive(artifacts: &[(String, String)], evidence: &[Evidence]) -> ReleaseSubject {
+    /// Only provenance that could satisfy the policy counts: integrated by the gate, with a
+    /// signature not withdrawn, by a signer the policy's provenance controls allow (any
+    /// registered signer when the policy has no provenance control). Digests are compared
+    /// in lowercase.
+    pub fn derive(
+        artifacts: &[(String, String)],
+        evidence: &[Evidence],
+        policy: &Policy,
+        gate_time: i64,
+    ) -> ReleaseSubject {
         let mut subject = ReleaseSubject {
-            artifacts: artifacts.iter().cloned().collect(),
+            artifacts: artifacts
+                .iter()
+                .map(|(a, v)| (a.to_owned(), v.to_ascii_lowercase()))
+                .collect(),
             ..ReleaseSubject::default()
+        };
+        let rules: Vec<&SignerRule> = policy
+            .controls
+            .iter()
+            .filter(|c| c.predicate_type == predicates::SLSA_PROVENANCE_V1)
+            .flat_map(|c| c.signers.iter())
+            .collect();
+        let trusted = |s: &Authorized| {
+            rules.is_empty()
+                || rules.iter().any(|rule| match rule {
+                    SignerRule::Identity(i) => *i == s.identity,
+                    SignerRule::Role(r) => s.roles.contains(r),
+                })
         };
         for e in evidence {
             if e.statement.predicate_type == predicates::SLSA_PROVENANCE_V1
+                && e.integrated_time <= gate_time
+                && e.signers.iter().any(trusted)
                 && about(&e.statement, &subject.artifacts)
             {
                 subject

@@ -37,10 +37,10 @@ pub fn provenance_source_commits(predicate: &Value) -> Vec<String> {
             .and_then(|d| d.get("gitCommit"))
             .and_then(Value::as_str)
         {
-            out.push(commit.to_owned());
+            out.push(commit.to_ascii_lowercase());
         } else if git_uri {
             if let Some(sha1) = digest.and_then(|d| d.get("sha1")).and_then(Value::as_str) {
-                out.push(sha1.to_owned());
+                out.push(sha1.to_ascii_lowercase());
             }
         }
     }

@@ -175,7 +175,7 @@ fn now_nanos() -> i64 {
 fn artifact_arg(text: &str) -> Result<(String, String), Status> {
     match text.split_once(':') {
         Some((alg, hex)) if !alg.is_empty() && !hex.is_empty() => {
-            Ok((alg.to_owned(), hex.to_ascii_lowercase()))
+            Ok((alg.to_ascii_lowercase(), hex.to_ascii_lowercase()))
         }
         _ => Err(Status::invalid_argument(format!(
             "artifact {text:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…"
@@ -539,6 +539,7 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::VerifyReleaseResponse>, Status> {
         let request = request.into_inner();
         let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
+        let release_name = (!request.release.is_empty()).then_some(request.release);
         let (name, version) = policy_arg(&request.policy)?;
         let ledger = self.ledger.clone();
         let report = tokio::task::spawn_blocking(move || {
@@ -554,7 +555,13 @@ impl pb::ledger_server::Ledger for LedgerService {
             let policy = verified
                 .policy(&name, version)
                 .map_err(|e| Status::not_found(e.to_string()))?;
-            Ok::<_, Status>(verified.evaluate(policy, &bundle.artifacts, now_nanos()))
+            // Evaluate what was asked: the artifact, or the artifacts that verified release
+            // attestations declare.
+            let artifacts = match release_name.as_deref().and_then(|r| r.rsplit_once('@')) {
+                Some((n, v)) => verified.release_artifacts(n, v),
+                None => bundle.artifacts.clone(),
+            };
+            Ok::<_, Status>(verified.evaluate(policy, &artifacts, now_nanos()))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;

@@ -73,7 +73,7 @@ fn registry() -> Registry {
         (1, "ci@payments", "ci"),
         (2, "scanner@sec", "scanner"),
         (3, "alice@example.com", "reviewer"),
-        (4, "bob@example.com", "reviewer"),
+        (4, "bob@example.com", "reviewer,ci"),
         (5, "carol@example.com", "reviewer"),
         (6, "dave@example.com", "reviewer"),
     ]
@@ -83,7 +83,7 @@ fn registry() -> Registry {
         let change = Change::AddSigner {
             identity: who.into(),
             public_key: PublicKey::from_signing_key(&key(n)).to_hex(),
-            roles: vec![role.into()],
+            roles: role.split(',').map(String::from).collect(),
             predicate_types: vec!["*".into()],
             not_before: None,
             not_after: None,
@@ -146,7 +146,7 @@ impl Scenario {
 
     fn report(&self, policy: &Policy, gate: i64) -> evident_core::policy::Report {
         let artifacts = vec![("sha256".to_owned(), ARTIFACT.to_owned())];
-        let subject = ReleaseSubject::derive(&artifacts, &self.evidence);
+        let subject = ReleaseSubject::derive(&artifacts, &self.evidence, policy, gate);
         evaluate(policy, &subject, &self.evidence, gate)
     }
 }
@@ -467,12 +467,20 @@ fn evidence_after_the_gate_does_not_count_and_a_missing_control_is_named() {
     let policy = Policy::parse(POLICY).unwrap();
     let report = s.report(&policy, t0() - 1);
     assert!(!report.allowed);
-    assert!(report.controls.iter().all(|c| c.status == Status::Fail));
+    // Evidence about the artifact exists but came too late; without provenance from before
+    // the gate, no source commit is known, so commit evidence is missing.
+    assert_eq!(status_of(&report, "provenance").status, Status::Fail);
     assert!(
-        report.controls[0]
+        status_of(&report, "provenance")
             .reason
             .contains("integrated after the gate ran")
     );
+    assert_eq!(
+        status_of(&report, "vulnerability-scan").status,
+        Status::Fail
+    );
+    assert_eq!(status_of(&report, "unit-tests").status, Status::Missing);
+    assert!(report.source_commits.is_empty());
     let mut s = good_release();
     s.evidence.remove(0);
     let report = s.report(&policy, t0() + DAY);
@@ -549,7 +557,7 @@ fn bad_policies_are_refused_with_the_line_and_reason() {
 #[test]
 fn an_approver_who_also_signed_the_provenance_breaks_separation_of_duties() {
     let mut s = good_release();
-    // Bob (a reviewer) also signs provenance for the artifact.
+    // Bob (a reviewer who is also a CI signer) also signs provenance for the artifact.
     s.attest(4, SLSA_PROVENANCE_V1, artifact(), json!({"buildDefinition": {"resolvedDependencies": [{"uri": "git+https://git.example.com/payments", "digest": {"gitCommit": COMMIT}}]}}), t0());
     let policy = Policy::parse(POLICY).unwrap();
     let report = s.report(&policy, t0() + DAY);
@@ -561,5 +569,19 @@ fn an_approver_who_also_signed_the_provenance_breaks_separation_of_duties() {
             .contains("bob@example.com approved and also signed the artifact's provenance"),
         "{}",
         review.reason
+    );
+}
+
+#[test]
+fn provenance_from_a_signer_the_policy_does_not_trust_names_no_source_commit() {
+    // A reviewer-only key claims the artifact was built from another, reviewed commit.
+    let mut s = good_release();
+    s.attest(3, SLSA_PROVENANCE_V1, artifact(), json!({"buildDefinition": {"resolvedDependencies": [{"uri": "git+https://git.example.com/payments", "digest": {"gitCommit": OTHER_COMMIT}}]}}), t0());
+    let policy = Policy::parse(POLICY).unwrap();
+    let report = s.report(&policy, t0() + DAY);
+    assert_eq!(
+        report.source_commits,
+        vec![COMMIT.to_owned()],
+        "only role:ci provenance counts"
     );
 }
