@@ -115,6 +115,7 @@ fn build() -> (Bundle, Signer, GenesisDocument) {
     let mut records = Vec::new();
     let mut previous = Hash::ZERO;
     let mut digest = RegistryDigest::default();
+    let mut policies = RegistryDigest::default();
     for (i, (kind, envelope)) in envelopes.into_iter().enumerate() {
         let record = LeafRecord::new(
             i as u64,
@@ -128,6 +129,9 @@ fn build() -> (Bundle, Signer, GenesisDocument) {
         if kind == EntryKind::Registry {
             digest.add(&previous);
         }
+        if kind == EntryKind::Policy {
+            policies.add(&previous);
+        }
         tree.push(previous);
         records.push(record.encode());
     }
@@ -136,7 +140,7 @@ fn build() -> (Bundle, Signer, GenesisDocument) {
         origin: "evident.bench/log".into(),
         size: tree.size(),
         root: tree.root(),
-        extensions: vec![digest.extension()],
+        extensions: vec![digest.extension(), policies.policy_extension()],
     };
     let entries = records
         .iter()

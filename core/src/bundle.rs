@@ -151,6 +151,7 @@ impl Bundle {
         let mut policies: BTreeMap<String, BTreeMap<u64, (u64, Policy)>> = BTreeMap::new();
         let mut previous: Option<u64> = None;
         let mut registry_digest = RegistryDigest::default();
+        let mut policy_digest = RegistryDigest::default();
         // First every entry's proof, and the completeness of the registry entries.
         let mut proven = Vec::with_capacity(self.entries.len());
         for (position, entry) in self.entries.iter().enumerate() {
@@ -186,6 +187,9 @@ impl Bundle {
             if record.kind() == EntryKind::Registry {
                 registry_digest.add(&merkle::leaf_hash(&bytes));
             }
+            if record.kind() == EntryKind::Policy {
+                policy_digest.add(&merkle::leaf_hash(&bytes));
+            }
             proven.push((position, bytes, record));
         }
         // The checkpoint signs the running hash of all registry entries: the bundle must
@@ -198,6 +202,15 @@ impl Bundle {
                 "the bundle holds {} registry entries hashing to {}, the checkpoint signs {} \
                  hashing to {}: registry entries are missing or altered",
                 registry_digest.count, registry_digest.hash, signed.count, signed.hash
+            )));
+        }
+        let signed = RegistryDigest::from_policy_extensions(&checkpoint.extensions)
+            .ok_or_else(|| BundleError::Policy("the checkpoint carries no policy digest".into()))?;
+        if signed != policy_digest {
+            return Err(BundleError::Policy(format!(
+                "the bundle holds {} policy versions, the checkpoint signs {}: policy versions \
+                 are missing or altered",
+                policy_digest.count, signed.count
             )));
         }
         // Then the replay, in log order, from the genesis.

@@ -906,6 +906,7 @@ pub struct RegistryDigest {
 }
 
 const REGISTRY_EXTENSION: &str = "evident-registry";
+const POLICY_EXTENSION: &str = "evident-policies";
 
 impl RegistryDigest {
     /// Adds the next registry entry, by its leaf hash.
@@ -919,18 +920,33 @@ impl RegistryDigest {
 
     /// The checkpoint extension line.
     pub fn extension(&self) -> String {
-        format!(
-            "{REGISTRY_EXTENSION} {} {}",
-            self.count,
-            self.hash.to_base64()
-        )
+        self.extension_named(REGISTRY_EXTENSION)
     }
 
     /// Reads the extension line from a checkpoint's extensions.
     pub fn from_extensions(lines: &[String]) -> Option<RegistryDigest> {
+        RegistryDigest::from_extensions_named(lines, REGISTRY_EXTENSION)
+    }
+
+    /// The same running hash over policy entries, as the `evident-policies` line: a bundle
+    /// must hold every policy version, so none can be left out to fall back to a laxer one.
+    pub fn policy_extension(&self) -> String {
+        self.extension_named(POLICY_EXTENSION)
+    }
+
+    /// Reads the `evident-policies` line.
+    pub fn from_policy_extensions(lines: &[String]) -> Option<RegistryDigest> {
+        RegistryDigest::from_extensions_named(lines, POLICY_EXTENSION)
+    }
+
+    fn extension_named(&self, label: &str) -> String {
+        format!("{label} {} {}", self.count, self.hash.to_base64())
+    }
+
+    fn from_extensions_named(lines: &[String], label: &str) -> Option<RegistryDigest> {
         lines.iter().find_map(|line| {
             let mut parts = line.split(' ');
-            if parts.next()? != REGISTRY_EXTENSION {
+            if parts.next()? != label {
                 return None;
             }
             let count = parts.next()?.parse().ok()?;

@@ -177,11 +177,25 @@ impl Ledger {
         for index in store.registry_entries(0, tail.frontier.size())? {
             registry_digest.add(&store.subtree_hash(0, index)?);
         }
+        let mut policy_indexes: Vec<u64> = store
+            .policies()?
+            .into_iter()
+            .map(|(_, _, index)| index)
+            .filter(|i| *i < tail.frontier.size())
+            .collect();
+        policy_indexes.sort_unstable();
+        let mut policy_digest = RegistryDigest::default();
+        for index in policy_indexes {
+            policy_digest.add(&store.subtree_hash(0, index)?);
+        }
         let checkpoint = Checkpoint {
             origin: verifier.name().to_owned(),
             size: tail.frontier.size(),
             root: tail.frontier.root(),
-            extensions: vec![registry_digest.extension()],
+            extensions: vec![
+                registry_digest.extension(),
+                policy_digest.policy_extension(),
+            ],
         };
         let note = checkpoint
             .sign(&signer)
@@ -206,6 +220,7 @@ impl Ledger {
             published: published.clone(),
             registry,
             registry_digest,
+            policy_digest,
             policies,
             rx,
             limits,
@@ -385,16 +400,16 @@ impl Ledger {
     pub fn release_bundle(
         &self,
         artifacts: &[(String, String)],
-        policy: Option<&str>,
+        _policy: Option<&str>,
     ) -> Result<Bundle, LedgerError> {
         let published = self.published();
         let size = published.checkpoint.size;
         let mut indexes: std::collections::BTreeSet<u64> =
             self.store.registry_entries(0, size)?.into_iter().collect();
-        for (name, _, index) in self.policies()? {
-            if policy.is_none_or(|p| p == name) {
-                indexes.insert(index);
-            }
+        // Every policy version, whichever `policy` names: the checkpoint signs their running
+        // hash, and a verifier refuses a bundle that leaves one out.
+        for (_, _, index) in self.policies()? {
+            indexes.insert(index);
         }
         let mut about_artifact = Vec::new();
         for (alg, hex) in artifacts {
@@ -526,6 +541,8 @@ struct Sequencer {
     registry: Registry,
     /// The running hash of the registry entries, signed into every checkpoint.
     registry_digest: RegistryDigest,
+    /// The running hash of the policy entries, signed into every checkpoint.
+    policy_digest: RegistryDigest,
     /// The latest version of each policy.
     policies: HashMap<String, u64>,
     rx: mpsc::Receiver<Submission>,
@@ -591,6 +608,7 @@ impl Sequencer {
         let mut error = None;
         let mut registry_changed = false;
         let mut registry_digest = self.registry_digest;
+        let mut policy_digest = self.policy_digest;
         for s in batch {
             replies.push(s.reply);
             if error.is_some() {
@@ -691,6 +709,9 @@ impl Sequencer {
             if kind == EntryKind::Registry {
                 registry_digest.add(&leaf_hash);
             }
+            if kind == EntryKind::Policy {
+                policy_digest.add(&leaf_hash);
+            }
             placed.push(Placed::New(record, leaf_hash));
             last_hash = leaf_hash;
             last_time = time;
@@ -704,7 +725,10 @@ impl Sequencer {
             origin: self.signer.verifier().name().to_owned(),
             size: frontier.size(),
             root: frontier.root(),
-            extensions: vec![registry_digest.extension()],
+            extensions: vec![
+                registry_digest.extension(),
+                policy_digest.policy_extension(),
+            ],
         };
         let note = match error {
             Some(e) => Err(e),
@@ -731,6 +755,7 @@ impl Sequencer {
             last_time_nanos: last_time,
         };
         self.registry_digest = registry_digest;
+        self.policy_digest = policy_digest;
         // Readers share one copy of the registry until a registry entry changes it.
         let previous = self
             .published

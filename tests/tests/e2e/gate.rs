@@ -516,6 +516,40 @@ async fn a_revoked_signer_and_tampered_or_foreign_bundles_are_refused() {
         stderr(&out)
     );
 
+    // A bundle that leaves out a policy version (to fall back to a laxer one).
+    let mut bundle: Value =
+        serde_json::from_slice(&std::fs::read(d.join("good.bundle.json")).unwrap()).unwrap();
+    let policy_position = bundle["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|e| {
+            let record = base64_decode(e["leafRecord"].as_str().unwrap());
+            evident_core::record::LeafRecord::decode(&record)
+                .unwrap()
+                .kind()
+                == evident_core::record::EntryKind::Policy
+        })
+        .unwrap();
+    bundle["entries"]
+        .as_array_mut()
+        .unwrap()
+        .remove(policy_position);
+    std::fs::write(d.join("no-policy.json"), bundle.to_string()).unwrap();
+    let out = offline("no-policy.json", &log_key);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("policy versions are missing"),
+        "{}",
+        stderr(&out)
+    );
+
     // A bundle that leaves out a registry entry (which could be a revocation).
     let mut bundle: Value =
         serde_json::from_slice(&std::fs::read(d.join("good.bundle.json")).unwrap()).unwrap();
