@@ -492,81 +492,53 @@ async fn a_revoked_signer_and_tampered_or_foreign_bundles_are_refused() {
         stderr(&out)
     );
 
-    // A tampered bundle: one byte of an entry changed.
-    let mut bundle: Value =
-        serde_json::from_slice(&std::fs::read(d.join("good.bundle.json")).unwrap()).unwrap();
-    let entries = bundle["entries"].as_array_mut().unwrap();
-    let last = entries.last_mut().unwrap();
-    let mut record = base64_decode(last["leafRecord"].as_str().unwrap());
-    let n = record.len() - 100;
-    record[n] ^= 1;
-    last["leafRecord"] = base64_encode(&record).into();
-    std::fs::write(d.join("tampered.json"), bundle.to_string()).unwrap();
-    let out = offline("tampered.json", &log_key);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
+    // Altered bundles: each is refused as a failed verification, naming why.
+    let refused = |file: &str, alter: &dyn Fn(&mut Vec<Value>), says: &str| {
+        let mut bundle: Value =
+            serde_json::from_slice(&std::fs::read(d.join("good.bundle.json")).unwrap()).unwrap();
+        alter(bundle["entries"].as_array_mut().unwrap());
+        std::fs::write(d.join(file), bundle.to_string()).unwrap();
+        let out = offline(file, &log_key);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{file}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains(says), "{file}: {}", stderr(&out));
+    };
+    let kind_of = |e: &Value| {
+        let record = base64_decode(e["leafRecord"].as_str().unwrap());
+        evident_core::record::LeafRecord::decode(&record)
+            .unwrap()
+            .kind()
+    };
+    // One byte of an entry changed.
+    refused(
+        "tampered.json",
+        &|entries| {
+            let last = entries.last_mut().unwrap();
+            let mut record = base64_decode(last["leafRecord"].as_str().unwrap());
+            let n = record.len() - 100;
+            record[n] ^= 1;
+            last["leafRecord"] = base64_encode(&record).into();
+        },
+        "not proven in the checkpoint",
     );
-    assert!(
-        stderr(&out).contains("not proven in the checkpoint"),
-        "{}",
-        stderr(&out)
+    // A policy version left out, to fall back to a laxer one.
+    refused(
+        "no-policy.json",
+        &|entries| entries.retain(|e| kind_of(e) != evident_core::record::EntryKind::Policy),
+        "policy versions are missing",
     );
-
-    // A bundle that leaves out a policy version (to fall back to a laxer one).
-    let mut bundle: Value =
-        serde_json::from_slice(&std::fs::read(d.join("good.bundle.json")).unwrap()).unwrap();
-    let policy_position = bundle["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .position(|e| {
-            let record = base64_decode(e["leafRecord"].as_str().unwrap());
-            evident_core::record::LeafRecord::decode(&record)
-                .unwrap()
-                .kind()
-                == evident_core::record::EntryKind::Policy
-        })
-        .unwrap();
-    bundle["entries"]
-        .as_array_mut()
-        .unwrap()
-        .remove(policy_position);
-    std::fs::write(d.join("no-policy.json"), bundle.to_string()).unwrap();
-    let out = offline("no-policy.json", &log_key);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("policy versions are missing"),
-        "{}",
-        stderr(&out)
-    );
-
-    // A bundle that leaves out a registry entry (which could be a revocation).
-    let mut bundle: Value =
-        serde_json::from_slice(&std::fs::read(d.join("good.bundle.json")).unwrap()).unwrap();
-    bundle["entries"].as_array_mut().unwrap().remove(1);
-    std::fs::write(d.join("incomplete.json"), bundle.to_string()).unwrap();
-    let out = offline("incomplete.json", &log_key);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("registry entries are missing"),
-        "{}",
-        stderr(&out)
+    // A registry entry left out (it could be a revocation).
+    refused(
+        "incomplete.json",
+        &|entries| {
+            entries.remove(1);
+        },
+        "registry entries are missing",
     );
 
     // The checkpoint is not signed by the pinned key.
