@@ -179,9 +179,6 @@ enum BundleCommand {
         /// Or the release, NAME@VERSION.
         #[arg(long)]
         release: Option<String>,
-        /// Include only this policy's versions (default: every policy).
-        #[arg(long)]
-        policy: Option<String>,
         /// Where to write the bundle.
         #[arg(long)]
         out: PathBuf,
@@ -422,13 +419,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             BundleCommand::Export {
                 artifact,
                 release,
-                policy,
                 out,
             } => {
                 let mut client = connect(&cli).await?;
-                let bundle = client
-                    .release_bundle(&target(artifact, release), policy.as_deref())
-                    .await?;
+                let bundle = client.release_bundle(&target(artifact, release)).await?;
                 std::fs::write(out, bundle.to_json() + "\n")
                     .with_context(|| format!("writing {}", out.display()))?;
                 println!(
@@ -670,7 +664,7 @@ async fn gate(
             let release =
                 release.ok_or_else(|| anyhow!("name the artifact or the release to verify"))?;
             let mut client = connect(cli).await?;
-            let bundle = client.release_bundle(release, Some(name)).await?;
+            let bundle = client.release_bundle(release).await?;
             // Online: the bundle's checkpoint must extend every checkpoint seen before.
             state.advance(&mut client, &key, &bundle.checkpoint).await?;
             state.save(&state_file)?;

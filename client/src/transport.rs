@@ -331,20 +331,14 @@ impl Client {
         })
     }
 
-    /// The evidence bundle of an artifact (`alg:hex`), with every version of `policy` (all
-    /// policies when `None`). Not yet verified: see `evident_core::bundle::Bundle::verify`.
-    pub async fn release_bundle(
-        &mut self,
-        release: &Release,
-        policy: Option<&str>,
-    ) -> Result<Bundle, ClientError> {
+    /// The evidence bundle of a release or an artifact, with every policy version. Not yet verified: see `evident_core::bundle::Bundle::verify`.
+    pub async fn release_bundle(&mut self, release: &Release) -> Result<Bundle, ClientError> {
         let (artifact, name) = release.fields();
         let r = self
             .inner
             .get_release_evidence(pb::GetReleaseEvidenceRequest {
                 artifact,
                 release: name,
-                policy: policy.unwrap_or_default().to_owned(),
             })
             .await?
             .into_inner();

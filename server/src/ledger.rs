@@ -393,21 +393,17 @@ impl Ledger {
             .collect())
     }
 
-    /// The evidence bundle of an artifact (`alg`, `hex`): every registry entry, the versions
-    /// of the named policy (all policies when `None`), the attestations about the artifact
+    /// The evidence bundle of artifacts (`alg`, `hex`): every registry entry, every policy
+    /// version, the attestations about the artifacts
     /// and about the source commits its provenance names, each proven at the latest
     /// checkpoint.
-    pub fn release_bundle(
-        &self,
-        artifacts: &[(String, String)],
-        _policy: Option<&str>,
-    ) -> Result<Bundle, LedgerError> {
+    pub fn release_bundle(&self, artifacts: &[(String, String)]) -> Result<Bundle, LedgerError> {
         let published = self.published();
         let size = published.checkpoint.size;
         let mut indexes: std::collections::BTreeSet<u64> =
             self.store.registry_entries(0, size)?.into_iter().collect();
-        // Every policy version, whichever `policy` names: the checkpoint signs their running
-        // hash, and a verifier refuses a bundle that leaves one out.
+        // Every policy version: the checkpoint signs their running hash, and a verifier
+        // refuses a bundle that leaves one out.
         for (_, _, index) in self.policies()? {
             indexes.insert(index);
         }

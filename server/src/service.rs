@@ -520,14 +520,11 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::GetReleaseEvidenceResponse>, Status> {
         let request = request.into_inner();
         let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
-        let policy = (!request.policy.is_empty()).then_some(request.policy);
         let ledger = self.ledger.clone();
-        let bundle = tokio::task::spawn_blocking(move || {
-            ledger.release_bundle(&artifacts, policy.as_deref())
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(status)?;
+        let bundle = tokio::task::spawn_blocking(move || ledger.release_bundle(&artifacts))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(status)?;
         Ok(Response::new(pb::GetReleaseEvidenceResponse {
             bundle_json: bundle.to_json(),
         }))
@@ -543,9 +540,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         let (name, version) = policy_arg(&request.policy)?;
         let ledger = self.ledger.clone();
         let report = tokio::task::spawn_blocking(move || {
-            let bundle = ledger
-                .release_bundle(&artifacts, Some(&name))
-                .map_err(status)?;
+            let bundle = ledger.release_bundle(&artifacts).map_err(status)?;
             // The server checks its own bundle exactly as an offline verifier would.
             let verified = bundle
                 .verify(ledger.verifier(), ledger.genesis_document())

@@ -455,8 +455,6 @@ async fn a_revoked_signer_and_tampered_or_foreign_bundles_are_refused() {
                 "export",
                 "--artifact",
                 &good.artifact,
-                "--policy",
-                "payments-prod",
                 "--out",
                 "good.bundle.json",
             ],
