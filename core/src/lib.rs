@@ -10,9 +10,11 @@
 //! - [`note`]: C2SP signed notes and checkpoints.
 //! - [`receipt`]: receipts a submitter verifies offline.
 //! - [`registry`]: the trust registry, rebuilt from registry entries.
+//! - [`audit`]: replaying a whole log from its genesis, with the facts each entry indexes.
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod bundle;
 pub mod dsse;
 pub mod hash;

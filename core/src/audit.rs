@@ -1,0 +1,499 @@
+//! Replaying a whole log from its genesis: what `evident audit`, `evident monitor`,
+//! `evidentd verify-store` and `evidentd reindex` share.
+//!
+//! [`Replay`] takes the leaf records in log order and, for each one, checks what the
+//! sequencer checked when it appended it: the record decodes, its index and hash-chain link
+//! follow the previous entry, integrated times never go backwards, an attestation is an
+//! in-toto Statement signed by a key the registry (as of that entry) allows for its
+//! predicate type at its time, a registry change is signed by enough administrators and fits
+//! the registry, and a policy version parses, is signed by enough administrators and is
+//! higher than the previous version. It also rebuilds the Merkle tree, and the running
+//! registry and policy digests that checkpoints sign, so that [`Replay::check_checkpoint`]
+//! can hold the replayed log against a signed checkpoint.
+//!
+//! Each accepted entry yields its [`Facts`]: who signed it, what it is about. The server
+//! indexes entries by them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::hash::Hash;
+use crate::merkle::Frontier;
+use crate::note::Checkpoint;
+use crate::policy::Policy;
+use crate::predicates;
+use crate::record::{EntryKind, LeafRecord};
+use crate::registry::{Registry, RegistryDigest};
+use crate::statement::Statement;
+
+/// What a replayed entry is, and who signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Facts {
+    /// The signers whose signatures counted: signer identities for an attestation (as the
+    /// registry knew them at the entry's time), administrator identities for a registry or
+    /// policy entry. Sorted, without repeats.
+    pub signers: Vec<String>,
+    /// The roles of the attestation's signers at the entry's time. Sorted, without repeats.
+    pub roles: Vec<String>,
+    /// The Statement's predicate type (attestations only).
+    pub predicate_type: Option<String>,
+    /// `(algorithm, value)` of every subject digest (attestations only), without repeats.
+    pub subjects: Vec<(String, String)>,
+    /// Every non-empty subject name (attestations only), without repeats.
+    pub subject_names: Vec<String>,
+    /// `(name, version)` a release v0.1 attestation declares.
+    pub release: Option<(String, String)>,
+    /// `(name, version)` of a policy entry.
+    pub policy: Option<(String, u64)>,
+}
+
+impl Facts {
+    /// The facts of an attestation that `signers` signed (read from its Statement).
+    pub fn of_attestation(statement: &Statement, signers: &[crate::registry::Authorized]) -> Facts {
+        let mut digests = BTreeSet::new();
+        let mut names = BTreeSet::new();
+        for subject in &statement.subjects {
+            if !subject.name.is_empty() {
+                names.insert(subject.name.clone());
+            }
+            for (alg, value) in &subject.digests {
+                digests.insert((alg.as_str().to_owned(), value.clone()));
+            }
+        }
+        let mut facts = Facts {
+            predicate_type: Some(statement.predicate_type.clone()),
+            subjects: digests.into_iter().collect(),
+            subject_names: names.into_iter().collect(),
+            release: release_of(statement),
+            ..Facts::default()
+        };
+        facts.set_signers(signers);
+        facts
+    }
+
+    /// Sets the signer identities and roles from the signatures that counted.
+    pub fn set_signers(&mut self, signers: &[crate::registry::Authorized]) {
+        let identities: BTreeSet<String> = signers.iter().map(|s| s.identity.clone()).collect();
+        let roles: BTreeSet<String> = signers.iter().flat_map(|s| s.roles.clone()).collect();
+        self.signers = identities.into_iter().collect();
+        self.roles = roles.into_iter().collect();
+    }
+
+    /// The facts of a registry or policy entry signed by these administrators.
+    pub fn of_admin_entry(admins: Vec<String>, policy: Option<(String, u64)>) -> Facts {
+        let admins: BTreeSet<String> = admins.into_iter().collect();
+        Facts {
+            signers: admins.into_iter().collect(),
+            policy,
+            ..Facts::default()
+        }
+    }
+}
+
+/// The `(name, version)` a release v0.1 attestation declares.
+pub fn release_of(statement: &Statement) -> Option<(String, String)> {
+    (statement.predicate_type == predicates::RELEASE_V0_1)
+        .then(|| predicates::release_name_version(&statement.predicate))
+        .flatten()
+}
+
+/// The first problem a replay found, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {index}: {problem}")]
+pub struct AuditError {
+    /// The index of the first entry that is wrong (for a checkpoint mismatch: the last
+    /// entry the checkpoint covers).
+    pub index: u64,
+    /// What is wrong, in words.
+    pub problem: String,
+}
+
+fn fail(index: u64, problem: impl Into<String>) -> AuditError {
+    AuditError {
+        index,
+        problem: problem.into(),
+    }
+}
+
+/// What a replayed log holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Entries replayed.
+    pub entries: u64,
+    /// Entries by kind (`attestation`, `registry`, `policy`).
+    pub kinds: BTreeMap<String, u64>,
+    /// Attestations by signer identity.
+    pub signers: BTreeMap<String, u64>,
+    /// Attestations by predicate type.
+    pub predicate_types: BTreeMap<String, u64>,
+    /// Integrated time of the first entry (Unix nanoseconds).
+    pub first_time: Option<i64>,
+    /// Integrated time of the last entry.
+    pub last_time: Option<i64>,
+}
+
+/// A log being replayed from its genesis, one leaf record at a time.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    registry: Registry,
+    frontier: Frontier,
+    previous: Option<(u64, Hash)>,
+    last_time: i64,
+    registry_digest: RegistryDigest,
+    policy_digest: RegistryDigest,
+    policies: HashMap<String, u64>,
+    summary: Summary,
+}
+
+impl Replay {
+    /// A replay of an empty log whose registry starts at `genesis`.
+    pub fn new(genesis: Registry) -> Replay {
+        Replay {
+            registry: genesis,
+            frontier: Frontier::new(),
+            previous: None,
+            last_time: i64::MIN,
+            registry_digest: RegistryDigest::default(),
+            policy_digest: RegistryDigest::default(),
+            policies: HashMap::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    /// Entries replayed so far: the index the next record must have.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// The Merkle root of the entries replayed so far.
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
+    }
+
+    /// The registry after the entries replayed so far.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// What the replayed entries hold.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Checks and appends the next leaf record; returns its decoded record, leaf hash and
+    /// facts. On error nothing changes.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(LeafRecord, Hash, Facts), AuditError> {
+        let index = self.size();
+        let record =
+            LeafRecord::decode(bytes).map_err(|e| fail(index, format!("does not decode: {e}")))?;
+        if record.index() != index {
+            return Err(fail(
+                index,
+                format!(
+                    "the record says it is entry {}: entries are missing, repeated or reordered",
+                    record.index()
+                ),
+            ));
+        }
+        record
+            .check_follows(self.previous)
+            .map_err(|e| fail(index, format!("breaks the hash chain: {e}")))?;
+        let time = record.integrated_time_nanos();
+        if time < self.last_time {
+            return Err(fail(
+                index,
+                format!(
+                    "integrated time {} is before the previous entry's {}",
+                    crate::registry::time_text(time),
+                    crate::registry::time_text(self.last_time)
+                ),
+            ));
+        }
+        let mut registry = None;
+        let mut policy_version = None;
+        let facts = match record.kind() {
+            EntryKind::Attestation => {
+                let statement = Statement::from_envelope(record.envelope())
+                    .map_err(|e| fail(index, format!("is not an in-toto Statement: {e}")))?;
+                let signers = self
+                    .registry
+                    .authorize_envelope(record.envelope(), &statement.predicate_type, time)
+                    .map_err(|e| {
+                        fail(
+                            index,
+                            format!(
+                                "no signature the registry allowed at its time for {}: {e}",
+                                statement.predicate_type
+                            ),
+                        )
+                    })?;
+                Facts::of_attestation(&statement, &signers)
+            }
+            EntryKind::Registry => {
+                let mut next = self.registry.clone();
+                let applied = next
+                    .apply(index, time, record.envelope())
+                    .map_err(|e| fail(index, format!("registry change refused: {e}")))?;
+                registry = Some(next);
+                Facts::of_admin_entry(applied.signed_by, None)
+            }
+            EntryKind::Policy => {
+                let admins = self
+                    .registry
+                    .check_admin_signatures(record.envelope())
+                    .map_err(|e| {
+                        fail(index, format!("policy not signed by administrators: {e}"))
+                    })?;
+                let text = std::str::from_utf8(&record.envelope().payload)
+                    .map_err(|_| fail(index, "the policy is not UTF-8"))?;
+                let policy = Policy::parse(text)
+                    .map_err(|e| fail(index, format!("the policy does not parse: {e}")))?;
+                if let Some(&latest) = self.policies.get(&policy.name) {
+                    if policy.version <= latest {
+                        return Err(fail(
+                            index,
+                            format!(
+                                "policy {} version {} does not follow version {latest}",
+                                policy.name, policy.version
+                            ),
+                        ));
+                    }
+                }
+                policy_version = Some((policy.name.clone(), policy.version));
+                Facts::of_admin_entry(admins, Some((policy.name, policy.version)))
+            }
+        };
+        // Accepted: only now change state.
+        let leaf_hash = record.leaf_hash();
+        self.frontier.append(leaf_hash);
+        self.previous = Some((index, leaf_hash));
+        self.last_time = time;
+        if let Some(next) = registry {
+            self.registry = next;
+            self.registry_digest.add(&leaf_hash);
+        }
+        if let Some((name, version)) = policy_version {
+            self.policies.insert(name, version);
+            self.policy_digest.add(&leaf_hash);
+        }
+        let s = &mut self.summary;
+        s.entries += 1;
+        *s.kinds
+            .entry(record.kind().as_str().to_owned())
+            .or_default() += 1;
+        if record.kind() == EntryKind::Attestation {
+            for signer in &facts.signers {
+                *s.signers.entry(signer.clone()).or_default() += 1;
+            }
+            if let Some(p) = &facts.predicate_type {
+                *s.predicate_types.entry(p.clone()).or_default() += 1;
+            }
+        }
+        s.first_time.get_or_insert(time);
+        s.last_time = Some(time);
+        Ok((record, leaf_hash, facts))
+    }
+
+    /// Holds the replayed log against a signed checkpoint of the same size: the root, and
+    /// the running registry and policy digests it signs.
+    pub fn check_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), AuditError> {
+        let last = checkpoint.size.saturating_sub(1);
+        if checkpoint.size != self.size() {
+            return Err(fail(
+                last,
+                format!(
+                    "the checkpoint covers {} entries, the replay {}",
+                    checkpoint.size,
+                    self.size()
+                ),
+            ));
+        }
+        if checkpoint.root != self.root() {
+            return Err(fail(
+                last,
+                format!(
+                    "the entries hash to root {}, the signed checkpoint of {} entries says {}",
+                    self.root(),
+                    checkpoint.size,
+                    checkpoint.root
+                ),
+            ));
+        }
+        if let Some(signed) = RegistryDigest::from_extensions(&checkpoint.extensions) {
+            if signed != self.registry_digest {
+                return Err(fail(
+                    last,
+                    format!(
+                        "the checkpoint signs {} registry entries, the log holds {}",
+                        signed.count, self.registry_digest.count
+                    ),
+                ));
+            }
+        }
+        if let Some(signed) = RegistryDigest::from_policy_extensions(&checkpoint.extensions) {
+            if signed != self.policy_digest {
+                return Err(fail(
+                    last,
+                    format!(
+                        "the checkpoint signs {} policy versions, the log holds {}",
+                        signed.count, self.policy_digest.count
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsse::Envelope;
+    use crate::keys::SigningKey;
+    use crate::registry::{Admin, Change, sign_change};
+
+    const CI: &str = "https://in-toto.io/attestation/test-result/v0.1";
+
+    fn admin() -> SigningKey {
+        SigningKey::from_bytes(&[7; 32])
+    }
+
+    fn ci() -> SigningKey {
+        SigningKey::from_bytes(&[9; 32])
+    }
+
+    fn genesis() -> Registry {
+        Registry::genesis(
+            vec![Admin {
+                identity: "root".into(),
+                key: crate::PublicKey::from_signing_key(&admin()),
+            }],
+            1,
+        )
+        .unwrap()
+    }
+
+    fn add_ci() -> Envelope {
+        let change: Change = serde_json::from_value(serde_json::json!({
+            "op": "add_signer",
+            "identity": "ci@payments",
+            "public_key": crate::PublicKey::from_signing_key(&ci()).to_hex(),
+            "roles": ["ci"],
+            "predicate_types": [CI],
+        }))
+        .unwrap();
+        sign_change(&change, &[&admin()])
+    }
+
+    fn attestation(n: u8) -> Envelope {
+        let payload = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "app.tar", "digest": {"sha256": hex::encode([n; 32])}}],
+            "predicateType": CI,
+            "predicate": {"result": "PASSED"},
+        });
+        Envelope::sign(
+            crate::dsse::IN_TOTO_PAYLOAD_TYPE,
+            serde_json::to_vec(&payload).unwrap(),
+            &[&ci()],
+        )
+    }
+
+    fn log(envelopes: Vec<(EntryKind, Envelope)>) -> Vec<Vec<u8>> {
+        let mut previous = Hash::ZERO;
+        envelopes
+            .into_iter()
+            .enumerate()
+            .map(|(i, (kind, env))| {
+                let r = LeafRecord::new(i as u64, 1_000 + i as i64, previous, kind, env).unwrap();
+                previous = r.leaf_hash();
+                r.encode()
+            })
+            .collect()
+    }
+
+    fn good_log() -> Vec<Vec<u8>> {
+        log(vec![
+            (EntryKind::Registry, add_ci()),
+            (EntryKind::Attestation, attestation(1)),
+            (EntryKind::Attestation, attestation(2)),
+        ])
+    }
+
+    #[test]
+    fn a_good_log_replays_with_facts_and_a_summary() {
+        let mut replay = Replay::new(genesis());
+        let mut facts = Vec::new();
+        for bytes in good_log() {
+            facts.push(replay.push(&bytes).unwrap().2);
+        }
+        assert_eq!(facts[0].signers, vec!["root".to_owned()]);
+        assert_eq!(facts[1].signers, vec!["ci@payments".to_owned()]);
+        assert_eq!(facts[1].roles, vec!["ci".to_owned()]);
+        assert_eq!(facts[1].subject_names, vec!["app.tar".to_owned()]);
+        assert_eq!(facts[1].predicate_type.as_deref(), Some(CI));
+        let s = replay.summary();
+        assert_eq!(s.entries, 3);
+        assert_eq!(s.kinds["attestation"], 2);
+        assert_eq!(s.signers["ci@payments"], 2);
+        assert_eq!(s.first_time, Some(1_000));
+    }
+
+    #[test]
+    fn a_reordered_entry_is_named() {
+        let mut entries = good_log();
+        entries.swap(1, 2);
+        let mut replay = Replay::new(genesis());
+        replay.push(&entries[0]).unwrap();
+        let err = replay.push(&entries[1]).unwrap_err();
+        assert_eq!(err.index, 1);
+        assert!(err.problem.contains("says it is entry 2"), "{err}");
+        assert_eq!(replay.size(), 1, "a refused entry changes nothing");
+    }
+
+    #[test]
+    fn a_flipped_byte_is_named() {
+        let mut entries = good_log();
+        let last = entries[2].len() - 3;
+        entries[2][last] ^= 1;
+        let mut replay = Replay::new(genesis());
+        replay.push(&entries[0]).unwrap();
+        replay.push(&entries[1]).unwrap();
+        let err = replay.push(&entries[2]).unwrap_err();
+        assert_eq!(err.index, 2, "{err}");
+    }
+
+    #[test]
+    fn an_attestation_before_its_signer_was_registered_is_refused() {
+        let entries = log(vec![(EntryKind::Attestation, attestation(1))]);
+        let err = Replay::new(genesis()).push(&entries[0]).unwrap_err();
+        assert_eq!(err.index, 0);
+        assert!(
+            err.problem.contains("no signature the registry allowed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_checkpoint_must_match_root_and_size() {
+        let mut replay = Replay::new(genesis());
+        for bytes in good_log() {
+            replay.push(&bytes).unwrap();
+        }
+        let good = Checkpoint {
+            origin: "o".into(),
+            size: 3,
+            root: replay.root(),
+            extensions: vec![],
+        };
+        replay.check_checkpoint(&good).unwrap();
+        let forked = Checkpoint {
+            root: Hash::ZERO,
+            ..good.clone()
+        };
+        let err = replay.check_checkpoint(&forked).unwrap_err();
+        assert_eq!(err.index, 2);
+        assert!(err.problem.contains("hash to root"), "{err}");
+    }
+}
