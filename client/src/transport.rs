@@ -109,6 +109,75 @@ fn signer_from_proto(k: pb::SignerKey) -> Result<SignerKey, ClientError> {
     })
 }
 
+/// A query's filters and paging; unset filters do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// A subject digest, `ALGORITHM:HEX`.
+    pub subject_digest: Option<String>,
+    /// A subject name.
+    pub subject_name: Option<String>,
+    /// A predicate type URI.
+    pub predicate_type: Option<String>,
+    /// A signer identity.
+    pub signer: Option<String>,
+    /// A role of the signer at the entry's time.
+    pub role: Option<String>,
+    /// An entry kind.
+    pub kind: Option<EntryKind>,
+    /// Integrated at or after (Unix nanoseconds).
+    pub since: Option<i64>,
+    /// Integrated at or before.
+    pub until: Option<i64>,
+    /// A release, `NAME` or `NAME@VERSION`.
+    pub release: Option<String>,
+    /// Newest first.
+    pub newest_first: bool,
+    /// Results per page (0: the server's default).
+    pub page_size: u32,
+    /// The previous page's cursor.
+    pub cursor: Option<String>,
+    /// Ask for each entry's leaf record.
+    pub include_entries: bool,
+    /// Ask for each entry's inclusion proof.
+    pub include_proofs: bool,
+}
+
+/// One query result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The entry's index.
+    pub index: u64,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+    /// When it was integrated (Unix nanoseconds).
+    pub integrated_time_nanos: i64,
+    /// Its kind.
+    pub kind: EntryKind,
+    /// Who signed it.
+    pub signers: Vec<String>,
+    /// Its subjects: name and `ALGORITHM:HEX` digests.
+    pub subjects: Vec<(String, Vec<String>)>,
+    /// Its predicate type (attestations).
+    pub predicate_type: String,
+    /// The leaf record, when asked for; checked to hash to `leaf_hash`.
+    pub record: Option<LeafRecord>,
+    /// The inclusion proof at the page's tree size, when asked for.
+    pub proof: Option<Vec<Hash>>,
+}
+
+/// One page of query results.
+#[derive(Debug, Clone)]
+pub struct QueryPage {
+    /// The results.
+    pub hits: Vec<Hit>,
+    /// The next page's cursor; `None` on the last page.
+    pub next_cursor: Option<String>,
+    /// The tree size the query runs at.
+    pub tree_size: u64,
+    /// The latest signed checkpoint (not yet verified).
+    pub checkpoint: String,
+}
+
 /// Names an entry.
 #[derive(Debug, Clone, Copy)]
 pub enum Selector {
@@ -438,6 +507,93 @@ impl Client {
             leaf,
             r.checkpoint,
         ))
+    }
+
+    /// One page of a query.
+    pub async fn query(&mut self, query: &Query) -> Result<QueryPage, ClientError> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let r = self
+            .inner
+            .query(pb::QueryRequest {
+                subject_digest: text(&query.subject_digest),
+                subject_name: text(&query.subject_name),
+                predicate_type: text(&query.predicate_type),
+                signer: text(&query.signer),
+                role: text(&query.role),
+                kind: match query.kind {
+                    None => pb::EntryKind::Unspecified,
+                    Some(EntryKind::Registry) => pb::EntryKind::Registry,
+                    Some(EntryKind::Policy) => pb::EntryKind::Policy,
+                    Some(_) => pb::EntryKind::Attestation,
+                } as i32,
+                since_nanos: query.since,
+                until_nanos: query.until,
+                release: text(&query.release),
+                newest_first: query.newest_first,
+                page_size: query.page_size,
+                cursor: text(&query.cursor),
+                include_entries: query.include_entries,
+                include_proofs: query.include_proofs,
+            })
+            .await?
+            .into_inner();
+        let hits = r
+            .results
+            .into_iter()
+            .map(|h| {
+                let leaf_hash = Hash::from_slice(&h.leaf_hash)
+                    .map_err(|e| ClientError::Response(format!("leaf hash: {e}")))?;
+                let record = if h.leaf_record.is_empty() {
+                    None
+                } else {
+                    let record = LeafRecord::decode(&h.leaf_record)
+                        .map_err(|e| ClientError::Response(format!("leaf record: {e}")))?;
+                    if record.leaf_hash() != leaf_hash || record.index() != h.index {
+                        return Err(ClientError::Response(format!(
+                            "the server's record for entry {} does not match its index or \
+                             leaf hash",
+                            h.index
+                        )));
+                    }
+                    Some(record)
+                };
+                let proof = match h.inclusion_proof {
+                    Some(p) => Some(hashes(p.hashes, "inclusion proof")?),
+                    None => None,
+                };
+                Ok(Hit {
+                    index: h.index,
+                    leaf_hash,
+                    integrated_time_nanos: h.integrated_time_nanos,
+                    kind: kind(h.kind)?,
+                    signers: h.signers,
+                    subjects: h
+                        .subjects
+                        .into_iter()
+                        .map(|s| (s.name, s.digests))
+                        .collect(),
+                    predicate_type: h.predicate_type,
+                    record,
+                    proof,
+                })
+            })
+            .collect::<Result<Vec<_>, ClientError>>()?;
+        Ok(QueryPage {
+            hits,
+            next_cursor: (!r.next_cursor.is_empty()).then_some(r.next_cursor),
+            tree_size: r.tree_size,
+            checkpoint: r.checkpoint,
+        })
+    }
+
+    /// Consecutive leaf records from `start` below `end` (the server may return fewer).
+    pub async fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, ClientError> {
+        Ok(self
+            .inner
+            .get_entries(pb::GetEntriesRequest { start, end })
+            .await?
+            .into_inner()
+            .leaf_records)
     }
 
     /// The consistency proof between two tree sizes.

@@ -7,10 +7,9 @@ use evident_core::note::{Checkpoint, Verifier};
 use evident_core::record::LeafRecord;
 
 use crate::config::StartupCheck;
-use crate::store::{Indexed, Store, StoreError, secondary_keys};
+use evident_core::audit::Facts;
 
-/// How many of the last entries a `tail` check reads.
-pub const TAIL_ENTRIES: u64 = 10_000;
+use crate::store::{Store, StoreError, secondary_keys};
 
 /// Why the store may not be served.
 #[derive(Debug, thiserror::Error)]
@@ -66,36 +65,27 @@ pub struct Tail {
     pub last_time_nanos: i64,
 }
 
-/// The `(name, version)` a release v0.1 attestation declares.
-pub fn release_of(statement: &evident_core::statement::Statement) -> Option<(String, String)> {
-    (statement.predicate_type == evident_core::predicates::RELEASE_V0_1)
-        .then(|| evident_core::predicates::release_name_version(&statement.predicate))
-        .flatten()
-}
-
-/// What an entry contributes to the secondary indexes, read from its record.
-fn indexed_of(record: &LeafRecord) -> Result<Indexed, String> {
+/// What an entry contributes to the indexes, as far as its record alone says: everything
+/// but its signers (which need the registry as of the entry, see `verify-store`).
+fn facts_of(record: &LeafRecord) -> Result<Facts, String> {
     use evident_core::record::EntryKind;
-    let mut indexed = Indexed::default();
     match record.kind() {
         EntryKind::Attestation => {
             let statement = evident_core::statement::Statement::from_envelope(record.envelope())
                 .map_err(|e| format!("the attestation does not parse: {e}"))?;
-            indexed.subjects = statement
-                .digests()
-                .map(|(a, v)| (a.as_str().to_owned(), v.to_owned()))
-                .collect();
-            indexed.release = release_of(&statement);
+            Ok(Facts::of_attestation(&statement, &[]))
         }
         EntryKind::Policy => {
             let text = std::str::from_utf8(&record.envelope().payload)
                 .map_err(|_| "the policy is not UTF-8".to_owned())?;
             let policy = evident_core::policy::Policy::parse(text).map_err(|e| e.to_string())?;
-            indexed.policy = Some((policy.name, policy.version));
+            Ok(Facts::of_admin_entry(
+                Vec::new(),
+                Some((policy.name, policy.version)),
+            ))
         }
-        _ => {}
+        _ => Ok(Facts::default()),
     }
-    Ok(indexed)
 }
 
 fn entry_error(index: u64, problem: impl Into<String>) -> CheckError {
@@ -105,11 +95,13 @@ fn entry_error(index: u64, problem: impl Into<String>) -> CheckError {
     }
 }
 
-/// Checks the store against its last signed checkpoint, as deep as `mode` says.
+/// Checks the store against its last signed checkpoint, as deep as `mode` says (`tail`: the
+/// last `tail_entries` entries).
 pub fn check_store(
     store: &Store,
     verifier: &Verifier,
     mode: StartupCheck,
+    tail_entries: u64,
 ) -> Result<Tail, CheckError> {
     let size = store.size()?;
     let signed = match store.checkpoint()? {
@@ -129,7 +121,7 @@ pub fn check_store(
     }
     let start = match mode {
         StartupCheck::Full => 0,
-        StartupCheck::Tail => size.saturating_sub(TAIL_ENTRIES),
+        StartupCheck::Tail => size.saturating_sub(tail_entries),
     };
     let mut frontier = if start == 0 {
         Frontier::new()
@@ -154,12 +146,13 @@ pub fn check_store(
             registry_entries.push(index);
         }
         // Every secondary index key the entry should have is there.
-        let indexed = indexed_of(&record).map_err(|e| entry_error(index, e))?;
-        for (key, _) in secondary_keys(index, record.kind(), &indexed) {
+        let facts = facts_of(&record).map_err(|e| entry_error(index, e))?;
+        for (key, _) in secondary_keys(index, record.kind(), &facts) {
             if !store.has_key(&key)? {
                 return Err(entry_error(
                     index,
-                    "a secondary index key of the entry is missing (an edited index)",
+                    "a secondary index key of the entry is missing (an edited or lost \
+                     index: stop the server and run `evidentd reindex`)",
                 ));
             }
         }
@@ -197,7 +190,7 @@ pub fn check_store(
         previous = Some((index, leaf));
         last_time = record.integrated_time_nanos();
     }
-    // The registry is rebuilt from the `R` index: it must list exactly the registry entries.
+    // The registry is rebuilt from the `K` index: it must list exactly the registry entries.
     let indexed: std::collections::BTreeSet<u64> =
         store.registry_entries(start, size)?.into_iter().collect();
     let found: std::collections::BTreeSet<u64> = registry_entries.into_iter().collect();

@@ -27,6 +27,8 @@ pub struct Config {
     pub batch: BatchConfig,
     /// How much of the store to check at start.
     pub startup_check: StartupCheck,
+    /// How many of the last entries a `tail` start-up check reads.
+    pub startup_tail_entries: u64,
     /// The administrators the trust registry starts from.
     pub genesis: GenesisConfig,
 }
@@ -63,7 +65,8 @@ pub struct BatchConfig {
 pub enum StartupCheck {
     /// Every entry: chain, leaf hash, and the whole tree against the last checkpoint.
     Full,
-    /// The last 10,000 entries' chain and leaf hashes, and the root against the checkpoint.
+    /// The last `startup_tail_entries` entries' chain and leaf hashes, and the root against
+    /// the checkpoint.
     Tail,
 }
 
@@ -88,6 +91,7 @@ impl Default for Config {
             max_envelope_bytes: 64 * 1024,
             batch: BatchConfig::default(),
             startup_check: StartupCheck::Full,
+            startup_tail_entries: 10_000,
             genesis: GenesisConfig::default(),
         }
     }
@@ -163,6 +167,12 @@ impl Config {
         if self.batch.queue_depth == 0 {
             return Err(invalid(
                 "batch.queue_depth".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if self.startup_tail_entries == 0 {
+            return Err(invalid(
+                "startup_tail_entries".into(),
                 "must be at least 1".into(),
             ));
         }

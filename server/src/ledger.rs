@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use evident_core::Hash;
 use evident_core::PublicKey;
+use evident_core::audit::Facts;
 use evident_core::bundle::{BUNDLE_MEDIA_TYPE, Bundle, BundleEntry};
 use evident_core::dsse::Envelope;
 use evident_core::merkle::{self, Node, SubtreeSource};
@@ -25,7 +26,8 @@ use evident_core::statement::Statement;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::check::Tail;
-use crate::store::{CachedSource, Indexed, NewEntry, Store, StoreError, secondary_keys};
+use crate::query::{Cursor, Filters, Page};
+use crate::store::{CachedSource, NewEntry, Store, StoreError, secondary_keys};
 
 /// Why a submission or read could not be answered.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -87,10 +89,9 @@ pub enum Authorization {
         keys: Vec<PublicKey>,
         /// The Statement's predicate type.
         predicate_type: String,
-        /// `(algorithm, value)` of every subject digest, for the subject index.
-        subjects: Vec<(String, String)>,
-        /// The release it declares, for a release v0.1 attestation.
-        release: Option<(String, String)>,
+        /// What the Statement is about, for the indexes (signers are filled in when the
+        /// sequencer authorizes it).
+        facts: Box<Facts>,
     },
     /// A registry change: signatures and effect are checked against the registry then.
     Registry,
@@ -472,6 +473,79 @@ impl Ledger {
         Ok(artifacts.into_iter().collect())
     }
 
+    /// One page of a query over the entries the latest checkpoint covers (or, with a
+    /// cursor, over the tree size of the query's first page).
+    pub fn query(
+        &self,
+        filters: &Filters,
+        cursor: Option<&str>,
+        page_size: usize,
+    ) -> Result<(Page, Arc<Published>), LedgerError> {
+        let published = self.published();
+        let cursor = cursor
+            .map(|text| Cursor::decode(text, filters))
+            .transpose()
+            .map_err(|e| LedgerError::InvalidArgument(e.to_string()))?;
+        let page = crate::query::run(
+            &self.store,
+            filters,
+            published.checkpoint.size,
+            cursor,
+            page_size,
+        )?;
+        Ok((page, published))
+    }
+
+    /// What a query answers about entry `index`: its record, leaf hash and signers.
+    pub fn entry_facts(&self, index: u64) -> Result<(Vec<u8>, Vec<String>), LedgerError> {
+        let bytes = self.entry(index)?;
+        let signers = self.store.signers_of(index)?;
+        Ok((bytes, signers))
+    }
+
+    /// Consecutive leaf records from `start` below `end` (0: the latest checkpoint's
+    /// size), at most `max_entries` or about `max_bytes` (at least one).
+    pub fn entries(
+        &self,
+        start: u64,
+        end: u64,
+        max_entries: u64,
+        max_bytes: usize,
+    ) -> Result<(Vec<Vec<u8>>, Arc<Published>), LedgerError> {
+        let published = self.published();
+        let size = published.checkpoint.size;
+        let end = if end == 0 { size } else { end };
+        if end > size {
+            return Err(LedgerError::Precondition(format!(
+                "end {end} is beyond the log's current size {size}"
+            )));
+        }
+        if start >= end {
+            return Err(LedgerError::Precondition(format!(
+                "no entries in {start}..{end}: the log has {size} entries"
+            )));
+        }
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for index in start..end.min(start.saturating_add(max_entries)) {
+            let Some(record) = self.store.entry(index)? else {
+                // Answer what comes before it; the next request names the missing entry.
+                if out.is_empty() {
+                    return Err(LedgerError::Storage(format!(
+                        "entry {index} is missing from the store"
+                    )));
+                }
+                break;
+            };
+            bytes += record.len();
+            out.push(record);
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok((out, published))
+    }
+
     /// The leaf hash of entry `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
         Ok(self.store.subtree_hash(0, index)?)
@@ -629,17 +703,16 @@ impl Sequencer {
             let time = now_nanos().max(last_time);
             // Authorization at the integrated time, against the registry as it is after
             // every entry before this one (including those earlier in this batch).
-            let mut indexed = Indexed::default();
+            let mut facts;
             let kind = match &s.authorization {
                 Authorization::Attestation {
                     keys,
                     predicate_type,
-                    subjects,
-                    release,
+                    facts: about,
                 } => match self.registry.authorize(keys, predicate_type, time) {
-                    Ok(_) => {
-                        indexed.subjects = subjects.clone();
-                        indexed.release = release.clone();
+                    Ok(signers) => {
+                        facts = (**about).clone();
+                        facts.set_signers(&signers);
                         EntryKind::Attestation
                     }
                     Err(e) => {
@@ -650,8 +723,9 @@ impl Sequencer {
                     }
                 },
                 Authorization::Registry => match self.registry.apply(index, time, &s.envelope) {
-                    Ok(_) => {
+                    Ok(applied) => {
                         registry_changed = true;
+                        facts = Facts::of_admin_entry(applied.signed_by, None);
                         EntryKind::Registry
                     }
                     Err(e) => {
@@ -665,16 +739,16 @@ impl Sequencer {
                         .registry
                         .check_admin_signatures(&s.envelope)
                         .map_err(registry_error)
-                        .and_then(|_| match latest {
+                        .and_then(|admins| match latest {
                             Some(l) if l >= *version => Err(LedgerError::Precondition(format!(
                                 "policy {name} is at version {l}: a new version must be higher than {l}"
                             ))),
-                            _ => Ok(()),
+                            _ => Ok(admins),
                         });
                     match check {
-                        Ok(()) => {
+                        Ok(admins) => {
                             self.policies.insert(name.clone(), *version);
-                            indexed.policy = Some((name.clone(), *version));
+                            facts = Facts::of_admin_entry(admins, Some((name.clone(), *version)));
                             EntryKind::Policy
                         }
                         Err(e) => {
@@ -699,7 +773,7 @@ impl Sequencer {
                 record: bytes,
                 leaf_hash,
                 content_digest: s.digest,
-                secondary: secondary_keys(index, kind, &indexed),
+                secondary: secondary_keys(index, kind, &facts),
             });
             in_batch.insert(s.digest, index);
             if kind == EntryKind::Registry {

@@ -9,6 +9,8 @@ pub mod config;
 pub mod genesis;
 pub mod ledger;
 pub mod logkey;
+pub mod maintenance;
+pub mod query;
 pub mod service;
 pub mod store;
 
@@ -110,13 +112,16 @@ pub fn prepare(config: Config) -> Result<Prepared, RunError> {
         dir: config.data_dir.clone(),
         source,
     })?;
-    let tail =
-        check::check_store(&store, signer.verifier(), config.startup_check).map_err(|source| {
-            RunError::Check {
-                dir: config.data_dir.clone(),
-                source,
-            }
-        })?;
+    let tail = check::check_store(
+        &store,
+        signer.verifier(),
+        config.startup_check,
+        config.startup_tail_entries,
+    )
+    .map_err(|source| RunError::Check {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
     let genesis = genesis::resolve(&config, &store)?;
     let registry = genesis::replay(&store, &genesis.registry, tail.frontier.size())?;
     // Published beside log.pub: what verifiers pin to rebuild the registry offline.

@@ -23,6 +23,25 @@ struct Args {
     /// The log's origin (checkpoint first line and key name) [default: evident.local/log].
     #[arg(long, env = "EVIDENT_ORIGIN")]
     origin: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Offline work on a data folder; without a command, `evidentd` serves.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Check a stopped server's data folder: replay every entry from the genesis (chain,
+    /// signatures against the registry of the time, registry and policy entries), every
+    /// tree node, the signed checkpoint, and every index key. Exit 0 when all holds, 1 at
+    /// the first problem (named by entry index).
+    VerifyStore {
+        /// The log's verifier key (`name+id+base64`, or a file holding it) [default: the
+        /// folder's log.pub].
+        #[arg(long, env = "EVIDENT_LOG_KEY")]
+        log_key: Option<String>,
+    },
+    /// Rebuild every index of a stopped server's data folder from its entries.
+    Reindex,
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,8 +52,17 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match serve(Args::parse()) {
+    let mut args = Args::parse();
+    let result = match args.command.take() {
+        None => serve(args),
+        Some(command) => offline(args, command),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<StoreFailed>().is_some() => {
+            eprintln!("evidentd: {e:#}");
+            std::process::ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("evidentd: {e:#}");
             std::process::ExitCode::from(2)
@@ -42,7 +70,57 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn serve(args: Args) -> anyhow::Result<()> {
+/// `verify-store` found a problem in the data (exit 1, not 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct StoreFailed(String);
+
+fn offline(args: Args, command: Command) -> anyhow::Result<()> {
+    let config = config_of(&args)?;
+    let dir = config.data_dir.clone();
+    let store = evident_server::maintenance::open(&dir)?;
+    let started = std::time::Instant::now();
+    let progress = |done: u64, total: u64| {
+        if total > 0 {
+            tracing::info!(done, total, "replaying the log");
+        }
+    };
+    match command {
+        Command::VerifyStore { log_key } => {
+            let verifier = evident_server::maintenance::verifier(&dir, log_key.as_deref())?;
+            let verified = evident_server::maintenance::verify_store(&store, &verifier, progress)
+                .map_err(|e| StoreFailed(format!("{} FAILED: {e}", dir.display())))?;
+            let s = &verified.summary;
+            println!(
+                "{}: OK — {} entries ({}), {} index keys, replayed in {:.1?}",
+                dir.display(),
+                s.entries,
+                s.kinds
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                verified.index_keys,
+                started.elapsed()
+            );
+            if let Some(cp) = &verified.checkpoint {
+                println!("signed checkpoint: {} entries, root {}", cp.size, cp.root);
+            }
+            Ok(())
+        }
+        Command::Reindex => {
+            let entries = evident_server::maintenance::reindex(&store, progress)?;
+            println!(
+                "{}: indexes rebuilt for {entries} entries in {:.1?}",
+                dir.display(),
+                started.elapsed()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn config_of(args: &Args) -> anyhow::Result<Config> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
@@ -50,12 +128,17 @@ fn serve(args: Args) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
     }
-    if let Some(origin) = args.origin {
-        config.origin = origin;
+    if let Some(origin) = &args.origin {
+        config.origin = origin.clone();
     }
+    Ok(config)
+}
+
+fn serve(args: Args) -> anyhow::Result<()> {
+    let config = config_of(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,6 +1,7 @@
 //! The gRPC services. The only module that sees `evident-proto` types: requests are
 //! converted into checked `evident-core` values here, once, and answers are converted back.
 
+use evident_core::audit::Facts;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
 use evident_core::policy::{POLICY_PAYLOAD_TYPE, Policy};
 use evident_core::receipt::Receipt;
@@ -12,6 +13,8 @@ use evident_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::ledger::{Authorization, Ledger, LedgerError, registry_error};
+use crate::query::Filters;
+use crate::store::Posting;
 
 /// `evident.v1.Ledger`.
 #[derive(Debug, Clone)]
@@ -97,11 +100,7 @@ impl LedgerService {
         let authorization = Authorization::Attestation {
             keys,
             predicate_type: statement.predicate_type.clone(),
-            subjects: statement
-                .digests()
-                .map(|(a, v)| (a.as_str().to_owned(), v.to_owned()))
-                .collect(),
-            release: crate::check::release_of(&statement),
+            facts: Box::new(Facts::of_attestation(&statement, &[])),
         };
         Ok((authorization, statement, identities))
     }
@@ -175,12 +174,113 @@ fn now_nanos() -> i64 {
 fn artifact_arg(text: &str) -> Result<(String, String), Status> {
     match text.split_once(':') {
         Some((alg, hex)) if !alg.is_empty() && !hex.is_empty() => {
-            Ok((alg.to_ascii_lowercase(), hex.to_ascii_lowercase()))
+            Ok((digest_algorithm(alg), hex.to_ascii_lowercase()))
         }
         _ => Err(Status::invalid_argument(format!(
             "artifact {text:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…"
         ))),
     }
+}
+
+/// A digest algorithm as the Statement spells it (`gitCommit`, `sha256`), whatever case it
+/// was given in; an algorithm Evident does not know is kept as written.
+fn digest_algorithm(alg: &str) -> String {
+    const KNOWN: &[&str] = &[
+        "sha256",
+        "sha224",
+        "sha384",
+        "sha512",
+        "sha512_224",
+        "sha512_256",
+        "sha3_224",
+        "sha3_256",
+        "sha3_384",
+        "sha3_512",
+        "sha1",
+        "md5",
+        "gitCommit",
+        "gitTree",
+        "gitBlob",
+        "gitTag",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(alg))
+        .map_or_else(|| alg.to_owned(), |k| (*k).to_owned())
+}
+
+/// The filters of a query request, checked.
+fn filters_of(request: &pb::QueryRequest) -> Result<Filters, Status> {
+    let mut postings = Vec::new();
+    if !request.subject_digest.is_empty() {
+        let (alg, value) = artifact_arg(&request.subject_digest).map_err(|_| {
+            Status::invalid_argument(format!(
+                "subject_digest {:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…",
+                request.subject_digest
+            ))
+        })?;
+        postings.push(Posting::Subject(alg, value));
+    }
+    let text = |field: &str, value: &str| -> Result<Option<String>, Status> {
+        if value.contains('\0') {
+            return Err(Status::invalid_argument(format!(
+                "{field} holds a NUL character"
+            )));
+        }
+        Ok((!value.is_empty()).then(|| value.to_owned()))
+    };
+    if let Some(v) = text("subject_name", &request.subject_name)? {
+        postings.push(Posting::SubjectName(v));
+    }
+    if let Some(v) = text("predicate_type", &request.predicate_type)? {
+        postings.push(Posting::PredicateType(v));
+    }
+    if let Some(v) = text("signer", &request.signer)? {
+        postings.push(Posting::Signer(v));
+    }
+    if let Some(v) = text("role", &request.role)? {
+        postings.push(Posting::Role(v));
+    }
+    if let Some(v) = text("release", &request.release)? {
+        postings.push(match v.rsplit_once('@') {
+            Some((name, version)) if !name.is_empty() && !version.is_empty() => {
+                Posting::Release(name.to_owned(), Some(version.to_owned()))
+            }
+            Some(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "release {v:?} is not NAME or NAME@VERSION"
+                )));
+            }
+            None => Posting::Release(v, None),
+        });
+    }
+    match pb::EntryKind::try_from(request.kind) {
+        Ok(pb::EntryKind::Unspecified) => {}
+        Ok(pb::EntryKind::Attestation) => postings.push(Posting::Kind(EntryKind::Attestation)),
+        Ok(pb::EntryKind::Registry) => postings.push(Posting::Kind(EntryKind::Registry)),
+        Ok(pb::EntryKind::Policy) => postings.push(Posting::Kind(EntryKind::Policy)),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "kind {} is not an entry kind",
+                request.kind
+            )));
+        }
+    }
+    if let (Some(since), Some(until)) = (request.since_nanos, request.until_nanos) {
+        if since > until {
+            return Err(Status::invalid_argument(format!(
+                "since ({}) is after until ({})",
+                evident_core::registry::time_text(since),
+                evident_core::registry::time_text(until)
+            )));
+        }
+    }
+    Ok(Filters {
+        postings,
+        since: request.since_nanos,
+        until: request.until_nanos,
+        newest_first: request.newest_first,
+    })
 }
 
 /// Parses `NAME` or `NAME@VERSION`.
@@ -328,6 +428,99 @@ fn select(ledger: &Ledger, selector: Option<pb::EntrySelector>) -> Result<u64, S
 
 #[tonic::async_trait]
 impl pb::ledger_server::Ledger for LedgerService {
+    async fn query(
+        &self,
+        request: Request<pb::QueryRequest>,
+    ) -> Result<Response<pb::QueryResponse>, Status> {
+        let request = request.into_inner();
+        let filters = filters_of(&request)?;
+        let page_size = match request.page_size {
+            0 => crate::query::DEFAULT_PAGE,
+            n if n as usize > crate::query::MAX_PAGE => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size {n} is above the limit of {}",
+                    crate::query::MAX_PAGE
+                )));
+            }
+            n => n as usize,
+        };
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || {
+            let cursor = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
+            let (page, published) = ledger.query(&filters, cursor, page_size).map_err(status)?;
+            let mut results = Vec::with_capacity(page.indexes.len());
+            for &index in &page.indexes {
+                let (bytes, signers) = ledger.entry_facts(index).map_err(status)?;
+                let record = LeafRecord::decode(&bytes).map_err(|e| {
+                    Status::unavailable(format!("entry {index} does not decode: {e}"))
+                })?;
+                let mut result = pb::QueryResult {
+                    index,
+                    leaf_hash: merkle::leaf_hash(&bytes).as_bytes().to_vec(),
+                    integrated_time_nanos: record.integrated_time_nanos(),
+                    kind: kind_to_proto(record.kind()) as i32,
+                    signers,
+                    ..pb::QueryResult::default()
+                };
+                if let Ok(statement) = Statement::from_envelope(record.envelope()) {
+                    result.predicate_type = statement.predicate_type.clone();
+                    result.subjects = statement
+                        .subjects
+                        .iter()
+                        .map(|s| pb::Subject {
+                            name: s.name.clone(),
+                            digests: s
+                                .digests
+                                .iter()
+                                .map(|(a, v)| format!("{}:{v}", a.as_str()))
+                                .collect(),
+                        })
+                        .collect();
+                }
+                if request.include_proofs {
+                    result.inclusion_proof = Some(pb::InclusionProof {
+                        leaf_index: index,
+                        tree_size: page.size,
+                        hashes: hashes_to_proto(
+                            &ledger.inclusion_proof(index, page.size).map_err(status)?,
+                        ),
+                    });
+                }
+                if request.include_entries {
+                    result.leaf_record = bytes;
+                }
+                results.push(result);
+            }
+            Ok(Response::new(pb::QueryResponse {
+                results,
+                next_cursor: page.next.map(|c| c.encode()).unwrap_or_default(),
+                tree_size: page.size,
+                checkpoint: published.note.clone(),
+            }))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the query failed: {e}")))?
+    }
+
+    async fn get_entries(
+        &self,
+        request: Request<pb::GetEntriesRequest>,
+    ) -> Result<Response<pb::GetEntriesResponse>, Status> {
+        let request = request.into_inner();
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || {
+            let (leaf_records, published) = ledger
+                .entries(request.start, request.end, 1000, 2 << 20)
+                .map_err(status)?;
+            Ok(Response::new(pb::GetEntriesResponse {
+                leaf_records,
+                checkpoint: published.note.clone(),
+            }))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading entries failed: {e}")))?
+    }
+
     async fn submit(
         &self,
         request: Request<pb::SubmitRequest>,

@@ -9,12 +9,22 @@
 //! | `N` ‖ level (u8) ‖ index (u64 BE) | hash of the complete subtree `(level, index)` |
 //! | `H` ‖ leaf hash | index (u64 BE) |
 //! | `E` ‖ content digest (SHA-256 of the PAE) | index (u64 BE) |
-//! | `R` ‖ index (u64 BE) | empty: entry `index` is a registry entry |
 //! | `P` ‖ policy name ‖ 0x00 ‖ version (u64 BE) | index (u64 BE) of that policy version |
-//! | `S` ‖ algorithm ‖ 0x00 ‖ digest ‖ 0x00 ‖ index (u64 BE) | empty: attestation `index` is about that subject |
-//! | `V` ‖ release name ‖ 0x00 ‖ version ‖ 0x00 ‖ index (u64 BE) | empty: attestation `index` declares that release |
+//! | `F` ‖ index (u64 BE) | the entry's signer identities (JSON list of strings) |
+//! | `K` ‖ kind code ‖ index | empty: entry `index` is of that kind |
+//! | `T` ‖ predicate type ‖ 0x00 ‖ index | empty: attestation of that predicate type |
+//! | `I` ‖ identity ‖ 0x00 ‖ index | empty: signed by that identity (administrators for registry and policy entries) |
+//! | `O` ‖ role ‖ 0x00 ‖ index | empty: signed by a key with that role at the entry's time |
+//! | `S` ‖ algorithm ‖ 0x00 ‖ digest ‖ 0x00 ‖ index | empty: attestation about that subject digest |
+//! | `A` ‖ subject name ‖ 0x00 ‖ index | empty: attestation with a subject of that name |
+//! | `V` ‖ release name ‖ 0x00 ‖ version ‖ 0x00 ‖ index | empty: release attestation of that release |
+//! | `W` ‖ release name ‖ 0x00 ‖ index | empty: release attestation of that name, any version |
 //! | `M` ‖ `checkpoint` | the latest signed checkpoint (note text) |
 //! | `M` ‖ `genesis` | the genesis administrators and threshold (JSON), fixed at first start |
+//!
+//! Every key but `L`, `N` and `M` is derived from the entries (`evidentd reindex` rebuilds
+//! them). The posting lists (`K` to `W`) end in the entry's index, so each list reads in log
+//! order and [`Store::seek`] jumps to any index.
 //!
 //! Durability: sled 0.34's `flush()` ends in `sync_file_range` on Linux, which does not
 //! persist file metadata or survive power loss. [`Store::append`] therefore follows it with
@@ -27,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use evident_core::Hash;
+use evident_core::audit::Facts;
 use evident_core::merkle::{Node, SubtreeSource};
 use evident_core::record::EntryKind;
 
@@ -65,10 +76,18 @@ const LEAF: u8 = b'L';
 const NODE: u8 = b'N';
 const BY_LEAF_HASH: u8 = b'H';
 const BY_CONTENT: u8 = b'E';
-const BY_KIND_REGISTRY: u8 = b'R';
+const BY_KIND: u8 = b'K';
+const BY_PREDICATE_TYPE: u8 = b'T';
+const BY_SIGNER: u8 = b'I';
+const BY_ROLE: u8 = b'O';
 const BY_POLICY: u8 = b'P';
 const BY_SUBJECT: u8 = b'S';
+const BY_SUBJECT_NAME: u8 = b'A';
 const BY_RELEASE: u8 = b'V';
+const BY_RELEASE_NAME: u8 = b'W';
+const SIGNERS: u8 = b'F';
+/// The registry index of stores written before `K`; removed by `reindex`.
+const LEGACY_REGISTRY: u8 = b'R';
 const META_CHECKPOINT: &[u8] = b"Mcheckpoint";
 const META_GENESIS: &[u8] = b"Mgenesis";
 
@@ -119,63 +138,134 @@ pub struct NewEntry {
     pub secondary: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// What an entry adds to the secondary indexes: registry entries to `R`, policy versions to
-/// `P`, attestations to `S` (one key per subject digest).
-#[derive(Debug, Clone, Default)]
-pub struct Indexed {
-    /// `(algorithm, value)` of each subject digest of an attestation.
-    pub subjects: Vec<(String, String)>,
-    /// `(name, version)` of a policy entry.
-    pub policy: Option<(String, u64)>,
-    /// `(name, version)` a release v0.1 attestation declares.
-    pub release: Option<(String, String)>,
-}
-
-/// The secondary index keys of entry `index` of `kind`.
-pub fn secondary_keys(index: u64, kind: EntryKind, indexed: &Indexed) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// The secondary index keys (and values) of entry `index` of `kind` with these facts.
+///
+/// Posting lists (`K`, `T`, `I`, `O`, `S`, `A`, `V`, `W`) end in the entry's index, so a
+/// prefix scan reads them in log order and a seek jumps to any index. A string holding a
+/// NUL byte is not indexed: NUL separates the parts of a key.
+pub fn secondary_keys(index: u64, kind: EntryKind, facts: &Facts) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let at = index.to_be_bytes();
     let mut keys = Vec::new();
-    if kind == EntryKind::Registry {
-        keys.push((kind_key(BY_KIND_REGISTRY, index).to_vec(), Vec::new()));
+    let mut posting = |posting: Posting| {
+        if let Some(mut k) = posting.prefix() {
+            k.extend_from_slice(&at);
+            keys.push((k, Vec::new()));
+        }
+    };
+    posting(Posting::Kind(kind));
+    if let Some(p) = &facts.predicate_type {
+        posting(Posting::PredicateType(p.clone()));
     }
-    if let Some((name, version)) = &indexed.policy {
-        keys.push((policy_key(name, *version), index.to_be_bytes().to_vec()));
+    for signer in &facts.signers {
+        posting(Posting::Signer(signer.clone()));
     }
-    if let Some((name, version)) = &indexed.release {
-        let mut k = release_prefix(name, version);
-        k.extend_from_slice(&index.to_be_bytes());
-        keys.push((k, Vec::new()));
+    for role in &facts.roles {
+        posting(Posting::Role(role.clone()));
     }
-    for (alg, value) in &indexed.subjects {
-        let mut k = subject_prefix(alg, value);
-        k.extend_from_slice(&index.to_be_bytes());
-        keys.push((k, Vec::new()));
+    for (alg, value) in &facts.subjects {
+        posting(Posting::Subject(alg.clone(), value.clone()));
     }
+    for name in &facts.subject_names {
+        posting(Posting::SubjectName(name.clone()));
+    }
+    if let Some((name, version)) = &facts.release {
+        posting(Posting::Release(name.clone(), Some(version.clone())));
+        posting(Posting::Release(name.clone(), None));
+    }
+    if let Some((name, version)) = &facts.policy {
+        if !name.contains('\0') {
+            keys.push((policy_key(name, *version), at.to_vec()));
+        }
+    }
+    keys.push((
+        kind_key(SIGNERS, index).to_vec(),
+        serde_json::to_vec(&facts.signers).expect("strings serialize"),
+    ));
     keys
 }
+
+/// The keys that find entry `index` by its leaf hash and by its content digest.
+pub fn lookup_keys(index: u64, leaf_hash: &Hash, content_digest: &Hash) -> [(Vec<u8>, Vec<u8>); 2] {
+    let at = index.to_be_bytes().to_vec();
+    [
+        (hash_key(BY_LEAF_HASH, leaf_hash).to_vec(), at.clone()),
+        (hash_key(BY_CONTENT, content_digest).to_vec(), at),
+    ]
+}
+
+/// One posting list: the entries that have one property, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posting {
+    /// Every entry.
+    All,
+    /// Entries of one kind.
+    Kind(EntryKind),
+    /// Attestations with this predicate type.
+    PredicateType(String),
+    /// Entries signed by this identity (signers of attestations, administrators of
+    /// registry and policy entries).
+    Signer(String),
+    /// Attestations signed by a key that had this role at the entry's time.
+    Role(String),
+    /// Attestations with this subject digest `(algorithm, value)`.
+    Subject(String, String),
+    /// Attestations with a subject of this name.
+    SubjectName(String),
+    /// Release attestations of this name (and version).
+    Release(String, Option<String>),
+}
+
+impl Posting {
+    /// The key prefix of the list (followed by the index in each key); `None` when a part
+    /// holds a NUL byte, which no indexed value has.
+    pub fn prefix(&self) -> Option<Vec<u8>> {
+        fn text(tag: u8, parts: &[&str]) -> Option<Vec<u8>> {
+            let mut k = vec![tag];
+            for part in parts {
+                if part.contains('\0') {
+                    return None;
+                }
+                k.extend_from_slice(part.as_bytes());
+                k.push(0);
+            }
+            Some(k)
+        }
+        match self {
+            Posting::All => Some(vec![LEAF]),
+            Posting::Kind(kind) => Some(vec![BY_KIND, kind.code()]),
+            Posting::PredicateType(p) => text(BY_PREDICATE_TYPE, &[p]),
+            Posting::Signer(s) => text(BY_SIGNER, &[s]),
+            Posting::Role(r) => text(BY_ROLE, &[r]),
+            Posting::Subject(alg, value) => text(BY_SUBJECT, &[alg, value]),
+            Posting::SubjectName(n) => text(BY_SUBJECT_NAME, &[n]),
+            Posting::Release(n, Some(v)) => text(BY_RELEASE, &[n, v]),
+            Posting::Release(n, None) => text(BY_RELEASE_NAME, &[n]),
+        }
+    }
+}
+
+/// Key prefixes of everything derived from the entries (what `reindex` rebuilds).
+pub const DERIVED_PREFIXES: &[u8] = &[
+    BY_LEAF_HASH,
+    BY_CONTENT,
+    BY_KIND,
+    BY_PREDICATE_TYPE,
+    BY_SIGNER,
+    BY_ROLE,
+    BY_SUBJECT,
+    BY_SUBJECT_NAME,
+    BY_RELEASE,
+    BY_RELEASE_NAME,
+    BY_POLICY,
+    SIGNERS,
+    LEGACY_REGISTRY,
+];
 
 fn policy_key(name: &str, version: u64) -> Vec<u8> {
     let mut k = vec![BY_POLICY];
     k.extend_from_slice(name.as_bytes());
     k.push(0);
     k.extend_from_slice(&version.to_be_bytes());
-    k
-}
-
-fn release_prefix(name: &str, version: &str) -> Vec<u8> {
-    let mut k = vec![BY_RELEASE];
-    k.extend_from_slice(name.as_bytes());
-    k.push(0);
-    k.extend_from_slice(version.as_bytes());
-    k.push(0);
-    k
-}
-
-fn subject_prefix(alg: &str, value: &str) -> Vec<u8> {
-    let mut k = vec![BY_SUBJECT];
-    k.extend_from_slice(alg.as_bytes());
-    k.push(0);
-    k.extend_from_slice(value.as_bytes());
-    k.push(0);
     k
 }
 
@@ -268,16 +358,147 @@ impl Store {
 
     /// The indexes of the registry entries in `start..end`, in order.
     pub fn registry_entries(&self, start: u64, end: u64) -> Result<Vec<u64>, StoreError> {
-        if start >= end {
-            return Ok(Vec::new());
+        self.postings(&Posting::Kind(EntryKind::Registry), start, end)
+    }
+
+    /// Every index in `start..end` on a posting list, in order.
+    pub fn postings(
+        &self,
+        posting: &Posting,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        let mut at = start;
+        while let Some(index) = self.seek(posting, at, true, start, end)? {
+            out.push(index);
+            at = index + 1;
+        }
+        Ok(out)
+    }
+
+    /// On a posting list, the first index at or after `from` (`forward`), or the last at or
+    /// before it, within `lo..hi`. One sled range read.
+    pub fn seek(
+        &self,
+        posting: &Posting,
+        from: u64,
+        forward: bool,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        if lo >= hi || (forward && from >= hi) || (!forward && from < lo) {
+            return Ok(None);
+        }
+        let Some(prefix) = posting.prefix() else {
+            return Ok(None);
+        };
+        let key = |index: u64| {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&index.to_be_bytes());
+            k
+        };
+        let (first, last) = if forward {
+            (from.max(lo), hi - 1)
+        } else {
+            (lo, from.min(hi - 1))
+        };
+        let mut range = self.db.range(key(first)..=key(last));
+        loop {
+            let item = if forward {
+                range.next()
+            } else {
+                range.next_back()
+            };
+            let Some(item) = item else {
+                return Ok(None);
+            };
+            let (k, _) = item.map_err(sled_err("reading an index"))?;
+            // Keys of a longer value that shares the prefix are not on this list.
+            if k.len() == prefix.len() + 8 {
+                return decode_index(&k[prefix.len()..]).map(Some);
+            }
+        }
+    }
+
+    /// The signer identities recorded for entry `index` when it was indexed.
+    pub fn signers_of(&self, index: u64) -> Result<Vec<String>, StoreError> {
+        let value = self
+            .db
+            .get(kind_key(SIGNERS, index))
+            .map_err(sled_err("reading an index"))?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "entry {index} has no signer index (run `evidentd reindex`)"
+                ))
+            })?;
+        serde_json::from_slice(&value).map_err(|_| {
+            StoreError::Corrupt(format!("the signer index of entry {index} is malformed"))
+        })
+    }
+
+    /// The integrated time of entry `index`.
+    pub fn time_of(&self, index: u64) -> Result<i64, StoreError> {
+        let bytes = self
+            .entry(index)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
+        evident_core::record::LeafRecord::decode(&bytes)
+            .map(|r| r.integrated_time_nanos())
+            .map_err(|e| StoreError::Corrupt(format!("entry {index}: {e}")))
+    }
+
+    /// The number of keys under each derived prefix (for `verify-store`).
+    pub fn count_prefix(&self, prefix: u8) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for item in self.db.scan_prefix([prefix]) {
+            item.map_err(sled_err("reading an index"))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The value stored under a key, if any.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(key)
+            .map_err(sled_err("reading an index"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Removes every key under the derived prefixes (for `reindex`); not synced.
+    pub fn clear_derived(&self) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for &prefix in DERIVED_PREFIXES {
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for item in self.db.scan_prefix([prefix]) {
+                let (k, _) = item.map_err(sled_err("reading an index"))?;
+                batch.remove(k);
+                n += 1;
+                if n % 100_000 == 0 {
+                    self.db
+                        .apply_batch(std::mem::take(&mut batch))
+                        .map_err(sled_err("clearing an index"))?;
+                }
+            }
+            self.db
+                .apply_batch(batch)
+                .map_err(sled_err("clearing an index"))?;
+            removed += n;
+        }
+        Ok(removed)
+    }
+
+    /// Writes derived keys (for `reindex`); not synced.
+    pub fn put_derived(&self, keys: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in keys {
+            batch.insert(k.as_slice(), v.as_slice());
         }
         self.db
-            .range(kind_key(BY_KIND_REGISTRY, start)..kind_key(BY_KIND_REGISTRY, end))
-            .map(|item| {
-                let (key, _) = item.map_err(sled_err("reading the registry index"))?;
-                decode_index(&key[1..])
-            })
-            .collect()
+            .apply_batch(batch)
+            .map_err(sled_err("writing an index"))
     }
 
     /// Whether a secondary index key is present (for the start-up check).
@@ -308,31 +529,16 @@ impl Store {
 
     /// Indexes of the release attestations that declare `name@version`, below `end`.
     pub fn releases(&self, name: &str, version: &str, end: u64) -> Result<Vec<u64>, StoreError> {
-        let prefix = release_prefix(name, version);
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(&prefix) {
-            let (key, _) = item.map_err(sled_err("reading the release index"))?;
-            let index = decode_index(&key[prefix.len()..])?;
-            if index < end {
-                out.push(index);
-            }
-        }
-        Ok(out)
+        self.postings(
+            &Posting::Release(name.to_owned(), Some(version.to_owned())),
+            0,
+            end,
+        )
     }
 
     /// Indexes of the attestations with subject digest `alg:value`, below `end`, in order.
     pub fn entries_about(&self, alg: &str, value: &str, end: u64) -> Result<Vec<u64>, StoreError> {
-        let prefix = subject_prefix(alg, value);
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(&prefix) {
-            let (key, _) = item.map_err(sled_err("reading the subject index"))?;
-            let index = decode_index(&key[prefix.len()..])?;
-            if index >= end {
-                break;
-            }
-            out.push(index);
-        }
-        Ok(out)
+        self.postings(&Posting::Subject(alg.to_owned(), value.to_owned()), 0, end)
     }
 
     /// The genesis recorded at first start (JSON), if any.
@@ -368,10 +574,10 @@ impl Store {
         let mut batch = sled::Batch::default();
         for e in entries {
             batch.insert(&leaf_key(e.index), e.record.as_slice());
-            let index = e.index.to_be_bytes();
-            batch.insert(&hash_key(BY_LEAF_HASH, &e.leaf_hash)[..], &index);
-            batch.insert(&hash_key(BY_CONTENT, &e.content_digest)[..], &index);
-            for (key, value) in &e.secondary {
+            for (key, value) in lookup_keys(e.index, &e.leaf_hash, &e.content_digest)
+                .iter()
+                .chain(&e.secondary)
+            {
                 batch.insert(key.as_slice(), value.as_slice());
             }
         }

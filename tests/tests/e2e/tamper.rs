@@ -1,7 +1,7 @@
 //! Tampering with the store: the server refuses to start and names the entry; a client that
 //! saw a newer checkpoint notices a rolled-back data folder.
 
-use evident_tests::{Server, cli, envelope, key, stderr, write_config};
+use evident_tests::{Server, cli, envelope, evidentd_bin, key, stderr, stdout, write_config};
 
 fn leaf_key(index: u64) -> Vec<u8> {
     let mut k = vec![b'L'];
@@ -120,12 +120,12 @@ async fn a_client_holding_a_newer_checkpoint_detects_a_rolled_back_data_folder()
 async fn a_registry_index_edited_behind_the_ledgers_back_is_named_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    // Entry 0 registers signer 1; deleting its `R` key would make the server forget it.
+    // Entry 0 registers signer 1; deleting its kind key would make the server forget it.
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(2, &config, &data).await;
     {
         let db = sled::open(data.join("db")).unwrap();
-        let mut k = vec![b'R'];
+        let mut k = vec![b'K', 2];
         k.extend_from_slice(&0u64.to_be_bytes());
         assert!(
             db.remove(k).unwrap().is_some(),
@@ -135,7 +135,7 @@ async fn a_registry_index_edited_behind_the_ledgers_back_is_named_at_start() {
     }
     let err = Server::start(&config, &data).unwrap_err();
     assert!(
-        err.contains("entry 0:") && err.contains("(an edited index)"),
+        err.contains("entry 0:") && err.contains("an edited or lost index"),
         "{err}"
     );
 }
@@ -160,7 +160,101 @@ async fn a_subject_index_key_removed_behind_the_ledgers_back_is_named_at_start()
     }
     let err = Server::start(&config, &data).unwrap_err();
     assert!(
-        err.contains("entry 2:") && err.contains("(an edited index)"),
+        err.contains("entry 2:") && err.contains("evidentd reindex"),
         "{err}"
     );
+    // verify-store names the same entry offline; reindex rebuilds the key; then all holds.
+    let out = evidentd(&config, &["verify-store"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("entry 2: index key S"),
+        "{}",
+        stderr(&out)
+    );
+    let out = evidentd(&config, &["reindex"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("indexes rebuilt for 4 entries"),
+        "{}",
+        stdout(&out)
+    );
+    let out = evidentd(&config, &["verify-store"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("OK — 4 entries"), "{}", stdout(&out));
+    let server = Server::start(&config, &data).unwrap();
+    assert_eq!(server.size().await, 4);
+}
+
+/// Runs an offline `evidentd` command on a config's data folder.
+fn evidentd(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(evidentd_bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_store_finds_a_stray_index_key_and_a_forged_signer_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    log_of(3, &config, &data).await;
+    let out = evidentd(&config, &["verify-store"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    {
+        // A subject key pointing to an entry that is not about that subject.
+        let db = sled::open(data.join("db")).unwrap();
+        let mut k = b"Ssha256\0".to_vec();
+        k.extend_from_slice(&[b'a'; 64]);
+        k.push(0);
+        k.extend_from_slice(&1u64.to_be_bytes());
+        db.insert(k, &[]).unwrap();
+        db.flush().unwrap();
+    }
+    let out = evidentd(&config, &["verify-store"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 keys point to entries that do not have them"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(evidentd(&config, &["reindex"]).status.success());
+    {
+        // Entry 1's recorded signers rewritten to someone else.
+        let db = sled::open(data.join("db")).unwrap();
+        let mut k = vec![b'F'];
+        k.extend_from_slice(&1u64.to_be_bytes());
+        db.insert(k, br#"["mallory"]"#.as_slice()).unwrap();
+        db.flush().unwrap();
+    }
+    let out = evidentd(&config, &["verify-store"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("entry 1: index key F"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_store_names_an_entry_whose_signature_no_longer_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    log_of(6, &config, &data).await;
+    {
+        // Rewrite entry 3's payload and every hash that depends on it, as an attacker with
+        // the data folder but not the signing keys would: the chain and tree then hold, but
+        // the signature does not.
+        let db = sled::open(data.join("db")).unwrap();
+        let mut bytes = db.get(leaf_key(3)).unwrap().unwrap().to_vec();
+        bytes[100] ^= 0x01;
+        db.insert(leaf_key(3), bytes).unwrap();
+        db.flush().unwrap();
+    }
+    let out = evidentd(&config, &["verify-store"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("entry 3:"), "{}", stderr(&out));
 }

@@ -1,0 +1,265 @@
+//! Offline work on a data folder, with the server stopped: `evidentd verify-store` replays
+//! the whole log and holds every index against it; `evidentd reindex` rebuilds the indexes
+//! from the entries.
+//!
+//! Both replay the log from its recorded genesis with [`evident_core::audit::Replay`] — the
+//! same checks as `evident audit` over gRPC — so a signature, a registry change or a policy
+//! version that the registry did not allow at its time is found here too.
+
+use std::path::Path;
+
+use evident_core::audit::{Replay, Summary};
+use evident_core::merkle::{Frontier, SubtreeSource};
+use evident_core::note::{Checkpoint, Verifier};
+use evident_core::record;
+use evident_core::registry::GenesisDocument;
+
+use crate::store::{DERIVED_PREFIXES, Store, StoreError, lookup_keys, secondary_keys};
+
+/// Why a data folder failed a check, or could not be checked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MaintenanceError {
+    /// The folder could not be read.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Something other than an entry is wrong: the key, the checkpoint, the genesis.
+    #[error("{0}")]
+    Setup(String),
+    /// The first entry that is wrong.
+    #[error("entry {index}: {problem}")]
+    Entry {
+        /// Its index.
+        index: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Index keys that no entry accounts for.
+    #[error("{0}")]
+    Index(String),
+}
+
+/// What a verified store holds.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The replay's summary.
+    pub summary: Summary,
+    /// The signed checkpoint the entries were held against.
+    pub checkpoint: Option<Checkpoint>,
+    /// Index keys checked.
+    pub index_keys: u64,
+}
+
+fn entry(index: u64, problem: impl Into<String>) -> MaintenanceError {
+    MaintenanceError::Entry {
+        index,
+        problem: problem.into(),
+    }
+}
+
+/// Opens a stopped server's store; a running server holds sled's lock.
+pub fn open(dir: &Path) -> Result<Store, MaintenanceError> {
+    if !dir.join("db").exists() {
+        return Err(MaintenanceError::Setup(format!(
+            "{} holds no Evident store (no db folder)",
+            dir.display()
+        )));
+    }
+    Store::open(dir).map_err(|e| {
+        MaintenanceError::Setup(format!(
+            "opening the store in {}: {e} (stop evidentd first: it holds the store's lock)",
+            dir.display()
+        ))
+    })
+}
+
+/// The log's verifier key: `pinned` (text or a file holding it), else the folder's log.pub.
+pub fn verifier(dir: &Path, pinned: Option<&str>) -> Result<Verifier, MaintenanceError> {
+    let text = match pinned {
+        Some(p) if Path::new(p).is_file() => std::fs::read_to_string(p)
+            .map_err(|e| MaintenanceError::Setup(format!("reading {p}: {e}")))?,
+        Some(p) => p.to_owned(),
+        None => {
+            let path = dir.join(crate::logkey::PUB_FILE);
+            std::fs::read_to_string(&path).map_err(|e| {
+                MaintenanceError::Setup(format!(
+                    "reading {}: {e} (or pin the key with --log-key)",
+                    path.display()
+                ))
+            })?
+        }
+    };
+    Verifier::parse(text.trim())
+        .map_err(|e| MaintenanceError::Setup(format!("the log key does not parse: {e}")))
+}
+
+fn genesis(store: &Store) -> Result<evident_core::registry::Registry, MaintenanceError> {
+    let json = store
+        .genesis()?
+        .ok_or_else(|| MaintenanceError::Setup("the store has no recorded genesis".to_owned()))?;
+    let document: GenesisDocument = serde_json::from_slice(&json)
+        .map_err(|e| MaintenanceError::Setup(format!("the recorded genesis is malformed: {e}")))?;
+    document
+        .to_registry()
+        .map_err(|e| MaintenanceError::Setup(format!("the recorded genesis is invalid: {e}")))
+}
+
+/// Replays every entry of the store from its genesis: chain, signatures against the
+/// registry of the time, registry and policy entries, every tree node, the signed
+/// checkpoint, and every index key in both directions. Calls `progress(done, total)`.
+pub fn verify_store(
+    store: &Store,
+    verifier: &Verifier,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Verified, MaintenanceError> {
+    let checkpoint = store
+        .checkpoint()?
+        .map(|note| {
+            Checkpoint::verify(&note, verifier).map_err(|e| {
+                MaintenanceError::Setup(format!(
+                    "the stored checkpoint does not verify under the log key: {e}"
+                ))
+            })
+        })
+        .transpose()?;
+    let size = store.size()?;
+    if let Some(cp) = &checkpoint {
+        if cp.size > size {
+            return Err(MaintenanceError::Setup(format!(
+                "the store holds {size} entries but the log signed a checkpoint of {}: \
+                 entries {size}..{} are missing",
+                cp.size, cp.size
+            )));
+        }
+    }
+    let mut replay = Replay::new(genesis(store)?);
+    let mut frontier = Frontier::new();
+    let mut index_keys = 0u64;
+    for index in 0..size {
+        let bytes = store
+            .entry(index)?
+            .ok_or_else(|| entry(index, "is missing"))?;
+        let (record, leaf_hash, facts) =
+            replay.push(&bytes).map_err(|e| entry(e.index, e.problem))?;
+        for node in frontier.append(leaf_hash) {
+            let stored = store
+                .subtree_hash(node.level, node.index)
+                .map_err(|e| entry(index, e.to_string()))?;
+            if stored != node.hash {
+                return Err(entry(
+                    index,
+                    format!(
+                        "tree node (level {}, index {}) is {stored}, the entries give {}",
+                        node.level, node.index, node.hash
+                    ),
+                ));
+            }
+        }
+        let digest = record::content_digest(record.envelope());
+        let keys = lookup_keys(index, &leaf_hash, &digest);
+        for (key, value) in keys
+            .iter()
+            .chain(&secondary_keys(index, record.kind(), &facts))
+        {
+            match store.get(key)? {
+                Some(found) if found == *value => {}
+                Some(_) => {
+                    return Err(entry(
+                        index,
+                        format!(
+                            "index key {} holds another value than the entry gives \
+                             (run `evidentd reindex`)",
+                            printable(key)
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(entry(
+                        index,
+                        format!(
+                            "index key {} is missing (run `evidentd reindex`)",
+                            printable(key)
+                        ),
+                    ));
+                }
+            }
+            index_keys += 1;
+        }
+        if let Some(cp) = &checkpoint {
+            if cp.size == index + 1 {
+                replay
+                    .check_checkpoint(cp)
+                    .map_err(|e| entry(e.index, e.problem))?;
+            }
+        }
+        if index % 10_000 == 0 {
+            progress(index, size);
+        }
+    }
+    progress(size, size);
+    // Every key present was accounted for above, so any surplus points nowhere.
+    let mut stored = 0;
+    for &prefix in DERIVED_PREFIXES {
+        stored += store.count_prefix(prefix)?;
+    }
+    if stored != index_keys {
+        return Err(MaintenanceError::Index(format!(
+            "the indexes hold {stored} keys, the entries account for {index_keys}: {} keys \
+             point to entries that do not have them (run `evidentd reindex`)",
+            stored.saturating_sub(index_keys)
+        )));
+    }
+    Ok(Verified {
+        summary: replay.summary().clone(),
+        checkpoint,
+        index_keys,
+    })
+}
+
+/// Rebuilds every index from the entries: removes the derived keys, replays the log and
+/// writes each entry's keys, then makes the store durable. Returns the number of entries.
+pub fn reindex(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<u64, MaintenanceError> {
+    let size = store.size()?;
+    let mut replay = Replay::new(genesis(store)?);
+    let removed = store.clear_derived()?;
+    tracing::info!(removed, "old index keys removed");
+    let mut batch = Vec::new();
+    for index in 0..size {
+        let bytes = store
+            .entry(index)?
+            .ok_or_else(|| entry(index, "is missing: the log itself is damaged"))?;
+        let (record, leaf_hash, facts) = replay.push(&bytes).map_err(|e| {
+            entry(
+                e.index,
+                format!(
+                    "{} (indexes rebuilt only for the entries before it)",
+                    e.problem
+                ),
+            )
+        })?;
+        let digest = record::content_digest(record.envelope());
+        batch.extend(lookup_keys(index, &leaf_hash, &digest));
+        batch.extend(secondary_keys(index, record.kind(), &facts));
+        if batch.len() >= 50_000 {
+            store.put_derived(&batch)?;
+            batch.clear();
+            progress(index + 1, size);
+        }
+    }
+    store.put_derived(&batch)?;
+    store.sync()?;
+    progress(size, size);
+    Ok(size)
+}
+
+fn printable(key: &[u8]) -> String {
+    key.iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() {
+                (b as char).to_string()
+            } else {
+                format!("\\x{b:02x}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,236 @@
+//! Queries over the secondary indexes: filters intersected by leapfrogging over posting
+//! lists, so a page costs a few sled range reads per result, whatever the log's size.
+//!
+//! Every posting list is sorted by entry index. To find the next entry on all of them, the
+//! query seeks each list to the current candidate; a list that answers with a later index
+//! moves the candidate there, and the round repeats until every list agrees. A time range
+//! becomes an index range by binary search, since integrated times never go backwards.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use crate::store::{Posting, Store, StoreError};
+
+/// Most results per page.
+pub const MAX_PAGE: usize = 1000;
+/// Results per page when none is asked for.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// What a query asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Lists every result must be on.
+    pub postings: Vec<Posting>,
+    /// Integrated time at or after (Unix nanoseconds).
+    pub since: Option<i64>,
+    /// Integrated time at or before.
+    pub until: Option<i64>,
+    /// Newest first.
+    pub newest_first: bool,
+}
+
+impl Filters {
+    /// A short digest of the filters, bound into cursors so that a cursor is only used with
+    /// the query it came from.
+    fn fingerprint(&self) -> [u8; 8] {
+        let digest = Sha256::digest(format!("{self:?}").as_bytes());
+        digest[..8].try_into().expect("8 of 32 bytes")
+    }
+}
+
+/// Where a paginated query stands: the tree size it runs at and the next index to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The tree size fixed by the first page.
+    pub size: u64,
+    /// The next index to consider (inclusive).
+    pub next: u64,
+    fingerprint: [u8; 8],
+}
+
+/// Why a cursor was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    /// Not a cursor this server wrote.
+    #[error("the cursor is malformed: pass next_cursor from the previous page unchanged")]
+    Malformed,
+    /// From a query with other filters.
+    #[error(
+        "the cursor belongs to a query with other filters: repeat the same filters, or drop the cursor to start over"
+    )]
+    OtherQuery,
+}
+
+impl Cursor {
+    /// The text form handed to clients.
+    pub fn encode(&self) -> String {
+        let mut bytes = Vec::with_capacity(24);
+        bytes.extend_from_slice(&self.size.to_be_bytes());
+        bytes.extend_from_slice(&self.next.to_be_bytes());
+        bytes.extend_from_slice(&self.fingerprint);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Reads a cursor for a query with `filters`.
+    pub fn decode(text: &str, filters: &Filters) -> Result<Cursor, CursorError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| CursorError::Malformed)?;
+        if bytes.len() != 24 {
+            return Err(CursorError::Malformed);
+        }
+        let word = |i: usize| u64::from_be_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        let cursor = Cursor {
+            size: word(0),
+            next: word(8),
+            fingerprint: bytes[16..24].try_into().expect("8 bytes"),
+        };
+        if cursor.fingerprint != filters.fingerprint() {
+            return Err(CursorError::OtherQuery);
+        }
+        Ok(cursor)
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Matching entry indexes, in the order asked for.
+    pub indexes: Vec<u64>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+    /// The tree size the query ran at.
+    pub size: u64,
+}
+
+/// The first index in `0..size` whose integrated time is at or after `time` (`size` when
+/// none is).
+pub fn first_at_or_after(store: &Store, time: i64, size: u64) -> Result<u64, StoreError> {
+    let (mut lo, mut hi) = (0, size);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if store.time_of(mid)? < time {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// Runs one page of a query over the first `size` entries (or the cursor's size).
+pub fn run(
+    store: &Store,
+    filters: &Filters,
+    size: u64,
+    cursor: Option<Cursor>,
+    page_size: usize,
+) -> Result<Page, StoreError> {
+    let size = cursor.map_or(size, |c| c.size.min(size));
+    let lo = match filters.since {
+        Some(t) => first_at_or_after(store, t, size)?,
+        None => 0,
+    };
+    let hi = match filters.until {
+        Some(t) if t < i64::MAX => first_at_or_after(store, t + 1, size)?,
+        _ => size,
+    };
+    let lists: Vec<Posting> = if filters.postings.is_empty() {
+        vec![Posting::All]
+    } else {
+        filters.postings.clone()
+    };
+    let forward = !filters.newest_first;
+    let mut at = match (cursor, forward) {
+        (Some(c), _) => Some(c.next),
+        (None, true) => Some(lo),
+        (None, false) => hi.checked_sub(1),
+    };
+    let mut indexes = Vec::new();
+    let page_size = page_size.clamp(1, MAX_PAGE);
+    let mut next = None;
+    while let Some(from) = at {
+        let Some(found) = next_match(store, &lists, from, forward, lo, hi)? else {
+            break;
+        };
+        if indexes.len() == page_size {
+            next = Some(Cursor {
+                size,
+                next: found,
+                fingerprint: filters.fingerprint(),
+            });
+            break;
+        }
+        indexes.push(found);
+        at = if forward {
+            found.checked_add(1)
+        } else {
+            found.checked_sub(1)
+        };
+    }
+    Ok(Page {
+        indexes,
+        next,
+        size,
+    })
+}
+
+/// The first index from `from` on (or back) that is on every list, within `lo..hi`.
+fn next_match(
+    store: &Store,
+    lists: &[Posting],
+    from: u64,
+    forward: bool,
+    lo: u64,
+    hi: u64,
+) -> Result<Option<u64>, StoreError> {
+    let mut candidate = from;
+    loop {
+        let mut agreed = true;
+        for list in lists {
+            match store.seek(list, candidate, forward, lo, hi)? {
+                None => return Ok(None),
+                Some(found) if found != candidate => {
+                    candidate = found;
+                    agreed = false;
+                }
+                Some(_) => {}
+            }
+        }
+        if agreed {
+            return Ok(Some(candidate));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_is_bound_to_its_filters() {
+        let filters = Filters {
+            postings: vec![Posting::Signer("ci".into())],
+            ..Filters::default()
+        };
+        let cursor = Cursor {
+            size: 10,
+            next: 4,
+            fingerprint: filters.fingerprint(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode(), &filters), Ok(cursor));
+        let other = Filters {
+            newest_first: true,
+            ..filters.clone()
+        };
+        assert_eq!(
+            Cursor::decode(&cursor.encode(), &other),
+            Err(CursorError::OtherQuery)
+        );
+        assert_eq!(
+            Cursor::decode("not a cursor", &filters),
+            Err(CursorError::Malformed)
+        );
+    }
+}
