@@ -5,7 +5,9 @@
 //! - [`CheckpointState`]: the last checkpoint this client verified; every newer one must be
 //!   proven consistent with it, so a forked or rolled-back log is caught.
 //! - Receipts are verified with [`evident_core::receipt::Receipt::verify`].
+//! - [`report`]: the auditor's report of verified releases, as HTML and Markdown.
 
+pub mod report;
 mod transport;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +17,8 @@ use evident_core::note::{Checkpoint, NoteError, Verifier};
 use serde::{Deserialize, Serialize};
 
 pub use transport::{
-    Client, Entry, PolicyDocument, Release, Selector, SignerHistory, SignerListing,
+    Client, Entry, Hit, PolicyDocument, Query, QueryPage, Release, Selector, SignerHistory,
+    SignerListing,
 };
 
 /// What went wrong talking to the ledger or checking its answers.

@@ -2,16 +2,21 @@
 //!
 //! Exit codes: 0 success, 1 a verification failed, 2 any other error.
 
+mod auditor;
+mod report_command;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow, bail};
+use base64::Engine as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use evident_client::{CheckpointState, Client, ClientError, Release, Selector};
 use evident_core::bundle::Bundle;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::receipt::Receipt;
+use evident_core::record::{EntryKind, LeafRecord};
 use evident_core::registry::{AuthError, Change, GenesisDocument, SignerKey, sign_change};
 use evident_core::statement::Statement;
 use evident_core::{Hash, PublicKey, SigningKey, merkle};
@@ -46,8 +51,15 @@ struct Cli {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
+    /// Lines for people.
     Human,
+    /// One JSON document.
     Json,
+    /// One JSON object per line (`query`, `releases`; other commands print JSON).
+    Jsonl,
+    /// Comma-separated values with a header (`query`, `releases`; other commands print
+    /// JSON).
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,11 +165,29 @@ enum Command {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// Entries matching filters, from the ledger's indexes: subject, predicate type, signer,
+    /// role, kind, time range, release. Combine them; page with --cursor.
+    Query(auditor::QueryArgs),
+    /// The releases in a period (release attestations), each with its recorded gate verdict:
+    /// the population an auditor samples from.
+    Releases(auditor::ReleasesArgs),
+    /// Download and replay the whole log from the pinned genesis: every chain link,
+    /// signature, registry and policy entry, and the root against the latest checkpoint.
+    /// Exit 0 when all holds, 1 at the first problem (named by entry index).
+    Audit(auditor::AuditArgs),
+    /// Follow the log: verify each new checkpoint against the last one with a consistency
+    /// proof, and replay the new entries. Exit 1 with an ALERT on a fork, a rollback or an
+    /// invalid entry.
+    Monitor(auditor::MonitorArgs),
     /// Evidence bundles: export one, or verify one offline.
     Bundle {
         #[command(subcommand)]
         command: BundleCommand,
     },
+    /// The auditor's report of a release: verify its evidence as the gate does and write
+    /// evident-report.html and evident-report.md. Exit 0 written (allowed or denied), 1 the
+    /// evidence does not verify, 2 error.
+    Report(report_command::ReportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -182,6 +212,10 @@ enum BundleCommand {
         /// Where to write the bundle.
         #[arg(long)]
         out: PathBuf,
+        /// Where to write the attestations as an in-toto bundle (JSON Lines, one DSSE
+        /// envelope per line) [default: OUT with `.intoto.jsonl` in place of `.json`].
+        #[arg(long)]
+        intoto: Option<PathBuf>,
     },
     /// Verify a bundle offline and evaluate a policy over it.
     Verify {
@@ -415,23 +449,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Report(args) => report_command::report(&cli, args).await,
+        Command::Query(args) => auditor::query(&cli, args).await,
+        Command::Releases(args) => auditor::releases(&cli, args).await,
+        Command::Audit(args) => auditor::audit(&cli, args).await,
+        Command::Monitor(args) => auditor::monitor(&cli, args).await,
         Command::Bundle { command } => match command {
             BundleCommand::Export {
                 artifact,
                 release,
                 out,
-            } => {
-                let mut client = connect(&cli).await?;
-                let bundle = client.release_bundle(&target(artifact, release)).await?;
-                std::fs::write(out, bundle.to_json() + "\n")
-                    .with_context(|| format!("writing {}", out.display()))?;
-                println!(
-                    "{}: {} entries proven at the checkpoint",
-                    out.display(),
-                    bundle.entries.len()
-                );
-                Ok(())
-            }
+                intoto,
+            } => export_bundle(&cli, &target(artifact, release), out, intoto.as_deref()).await,
             BundleCommand::Verify {
                 file,
                 policy,
@@ -439,6 +468,64 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } => gate(&cli, None, policy, Some(file), &genesis.genesis, None).await,
         },
     }
+}
+
+/// `evident bundle export`: the evidence bundle of a release or artifact, and its
+/// attestations in the in-toto bundle form (`.intoto.jsonl`) for other tools. With a pinned
+/// log key, the bundle's checkpoint is verified and proven consistent with the last one seen.
+async fn export_bundle(
+    cli: &Cli,
+    release: &Release,
+    out: &Path,
+    intoto: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut client = connect(cli).await?;
+    let bundle = client.release_bundle(release).await?;
+    let verified = match log_key(cli)? {
+        Some(key) => {
+            let file = state_path(cli);
+            let mut state = CheckpointState::load(&file)?;
+            let checkpoint = state.advance(&mut client, &key, &bundle.checkpoint).await?;
+            state.save(&file)?;
+            format!("the checkpoint of {} entries", checkpoint.size)
+        }
+        None => "the bundle's checkpoint (not checked: no log key pinned)".to_owned(),
+    };
+    let mut lines = String::new();
+    let mut attestations = 0;
+    for entry in &bundle.entries {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&entry.leaf_record)
+            .context("the server's bundle holds a leaf record that is not base64")?;
+        let record = LeafRecord::decode(&bytes)
+            .map_err(|e| anyhow!("the server's bundle holds a bad leaf record: {e}"))?;
+        if record.kind() == EntryKind::Attestation {
+            lines.push_str(&record.envelope().to_json());
+            lines.push('\n');
+            attestations += 1;
+        }
+    }
+    let intoto = intoto.map(Path::to_path_buf).unwrap_or_else(|| {
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name.strip_suffix(".json").unwrap_or(&name);
+        out.with_file_name(format!("{stem}.intoto.jsonl"))
+    });
+    std::fs::write(out, bundle.to_json() + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(&intoto, lines).with_context(|| format!("writing {}", intoto.display()))?;
+    println!(
+        "{}: {} entries proven at {verified}",
+        out.display(),
+        bundle.entries.len(),
+    );
+    println!(
+        "{}: {attestations} attestation envelopes (in-toto bundle)",
+        intoto.display()
+    );
+    Ok(())
 }
 
 /// A public key given as hex or as a file holding hex.
@@ -555,7 +642,7 @@ async fn policy(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()> {
             );
             let (receipt, _) = submit_signed(cli, &envelope).await?;
             match cli.format {
-                Format::Json => print_json(&json!({
+                Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
                     "index": receipt.index, "policy": policy.name, "version": policy.version,
                     "leafHash": receipt.leaf_hash.to_hex(),
                 })),
@@ -580,7 +667,7 @@ async fn policy(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()> {
             let mut client = connect(cli).await?;
             let doc = client.get_policy(name, version).await?;
             match cli.format {
-                Format::Json => print_json(&json!({
+                Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
                     "name": doc.name, "version": doc.version, "index": doc.index,
                     "integratedTime": time_text(doc.integrated_time_nanos),
                     "signedBy": doc.signed_by, "document": doc.document,
@@ -603,7 +690,7 @@ async fn policy(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()> {
             let mut client = connect(cli).await?;
             let list = client.list_policies().await?;
             match cli.format {
-                Format::Json => print_json(&json!(
+                Format::Json | Format::Jsonl | Format::Csv => print_json(&json!(
                     list.iter()
                         .map(|(n, v, i)| json!({"name": n, "version": v, "index": i}))
                         .collect::<Vec<_>>()
@@ -719,7 +806,9 @@ async fn gate(
     };
     let report = verified.evaluate(policy, &artifacts, now_nanos());
     match cli.format {
-        Format::Json => print_json(&serde_json::to_value(&report).expect("a report serializes")),
+        Format::Json | Format::Jsonl | Format::Csv => {
+            print_json(&serde_json::to_value(&report).expect("a report serializes"))
+        }
         Format::Human => {
             for c in &report.controls {
                 let status = match c.status {
@@ -851,7 +940,7 @@ async fn submit_change(cli: &Cli, change: &Change, admins: &AdminKeys) -> anyhow
     let verified = cli.log_key.is_some();
     let op = serde_json::to_value(change).expect("a change serializes")["op"].clone();
     match cli.format {
-        Format::Json => print_json(&json!({
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
             "index": receipt.index, "op": op, "duplicate": duplicate,
             "leafHash": receipt.leaf_hash.to_hex(), "verified": verified,
         })),
@@ -908,7 +997,7 @@ async fn list_signers(
     // Key status is shown at the time asked about.
     let now = time.unwrap_or_else(now_nanos);
     match cli.format {
-        Format::Json => print_json(&json!({
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
             "asOfIndex": listing.as_of_index,
             "threshold": listing.threshold,
             "admins": listing.admins.iter().map(|a| json!({"identity": a.identity, "publicKey": a.key.to_hex()})).collect::<Vec<_>>(),
@@ -947,7 +1036,7 @@ async fn show_signer(cli: &Cli, identity: &str) -> anyhow::Result<()> {
     let history = client.signer_history(identity).await?;
     let now = now_nanos();
     match cli.format {
-        Format::Json => print_json(&json!({
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
             "identity": identity,
             "keys": history.keys.iter().map(|k| signer_json(k, now)).collect::<Vec<_>>(),
             "history": history.events.iter().map(|e| json!({
@@ -1023,7 +1112,7 @@ fn keygen(out: &Path, format: Format) -> anyhow::Result<()> {
     std::fs::write(&pub_path, format!("{}\n", public.to_hex()))
         .with_context(|| format!("writing {}", pub_path.display()))?;
     match format {
-        Format::Json => print_json(&json!({
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
             "privateKey": out, "publicKeyFile": pub_path,
             "publicKey": public.to_hex(), "keyId": public.key_id(),
         })),
@@ -1265,7 +1354,7 @@ async fn entry(
     let record = &entry.record;
     let statement = Statement::from_envelope(record.envelope()).ok();
     match cli.format {
-        Format::Json => print_json(&json!({
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
             "index": record.index(),
             "integratedTime": time_text(record.integrated_time_nanos()),
             "integratedTimeNanos": record.integrated_time_nanos(),
@@ -1313,7 +1402,7 @@ async fn checkpoint(cli: &Cli) -> anyhow::Result<()> {
     let checkpoint = state.advance(&mut client, &key, &note).await?;
     state.save(&state_file)?;
     match cli.format {
-        Format::Json => print_json(&json!({
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
             "origin": checkpoint.origin, "treeSize": checkpoint.size,
             "rootHash": checkpoint.root.to_hex(), "previousTreeSize": previous,
             "note": note,
@@ -1355,7 +1444,7 @@ fn verify_receipt(cli: &Cli, path: &Path) -> anyhow::Result<()> {
     let statement = Statement::from_envelope(&receipt.envelope).ok();
     let cp: &Checkpoint = &verified.checkpoint;
     match cli.format {
-        Format::Json => print_json(&json!({
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
             "verified": true, "index": receipt.index,
             "integratedTime": time_text(receipt.integrated_time_nanos),
             "leafHash": receipt.leaf_hash.to_hex(), "treeSize": cp.size,

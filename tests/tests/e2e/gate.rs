@@ -45,7 +45,7 @@ const AUTHOR: &str = "signer-6@test";
 
 /// What a scenario changes from the complete release.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Flaw {
+pub(crate) enum Flaw {
     None,
     FailedTest,
     HighFinding,
@@ -54,8 +54,10 @@ enum Flaw {
     OtherCommit,
 }
 
-struct Release {
-    artifact: String,
+pub(crate) struct Release {
+    pub(crate) artifact: String,
+    /// The source commit its provenance names (hex).
+    pub(crate) commit: String,
 }
 
 fn statement(subject: Value, predicate_type: &str, predicate: Value) -> Vec<u8> {
@@ -68,7 +70,7 @@ fn statement(subject: Value, predicate_type: &str, predicate: Value) -> Vec<u8> 
     .unwrap()
 }
 
-async fn attest(
+pub(crate) async fn attest(
     server: &Server,
     signer: u8,
     subject: Value,
@@ -84,7 +86,7 @@ async fn attest(
 }
 
 /// Puts a release's evidence in the log, as the team's pipeline would.
-async fn release(server: &Server, name: &str, flaw: Flaw) -> Release {
+pub(crate) async fn release(server: &Server, name: &str, flaw: Flaw) -> Release {
     let artifact = Hash::sha256(format!("artifact {name}").as_bytes()).to_hex();
     let commit = Hash::sha256(format!("commit {name}").as_bytes()).to_hex()[..40].to_owned();
     let art = json!({"name": "payments-api", "digest": {"sha256": artifact}});
@@ -173,6 +175,7 @@ async fn release(server: &Server, name: &str, flaw: Flaw) -> Release {
     }
     Release {
         artifact: format!("sha256:{artifact}"),
+        commit,
     }
 }
 
@@ -196,7 +199,7 @@ fn verify(
     tokio::task::block_in_place(|| cli(dir, Some(server), &args))
 }
 
-async fn team_log(dir: &std::path::Path) -> Server {
+pub(crate) async fn team_log(dir: &std::path::Path) -> Server {
     team_log_in(dir, &dir.join("data")).await
 }
 

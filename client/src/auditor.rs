@@ -1,0 +1,673 @@
+//! The auditor's commands: `query`, `releases`, `audit` and `monitor`.
+
+use std::io::IsTerminal as _;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use evident_client::{CheckpointState, Client, Hit, Query};
+use evident_core::audit::Replay;
+use evident_core::merkle;
+use evident_core::note::{Checkpoint, Verifier};
+use evident_core::predicates;
+use evident_core::record::EntryKind;
+use evident_core::registry::GenesisDocument;
+use evident_core::statement::Statement;
+use serde_json::json;
+
+use crate::{
+    Cli, Format, GenesisArg, VerificationFailed, connect, print_json, require_log_key, state_path,
+    time_text,
+};
+
+/// Filters of `evident query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// A subject digest, ALGORITHM:HEX (e.g. sha256:4f2a…, gitCommit:9c1e…).
+    #[arg(long)]
+    subject: Option<String>,
+    /// A subject name, exactly.
+    #[arg(long)]
+    subject_name: Option<String>,
+    /// A predicate type URI.
+    #[arg(long)]
+    predicate_type: Option<String>,
+    /// A signer identity (administrators for registry and policy entries).
+    #[arg(long)]
+    signer: Option<String>,
+    /// A role the signer had at the entry's time.
+    #[arg(long)]
+    role: Option<String>,
+    /// An entry kind.
+    #[arg(long, value_parser = ["attestation", "registry", "policy"])]
+    kind: Option<String>,
+    /// Integrated at or after: RFC 3339, or a date (from its start, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Integrated at or before: RFC 3339, or a date (to its end, UTC).
+    #[arg(long)]
+    until: Option<String>,
+    /// A release, NAME or NAME@VERSION.
+    #[arg(long)]
+    release: Option<String>,
+    /// Newest entries first.
+    #[arg(long)]
+    newest_first: bool,
+    /// Most results to print (the rest can be fetched with the printed cursor).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Continue a previous query (same filters) from its cursor.
+    #[arg(long)]
+    cursor: Option<String>,
+    /// Fetch every result's entry and inclusion proof and verify them against a checkpoint
+    /// signed by the pinned log key (EVIDENT_LOG_KEY), consistent with the last one seen.
+    #[arg(long, conflicts_with = "cursor")]
+    verify: bool,
+}
+
+/// The period of `evident releases`.
+#[derive(Debug, clap::Args)]
+pub struct ReleasesArgs {
+    /// From: RFC 3339, or a date (from its start, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Until: RFC 3339, or a date (to its end, UTC).
+    #[arg(long)]
+    until: Option<String>,
+    /// Only releases of this name.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+/// Options of `evident audit`.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    genesis: GenesisArg,
+}
+
+/// Options of `evident monitor`.
+#[derive(Debug, clap::Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    genesis: GenesisArg,
+    /// Seconds between polls.
+    #[arg(long, default_value_t = 10.0)]
+    interval: f64,
+    /// Stop after this many polls (default: run until stopped or alerted).
+    #[arg(long)]
+    polls: Option<u64>,
+}
+
+/// Reads a time argument: RFC 3339, or a date `YYYY-MM-DD` (its first or last nanosecond).
+pub fn parse_time(flag: &str, text: &str, end_of_day: bool) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return t
+            .timestamp_nanos_opt()
+            .ok_or_else(|| anyhow!("--{flag} {text:?} is out of range"));
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+        anyhow!(
+            "--{flag} {text:?} is neither RFC 3339 (2026-11-27T10:00:00Z) nor a date (2026-11-27)"
+        )
+    })?;
+    let time = if end_of_day {
+        date.and_hms_nano_opt(23, 59, 59, 999_999_999)
+    } else {
+        date.and_hms_opt(0, 0, 0)
+    }
+    .expect("a valid time of day");
+    time.and_utc()
+        .timestamp_nanos_opt()
+        .ok_or_else(|| anyhow!("--{flag} {text:?} is out of range"))
+}
+
+pub(crate) fn period(
+    since: &Option<String>,
+    until: &Option<String>,
+) -> anyhow::Result<(Option<i64>, Option<i64>)> {
+    let since = since
+        .as_deref()
+        .map(|t| parse_time("since", t, false))
+        .transpose()?;
+    let until = until
+        .as_deref()
+        .map(|t| parse_time("until", t, true))
+        .transpose()?;
+    Ok((since, until))
+}
+
+fn kind_name(kind: EntryKind) -> &'static str {
+    kind.as_str()
+}
+
+fn hit_json(hit: &Hit) -> serde_json::Value {
+    json!({
+        "index": hit.index,
+        "leafHash": hit.leaf_hash.to_hex(),
+        "integratedTime": time_text(hit.integrated_time_nanos),
+        "kind": kind_name(hit.kind),
+        "predicateType": hit.predicate_type,
+        "signers": hit.signers,
+        "subjects": hit.subjects.iter().map(|(name, digests)| json!({"name": name, "digests": digests})).collect::<Vec<_>>(),
+    })
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+fn csv(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
+}
+
+fn subjects_text(hit: &Hit) -> String {
+    hit.subjects
+        .iter()
+        .flat_map(|(name, digests)| {
+            digests.iter().map(move |d| {
+                if name.is_empty() {
+                    d.clone()
+                } else {
+                    format!("{name}@{d}")
+                }
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// `evident query`.
+pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
+    let (since, until) = period(&args.since, &args.until)?;
+    let mut query = Query {
+        subject_digest: args.subject.clone(),
+        subject_name: args.subject_name.clone(),
+        predicate_type: args.predicate_type.clone(),
+        signer: args.signer.clone(),
+        role: args.role.clone(),
+        kind: args.kind.as_deref().map(|k| match k {
+            "registry" => EntryKind::Registry,
+            "policy" => EntryKind::Policy,
+            _ => EntryKind::Attestation,
+        }),
+        since,
+        until,
+        release: args.release.clone(),
+        newest_first: args.newest_first,
+        page_size: args.limit.clamp(1, 1000) as u32,
+        cursor: args.cursor.clone(),
+        include_entries: args.verify,
+        include_proofs: args.verify,
+    };
+    let mut client = connect(cli).await?;
+    let mut hits = Vec::new();
+    let mut tree_size;
+    let mut verified_at: Option<Checkpoint> = None;
+    let next = loop {
+        let page = client.query(&query).await?;
+        tree_size = page.tree_size;
+        if args.verify {
+            let checkpoint = match &verified_at {
+                Some(c) => c.clone(),
+                None => {
+                    let key = require_log_key(cli)?;
+                    let file = state_path(cli);
+                    let mut state = CheckpointState::load(&file)?;
+                    let c = state.advance(&mut client, &key, &page.checkpoint).await?;
+                    state.save(&file)?;
+                    if c.size != page.tree_size {
+                        return Err(anyhow!(
+                            "the server answered at tree size {} with a checkpoint of {}: retry",
+                            page.tree_size,
+                            c.size
+                        ));
+                    }
+                    verified_at = Some(c.clone());
+                    c
+                }
+            };
+            for hit in &page.hits {
+                let proof = hit
+                    .proof
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("the server sent no proof for entry {}", hit.index))?;
+                merkle::verify_inclusion(
+                    hit.index,
+                    checkpoint.size,
+                    &hit.leaf_hash,
+                    proof,
+                    &checkpoint.root,
+                )
+                .map_err(|e| {
+                    VerificationFailed(format!(
+                        "entry {} is not proven in the checkpoint of {} entries: {e}",
+                        hit.index, checkpoint.size
+                    ))
+                })?;
+            }
+        }
+        hits.extend(page.hits);
+        match page.next_cursor {
+            Some(cursor) if hits.len() < args.limit => {
+                query.page_size = (args.limit - hits.len()).clamp(1, 1000) as u32;
+                query.cursor = Some(cursor);
+            }
+            next => break next,
+        }
+    };
+    hits.truncate(args.limit);
+    match cli.format {
+        Format::Human => {
+            for hit in &hits {
+                println!(
+                    "{:>8}  {}  {:<11} {}  signed by {}  {}",
+                    hit.index,
+                    time_text(hit.integrated_time_nanos),
+                    kind_name(hit.kind),
+                    if hit.predicate_type.is_empty() {
+                        "-"
+                    } else {
+                        &hit.predicate_type
+                    },
+                    hit.signers.join(", "),
+                    subjects_text(hit)
+                );
+            }
+            let proven = if args.verify { ", each proven" } else { "" };
+            eprintln!(
+                "{} result(s) at tree size {tree_size}{proven}{}",
+                hits.len(),
+                next.as_deref()
+                    .map(|c| format!("; more with --cursor {c}"))
+                    .unwrap_or_default()
+            );
+        }
+        Format::Json => print_json(&json!({
+            "treeSize": tree_size,
+            "results": hits.iter().map(hit_json).collect::<Vec<_>>(),
+            "nextCursor": next,
+        })),
+        Format::Jsonl => {
+            for hit in &hits {
+                println!("{}", hit_json(hit));
+            }
+        }
+        Format::Csv => {
+            println!("index,leaf_hash,integrated_time,kind,predicate_type,signers,subjects");
+            for hit in &hits {
+                println!(
+                    "{},{},{},{},{},{},{}",
+                    hit.index,
+                    hit.leaf_hash.to_hex(),
+                    time_text(hit.integrated_time_nanos),
+                    kind_name(hit.kind),
+                    csv(&hit.predicate_type),
+                    csv(&hit.signers.join(";")),
+                    csv(&subjects_text(hit))
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every result of a query, page after page.
+async fn all(client: &mut Client, mut query: Query) -> anyhow::Result<Vec<Hit>> {
+    query.page_size = 1000;
+    let mut hits = Vec::new();
+    loop {
+        let page = client.query(&query).await?;
+        hits.extend(page.hits);
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => return Ok(hits),
+        }
+    }
+}
+
+/// The releases (`NAME@VERSION`) that release attestations integrated in a period declare,
+/// in log order, each once.
+pub(crate) async fn release_names(
+    client: &mut Client,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> anyhow::Result<Vec<String>> {
+    let found = all(
+        client,
+        Query {
+            predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
+            kind: Some(EntryKind::Attestation),
+            since,
+            until,
+            include_entries: true,
+            ..Query::default()
+        },
+    )
+    .await?;
+    let mut names = Vec::new();
+    for hit in found {
+        let Some(statement) = hit
+            .record
+            .as_ref()
+            .and_then(|r| Statement::from_envelope(r.envelope()).ok())
+        else {
+            continue;
+        };
+        if let Some((name, version)) = predicates::release_name_version(&statement.predicate) {
+            let label = format!("{name}@{version}");
+            if !names.contains(&label) {
+                names.push(label);
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// One release in a period.
+#[derive(Debug, Clone, serde::Serialize)]
+struct ReleaseRow {
+    name: String,
+    version: String,
+    index: u64,
+    time: String,
+    signers: Vec<String>,
+    artifacts: Vec<String>,
+    /// PASSED / FAILED from the newest recorded gate verdict, or None.
+    verdict: Option<String>,
+    verdict_index: Option<u64>,
+    verdict_policy: Option<String>,
+}
+
+/// `evident releases`: the population of releases in a period, with recorded verdicts.
+pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
+    let (since, until) = period(&args.since, &args.until)?;
+    let mut client = connect(cli).await?;
+    let found = all(
+        &mut client,
+        Query {
+            predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
+            kind: Some(EntryKind::Attestation),
+            release: args.name.clone(),
+            since,
+            until,
+            include_entries: true,
+            ..Query::default()
+        },
+    )
+    .await?;
+    let mut rows = Vec::new();
+    for hit in found {
+        let Some(record) = &hit.record else {
+            return Err(anyhow!("the server sent no entry for {}", hit.index));
+        };
+        let Ok(statement) = Statement::from_envelope(record.envelope()) else {
+            continue;
+        };
+        let Some((name, version)) = predicates::release_name_version(&statement.predicate) else {
+            continue;
+        };
+        let artifacts: Vec<String> = statement
+            .digests()
+            .map(|(a, v)| format!("{}:{v}", a.as_str()))
+            .collect();
+        // The newest verdict recorded about any of the release's artifacts.
+        let mut verdict: Option<(u64, String, String)> = None;
+        for artifact in &artifacts {
+            let page = client
+                .query(&Query {
+                    predicate_type: Some(predicates::VERIFICATION_SUMMARY_V1.to_owned()),
+                    subject_digest: Some(artifact.clone()),
+                    newest_first: true,
+                    page_size: 1,
+                    include_entries: true,
+                    ..Query::default()
+                })
+                .await?;
+            for h in page.hits {
+                if verdict.as_ref().is_some_and(|(i, _, _)| *i >= h.index) {
+                    continue;
+                }
+                let Some(statement) = h
+                    .record
+                    .as_ref()
+                    .and_then(|r| Statement::from_envelope(r.envelope()).ok())
+                else {
+                    continue;
+                };
+                let p = &statement.predicate;
+                let result = p["verificationResult"].as_str().unwrap_or("?").to_owned();
+                let policy = p["policy"]["uri"].as_str().unwrap_or("").to_owned();
+                verdict = Some((h.index, result, policy));
+            }
+        }
+        rows.push(ReleaseRow {
+            name,
+            version,
+            index: hit.index,
+            time: time_text(hit.integrated_time_nanos),
+            signers: hit.signers.clone(),
+            artifacts,
+            verdict: verdict.as_ref().map(|v| v.1.clone()),
+            verdict_index: verdict.as_ref().map(|v| v.0),
+            verdict_policy: verdict.map(|v| v.2),
+        });
+    }
+    match cli.format {
+        Format::Human => {
+            for r in &rows {
+                println!(
+                    "{}@{}  entry {}  {}  by {}  {}  verdict: {}",
+                    r.name,
+                    r.version,
+                    r.index,
+                    r.time,
+                    r.signers.join(", "),
+                    r.artifacts.join(" "),
+                    match (&r.verdict, r.verdict_index, &r.verdict_policy) {
+                        (Some(v), Some(i), Some(p)) => format!("{v} (entry {i}, {p})"),
+                        _ => "none recorded".to_owned(),
+                    }
+                );
+            }
+            eprintln!("{} release(s)", rows.len());
+        }
+        Format::Json => print_json(&json!({ "releases": rows })),
+        Format::Jsonl => {
+            for r in &rows {
+                println!("{}", serde_json::to_string(r).expect("a row serializes"));
+            }
+        }
+        Format::Csv => {
+            println!(
+                "name,version,index,integrated_time,signers,artifacts,verdict,verdict_index,verdict_policy"
+            );
+            for r in &rows {
+                println!(
+                    "{},{},{},{},{},{},{},{},{}",
+                    csv(&r.name),
+                    csv(&r.version),
+                    r.index,
+                    r.time,
+                    csv(&r.signers.join(";")),
+                    csv(&r.artifacts.join(";")),
+                    r.verdict.as_deref().map(csv).unwrap_or_default(),
+                    r.verdict_index.map(|i| i.to_string()).unwrap_or_default(),
+                    r.verdict_policy.as_deref().map(csv).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_genesis(arg: &GenesisArg) -> anyhow::Result<GenesisDocument> {
+    let path = &arg.genesis;
+    serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not a genesis document", path.display()))
+}
+
+/// Downloads and replays entries until the replay covers `checkpoint`, then holds it
+/// against the checkpoint. A problem is a [`VerificationFailed`] naming the entry.
+async fn replay_to(
+    client: &mut Client,
+    replay: &mut Replay,
+    checkpoint: &Checkpoint,
+    show_progress: bool,
+) -> anyhow::Result<()> {
+    let total = checkpoint.size;
+    let started = std::time::Instant::now();
+    while replay.size() < total {
+        let at = replay.size();
+        let records = client.entries(at, total).await.map_err(|e| {
+            VerificationFailed(format!(
+                "entry {at}: the log signed a checkpoint of {total} entries but could not \
+                 return this one: {e}"
+            ))
+        })?;
+        if records.is_empty() {
+            return Err(VerificationFailed(format!(
+                "entry {at}: the server returned no entries below {total}"
+            ))
+            .into());
+        }
+        for bytes in &records {
+            replay
+                .push(bytes)
+                .map_err(|e| VerificationFailed(e.to_string()))?;
+        }
+        if show_progress {
+            let done = replay.size();
+            let width = 30;
+            let filled = (done as u128 * width / u128::from(total.max(1))) as usize;
+            eprint!(
+                "\r[{}{}] {done}/{total} entries, {:.0?}",
+                "#".repeat(filled),
+                " ".repeat(width as usize - filled),
+                started.elapsed()
+            );
+        }
+    }
+    if show_progress {
+        eprintln!();
+    }
+    replay
+        .check_checkpoint(checkpoint)
+        .map_err(|e| VerificationFailed(e.to_string()))?;
+    Ok(())
+}
+
+/// The latest checkpoint, verified and proven consistent with the last one seen.
+async fn latest(cli: &Cli, client: &mut Client, key: &Verifier) -> anyhow::Result<Checkpoint> {
+    let file = state_path(cli);
+    let mut state = CheckpointState::load(&file)?;
+    let note = client.checkpoint().await?;
+    let checkpoint = state.advance(client, key, &note).await?;
+    state.save(&file)?;
+    Ok(checkpoint)
+}
+
+/// `evident audit`: replay the whole log from the pinned genesis.
+pub async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
+    let key = require_log_key(cli)?;
+    let genesis = read_genesis(&args.genesis)?;
+    let registry = genesis
+        .to_registry()
+        .map_err(|e| anyhow!("the pinned genesis is invalid: {e}"))?;
+    let mut client = connect(cli).await?;
+    let checkpoint = latest(cli, &mut client, &key).await?;
+    let mut replay = Replay::new(registry);
+    let progress = cli.format == Format::Human && std::io::stderr().is_terminal();
+    replay_to(&mut client, &mut replay, &checkpoint, progress).await?;
+    let s = replay.summary();
+    match cli.format {
+        Format::Human => {
+            println!(
+                "OK: {} entries replayed from the genesis; root {} matches the checkpoint signed by {}",
+                s.entries,
+                checkpoint.root,
+                key.name()
+            );
+            for (kind, n) in &s.kinds {
+                println!("  {kind}: {n}");
+            }
+            println!("  signers: {}", s.signers.len());
+            for (signer, n) in &s.signers {
+                println!("    {signer}: {n} attestation(s)");
+            }
+            if let (Some(first), Some(last)) = (s.first_time, s.last_time) {
+                println!("  from {} to {}", time_text(first), time_text(last));
+            }
+        }
+        _ => print_json(&json!({
+            "ok": true,
+            "checkpoint": {"origin": checkpoint.origin, "size": checkpoint.size, "root": checkpoint.root.to_hex()},
+            "summary": s,
+        })),
+    }
+    Ok(())
+}
+
+/// `evident monitor`: follow the log, verifying each new checkpoint and entry.
+pub async fn monitor(cli: &Cli, args: &MonitorArgs) -> anyhow::Result<()> {
+    if !(args.interval.is_finite() && args.interval > 0.0) {
+        return Err(anyhow!("--interval must be a positive number of seconds"));
+    }
+    let key = require_log_key(cli)?;
+    let genesis = read_genesis(&args.genesis)?;
+    let registry = genesis
+        .to_registry()
+        .map_err(|e| anyhow!("the pinned genesis is invalid: {e}"))?;
+    let mut client = connect(cli).await?;
+    let mut replay = Replay::new(registry);
+    let mut polls = 0u64;
+    loop {
+        let checkpoint = match latest(cli, &mut client, &key).await {
+            Ok(c) => c,
+            Err(e) if is_verification_failure(&e) => return Err(alert(format!("{e:#}"))),
+            // The server being away is not an attack: say so and poll again.
+            Err(e) => {
+                eprintln!("evident: monitor: {e:#}; retrying");
+                polls += 1;
+                if args.polls.is_some_and(|n| polls >= n) {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
+                continue;
+            }
+        };
+        let before = replay.size();
+        replay_to(&mut client, &mut replay, &checkpoint, false)
+            .await
+            .map_err(|e| alert(format!("{e:#}")))?;
+        if replay.size() > before || polls == 0 {
+            println!(
+                "{}: checkpoint of {} entries verified (+{} entries replayed)",
+                time_text(
+                    chrono::Utc::now()
+                        .timestamp_nanos_opt()
+                        .expect("the clock is in range")
+                ),
+                checkpoint.size,
+                replay.size() - before
+            );
+        }
+        polls += 1;
+        if args.polls.is_some_and(|n| polls >= n) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
+    }
+}
+
+fn is_verification_failure(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<VerificationFailed>().is_some()
+        || e.downcast_ref::<evident_client::ClientError>()
+            .is_some_and(evident_client::ClientError::is_verification_failure)
+}
+
+fn alert(message: String) -> anyhow::Error {
+    VerificationFailed(format!("ALERT: {message}")).into()
+}

@@ -1,0 +1,231 @@
+//! `evident report`: the auditor's report of one release. Fetches the release's evidence
+//! bundle and verifies it exactly as the gate does (`evident verify`), evaluates the policy,
+//! and writes `evident-report.html` and `evident-report.md` (`docs/REPORT.md`).
+//!
+//! A denied release is still reported (exit 0): the report documents the denial. A bundle
+//! that does not verify is never reported (exit 1): nothing in it could be trusted.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use evident_client::report::{Document, ReleaseReport, render_html, render_markdown};
+use evident_client::{CheckpointState, Release};
+use evident_core::registry::GenesisDocument;
+use serde_json::json;
+
+use crate::{
+    Cli, Format, GenesisArg, VerificationFailed, connect, now_nanos, print_json, require_log_key,
+    state_path, target,
+};
+
+/// The HTML report's file name in `--out`.
+const HTML_FILE: &str = "evident-report.html";
+/// The Markdown report's file name in `--out`.
+const MARKDOWN_FILE: &str = "evident-report.md";
+
+/// `evident report` flags.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["artifact", "release", "since", "until"])))]
+pub(crate) struct ReportArgs {
+    /// The artifact, ALGORITHM:HEX (e.g. sha256:4f2a…).
+    #[arg(long, conflicts_with_all = ["release", "since", "until"])]
+    artifact: Option<String>,
+    /// Or the release, NAME@VERSION, as a release attestation declares it.
+    #[arg(long, conflicts_with_all = ["since", "until"])]
+    release: Option<String>,
+    /// Or every release attested in a period from this time (RFC 3339, or a date).
+    #[arg(long)]
+    since: Option<String>,
+    /// ...until this time (RFC 3339, or a date: to its end).
+    #[arg(long)]
+    until: Option<String>,
+    /// The policy: NAME or NAME@VERSION (default: the latest in the bundle).
+    #[arg(long)]
+    policy: String,
+    #[command(flatten)]
+    genesis: GenesisArg,
+    /// The folder to write evident-report.html and evident-report.md into (created if
+    /// missing; existing reports there are replaced).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Runs `evident report`. Exit 0 when the report is written, whatever the verdicts; 1 when
+/// a bundle does not verify; 2 on any other error.
+pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
+    let key = require_log_key(cli)?;
+    let genesis_file = &args.genesis.genesis;
+    let genesis: GenesisDocument = serde_json::from_slice(
+        &std::fs::read(genesis_file)
+            .with_context(|| format!("reading {}", genesis_file.display()))?,
+    )
+    .with_context(|| format!("{} is not a genesis document", genesis_file.display()))?;
+    let (policy_name, policy_version) = match args.policy.split_once('@') {
+        Some((n, v)) => (
+            n,
+            Some(
+                v.parse::<u64>()
+                    .with_context(|| format!("policy version {v:?} is not a number"))?,
+            ),
+        ),
+        None => (args.policy.as_str(), None),
+    };
+    let mut client = connect(cli).await?;
+    let (title, releases) = if args.artifact.is_some() || args.release.is_some() {
+        let release = target(&args.artifact, &args.release);
+        let label = match &release {
+            Release::Artifact(a) | Release::Named(a) => a.clone(),
+        };
+        (format!("Evident release report: {label}"), vec![release])
+    } else {
+        let (since, until) = crate::auditor::period(&args.since, &args.until)?;
+        let names = crate::auditor::release_names(&mut client, since, until).await?;
+        let period = format!(
+            "{} to {}",
+            args.since.as_deref().unwrap_or("the start"),
+            args.until.as_deref().unwrap_or("now")
+        );
+        (
+            format!(
+                "Evident release report: {} release(s), {period}",
+                names.len()
+            ),
+            names.into_iter().map(Release::Named).collect(),
+        )
+    };
+    let now = now_nanos();
+    let state_file = state_path(cli);
+    let mut sections = Vec::new();
+    let mut summary = Vec::new();
+    let mut latest = None;
+    for release in &releases {
+        let (label, verified) =
+            verified_bundle(&mut client, &key, &genesis, &state_file, release).await?;
+        let policy = verified
+            .policy(policy_name, policy_version)
+            .map_err(|e| anyhow!("{label}: {e}"))?;
+        let artifacts = artifacts_of(&verified, release)?;
+        let evaluation = verified.evaluate(policy, &artifacts, now);
+        let verdict = if evaluation.allowed {
+            "ALLOWED"
+        } else {
+            "DENIED"
+        };
+        summary.push((label.clone(), verdict, evaluation.policy.clone()));
+        sections.push(ReleaseReport::new(&label, &verified, policy, &evaluation));
+        latest = Some(verified.checkpoint.clone());
+    }
+    let checkpoint = match latest {
+        Some(c) => c,
+        // No release in the period: the report says so, against the latest checkpoint.
+        None => {
+            let mut state = CheckpointState::load(&state_file)?;
+            let note = client.checkpoint().await?;
+            let c = state.advance(&mut client, &key, &note).await?;
+            state.save(&state_file)?;
+            c
+        }
+    };
+    let mut document = Document::new(title, now, &key, &checkpoint);
+    document.releases = sections;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating the report folder {}", args.out.display()))?;
+    let html = args.out.join(HTML_FILE);
+    let markdown = args.out.join(MARKDOWN_FILE);
+    write(&html, &render_html(&document))?;
+    write(&markdown, &render_markdown(&document))?;
+
+    if cli.format == Format::Human {
+        for (label, verdict, policy) in &summary {
+            println!(
+                "{label}: {verdict} under {policy} (checkpoint of {} entries)",
+                checkpoint.size
+            );
+        }
+        if summary.is_empty() {
+            println!("no release in the period");
+        }
+        println!("{}", html.display());
+        println!("{}", markdown.display());
+    } else {
+        // One JSON document for every machine-readable format.
+        let releases: Vec<serde_json::Value> = summary
+            .iter()
+            .map(|(label, verdict, policy)| {
+                json!({"release": label, "policy": policy, "verdict": verdict})
+            })
+            .collect();
+        print_json(&json!({
+            "html": html, "markdown": markdown,
+            "releases": releases,
+            "treeSize": checkpoint.size,
+        }));
+    }
+    Ok(())
+}
+
+/// Fetches a release's bundle, proves its checkpoint consistent with the last one seen,
+/// and verifies it under the pinned key and genesis, as the gate does.
+async fn verified_bundle(
+    client: &mut evident_client::Client,
+    key: &evident_core::note::Verifier,
+    genesis: &GenesisDocument,
+    state_file: &Path,
+    release: &Release,
+) -> anyhow::Result<(String, evident_core::bundle::VerifiedBundle)> {
+    let mut state = CheckpointState::load(state_file)?;
+    let bundle = client.release_bundle(release).await?;
+    // The bundle's checkpoint must extend every checkpoint this machine saw before, so a
+    // forked or rolled-back log is refused here as at the gate.
+    state.advance(client, key, &bundle.checkpoint).await?;
+    state.save(state_file)?;
+    if let Release::Artifact(artifact) = release {
+        if !bundle
+            .artifacts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(artifact))
+        {
+            return Err(VerificationFailed(format!(
+                "the bundle is about {:?}, not {artifact}",
+                bundle.artifacts
+            ))
+            .into());
+        }
+    }
+    let verified = bundle
+        .verify(key, genesis)
+        .map_err(|e| VerificationFailed(e.to_string()))?;
+    let label = match release {
+        Release::Artifact(a) => a.to_ascii_lowercase(),
+        Release::Named(n) => n.clone(),
+    };
+    Ok((label, verified))
+}
+
+/// As at the gate: what is evaluated comes from the request and from signed release
+/// attestations, never from the bundle's unsigned artifact list.
+fn artifacts_of(
+    verified: &evident_core::bundle::VerifiedBundle,
+    release: &Release,
+) -> anyhow::Result<Vec<String>> {
+    match release {
+        Release::Artifact(a) => Ok(vec![a.to_ascii_lowercase()]),
+        Release::Named(n) => {
+            let (name, version) = n
+                .rsplit_once('@')
+                .ok_or_else(|| anyhow!("release {n:?} is not NAME@VERSION"))?;
+            let found = verified.release_artifacts(name, version);
+            if found.is_empty() {
+                return Err(VerificationFailed(format!(
+                    "no verified release attestation in the bundle declares {n}"
+                ))
+                .into());
+            }
+            Ok(found)
+        }
+    }
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing the report {}", path.display()))
+}

@@ -1,0 +1,531 @@
+//! `evident report` end to end: a team's release goes through the ledger, the real CLI
+//! writes the auditor's report, and headless Chromium shows what an auditor would read —
+//! checked on the PDF it prints, not on the HTML source.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use evident_tests::{Server, cli, stderr, stdout};
+use serde_json::json;
+
+use crate::gate::{Flaw, attest, release, team_log};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const HOSTILE_TYPE: &str = "<script>alert(1)</script>";
+const HOSTILE_NAME: &str = "<img src=x onerror=alert(2)>";
+
+/// Runs `evident report` for `what` (`--release …` or `--artifact …`) into `DIR/out`.
+fn report(dir: &Path, server: &Server, what: &[&str], genesis: &Path) -> std::process::Output {
+    let genesis = genesis.display().to_string();
+    let mut args = vec!["report"];
+    args.extend_from_slice(what);
+    args.extend([
+        "--policy",
+        "payments-prod",
+        "--genesis",
+        &genesis,
+        "--out",
+        "out",
+    ]);
+    tokio::task::block_in_place(|| cli(dir, Some(server), &args))
+}
+
+/// Runs `command` to completion within two minutes and returns its standard output; panics
+/// with its stderr if it fails.
+fn run(command: &mut Command, what: &str, work: &Path) -> String {
+    let log = work.join(format!("{what}.stderr.log"));
+    let out = work.join(format!("{what}.stdout"));
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "{what} did not finish within 2 minutes: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.success(),
+        "{what} failed ({status}): {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    String::from_utf8_lossy(&std::fs::read(&out).unwrap()).into_owned()
+}
+
+/// Headless Chromium on `html`, with a fresh profile, no network services, and `output`
+/// (e.g. `--print-to-pdf=…`); returns what it prints. Fails clearly when Chromium is not
+/// installed.
+fn chromium(html: &Path, work: &Path, output: &[&str]) -> String {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: the report tests check what the page shows in headless \
+         Chromium; install it with `apt-get install -y chromium poppler-utils`"
+    );
+    let profile = tempfile::tempdir_in(work).unwrap();
+    run(
+        Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(output)
+            .arg(format!("file://{}", html.display())),
+        "chromium",
+        work,
+    )
+}
+
+/// The text of the page as Chromium prints it (PDF, then `pdftotext -layout`).
+fn shown_text(html: &Path, work: &Path) -> String {
+    let pdf = work.join("r.pdf");
+    chromium(
+        html,
+        work,
+        &[
+            "--no-pdf-header-footer",
+            &format!("--print-to-pdf={}", pdf.display()),
+        ],
+    );
+    chromium_output_exists(&pdf);
+    let out = Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("running pdftotext ({e}): install it with `apt-get install -y poppler-utils`")
+        });
+    assert!(out.status.success(), "pdftotext: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn chromium_output_exists(path: &Path) {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 0, "chromium wrote no {}", path.display());
+}
+
+/// The printed line that contains `needle`.
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("the page shows no {needle:?}:\n{text}"))
+}
+
+/// The words of `text`, one space apart: what reads the same however the lines wrap.
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The printed text from the heading `from` to the heading `to`.
+fn section<'a>(text: &'a str, from: &str, to: &str) -> &'a str {
+    let start = text
+        .find(from)
+        .unwrap_or_else(|| panic!("the page shows no {from:?}:\n{text}"));
+    let rest = &text[start..];
+    &rest[..rest.find(to).unwrap_or(rest.len())]
+}
+
+/// The printed row (first line) whose first cell is `first`.
+fn row<'a>(text: &'a str, first: &str) -> &'a str {
+    text.lines()
+        .find(|l| {
+            l.trim_start()
+                .strip_prefix(first)
+                .is_some_and(|rest| rest.starts_with("  "))
+        })
+        .unwrap_or_else(|| panic!("no row {first:?} in:\n{text}"))
+}
+
+/// The report files the CLI wrote, checked for what a self-contained page must not have.
+fn written(dir: &Path, out: &std::process::Output) -> (PathBuf, String) {
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(out), stderr(out));
+    let html_path = dir.join("out/evident-report.html");
+    let md_path = dir.join("out/evident-report.md");
+    // It prints where it wrote them.
+    assert!(
+        stdout(out).contains(&html_path.display().to_string())
+            || stdout(out).contains("out/evident-report.html"),
+        "{}",
+        stdout(out)
+    );
+    assert!(
+        stdout(out).contains("out/evident-report.md"),
+        "{}",
+        stdout(out)
+    );
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    for external in [
+        "src=\"http",
+        "href=\"http",
+        "src='http",
+        "href='http",
+        "url(",
+        "@import",
+    ] {
+        assert!(
+            !html.contains(external),
+            "the page loads an external asset ({external})"
+        );
+    }
+    assert!(!html.contains("<script"), "the page has a script");
+    assert!(html.contains("<meta charset=\"utf-8\">"));
+    assert!(html.contains("<meta name=\"viewport\""));
+    assert!(html.contains("<title>"));
+    (html_path, std::fs::read_to_string(md_path).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_chain_and_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    let good = release(&server, "good", Flaw::None).await;
+    // The release job declares the release; the deploy job records the gate's verdict.
+    tokio::task::block_in_place(|| {
+        server.register(
+            8,
+            &["release"],
+            &["https://in-toto.io/attestation/release/v0.1"],
+        );
+        server.register(
+            7,
+            &["deploy"],
+            &["https://slsa.dev/verification_summary/v1"],
+        );
+    });
+    let digest = good.artifact.strip_prefix("sha256:").unwrap();
+    attest(
+        &server,
+        8,
+        json!({"name": "payments-api", "digest": {"sha256": digest}}),
+        "https://in-toto.io/attestation/release/v0.1",
+        json!({"purl": "pkg:oci/payments-api@1.4.2"}),
+    )
+    .await;
+    std::fs::write(
+        d.join("deploy.key"),
+        format!("{}\n", hex::encode([7u8; 32])),
+    )
+    .unwrap();
+    let genesis = server.data_dir.join("genesis.json");
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &[
+                "verify",
+                "--release",
+                "payments-api@1.4.2",
+                "--policy",
+                "payments-prod",
+                "--genesis",
+                &genesis.display().to_string(),
+                "--record",
+                "--key",
+                "deploy.key",
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let out = report(d, &server, &["--release", "payments-api@1.4.2"], &genesis);
+    let (html, markdown) = written(d, &out);
+    let size = server.size().await;
+    let text = tokio::task::block_in_place(|| shown_text(&html, d));
+
+    // 1. The verdict.
+    assert!(
+        line_with(&text, "under policy").contains("ALLOWED under policy payments-prod version 1"),
+        "{text}"
+    );
+    // 2. Each control with its status, on its row of the matrix.
+    let controls = section(&text, "2. Controls", "3. Attestations");
+    for control in [
+        "provenance",
+        "unit-tests",
+        "vulnerability-scan",
+        "two-person-review",
+    ] {
+        let line = row(controls, control);
+        assert!(line.contains("PASS"), "{control}: {line:?}");
+    }
+    assert!(
+        !text.contains("FAIL") && !text.contains("MISSING"),
+        "{text}"
+    );
+    // 3. Who signed: the builder, the scanner, both reviewers, the release and deploy jobs.
+    let attestations = section(&text, "3. Attestations", "4. Traceability");
+    for signer in [1, 2, 3, 4, 7, 8] {
+        assert!(
+            attestations.contains(&format!("signer-{signer}@test")),
+            "signer-{signer}@test is not shown:\n{text}"
+        );
+    }
+    // 4. The chain: commit → build → artifact → release → recorded verdict.
+    let chain = section(&text, "4. Traceability", "5. Proofs");
+    assert!(
+        row(chain, "Source commit").contains(&good.commit),
+        "{chain}"
+    );
+    assert!(
+        row(chain, "Build").contains("SLSA provenance, entry")
+            && row(chain, "Build").contains("builder https://ci.example.com"),
+        "{chain}"
+    );
+    assert!(row(chain, "Artifact").contains(&good.artifact), "{chain}");
+    assert!(
+        row(chain, "Release").contains("payments-api@1.4.2, entry"),
+        "{chain}"
+    );
+    assert!(
+        row(chain, "Deploy").contains("gate verdict PASSED under evident:policy/payments-prod@1"),
+        "{chain}"
+    );
+    assert!(!chain.contains("not recorded"), "{chain}");
+    // 5. The proofs and the checkpoint.
+    let proofs = section(&text, "5. Proofs", "\u{c}");
+    assert!(
+        row(proofs, "Tree size").contains(&format!("{size} entries")),
+        "{proofs}"
+    );
+    assert!(
+        row(proofs, "Log origin").contains("evident.test/log"),
+        "{proofs}"
+    );
+    assert!(
+        proofs.contains("have inclusion proofs verified"),
+        "{proofs}"
+    );
+
+    // The same page as an image.
+    let png = d.join("r.png");
+    tokio::task::block_in_place(|| {
+        chromium(
+            &html,
+            d,
+            &[
+                "--window-size=1280,2000",
+                &format!("--screenshot={}", png.display()),
+            ],
+        )
+    });
+    let image = std::fs::read(&png).unwrap();
+    assert!(
+        image.len() > 1000 && image.starts_with(b"\x89PNG"),
+        "the screenshot is not a PNG"
+    );
+
+    // The Markdown: the same content, as GitHub tables.
+    for row in [
+        "| payments-api@1.4.2 | ALLOWED | payments-prod@1 | 4 of 4 |",
+        "| provenance | PASS | https://slsa.dev/provenance/v1 | satisfied by 1 entry signed by signer-1@test |",
+        &format!("| Source commit | {} |", good.commit),
+        &format!("| Artifact | {} |", good.artifact),
+        &format!("| Tree size | {size} entries |"),
+    ] {
+        assert!(markdown.contains(row), "no {row:?} in:\n{markdown}");
+    }
+    assert!(
+        markdown
+            .lines()
+            .any(|l| l.starts_with("| Release | payments-api@1.4.2, entry ")
+                && l.ends_with(", signed by signer-8@test |")),
+        "{markdown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_of_a_denied_release_shows_the_failed_control_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    let failed = release(&server, "failed-test", Flaw::FailedTest).await;
+    // Evidence is attacker-influenced: markup in it must be shown, never obeyed.
+    let digest = failed.artifact.strip_prefix("sha256:").unwrap();
+    attest(
+        &server,
+        1,
+        json!({"name": HOSTILE_NAME, "digest": {"sha256": digest}}),
+        HOSTILE_TYPE,
+        json!({}),
+    )
+    .await;
+    let genesis = server.data_dir.join("genesis.json");
+
+    // A denied release is still reported: exit 0.
+    let out = report(d, &server, &["--artifact", &failed.artifact], &genesis);
+    let (html, markdown) = written(d, &out);
+    assert!(stdout(&out).contains("DENIED"), "{}", stdout(&out));
+    let text = tokio::task::block_in_place(|| shown_text(&html, d));
+    assert!(
+        line_with(&text, "under policy").contains("DENIED under policy payments-prod version 1"),
+        "{text}"
+    );
+    // Listed under the verdict with its whole reason, and on its row of the matrix.
+    let flat_text = flat(&text);
+    assert!(
+        flat_text.contains(r#"FAIL unit-tests: entry "#)
+            && flat_text.contains(r#"`predicate.result == "PASSED"` is false"#),
+        "{text}"
+    );
+    let controls = section(&text, "2. Controls", "3. Attestations");
+    let line = row(controls, "unit-tests");
+    assert!(line.contains("FAIL"), "{line:?}");
+    assert!(
+        flat(controls).contains(r#"`predicate.result == "PASSED"` is false"#),
+        "{controls}"
+    );
+    // The hostile attestation is listed as text; the page Chromium built has no script or
+    // image element.
+    let attestations = flat(section(&text, "3. Attestations", "4. Traceability"));
+    assert!(
+        attestations.contains(HOSTILE_TYPE) && attestations.contains(HOSTILE_NAME),
+        "{text}"
+    );
+    let dom = tokio::task::block_in_place(|| chromium(&html, d, &["--dump-dom"]));
+    assert!(
+        dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{dom}"
+    );
+    assert!(!dom.contains("<script") && !dom.contains("<img"), "{dom}");
+    // Nothing declared or deployed this artifact.
+    let chain = section(&text, "4. Traceability", "5. Proofs");
+    assert!(row(chain, "Release").contains("not recorded"), "{chain}");
+    assert!(row(chain, "Deploy").contains("not recorded"), "{chain}");
+    assert!(
+        markdown
+            .lines()
+            .any(|l| l.starts_with("| unit-tests | FAIL | ")
+                && l.contains(r#"\`predicate.result == "PASSED"\` is false"#)),
+        "{markdown}"
+    );
+    assert!(markdown.contains("| Deploy | not recorded |"), "{markdown}");
+    // For scripts: one JSON object naming the files and the verdict.
+    let out = report(
+        d,
+        &server,
+        &["--artifact", &failed.artifact, "--format", "json"],
+        &genesis,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["releases"][0]["verdict"], "DENIED");
+    assert_eq!(summary["releases"][0]["policy"], "payments-prod@1");
+    assert!(
+        summary["html"]
+            .as_str()
+            .unwrap()
+            .ends_with("out/evident-report.html")
+    );
+
+    // Evidence that does not verify (here: under another genesis) is never reported: exit 1.
+    std::fs::remove_dir_all(d.join("out")).unwrap();
+    let foreign = d.join("foreign-genesis.json");
+    std::fs::write(
+        &foreign,
+        json!({"threshold": 1, "admins": [{"identity": "mallory", "public_key": evident_tests::public(99).to_hex()}]})
+            .to_string(),
+    )
+    .unwrap();
+    let out = report(d, &server, &["--artifact", &failed.artifact], &foreign);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("verification failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.join("out/evident-report.html").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_period_report_holds_every_release_of_the_period_with_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    tokio::task::block_in_place(|| {
+        server.register(
+            8,
+            &["release"],
+            &["https://in-toto.io/attestation/release/v0.1"],
+        );
+    });
+    for (name, flaw, version) in [
+        ("good", Flaw::None, "1.4.2"),
+        ("failed-test", Flaw::FailedTest, "1.4.3"),
+    ] {
+        let r = release(&server, name, flaw).await;
+        let digest = r.artifact.strip_prefix("sha256:").unwrap();
+        attest(
+            &server,
+            8,
+            json!({"name": "payments-api", "digest": {"sha256": digest}}),
+            "https://in-toto.io/attestation/release/v0.1",
+            json!({"purl": format!("pkg:oci/payments-api@{version}")}),
+        )
+        .await;
+    }
+    let genesis = server.data_dir.join("genesis.json");
+    let out = report(
+        d,
+        &server,
+        &["--since", "2000-01-01", "--until", "2100-12-31"],
+        &genesis,
+    );
+    let (html, markdown) = written(d, &out);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("payments-api@1.4.2: ALLOWED")
+            && printed.contains("payments-api@1.4.3: DENIED"),
+        "{printed}"
+    );
+    let text = flat(&tokio::task::block_in_place(|| shown_text(&html, d)));
+    assert!(
+        text.contains("2 release(s), 2000-01-01 to 2100-12-31"),
+        "{text}"
+    );
+    assert!(
+        text.contains("payments-api@1.4.2") && text.contains("payments-api@1.4.3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ALLOWED under policy payments-prod version 1")
+            && text.contains("DENIED under policy payments-prod version 1"),
+        "{text}"
+    );
+    assert!(markdown.contains("payments-api@1.4.3"), "{markdown}");
+    // A period with no release is reported as empty, not as an error.
+    std::fs::remove_dir_all(d.join("out")).unwrap();
+    let out = report(d, &server, &["--until", "2001-01-01"], &genesis);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("no release in the period"),
+        "{}",
+        stdout(&out)
+    );
+}
