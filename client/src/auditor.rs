@@ -247,7 +247,13 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
                 })?;
             }
         }
-        hits.extend(page.hits);
+        let mut page_hits = page.hits;
+        if args.verify {
+            for hit in &mut page_hits {
+                from_record(hit, &query).map_err(VerificationFailed)?;
+            }
+        }
+        hits.extend(page_hits);
         match page.next_cursor {
             Some(cursor) if hits.len() < args.limit => {
                 query.page_size = (args.limit - hits.len()).clamp(1, 1000) as u32;
@@ -307,6 +313,94 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
                     csv(&subjects_text(hit))
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a result's fields with what its proven leaf record says, and checks the record
+/// against every filter that the record alone decides (all but signer and role, which
+/// depend on the registry of the entry's time: `evident audit` checks those).
+fn from_record(hit: &mut Hit, query: &Query) -> Result<(), String> {
+    let record = hit
+        .record
+        .as_ref()
+        .ok_or_else(|| format!("the server sent no entry for result {}", hit.index))?;
+    let index = hit.index;
+    let mismatch = |filter: &str| {
+        format!("entry {index} is not what was asked for: it does not match {filter}")
+    };
+    hit.integrated_time_nanos = record.integrated_time_nanos();
+    hit.kind = record.kind();
+    let statement = Statement::from_envelope(record.envelope()).ok();
+    hit.predicate_type = statement
+        .as_ref()
+        .map(|s| s.predicate_type.clone())
+        .unwrap_or_default();
+    hit.subjects = statement
+        .as_ref()
+        .map(|s| {
+            s.subjects
+                .iter()
+                .map(|subject| {
+                    (
+                        subject.name.clone(),
+                        subject
+                            .digests
+                            .iter()
+                            .map(|(a, v)| format!("{}:{v}", a.as_str()))
+                            .collect(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(kind) = query.kind {
+        if kind != hit.kind {
+            return Err(mismatch("--kind"));
+        }
+    }
+    if query.since.is_some_and(|t| hit.integrated_time_nanos < t)
+        || query.until.is_some_and(|t| hit.integrated_time_nanos > t)
+    {
+        return Err(mismatch("the time range"));
+    }
+    if let Some(p) = &query.predicate_type {
+        if *p != hit.predicate_type {
+            return Err(mismatch("--predicate-type"));
+        }
+    }
+    if let Some(name) = &query.subject_name {
+        if !hit.subjects.iter().any(|(n, _)| n == name) {
+            return Err(mismatch("--subject-name"));
+        }
+    }
+    if let Some(wanted) = &query.subject_digest {
+        let (alg, value) = wanted.split_once(':').unwrap_or((wanted, ""));
+        let alg = evident_core::statement::DigestAlgorithm::parse_any_case(alg);
+        let value = if alg.is_known() {
+            value.to_ascii_lowercase()
+        } else {
+            value.to_owned()
+        };
+        let wanted = format!("{}:{value}", alg.as_str());
+        if !hit.subjects.iter().any(|(_, d)| d.contains(&wanted)) {
+            return Err(mismatch("--subject"));
+        }
+    }
+    if let Some(release) = &query.release {
+        let declared = statement
+            .as_ref()
+            .and_then(evident_core::audit::release_of)
+            .ok_or_else(|| mismatch("--release"))?;
+        let matches = match release.rsplit_once('@') {
+            Some((name, version)) if !name.is_empty() => {
+                declared.0 == name && declared.1 == version
+            }
+            _ => declared.0 == *release,
+        };
+        if !matches {
+            return Err(mismatch("--release"));
         }
     }
     Ok(())
@@ -411,34 +505,45 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
             .digests()
             .map(|(a, v)| format!("{}:{v}", a.as_str()))
             .collect();
-        // The newest verdict recorded about any of the release's artifacts.
+        // The newest verdict recorded about all of the release's artifacts: a verdict on
+        // only some of them is not the release's.
         let mut verdict: Option<(u64, String, String)> = None;
-        for artifact in &artifacts {
-            let page = client
-                .query(&Query {
-                    predicate_type: Some(predicates::VERIFICATION_SUMMARY_V1.to_owned()),
-                    subject_digest: Some(artifact.clone()),
-                    newest_first: true,
-                    page_size: 1,
-                    include_entries: true,
-                    ..Query::default()
-                })
-                .await?;
-            for h in page.hits {
-                if verdict.as_ref().is_some_and(|(i, _, _)| *i >= h.index) {
-                    continue;
+        if let Some(first) = artifacts.first() {
+            let mut query = Query {
+                predicate_type: Some(predicates::VERIFICATION_SUMMARY_V1.to_owned()),
+                subject_digest: Some(first.clone()),
+                newest_first: true,
+                page_size: 100,
+                include_entries: true,
+                ..Query::default()
+            };
+            'pages: loop {
+                let page = client.query(&query).await?;
+                for h in &page.hits {
+                    let Some(statement) = h
+                        .record
+                        .as_ref()
+                        .and_then(|r| Statement::from_envelope(r.envelope()).ok())
+                    else {
+                        continue;
+                    };
+                    let covered: Vec<String> = statement
+                        .digests()
+                        .map(|(a, v)| format!("{}:{v}", a.as_str()))
+                        .collect();
+                    if !artifacts.iter().all(|a| covered.contains(a)) {
+                        continue;
+                    }
+                    let p = &statement.predicate;
+                    let result = p["verificationResult"].as_str().unwrap_or("?").to_owned();
+                    let policy = p["policy"]["uri"].as_str().unwrap_or("").to_owned();
+                    verdict = Some((h.index, result, policy));
+                    break 'pages;
                 }
-                let Some(statement) = h
-                    .record
-                    .as_ref()
-                    .and_then(|r| Statement::from_envelope(r.envelope()).ok())
-                else {
-                    continue;
-                };
-                let p = &statement.predicate;
-                let result = p["verificationResult"].as_str().unwrap_or("?").to_owned();
-                let policy = p["policy"]["uri"].as_str().unwrap_or("").to_owned();
-                verdict = Some((h.index, result, policy));
+                match page.next_cursor {
+                    Some(c) => query.cursor = Some(c),
+                    None => break,
+                }
             }
         }
         rows.push(ReleaseRow {
@@ -521,12 +626,21 @@ async fn replay_to(
     let started = std::time::Instant::now();
     while replay.size() < total {
         let at = replay.size();
-        let records = client.entries(at, total).await.map_err(|e| {
-            VerificationFailed(format!(
-                "entry {at}: the log signed a checkpoint of {total} entries but could not \
-                 return this one: {e}"
-            ))
-        })?;
+        let records = match client.entries(at, total).await {
+            Ok(records) => records,
+            // The server says it lost data it signed: that is a finding, not an outage.
+            Err(evident_client::ClientError::Status {
+                code: tonic::Code::DataLoss,
+                message,
+            }) => {
+                return Err(VerificationFailed(format!(
+                    "entry {at}: the log signed a checkpoint of {total} entries but could not \
+                     return this one: {message}"
+                ))
+                .into());
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("fetching entry {at}"))),
+        };
         if records.is_empty() {
             return Err(VerificationFailed(format!(
                 "entry {at}: the server returned no entries below {total}"
@@ -639,9 +753,20 @@ pub async fn monitor(cli: &Cli, args: &MonitorArgs) -> anyhow::Result<()> {
             }
         };
         let before = replay.size();
-        replay_to(&mut client, &mut replay, &checkpoint, false)
-            .await
-            .map_err(|e| alert(format!("{e:#}")))?;
+        match replay_to(&mut client, &mut replay, &checkpoint, false).await {
+            Ok(()) => {}
+            Err(e) if is_verification_failure(&e) => return Err(alert(format!("{e:#}"))),
+            // An outage mid-download: what was replayed stays; go on at the next poll.
+            Err(e) => {
+                eprintln!("evident: monitor: {e:#}; retrying");
+                polls += 1;
+                if args.polls.is_some_and(|n| polls >= n) {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
+                continue;
+            }
+        }
         if replay.size() > before || polls == 0 {
             println!(
                 "{}: checkpoint of {} entries verified (+{} entries replayed)",

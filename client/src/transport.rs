@@ -253,7 +253,8 @@ impl Client {
             .await
             .map_err(|e| ClientError::Connect(format!("{server}: {e}")))?;
         Ok(Client {
-            inner: LedgerClient::new(channel),
+            // Evidence bundles and pages of entries can be large; the server caps them.
+            inner: LedgerClient::new(channel).max_decoding_message_size(64 << 20),
         })
     }
 

@@ -14,7 +14,7 @@
 //! Each accepted entry yields its [`Facts`]: who signed it, what it is about. The server
 //! indexes entries by them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -143,6 +143,8 @@ pub struct Replay {
     registry_digest: RegistryDigest,
     policy_digest: RegistryDigest,
     policies: HashMap<String, u64>,
+    /// Content digests of every entry so far: the sequencer never appends one twice.
+    seen: HashSet<Hash>,
     summary: Summary,
 }
 
@@ -157,6 +159,7 @@ impl Replay {
             registry_digest: RegistryDigest::default(),
             policy_digest: RegistryDigest::default(),
             policies: HashMap::new(),
+            seen: HashSet::new(),
             summary: Summary::default(),
         }
     }
@@ -210,6 +213,14 @@ impl Replay {
                 ),
             ));
         }
+        let digest = crate::record::content_digest(record.envelope());
+        if self.seen.contains(&digest) {
+            return Err(fail(
+                index,
+                "repeats the signed content of an earlier entry: the ledger never appends the \
+                 same statement twice (a replayed entry)",
+            ));
+        }
         let mut registry = None;
         let mut policy_version = None;
         let facts = match record.kind() {
@@ -239,6 +250,15 @@ impl Replay {
                 Facts::of_admin_entry(applied.signed_by, None)
             }
             EntryKind::Policy => {
+                if record.envelope().payload_type != crate::policy::POLICY_PAYLOAD_TYPE {
+                    return Err(fail(
+                        index,
+                        format!(
+                            "a policy entry with payloadType {:?}",
+                            record.envelope().payload_type
+                        ),
+                    ));
+                }
                 let admins = self
                     .registry
                     .check_admin_signatures(record.envelope())
@@ -269,6 +289,7 @@ impl Replay {
         self.frontier.append(leaf_hash);
         self.previous = Some((index, leaf_hash));
         self.last_time = time;
+        self.seen.insert(digest);
         if let Some(next) = registry {
             self.registry = next;
             self.registry_digest.add(&leaf_hash);
@@ -462,6 +483,21 @@ mod tests {
         replay.push(&entries[1]).unwrap();
         let err = replay.push(&entries[2]).unwrap_err();
         assert_eq!(err.index, 2, "{err}");
+    }
+
+    #[test]
+    fn a_replayed_statement_is_named() {
+        let entries = log(vec![
+            (EntryKind::Registry, add_ci()),
+            (EntryKind::Attestation, attestation(1)),
+            (EntryKind::Attestation, attestation(1)),
+        ]);
+        let mut replay = Replay::new(genesis());
+        replay.push(&entries[0]).unwrap();
+        replay.push(&entries[1]).unwrap();
+        let err = replay.push(&entries[2]).unwrap_err();
+        assert_eq!(err.index, 2);
+        assert!(err.problem.contains("repeats the signed content"), "{err}");
     }
 
     #[test]

@@ -142,8 +142,40 @@ impl DigestAlgorithm {
         })
     }
 
+    /// Maps a name given in any case (`GITCOMMIT`, `Sha256`) to a known algorithm; an
+    /// unknown name is kept as written.
+    pub fn parse_any_case(name: &str) -> DigestAlgorithm {
+        const KNOWN: &[&str] = &[
+            "sha256",
+            "sha224",
+            "sha384",
+            "sha512",
+            "sha512_224",
+            "sha512_256",
+            "sha3_224",
+            "sha3_256",
+            "sha3_384",
+            "sha3_512",
+            "sha1",
+            "md5",
+            "gitCommit",
+            "gitTree",
+            "gitBlob",
+            "gitTag",
+        ];
+        match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+            Some(known) => DigestAlgorithm::parse(known),
+            None => DigestAlgorithm::parse(name),
+        }
+    }
+
+    /// Whether Evident knows this algorithm's value format (hex of fixed lengths).
+    pub fn is_known(&self) -> bool {
+        self.hex_lengths().is_some()
+    }
+
     /// Checks a digest value for this algorithm.
-    fn validate(&self, value: &str) -> Result<(), String> {
+    pub fn validate(&self, value: &str) -> Result<(), String> {
         match self.hex_lengths() {
             Some(lengths) => {
                 if !value

@@ -52,6 +52,9 @@ pub enum LedgerError {
     /// The entry is malformed.
     #[error("{0}")]
     InvalidArgument(String),
+    /// Stored data the log signed is missing or does not decode.
+    #[error("data loss: {0}")]
+    DataLoss(String),
 }
 
 /// The status class of a refused registry change.
@@ -87,6 +90,9 @@ pub enum Authorization {
     Attestation {
         /// Registered keys (any status) that signed it.
         keys: Vec<PublicKey>,
+        /// How many registry changes the registry that found `keys` had applied; when the
+        /// sequencer's registry has applied more, it finds the keys again.
+        registry_changes: usize,
         /// The Statement's predicate type.
         predicate_type: String,
         /// What the Statement is about, for the indexes (signers are filled in when the
@@ -307,9 +313,9 @@ impl Ledger {
                 "entry {index} does not exist: the log has {size} entries"
             )));
         }
-        self.store
-            .entry(index)?
-            .ok_or_else(|| LedgerError::Storage(format!("entry {index} is missing from the store")))
+        self.store.entry(index)?.ok_or_else(|| {
+            LedgerError::DataLoss(format!("entry {index} is missing from the store"))
+        })
     }
 
     /// The index of the entry with this leaf hash.
@@ -431,7 +437,7 @@ impl Ledger {
             .into_iter()
             .map(|index| {
                 let bytes = self.store.entry(index)?.ok_or_else(|| {
-                    LedgerError::Storage(format!("entry {index} is missing from the store"))
+                    LedgerError::DataLoss(format!("entry {index} is missing from the store"))
                 })?;
                 let proof = self.inclusion_proof(index, size)?;
                 Ok(BundleEntry::new(&bytes, &proof))
@@ -520,9 +526,14 @@ impl Ledger {
                 "end {end} is beyond the log's current size {size}"
             )));
         }
-        if start >= end {
+        if start >= size {
             return Err(LedgerError::Precondition(format!(
-                "no entries in {start}..{end}: the log has {size} entries"
+                "entry {start} does not exist: the log has {size} entries"
+            )));
+        }
+        if start >= end {
+            return Err(LedgerError::InvalidArgument(format!(
+                "start {start} is not below end {end}"
             )));
         }
         let mut out = Vec::new();
@@ -531,7 +542,7 @@ impl Ledger {
             let Some(record) = self.store.entry(index)? else {
                 // Answer what comes before it; the next request names the missing entry.
                 if out.is_empty() {
-                    return Err(LedgerError::Storage(format!(
+                    return Err(LedgerError::DataLoss(format!(
                         "entry {index} is missing from the store"
                     )));
                 }
@@ -556,9 +567,9 @@ impl Ledger {
 fn read_record(store: &Store, index: u64) -> Result<LeafRecord, LedgerError> {
     let bytes = store
         .entry(index)?
-        .ok_or_else(|| LedgerError::Storage(format!("entry {index} is missing from the store")))?;
+        .ok_or_else(|| LedgerError::DataLoss(format!("entry {index} is missing from the store")))?;
     LeafRecord::decode(&bytes)
-        .map_err(|e| LedgerError::Storage(format!("entry {index} does not decode: {e}")))
+        .map_err(|e| LedgerError::DataLoss(format!("entry {index} does not decode: {e}")))
 }
 
 /// Builds a receipt and checks its proof against the checkpoint before handing it out.
@@ -637,6 +648,22 @@ impl Sequencer {
         tracing::info!("sequencer stopped: queue closed and drained");
     }
 
+    /// The registered keys that signed an envelope, as the sequencer's registry sees them:
+    /// those the service found, unless registry changes were sequenced since (a key added
+    /// in between counts, so the facts indexed are those a replay of the log finds).
+    fn signing_keys(
+        &self,
+        envelope: &Envelope,
+        found: &[PublicKey],
+        registry_changes: usize,
+    ) -> Result<Vec<PublicKey>, evident_core::registry::AuthError> {
+        if self.registry.events().len() == registry_changes {
+            Ok(found.to_vec())
+        } else {
+            self.registry.verifying_keys(envelope)
+        }
+    }
+
     /// Everything waiting, up to the batch limit; waits up to `max_delay` for more.
     fn collect(&mut self, first: Submission) -> Vec<Submission> {
         let mut batch = vec![first];
@@ -707,9 +734,13 @@ impl Sequencer {
             let kind = match &s.authorization {
                 Authorization::Attestation {
                     keys,
+                    registry_changes,
                     predicate_type,
                     facts: about,
-                } => match self.registry.authorize(keys, predicate_type, time) {
+                } => match self
+                    .signing_keys(&s.envelope, keys, *registry_changes)
+                    .and_then(|keys| self.registry.authorize(&keys, predicate_type, time))
+                {
                     Ok(signers) => {
                         facts = (**about).clone();
                         facts.set_signers(&signers);

@@ -25,6 +25,10 @@ use crate::config::Config;
 use crate::ledger::{BatchLimits, Ledger};
 use crate::store::Store;
 
+/// The largest answer the server sends (and the client accepts): evidence bundles of big
+/// registries and releases.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -187,11 +191,13 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor sets are valid");
-    // The wire limit leaves room for the request framing around the largest envelope.
+    // Requests: room for the framing around the largest envelope. Answers: pages of entries
+    // stop at about 2 MiB plus one envelope; bundles carry every registry entry and policy
+    // version, so they get more room.
     let max_message = config.max_envelope_bytes + 64 * 1024;
     let ledger_server = LedgerServer::new(service)
         .max_decoding_message_size(max_message)
-        .max_encoding_message_size(max_message * 2);
+        .max_encoding_message_size(MAX_ANSWER_BYTES.max(4 * max_message));
     // Without TCP_NODELAY, small answers wait for delayed ACKs (about 40 ms each).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let reporter = health_reporter.clone();

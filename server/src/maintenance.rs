@@ -216,39 +216,46 @@ pub fn verify_store(
     })
 }
 
-/// Rebuilds every index from the entries: removes the derived keys, replays the log and
-/// writes each entry's keys, then makes the store durable. Returns the number of entries.
+/// Rebuilds every index from the entries: replays the whole log first (a damaged log
+/// changes nothing and the error names the entry), then removes the derived keys, writes
+/// each entry's keys again and makes the store durable. Returns the number of entries.
 pub fn reindex(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<u64, MaintenanceError> {
     let size = store.size()?;
-    let mut replay = Replay::new(genesis(store)?);
-    let removed = store.clear_derived()?;
-    tracing::info!(removed, "old index keys removed");
-    let mut batch = Vec::new();
+    let genesis = genesis(store)?;
+    let mut replay = Replay::new(genesis.clone());
     for index in 0..size {
         let bytes = store
             .entry(index)?
             .ok_or_else(|| entry(index, "is missing: the log itself is damaged"))?;
-        let (record, leaf_hash, facts) = replay.push(&bytes).map_err(|e| {
-            entry(
-                e.index,
-                format!(
-                    "{} (indexes rebuilt only for the entries before it)",
-                    e.problem
-                ),
-            )
-        })?;
+        replay
+            .push(&bytes)
+            .map_err(|e| entry(e.index, format!("{} (nothing was changed)", e.problem)))?;
+        if index % 10_000 == 0 {
+            progress(index, 2 * size);
+        }
+    }
+    let removed = store.clear_derived()?;
+    tracing::info!(removed, "old index keys removed");
+    let mut replay = Replay::new(genesis);
+    let mut batch = Vec::new();
+    for index in 0..size {
+        let bytes = store
+            .entry(index)?
+            .ok_or_else(|| entry(index, "disappeared during the reindex"))?;
+        let (record, leaf_hash, facts) =
+            replay.push(&bytes).map_err(|e| entry(e.index, e.problem))?;
         let digest = record::content_digest(record.envelope());
         batch.extend(lookup_keys(index, &leaf_hash, &digest));
         batch.extend(secondary_keys(index, record.kind(), &facts));
         if batch.len() >= 50_000 {
             store.put_derived(&batch)?;
             batch.clear();
-            progress(index + 1, size);
+            progress(size + index + 1, 2 * size);
         }
     }
     store.put_derived(&batch)?;
     store.sync()?;
-    progress(size, size);
+    progress(2 * size, 2 * size);
     Ok(size)
 }
 

@@ -16,6 +16,10 @@ use crate::store::{Posting, Store, StoreError};
 pub const MAX_PAGE: usize = 1000;
 /// Results per page when none is asked for.
 pub const DEFAULT_PAGE: usize = 100;
+/// Most index seeks one page may take. Filters whose lists interleave without meeting
+/// could otherwise walk far through the log for one page; when the budget is spent the page
+/// ends early, with a cursor to continue from.
+pub const SEEK_BUDGET: u64 = 20_000;
 
 /// What a query asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,6 +74,15 @@ impl Cursor {
         bytes.extend_from_slice(&self.next.to_be_bytes());
         bytes.extend_from_slice(&self.fingerprint);
         URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A cursor that continues a query with `filters` at tree size `size` from index `next`.
+    pub fn new(size: u64, next: u64, filters: &Filters) -> Cursor {
+        Cursor {
+            size,
+            next,
+            fingerprint: filters.fingerprint(),
+        }
     }
 
     /// Reads a cursor for a query with `filters`.
@@ -150,16 +163,18 @@ pub fn run(
     let mut indexes = Vec::new();
     let page_size = page_size.clamp(1, MAX_PAGE);
     let mut next = None;
+    let mut budget = SEEK_BUDGET;
     while let Some(from) = at {
-        let Some(found) = next_match(store, &lists, from, forward, lo, hi)? else {
-            break;
+        let found = match next_match(store, &lists, from, forward, lo, hi, &mut budget)? {
+            Match::None => break,
+            Match::Spent(candidate) => {
+                next = Some(Cursor::new(size, candidate, filters));
+                break;
+            }
+            Match::Found(found) => found,
         };
         if indexes.len() == page_size {
-            next = Some(Cursor {
-                size,
-                next: found,
-                fingerprint: filters.fingerprint(),
-            });
+            next = Some(Cursor::new(size, found, filters));
             break;
         }
         indexes.push(found);
@@ -176,6 +191,16 @@ pub fn run(
     })
 }
 
+/// What a search for the next match found.
+enum Match {
+    /// An index on every list.
+    Found(u64),
+    /// None in range.
+    None,
+    /// The seek budget ran out; the search can go on from this candidate.
+    Spent(u64),
+}
+
 /// The first index from `from` on (or back) that is on every list, within `lo..hi`.
 fn next_match(
     store: &Store,
@@ -184,13 +209,18 @@ fn next_match(
     forward: bool,
     lo: u64,
     hi: u64,
-) -> Result<Option<u64>, StoreError> {
+    budget: &mut u64,
+) -> Result<Match, StoreError> {
     let mut candidate = from;
     loop {
         let mut agreed = true;
         for list in lists {
+            if *budget == 0 {
+                return Ok(Match::Spent(candidate));
+            }
+            *budget -= 1;
             match store.seek(list, candidate, forward, lo, hi)? {
-                None => return Ok(None),
+                None => return Ok(Match::None),
                 Some(found) if found != candidate => {
                     candidate = found;
                     agreed = false;
@@ -199,7 +229,7 @@ fn next_match(
             }
         }
         if agreed {
-            return Ok(Some(candidate));
+            return Ok(Match::Found(candidate));
         }
     }
 }
@@ -207,6 +237,124 @@ fn next_match(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use evident_core::Hash;
+    use evident_core::audit::Facts;
+    use evident_core::dsse::Envelope;
+    use evident_core::merkle::Frontier;
+    use evident_core::record::{EntryKind, LeafRecord};
+
+    use crate::store::{NewEntry, secondary_keys};
+
+    /// A store of `n` attestations; `facts(i)` says what entry `i` is indexed under.
+    fn store_of(n: u64, facts: impl Fn(u64) -> Facts) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut frontier = Frontier::new();
+        let mut previous = Hash::ZERO;
+        let mut start = 0;
+        while start < n {
+            let mut entries = Vec::new();
+            let mut nodes = Vec::new();
+            for index in start..n.min(start + 5_000) {
+                let envelope = Envelope {
+                    payload: index.to_be_bytes().to_vec(),
+                    payload_type: "test".into(),
+                    // Queries never verify signatures; a record needs one.
+                    signatures: vec![evident_core::dsse::Signature {
+                        sig: vec![0; 64],
+                        keyid: String::new(),
+                    }],
+                };
+                let record = LeafRecord::new(
+                    index,
+                    1_000 + index as i64,
+                    previous,
+                    EntryKind::Attestation,
+                    envelope,
+                )
+                .unwrap();
+                let bytes = record.encode();
+                let leaf_hash = record.leaf_hash();
+                nodes.extend(frontier.append(leaf_hash));
+                entries.push(NewEntry {
+                    index,
+                    record: bytes,
+                    leaf_hash,
+                    content_digest: Hash::sha256(&index.to_be_bytes()),
+                    secondary: secondary_keys(index, EntryKind::Attestation, &facts(index)),
+                });
+                previous = leaf_hash;
+            }
+            store.append(&entries, &nodes).unwrap();
+            start += 5_000;
+        }
+        (dir, store)
+    }
+
+    #[test]
+    fn lists_that_interleave_without_meeting_end_a_page_early_with_a_cursor() {
+        // Signer "a" on even entries, role "r" on odd ones, except the last, which has both.
+        let n = SEEK_BUDGET;
+        let (_dir, store) = store_of(n, |i| Facts {
+            signers: if i % 2 == 0 || i == n - 1 {
+                vec!["a".into()]
+            } else {
+                vec![]
+            },
+            roles: if i % 2 == 1 { vec!["r".into()] } else { vec![] },
+            ..Facts::default()
+        });
+        let filters = Filters {
+            postings: vec![Posting::Signer("a".into()), Posting::Role("r".into())],
+            ..Filters::default()
+        };
+        let mut cursor = None;
+        let mut pages = 0;
+        let found = loop {
+            let page = run(&store, &filters, n, cursor, 10).unwrap();
+            pages += 1;
+            if !page.indexes.is_empty() {
+                break page.indexes;
+            }
+            cursor = Some(page.next.expect("a spent page says where to go on"));
+        };
+        assert_eq!(found, vec![n - 1]);
+        assert!(pages > 1, "the first page stopped at the seek budget");
+    }
+
+    #[test]
+    fn time_ranges_and_directions_select_exact_bounds() {
+        let (_dir, store) = store_of(100, |i| Facts {
+            signers: vec![if i % 3 == 0 { "x" } else { "y" }.into()],
+            ..Facts::default()
+        });
+        let filters = Filters {
+            postings: vec![Posting::Signer("x".into())],
+            since: Some(1_010),
+            until: Some(1_030),
+            newest_first: false,
+        };
+        let page = run(&store, &filters, 100, None, 100).unwrap();
+        assert_eq!(page.indexes, vec![12, 15, 18, 21, 24, 27, 30]);
+        let newest = Filters {
+            newest_first: true,
+            ..filters.clone()
+        };
+        let page = run(&store, &newest, 100, None, 3).unwrap();
+        assert_eq!(page.indexes, vec![30, 27, 24]);
+        let rest = run(&store, &newest, 100, page.next, 100).unwrap();
+        assert_eq!(rest.indexes, vec![21, 18, 15, 12]);
+        assert!(rest.next.is_none());
+        // Entry 0 newest-first, and an empty log.
+        let all_x = Filters {
+            postings: vec![Posting::Signer("x".into())],
+            newest_first: true,
+            ..Filters::default()
+        };
+        let page = run(&store, &all_x, 4, None, 10).unwrap();
+        assert_eq!(page.indexes, vec![3, 0]);
+        assert!(run(&store, &all_x, 0, None, 10).unwrap().indexes.is_empty());
+    }
 
     #[test]
     fn a_cursor_round_trips_and_is_bound_to_its_filters() {

@@ -13,7 +13,10 @@ use evident_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::ledger::{Authorization, Ledger, LedgerError, registry_error};
-use crate::query::Filters;
+use crate::query::{Cursor, Filters};
+
+/// About how many bytes of leaf records one `Query` page or `GetEntries` answer carries.
+const MAX_PAGE_BYTES: usize = 2 << 20;
 use crate::store::Posting;
 
 /// `evident.v1.Ledger`.
@@ -98,6 +101,7 @@ impl LedgerService {
             .map_err(auth_status)?;
         let identities = authorized.into_iter().map(|a| a.identity).collect();
         let authorization = Authorization::Attestation {
+            registry_changes: registry.events().len(),
             keys,
             predicate_type: statement.predicate_type.clone(),
             facts: Box::new(Facts::of_attestation(&statement, &[])),
@@ -172,53 +176,37 @@ fn now_nanos() -> i64 {
 
 /// Parses `ALGORITHM:HEX`.
 fn artifact_arg(text: &str) -> Result<(String, String), Status> {
-    match text.split_once(':') {
-        Some((alg, hex)) if !alg.is_empty() && !hex.is_empty() => {
-            Ok((digest_algorithm(alg), hex.to_ascii_lowercase()))
-        }
-        _ => Err(Status::invalid_argument(format!(
-            "artifact {text:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…"
-        ))),
-    }
+    digest_arg("artifact", text)
 }
 
-/// A digest algorithm as the Statement spells it (`gitCommit`, `sha256`), whatever case it
-/// was given in; an algorithm Evident does not know is kept as written.
-fn digest_algorithm(alg: &str) -> String {
-    const KNOWN: &[&str] = &[
-        "sha256",
-        "sha224",
-        "sha384",
-        "sha512",
-        "sha512_224",
-        "sha512_256",
-        "sha3_224",
-        "sha3_256",
-        "sha3_384",
-        "sha3_512",
-        "sha1",
-        "md5",
-        "gitCommit",
-        "gitTree",
-        "gitBlob",
-        "gitTag",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(alg))
-        .map_or_else(|| alg.to_owned(), |k| (*k).to_owned())
+/// Parses `ALGORITHM:VALUE` as a Statement would hold it: a known algorithm in any case,
+/// its hex value lowercased and checked for length; an unknown algorithm's value as written.
+fn digest_arg(field: &str, text: &str) -> Result<(String, String), Status> {
+    let Some((alg, value)) = text
+        .split_once(':')
+        .filter(|(a, v)| !a.is_empty() && !v.is_empty())
+    else {
+        return Err(Status::invalid_argument(format!(
+            "{field} {text:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…"
+        )));
+    };
+    let alg = evident_core::statement::DigestAlgorithm::parse_any_case(alg);
+    let value = if alg.is_known() {
+        value.to_ascii_lowercase()
+    } else {
+        value.to_owned()
+    };
+    alg.validate(&value).map_err(|problem| {
+        Status::invalid_argument(format!("{field} {text:?}: the {alg} digest {problem}"))
+    })?;
+    Ok((alg.as_str().to_owned(), value))
 }
 
 /// The filters of a query request, checked.
 fn filters_of(request: &pb::QueryRequest) -> Result<Filters, Status> {
     let mut postings = Vec::new();
     if !request.subject_digest.is_empty() {
-        let (alg, value) = artifact_arg(&request.subject_digest).map_err(|_| {
-            Status::invalid_argument(format!(
-                "subject_digest {:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…",
-                request.subject_digest
-            ))
-        })?;
+        let (alg, value) = digest_arg("subject_digest", &request.subject_digest)?;
         postings.push(Posting::Subject(alg, value));
     }
     let text = |field: &str, value: &str| -> Result<Option<String>, Status> {
@@ -242,10 +230,13 @@ fn filters_of(request: &pb::QueryRequest) -> Result<Filters, Status> {
         postings.push(Posting::Role(v));
     }
     if let Some(v) = text("release", &request.release)? {
+        // NAME@VERSION splits at the last `@`; an `@` that starts the text belongs to the
+        // name (`@scope/pkg`).
         postings.push(match v.rsplit_once('@') {
             Some((name, version)) if !name.is_empty() && !version.is_empty() => {
                 Posting::Release(name.to_owned(), Some(version.to_owned()))
             }
+            Some(("", _)) => Posting::Release(v, None),
             Some(_) => {
                 return Err(Status::invalid_argument(format!(
                     "release {v:?} is not NAME or NAME@VERSION"
@@ -319,6 +310,7 @@ fn status(e: LedgerError) -> Status {
         LedgerError::Precondition(_) => Status::failed_precondition(e.to_string()),
         LedgerError::PermissionDenied(_) => Status::permission_denied(e.to_string()),
         LedgerError::InvalidArgument(_) => Status::invalid_argument(e.to_string()),
+        LedgerError::DataLoss(_) => Status::data_loss(e.to_string()),
     }
 }
 
@@ -449,14 +441,21 @@ impl pb::ledger_server::Ledger for LedgerService {
             let cursor = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
             let (page, published) = ledger.query(&filters, cursor, page_size).map_err(status)?;
             let mut results = Vec::with_capacity(page.indexes.len());
+            let mut next_cursor = page.next.map(|c| c.encode()).unwrap_or_default();
+            let mut bytes = 0;
             for &index in &page.indexes {
-                let (bytes, signers) = ledger.entry_facts(index).map_err(status)?;
-                let record = LeafRecord::decode(&bytes).map_err(|e| {
-                    Status::unavailable(format!("entry {index} does not decode: {e}"))
+                // Entries make a page heavy: end it at about MAX_PAGE_BYTES, with a cursor.
+                if bytes >= MAX_PAGE_BYTES {
+                    next_cursor = Cursor::new(page.size, index, &filters).encode();
+                    break;
+                }
+                let (record_bytes, signers) = ledger.entry_facts(index).map_err(status)?;
+                let record = LeafRecord::decode(&record_bytes).map_err(|e| {
+                    Status::data_loss(format!("entry {index} does not decode: {e}"))
                 })?;
                 let mut result = pb::QueryResult {
                     index,
-                    leaf_hash: merkle::leaf_hash(&bytes).as_bytes().to_vec(),
+                    leaf_hash: merkle::leaf_hash(&record_bytes).as_bytes().to_vec(),
                     integrated_time_nanos: record.integrated_time_nanos(),
                     kind: kind_to_proto(record.kind()) as i32,
                     signers,
@@ -487,13 +486,14 @@ impl pb::ledger_server::Ledger for LedgerService {
                     });
                 }
                 if request.include_entries {
-                    result.leaf_record = bytes;
+                    bytes += record_bytes.len();
+                    result.leaf_record = record_bytes;
                 }
                 results.push(result);
             }
             Ok(Response::new(pb::QueryResponse {
                 results,
-                next_cursor: page.next.map(|c| c.encode()).unwrap_or_default(),
+                next_cursor,
                 tree_size: page.size,
                 checkpoint: published.note.clone(),
             }))
@@ -510,7 +510,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         let ledger = self.ledger.clone();
         tokio::task::spawn_blocking(move || {
             let (leaf_records, published) = ledger
-                .entries(request.start, request.end, 1000, 2 << 20)
+                .entries(request.start, request.end, 1000, MAX_PAGE_BYTES)
                 .map_err(status)?;
             Ok(Response::new(pb::GetEntriesResponse {
                 leaf_records,

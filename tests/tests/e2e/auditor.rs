@@ -767,3 +767,54 @@ async fn monitor_follows_a_growing_log_and_verifies_each_checkpoint() {
         "several checkpoints were verified as the log grew: {text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_and_pages_of_entries_span_a_log_larger_than_one_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&write_config(dir.path(), &data, &[1], ""), &data).unwrap();
+    let mut c = server.client().await;
+    // 700 attestations of about 5 KiB: 3.5 MiB of entries, several answers' worth.
+    let padding = "x".repeat(5000);
+    for n in 0..700u64 {
+        let statement = json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "big", "digest": {"sha256": digest("big")}}],
+            "predicateType": TEST,
+            "predicate": {"result": "PASSED", "run": n, "log": padding},
+        });
+        let env = evident_core::dsse::Envelope::sign(
+            evident_core::dsse::IN_TOTO_PAYLOAD_TYPE,
+            serde_json::to_vec(&statement).unwrap(),
+            &[&key(1)],
+        );
+        c.submit(&env).await.unwrap();
+    }
+    let out = audit(dir.path(), &server);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("OK: 701 entries"),
+        "{}",
+        stdout(&out)
+    );
+    // A page of 1000 with entries stops at about 2 MiB and says where to go on.
+    let mut query = Query {
+        subject_name: Some("big".into()),
+        page_size: 1000,
+        include_entries: true,
+        ..Query::default()
+    };
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = c.query(&query).await.unwrap();
+        pages += 1;
+        seen.extend(page.hits.iter().map(|h| h.index));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert!(pages >= 2, "{pages} page(s)");
+    assert_eq!(seen, (1..701).collect::<Vec<_>>());
+}

@@ -245,9 +245,8 @@ async fn verify_store_names_an_entry_whose_signature_no_longer_verifies() {
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(6, &config, &data).await;
     {
-        // Rewrite entry 3's payload and every hash that depends on it, as an attacker with
-        // the data folder but not the signing keys would: the chain and tree then hold, but
-        // the signature does not.
+        // Flip one byte of entry 3's payload: its signature no longer verifies, which the
+        // replay finds before the broken chain link of entry 4.
         let db = sled::open(data.join("db")).unwrap();
         let mut bytes = db.get(leaf_key(3)).unwrap().unwrap().to_vec();
         bytes[100] ^= 0x01;
@@ -257,4 +256,18 @@ async fn verify_store_names_an_entry_whose_signature_no_longer_verifies() {
     let out = evidentd(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("entry 3:"), "{}", stderr(&out));
+    // reindex replays the log before it touches anything: a damaged log keeps its indexes.
+    let count = || {
+        let db = sled::open(data.join("db")).unwrap();
+        db.iter().count()
+    };
+    let before = count();
+    let out = evidentd(&config, &["reindex"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("entry 3:") && stderr(&out).contains("nothing was changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(), before);
 }
