@@ -691,7 +691,17 @@ pub async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         .to_registry()
         .map_err(|e| anyhow!("the pinned genesis is invalid: {e}"))?;
     let mut client = connect(cli).await?;
-    let checkpoint = latest(cli, &mut client, &key).await?;
+    let seen = CheckpointState::load(&state_path(cli))?.last(&key)?;
+    let checkpoint = match latest(cli, &mut client, &key).await {
+        Ok(c) => c,
+        Err(e) if is_verification_failure(&e) => {
+            return Err(match seen {
+                Some(old) => locate_fork(&mut client, &key, registry, &old, e).await,
+                None => e,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let mut replay = Replay::new(registry);
     let progress = cli.format == Format::Human && std::io::stderr().is_terminal();
     replay_to(&mut client, &mut replay, &checkpoint, progress).await?;
@@ -722,6 +732,58 @@ pub async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
         })),
     }
     Ok(())
+}
+
+/// After a fork or rollback: replays the served log up to the size verified before, to say
+/// where it departs from it. Returns `found`, with that added when it can be said.
+async fn locate_fork(
+    client: &mut Client,
+    key: &Verifier,
+    registry: evident_core::registry::Registry,
+    old: &Checkpoint,
+    found: anyhow::Error,
+) -> anyhow::Error {
+    let Ok(note) = client.checkpoint().await else {
+        return found;
+    };
+    let Ok(served) = Checkpoint::verify(&note, key) else {
+        return found;
+    };
+    if served.size < old.size {
+        return found;
+    }
+    let mut replay = Replay::new(registry);
+    let mut bad = None;
+    while replay.size() < old.size {
+        let Ok(records) = client.entries(replay.size(), old.size).await else {
+            return found;
+        };
+        if records.is_empty() {
+            return found;
+        }
+        for bytes in &records {
+            if let Err(e) = replay.push(bytes) {
+                bad = Some(e);
+                break;
+            }
+        }
+        if bad.is_some() {
+            break;
+        }
+    }
+    let detail = match bad {
+        Some(e) => format!("the served log is invalid from {e}"),
+        None if replay.root() != old.root => format!(
+            "the served log's first {} entries hash to {}, the checkpoint verified before says \
+             {}: its history departs at or before entry {}",
+            old.size,
+            replay.root(),
+            old.root,
+            old.size - 1
+        ),
+        None => return found,
+    };
+    VerificationFailed(format!("{found:#}; {detail}")).into()
 }
 
 /// `evident monitor`: follow the log, verifying each new checkpoint and entry.

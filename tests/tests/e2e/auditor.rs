@@ -383,6 +383,20 @@ async fn pages_have_no_gaps_or_repeats_while_the_log_grows() {
         c.submit(&envelope(&key(1), n)).await.unwrap();
     }
     let subject = "sha256:421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195";
+    // A pipeline keeps appending about the same subject while the auditor pages.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appender = {
+        let mut c = server.client().await;
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut nonce = 1000;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.submit(&envelope(&key(1), nonce)).await.unwrap();
+                nonce += 1;
+            }
+            nonce - 1000
+        })
+    };
     for newest_first in [false, true] {
         let mut query = Query {
             subject_digest: Some(subject.into()),
@@ -392,16 +406,11 @@ async fn pages_have_no_gaps_or_repeats_while_the_log_grows() {
         };
         let mut seen = Vec::new();
         let mut tree_size = None;
-        let mut nonce = 1000 + u64::from(newest_first) * 1000;
         loop {
             let page = c.query(&query).await.unwrap();
             assert_eq!(*tree_size.get_or_insert(page.tree_size), page.tree_size);
             seen.extend(page.hits.iter().map(|h| h.index));
-            // Appends between pages, about the same subject.
-            for _ in 0..3 {
-                c.submit(&envelope(&key(1), nonce)).await.unwrap();
-                nonce += 1;
-            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             match page.next_cursor {
                 Some(cursor) => query.cursor = Some(cursor),
                 None => break,
@@ -414,6 +423,10 @@ async fn pages_have_no_gaps_or_repeats_while_the_log_grows() {
         }
         assert_eq!(seen, expected, "newest_first = {newest_first}");
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let appended = appender.await.unwrap();
+    assert!(appended > 0, "entries were appended while paging");
+    assert!(server.size().await > 26);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -707,6 +720,11 @@ async fn audit_and_monitor_alert_on_a_forked_log() {
     assert!(
         stderr(&out)
             .contains("fork: the checkpoint of 8 entries is not consistent with the one of 7"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("its history departs at or before entry 6"),
         "{}",
         stderr(&out)
     );
