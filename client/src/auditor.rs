@@ -3,20 +3,19 @@
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use evident_client::{CheckpointState, Client, Hit, Query};
 use evident_core::audit::Replay;
 use evident_core::merkle;
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::predicates;
 use evident_core::record::EntryKind;
-use evident_core::registry::GenesisDocument;
 use evident_core::statement::Statement;
 use serde_json::json;
 
 use crate::{
-    Cli, Format, GenesisArg, VerificationFailed, connect, print_json, require_log_key, state_path,
-    time_text,
+    Cli, Format, GenesisArg, VerificationFailed, connect, print_json, read_genesis,
+    require_log_key, state_path, time_text,
 };
 
 /// Filters of `evident query`.
@@ -606,14 +605,6 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_genesis(arg: &GenesisArg) -> anyhow::Result<GenesisDocument> {
-    let path = &arg.genesis;
-    serde_json::from_slice(
-        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("{} is not a genesis document", path.display()))
-}
-
 /// Downloads and replays entries until the replay covers `checkpoint`, then holds it
 /// against the checkpoint. A problem is a [`VerificationFailed`] naming the entry.
 async fn replay_to(
@@ -686,7 +677,7 @@ async fn latest(cli: &Cli, client: &mut Client, key: &Verifier) -> anyhow::Resul
 /// `evident audit`: replay the whole log from the pinned genesis.
 pub async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
-    let genesis = read_genesis(&args.genesis)?;
+    let genesis = read_genesis(&args.genesis.genesis)?;
     let registry = genesis
         .to_registry()
         .map_err(|e| anyhow!("the pinned genesis is invalid: {e}"))?;
@@ -792,7 +783,7 @@ pub async fn monitor(cli: &Cli, args: &MonitorArgs) -> anyhow::Result<()> {
         return Err(anyhow!("--interval must be a positive number of seconds"));
     }
     let key = require_log_key(cli)?;
-    let genesis = read_genesis(&args.genesis)?;
+    let genesis = read_genesis(&args.genesis.genesis)?;
     let registry = genesis
         .to_registry()
         .map_err(|e| anyhow!("the pinned genesis is invalid: {e}"))?;
@@ -800,10 +791,18 @@ pub async fn monitor(cli: &Cli, args: &MonitorArgs) -> anyhow::Result<()> {
     let mut replay = Replay::new(registry);
     let mut polls = 0u64;
     loop {
-        let checkpoint = match latest(cli, &mut client, &key).await {
+        let before = replay.size();
+        let polled = match latest(cli, &mut client, &key).await {
+            Ok(checkpoint) => replay_to(&mut client, &mut replay, &checkpoint, false)
+                .await
+                .map(|()| checkpoint),
+            Err(e) => Err(e),
+        };
+        let checkpoint = match polled {
             Ok(c) => c,
             Err(e) if is_verification_failure(&e) => return Err(alert(format!("{e:#}"))),
-            // The server being away is not an attack: say so and poll again.
+            // The server being away is not an attack: say so and poll again. What was
+            // replayed before an outage stays replayed.
             Err(e) => {
                 eprintln!("evident: monitor: {e:#}; retrying");
                 polls += 1;
@@ -814,21 +813,6 @@ pub async fn monitor(cli: &Cli, args: &MonitorArgs) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let before = replay.size();
-        match replay_to(&mut client, &mut replay, &checkpoint, false).await {
-            Ok(()) => {}
-            Err(e) if is_verification_failure(&e) => return Err(alert(format!("{e:#}"))),
-            // An outage mid-download: what was replayed stays; go on at the next poll.
-            Err(e) => {
-                eprintln!("evident: monitor: {e:#}; retrying");
-                polls += 1;
-                if args.polls.is_some_and(|n| polls >= n) {
-                    return Err(e);
-                }
-                tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
-                continue;
-            }
-        }
         if replay.size() > before || polls == 0 {
             println!(
                 "{}: checkpoint of {} entries verified (+{} entries replayed)",

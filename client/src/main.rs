@@ -717,6 +717,69 @@ fn target(artifact: &Option<String>, release: &Option<String>) -> Release {
     }
 }
 
+/// Reads the pinned genesis document.
+fn read_genesis(path: &Path) -> anyhow::Result<GenesisDocument> {
+    serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not a genesis document", path.display()))
+}
+
+/// Parses a policy argument, `NAME` or `NAME@VERSION`.
+fn policy_arg(text: &str) -> anyhow::Result<(&str, Option<u64>)> {
+    match text.split_once('@') {
+        Some((name, v)) => {
+            let version = v
+                .parse::<u64>()
+                .with_context(|| format!("policy version {v:?} is not a number"))?;
+            Ok((name, Some(version)))
+        }
+        None => Ok((text, None)),
+    }
+}
+
+/// A bundle fetched for an artifact must say it is about that artifact.
+fn check_bundle_is_about(bundle: &Bundle, release: &Release) -> anyhow::Result<()> {
+    if let Release::Artifact(artifact) = release {
+        if !bundle
+            .artifacts
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(artifact))
+        {
+            return Err(VerificationFailed(format!(
+                "the bundle is about {:?}, not {artifact}",
+                bundle.artifacts
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// What a gate or report evaluates: the artifact asked for, or the subjects of the verified
+/// release attestations that declare the release — never the bundle's unsigned list.
+fn evaluated_artifacts(
+    verified: &evident_core::bundle::VerifiedBundle,
+    release: &Release,
+) -> anyhow::Result<Vec<String>> {
+    match release {
+        Release::Artifact(a) => Ok(vec![a.to_ascii_lowercase()]),
+        Release::Named(n) => {
+            let (name, version) = n
+                .rsplit_once('@')
+                .ok_or_else(|| anyhow!("release {n:?} is not NAME@VERSION"))?;
+            let found = verified.release_artifacts(name, version);
+            if found.is_empty() {
+                return Err(VerificationFailed(format!(
+                    "no verified release attestation in the bundle declares {n}"
+                ))
+                .into());
+            }
+            Ok(found)
+        }
+    }
+}
+
 async fn gate(
     cli: &Cli,
     release: Option<&Release>,
@@ -726,21 +789,8 @@ async fn gate(
     record_with: Option<&Path>,
 ) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
-    let genesis: GenesisDocument = serde_json::from_slice(
-        &std::fs::read(genesis_file)
-            .with_context(|| format!("reading {}", genesis_file.display()))?,
-    )
-    .with_context(|| format!("{} is not a genesis document", genesis_file.display()))?;
-    let (name, version) = match policy.split_once('@') {
-        Some((n, v)) => (
-            n,
-            Some(
-                v.parse::<u64>()
-                    .with_context(|| format!("policy version {v:?}"))?,
-            ),
-        ),
-        None => (policy, None),
-    };
+    let genesis = read_genesis(genesis_file)?;
+    let (name, version) = policy_arg(policy)?;
     let state_file = state_path(cli);
     let mut state = CheckpointState::load(&state_file)?;
     let bundle = match bundle_file {
@@ -758,18 +808,8 @@ async fn gate(
             bundle
         }
     };
-    if let Some(Release::Artifact(artifact)) = release {
-        if !bundle
-            .artifacts
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(artifact))
-        {
-            return Err(VerificationFailed(format!(
-                "the bundle is about {:?}, not {artifact}",
-                bundle.artifacts
-            ))
-            .into());
-        }
+    if let Some(release) = release {
+        check_bundle_is_about(&bundle, release)?;
     }
     let verified = bundle
         .verify(&key, &genesis)
@@ -788,20 +828,7 @@ async fn gate(
     // What is evaluated comes from the request and from signed evidence, never from the
     // bundle's unsigned artifact list.
     let artifacts = match release {
-        Some(Release::Artifact(a)) => vec![a.to_ascii_lowercase()],
-        Some(Release::Named(n)) => {
-            let (name, version) = n
-                .rsplit_once('@')
-                .ok_or_else(|| anyhow!("release {n:?} is not NAME@VERSION"))?;
-            let found = verified.release_artifacts(name, version);
-            if found.is_empty() {
-                return Err(VerificationFailed(format!(
-                    "no verified release attestation in the bundle declares {n}"
-                ))
-                .into());
-            }
-            found
-        }
+        Some(release) => evaluated_artifacts(&verified, release)?,
         None => bundle.artifacts.clone(),
     };
     let report = verified.evaluate(policy, &artifacts, now_nanos());

@@ -14,7 +14,8 @@ use evident_core::registry::GenesisDocument;
 use serde_json::json;
 
 use crate::{
-    Cli, Format, GenesisArg, VerificationFailed, connect, now_nanos, print_json, require_log_key,
+    Cli, Format, GenesisArg, VerificationFailed, check_bundle_is_about, connect,
+    evaluated_artifacts, now_nanos, policy_arg, print_json, read_genesis, require_log_key,
     state_path, target,
 };
 
@@ -54,22 +55,8 @@ pub(crate) struct ReportArgs {
 /// a bundle does not verify; 2 on any other error.
 pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
-    let genesis_file = &args.genesis.genesis;
-    let genesis: GenesisDocument = serde_json::from_slice(
-        &std::fs::read(genesis_file)
-            .with_context(|| format!("reading {}", genesis_file.display()))?,
-    )
-    .with_context(|| format!("{} is not a genesis document", genesis_file.display()))?;
-    let (policy_name, policy_version) = match args.policy.split_once('@') {
-        Some((n, v)) => (
-            n,
-            Some(
-                v.parse::<u64>()
-                    .with_context(|| format!("policy version {v:?} is not a number"))?,
-            ),
-        ),
-        None => (args.policy.as_str(), None),
-    };
+    let genesis = read_genesis(&args.genesis.genesis)?;
+    let (policy_name, policy_version) = policy_arg(&args.policy)?;
     let mut client = connect(cli).await?;
     let (title, releases) = if args.artifact.is_some() || args.release.is_some() {
         let release = target(&args.artifact, &args.release);
@@ -104,7 +91,7 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         let policy = verified
             .policy(policy_name, policy_version)
             .map_err(|e| anyhow!("{label}: {e}"))?;
-        let artifacts = artifacts_of(&verified, release)?;
+        let artifacts = evaluated_artifacts(&verified, release)?;
         let evaluation = verified.evaluate(policy, &artifacts, now);
         let verdict = if evaluation.allowed {
             "ALLOWED"
@@ -179,19 +166,7 @@ async fn verified_bundle(
     // forked or rolled-back log is refused here as at the gate.
     state.advance(client, key, &bundle.checkpoint).await?;
     state.save(state_file)?;
-    if let Release::Artifact(artifact) = release {
-        if !bundle
-            .artifacts
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(artifact))
-        {
-            return Err(VerificationFailed(format!(
-                "the bundle is about {:?}, not {artifact}",
-                bundle.artifacts
-            ))
-            .into());
-        }
-    }
+    check_bundle_is_about(&bundle, release)?;
     let verified = bundle
         .verify(key, genesis)
         .map_err(|e| VerificationFailed(e.to_string()))?;
@@ -200,30 +175,6 @@ async fn verified_bundle(
         Release::Named(n) => n.clone(),
     };
     Ok((label, verified))
-}
-
-/// As at the gate: what is evaluated comes from the request and from signed release
-/// attestations, never from the bundle's unsigned artifact list.
-fn artifacts_of(
-    verified: &evident_core::bundle::VerifiedBundle,
-    release: &Release,
-) -> anyhow::Result<Vec<String>> {
-    match release {
-        Release::Artifact(a) => Ok(vec![a.to_ascii_lowercase()]),
-        Release::Named(n) => {
-            let (name, version) = n
-                .rsplit_once('@')
-                .ok_or_else(|| anyhow!("release {n:?} is not NAME@VERSION"))?;
-            let found = verified.release_artifacts(name, version);
-            if found.is_empty() {
-                return Err(VerificationFailed(format!(
-                    "no verified release attestation in the bundle declares {n}"
-                ))
-                .into());
-            }
-            Ok(found)
-        }
-    }
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

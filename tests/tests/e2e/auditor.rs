@@ -4,7 +4,7 @@
 use evident_client::{ClientError, Query};
 use evident_core::Hash;
 use evident_core::record::EntryKind;
-use evident_tests::{Server, cli, envelope, key, stderr, stdout, write_config};
+use evident_tests::{Server, cli, copy_dir, envelope, key, stderr, stdout, write_config};
 use serde_json::json;
 
 use crate::gate::attest;
@@ -690,19 +690,6 @@ async fn forked(dir: &std::path::Path) -> Server {
         client.submit(&envelope(&key(1), nonce)).await.unwrap();
     }
     b
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

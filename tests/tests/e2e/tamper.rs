@@ -1,7 +1,9 @@
 //! Tampering with the store: the server refuses to start and names the entry; a client that
 //! saw a newer checkpoint notices a rolled-back data folder.
 
-use evident_tests::{Server, cli, envelope, evidentd_bin, key, stderr, stdout, write_config};
+use evident_tests::{
+    Server, cli, copy_dir, envelope, evidentd_bin, key, stderr, stdout, write_config,
+};
 
 fn leaf_key(index: u64) -> Vec<u8> {
     let mut k = vec![b'L'];
@@ -71,19 +73,6 @@ async fn a_removed_entry_in_the_middle_is_named() {
     }
     let err = Server::start(&config, &data).unwrap_err();
     assert!(err.contains("entry 1: is missing"), "{err}");
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
