@@ -48,6 +48,11 @@ pub struct QueryArgs {
     /// A release, NAME or NAME@VERSION.
     #[arg(long)]
     release: Option<String>,
+    /// The evidence a policy control looks at: POLICY[@VERSION]:CONTROL filters by the
+    /// control's predicate type, and by its signer when it names exactly one identity or
+    /// role.
+    #[arg(long)]
+    control: Option<String>,
     /// Newest entries first.
     #[arg(long)]
     newest_first: bool,
@@ -200,6 +205,9 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
         include_proofs: args.verify,
     };
     let mut client = connect(cli).await?;
+    if let Some(control) = &args.control {
+        control_filters(&mut client, control, &mut query).await?;
+    }
     let mut hits = Vec::new();
     let mut tree_size;
     let mut verified_at: Option<Checkpoint> = None;
@@ -312,6 +320,47 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
                     csv(&subjects_text(hit))
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// Narrows a query to the evidence a policy control looks at (`POLICY[@V]:CONTROL`).
+async fn control_filters(
+    client: &mut Client,
+    control: &str,
+    query: &mut Query,
+) -> anyhow::Result<()> {
+    let (policy, id) = control
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("--control {control:?} is not POLICY[@VERSION]:CONTROL"))?;
+    let (name, version) = crate::policy_arg(policy)?;
+    let document = client.get_policy(name, version).await?;
+    let policy = evident_core::policy::Policy::parse(&document.document)
+        .map_err(|e| anyhow!("policy {name}: {e}"))?;
+    let found = policy.controls.iter().find(|c| c.id == id).ok_or_else(|| {
+        let ids: Vec<&str> = policy.controls.iter().map(|c| c.id.as_str()).collect();
+        anyhow!(
+            "policy {}@{} has no control {id:?}; its controls: {}",
+            policy.name,
+            policy.version,
+            ids.join(", ")
+        )
+    })?;
+    let conflict = |flag: &str| anyhow!("--control sets {flag}: give one or the other");
+    if query.predicate_type.is_some() {
+        return Err(conflict("--predicate-type"));
+    }
+    query.predicate_type = Some(found.predicate_type.clone());
+    if let [rule] = found.signers.as_slice() {
+        match rule {
+            evident_core::policy::SignerRule::Identity(i) if query.signer.is_none() => {
+                query.signer = Some(i.clone());
+            }
+            evident_core::policy::SignerRule::Role(r) if query.role.is_none() => {
+                query.role = Some(r.clone());
+            }
+            _ => {}
         }
     }
     Ok(())

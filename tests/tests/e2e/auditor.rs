@@ -823,3 +823,44 @@ async fn audit_and_pages_of_entries_span_a_log_larger_than_one_answer() {
     assert!(pages >= 2, "{pages} page(s)");
     assert_eq!(seen, (1..701).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_by_policy_control_finds_the_evidence_that_control_looks_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = crate::gate::team_log(d).await;
+    for name in ["one", "two"] {
+        crate::gate::release(&server, name, crate::gate::Flaw::None).await;
+    }
+    let run = |args: &[&str]| tokio::task::block_in_place(|| cli(d, Some(&server), args));
+    let out = run(&[
+        "query",
+        "--control",
+        "payments-prod:two-person-review",
+        "--format",
+        "jsonl",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4, "two approvals per release: {rows:?}");
+    for row in &rows {
+        assert_eq!(
+            row["predicateType"],
+            "https://evident.dev/attestation/approval/v1"
+        );
+    }
+    let out = run(&["query", "--control", "payments-prod@1:unit-tests"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 2, "{}", stdout(&out));
+    let out = run(&["query", "--control", "payments-prod:code-review"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("has no control \"code-review\"")
+            && stderr(&out).contains("two-person-review"),
+        "{}",
+        stderr(&out)
+    );
+}
