@@ -8,6 +8,7 @@
 //! subject names, reasons) is attacker-influenced: the renderers escape all of it, and the
 //! HTML page must never load anything (no scripts, no external styles, fonts or images).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use evident_core::bundle::VerifiedBundle;
@@ -602,25 +603,6 @@ dl.kv dd { margin: 0; }
 }
 "#;
 
-fn status_badge(status: Status) -> String {
-    let class = match status {
-        Status::Pass => "pass",
-        Status::Fail => "fail",
-        Status::Missing => "missing",
-    };
-    format!(
-        r#"<span class="badge {class}">{}</span>"#,
-        status_label(status)
-    )
-}
-
-fn verdict_class(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Allowed => "pass",
-        Verdict::Denied => "fail",
-    }
-}
-
 /// `n` passed controls out of all.
 fn passed(release: &ReleaseReport) -> String {
     let pass = release
@@ -631,598 +613,881 @@ fn passed(release: &ReleaseReport) -> String {
     format!("{pass} of {}", release.controls.len())
 }
 
-fn html_list<T>(items: &[T], item: impl Fn(&T) -> String, empty: &str) -> String {
-    if items.is_empty() {
-        return format!(r#"<span class="none">{}</span>"#, escape_html(empty));
-    }
-    items
-        .iter()
-        .map(|i| format!("<div>{}</div>", item(i)))
-        .collect()
-}
-
-/// A control's id, kept on one line, and the artifact of its row, if any.
-fn control_html(c: &ControlRow) -> String {
-    let artifact = c
-        .artifact
-        .as_deref()
-        .map(|a| format!(" {}", mono(&format!("[{a}]"))))
-        .unwrap_or_default();
-    format!(
-        r#"<span class="nowrap">{}</span>{artifact}"#,
-        escape_html(&c.id)
-    )
-}
-
-fn control_markdown(c: &ControlRow) -> String {
-    match &c.artifact {
-        Some(a) => escape_markdown(&format!("{} [{a}]", c.id)),
-        None => escape_markdown(&c.id),
-    }
-}
-
 /// `1 attestation`, `2 attestations`.
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn mono(text: &str) -> String {
-    format!(r#"<span class="mono">{}</span>"#, escape_html(text))
+/// A status as a report shows it: its label, and the CSS class that colours it in HTML.
+#[derive(Debug, Clone, Copy)]
+struct Badge {
+    /// `PASS`, `DENIED`, `WITHDRAWN`…
+    label: &'static str,
+    /// `pass`, `fail` or `missing`.
+    class: &'static str,
 }
 
-/// A link to an attestation row of release `r` (1-based).
-fn entry_link(r: usize, index: u64) -> String {
-    format!(r##"<a href="#r{r}-e{index}">{index}</a>"##)
+impl Badge {
+    /// A signature a later, backdated revocation withdrew.
+    const WITHDRAWN: Badge = Badge {
+        label: "WITHDRAWN",
+        class: "fail",
+    };
+
+    /// A control's outcome.
+    fn status(status: Status) -> Badge {
+        let class = match status {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Missing => "missing",
+        };
+        Badge {
+            label: status_label(status),
+            class,
+        }
+    }
+
+    /// A release's verdict.
+    fn verdict(verdict: Verdict) -> Badge {
+        let class = match verdict {
+            Verdict::Allowed => "pass",
+            Verdict::Denied => "fail",
+        };
+        Badge {
+            label: verdict.as_str(),
+            class,
+        }
+    }
+}
+
+/// A run of inline content. The sink decides how each kind looks and escapes everything
+/// but [`Span::Lit`].
+#[derive(Debug)]
+enum Span<'a> {
+    /// The report's own words (and numbers), written as they are: never evidence.
+    Lit(Cow<'a, str>),
+    /// Text, escaped.
+    Text(Cow<'a, str>),
+    /// Text kept on one line in HTML.
+    Nowrap(&'a str),
+    /// A digest, key, URI or the like: monospace in HTML.
+    Mono(Cow<'a, str>),
+    /// Secondary text: greyed in HTML.
+    Muted(Cow<'a, str>),
+    /// Stands for something unknown: flagged in HTML.
+    Absent(&'static str),
+    /// Emphasis: bold in both.
+    Strong(&'a str),
+    /// A status: a coloured badge in HTML; in Markdown a bold label, bare in a table.
+    Badge(Badge),
+    /// A link to an anchor of the page; in Markdown only its text.
+    Link {
+        /// The `id` linked to.
+        anchor: String,
+        /// What the link reads.
+        text: Cow<'a, str>,
+    },
+    /// Between the parts of one item: a line break in HTML, a space in Markdown.
+    Break,
+}
+
+/// Text, escaped by the sink.
+fn text<'a>(s: impl Into<Cow<'a, str>>) -> Span<'a> {
+    Span::Text(s.into())
+}
+
+/// The report's own words, as they are.
+fn lit<'a>(s: impl Into<Cow<'a, str>>) -> Span<'a> {
+    Span::Lit(s.into())
+}
+
+/// Monospace text, escaped by the sink.
+fn mono<'a>(s: impl Into<Cow<'a, str>>) -> Span<'a> {
+    Span::Mono(s.into())
+}
+
+/// The anchor of attestation `index` in release `r` (1-based).
+fn entry_link<'a>(r: usize, index: u64) -> Span<'a> {
+    Span::Link {
+        anchor: entry_anchor(r, index),
+        text: index.to_string().into(),
+    }
+}
+
+/// The `id` of attestation `index`'s row in release `r` (1-based).
+fn entry_anchor(r: usize, index: u64) -> String {
+    format!("r{r}-e{index}")
+}
+
+/// The value of a key-value row or a table cell.
+#[derive(Debug)]
+enum Value<'a> {
+    /// Inline content.
+    Spans(Vec<Span<'a>>),
+    /// One item a line.
+    Lines(Lines<'a>),
+}
+
+/// Items one a line, then flagged notes about them (e.g. withdrawn signatures).
+#[derive(Debug)]
+struct Lines<'a> {
+    /// The items.
+    items: Vec<Vec<Span<'a>>>,
+    /// What stands for no items: in HTML even when there are notes, in Markdown only when
+    /// there are none.
+    empty: &'static str,
+    /// Notes after the items: a badge and a text.
+    notes: Vec<(Badge, &'a str)>,
+}
+
+/// One item a line for each of `items`, or `empty`.
+fn lines<'a, T>(
+    items: &'a [T],
+    item: impl Fn(&'a T) -> Vec<Span<'a>>,
+    empty: &'static str,
+) -> Value<'a> {
+    Value::Lines(Lines {
+        items: items.iter().map(item).collect(),
+        empty,
+        notes: Vec::new(),
+    })
+}
+
+/// Each of `items` monospace, one a line, or `empty`.
+fn mono_lines<'a>(items: &'a [String], empty: &'static str) -> Value<'a> {
+    lines(items, |s| vec![mono(s.as_str())], empty)
+}
+
+/// A table cell.
+#[derive(Debug)]
+struct Cell<'a> {
+    /// What it holds.
+    value: Value<'a>,
+    /// Whether HTML keeps it on one line.
+    nowrap: bool,
+}
+
+impl<'a> From<Vec<Span<'a>>> for Value<'a> {
+    fn from(spans: Vec<Span<'a>>) -> Value<'a> {
+        Value::Spans(spans)
+    }
+}
+
+impl<'a> From<Span<'a>> for Value<'a> {
+    fn from(span: Span<'a>) -> Value<'a> {
+        Value::Spans(vec![span])
+    }
+}
+
+impl<'a, V: Into<Value<'a>>> From<V> for Cell<'a> {
+    fn from(value: V) -> Cell<'a> {
+        Cell {
+            value: value.into(),
+            nowrap: false,
+        }
+    }
+}
+
+/// A table row.
+#[derive(Debug)]
+struct Row<'a> {
+    /// The row's `id` in HTML, for links to it.
+    anchor: Option<String>,
+    /// Its cells, one per column.
+    cells: Vec<Cell<'a>>,
+}
+
+/// How a paragraph is set off in HTML (Markdown sets none off).
+#[derive(Debug, Clone, Copy)]
+enum Para {
+    /// Body text.
+    Plain,
+    /// Secondary text.
+    Muted,
+    /// A verdict, boxed in its badge's colours.
+    Verdict(Badge),
+}
+
+/// What a key-value list is.
+#[derive(Debug, Clone, Copy)]
+enum Pairs {
+    /// Facts about one thing.
+    Facts,
+    /// The steps of the chain from source to deploy.
+    Chain,
+}
+
+/// Where a report is written: the walk over the model ([`render`]) says what to write, a
+/// sink how, owning all escaping and styling.
+trait Sink {
+    /// Starts the document: its title, and a line under it.
+    fn begin(&mut self, title: &str, byline: &[Span<'_>]);
+    /// Ends the document.
+    fn end(&mut self);
+    /// Starts a release's section, with the anchor links to it use.
+    fn begin_section(&mut self, anchor: &str);
+    /// Ends a release's section.
+    fn end_section(&mut self);
+    /// A heading of `level` (2 or 3).
+    fn heading(&mut self, level: usize, text: &str);
+    /// A paragraph.
+    fn paragraph(&mut self, style: Para, spans: &[Span<'_>]);
+    /// A bulleted list.
+    fn list(&mut self, items: &[Vec<Span<'_>>]);
+    /// Keys (the report's own words) and their values.
+    fn key_values(&mut self, style: Pairs, rows: &[(&str, Value<'_>)]);
+    /// A table; in HTML, a table without rows says `empty` when given.
+    fn table(&mut self, header: &[&str], rows: &[Row<'_>], empty: Option<&str>);
+}
+
+/// Walks the report once, writing it to `sink`.
+fn render(doc: &Document, sink: &mut impl Sink) {
+    sink.begin(
+        &doc.title,
+        &[
+            lit("Generated "),
+            text(&doc.generated_at),
+            lit(" from the log "),
+            mono(&doc.log_origin),
+            lit(format!(
+                ", verified against its checkpoint of {} entries. Policies were evaluated as \
+                 of this time.",
+                doc.checkpoint.size
+            )),
+        ],
+    );
+    summary(sink, doc);
+    for (n, r) in doc.releases.iter().enumerate() {
+        release(sink, n + 1, r, doc);
+    }
+    sink.end();
+}
+
+/// `NAME@VERSION` of a policy.
+fn policy_spans(policy: &PolicyRef) -> [Span<'_>; 2] {
+    [text(&policy.name), lit(format!("@{}", policy.version))]
+}
+
+/// The table of releases, linking to their sections.
+fn summary(sink: &mut impl Sink, doc: &Document) {
+    sink.heading(2, "Summary");
+    let rows: Vec<Row> = doc
+        .releases
+        .iter()
+        .enumerate()
+        .map(|(n, r)| Row {
+            anchor: None,
+            cells: vec![
+                Span::Link {
+                    anchor: format!("release-{}", n + 1),
+                    text: r.label.as_str().into(),
+                }
+                .into(),
+                Span::Badge(Badge::verdict(r.verdict)).into(),
+                Vec::from(policy_spans(&r.policy)).into(),
+                lit(passed(r)).into(),
+            ],
+        })
+        .collect();
+    sink.table(
+        &["Release", "Verdict", "Policy", "Controls passed"],
+        &rows,
+        Some("no releases"),
+    );
+}
+
+/// Release `n` (1-based): its section.
+fn release(sink: &mut impl Sink, n: usize, r: &ReleaseReport, doc: &Document) {
+    sink.begin_section(&format!("release-{n}"));
+    sink.heading(2, &format!("Release {}", r.label));
+    verdict(sink, r, doc);
+    controls(sink, n, r);
+    attestations(sink, n, r);
+    traceability(sink, n, &r.traceability);
+    proofs(sink, &r.proof, doc);
+    sink.end_section();
+}
+
+/// A control's id and the artifact of its row, if any.
+fn control_spans(c: &ControlRow) -> Vec<Span<'_>> {
+    let mut spans = vec![Span::Nowrap(&c.id)];
+    if let Some(a) = &c.artifact {
+        spans.extend([lit(" "), mono(format!("[{a}]"))]);
+    }
+    spans
+}
+
+/// 1. The verdict, the controls not passed, and what it was decided on.
+fn verdict(sink: &mut impl Sink, r: &ReleaseReport, doc: &Document) {
+    sink.heading(3, "1. Verdict");
+    sink.paragraph(
+        Para::Verdict(Badge::verdict(r.verdict)),
+        &[
+            Span::Strong(r.verdict.as_str()),
+            lit(" under policy "),
+            Span::Strong(&r.policy.name),
+            lit(format!(" version {}", r.policy.version)),
+        ],
+    );
+    let not_passed: Vec<Vec<Span>> = r
+        .controls
+        .iter()
+        .filter(|c| c.status != Status::Pass)
+        .map(|c| {
+            let mut item = vec![Span::Badge(Badge::status(c.status)), lit(" ")];
+            item.extend(control_spans(c));
+            item.extend([lit(": "), text(&c.reason)]);
+            item
+        })
+        .collect();
+    if !not_passed.is_empty() {
+        sink.paragraph(Para::Plain, &[lit("Controls not passed:")]);
+        sink.list(&not_passed);
+    }
+    let mut policy = Vec::from(policy_spans(&r.policy));
+    if let Some(i) = r.policy.index {
+        policy.push(lit(format!(", log entry {i}")));
+    }
+    if !r.policy.description.is_empty() {
+        policy.extend([lit(": "), text(&r.policy.description)]);
+    }
+    sink.key_values(
+        Pairs::Facts,
+        &[
+            ("Policy", policy.into()),
+            ("Policy SHA-256", mono(&r.policy.sha256).into()),
+            ("Artifacts", mono_lines(&r.artifacts, "none")),
+            (
+                "Source commits",
+                mono_lines(
+                    &r.source_commits,
+                    "none through provenance the policy trusts",
+                ),
+            ),
+            ("Evaluated at", text(&doc.generated_at).into()),
+        ],
+    );
+}
+
+/// 2. Every control's outcome, linking to the entries it used.
+fn controls(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
+    sink.heading(3, "2. Controls");
+    let rows: Vec<Row> = r
+        .controls
+        .iter()
+        .map(|c| {
+            let mut entries = Vec::new();
+            for (i, u) in c.entries.iter().enumerate() {
+                if i > 0 {
+                    entries.push(lit(", "));
+                }
+                entries.push(entry_link(n, u.index));
+            }
+            if entries.is_empty() {
+                entries.push(Span::Muted("none".into()));
+            }
+            Row {
+                anchor: None,
+                cells: vec![
+                    control_spans(c).into(),
+                    Span::Badge(Badge::status(c.status)).into(),
+                    c.predicate_type
+                        .as_deref()
+                        .map_or(Span::Absent("unknown"), mono)
+                        .into(),
+                    text(&c.reason).into(),
+                    entries.into(),
+                ],
+            }
+        })
+        .collect();
+    sink.table(
+        &["Control", "Status", "Predicate type", "Reason", "Entries"],
+        &rows,
+        None,
+    );
+}
+
+/// 3. Who signed what, and when: one row per attestation, the target of entry links.
+fn attestations(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
+    sink.heading(3, "3. Attestations: who signed what, and when");
+    let mut intro = vec![lit(
+        "Every attestation in the bundle about the artifacts or their source commits, with \
+         the signers the trust registry authorized at its integrated time.",
+    )];
+    if r.other_attestations > 0 {
+        intro.push(lit(format!(
+            " {} other attestation(s) in the bundle are about neither.",
+            r.other_attestations
+        )));
+    }
+    sink.paragraph(Para::Muted, &intro);
+    let rows: Vec<Row> = r
+        .attestations
+        .iter()
+        .map(|a| {
+            let signed = Lines {
+                items: a
+                    .signers
+                    .iter()
+                    .map(|s| {
+                        let mut item = vec![Span::Nowrap(&s.identity)];
+                        if !s.roles.is_empty() {
+                            item.extend([
+                                lit(" "),
+                                Span::Muted(format!("({})", s.roles.join(", ")).into()),
+                            ]);
+                        }
+                        item
+                    })
+                    .collect(),
+                empty: "no signature stands",
+                notes: a
+                    .withdrawn
+                    .iter()
+                    .map(|w| (Badge::WITHDRAWN, w.as_str()))
+                    .collect(),
+            };
+            let subjects = lines(
+                &a.subjects,
+                |s| {
+                    let mut item = Vec::new();
+                    if !s.name.is_empty() {
+                        item.push(text(&s.name));
+                    }
+                    for d in &s.digests {
+                        if !item.is_empty() {
+                            item.push(Span::Break);
+                        }
+                        item.push(mono(d.as_str()));
+                    }
+                    item
+                },
+                "none",
+            );
+            Row {
+                anchor: Some(entry_anchor(n, a.index)),
+                cells: vec![
+                    lit(a.index.to_string()).into(),
+                    Cell {
+                        value: text(&a.integrated_time).into(),
+                        nowrap: true,
+                    },
+                    mono(&a.predicate_type).into(),
+                    Value::Lines(signed).into(),
+                    subjects.into(),
+                ],
+            }
+        })
+        .collect();
+    sink.table(
+        &[
+            "Entry",
+            "Integrated (UTC)",
+            "Predicate type",
+            "Signed by",
+            "Subjects",
+        ],
+        &rows,
+        Some("none"),
+    );
+}
+
+/// `, signed by A, B`, or nothing when no one did.
+fn signed_by(signers: &[String]) -> Vec<Span<'_>> {
+    if signers.is_empty() {
+        Vec::new()
+    } else {
+        vec![lit(", signed by "), text(signers.join(", "))]
+    }
+}
+
+/// 4. Source commit → build → artifact → release → deploy, release `n` (1-based).
+fn traceability(sink: &mut impl Sink, n: usize, t: &Traceability) {
+    sink.heading(3, "4. Traceability");
+    let none = "not recorded";
+    let builds = lines(
+        &t.builds,
+        |b| {
+            let mut item = vec![lit("SLSA provenance, entry "), entry_link(n, b.index)];
+            if let Some(id) = &b.builder {
+                item.extend([lit(", builder "), mono(id.as_str())]);
+            }
+            item.extend(signed_by(&b.signers));
+            item
+        },
+        none,
+    );
+    let releases = lines(
+        &t.releases,
+        |s| {
+            let mut item = vec![text(&s.release), lit(", entry "), entry_link(n, s.index)];
+            item.extend(signed_by(&s.signers));
+            item
+        },
+        none,
+    );
+    let deploys = lines(
+        &t.deploys,
+        |d| {
+            let mut item = vec![
+                lit("gate verdict "),
+                text(d.result.as_deref().unwrap_or("(no result)")),
+                lit(" under "),
+                text(d.policy.as_deref().unwrap_or("(no policy named)")),
+                lit(", entry "),
+                entry_link(n, d.index),
+                lit(" at "),
+                text(&d.integrated_time),
+            ];
+            item.extend(signed_by(&d.signers));
+            item
+        },
+        none,
+    );
+    sink.key_values(
+        Pairs::Chain,
+        &[
+            ("Source commit", mono_lines(&t.source_commits, none)),
+            ("Build", builds),
+            ("Artifact", mono_lines(&t.artifacts, none)),
+            ("Release", releases),
+            ("Deploy", deploys),
+        ],
+    );
+}
+
+/// 5. What was proven, against which checkpoint and key.
+fn proofs(sink: &mut impl Sink, p: &ProofStatus, doc: &Document) {
+    sink.heading(3, "5. Proofs");
+    sink.paragraph(
+        Para::Plain,
+        &[lit(format!(
+            "All {} of the bundle ({}, {}, {}) have inclusion proofs verified against the \
+             checkpoint below, whose signature verified under the pinned log key; every \
+             signature was checked against the trust registry replayed from the log's genesis.",
+            count(p.entries(), "entry", "entries"),
+            count(p.attestations, "attestation", "attestations"),
+            count(p.policy_versions, "policy version", "policy versions"),
+            count(p.registry_entries, "registry entry", "registry entries")
+        ))],
+    );
+    let c = &p.checkpoint;
+    sink.key_values(
+        Pairs::Facts,
+        &[
+            ("Log origin", mono(&c.origin).into()),
+            ("Tree size", lit(format!("{} entries", c.size)).into()),
+            ("Root hash (hex)", mono(&c.root_hex).into()),
+            ("Root hash (base64)", mono(&c.root_base64).into()),
+            ("Log key", mono(&doc.log_key).into()),
+        ],
+    );
+}
+
+/// Writes HTML: classes for styling, everything escaped with [`escape_html`].
+#[derive(Debug, Default)]
+struct Html {
+    /// The page so far.
+    out: String,
+}
+
+impl Html {
+    /// Appends `spans`.
+    fn spans(&mut self, spans: &[Span<'_>]) {
+        for span in spans {
+            let styled = |class: &str, s: &str| {
+                format!(r#"<span class="{class}">{}</span>"#, escape_html(s))
+            };
+            let html = match span {
+                Span::Lit(s) => s.to_string(),
+                Span::Text(s) => escape_html(s),
+                Span::Nowrap(s) => styled("nowrap", s),
+                Span::Mono(s) => styled("mono", s),
+                Span::Muted(s) => styled("muted", s),
+                Span::Absent(s) => styled("none", s),
+                Span::Strong(s) => format!("<strong>{}</strong>", escape_html(s)),
+                Span::Badge(b) => Html::badge(*b),
+                Span::Link { anchor, text } => {
+                    format!(r##"<a href="#{anchor}">{}</a>"##, escape_html(text))
+                }
+                Span::Break => "<br>".to_owned(),
+            };
+            self.out.push_str(&html);
+        }
+    }
+
+    /// A badge.
+    fn badge(b: Badge) -> String {
+        format!(r#"<span class="badge {}">{}</span>"#, b.class, b.label)
+    }
+
+    /// Appends a value: lines as `<div>`s.
+    fn value(&mut self, value: &Value<'_>) {
+        match value {
+            Value::Spans(spans) => self.spans(spans),
+            Value::Lines(lines) => {
+                if lines.items.is_empty() {
+                    self.spans(&[Span::Absent(lines.empty)]);
+                }
+                for item in &lines.items {
+                    self.out.push_str("<div>");
+                    self.spans(item);
+                    self.out.push_str("</div>");
+                }
+                for (badge, note) in &lines.notes {
+                    self.out.push_str(&format!(
+                        "<div>{} {}</div>",
+                        Html::badge(*badge),
+                        escape_html(note)
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl Sink for Html {
+    fn begin(&mut self, title: &str, byline: &[Span<'_>]) {
+        let title = escape_html(title);
+        self.out.push_str(&format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <meta name=\"generator\" content=\"evident report\">\n<title>{title}</title>\n\
+             <style>{CSS}</style>\n</head>\n<body>\n<header>\n<h1>{title}</h1>\n"
+        ));
+        self.paragraph(Para::Muted, byline);
+        self.out.push_str("</header>\n");
+    }
+
+    fn end(&mut self) {
+        self.out.push_str("</body>\n</html>\n");
+    }
+
+    fn begin_section(&mut self, anchor: &str) {
+        self.out
+            .push_str(&format!("<section class=\"release\" id=\"{anchor}\">\n"));
+    }
+
+    fn end_section(&mut self) {
+        self.out.push_str("</section>\n");
+    }
+
+    fn heading(&mut self, level: usize, text: &str) {
+        self.out
+            .push_str(&format!("<h{level}>{}</h{level}>\n", escape_html(text)));
+    }
+
+    fn paragraph(&mut self, style: Para, spans: &[Span<'_>]) {
+        match style {
+            Para::Plain => self.out.push_str("<p>"),
+            Para::Muted => self.out.push_str("<p class=\"muted\">"),
+            Para::Verdict(b) => self
+                .out
+                .push_str(&format!("<p class=\"verdict {}\">", b.class)),
+        }
+        self.spans(spans);
+        self.out.push_str("</p>\n");
+    }
+
+    fn list(&mut self, items: &[Vec<Span<'_>>]) {
+        self.out.push_str("<ul>\n");
+        for item in items {
+            self.out.push_str("<li>");
+            self.spans(item);
+            self.out.push_str("</li>\n");
+        }
+        self.out.push_str("</ul>\n");
+    }
+
+    fn key_values(&mut self, style: Pairs, rows: &[(&str, Value<'_>)]) {
+        self.out.push_str(match style {
+            Pairs::Facts => "<dl class=\"kv\">\n",
+            Pairs::Chain => "<dl class=\"kv chain\">\n",
+        });
+        for (key, value) in rows {
+            self.out
+                .push_str(&format!("<dt>{}</dt><dd>", escape_html(key)));
+            self.value(value);
+            self.out.push_str("</dd>\n");
+        }
+        self.out.push_str("</dl>\n");
+    }
+
+    fn table(&mut self, header: &[&str], rows: &[Row<'_>], empty: Option<&str>) {
+        self.out
+            .push_str("<div class=\"wide\"><table>\n<thead><tr>");
+        for h in header {
+            self.out.push_str(&format!("<th>{}</th>", escape_html(h)));
+        }
+        self.out.push_str("</tr></thead>\n<tbody>\n");
+        for row in rows {
+            match &row.anchor {
+                Some(anchor) => self.out.push_str(&format!("<tr id=\"{anchor}\">")),
+                None => self.out.push_str("<tr>"),
+            }
+            for cell in &row.cells {
+                self.out.push_str(if cell.nowrap {
+                    "<td class=\"nowrap\">"
+                } else {
+                    "<td>"
+                });
+                self.value(&cell.value);
+                self.out.push_str("</td>");
+            }
+            self.out.push_str("</tr>\n");
+        }
+        if let (true, Some(empty)) = (rows.is_empty(), empty) {
+            self.out.push_str(&format!(
+                "<tr><td colspan=\"{}\" class=\"none\">{}</td></tr>\n",
+                header.len(),
+                escape_html(empty)
+            ));
+        }
+        self.out.push_str("</tbody>\n</table></div>\n");
+    }
+}
+
+/// Writes GitHub-flavoured Markdown: every block a paragraph, list or table, blocks apart
+/// by a blank line, everything escaped with [`escape_markdown`].
+#[derive(Debug, Default)]
+struct Markdown {
+    /// The text so far.
+    out: String,
+}
+
+impl Markdown {
+    /// Starts a block: a blank line after the one before.
+    fn block(&mut self) {
+        if !self.out.is_empty() {
+            self.out.push('\n');
+        }
+    }
+
+    /// `spans` as Markdown; a badge is bold unless `in_table`.
+    fn spans(spans: &[Span<'_>], in_table: bool) -> String {
+        let mut out = String::new();
+        for span in spans {
+            match span {
+                Span::Lit(s) => out.push_str(s),
+                Span::Text(s) | Span::Mono(s) | Span::Muted(s) | Span::Link { text: s, .. } => {
+                    out.push_str(&escape_markdown(s));
+                }
+                Span::Nowrap(s) | Span::Absent(s) => out.push_str(&escape_markdown(s)),
+                Span::Strong(s) => out.push_str(&format!("**{}**", escape_markdown(s))),
+                Span::Badge(b) if in_table => out.push_str(b.label),
+                Span::Badge(b) => out.push_str(&format!("**{}**", b.label)),
+                Span::Break => out.push(' '),
+            }
+        }
+        out
+    }
+
+    /// A value for a table cell: lines joined by `<br>`.
+    fn value(value: &Value<'_>) -> String {
+        match value {
+            Value::Spans(spans) => Markdown::spans(spans, true),
+            Value::Lines(lines) => {
+                let items = lines.items.iter().map(|i| Markdown::spans(i, true));
+                let notes = lines
+                    .notes
+                    .iter()
+                    .map(|(badge, note)| format!("{}: {}", badge.label, escape_markdown(note)));
+                let all: Vec<String> = items.chain(notes).collect();
+                if all.is_empty() {
+                    escape_markdown(lines.empty)
+                } else {
+                    all.join("<br>")
+                }
+            }
+        }
+    }
+
+    /// A table row of `cells`.
+    fn row<S: AsRef<str>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.out.push('|');
+        for cell in cells {
+            self.out.push(' ');
+            self.out.push_str(cell.as_ref());
+            self.out.push_str(" |");
+        }
+        self.out.push('\n');
+    }
+}
+
+impl Sink for Markdown {
+    fn begin(&mut self, title: &str, byline: &[Span<'_>]) {
+        self.heading(1, title);
+        self.paragraph(Para::Plain, byline);
+    }
+
+    fn end(&mut self) {}
+
+    fn begin_section(&mut self, _anchor: &str) {}
+
+    fn end_section(&mut self) {}
+
+    fn heading(&mut self, level: usize, text: &str) {
+        self.block();
+        self.out.push_str(&format!(
+            "{} {}\n",
+            "#".repeat(level),
+            escape_markdown(text)
+        ));
+    }
+
+    fn paragraph(&mut self, _style: Para, spans: &[Span<'_>]) {
+        self.block();
+        self.out.push_str(&Markdown::spans(spans, false));
+        self.out.push('\n');
+    }
+
+    fn list(&mut self, items: &[Vec<Span<'_>>]) {
+        self.block();
+        for item in items {
+            self.out
+                .push_str(&format!("- {}\n", Markdown::spans(item, false)));
+        }
+    }
+
+    fn key_values(&mut self, style: Pairs, rows: &[(&str, Value<'_>)]) {
+        self.block();
+        self.out.push_str(match style {
+            Pairs::Facts => "| | |\n",
+            Pairs::Chain => "| Step | Recorded |\n",
+        });
+        self.out.push_str("|---|---|\n");
+        for (key, value) in rows {
+            self.row([escape_markdown(key), Markdown::value(value)]);
+        }
+    }
+
+    fn table(&mut self, header: &[&str], rows: &[Row<'_>], _empty: Option<&str>) {
+        self.block();
+        self.row(header.iter().map(|h| escape_markdown(h)));
+        self.out.push('|');
+        self.out.push_str(&"---|".repeat(header.len()));
+        self.out.push('\n');
+        for row in rows {
+            self.row(row.cells.iter().map(|c| Markdown::value(&c.value)));
+        }
+    }
 }
 
 /// Renders the report as one self-contained HTML page: inline CSS, no scripts, no external
 /// assets. Every string from the evidence is escaped.
 pub fn render_html(doc: &Document) -> String {
-    let e = escape_html;
-    let mut out = String::new();
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    out.push_str(
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <meta name=\"generator\" content=\"evident report\">\n",
-    );
-    out.push_str(&format!("<title>{}</title>\n", e(&doc.title)));
-    out.push_str(&format!("<style>{CSS}</style>\n</head>\n<body>\n"));
-    out.push_str(&format!("<header>\n<h1>{}</h1>\n", e(&doc.title)));
-    out.push_str(&format!(
-        "<p class=\"muted\">Generated {} from the log {}, verified against its checkpoint of \
-         {} entries. Policies were evaluated as of this time.</p>\n</header>\n",
-        e(&doc.generated_at),
-        mono(&doc.log_origin),
-        doc.checkpoint.size
-    ));
-
-    out.push_str(
-        "<h2>Summary</h2>\n<div class=\"wide\"><table>\n<thead><tr><th>Release</th>\
-         <th>Verdict</th><th>Policy</th><th>Controls passed</th></tr></thead>\n<tbody>\n",
-    );
-    for (n, r) in doc.releases.iter().enumerate() {
-        out.push_str(&format!(
-            "<tr><td><a href=\"#release-{}\">{}</a></td><td><span class=\"badge {}\">{}</span>\
-             </td><td>{}@{}</td><td>{}</td></tr>\n",
-            n + 1,
-            e(&r.label),
-            verdict_class(r.verdict),
-            r.verdict.as_str(),
-            e(&r.policy.name),
-            r.policy.version,
-            passed(r)
-        ));
-    }
-    if doc.releases.is_empty() {
-        out.push_str("<tr><td colspan=\"4\" class=\"none\">no releases</td></tr>\n");
-    }
-    out.push_str("</tbody>\n</table></div>\n");
-
-    for (n, r) in doc.releases.iter().enumerate() {
-        release_html(&mut out, n + 1, r, doc);
-    }
-    out.push_str("</body>\n</html>\n");
-    out
-}
-
-fn release_html(out: &mut String, n: usize, r: &ReleaseReport, doc: &Document) {
-    let e = escape_html;
-    out.push_str(&format!(
-        "<section class=\"release\" id=\"release-{n}\">\n<h2>Release {}</h2>\n",
-        e(&r.label)
-    ));
-
-    // 1. Verdict.
-    out.push_str("<h3>1. Verdict</h3>\n");
-    out.push_str(&format!(
-        "<p class=\"verdict {}\"><strong>{}</strong> under policy <strong>{}</strong> version \
-         {}</p>\n",
-        verdict_class(r.verdict),
-        r.verdict.as_str(),
-        e(&r.policy.name),
-        r.policy.version
-    ));
-    let not_passed: Vec<&ControlRow> = r
-        .controls
-        .iter()
-        .filter(|c| c.status != Status::Pass)
-        .collect();
-    if !not_passed.is_empty() {
-        out.push_str("<p>Controls not passed:</p>\n<ul>\n");
-        for c in not_passed {
-            out.push_str(&format!(
-                "<li>{} {}: {}</li>\n",
-                status_badge(c.status),
-                control_html(c),
-                e(&c.reason)
-            ));
-        }
-        out.push_str("</ul>\n");
-    }
-    out.push_str("<dl class=\"kv\">\n");
-    out.push_str(&format!(
-        "<dt>Policy</dt><dd>{}@{}{}{}</dd>\n",
-        e(&r.policy.name),
-        r.policy.version,
-        r.policy
-            .index
-            .map(|i| format!(", log entry {i}"))
-            .unwrap_or_default(),
-        if r.policy.description.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", e(&r.policy.description))
-        }
-    ));
-    out.push_str(&format!(
-        "<dt>Policy SHA-256</dt><dd>{}</dd>\n",
-        mono(&r.policy.sha256)
-    ));
-    out.push_str(&format!(
-        "<dt>Artifacts</dt><dd>{}</dd>\n",
-        html_list(&r.artifacts, |a| mono(a), "none")
-    ));
-    out.push_str(&format!(
-        "<dt>Source commits</dt><dd>{}</dd>\n",
-        html_list(
-            &r.source_commits,
-            |c| mono(c),
-            "none through provenance the policy trusts"
-        )
-    ));
-    out.push_str(&format!(
-        "<dt>Evaluated at</dt><dd>{}</dd>\n</dl>\n",
-        e(&doc.generated_at)
-    ));
-
-    // 2. Controls.
-    out.push_str(
-        "<h3>2. Controls</h3>\n<div class=\"wide\"><table>\n<thead><tr><th>Control</th>\
-         <th>Status</th><th>Predicate type</th><th>Reason</th><th>Entries</th></tr></thead>\n\
-         <tbody>\n",
-    );
-    for c in &r.controls {
-        let entries: Vec<String> = c.entries.iter().map(|u| entry_link(n, u.index)).collect();
-        out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            control_html(c),
-            status_badge(c.status),
-            c.predicate_type
-                .as_deref()
-                .map_or_else(|| "<span class=\"none\">unknown</span>".to_owned(), mono),
-            e(&c.reason),
-            if entries.is_empty() {
-                "<span class=\"muted\">none</span>".to_owned()
-            } else {
-                entries.join(", ")
-            }
-        ));
-    }
-    out.push_str("</tbody>\n</table></div>\n");
-
-    // 3. Attestations.
-    out.push_str(&format!(
-        "<h3>3. Attestations: who signed what, and when</h3>\n<p class=\"muted\">Every \
-         attestation in the bundle about the artifacts or their source commits, with the \
-         signers the trust registry authorized at its integrated time.{}</p>\n",
-        if r.other_attestations > 0 {
-            format!(
-                " {} other attestation(s) in the bundle are about neither.",
-                r.other_attestations
-            )
-        } else {
-            String::new()
-        }
-    ));
-    out.push_str(
-        "<div class=\"wide\"><table>\n<thead><tr><th>Entry</th><th>Integrated (UTC)</th>\
-         <th>Predicate type</th><th>Signed by</th><th>Subjects</th></tr></thead>\n<tbody>\n",
-    );
-    for a in &r.attestations {
-        let mut signed = html_list(
-            &a.signers,
-            |s| {
-                let roles = if s.roles.is_empty() {
-                    String::new()
-                } else {
-                    format!(" <span class=\"muted\">({})</span>", e(&s.roles.join(", ")))
-                };
-                format!(r#"<span class="nowrap">{}</span>{roles}"#, e(&s.identity))
-            },
-            "no signature stands",
-        );
-        for w in &a.withdrawn {
-            signed.push_str(&format!(
-                "<div><span class=\"badge fail\">WITHDRAWN</span> {}</div>",
-                e(w)
-            ));
-        }
-        let subjects = html_list(
-            &a.subjects,
-            |s| {
-                let mut lines: Vec<String> = s.digests.iter().map(|d| mono(d)).collect();
-                if !s.name.is_empty() {
-                    lines.insert(0, e(&s.name));
-                }
-                lines.join("<br>")
-            },
-            "none",
-        );
-        out.push_str(&format!(
-            "<tr id=\"r{n}-e{}\"><td>{}</td><td class=\"nowrap\">{}</td><td>{}</td><td>{signed}</td>\
-             <td>{subjects}</td></tr>\n",
-            a.index,
-            a.index,
-            e(&a.integrated_time),
-            mono(&a.predicate_type)
-        ));
-    }
-    if r.attestations.is_empty() {
-        out.push_str("<tr><td colspan=\"5\" class=\"none\">none</td></tr>\n");
-    }
-    out.push_str("</tbody>\n</table></div>\n");
-
-    // 4. Traceability.
-    let t = &r.traceability;
-    let signed_by = |signers: &[String]| {
-        if signers.is_empty() {
-            String::new()
-        } else {
-            format!(", signed by {}", e(&signers.join(", ")))
-        }
-    };
-    out.push_str("<h3>4. Traceability</h3>\n<dl class=\"kv chain\">\n");
-    out.push_str(&format!(
-        "<dt>Source commit</dt><dd>{}</dd>\n",
-        html_list(&t.source_commits, |c| mono(c), "not recorded")
-    ));
-    out.push_str(&format!(
-        "<dt>Build</dt><dd>{}</dd>\n",
-        html_list(
-            &t.builds,
-            |b| format!(
-                "SLSA provenance, entry {}{}{}",
-                entry_link(n, b.index),
-                b.builder
-                    .as_deref()
-                    .map(|id| format!(", builder {}", mono(id)))
-                    .unwrap_or_default(),
-                signed_by(&b.signers)
-            ),
-            "not recorded"
-        )
-    ));
-    out.push_str(&format!(
-        "<dt>Artifact</dt><dd>{}</dd>\n",
-        html_list(&t.artifacts, |a| mono(a), "not recorded")
-    ));
-    out.push_str(&format!(
-        "<dt>Release</dt><dd>{}</dd>\n",
-        html_list(
-            &t.releases,
-            |s| format!(
-                "{}, entry {}{}",
-                e(&s.release),
-                entry_link(n, s.index),
-                signed_by(&s.signers)
-            ),
-            "not recorded"
-        )
-    ));
-    out.push_str(&format!(
-        "<dt>Deploy</dt><dd>{}</dd>\n</dl>\n",
-        html_list(
-            &t.deploys,
-            |d| format!(
-                "gate verdict {} under {}, entry {} at {}{}",
-                e(d.result.as_deref().unwrap_or("(no result)")),
-                e(d.policy.as_deref().unwrap_or("(no policy named)")),
-                entry_link(n, d.index),
-                e(&d.integrated_time),
-                signed_by(&d.signers)
-            ),
-            "not recorded"
-        )
-    ));
-
-    // 5. Proofs.
-    let p = &r.proof;
-    out.push_str("<h3>5. Proofs</h3>\n");
-    out.push_str(&format!(
-        "<p>All {} of the bundle ({}, {}, {}) have inclusion proofs verified against the \
-         checkpoint below, whose signature verified under the pinned log key; every signature \
-         was checked against the trust registry replayed from the log's genesis.</p>\n",
-        count(p.entries(), "entry", "entries"),
-        count(p.attestations, "attestation", "attestations"),
-        count(p.policy_versions, "policy version", "policy versions"),
-        count(p.registry_entries, "registry entry", "registry entries")
-    ));
-    out.push_str(&format!(
-        "<dl class=\"kv\">\n<dt>Log origin</dt><dd>{}</dd>\n<dt>Tree size</dt><dd>{} entries\
-         </dd>\n<dt>Root hash (hex)</dt><dd>{}</dd>\n<dt>Root hash (base64)</dt><dd>{}</dd>\n\
-         <dt>Log key</dt><dd>{}</dd>\n</dl>\n</section>\n",
-        mono(&p.checkpoint.origin),
-        p.checkpoint.size,
-        mono(&p.checkpoint.root_hex),
-        mono(&p.checkpoint.root_base64),
-        mono(&doc.log_key)
-    ));
+    let mut html = Html::default();
+    render(doc, &mut html);
+    html.out
 }
 
 /// Renders the report as GitHub-flavoured Markdown, with the same content as the HTML.
 /// Every string from the evidence is escaped.
 pub fn render_markdown(doc: &Document) -> String {
-    let m = escape_markdown;
-    let mut out = String::new();
-    out.push_str(&format!("# {}\n\n", m(&doc.title)));
-    out.push_str(&format!(
-        "Generated {} from the log {}, verified against its checkpoint of {} entries. \
-         Policies were evaluated as of this time.\n\n",
-        m(&doc.generated_at),
-        m(&doc.log_origin),
-        doc.checkpoint.size
-    ));
-    out.push_str(
-        "## Summary\n\n| Release | Verdict | Policy | Controls passed |\n|---|---|---|---|\n",
-    );
-    for r in &doc.releases {
-        out.push_str(&format!(
-            "| {} | {} | {}@{} | {} |\n",
-            m(&r.label),
-            r.verdict.as_str(),
-            m(&r.policy.name),
-            r.policy.version,
-            passed(r)
-        ));
-    }
-    for r in &doc.releases {
-        release_markdown(&mut out, r, doc);
-    }
-    out
-}
-
-/// Items joined for one Markdown cell, or `empty`.
-fn md_items<T>(items: &[T], item: impl Fn(&T) -> String, empty: &str) -> String {
-    if items.is_empty() {
-        return empty.to_owned();
-    }
-    items.iter().map(item).collect::<Vec<_>>().join("<br>")
-}
-
-fn release_markdown(out: &mut String, r: &ReleaseReport, doc: &Document) {
-    let m = escape_markdown;
-    out.push_str(&format!(
-        "\n## Release {}\n\n### 1. Verdict\n\n",
-        m(&r.label)
-    ));
-    out.push_str(&format!(
-        "**{}** under policy **{}** version {}\n\n",
-        r.verdict.as_str(),
-        m(&r.policy.name),
-        r.policy.version
-    ));
-    let not_passed: Vec<&ControlRow> = r
-        .controls
-        .iter()
-        .filter(|c| c.status != Status::Pass)
-        .collect();
-    if !not_passed.is_empty() {
-        out.push_str("Controls not passed:\n\n");
-        for c in not_passed {
-            out.push_str(&format!(
-                "- **{}** {}: {}\n",
-                status_label(c.status),
-                control_markdown(c),
-                m(&c.reason)
-            ));
-        }
-        out.push('\n');
-    }
-    out.push_str("| | |\n|---|---|\n");
-    out.push_str(&format!(
-        "| Policy | {}@{}{}{} |\n",
-        m(&r.policy.name),
-        r.policy.version,
-        r.policy
-            .index
-            .map(|i| format!(", log entry {i}"))
-            .unwrap_or_default(),
-        if r.policy.description.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", m(&r.policy.description))
-        }
-    ));
-    out.push_str(&format!("| Policy SHA-256 | {} |\n", r.policy.sha256));
-    out.push_str(&format!(
-        "| Artifacts | {} |\n",
-        md_items(&r.artifacts, |a| m(a), "none")
-    ));
-    out.push_str(&format!(
-        "| Source commits | {} |\n",
-        md_items(
-            &r.source_commits,
-            |c| m(c),
-            "none through provenance the policy trusts"
-        )
-    ));
-    out.push_str(&format!("| Evaluated at | {} |\n", m(&doc.generated_at)));
-
-    out.push_str(
-        "\n### 2. Controls\n\n| Control | Status | Predicate type | Reason | Entries |\n\
-         |---|---|---|---|---|\n",
-    );
-    for c in &r.controls {
-        let entries: Vec<String> = c.entries.iter().map(|u| u.index.to_string()).collect();
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            control_markdown(c),
-            status_label(c.status),
-            c.predicate_type.as_deref().map_or("unknown".to_owned(), m),
-            m(&c.reason),
-            if entries.is_empty() {
-                "none".to_owned()
-            } else {
-                entries.join(", ")
-            }
-        ));
-    }
-
-    out.push_str(
-        "\n### 3. Attestations: who signed what, and when\n\nEvery attestation in the bundle \
-         about the artifacts or their source commits, with the signers the trust registry \
-         authorized at its integrated time.",
-    );
-    if r.other_attestations > 0 {
-        out.push_str(&format!(
-            " {} other attestation(s) in the bundle are about neither.",
-            r.other_attestations
-        ));
-    }
-    out.push_str(
-        "\n\n| Entry | Integrated (UTC) | Predicate type | Signed by | Subjects |\n\
-         |---|---|---|---|---|\n",
-    );
-    for a in &r.attestations {
-        let mut signed: Vec<String> = a
-            .signers
-            .iter()
-            .map(|s| {
-                if s.roles.is_empty() {
-                    m(&s.identity)
-                } else {
-                    format!("{} ({})", m(&s.identity), m(&s.roles.join(", ")))
-                }
-            })
-            .collect();
-        signed.extend(a.withdrawn.iter().map(|w| format!("WITHDRAWN: {}", m(w))));
-        let subjects = md_items(
-            &a.subjects,
-            |s| {
-                let digests = m(&s.digests.join(" "));
-                if s.name.is_empty() {
-                    digests
-                } else {
-                    format!("{} {digests}", m(&s.name))
-                }
-            },
-            "none",
-        );
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {subjects} |\n",
-            a.index,
-            m(&a.integrated_time),
-            m(&a.predicate_type),
-            if signed.is_empty() {
-                "no signature stands".to_owned()
-            } else {
-                signed.join("<br>")
-            }
-        ));
-    }
-
-    let t = &r.traceability;
-    let signed_by = |signers: &[String]| {
-        if signers.is_empty() {
-            String::new()
-        } else {
-            format!(", signed by {}", m(&signers.join(", ")))
-        }
-    };
-    out.push_str("\n### 4. Traceability\n\n| Step | Recorded |\n|---|---|\n");
-    out.push_str(&format!(
-        "| Source commit | {} |\n",
-        md_items(&t.source_commits, |c| m(c), "not recorded")
-    ));
-    out.push_str(&format!(
-        "| Build | {} |\n",
-        md_items(
-            &t.builds,
-            |b| format!(
-                "SLSA provenance, entry {}{}{}",
-                b.index,
-                b.builder
-                    .as_deref()
-                    .map(|id| format!(", builder {}", m(id)))
-                    .unwrap_or_default(),
-                signed_by(&b.signers)
-            ),
-            "not recorded"
-        )
-    ));
-    out.push_str(&format!(
-        "| Artifact | {} |\n",
-        md_items(&t.artifacts, |a| m(a), "not recorded")
-    ));
-    out.push_str(&format!(
-        "| Release | {} |\n",
-        md_items(
-            &t.releases,
-            |s| format!(
-                "{}, entry {}{}",
-                m(&s.release),
-                s.index,
-                signed_by(&s.signers)
-            ),
-            "not recorded"
-        )
-    ));
-    out.push_str(&format!(
-        "| Deploy | {} |\n",
-        md_items(
-            &t.deploys,
-            |d| format!(
-                "gate verdict {} under {}, entry {} at {}{}",
-                m(d.result.as_deref().unwrap_or("(no result)")),
-                m(d.policy.as_deref().unwrap_or("(no policy named)")),
-                d.index,
-                m(&d.integrated_time),
-                signed_by(&d.signers)
-            ),
-            "not recorded"
-        )
-    ));
-
-    let p = &r.proof;
-    out.push_str(&format!(
-        "\n### 5. Proofs\n\nAll {} of the bundle ({}, {}, {}) have inclusion proofs verified \
-         against the checkpoint below, whose signature verified under the pinned log key; every \
-         signature was checked against the trust registry replayed from the log's genesis.\n\n\
-         | | |\n|---|---|\n",
-        count(p.entries(), "entry", "entries"),
-        count(p.attestations, "attestation", "attestations"),
-        count(p.policy_versions, "policy version", "policy versions"),
-        count(p.registry_entries, "registry entry", "registry entries")
-    ));
-    out.push_str(&format!(
-        "| Log origin | {} |\n| Tree size | {} entries |\n| Root hash (hex) | {} |\n\
-         | Root hash (base64) | {} |\n| Log key | {} |\n",
-        m(&p.checkpoint.origin),
-        p.checkpoint.size,
-        p.checkpoint.root_hex,
-        m(&p.checkpoint.root_base64),
-        m(&doc.log_key)
-    ));
+    let mut markdown = Markdown::default();
+    render(doc, &mut markdown);
+    markdown.out
 }
 
 #[cfg(test)]
@@ -1480,5 +1745,42 @@ require = 'predicate.result == "PASSED"'
             r.controls[3].predicate_type.as_deref(),
             Some(predicates::TEST_RESULT_V0_1)
         );
+    }
+
+    #[test]
+    fn each_rendering_marks_up_the_same_walk_its_own_way() {
+        let (verified, policy) = bundle("ci@test", "FAILED", vec![]);
+        let mut doc = document(&verified, &policy);
+        let withdrawn = &mut doc.releases[0].attestations[0];
+        withdrawn.signers.clear();
+        withdrawn.withdrawn = vec!["ci@test: key revoked".into()];
+        let html = render_html(&doc);
+        let markdown = render_markdown(&doc);
+        // With no signature standing, HTML says so before the withdrawn ones; Markdown
+        // lists the withdrawn ones alone.
+        assert!(
+            html.contains(
+                "<td><span class=\"none\">no signature stands</span><div><span class=\"badge \
+                 fail\">WITHDRAWN</span> ci@test: key revoked</div></td>"
+            ),
+            "{html}"
+        );
+        assert!(
+            markdown.contains("| WITHDRAWN: ci@test: key revoked |"),
+            "{markdown}"
+        );
+        // A status is a badge in HTML; in Markdown a bold label in prose, bare in a table.
+        assert!(html.contains(
+            "<li><span class=\"badge fail\">FAIL</span> <span class=\"nowrap\">unit-tests</span>: "
+        ));
+        assert!(markdown.contains("\n- **FAIL** unit-tests: "), "{markdown}");
+        assert!(markdown.contains("| unit-tests | FAIL |"), "{markdown}");
+        // A subject's name and digests: one a line in HTML, one line in Markdown.
+        assert!(html.contains(&format!(
+            "<div>payments-api<br><span class=\"mono\">sha256:{ARTIFACT}</span></div>"
+        )));
+        assert!(markdown.contains(&format!("| payments-api sha256:{ARTIFACT} |")));
+        // Entry links land on the attestation rows.
+        assert!(html.contains("<a href=\"#r1-e6\">6</a>") && html.contains("<tr id=\"r1-e6\">"));
     }
 }
