@@ -115,6 +115,8 @@ pub struct Page {
     pub next: Option<Cursor>,
     /// The tree size the query ran at.
     pub size: u64,
+    /// Index seeks the page took (what its cost follows).
+    pub seeks: u64,
 }
 
 /// The first index in `0..size` whose integrated time is at or after `time` (`size` when
@@ -188,6 +190,7 @@ pub fn run(
         indexes,
         next,
         size,
+        seeks: SEEK_BUDGET - budget,
     })
 }
 
@@ -202,6 +205,10 @@ enum Match {
 }
 
 /// The first index from `from` on (or back) that is on every list, within `lo..hi`.
+///
+/// The lists take turns: each seeks to the candidate; one that answers with a later index
+/// (earlier, going back) moves the candidate and is the first to agree with it; the search
+/// ends when every list in a row has agreed. A single list costs one seek per result.
 fn next_match(
     store: &Store,
     lists: &[Posting],
@@ -212,26 +219,25 @@ fn next_match(
     budget: &mut u64,
 ) -> Result<Match, StoreError> {
     let mut candidate = from;
-    loop {
-        let mut agreed = true;
-        for list in lists {
-            if *budget == 0 {
-                return Ok(Match::Spent(candidate));
-            }
-            *budget -= 1;
-            match store.seek(list, candidate, forward, lo, hi)? {
-                None => return Ok(Match::None),
-                Some(found) if found != candidate => {
-                    candidate = found;
-                    agreed = false;
-                }
-                Some(_) => {}
-            }
+    let mut agreeing = 0;
+    for list in lists.iter().cycle() {
+        if *budget == 0 {
+            return Ok(Match::Spent(candidate));
         }
-        if agreed {
+        *budget -= 1;
+        match store.seek(list, candidate, forward, lo, hi)? {
+            None => return Ok(Match::None),
+            Some(found) if found != candidate => {
+                candidate = found;
+                agreeing = 1;
+            }
+            Some(_) => agreeing += 1,
+        }
+        if agreeing == lists.len() {
             return Ok(Match::Found(candidate));
         }
     }
+    Ok(Match::None)
 }
 
 #[cfg(test)]
@@ -336,6 +342,7 @@ mod tests {
         };
         let page = run(&store, &filters, 100, None, 100).unwrap();
         assert_eq!(page.indexes, vec![12, 15, 18, 21, 24, 27, 30]);
+        assert_eq!(page.seeks, 8, "one seek per result, one to find the end");
         let newest = Filters {
             newest_first: true,
             ..filters.clone()
