@@ -29,6 +29,8 @@ pub struct Config {
     pub startup_check: StartupCheck,
     /// How many of the last entries a `tail` start-up check reads.
     pub startup_tail_entries: u64,
+    /// sled's page cache, in MiB.
+    pub store_cache_mb: u64,
     /// The administrators the trust registry starts from.
     pub genesis: GenesisConfig,
 }
@@ -92,6 +94,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             startup_check: StartupCheck::Full,
             startup_tail_entries: 10_000,
+            store_cache_mb: 128,
             genesis: GenesisConfig::default(),
         }
     }
@@ -170,6 +173,12 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if self.store_cache_mb < 8 {
+            return Err(invalid(
+                "store_cache_mb".into(),
+                "must be at least 8".into(),
+            ));
+        }
         if self.startup_tail_entries == 0 {
             return Err(invalid(
                 "startup_tail_entries".into(),
@@ -202,5 +211,35 @@ impl Config {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(text: &str) -> Result<Vec<Admin>, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.check().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn out_of_range_settings_are_named() {
+        for (text, field) in [
+            ("store_cache_mb = 1", "store_cache_mb"),
+            ("startup_tail_entries = 0", "startup_tail_entries"),
+            ("max_envelope_bytes = 10", "max_envelope_bytes"),
+            ("[batch]\nmax_entries = 0", "batch.max_entries"),
+        ] {
+            let err = checked(text).unwrap_err();
+            assert!(err.contains(&format!("`{field}`")), "{text}: {err}");
+        }
+        assert!(checked("store_cache_mb = 64\nstartup_tail_entries = 1").is_ok());
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let err = checked("store_cache = 64").unwrap_err();
+        assert!(err.contains("store_cache"), "{err}");
     }
 }

@@ -112,10 +112,12 @@ pub fn prepare(config: Config) -> Result<Prepared, RunError> {
         },
     })?;
     let signer = logkey::load_or_create(&config.data_dir, &config.origin)?;
-    let store = Store::open(&config.data_dir).map_err(|source| RunError::Store {
-        dir: config.data_dir.clone(),
-        source,
-    })?;
+    let store = Store::open_with_cache(&config.data_dir, config.store_cache_mb << 20).map_err(
+        |source| RunError::Store {
+            dir: config.data_dir.clone(),
+            source,
+        },
+    )?;
     let tail = check::check_store(
         &store,
         signer.verifier(),

@@ -269,6 +269,9 @@ fn policy_key(name: &str, version: u64) -> Vec<u8> {
     k
 }
 
+/// sled's own default page cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
 /// The sled-backed log store.
 #[derive(Debug)]
 pub struct Store {
@@ -279,10 +282,18 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store under `dir`.
+    /// Opens (or creates) the store under `dir` with sled's default page cache (1 GiB).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store under `dir` with a page cache of `cache_bytes`. sled's
+    /// resident memory grows to several times its cache while it writes, so this is what
+    /// bounds the server's memory.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(dir.join("db"))
+            .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             // The sequencer flushes and fsyncs every batch itself.
             .flush_every_ms(None)
