@@ -17,8 +17,8 @@ use evident_core::note::{Checkpoint, NoteError, Verifier};
 use serde::{Deserialize, Serialize};
 
 pub use transport::{
-    Client, Entry, Hit, PolicyDocument, Query, QueryPage, Release, Selector, SignerHistory,
-    SignerListing,
+    Bearer, Client, Credentials, Entry, Hit, PolicyDocument, Query, QueryPage, Release, Selector,
+    SignerHistory, SignerListing,
 };
 
 /// What went wrong talking to the ledger or checking its answers.

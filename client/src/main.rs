@@ -28,14 +28,27 @@ use serde_json::json;
     about = "The Evident client: attest, submit, and verify offline"
 )]
 struct Cli {
-    /// Server address.
+    /// Server address: https:// (TLS, the default) or http:// (a plaintext server).
     #[arg(
         long,
         global = true,
         env = "EVIDENT_SERVER",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "https://127.0.0.1:50051"
     )]
     server: String,
+    /// The CA certificate (PEM) that signed the server's certificate; for a server that
+    /// made its own, DATA_DIR/tls/ca.pem.
+    #[arg(long, global = true, env = "EVIDENT_CA")]
+    ca: Option<PathBuf>,
+    /// A client certificate (PEM) for mutual TLS.
+    #[arg(long, global = true, env = "EVIDENT_CERT")]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, mode 0600). (`--key` names signing keys.)
+    #[arg(long, global = true, env = "EVIDENT_CERT_KEY")]
+    cert_key: Option<PathBuf>,
+    /// A bearer token, or a file holding one (mode 0600).
+    #[arg(long, global = true, env = "EVIDENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// The log's verifier key (`name+id+base64`), or a file holding it.
     #[arg(long, global = true, env = "EVIDENT_LOG_KEY")]
     log_key: Option<String>,
@@ -1118,7 +1131,58 @@ fn state_path(cli: &Cli) -> PathBuf {
 }
 
 async fn connect(cli: &Cli) -> anyhow::Result<Client> {
-    Ok(Client::connect(&cli.server).await?)
+    let read = |flag: &str, path: &Path| {
+        std::fs::read(path).with_context(|| format!("{flag}: reading {}", path.display()))
+    };
+    let ca = cli.ca.as_deref().map(|p| read("--ca", p)).transpose()?;
+    let identity = match (&cli.cert, &cli.cert_key) {
+        (Some(cert), Some(key)) => {
+            check_private_file("--cert-key", key)?;
+            Some((read("--cert", cert)?, read("--cert-key", key)?))
+        }
+        (None, None) => None,
+        _ => bail!("--cert and --cert-key go together (a client certificate and its key)"),
+    };
+    let token = match &cli.token {
+        Some(t) if Path::new(t).is_file() => {
+            check_private_file("--token", Path::new(t))?;
+            Some(
+                std::fs::read_to_string(t)
+                    .with_context(|| format!("--token: reading {t}"))?
+                    .trim()
+                    .to_owned(),
+            )
+        }
+        other => other.clone(),
+    };
+    let credentials = evident_client::Credentials {
+        ca,
+        identity,
+        token,
+    };
+    Ok(Client::connect_with(&cli.server, &credentials).await?)
+}
+
+/// A secret in a file (a token, a TLS key) must be readable by its owner only.
+fn check_private_file(flag: &str, path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("{flag}: reading {}", path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "{flag}: {} has mode {mode:o}; a secret must be readable by its owner only \
+                 (chmod 600 {})",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn print_json(value: &serde_json::Value) {

@@ -9,14 +9,15 @@ use evident_core::record::{EntryKind, LeafRecord};
 use evident_core::registry::{Admin, Event, SignerKey};
 use evident_proto::v1 as pb;
 use evident_proto::v1::ledger_client::LedgerClient;
-use tonic::transport::Channel;
+use tonic::Status;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::ClientError;
 
 /// A connection to an `evidentd`.
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: LedgerClient<Channel>,
+    inner: LedgerClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
 }
 
 /// An entry as `GetEntry` returns it, checked: the record decodes and hashes to the leaf
@@ -243,18 +244,76 @@ fn kind(code: i32) -> Result<EntryKind, ClientError> {
     }
 }
 
+/// How to reach a server: TLS trust and client credentials.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// PEM of the CA that signed the server's certificate (`https://` servers).
+    pub ca: Option<Vec<u8>>,
+    /// PEM of a client certificate chain and its key, for mutual TLS.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// A bearer token.
+    pub token: Option<String>,
+}
+
+/// Adds the bearer token to every call.
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
 impl Client {
-    /// Connects to `server`, e.g. `http://127.0.0.1:50051`.
+    /// Connects to `server` (`http://127.0.0.1:50051`) without TLS or credentials.
     pub async fn connect(server: &str) -> Result<Client, ClientError> {
-        let endpoint = Channel::from_shared(server.to_owned())
-            .map_err(|e| ClientError::Connect(format!("{server}: {e}")))?;
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| ClientError::Connect(format!("{server}: {e}")))?;
+        Client::connect_with(server, &Credentials::default()).await
+    }
+
+    /// Connects to `server`; an `https://` server needs `credentials.ca`.
+    pub async fn connect_with(
+        server: &str,
+        credentials: &Credentials,
+    ) -> Result<Client, ClientError> {
+        let connect_error =
+            |e: &dyn std::fmt::Display| ClientError::Connect(format!("{server}: {e}"));
+        let mut endpoint =
+            Channel::from_shared(server.to_owned()).map_err(|e| connect_error(&e))?;
+        if server.starts_with("https://") {
+            let ca = credentials.ca.as_ref().ok_or_else(|| {
+                ClientError::Connect(format!(
+                    "{server} is TLS: give the CA that signed its certificate with --ca (or \
+                     EVIDENT_CA), e.g. evident-data/tls/ca.pem"
+                ))
+            })?;
+            let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+            if let Some((cert, key)) = &credentials.identity {
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| connect_error(&e))?;
+        } else if credentials.identity.is_some() || credentials.ca.is_some() {
+            return Err(ClientError::Connect(format!(
+                "{server} is plaintext (http://) but TLS credentials were given: use https://"
+            )));
+        }
+        let channel = endpoint.connect().await.map_err(|e| connect_error(&e))?;
+        let bearer =
+            match &credentials.token {
+                Some(token) => Some(format!("Bearer {}", token.trim()).parse().map_err(|_| {
+                    ClientError::Connect("the token is not printable ASCII".into())
+                })?),
+                None => None,
+            };
         Ok(Client {
             // Evidence bundles and pages of entries can be large; the server caps them.
-            inner: LedgerClient::new(channel).max_decoding_message_size(64 << 20),
+            inner: LedgerClient::with_interceptor(channel, Bearer(bearer))
+                .max_decoding_message_size(64 << 20),
         })
     }
 

@@ -17,6 +17,9 @@ use serde::Deserialize;
 pub struct Config {
     /// Address of the gRPC listener.
     pub listen: SocketAddr,
+    /// Address of the Prometheus metrics listener (plain HTTP, `GET /metrics`); none by
+    /// default. Port 0 picks a free port, printed at start.
+    pub metrics_listen: Option<SocketAddr>,
     /// Folder of the sled store and the log key.
     pub data_dir: PathBuf,
     /// The log's origin: the first line of every checkpoint and the name of the log key.
@@ -33,6 +36,88 @@ pub struct Config {
     pub store_cache_mb: u64,
     /// The administrators the trust registry starts from.
     pub genesis: GenesisConfig,
+    /// Transport security.
+    pub tls: TlsConfig,
+    /// Clients known by their certificate (mutual TLS), with their roles.
+    #[serde(rename = "client")]
+    pub clients: Vec<ClientConfig>,
+    /// Clients known by a bearer token (its SHA-256), with their roles.
+    #[serde(rename = "token")]
+    pub tokens: Vec<TokenConfig>,
+    /// Request limits.
+    pub limits: LimitsConfig,
+    /// Plaintext beyond loopback: only from the `--insecure-allow-plaintext` flag.
+    #[serde(skip)]
+    pub insecure_allow_plaintext: bool,
+}
+
+/// Transport security. With nothing set, `evidentd` serves TLS with a certificate it makes
+/// on first start (`DATA_DIR/tls`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Serve plaintext gRPC (loopback only, unless `--insecure-allow-plaintext`).
+    pub plaintext: bool,
+    /// The server certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    pub key: Option<PathBuf>,
+    /// A CA (PEM) that client certificates must chain to: mutual TLS.
+    pub client_ca: Option<PathBuf>,
+    /// More names (DNS or IP) for a made certificate, beside localhost.
+    pub names: Vec<String>,
+}
+
+/// Request limits; a request over one gets `RESOURCE_EXHAUSTED` naming it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Sustained requests per second of one client (a token, a certificate identity; all
+    /// clients together when none is configured).
+    pub rate_per_client: f64,
+    /// Requests one client may make at once above its rate.
+    pub burst_per_client: f64,
+    /// Requests of one client in flight at once.
+    pub max_concurrent_per_client: usize,
+    /// Requests in flight at once, all clients together.
+    pub max_concurrent: usize,
+    /// How long a request may take before it is cancelled, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> LimitsConfig {
+        LimitsConfig {
+            rate_per_client: 5_000.0,
+            burst_per_client: 10_000.0,
+            max_concurrent_per_client: 512,
+            max_concurrent: 4_096,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// A client known by its certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// A subject common name or a DNS, URI or email subject alternative name of the client
+    /// certificate.
+    pub identity: String,
+    /// `submitter`, `auditor`, `admin`.
+    pub roles: Vec<String>,
+}
+
+/// A client known by a bearer token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A name for logs.
+    pub name: String,
+    /// SHA-256 of the token, 64 hex digits (the token itself is never stored).
+    pub sha256: String,
+    /// `submitter`, `auditor`, `admin`.
+    pub roles: Vec<String>,
 }
 
 /// The root of trust: the administrators who sign registry changes. Recorded in the store
@@ -88,6 +173,7 @@ impl Default for Config {
             listen: "127.0.0.1:50051"
                 .parse()
                 .expect("a valid socket address literal"),
+            metrics_listen: None,
             data_dir: PathBuf::from("evident-data"),
             origin: "evident.local/log".to_owned(),
             max_envelope_bytes: 64 * 1024,
@@ -96,6 +182,11 @@ impl Default for Config {
             startup_tail_entries: 10_000,
             store_cache_mb: 128,
             genesis: GenesisConfig::default(),
+            tls: TlsConfig::default(),
+            clients: Vec::new(),
+            tokens: Vec::new(),
+            limits: LimitsConfig::default(),
+            insecure_allow_plaintext: false,
         }
     }
 }
@@ -173,6 +264,48 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        let l = &self.limits;
+        for (field, ok) in [
+            (
+                "limits.rate_per_client",
+                l.rate_per_client.is_finite() && l.rate_per_client > 0.0,
+            ),
+            (
+                "limits.burst_per_client",
+                l.burst_per_client.is_finite() && l.burst_per_client >= 1.0,
+            ),
+            (
+                "limits.max_concurrent_per_client",
+                l.max_concurrent_per_client >= 1,
+            ),
+            ("limits.max_concurrent", l.max_concurrent >= 1),
+            ("limits.request_timeout_ms", l.request_timeout_ms >= 1),
+        ] {
+            if !ok {
+                return Err(invalid(
+                    field.into(),
+                    "must be positive (a burst at least 1)".into(),
+                ));
+            }
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(invalid(
+                "tls.cert".into(),
+                "tls.cert and tls.key go together: give both, or neither to let evidentd \
+                 make a certificate"
+                    .into(),
+            ));
+        }
+        if self.tls.plaintext && (self.tls.cert.is_some() || self.tls.client_ca.is_some()) {
+            return Err(invalid(
+                "tls.plaintext".into(),
+                "plaintext cannot go with tls.cert or tls.client_ca".into(),
+            ));
+        }
+        crate::auth::Auth::new(&self.clients, &self.tokens).map_err(|e| ConfigError::Invalid {
+            field: e.field,
+            problem: e.problem,
+        })?;
         if self.store_cache_mb < 8 {
             return Err(invalid(
                 "store_cache_mb".into(),

@@ -26,6 +26,7 @@ use evident_core::statement::Statement;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::check::Tail;
+use crate::metrics::{METRICS, VerificationFailure};
 use crate::query::{Cursor, Filters, Page};
 use crate::store::{CachedSource, NewEntry, Store, StoreError, secondary_keys};
 
@@ -209,6 +210,7 @@ impl Ledger {
             .map_err(|e| LedgerError::Storage(format!("signing a checkpoint: {e}")))?;
         store.set_checkpoint(&note)?;
         store.sync()?;
+        METRICS.checkpoint(checkpoint.size);
         let published = Arc::new(RwLock::new(Arc::new(Published {
             note,
             checkpoint,
@@ -747,6 +749,7 @@ impl Sequencer {
                         EntryKind::Attestation
                     }
                     Err(e) => {
+                        METRICS.verification_failure(VerificationFailure::of(&e));
                         placed.push(Placed::Refused(LedgerError::PermissionDenied(
                             e.to_string(),
                         )));
@@ -821,6 +824,9 @@ impl Sequencer {
             error = self.store.append(&entries, &nodes).err().map(Into::into);
         }
         let durable = started.elapsed();
+        if error.is_none() && !entries.is_empty() {
+            METRICS.batch(entries.len(), durable);
+        }
         // The batch is durable: only now may a checkpoint cover it.
         let checkpoint = Checkpoint {
             origin: self.signer.verifier().name().to_owned(),
@@ -878,6 +884,7 @@ impl Sequencer {
             .published
             .write()
             .expect("the checkpoint lock is never held across a panic") = published.clone();
+        METRICS.checkpoint(published.checkpoint.size);
         let source = CachedSource::new(&self.store, &nodes);
         for (reply, place) in replies.into_iter().zip(placed) {
             let answer = match place {

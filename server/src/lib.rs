@@ -4,15 +4,20 @@
 //! [`run`] is the whole server: `main` parses flags and calls it, and tests call it (or the
 //! binary) on `127.0.0.1:0`.
 
+pub mod auth;
+pub mod backup;
 pub mod check;
 pub mod config;
 pub mod genesis;
 pub mod ledger;
+pub mod limits;
 pub mod logkey;
 pub mod maintenance;
+pub mod metrics;
 pub mod query;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,6 +60,15 @@ pub enum RunError {
         /// The first problem found.
         source: check::CheckError,
     },
+    /// Transport security could not be set up.
+    #[error("transport security: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// No client is configured and the server would listen beyond loopback.
+    #[error(
+        "no clients are configured ([[token]] or [[client]] in the config), so every client \
+         would have every role: that is only allowed on loopback, not on {0}"
+    )]
+    OpenAccess(std::net::SocketAddr),
     /// The genesis or the registry could not be set up.
     #[error("trust registry: {0}")]
     Genesis(#[from] genesis::GenesisError),
@@ -64,6 +78,14 @@ pub enum RunError {
     /// The gRPC server failed.
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The metrics listener could not be bound.
+    #[error("binding the metrics listener on {addr}: {source}")]
+    Metrics {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 /// Prepares the store and the log key; what `evidentd` prints at start comes from this.
@@ -75,9 +97,23 @@ pub struct Prepared {
     genesis: genesis::Genesis,
     registry: evident_core::registry::Registry,
     config: Config,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    transport: tls::Mode,
+    auth: Arc<auth::Auth>,
+    metrics: Option<std::net::TcpListener>,
 }
 
 impl Prepared {
+    /// How clients connect (TLS, mutual TLS, plaintext), for the start-up banner.
+    pub fn transport(&self) -> &tls::Mode {
+        &self.transport
+    }
+
+    /// Whether every client has every role (no clients configured; loopback only).
+    pub fn open_access(&self) -> bool {
+        self.auth.is_open()
+    }
+
     /// The log's verifier key, as clients pin it.
     pub fn verifier(&self) -> &Verifier {
         self.signer.verifier()
@@ -97,6 +133,11 @@ impl Prepared {
     /// The registry's current administrators and threshold.
     pub fn registry(&self) -> &evident_core::registry::Registry {
         &self.registry
+    }
+
+    /// The bound address of the metrics listener, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 }
 
@@ -144,6 +185,29 @@ pub fn prepare(config: Config) -> Result<Prepared, RunError> {
             source: e,
         },
     })?;
+    let (tls, transport) = tls::server_tls(
+        &config.tls,
+        &config.data_dir,
+        config.listen,
+        config.insecure_allow_plaintext,
+    )?;
+    let auth = auth::Auth::new(&config.clients, &config.tokens).map_err(|e| {
+        RunError::Config(config::ConfigError::Invalid {
+            field: e.field,
+            problem: e.problem,
+        })
+    })?;
+    if auth.is_open() && !config.listen.ip().is_loopback() {
+        return Err(RunError::OpenAccess(config.listen));
+    }
+    let metrics = config
+        .metrics_listen
+        .map(|addr| {
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| RunError::Metrics { addr, source })
+        })
+        .transpose()?;
     Ok(Prepared {
         store: Arc::new(store),
         signer,
@@ -151,6 +215,10 @@ pub fn prepare(config: Config) -> Result<Prepared, RunError> {
         genesis,
         registry,
         config,
+        tls,
+        transport,
+        auth: Arc::new(auth),
+        metrics,
     })
 }
 
@@ -168,7 +236,20 @@ pub async fn run(
         genesis,
         registry,
         config,
+        tls,
+        auth,
+        metrics,
+        ..
     } = prepared;
+    // Prometheus metrics on their own listener, bound in `prepare`.
+    let metrics = match (metrics, config.metrics_listen) {
+        (Some(listener), Some(addr)) => {
+            let listener = TcpListener::from_std(listener)
+                .map_err(|source| RunError::Metrics { addr, source })?;
+            Some(tokio::spawn(metrics::serve(listener)))
+        }
+        _ => None,
+    };
     let limits = BatchLimits {
         max_entries: config.batch.max_entries,
         max_delay: config.max_delay(),
@@ -183,7 +264,12 @@ pub async fn run(
         limits,
         tokio::runtime::Handle::current(),
     )?;
-    let service = service::LedgerService::new(ledger, config.max_envelope_bytes);
+    let service = service::LedgerService::new(
+        ledger,
+        config.max_envelope_bytes,
+        auth,
+        Arc::new(limits::Limiter::new(&config.limits)),
+    );
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<LedgerServer<service::LedgerService>>()
@@ -203,7 +289,13 @@ pub async fn run(
     // Without TCP_NODELAY, small answers wait for delayed ACKs (about 40 ms each).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let reporter = health_reporter.clone();
-    let result = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder().timeout(
+        std::time::Duration::from_millis(config.limits.request_timeout_ms),
+    );
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let result = builder
         .add_service(health)
         .add_service(reflection)
         .add_service(ledger_server)
@@ -216,6 +308,9 @@ pub async fn run(
         })
         .await;
     // The server and with it every queue sender is gone: the sequencer drains and exits.
+    if let Some(task) = metrics {
+        task.abort();
+    }
     tokio::task::spawn_blocking(move || sequencer.join())
         .await
         .expect("joining the sequencer does not panic");

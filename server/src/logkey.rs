@@ -43,6 +43,10 @@ pub fn load_or_create(dir: &Path, origin: &str) -> Result<Signer, KeyFileError> 
     };
     let signer = match std::fs::read_to_string(&path) {
         Ok(text) => {
+            crate::tls::check_private(&path).map_err(|e| KeyFileError::Invalid {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
             let signer = Signer::parse_private(&text).map_err(|e| KeyFileError::Invalid {
                 path: path.clone(),
                 reason: e.to_string(),

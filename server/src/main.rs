@@ -23,6 +23,12 @@ struct Args {
     /// The log's origin (checkpoint first line and key name) [default: evident.local/log].
     #[arg(long, env = "EVIDENT_ORIGIN")]
     origin: Option<String>,
+    /// Prometheus metrics listen address (plain HTTP, `GET /metrics`) [default: none].
+    #[arg(long, env = "EVIDENT_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Allow `[tls] plaintext = true` on an address other than loopback.
+    #[arg(long, env = "EVIDENT_INSECURE_ALLOW_PLAINTEXT")]
+    insecure_allow_plaintext: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,6 +48,21 @@ enum Command {
     },
     /// Rebuild every index of a stopped server's data folder from its entries.
     Reindex,
+    /// Back up a running server into a new data folder, over gRPC: the latest checkpoint
+    /// and every entry it covers, verified (replayed from the genesis and held against the
+    /// checkpoint) before the copy is kept. Exit 1 when the served log does not verify, 2 on
+    /// other errors (docs/BACKUP.md).
+    Backup(evident_server::backup::BackupArgs),
+    /// Make a bearer token for a client: prints the token (once) and the `[[token]]` entry
+    /// for the config, which holds only its SHA-256.
+    Token {
+        /// A name for the client, shown in logs.
+        #[arg(long)]
+        name: String,
+        /// Its roles: submitter, auditor, admin (repeat the flag).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +76,15 @@ fn main() -> std::process::ExitCode {
     let mut args = Args::parse();
     let result = match args.command.take() {
         None => serve(args),
+        Some(Command::Backup(backup)) => evident_server::backup::command(&backup)
+            .map(drop)
+            .map_err(|e| {
+                if e.is_verification_failure() {
+                    StoreFailed(e.to_string()).into()
+                } else {
+                    e.into()
+                }
+            }),
         Some(command) => offline(args, command),
     };
     match result {
@@ -76,6 +106,10 @@ fn main() -> std::process::ExitCode {
 struct StoreFailed(String);
 
 fn offline(args: Args, command: Command) -> anyhow::Result<()> {
+    let command = match command {
+        Command::Token { name, roles } => return new_token(&name, &roles),
+        other => other,
+    };
     let config = config_of(&args)?;
     let dir = config.data_dir.clone();
     let store = evident_server::maintenance::open(&dir)?;
@@ -108,6 +142,8 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Token { .. } => unreachable!("answered above without a store"),
+        Command::Backup(_) => unreachable!("dispatched in main: a backup opens no data folder"),
         Command::Reindex => {
             let entries = evident_server::maintenance::reindex(&store, progress)?;
             println!(
@@ -118,6 +154,32 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `evidentd token`: a random bearer token and the config entry that admits it.
+fn new_token(name: &str, roles: &[String]) -> anyhow::Result<()> {
+    for role in roles {
+        if evident_server::auth::Role::parse(role).is_none() {
+            anyhow::bail!("--role {role:?} is not a role: use submitter, auditor or admin");
+        }
+    }
+    let mut bytes = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    let token = format!("evt_{}", hex::encode(bytes));
+    println!("token (give it to the client; it is not stored anywhere): {token}");
+    println!();
+    println!("[[token]]");
+    println!("name = {name:?}");
+    println!("sha256 = \"{}\"", evident_server::auth::token_hash(&token));
+    println!(
+        "roles = [{}]",
+        roles
+            .iter()
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
 }
 
 fn config_of(args: &Args) -> anyhow::Result<Config> {
@@ -134,6 +196,10 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
     if let Some(origin) = &args.origin {
         config.origin = origin.clone();
     }
+    if let Some(metrics) = args.metrics_listen {
+        config.metrics_listen = Some(metrics);
+    }
+    config.insecure_allow_plaintext = args.insecure_allow_plaintext;
     Ok(config)
 }
 
@@ -173,7 +239,22 @@ fn serve(args: Args) -> anyhow::Result<()> {
             registry.signer_keys().len()
         );
         println!("entries: {}", prepared.size());
+        println!("transport: {}", prepared.transport());
+        if prepared.open_access() {
+            println!(
+                "clients: OPEN — no [[token]] or [[client]] configured, every client on \
+                 loopback has every role"
+            );
+        }
+        if prepared.transport() == &evident_server::tls::Mode::Plaintext {
+            tracing::warn!(
+                "serving PLAINTEXT gRPC: submissions and tokens cross the wire unencrypted"
+            );
+        }
         println!("listening on {addr}");
+        if let Some(metrics) = prepared.metrics_addr() {
+            println!("metrics on http://{metrics}/metrics");
+        }
         evident_server::run(listener, prepared, shutdown).await?;
         Ok(())
     })

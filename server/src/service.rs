@@ -12,7 +12,9 @@ use evident_core::{Hash, merkle};
 use evident_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Auth, Needs, Role};
 use crate::ledger::{Authorization, Ledger, LedgerError, registry_error};
+use crate::metrics::{METRICS, VerificationFailure};
 use crate::query::{Cursor, Filters};
 
 /// About how many bytes of leaf records one `Query` page or `GetEntries` answer carries.
@@ -24,15 +26,36 @@ use crate::store::Posting;
 pub struct LedgerService {
     ledger: Ledger,
     max_envelope_bytes: usize,
+    auth: std::sync::Arc<Auth>,
+    limiter: std::sync::Arc<crate::limits::Limiter>,
 }
 
 impl LedgerService {
     /// A service over a running ledger.
-    pub fn new(ledger: Ledger, max_envelope_bytes: usize) -> Self {
+    pub fn new(
+        ledger: Ledger,
+        max_envelope_bytes: usize,
+        auth: std::sync::Arc<Auth>,
+        limiter: std::sync::Arc<crate::limits::Limiter>,
+    ) -> Self {
         LedgerService {
             ledger,
             max_envelope_bytes,
+            auth,
+            limiter,
         }
+    }
+
+    /// Admits a request: its client must have what the call `needs` and be within its
+    /// limits. The permit is held until the call is answered.
+    fn admit<T>(
+        &self,
+        request: &Request<T>,
+        needs: Needs,
+        what: &str,
+    ) -> Result<crate::limits::Permit, Status> {
+        let principal = self.auth.check(request, needs, what)?;
+        self.limiter.admit(&principal.name)
     }
 
     /// Routes on the payload type and runs the checks that need no sequencing.
@@ -92,8 +115,10 @@ impl LedgerService {
         &self,
         envelope: &Envelope,
     ) -> Result<(Authorization, Statement, Vec<String>), Status> {
-        let statement = Statement::from_envelope(envelope)
-            .map_err(|e| Status::invalid_argument(format!("not an in-toto Statement v1: {e}")))?;
+        let statement = Statement::from_envelope(envelope).map_err(|e| {
+            METRICS.verification_failure(VerificationFailure::Statement);
+            Status::invalid_argument(format!("not an in-toto Statement v1: {e}"))
+        })?;
         let registry = self.ledger.registry();
         let keys = registry.verifying_keys(envelope).map_err(auth_status)?;
         let authorized = registry
@@ -294,7 +319,9 @@ fn policy_arg(text: &str) -> Result<(String, Option<u64>), Status> {
     }
 }
 
+/// The status of an attestation's failed authorization (counted as a verification failure).
 fn auth_status(e: AuthError) -> Status {
+    METRICS.verification_failure(VerificationFailure::of(&e));
     match e {
         AuthError::NoSignatures => Status::unauthenticated(format!(
             "{e}: sign PAE(payloadType, payload) with a registered signer key"
@@ -424,6 +451,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
+        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "query the log")?;
         let request = request.into_inner();
         let filters = filters_of(&request)?;
         let page_size = match request.page_size {
@@ -506,6 +534,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<pb::GetEntriesResponse>, Status> {
+        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "read entries")?;
         let request = request.into_inner();
         let ledger = self.ledger.clone();
         tokio::task::spawn_blocking(move || {
@@ -525,59 +554,92 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
-        let envelope = envelope_from_proto(request.into_inner().envelope)?;
-        let size = record::encoded_envelope_len(&envelope);
-        if size > self.max_envelope_bytes {
-            return Err(Status::invalid_argument(format!(
-                "envelope is {size} bytes, the limit is {} bytes: keep large evidence (SBOMs, \
-                 reports) outside the log and reference it from the Statement by digest",
-                self.max_envelope_bytes
-            )));
-        }
-        if envelope.signatures.len() > MAX_SIGNATURES {
-            return Err(Status::invalid_argument(format!(
-                "envelope has {} signatures, at most {MAX_SIGNATURES} are accepted",
-                envelope.signatures.len()
-            )));
-        }
-        let digest = record::content_digest(&envelope);
-        if let Some(receipt) = self.ledger.existing(&digest).map_err(status)? {
+        let answer: Result<Response<pb::SubmitResponse>, Status> = async {
+            // Registry changes and policy versions are the administrators'; the rest is evidence.
+            let admin_entry = request.get_ref().envelope.as_ref().is_some_and(|e| {
+                e.payload_type == REGISTRY_PAYLOAD_TYPE || e.payload_type == POLICY_PAYLOAD_TYPE
+            });
+            let (needs, what) = if admin_entry {
+                (
+                    Needs::Role(Role::Admin),
+                    "submit registry changes or policy versions",
+                )
+            } else {
+                (Needs::Role(Role::Submitter), "submit attestations")
+            };
+            // Held until the submission is answered.
+            let _admitted = self.admit(&request, needs, what)?;
+            let envelope = envelope_from_proto(request.into_inner().envelope)?;
+            let size = record::encoded_envelope_len(&envelope);
+            if size > self.max_envelope_bytes {
+                return Err(Status::invalid_argument(format!(
+                    "envelope is {size} bytes, the limit is {} bytes: keep large evidence (SBOMs, \
+                     reports) outside the log and reference it from the Statement by digest",
+                    self.max_envelope_bytes
+                )));
+            }
+            if envelope.signatures.len() > MAX_SIGNATURES {
+                return Err(Status::invalid_argument(format!(
+                    "envelope has {} signatures, at most {MAX_SIGNATURES} are accepted",
+                    envelope.signatures.len()
+                )));
+            }
+            let digest = record::content_digest(&envelope);
+            if let Some(receipt) = self.ledger.existing(&digest).map_err(status)? {
+                tracing::info!(
+                    index = receipt.index,
+                    "resubmission answered with the original receipt"
+                );
+                return Ok(Response::new(pb::SubmitResponse {
+                    receipt: Some(receipt_to_proto(receipt, true)),
+                }));
+            }
+            // Signature verification is CPU work: keep it off the async workers.
+            let this = self.clone();
+            let (envelope, authorization, what, signers) =
+                tokio::task::spawn_blocking(move || this.check(envelope))
+                    .await
+                    .map_err(|e| {
+                        Status::internal(format!("checking the envelope failed: {e}"))
+                    })??;
+            let (receipt, duplicate) = self
+                .ledger
+                .submit(envelope, authorization, digest)
+                .await
+                .map_err(status)?;
             tracing::info!(
                 index = receipt.index,
-                "resubmission answered with the original receipt"
+                duplicate,
+                kind = %receipt.kind,
+                what = %what,
+                signers = ?signers,
+                "entry submitted"
             );
-            return Ok(Response::new(pb::SubmitResponse {
-                receipt: Some(receipt_to_proto(receipt, true)),
-            }));
+            Ok(Response::new(pb::SubmitResponse {
+                receipt: Some(receipt_to_proto(receipt, duplicate)),
+            }))
         }
-        // Signature verification is CPU work: keep it off the async workers.
-        let this = self.clone();
-        let (envelope, authorization, what, signers) =
-            tokio::task::spawn_blocking(move || this.check(envelope))
-                .await
-                .map_err(|e| Status::internal(format!("checking the envelope failed: {e}")))??;
-        let (receipt, duplicate) = self
-            .ledger
-            .submit(envelope, authorization, digest)
-            .await
-            .map_err(status)?;
-        tracing::info!(
-            index = receipt.index,
-            duplicate,
-            kind = %receipt.kind,
-            what = %what,
-            signers = ?signers,
-            "entry submitted"
-        );
-        Ok(Response::new(pb::SubmitResponse {
-            receipt: Some(receipt_to_proto(receipt, duplicate)),
-        }))
+        .await;
+        METRICS.submission(match &answer {
+            Ok(response) => Ok(response
+                .get_ref()
+                .receipt
+                .as_ref()
+                .is_some_and(|r| r.duplicate)),
+            Err(refused) => Err(refused.code()),
+        });
+        answer
     }
 
     async fn list_signers(
         &self,
         request: Request<pb::ListSignersRequest>,
     ) -> Result<Response<pb::ListSignersResponse>, Status> {
+        let _admitted = self.admit(
+            &request,
+            Needs::Role(Role::Auditor),
+            "list the trust registry",
+        )?;
         let request = request.into_inner();
         let size = self.ledger.published().checkpoint.size;
         let (registry, as_of) = match (request.as_of_index, request.as_of_time_nanos) {
@@ -620,6 +682,11 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetSignerHistoryRequest>,
     ) -> Result<Response<pb::GetSignerHistoryResponse>, Status> {
+        let _admitted = self.admit(
+            &request,
+            Needs::Role(Role::Auditor),
+            "read the trust registry",
+        )?;
         let identity = request.into_inner().identity;
         let registry = self.ledger.registry();
         let events: Vec<pb::RegistryEvent> = registry
@@ -650,8 +717,9 @@ impl pb::ledger_server::Ledger for LedgerService {
 
     async fn list_policies(
         &self,
-        _request: Request<pb::ListPoliciesRequest>,
+        request: Request<pb::ListPoliciesRequest>,
     ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
+        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "list policies")?;
         let policies = self.ledger.policies().map_err(status)?;
         Ok(Response::new(pb::ListPoliciesResponse {
             policies: policies
@@ -669,6 +737,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::GetPolicyResponse>, Status> {
+        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "read policies")?;
         let request = request.into_inner();
         let found = self
             .ledger
@@ -711,6 +780,11 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetReleaseEvidenceRequest>,
     ) -> Result<Response<pb::GetReleaseEvidenceResponse>, Status> {
+        let _admitted = self.admit(
+            &request,
+            Needs::Role(Role::Auditor),
+            "read release evidence",
+        )?;
         let request = request.into_inner();
         let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
         let ledger = self.ledger.clone();
@@ -727,6 +801,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::VerifyReleaseRequest>,
     ) -> Result<Response<pb::VerifyReleaseResponse>, Status> {
+        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "verify releases")?;
         let request = request.into_inner();
         let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
         let release_name = (!request.release.is_empty()).then_some(request.release);
@@ -763,6 +838,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetEntryRequest>,
     ) -> Result<Response<pb::GetEntryResponse>, Status> {
+        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "read entries")?;
         let request = request.into_inner();
         let index = select(&self.ledger, request.entry)?;
         let bytes = self.ledger.entry(index).map_err(status)?;
@@ -807,8 +883,9 @@ impl pb::ledger_server::Ledger for LedgerService {
 
     async fn get_checkpoint(
         &self,
-        _request: Request<pb::GetCheckpointRequest>,
+        request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        let _admitted = self.admit(&request, Needs::AnyRole, "read checkpoints")?;
         Ok(Response::new(pb::GetCheckpointResponse {
             checkpoint: self.ledger.published().note.clone(),
         }))
@@ -818,6 +895,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
+        let _admitted = self.admit(&request, Needs::AnyRole, "read proofs")?;
         let request = request.into_inner();
         let index = select(&self.ledger, request.entry)?;
         let (size, published) = self.ledger.tree_size(request.tree_size).map_err(status)?;
@@ -849,6 +927,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        let _admitted = self.admit(&request, Needs::AnyRole, "read proofs")?;
         let request = request.into_inner();
         let (new, published) = self.ledger.tree_size(request.new_size).map_err(status)?;
         let hashes = self

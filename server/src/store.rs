@@ -603,8 +603,18 @@ impl Store {
 
     /// `flush()`, then `fdatasync` of sled's log file, then `fsync` of every file and folder
     /// that appeared since the last sync (sled writes snapshots and blobs as new files and
-    /// never rewrites them in place).
+    /// never rewrites them in place). Its duration is `evident_fsync_seconds`.
     pub fn sync(&self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let synced = self.sync_files();
+        if synced.is_ok() {
+            crate::metrics::METRICS.fsync(started.elapsed());
+        }
+        synced
+    }
+
+    /// [`Store::sync`]'s work.
+    fn sync_files(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(sled_err("flushing"))?;
         let io = |op: &'static str, path: &Path| {
             let path = path.to_owned();

@@ -99,6 +99,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// The config file.
     pub config: PathBuf,
+    /// `http://127.0.0.1:PORT/metrics`, when the config sets `metrics_listen`.
+    pub metrics_url: Option<String>,
     stderr_log: PathBuf,
 }
 
@@ -109,9 +111,15 @@ pub const ADMIN: u8 = 200;
 /// registered (identities `signer-N@test`, role `ci`, any predicate type) by
 /// [`Server::start`] when it starts the log for the first time.
 pub fn write_config(dir: &Path, data_dir: &Path, signers: &[u8], extra: &str) -> PathBuf {
+    // Plaintext on loopback unless the test sets up TLS itself.
+    let tls = if extra.contains("[tls]") {
+        ""
+    } else {
+        "[tls]\nplaintext = true\n"
+    };
     let text = format!(
         "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\norigin = \"evident.test/log\"\n{extra}\n\
-         [genesis]\n[[genesis.admin]]\nidentity = \"admin@test\"\npublic_key = \"{}\"\n",
+         [genesis]\n[[genesis.admin]]\nidentity = \"admin@test\"\npublic_key = \"{}\"\n{tls}",
         data_dir.display().to_string(),
         public(ADMIN).to_hex()
     );
@@ -168,6 +176,13 @@ impl Server {
                 entries = n.parse::<u64>().ok();
             }
             if let Some(addr) = line.strip_prefix("listening on ") {
+                // With metrics configured, the next line is their address.
+                let metrics_url = std::fs::read_to_string(config)
+                    .is_ok_and(|text| text.contains("metrics_listen"))
+                    .then(|| lines.next())
+                    .flatten()
+                    .and_then(Result::ok)
+                    .and_then(|l| l.strip_prefix("metrics on ").map(str::to_owned));
                 // Keep draining stdout so the server never blocks on a full pipe.
                 std::thread::spawn(move || for _ in lines.by_ref() {});
                 let server = Server {
@@ -176,6 +191,7 @@ impl Server {
                     log_key: log_key.expect("the key is printed before the address"),
                     data_dir: data_dir.to_owned(),
                     config: config.to_owned(),
+                    metrics_url,
                     stderr_log,
                 };
                 if entries == Some(0) {

@@ -124,10 +124,17 @@ fn start_server(args: &Args) -> anyhow::Result<Started> {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{}\n[genesis]\n[[genesis.admin]]\nidentity = \"admin@bench\"\npublic_key = \"{}\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{}\n[genesis]\n[[genesis.admin]]\nidentity = \"admin@bench\"\npublic_key = \"{}\"\n[tls]\nplaintext = true\n{}",
             dir.path().join("data").display().to_string(),
             args.server_config,
-            PublicKey::from_signing_key(&SigningKey::from_bytes(&[ADMIN_SEED; 32])).to_hex()
+            PublicKey::from_signing_key(&SigningKey::from_bytes(&[ADMIN_SEED; 32])).to_hex(),
+            // Every load client is the same (open) client: the measurement is the server's,
+            // not the per-client limits'.
+            if args.server_config.contains("[limits]") {
+                ""
+            } else {
+                "[limits]\nrate_per_client = 1e12\nburst_per_client = 1e12\nmax_concurrent_per_client = 1000000\n"
+            }
         ),
     )?;
     let mut child = Command::new(&args.evidentd)

@@ -3,12 +3,15 @@
 #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
 
 mod auditor;
+mod backup;
 mod durability;
 mod gate;
+mod metrics;
 mod operations;
 mod policy;
 mod registry;
 mod rejections;
 mod report;
+mod security;
 mod submit;
 mod tamper;

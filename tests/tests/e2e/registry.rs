@@ -421,7 +421,11 @@ async fn a_log_keeps_its_genesis_administrators_for_life() {
     // Without genesis settings the recorded genesis is used.
     let text = std::fs::read_to_string(&config).unwrap();
     let cut = text.find("[genesis]").unwrap();
-    std::fs::write(&config, &text[..cut]).unwrap();
+    std::fs::write(
+        &config,
+        format!("{}[tls]\nplaintext = true\n", &text[..cut]),
+    )
+    .unwrap();
     let server = Server::start(&config, &data).unwrap();
     let listing = server.client().await.list_signers(None).await.unwrap();
     assert_eq!(listing.admins[0].key, public(ADMIN));
@@ -435,7 +439,7 @@ async fn a_new_log_without_administrators_creates_the_first_admin_key() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n",
+            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n[tls]\nplaintext = true\n",
             data.display().to_string()
         ),
     )

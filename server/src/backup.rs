@@ -1,0 +1,697 @@
+//! `evidentd backup`: a verified copy of a running server's log in a new data folder.
+//!
+//! sled holds a lock on a live store, so the copy is not made from the files: it is
+//! downloaded from the running server over gRPC (`GetCheckpoint`, then `GetEntries` up to
+//! that checkpoint's size), which also makes it consistent by construction — the entries a
+//! signed checkpoint covers never change. Nothing is copied blindly: the checkpoint must
+//! verify under the pinned log key, and the entries are replayed from the genesis with
+//! [`evident_core::audit::Replay`] (chain, times, signatures against the registry of the
+//! time, registry and policy entries) and held against the checkpoint
+//! ([`Replay::check_checkpoint`]) before the backup is finished.
+//!
+//! The backup is written as a new store with the same keys the sequencer writes: each leaf
+//! record, the tree nodes [`Frontier::append`] completes, the leaf-hash and content-digest
+//! lookups ([`crate::store::lookup_keys`], which [`Store::append`] writes) and the index keys
+//! from [`secondary_keys`] over the [`Facts`](evident_core::audit::Facts) the replay
+//! returns. Then the genesis, the verified checkpoint note, `log.pub`, `genesis.json` and —
+//! when the server's data folder is given and readable — the private `log.key`. A server
+//! started on the folder passes its start-up check, because the folder holds exactly the
+//! entries the checkpoint covers. `docs/BACKUP.md` is the operator's guide.
+//!
+//! This module speaks gRPC as a client: besides `service.rs`, it is the one place in the
+//! server that sees `evident-proto` types (`server` never depends on `client`).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use evident_core::audit::Replay;
+use evident_core::merkle::{Frontier, Node};
+use evident_core::note::{Checkpoint, Signer, Verifier};
+use evident_core::record;
+use evident_core::registry::GenesisDocument;
+use evident_proto::v1 as pb;
+use evident_proto::v1::ledger_client::LedgerClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::logkey::{KEY_FILE, PUB_FILE, write_private};
+use crate::store::{NewEntry, Store, StoreError, secondary_keys};
+
+/// File name of the genesis document in a data folder (written by `evidentd` at start).
+pub const GENESIS_FILE: &str = "genesis.json";
+
+/// Entries written per [`Store::append`] (one atomic batch and one fsync each).
+const BATCH_ENTRIES: usize = 10_000;
+/// Leaf-record bytes written per [`Store::append`], at most (plus one page).
+const BATCH_BYTES: usize = 16 << 20;
+/// Pages of entries downloaded ahead of the replay.
+const PAGES_AHEAD: usize = 4;
+
+/// The options of `evidentd backup`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// The running server, `http://HOST:PORT`.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The folder to write the backup into: it must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The server's data folder, read only (its store is not opened): the default log key
+    /// (log.pub) and genesis (genesis.json), and the private log.key to include.
+    #[arg(long, value_name = "SRC")]
+    pub data_dir: Option<PathBuf>,
+    /// The log's verifier key (`name+id+base64`, or a file holding it) [default:
+    /// SRC/log.pub].
+    #[arg(long, env = "EVIDENT_LOG_KEY")]
+    pub log_key: Option<String>,
+    /// The log's genesis document (JSON) [default: SRC/genesis.json].
+    #[arg(long, value_name = "FILE")]
+    pub genesis: Option<PathBuf>,
+    /// The CA certificate (PEM) of an `https://` server (for a certificate it made:
+    /// SRC/tls/ca.pem).
+    #[arg(long, env = "EVIDENT_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// A bearer token with the auditor role, or a file holding one (mode 0600).
+    #[arg(long, env = "EVIDENT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// The ledger API over a channel that adds the bearer token to every call.
+pub type Api = LedgerClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer …` to every call when a token is given.
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Why a backup failed. Nothing is left in the output folder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// An option, an input file or the output folder is unusable.
+    #[error("{0}")]
+    Setup(String),
+    /// The server could not be reached, or answered a call with an error.
+    #[error("{0}")]
+    Server(String),
+    /// The served log does not verify: its checkpoint under the log key, an entry in the
+    /// replay, or the replayed tree against the checkpoint. Nothing was kept.
+    #[error("the served log does not verify: {0}")]
+    Verification(String),
+    /// Writing the backup failed.
+    #[error("writing the backup in {dir}: {source}")]
+    Write {
+        /// The output folder.
+        dir: PathBuf,
+        /// What failed.
+        source: StoreError,
+    },
+}
+
+impl BackupError {
+    /// Whether the served log failed verification (exit 1) rather than the backup failing
+    /// for another reason (exit 2).
+    pub fn is_verification_failure(&self) -> bool {
+        matches!(self, BackupError::Verification(_))
+    }
+}
+
+/// What a finished backup holds.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    /// The output folder.
+    pub dir: PathBuf,
+    /// Entries copied: exactly the checkpoint's size.
+    pub entries: u64,
+    /// The verified checkpoint the backup covers (stored in it as the signed note).
+    pub checkpoint: Checkpoint,
+    /// Whether the private log key was copied into the backup; `Err` says why not.
+    pub log_key: Result<PathBuf, String>,
+    /// An administrator key found in the source folder, which the backup leaves out.
+    pub admin_key_left_out: Option<PathBuf>,
+}
+
+/// Connects to `url`: `https://` with the CA of `--ca`, or plaintext `http://`; with the
+/// bearer token of `--token` on every call.
+pub async fn connect(args: &BackupArgs) -> Result<Api, BackupError> {
+    let url = &args.from;
+    let mut endpoint = Channel::from_shared(url.to_owned())
+        .map_err(|e| BackupError::Setup(format!("--from {url}: not a URL: {e}")))?;
+    if url.starts_with("https://") {
+        let ca = args.ca.as_ref().ok_or_else(|| {
+            BackupError::Setup(format!(
+                "--from {url} is TLS: give the CA that signed its certificate with --ca"
+            ))
+        })?;
+        let pem = std::fs::read(ca)
+            .map_err(|e| BackupError::Setup(format!("--ca: reading {}: {e}", ca.display())))?;
+        endpoint = endpoint
+            .tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            )
+            .map_err(|e| BackupError::Setup(format!("--ca: {e}")))?;
+    }
+    let token = match &args.token {
+        Some(t) if Path::new(t).is_file() => {
+            crate::tls::check_private(Path::new(t))
+                .map_err(|e| BackupError::Setup(format!("--token: {e}")))?;
+            Some(
+                std::fs::read_to_string(t)
+                    .map_err(|e| BackupError::Setup(format!("--token: reading {t}: {e}")))?
+                    .trim()
+                    .to_owned(),
+            )
+        }
+        other => other.clone(),
+    };
+    let bearer = token
+        .map(|t| {
+            format!("Bearer {t}")
+                .parse()
+                .map_err(|_| BackupError::Setup("--token is not printable ASCII".into()))
+        })
+        .transpose()?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| BackupError::Server(format!("connecting to {url}: {}", with_sources(&e))))?;
+    Ok(LedgerClient::with_interceptor(channel, Bearer(bearer))
+        .max_decoding_message_size(crate::MAX_ANSWER_BYTES))
+}
+
+/// An error and its sources, `: `-separated (tonic's own message is only "transport error").
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// What `evidentd backup` runs: connects to `--from`, makes the backup and prints what it
+/// holds.
+pub fn command(args: &BackupArgs) -> Result<Completed, BackupError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BackupError::Setup(format!("starting the async runtime: {e}")))?;
+    let started = std::time::Instant::now();
+    let completed = runtime.block_on(async {
+        // Refuse a non-empty folder before touching the network.
+        check_out_dir(&args.out)?;
+        let client = connect(args).await?;
+        backup(client, args).await
+    })?;
+    println!(
+        "backup of {} entries at checkpoint {} {} in {} ({:.1?})",
+        completed.entries,
+        completed.checkpoint.size,
+        completed.checkpoint.root,
+        completed.dir.display(),
+        started.elapsed()
+    );
+    match &completed.log_key {
+        Ok(path) => println!(
+            "private log key: INCLUDED ({}, mode 0600): store the backup as a secret",
+            path.display()
+        ),
+        Err(why) => println!(
+            "private log key: NOT included ({why}); a restored server needs it: put the log's \
+             {KEY_FILE} from your secret store into the folder before starting it"
+        ),
+    }
+    if let Some(path) = &completed.admin_key_left_out {
+        println!(
+            "administrator key {} was not copied: keep administrator keys apart from backups",
+            path.display()
+        );
+    }
+    Ok(completed)
+}
+
+/// Makes a verified backup of the server behind `channel` into `args.out`: see the module
+/// documentation. On any error, whatever was written into the output folder is removed.
+pub async fn backup(client: Api, args: &BackupArgs) -> Result<Completed, BackupError> {
+    let out = args.out.clone();
+    check_out_dir(&out)?;
+    let verifier = log_verifier(args)?;
+    let (genesis_path, genesis) = genesis_document(args)?;
+    let registry = genesis.to_registry().map_err(|e| {
+        BackupError::Setup(format!(
+            "the genesis in {} is invalid: {e}",
+            genesis_path.display()
+        ))
+    })?;
+    let private_key = private_log_key(args.data_dir.as_deref(), &verifier)?;
+
+    let mut client = client;
+    let note = client
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .map_err(|s| server_error("GetCheckpoint", &s))?
+        .into_inner()
+        .checkpoint;
+    let checkpoint = Checkpoint::verify(&note, &verifier).map_err(|e| {
+        BackupError::Verification(format!(
+            "the server's checkpoint does not verify under the log key {verifier}: {e}"
+        ))
+    })?;
+
+    let created_dir = !out.exists();
+    std::fs::create_dir_all(&out).map_err(|e| {
+        BackupError::Setup(format!("creating the backup folder {}: {e}", out.display()))
+    })?;
+    let written = write_backup(
+        client,
+        &out,
+        &note,
+        &checkpoint,
+        Replay::new(registry),
+        &genesis,
+        &verifier,
+        private_key.as_ref().ok(),
+    )
+    .await;
+    match written {
+        Ok(log_key) => Ok(Completed {
+            dir: out.clone(),
+            entries: checkpoint.size,
+            checkpoint,
+            log_key: match (log_key, private_key) {
+                (Some(path), _) => Ok(path),
+                (None, Err(why)) => Err(why),
+                (None, Ok(_)) => Err("it was not written".to_owned()),
+            },
+            admin_key_left_out: args
+                .data_dir
+                .as_ref()
+                .map(|src| src.join(crate::genesis::ADMIN_KEY_FILE))
+                .filter(|p| p.exists()),
+        }),
+        Err(e) => {
+            remove_partial(&out, created_dir);
+            Err(e)
+        }
+    }
+}
+
+/// The output folder must not exist, or be an empty folder.
+fn check_out_dir(out: &Path) -> Result<(), BackupError> {
+    match std::fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(BackupError::Setup(format!(
+                    "the backup folder {} is not empty: give a new or empty folder (nothing \
+                     was changed)",
+                    out.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BackupError::Setup(format!(
+            "the backup folder {} cannot be used: {e}",
+            out.display()
+        ))),
+    }
+}
+
+/// The log key: `--log-key` (text or a file), else SRC/log.pub.
+fn log_verifier(args: &BackupArgs) -> Result<Verifier, BackupError> {
+    let (text, from) = match (&args.log_key, &args.data_dir) {
+        (Some(k), _) if Path::new(k).is_file() => (
+            std::fs::read_to_string(k)
+                .map_err(|e| BackupError::Setup(format!("reading the log key {k}: {e}")))?,
+            format!("the log key in {k}"),
+        ),
+        (Some(k), _) => (k.clone(), "--log-key".to_owned()),
+        (None, Some(src)) => {
+            let path = src.join(PUB_FILE);
+            (
+                std::fs::read_to_string(&path).map_err(|e| {
+                    BackupError::Setup(format!(
+                        "reading {}: {e} (or pin the key with --log-key)",
+                        path.display()
+                    ))
+                })?,
+                path.display().to_string(),
+            )
+        }
+        (None, None) => {
+            return Err(BackupError::Setup(
+                "no log key: give --log-key, or --data-dir with the server's data folder \
+                 (its log.pub)"
+                    .to_owned(),
+            ));
+        }
+    };
+    Verifier::parse(text.trim())
+        .map_err(|e| BackupError::Setup(format!("{from} is not a log verifier key: {e}")))
+}
+
+/// The genesis document: `--genesis`, else SRC/genesis.json.
+fn genesis_document(args: &BackupArgs) -> Result<(PathBuf, GenesisDocument), BackupError> {
+    let path = match (&args.genesis, &args.data_dir) {
+        (Some(path), _) => path.clone(),
+        (None, Some(src)) => src.join(GENESIS_FILE),
+        (None, None) => {
+            return Err(BackupError::Setup(
+                "no genesis: give --genesis FILE, or --data-dir with the server's data folder \
+                 (its genesis.json)"
+                    .to_owned(),
+            ));
+        }
+    };
+    let bytes = std::fs::read(&path)
+        .map_err(|e| BackupError::Setup(format!("reading the genesis {}: {e}", path.display())))?;
+    let document = serde_json::from_slice(&bytes).map_err(|e| {
+        BackupError::Setup(format!(
+            "the genesis {} is not a genesis document: {e}",
+            path.display()
+        ))
+    })?;
+    Ok((path, document))
+}
+
+/// The private log key's text from SRC/log.key: `Err` (with the reason) when there is no
+/// SRC or the file cannot be read; a readable key of another log is an error.
+fn private_log_key(
+    src: Option<&Path>,
+    verifier: &Verifier,
+) -> Result<Result<String, String>, BackupError> {
+    let Some(src) = src else {
+        return Ok(Err("no --data-dir given".to_owned()));
+    };
+    let path = src.join(KEY_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => return Ok(Err(format!("{} is not readable: {e}", path.display()))),
+    };
+    // Never echo the text: it is the secret key.
+    let signer = Signer::parse_private(&text)
+        .map_err(|e| BackupError::Setup(format!("{} is not a log key: {e}", path.display())))?;
+    if signer.verifier() != verifier {
+        return Err(BackupError::Setup(format!(
+            "{} is the key of {}, not of the log being backed up ({verifier}): is --data-dir \
+             this server's data folder?",
+            path.display(),
+            signer.verifier()
+        )));
+    }
+    Ok(Ok(text.trim_end().to_owned()))
+}
+
+fn server_error(call: &str, status: &tonic::Status) -> BackupError {
+    let text = format!(
+        "{call}: the server answered {:?}: {}",
+        status.code(),
+        status.message()
+    );
+    if status.code() == tonic::Code::DataLoss {
+        // The log signed entries it cannot return.
+        BackupError::Verification(text)
+    } else {
+        BackupError::Server(text)
+    }
+}
+
+/// A page of leaf records, in log order, or why the download stopped.
+type Page = Result<Vec<Vec<u8>>, BackupError>;
+
+/// Downloads pages of leaf records `0..size` ahead of the replay; dropping the handle
+/// stops the download.
+fn fetch_pages(mut client: Api, size: u64) -> (tokio::sync::mpsc::Receiver<Page>, AbortOnDrop) {
+    let (tx, rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+    let task = tokio::spawn(async move {
+        let mut start = 0;
+        while start < size {
+            let page = match client
+                .get_entries(pb::GetEntriesRequest { start, end: size })
+                .await
+            {
+                Ok(answer) => {
+                    let mut records = answer.into_inner().leaf_records;
+                    let wanted = usize::try_from(size - start).unwrap_or(usize::MAX);
+                    records.truncate(wanted);
+                    if records.is_empty() {
+                        Err(BackupError::Verification(format!(
+                            "entry {start}: the log signed a checkpoint of {size} entries but \
+                             returned none from entry {start} on"
+                        )))
+                    } else {
+                        start += records.len() as u64;
+                        Ok(records)
+                    }
+                }
+                Err(status) => Err(server_error(
+                    &format!("GetEntries from entry {start}"),
+                    &status,
+                )),
+            };
+            let failed = page.is_err();
+            if tx.send(page).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    (rx, AbortOnDrop(task))
+}
+
+/// Aborts the download when the backup stops early.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Downloads, replays and writes the store, then the files beside it. Returns the path of
+/// the private log key when it was written.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, every value distinct"
+)]
+async fn write_backup(
+    client: Api,
+    out: &Path,
+    note: &str,
+    checkpoint: &Checkpoint,
+    mut replay: Replay,
+    genesis: &GenesisDocument,
+    verifier: &Verifier,
+    private_key: Option<&String>,
+) -> Result<Option<PathBuf>, BackupError> {
+    let write_err = |source| BackupError::Write {
+        dir: out.to_owned(),
+        source,
+    };
+    let size = checkpoint.size;
+    let store = Store::open(out).map_err(write_err)?;
+    let (mut pages, _download) = fetch_pages(client, size);
+    let mut frontier = Frontier::new();
+    let mut entries: Vec<NewEntry> = Vec::new();
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut bytes = 0usize;
+    while replay.size() < size {
+        let page = pages.recv().await.ok_or_else(|| {
+            BackupError::Server(format!(
+                "the download stopped at entry {} of {size}",
+                replay.size()
+            ))
+        })??;
+        for leaf in page {
+            let (rec, leaf_hash, facts) = replay
+                .push(&leaf)
+                .map_err(|e| BackupError::Verification(e.to_string()))?;
+            let index = rec.index();
+            nodes.extend(frontier.append(leaf_hash));
+            bytes += leaf.len();
+            entries.push(NewEntry {
+                index,
+                leaf_hash,
+                content_digest: record::content_digest(rec.envelope()),
+                secondary: secondary_keys(index, rec.kind(), &facts),
+                record: leaf,
+            });
+            if index % 10_000 == 0 {
+                tracing::info!(done = index, total = size, "backing up");
+            }
+        }
+        if entries.len() >= BATCH_ENTRIES || bytes >= BATCH_BYTES {
+            store.append(&entries, &nodes).map_err(write_err)?;
+            entries.clear();
+            nodes.clear();
+            bytes = 0;
+        }
+    }
+    // Held against the checkpoint before the genesis, the checkpoint and the files are
+    // written; on failure the caller removes the entries written so far.
+    replay
+        .check_checkpoint(checkpoint)
+        .map_err(|e| BackupError::Verification(e.to_string()))?;
+    if !entries.is_empty() {
+        store.append(&entries, &nodes).map_err(write_err)?;
+    }
+    let genesis_json = serde_json::to_vec(genesis)
+        .map_err(|e| BackupError::Setup(format!("encoding the genesis: {e}")))?;
+    store.set_genesis(&genesis_json).map_err(write_err)?;
+    store.set_checkpoint(note).map_err(write_err)?;
+    store.sync().map_err(write_err)?;
+    drop(store);
+
+    let file_err = |path: &Path, e: std::io::Error| BackupError::Write {
+        dir: out.to_owned(),
+        source: StoreError::Io {
+            op: "writing",
+            path: path.to_owned(),
+            source: e,
+        },
+    };
+    let pub_path = out.join(PUB_FILE);
+    write_synced(&pub_path, format!("{verifier}\n").as_bytes())
+        .map_err(|e| file_err(&pub_path, e))?;
+    let genesis_path = out.join(GENESIS_FILE);
+    let pretty = serde_json::to_string_pretty(genesis)
+        .map_err(|e| BackupError::Setup(format!("encoding the genesis: {e}")))?;
+    write_synced(&genesis_path, format!("{pretty}\n").as_bytes())
+        .map_err(|e| file_err(&genesis_path, e))?;
+    let key_path = match private_key {
+        Some(text) => {
+            let path = out.join(KEY_FILE);
+            write_private(&path, text).map_err(|e| file_err(&path, e))?;
+            Some(path)
+        }
+        None => None,
+    };
+    std::fs::File::open(out)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| file_err(out, e))?;
+    Ok(key_path)
+}
+
+/// Writes a new file and fsyncs it.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Removes what a failed backup wrote: the folder was empty or absent before.
+fn remove_partial(out: &Path, created_dir: bool) {
+    let result = if created_dir {
+        std::fs::remove_dir_all(out)
+    } else {
+        [
+            Path::new("db"),
+            Path::new(PUB_FILE),
+            Path::new(GENESIS_FILE),
+            Path::new(KEY_FILE),
+        ]
+        .iter()
+        .map(|name| out.join(name))
+        .filter(|path| path.exists())
+        .try_for_each(|path| {
+            if path.is_dir() {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            }
+        })
+    };
+    if let Err(e) = result {
+        tracing::warn!(
+            folder = %out.display(),
+            error = %e,
+            "could not remove the incomplete backup: delete the folder by hand"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use super::*;
+    use evident_core::SigningKey;
+
+    fn signer(seed: u8) -> Signer {
+        Signer::new("evident.test/log", SigningKey::from_bytes(&[seed; 32])).unwrap()
+    }
+
+    #[test]
+    fn only_an_absent_or_empty_folder_takes_a_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        check_out_dir(&dir.path().join("new")).unwrap();
+        check_out_dir(dir.path()).unwrap();
+        std::fs::write(dir.path().join("x"), "x").unwrap();
+        let err = check_out_dir(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("is not empty"), "{err}");
+        let err = check_out_dir(&dir.path().join("x")).unwrap_err();
+        assert!(err.to_string().contains("cannot be used"), "{err}");
+    }
+
+    #[test]
+    fn the_private_key_is_included_only_when_it_is_the_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = signer(1);
+        let why = private_log_key(None, ours.verifier()).unwrap().unwrap_err();
+        assert!(why.contains("no --data-dir"), "{why}");
+        let why = private_log_key(Some(dir.path()), ours.verifier())
+            .unwrap()
+            .unwrap_err();
+        assert!(why.contains("log.key is not readable"), "{why}");
+
+        let path = dir.path().join(KEY_FILE);
+        write_private(&path, &ours.to_private_text()).unwrap();
+        let text = private_log_key(Some(dir.path()), ours.verifier())
+            .unwrap()
+            .unwrap();
+        assert_eq!(text, ours.to_private_text());
+
+        let err = private_log_key(Some(dir.path()), signer(2).verifier()).unwrap_err();
+        assert!(
+            err.to_string().contains("not of the log being backed up"),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains(&ours.to_private_text()),
+            "the secret is never echoed"
+        );
+    }
+
+    #[test]
+    fn a_failed_backup_leaves_an_existing_folder_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        drop(store);
+        std::fs::write(dir.path().join(PUB_FILE), "k").unwrap();
+        remove_partial(dir.path(), false);
+        assert!(dir.path().exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let created = dir.path().join("made");
+        std::fs::create_dir(&created).unwrap();
+        remove_partial(&created, true);
+        assert!(!created.exists());
+    }
+}
