@@ -88,6 +88,61 @@ pub enum RunError {
     },
 }
 
+/// Checks settings as `prepare` would, without touching the data folder: every field, the
+/// clients and tokens, and the TLS files (present, keys mode 0600). Returns a summary.
+pub fn check_settings(config: &Config) -> Result<Vec<String>, RunError> {
+    config.check()?;
+    let auth = auth::Auth::new(&config.clients, &config.tokens).map_err(|e| {
+        RunError::Config(config::ConfigError::Invalid {
+            field: e.field,
+            problem: e.problem,
+        })
+    })?;
+    let exists = |path: &std::path::PathBuf| {
+        std::fs::metadata(path)
+            .map(drop)
+            .map_err(|source| tls::TlsError::File {
+                what: "reading",
+                path: path.clone(),
+                source,
+            })
+    };
+    let mut summary = vec![format!("listen {}", config.listen)];
+    if config.tls.plaintext {
+        if !config.listen.ip().is_loopback() && !config.insecure_allow_plaintext {
+            return Err(tls::TlsError::PlaintextOffLoopback(config.listen).into());
+        }
+        summary.push("transport: PLAINTEXT".into());
+    } else {
+        match (&config.tls.cert, &config.tls.key) {
+            (Some(cert), Some(key)) => {
+                exists(cert)?;
+                exists(key)?;
+                tls::check_private(key)?;
+                summary.push(format!("transport: TLS with {}", cert.display()));
+            }
+            _ => summary.push("transport: TLS with a certificate evidentd makes".into()),
+        }
+        if let Some(ca) = &config.tls.client_ca {
+            exists(ca)?;
+            summary.push(format!("mutual TLS against {}", ca.display()));
+        }
+    }
+    if auth.is_open() {
+        if !config.listen.ip().is_loopback() {
+            return Err(RunError::OpenAccess(config.listen));
+        }
+        summary.push("clients: open (none configured; loopback only)".into());
+    } else {
+        summary.push(format!(
+            "clients: {} by certificate, {} by token",
+            config.clients.len(),
+            config.tokens.len()
+        ));
+    }
+    Ok(summary)
+}
+
 /// Prepares the store and the log key; what `evidentd` prints at start comes from this.
 #[derive(Debug)]
 pub struct Prepared {
@@ -289,9 +344,11 @@ pub async fn run(
     // Without TCP_NODELAY, small answers wait for delayed ACKs (about 40 ms each).
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let reporter = health_reporter.clone();
-    let mut builder = tonic::transport::Server::builder().timeout(
-        std::time::Duration::from_millis(config.limits.request_timeout_ms),
-    );
+    let mut builder = tonic::transport::Server::builder()
+        .timeout(std::time::Duration::from_millis(
+            config.limits.request_timeout_ms,
+        ))
+        .trace_fn(request_span);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -319,4 +376,19 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(result?)
+}
+
+/// Every request's log lines carry its id (the client's `x-request-id`, or one made here)
+/// and method.
+fn request_span(request: &http::Request<()>) -> tracing::Span {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+    tracing::info_span!("request", id = %id, method = %request.uri().path())
 }

@@ -26,11 +26,23 @@ struct Args {
     /// Prometheus metrics listen address (plain HTTP, `GET /metrics`) [default: none].
     #[arg(long, env = "EVIDENT_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Log lines for people (`human`) or one JSON object per line (`json`).
+    #[arg(long, env = "EVIDENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     /// Allow `[tls] plaintext = true` on an address other than loopback.
     #[arg(long, env = "EVIDENT_INSECURE_ALLOW_PLAINTEXT")]
     insecure_allow_plaintext: bool,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// Offline work on a data folder; without a command, `evidentd` serves.
@@ -53,6 +65,13 @@ enum Command {
     /// checkpoint) before the copy is kept. Exit 1 when the served log does not verify, 2 on
     /// other errors (docs/BACKUP.md).
     Backup(evident_server::backup::BackupArgs),
+    /// Check a config file (default: --config) without starting: every field, the TLS
+    /// files and their modes, the clients and tokens. Exit 0 when it would start, 1 naming
+    /// the first problem.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Make a bearer token for a client: prints the token (once) and the `[[token]]` entry
     /// for the config, which holds only its SHA-256.
     Token {
@@ -65,17 +84,36 @@ enum Command {
     },
 }
 
+/// `evidentd config …`.
+#[derive(Debug, clap::Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file.
+    Check {
+        /// The file [default: --config].
+        file: Option<PathBuf>,
+    },
+}
+
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let mut args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
     let result = match args.command.take() {
         None => serve(args),
+        Some(Command::Config {
+            command: ConfigCommand::Check { file },
+        }) => check_config(&args, file),
         Some(Command::Backup(backup)) => evident_server::backup::command(&backup)
             .map(drop)
             .map_err(|e| {
@@ -142,7 +180,9 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Token { .. } => unreachable!("answered above without a store"),
+        Command::Token { .. } | Command::Config { .. } => {
+            unreachable!("answered above without a store")
+        }
         Command::Backup(_) => unreachable!("dispatched in main: a backup opens no data folder"),
         Command::Reindex => {
             let entries = evident_server::maintenance::reindex(&store, progress)?;
@@ -154,6 +194,23 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `evidentd config check`: everything `evidentd` checks about its settings before it
+/// touches the store.
+fn check_config(args: &Args, file: Option<PathBuf>) -> anyhow::Result<()> {
+    let Some(path) = file.or_else(|| args.config.clone()) else {
+        anyhow::bail!("name the config file: evidentd config check FILE (or --config FILE)");
+    };
+    let mut config = Config::from_file(&path).map_err(|e| StoreFailed(e.to_string()))?;
+    config.insecure_allow_plaintext = args.insecure_allow_plaintext;
+    let summary = evident_server::check_settings(&config)
+        .map_err(|e| StoreFailed(format!("{}: {e}", path.display())))?;
+    println!("{}: OK", path.display());
+    for line in summary {
+        println!("  {line}");
+    }
+    Ok(())
 }
 
 /// `evidentd token`: a random bearer token and the config entry that admits it.

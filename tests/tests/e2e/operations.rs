@@ -60,3 +60,100 @@ async fn reflection_lists_the_ledger_service() {
         "{names:?}"
     );
 }
+
+fn evidentd(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(evident_tests::evidentd_bin())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_accepts_a_good_file_and_names_the_first_bad_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[], "");
+    let path = config.display().to_string();
+    let out = evidentd(&["config", "check", &path]);
+    assert!(out.status.success(), "{}", evident_tests::stderr(&out));
+    let text = evident_tests::stdout(&out);
+    assert!(
+        text.contains(": OK") && text.contains("transport: PLAINTEXT"),
+        "{text}"
+    );
+    assert!(!data.exists(), "checking a config touches no data folder");
+    let good = std::fs::read_to_string(&config).unwrap();
+    for (edit, field) in [
+        ("max_envelope_bytes = 10\n", "max_envelope_bytes"),
+        ("store_cahce_mb = 64\n", "store_cahce_mb"),
+        ("[limits]\nrate_per_client = 0\n", "limits.rate_per_client"),
+    ] {
+        // Tables go last, plain fields first.
+        let text = if edit.starts_with('[') {
+            format!("{good}{edit}")
+        } else {
+            format!("{edit}{good}")
+        };
+        std::fs::write(&config, text).unwrap();
+        let out = evidentd(&["--config", &path, "config", "check"]);
+        assert_eq!(out.status.code(), Some(1), "{edit}");
+        assert!(
+            evident_tests::stderr(&out).contains(field),
+            "{edit}: {}",
+            evident_tests::stderr(&out)
+        );
+    }
+    // A TLS key others can read.
+    std::fs::write(dir.path().join("k.pem"), "key").unwrap();
+    std::fs::write(dir.path().join("c.pem"), "cert").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            dir.path().join("k.pem"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let tls = format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\n",
+            dir.path().join("c.pem").display().to_string(),
+            dir.path().join("k.pem").display().to_string()
+        );
+        let config = write_config(dir.path(), &data, &[], &tls);
+        let out = evidentd(&["config", "check", &config.display().to_string()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            evident_tests::stderr(&out).contains("chmod 600"),
+            "{}",
+            evident_tests::stderr(&out)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let mut server = Server::start(&config, &data).unwrap();
+    assert!(tokio::task::block_in_place(|| server.terminate()).success());
+    let out = evidentd(&[
+        "--log-format",
+        "json",
+        "--config",
+        &config.display().to_string(),
+        "verify-store",
+    ]);
+    assert!(out.status.success(), "{}", evident_tests::stderr(&out));
+    let logs = evident_tests::stderr(&out);
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "verify-store logs its progress");
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            value["level"].is_string() && value["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+}
