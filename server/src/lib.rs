@@ -143,14 +143,10 @@ pub fn check_settings(config: &Config) -> Result<Vec<String>, RunError> {
     Ok(summary)
 }
 
-/// Prepares the store and the log key; what `evidentd` prints at start comes from this.
+/// The front of the server, set up before the store is opened: transport security, the
+/// clients and limits, the metrics listener.
 #[derive(Debug)]
-pub struct Prepared {
-    store: Arc<Store>,
-    signer: evident_core::note::Signer,
-    tail: check::Tail,
-    genesis: genesis::Genesis,
-    registry: evident_core::registry::Registry,
+pub struct Front {
     config: Config,
     tls: Option<tonic::transport::ServerTlsConfig>,
     transport: tls::Mode,
@@ -158,7 +154,7 @@ pub struct Prepared {
     metrics: Option<std::net::TcpListener>,
 }
 
-impl Prepared {
+impl Front {
     /// How clients connect (TLS, mutual TLS, plaintext), for the start-up banner.
     pub fn transport(&self) -> &tls::Mode {
         &self.transport
@@ -169,74 +165,21 @@ impl Prepared {
         self.auth.is_open()
     }
 
-    /// The log's verifier key, as clients pin it.
-    pub fn verifier(&self) -> &Verifier {
-        self.signer.verifier()
-    }
-
-    /// Entries in the log.
-    pub fn size(&self) -> u64 {
-        self.tail.frontier.size()
-    }
-
-    /// The administrator key file this start created, on a new store without configured
-    /// administrators.
-    pub fn created_admin_key(&self) -> Option<&std::path::Path> {
-        self.genesis.created_admin_key.as_deref()
-    }
-
-    /// The registry's current administrators and threshold.
-    pub fn registry(&self) -> &evident_core::registry::Registry {
-        &self.registry
-    }
-
     /// The bound address of the metrics listener, when `metrics_listen` is set.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 }
 
-/// Opens the data folder, loads or creates the log key, and checks the store.
-pub fn prepare(config: Config) -> Result<Prepared, RunError> {
+/// Checks the settings and sets up the front: TLS (making a certificate on first start),
+/// clients, the metrics listener.
+pub fn front(config: &Config) -> Result<Front, RunError> {
     config.check()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| RunError::Store {
         dir: config.data_dir.clone(),
         source: store::StoreError::Io {
             op: "creating",
             path: config.data_dir.clone(),
-            source: e,
-        },
-    })?;
-    let signer = logkey::load_or_create(&config.data_dir, &config.origin)?;
-    let store = Store::open_with_cache(&config.data_dir, config.store_cache_mb << 20).map_err(
-        |source| RunError::Store {
-            dir: config.data_dir.clone(),
-            source,
-        },
-    )?;
-    let tail = check::check_store(
-        &store,
-        signer.verifier(),
-        config.startup_check,
-        config.startup_tail_entries,
-    )
-    .map_err(|source| RunError::Check {
-        dir: config.data_dir.clone(),
-        source,
-    })?;
-    let genesis = genesis::resolve(&config, &store)?;
-    let registry = genesis::replay(&store, &genesis.registry, tail.frontier.size())?;
-    // Published beside log.pub: what verifiers pin to rebuild the registry offline.
-    let genesis_file = config.data_dir.join("genesis.json");
-    std::fs::write(
-        &genesis_file,
-        serde_json::to_string_pretty(&genesis.document).expect("the genesis serializes") + "\n",
-    )
-    .map_err(|e| RunError::Store {
-        dir: config.data_dir.clone(),
-        source: store::StoreError::Io {
-            op: "writing",
-            path: genesis_file,
             source: e,
         },
     })?;
@@ -263,13 +206,8 @@ pub fn prepare(config: Config) -> Result<Prepared, RunError> {
                 .map_err(|source| RunError::Metrics { addr, source })
         })
         .transpose()?;
-    Ok(Prepared {
-        store: Arc::new(store),
-        signer,
-        tail,
-        genesis,
-        registry,
-        config,
+    Ok(Front {
+        config: config.clone(),
         tls,
         transport,
         auth: Arc::new(auth),
@@ -277,26 +215,137 @@ pub fn prepare(config: Config) -> Result<Prepared, RunError> {
     })
 }
 
-/// Serves the ledger on `listener` until `shutdown` completes, then finishes the batch in
-/// progress, answers it, and returns.
-pub async fn run(
-    listener: TcpListener,
-    prepared: Prepared,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
-    let Prepared {
-        store,
+/// The store, checked, and the log key; what `evidentd` prints at start comes from this.
+#[derive(Debug)]
+pub struct Prepared {
+    store: Arc<Store>,
+    signer: evident_core::note::Signer,
+    tail: check::Tail,
+    genesis: genesis::Genesis,
+    registry: evident_core::registry::Registry,
+}
+
+impl Prepared {
+    /// The log's verifier key, as clients pin it.
+    pub fn verifier(&self) -> &Verifier {
+        self.signer.verifier()
+    }
+
+    /// Entries in the log.
+    pub fn size(&self) -> u64 {
+        self.tail.frontier.size()
+    }
+
+    /// The administrator key file this start created, on a new store without configured
+    /// administrators.
+    pub fn created_admin_key(&self) -> Option<&std::path::Path> {
+        self.genesis.created_admin_key.as_deref()
+    }
+
+    /// The registry's current administrators and threshold.
+    pub fn registry(&self) -> &evident_core::registry::Registry {
+        &self.registry
+    }
+}
+
+/// Loads or creates the log key, opens the store and checks it (the start-up check).
+pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
+    let signer = logkey::load_or_create(&config.data_dir, &config.origin)?;
+    let store = Store::open_with_cache(&config.data_dir, config.store_cache_mb << 20).map_err(
+        |source| RunError::Store {
+            dir: config.data_dir.clone(),
+            source,
+        },
+    )?;
+    let tail = check::check_store(
+        &store,
+        signer.verifier(),
+        config.startup_check,
+        config.startup_tail_entries,
+    )
+    .map_err(|source| RunError::Check {
+        dir: config.data_dir.clone(),
+        source,
+    })?;
+    let genesis = genesis::resolve(config, &store)?;
+    let registry = genesis::replay(&store, &genesis.registry, tail.frontier.size())?;
+    // Published beside log.pub: what verifiers pin to rebuild the registry offline.
+    let genesis_file = config.data_dir.join("genesis.json");
+    std::fs::write(
+        &genesis_file,
+        serde_json::to_string_pretty(&genesis.document).expect("the genesis serializes") + "\n",
+    )
+    .map_err(|e| RunError::Store {
+        dir: config.data_dir.clone(),
+        source: store::StoreError::Io {
+            op: "writing",
+            path: genesis_file,
+            source: e,
+        },
+    })?;
+    Ok(Prepared {
+        store: Arc::new(store),
         signer,
         tail,
         genesis,
         registry,
+    })
+}
+
+/// What a started server announces.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The log's verifier key, as clients pin it.
+    pub verifier: Verifier,
+    /// The administrator key file this start created, if any.
+    pub created_admin_key: Option<std::path::PathBuf>,
+    /// The administrators' identities.
+    pub admins: Vec<String>,
+    /// How many must sign a registry change.
+    pub threshold: usize,
+    /// Registered signer keys.
+    pub signer_keys: usize,
+    /// Entries in the log.
+    pub entries: u64,
+}
+
+impl Prepared {
+    /// What the server announces once it serves.
+    pub fn started(&self) -> Started {
+        Started {
+            verifier: self.verifier().clone(),
+            created_admin_key: self.created_admin_key().map(std::path::Path::to_path_buf),
+            admins: self
+                .registry
+                .admins()
+                .iter()
+                .map(|a| a.identity.clone())
+                .collect(),
+            threshold: self.registry.threshold(),
+            signer_keys: self.registry.signer_keys().len(),
+            entries: self.size(),
+        }
+    }
+}
+
+/// Serves on `listener` from the start: health says NOT_SERVING and the ledger answers
+/// UNAVAILABLE while `prepare` checks the store; then the ledger starts, health says
+/// SERVING, and `announce` is told what started. When `shutdown` completes, health says
+/// NOT_SERVING again, the batch in progress is finished and answered, and this returns.
+pub async fn run(
+    listener: TcpListener,
+    front: Front,
+    announce: impl FnOnce(&Started) + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let Front {
         config,
         tls,
         auth,
         metrics,
         ..
-    } = prepared;
-    // Prometheus metrics on their own listener, bound in `prepare`.
+    } = front;
+    // Prometheus metrics on their own listener, bound in `front`.
     let metrics = match (metrics, config.metrics_listen) {
         (Some(listener), Some(addr)) => {
             let listener = TcpListener::from_std(listener)
@@ -305,29 +354,16 @@ pub async fn run(
         }
         _ => None,
     };
-    let limits = BatchLimits {
-        max_entries: config.batch.max_entries,
-        max_delay: config.max_delay(),
-        queue_depth: config.batch.queue_depth,
-    };
-    let (ledger, sequencer) = Ledger::start(
-        store.clone(),
-        signer,
-        tail,
-        genesis,
-        registry,
-        limits,
-        tokio::runtime::Handle::current(),
-    )?;
+    let gate = Arc::new(std::sync::OnceLock::new());
     let service = service::LedgerService::new(
-        ledger,
+        gate.clone(),
         config.max_envelope_bytes,
         auth,
         Arc::new(limits::Limiter::new(&config.limits)),
     );
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<LedgerServer<service::LedgerService>>()
+        .set_not_serving::<LedgerServer<service::LedgerService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(evident_proto::FILE_DESCRIPTOR_SET)
@@ -352,18 +388,64 @@ pub async fn run(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
-    let result = builder
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(ledger_server)
-        .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
-            reporter
-                .set_not_serving::<LedgerServer<service::LedgerService>>()
-                .await;
-            tracing::info!("shutting down: finishing the batch in progress");
-        })
-        .await;
+    let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(
+        builder
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(ledger_server)
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                let _ = stopped_tx.send(true);
+                reporter
+                    .set_not_serving::<LedgerServer<service::LedgerService>>()
+                    .await;
+                tracing::info!("shutting down: finishing the batch in progress");
+            }),
+    );
+    // The start-up check, while health says NOT_SERVING.
+    let checked = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || prepare(&config))
+    };
+    let prepared = tokio::select! {
+        checked = checked => checked.expect("the start-up check does not panic")?,
+        served = &mut server => {
+            // Stopped (or failed) before the check finished.
+            return Ok(served.expect("the server task does not panic")?);
+        }
+    };
+    let announced = prepared.started();
+    let Prepared {
+        store,
+        signer,
+        tail,
+        genesis,
+        registry,
+    } = prepared;
+    let limits = BatchLimits {
+        max_entries: config.batch.max_entries,
+        max_delay: config.max_delay(),
+        queue_depth: config.batch.queue_depth,
+    };
+    let (ledger, sequencer) = Ledger::start(
+        store.clone(),
+        signer,
+        tail,
+        genesis,
+        registry,
+        limits,
+        tokio::runtime::Handle::current(),
+    )?;
+    let _ = gate.set(ledger);
+    drop(gate);
+    if !*stopped.borrow() {
+        health_reporter
+            .set_serving::<LedgerServer<service::LedgerService>>()
+            .await;
+    }
+    announce(&announced);
+    let result = server.await.expect("the server task does not panic");
     // The server and with it every queue sender is gone: the sequencer drains and exits.
     if let Some(task) = metrics {
         task.abort();

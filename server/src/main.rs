@@ -268,7 +268,7 @@ fn serve(args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let listen = config.listen;
-        let prepared = evident_server::prepare(config)?;
+        let front = evident_server::front(&config)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
@@ -276,43 +276,44 @@ fn serve(args: Args) -> anyhow::Result<()> {
         // Install the handlers before announcing the address: a SIGTERM that arrives right
         // after must stop the server cleanly, not kill it.
         let shutdown = shutdown_signal().context("installing signal handlers")?;
-        println!("log verifier key: {}", prepared.verifier());
-        if let Some(path) = prepared.created_admin_key() {
-            println!(
-                "first administrator key: {} (sign registry changes with it; keep it safe)",
-                path.display()
-            );
-        }
-        let registry = prepared.registry();
-        println!(
-            "administrators: {} (threshold {}); registered signer keys: {}",
-            registry
-                .admins()
-                .iter()
-                .map(|a| a.identity.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            registry.threshold(),
-            registry.signer_keys().len()
-        );
-        println!("entries: {}", prepared.size());
-        println!("transport: {}", prepared.transport());
-        if prepared.open_access() {
-            println!(
-                "clients: OPEN — no [[token]] or [[client]] configured, every client on \
-                 loopback has every role"
-            );
-        }
-        if prepared.transport() == &evident_server::tls::Mode::Plaintext {
+        let transport = front.transport().clone();
+        let open = front.open_access();
+        let metrics = front.metrics_addr();
+        if transport == evident_server::tls::Mode::Plaintext {
             tracing::warn!(
                 "serving PLAINTEXT gRPC: submissions and tokens cross the wire unencrypted"
             );
         }
-        println!("listening on {addr}");
-        if let Some(metrics) = prepared.metrics_addr() {
-            println!("metrics on http://{metrics}/metrics");
-        }
-        evident_server::run(listener, prepared, shutdown).await?;
+        tracing::info!(%addr, "checking the store; health says NOT_SERVING until done");
+        // Printed once the store passed its check and the ledger serves.
+        let announce = move |started: &evident_server::Started| {
+            println!("log verifier key: {}", started.verifier);
+            if let Some(path) = &started.created_admin_key {
+                println!(
+                    "first administrator key: {} (sign registry changes with it; keep it safe)",
+                    path.display()
+                );
+            }
+            println!(
+                "administrators: {} (threshold {}); registered signer keys: {}",
+                started.admins.join(", "),
+                started.threshold,
+                started.signer_keys
+            );
+            println!("entries: {}", started.entries);
+            println!("transport: {transport}");
+            if open {
+                println!(
+                    "clients: OPEN — no [[token]] or [[client]] configured, every client on \
+                     loopback has every role"
+                );
+            }
+            println!("listening on {addr}");
+            if let Some(metrics) = metrics {
+                println!("metrics on http://{metrics}/metrics");
+            }
+        };
+        evident_server::run(listener, front, announce, shutdown).await?;
         Ok(())
     })
 }

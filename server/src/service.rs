@@ -24,7 +24,8 @@ use crate::store::Posting;
 /// `evident.v1.Ledger`.
 #[derive(Debug, Clone)]
 pub struct LedgerService {
-    ledger: Ledger,
+    /// Set once the store has passed its start-up check; until then calls are UNAVAILABLE.
+    ledger: std::sync::Arc<std::sync::OnceLock<Ledger>>,
     max_envelope_bytes: usize,
     auth: std::sync::Arc<Auth>,
     limiter: std::sync::Arc<crate::limits::Limiter>,
@@ -33,7 +34,7 @@ pub struct LedgerService {
 impl LedgerService {
     /// A service over a running ledger.
     pub fn new(
-        ledger: Ledger,
+        ledger: std::sync::Arc<std::sync::OnceLock<Ledger>>,
         max_envelope_bytes: usize,
         auth: std::sync::Arc<Auth>,
         limiter: std::sync::Arc<crate::limits::Limiter>,
@@ -44,6 +45,13 @@ impl LedgerService {
             auth,
             limiter,
         }
+    }
+
+    /// The ledger, once the store has passed its start-up check.
+    fn ledger(&self) -> Result<&Ledger, Status> {
+        self.ledger.get().ok_or_else(|| {
+            Status::unavailable("the server is starting: it is checking its store; retry shortly")
+        })
     }
 
     /// Admits a request: its client must have what the call `needs` and be within its
@@ -119,7 +127,7 @@ impl LedgerService {
             METRICS.verification_failure(VerificationFailure::Statement);
             Status::invalid_argument(format!("not an in-toto Statement v1: {e}"))
         })?;
-        let registry = self.ledger.registry();
+        let registry = self.ledger()?.registry();
         let keys = registry.verifying_keys(envelope).map_err(auth_status)?;
         let authorized = registry
             .authorize(&keys, &statement.predicate_type, now_nanos())
@@ -143,7 +151,9 @@ impl LedgerService {
                 let (name, version) = release.rsplit_once('@').ok_or_else(|| {
                     Status::invalid_argument(format!("release {release:?} is not NAME@VERSION"))
                 })?;
-                self.ledger.release_artifacts(name, version).map_err(status)
+                self.ledger()?
+                    .release_artifacts(name, version)
+                    .map_err(status)
             }
             _ => Err(Status::invalid_argument(
                 "name either the artifact (ALGORITHM:HEX) or the release (NAME@VERSION)",
@@ -155,7 +165,7 @@ impl LedgerService {
     /// (every CEL condition compiles), and roles the registry knows. The sequencer checks
     /// the signatures again and that the version is above the latest.
     fn check_policy(&self, envelope: &Envelope) -> Result<(Policy, Vec<String>), Status> {
-        let registry = self.ledger.registry();
+        let registry = self.ledger()?.registry();
         let signers = registry
             .check_admin_signatures(envelope)
             .map_err(|e| status(registry_error(e)))?;
@@ -171,7 +181,7 @@ impl LedgerService {
     /// The checks of a registry change against the registry as it is now: administrator
     /// signatures, the payload, and its effect (on a copy).
     fn check_registry_change(&self, envelope: &Envelope) -> Result<Vec<String>, Status> {
-        let registry = self.ledger.registry();
+        let registry = self.ledger()?.registry();
         let (_, signed_by) = registry
             .check_envelope(envelope)
             .map_err(|e| status(registry_error(e)))?;
@@ -464,7 +474,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             }
             n => n as usize,
         };
-        let ledger = self.ledger.clone();
+        let ledger = self.ledger()?.clone();
         tokio::task::spawn_blocking(move || {
             let cursor = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
             let (page, published) = ledger.query(&filters, cursor, page_size).map_err(status)?;
@@ -536,7 +546,7 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::GetEntriesResponse>, Status> {
         let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "read entries")?;
         let request = request.into_inner();
-        let ledger = self.ledger.clone();
+        let ledger = self.ledger()?.clone();
         tokio::task::spawn_blocking(move || {
             let (leaf_records, published) = ledger
                 .entries(request.start, request.end, 1000, MAX_PAGE_BYTES)
@@ -585,7 +595,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                 )));
             }
             let digest = record::content_digest(&envelope);
-            if let Some(receipt) = self.ledger.existing(&digest).map_err(status)? {
+            if let Some(receipt) = self.ledger()?.existing(&digest).map_err(status)? {
                 tracing::info!(
                     index = receipt.index,
                     "resubmission answered with the original receipt"
@@ -603,7 +613,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                         Status::internal(format!("checking the envelope failed: {e}"))
                     })??;
             let (receipt, duplicate) = self
-                .ledger
+                .ledger()?
                 .submit(envelope, authorization, digest)
                 .await
                 .map_err(status)?;
@@ -641,7 +651,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             "list the trust registry",
         )?;
         let request = request.into_inner();
-        let size = self.ledger.published().checkpoint.size;
+        let size = self.ledger()?.published().checkpoint.size;
         let (registry, as_of) = match (request.as_of_index, request.as_of_time_nanos) {
             (Some(_), Some(_)) => {
                 return Err(Status::invalid_argument(
@@ -649,17 +659,17 @@ impl pb::ledger_server::Ledger for LedgerService {
                 ));
             }
             (None, Some(time)) => {
-                let (registry, end) = self.ledger.registry_as_of_time(time).map_err(status)?;
+                let (registry, end) = self.ledger()?.registry_as_of_time(time).map_err(status)?;
                 (std::sync::Arc::new(registry), end)
             }
-            (None, None) => (self.ledger.registry(), size),
+            (None, None) => (self.ledger()?.registry(), size),
             (Some(index), None) if index > size => {
                 return Err(Status::failed_precondition(format!(
                     "as_of_index {index} is beyond the log's {size} entries"
                 )));
             }
             (Some(index), None) => (
-                std::sync::Arc::new(self.ledger.registry_as_of(index).map_err(status)?),
+                std::sync::Arc::new(self.ledger()?.registry_as_of(index).map_err(status)?),
                 index,
             ),
         };
@@ -688,7 +698,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             "read the trust registry",
         )?;
         let identity = request.into_inner().identity;
-        let registry = self.ledger.registry();
+        let registry = self.ledger()?.registry();
         let events: Vec<pb::RegistryEvent> = registry
             .history(&identity)
             .into_iter()
@@ -720,7 +730,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::ListPoliciesRequest>,
     ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
         let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "list policies")?;
-        let policies = self.ledger.policies().map_err(status)?;
+        let policies = self.ledger()?.policies().map_err(status)?;
         Ok(Response::new(pb::ListPoliciesResponse {
             policies: policies
                 .into_iter()
@@ -740,7 +750,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "read policies")?;
         let request = request.into_inner();
         let found = self
-            .ledger
+            .ledger()?
             .policies()
             .map_err(status)?
             .into_iter()
@@ -754,14 +764,14 @@ impl pb::ledger_server::Ledger for LedgerService {
                 None => format!("no policy named {:?} is in the log", request.name),
             }));
         };
-        let bytes = self.ledger.entry(index).map_err(status)?;
+        let bytes = self.ledger()?.entry(index).map_err(status)?;
         let record = LeafRecord::decode(&bytes).map_err(|e| {
             Status::unavailable(format!(
                 "storage failure: entry {index} does not decode: {e}"
             ))
         })?;
         let signed_by = self
-            .ledger
+            .ledger()?
             .registry_as_of(index)
             .map_err(status)?
             .check_admin_signatures(record.envelope())
@@ -787,7 +797,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         )?;
         let request = request.into_inner();
         let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
-        let ledger = self.ledger.clone();
+        let ledger = self.ledger()?.clone();
         let bundle = tokio::task::spawn_blocking(move || ledger.release_bundle(&artifacts))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
@@ -806,7 +816,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
         let release_name = (!request.release.is_empty()).then_some(request.release);
         let (name, version) = policy_arg(&request.policy)?;
-        let ledger = self.ledger.clone();
+        let ledger = self.ledger()?.clone();
         let report = tokio::task::spawn_blocking(move || {
             let bundle = ledger.release_bundle(&artifacts).map_err(status)?;
             // The server checks its own bundle exactly as an offline verifier would.
@@ -840,8 +850,8 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::GetEntryResponse>, Status> {
         let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "read entries")?;
         let request = request.into_inner();
-        let index = select(&self.ledger, request.entry)?;
-        let bytes = self.ledger.entry(index).map_err(status)?;
+        let index = select(self.ledger()?, request.entry)?;
+        let bytes = self.ledger()?.entry(index).map_err(status)?;
         let record = LeafRecord::decode(&bytes).map_err(|e| {
             Status::unavailable(format!(
                 "storage failure: entry {index} does not decode: {e}"
@@ -851,8 +861,11 @@ impl pb::ledger_server::Ledger for LedgerService {
         let (proof, checkpoint) = match request.proof_tree_size {
             None => (None, String::new()),
             Some(requested) => {
-                let (size, published) = self.ledger.tree_size(requested).map_err(status)?;
-                let hashes = self.ledger.inclusion_proof(index, size).map_err(status)?;
+                let (size, published) = self.ledger()?.tree_size(requested).map_err(status)?;
+                let hashes = self
+                    .ledger()?
+                    .inclusion_proof(index, size)
+                    .map_err(status)?;
                 let checkpoint = if size == published.checkpoint.size {
                     published.note.clone()
                 } else {
@@ -887,7 +900,7 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
         let _admitted = self.admit(&request, Needs::AnyRole, "read checkpoints")?;
         Ok(Response::new(pb::GetCheckpointResponse {
-            checkpoint: self.ledger.published().note.clone(),
+            checkpoint: self.ledger()?.published().note.clone(),
         }))
     }
 
@@ -897,16 +910,22 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
         let _admitted = self.admit(&request, Needs::AnyRole, "read proofs")?;
         let request = request.into_inner();
-        let index = select(&self.ledger, request.entry)?;
-        let (size, published) = self.ledger.tree_size(request.tree_size).map_err(status)?;
+        let index = select(self.ledger()?, request.entry)?;
+        let (size, published) = self
+            .ledger()?
+            .tree_size(request.tree_size)
+            .map_err(status)?;
         if index >= published.checkpoint.size {
             return Err(Status::not_found(format!(
                 "entry {index} does not exist: the log has {} entries",
                 published.checkpoint.size
             )));
         }
-        let hashes = self.ledger.inclusion_proof(index, size).map_err(status)?;
-        let leaf_hash = self.ledger.leaf_hash(index).map_err(status)?;
+        let hashes = self
+            .ledger()?
+            .inclusion_proof(index, size)
+            .map_err(status)?;
+        let leaf_hash = self.ledger()?.leaf_hash(index).map_err(status)?;
         Ok(Response::new(pb::GetInclusionProofResponse {
             proof: Some(pb::InclusionProof {
                 leaf_index: index,
@@ -929,9 +948,9 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
         let _admitted = self.admit(&request, Needs::AnyRole, "read proofs")?;
         let request = request.into_inner();
-        let (new, published) = self.ledger.tree_size(request.new_size).map_err(status)?;
+        let (new, published) = self.ledger()?.tree_size(request.new_size).map_err(status)?;
         let hashes = self
-            .ledger
+            .ledger()?
             .consistency_proof(request.old_size, new)
             .map_err(status)?;
         Ok(Response::new(pb::GetConsistencyProofResponse {

@@ -157,3 +157,85 @@ async fn json_logs_are_one_object_per_line() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_not_serving_while_the_store_is_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    // A log big enough that the full start-up check takes a while.
+    let mut server = Server::start(&config, &data).unwrap();
+    let mut tasks = Vec::new();
+    for worker in 0..16u64 {
+        let mut c = server.client().await;
+        tasks.push(tokio::spawn(async move {
+            for n in 0..250u64 {
+                c.submit(&evident_tests::envelope(
+                    &evident_tests::key(1),
+                    worker * 1000 + n,
+                ))
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(tokio::task::block_in_place(|| server.terminate()).success());
+    // A known free port, so the health probe can start before the server announces it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&config, text).unwrap();
+    let mut child = std::process::Command::new(evident_tests::evidentd_bin())
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        let status = match tonic::transport::Channel::from_shared(url.clone())
+            .unwrap()
+            .connect()
+            .await
+        {
+            Err(_) => None,
+            Ok(channel) => HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: "evident.v1.Ledger".into(),
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner().status),
+        };
+        if let Some(status) = status {
+            if seen.last() != Some(&status) {
+                seen.push(status);
+            }
+            if status == ServingStatus::Serving as i32 {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen,
+        vec![
+            ServingStatus::NotServing as i32,
+            ServingStatus::Serving as i32
+        ],
+        "health during and after the start-up check"
+    );
+}
