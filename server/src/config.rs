@@ -77,6 +77,10 @@ pub struct LimitsConfig {
     pub rate_per_client: f64,
     /// Requests one client may make at once above its rate.
     pub burst_per_client: f64,
+    /// Sustained requests per second of all clients together.
+    pub rate_global: f64,
+    /// Requests all clients together may make at once above that rate.
+    pub burst_global: f64,
     /// Requests of one client in flight at once.
     pub max_concurrent_per_client: usize,
     /// Requests in flight at once, all clients together.
@@ -90,6 +94,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             rate_per_client: 5_000.0,
             burst_per_client: 10_000.0,
+            rate_global: 50_000.0,
+            burst_global: 100_000.0,
             max_concurrent_per_client: 512,
             max_concurrent: 4_096,
             request_timeout_ms: 30_000,
@@ -273,6 +279,14 @@ impl Config {
             (
                 "limits.burst_per_client",
                 l.burst_per_client.is_finite() && l.burst_per_client >= 1.0,
+            ),
+            (
+                "limits.rate_global",
+                l.rate_global.is_finite() && l.rate_global > 0.0,
+            ),
+            (
+                "limits.burst_global",
+                l.burst_global.is_finite() && l.burst_global >= 1.0,
             ),
             (
                 "limits.max_concurrent_per_client",

@@ -24,7 +24,15 @@ struct ClientState {
 pub struct Limiter {
     config: LimitsConfig,
     global: Arc<Semaphore>,
-    clients: Mutex<HashMap<String, ClientState>>,
+    clients: Mutex<Buckets>,
+}
+
+/// The token buckets: one per client, one for all.
+#[derive(Debug)]
+struct Buckets {
+    clients: HashMap<String, ClientState>,
+    /// Tokens of the global bucket, and when it was last refilled.
+    global: (f64, Instant),
 }
 
 /// Held while a request runs; frees its concurrency slots when dropped.
@@ -40,19 +48,36 @@ impl Limiter {
         Limiter {
             config: config.clone(),
             global: Arc::new(Semaphore::new(config.max_concurrent)),
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Buckets {
+                clients: HashMap::new(),
+                global: (config.burst_global, Instant::now()),
+            }),
         }
     }
 
     /// Admits one request of `client`, or says which limit it exceeds.
     pub fn admit(&self, client: &str) -> Result<Permit, Status> {
         let in_flight = {
-            let mut clients = self
+            let mut buckets = self
                 .clients
                 .lock()
                 .map_err(|_| Status::internal("the limiter's lock was poisoned by a panic"))?;
             let now = Instant::now();
-            let state = clients
+            let (tokens, refilled) = buckets.global;
+            let tokens = (tokens
+                + now.duration_since(refilled).as_secs_f64() * self.config.rate_global)
+                .min(self.config.burst_global);
+            buckets.global = (tokens, now);
+            if tokens < 1.0 {
+                crate::metrics::rate_limited();
+                return Err(Status::resource_exhausted(format!(
+                    "the server is over its rate limit of {} requests/s for all clients \
+                     (limits.rate_global): retry shortly",
+                    self.config.rate_global
+                )));
+            }
+            let state = buckets
+                .clients
                 .entry(client.to_owned())
                 .or_insert_with(|| ClientState {
                     tokens: self.config.burst_per_client,
@@ -72,7 +97,9 @@ impl Limiter {
                 )));
             }
             state.tokens -= 1.0;
-            state.in_flight.clone()
+            let in_flight = state.in_flight.clone();
+            buckets.global.0 -= 1.0;
+            in_flight
         };
         let client_permit = in_flight.try_acquire_owned().map_err(|_| {
             crate::metrics::rate_limited();
@@ -107,6 +134,21 @@ mod tests {
             max_concurrent: global,
             ..LimitsConfig::default()
         })
+    }
+
+    #[test]
+    fn all_clients_together_are_held_to_the_global_rate() {
+        let l = Limiter::new(&LimitsConfig {
+            rate_global: 0.001,
+            burst_global: 4.0,
+            ..LimitsConfig::default()
+        });
+        for client in ["a", "b", "c", "d"] {
+            drop(l.admit(client).unwrap());
+        }
+        let err = l.admit("e").unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(err.message().contains("limits.rate_global"), "{err}");
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn start_server(args: &Args) -> anyhow::Result<Started> {
             if args.server_config.contains("[limits]") {
                 ""
             } else {
-                "[limits]\nrate_per_client = 1e12\nburst_per_client = 1e12\nmax_concurrent_per_client = 1000000\n"
+                "[limits]\nrate_per_client = 1e12\nburst_per_client = 1e12\nrate_global = 1e12\nburst_global = 1e12\nmax_concurrent_per_client = 1000000\n"
             }
         ),
     )?;
