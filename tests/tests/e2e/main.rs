@@ -8,6 +8,7 @@ mod durability;
 mod gate;
 mod metrics;
 mod operations;
+mod packaging;
 mod policy;
 mod registry;
 mod rejections;
