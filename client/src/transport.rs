@@ -255,6 +255,21 @@ pub struct Credentials {
     pub token: Option<String>,
 }
 
+/// Whether an `http://` URL names this machine (`localhost`, `127.0.0.1`, `[::1]`).
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let host = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Adds the bearer token to every call.
 #[derive(Debug, Clone)]
 pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
@@ -297,6 +312,11 @@ impl Client {
                 tls = tls.identity(Identity::from_pem(cert, key));
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| connect_error(&e))?;
+        } else if credentials.token.is_some() && !is_loopback_url(server) {
+            return Err(ClientError::Connect(format!(
+                "{server} is plaintext (http://): a bearer token would cross the network \
+                 unencrypted; use https://"
+            )));
         } else if credentials.identity.is_some() || credentials.ca.is_some() {
             return Err(ClientError::Connect(format!(
                 "{server} is plaintext (http://) but TLS credentials were given: use https://"

@@ -125,10 +125,13 @@ impl Auth {
                     problem: "is empty".into(),
                 });
             }
-            auth.certs.insert(
-                c.identity.clone(),
-                roles(&format!("{field}.roles"), &c.roles)?,
-            );
+            let roles = roles(&format!("{field}.roles"), &c.roles)?;
+            if auth.certs.insert(c.identity.clone(), roles).is_some() {
+                return Err(AuthConfigError {
+                    field: format!("{field}.identity"),
+                    problem: format!("{:?} is configured twice", c.identity),
+                });
+            }
         }
         for (i, t) in tokens.iter().enumerate() {
             let field = format!("token[{i}]");
@@ -138,13 +141,16 @@ impl Auth {
                 .ok_or_else(|| AuthConfigError {
                     field: format!("{field}.sha256"),
                     problem: "must be 64 hex digits: the SHA-256 of the token \
-                              (`evidentd token new` prints it)"
+                              (`evidentd token` prints it)"
                         .into(),
                 })?;
-            auth.tokens.insert(
-                hash,
-                (t.name.clone(), roles(&format!("{field}.roles"), &t.roles)?),
-            );
+            let roles = roles(&format!("{field}.roles"), &t.roles)?;
+            if auth.tokens.insert(hash, (t.name.clone(), roles)).is_some() {
+                return Err(AuthConfigError {
+                    field: format!("{field}.sha256"),
+                    problem: "the same token hash is configured twice".into(),
+                });
+            }
         }
         Ok(auth)
     }

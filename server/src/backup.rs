@@ -178,6 +178,25 @@ pub async fn connect(args: &BackupArgs) -> Result<Api, BackupError> {
         }
         other => other.clone(),
     };
+    if token.is_some() && url.starts_with("http://") {
+        let host = url
+            .trim_start_matches("http://")
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default();
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(BackupError::Setup(format!(
+                "--from {url} is plaintext: the token would cross the network unencrypted; \
+                 use https://"
+            )));
+        }
+    }
     let bearer = token
         .map(|t| {
             format!("Bearer {t}")

@@ -384,7 +384,9 @@ pub async fn run(
         .timeout(std::time::Duration::from_millis(
             config.limits.request_timeout_ms,
         ))
-        .trace_fn(request_span);
+        .trace_fn(request_span)
+        // Streams per connection are bounded before any authentication runs.
+        .max_concurrent_streams(256);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
@@ -469,7 +471,12 @@ fn request_span(request: &http::Request<()>) -> tracing::Span {
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64)
+        .filter(|v| {
+            // Only characters that cannot forge other fields of a log line.
+            v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed)));
     tracing::info_span!("request", id = %id, method = %request.uri().path())

@@ -461,7 +461,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<pb::QueryResponse>, Status> {
-        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "query the log")?;
+        let admitted = self.admit(&request, Needs::Role(Role::Auditor), "query the log")?;
         let request = request.into_inner();
         let filters = filters_of(&request)?;
         let page_size = match request.page_size {
@@ -476,6 +476,8 @@ impl pb::ledger_server::Ledger for LedgerService {
         };
         let ledger = self.ledger()?.clone();
         tokio::task::spawn_blocking(move || {
+            // The slot stays taken while the work runs, even if the caller gave up.
+            let _admitted = admitted;
             let cursor = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
             let (page, published) = ledger.query(&filters, cursor, page_size).map_err(status)?;
             let mut results = Vec::with_capacity(page.indexes.len());
@@ -544,10 +546,12 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetEntriesRequest>,
     ) -> Result<Response<pb::GetEntriesResponse>, Status> {
-        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "read entries")?;
+        let admitted = self.admit(&request, Needs::Role(Role::Auditor), "read entries")?;
         let request = request.into_inner();
         let ledger = self.ledger()?.clone();
         tokio::task::spawn_blocking(move || {
+            // The slot stays taken while the work runs, even if the caller gave up.
+            let _admitted = admitted;
             let (leaf_records, published) = ledger
                 .entries(request.start, request.end, 1000, MAX_PAGE_BYTES)
                 .map_err(status)?;
@@ -578,7 +582,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                 (Needs::Role(Role::Submitter), "submit attestations")
             };
             // Held until the submission is answered.
-            let _admitted = self.admit(&request, needs, what)?;
+            let admitted = self.admit(&request, needs, what)?;
             let envelope = envelope_from_proto(request.into_inner().envelope)?;
             let size = record::encoded_envelope_len(&envelope);
             if size > self.max_envelope_bytes {
@@ -606,12 +610,13 @@ impl pb::ledger_server::Ledger for LedgerService {
             }
             // Signature verification is CPU work: keep it off the async workers.
             let this = self.clone();
-            let (envelope, authorization, what, signers) =
-                tokio::task::spawn_blocking(move || this.check(envelope))
-                    .await
-                    .map_err(|e| {
-                        Status::internal(format!("checking the envelope failed: {e}"))
-                    })??;
+            let (envelope, authorization, what, signers) = tokio::task::spawn_blocking(move || {
+                // The slot stays taken while the check runs, even if the caller gave up.
+                let _admitted = admitted;
+                this.check(envelope)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("checking the envelope failed: {e}")))??;
             let (receipt, duplicate) = self
                 .ledger()?
                 .submit(envelope, authorization, digest)
@@ -790,7 +795,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetReleaseEvidenceRequest>,
     ) -> Result<Response<pb::GetReleaseEvidenceResponse>, Status> {
-        let _admitted = self.admit(
+        let admitted = self.admit(
             &request,
             Needs::Role(Role::Auditor),
             "read release evidence",
@@ -798,10 +803,13 @@ impl pb::ledger_server::Ledger for LedgerService {
         let request = request.into_inner();
         let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
         let ledger = self.ledger()?.clone();
-        let bundle = tokio::task::spawn_blocking(move || ledger.release_bundle(&artifacts))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(status)?;
+        let bundle = tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            ledger.release_bundle(&artifacts)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(status)?;
         Ok(Response::new(pb::GetReleaseEvidenceResponse {
             bundle_json: bundle.to_json(),
         }))
@@ -811,13 +819,14 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::VerifyReleaseRequest>,
     ) -> Result<Response<pb::VerifyReleaseResponse>, Status> {
-        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "verify releases")?;
+        let admitted = self.admit(&request, Needs::Role(Role::Auditor), "verify releases")?;
         let request = request.into_inner();
         let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
         let release_name = (!request.release.is_empty()).then_some(request.release);
         let (name, version) = policy_arg(&request.policy)?;
         let ledger = self.ledger()?.clone();
         let report = tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
             let bundle = ledger.release_bundle(&artifacts).map_err(status)?;
             // The server checks its own bundle exactly as an offline verifier would.
             let verified = bundle

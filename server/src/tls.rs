@@ -150,6 +150,20 @@ pub fn server_tls(
             let dir = data_dir.join(TLS_DIR);
             let (cert, key) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
             if !cert.exists() || !key.exists() {
+                // Half of a pair (a crash while making it, one file deleted): make both anew.
+                for path in [&cert, &key, &dir.join(CA_FILE)] {
+                    match std::fs::remove_file(path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(source) => {
+                            return Err(TlsError::File {
+                                what: "removing",
+                                path: path.clone(),
+                                source,
+                            });
+                        }
+                    }
+                }
                 generate(&dir, &config.names)?;
             }
             (cert, key, true)
