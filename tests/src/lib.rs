@@ -336,3 +336,56 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A certificate authority made for a test (rcgen), that can issue certificates.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// Its certificate, PEM.
+    pub pem: String,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+/// A new CA named `name`.
+pub fn test_ca(name: &str) -> TestCa {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate().expect("a key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let cert = params.self_signed(&key).expect("a CA certificate");
+    TestCa {
+        issuer: rcgen::Issuer::new(params, key),
+        pem: cert.pem(),
+    }
+}
+
+/// A certificate for `common_name` (and subject alternative names `sans`) issued by `ca`:
+/// (certificate PEM, key PEM).
+pub fn issue_cert(ca: &TestCa, common_name: &str, sans: &[&str]) -> (String, String) {
+    use rcgen::{CertificateParams, DnType, KeyPair};
+    let key = KeyPair::generate().expect("a key");
+    let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .expect("certificate parameters");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    let cert = params.signed_by(&key, &ca.issuer).expect("a certificate");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// Writes a secret file, mode 0600.
+pub fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("writing a secret file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .expect("setting its mode");
+    }
+}

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use evident_tests::{evident_bin, evidentd_bin, stderr, stdout};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use evident_tests::{
+    evident_bin, evidentd_bin, issue_cert, stderr, stdout, test_ca, write_private,
+};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -197,46 +198,6 @@ fn the_unit_runs_the_server_unprivileged_and_hardened() {
     );
 }
 
-/// A CA that can issue certificates.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        issuer: Issuer::new(params, key),
-        pem: cert.pem(),
-    }
-}
-
-/// A certificate for `common_name` (and `sans`) issued by `ca`: (PEM, key PEM).
-fn issue(ca: &Ca, common_name: &str, sans: &[&str]) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
-fn write_private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-}
-
 /// Whether the built `evidentd` has `config check`.
 fn has_config_check() -> bool {
     let out = Command::new(evidentd_bin()).arg("--help").output().unwrap();
@@ -264,14 +225,14 @@ async fn the_example_config_starts_the_real_server() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Stand-ins for the organisation's CA and the clients CA of docs/DEPLOY.md.
-    let org = ca("Example Org CA");
-    let clients = ca("Evident clients CA");
-    let (cert, key) = issue(&org, "ledger.example.com", &["localhost", "127.0.0.1"]);
+    let org = test_ca("Example Org CA");
+    let clients = test_ca("Evident clients CA");
+    let (cert, key) = issue_cert(&org, "ledger.example.com", &["localhost", "127.0.0.1"]);
     std::fs::write(d.join("server.pem"), cert).unwrap();
     write_private(&d.join("server.key"), &key);
     std::fs::write(d.join("org-ca.pem"), &org.pem).unwrap();
     std::fs::write(d.join("clients-ca.pem"), &clients.pem).unwrap();
-    let (cert, key) = issue(&clients, "ci.payments.example.com", &[]);
+    let (cert, key) = issue_cert(&clients, "ci.payments.example.com", &[]);
     std::fs::write(d.join("ci.pem"), cert).unwrap();
     write_private(&d.join("ci.key"), &key);
 

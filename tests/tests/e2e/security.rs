@@ -4,48 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use evident_client::{ClientError, Credentials, Query};
-use evident_tests::{Server, cli, envelope, evidentd_bin, key, stderr, stdout, write_config};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-
-/// A CA that can issue certificates.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = params.self_signed(&key).unwrap();
-    Ca {
-        issuer: Issuer::new(params, key),
-        pem: cert.pem(),
-    }
-}
-
-/// A certificate for `common_name` (and `sans`) issued by `ca`: (chain PEM, key PEM).
-fn issue(ca: &Ca, common_name: &str, sans: &[&str]) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    let cert = params.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
-fn write_private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-}
+use evident_tests::{
+    Server, TestCa, cli, envelope, evidentd_bin, issue_cert, key, stderr, stdout, test_ca,
+    write_config, write_private,
+};
 
 fn https(server: &Server) -> String {
     let port = server.url.rsplit(':').next().unwrap();
@@ -95,7 +57,7 @@ async fn by_default_the_server_serves_tls_with_a_certificate_it_made() {
     assert!(stderr(&out).contains("--ca"), "{}", stderr(&out));
     // A CA that did not sign the server's certificate: the handshake fails.
     let other = dir.path().join("other-ca.pem");
-    std::fs::write(&other, ca("someone else").pem).unwrap();
+    std::fs::write(&other, test_ca("someone else").pem).unwrap();
     let out = run(&["checkpoint", "--ca", &other.display().to_string()]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     // A plaintext client cannot talk to it.
@@ -112,7 +74,7 @@ async fn by_default_the_server_serves_tls_with_a_certificate_it_made() {
 /// submitter. Returns the server (https URL), the client CA, and the tokens.
 struct Secured {
     server: Server,
-    clients: Ca,
+    clients: TestCa,
     server_ca: PathBuf,
     admin_token: String,
     submitter_token: String,
@@ -135,9 +97,9 @@ fn new_token(name: &str, role: &str) -> (String, String) {
 }
 
 async fn secured(dir: &Path) -> Secured {
-    let server_ca = ca("server CA");
-    let clients = ca("clients CA");
-    let (cert, key_pem) = issue(&server_ca, "evidentd", &["127.0.0.1", "localhost"]);
+    let server_ca = test_ca("server CA");
+    let clients = test_ca("clients CA");
+    let (cert, key_pem) = issue_cert(&server_ca, "evidentd", &["127.0.0.1", "localhost"]);
     std::fs::write(dir.join("server.pem"), cert).unwrap();
     write_private(&dir.join("server.key"), &key_pem);
     std::fs::write(dir.join("server-ca.pem"), &server_ca.pem).unwrap();
@@ -222,7 +184,7 @@ async fn mutual_tls_gives_each_certificate_its_roles_and_refuses_the_rest() {
     let all = Query::default;
 
     // The CI certificate submits; it may not read the log.
-    let mut ci = connect(Some(issue(&s.clients, "ci.payments", &[])), None).await;
+    let mut ci = connect(Some(issue_cert(&s.clients, "ci.payments", &[])), None).await;
     ci.submit(&envelope(&key(1), 1)).await.unwrap();
     assert!(
         ci.checkpoint().await.is_ok(),
@@ -242,7 +204,11 @@ async fn mutual_tls_gives_each_certificate_its_roles_and_refuses_the_rest() {
     }
 
     // The auditor's certificate (identity in a SAN) reads; it may not submit.
-    let mut auditor = connect(Some(issue(&s.clients, "someone", &["audit.example"])), None).await;
+    let mut auditor = connect(
+        Some(issue_cert(&s.clients, "someone", &["audit.example"])),
+        None,
+    )
+    .await;
     assert_eq!(auditor.query(&all()).await.unwrap().hits.len(), 2);
     assert_eq!(
         code(auditor.submit(&envelope(&key(1), 2)).await),
@@ -251,7 +217,7 @@ async fn mutual_tls_gives_each_certificate_its_roles_and_refuses_the_rest() {
 
     // A certificate from the right CA for an identity with no role, and no credentials at
     // all: UNAUTHENTICATED.
-    let mut nobody = connect(Some(issue(&s.clients, "intern.example", &[])), None).await;
+    let mut nobody = connect(Some(issue_cert(&s.clients, "intern.example", &[])), None).await;
     assert_eq!(
         code(nobody.checkpoint().await),
         tonic::Code::Unauthenticated
@@ -266,8 +232,8 @@ async fn mutual_tls_gives_each_certificate_its_roles_and_refuses_the_rest() {
     }
 
     // A certificate from another CA fails the TLS handshake.
-    let stranger = ca("stranger CA");
-    let creds = credentials(&s, Some(issue(&stranger, "ci.payments", &[])), None);
+    let stranger = test_ca("stranger CA");
+    let creds = credentials(&s, Some(issue_cert(&stranger, "ci.payments", &[])), None);
     let refused = match evident_client::Client::connect_with(&url, &creds).await {
         Err(_) => true,
         Ok(mut c) => c.checkpoint().await.is_err(),
@@ -413,8 +379,8 @@ async fn unsafe_setups_are_refused_at_start_with_the_reason() {
     // A server key others can read.
     let d = dir.path().join("c");
     std::fs::create_dir_all(&d).unwrap();
-    let server_ca = ca("server CA");
-    let (cert, key_pem) = issue(&server_ca, "evidentd", &["127.0.0.1"]);
+    let server_ca = test_ca("server CA");
+    let (cert, key_pem) = issue_cert(&server_ca, "evidentd", &["127.0.0.1"]);
     std::fs::write(d.join("server.pem"), cert).unwrap();
     std::fs::write(d.join("server.key"), key_pem).unwrap();
     #[cfg(unix)]
