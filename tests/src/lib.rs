@@ -389,3 +389,28 @@ pub fn write_private(path: &Path, text: &str) {
             .expect("setting its mode");
     }
 }
+
+/// The store key of entry `index`'s leaf record (`L` ‖ index, see server/src/store.rs).
+pub fn leaf_key(index: u64) -> Vec<u8> {
+    let mut k = vec![b'L'];
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Bypasses the ledger: flips one byte inside entry `index`'s payload directly in a
+/// stopped server's sled store. The payload of the harness's envelopes starts at byte 88
+/// of the record (a 54-byte header, then the payload type's 2 + 28 bytes and the payload's
+/// 4-byte length); byte 100 is inside the JSON Statement.
+pub fn flip_payload_byte(data_dir: &Path, index: u64) {
+    let db = sled::open(data_dir.join("db")).expect("opening the stopped server's store");
+    let mut bytes = db
+        .get(leaf_key(index))
+        .expect("reading the store")
+        .expect("the entry exists")
+        .to_vec();
+    assert_eq!(bytes[88], b'{', "the payload is a JSON Statement");
+    bytes[100] ^= 0x01;
+    db.insert(leaf_key(index), bytes)
+        .expect("writing the store");
+    db.flush().expect("flushing the store");
+}

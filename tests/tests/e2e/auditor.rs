@@ -4,7 +4,7 @@
 use evident_client::{ClientError, Query};
 use evident_core::Hash;
 use evident_core::record::EntryKind;
-use evident_tests::{Server, cli, copy_dir, envelope, key, stderr, stdout, write_config};
+use evident_tests::{Server, cli, copy_dir, envelope, key, leaf_key, stderr, stdout, write_config};
 use serde_json::json;
 
 use crate::gate::attest;
@@ -563,12 +563,6 @@ async fn the_cli_prints_queries_as_csv_jsonl_and_verified_and_lists_releases_wit
     let out = run(&["releases", "--until", "2001-01-01"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
-}
-
-fn leaf_key(index: u64) -> Vec<u8> {
-    let mut k = vec![b'L'];
-    k.extend_from_slice(&index.to_be_bytes());
-    k
 }
 
 /// A log of one registry entry and `n` attestations whose server checks only its last entry

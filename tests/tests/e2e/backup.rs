@@ -22,6 +22,28 @@ fn backup(args: &[&str]) -> Output {
     })
 }
 
+/// Backs up `server` (its data folder `data`) into `copy`, checks it holds `entries`, and
+/// returns what the command printed.
+fn backup_succeeds(server: &Server, data: &Path, copy: &Path, entries: u64) -> Output {
+    let out = backup(&[
+        "--from",
+        &server.url,
+        "--data-dir",
+        text(data),
+        "--out",
+        text(copy),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "backup of {entries} entries at checkpoint {entries} "
+        )),
+        "{}",
+        stdout(&out)
+    );
+    out
+}
+
 /// Runs an offline `evidentd` command on a config's data folder.
 fn evidentd(config: &Path, args: &[&str]) -> Output {
     tokio::task::block_in_place(|| {
@@ -64,20 +86,7 @@ async fn a_backup_of_a_live_server_restores_and_an_old_restore_is_caught_by_clie
     assert_eq!(server.size().await, 4);
 
     let copy = d.join("backup");
-    let out = backup(&[
-        "--from",
-        &server.url,
-        "--data-dir",
-        text(&data),
-        "--out",
-        text(&copy),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("backup of 4 entries at checkpoint 4 "),
-        "{}",
-        stdout(&out)
-    );
+    let out = backup_succeeds(&server, &data, &copy, 4);
     assert!(
         stdout(&out).contains("private log key: INCLUDED"),
         "{}",
@@ -310,20 +319,7 @@ async fn a_backup_spanning_many_pages_restores_every_entry() {
     }
     assert_eq!(server.size().await, 101);
     let copy = d.join("backup");
-    let out = backup(&[
-        "--from",
-        &server.url,
-        "--data-dir",
-        text(&data),
-        "--out",
-        text(&copy),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("backup of 101 entries at checkpoint 101 "),
-        "{}",
-        stdout(&out)
-    );
+    backup_succeeds(&server, &data, &copy, 101);
     let original = records(&server).await;
     assert!(tokio::task::block_in_place(|| server.terminate()).success());
     let other = d.join("restore");

@@ -2,14 +2,9 @@
 //! saw a newer checkpoint notices a rolled-back data folder.
 
 use evident_tests::{
-    Server, cli, copy_dir, envelope, evidentd_bin, key, stderr, stdout, write_config,
+    Server, cli, copy_dir, envelope, evidentd_bin, flip_payload_byte, key, leaf_key, stderr,
+    stdout, write_config,
 };
-
-fn leaf_key(index: u64) -> Vec<u8> {
-    let mut k = vec![b'L'];
-    k.extend_from_slice(&index.to_be_bytes());
-    k
-}
 
 async fn log_of(n: u64, config: &std::path::Path, data: &std::path::Path) {
     let mut server = Server::start(config, data).unwrap();
@@ -26,17 +21,7 @@ async fn an_entry_changed_behind_the_ledgers_back_is_named_at_start() {
     let data = dir.path().join("data");
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(6, &config, &data).await;
-    {
-        // Bypass the ledger: rewrite one byte of entry 3's payload directly in sled. The
-        // payload starts at byte 88 (a 54-byte header, then the payload type's 2 + 28 bytes
-        // and the payload's 4-byte length).
-        let db = sled::open(data.join("db")).unwrap();
-        let mut bytes = db.get(leaf_key(3)).unwrap().unwrap().to_vec();
-        assert_eq!(bytes[88], b'{', "the payload is a JSON Statement");
-        bytes[100] ^= 0x01;
-        db.insert(leaf_key(3), bytes).unwrap();
-        db.flush().unwrap();
-    }
+    flip_payload_byte(&data, 3);
     let err = Server::start(&config, &data).unwrap_err();
     assert!(err.contains("refusing to serve"), "{err}");
     assert!(err.contains("entry 3:"), "{err}");
@@ -233,15 +218,9 @@ async fn verify_store_names_an_entry_whose_signature_no_longer_verifies() {
     let data = dir.path().join("data");
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(6, &config, &data).await;
-    {
-        // Flip one byte of entry 3's payload: its signature no longer verifies, which the
-        // replay finds before the broken chain link of entry 4.
-        let db = sled::open(data.join("db")).unwrap();
-        let mut bytes = db.get(leaf_key(3)).unwrap().unwrap().to_vec();
-        bytes[100] ^= 0x01;
-        db.insert(leaf_key(3), bytes).unwrap();
-        db.flush().unwrap();
-    }
+    // Entry 3's signature no longer verifies, which the replay finds before the broken
+    // chain link of entry 4.
+    flip_payload_byte(&data, 3);
     let out = evidentd(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("entry 3:"), "{}", stderr(&out));
