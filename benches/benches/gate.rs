@@ -3,14 +3,14 @@
 //! policy. This is the work `evident verify` does after fetching the bundle.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use evident_core::bundle::{BUNDLE_MEDIA_TYPE, Bundle, BundleEntry};
+use evident_core::bundle::{Bundle, BundleRequest};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
-use evident_core::merkle::{MemoryTree, inclusion_proof};
-use evident_core::note::{Checkpoint, Signer};
+use evident_core::memlog::MemoryLog;
+use evident_core::note::Verifier;
 use evident_core::policy::{POLICY_PAYLOAD_TYPE, Policy};
-use evident_core::record::{EntryKind, LeafRecord};
-use evident_core::registry::{Admin, Change, GenesisDocument, RegistryDigest, sign_change};
-use evident_core::{Hash, PublicKey, SigningKey};
+use evident_core::record::EntryKind;
+use evident_core::registry::{Admin, Change, GenesisDocument, sign_change};
+use evident_core::{PublicKey, SigningKey};
 use serde_json::json;
 
 const ARTIFACT: &str = "421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195";
@@ -40,7 +40,7 @@ fn key(n: u8) -> SigningKey {
 
 /// A log of: one registry entry, one policy, provenance, and 48 more attestations about the
 /// artifact and its commit; the bundle of all of it.
-fn build() -> (Bundle, Signer, GenesisDocument) {
+fn build() -> (Bundle, Verifier, GenesisDocument) {
     let admin = key(100);
     let genesis = GenesisDocument::of(
         &[Admin {
@@ -111,59 +111,25 @@ fn build() -> (Bundle, Signer, GenesisDocument) {
             ),
         ));
     }
-    let mut tree = MemoryTree::new();
-    let mut records = Vec::new();
-    let mut previous = Hash::ZERO;
-    let mut digest = RegistryDigest::default();
-    let mut policies = RegistryDigest::default();
+    let mut log =
+        MemoryLog::new("evident.bench/log", key(7), genesis.clone()).expect("a valid name");
     for (i, (kind, envelope)) in envelopes.into_iter().enumerate() {
-        let record = LeafRecord::new(
-            i as u64,
-            1_764_000_000_000_000_000 + i as i64,
-            previous,
-            kind,
-            envelope,
-        )
-        .expect("fits a leaf record");
-        previous = record.leaf_hash();
-        if kind == EntryKind::Registry {
-            digest.add(&previous);
-        }
-        if kind == EntryKind::Policy {
-            policies.add(&previous);
-        }
-        tree.push(previous);
-        records.push(record.encode());
+        log.append(kind, 1_764_000_000_000_000_000 + i as i64, envelope)
+            .expect("fits a leaf record");
     }
-    let signer = Signer::new("evident.bench/log", key(7)).expect("a valid name");
-    let checkpoint = Checkpoint {
-        origin: "evident.bench/log".into(),
-        size: tree.size(),
-        root: tree.root(),
-        extensions: vec![digest.extension(), policies.policy_extension()],
-    };
-    let entries = records
-        .iter()
-        .enumerate()
-        .map(|(i, bytes)| {
-            let proof = inclusion_proof(&tree, i as u64, tree.size()).expect("in the tree");
-            BundleEntry::new(bytes, &proof)
-        })
-        .collect();
-    let bundle = Bundle {
-        media_type: BUNDLE_MEDIA_TYPE.into(),
-        checkpoint: checkpoint.sign(&signer).expect("signs"),
-        genesis: genesis.clone(),
-        artifacts: vec![format!("sha256:{ARTIFACT}")],
-        entries,
-    };
+    let signer = log.verifier().clone();
+    let bundle = log.bundle(request(), 0..log.size());
     (bundle, signer, genesis)
+}
+
+fn request() -> BundleRequest {
+    BundleRequest::artifact(&format!("sha256:{ARTIFACT}"))
 }
 
 fn gate(c: &mut Criterion) {
     let (bundle, signer, genesis) = build();
     let json = bundle.to_json();
-    let log_key = signer.verifier().clone();
+    let log_key = signer;
     // Check once that the bundle is what the benchmark claims: 50 attestations, allowed.
     let verified = bundle
         .verify(&log_key, &genesis)
@@ -174,7 +140,8 @@ fn gate(c: &mut Criterion) {
         .expect("the policy is in the bundle");
     assert!(
         verified
-            .evaluate(policy, &bundle.artifacts, i64::MAX / 2)
+            .decide(&request(), policy, i64::MAX / 2)
+            .expect("the bundle answers the request")
             .allowed
     );
     let mut group = c.benchmark_group("gate");
@@ -184,7 +151,9 @@ fn gate(c: &mut Criterion) {
             let bundle = Bundle::from_json(json.as_bytes()).expect("parses");
             let verified = bundle.verify(&log_key, &genesis).expect("verifies");
             let policy: &Policy = verified.policy("payments-prod", None).expect("policy");
-            verified.evaluate(policy, &bundle.artifacts, i64::MAX / 2)
+            verified
+                .decide(&request(), policy, i64::MAX / 2)
+                .expect("decides")
         })
     });
     group.finish();

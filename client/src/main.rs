@@ -12,7 +12,7 @@ use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use evident_client::{CheckpointState, Client, ClientError, Release, Selector};
-use evident_core::bundle::Bundle;
+use evident_core::bundle::{Bundle, BundleError, BundleRequest};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::receipt::Receipt;
@@ -230,10 +230,18 @@ enum BundleCommand {
         #[arg(long)]
         intoto: Option<PathBuf>,
     },
-    /// Verify a bundle offline and evaluate a policy over it.
+    /// Verify a bundle offline and evaluate a policy over it, for the artifact or release
+    /// asked: the bundle's signed manifest must say it answers exactly that.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["artifact", "release"])))]
     Verify {
         /// The bundle file.
         file: PathBuf,
+        /// The artifact to decide about, ALGORITHM:HEX.
+        #[arg(long)]
+        artifact: Option<String>,
+        /// Or the release, NAME@VERSION, as the policy's release signers declare it.
+        #[arg(long)]
+        release: Option<String>,
         /// The policy: NAME or NAME@VERSION.
         #[arg(long)]
         policy: String,
@@ -454,7 +462,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let record_with = if *record { key.as_deref() } else { None };
             gate(
                 &cli,
-                Some(&target(artifact, release)),
+                &target(artifact, release),
                 policy,
                 bundle.as_deref(),
                 &genesis.genesis,
@@ -476,9 +484,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } => export_bundle(&cli, &target(artifact, release), out, intoto.as_deref()).await,
             BundleCommand::Verify {
                 file,
+                artifact,
+                release,
                 policy,
                 genesis,
-            } => gate(&cli, None, policy, Some(file), &genesis.genesis, None).await,
+            } => {
+                let release = target(artifact, release);
+                gate(&cli, &release, policy, Some(file), &genesis.genesis, None).await
+            }
         },
     }
 }
@@ -751,51 +764,38 @@ fn policy_arg(text: &str) -> anyhow::Result<(&str, Option<u64>)> {
     }
 }
 
-/// A bundle fetched for an artifact must say it is about that artifact.
-fn check_bundle_is_about(bundle: &Bundle, release: &Release) -> anyhow::Result<()> {
-    if let Release::Artifact(artifact) = release {
-        if !bundle
-            .artifacts
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(artifact))
-        {
-            return Err(VerificationFailed(format!(
-                "the bundle is about {:?}, not {artifact}",
-                bundle.artifacts
-            ))
-            .into());
+/// The request a bundle must answer: the artifact or the release a command names.
+fn asked(release: &Release) -> anyhow::Result<BundleRequest> {
+    match release {
+        Release::Artifact(a) => Ok(BundleRequest::artifact(a)),
+        Release::Named(n) => {
+            BundleRequest::release(n).ok_or_else(|| anyhow!("release {n:?} is not NAME@VERSION"))
         }
     }
-    Ok(())
 }
 
-/// What a gate or report evaluates: the artifact asked for, or the subjects of the verified
-/// release attestations that declare the release — never the bundle's unsigned list.
-fn evaluated_artifacts(
+/// The gate's decision over a verified bundle (`VerifiedBundle::decide`): what is
+/// evaluated comes from the request and from release attestations by the policy's release
+/// signers, never from the bundle's unsigned data. A bundle that answers another request, or
+/// a release nobody trusted declared, is a verification failure (exit 1); a policy that
+/// cannot be asked about a release by name is an error (exit 2).
+fn decide(
     verified: &evident_core::bundle::VerifiedBundle,
     release: &Release,
-) -> anyhow::Result<Vec<String>> {
-    match release {
-        Release::Artifact(a) => Ok(vec![a.to_ascii_lowercase()]),
-        Release::Named(n) => {
-            let (name, version) = n
-                .rsplit_once('@')
-                .ok_or_else(|| anyhow!("release {n:?} is not NAME@VERSION"))?;
-            let found = verified.release_artifacts(name, version);
-            if found.is_empty() {
-                return Err(VerificationFailed(format!(
-                    "no verified release attestation in the bundle declares {n}"
-                ))
-                .into());
-            }
-            Ok(found)
-        }
-    }
+    policy: &evident_core::policy::Policy,
+    now: i64,
+) -> anyhow::Result<evident_core::policy::Report> {
+    verified
+        .decide(&asked(release)?, policy, now)
+        .map_err(|e| match e {
+            BundleError::Policy(_) => anyhow!("{e}"),
+            e => VerificationFailed(e.to_string()).into(),
+        })
 }
 
 async fn gate(
     cli: &Cli,
-    release: Option<&Release>,
+    release: &Release,
     policy: &str,
     bundle_file: Option<&Path>,
     genesis_file: &Path,
@@ -811,8 +811,6 @@ async fn gate(
             &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         )?,
         None => {
-            let release =
-                release.ok_or_else(|| anyhow!("name the artifact or the release to verify"))?;
             let mut client = connect(cli).await?;
             let bundle = client.release_bundle(release).await?;
             // Online: the bundle's checkpoint must extend every checkpoint seen before.
@@ -821,9 +819,6 @@ async fn gate(
             bundle
         }
     };
-    if let Some(release) = release {
-        check_bundle_is_about(&bundle, release)?;
-    }
     let verified = bundle
         .verify(&key, &genesis)
         .map_err(|e| VerificationFailed(e.to_string()))?;
@@ -838,13 +833,7 @@ async fn gate(
         }
     }
     let policy = verified.policy(name, version).map_err(|e| anyhow!("{e}"))?;
-    // What is evaluated comes from the request and from signed evidence, never from the
-    // bundle's unsigned artifact list.
-    let artifacts = match release {
-        Some(release) => evaluated_artifacts(&verified, release)?,
-        None => bundle.artifacts.clone(),
-    };
-    let report = verified.evaluate(policy, &artifacts, now_nanos());
+    let report = decide(&verified, release, policy, now_nanos())?;
     match cli.format {
         Format::Json | Format::Jsonl | Format::Csv => {
             print_json(&serde_json::to_value(&report).expect("a report serializes"))

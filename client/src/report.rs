@@ -313,24 +313,25 @@ impl ReleaseReport {
             .map(|(alg, hex)| (alg.to_ascii_lowercase(), hex.to_ascii_lowercase()))
             .collect();
         let about_artifact = |e: &Evidence| {
-            e.statement.digests().any(|(alg, value)| {
+            e.statement().digests().any(|(alg, value)| {
                 artifacts.contains(&(
                     alg.as_str().to_ascii_lowercase(),
                     value.to_ascii_lowercase(),
                 ))
             })
         };
-        let is = |e: &Evidence, predicate_type: &str| e.statement.predicate_type == predicate_type;
+        let is =
+            |e: &Evidence, predicate_type: &str| e.statement().predicate_type == predicate_type;
         // Every commit any provenance about the artifacts names, whoever signed it: the
         // attestations about those commits are shown, and the policy's rows say which counted.
         let commits: BTreeSet<String> = verified
             .evidence
             .iter()
             .filter(|e| is(e, predicates::SLSA_PROVENANCE_V1) && about_artifact(e))
-            .flat_map(|e| predicates::provenance_source_commits(&e.statement.predicate))
+            .flat_map(|e| predicates::provenance_source_commits(&e.statement().predicate))
             .collect();
         let about_commit = |e: &Evidence| {
-            e.statement.digests().any(|(alg, value)| {
+            e.statement().digests().any(|(alg, value)| {
                 matches!(alg.as_str(), "gitCommit" | "sha1")
                     && commits.contains(&value.to_ascii_lowercase())
             })
@@ -347,11 +348,11 @@ impl ReleaseReport {
         let chain: Vec<&Evidence> = verified
             .evidence
             .iter()
-            .filter(|e| !e.signers.is_empty() && about_artifact(e))
+            .filter(|e| !e.signers().is_empty() && about_artifact(e))
             .collect();
-        let signers = |e: &Evidence| e.signers.iter().map(|s| s.identity.clone()).collect();
+        let signers = |e: &Evidence| e.signers().iter().map(|s| s.identity.clone()).collect();
         let text_at = |e: &Evidence, pointer: &str| {
-            e.statement
+            e.statement()
                 .predicate
                 .pointer(pointer)
                 .and_then(serde_json::Value::as_str)
@@ -361,9 +362,9 @@ impl ReleaseReport {
             .iter()
             .filter(|e| is(e, predicates::SLSA_PROVENANCE_V1))
             .map(|e| BuildStep {
-                index: e.index,
+                index: e.index(),
                 builder: text_at(e, "/runDetails/builder/id"),
-                source_commits: predicates::provenance_source_commits(&e.statement.predicate),
+                source_commits: predicates::provenance_source_commits(&e.statement().predicate),
                 signers: signers(e),
             })
             .collect();
@@ -377,10 +378,12 @@ impl ReleaseReport {
             .iter()
             .filter(|e| is(e, predicates::RELEASE_V0_1))
             .filter_map(|e| {
-                predicates::release_name_version(&e.statement.predicate).map(|(n, v)| ReleaseStep {
-                    index: e.index,
-                    release: format!("{n}@{v}"),
-                    signers: signers(e),
+                predicates::release_name_version(&e.statement().predicate).map(|(n, v)| {
+                    ReleaseStep {
+                        index: e.index(),
+                        release: format!("{n}@{v}"),
+                        signers: signers(e),
+                    }
                 })
             })
             .collect();
@@ -388,8 +391,8 @@ impl ReleaseReport {
             .iter()
             .filter(|e| is(e, predicates::VERIFICATION_SUMMARY_V1))
             .map(|e| DeployStep {
-                index: e.index,
-                integrated_time: time_text(e.integrated_time),
+                index: e.index(),
+                integrated_time: time_text(e.integrated_time()),
                 result: text_at(e, "/verificationResult"),
                 policy: text_at(e, "/policy/uri"),
                 signers: signers(e),
@@ -444,12 +447,12 @@ impl ReleaseReport {
 
 fn attestation_row(e: &Evidence) -> AttestationRow {
     AttestationRow {
-        index: e.index,
-        leaf_hash: e.leaf_hash.to_hex(),
-        integrated_time: time_text(e.integrated_time),
-        predicate_type: e.statement.predicate_type.clone(),
+        index: e.index(),
+        leaf_hash: e.leaf_hash().to_hex(),
+        integrated_time: time_text(e.integrated_time()),
+        predicate_type: e.statement().predicate_type.clone(),
         signers: e
-            .signers
+            .signers()
             .iter()
             .map(|s| SignerRef {
                 identity: s.identity.clone(),
@@ -457,9 +460,9 @@ fn attestation_row(e: &Evidence) -> AttestationRow {
                 key_id: s.key.key_id(),
             })
             .collect(),
-        withdrawn: e.withdrawn.clone(),
+        withdrawn: e.withdrawn().to_vec(),
         subjects: e
-            .statement
+            .statement()
             .subjects
             .iter()
             .map(|s| SubjectRef {
@@ -1494,14 +1497,14 @@ pub fn render_markdown(doc: &Document) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
 
-    use std::collections::{BTreeMap, BTreeSet};
-
-    use evident_core::bundle::VerifiedBundle;
-    use evident_core::note::{Checkpoint, Verifier};
-    use evident_core::policy::{Evidence, Policy};
-    use evident_core::registry::{Admin, Authorized, Registry};
-    use evident_core::statement::Statement;
-    use evident_core::{Hash, PublicKey, SigningKey};
+    use evident_core::bundle::{BundleRequest, VerifiedBundle};
+    use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+    use evident_core::memlog::MemoryLog;
+    use evident_core::note::Verifier;
+    use evident_core::policy::{POLICY_PAYLOAD_TYPE, Policy};
+    use evident_core::record::EntryKind;
+    use evident_core::registry::{Admin, Change, GenesisDocument, sign_change};
+    use evident_core::{PublicKey, SigningKey};
     use serde_json::{Value, json};
 
     use super::*;
@@ -1512,6 +1515,7 @@ mod tests {
 
     const POLICY: &str = r#"name = "payments-prod"
 version = 3
+release_signers = ["role:ci"]
 
 [[control]]
 id = "provenance"
@@ -1529,43 +1533,96 @@ require = 'predicate.result == "PASSED"'
         PublicKey::from_signing_key(&SigningKey::from_bytes(&[n; 32]))
     }
 
-    fn evidence(
-        index: u64,
-        identity: &str,
+    /// One more attestation: its subject and predicate type, signed by ci@test.
+    struct Extra {
         subject: Value,
-        kind: &str,
-        predicate: Value,
-    ) -> Evidence {
-        let statement = json!({
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": [subject],
-            "predicateType": kind,
-            "predicate": predicate,
-        });
-        Evidence {
-            index,
-            leaf_hash: Hash::sha256(&index.to_be_bytes()),
-            integrated_time: 1_700_000_000_000_000_000 + i64::try_from(index).unwrap(),
-            statement: Statement::from_json(statement.to_string().as_bytes()).unwrap(),
-            signers: vec![Authorized {
-                identity: identity.to_owned(),
-                key: public(1),
-                roles: BTreeSet::from(["ci".to_owned()]),
-            }],
-            withdrawn: Vec::new(),
-        }
+        predicate_type: &'static str,
     }
 
-    /// A verified bundle as `Bundle::verify` would return it, built by hand: provenance by
-    /// `builder` about the artifact, a test result about its commit, and `extra`.
-    fn bundle(builder: &str, test_result: &str, extra: Vec<Evidence>) -> (VerifiedBundle, Policy) {
+    /// A real bundle from an in-memory log, verified as a gate verifies it. Entries 0-3
+    /// register the signers (`builder`, ci@test and two more), 4 is the policy, 5 the
+    /// provenance by `builder` about the artifact, 6 a test result about its commit, 7 the
+    /// `extra` attestation (when given), and 8 an attestation about something else, which
+    /// the bundle leaves out.
+    fn bundle(builder: &str, test_result: &str, extra: Option<Extra>) -> (VerifiedBundle, Policy) {
+        let request = BundleRequest::artifact(&format!("sha256:{ARTIFACT}"));
+        bundle_for(builder, test_result, extra, request)
+    }
+
+    /// [`bundle`], answering the request for `artifact`.
+    fn bundle_for(
+        builder: &str,
+        test_result: &str,
+        extra: Option<Extra>,
+        request: BundleRequest,
+    ) -> (VerifiedBundle, Policy) {
         let policy = Policy::parse(POLICY).unwrap();
+        let admin = SigningKey::from_bytes(&[9; 32]);
+        let genesis = GenesisDocument::of(
+            &[Admin {
+                identity: "admin@test".into(),
+                key: public(9),
+            }],
+            1,
+        );
+        let mut log = MemoryLog::new(
+            "evident.test/log",
+            SigningKey::from_bytes(&[200; 32]),
+            genesis,
+        )
+        .unwrap();
+        let time = 1_700_000_000_000_000_000;
+        let ci_identity = if builder == "ci@test" {
+            "ci2@test"
+        } else {
+            "ci@test"
+        };
+        for (identity, n) in [
+            (builder, 1),
+            (ci_identity, 2),
+            ("pad-a@test", 3),
+            ("pad-b@test", 4),
+        ] {
+            let change = Change::AddSigner {
+                identity: identity.into(),
+                public_key: public(n).to_hex(),
+                roles: vec!["ci".into()],
+                predicate_types: vec!["*".into()],
+                not_before: None,
+                not_after: None,
+            };
+            log.append(EntryKind::Registry, time, sign_change(&change, &[&admin]))
+                .unwrap();
+        }
+        log.append(
+            EntryKind::Policy,
+            time,
+            Envelope::sign(POLICY_PAYLOAD_TYPE, POLICY.as_bytes().to_vec(), &[&admin]),
+        )
+        .unwrap();
+        let attest =
+            |log: &mut MemoryLog, signer: u8, subject: Value, kind: &str, predicate: Value| {
+                let statement = json!({
+                    "_type": "https://in-toto.io/Statement/v1",
+                    "subject": [subject],
+                    "predicateType": kind,
+                    "predicate": predicate,
+                });
+                let key = SigningKey::from_bytes(&[signer; 32]);
+                let envelope = Envelope::sign(
+                    IN_TOTO_PAYLOAD_TYPE,
+                    statement.to_string().into_bytes(),
+                    &[&key],
+                );
+                log.append(EntryKind::Attestation, time + 1, envelope)
+                    .unwrap()
+            };
         let art = json!({"name": "payments-api", "digest": {"sha256": ARTIFACT}});
         let src = json!({"name": "payments", "digest": {"gitCommit": COMMIT}});
-        let mut evidence = vec![
-            evidence(
-                5,
-                builder,
+        let mut attestations = vec![
+            attest(
+                &mut log,
+                1,
                 art,
                 predicates::SLSA_PROVENANCE_V1,
                 json!({
@@ -1573,42 +1630,66 @@ require = 'predicate.result == "PASSED"'
                     "runDetails": {"builder": {"id": "https://ci.example.com"}},
                 }),
             ),
-            evidence(
-                6,
-                "ci@test",
+            attest(
+                &mut log,
+                2,
                 src,
                 predicates::TEST_RESULT_V0_1,
                 json!({"result": test_result}),
             ),
         ];
-        evidence.extend(extra);
-        let verified = VerifiedBundle {
-            checkpoint: Checkpoint {
-                origin: "evident.test/log".into(),
-                size: 9,
-                root: Hash::sha256(b"root"),
-                extensions: Vec::new(),
-            },
-            evidence,
-            policies: BTreeMap::from([(
-                policy.name.clone(),
-                BTreeMap::from([(policy.version, (4, policy.clone()))]),
-            )]),
-            registry: Registry::genesis(
-                vec![Admin {
-                    identity: "admin@test".into(),
-                    key: public(9),
-                }],
-                1,
-            )
-            .unwrap(),
-        };
+        if let Some(extra) = extra {
+            attestations.push(attest(
+                &mut log,
+                2,
+                extra.subject,
+                extra.predicate_type,
+                json!({}),
+            ));
+        }
+        if let BundleRequest::Release { name, version } = &request {
+            let statement = json!({
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [
+                    {"name": "payments-api", "digest": {"sha256": ARTIFACT}},
+                    {"name": "payments-worker", "digest": {"sha256": "ab".repeat(32)}},
+                ],
+                "predicateType": predicates::RELEASE_V0_1,
+                "predicate": {"releaseId": format!("{name}@{version}")},
+            });
+            let key = SigningKey::from_bytes(&[2; 32]);
+            let envelope = Envelope::sign(
+                IN_TOTO_PAYLOAD_TYPE,
+                statement.to_string().into_bytes(),
+                &[&key],
+            );
+            attestations.push(
+                log.append(EntryKind::Attestation, time + 1, envelope)
+                    .unwrap(),
+            );
+        }
+        attest(
+            &mut log,
+            2,
+            json!({"name": "other", "digest": {"sha256": "cd".repeat(32)}}),
+            predicates::TEST_RESULT_V0_1,
+            json!({"result": "PASSED"}),
+        );
+        let verified = log
+            .bundle(request, attestations)
+            .verify(log.verifier(), log.genesis())
+            .unwrap();
         (verified, policy)
     }
 
+    fn decide(verified: &VerifiedBundle, policy: &Policy) -> evident_core::policy::Report {
+        verified
+            .decide(&verified.request, policy, i64::MAX)
+            .unwrap()
+    }
+
     fn document(verified: &VerifiedBundle, policy: &Policy) -> Document {
-        let artifacts = vec![format!("sha256:{ARTIFACT}")];
-        let report = verified.evaluate(policy, &artifacts, i64::MAX);
+        let report = decide(verified, policy);
         let key = Verifier::new("evident.test/log", public(9)).unwrap();
         let mut doc = Document::new("Release report", 0, &key, &verified.checkpoint);
         doc.releases.push(ReleaseReport::new(
@@ -1622,7 +1703,7 @@ require = 'predicate.result == "PASSED"'
 
     #[test]
     fn the_model_holds_controls_signers_and_the_chain() {
-        let (verified, policy) = bundle("ci@test", "FAILED", vec![]);
+        let (verified, policy) = bundle("ci@test", "FAILED", None);
         let doc = document(&verified, &policy);
         let r = &doc.releases[0];
         assert_eq!(r.verdict, Verdict::Denied);
@@ -1651,8 +1732,9 @@ require = 'predicate.result == "PASSED"'
         );
         assert!(r.traceability.releases.is_empty());
         assert!(r.traceability.deploys.is_empty());
-        assert_eq!(r.proof.checkpoint.size, 9);
-        assert_eq!(r.proof.entries(), 3);
+        assert_eq!(r.proof.checkpoint.size, 8);
+        // Four registry entries, the policy, the two attestations about the release.
+        assert_eq!(r.proof.entries(), 7);
         let markdown = render_markdown(&doc);
         assert!(
             markdown.contains("| Release | not recorded |"),
@@ -1668,14 +1750,11 @@ require = 'predicate.result == "PASSED"'
     #[test]
     fn hostile_evidence_is_inert_in_the_html() {
         let hostile_type = "\"><img src=x onerror=alert(1)>";
-        let extra = evidence(
-            7,
-            "ci@test",
-            json!({"name": format!("{HOSTILE}\u{202E}gpj.exe"), "digest": {"sha256": ARTIFACT}}),
-            hostile_type,
-            json!({}),
-        );
-        let (verified, policy) = bundle(HOSTILE, "PASSED", vec![extra]);
+        let extra = Extra {
+            subject: json!({"name": format!("{HOSTILE}\u{202E}gpj.exe"), "digest": {"sha256": ARTIFACT}}),
+            predicate_type: hostile_type,
+        };
+        let (verified, policy) = bundle(HOSTILE, "PASSED", Some(extra));
         let html = render_html(&document(&verified, &policy));
         assert!(!html.to_ascii_lowercase().contains("<script"), "{html}");
         assert!(!html.to_ascii_lowercase().contains("<img"), "{html}");
@@ -1699,7 +1778,7 @@ require = 'predicate.result == "PASSED"'
         );
         assert_eq!(escape_markdown("e\u{202E}f\u{0}"), "e[U+202E]f[U+0000]");
         let hostile = "evil | FAIL | forged\n| row |";
-        let (verified, policy) = bundle(hostile, "PASSED", vec![]);
+        let (verified, policy) = bundle(hostile, "PASSED", None);
         let markdown = render_markdown(&document(&verified, &policy));
         assert!(
             markdown.contains("evil \\| FAIL \\| forged<br>\\| row \\|"),
@@ -1731,12 +1810,13 @@ require = 'predicate.result == "PASSED"'
 
     #[test]
     fn controls_of_a_release_with_several_artifacts_keep_their_predicate_types() {
-        let (verified, policy) = bundle("ci@test", "PASSED", vec![]);
-        let artifacts = vec![
+        let release = BundleRequest::release("payments@1.4.2").unwrap();
+        let (verified, policy) = bundle_for("ci@test", "PASSED", None, release);
+        let artifacts = [
             format!("sha256:{ARTIFACT}"),
             format!("sha256:{}", "ab".repeat(32)),
         ];
-        let report = verified.evaluate(&policy, &artifacts, i64::MAX);
+        let report = decide(&verified, &policy);
         let r = ReleaseReport::new("two", &verified, &policy, &report);
         assert_eq!(r.controls.len(), 4);
         assert_eq!(r.controls[3].id, "unit-tests");
@@ -1749,7 +1829,7 @@ require = 'predicate.result == "PASSED"'
 
     #[test]
     fn each_rendering_marks_up_the_same_walk_its_own_way() {
-        let (verified, policy) = bundle("ci@test", "FAILED", vec![]);
+        let (verified, policy) = bundle("ci@test", "FAILED", None);
         let mut doc = document(&verified, &policy);
         let withdrawn = &mut doc.releases[0].attestations[0];
         withdrawn.signers.clear();

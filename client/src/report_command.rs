@@ -14,9 +14,8 @@ use evident_core::registry::GenesisDocument;
 use serde_json::json;
 
 use crate::{
-    Cli, Format, GenesisArg, VerificationFailed, check_bundle_is_about, connect,
-    evaluated_artifacts, now_nanos, policy_arg, print_json, read_genesis, require_log_key,
-    state_path, target,
+    Cli, Format, GenesisArg, VerificationFailed, connect, decide, now_nanos, policy_arg,
+    print_json, read_genesis, require_log_key, state_path, target,
 };
 
 /// The HTML report's file name in `--out`.
@@ -91,8 +90,7 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         let policy = verified
             .policy(policy_name, policy_version)
             .map_err(|e| anyhow!("{label}: {e}"))?;
-        let artifacts = evaluated_artifacts(&verified, release)?;
-        let evaluation = verified.evaluate(policy, &artifacts, now);
+        let evaluation = decide(&verified, release, policy, now)?;
         let verdict = if evaluation.allowed {
             "ALLOWED"
         } else {
@@ -166,7 +164,6 @@ async fn verified_bundle(
     // forked or rolled-back log is refused here as at the gate.
     state.advance(client, key, &bundle.checkpoint).await?;
     state.save(state_file)?;
-    check_bundle_is_about(&bundle, release)?;
     let verified = bundle
         .verify(key, genesis)
         .map_err(|e| VerificationFailed(e.to_string()))?;

@@ -7,6 +7,12 @@
 //! artifacts and the source commits its provenance names. Verifying a bundle checks the
 //! checkpoint signature, every proof, every administrator and signer signature against the
 //! registry rebuilt from the bundle's own registry entries, and then evaluates the policy.
+//!
+//! A bundle also carries a manifest, a note signed with the log key: what the bundle was
+//! asked for (an artifact or a release) and the exact list of its entries. Dropping,
+//! duplicating, reordering or adding an entry, or presenting the bundle as the answer to
+//! another question, fails verification. Nothing a verdict depends on comes from an unsigned
+//! field of the bundle.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hash::Hash;
 use crate::merkle;
-use crate::note::{Checkpoint, Verifier};
+use crate::note::{Checkpoint, Note, NoteError, Signer, Verifier};
 use crate::policy::{self, Evidence, Policy, ReleaseSubject, Report};
 use crate::record::{EntryKind, LeafRecord};
 use crate::registry::{GenesisDocument, Registry, RegistryDigest};
@@ -33,10 +39,10 @@ pub struct Bundle {
     pub media_type: String,
     /// The signed checkpoint every proof leads to.
     pub checkpoint: String,
+    /// The manifest: a note signed with the log key naming the request and the entries.
+    pub manifest: String,
     /// The genesis the server says the log started from; verifiers compare it with theirs.
     pub genesis: GenesisDocument,
-    /// The release's artifact digests, `alg:hex`.
-    pub artifacts: Vec<String>,
     /// The entries, in log order.
     pub entries: Vec<BundleEntry>,
 }
@@ -95,6 +101,174 @@ pub enum BundleError {
     /// The policy asked for is not in the bundle, or does not verify.
     #[error("bundle policy: {0}")]
     Policy(String),
+    /// The manifest is missing, not signed by the log key, or does not match the entries.
+    #[error("bundle manifest: {0}")]
+    Manifest(String),
+    /// The bundle answers another request than the one the verifier asked.
+    #[error("the bundle is about {found}, not {asked}")]
+    Request {
+        /// What the signed manifest says.
+        found: String,
+        /// What the verifier asked for.
+        asked: String,
+    },
+    /// A release is asked for by name and nothing trusted declares it.
+    #[error("release {release}: {reason}")]
+    Release {
+        /// `name@version`.
+        release: String,
+        /// Why no artifacts could be taken from the bundle.
+        reason: String,
+    },
+}
+
+/// What a bundle answers: the evidence of one artifact, or of a release by name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BundleRequest {
+    /// An artifact digest, `alg:hex` in lowercase.
+    Artifact(String),
+    /// A release, `name` and `version`.
+    Release {
+        /// The release name.
+        name: String,
+        /// Its version.
+        version: String,
+    },
+}
+
+impl BundleRequest {
+    /// An artifact request; the digest is compared in lowercase.
+    pub fn artifact(digest: &str) -> BundleRequest {
+        BundleRequest::Artifact(digest.to_ascii_lowercase())
+    }
+
+    /// A release request from `NAME@VERSION`.
+    pub fn release(text: &str) -> Option<BundleRequest> {
+        let (name, version) = text.rsplit_once('@')?;
+        (!name.is_empty() && !version.is_empty()).then(|| BundleRequest::Release {
+            name: name.to_owned(),
+            version: version.to_owned(),
+        })
+    }
+
+    fn parse(line: &str) -> Option<BundleRequest> {
+        match line.split_once(' ')? {
+            ("artifact", digest) if digest.contains(':') => Some(BundleRequest::artifact(digest)),
+            ("release", release) => BundleRequest::release(release),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for BundleRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BundleRequest::Artifact(d) => write!(f, "artifact {d}"),
+            BundleRequest::Release { name, version } => write!(f, "release {name}@{version}"),
+        }
+    }
+}
+
+/// The first line of a manifest note. It holds spaces, which no key name (and so no
+/// checkpoint origin) can: a manifest can never be taken for a checkpoint, nor the reverse.
+const MANIFEST_HEADER: &str = "evident bundle manifest v1";
+
+/// A bundle's manifest (`docs/BUNDLE.md`): the checkpoint it is proven in, the request it
+/// answers, and the running count and hash of its entries' leaf hashes, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The checkpoint's origin.
+    pub origin: String,
+    /// The checkpoint's tree size.
+    pub size: u64,
+    /// The checkpoint's root.
+    pub root: Hash,
+    /// What the bundle answers.
+    pub request: BundleRequest,
+    /// How many entries the bundle holds.
+    pub count: u64,
+    /// `SHA-256` of the entries' leaf hashes, concatenated in bundle order.
+    pub entries_hash: Hash,
+}
+
+impl Manifest {
+    /// The manifest of `leaf_hashes` (in bundle order), answering `request` at `checkpoint`.
+    pub fn new(checkpoint: &Checkpoint, request: BundleRequest, leaf_hashes: &[Hash]) -> Manifest {
+        Manifest {
+            origin: checkpoint.origin.clone(),
+            size: checkpoint.size,
+            root: checkpoint.root,
+            request,
+            count: leaf_hashes.len() as u64,
+            entries_hash: entries_hash(leaf_hashes),
+        }
+    }
+
+    /// The note body.
+    pub fn to_body(&self) -> String {
+        format!(
+            "{MANIFEST_HEADER}\n{}\n{}\n{}\n{}\n{} {}\n",
+            self.origin,
+            self.size,
+            self.root.to_base64(),
+            self.request,
+            self.count,
+            self.entries_hash.to_base64()
+        )
+    }
+
+    /// Signs the manifest with the log key.
+    pub fn sign(&self, signer: &Signer) -> Result<String, NoteError> {
+        signer.sign(&self.to_body())
+    }
+
+    /// Verifies a manifest note under the log key and parses it.
+    pub fn verify(note: &str, log_key: &Verifier) -> Result<Manifest, BundleError> {
+        let bad = |why: String| BundleError::Manifest(why);
+        let note = Note::parse(note).map_err(|e| bad(e.to_string()))?;
+        note.verify(log_key).map_err(|e| bad(e.to_string()))?;
+        let lines: Vec<&str> = note
+            .text
+            .strip_suffix('\n')
+            .unwrap_or_default()
+            .split('\n')
+            .collect();
+        let [header, origin, size, root, request, entries] = lines[..] else {
+            return Err(bad(format!("{} lines, expected 6", lines.len())));
+        };
+        if header != MANIFEST_HEADER {
+            return Err(bad(format!(
+                "first line {header:?} is not {MANIFEST_HEADER:?}"
+            )));
+        }
+        let size = size
+            .parse()
+            .map_err(|_| bad(format!("tree size {size:?} is not a number")))?;
+        let root = Hash::from_base64(root).map_err(|e| bad(format!("root: {e}")))?;
+        let request = BundleRequest::parse(request)
+            .ok_or_else(|| bad(format!("request {request:?} is not understood")))?;
+        let (count, hash) = entries
+            .split_once(' ')
+            .ok_or_else(|| bad(format!("entries line {entries:?} is malformed")))?;
+        Ok(Manifest {
+            origin: origin.to_owned(),
+            size,
+            root,
+            request,
+            count: count
+                .parse()
+                .map_err(|_| bad(format!("entry count {count:?} is not a number")))?,
+            entries_hash: Hash::from_base64(hash).map_err(|e| bad(format!("entries: {e}")))?,
+        })
+    }
+}
+
+fn entries_hash(leaf_hashes: &[Hash]) -> Hash {
+    let mut data = Vec::with_capacity(leaf_hashes.len() * 32);
+    for h in leaf_hashes {
+        data.extend_from_slice(h.as_bytes());
+    }
+    Hash::sha256(&data)
 }
 
 /// A verified bundle: what its proofs and signatures establish.
@@ -102,8 +276,15 @@ pub enum BundleError {
 pub struct VerifiedBundle {
     /// The verified checkpoint.
     pub checkpoint: Checkpoint,
-    /// The attestations, each authorized at its integrated time.
+    /// What the bundle answers, from its signed manifest.
+    pub request: BundleRequest,
+    /// The attestations, each authorized at its integrated time, less the signatures the
+    /// final registry's revocations withdraw.
     pub evidence: Vec<Evidence>,
+    /// The same attestations as each earlier registry state saw them, one view per
+    /// distinct set of withdrawn signatures (the first withdraws none). A control must pass
+    /// in every view: a later revocation withdraws evidence, it never excuses a failure.
+    earlier_views: Vec<Vec<Evidence>>,
     /// Policy versions, each signed by enough administrators as of its entry: by name, then
     /// version.
     pub policies: BTreeMap<String, BTreeMap<u64, (u64, Policy)>>,
@@ -213,7 +394,24 @@ impl Bundle {
                 policy_digest.count, signed.count
             )));
         }
-        // Then the replay, in log order, from the genesis.
+        // The manifest, signed with the log key, names exactly these entries at this
+        // checkpoint: none left out, added, repeated or moved.
+        let manifest = Manifest::verify(&self.manifest, log_key)?;
+        let leaf_hashes: Vec<Hash> = proven
+            .iter()
+            .map(|(_, bytes, _)| merkle::leaf_hash(bytes))
+            .collect();
+        let expected = Manifest::new(&checkpoint, manifest.request.clone(), &leaf_hashes);
+        if manifest != expected {
+            return Err(BundleError::Manifest(format!(
+                "it names {} entries at tree size {}, the bundle holds {} at tree size {} \
+                 (or other ones): entries were left out, added or altered",
+                manifest.count, manifest.size, expected.count, expected.size
+            )));
+        }
+        // Then the replay, in log order, from the genesis, keeping each distinct state of
+        // revocations the registry passes through.
+        let mut revocations: Vec<Vec<Revoked>> = vec![Vec::new()];
         for (position, bytes, record) in proven {
             let fail = |index: String, reason: String| BundleError::Entry {
                 position,
@@ -228,6 +426,10 @@ impl Bundle {
                     registry
                         .apply(index, time, record.envelope())
                         .map_err(|e| BundleError::Registry(format!("entry {index}: {e}")))?;
+                    let now = Revoked::of(&registry);
+                    if revocations.last() != Some(&now) {
+                        revocations.push(now);
+                    }
                 }
                 EntryKind::Policy => {
                     registry
@@ -249,41 +451,47 @@ impl Bundle {
                     let signers = registry
                         .authorize_envelope(record.envelope(), &statement.predicate_type, time)
                         .map_err(|e| fail(at(), format!("not authorized by the registry: {e}")))?;
-                    evidence.push(Evidence {
+                    evidence.push(Evidence::verified(
                         index,
-                        leaf_hash: merkle::leaf_hash(&bytes),
-                        integrated_time: time,
+                        merkle::leaf_hash(&bytes),
+                        time,
                         statement,
                         signers,
-                        withdrawn: Vec::new(),
-                    });
+                    ));
                 }
             }
         }
         // A revocation recorded later but dated back to or before an entry withdraws that
         // signature: the registry's final word is that the key was not to be trusted then.
-        for e in &mut evidence {
-            let time = e.integrated_time;
-            let mut withdrawn = Vec::new();
-            e.signers.retain(|signer| {
-                let record = registry.signer_keys().iter().find(|k| k.key == signer.key);
-                match record.and_then(|k| k.revoked.as_ref().map(|r| (k, r))) {
-                    Some((k, (from, reason))) if *from <= time => {
-                        withdrawn.push(format!(
-                            "the key of {} that signed it was revoked from {} ({reason})",
-                            k.identity,
-                            crate::registry::time_text(*from)
-                        ));
-                        false
-                    }
-                    _ => true,
-                }
-            });
-            e.withdrawn = withdrawn;
+        // Each state of revocations gives a view of the evidence; views that withdraw the
+        // same signatures are one.
+        let view_of = |revoked: &[Revoked]| -> Vec<Evidence> {
+            evidence
+                .iter()
+                .map(|e| e.view(|signer| Revoked::withdraws(revoked, signer, e.integrated_time())))
+                .collect()
+        };
+        let same = |a: &[Evidence], b: &[Evidence]| {
+            a.iter().zip(b).all(|(a, b)| {
+                a.signers()
+                    .iter()
+                    .map(|s| s.key)
+                    .eq(b.signers().iter().map(|s| s.key))
+            })
+        };
+        let evidence = view_of(revocations.last().map_or(&[][..], Vec::as_slice));
+        let mut views: Vec<Vec<Evidence>> = Vec::new();
+        for revoked in &revocations {
+            let view = view_of(revoked);
+            if !same(&view, &evidence) && !views.iter().any(|v| same(v, &view)) {
+                views.push(view);
+            }
         }
         Ok(VerifiedBundle {
             checkpoint,
+            request: manifest.request,
             evidence,
+            earlier_views: views,
             policies,
             registry,
         })
@@ -311,7 +519,12 @@ impl VerifiedBundle {
     /// Evaluates `policy` for each of `artifacts` (`alg:hex`) as of `gate_time`: every
     /// artifact must pass every control on its own evidence. With several artifacts, each
     /// control is reported once per artifact, its id followed by the artifact.
-    pub fn evaluate(&self, policy: &Policy, artifacts: &[String], gate_time: i64) -> Report {
+    fn evaluate(
+        evidence: &[Evidence],
+        policy: &Policy,
+        artifacts: &[String],
+        gate_time: i64,
+    ) -> Report {
         let digests: Vec<(String, String)> = artifacts
             .iter()
             .filter_map(|a| a.split_once(':'))
@@ -319,8 +532,8 @@ impl VerifiedBundle {
             .collect();
         let mut reports = digests.iter().map(|d| {
             let subject =
-                ReleaseSubject::derive(std::slice::from_ref(d), &self.evidence, policy, gate_time);
-            policy::evaluate(policy, &subject, &self.evidence, gate_time)
+                ReleaseSubject::derive(std::slice::from_ref(d), evidence, policy, gate_time);
+            policy::evaluate(policy, &subject, evidence, gate_time)
         });
         let Some(mut merged) = reports.next() else {
             return Report {
@@ -352,19 +565,145 @@ impl VerifiedBundle {
         merged
     }
 
-    /// The artifacts (`alg:hex`) that verified release v0.1 attestations in the bundle
-    /// declare for `name@version`: the bundle's own artifact list is not signed, these are.
-    pub fn release_artifacts(&self, name: &str, version: &str) -> Vec<String> {
-        let mut out = std::collections::BTreeSet::new();
-        for e in &self.evidence {
-            if e.statement.predicate_type == crate::predicates::RELEASE_V0_1
-                && !e.signers.is_empty()
-                && crate::predicates::release_name_version(&e.statement.predicate)
-                    .is_some_and(|(n, v)| n == name && v == version)
-            {
-                out.extend(e.statement.digests().map(|(a, v)| format!("{a}:{v}")));
+    /// The gate's decision: checks that the bundle answers `asked`, takes the artifacts
+    /// from the request or from trusted release attestations, and evaluates `policy` for
+    /// each as of `gate_time`. The only way to evaluate a bundle.
+    pub fn decide(
+        &self,
+        asked: &BundleRequest,
+        policy: &Policy,
+        gate_time: i64,
+    ) -> Result<Report, BundleError> {
+        self.answers(asked)?;
+        let artifacts = self.artifacts_for(asked, policy)?;
+        let mut report = VerifiedBundle::evaluate(&self.evidence, policy, &artifacts, gate_time);
+        for view in &self.earlier_views {
+            let earlier = VerifiedBundle::evaluate(view, policy, &artifacts, gate_time);
+            report.allowed &= earlier.allowed;
+            for (now, then) in report.controls.iter_mut().zip(earlier.controls) {
+                if now.status == policy::Status::Pass && then.status != policy::Status::Pass {
+                    *now = policy::ControlReport {
+                        reason: format!(
+                            "{} (as the registry stood before a later revocation, which \
+                             withdraws evidence but never excuses a failure)",
+                            then.reason
+                        ),
+                        ..then
+                    };
+                }
             }
         }
-        out.into_iter().collect()
+        Ok(report)
+    }
+
+    /// Checks that the bundle answers `asked`: the signed manifest's request.
+    pub fn answers(&self, asked: &BundleRequest) -> Result<(), BundleError> {
+        if self.request != *asked {
+            return Err(BundleError::Request {
+                found: self.request.to_string(),
+                asked: asked.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The artifacts a gate evaluates for `asked` under `policy`: the artifact itself, or
+    /// the subjects of the release attestations for `name@version` signed by a signer the
+    /// policy's `release_signers` trust — never the bundle's unsigned data, and never a
+    /// release attestation from anyone else (a squatter's artifacts are not the release's).
+    /// A declaration whose signature a later revocation withdrew still names its artifacts:
+    /// evaluating more artifacts can only deny, and a revocation must never excuse one.
+    pub fn artifacts_for(
+        &self,
+        asked: &BundleRequest,
+        policy: &Policy,
+    ) -> Result<Vec<String>, BundleError> {
+        let (name, version) = match asked {
+            BundleRequest::Artifact(digest) => return Ok(vec![digest.clone()]),
+            BundleRequest::Release { name, version } => (name, version),
+        };
+        let release = format!("{name}@{version}");
+        if policy.release_signers.is_empty() {
+            return Err(BundleError::Policy(format!(
+                "policy {}@{} names no release_signers, so it cannot say who may declare \
+                 release {release}: add e.g. release_signers = [\"role:release\"], or ask \
+                 about the artifact digest",
+                policy.name, policy.version
+            )));
+        }
+        let mut out = std::collections::BTreeSet::new();
+        for e in &self.evidence {
+            if e.statement().predicate_type == crate::predicates::RELEASE_V0_1
+                && e.authorized()
+                    .iter()
+                    .any(|s| policy::signer_named(&policy.release_signers, s))
+                && crate::predicates::release_name_version(&e.statement().predicate)
+                    .is_some_and(|(n, v)| n == *name && v == *version)
+            {
+                out.extend(e.statement().digests().map(|(a, v)| format!("{a}:{v}")));
+            }
+        }
+        if out.is_empty() {
+            return Err(BundleError::Release {
+                release,
+                reason: format!(
+                    "no release attestation in the bundle declares it signed by {}",
+                    policy
+                        .release_signers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            });
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+/// A revoked signer key, as one registry state records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Revoked {
+    key: crate::PublicKey,
+    identity: String,
+    from: i64,
+    reason: String,
+}
+
+impl Revoked {
+    /// Every revoked signer key of `registry`.
+    fn of(registry: &Registry) -> Vec<Revoked> {
+        registry
+            .signer_keys()
+            .iter()
+            .filter_map(|k| {
+                k.revoked.as_ref().map(|(from, reason)| Revoked {
+                    key: k.key,
+                    identity: k.identity.clone(),
+                    from: *from,
+                    reason: reason.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Why `signer`'s signature on an entry integrated at `time` is withdrawn under
+    /// `revoked`, if it is.
+    fn withdraws(
+        revoked: &[Revoked],
+        signer: &crate::registry::Authorized,
+        time: i64,
+    ) -> Option<String> {
+        revoked
+            .iter()
+            .find(|r| r.key == signer.key && r.from <= time)
+            .map(|r| {
+                format!(
+                    "the key of {} that signed it was revoked from {} ({})",
+                    r.identity,
+                    crate::registry::time_text(r.from),
+                    r.reason
+                )
+            })
     }
 }

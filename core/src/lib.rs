@@ -11,6 +11,9 @@
 //! - [`receipt`]: receipts a submitter verifies offline.
 //! - [`registry`]: the trust registry, rebuilt from registry entries.
 //! - [`audit`]: replaying a whole log from its genesis, with the facts each entry indexes.
+//! - [`policy`], [`predicates`], [`bundle`]: release policies, the predicates they read, and
+//!   evidence bundles, the only way to verified evidence.
+//! - [`memlog`]: an in-memory log that makes real bundles, for tests and benchmarks.
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +22,7 @@ pub mod bundle;
 pub mod dsse;
 pub mod hash;
 pub mod keys;
+pub mod memlog;
 pub mod merkle;
 pub mod note;
 pub mod policy;

@@ -61,6 +61,8 @@ struct RawPolicy {
     version: u64,
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    release_signers: Option<toml::Spanned<Vec<String>>>,
     #[serde(rename = "control", default)]
     controls: Vec<toml::Spanned<RawControl>>,
 }
@@ -78,6 +80,8 @@ struct RawControl {
     min_distinct_signers: Option<usize>,
     #[serde(default)]
     require: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    review_systems: Vec<String>,
     #[serde(default)]
     separation_of_duties: bool,
     #[serde(default)]
@@ -131,13 +135,18 @@ pub struct Control {
     pub predicate_type: String,
     /// Who may satisfy it; empty means any registered signer.
     pub signers: Vec<SignerRule>,
+    /// Code-review systems whose approval attestations are trusted for the change author and
+    /// for every reviewer's decision (approval evidence only). Anyone else's approval counts
+    /// only for its own signer's decisions.
+    pub review_systems: Vec<SignerRule>,
     /// What the evidence must be about.
     pub subject: SubjectKind,
     /// Distinct signers needed among passing entries (at least 1).
     pub min_distinct_signers: usize,
     /// The CEL condition on the Statement, with its source text.
     pub require: Option<(String, Arc<cel::Program>)>,
-    /// No approver is the change author, nor a signer of the artifact's provenance.
+    /// No approver is the change author (as a review system records it), nor a signer of the
+    /// artifact's provenance. Invariant: `review_systems` is not empty when set.
     pub separation_of_duties: bool,
     /// Distinct approvers needed (approval evidence only).
     pub min_approvals: Option<usize>,
@@ -162,6 +171,9 @@ pub struct Policy {
     pub version: u64,
     /// Free text.
     pub description: String,
+    /// Who may declare a release (`name@version` → artifacts) with a release attestation;
+    /// empty means the policy cannot be asked about a release by name.
+    pub release_signers: Vec<SignerRule>,
     /// The controls. Invariant: not empty, ids unique.
     pub controls: Vec<Control>,
     /// The document as written.
@@ -186,6 +198,19 @@ pub fn parse_duration(text: &str) -> Option<i64> {
         _ => return None,
     };
     n.checked_mul(seconds)?.checked_mul(1_000_000_000)
+}
+
+/// Parses `identity` or `role:NAME` rules; `Err` says which entry is wrong.
+fn signer_rules(field: &str, rules: &[String]) -> Result<Vec<SignerRule>, String> {
+    rules
+        .iter()
+        .map(|s| match s.strip_prefix("role:") {
+            Some("") => Err(format!("{field}: {s:?} names no role")),
+            Some(role) => Ok(SignerRule::Role(role.to_owned())),
+            None if s.trim().is_empty() => Err(format!("{field}: an empty signer")),
+            None => Ok(SignerRule::Identity(s.clone())),
+        })
+        .collect()
 }
 
 impl Policy {
@@ -221,16 +246,33 @@ impl Policy {
             if c.predicate_type.trim().is_empty() {
                 return Err(err(control_line, "`predicate_type` is empty".into()));
             }
-            let signers = c
-                .signers
+            let signers =
+                signer_rules("`signers`", &c.signers).map_err(|p| err(control_line, p))?;
+            let review_systems = signer_rules("`review_systems`", &c.review_systems)
+                .map_err(|p| err(control_line, p))?;
+            if c.separation_of_duties && review_systems.is_empty() {
+                return Err(err(
+                    control_line,
+                    "`separation_of_duties` needs `review_systems`: the change author is taken \
+                     only from approvals signed by a code-review system the policy names (e.g. \
+                     review_systems = [\"role:scm\"]), never from an approver's own claim"
+                        .into(),
+                ));
+            }
+            if let Some(a) = c
+                .allow
                 .iter()
-                .map(|s| match s.strip_prefix("role:") {
-                    Some("") => Err(err(control_line, format!("signer {s:?} names no role"))),
-                    Some(role) => Ok(SignerRule::Role(role.to_owned())),
-                    None if s.trim().is_empty() => Err(err(control_line, "an empty signer".into())),
-                    None => Ok(SignerRule::Identity(s.clone())),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                .find(|a| a.id.trim().is_empty() || a.reason.trim().is_empty())
+            {
+                return Err(err(
+                    control_line,
+                    format!(
+                        "allowlist entry {:?} needs an id and a reason: an exception without a \
+                         reason is itself an audit finding",
+                        a.id
+                    ),
+                ));
+            }
             let require = match &c.require {
                 None => None,
                 Some(spanned) => {
@@ -278,6 +320,7 @@ impl Policy {
                 id: c.id.clone(),
                 predicate_type: c.predicate_type.clone(),
                 signers,
+                review_systems,
                 subject: c.subject.unwrap_or(SubjectKind::Artifact),
                 min_distinct_signers: c.min_distinct_signers.unwrap_or(1),
                 require,
@@ -290,10 +333,23 @@ impl Policy {
                 allow: c.allow.clone(),
             });
         }
+        let release_signers = match &raw.release_signers {
+            None => Vec::new(),
+            Some(spanned) => {
+                signer_rules("`release_signers`", spanned.get_ref()).map_err(|problem| {
+                    PolicyError::Control {
+                        control: "release_signers".into(),
+                        line: line_of(source, spanned.span().start),
+                        problem,
+                    }
+                })?
+            }
+        };
         Ok(Policy {
             name: raw.name,
             version: raw.version,
             description: raw.description,
+            release_signers,
             controls,
             source: source.to_owned(),
         })
@@ -307,8 +363,19 @@ impl Policy {
             .iter()
             .flat_map(|k| k.roles.iter().map(String::as_str))
             .collect();
-        for control in &self.controls {
-            for rule in &control.signers {
+        let rules = self.release_signers.iter().chain(
+            self.controls
+                .iter()
+                .flat_map(|c| c.signers.iter().chain(&c.review_systems)),
+        );
+        let control_of = |rule: &SignerRule| {
+            self.controls
+                .iter()
+                .find(|c| c.signers.contains(rule) || c.review_systems.contains(rule))
+                .map_or("release_signers".to_owned(), |c| c.id.clone())
+        };
+        {
+            for rule in rules {
                 if let SignerRule::Role(role) = rule {
                     if !known.contains(role.as_str()) {
                         let line = self
@@ -316,7 +383,7 @@ impl Policy {
                             .find(&format!("role:{role}"))
                             .map_or(0, |o| line_of(&self.source, o));
                         return Err(PolicyError::Control {
-                            control: control.id.clone(),
+                            control: control_of(rule),
                             line,
                             problem: format!(
                                 "role {role:?} is held by no registered signer (known roles: {})",
@@ -331,23 +398,107 @@ impl Policy {
     }
 }
 
-/// One piece of verified evidence: an attestation in the log, authorized at its integrated
-/// time.
+/// One piece of verified evidence: an attestation proven in the log and authorized at its
+/// integrated time.
+///
+/// Invariant: an `Evidence` exists only for an entry whose leaf record was proven by an
+/// inclusion proof in a checkpoint signed by the log key, whose Statement parsed, and whose
+/// signers the registry of that log (replayed from the pinned genesis) authorized for its
+/// predicate type at its integrated time. Its fields are private and it has no public
+/// constructor: [`crate::bundle::Bundle::verify`] is the only way to get one, so evaluation
+/// can see nothing else.
 #[derive(Debug, Clone)]
 pub struct Evidence {
-    /// The entry's index.
-    pub index: u64,
+    index: u64,
+    leaf_hash: Hash,
+    integrated_time: i64,
+    statement: Statement,
+    /// Every signer the registry authorized at the entry's integrated time.
+    authorized: Vec<Authorized>,
+    /// `authorized` less the signers a later, backdated revocation withdrew.
+    signers: Vec<Authorized>,
+    withdrawn: Vec<String>,
+}
+
+impl Evidence {
+    /// Built by bundle verification only (see the invariant).
+    pub(crate) fn verified(
+        index: u64,
+        leaf_hash: Hash,
+        integrated_time: i64,
+        statement: Statement,
+        signers: Vec<Authorized>,
+    ) -> Evidence {
+        Evidence {
+            index,
+            leaf_hash,
+            integrated_time,
+            statement,
+            authorized: signers.clone(),
+            signers,
+            withdrawn: Vec::new(),
+        }
+    }
+
+    /// This entry as a registry state sees it: the authorized signers less those `why`
+    /// withdraws (a revocation dated at or before the entry), with the reasons.
+    pub(crate) fn view(&self, mut why: impl FnMut(&Authorized) -> Option<String>) -> Evidence {
+        let mut withdrawn = Vec::new();
+        let signers = self
+            .authorized
+            .iter()
+            .filter(|signer| match why(signer) {
+                Some(reason) => {
+                    withdrawn.push(reason);
+                    false
+                }
+                None => true,
+            })
+            .cloned()
+            .collect();
+        Evidence {
+            signers,
+            withdrawn,
+            ..self.clone()
+        }
+    }
+
+    /// Every signer the registry authorized at the entry's integrated time, whether or not
+    /// a later revocation withdrew it.
+    pub fn authorized(&self) -> &[Authorized] {
+        &self.authorized
+    }
+
+    /// The entry's log index.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
     /// Its leaf hash.
-    pub leaf_hash: Hash,
+    pub fn leaf_hash(&self) -> &Hash {
+        &self.leaf_hash
+    }
+
     /// Its integrated time (nanoseconds).
-    pub integrated_time: i64,
+    pub fn integrated_time(&self) -> i64 {
+        self.integrated_time
+    }
+
     /// The Statement.
-    pub statement: Statement,
+    pub fn statement(&self) -> &Statement {
+        &self.statement
+    }
+
     /// The signers the registry authorized for it (identity and roles as of then), less
     /// those whose key was later revoked from a time at or before the entry.
-    pub signers: Vec<Authorized>,
+    pub fn signers(&self) -> &[Authorized] {
+        &self.signers
+    }
+
     /// Why signers were discounted after the fact (a backdated revocation), in words.
-    pub withdrawn: Vec<String>,
+    pub fn withdrawn(&self) -> &[String] {
+        &self.withdrawn
+    }
 }
 
 /// A control's outcome.
@@ -482,12 +633,17 @@ fn used(e: &Evidence) -> UsedEntry {
     }
 }
 
+/// Whether `signer` satisfies `rules`; empty rules allow any registered signer.
 fn signer_allowed(rules: &[SignerRule], signer: &Authorized) -> bool {
-    rules.is_empty()
-        || rules.iter().any(|rule| match rule {
-            SignerRule::Identity(i) => *i == signer.identity,
-            SignerRule::Role(r) => signer.roles.contains(r),
-        })
+    rules.is_empty() || signer_named(rules, signer)
+}
+
+/// Whether `signer` is named by `rules`; empty rules name nobody.
+pub fn signer_named(rules: &[SignerRule], signer: &Authorized) -> bool {
+    rules.iter().any(|rule| match rule {
+        SignerRule::Identity(i) => *i == signer.identity,
+        SignerRule::Role(r) => signer.roles.contains(r),
+    })
 }
 
 /// Evaluates `policy` for the release `subject` over verified `evidence`, as of `gate_time`
@@ -532,7 +688,8 @@ fn evaluate_control(
         SubjectKind::Artifact => "the artifact",
         SubjectKind::SourceCommit => "the source commit",
     };
-    // Evidence of the right kind, about the right subject, from allowed signers.
+    // Evidence of the right kind, about the right subject, with the signers the control
+    // trusts: its signers, and for approvals the review systems it names.
     let candidates: Vec<(&Evidence, Vec<&Authorized>)> = evidence
         .iter()
         .filter(|e| e.statement.predicate_type == control.predicate_type)
@@ -544,7 +701,9 @@ fn evaluate_control(
             let allowed = e
                 .signers
                 .iter()
-                .filter(|s| signer_allowed(&control.signers, s))
+                .filter(|s| {
+                    signer_allowed(&control.signers, s) || signer_named(&control.review_systems, s)
+                })
                 .collect::<Vec<_>>();
             (e, allowed)
         })
@@ -576,6 +735,7 @@ fn evaluate_control(
                 control
                     .signers
                     .iter()
+                    .chain(&control.review_systems)
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(" or ")
@@ -591,29 +751,69 @@ fn evaluate_control(
         );
     }
     let examined: Vec<UsedEntry> = candidates.iter().map(|(e, _)| used(e)).collect();
-    let all_candidates: Vec<&Evidence> = candidates
-        .iter()
-        .map(|(e, _)| *e)
-        .filter(|e| e.integrated_time <= gate_time)
-        .collect();
+    let fail = |reason: String| report(Status::Fail, reason, examined.clone());
     let mut passing: Vec<(&Evidence, Vec<&Authorized>)> = Vec::new();
     let mut first_failure: Option<String> = None;
-    for (e, signers) in candidates {
+    for (e, signers) in &candidates {
         match check_entry(control, subject, e, gate_time) {
-            Ok(()) => passing.push((e, signers)),
+            Ok(()) => passing.push((e, signers.clone())),
             Err(why) => {
                 first_failure.get_or_insert(format!("entry {}: {why}", e.index));
             }
         }
     }
-    let fail = |reason: String| report(Status::Fail, reason, examined.clone());
+    let reviews = control
+        .is_review()
+        .then(|| Reviews::fold(control, &candidates, &passing, gate_time));
+    if let Some(reviews) = &reviews {
+        if control.no_changes_requested {
+            if let Some(who) = reviews.changes_requested() {
+                return fail(format!(
+                    "{who} requested changes and has not approved since"
+                ));
+            }
+        }
+        if control.separation_of_duties {
+            if reviews.authors.is_empty() {
+                return fail(format!(
+                    "no change author recorded by a review system ({}): separation of duties \
+                     cannot be shown",
+                    rules_text(&control.review_systems)
+                ));
+            }
+            if let Some(who) = reviews
+                .approvers
+                .iter()
+                .find(|a| reviews.authors.contains(*a))
+            {
+                return fail(format!(
+                    "{who}, the change author, approved their own change"
+                ));
+            }
+            if let Some(who) = reviews
+                .approvers
+                .iter()
+                .find(|a| subject.builders.contains(*a))
+            {
+                return fail(format!(
+                    "{who} approved and also signed the artifact's provenance"
+                ));
+            }
+        }
+    }
     if passing.is_empty() {
         return fail(first_failure.unwrap_or_else(|| "no entry satisfies the control".into()));
     }
-    // Controls over several attestations: distinct signers and approvers.
+    // Distinct signers among passing entries. Under separation of duties the change's
+    // authors and builders never count, whatever they signed.
     let distinct: BTreeSet<&str> = passing
         .iter()
         .flat_map(|(_, signers)| signers.iter().map(|s| s.identity.as_str()))
+        .filter(|who| {
+            let author = reviews.as_ref().is_some_and(|r| r.authors.contains(*who));
+            let builder = subject.builders.contains(*who);
+            !(control.separation_of_duties && (author || builder))
+        })
         .collect();
     if distinct.len() < control.min_distinct_signers {
         return fail(format!(
@@ -624,52 +824,17 @@ fn evaluate_control(
             first_failure.map(|f| format!("; {f}")).unwrap_or_default()
         ));
     }
-    // Reviews span attestations: each reviewer's latest decision over every approval about
-    // this subject, in log order, decides.
-    let mut latest: BTreeMap<String, Decision> = BTreeMap::new();
-    if control.no_changes_requested || control.min_approvals.is_some() {
-        let mut ordered: Vec<&Evidence> = all_candidates.clone();
-        ordered.sort_by_key(|e| e.index);
-        for e in ordered {
-            for review in predicates::approval(&e.statement.predicate).reviewers {
-                latest.insert(review.identity, review.decision);
-            }
-        }
-    }
-    if control.no_changes_requested {
-        if let Some((who, _)) = latest
-            .iter()
-            .find(|(_, d)| **d == Decision::ChangesRequested)
-        {
-            return fail(format!(
-                "{who} requested changes and has not approved since"
-            ));
-        }
-    }
-    if let Some(needed) = control.min_approvals {
-        // An approver counts when they signed an approval that lists them as APPROVED, and
-        // APPROVED is still their latest decision.
-        let approvers: BTreeSet<&str> =
-            passing
-                .iter()
-                .flat_map(|(e, signers)| {
-                    let approval = predicates::approval(&e.statement.predicate);
-                    signers
-                        .iter()
-                        .filter(|s| {
-                            approval.reviewers.iter().any(|r| {
-                                r.identity == s.identity && r.decision == Decision::Approved
-                            }) && latest.get(&s.identity) == Some(&Decision::Approved)
-                        })
-                        .map(|s| s.identity.as_str())
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-        if approvers.len() < needed {
+    if let (Some(needed), Some(reviews)) = (control.min_approvals, &reviews) {
+        if reviews.approvers.len() < needed {
             return fail(format!(
                 "{} distinct approver(s) ({}), {needed} required{}",
-                approvers.len(),
-                approvers.iter().copied().collect::<Vec<_>>().join(", "),
+                reviews.approvers.len(),
+                reviews
+                    .approvers
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 first_failure.map(|f| format!("; {f}")).unwrap_or_default()
             ));
         }
@@ -685,6 +850,92 @@ fn evaluate_control(
         ),
         entries,
     )
+}
+
+fn rules_text(rules: &[SignerRule]) -> String {
+    if rules.is_empty() {
+        return "none named".into();
+    }
+    rules
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+impl Control {
+    /// Whether the control reads reviewers' decisions or the change author.
+    fn is_review(&self) -> bool {
+        self.min_approvals.is_some() || self.no_changes_requested || self.separation_of_duties
+    }
+}
+
+/// What the approvals of one subject establish, from trusted sources only.
+///
+/// The rule: a reviewer's decision comes from that reviewer's own signed approvals (a
+/// review entry naming the signer), or from an approval signed by a review system the
+/// control names; the change author comes only from a review system's approvals. Anything
+/// else an approval says — another reviewer's decision, who the author is — is a claim by
+/// someone not trusted for that fact, and is ignored.
+#[derive(Debug, Default)]
+struct Reviews {
+    /// Each reviewer's latest decision, in log order and then in list order, and whether the
+    /// entry it comes from satisfies the control's per-entry rules.
+    latest: BTreeMap<String, (Decision, bool)>,
+    /// Reviewers whose latest decision is APPROVED, from an entry that passes.
+    approvers: BTreeSet<String>,
+    /// The change's authors, as review systems recorded them.
+    authors: BTreeSet<String>,
+}
+
+impl Reviews {
+    fn fold(
+        control: &Control,
+        candidates: &[(&Evidence, Vec<&Authorized>)],
+        passing: &[(&Evidence, Vec<&Authorized>)],
+        gate_time: i64,
+    ) -> Reviews {
+        let mut ordered: Vec<&(&Evidence, Vec<&Authorized>)> = candidates
+            .iter()
+            .filter(|(e, _)| e.integrated_time <= gate_time)
+            .collect();
+        ordered.sort_by_key(|(e, _)| e.index);
+        let mut out = Reviews::default();
+        for (e, signers) in ordered {
+            let passes = passing.iter().any(|(p, _)| p.index == e.index);
+            let approval = predicates::approval(&e.statement.predicate);
+            let from_system = signers
+                .iter()
+                .any(|s| signer_named(&control.review_systems, s));
+            if from_system && !approval.author.is_empty() {
+                out.authors.insert(approval.author.clone());
+            }
+            for review in &approval.reviewers {
+                let own = signers
+                    .iter()
+                    .any(|s| s.identity == review.identity && signer_allowed(&control.signers, s));
+                if from_system || own {
+                    out.latest
+                        .insert(review.identity.clone(), (review.decision, passes));
+                }
+            }
+        }
+        out.approvers = out
+            .latest
+            .iter()
+            .filter(|(_, (d, passes))| *d == Decision::Approved && *passes)
+            .map(|(who, _)| who.clone())
+            .collect();
+        out
+    }
+
+    /// A reviewer whose latest decision is CHANGES_REQUESTED.
+    fn changes_requested(&self) -> Option<&str> {
+        self.latest
+            .iter()
+            .find(|(_, (d, _))| *d == Decision::ChangesRequested)
+            .map(|(who, _)| who.as_str())
+    }
 }
 
 /// The per-entry rules of a control; `Err` says why the entry does not satisfy it.
@@ -740,11 +991,11 @@ fn check_entry(
             .ok_or("the scan has no scanner.result list".to_owned())?;
         let blocking: Vec<String> = findings
             .into_iter()
-            .filter(|f| !allowed.contains_key(f.id.as_str()))
+            .filter(|f| f.id == predicates::NO_ID || !allowed.contains_key(f.id.as_str()))
             .filter_map(|f| match f.severity {
                 Ok(s) if s >= limit => Some(format!("{} ({})", f.id, s.as_str())),
                 Ok(_) => None,
-                Err(score) => Some(format!("{} (unreadable severity {score})", f.id)),
+                Err(why) => Some(format!("{} (unreadable severity: {why})", f.id)),
             })
             .collect();
         if !blocking.is_empty() {
@@ -755,37 +1006,9 @@ fn check_entry(
             ));
         }
     }
-    let is_approval = control.separation_of_duties
-        || control.no_changes_requested
-        || control.reviewed_commit_is_built;
-    if is_approval {
+    if control.reviewed_commit_is_built {
         let approval = predicates::approval(&e.statement.predicate);
-        let decisions = approval.latest_decisions();
-        if control.separation_of_duties {
-            if approval.author.is_empty() {
-                return Err("the approval names no change author".into());
-            }
-            let approvers: Vec<&str> = decisions
-                .iter()
-                .filter(|(_, d)| *d == Decision::Approved)
-                .map(|(who, _)| *who)
-                .chain(e.signers.iter().map(|s| s.identity.as_str()))
-                .collect();
-            if let Some(who) = approvers.iter().find(|who| **who == approval.author) {
-                return Err(format!("{who} approved their own change"));
-            }
-            if let Some(who) = approvers
-                .iter()
-                .find(|who| subject.builders.contains(**who))
-            {
-                return Err(format!(
-                    "{who} approved and also signed the artifact's provenance"
-                ));
-            }
-        }
-        if control.reviewed_commit_is_built
-            && !subject.source_commits.contains(&approval.reviewed_commit)
-        {
+        if !subject.source_commits.contains(&approval.reviewed_commit) {
             return Err(format!(
                 "reviewed commit {:?} is not a commit the artifact was built from ({})",
                 approval.reviewed_commit,

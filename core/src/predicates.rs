@@ -115,50 +115,53 @@ pub struct Finding {
 
 /// The findings of a vulns v0.2 predicate (`scanner.result[]`), or `None` when the
 /// predicate has no result list at all (a scan that says nothing proves nothing).
+///
+/// A finding's severity is readable only when it is a non-empty list of `{method, score}`
+/// objects whose every score Evident can read; anything else — a bare string, an object, a
+/// missing or empty list, a score that is a vector or an unknown word — is unreadable, and a
+/// policy with a severity threshold fails it. A finding that is not an object, or has no
+/// string `id`, is unreadable too, with no id an allowlist could name.
 pub fn scan_findings(predicate: &Value) -> Option<Vec<Finding>> {
     let results = predicate.pointer("/scanner/result")?.as_array()?;
-    Some(
-        results
-            .iter()
-            .map(|r| {
-                let mut best = Severity::None;
-                let mut unreadable = None;
-                for s in r
-                    .get("severity")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let score = s.get("score");
-                    let parsed = match score {
-                        Some(Value::String(text)) => Severity::parse(text),
-                        Some(Value::Number(n)) => {
-                            n.as_f64().and_then(|f| Severity::parse(&f.to_string()))
-                        }
-                        _ => None,
-                    };
-                    match parsed {
-                        Some(severity) => best = best.max(severity),
-                        None => {
-                            unreadable = Some(score.map_or("no score".to_owned(), Value::to_string))
-                        }
-                    }
-                }
-                Finding {
-                    id: r
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                        .to_owned(),
-                    severity: match unreadable {
-                        Some(text) => Err(text),
-                        None => Ok(best),
-                    },
-                }
-            })
-            .collect(),
-    )
+    Some(results.iter().map(finding).collect())
 }
+
+fn finding(result: &Value) -> Finding {
+    let id = result.get("id").and_then(Value::as_str);
+    let severity = match (id, result.get("severity")) {
+        (None, _) => Err("a finding with no id".to_owned()),
+        (Some(_), None) => Err("no severity".to_owned()),
+        (Some(_), Some(Value::Array(list))) if list.is_empty() => {
+            Err("an empty severity list".to_owned())
+        }
+        (Some(_), Some(Value::Array(list))) => list.iter().try_fold(Severity::None, |best, s| {
+            let score = s.get("score");
+            let parsed = match score {
+                Some(Value::String(text)) => Severity::parse(text),
+                Some(Value::Number(n)) => n.as_f64().and_then(|f| Severity::parse(&f.to_string())),
+                _ => None,
+            };
+            parsed
+                .map(|severity| best.max(severity))
+                .ok_or_else(|| match score {
+                    None => "a severity with no score".to_owned(),
+                    Some(score) => format!(
+                        "score {score} is not LOW, MEDIUM, HIGH, CRITICAL or a CVSS base score"
+                    ),
+                })
+        }),
+        (Some(_), Some(other)) => Err(format!(
+            "{other} is not a list of {{method, score}} objects"
+        )),
+    };
+    Finding {
+        id: id.unwrap_or(NO_ID).to_owned(),
+        severity,
+    }
+}
+
+/// The id shown for a finding that has none; no allowlist entry matches it.
+pub const NO_ID: &str = "(no id)";
 
 /// A reviewer's decision in an approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

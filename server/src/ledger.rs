@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use evident_core::Hash;
 use evident_core::PublicKey;
 use evident_core::audit::Facts;
-use evident_core::bundle::{BUNDLE_MEDIA_TYPE, Bundle, BundleEntry};
+use evident_core::bundle::{BUNDLE_MEDIA_TYPE, Bundle, BundleEntry, BundleRequest, Manifest};
 use evident_core::dsse::Envelope;
 use evident_core::merkle::{self, Node, SubtreeSource};
 use evident_core::note::{Checkpoint, Signer, Verifier};
@@ -128,6 +128,8 @@ pub struct Ledger {
     published: Arc<RwLock<Arc<Published>>>,
     queue: mpsc::Sender<Submission>,
     verifier: Verifier,
+    /// The log key, shared with the sequencer: the read side signs bundle manifests with it.
+    signer: Arc<Signer>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -181,6 +183,7 @@ impl Ledger {
         runtime: tokio::runtime::Handle,
     ) -> Result<(Ledger, SequencerHandle), LedgerError> {
         let verifier = signer.verifier().clone();
+        let signer = Arc::new(signer);
         let mut registry_digest = RegistryDigest::default();
         for index in store.registry_entries(0, tail.frontier.size())? {
             registry_digest.add(&store.subtree_hash(0, index)?);
@@ -224,7 +227,7 @@ impl Ledger {
         }
         let mut sequencer = Sequencer {
             store: store.clone(),
-            signer,
+            signer: signer.clone(),
             tail,
             published: published.clone(),
             registry,
@@ -247,6 +250,7 @@ impl Ledger {
                 published,
                 queue,
                 verifier,
+                signer,
             },
             SequencerHandle(thread),
         ))
@@ -402,11 +406,15 @@ impl Ledger {
             .collect())
     }
 
-    /// The evidence bundle of artifacts (`alg`, `hex`): every registry entry, every policy
-    /// version, the attestations about the artifacts
-    /// and about the source commits its provenance names, each proven at the latest
-    /// checkpoint.
-    pub fn release_bundle(&self, artifacts: &[(String, String)]) -> Result<Bundle, LedgerError> {
+    /// The evidence bundle answering `request`, whose artifacts (`alg`, `hex`) are
+    /// `artifacts`: every registry entry, every policy version, the attestations about the
+    /// artifacts and about the source commits its provenance names, each proven at the latest
+    /// checkpoint, and a manifest naming them signed with the log key.
+    pub fn release_bundle(
+        &self,
+        request: BundleRequest,
+        artifacts: &[(String, String)],
+    ) -> Result<Bundle, LedgerError> {
         let published = self.published();
         let size = published.checkpoint.size;
         let mut indexes: std::collections::BTreeSet<u64> =
@@ -435,6 +443,7 @@ impl Ledger {
                 indexes.extend(self.store.entries_about(alg, commit, size)?);
             }
         }
+        let mut leaf_hashes = Vec::with_capacity(indexes.len());
         let entries = indexes
             .into_iter()
             .map(|index| {
@@ -442,14 +451,20 @@ impl Ledger {
                     LedgerError::DataLoss(format!("entry {index} is missing from the store"))
                 })?;
                 let proof = self.inclusion_proof(index, size)?;
+                leaf_hashes.push(evident_core::merkle::leaf_hash(&bytes));
                 Ok(BundleEntry::new(&bytes, &proof))
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
+        let manifest = Manifest::new(&published.checkpoint, request, &leaf_hashes)
+            .sign(&self.signer)
+            .map_err(|e| {
+                LedgerError::InvalidArgument(format!("signing the bundle manifest: {e}"))
+            })?;
         Ok(Bundle {
             media_type: BUNDLE_MEDIA_TYPE.to_owned(),
             checkpoint: published.note.clone(),
+            manifest,
             genesis: (*self.genesis_document).clone(),
-            artifacts: artifacts.iter().map(|(a, h)| format!("{a}:{h}")).collect(),
             entries,
         })
     }
@@ -617,7 +632,7 @@ enum Placed {
 
 struct Sequencer {
     store: Arc<Store>,
-    signer: Signer,
+    signer: Arc<Signer>,
     tail: Tail,
     published: Arc<RwLock<Arc<Published>>>,
     /// The registry after the last sequenced entry.

@@ -2,6 +2,7 @@
 //! converted into checked `evident-core` values here, once, and answers are converted back.
 
 use evident_core::audit::Facts;
+use evident_core::bundle::BundleRequest;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
 use evident_core::policy::{POLICY_PAYLOAD_TYPE, Policy};
 use evident_core::receipt::Receipt;
@@ -144,16 +145,34 @@ impl LedgerService {
 
     /// The artifacts a request names: one `ALGORITHM:HEX`, or those a release `NAME@VERSION`
     /// declares.
-    fn artifacts_of(&self, artifact: &str, release: &str) -> Result<Vec<(String, String)>, Status> {
+    /// What a bundle request asks, and the artifacts the server gathers evidence for: the
+    /// artifact, or every artifact any release attestation declares for the release (the
+    /// verifier keeps only those its policy's release signers declared).
+    fn artifacts_of(
+        &self,
+        artifact: &str,
+        release: &str,
+    ) -> Result<(BundleRequest, Vec<(String, String)>), Status> {
         match (artifact.is_empty(), release.is_empty()) {
-            (false, true) => Ok(vec![artifact_arg(artifact)?]),
+            (false, true) => {
+                let (alg, hex) = artifact_arg(artifact)?;
+                Ok((
+                    BundleRequest::artifact(&format!("{alg}:{hex}")),
+                    vec![(alg, hex)],
+                ))
+            }
             (true, false) => {
+                let request = BundleRequest::release(release).ok_or_else(|| {
+                    Status::invalid_argument(format!("release {release:?} is not NAME@VERSION"))
+                })?;
                 let (name, version) = release.rsplit_once('@').ok_or_else(|| {
                     Status::invalid_argument(format!("release {release:?} is not NAME@VERSION"))
                 })?;
-                self.ledger()?
+                let artifacts = self
+                    .ledger()?
                     .release_artifacts(name, version)
-                    .map_err(status)
+                    .map_err(status)?;
+                Ok((request, artifacts))
             }
             _ => Err(Status::invalid_argument(
                 "name either the artifact (ALGORITHM:HEX) or the release (NAME@VERSION)",
@@ -801,11 +820,11 @@ impl pb::ledger_server::Ledger for LedgerService {
             "read release evidence",
         )?;
         let request = request.into_inner();
-        let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
+        let (asked, artifacts) = self.artifacts_of(&request.artifact, &request.release)?;
         let ledger = self.ledger()?.clone();
         let bundle = tokio::task::spawn_blocking(move || {
             let _admitted = admitted;
-            ledger.release_bundle(&artifacts)
+            ledger.release_bundle(asked, &artifacts)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
@@ -821,13 +840,14 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::VerifyReleaseResponse>, Status> {
         let admitted = self.admit(&request, Needs::Role(Role::Auditor), "verify releases")?;
         let request = request.into_inner();
-        let artifacts = self.artifacts_of(&request.artifact, &request.release)?;
-        let release_name = (!request.release.is_empty()).then_some(request.release);
+        let (asked, artifacts) = self.artifacts_of(&request.artifact, &request.release)?;
         let (name, version) = policy_arg(&request.policy)?;
         let ledger = self.ledger()?.clone();
         let report = tokio::task::spawn_blocking(move || {
             let _admitted = admitted;
-            let bundle = ledger.release_bundle(&artifacts).map_err(status)?;
+            let bundle = ledger
+                .release_bundle(asked.clone(), &artifacts)
+                .map_err(status)?;
             // The server checks its own bundle exactly as an offline verifier would.
             let verified = bundle
                 .verify(ledger.verifier(), ledger.genesis_document())
@@ -837,13 +857,11 @@ impl pb::ledger_server::Ledger for LedgerService {
             let policy = verified
                 .policy(&name, version)
                 .map_err(|e| Status::not_found(e.to_string()))?;
-            // Evaluate what was asked: the artifact, or the artifacts that verified release
-            // attestations declare.
-            let artifacts = match release_name.as_deref().and_then(|r| r.rsplit_once('@')) {
-                Some((n, v)) => verified.release_artifacts(n, v),
-                None => bundle.artifacts.clone(),
-            };
-            Ok::<_, Status>(verified.evaluate(policy, &artifacts, now_nanos()))
+            // Evaluate what was asked: the artifact, or the artifacts that release
+            // attestations by the policy's release signers declare.
+            verified
+                .decide(&asked, policy, now_nanos())
+                .map_err(|e| Status::failed_precondition(e.to_string()))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;

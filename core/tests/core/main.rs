@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
 
 mod dsse;
+mod gate_properties;
 mod harness;
 mod merkle;
 mod note;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 const POLICY: &str = r#"name = "payments-prod"
 version = 1
+release_signers = ["role:release"]
 
 [[control]]
 id = "provenance"
@@ -33,6 +34,7 @@ max_severity = "HIGH"
 id = "two-person-review"
 predicate_type = "https://evident.dev/attestation/approval/v1"
 signers = ["role:reviewer"]
+review_systems = ["role:scm"]
 subject = "source-commit"
 min_distinct_signers = 2
 min_approvals = 2
@@ -42,6 +44,9 @@ reviewed_commit_is_built = true
 "#;
 
 const AUTHOR: &str = "signer-6@test";
+/// The code-review system, trusted by the policy for the change author and for reviewers'
+/// decisions.
+pub(crate) const SCM: u8 = 9;
 
 /// What a scenario changes from the complete release.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,9 @@ pub(crate) enum Flaw {
     OneApprover,
     SelfApproval,
     OtherCommit,
+    /// The scan's finding has a severity the gate cannot read: a bare string (0), an
+    /// object (1), or none at all (2).
+    UnreadableSeverity(u8),
 }
 
 pub(crate) struct Release {
@@ -121,9 +129,26 @@ pub(crate) async fn release(server: &Server, name: &str, flaw: Flaw) -> Release 
     } else {
         "LOW"
     };
-    attest(server, 2, art.clone(), "https://in-toto.io/attestation/vulns/v0.2", json!({
-        "scanner": {"uri": "pkg:generic/trivy@0.50.0", "result": [{"id": "CVE-2025-0042", "severity": [{"method": "nvd", "score": severity}]}]}
-    })).await;
+    let mut finding =
+        json!({"id": "CVE-2025-0042", "severity": [{"method": "nvd", "score": severity}]});
+    match flaw {
+        Flaw::UnreadableSeverity(0) => finding["severity"] = json!("CRITICAL"),
+        Flaw::UnreadableSeverity(1) => finding["severity"] = json!({"score": "LOW"}),
+        Flaw::UnreadableSeverity(_) => {
+            finding.as_object_mut().unwrap().remove("severity");
+        }
+        _ => {}
+    }
+    attest(
+        server,
+        2,
+        art.clone(),
+        "https://in-toto.io/attestation/vulns/v0.2",
+        json!({
+            "scanner": {"uri": "pkg:generic/trivy@0.50.0", "result": [finding]}
+        }),
+    )
+    .await;
     let approval = |who: &str, reviewed: &str| {
         json!({
             "author": AUTHOR, "changeRef": format!("https://git.example.com/payments/pull/{name}"),
@@ -132,6 +157,16 @@ pub(crate) async fn release(server: &Server, name: &str, flaw: Flaw) -> Release 
         })
     };
     let approval_type = "https://evident.dev/attestation/approval/v1";
+    // The code-review system records the change and its author.
+    attest(
+        server,
+        SCM,
+        src.clone(),
+        approval_type,
+        json!({"author": AUTHOR, "changeRef": format!("https://git.example.com/payments/pull/{name}"),
+               "reviewedCommit": commit, "reviewers": []}),
+    )
+    .await;
     attest(
         server,
         3,
@@ -220,6 +255,16 @@ async fn team_log_in(dir: &std::path::Path, data: &std::path::Path) -> Server {
                 &["https://evident.dev/attestation/approval/v1"],
             );
         }
+        server.register(
+            SCM,
+            &["scm"],
+            &["https://evident.dev/attestation/approval/v1"],
+        );
+        server.register(
+            8,
+            &["release"],
+            &["https://in-toto.io/attestation/release/v0.1"],
+        );
         std::fs::write(dir.join("policy.toml"), POLICY).unwrap();
         let out = cli(
             dir,
@@ -269,13 +314,6 @@ async fn the_gate_allows_a_complete_release_and_denies_each_flaw_with_its_reason
         .unwrap();
     assert!(allowed);
     // The release job declares the release; the gate can then be asked by name.
-    tokio::task::block_in_place(|| {
-        server.register(
-            8,
-            &["release"],
-            &["https://in-toto.io/attestation/release/v0.1"],
-        );
-    });
     let digest = good.artifact.strip_prefix("sha256:").unwrap();
     attest(
         &server,
@@ -405,13 +443,13 @@ async fn the_gate_allows_a_complete_release_and_denies_each_flaw_with_its_reason
             "one-approver",
             Flaw::OneApprover,
             "two-person-review",
-            "1 distinct signer(s)",
+            "1 distinct approver(s)",
         ),
         (
             "self-approval",
             Flaw::SelfApproval,
             "two-person-review",
-            "signer-6@test approved their own change",
+            "signer-6@test, the change author, approved their own change",
         ),
         (
             "other-commit",
@@ -473,6 +511,8 @@ async fn a_revoked_signer_and_tampered_or_foreign_bundles_are_refused() {
                     "bundle",
                     "verify",
                     file,
+                    "--artifact",
+                    &good.artifact,
                     "--policy",
                     "payments-prod",
                     "--genesis",

@@ -203,11 +203,6 @@ async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_cha
     // The release job declares the release; the deploy job records the gate's verdict.
     tokio::task::block_in_place(|| {
         server.register(
-            8,
-            &["release"],
-            &["https://in-toto.io/attestation/release/v0.1"],
-        );
-        server.register(
             7,
             &["deploy"],
             &["https://slsa.dev/verification_summary/v1"],
@@ -468,13 +463,6 @@ async fn a_period_report_holds_every_release_of_the_period_with_its_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let server = team_log(d).await;
-    tokio::task::block_in_place(|| {
-        server.register(
-            8,
-            &["release"],
-            &["https://in-toto.io/attestation/release/v0.1"],
-        );
-    });
     for (name, flaw, version) in [
         ("good", Flaw::None, "1.4.2"),
         ("failed-test", Flaw::FailedTest, "1.4.3"),
