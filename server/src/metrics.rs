@@ -1,159 +1,45 @@
-//! Prometheus metrics: a small registry of atomics, rendered in the text exposition format
-//! (version 0.0.4), and a minimal HTTP/1.1 listener that serves it on `GET /metrics`.
+//! Prometheus metrics: one registry of the `prometheus-client` crate, rendered in the text
+//! exposition format (version 0.0.4), and the HTTP listener that serves it on
+//! `GET /metrics` (hyper, HTTP/1.1).
 //!
 //! Everything counts into one process-wide [`METRICS`]: the submit path, the sequencer and
-//! the store's `sync` update it with relaxed atomics (no locks, no allocation); only a
-//! scrape allocates. `docs/OPERATIONS.md` lists every metric.
+//! the store's `sync` update it; only a scrape renders. The listener must never let a
+//! client hold it: a request head has [`HEADER_TIMEOUT`] to arrive, an answer
+//! [`REQUEST_TIMEOUT`] to be written, and at [`MAX_CONNECTIONS`] a new connection closes
+//! the oldest one, so idle or stalled connections cannot starve a scrape.
+//! `docs/OPERATIONS.md` lists every metric.
 
-use std::fmt::Write as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use evident_core::registry::AuthError;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use http::{Method, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 /// The server's metrics.
-pub static METRICS: Metrics = Metrics::new();
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 /// Counts a submission refused by the rate limiter (`evident_rate_limited_total`).
 pub fn rate_limited() {
-    METRICS.rate_limited.inc();
-}
-
-/// A monotonic counter.
-#[derive(Debug)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// A counter at 0.
-    pub const fn new() -> Counter {
-        Counter(AtomicU64::new(0))
-    }
-
-    /// Adds 1.
-    pub fn inc(&self) {
-        self.add(1);
-    }
-
-    /// Adds `n`.
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// The current count.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-impl Default for Counter {
-    fn default() -> Counter {
-        Counter::new()
-    }
-}
-
-/// A value that goes up and down (an `f64`, stored as its bits).
-#[derive(Debug)]
-pub struct Gauge(AtomicU64);
-
-impl Gauge {
-    /// A gauge at 0.
-    pub const fn new() -> Gauge {
-        // 0u64 is the bit pattern of 0.0.
-        Gauge(AtomicU64::new(0))
-    }
-
-    /// Sets the value.
-    pub fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Ordering::Relaxed);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
-    }
-}
-
-impl Default for Gauge {
-    fn default() -> Gauge {
-        Gauge::new()
-    }
-}
-
-/// A histogram with fixed upper bounds, observing integers in a base unit (nanoseconds,
-/// entries) that render divided by `unit` (1e9 for seconds).
-#[derive(Debug)]
-pub struct Histogram<const N: usize> {
-    /// Upper bounds (inclusive, ascending), in the base unit.
-    bounds: [u64; N],
-    /// Base units per rendered unit.
-    unit: u64,
-    /// Observations per bucket (not cumulative): `buckets[i]` holds those in
-    /// `(bounds[i-1], bounds[i]]`.
-    buckets: [AtomicU64; N],
-    /// Observations above the last bound.
-    overflow: AtomicU64,
-    /// Sum of all observations, in the base unit.
-    sum: AtomicU64,
-}
-
-/// What a histogram holds at one moment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistogramSnapshot {
-    /// `(upper bound, cumulative count)` for each finite bound, in rendered units.
-    pub buckets: Vec<(f64, u64)>,
-    /// Observations in all (the `+Inf` bucket).
-    pub count: u64,
-    /// Sum of the observations, in rendered units.
-    pub sum: f64,
-}
-
-impl<const N: usize> Histogram<N> {
-    /// An empty histogram; `bounds` must ascend.
-    pub const fn new(bounds: [u64; N], unit: u64) -> Histogram<N> {
-        Histogram {
-            bounds,
-            unit,
-            buckets: [const { AtomicU64::new(0) }; N],
-            overflow: AtomicU64::new(0),
-            sum: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one observation, in the base unit.
-    pub fn observe(&self, value: u64) {
-        let i = self.bounds.partition_point(|&b| b < value);
-        match self.buckets.get(i) {
-            Some(bucket) => bucket.fetch_add(1, Ordering::Relaxed),
-            None => self.overflow.fetch_add(1, Ordering::Relaxed),
-        };
-        self.sum.fetch_add(value, Ordering::Relaxed);
-    }
-
-    /// Records a duration (for histograms in nanoseconds).
-    pub fn observe_duration(&self, duration: Duration) {
-        self.observe(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
-    }
-
-    /// The cumulative counts, the total and the sum. The `+Inf` bucket is the total of the
-    /// same loads, so it always equals the count.
-    pub fn snapshot(&self) -> HistogramSnapshot {
-        let unit = self.unit as f64;
-        let mut cumulative = 0u64;
-        let mut buckets = Vec::with_capacity(N);
-        for (bound, bucket) in self.bounds.iter().zip(&self.buckets) {
-            cumulative = cumulative.wrapping_add(bucket.load(Ordering::Relaxed));
-            buckets.push((*bound as f64 / unit, cumulative));
-        }
-        let count = cumulative.wrapping_add(self.overflow.load(Ordering::Relaxed));
-        HistogramSnapshot {
-            buckets,
-            count,
-            sum: self.sum.load(Ordering::Relaxed) as f64 / unit,
-        }
-    }
+    METRICS.rate_limited();
 }
 
 /// How a submission ended (the `result` label of `evident_submissions_total`).
@@ -170,13 +56,6 @@ pub enum SubmitResult {
 }
 
 impl SubmitResult {
-    const ALL: [SubmitResult; 4] = [
-        SubmitResult::Appended,
-        SubmitResult::Duplicate,
-        SubmitResult::Refused,
-        SubmitResult::Error,
-    ];
-
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -226,6 +105,15 @@ const CODE_NAMES: [&str; 17] = [
     "UNAUTHENTICATED",
 ];
 
+/// The name of a gRPC status code, as the `code` label shows it.
+fn code_name(code: tonic::Code) -> &'static str {
+    usize::try_from(code as i32)
+        .ok()
+        .and_then(|i| CODE_NAMES.get(i))
+        .copied()
+        .unwrap_or("UNKNOWN")
+}
+
 /// Why an attestation's verification failed (the `reason` label of
 /// `evident_verification_failures_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,43 +154,43 @@ impl VerificationFailure {
     }
 }
 
-/// Upper bounds of the latency histograms, in nanoseconds: 100 µs to 10 s.
-const LATENCY_BOUNDS: [u64; 16] = [
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
+/// Upper bounds of the latency histograms, in seconds: 100 µs to 10 s.
+const LATENCY_BOUNDS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// Upper bounds of the batch size histogram, in entries.
-const BATCH_BOUNDS: [u64; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+const BATCH_BOUNDS: [f64; 13] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
 
-const NANOS_PER_SECOND: u64 = 1_000_000_000;
+/// The labels of `evident_submissions_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubmissionLabels {
+    result: &'static str,
+    code: &'static str,
+}
 
-/// Every metric the server exposes.
+/// The label of `evident_verification_failures_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Every metric the server exposes, and the registry that renders them. Each field is a
+/// handle on a metric registered in `registry` (they share their value).
 #[derive(Debug)]
 pub struct Metrics {
-    /// `[result][code]`.
-    submissions: [[AtomicU64; 17]; 4],
-    batch_entries: Histogram<13>,
-    batch_commit: Histogram<16>,
-    fsync: Histogram<16>,
-    tree_size: Gauge,
-    checkpoint_time: Gauge,
-    verification_failures: [Counter; 3],
+    registry: Registry,
+    submissions: Family<SubmissionLabels, Counter>,
+    verification_failures: Family<ReasonLabel, Counter>,
     rate_limited: Counter,
+    batch_entries: Histogram,
+    batch_commit: Histogram,
+    fsync: Histogram,
+    tree_size: Gauge,
+    checkpoint_time: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -312,17 +200,98 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Every metric at zero.
-    pub const fn new() -> Metrics {
+    /// Every metric at zero, registered under its name. The registry adds the `_total`
+    /// suffix of counters and the `_info` suffix of the build info, and ends every help
+    /// text with a period.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        registry.register(
+            "evident_build",
+            "The running evidentd: always 1, with its version as a label",
+            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
+
+        let submissions = Family::<SubmissionLabels, Counter>::default();
+        // The two successful series always show, so rates start from zero; the others
+        // appear once they happen.
+        for result in [SubmitResult::Appended, SubmitResult::Duplicate] {
+            submissions.get_or_create_owned(&SubmissionLabels {
+                result: result.as_str(),
+                code: code_name(tonic::Code::Ok),
+            });
+        }
+        registry.register(
+            "evident_submissions",
+            "Answered Submit calls, by result (appended, duplicate, refused, error) and gRPC \
+             status code",
+            submissions.clone(),
+        );
+
+        let verification_failures = Family::<ReasonLabel, Counter>::default();
+        for reason in VerificationFailure::ALL {
+            verification_failures.get_or_create_owned(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
+        registry.register(
+            "evident_verification_failures",
+            "Attestations refused because their verification failed, by reason (signature, \
+             authorization, statement)",
+            verification_failures.clone(),
+        );
+
+        let rate_limited = Counter::default();
+        registry.register(
+            "evident_rate_limited",
+            "Requests refused by the rate limiter",
+            rate_limited.clone(),
+        );
+
+        let batch_entries = Histogram::new(BATCH_BOUNDS);
+        registry.register(
+            "evident_batch_entries",
+            "Entries appended per committed batch (one fsync each)",
+            batch_entries.clone(),
+        );
+        let batch_commit = Histogram::new(LATENCY_BOUNDS);
+        registry.register(
+            "evident_batch_commit_seconds",
+            "Time from the start of a batch's commit until it is durable (written, flushed \
+             and fsynced), in seconds",
+            batch_commit.clone(),
+        );
+        let fsync = Histogram::new(LATENCY_BOUNDS);
+        registry.register(
+            "evident_fsync_seconds",
+            "Duration of one store sync (flush, fdatasync of the log file, fsync of new files \
+             and folders), in seconds",
+            fsync.clone(),
+        );
+
+        let tree_size = Gauge::default();
+        registry.register(
+            "evident_tree_size",
+            "Entries covered by the latest signed checkpoint",
+            tree_size.clone(),
+        );
+        let checkpoint_time = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "evident_checkpoint_timestamp_seconds",
+            "Unix time at which the latest checkpoint was signed; its age is \
+             time() - evident_checkpoint_timestamp_seconds",
+            checkpoint_time.clone(),
+        );
+
         Metrics {
-            submissions: [const { [const { AtomicU64::new(0) }; 17] }; 4],
-            batch_entries: Histogram::new(BATCH_BOUNDS, 1),
-            batch_commit: Histogram::new(LATENCY_BOUNDS, NANOS_PER_SECOND),
-            fsync: Histogram::new(LATENCY_BOUNDS, NANOS_PER_SECOND),
-            tree_size: Gauge::new(),
-            checkpoint_time: Gauge::new(),
-            verification_failures: [const { Counter::new() }; 3],
-            rate_limited: Counter::new(),
+            registry,
+            submissions,
+            verification_failures,
+            rate_limited,
+            batch_entries,
+            batch_commit,
+            fsync,
+            tree_size,
+            checkpoint_time,
         }
     }
 
@@ -333,23 +302,31 @@ impl Metrics {
             Ok(true) => (SubmitResult::Duplicate, tonic::Code::Ok),
             Err(code) => (SubmitResult::of_code(code), code),
         };
-        let code = usize::try_from(code as i32).unwrap_or(usize::MAX);
-        if let Some(counter) = self.submissions[result as usize].get(code) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        self.submissions
+            .get_or_create(&SubmissionLabels {
+                result: result.as_str(),
+                code: code_name(code),
+            })
+            .inc();
     }
 
     /// How many submissions ended with this result and code.
     pub fn submissions(&self, result: SubmitResult, code: tonic::Code) -> u64 {
-        usize::try_from(code as i32)
-            .ok()
-            .and_then(|c| self.submissions[result as usize].get(c))
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        self.submissions
+            .get(&SubmissionLabels {
+                result: result.as_str(),
+                code: code_name(code),
+            })
+            .map_or(0, |counter| counter.get())
     }
 
     /// Counts an attestation refused for failing verification.
     pub fn verification_failure(&self, reason: VerificationFailure) {
-        self.verification_failures[reason as usize].inc();
+        self.verification_failures
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
     }
 
     /// Counts a submission refused by the rate limiter.
@@ -360,14 +337,13 @@ impl Metrics {
     /// Records a committed batch: how many entries it appended, and the time from the
     /// start of its commit until it was durable.
     pub fn batch(&self, entries: usize, commit: Duration) {
-        self.batch_entries
-            .observe(u64::try_from(entries).unwrap_or(u64::MAX));
-        self.batch_commit.observe_duration(commit);
+        self.batch_entries.observe(entries as f64);
+        self.batch_commit.observe(commit.as_secs_f64());
     }
 
     /// Records one `Store::sync` (flush and fsyncs).
     pub fn fsync(&self, duration: Duration) {
-        self.fsync.observe_duration(duration);
+        self.fsync.observe(duration.as_secs_f64());
     }
 
     /// Records a checkpoint signed now over `size` entries.
@@ -375,367 +351,209 @@ impl Metrics {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        self.tree_size.set(size as f64);
+        self.tree_size.set(i64::try_from(size).unwrap_or(i64::MAX));
         self.checkpoint_time.set(now);
     }
 
     /// The metrics in the Prometheus text exposition format, version 0.0.4.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        family(
-            &mut out,
-            "evident_build_info",
-            "gauge",
-            "The running evidentd: always 1, with its version as a label.",
-        );
-        sample(
-            &mut out,
-            "evident_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))],
-            "1",
-        );
-
-        family(
-            &mut out,
-            "evident_submissions_total",
-            "counter",
-            "Answered Submit calls, by result (appended, duplicate, refused, error) and gRPC \
-             status code.",
-        );
-        for result in SubmitResult::ALL {
-            for (code, name) in CODE_NAMES.iter().enumerate() {
-                let value = self.submissions[result as usize][code].load(Ordering::Relaxed);
-                // The two successful series always show, so rates start from zero; the
-                // others appear once they happen.
-                let always =
-                    code == 0 && matches!(result, SubmitResult::Appended | SubmitResult::Duplicate);
-                if value > 0 || always {
-                    sample(
-                        &mut out,
-                        "evident_submissions_total",
-                        &[("result", result.as_str()), ("code", name)],
-                        &value.to_string(),
-                    );
-                }
-            }
-        }
-
-        family(
-            &mut out,
-            "evident_verification_failures_total",
-            "counter",
-            "Attestations refused because their verification failed, by reason (signature, \
-             authorization, statement).",
-        );
-        for reason in VerificationFailure::ALL {
-            sample(
-                &mut out,
-                "evident_verification_failures_total",
-                &[("reason", reason.as_str())],
-                &self.verification_failures[reason as usize]
-                    .get()
-                    .to_string(),
-            );
-        }
-
-        family(
-            &mut out,
-            "evident_rate_limited_total",
-            "counter",
-            "Requests refused by the rate limiter.",
-        );
-        sample(
-            &mut out,
-            "evident_rate_limited_total",
-            &[],
-            &self.rate_limited.get().to_string(),
-        );
-
-        histogram(
-            &mut out,
-            "evident_batch_entries",
-            "Entries appended per committed batch (one fsync each).",
-            &self.batch_entries.snapshot(),
-        );
-        histogram(
-            &mut out,
-            "evident_batch_commit_seconds",
-            "Time from the start of a batch's commit until it is durable (written, flushed \
-             and fsynced), in seconds.",
-            &self.batch_commit.snapshot(),
-        );
-        histogram(
-            &mut out,
-            "evident_fsync_seconds",
-            "Duration of one store sync (flush, fdatasync of the log file, fsync of new files \
-             and folders), in seconds.",
-            &self.fsync.snapshot(),
-        );
-
-        family(
-            &mut out,
-            "evident_tree_size",
-            "gauge",
-            "Entries covered by the latest signed checkpoint.",
-        );
-        sample(
-            &mut out,
-            "evident_tree_size",
-            &[],
-            &number(self.tree_size.get()),
-        );
-        family(
-            &mut out,
-            "evident_checkpoint_timestamp_seconds",
-            "gauge",
-            "Unix time at which the latest checkpoint was signed; its age is \
-             time() - evident_checkpoint_timestamp_seconds.",
-        );
-        sample(
-            &mut out,
-            "evident_checkpoint_timestamp_seconds",
-            &[],
-            &number(self.checkpoint_time.get()),
-        );
+        let mut out = String::with_capacity(8 * 1024);
+        prometheus_text::encode(&mut out, &self.registry)
+            .expect("writing the exposition into a String cannot fail");
         out
     }
 }
 
-/// `# HELP` and `# TYPE` lines.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// One sample line: `name{label="value",...} value`.
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: &str) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (label, text)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "{label}=\"{}\"", escape_label(text));
-        }
-        out.push('}');
-    }
-    out.push(' ');
-    out.push_str(value);
-    out.push('\n');
-}
-
-/// A histogram family: cumulative `_bucket` lines ending in `+Inf`, `_sum`, `_count`.
-fn histogram(out: &mut String, name: &str, help: &str, snapshot: &HistogramSnapshot) {
-    family(out, name, "histogram", help);
-    let bucket = format!("{name}_bucket");
-    for (bound, count) in &snapshot.buckets {
-        sample(out, &bucket, &[("le", &number(*bound))], &count.to_string());
-    }
-    sample(out, &bucket, &[("le", "+Inf")], &snapshot.count.to_string());
-    sample(out, &format!("{name}_sum"), &[], &number(snapshot.sum));
-    sample(
-        out,
-        &format!("{name}_count"),
-        &[],
-        &snapshot.count.to_string(),
-    );
-}
-
-/// A float as Prometheus reads it: `+Inf`, `-Inf`, `NaN`, or the shortest decimal.
-fn number(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".to_owned()
-    } else if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else {
-        value.to_string()
-    }
-}
-
-/// A label value with `\`, `"` and newlines escaped.
-pub fn escape_label(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Help text with `\` and newlines escaped.
-fn escape_help(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
 /// The media type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-/// Longest request head (request line and headers) the listener reads.
-const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// How long a connection has to send a complete request head: from its opening, and again
+/// after each answer (an idle keep-alive connection is closed when it runs out).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a client has to send its request head.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request has, from its head until its answer is written, before the
+/// connection is closed (a client that does not read its answer).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 32;
+/// Connections open at once. One more closes the oldest: a scrape is never refused for
+/// connections that idle or stall.
+pub const MAX_CONNECTIONS: usize = 64;
 
-/// Serves [`METRICS`] on `listener` until the task is dropped: `GET` (or `HEAD`)
-/// `/metrics` answers the exposition, any other path 404. One request per connection; the
-/// request body, if any, is ignored.
+/// Longest request head (request line and headers) read; a longer one is answered 431.
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+
+/// The listener's limits (tests shorten them).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_timeout: Duration,
+    request_timeout: Duration,
+    max_connections: usize,
+}
+
+const LIMITS: Limits = Limits {
+    header_timeout: HEADER_TIMEOUT,
+    request_timeout: REQUEST_TIMEOUT,
+    max_connections: MAX_CONNECTIONS,
+};
+
+/// Serves [`METRICS`] on `listener` until the task is dropped (which closes every
+/// connection): `GET` (or `HEAD`) `/metrics` answers the exposition, any other path 404,
+/// any other method 405. HTTP/1.1 with keep-alive, within [`HEADER_TIMEOUT`],
+/// [`REQUEST_TIMEOUT`] and [`MAX_CONNECTIONS`].
 pub async fn serve(listener: TcpListener) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    serve_with(listener, LIMITS).await;
+}
+
+async fn serve_with(listener: TcpListener, limits: Limits) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD);
+    let open = Open::default();
+    // Owning the connection tasks here means dropping `serve` closes them all.
+    let mut tasks = JoinSet::new();
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                tokio::spawn(async move {
-                    if let Err(e) = respond(stream).await {
-                        tracing::debug!(%peer, error = %e, "metrics request failed");
-                    }
-                    drop(slot);
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors, say: wait rather than spin.
-                tracing::warn!(error = %e, "accepting a metrics connection");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let (id, close) = open.admit(limits.max_connections);
+                    let http = http.clone();
+                    let open = open.clone();
+                    tasks.spawn(async move {
+                        connection(stream, &http, limits.request_timeout, &close, peer).await;
+                        open.remove(id);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a metrics connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
 }
 
-/// Reads one request head, answers it, and closes the connection.
-async fn respond(mut stream: TcpStream) -> std::io::Result<()> {
-    let head = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request in time"))??;
-    let answer = match head {
-        Some(head) => answer(&head),
-        None => Answer::text(
-            "431 Request Header Fields Too Large",
-            "request head too large\n",
-        ),
-    };
-    let mut response = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
-        answer.status,
-        answer.content_type,
-        answer.body.len(),
-        if answer.status.starts_with("405") {
-            "Allow: GET, HEAD\r\n"
-        } else {
-            ""
-        },
-    );
-    if answer.send_body {
-        response.push_str(&answer.body);
-    }
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await?;
-    // Read (and drop) whatever the client still sends, for a moment, so that closing does
-    // not reset the connection before the client has read the answer.
-    let drain = async {
-        let mut sink = [0u8; 1024];
-        let mut left = 64 * 1024usize;
-        while left > 0 {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
-    Ok(())
+/// The open connections by age (ids ascend), each with the signal that closes it.
+#[derive(Debug, Clone, Default)]
+struct Open(Arc<Mutex<OpenInner>>);
+
+#[derive(Debug, Default)]
+struct OpenInner {
+    next_id: u64,
+    connections: BTreeMap<u64, Arc<Notify>>,
 }
 
-/// Reads up to the blank line that ends a request head (or the end of the stream, if a
-/// request line came before it). `None` when the head is larger than the limit.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            if head.contains(&b'\n') {
+impl Open {
+    /// Makes room for a new connection (closing the oldest at the cap) and records it.
+    fn admit(&self, max: usize) -> (u64, Arc<Notify>) {
+        // A panic while holding the lock cannot leave the map half-updated.
+        let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while inner.connections.len() >= max.max(1) {
+            let Some((_, oldest)) = inner.connections.pop_first() else {
                 break;
+            };
+            // A permit is stored if the task is not waiting yet: it still closes.
+            oldest.notify_one();
+        }
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let close = Arc::new(Notify::new());
+        inner.connections.insert(id, close.clone());
+        (id, close)
+    }
+
+    fn remove(&self, id: u64) {
+        let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.connections.remove(&id);
+    }
+}
+
+/// Serves one connection until the client closes it, hyper gives up on it (a request head
+/// not complete within the header timeout, a malformed or oversized head), its latest
+/// request is not answered within `request_timeout`, or a newer connection needs its place.
+async fn connection(
+    stream: TcpStream,
+    http: &http1::Builder,
+    request_timeout: Duration,
+    close: &Notify,
+    peer: std::net::SocketAddr,
+) {
+    // Until the first request, hyper's header timeout closes the connection first; this is
+    // only the backstop.
+    let deadline = Arc::new(Mutex::new(Instant::now() + 2 * request_timeout));
+    let service = {
+        let deadline = deadline.clone();
+        hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            *deadline.lock().unwrap_or_else(PoisonError::into_inner) =
+                Instant::now() + request_timeout;
+            std::future::ready(Ok::<_, Infallible>(answer(
+                request.method(),
+                request.uri().path(),
+            )))
+        })
+    };
+    let conn = http.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    loop {
+        let until = *deadline.lock().unwrap_or_else(PoisonError::into_inner);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "metrics connection failed");
+                }
+                return;
             }
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the connection closed before a request line",
-            ));
-        }
-        head.extend_from_slice(&chunk[..n]);
-        if let Some(end) = find(&head, b"\r\n\r\n").or_else(|| find(&head, b"\n\n")) {
-            head.truncate(end);
-            break;
-        }
-        if head.len() > MAX_REQUEST_HEAD {
-            return Ok(None);
-        }
-    }
-    Ok(Some(String::from_utf8_lossy(&head).into_owned()))
-}
-
-/// Where `needle` first starts in `haystack`.
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// An HTTP answer.
-#[derive(Debug)]
-struct Answer {
-    status: &'static str,
-    content_type: &'static str,
-    body: String,
-    /// False for `HEAD`: the headers describe the body, which is not sent.
-    send_body: bool,
-}
-
-impl Answer {
-    fn text(status: &'static str, body: &str) -> Answer {
-        Answer {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.to_owned(),
-            send_body: true,
+            () = close.notified() => {
+                tracing::debug!(%peer, "metrics connection closed to make room for a newer one");
+                return;
+            }
+            () = tokio::time::sleep_until(until) => {
+                // A request that came meanwhile moved the deadline.
+                if *deadline.lock().unwrap_or_else(PoisonError::into_inner) <= Instant::now() {
+                    tracing::debug!(%peer, "metrics request not answered in time");
+                    return;
+                }
+            }
         }
     }
 }
 
-/// The answer to a request head: the request line decides; headers are ignored.
-fn answer(head: &str) -> Answer {
-    let line = head.lines().next().unwrap_or_default();
-    let mut parts = line.split_ascii_whitespace();
-    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        return Answer::text("400 Bad Request", "malformed request line\n");
+/// The answer to a request: the method and path decide; headers and body are ignored.
+/// hyper leaves the body out of the answer to `HEAD`.
+fn answer(method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let text = |status: StatusCode, body: &'static str| {
+        let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
     };
-    if parts.next().is_some_and(|v| !v.starts_with("HTTP/")) || parts.next().is_some() {
-        return Answer::text("400 Bad Request", "malformed request line\n");
+    if method != Method::GET && method != Method::HEAD {
+        let mut response = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are served\n",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return response;
     }
-    let path = target.split(['?', '#']).next().unwrap_or_default();
-    let head_only = method == "HEAD";
-    if method != "GET" && !head_only {
-        return Answer::text("405 Method Not Allowed", "only GET and HEAD are served\n");
+    if path != "/metrics" {
+        return text(
+            StatusCode::NOT_FOUND,
+            "not found: metrics are at /metrics\n",
+        );
     }
-    let mut answer = if path == "/metrics" {
-        Answer {
-            status: "200 OK",
-            content_type: CONTENT_TYPE,
-            body: METRICS.render(),
-            send_body: true,
-        }
-    } else {
-        Answer::text("404 Not Found", "not found: metrics are at /metrics\n")
-    };
-    answer.send_body = !head_only;
-    answer
+    let mut response = Response::new(Full::new(Bytes::from(METRICS.render())));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(CONTENT_TYPE),
+    );
+    response
 }
 
 #[cfg(test)]
@@ -743,6 +561,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
 
     use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     /// A parsed sample: name, label pairs (unescaped) and value.
     type Sample = (String, Vec<(String, String)>, f64);
@@ -785,7 +604,6 @@ mod tests {
                     }
                 }
                 labels.push((label, value));
-                // The next char is ',' or '}'; a ',' is consumed with the next label.
             }
         }
         let value = rest.strip_prefix(' ').ok_or("no space before the value")?;
@@ -797,72 +615,141 @@ mod tests {
         Ok((name.to_owned(), labels, value))
     }
 
-    fn assert_parses(text: &str) {
+    /// Every sample of an exposition, keyed by its line up to the value.
+    fn samples(text: &str) -> std::collections::HashMap<String, f64> {
         assert!(text.ends_with('\n'));
+        let mut out = std::collections::HashMap::new();
         for line in text.lines() {
             if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
                 continue;
             }
             assert!(!line.starts_with('#'), "{line}");
-            parse_sample(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let (_, _, value) = parse_sample(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let (key, _) = line.rsplit_once(' ').unwrap();
+            assert!(
+                out.insert(key.to_owned(), value).is_none(),
+                "repeated {key}"
+            );
         }
+        out
     }
 
-    #[test]
-    fn a_histogram_renders_cumulative_buckets() {
-        let h = Histogram::new([1_000_000, 10_000_000, 100_000_000], NANOS_PER_SECOND);
-        h.observe_duration(Duration::from_micros(500)); // <= 0.001
-        h.observe_duration(Duration::from_millis(1)); // <= 0.001 (bounds are inclusive)
-        h.observe_duration(Duration::from_millis(50)); // <= 0.1
-        h.observe_duration(Duration::from_secs(2)); // +Inf only
-        let mut out = String::new();
-        histogram(&mut out, "x_seconds", "Some help.", &h.snapshot());
-        let expected = "# HELP x_seconds Some help.\n\
-                        # TYPE x_seconds histogram\n\
-                        x_seconds_bucket{le=\"0.001\"} 2\n\
-                        x_seconds_bucket{le=\"0.01\"} 2\n\
-                        x_seconds_bucket{le=\"0.1\"} 3\n\
-                        x_seconds_bucket{le=\"+Inf\"} 4\n\
-                        x_seconds_sum 2.0515\n\
-                        x_seconds_count 4\n";
-        assert_eq!(out, expected);
-        assert_parses(&out);
-    }
+    /// Every family, with its type and help, as the hand-written registry exposed them.
+    const FAMILIES: [(&str, &str, &str); 9] = [
+        (
+            "evident_build_info",
+            "gauge",
+            "The running evidentd: always 1, with its version as a label.",
+        ),
+        (
+            "evident_submissions_total",
+            "counter",
+            "Answered Submit calls, by result (appended, duplicate, refused, error) and gRPC \
+             status code.",
+        ),
+        (
+            "evident_verification_failures_total",
+            "counter",
+            "Attestations refused because their verification failed, by reason (signature, \
+             authorization, statement).",
+        ),
+        (
+            "evident_rate_limited_total",
+            "counter",
+            "Requests refused by the rate limiter.",
+        ),
+        (
+            "evident_batch_entries",
+            "histogram",
+            "Entries appended per committed batch (one fsync each).",
+        ),
+        (
+            "evident_batch_commit_seconds",
+            "histogram",
+            "Time from the start of a batch's commit until it is durable (written, flushed \
+             and fsynced), in seconds.",
+        ),
+        (
+            "evident_fsync_seconds",
+            "histogram",
+            "Duration of one store sync (flush, fdatasync of the log file, fsync of new files \
+             and folders), in seconds.",
+        ),
+        (
+            "evident_tree_size",
+            "gauge",
+            "Entries covered by the latest signed checkpoint.",
+        ),
+        (
+            "evident_checkpoint_timestamp_seconds",
+            "gauge",
+            "Unix time at which the latest checkpoint was signed; its age is \
+             time() - evident_checkpoint_timestamp_seconds.",
+        ),
+    ];
 
     #[test]
-    fn latency_bounds_ascend_and_print_as_short_decimals() {
-        assert!(LATENCY_BOUNDS.windows(2).all(|w| w[0] < w[1]));
-        assert!(BATCH_BOUNDS.windows(2).all(|w| w[0] < w[1]));
-        let h = Histogram::new(LATENCY_BOUNDS, NANOS_PER_SECOND);
-        let les: Vec<String> = h.snapshot().buckets.iter().map(|b| number(b.0)).collect();
-        assert_eq!(les[0], "0.0001");
-        assert_eq!(les[4], "0.0025");
-        assert_eq!(les[15], "10");
-    }
-
-    #[test]
-    fn labels_and_help_are_escaped() {
-        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escape_label("two\nlines"), r"two\nlines");
-        assert_eq!(escape_help("a\\b\nc \"d\""), "a\\\\b\\nc \"d\"");
-        let mut out = String::new();
-        sample(
-            &mut out,
-            "m",
-            &[("a", "x\"y"), ("b", "back\\slash\nnew")],
-            "1",
-        );
-        assert_eq!(out, "m{a=\"x\\\"y\",b=\"back\\\\slash\\nnew\"} 1\n");
-        let (name, labels, value) = parse_sample(out.trim_end()).unwrap();
-        assert_eq!(name, "m");
+    fn every_family_keeps_its_name_type_help_and_series() {
+        let text = Metrics::new().render();
+        for (name, kind, help) in FAMILIES {
+            assert!(
+                text.lines().any(|l| l == format!("# HELP {name} {help}")),
+                "{name} help in\n{text}"
+            );
+            assert!(
+                text.lines().any(|l| l == format!("# TYPE {name} {kind}")),
+                "{name} type in\n{text}"
+            );
+        }
+        let help_lines = text.lines().filter(|l| l.starts_with("# HELP ")).count();
+        assert_eq!(help_lines, FAMILIES.len(), "{text}");
+        let series = samples(&text);
+        let les = [
+            "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+            "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
+        ];
+        for name in ["evident_batch_commit_seconds", "evident_fsync_seconds"] {
+            for le in les {
+                assert_eq!(
+                    series[&format!("{name}_bucket{{le=\"{le}\"}}")],
+                    0.0,
+                    "{le}"
+                );
+            }
+        }
+        for le in [
+            "1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "2048", "4096",
+            "+Inf",
+        ] {
+            assert_eq!(
+                series[&format!("evident_batch_entries_bucket{{le=\"{le}\"}}")],
+                0.0
+            );
+        }
+        // 17 buckets, sum and count for each latency histogram; 14, sum and count for the
+        // batch histogram; the rest one by one.
+        let expected = [
+            format!(
+                "evident_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "evident_submissions_total{result=\"appended\",code=\"OK\"}".to_owned(),
+            "evident_submissions_total{result=\"duplicate\",code=\"OK\"}".to_owned(),
+            "evident_verification_failures_total{reason=\"signature\"}".to_owned(),
+            "evident_verification_failures_total{reason=\"authorization\"}".to_owned(),
+            "evident_verification_failures_total{reason=\"statement\"}".to_owned(),
+            "evident_rate_limited_total".to_owned(),
+            "evident_tree_size".to_owned(),
+            "evident_checkpoint_timestamp_seconds".to_owned(),
+        ];
+        for key in &expected {
+            assert!(series.contains_key(key), "{key} in\n{text}");
+        }
         assert_eq!(
-            labels,
-            vec![
-                ("a".to_owned(), "x\"y".to_owned()),
-                ("b".to_owned(), "back\\slash\nnew".to_owned()),
-            ]
+            series.len(),
+            expected.len() + 2 * (17 + 2) + 14 + 2,
+            "{text}"
         );
-        assert_eq!(value, 1.0);
     }
 
     #[test]
@@ -877,62 +764,74 @@ mod tests {
         m.rate_limited();
         m.batch(3, Duration::from_millis(2));
         m.fsync(Duration::from_micros(300));
+        m.fsync(Duration::from_millis(1));
         m.checkpoint(42);
         assert_eq!(m.submissions(SubmitResult::Appended, tonic::Code::Ok), 2);
         assert_eq!(
             m.submissions(SubmitResult::Refused, tonic::Code::PermissionDenied),
             1
         );
+        assert_eq!(
+            m.submissions(SubmitResult::Refused, tonic::Code::NotFound),
+            0
+        );
         let text = m.render();
-        assert_parses(&text);
-        for line in [
-            "evident_submissions_total{result=\"appended\",code=\"OK\"} 2",
-            "evident_submissions_total{result=\"duplicate\",code=\"OK\"} 1",
-            "evident_submissions_total{result=\"refused\",code=\"PERMISSION_DENIED\"} 1",
-            "evident_submissions_total{result=\"error\",code=\"UNAVAILABLE\"} 1",
-            "evident_verification_failures_total{reason=\"signature\"} 1",
-            "evident_verification_failures_total{reason=\"authorization\"} 0",
-            "evident_rate_limited_total 1",
-            "evident_batch_entries_bucket{le=\"2\"} 0",
-            "evident_batch_entries_bucket{le=\"4\"} 1",
-            "evident_batch_entries_sum 3",
-            "evident_batch_entries_count 1",
-            "evident_batch_commit_seconds_count 1",
-            "evident_fsync_seconds_bucket{le=\"0.0005\"} 1",
-            "evident_tree_size 42",
-            &format!(
-                "evident_build_info{{version=\"{}\"}} 1",
-                env!("CARGO_PKG_VERSION")
+        let series = samples(&text);
+        for (key, value) in [
+            (
+                "evident_submissions_total{result=\"appended\",code=\"OK\"}",
+                2.0,
             ),
+            (
+                "evident_submissions_total{result=\"duplicate\",code=\"OK\"}",
+                1.0,
+            ),
+            (
+                "evident_submissions_total{result=\"refused\",code=\"PERMISSION_DENIED\"}",
+                1.0,
+            ),
+            (
+                "evident_submissions_total{result=\"error\",code=\"UNAVAILABLE\"}",
+                1.0,
+            ),
+            (
+                "evident_verification_failures_total{reason=\"signature\"}",
+                1.0,
+            ),
+            (
+                "evident_verification_failures_total{reason=\"authorization\"}",
+                0.0,
+            ),
+            ("evident_rate_limited_total", 1.0),
+            ("evident_batch_entries_bucket{le=\"2\"}", 0.0),
+            ("evident_batch_entries_bucket{le=\"4\"}", 1.0),
+            ("evident_batch_entries_sum", 3.0),
+            ("evident_batch_entries_count", 1.0),
+            ("evident_batch_commit_seconds_count", 1.0),
+            // Bounds are inclusive: 1 ms counts in le="0.001".
+            ("evident_fsync_seconds_bucket{le=\"0.00025\"}", 0.0),
+            ("evident_fsync_seconds_bucket{le=\"0.0005\"}", 1.0),
+            ("evident_fsync_seconds_bucket{le=\"0.001\"}", 2.0),
+            ("evident_fsync_seconds_bucket{le=\"+Inf\"}", 2.0),
+            ("evident_fsync_seconds_count", 2.0),
+            ("evident_tree_size", 42.0),
         ] {
-            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+            assert_eq!(series.get(key), Some(&value), "{key} in\n{text}");
         }
+        assert!(text.lines().any(|l| l == "evident_tree_size 42"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == "evident_submissions_total{result=\"appended\",code=\"OK\"} 2"),
+            "{text}"
+        );
         // Series that never happened are not listed.
         assert!(!text.contains("code=\"NOT_FOUND\""), "{text}");
-        // Every family has HELP and TYPE before its samples.
-        for name in [
-            "evident_submissions_total",
-            "evident_batch_entries",
-            "evident_batch_commit_seconds",
-            "evident_fsync_seconds",
-            "evident_tree_size",
-            "evident_checkpoint_timestamp_seconds",
-            "evident_verification_failures_total",
-            "evident_rate_limited_total",
-            "evident_build_info",
-        ] {
-            assert!(text.contains(&format!("# HELP {name} ")), "{name}");
-            assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
-        }
-        let signed = text
-            .lines()
-            .find_map(|l| l.strip_prefix("evident_checkpoint_timestamp_seconds "))
-            .unwrap();
+        let signed = series["evident_checkpoint_timestamp_seconds"];
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs_f64();
-        assert!((now - signed.parse::<f64>().unwrap()).abs() < 60.0);
+        assert!((now - signed).abs() < 60.0);
     }
 
     #[test]
@@ -956,74 +855,189 @@ mod tests {
         for (i, name) in CODE_NAMES.iter().enumerate() {
             let code = tonic::Code::from_i32(i32::try_from(i).unwrap());
             assert_eq!(code as usize, i, "{name}");
+            assert_eq!(code_name(code), *name);
         }
     }
 
     #[test]
-    fn the_request_line_decides_the_answer() {
-        let a = answer("GET /metrics HTTP/1.1\r\nHost: x");
-        assert_eq!(a.status, "200 OK");
-        assert_eq!(a.content_type, CONTENT_TYPE);
-        assert!(a.send_body && a.body.contains("# TYPE evident_tree_size gauge"));
-        assert_eq!(answer("GET /metrics?x=1 HTTP/1.0").status, "200 OK");
-        let head = answer("HEAD /metrics HTTP/1.1");
-        assert_eq!(head.status, "200 OK");
-        assert!(!head.send_body && !head.body.is_empty());
-        assert_eq!(answer("GET / HTTP/1.1").status, "404 Not Found");
-        assert_eq!(answer("GET /metricsx HTTP/1.1").status, "404 Not Found");
+    fn the_method_and_path_decide_the_answer() {
+        let ok = answer(&Method::GET, "/metrics");
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(ok.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        assert_eq!(answer(&Method::HEAD, "/metrics").status(), StatusCode::OK);
+        assert_eq!(answer(&Method::GET, "/").status(), StatusCode::NOT_FOUND);
         assert_eq!(
-            answer("POST /metrics HTTP/1.1").status,
-            "405 Method Not Allowed"
+            answer(&Method::GET, "/metricsx").status(),
+            StatusCode::NOT_FOUND
         );
-        assert_eq!(answer("").status, "400 Bad Request");
-        assert_eq!(answer("GET").status, "400 Bad Request");
-        assert_eq!(
-            answer("GET /metrics SPDY/9 extra").status,
-            "400 Bad Request"
-        );
+        let post = answer(&Method::POST, "/metrics");
+        assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(post.headers()[header::ALLOW], "GET, HEAD");
     }
 
-    async fn fetch(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    const SHORT: Limits = Limits {
+        header_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(500),
+        max_connections: 4,
+    };
+
+    async fn start(limits: Limits) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_with(listener, limits));
+        addr
+    }
+
+    /// Reads until the server closes the connection (or resets it), within 10 s.
+    async fn read_until_closed(stream: &mut TcpStream) -> String {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer));
+        let _ = read.await.expect("the server closes the connection");
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.write_all(request).await.unwrap();
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.unwrap();
-        String::from_utf8(answer).unwrap()
+        read_until_closed(&mut stream).await
+    }
+
+    /// Whether the server keeps `stream` open for `wait` (nothing to read, no close).
+    async fn still_open(stream: &mut TcpStream, wait: Duration) -> bool {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(wait, stream.read(&mut byte))
+            .await
+            .is_err()
     }
 
     #[tokio::test]
-    async fn the_listener_serves_metrics_and_404() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve(listener));
-        let ok = fetch(addr, b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    async fn the_listener_serves_metrics_404_405_and_431() {
+        let addr = start(LIMITS).await;
+        let ok = exchange(
+            addr,
+            b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await;
         let (head, body) = ok.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        let head = head.to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
         assert!(
-            head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
+            head.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
             "{head}"
         );
         assert!(
-            head.contains(&format!("Content-Length: {}", body.len())),
+            head.contains(&format!("content-length: {}", body.len())),
             "{head}"
         );
-        assert_parses(body);
-        let missing = fetch(addr, b"GET /other HTTP/1.1\r\n\r\n").await;
+        samples(body);
+        let head_only =
+            exchange(addr, b"HEAD /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+        assert!(head_only.starts_with("HTTP/1.1 200 OK\r\n"), "{head_only}");
+        assert!(head_only.ends_with("\r\n\r\n"), "no body: {head_only}");
+        let missing = exchange(addr, b"GET /other HTTP/1.1\r\nConnection: close\r\n\r\n").await;
         assert!(
             missing.starts_with("HTTP/1.1 404 Not Found\r\n"),
             "{missing}"
         );
-        // A body after the head is ignored, and the answer still arrives.
-        let post = fetch(
+        let post = exchange(
             addr,
-            b"POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+            b"POST /metrics HTTP/1.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
         )
         .await;
         assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
-        assert!(post.contains("Allow: GET, HEAD\r\n"), "{post}");
+        assert!(
+            post.to_ascii_lowercase().contains("allow: get, head\r\n"),
+            "{post}"
+        );
         let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
-        let refused = fetch(addr, huge.as_bytes()).await;
+        let refused = exchange(addr, huge.as_bytes()).await;
         assert!(refused.starts_with("HTTP/1.1 431 "), "{refused}");
-        server.abort();
+    }
+
+    #[tokio::test]
+    async fn keep_alive_serves_several_requests_on_one_connection() {
+        let addr = start(LIMITS).await;
+        let both = exchange(
+            addr,
+            b"GET /metrics HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(both.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{both}");
+    }
+
+    #[tokio::test]
+    async fn a_stalled_or_idle_connection_is_closed_after_the_header_timeout() {
+        let addr = start(SHORT).await;
+        let mut stalled = TcpStream::connect(addr).await.unwrap();
+        stalled.write_all(b"GET /metr").await.unwrap();
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        let started = std::time::Instant::now();
+        read_until_closed(&mut stalled).await;
+        read_until_closed(&mut idle).await;
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        // So is a keep-alive connection after its answer.
+        let mut kept = TcpStream::connect(addr).await.unwrap();
+        kept.write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_until_closed(&mut kept).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn an_unread_answer_is_cut_after_the_request_timeout() {
+        let addr = start(Limits {
+            header_timeout: Duration::from_secs(30),
+            ..SHORT
+        })
+        .await;
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        const REQUESTS: usize = 20_000;
+        // Pipelined requests whose answers are not read: the server's writes block once
+        // the socket buffers are full.
+        let writing = tokio::spawn(async move {
+            for _ in 0..REQUESTS {
+                if writer
+                    .write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            writer
+        });
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut answers = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut answers));
+        let _ = read.await.expect("the server closed the connection");
+        let answered = String::from_utf8_lossy(&answers)
+            .matches("HTTP/1.1 200 OK\r\n")
+            .count();
+        assert!(answered < REQUESTS, "{answered} answered");
+        writing.abort();
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_a_new_connection_closes_the_oldest() {
+        let addr = start(Limits {
+            header_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 4,
+        })
+        .await;
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+            // Accepted in this order.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let answer = exchange(addr, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert_eq!(read_until_closed(&mut idle[0]).await, "");
+        for stream in &mut idle[1..] {
+            assert!(still_open(stream, Duration::from_millis(200)).await);
+        }
     }
 }

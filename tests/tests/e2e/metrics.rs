@@ -1,9 +1,11 @@
 //! Prometheus metrics on their own HTTP listener: what a scrape of the real server shows
-//! after an accepted, a repeated and a refused submission.
+//! after an accepted, a repeated and a refused submission, and that connections which
+//! idle or stall cannot starve a scrape.
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use evident_client::ClientError;
 use evident_tests::{Server, envelope, key, write_config};
@@ -11,17 +13,31 @@ use tonic::Code;
 
 /// One request to the metrics listener: the status line, the headers and the body.
 fn get(metrics_url: &str, path: &str) -> (String, String, String) {
-    let addr = metrics_url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("unexpected metrics URL {metrics_url}"));
+    let addr = metrics_addr(metrics_url);
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    // A client that gives up rather than hang: the test fails instead of blocking.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Read to the end below, so ask the server to close after its answer.
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
     (status.to_owned(), headers.to_owned(), body.to_owned())
+}
+
+/// The `host:port` of a metrics URL.
+fn metrics_addr(metrics_url: &str) -> &str {
+    metrics_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("unexpected metrics URL {metrics_url}"))
 }
 
 /// Whether `name` is a valid metric or label name.
@@ -226,4 +242,65 @@ async fn a_scrape_counts_submissions_batches_and_the_tree() {
 
     let (status, _, _) = get(&url, "/other");
     assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
+
+/// Reads until the server closes `stream` (end of stream or reset), failing after `limit`.
+fn wait_closed(stream: &mut TcpStream, limit: Duration) {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut sink = Vec::new();
+    match stream.read_to_end(&mut sink) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the server kept the connection open: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_stalled_connections_do_not_starve_a_scrape() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "metrics_listen = \"127.0.0.1:0\"");
+    let server = Server::start(&config, &data).unwrap();
+    let url = server.metrics_url.clone().expect("metrics are configured");
+    let addr = metrics_addr(&url);
+    let size = server.size().await;
+
+    // 64 connections that never send a byte, then 16 that send half a request head and
+    // stall. Before, 32 such connections blocked every scrape for as long as they lasted.
+    let mut idle: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let mut stalled: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: evident\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    let stalled_since = Instant::now();
+
+    let (status, _, text) = get(&url, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let series = parse(&text);
+    assert_eq!(value(&series, "evident_tree_size"), size as f64, "{text}");
+    // And again, while they are all still held.
+    let (status, _, _) = get(&url, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+
+    // A request head has 5 s to arrive: the stalled connections are closed then (not
+    // before: they are the newest, so no newer connection displaced them), and so is every
+    // idle one still open.
+    for stream in &mut stalled {
+        wait_closed(stream, Duration::from_secs(20));
+    }
+    assert!(
+        stalled_since.elapsed() >= Duration::from_secs(4),
+        "closed after {:?}",
+        stalled_since.elapsed()
+    );
+    for stream in &mut idle {
+        wait_closed(stream, Duration::from_secs(20));
+    }
+    // Serving metrics changed nothing in the log.
+    assert_eq!(server.size().await, size);
 }
