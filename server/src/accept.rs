@@ -1,7 +1,8 @@
 //! The accept loop of the gRPC listener. It caps open connections, in all and per peer IP
 //! address, closing a connection over a cap as soon as it is accepted; and when accepting
 //! fails for want of file descriptors or memory it waits and retries (logging once per
-//! burst) instead of spinning a core. It never reads from a connection.
+//! burst) instead of spinning a core. A connection that sends nothing within the
+//! handshake timeout is closed. It never reads from a connection itself.
 
 use std::collections::HashMap;
 use std::future::Future as _;
@@ -104,6 +105,8 @@ impl Drop for Slot {
 pub struct Conn {
     stream: TcpStream,
     _slot: Slot,
+    /// Until the peer's first bytes arrive: when the connection is given up on.
+    first_bytes: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Connected for Conn {
@@ -120,7 +123,25 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        let Some(deadline) = &mut self.first_bytes else {
+            return read;
+        };
+        match read {
+            Poll::Ready(Ok(())) if buf.filled().len() == before => read,
+            Poll::Ready(_) => {
+                self.first_bytes = None;
+                read
+            }
+            Poll::Pending => match deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the peer sent nothing within limits.handshake_timeout_ms",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 
@@ -160,6 +181,7 @@ impl AsyncWrite for Conn {
 pub struct Incoming {
     listener: TcpListener,
     caps: Arc<Caps>,
+    handshake_timeout: Duration,
     /// The wait before the next accept, after one failed.
     backoff: Option<Pin<Box<tokio::time::Sleep>>>,
     next_backoff: Duration,
@@ -171,11 +193,13 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// Accepts on `listener` within `caps`.
-    pub fn new(listener: TcpListener, caps: Arc<Caps>) -> Incoming {
+    /// Accepts on `listener` within `caps`; a connection must send its first bytes within
+    /// `handshake_timeout`.
+    pub fn new(listener: TcpListener, caps: Arc<Caps>, handshake_timeout: Duration) -> Incoming {
         Incoming {
             listener,
             caps,
+            handshake_timeout,
             backoff: None,
             next_backoff: FIRST_BACKOFF,
             failures: 0,
@@ -257,6 +281,7 @@ impl tokio_stream::Stream for Incoming {
                     return Poll::Ready(Some(Ok(Conn {
                         stream,
                         _slot: slot,
+                        first_bytes: Some(Box::pin(tokio::time::sleep(this.handshake_timeout))),
                     })));
                 }
                 Err(e) if only_that_connection(&e) => continue,

@@ -94,8 +94,9 @@ pub struct LimitsConfig {
     pub max_connections_per_ip: usize,
     /// Requests (HTTP/2 streams) in flight at once on one connection.
     pub max_streams_per_connection: u32,
-    /// How long a client has to finish the TLS handshake, in milliseconds.
-    pub tls_handshake_timeout_ms: u64,
+    /// How long a new connection has to send its first bytes and, with TLS, to finish its
+    /// handshake, in milliseconds.
+    pub handshake_timeout_ms: u64,
     /// Interval of HTTP/2 keepalive pings, in milliseconds; a peer that does not answer
     /// one within `keepalive_timeout_ms` is disconnected.
     pub keepalive_interval_ms: u64,
@@ -125,7 +126,7 @@ impl Default for LimitsConfig {
             max_connections: 1_024,
             max_connections_per_ip: 128,
             max_streams_per_connection: 64,
-            tls_handshake_timeout_ms: 10_000,
+            handshake_timeout_ms: 10_000,
             keepalive_interval_ms: 60_000,
             keepalive_timeout_ms: 20_000,
             max_connection_age_ms: 3_600_000,
@@ -335,10 +336,7 @@ impl Config {
                 "limits.max_streams_per_connection",
                 l.max_streams_per_connection >= 1,
             ),
-            (
-                "limits.tls_handshake_timeout_ms",
-                l.tls_handshake_timeout_ms >= 1,
-            ),
+            ("limits.handshake_timeout_ms", l.handshake_timeout_ms >= 1),
             ("limits.keepalive_interval_ms", l.keepalive_interval_ms >= 1),
             ("limits.keepalive_timeout_ms", l.keepalive_timeout_ms >= 1),
             ("limits.max_connection_age_ms", l.max_connection_age_ms >= 1),

@@ -193,7 +193,7 @@ pub fn front(config: &Config) -> Result<Front, RunError> {
     // A peer that connects and says nothing holds a connection slot only this long.
     let tls = tls.map(|tls| {
         tls.timeout(std::time::Duration::from_millis(
-            config.limits.tls_handshake_timeout_ms,
+            config.limits.handshake_timeout_ms,
         ))
     });
     let auth = auth::Auth::new(&config.clients, &config.tokens).map_err(|e| {
@@ -397,10 +397,11 @@ pub async fn run(
     let ledger_server = LedgerServer::new(service)
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(MAX_ANSWER_BYTES.max(4 * max_message));
-    let incoming = accept::Incoming::new(listener, accept::Caps::new(&config.limits));
     let reporter = health_reporter.clone();
     let ms = std::time::Duration::from_millis;
     let l = &config.limits;
+    let incoming =
+        accept::Incoming::new(listener, accept::Caps::new(l), ms(l.handshake_timeout_ms));
     let mut builder = tonic::transport::Server::builder()
         .timeout(ms(l.request_timeout_ms))
         .trace_fn(request_span)

@@ -200,7 +200,8 @@ async fn connections_over_the_caps_are_closed_and_others_keep_working() {
     let dir = tempfile::tempdir().unwrap();
     let (server, token) = guarded(
         dir.path(),
-        "max_connections = 4\nmax_connections_per_ip = 3",
+        // Held connections send nothing: give them time before the handshake timeout.
+        "max_connections = 4\nmax_connections_per_ip = 3\nhandshake_timeout_ms = 120000",
     );
     let credentials = Credentials {
         token: Some(token.clone()),
@@ -264,7 +265,7 @@ async fn a_silent_connection_is_closed_after_the_tls_handshake_timeout() {
         dir.path(),
         &data,
         &[],
-        "[limits]\ntls_handshake_timeout_ms = 1000\n[tls]",
+        "[limits]\nhandshake_timeout_ms = 1000\n[tls]",
     );
     let server = Server::start(&config, &data).unwrap();
     // Connects and never sends a ClientHello.
@@ -273,6 +274,27 @@ async fn a_silent_connection_is_closed_after_the_tls_handshake_timeout() {
         closed_within(&mut silent, Duration::from_secs(20)).await,
         "the server closes a connection that does not finish its handshake"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_plaintext_connection_is_closed_after_the_handshake_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(
+        dir.path(),
+        &data,
+        &[],
+        "[limits]\nhandshake_timeout_ms = 1000",
+    );
+    let server = Server::start(&config, &data).unwrap();
+    // Connects and never sends the HTTP/2 preface.
+    let mut silent = connect_from(&server, "127.0.0.1").await;
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(20)).await,
+        "the server closes a connection that sends nothing"
+    );
+    // A client that talks is served.
+    server.client().await.checkpoint().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
