@@ -4,6 +4,10 @@
 //! server's resident memory (VmRSS from /proc/PID/status) before, at its peak during, at
 //! the end of, and two seconds after the flood. Linux only.
 //!
+//! By default each call sends all of its message but its last byte and then holds the
+//! stream open until the flood ends (a slow body); `--complete` sends whole messages in a
+//! loop instead.
+//!
 //! ```sh
 //! cargo build --release -p evident-server -p evident-benches
 //! target/release/flood --evidentd target/release/evidentd
@@ -39,6 +43,9 @@ struct Args {
     /// How long the flood lasts.
     #[arg(long, default_value_t = 3)]
     seconds: u64,
+    /// Send whole messages in a loop instead of holding one unfinished body per stream.
+    #[arg(long)]
+    complete: bool,
 }
 
 struct Started {
@@ -92,6 +99,42 @@ fn start_server(evidentd: &PathBuf) -> anyhow::Result<Started> {
     bail!("evidentd exited before listening")
 }
 
+/// One `Submit` call without credentials that sends all of a `message_len`-byte message
+/// but its last byte, and holds the stream open until `deadline`. True when the server
+/// answered before the body ended.
+async fn hold(
+    mut channel: tonic::transport::Channel,
+    url: &str,
+    message_len: usize,
+    deadline: Instant,
+) -> anyhow::Result<bool> {
+    use tonic::client::GrpcService as _;
+    type Frames = Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>;
+    let (frames, rx) = tokio::sync::mpsc::channel::<Frames>(1);
+    let mut first = vec![0u8];
+    first.extend_from_slice(&u32::try_from(message_len)?.to_be_bytes());
+    first.resize(5 + message_len - 1, b'x');
+    frames
+        .send(Ok(http_body::Frame::data(first.into())))
+        .await
+        .map_err(|_| anyhow::anyhow!("the body was dropped"))?;
+    let body = tonic::body::Body::new(http_body_util::StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    let request = http::Request::post(format!("{url}/evident.v1.Ledger/Submit"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)?;
+    std::future::poll_fn(|cx| channel.poll_ready(cx)).await?;
+    let answer = channel.call(request);
+    let answered = tokio::time::timeout_at(deadline.into(), answer)
+        .await
+        .is_ok();
+    tokio::time::sleep_until(deadline.into()).await;
+    drop(frames);
+    Ok(answered)
+}
+
 /// The resident memory of process `pid`, in KiB.
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -134,6 +177,21 @@ async fn main() -> anyhow::Result<()> {
             .connect()
             .await
             .context("connecting")?;
+        if !args.complete {
+            for _ in 0..args.streams {
+                let (answered, failed) = (answered.clone(), failed.clone());
+                let url = server.url.clone();
+                let channel = channel.clone();
+                let message_len = args.body_kib * 1024;
+                tasks.push(tokio::spawn(async move {
+                    match hold(channel, &url, message_len, deadline).await {
+                        Ok(true) => answered.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }));
+            }
+            continue;
+        }
         for _ in 0..args.streams {
             let mut client = pb::ledger_client::LedgerClient::new(channel.clone())
                 .max_encoding_message_size(usize::MAX);
@@ -164,8 +222,13 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(pid)?;
     println!(
-        "flood: {} connections x {} streams, {} KiB bodies, {} s: {} refusals answered, {} \
-         calls failed otherwise",
+        "flood ({}): {} connections x {} streams, {} KiB bodies, {} s: {} refusals answered, \
+         {} calls unanswered or failed otherwise",
+        if args.complete {
+            "whole messages"
+        } else {
+            "held bodies"
+        },
         args.connections,
         args.streams,
         args.body_kib,
