@@ -1,13 +1,25 @@
 //! Who may talk to the server: client roles from a verified client certificate (mutual
 //! TLS) or from a bearer token whose SHA-256 the config holds. Attestation signatures stay
 //! the proof of origin; roles only decide who may call what.
+//!
+//! [`FrontDoor`] checks a call's credentials from its headers and its connection before
+//! anything reads the request body: an unauthenticated peer never makes the server buffer
+//! a message. The handlers check the exact role again, once they know what is submitted.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use sha2::{Digest, Sha256};
+use tonic::body::Body;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Request, Status};
 
 use crate::config::{ClientConfig, TokenConfig};
+use crate::limits::{CappedBody, Refusals};
+use crate::metrics::METRICS;
 
 /// What a client may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,6 +60,8 @@ pub enum Needs {
     AnyRole,
     /// This role (an administrator also has the auditor's reads).
     Role(Role),
+    /// One of these roles: a submission, before its payload type is known.
+    Either(Role, Role),
 }
 
 /// An authenticated client.
@@ -67,6 +81,7 @@ impl Principal {
                 self.roles.contains(&Role::Auditor) || self.roles.contains(&Role::Admin)
             }
             Needs::Role(role) => self.roles.contains(&role),
+            Needs::Either(a, b) => self.may(Needs::Role(a)) || self.may(Needs::Role(b)),
         }
     }
 }
@@ -162,15 +177,31 @@ impl Auth {
 
     /// The client of a request, or `UNAUTHENTICATED`.
     pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let certs = request.peer_certs();
+        self.identify(
+            request
+                .metadata()
+                .get("authorization")
+                .map(|v| v.as_bytes()),
+            certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref()),
+        )
+    }
+
+    /// The client presenting `authorization` (the header's value) or the verified client
+    /// certificate `leaf` (DER), or `UNAUTHENTICATED`.
+    pub fn identify(
+        &self,
+        authorization: Option<&[u8]>,
+        leaf: Option<&[u8]>,
+    ) -> Result<Principal, Status> {
         if self.is_open() {
             return Ok(Principal {
                 name: "open".into(),
                 roles: [Role::Submitter, Role::Auditor, Role::Admin].into(),
             });
         }
-        if let Some(value) = request.metadata().get("authorization") {
-            let token = value
-                .to_str()
+        if let Some(value) = authorization {
+            let token = std::str::from_utf8(value)
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .ok_or_else(|| {
@@ -187,22 +218,20 @@ impl Auth {
                 )),
             };
         }
-        if let Some(certs) = request.peer_certs() {
-            if let Some(leaf) = certs.first() {
-                let names = cert_identities(leaf.as_ref());
-                for name in &names {
-                    if let Some(roles) = self.certs.get(name) {
-                        return Ok(Principal {
-                            name: format!("cert:{name}"),
-                            roles: roles.clone(),
-                        });
-                    }
+        if let Some(leaf) = leaf {
+            let names = cert_identities(leaf);
+            for name in &names {
+                if let Some(roles) = self.certs.get(name) {
+                    return Ok(Principal {
+                        name: format!("cert:{name}"),
+                        roles: roles.clone(),
+                    });
                 }
-                return Err(Status::unauthenticated(format!(
-                    "the client certificate ({}) is not one this server gives a role to",
-                    names.join(", ")
-                )));
             }
+            return Err(Status::unauthenticated(format!(
+                "the client certificate ({}) is not one this server gives a role to",
+                names.join(", ")
+            )));
         }
         Err(Status::unauthenticated(
             "no credentials: present a client certificate (--cert, --cert-key) or a bearer \
@@ -228,21 +257,184 @@ impl Auth {
         if principal.may(needs) {
             return Ok(principal);
         }
-        let needed = match needs {
-            Needs::AnyRole => "any role".to_owned(),
-            Needs::Role(r) => format!("the {} role", r.as_str()),
-        };
-        let has: Vec<&str> = principal.roles.iter().map(|r| r.as_str()).collect();
         tracing::warn!(%peer, client = %principal.name, what, "request refused: role");
-        Err(Status::permission_denied(format!(
-            "{} (roles: {}) may not {what}: that needs {needed}",
-            principal.name,
-            if has.is_empty() {
-                "none".to_owned()
-            } else {
-                has.join(", ")
+        Err(denied(&principal, needs, what))
+    }
+}
+
+/// `PERMISSION_DENIED` for `principal`, which lacks what a call that `needs` needs.
+fn denied(principal: &Principal, needs: Needs, what: &str) -> Status {
+    let needed = match needs {
+        Needs::AnyRole => "any role".to_owned(),
+        Needs::Role(r) => format!("the {} role", r.as_str()),
+        Needs::Either(a, b) => format!("the {} or {} role", a.as_str(), b.as_str()),
+    };
+    let has: Vec<&str> = principal.roles.iter().map(|r| r.as_str()).collect();
+    Status::permission_denied(format!(
+        "{} (roles: {}) may not {what}: that needs {needed}",
+        principal.name,
+        if has.is_empty() {
+            "none".to_owned()
+        } else {
+            has.join(", ")
+        }
+    ))
+}
+
+/// The gRPC services any peer may call without credentials.
+const OPEN_SERVICES: [&str; 3] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// The path of `Submit`.
+const SUBMIT: &str = "/evident.v1.Ledger/Submit";
+
+/// What a call to `path` needs, and how a refusal names the call; `None` for the open
+/// services. The handlers of `service.rs` check the same roles again.
+fn needs_of(path: &str) -> Option<(Needs, &'static str)> {
+    if OPEN_SERVICES.iter().any(|open| path.starts_with(open)) {
+        return None;
+    }
+    let auditor = Needs::Role(Role::Auditor);
+    Some(match path.strip_prefix("/evident.v1.Ledger/") {
+        // Which role a submission needs depends on its payload type, in the body: the
+        // handler decides between the two.
+        Some("Submit") => (
+            Needs::Either(Role::Submitter, Role::Admin),
+            "submit entries",
+        ),
+        Some("Query") => (auditor, "query the log"),
+        Some("GetEntries" | "GetEntry") => (auditor, "read entries"),
+        Some("ListSigners") => (auditor, "list the trust registry"),
+        Some("GetSignerHistory") => (auditor, "read the trust registry"),
+        Some("ListPolicies") => (auditor, "list policies"),
+        Some("GetPolicy") => (auditor, "read policies"),
+        Some("GetReleaseEvidence") => (auditor, "read release evidence"),
+        Some("VerifyRelease") => (auditor, "verify releases"),
+        Some("GetCheckpoint") => (Needs::AnyRole, "read checkpoints"),
+        Some("GetInclusionProof" | "GetConsistencyProof") => (Needs::AnyRole, "read proofs"),
+        _ => (Needs::AnyRole, "call this method"),
+    })
+}
+
+/// The front door of the gRPC server, a tower layer: before a call's body is read, its
+/// peer must be within its refusal budget ([`Refusals`]), its credentials must name a
+/// client, and the client must have a role the call can need; then its body is capped at
+/// the request size limit ([`CappedBody`]). A refusal is answered at once, with the body
+/// never polled, and logged by sample.
+#[derive(Debug, Clone)]
+pub struct FrontDoor {
+    door: Arc<Door>,
+}
+
+#[derive(Debug)]
+struct Door {
+    auth: Arc<Auth>,
+    refusals: Arc<Refusals>,
+    max_envelope_bytes: usize,
+}
+
+impl FrontDoor {
+    /// A front door for these clients, refusal budgets and envelope limit.
+    pub fn new(auth: Arc<Auth>, refusals: Arc<Refusals>, max_envelope_bytes: usize) -> Self {
+        FrontDoor {
+            door: Arc::new(Door {
+                auth,
+                refusals,
+                max_envelope_bytes,
+            }),
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for FrontDoor {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded {
+            inner,
+            door: self.door.clone(),
+        }
+    }
+}
+
+/// A service behind the [`FrontDoor`].
+#[derive(Debug, Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    door: Arc<Door>,
+}
+
+type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<Body>, E>> + Send>>;
+
+impl<S> tower_service::Service<http::Request<Body>> for Guarded<S>
+where
+    S: tower_service::Service<http::Request<Body>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Answer<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match self.door.admit(request) {
+            Ok(request) => Box::pin(self.inner.call(request)),
+            Err(refused) => Box::pin(std::future::ready(Ok(refused.into_http()))),
+        }
+    }
+}
+
+impl Door {
+    /// The request, its body capped, if its peer and client may make it.
+    fn admit(&self, request: http::Request<Body>) -> Result<http::Request<Body>, Status> {
+        let path = request.uri().path();
+        let Some((needs, what)) = needs_of(path) else {
+            return Ok(request);
+        };
+        let submit = path == SUBMIT;
+        let count = |refused: Status| {
+            if submit {
+                METRICS.submission(Err(refused.code()));
             }
-        )))
+            refused
+        };
+        let peer = request
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr);
+        self.refusals.admit(peer, what).map_err(count)?;
+        let certs = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(TlsConnectInfo::peer_certs);
+        let principal = self
+            .auth
+            .identify(
+                request
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+                certs.as_ref().and_then(|c| c.first()).map(|c| c.as_ref()),
+            )
+            .map_err(|refused| {
+                self.refusals.refused(peer, what, None, &refused);
+                count(refused)
+            })?;
+        if !principal.may(needs) {
+            let refused = denied(&principal, needs, what);
+            self.refusals
+                .refused(peer, what, Some(&principal.name), &refused);
+            return Err(count(refused));
+        }
+        let limit = self.max_envelope_bytes;
+        Ok(request.map(|body| Body::new(CappedBody::new(body, limit, submit))))
     }
 }
 

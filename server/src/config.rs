@@ -87,6 +87,30 @@ pub struct LimitsConfig {
     pub max_concurrent: usize,
     /// How long a request may take before it is cancelled, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Open connections at once, all peers together; a connection over the cap is closed
+    /// as soon as it is accepted.
+    pub max_connections: usize,
+    /// Open connections at once from one peer IP address.
+    pub max_connections_per_ip: usize,
+    /// Requests (HTTP/2 streams) in flight at once on one connection.
+    pub max_streams_per_connection: u32,
+    /// How long a new connection has to send its first bytes and, with TLS, to finish its
+    /// handshake, in milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// Interval of HTTP/2 keepalive pings, in milliseconds; a peer that does not answer
+    /// one within `keepalive_timeout_ms` is disconnected.
+    pub keepalive_interval_ms: u64,
+    /// How long a keepalive ping may go unanswered, in milliseconds.
+    pub keepalive_timeout_ms: u64,
+    /// Age at which a connection is asked to close (HTTP/2 GOAWAY; clients reconnect), in
+    /// milliseconds. Requests in flight get `request_timeout_ms` more to finish.
+    pub max_connection_age_ms: u64,
+    /// Sustained refusals per second (failed authentication or authorization) one peer IP
+    /// address may cause; over this rate every request from that address is refused with
+    /// `RESOURCE_EXHAUSTED` before its credentials are looked at.
+    pub refused_rate_per_ip: f64,
+    /// Refusals one peer IP address may cause at once above that rate.
+    pub refused_burst_per_ip: f64,
 }
 
 impl Default for LimitsConfig {
@@ -99,6 +123,15 @@ impl Default for LimitsConfig {
             max_concurrent_per_client: 512,
             max_concurrent: 4_096,
             request_timeout_ms: 30_000,
+            max_connections: 1_024,
+            max_connections_per_ip: 128,
+            max_streams_per_connection: 64,
+            handshake_timeout_ms: 10_000,
+            keepalive_interval_ms: 60_000,
+            keepalive_timeout_ms: 20_000,
+            max_connection_age_ms: 3_600_000,
+            refused_rate_per_ip: 10.0,
+            refused_burst_per_ip: 100.0,
         }
     }
 }
@@ -294,6 +327,27 @@ impl Config {
             ),
             ("limits.max_concurrent", l.max_concurrent >= 1),
             ("limits.request_timeout_ms", l.request_timeout_ms >= 1),
+            ("limits.max_connections", l.max_connections >= 1),
+            (
+                "limits.max_connections_per_ip",
+                l.max_connections_per_ip >= 1,
+            ),
+            (
+                "limits.max_streams_per_connection",
+                l.max_streams_per_connection >= 1,
+            ),
+            ("limits.handshake_timeout_ms", l.handshake_timeout_ms >= 1),
+            ("limits.keepalive_interval_ms", l.keepalive_interval_ms >= 1),
+            ("limits.keepalive_timeout_ms", l.keepalive_timeout_ms >= 1),
+            ("limits.max_connection_age_ms", l.max_connection_age_ms >= 1),
+            (
+                "limits.refused_rate_per_ip",
+                l.refused_rate_per_ip.is_finite() && l.refused_rate_per_ip > 0.0,
+            ),
+            (
+                "limits.refused_burst_per_ip",
+                l.refused_burst_per_ip.is_finite() && l.refused_burst_per_ip >= 1.0,
+            ),
         ] {
             if !ok {
                 return Err(invalid(

@@ -4,6 +4,7 @@
 //! [`run`] is the whole server: `main` parses flags and calls it, and tests call it (or the
 //! binary) on `127.0.0.1:0`.
 
+pub mod accept;
 pub mod auth;
 pub mod backup;
 pub mod check;
@@ -189,6 +190,12 @@ pub fn front(config: &Config) -> Result<Front, RunError> {
         config.listen,
         config.insecure_allow_plaintext,
     )?;
+    // A peer that connects and says nothing holds a connection slot only this long.
+    let tls = tls.map(|tls| {
+        tls.timeout(std::time::Duration::from_millis(
+            config.limits.handshake_timeout_ms,
+        ))
+    });
     let auth = auth::Auth::new(&config.clients, &config.tokens).map_err(|e| {
         RunError::Config(config::ConfigError::Invalid {
             field: e.field,
@@ -355,6 +362,18 @@ pub async fn run(
         _ => None,
     };
     let gate = Arc::new(std::sync::OnceLock::new());
+    let refusals = Arc::new(limits::Refusals::new(&config.limits));
+    // Credentials and roles are checked in front of the services, before a body is read.
+    let front_door =
+        auth::FrontDoor::new(auth.clone(), refusals.clone(), config.max_envelope_bytes);
+    let summaries = tokio::spawn(async move {
+        let mut every = tokio::time::interval(limits::REFUSAL_LOG_INTERVAL);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            refusals.summarize();
+        }
+    });
     let service = service::LedgerService::new(
         gate.clone(),
         config.max_envelope_bytes,
@@ -370,26 +389,34 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor sets are valid");
-    // Requests: room for the framing around the largest envelope. Answers: pages of entries
-    // stop at about 2 MiB plus one envelope; bundles carry every registry entry and policy
-    // version, so they get more room.
-    let max_message = config.max_envelope_bytes + 64 * 1024;
+    // Requests: the front door refuses a message over this before it arrives; tonic's own
+    // limit is the same, as a backstop. Answers: pages of entries stop at about 2 MiB plus
+    // one envelope; bundles carry every registry entry and policy version, so they get
+    // more room.
+    let max_message = limits::max_request_bytes(config.max_envelope_bytes);
     let ledger_server = LedgerServer::new(service)
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(MAX_ANSWER_BYTES.max(4 * max_message));
-    // Without TCP_NODELAY, small answers wait for delayed ACKs (about 40 ms each).
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let reporter = health_reporter.clone();
+    let ms = std::time::Duration::from_millis;
+    let l = &config.limits;
+    let incoming =
+        accept::Incoming::new(listener, accept::Caps::new(l), ms(l.handshake_timeout_ms));
     let mut builder = tonic::transport::Server::builder()
-        .timeout(std::time::Duration::from_millis(
-            config.limits.request_timeout_ms,
-        ))
+        .timeout(ms(l.request_timeout_ms))
         .trace_fn(request_span)
         // Streams per connection are bounded before any authentication runs.
-        .max_concurrent_streams(256);
+        .max_concurrent_streams(l.max_streams_per_connection)
+        // Dead peers are found by HTTP/2 pings; every connection is renewed now and then,
+        // with its requests in flight given the request timeout to finish.
+        .http2_keepalive_interval(Some(ms(l.keepalive_interval_ms)))
+        .http2_keepalive_timeout(Some(ms(l.keepalive_timeout_ms)))
+        .max_connection_age(ms(l.max_connection_age_ms))
+        .max_connection_age_grace(ms(l.request_timeout_ms));
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    let mut builder = builder.layer(front_door);
     let (stopped_tx, stopped) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(
         builder
@@ -414,6 +441,7 @@ pub async fn run(
         checked = checked => checked.expect("the start-up check does not panic")?,
         served = &mut server => {
             // Stopped (or failed) before the check finished.
+            summaries.abort();
             return Ok(served.expect("the server task does not panic")?);
         }
     };
@@ -452,6 +480,7 @@ pub async fn run(
     if let Some(task) = metrics {
         task.abort();
     }
+    summaries.abort();
     tokio::task::spawn_blocking(move || sequencer.join())
         .await
         .expect("joining the sequencer does not panic");

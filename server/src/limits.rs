@@ -1,11 +1,20 @@
 //! Request limits: a rate (token bucket) and a concurrency cap per client, and a global
 //! concurrency cap. A request over a limit gets `RESOURCE_EXHAUSTED` naming the limit; the
 //! other clients keep their share.
+//!
+//! Before authentication: [`Refusals`], a budget of refused requests per peer IP address
+//! (and the sampling of their log lines), and [`CappedBody`], the request size limit
+//! enforced as the body arrives. Neither may ever buffer a request body.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
@@ -122,6 +131,293 @@ impl Limiter {
     }
 }
 
+/// Room for the protobuf framing around an envelope (field tags and lengths, up to the
+/// accepted number of signatures): a request message may be this much longer than
+/// `max_envelope_bytes` before it is refused unread.
+pub const FRAMING_BYTES: usize = 1024;
+
+/// The largest request message the server reads, for an envelope limit of
+/// `max_envelope_bytes`.
+pub fn max_request_bytes(max_envelope_bytes: usize) -> usize {
+    max_envelope_bytes + FRAMING_BYTES
+}
+
+/// The refusal of an envelope over `max_envelope_bytes`, whether the front door finds it
+/// from the request's size (framing included) before reading it, or the `Submit` handler
+/// from the envelope's encoding: one status, one message.
+pub fn oversize_envelope(size: usize, max_envelope_bytes: usize) -> Status {
+    Status::resource_exhausted(format!(
+        "envelope of {size} bytes is over the {max_envelope_bytes}-byte limit \
+         (max_envelope_bytes): reference large evidence (SBOM, SARIF) by digest in the \
+         predicate instead"
+    ))
+}
+
+/// A request body that fails with `RESOURCE_EXHAUSTED` as soon as its gRPC message header
+/// announces more than the request size limit, or more than that arrives: the server
+/// never holds more of an oversize request than its first frame.
+#[derive(Debug)]
+pub struct CappedBody {
+    inner: tonic::body::Body,
+    max_envelope_bytes: usize,
+    /// Whether this is a `Submit` call (counted in the submission metrics when refused).
+    submit: bool,
+    /// The gRPC message header (compression flag, big-endian length) as it arrives.
+    header: [u8; 5],
+    header_len: usize,
+    /// Bytes of the body so far.
+    seen: usize,
+}
+
+impl CappedBody {
+    /// `inner`, capped for an envelope limit of `max_envelope_bytes`.
+    pub fn new(inner: tonic::body::Body, max_envelope_bytes: usize, submit: bool) -> Self {
+        CappedBody {
+            inner,
+            max_envelope_bytes,
+            submit,
+            header: [0; 5],
+            header_len: 0,
+            seen: 0,
+        }
+    }
+
+    fn refuse(&self, size: usize) -> Status {
+        let refused = if self.submit {
+            oversize_envelope(size, self.max_envelope_bytes)
+        } else {
+            Status::resource_exhausted(format!(
+                "request of {size} bytes is over the {}-byte limit (max_envelope_bytes)",
+                max_request_bytes(self.max_envelope_bytes)
+            ))
+        };
+        if self.submit {
+            crate::metrics::METRICS.submission(Err(refused.code()));
+        }
+        refused
+    }
+
+    /// Takes in a chunk of the body: the refusal when it goes over the limit.
+    fn take(&mut self, data: &[u8]) -> Result<(), Status> {
+        let limit = max_request_bytes(self.max_envelope_bytes);
+        if self.header_len < self.header.len() {
+            let n = (self.header.len() - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
+            self.header_len += n;
+            if self.header_len == self.header.len() {
+                let [_, a, b, c, d] = self.header;
+                let announced =
+                    usize::try_from(u32::from_be_bytes([a, b, c, d])).unwrap_or(usize::MAX);
+                if announced > limit {
+                    return Err(self.refuse(announced));
+                }
+            }
+        }
+        self.seen = self.seen.saturating_add(data.len());
+        // A unary call carries one message: its header and at most `limit` bytes.
+        if self.seen > limit + self.header.len() {
+            return Err(self.refuse(self.seen - self.header.len()));
+        }
+        Ok(())
+    }
+}
+
+impl http_body::Body for CappedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(frame)) = &frame {
+            if let Some(data) = frame.data_ref() {
+                self.take(data)?;
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// How often the refusals of a peer beyond the first are summed up in one log line.
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Peers tracked at once; refusals from further peers are counted together.
+const MAX_TRACKED_PEERS: usize = 65_536;
+
+/// What [`Refusals`] knows of one peer address.
+#[derive(Debug)]
+struct Peer {
+    /// Refusals it may still cause now.
+    tokens: f64,
+    refilled: Instant,
+    /// Whether a refusal of this interval was logged.
+    logged: bool,
+    /// Refusals of this interval not logged one by one.
+    unlogged: u64,
+}
+
+/// The refusal budget of each peer IP address, and the sampled logging of refusals.
+///
+/// A request refused for its credentials or its roles costs its peer one token; a peer out
+/// of tokens has every request that needs credentials refused with `RESOURCE_EXHAUSTED`
+/// before they are looked at, until its bucket refills. Clients that authenticate are not
+/// charged. Per peer and interval the first refusal is logged with its reason; the others
+/// are summed up by [`Refusals::summarize`].
+#[derive(Debug)]
+pub struct Refusals {
+    rate: f64,
+    burst: f64,
+    state: Mutex<RefusalState>,
+}
+
+#[derive(Debug, Default)]
+struct RefusalState {
+    peers: HashMap<IpAddr, Peer>,
+    /// Refusals of peers beyond [`MAX_TRACKED_PEERS`] this interval.
+    untracked: u64,
+}
+
+impl Refusals {
+    /// Budgets as configured (`limits.refused_rate_per_ip`, `limits.refused_burst_per_ip`).
+    pub fn new(config: &LimitsConfig) -> Refusals {
+        Refusals {
+            rate: config.refused_rate_per_ip,
+            burst: config.refused_burst_per_ip,
+            state: Mutex::new(RefusalState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RefusalState> {
+        // The state is counters only: one a panic left half-updated is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Before authentication: `RESOURCE_EXHAUSTED` when `peer` is out of its refusal budget.
+    pub fn admit(&self, peer: Option<SocketAddr>, what: &str) -> Result<(), Status> {
+        let ip = ip_of(peer);
+        let mut state = self.lock();
+        let Some(p) = state.peers.get_mut(&ip) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        p.tokens =
+            (p.tokens + now.duration_since(p.refilled).as_secs_f64() * self.rate).min(self.burst);
+        p.refilled = now;
+        if p.tokens >= 1.0 {
+            return Ok(());
+        }
+        crate::metrics::rate_limited();
+        let refused = Status::resource_exhausted(format!(
+            "{ip} is over its budget of refused requests ({} a second, bursts of {}: \
+             limits.refused_rate_per_ip, limits.refused_burst_per_ip): its requests are \
+             refused unread; give the client a valid token or certificate, then retry in a \
+             few seconds",
+            self.rate, self.burst
+        ));
+        if !std::mem::replace(&mut p.logged, true) {
+            tracing::warn!(peer = %ip, what, reason = refused.message(), "request refused");
+        } else {
+            p.unlogged += 1;
+        }
+        Err(refused)
+    }
+
+    /// Charges `peer` for a refusal (`client` when it authenticated) and logs it, unless a
+    /// refusal of this peer was already logged this interval.
+    pub fn refused(
+        &self,
+        peer: Option<SocketAddr>,
+        what: &str,
+        client: Option<&str>,
+        refusal: &Status,
+    ) {
+        let ip = ip_of(peer);
+        let mut state = self.lock();
+        let tracked = state.peers.len() < MAX_TRACKED_PEERS || state.peers.contains_key(&ip);
+        if !tracked {
+            state.untracked += 1;
+            return;
+        }
+        let now = Instant::now();
+        let p = state.peers.entry(ip).or_insert(Peer {
+            tokens: self.burst,
+            refilled: now,
+            logged: false,
+            unlogged: 0,
+        });
+        p.tokens =
+            (p.tokens + now.duration_since(p.refilled).as_secs_f64() * self.rate).min(self.burst);
+        p.refilled = now;
+        p.tokens = (p.tokens - 1.0).max(0.0);
+        if std::mem::replace(&mut p.logged, true) {
+            p.unlogged += 1;
+            return;
+        }
+        drop(state);
+        let peer = peer.map_or_else(|| ip.to_string(), |a| a.to_string());
+        let code = refusal.code();
+        let reason = refusal.message();
+        match client {
+            None => tracing::warn!(%peer, what, ?code, reason, "unauthenticated request refused"),
+            Some(client) => tracing::warn!(%peer, client, what, ?code, "request refused: role"),
+        }
+    }
+
+    /// Logs, per peer, the refusals of the interval that were not logged one by one, and
+    /// starts a new interval; forgets peers with a full budget. Called every
+    /// [`REFUSAL_LOG_INTERVAL`]. Returns the lines' (peer, count), for tests.
+    pub fn summarize(&self) -> Vec<(IpAddr, u64)> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let mut lines = Vec::new();
+        let (rate, burst) = (self.rate, self.burst);
+        state.peers.retain(|ip, p| {
+            if p.unlogged > 0 {
+                lines.push((*ip, p.unlogged));
+            }
+            p.unlogged = 0;
+            p.logged = false;
+            let tokens = p.tokens + now.duration_since(p.refilled).as_secs_f64() * rate;
+            tokens < burst
+        });
+        let untracked = std::mem::take(&mut state.untracked);
+        drop(state);
+        let seconds = REFUSAL_LOG_INTERVAL.as_secs();
+        for (peer, refused) in &lines {
+            tracing::warn!(
+                %peer,
+                refused,
+                "{refused} more requests refused from {peer} in the last {seconds} s"
+            );
+        }
+        if untracked > 0 {
+            tracing::warn!(
+                refused = untracked,
+                "{untracked} requests refused in the last {seconds} s from peers beyond the \
+                 {MAX_TRACKED_PEERS} tracked"
+            );
+        }
+        lines
+    }
+}
+
+/// The address a peer is tracked under; unknown (no TCP peer) counts as one peer.
+fn ip_of(peer: Option<SocketAddr>) -> IpAddr {
+    peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +471,45 @@ mod tests {
         assert!(err.message().contains("limits.max_concurrent)"), "{err}");
         drop(a1);
         assert!(l.admit("c").is_ok(), "a finished request frees its slot");
+    }
+
+    #[test]
+    fn a_peer_over_its_refusal_budget_is_refused_unread_and_summed_up() {
+        let r = Refusals::new(&LimitsConfig {
+            refused_rate_per_ip: 0.001,
+            refused_burst_per_ip: 3.0,
+            ..LimitsConfig::default()
+        });
+        let peer: Option<SocketAddr> = Some("10.0.0.1:5000".parse().unwrap());
+        let other: Option<SocketAddr> = Some("10.0.0.2:5000".parse().unwrap());
+        let refusal = Status::unauthenticated("no credentials");
+        for _ in 0..3 {
+            r.admit(peer, "read checkpoints").unwrap();
+            r.refused(peer, "read checkpoints", None, &refusal);
+        }
+        let err = r.admit(peer, "read checkpoints").unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            err.message().contains("limits.refused_rate_per_ip"),
+            "{err}"
+        );
+        assert!(
+            r.admit(other, "read checkpoints").is_ok(),
+            "others keep their budget"
+        );
+        // The first refusal was logged; the two after it and the budget refusal are summed.
+        assert_eq!(r.summarize(), vec![("10.0.0.1".parse().unwrap(), 3)]);
+        assert!(r.summarize().is_empty(), "a new interval starts empty");
+    }
+
+    #[test]
+    fn the_oversize_message_names_the_size_the_limit_and_what_to_do() {
+        let err = oversize_envelope(70_000, 65_536);
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            err.message(),
+            "envelope of 70000 bytes is over the 65536-byte limit (max_envelope_bytes): \
+             reference large evidence (SBOM, SARIF) by digest in the predicate instead"
+        );
     }
 }

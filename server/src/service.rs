@@ -605,11 +605,10 @@ impl pb::ledger_server::Ledger for LedgerService {
             let envelope = envelope_from_proto(request.into_inner().envelope)?;
             let size = record::encoded_envelope_len(&envelope);
             if size > self.max_envelope_bytes {
-                return Err(Status::invalid_argument(format!(
-                    "envelope is {size} bytes, the limit is {} bytes: keep large evidence (SBOMs, \
-                     reports) outside the log and reference it from the Statement by digest",
-                    self.max_envelope_bytes
-                )));
+                return Err(crate::limits::oversize_envelope(
+                    size,
+                    self.max_envelope_bytes,
+                ));
             }
             if envelope.signatures.len() > MAX_SIGNATURES {
                 return Err(Status::invalid_argument(format!(

@@ -128,12 +128,13 @@ fn start_server(args: &Args) -> anyhow::Result<Started> {
             dir.path().join("data").display().to_string(),
             args.server_config,
             PublicKey::from_signing_key(&SigningKey::from_bytes(&[ADMIN_SEED; 32])).to_hex(),
-            // Every load client is the same (open) client: the measurement is the server's,
-            // not the per-client limits'.
+            // Every load client is the same (open) client, each on its own connection from
+            // loopback: the measurement is the server's, not the per-client limits'.
             if args.server_config.contains("[limits]") {
                 ""
             } else {
-                "[limits]\nrate_per_client = 1e12\nburst_per_client = 1e12\nrate_global = 1e12\nburst_global = 1e12\nmax_concurrent_per_client = 1000000\n"
+                "[limits]\nrate_per_client = 1e12\nburst_per_client = 1e12\nrate_global = 1e12\nburst_global = 1e12\nmax_concurrent_per_client = 1000000\n\
+                 max_connections = 100000\nmax_connections_per_ip = 100000\n"
             }
         ),
     )?;

@@ -4,6 +4,7 @@
 
 mod auditor;
 mod backup;
+mod dos;
 mod durability;
 mod gate;
 mod insider;

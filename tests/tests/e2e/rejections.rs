@@ -111,8 +111,8 @@ async fn each_bad_submission_gets_its_status_and_the_log_is_unchanged() {
     expect_refused(
         &server,
         oversize,
-        Code::InvalidArgument,
-        "the limit is 65536 bytes",
+        Code::ResourceExhausted,
+        "over the 65536-byte limit (max_envelope_bytes)",
     )
     .await;
     big["predicate"]["blob"] = "x".repeat(60_000).into();
