@@ -8,6 +8,7 @@ mod durability;
 mod gate;
 mod metrics;
 mod operations;
+mod outputs;
 mod packaging;
 mod policy;
 mod registry;
