@@ -316,7 +316,7 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
                 "{} result(s) at tree size {tree_size}{proven}{}",
                 hits.len(),
                 next.as_deref()
-                    .map(|c| format!("; more with --cursor {c}"))
+                    .map(|c| format!("; more with --cursor {}", escape_terminal(c)))
                     .unwrap_or_default()
             );
         }
@@ -499,25 +499,28 @@ async fn all(client: &mut Client, mut query: Query) -> anyhow::Result<Vec<Hit>> 
     }
 }
 
-/// The releases (`NAME@VERSION`) that release attestations integrated in a period declare,
-/// in log order, each once.
+/// The releases (`NAME@VERSION`) that release attestations integrated in a period and
+/// signed by one of `release_signers` (`ID` or `role:NAME`) declare, in log order, each
+/// once: the population of `evident releases`.
 pub(crate) async fn release_names(
     client: &mut Client,
     since: Option<i64>,
     until: Option<i64>,
+    release_signers: &[String],
 ) -> anyhow::Result<Vec<String>> {
-    let found = all(
-        client,
-        Query {
-            predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
-            kind: Some(EntryKind::Attestation),
-            since,
-            until,
-            include_entries: true,
-            ..Query::default()
-        },
-    )
-    .await?;
+    let query = Query {
+        predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
+        kind: Some(EntryKind::Attestation),
+        since,
+        until,
+        include_entries: true,
+        ..Query::default()
+    };
+    let mut found = Vec::new();
+    for signer in signer_specs("release-signer", release_signers)? {
+        found.extend(all(client, signer.narrow(query.clone())).await?);
+    }
+    found.sort_by_key(|h| h.index);
     let mut names = Vec::new();
     for hit in found {
         let Some(statement) = hit

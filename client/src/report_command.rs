@@ -43,6 +43,10 @@ pub(crate) struct ReportArgs {
     /// The policy: NAME or NAME@VERSION (default: the latest in the bundle).
     #[arg(long)]
     policy: String,
+    /// With --since/--until: whose release attestations declare the period's releases, a
+    /// signer identity or `role:NAME` (repeatable), as `evident releases` counts them.
+    #[arg(long = "release-signer", value_name = "ID|role:NAME", default_values_t = [String::from("role:release")])]
+    release_signers: Vec<String>,
     #[command(flatten)]
     genesis: GenesisArg,
     /// The folder to write evident-report.html and evident-report.md into (created if
@@ -66,7 +70,8 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         (format!("Evident release report: {label}"), vec![release])
     } else {
         let (since, until) = crate::auditor::period(&args.since, &args.until)?;
-        let names = crate::auditor::release_names(&mut client, since, until).await?;
+        let names =
+            crate::auditor::release_names(&mut client, since, until, &args.release_signers).await?;
         let period = format!(
             "{} to {}",
             args.since.as_deref().unwrap_or("the start"),

@@ -288,6 +288,30 @@ async fn the_report_shows_line_breaks_in_evidence_and_an_undeclared_release_is_a
         assert!(!text.contains("line-one\n"), "{text}");
     }
 
+    // A period's report holds the releases a release signer declared, not one declared by
+    // another key allowed for release attestations (signer 1 may sign any type).
+    tokio::task::block_in_place(|| server.register(8, &["release"], &[RELEASE]));
+    for (signer, version) in [(8, "1.4.3"), (1, "6.6.6")] {
+        attest(
+            &server,
+            signer,
+            json!({"name": "payments-api", "digest": {"sha256": digest}}),
+            RELEASE,
+            json!({"purl": format!("pkg:oci/payments-api@{version}")}),
+        )
+        .await;
+    }
+    let out = report(&["--since", "2000-01-01", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let releases: Vec<&str> = summary["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["release"].as_str().unwrap())
+        .collect();
+    assert_eq!(releases, ["payments-api@1.4.3"], "{summary}");
+
     // A release nobody declared is a finding (exit 1) that says what to do, not an error;
     // no report is written, and asking changes nothing.
     std::fs::remove_dir_all(d.join("out")).unwrap();
