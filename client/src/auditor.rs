@@ -1067,3 +1067,51 @@ impl std::fmt::Display for Alert {
 }
 
 impl std::error::Error for Alert {}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use super::*;
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_reads_as_text() {
+        for cell in [
+            "=HYPERLINK(\"http://x\",\"y\")",
+            "+1",
+            "-1+2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert_eq!(neutralized(cell), format!("'{cell}"));
+        }
+        for cell in ["payments", "1.4.0", "sha256:ab", "", "a=b"] {
+            assert!(
+                matches!(neutralized(cell), std::borrow::Cow::Borrowed(_)),
+                "{cell}"
+            );
+        }
+    }
+
+    #[test]
+    fn signers_are_identities_or_roles_and_never_nobody() {
+        assert_eq!(
+            SignerSpec::parse("verdict-signer", "role:deploy").unwrap(),
+            SignerSpec::Role("deploy".into())
+        );
+        assert_eq!(
+            SignerSpec::parse("verdict-signer", "deployer@ci").unwrap(),
+            SignerSpec::Identity("deployer@ci".into())
+        );
+        for nobody in ["", " ", "role:", "role: "] {
+            let err = SignerSpec::parse("verdict-signer", nobody).unwrap_err();
+            assert!(err.to_string().contains("names nobody"), "{err}");
+        }
+        let query = SignerSpec::Role("deploy".into()).narrow(Query::default());
+        assert_eq!(
+            (query.role.as_deref(), query.signer),
+            (Some("deploy"), None)
+        );
+    }
+}

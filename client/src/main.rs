@@ -403,11 +403,16 @@ fn main() -> ExitCode {
             let failed = e.downcast_ref::<VerificationFailed>().is_some()
                 || e.downcast_ref::<ClientError>()
                     .is_some_and(ClientError::is_verification_failure);
+            // Errors quote the server and the evidence: escaped line by line, so a
+            // multi-line message keeps its lines and nothing else reaches the terminal raw.
+            let text = format!("{e:#}");
+            let text: Vec<_> = text.lines().map(escape_terminal).collect();
+            let text = text.join("\n");
             if failed {
-                eprintln!("evident: verification failed: {e:#}");
+                eprintln!("evident: verification failed: {text}");
                 ExitCode::from(1)
             } else {
-                eprintln!("evident: {e:#}");
+                eprintln!("evident: {text}");
                 ExitCode::from(2)
             }
         }
