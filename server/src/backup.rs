@@ -686,6 +686,7 @@ mod tests {
             "HtTp://203.0.113.7:1",
             "http://127.0.0.1.example:1",
             "http://[::2]:1",
+            "http://127.0.0.1@203.0.113.7:1",
         ] {
             let uri: http::Uri = url.parse().unwrap();
             assert!(!is_loopback(uri.host().unwrap()), "{url}");
