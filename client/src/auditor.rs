@@ -662,21 +662,21 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
         until,
         ..Query::default()
     };
+    let found = all(
+        &mut client,
+        Query {
+            include_entries: true,
+            ..releases.clone()
+        },
+    )
+    .await?;
     // The release attestations a release signer signed, by the server's signer and role
-    // indexes.
+    // indexes. Asked after `found`: the log only grows, so every entry found is seen here.
     let mut trusted = std::collections::BTreeSet::new();
     for signer in &release_signers {
         let hits = all(&mut client, signer.narrow(releases.clone())).await?;
         trusted.extend(hits.iter().map(|h| h.index));
     }
-    let found = all(
-        &mut client,
-        Query {
-            include_entries: true,
-            ..releases
-        },
-    )
-    .await?;
     let mut rows = Vec::new();
     for hit in found {
         let Some(record) = &hit.record else {
