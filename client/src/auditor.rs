@@ -4,6 +4,7 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use evident_client::report::escape_terminal;
 use evident_client::{CheckpointState, Client, Hit, Query};
 use evident_core::audit::Replay;
 use evident_core::merkle;
@@ -80,6 +81,15 @@ pub struct ReleasesArgs {
     /// Only releases of this name.
     #[arg(long)]
     name: Option<String>,
+    /// Whose release attestations are releases: a signer identity, or `role:NAME` for any
+    /// key that held the role at the entry's time (repeatable). Others are listed apart as
+    /// not by a release signer.
+    #[arg(long = "release-signer", value_name = "ID|role:NAME", default_values_t = [String::from("role:release")])]
+    release_signers: Vec<String>,
+    /// Whose verification summaries are a release's verdict: a signer identity, or
+    /// `role:NAME` (repeatable). Summaries by anyone else are ignored.
+    #[arg(long = "verdict-signer", value_name = "ID|role:NAME", default_values_t = [String::from("role:deploy")])]
+    verdict_signers: Vec<String>,
 }
 
 /// Options of `evident audit`.
@@ -156,13 +166,27 @@ fn hit_json(hit: &Hit) -> serde_json::Value {
     })
 }
 
-/// Quotes a CSV field when it needs it (RFC 4180).
-fn csv(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
+/// A CSV cell that a spreadsheet cannot take for a formula: a cell starting with `=`, `+`,
+/// `-`, `@`, tab or carriage return gets a leading `'` (OWASP's advice against CSV
+/// injection), so `=HYPERLINK(…)` from an attestation shows as text.
+fn neutralized(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
     } else {
-        field.to_owned()
+        std::borrow::Cow::Borrowed(cell)
     }
+}
+
+/// Writes a CSV table to standard output: the `csv` crate quotes (RFC 4180), and every cell
+/// is [`neutralized`].
+fn write_csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> anyhow::Result<()> {
+    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+    out.write_record(header)?;
+    for row in rows {
+        out.write_record(row.iter().map(|cell| neutralized(cell).into_owned()))?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn subjects_text(hit: &Hit) -> String {
@@ -279,12 +303,12 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
                     time_text(hit.integrated_time_nanos),
                     kind_name(hit.kind),
                     if hit.predicate_type.is_empty() {
-                        "-"
+                        "-".into()
                     } else {
-                        &hit.predicate_type
+                        escape_terminal(&hit.predicate_type)
                     },
-                    hit.signers.join(", "),
-                    subjects_text(hit)
+                    escape_terminal(&hit.signers.join(", ")),
+                    escape_terminal(&subjects_text(hit))
                 );
             }
             let proven = if args.verify { ", each proven" } else { "" };
@@ -292,7 +316,7 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
                 "{} result(s) at tree size {tree_size}{proven}{}",
                 hits.len(),
                 next.as_deref()
-                    .map(|c| format!("; more with --cursor {c}"))
+                    .map(|c| format!("; more with --cursor {}", escape_terminal(c)))
                     .unwrap_or_default()
             );
         }
@@ -306,21 +330,28 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
                 println!("{}", hit_json(hit));
             }
         }
-        Format::Csv => {
-            println!("index,leaf_hash,integrated_time,kind,predicate_type,signers,subjects");
-            for hit in &hits {
-                println!(
-                    "{},{},{},{},{},{},{}",
-                    hit.index,
+        Format::Csv => write_csv(
+            &[
+                "index",
+                "leaf_hash",
+                "integrated_time",
+                "kind",
+                "predicate_type",
+                "signers",
+                "subjects",
+            ],
+            hits.iter().map(|hit| {
+                vec![
+                    hit.index.to_string(),
                     hit.leaf_hash.to_hex(),
                     time_text(hit.integrated_time_nanos),
-                    kind_name(hit.kind),
-                    csv(&hit.predicate_type),
-                    csv(&hit.signers.join(";")),
-                    csv(&subjects_text(hit))
-                );
-            }
-        }
+                    kind_name(hit.kind).to_owned(),
+                    hit.predicate_type.clone(),
+                    hit.signers.join(";"),
+                    subjects_text(hit),
+                ]
+            }),
+        )?,
     }
     Ok(())
 }
@@ -468,25 +499,28 @@ async fn all(client: &mut Client, mut query: Query) -> anyhow::Result<Vec<Hit>> 
     }
 }
 
-/// The releases (`NAME@VERSION`) that release attestations integrated in a period declare,
-/// in log order, each once.
+/// The releases (`NAME@VERSION`) that release attestations integrated in a period and
+/// signed by one of `release_signers` (`ID` or `role:NAME`) declare, in log order, each
+/// once: the population of `evident releases`.
 pub(crate) async fn release_names(
     client: &mut Client,
     since: Option<i64>,
     until: Option<i64>,
+    release_signers: &[String],
 ) -> anyhow::Result<Vec<String>> {
-    let found = all(
-        client,
-        Query {
-            predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
-            kind: Some(EntryKind::Attestation),
-            since,
-            until,
-            include_entries: true,
-            ..Query::default()
-        },
-    )
-    .await?;
+    let query = Query {
+        predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
+        kind: Some(EntryKind::Attestation),
+        since,
+        until,
+        include_entries: true,
+        ..Query::default()
+    };
+    let mut found = Vec::new();
+    for signer in signer_specs("release-signer", release_signers)? {
+        found.extend(all(client, signer.narrow(query.clone())).await?);
+    }
+    found.sort_by_key(|h| h.index);
     let mut names = Vec::new();
     for hit in found {
         let Some(statement) = hit
@@ -506,6 +540,43 @@ pub(crate) async fn release_names(
     Ok(names)
 }
 
+/// Who may sign what `evident releases` counts: a signer identity, or any key that held a
+/// role at the entry's time (`role:NAME`). Both are decided by the server's indexes of the
+/// signatures the registry accepted, never by a field of the attestation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SignerSpec {
+    Identity(String),
+    Role(String),
+}
+
+impl SignerSpec {
+    fn parse(flag: &str, text: &str) -> anyhow::Result<SignerSpec> {
+        let spec = match text.strip_prefix("role:") {
+            Some(role) => SignerSpec::Role(role.to_owned()),
+            None => SignerSpec::Identity(text.to_owned()),
+        };
+        match &spec {
+            SignerSpec::Identity(s) | SignerSpec::Role(s) if s.trim().is_empty() => Err(anyhow!(
+                "--{flag} {text:?} names nobody: give a signer identity or role:NAME"
+            )),
+            _ => Ok(spec),
+        }
+    }
+
+    /// Narrows a query to entries this signer (or a holder of this role) signed.
+    fn narrow(&self, mut query: Query) -> Query {
+        match self {
+            SignerSpec::Identity(i) => query.signer = Some(i.clone()),
+            SignerSpec::Role(r) => query.role = Some(r.clone()),
+        }
+        query
+    }
+}
+
+fn signer_specs(flag: &str, texts: &[String]) -> anyhow::Result<Vec<SignerSpec>> {
+    texts.iter().map(|t| SignerSpec::parse(flag, t)).collect()
+}
+
 /// One release in a period.
 #[derive(Debug, Clone, serde::Serialize)]
 struct ReleaseRow {
@@ -513,31 +584,99 @@ struct ReleaseRow {
     version: String,
     index: u64,
     time: String,
+    /// Who signed the release attestation.
     signers: Vec<String>,
+    /// Whether a `--release-signer` signed it; a release attestation by anyone else is not
+    /// presented as a release.
+    trusted: bool,
     artifacts: Vec<String>,
-    /// PASSED / FAILED from the newest recorded gate verdict, or None.
+    /// PASSED / FAILED from the newest verdict a `--verdict-signer` recorded, or None.
     verdict: Option<String>,
     verdict_index: Option<u64>,
     verdict_policy: Option<String>,
+    /// Who signed that verdict.
+    verdict_signer: Option<Vec<String>>,
 }
 
-/// `evident releases`: the population of releases in a period, with recorded verdicts.
+/// The newest verification summary about every one of `artifacts` that `signer` signed:
+/// `(index, result, policy, signers)`.
+async fn newest_verdict(
+    client: &mut Client,
+    artifacts: &[String],
+    signer: &SignerSpec,
+) -> anyhow::Result<Option<(u64, String, String, Vec<String>)>> {
+    let Some(first) = artifacts.first() else {
+        return Ok(None);
+    };
+    let mut query = signer.narrow(Query {
+        predicate_type: Some(predicates::VERIFICATION_SUMMARY_V1.to_owned()),
+        subject_digest: Some(first.clone()),
+        kind: Some(EntryKind::Attestation),
+        newest_first: true,
+        page_size: 100,
+        include_entries: true,
+        ..Query::default()
+    });
+    loop {
+        let page = client.query(&query).await?;
+        for h in &page.hits {
+            let Some(statement) = h
+                .record
+                .as_ref()
+                .and_then(|r| Statement::from_envelope(r.envelope()).ok())
+            else {
+                continue;
+            };
+            let covered: Vec<String> = statement
+                .digests()
+                .map(|(a, v)| format!("{}:{v}", a.as_str()))
+                .collect();
+            // A verdict on only some of the release's artifacts is not the release's.
+            if !artifacts.iter().all(|a| covered.contains(a)) {
+                continue;
+            }
+            let p = &statement.predicate;
+            let result = p["verificationResult"].as_str().unwrap_or("?").to_owned();
+            let policy = p["policy"]["uri"].as_str().unwrap_or("").to_owned();
+            return Ok(Some((h.index, result, policy, h.signers.clone())));
+        }
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// `evident releases`: the population of releases in a period, with the verdicts the
+/// deploy identities recorded.
 pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
     let (since, until) = period(&args.since, &args.until)?;
+    let release_signers = signer_specs("release-signer", &args.release_signers)?;
+    let verdict_signers = signer_specs("verdict-signer", &args.verdict_signers)?;
     let mut client = connect(cli).await?;
+    let releases = Query {
+        predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
+        kind: Some(EntryKind::Attestation),
+        release: args.name.clone(),
+        since,
+        until,
+        ..Query::default()
+    };
     let found = all(
         &mut client,
         Query {
-            predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
-            kind: Some(EntryKind::Attestation),
-            release: args.name.clone(),
-            since,
-            until,
             include_entries: true,
-            ..Query::default()
+            ..releases.clone()
         },
     )
     .await?;
+    // The release attestations a release signer signed, by the server's signer and role
+    // indexes. Asked after `found`: the log only grows, so every entry found is seen here.
+    let mut trusted = std::collections::BTreeSet::new();
+    for signer in &release_signers {
+        let hits = all(&mut client, signer.narrow(releases.clone())).await?;
+        trusted.extend(hits.iter().map(|h| h.index));
+    }
     let mut rows = Vec::new();
     for hit in found {
         let Some(record) = &hit.record else {
@@ -553,77 +692,79 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
             .digests()
             .map(|(a, v)| format!("{}:{v}", a.as_str()))
             .collect();
-        // The newest verdict recorded about all of the release's artifacts: a verdict on
-        // only some of them is not the release's.
-        let mut verdict: Option<(u64, String, String)> = None;
-        if let Some(first) = artifacts.first() {
-            let mut query = Query {
-                predicate_type: Some(predicates::VERIFICATION_SUMMARY_V1.to_owned()),
-                subject_digest: Some(first.clone()),
-                newest_first: true,
-                page_size: 100,
-                include_entries: true,
-                ..Query::default()
-            };
-            'pages: loop {
-                let page = client.query(&query).await?;
-                for h in &page.hits {
-                    let Some(statement) = h
-                        .record
-                        .as_ref()
-                        .and_then(|r| Statement::from_envelope(r.envelope()).ok())
-                    else {
-                        continue;
-                    };
-                    let covered: Vec<String> = statement
-                        .digests()
-                        .map(|(a, v)| format!("{}:{v}", a.as_str()))
-                        .collect();
-                    if !artifacts.iter().all(|a| covered.contains(a)) {
-                        continue;
-                    }
-                    let p = &statement.predicate;
-                    let result = p["verificationResult"].as_str().unwrap_or("?").to_owned();
-                    let policy = p["policy"]["uri"].as_str().unwrap_or("").to_owned();
-                    verdict = Some((h.index, result, policy));
-                    break 'pages;
-                }
-                match page.next_cursor {
-                    Some(c) => query.cursor = Some(c),
-                    None => break,
+        let is_trusted = trusted.contains(&hit.index);
+        // The newest verdict any of the verdict signers recorded about all the artifacts.
+        let mut verdict: Option<(u64, String, String, Vec<String>)> = None;
+        if is_trusted {
+            for signer in &verdict_signers {
+                let found = newest_verdict(&mut client, &artifacts, signer).await?;
+                if found.as_ref().map(|f| f.0) > verdict.as_ref().map(|v| v.0) {
+                    verdict = found;
                 }
             }
         }
+        let (verdict, verdict_index, verdict_policy, verdict_signer) = match verdict {
+            Some((i, result, policy, signers)) => {
+                (Some(result), Some(i), Some(policy), Some(signers))
+            }
+            None => (None, None, None, None),
+        };
         rows.push(ReleaseRow {
             name,
             version,
             index: hit.index,
             time: time_text(hit.integrated_time_nanos),
             signers: hit.signers.clone(),
+            trusted: is_trusted,
             artifacts,
-            verdict: verdict.as_ref().map(|v| v.1.clone()),
-            verdict_index: verdict.as_ref().map(|v| v.0),
-            verdict_policy: verdict.map(|v| v.2),
+            verdict,
+            verdict_index,
+            verdict_policy,
+            verdict_signer,
         });
     }
     match cli.format {
         Format::Human => {
-            for r in &rows {
-                println!(
-                    "{}@{}  entry {}  {}  by {}  {}  verdict: {}",
+            let line = |r: &ReleaseRow| {
+                format!(
+                    "{}@{}  entry {}  {}  by {}  {}",
                     r.name,
                     r.version,
                     r.index,
                     r.time,
                     r.signers.join(", "),
                     r.artifacts.join(" "),
-                    match (&r.verdict, r.verdict_index, &r.verdict_policy) {
-                        (Some(v), Some(i), Some(p)) => format!("{v} (entry {i}, {p})"),
-                        _ => "none recorded".to_owned(),
-                    }
+                )
+            };
+            let (declared, others): (Vec<&ReleaseRow>, Vec<&ReleaseRow>) =
+                rows.iter().partition(|r| r.trusted);
+            for r in &declared {
+                let verdict = match (&r.verdict, r.verdict_index, &r.verdict_policy) {
+                    (Some(v), Some(i), Some(p)) => format!(
+                        "{v} (entry {i}, {p}, signed by {})",
+                        r.verdict_signer.as_deref().unwrap_or_default().join(", ")
+                    ),
+                    _ => "none recorded".to_owned(),
+                };
+                println!(
+                    "{}",
+                    escape_terminal(&format!("{}  verdict: {verdict}", line(r)))
                 );
             }
-            eprintln!("{} release(s)", rows.len());
+            if !others.is_empty() {
+                println!(
+                    "not by a release signer ({}):",
+                    escape_terminal(&args.release_signers.join(", "))
+                );
+                for r in &others {
+                    println!("  {}", escape_terminal(&line(r)));
+                }
+            }
+            eprintln!(
+                "{} release(s); {} release attestation(s) not by a release signer",
+                declared.len(),
+                others.len()
+            );
         }
         Format::Json => print_json(&json!({ "releases": rows })),
         Format::Jsonl => {
@@ -631,25 +772,39 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(r).expect("a row serializes"));
             }
         }
-        Format::Csv => {
-            println!(
-                "name,version,index,integrated_time,signers,artifacts,verdict,verdict_index,verdict_policy"
-            );
-            for r in &rows {
-                println!(
-                    "{},{},{},{},{},{},{},{},{}",
-                    csv(&r.name),
-                    csv(&r.version),
-                    r.index,
-                    r.time,
-                    csv(&r.signers.join(";")),
-                    csv(&r.artifacts.join(";")),
-                    r.verdict.as_deref().map(csv).unwrap_or_default(),
+        Format::Csv => write_csv(
+            &[
+                "name",
+                "version",
+                "index",
+                "integrated_time",
+                "signers",
+                "trusted",
+                "artifacts",
+                "verdict",
+                "verdict_index",
+                "verdict_policy",
+                "verdict_signer",
+            ],
+            rows.iter().map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.version.clone(),
+                    r.index.to_string(),
+                    r.time.clone(),
+                    r.signers.join(";"),
+                    r.trusted.to_string(),
+                    r.artifacts.join(";"),
+                    r.verdict.clone().unwrap_or_default(),
                     r.verdict_index.map(|i| i.to_string()).unwrap_or_default(),
-                    r.verdict_policy.as_deref().map(csv).unwrap_or_default()
-                );
-            }
-        }
+                    r.verdict_policy.clone().unwrap_or_default(),
+                    r.verdict_signer
+                        .as_ref()
+                        .map(|s| s.join(";"))
+                        .unwrap_or_default(),
+                ]
+            }),
+        )?,
     }
     Ok(())
 }
@@ -755,11 +910,11 @@ pub async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
                 key.name()
             );
             for (kind, n) in &s.kinds {
-                println!("  {kind}: {n}");
+                println!("  {}: {n}", escape_terminal(kind));
             }
             println!("  signers: {}", s.signers.len());
             for (signer, n) in &s.signers {
-                println!("    {signer}: {n} attestation(s)");
+                println!("    {}: {n} attestation(s)", escape_terminal(signer));
             }
             if let (Some(first), Some(last)) = (s.first_time, s.last_time) {
                 println!("  from {} to {}", time_text(first), time_text(last));
@@ -853,7 +1008,10 @@ pub async fn monitor(cli: &Cli, args: &MonitorArgs) -> anyhow::Result<()> {
             // The server being away is not an attack: say so and poll again. What was
             // replayed before an outage stays replayed.
             Err(e) => {
-                eprintln!("evident: monitor: {e:#}; retrying");
+                eprintln!(
+                    "evident: monitor: {}; retrying",
+                    escape_terminal(&format!("{e:#}"))
+                );
                 polls += 1;
                 if args.polls.is_some_and(|n| polls >= n) {
                     return Err(e);
@@ -889,5 +1047,71 @@ fn is_verification_failure(e: &anyhow::Error) -> bool {
 }
 
 fn alert(message: String) -> anyhow::Error {
-    VerificationFailed(format!("ALERT: {message}")).into()
+    Alert(message).into()
+}
+
+/// What ends `evident monitor` with exit 1: a fork, a rollback or an invalid entry. `main`
+/// prints it alone on standard error, as one line starting `ALERT:` (control characters
+/// escaped), so a log shipper can match it.
+#[derive(Debug)]
+pub struct Alert(String);
+
+impl std::fmt::Display for Alert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ALERT: {}",
+            evident_client::report::escape_terminal(&self.0)
+        )
+    }
+}
+
+impl std::error::Error for Alert {}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use super::*;
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_reads_as_text() {
+        for cell in [
+            "=HYPERLINK(\"http://x\",\"y\")",
+            "+1",
+            "-1+2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert_eq!(neutralized(cell), format!("'{cell}"));
+        }
+        for cell in ["payments", "1.4.0", "sha256:ab", "", "a=b"] {
+            assert!(
+                matches!(neutralized(cell), std::borrow::Cow::Borrowed(_)),
+                "{cell}"
+            );
+        }
+    }
+
+    #[test]
+    fn signers_are_identities_or_roles_and_never_nobody() {
+        assert_eq!(
+            SignerSpec::parse("verdict-signer", "role:deploy").unwrap(),
+            SignerSpec::Role("deploy".into())
+        );
+        assert_eq!(
+            SignerSpec::parse("verdict-signer", "deployer@ci").unwrap(),
+            SignerSpec::Identity("deployer@ci".into())
+        );
+        for nobody in ["", " ", "role:", "role: "] {
+            let err = SignerSpec::parse("verdict-signer", nobody).unwrap_err();
+            assert!(err.to_string().contains("names nobody"), "{err}");
+        }
+        let query = SignerSpec::Role("deploy".into()).narrow(Query::default());
+        assert_eq!(
+            (query.role.as_deref(), query.signer),
+            (Some("deploy"), None)
+        );
+    }
 }

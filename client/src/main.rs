@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use evident_client::report::escape_terminal;
 use evident_client::{CheckpointState, Client, ClientError, Release, Selector};
 use evident_core::bundle::{Bundle, BundleError, BundleRequest};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
@@ -403,14 +404,23 @@ fn main() -> ExitCode {
             if e.downcast_ref::<Denied>().is_some() {
                 return ExitCode::from(1);
             }
+            if let Some(alert) = e.downcast_ref::<auditor::Alert>() {
+                eprintln!("{alert}");
+                return ExitCode::from(1);
+            }
             let failed = e.downcast_ref::<VerificationFailed>().is_some()
                 || e.downcast_ref::<ClientError>()
                     .is_some_and(ClientError::is_verification_failure);
+            // Errors quote the server and the evidence: escaped line by line, so a
+            // multi-line message keeps its lines and nothing else reaches the terminal raw.
+            let text = format!("{e:#}");
+            let text: Vec<_> = text.lines().map(escape_terminal).collect();
+            let text = text.join("\n");
             if failed {
-                eprintln!("evident: verification failed: {e:#}");
+                eprintln!("evident: verification failed: {text}");
                 ExitCode::from(1)
             } else {
-                eprintln!("evident: {e:#}");
+                eprintln!("evident: {text}");
                 ExitCode::from(2)
             }
         }
@@ -701,13 +711,17 @@ async fn policy(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()> {
                 Format::Human => {
                     println!(
                         "# policy {}@{}: entry {}, integrated {}, signed by {}",
-                        doc.name,
+                        escape_terminal(&doc.name),
                         doc.version,
                         doc.index,
                         time_text(doc.integrated_time_nanos),
-                        doc.signed_by.join(", ")
+                        escape_terminal(&doc.signed_by.join(", "))
                     );
-                    print!("{}", doc.document);
+                    // Line by line, so the document keeps its lines and nothing else
+                    // reaches the terminal unescaped.
+                    for line in doc.document.lines() {
+                        println!("{}", escape_terminal(line));
+                    }
                 }
             }
             Ok(())
@@ -723,7 +737,7 @@ async fn policy(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()> {
                 )),
                 Format::Human => {
                     for (n, v, i) in &list {
-                        println!("{n}@{v}  entry {i}");
+                        println!("{}@{v}  entry {i}", escape_terminal(n));
                     }
                 }
             }
@@ -1038,21 +1052,27 @@ async fn list_signers(
                 listing.as_of_index, listing.threshold
             );
             for a in &listing.admins {
-                println!("  {}  {}", a.identity, &a.key.key_id()[..16]);
+                println!(
+                    "  {}  {}",
+                    escape_terminal(&a.identity),
+                    &a.key.key_id()[..16]
+                );
             }
             println!("signer keys:");
             for k in &listing.signers {
                 println!(
                     "  {}  {}  roles [{}]  predicates [{}]  {}",
-                    k.identity,
+                    escape_terminal(&k.identity),
                     &k.key.key_id()[..16],
-                    k.roles.iter().cloned().collect::<Vec<_>>().join(", "),
-                    k.predicate_types
-                        .iter()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    key_status(k, now)
+                    escape_terminal(&k.roles.iter().cloned().collect::<Vec<_>>().join(", ")),
+                    escape_terminal(
+                        &k.predicate_types
+                            .iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    escape_terminal(&key_status(k, now))
                 );
             }
         }
@@ -1073,16 +1093,20 @@ async fn show_signer(cli: &Cli, identity: &str) -> anyhow::Result<()> {
             })).collect::<Vec<_>>(),
         })),
         Format::Human => {
-            println!("{identity}");
+            println!("{}", escape_terminal(identity));
             for k in &history.keys {
-                println!("  key {}  {}", &k.key.key_id()[..16], key_status(k, now));
+                println!(
+                    "  key {}  {}",
+                    &k.key.key_id()[..16],
+                    escape_terminal(&key_status(k, now))
+                );
             }
             for e in &history.events {
                 println!(
                     "  entry {} at {}: {}",
                     e.index,
                     time_text(e.time),
-                    e.summary
+                    escape_terminal(&e.summary)
                 );
             }
         }
@@ -1454,14 +1478,18 @@ async fn entry(
             println!("leaf hash:     {}", entry.leaf_hash);
             println!("previous hash: {}", record.previous_leaf_hash());
             if let Some(s) = &statement {
-                println!("predicate:     {}", s.predicate_type);
+                println!("predicate:     {}", escape_terminal(&s.predicate_type));
                 for subject in &s.subjects {
                     let digests: Vec<String> = subject
                         .digests
                         .iter()
                         .map(|(a, v)| format!("{a}:{v}"))
                         .collect();
-                    println!("subject:       {} {}", subject.name, digests.join(" "));
+                    println!(
+                        "subject:       {} {}",
+                        escape_terminal(&subject.name),
+                        escape_terminal(&digests.join(" "))
+                    );
                 }
             }
             if let Some(size) = proven {
@@ -1488,7 +1516,7 @@ async fn checkpoint(cli: &Cli) -> anyhow::Result<()> {
             "note": note,
         })),
         Format::Human => {
-            println!("origin:    {}", checkpoint.origin);
+            println!("origin:    {}", escape_terminal(&checkpoint.origin));
             println!("tree size: {}", checkpoint.size);
             println!("root hash: {}", checkpoint.root);
             match previous {

@@ -509,11 +509,13 @@ fn control_rows(policy: &Policy, report: &policy::Report) -> Vec<ControlRow> {
         .collect()
 }
 
-/// Characters that change how text reads without showing themselves: controls other than
-/// tab and newline, zero-width characters, and bidirectional overrides ("Trojan Source").
-/// Reports show them as `[U+XXXX]` so evidence cannot make one text look like another.
-fn is_hidden(c: char) -> bool {
-    (c.is_control() && c != '\n' && c != '\t')
+/// Characters that change how text reads without showing themselves: every control
+/// character (C0 including tab and newline, DEL, C1), zero-width characters, and
+/// bidirectional overrides ("Trojan Source"). Reports and the CLI's human output show them
+/// as `[U+XXXX]`, so evidence cannot make one text look like another, split a value over
+/// lines, or send a terminal escape sequence.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
         || matches!(
             c,
             '\u{061C}'
@@ -522,6 +524,25 @@ fn is_hidden(c: char) -> bool {
                 | '\u{2060}'..='\u{2069}'
                 | '\u{FEFF}'
         )
+}
+
+/// Text for a terminal: every [hidden](is_hidden) character becomes a visible `[U+XXXX]`,
+/// so a string from an attestation, a registry entry or a policy cannot move the cursor,
+/// retitle the window, erase a line or reorder what is shown. Borrowed when nothing needs
+/// escaping.
+pub fn escape_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_hidden(c) {
+            out.push_str(&format!("[U+{:04X}]", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Escapes text for HTML element content and quoted attribute values: `& < > " '` become
@@ -544,22 +565,15 @@ pub fn escape_html(text: &str) -> String {
 
 /// Escapes text for a Markdown paragraph or a GitHub-flavoured table cell: the punctuation
 /// that could start markup, raw HTML, an entity or a cell border (`\` `` ` `` `*` `_` `[`
-/// `]` `<` `>` `|` `&` `~` `$` `#` `!`) gets a backslash; a line break becomes `<br>`, so a
-/// cell stays on its line; hidden characters become visible `[U+XXXX]`.
+/// `]` `<` `>` `|` `&` `~` `$` `#` `!`) gets a backslash; hidden characters, line breaks
+/// included, become visible `[U+XXXX]`, so a cell stays on its line.
 pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in text.chars() {
         match c {
             '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '&' | '~' | '$' | '#' | '!' => {
                 out.push('\\');
                 out.push(c);
-            }
-            '\r' | '\n' => {
-                if c == '\r' && chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                out.push_str("<br>");
             }
             c if is_hidden(c) => out.push_str(&format!("[U+{:04X}]", u32::from(c))),
             c => out.push(c),
@@ -1774,14 +1788,14 @@ require = 'predicate.result == "PASSED"'
     fn markdown_escapes_markup_and_keeps_every_cell_on_its_row() {
         assert_eq!(
             escape_markdown("a|b\r\nc\nd<script>*x*_[y](z)`&amp;"),
-            "a\\|b<br>c<br>d\\<script\\>\\*x\\*\\_\\[y\\](z)\\`\\&amp;"
+            "a\\|b[U+000D][U+000A]c[U+000A]d\\<script\\>\\*x\\*\\_\\[y\\](z)\\`\\&amp;"
         );
         assert_eq!(escape_markdown("e\u{202E}f\u{0}"), "e[U+202E]f[U+0000]");
         let hostile = "evil | FAIL | forged\n| row |";
         let (verified, policy) = bundle(hostile, "PASSED", None);
         let markdown = render_markdown(&document(&verified, &policy));
         assert!(
-            markdown.contains("evil \\| FAIL \\| forged<br>\\| row \\|"),
+            markdown.contains("evil \\| FAIL \\| forged[U+000A]\\| row \\|"),
             "{markdown}"
         );
         // Every row of the attestation table has exactly its five cells.
@@ -1806,6 +1820,20 @@ require = 'predicate.result == "PASSED"'
             escape_html("<a href='x'>\"&\u{200B}</a>"),
             "&lt;a href=&#39;x&#39;&gt;&quot;&amp;[U+200B]&lt;/a&gt;"
         );
+        // A line break or a tab in evidence would render as a space: it is shown.
+        assert_eq!(escape_html("a\nb\tc\r"), "a[U+000A]b[U+0009]c[U+000D]");
+    }
+
+    #[test]
+    fn terminal_text_shows_every_escape_and_override() {
+        assert_eq!(
+            escape_terminal("x\u{1b}]0;pwned\u{7}\u{1b}[2K\u{9b}y\u{202E}z\u{7f}\n"),
+            "x[U+001B]]0;pwned[U+0007][U+001B][2K[U+009B]y[U+202E]z[U+007F][U+000A]"
+        );
+        assert!(matches!(
+            escape_terminal("payments-api@1.4.2 sha256:ab"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

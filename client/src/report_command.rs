@@ -42,6 +42,10 @@ pub(crate) struct ReportArgs {
     /// The policy: NAME or NAME@VERSION (default: the latest in the bundle).
     #[arg(long)]
     policy: String,
+    /// With --since/--until: whose release attestations declare the period's releases, a
+    /// signer identity or `role:NAME` (repeatable), as `evident releases` counts them.
+    #[arg(long = "release-signer", value_name = "ID|role:NAME", default_values_t = [String::from("role:release")])]
+    release_signers: Vec<String>,
     #[command(flatten)]
     genesis: GenesisArg,
     /// The folder to write evident-report.html and evident-report.md into (created if
@@ -65,7 +69,8 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         (format!("Evident release report: {label}"), vec![release])
     } else {
         let (since, until) = crate::auditor::period(&args.since, &args.until)?;
-        let names = crate::auditor::release_names(&mut client, since, until).await?;
+        let names =
+            crate::auditor::release_names(&mut client, since, until, &args.release_signers).await?;
         let period = format!(
             "{} to {}",
             args.since.as_deref().unwrap_or("the start"),
@@ -159,7 +164,23 @@ async fn verified_bundle(
     release: &Release,
 ) -> anyhow::Result<(String, evident_core::bundle::VerifiedBundle)> {
     let mut state = CheckpointState::load(state_file)?;
-    let bundle = client.release_bundle(release).await?;
+    let bundle = match client.release_bundle(release).await {
+        Ok(bundle) => bundle,
+        // A release nobody declared has no evidence to verify: a finding about the release
+        // (exit 1), not an outage.
+        Err(evident_client::ClientError::Status {
+            code: tonic::Code::NotFound,
+            message,
+        }) if matches!(release, Release::Named(_)) => {
+            return Err(VerificationFailed(format!(
+                "release {}: {message}: no report was written; check the name and version, \
+                 or list the declared releases with `evident releases`",
+                release_label(release)
+            ))
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The bundle's checkpoint must extend every checkpoint this machine saw before, so a
     // forked or rolled-back log is refused here as at the gate.
     state.advance(client, key, &bundle.checkpoint).await?;
@@ -167,11 +188,15 @@ async fn verified_bundle(
     let verified = bundle
         .verify(key, genesis)
         .map_err(|e| VerificationFailed(e.to_string()))?;
-    let label = match release {
+    Ok((release_label(release), verified))
+}
+
+/// How a report names a release: `NAME@VERSION`, or the artifact's digest.
+fn release_label(release: &Release) -> String {
+    match release {
         Release::Artifact(a) => a.to_ascii_lowercase(),
         Release::Named(n) => n.clone(),
-    };
-    Ok((label, verified))
+    }
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

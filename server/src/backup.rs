@@ -148,9 +148,26 @@ pub struct Completed {
 /// bearer token of `--token` on every call.
 pub async fn connect(args: &BackupArgs) -> Result<Api, BackupError> {
     let url = &args.from;
-    let mut endpoint = Channel::from_shared(url.to_owned())
+    // One parse decides the scheme and the host: the checks below must see the URL the
+    // channel will dial, whatever its case (`HTTP://` is `http://`).
+    let uri: http::Uri = url
+        .parse()
         .map_err(|e| BackupError::Setup(format!("--from {url}: not a URL: {e}")))?;
-    if url.starts_with("https://") {
+    let tls = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => true,
+        Some(s) if s.eq_ignore_ascii_case("http") => false,
+        _ => {
+            return Err(BackupError::Setup(format!(
+                "--from {url}: give http://HOST:PORT or https://HOST:PORT"
+            )));
+        }
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| BackupError::Setup(format!("--from {url}: the URL names no host")))?;
+    let mut endpoint = Channel::from_shared(uri.to_string())
+        .map_err(|e| BackupError::Setup(format!("--from {url}: not a URL: {e}")))?;
+    if tls {
         let ca = args.ca.as_ref().ok_or_else(|| {
             BackupError::Setup(format!(
                 "--from {url} is TLS: give the CA that signed its certificate with --ca"
@@ -178,24 +195,11 @@ pub async fn connect(args: &BackupArgs) -> Result<Api, BackupError> {
         }
         other => other.clone(),
     };
-    if token.is_some() && url.starts_with("http://") {
-        let host = url
-            .trim_start_matches("http://")
-            .split(['/', '?'])
-            .next()
-            .unwrap_or_default();
-        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            return Err(BackupError::Setup(format!(
-                "--from {url} is plaintext: the token would cross the network unencrypted; \
-                 use https://"
-            )));
-        }
+    if token.is_some() && !tls && !is_loopback(host) {
+        return Err(BackupError::Setup(format!(
+            "--from {url} is plaintext: the token would cross the network unencrypted; \
+             use https://"
+        )));
     }
     let bearer = token
         .map(|t| {
@@ -210,6 +214,16 @@ pub async fn connect(args: &BackupArgs) -> Result<Api, BackupError> {
         .map_err(|e| BackupError::Server(format!("connecting to {url}: {}", with_sources(&e))))?;
     Ok(LedgerClient::with_interceptor(channel, Bearer(bearer))
         .max_decoding_message_size(crate::MAX_ANSWER_BYTES))
+}
+
+/// Whether a URL's host is this machine: `localhost` or a loopback address (`http::Uri`
+/// gives an IPv6 host in brackets).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An error and its sources, `: `-separated (tonic's own message is only "transport error").
@@ -656,6 +670,27 @@ mod tests {
 
     fn signer(seed: u8) -> Signer {
         Signer::new("evident.test/log", SigningKey::from_bytes(&[seed; 32])).unwrap()
+    }
+
+    #[test]
+    fn loopback_is_decided_on_the_parsed_host() {
+        for url in [
+            "http://127.0.0.1:1",
+            "HTTP://LOCALHOST:1",
+            "http://[::1]:1/",
+        ] {
+            let uri: http::Uri = url.parse().unwrap();
+            assert!(is_loopback(uri.host().unwrap()), "{url}");
+        }
+        for url in [
+            "HtTp://203.0.113.7:1",
+            "http://127.0.0.1.example:1",
+            "http://[::2]:1",
+            "http://127.0.0.1@203.0.113.7:1",
+        ] {
+            let uri: http::Uri = url.parse().unwrap();
+            assert!(!is_loopback(uri.host().unwrap()), "{url}");
+        }
     }
 
     #[test]

@@ -330,3 +330,34 @@ async fn a_backup_spanning_many_pages_restores_every_entry() {
     let restored = Server::start(&restored_config, &copy).unwrap();
     assert_eq!(records(&restored).await, original);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_never_sends_a_token_over_plaintext_to_another_host_whatever_the_scheme_case() {
+    let dir = tempfile::tempdir().unwrap();
+    for scheme in ["http", "HTTP", "HtTp"] {
+        let copy = dir.path().join(format!("copy-{scheme}"));
+        let from = format!("{scheme}://203.0.113.7:50051");
+        let out = backup(&[
+            "--from",
+            &from,
+            "--token",
+            "s3cret-token",
+            "--out",
+            text(&copy),
+        ]);
+        assert!(!out.status.success(), "{scheme}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("is plaintext: the token would cross the network unencrypted"),
+            "{scheme}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("s3cret-token"),
+            "the token is never echoed"
+        );
+        assert!(
+            !copy.exists() || std::fs::read_dir(&copy).unwrap().next().is_none(),
+            "{scheme}: nothing is written"
+        );
+    }
+}

@@ -10,6 +10,7 @@ mod gate;
 mod insider;
 mod metrics;
 mod operations;
+mod outputs;
 mod packaging;
 mod policy;
 mod registry;

@@ -1,0 +1,336 @@
+//! What the CLI prints is read by people, terminals and spreadsheets: verdicts count only
+//! when the right signer recorded them, and strings from attestations reach no terminal as
+//! escape sequences and no spreadsheet as formulas.
+
+use evident_core::Hash;
+use evident_tests::{Server, cli, stderr, stdout, write_config};
+use serde_json::json;
+
+use crate::gate::{Flaw, attest, release, team_log};
+
+const TEST: &str = "https://in-toto.io/attestation/test-result/v0.1";
+const RELEASE: &str = "https://in-toto.io/attestation/release/v0.1";
+const VSA: &str = "https://slsa.dev/verification_summary/v1";
+
+/// A subject name that retitles a terminal (OSC 0 … BEL) and erases its line (EL 2).
+const ESCAPES: &str = "app\u{1b}]0;pwned\u{7}\u{1b}[2K-a";
+/// A subject name that a spreadsheet would run as a formula.
+const FORMULA: &str = "=HYPERLINK(\"http://x\",\"y\")";
+
+fn digest(name: &str) -> String {
+    Hash::sha256(name.as_bytes()).to_hex()
+}
+
+/// Signers 3 (release), 4 (deploy), 5 (qa: also allowed to record verification summaries)
+/// and 6 (intern: also allowed to declare releases).
+async fn log(dir: &std::path::Path) -> Server {
+    let data = dir.join("data");
+    let server = Server::start(&write_config(dir, &data, &[], ""), &data).unwrap();
+    tokio::task::block_in_place(|| {
+        server.register(1, &["ci"], &[TEST]);
+        server.register(3, &["release"], &[RELEASE]);
+        server.register(4, &["deploy"], &[VSA]);
+        server.register(5, &["qa"], &[VSA]);
+        server.register(6, &["intern"], &[RELEASE]);
+    });
+    server
+}
+
+fn verdict(result: &str) -> serde_json::Value {
+    json!({"verificationResult": result, "policy": {"uri": "evident:policy/payments-prod@1"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_show_the_deploy_roles_verdict_and_who_signed_it_not_a_later_forged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = log(d).await;
+    let a = json!({"name": "app-a", "digest": {"sha256": digest("a")}});
+    attest(
+        &server,
+        3,
+        a.clone(),
+        RELEASE,
+        json!({"purl": "pkg:generic/payments@1.4.0"}),
+    )
+    .await;
+    // The deploy job's gate failed the release; later another key allowed for verification
+    // summaries says it passed.
+    attest(&server, 4, a.clone(), VSA, verdict("FAILED")).await;
+    attest(&server, 5, a.clone(), VSA, verdict("PASSED")).await;
+    // A key allowed for release attestations, but not of the release role, declares one.
+    attest(
+        &server,
+        6,
+        a,
+        RELEASE,
+        json!({"purl": "pkg:generic/payments@9.9.9"}),
+    )
+    .await;
+    let size = server.size().await;
+    let run = |args: &[&str]| tokio::task::block_in_place(|| cli(d, Some(&server), args));
+
+    let out = run(&["releases", "--since", "2000-01-01"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("payments@1.4.0"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("by signer-3@test")
+            && line.contains(
+                "verdict: FAILED (entry 6, evident:policy/payments-prod@1, signed by signer-4@test)"
+            ),
+        "{text}"
+    );
+    let (declared, apart) = text
+        .split_once("not by a release signer (role:release):")
+        .unwrap();
+    assert!(!declared.contains("payments@9.9.9"), "{text}");
+    assert!(
+        apart.contains("payments@9.9.9  entry 8") && apart.contains("by signer-6@test"),
+        "{text}"
+    );
+    assert!(!text.contains("PASSED"), "{text}");
+
+    let out = run(&["releases", "--since", "2000-01-01", "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = listing["releases"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{listing}");
+    assert_eq!(rows[0]["version"], "1.4.0");
+    assert_eq!(rows[0]["trusted"], true);
+    assert_eq!(rows[0]["signers"], json!(["signer-3@test"]));
+    assert_eq!(rows[0]["verdict"], "FAILED");
+    assert_eq!(rows[0]["verdict_index"], 6);
+    assert_eq!(rows[0]["verdict_signer"], json!(["signer-4@test"]));
+    assert_eq!(rows[1]["version"], "9.9.9");
+    assert_eq!(rows[1]["trusted"], false);
+    assert_eq!(rows[1]["verdict"], serde_json::Value::Null);
+
+    let out = run(&["releases", "--since", "2000-01-01", "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "name,version,index,integrated_time,signers,trusted,artifacts,verdict,verdict_index,verdict_policy,verdict_signer"
+    );
+    assert!(
+        lines[1].starts_with("payments,1.4.0,5,")
+            && lines[1].contains(",signer-3@test,true,")
+            && lines[1].ends_with(",FAILED,6,evident:policy/payments-prod@1,signer-4@test"),
+        "{text}"
+    );
+    assert!(lines[2].contains(",signer-6@test,false,"), "{text}");
+
+    // The auditor decides whose verdicts count.
+    let out = run(&[
+        "releases",
+        "--since",
+        "2000-01-01",
+        "--verdict-signer",
+        "signer-5@test",
+        "--release-signer",
+        "role:release",
+        "--release-signer",
+        "signer-6@test",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listing["releases"][0]["verdict"], "PASSED");
+    assert_eq!(
+        listing["releases"][0]["verdict_signer"],
+        json!(["signer-5@test"])
+    );
+    assert_eq!(listing["releases"][1]["trusted"], true);
+    let out = run(&["releases", "--verdict-signer", "role:"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--verdict-signer \"role:\" names nobody"),
+        "{}",
+        stderr(&out)
+    );
+    // Listing changes nothing.
+    assert_eq!(server.size().await, size);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_subject_names_reach_no_terminal_as_escapes_and_no_spreadsheet_as_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = log(d).await;
+    let subjects = json!([
+        {"name": FORMULA, "digest": {"sha256": digest("b")}},
+        {"name": ESCAPES, "digest": {"sha256": digest("a")}},
+    ]);
+    let statement = |subject: &serde_json::Value, predicate_type: &str, predicate| {
+        json!({"_type": "https://in-toto.io/Statement/v1", "subject": subject,
+               "predicateType": predicate_type, "predicate": predicate})
+    };
+    for (signer, predicate_type, predicate) in [
+        (1, TEST, json!({"result": "PASSED"})),
+        (
+            3,
+            RELEASE,
+            json!({"purl": "pkg:generic/pay\u{1b}]0;pwned\u{7}ments@1.4.0"}),
+        ),
+        (4, VSA, verdict("PASSED\u{1b}[2K")),
+    ] {
+        let envelope = evident_core::dsse::Envelope::sign(
+            evident_core::dsse::IN_TOTO_PAYLOAD_TYPE,
+            serde_json::to_vec(&statement(&subjects, predicate_type, predicate)).unwrap(),
+            &[&evident_tests::key(signer)],
+        );
+        server.client().await.submit(&envelope).await.unwrap();
+    }
+    let size = server.size().await;
+    let run = |args: &[&str]| tokio::task::block_in_place(|| cli(d, Some(&server), args));
+
+    for args in [
+        &["query", "--subject-name", FORMULA][..],
+        &["entry", "--index", "5"],
+        &["releases", "--since", "2000-01-01"],
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(!out.stdout.contains(&0x1b), "{args:?}: {:?}", stdout(&out));
+        assert!(!out.stderr.contains(&0x1b), "{args:?}: {:?}", stderr(&out));
+        assert!(!out.stdout.contains(&0x07), "{args:?}: {:?}", stdout(&out));
+        assert!(
+            stdout(&out).contains("[U+001B]"),
+            "{args:?}: the escape is shown: {}",
+            stdout(&out)
+        );
+    }
+    let out = run(&["entry", "--index", "5"]);
+    assert!(
+        stdout(&out).contains("app[U+001B]]0;pwned[U+0007][U+001B][2K-a"),
+        "{}",
+        stdout(&out)
+    );
+
+    // CSV: quoted by RFC 4180, and no cell starts a formula.
+    let out = run(&["query", "--subject-name", FORMULA, "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "{}", stdout(&out));
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?} in {}",
+                stdout(&out)
+            );
+        }
+        // The subjects cell starts with the formula's name: it reads as text.
+        assert!(
+            row[6].starts_with("'=HYPERLINK(\"http://x\",\"y\")@sha256:"),
+            "{row:?}"
+        );
+    }
+    let out = run(&["releases", "--since", "2000-01-01", "--format", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    for row in reader.records().map(Result::unwrap) {
+        assert!(
+            row.iter()
+                .all(|c| !c.starts_with(['=', '+', '-', '@', '\t', '\r'])),
+            "{row:?}"
+        );
+    }
+    assert_eq!(server.size().await, size);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_shows_line_breaks_in_evidence_and_an_undeclared_release_is_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    let failed = release(&server, "failed-test", Flaw::FailedTest).await;
+    // A line break or a tab in evidence would render as a space in HTML: it is shown.
+    let digest = failed.artifact.strip_prefix("sha256:").unwrap();
+    attest(
+        &server,
+        1,
+        json!({"name": "line-one\nline-two\ttab", "digest": {"sha256": digest}}),
+        "https://example.com/note/v1",
+        json!({}),
+    )
+    .await;
+    let genesis = server.data_dir.join("genesis.json").display().to_string();
+    let report = |what: &[&str]| {
+        let mut args = vec!["report"];
+        args.extend_from_slice(what);
+        args.extend([
+            "--policy",
+            "payments-prod",
+            "--genesis",
+            &genesis,
+            "--out",
+            "out",
+        ]);
+        tokio::task::block_in_place(|| cli(d, Some(&server), &args))
+    };
+    let out = report(&["--artifact", &failed.artifact]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let html = std::fs::read_to_string(d.join("out/evident-report.html")).unwrap();
+    let markdown = std::fs::read_to_string(d.join("out/evident-report.md")).unwrap();
+    for text in [&html, &markdown] {
+        assert!(
+            text.contains("line-one[U+000A]line-two[U+0009]tab"),
+            "{text}"
+        );
+        assert!(!text.contains("line-one\n"), "{text}");
+    }
+
+    // A period's report holds the releases a release signer declared, not one declared by
+    // another key allowed for release attestations (signer 1 may sign any type).
+    tokio::task::block_in_place(|| server.register(8, &["release"], &[RELEASE]));
+    for (signer, version) in [(8, "1.4.3"), (1, "6.6.6")] {
+        attest(
+            &server,
+            signer,
+            json!({"name": "payments-api", "digest": {"sha256": digest}}),
+            RELEASE,
+            json!({"purl": format!("pkg:oci/payments-api@{version}")}),
+        )
+        .await;
+    }
+    let out = report(&["--since", "2000-01-01", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let releases: Vec<&str> = summary["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["release"].as_str().unwrap())
+        .collect();
+    assert_eq!(releases, ["payments-api@1.4.3"], "{summary}");
+
+    // A release nobody declared is a finding (exit 1) that says what to do, not an error;
+    // no report is written, and asking changes nothing.
+    std::fs::remove_dir_all(d.join("out")).unwrap();
+    let size = server.size().await;
+    let out = report(&["--release", "nobody@9.9.9"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("release nobody@9.9.9: ")
+            && stderr(&out).contains("no release attestation declares nobody@9.9.9")
+            && stderr(&out).contains("evident releases"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.join("out/evident-report.html").exists());
+    assert_eq!(server.size().await, size);
+}
