@@ -860,18 +860,19 @@ async fn gate(
                     evident_core::policy::Status::Missing => "MISSING",
                 };
                 let entries: Vec<String> = c.entries.iter().map(|e| e.index.to_string()).collect();
+                // Reasons quote attestation fields: escaped, never raw terminal control.
                 println!(
                     "{status} {}: {} [entries {}]",
-                    c.id,
-                    c.reason,
+                    escape_terminal(&c.id),
+                    escape_terminal(&c.reason),
                     entries.join(", ")
                 );
             }
             println!(
                 "{} {} under {} (checkpoint of {} entries)",
                 if report.allowed { "ALLOWED" } else { "DENIED" },
-                report.artifacts.join(", "),
-                report.policy,
+                escape_terminal(&report.artifacts.join(", ")),
+                escape_terminal(&report.policy),
                 verified.checkpoint.size
             );
         }
