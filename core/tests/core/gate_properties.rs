@@ -127,7 +127,7 @@ fn honest_approval(person: usize) -> Approval {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     /// Whatever one principal signs, the verdict is no better than with their own honest
     /// approval; for the author, no better than without them.
