@@ -46,6 +46,10 @@ pub struct Facts {
     pub release: Option<(String, String)>,
     /// `(name, version)` of a policy entry.
     pub policy: Option<(String, u64)>,
+    /// The keys whose signatures counted (the signers' keys, or the administrators'):
+    /// with the signed content, the entry's dedupe key ([`Facts::dedupe_key`]).
+    #[serde(skip)]
+    pub signer_keys: Vec<crate::keys::PublicKey>,
 }
 
 impl Facts {
@@ -78,16 +82,27 @@ impl Facts {
         let roles: BTreeSet<String> = signers.iter().flat_map(|s| s.roles.clone()).collect();
         self.signers = identities.into_iter().collect();
         self.roles = roles.into_iter().collect();
+        self.signer_keys = signers.iter().map(|s| s.key).collect();
     }
 
     /// The facts of a registry or policy entry signed by these administrators.
-    pub fn of_admin_entry(admins: Vec<String>, policy: Option<(String, u64)>) -> Facts {
-        let admins: BTreeSet<String> = admins.into_iter().collect();
+    pub fn of_admin_entry(
+        admins: &[crate::registry::Admin],
+        policy: Option<(String, u64)>,
+    ) -> Facts {
+        let identities: BTreeSet<String> = admins.iter().map(|a| a.identity.clone()).collect();
         Facts {
-            signers: admins.into_iter().collect(),
+            signers: identities.into_iter().collect(),
             policy,
+            signer_keys: admins.iter().map(|a| a.key).collect(),
             ..Facts::default()
         }
+    }
+
+    /// The entry's dedupe key: its signed content and the keys whose signatures counted
+    /// ([`crate::record::dedupe_key`]).
+    pub fn dedupe_key(&self, envelope: &crate::dsse::Envelope) -> Hash {
+        crate::record::dedupe_key(envelope, &self.signer_keys)
     }
 }
 
@@ -143,7 +158,7 @@ pub struct Replay {
     registry_digest: RegistryDigest,
     policy_digest: RegistryDigest,
     policies: HashMap<String, u64>,
-    /// Content digests of every entry so far: the sequencer never appends one twice.
+    /// Dedupe keys of every entry so far: the sequencer never appends one twice.
     seen: HashSet<Hash>,
     summary: Summary,
 }
@@ -213,14 +228,6 @@ impl Replay {
                 ),
             ));
         }
-        let digest = crate::record::content_digest(record.envelope());
-        if self.seen.contains(&digest) {
-            return Err(fail(
-                index,
-                "repeats the signed content of an earlier entry: the ledger never appends the \
-                 same statement twice (a replayed entry)",
-            ));
-        }
         let mut registry = None;
         let mut policy_version = None;
         let facts = match record.kind() {
@@ -247,7 +254,7 @@ impl Replay {
                     .apply(index, time, record.envelope())
                     .map_err(|e| fail(index, format!("registry change refused: {e}")))?;
                 registry = Some(next);
-                Facts::of_admin_entry(applied.signed_by, None)
+                Facts::of_admin_entry(&applied.signed_by, None)
             }
             EntryKind::Policy => {
                 if record.envelope().payload_type != crate::policy::POLICY_PAYLOAD_TYPE {
@@ -261,7 +268,7 @@ impl Replay {
                 }
                 let admins = self
                     .registry
-                    .check_admin_signatures(record.envelope())
+                    .admin_signers(record.envelope())
                     .map_err(|e| {
                         fail(index, format!("policy not signed by administrators: {e}"))
                     })?;
@@ -281,9 +288,17 @@ impl Replay {
                     }
                 }
                 policy_version = Some((policy.name.clone(), policy.version));
-                Facts::of_admin_entry(admins, Some((policy.name, policy.version)))
+                Facts::of_admin_entry(&admins, Some((policy.name, policy.version)))
             }
         };
+        let digest = facts.dedupe_key(record.envelope());
+        if self.seen.contains(&digest) {
+            return Err(fail(
+                index,
+                "repeats the signed content and signers of an earlier entry: the ledger never \
+                 appends the same statement by the same keys twice (a replayed entry)",
+            ));
+        }
         // Accepted: only now change state.
         let leaf_hash = record.leaf_hash();
         self.frontier.append(leaf_hash);

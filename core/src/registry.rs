@@ -352,7 +352,7 @@ pub struct Registry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     /// The administrators whose signatures counted.
-    pub signed_by: Vec<String>,
+    pub signed_by: Vec<Admin>,
     /// The event recorded.
     pub event: Event,
 }
@@ -443,16 +443,16 @@ impl Registry {
     }
 
     /// Checks the payload type and the administrator signatures; returns the parsed change
-    /// and the identities of the administrators who signed.
+    /// and the administrators who signed.
     pub fn check_envelope(
         &self,
         envelope: &Envelope,
-    ) -> Result<(Change, Vec<String>), RegistryError> {
+    ) -> Result<(Change, Vec<Admin>), RegistryError> {
         if envelope.payload_type != REGISTRY_PAYLOAD_TYPE {
             return Err(RegistryError::PayloadType(envelope.payload_type.clone()));
         }
         let change = Change::from_payload(&envelope.payload)?;
-        let signed_by = self.check_admin_signatures(envelope)?;
+        let signed_by = self.admin_signers(envelope)?;
         Ok((change, signed_by))
     }
 
@@ -462,6 +462,16 @@ impl Registry {
         &self,
         envelope: &Envelope,
     ) -> Result<Vec<String>, RegistryError> {
+        Ok(self
+            .admin_signers(envelope)?
+            .into_iter()
+            .map(|a| a.identity)
+            .collect())
+    }
+
+    /// Like [`Registry::check_admin_signatures`], returning the administrators themselves
+    /// (identity and key).
+    pub fn admin_signers(&self, envelope: &Envelope) -> Result<Vec<Admin>, RegistryError> {
         let keys: Vec<PublicKey> = self.admins.iter().map(|a| a.key).collect();
         let signed = envelope
             .verify_threshold(&keys, self.threshold)
@@ -474,10 +484,7 @@ impl Registry {
                     other => other.to_string(),
                 },
             })?;
-        Ok(signed
-            .into_iter()
-            .map(|i| self.admins[i].identity.clone())
-            .collect())
+        Ok(signed.into_iter().map(|i| self.admins[i].clone()).collect())
     }
 
     fn apply_change(

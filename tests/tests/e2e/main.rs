@@ -6,6 +6,7 @@ mod auditor;
 mod backup;
 mod durability;
 mod gate;
+mod integrity;
 mod metrics;
 mod operations;
 mod packaging;
