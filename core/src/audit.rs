@@ -113,6 +113,17 @@ pub fn release_of(statement: &Statement) -> Option<(String, String)> {
         .flatten()
 }
 
+/// Checks the release name and version a release attestation declares with
+/// [`crate::names`]: they are indexed and printed, so the server refuses a release whose
+/// name or version it could not carry, and a replay refuses such an entry.
+pub fn check_release(statement: &Statement) -> Result<(), crate::names::NameError> {
+    if let Some((name, version)) = release_of(statement) {
+        crate::names::check_name("release name", &name)?;
+        crate::names::check_name("release version", &version)?;
+    }
+    Ok(())
+}
+
 /// The first problem a replay found, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("entry {index}: {problem}")]
@@ -234,6 +245,12 @@ impl Replay {
             EntryKind::Attestation => {
                 let statement = Statement::from_envelope(record.envelope())
                     .map_err(|e| fail(index, format!("is not an in-toto Statement: {e}")))?;
+                check_release(&statement).map_err(|e| {
+                    fail(
+                        index,
+                        format!("declares a release the log cannot carry: {e}"),
+                    )
+                })?;
                 let signers = self
                     .registry
                     .authorize_envelope(record.envelope(), &statement.predicate_type, time)

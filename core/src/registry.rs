@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::dsse::{DsseError, Envelope};
 use crate::keys::{KeyError, PublicKey};
+use crate::names::NameError;
 
 /// The payload type of registry entries.
 pub const REGISTRY_PAYLOAD_TYPE: &str = "application/vnd.evident.registry+json";
@@ -113,7 +114,38 @@ impl Change {
             }
             None => return Err(RegistryError::Malformed("`_type` is missing".into())),
         }
-        serde_json::from_value(value).map_err(|e| RegistryError::Malformed(e.to_string()))
+        let change: Change =
+            serde_json::from_value(value).map_err(|e| RegistryError::Malformed(e.to_string()))?;
+        change.check_names()?;
+        Ok(change)
+    }
+
+    /// Every name the change would put in the registry, its indexes and its history passes
+    /// [`crate::names`].
+    fn check_names(&self) -> Result<(), NameError> {
+        use crate::names::{check_name, check_optional_name};
+        match self {
+            Change::AddSigner {
+                identity,
+                roles,
+                predicate_types,
+                ..
+            } => {
+                check_name("identity", identity)?;
+                for (i, role) in roles.iter().enumerate() {
+                    check_name(&format!("roles[{i}]"), role)?;
+                }
+                for (i, p) in predicate_types.iter().enumerate() {
+                    check_name(&format!("predicate_types[{i}]"), p)?;
+                }
+                Ok(())
+            }
+            Change::RotateSigner { identity, .. } | Change::AddAdmin { identity, .. } => {
+                check_name("identity", identity)
+            }
+            Change::RevokeKey { reason, .. } => check_optional_name("reason", reason),
+            Change::RemoveAdmin { .. } => Ok(()),
+        }
     }
 }
 
@@ -124,6 +156,9 @@ pub enum RegistryError {
     /// The payload is not a registry change.
     #[error("registry change is malformed: {0}")]
     Malformed(String),
+    /// A name in the change that the indexes, logs or outputs cannot carry.
+    #[error("registry change field {0}")]
+    Name(#[from] NameError),
     /// The envelope's payload type is not the registry's.
     #[error("payloadType is {0:?}, registry changes use {REGISTRY_PAYLOAD_TYPE:?}")]
     PayloadType(String),

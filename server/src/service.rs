@@ -134,6 +134,10 @@ impl LedgerService {
             METRICS.verification_failure(VerificationFailure::Statement);
             Status::invalid_argument(format!("not an in-toto Statement v1: {e}"))
         })?;
+        evident_core::audit::check_release(&statement).map_err(|e| {
+            METRICS.verification_failure(VerificationFailure::Statement);
+            Status::invalid_argument(format!("the release attestation's {e}"))
+        })?;
         let registry = self.ledger()?.registry();
         let keys = registry.verifying_keys(envelope).map_err(auth_status)?;
         let authorized = registry
@@ -662,7 +666,9 @@ impl pb::ledger_server::Ledger for LedgerService {
                 index = receipt.index,
                 duplicate,
                 kind = %receipt.kind,
-                what = %what,
+                // Untrusted strings are logged escaped ({:?}): a newline in one cannot
+                // forge a log line, an escape sequence cannot reach a terminal.
+                what = ?what,
                 signers = ?signers,
                 "entry submitted"
             );

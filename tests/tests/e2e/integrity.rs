@@ -144,3 +144,213 @@ async fn a_known_payload_with_a_bogus_signature_reads_nothing_back() {
     let stranger = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, logged.payload.clone(), &[&key(9)]);
     expect_refused(&server, &stranger, Code::PermissionDenied, "").await;
 }
+
+/// The characters that indexes, logs or terminals cannot carry, as a test writes them.
+const BAD: [(&str, &str); 4] = [
+    ("NUL", "\u{0}"),
+    ("newline", "\n"),
+    ("ESC[31m", "\u{1b}[31m"),
+    ("bidi override", "\u{202e}"),
+];
+
+fn statement_with(
+    predicate_type: &str,
+    subject_name: &str,
+    predicate: serde_json::Value,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": subject_name, "digest": {"sha256": SHA}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }))
+    .unwrap()
+}
+
+const SHA: &str = "421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195";
+const TEST_RESULT: &str = "https://in-toto.io/attestation/test-result/v0.1";
+
+fn attest(payload: Vec<u8>) -> Envelope {
+    Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, &[&key(1)])
+}
+
+fn admin_signed(payload_type: &str, payload: Vec<u8>) -> Envelope {
+    Envelope::sign(payload_type, payload, &[&key(evident_tests::ADMIN)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_the_log_cannot_carry_are_refused_naming_the_field() {
+    use evident_core::policy::POLICY_PAYLOAD_TYPE;
+    use evident_core::registry::{Change, REGISTRY_PAYLOAD_TYPE};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    for (what, bad) in BAD {
+        let tainted = format!("https://example.com/{bad}x");
+        expect_refused(
+            &server,
+            &attest(statement_with(&tainted, "app", serde_json::json!({}))),
+            Code::InvalidArgument,
+            "predicateType holds",
+        )
+        .await;
+        expect_refused(
+            &server,
+            &attest(statement_with(
+                TEST_RESULT,
+                &format!("app{bad}"),
+                serde_json::json!({}),
+            )),
+            Code::InvalidArgument,
+            "subject[0].name holds",
+        )
+        .await;
+        let release = serde_json::json!({"purl": format!("pkg:generic/app{bad}@1.0")});
+        expect_refused(
+            &server,
+            &attest(statement_with(
+                evident_core::predicates::RELEASE_V0_1,
+                "app",
+                release,
+            )),
+            Code::InvalidArgument,
+            "release name holds",
+        )
+        .await;
+        let release = serde_json::json!({"purl": format!("pkg:generic/app@1.{bad}0")});
+        expect_refused(
+            &server,
+            &attest(statement_with(
+                evident_core::predicates::RELEASE_V0_1,
+                "app",
+                release,
+            )),
+            Code::InvalidArgument,
+            "release version holds",
+        )
+        .await;
+        let add = |identity: &str, role: &str, predicate_type: &str| Change::AddSigner {
+            identity: identity.into(),
+            public_key: public(5).to_hex(),
+            roles: vec![role.into()],
+            predicate_types: vec![predicate_type.into()],
+            not_before: None,
+            not_after: None,
+        };
+        for (change, field) in [
+            (add(&format!("ci{bad}@x"), "ci", "*"), "identity holds"),
+            (add("ci@x", &format!("ci{bad}"), "*"), "roles[0] holds"),
+            (add("ci@x", "ci", &tainted), "predicate_types[0] holds"),
+        ] {
+            expect_refused(
+                &server,
+                &admin_signed(REGISTRY_PAYLOAD_TYPE, change.to_payload()),
+                Code::InvalidArgument,
+                field,
+            )
+            .await;
+        }
+        let escaped: String = bad
+            .chars()
+            .map(|c| format!("\\u{:04X}", u32::from(c)))
+            .collect();
+        let policy = format!(
+            "name = \"pay{escaped}ments\"\nversion = 1\n\n[[control]]\nid = \"unit-tests\"\n\
+             predicate_type = \"{TEST_RESULT}\"\nsigners = [\"role:ci\"]\nrequire = 'true'\n"
+        );
+        let message = expect_refused(
+            &server,
+            &admin_signed(POLICY_PAYLOAD_TYPE, policy.into_bytes()),
+            Code::InvalidArgument,
+            "policy name holds",
+        )
+        .await;
+        assert!(
+            !message.contains(bad),
+            "{what}: the refusal echoes it raw: {message:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_json_keys_in_a_statement_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    let subject = format!(r#"[{{"name":"app","digest":{{"sha256":"{SHA}"}}}}]"#);
+    let other = format!(
+        r#"[{{"name":"evil","digest":{{"sha256":"{}"}}}}]"#,
+        "ab".repeat(32)
+    );
+    let cases = [
+        (
+            format!(
+                r#"{{"_type":"https://in-toto.io/Statement/v1","subject":{subject},"subject":{other},"predicateType":"{TEST_RESULT}","predicate":{{}}}}"#
+            ),
+            "\"subject\" appears twice",
+        ),
+        (
+            format!(
+                r#"{{"_type":"https://in-toto.io/Statement/v1","subject":{subject},"predicateType":"{TEST_RESULT}","predicateType":"https://example.com/other","predicate":{{}}}}"#
+            ),
+            "\"predicateType\" appears twice",
+        ),
+        (
+            format!(
+                r#"{{"_type":"https://in-toto.io/Statement/v1","subject":{subject},"predicateType":"{TEST_RESULT}","predicate":{{"result":"FAILED","result":"PASSED"}}}}"#
+            ),
+            "\"predicate.result\" appears twice",
+        ),
+    ];
+    for (payload, says) in cases {
+        expect_refused(
+            &server,
+            &attest(payload.into_bytes()),
+            Code::InvalidArgument,
+            says,
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_strings_never_forge_a_server_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    let forged = "FORGED entry submitted index=0";
+    // Refused at submit, and the refusal logs nothing raw.
+    let tainted = format!("https://example.com/p\n{forged}");
+    expect_refused(
+        &server,
+        &attest(statement_with(&tainted, "app", serde_json::json!({}))),
+        Code::InvalidArgument,
+        "predicateType holds",
+    )
+    .await;
+    // An accepted predicate type with characters a log must escape (quotes, backslashes).
+    let quoted = "https://example.com/\"q\"\\p";
+    server
+        .client()
+        .await
+        .submit(&attest(statement_with(
+            quoted,
+            "app",
+            serde_json::json!({}),
+        )))
+        .await
+        .unwrap();
+    let log = server.stderr();
+    assert!(
+        !log.lines().any(|line| line.starts_with("FORGED")),
+        "a forged line in the server log:\n{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "a raw escape in the server log");
+    assert!(
+        log.contains(r#"https://example.com/\"q\"\\p"#),
+        "the predicate type is logged escaped:\n{log}"
+    );
+}
