@@ -380,6 +380,9 @@ pub struct Registry {
     keys: Vec<SignerKey>,
     /// Key bytes → position in `keys`.
     by_key: HashMap<[u8; 32], usize>,
+    /// Key id ([`PublicKey::key_id`]) → position in `keys`: where a signature's keyid hint
+    /// points.
+    by_key_id: HashMap<String, usize>,
     events: Vec<Event>,
 }
 
@@ -431,6 +434,7 @@ impl Registry {
             threshold,
             keys: Vec::new(),
             by_key: HashMap::new(),
+            by_key_id: HashMap::new(),
             events: Vec::new(),
         })
     }
@@ -770,18 +774,35 @@ impl Registry {
 
     fn push_key(&mut self, key: SignerKey) {
         self.by_key.insert(key.key.to_bytes(), self.keys.len());
+        self.by_key_id.insert(key.key.key_id(), self.keys.len());
         self.keys.push(key);
     }
 
     /// The registered signer keys (of any status) under which some signature of the
-    /// envelope verifies. Expensive: one Ed25519 verification per candidate.
-    pub fn verifying_keys(&self, envelope: &Envelope) -> Result<Vec<PublicKey>, AuthError> {
+    /// envelope verifies, bounded as [`Envelope::verify_bounded`] says: a signature whose
+    /// keyid names a registered key is tried against that key only; the others against the
+    /// keys registered for `predicate_type` (or `"*"`), newest first, within
+    /// [`crate::dsse::MAX_UNHINTED_VERIFICATIONS`] trials per envelope. A key not registered
+    /// for the predicate type could not authorize it anyway.
+    pub fn verifying_keys(
+        &self,
+        envelope: &Envelope,
+        predicate_type: &str,
+    ) -> Result<Vec<PublicKey>, AuthError> {
         if envelope.signatures.is_empty() {
             return Err(AuthError::NoSignatures);
         }
-        let candidates: Vec<PublicKey> = self.keys.iter().map(|k| k.key).collect();
-        match envelope.verify(&candidates) {
-            Ok(found) => Ok(found.into_iter().map(|i| candidates[i]).collect()),
+        let trusted: Vec<PublicKey> = self.keys.iter().map(|k| k.key).collect();
+        let candidates: Vec<usize> = (0..self.keys.len())
+            .rev()
+            .filter(|&i| {
+                let allowed = &self.keys[i].predicate_types;
+                allowed.contains(predicate_type) || allowed.contains(ANY_PREDICATE)
+            })
+            .collect();
+        let hinted = |keyid: &str| self.by_key_id.get(keyid).copied();
+        match envelope.verify_bounded(&trusted, hinted, &candidates) {
+            Ok(found) => Ok(found.into_iter().map(|i| trusted[i]).collect()),
             Err(DsseError::NoTrustedSignature { hints, .. }) => {
                 Err(AuthError::UnknownKey { hints })
             }
@@ -836,7 +857,7 @@ impl Registry {
         predicate_type: &str,
         time: i64,
     ) -> Result<Vec<Authorized>, AuthError> {
-        let keys = self.verifying_keys(envelope)?;
+        let keys = self.verifying_keys(envelope, predicate_type)?;
         self.authorize(&keys, predicate_type, time)
     }
 }

@@ -127,7 +127,20 @@ pub struct Ledger {
     published: Arc<RwLock<Arc<Published>>>,
     queue: mpsc::Sender<Submission>,
     verifier: Verifier,
+    /// The registry after every [`SNAPSHOT_EVERY`]-th registry entry, by that entry's index
+    /// (with its integrated time), filled as as-of reads replay: an as-of answer replays at
+    /// most `SNAPSHOT_EVERY` entries. Entries below a checkpoint never change, so a
+    /// snapshot never goes stale.
+    snapshots: Arc<std::sync::Mutex<Snapshots>>,
 }
+
+/// Kept registry snapshots: registry entry index → (its integrated time, the registry after
+/// it).
+type Snapshots = std::collections::BTreeMap<u64, (i64, Arc<Registry>)>;
+
+/// Registry entries between two kept registry snapshots: the most an as-of read replays.
+/// With 2,000 registry entries that is 31 snapshots.
+pub const SNAPSHOT_EVERY: usize = 64;
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -246,6 +259,7 @@ impl Ledger {
                 published,
                 queue,
                 verifier,
+                snapshots: Arc::default(),
             },
             SequencerHandle(thread),
         ))
@@ -375,19 +389,63 @@ impl Ledger {
         self.published().registry.clone()
     }
 
-    /// The registry as it was before entry `index` (replayed from the genesis).
+    /// The registry as it was before entry `index`. Blocking: reads the store (call it
+    /// off the async workers).
     pub fn registry_as_of(&self, index: u64) -> Result<Registry, LedgerError> {
         let size = self.published().checkpoint.size;
-        crate::genesis::replay(&self.store, &self.genesis, index.min(size))
-            .map_err(|e| LedgerError::Storage(e.to_string()))
+        self.replay_registry(index.min(size), i64::MAX)
+            .map(|(registry, _)| registry)
     }
 
     /// The registry after every registry entry integrated at or before `time`, and the
-    /// index up to which it holds (exclusive).
+    /// index up to which it holds (exclusive). Blocking, like [`Ledger::registry_as_of`].
     pub fn registry_as_of_time(&self, time: i64) -> Result<(Registry, u64), LedgerError> {
         let size = self.published().checkpoint.size;
-        crate::genesis::replay_until(&self.store, &self.genesis, size, time)
-            .map_err(|e| LedgerError::Storage(e.to_string()))
+        self.replay_registry(size, time)
+    }
+
+    /// The registry entries below `end` integrated at or before `time`, applied from the
+    /// latest snapshot that precedes them (or the genesis); keeps a snapshot every
+    /// [`SNAPSHOT_EVERY`] registry entries. Returns the registry and the index of the first
+    /// entry not covered (`end`, or the first registry entry after `time`).
+    fn replay_registry(&self, end: u64, time: i64) -> Result<(Registry, u64), LedgerError> {
+        let entries = self.store.registry_entries(0, end)?;
+        let start = {
+            let snapshots = self
+                .snapshots
+                .lock()
+                .expect("the snapshot lock is never held across a panic");
+            // Integrated times never go backwards: the last snapshot at or before `time`.
+            snapshots
+                .range(..end)
+                .rev()
+                .find(|(_, (t, _))| *t <= time)
+                .map(|(index, (_, registry))| (*index, registry.clone()))
+        };
+        let (mut registry, skip) = match start {
+            Some((index, snapshot)) => match entries.binary_search(&index) {
+                Ok(position) => ((*snapshot).clone(), position + 1),
+                Err(_) => (self.genesis.as_ref().clone(), 0),
+            },
+            None => (self.genesis.as_ref().clone(), 0),
+        };
+        for (position, &index) in entries.iter().enumerate().skip(skip) {
+            let record = read_record(&self.store, index)?;
+            let at = record.integrated_time_nanos();
+            if at > time {
+                return Ok((registry, index));
+            }
+            registry.apply(index, at, record.envelope()).map_err(|e| {
+                LedgerError::Storage(format!("replaying registry entry {index}: {e}"))
+            })?;
+            if (position + 1) % SNAPSHOT_EVERY == 0 {
+                self.snapshots
+                    .lock()
+                    .expect("the snapshot lock is never held across a panic")
+                    .insert(index, (at, Arc::new(registry.clone())));
+            }
+        }
+        Ok((registry, end))
     }
 
     /// Every policy version covered by the latest checkpoint: `(name, version, index)`.
@@ -655,13 +713,14 @@ impl Sequencer {
     fn signing_keys(
         &self,
         envelope: &Envelope,
+        predicate_type: &str,
         found: &[PublicKey],
         registry_changes: usize,
     ) -> Result<Vec<PublicKey>, evident_core::registry::AuthError> {
         if self.registry.events().len() == registry_changes {
             Ok(found.to_vec())
         } else {
-            self.registry.verifying_keys(envelope)
+            self.registry.verifying_keys(envelope, predicate_type)
         }
     }
 
@@ -724,7 +783,7 @@ impl Sequencer {
                     predicate_type,
                     facts: about,
                 } => match self
-                    .signing_keys(&s.envelope, keys, *registry_changes)
+                    .signing_keys(&s.envelope, predicate_type, keys, *registry_changes)
                     .and_then(|keys| self.registry.authorize(&keys, predicate_type, time))
                 {
                     Ok(signers) => {

@@ -139,7 +139,9 @@ impl LedgerService {
             Status::invalid_argument(format!("the release attestation's {e}"))
         })?;
         let registry = self.ledger()?.registry();
-        let keys = registry.verifying_keys(envelope).map_err(auth_status)?;
+        let keys = registry
+            .verifying_keys(envelope, &statement.predicate_type)
+            .map_err(auth_status)?;
         let authorized = registry
             .authorize(&keys, &statement.predicate_type, now_nanos())
             .map_err(auth_status)?;
@@ -222,9 +224,9 @@ struct Checked {
     digest: Hash,
 }
 
-/// The most signatures an envelope may carry: each one may cost a verification per
-/// registered key, so an envelope stuffed with signatures is refused before any is checked.
-pub const MAX_SIGNATURES: usize = 16;
+/// The most signatures an envelope may carry ([`evident_core::dsse::MAX_SIGNATURES`]): an
+/// envelope stuffed with signatures is refused before any is checked.
+pub const MAX_SIGNATURES: usize = evident_core::dsse::MAX_SIGNATURES;
 
 /// The index given to a trial application of a registry change; only the state it leads to
 /// matters, and it is thrown away.
@@ -698,27 +700,36 @@ impl pb::ledger_server::Ledger for LedgerService {
             "list the trust registry",
         )?;
         let request = request.into_inner();
-        let size = self.ledger()?.published().checkpoint.size;
-        let (registry, as_of) = match (request.as_of_index, request.as_of_time_nanos) {
+        let ledger = self.ledger()?.clone();
+        let size = ledger.published().checkpoint.size;
+        let as_of_registry = match (request.as_of_index, request.as_of_time_nanos) {
             (Some(_), Some(_)) => {
                 return Err(Status::invalid_argument(
                     "give as_of_index or as_of_time_nanos, not both",
                 ));
             }
-            (None, Some(time)) => {
-                let (registry, end) = self.ledger()?.registry_as_of_time(time).map_err(status)?;
-                (std::sync::Arc::new(registry), end)
-            }
-            (None, None) => (self.ledger()?.registry(), size),
+            (None, None) => None,
             (Some(index), None) if index > size => {
                 return Err(Status::failed_precondition(format!(
                     "as_of_index {index} is beyond the log's {size} entries"
                 )));
             }
-            (Some(index), None) => (
-                std::sync::Arc::new(self.ledger()?.registry_as_of(index).map_err(status)?),
-                index,
-            ),
+            (index, time) => Some((index, time)),
+        };
+        let (registry, as_of) = match as_of_registry {
+            None => (ledger.registry(), size),
+            // Replaying reads the store and verifies signatures: off the async workers.
+            Some((index, time)) => tokio::task::spawn_blocking(move || match (index, time) {
+                (Some(index), _) => ledger
+                    .registry_as_of(index)
+                    .map(|r| (std::sync::Arc::new(r), index)),
+                (None, time) => ledger
+                    .registry_as_of_time(time.unwrap_or(i64::MAX))
+                    .map(|(r, end)| (std::sync::Arc::new(r), end)),
+            })
+            .await
+            .map_err(|e| Status::internal(format!("reading the registry failed: {e}")))?
+            .map_err(status)?,
         };
         Ok(Response::new(pb::ListSignersResponse {
             admins: registry
@@ -794,43 +805,49 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::GetPolicyResponse>, Status> {
-        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "read policies")?;
+        let admitted = self.admit(&request, Needs::Role(Role::Auditor), "read policies")?;
         let request = request.into_inner();
-        let found = self
-            .ledger()?
-            .policies()
-            .map_err(status)?
-            .into_iter()
-            .filter(|(name, version, _)| {
-                *name == request.name && request.version.is_none_or(|v| v == *version)
-            })
-            .max_by_key(|(_, version, _)| *version);
-        let Some((name, version, index)) = found else {
-            return Err(Status::not_found(match request.version {
-                Some(v) => format!("policy {}@{v} is not in the log", request.name),
-                None => format!("no policy named {:?} is in the log", request.name),
-            }));
-        };
-        let bytes = self.ledger()?.entry(index).map_err(status)?;
-        let record = LeafRecord::decode(&bytes).map_err(|e| {
-            Status::unavailable(format!(
-                "storage failure: entry {index} does not decode: {e}"
-            ))
-        })?;
-        let signed_by = self
-            .ledger()?
-            .registry_as_of(index)
-            .map_err(status)?
-            .check_admin_signatures(record.envelope())
-            .unwrap_or_default();
-        Ok(Response::new(pb::GetPolicyResponse {
-            name,
-            version,
-            index,
-            integrated_time_nanos: record.integrated_time_nanos(),
-            document: String::from_utf8_lossy(&record.envelope().payload).into_owned(),
-            signed_by,
-        }))
+        let ledger = self.ledger()?.clone();
+        // Reads the policy index and replays the registry as of the entry: off the async
+        // workers.
+        tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            let found = ledger
+                .policies()
+                .map_err(status)?
+                .into_iter()
+                .filter(|(name, version, _)| {
+                    *name == request.name && request.version.is_none_or(|v| v == *version)
+                })
+                .max_by_key(|(_, version, _)| *version);
+            let Some((name, version, index)) = found else {
+                return Err(Status::not_found(match request.version {
+                    Some(v) => format!("policy {:?}@{v} is not in the log", request.name),
+                    None => format!("no policy named {:?} is in the log", request.name),
+                }));
+            };
+            let bytes = ledger.entry(index).map_err(status)?;
+            let record = LeafRecord::decode(&bytes).map_err(|e| {
+                Status::unavailable(format!(
+                    "storage failure: entry {index} does not decode: {e}"
+                ))
+            })?;
+            let signed_by = ledger
+                .registry_as_of(index)
+                .map_err(status)?
+                .check_admin_signatures(record.envelope())
+                .unwrap_or_default();
+            Ok(Response::new(pb::GetPolicyResponse {
+                name,
+                version,
+                index,
+                integrated_time_nanos: record.integrated_time_nanos(),
+                document: String::from_utf8_lossy(&record.envelope().payload).into_owned(),
+                signed_by,
+            }))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading the policy failed: {e}")))?
     }
 
     async fn get_release_evidence(

@@ -354,3 +354,54 @@ async fn untrusted_strings_never_forge_a_server_log_line() {
         "the predicate type is logged escaped:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_as_of_answers_are_the_same_from_snapshots_as_from_a_full_replay() {
+    use evident_core::registry::{Change, sign_change};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[], "");
+    let server = Server::start(&config, &data).unwrap();
+    let mut client = server.client().await;
+    // More registry entries than two snapshot intervals (64 each).
+    let admin = key(evident_tests::ADMIN);
+    let mut times = Vec::new();
+    for n in 0..140u32 {
+        let mut seed = [3u8; 32];
+        seed[..4].copy_from_slice(&n.to_be_bytes());
+        let signer =
+            evident_core::PublicKey::from_signing_key(&evident_core::SigningKey::from_bytes(&seed));
+        let change = Change::AddSigner {
+            identity: format!("signer-{n}@test"),
+            public_key: signer.to_hex(),
+            roles: vec!["ci".into()],
+            predicate_types: vec!["*".into()],
+            not_before: None,
+            not_after: None,
+        };
+        let (receipt, _) = client
+            .submit(&sign_change(&change, &[&admin]))
+            .await
+            .unwrap();
+        assert_eq!(receipt.index, u64::from(n));
+        times.push(receipt.integrated_time_nanos);
+    }
+    // Each point twice: the first may replay and keep snapshots, the second reads them.
+    for index in [0u64, 1, 63, 64, 65, 127, 128, 129, 139, 140] {
+        for _ in 0..2 {
+            let listing = client.list_signers(Some(index)).await.unwrap();
+            assert_eq!(listing.as_of_index, index);
+            assert_eq!(listing.signers.len() as u64, index, "as of index {index}");
+            if index > 0 {
+                let last = &listing.signers[index as usize - 1];
+                assert_eq!(last.identity, format!("signer-{}@test", index - 1));
+            }
+        }
+    }
+    for n in [0usize, 63, 64, 100, 139] {
+        let listing = client.list_signers_at(None, Some(times[n])).await.unwrap();
+        assert_eq!(listing.signers.len(), n + 1, "as of the time of entry {n}");
+    }
+    let now = client.list_signers(None).await.unwrap();
+    assert_eq!(now.signers.len(), 140);
+}
