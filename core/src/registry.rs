@@ -414,6 +414,9 @@ impl Registry {
                 "the genesis needs at least one administrator".into(),
             ));
         }
+        for admin in &admins {
+            crate::names::check_name("genesis administrator identity", &admin.identity)?;
+        }
         let distinct: BTreeSet<[u8; 32]> = admins.iter().map(|a| a.key.to_bytes()).collect();
         if distinct.len() != admins.len() {
             return Err(RegistryError::Conflict(
