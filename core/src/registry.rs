@@ -378,6 +378,9 @@ pub struct Registry {
     threshold: usize,
     /// Every signer key ever registered, in the order registered.
     keys: Vec<SignerKey>,
+    /// The key of each entry of `keys`, in the same order: what signatures are verified
+    /// against, without a copy per envelope.
+    trusted: Vec<PublicKey>,
     /// Key bytes → position in `keys`.
     by_key: HashMap<[u8; 32], usize>,
     /// Key id ([`PublicKey::key_id`]) → position in `keys`: where a signature's keyid hint
@@ -436,6 +439,7 @@ impl Registry {
             admins,
             threshold,
             keys: Vec::new(),
+            trusted: Vec::new(),
             by_key: HashMap::new(),
             by_key_id: HashMap::new(),
             events: Vec::new(),
@@ -778,6 +782,7 @@ impl Registry {
     fn push_key(&mut self, key: SignerKey) {
         self.by_key.insert(key.key.to_bytes(), self.keys.len());
         self.by_key_id.insert(key.key.key_id(), self.keys.len());
+        self.trusted.push(key.key);
         self.keys.push(key);
     }
 
@@ -795,16 +800,25 @@ impl Registry {
         if envelope.signatures.is_empty() {
             return Err(AuthError::NoSignatures);
         }
-        let trusted: Vec<PublicKey> = self.keys.iter().map(|k| k.key).collect();
-        let candidates: Vec<usize> = (0..self.keys.len())
-            .rev()
-            .filter(|&i| {
-                let allowed = &self.keys[i].predicate_types;
-                allowed.contains(predicate_type) || allowed.contains(ANY_PREDICATE)
-            })
-            .collect();
+        let trusted = &self.trusted;
+        // Only a signature without a usable hint needs the candidates.
+        let unhinted = envelope
+            .signatures
+            .iter()
+            .any(|s| !self.by_key_id.contains_key(&s.keyid));
+        let candidates: Vec<usize> = if unhinted {
+            (0..self.keys.len())
+                .rev()
+                .filter(|&i| {
+                    let allowed = &self.keys[i].predicate_types;
+                    allowed.contains(predicate_type) || allowed.contains(ANY_PREDICATE)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let hinted = |keyid: &str| self.by_key_id.get(keyid).copied();
-        match envelope.verify_bounded(&trusted, hinted, &candidates) {
+        match envelope.verify_bounded(trusted, hinted, &candidates) {
             Ok(found) => Ok(found.into_iter().map(|i| trusted[i]).collect()),
             Err(DsseError::NoTrustedSignature { hints, .. }) => {
                 Err(AuthError::UnknownKey { hints })
