@@ -47,7 +47,7 @@ use evident_core::audit::Facts;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::merkle::{self, Frontier};
 use evident_core::predicates;
-use evident_core::record::{self, EntryKind, LeafRecord};
+use evident_core::record::{EntryKind, LeafRecord};
 use evident_core::registry::Authorized;
 use evident_core::statement::Statement;
 use evident_core::{Hash, PublicKey, SigningKey};
@@ -411,7 +411,7 @@ fn build_part(dir: &Path, start: u64, end: u64, entries: u64) {
                 }
             }
             written.of_signer += u64::from(facts.signers.iter().any(|s| s == SIGNER));
-            let content_digest = record::content_digest(&envelope);
+            let content_digest = facts.dedupe_key(&envelope);
             let leaf = LeafRecord::new(
                 index,
                 time_of(index),

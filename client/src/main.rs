@@ -1337,6 +1337,22 @@ async fn submit(cli: &Cli, files: &[PathBuf], receipt_dir: Option<&Path>) -> any
             .submit(&envelope)
             .await
             .with_context(|| format!("submitting {}", path.display()))?;
+        // A duplicate is answered with the entry already logged: it must be ours, signed by
+        // our signatures, or the gate will not find our evidence.
+        if let Some(missing) = envelope
+            .signatures
+            .iter()
+            .position(|own| !receipt.envelope.signatures.iter().any(|s| s.sig == own.sig))
+        {
+            return Err(VerificationFailed(format!(
+                "{}: the log answered with entry {} as a duplicate, but the logged envelope \
+                 does not carry this envelope's signature {missing}: it is not your evidence; \
+                 do not rely on it",
+                path.display(),
+                receipt.index
+            ))
+            .into());
+        }
         let verified = match &key {
             Some(key) => {
                 receipt

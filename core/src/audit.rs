@@ -46,6 +46,10 @@ pub struct Facts {
     pub release: Option<(String, String)>,
     /// `(name, version)` of a policy entry.
     pub policy: Option<(String, u64)>,
+    /// The keys whose signatures counted (the signers' keys, or the administrators'):
+    /// with the signed content, the entry's dedupe key ([`Facts::dedupe_key`]).
+    #[serde(skip)]
+    pub signer_keys: Vec<crate::keys::PublicKey>,
 }
 
 impl Facts {
@@ -78,16 +82,27 @@ impl Facts {
         let roles: BTreeSet<String> = signers.iter().flat_map(|s| s.roles.clone()).collect();
         self.signers = identities.into_iter().collect();
         self.roles = roles.into_iter().collect();
+        self.signer_keys = signers.iter().map(|s| s.key).collect();
     }
 
     /// The facts of a registry or policy entry signed by these administrators.
-    pub fn of_admin_entry(admins: Vec<String>, policy: Option<(String, u64)>) -> Facts {
-        let admins: BTreeSet<String> = admins.into_iter().collect();
+    pub fn of_admin_entry(
+        admins: &[crate::registry::Admin],
+        policy: Option<(String, u64)>,
+    ) -> Facts {
+        let identities: BTreeSet<String> = admins.iter().map(|a| a.identity.clone()).collect();
         Facts {
-            signers: admins.into_iter().collect(),
+            signers: identities.into_iter().collect(),
             policy,
+            signer_keys: admins.iter().map(|a| a.key).collect(),
             ..Facts::default()
         }
+    }
+
+    /// The entry's dedupe key: its signed content and the keys whose signatures counted
+    /// ([`crate::record::dedupe_key`]).
+    pub fn dedupe_key(&self, envelope: &crate::dsse::Envelope) -> Hash {
+        crate::record::dedupe_key(envelope, &self.signer_keys)
     }
 }
 
@@ -96,6 +111,17 @@ pub fn release_of(statement: &Statement) -> Option<(String, String)> {
     (statement.predicate_type == predicates::RELEASE_V0_1)
         .then(|| predicates::release_name_version(&statement.predicate))
         .flatten()
+}
+
+/// Checks the release name and version a release attestation declares with
+/// [`crate::names`]: they are indexed and printed, so the server refuses a release whose
+/// name or version it could not carry, and a replay refuses such an entry.
+pub fn check_release(statement: &Statement) -> Result<(), crate::names::NameError> {
+    if let Some((name, version)) = release_of(statement) {
+        crate::names::check_name("release name", &name)?;
+        crate::names::check_name("release version", &version)?;
+    }
+    Ok(())
 }
 
 /// The first problem a replay found, and where.
@@ -143,7 +169,7 @@ pub struct Replay {
     registry_digest: RegistryDigest,
     policy_digest: RegistryDigest,
     policies: HashMap<String, u64>,
-    /// Content digests of every entry so far: the sequencer never appends one twice.
+    /// Dedupe keys of every entry so far: the sequencer never appends one twice.
     seen: HashSet<Hash>,
     summary: Summary,
 }
@@ -213,20 +239,18 @@ impl Replay {
                 ),
             ));
         }
-        let digest = crate::record::content_digest(record.envelope());
-        if self.seen.contains(&digest) {
-            return Err(fail(
-                index,
-                "repeats the signed content of an earlier entry: the ledger never appends the \
-                 same statement twice (a replayed entry)",
-            ));
-        }
         let mut registry = None;
         let mut policy_version = None;
         let facts = match record.kind() {
             EntryKind::Attestation => {
                 let statement = Statement::from_envelope(record.envelope())
                     .map_err(|e| fail(index, format!("is not an in-toto Statement: {e}")))?;
+                check_release(&statement).map_err(|e| {
+                    fail(
+                        index,
+                        format!("declares a release the log cannot carry: {e}"),
+                    )
+                })?;
                 let signers = self
                     .registry
                     .authorize_envelope(record.envelope(), &statement.predicate_type, time)
@@ -247,7 +271,7 @@ impl Replay {
                     .apply(index, time, record.envelope())
                     .map_err(|e| fail(index, format!("registry change refused: {e}")))?;
                 registry = Some(next);
-                Facts::of_admin_entry(applied.signed_by, None)
+                Facts::of_admin_entry(&applied.signed_by, None)
             }
             EntryKind::Policy => {
                 if record.envelope().payload_type != crate::policy::POLICY_PAYLOAD_TYPE {
@@ -261,7 +285,7 @@ impl Replay {
                 }
                 let admins = self
                     .registry
-                    .check_admin_signatures(record.envelope())
+                    .admin_signers(record.envelope())
                     .map_err(|e| {
                         fail(index, format!("policy not signed by administrators: {e}"))
                     })?;
@@ -281,9 +305,17 @@ impl Replay {
                     }
                 }
                 policy_version = Some((policy.name.clone(), policy.version));
-                Facts::of_admin_entry(admins, Some((policy.name, policy.version)))
+                Facts::of_admin_entry(&admins, Some((policy.name, policy.version)))
             }
         };
+        let digest = facts.dedupe_key(record.envelope());
+        if self.seen.contains(&digest) {
+            return Err(fail(
+                index,
+                "repeats the signed content and signers of an earlier entry: the ledger never \
+                 appends the same statement by the same keys twice (a replayed entry)",
+            ));
+        }
         // Accepted: only now change state.
         let leaf_hash = record.leaf_hash();
         self.frontier.append(leaf_hash);

@@ -2,9 +2,15 @@
 //! of trusted Ed25519 keys.
 //!
 //! Follows the DSSE v1.0 protocol (github.com/secure-systems-lab/dsse, `protocol.md`). The
-//! `keyid` of a signature is only a hint for which key to try first: it never decides
-//! whether a signature counts. A threshold counts distinct keys, so the same key signing
-//! twice counts once.
+//! `keyid` of a signature is a hint, never an authority: a signature counts only if it
+//! verifies. A threshold counts distinct keys, so the same key signing twice counts once.
+//!
+//! Verification is bounded, because the signatures are chosen by the caller and every
+//! trial costs an Ed25519 verification: an envelope carries at most [`MAX_SIGNATURES`]
+//! signatures; a signature whose keyid names a trusted key is tried against that key only;
+//! the others share a budget of [`MAX_UNHINTED_VERIFICATIONS`] trials per envelope. An
+//! envelope made by [`Envelope::sign`] (or any signer that writes its key's id) costs one
+//! verification per signature.
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose};
@@ -12,6 +18,13 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, ge
 use crate::keys::{PublicKey, SigningKey};
 
 use ed25519_dalek::Signer as _;
+
+/// The most signatures an envelope may carry.
+pub const MAX_SIGNATURES: usize = 8;
+
+/// The most verifications spent per envelope on signatures whose keyid names no trusted
+/// key (empty or unknown hints).
+pub const MAX_UNHINTED_VERIFICATIONS: usize = 64;
 
 /// The payload type of an in-toto Statement.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -51,6 +64,12 @@ pub enum DsseError {
         /// What the decoder said.
         reason: String,
     },
+    /// The envelope carries more signatures than [`MAX_SIGNATURES`].
+    #[error(
+        "envelope has {0} signatures, at most {MAX_SIGNATURES} are accepted: sign with each \
+         key once"
+    )]
+    TooManySignatures(usize),
     /// The envelope carries no signatures at all.
     #[error("envelope has no signatures: sign PAE(payloadType, payload) with a trusted key")]
     NoSignatures,
@@ -205,24 +224,53 @@ impl Envelope {
     }
 
     /// The distinct trusted keys (indexes into `trusted`, ascending) with at least one
-    /// verifying signature. Errors when there is none.
+    /// verifying signature. Errors when there is none. Bounded as the module says; keyids
+    /// are matched against [`PublicKey::key_id`] of every trusted key (for a few keys: the
+    /// registry keeps its own keyid index and calls [`Envelope::verify_bounded`]).
     pub fn verify(&self, trusted: &[PublicKey]) -> Result<Vec<usize>, DsseError> {
+        let ids: Vec<String> = trusted.iter().map(PublicKey::key_id).collect();
+        let all: Vec<usize> = (0..trusted.len()).collect();
+        self.verify_bounded(trusted, |keyid| ids.iter().position(|id| id == keyid), &all)
+    }
+
+    /// The bounded verification both [`Envelope::verify`] and the registry use. `hinted`
+    /// maps a keyid to the trusted key it names; a signature with such a keyid is tried
+    /// against that key only. Other signatures are tried against `candidates` (indexes into
+    /// `trusted`, most likely first), sharing [`MAX_UNHINTED_VERIFICATIONS`] trials.
+    pub fn verify_bounded(
+        &self,
+        trusted: &[PublicKey],
+        hinted: impl Fn(&str) -> Option<usize>,
+        candidates: &[usize],
+    ) -> Result<Vec<usize>, DsseError> {
         if self.signatures.is_empty() {
             return Err(DsseError::NoSignatures);
         }
+        if self.signatures.len() > MAX_SIGNATURES {
+            return Err(DsseError::TooManySignatures(self.signatures.len()));
+        }
         let message = self.pae();
-        let ids: Vec<String> = trusted.iter().map(PublicKey::key_id).collect();
         let mut signed = vec![false; trusted.len()];
+        let mut budget = MAX_UNHINTED_VERIFICATIONS;
         for signature in &self.signatures {
-            // Try the key the hint names first; a wrong or missing hint only costs time.
-            let hinted = ids.iter().position(|id| *id == signature.keyid);
-            let order = hinted
-                .into_iter()
-                .chain((0..trusted.len()).filter(|i| Some(*i) != hinted));
-            for i in order {
-                if signed[i] {
+            let named = (!signature.keyid.is_empty())
+                .then(|| hinted(&signature.keyid))
+                .flatten()
+                .filter(|&i| i < trusted.len());
+            if let Some(i) = named {
+                if !signed[i] && trusted[i].verify(&message, &signature.sig) {
+                    signed[i] = true;
+                }
+                continue;
+            }
+            for &i in candidates {
+                if i >= trusted.len() || signed[i] {
                     continue;
                 }
+                if budget == 0 {
+                    break;
+                }
+                budget -= 1;
                 if trusted[i].verify(&message, &signature.sig) {
                     signed[i] = true;
                     break;
@@ -242,7 +290,7 @@ impl Envelope {
                 hints: if hints.is_empty() {
                     "none".to_owned()
                 } else {
-                    hints.join(", ")
+                    format!("{:?}", hints.join(", "))
                 },
             });
         }

@@ -10,6 +10,7 @@
 //! - [`note`]: C2SP signed notes and checkpoints.
 //! - [`receipt`]: receipts a submitter verifies offline.
 //! - [`registry`]: the trust registry, rebuilt from registry entries.
+//! - [`names`]: the one check for names the server indexes, logs and prints.
 //! - [`audit`]: replaying a whole log from its genesis, with the facts each entry indexes.
 //! - [`policy`], [`predicates`], [`bundle`]: release policies, the predicates they read, and
 //!   evidence bundles, the only way to verified evidence.
@@ -24,6 +25,7 @@ pub mod hash;
 pub mod keys;
 pub mod memlog;
 pub mod merkle;
+pub mod names;
 pub mod note;
 pub mod policy;
 pub mod predicates;

@@ -219,6 +219,8 @@ impl Policy {
     pub fn parse(source: &str) -> Result<Policy, PolicyError> {
         let raw: RawPolicy =
             toml::from_str(source).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        crate::names::check_name("policy name", &raw.name)
+            .map_err(|e| PolicyError::Document(e.to_string()))?;
         if raw.name.trim().is_empty() {
             return Err(PolicyError::Document("`name` is empty".into()));
         }

@@ -9,6 +9,7 @@ use std::fmt;
 
 use crate::dsse::{Envelope, Signature};
 use crate::hash::Hash;
+use crate::keys::PublicKey;
 use crate::merkle;
 
 /// The first four bytes of every leaf record.
@@ -273,13 +274,28 @@ impl LeafRecord {
     }
 }
 
-/// The digest Evident uses to recognise a resubmitted statement: SHA-256 of
-/// `PAE(payloadType, payload)`, the bytes every signature covers. Keyid hints and the set of
-/// signatures are left out on purpose: changing a hint, adding a junk signature or dropping
-/// a cosignature must not turn old evidence into a new entry with a fresh time.
-pub fn content_digest(envelope: &Envelope) -> Hash {
-    Hash::sha256(&envelope.pae())
+/// The dedupe key: what Evident uses to recognise a resubmission. SHA-256 over a domain
+/// tag, `SHA-256(PAE(payloadType, payload))` (the bytes every signature covers) and the
+/// raw bytes of the keys whose signatures counted for the entry, sorted and without
+/// repeats. Keyid hints and signatures that did not count are left out on purpose: changing
+/// a hint or adding a junk signature must not turn old evidence into a new entry with a
+/// fresh time. The keys are in on purpose: the same statement signed by someone else is
+/// their evidence, not a retry, and must never be answered with another signer's entry.
+pub fn dedupe_key(envelope: &Envelope, signer_keys: &[PublicKey]) -> Hash {
+    let mut keys: Vec<[u8; 32]> = signer_keys.iter().map(PublicKey::to_bytes).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut bytes = Vec::with_capacity(DEDUPE_TAG.len() + 32 + 32 * keys.len());
+    bytes.extend_from_slice(DEDUPE_TAG);
+    bytes.extend_from_slice(Hash::sha256(&envelope.pae()).as_bytes());
+    for key in &keys {
+        bytes.extend_from_slice(key);
+    }
+    Hash::sha256(&bytes)
 }
+
+/// Domain separation of [`dedupe_key`].
+const DEDUPE_TAG: &[u8] = b"evident dedupe v2\n";
 
 /// The length of an envelope's encoding in a leaf record: what the size limit counts.
 pub fn encoded_envelope_len(envelope: &Envelope) -> usize {

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::dsse::{DsseError, Envelope};
 use crate::keys::{KeyError, PublicKey};
+use crate::names::NameError;
 
 /// The payload type of registry entries.
 pub const REGISTRY_PAYLOAD_TYPE: &str = "application/vnd.evident.registry+json";
@@ -113,7 +114,38 @@ impl Change {
             }
             None => return Err(RegistryError::Malformed("`_type` is missing".into())),
         }
-        serde_json::from_value(value).map_err(|e| RegistryError::Malformed(e.to_string()))
+        let change: Change =
+            serde_json::from_value(value).map_err(|e| RegistryError::Malformed(e.to_string()))?;
+        change.check_names()?;
+        Ok(change)
+    }
+
+    /// Every name the change would put in the registry, its indexes and its history passes
+    /// [`crate::names`].
+    fn check_names(&self) -> Result<(), NameError> {
+        use crate::names::{check_name, check_optional_name};
+        match self {
+            Change::AddSigner {
+                identity,
+                roles,
+                predicate_types,
+                ..
+            } => {
+                check_name("identity", identity)?;
+                for (i, role) in roles.iter().enumerate() {
+                    check_name(&format!("roles[{i}]"), role)?;
+                }
+                for (i, p) in predicate_types.iter().enumerate() {
+                    check_name(&format!("predicate_types[{i}]"), p)?;
+                }
+                Ok(())
+            }
+            Change::RotateSigner { identity, .. } | Change::AddAdmin { identity, .. } => {
+                check_name("identity", identity)
+            }
+            Change::RevokeKey { reason, .. } => check_optional_name("reason", reason),
+            Change::RemoveAdmin { .. } => Ok(()),
+        }
     }
 }
 
@@ -124,6 +156,9 @@ pub enum RegistryError {
     /// The payload is not a registry change.
     #[error("registry change is malformed: {0}")]
     Malformed(String),
+    /// A name in the change that the indexes, logs or outputs cannot carry.
+    #[error("registry change field {0}")]
+    Name(#[from] NameError),
     /// The envelope's payload type is not the registry's.
     #[error("payloadType is {0:?}, registry changes use {REGISTRY_PAYLOAD_TYPE:?}")]
     PayloadType(String),
@@ -343,8 +378,14 @@ pub struct Registry {
     threshold: usize,
     /// Every signer key ever registered, in the order registered.
     keys: Vec<SignerKey>,
+    /// The key of each entry of `keys`, in the same order: what signatures are verified
+    /// against, without a copy per envelope.
+    trusted: Vec<PublicKey>,
     /// Key bytes → position in `keys`.
     by_key: HashMap<[u8; 32], usize>,
+    /// Key id ([`PublicKey::key_id`]) → position in `keys`: where a signature's keyid hint
+    /// points.
+    by_key_id: HashMap<String, usize>,
     events: Vec<Event>,
 }
 
@@ -352,7 +393,7 @@ pub struct Registry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     /// The administrators whose signatures counted.
-    pub signed_by: Vec<String>,
+    pub signed_by: Vec<Admin>,
     /// The event recorded.
     pub event: Event,
 }
@@ -376,6 +417,9 @@ impl Registry {
                 "the genesis needs at least one administrator".into(),
             ));
         }
+        for admin in &admins {
+            crate::names::check_name("genesis administrator identity", &admin.identity)?;
+        }
         let distinct: BTreeSet<[u8; 32]> = admins.iter().map(|a| a.key.to_bytes()).collect();
         if distinct.len() != admins.len() {
             return Err(RegistryError::Conflict(
@@ -395,7 +439,9 @@ impl Registry {
             admins,
             threshold,
             keys: Vec::new(),
+            trusted: Vec::new(),
             by_key: HashMap::new(),
+            by_key_id: HashMap::new(),
             events: Vec::new(),
         })
     }
@@ -443,16 +489,16 @@ impl Registry {
     }
 
     /// Checks the payload type and the administrator signatures; returns the parsed change
-    /// and the identities of the administrators who signed.
+    /// and the administrators who signed.
     pub fn check_envelope(
         &self,
         envelope: &Envelope,
-    ) -> Result<(Change, Vec<String>), RegistryError> {
+    ) -> Result<(Change, Vec<Admin>), RegistryError> {
         if envelope.payload_type != REGISTRY_PAYLOAD_TYPE {
             return Err(RegistryError::PayloadType(envelope.payload_type.clone()));
         }
         let change = Change::from_payload(&envelope.payload)?;
-        let signed_by = self.check_admin_signatures(envelope)?;
+        let signed_by = self.admin_signers(envelope)?;
         Ok((change, signed_by))
     }
 
@@ -462,6 +508,16 @@ impl Registry {
         &self,
         envelope: &Envelope,
     ) -> Result<Vec<String>, RegistryError> {
+        Ok(self
+            .admin_signers(envelope)?
+            .into_iter()
+            .map(|a| a.identity)
+            .collect())
+    }
+
+    /// Like [`Registry::check_admin_signatures`], returning the administrators themselves
+    /// (identity and key).
+    pub fn admin_signers(&self, envelope: &Envelope) -> Result<Vec<Admin>, RegistryError> {
         let keys: Vec<PublicKey> = self.admins.iter().map(|a| a.key).collect();
         let signed = envelope
             .verify_threshold(&keys, self.threshold)
@@ -474,10 +530,7 @@ impl Registry {
                     other => other.to_string(),
                 },
             })?;
-        Ok(signed
-            .into_iter()
-            .map(|i| self.admins[i].identity.clone())
-            .collect())
+        Ok(signed.into_iter().map(|i| self.admins[i].clone()).collect())
     }
 
     fn apply_change(
@@ -728,18 +781,45 @@ impl Registry {
 
     fn push_key(&mut self, key: SignerKey) {
         self.by_key.insert(key.key.to_bytes(), self.keys.len());
+        self.by_key_id.insert(key.key.key_id(), self.keys.len());
+        self.trusted.push(key.key);
         self.keys.push(key);
     }
 
     /// The registered signer keys (of any status) under which some signature of the
-    /// envelope verifies. Expensive: one Ed25519 verification per candidate.
-    pub fn verifying_keys(&self, envelope: &Envelope) -> Result<Vec<PublicKey>, AuthError> {
+    /// envelope verifies, bounded as [`Envelope::verify_bounded`] says: a signature whose
+    /// keyid names a registered key is tried against that key only; the others against the
+    /// keys registered for `predicate_type` (or `"*"`), newest first, within
+    /// [`crate::dsse::MAX_UNHINTED_VERIFICATIONS`] trials per envelope. A key not registered
+    /// for the predicate type could not authorize it anyway.
+    pub fn verifying_keys(
+        &self,
+        envelope: &Envelope,
+        predicate_type: &str,
+    ) -> Result<Vec<PublicKey>, AuthError> {
         if envelope.signatures.is_empty() {
             return Err(AuthError::NoSignatures);
         }
-        let candidates: Vec<PublicKey> = self.keys.iter().map(|k| k.key).collect();
-        match envelope.verify(&candidates) {
-            Ok(found) => Ok(found.into_iter().map(|i| candidates[i]).collect()),
+        let trusted = &self.trusted;
+        // Only a signature without a usable hint needs the candidates.
+        let unhinted = envelope
+            .signatures
+            .iter()
+            .any(|s| !self.by_key_id.contains_key(&s.keyid));
+        let candidates: Vec<usize> = if unhinted {
+            (0..self.keys.len())
+                .rev()
+                .filter(|&i| {
+                    let allowed = &self.keys[i].predicate_types;
+                    allowed.contains(predicate_type) || allowed.contains(ANY_PREDICATE)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let hinted = |keyid: &str| self.by_key_id.get(keyid).copied();
+        match envelope.verify_bounded(trusted, hinted, &candidates) {
+            Ok(found) => Ok(found.into_iter().map(|i| trusted[i]).collect()),
             Err(DsseError::NoTrustedSignature { hints, .. }) => {
                 Err(AuthError::UnknownKey { hints })
             }
@@ -794,7 +874,7 @@ impl Registry {
         predicate_type: &str,
         time: i64,
     ) -> Result<Vec<Authorized>, AuthError> {
-        let keys = self.verifying_keys(envelope)?;
+        let keys = self.verifying_keys(envelope, predicate_type)?;
         self.authorize(&keys, predicate_type, time)
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! Anything that is not a Statement v1 (a legacy link, an older `_type`, a subject without a
 //! digest, a malformed digest) is refused with an error that names the field. Unknown fields
-//! are ignored, as the specification requires of consumers.
+//! are ignored, as the specification requires of consumers. A key that appears twice in any
+//! object, the predicate included, is refused: a verifier that keeps the first and one that
+//! keeps the last would read different statements. The predicate type and subject names
+//! pass [`crate::names`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -231,6 +234,18 @@ pub enum StatementError {
     /// Any other `_type`.
     #[error("payload `_type` is {0:?}, expected {STATEMENT_V1_TYPE:?}")]
     UnknownType(String),
+    /// A key appears twice in one JSON object.
+    #[error(
+        "statement key {field:?} appears twice: a verifier that reads the first and one that \
+         reads the last would see different statements"
+    )]
+    DuplicateKey {
+        /// The JSON path of the repeated key, e.g. `predicate.result`.
+        field: String,
+    },
+    /// A name the indexes, logs or outputs cannot carry.
+    #[error("statement field {0}")]
+    Name(#[from] crate::names::NameError),
     /// A required field is missing or has the wrong JSON type.
     #[error("statement field `{field}` {problem}")]
     Field {
@@ -259,6 +274,7 @@ impl Statement {
 
     /// Parses a Statement v1 from JSON bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Statement, StatementError> {
+        reject_duplicate_keys(bytes)?;
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| StatementError::Json(e.to_string()))?;
         let Value::Object(object) = value else {
@@ -277,6 +293,7 @@ impl Statement {
             Some(_) => return Err(field_error("predicateType", "must be a string")),
             None => return Err(field_error("predicateType", "is missing")),
         };
+        crate::names::check_name("predicateType", &predicate_type)?;
         let predicate = match object.get("predicate") {
             None | Some(Value::Null) => Value::Null,
             Some(p @ Value::Object(_)) => p.clone(),
@@ -329,6 +346,7 @@ fn parse_subject(i: usize, value: &Value) -> Result<Subject, StatementError> {
             ));
         }
     };
+    crate::names::check_optional_name(&format!("subject[{i}].name"), &name)?;
     let digests = parse_digests(i, subject)?;
     Ok(Subject { name, digests })
 }
@@ -365,4 +383,104 @@ fn parse_digests(i: usize, subject: &Map<String, Value>) -> Result<DigestSet, St
         digests.insert(algorithm, value.clone());
     }
     Ok(digests)
+}
+
+/// Refuses JSON in which any object, at any depth, has a key twice (serde_json's `Value`
+/// would silently keep the last).
+fn reject_duplicate_keys(bytes: &[u8]) -> Result<(), StatementError> {
+    let found = std::cell::RefCell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let seed = Unique {
+        path: String::new(),
+        found: &found,
+    };
+    match serde::de::DeserializeSeed::deserialize(seed, &mut deserializer) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(match found.into_inner() {
+            Some(field) => StatementError::DuplicateKey { field },
+            None => StatementError::Json(e.to_string()),
+        }),
+    }
+}
+
+/// Walks one JSON value, recording the path of the first repeated key in `found`.
+struct Unique<'a> {
+    path: String,
+    found: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        while seq
+            .next_element_seed(Unique {
+                path: format!("{}[{i}]", self.path),
+                found: self.found,
+            })?
+            .is_some()
+        {
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            if !seen.insert(key) {
+                *self.found.borrow_mut() = Some(path.clone());
+                return Err(serde::de::Error::custom(format!(
+                    "key `{path}` appears twice"
+                )));
+            }
+            map.next_value_seed(Unique {
+                path,
+                found: self.found,
+            })?;
+        }
+        Ok(())
+    }
 }

@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 use evident_core::audit::Replay;
 use evident_core::merkle::{Frontier, Node};
 use evident_core::note::{Checkpoint, Signer, Verifier};
-use evident_core::record;
 use evident_core::registry::GenesisDocument;
 use evident_proto::v1 as pb;
 use evident_proto::v1::ledger_client::LedgerClient;
@@ -560,7 +559,7 @@ async fn write_backup(
             entries.push(NewEntry {
                 index,
                 leaf_hash,
-                content_digest: record::content_digest(rec.envelope()),
+                content_digest: facts.dedupe_key(rec.envelope()),
                 secondary: secondary_keys(index, rec.kind(), &facts),
                 record: leaf,
             });

@@ -80,7 +80,7 @@ fn facts_of(record: &LeafRecord) -> Result<Facts, String> {
                 .map_err(|_| "the policy is not UTF-8".to_owned())?;
             let policy = evident_core::policy::Policy::parse(text).map_err(|e| e.to_string())?;
             Ok(Facts::of_admin_entry(
-                Vec::new(),
+                &[],
                 Some((policy.name, policy.version)),
             ))
         }

@@ -114,7 +114,6 @@ pub enum Authorization {
 struct Submission {
     envelope: Envelope,
     authorization: Authorization,
-    digest: Hash,
     /// The receipt, and whether the envelope was already in the log.
     reply: oneshot::Sender<Result<(Receipt, bool), LedgerError>>,
 }
@@ -130,7 +129,20 @@ pub struct Ledger {
     verifier: Verifier,
     /// The log key, shared with the sequencer: the read side signs bundle manifests with it.
     signer: Arc<Signer>,
+    /// The registry after every [`SNAPSHOT_EVERY`]-th registry entry, by that entry's index
+    /// (with its integrated time), filled as as-of reads replay: an as-of answer replays at
+    /// most `SNAPSHOT_EVERY` entries. Entries below a checkpoint never change, so a
+    /// snapshot never goes stale.
+    snapshots: Arc<std::sync::Mutex<Snapshots>>,
 }
+
+/// Kept registry snapshots: registry entry index → (its integrated time, the registry after
+/// it).
+type Snapshots = std::collections::BTreeMap<u64, (i64, Arc<Registry>)>;
+
+/// Registry entries between two kept registry snapshots: the most an as-of read replays.
+/// With 2,000 registry entries that is 31 snapshots.
+pub const SNAPSHOT_EVERY: usize = 64;
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -251,6 +263,7 @@ impl Ledger {
                 queue,
                 verifier,
                 signer,
+                snapshots: Arc::default(),
             },
             SequencerHandle(thread),
         ))
@@ -270,18 +283,17 @@ impl Ledger {
     }
 
     /// Queues an already verified envelope and waits for its durable receipt. The same
-    /// envelope again gets the original entry's receipt with `duplicate` set.
+    /// content signed by the same keys again gets the original entry's receipt with
+    /// `duplicate` set.
     pub async fn submit(
         &self,
         envelope: Envelope,
         authorization: Authorization,
-        digest: Hash,
     ) -> Result<(Receipt, bool), LedgerError> {
         let (reply, answer) = oneshot::channel();
         let submission = Submission {
             envelope,
             authorization,
-            digest,
             reply,
         };
         self.queue
@@ -291,9 +303,10 @@ impl Ledger {
         answer.await.map_err(|_| LedgerError::ShuttingDown)?
     }
 
-    /// The receipt of the entry already in the log with this content digest, if any. Retries
-    /// are answered with it before any other check, so a retry never fails where the first
-    /// attempt succeeded (say, after the signer's key was revoked).
+    /// The receipt of the entry already in the log with this dedupe key
+    /// ([`evident_core::record::dedupe_key`]), if any. Asked only after the submission's
+    /// signatures verified and were authorized, so a caller learns nothing about an entry
+    /// it could not have submitted itself.
     pub fn existing(&self, digest: &Hash) -> Result<Option<Receipt>, LedgerError> {
         if let Some(index) = self.store.index_of_content(digest)? {
             let published = self.published();
@@ -380,19 +393,63 @@ impl Ledger {
         self.published().registry.clone()
     }
 
-    /// The registry as it was before entry `index` (replayed from the genesis).
+    /// The registry as it was before entry `index`. Blocking: reads the store (call it
+    /// off the async workers).
     pub fn registry_as_of(&self, index: u64) -> Result<Registry, LedgerError> {
         let size = self.published().checkpoint.size;
-        crate::genesis::replay(&self.store, &self.genesis, index.min(size))
-            .map_err(|e| LedgerError::Storage(e.to_string()))
+        self.replay_registry(index.min(size), i64::MAX)
+            .map(|(registry, _)| registry)
     }
 
     /// The registry after every registry entry integrated at or before `time`, and the
-    /// index up to which it holds (exclusive).
+    /// index up to which it holds (exclusive). Blocking, like [`Ledger::registry_as_of`].
     pub fn registry_as_of_time(&self, time: i64) -> Result<(Registry, u64), LedgerError> {
         let size = self.published().checkpoint.size;
-        crate::genesis::replay_until(&self.store, &self.genesis, size, time)
-            .map_err(|e| LedgerError::Storage(e.to_string()))
+        self.replay_registry(size, time)
+    }
+
+    /// The registry entries below `end` integrated at or before `time`, applied from the
+    /// latest snapshot that precedes them (or the genesis); keeps a snapshot every
+    /// [`SNAPSHOT_EVERY`] registry entries. Returns the registry and the index of the first
+    /// entry not covered (`end`, or the first registry entry after `time`).
+    fn replay_registry(&self, end: u64, time: i64) -> Result<(Registry, u64), LedgerError> {
+        let entries = self.store.registry_entries(0, end)?;
+        let start = {
+            let snapshots = self
+                .snapshots
+                .lock()
+                .expect("the snapshot lock is never held across a panic");
+            // Integrated times never go backwards: the last snapshot at or before `time`.
+            snapshots
+                .range(..end)
+                .rev()
+                .find(|(_, (t, _))| *t <= time)
+                .map(|(index, (_, registry))| (*index, registry.clone()))
+        };
+        let (mut registry, skip) = match start {
+            Some((index, snapshot)) => match entries.binary_search(&index) {
+                Ok(position) => ((*snapshot).clone(), position + 1),
+                Err(_) => (self.genesis.as_ref().clone(), 0),
+            },
+            None => (self.genesis.as_ref().clone(), 0),
+        };
+        for (position, &index) in entries.iter().enumerate().skip(skip) {
+            let record = read_record(&self.store, index)?;
+            let at = record.integrated_time_nanos();
+            if at > time {
+                return Ok((registry, index));
+            }
+            registry.apply(index, at, record.envelope()).map_err(|e| {
+                LedgerError::Storage(format!("replaying registry entry {index}: {e}"))
+            })?;
+            if (position + 1) % SNAPSHOT_EVERY == 0 {
+                self.snapshots
+                    .lock()
+                    .expect("the snapshot lock is never held across a panic")
+                    .insert(index, (at, Arc::new(registry.clone())));
+            }
+        }
+        Ok((registry, end))
     }
 
     /// Every policy version covered by the latest checkpoint: `(name, version, index)`.
@@ -671,13 +728,14 @@ impl Sequencer {
     fn signing_keys(
         &self,
         envelope: &Envelope,
+        predicate_type: &str,
         found: &[PublicKey],
         registry_changes: usize,
     ) -> Result<Vec<PublicKey>, evident_core::registry::AuthError> {
         if self.registry.events().len() == registry_changes {
             Ok(found.to_vec())
         } else {
-            self.registry.verifying_keys(envelope)
+            self.registry.verifying_keys(envelope, predicate_type)
         }
     }
 
@@ -728,9 +786,57 @@ impl Sequencer {
             if error.is_some() {
                 continue;
             }
-            let existing = match in_batch.get(&s.digest) {
+            let index = frontier.size();
+            // Integrated times never go backwards, even if the clock does.
+            let time = now_nanos().max(last_time);
+            // Who signed, as the registry after every entry before this one (including those
+            // earlier in this batch) sees it: the signers are part of the dedupe key.
+            let (kind, mut facts) = match &s.authorization {
+                Authorization::Attestation {
+                    keys,
+                    registry_changes,
+                    predicate_type,
+                    facts: about,
+                } => match self
+                    .signing_keys(&s.envelope, predicate_type, keys, *registry_changes)
+                    .and_then(|keys| self.registry.authorize(&keys, predicate_type, time))
+                {
+                    Ok(signers) => {
+                        let mut facts = (**about).clone();
+                        facts.set_signers(&signers);
+                        (EntryKind::Attestation, facts)
+                    }
+                    Err(e) => {
+                        METRICS.verification_failure(VerificationFailure::of(&e));
+                        placed.push(Placed::Refused(LedgerError::PermissionDenied(
+                            e.to_string(),
+                        )));
+                        continue;
+                    }
+                },
+                Authorization::Registry | Authorization::Policy { .. } => {
+                    match self.registry.admin_signers(&s.envelope) {
+                        Ok(admins) => match &s.authorization {
+                            Authorization::Policy { name, version } => (
+                                EntryKind::Policy,
+                                Facts::of_admin_entry(&admins, Some((name.clone(), *version))),
+                            ),
+                            _ => (EntryKind::Registry, Facts::of_admin_entry(&admins, None)),
+                        },
+                        Err(e) => {
+                            placed.push(Placed::Refused(registry_error(e)));
+                            continue;
+                        }
+                    }
+                }
+            };
+            // The same content by the same keys is answered with the entry already logged;
+            // looked up before the checks of the log's state, so a retry of an applied
+            // registry change or policy version is not refused as a conflict.
+            let digest = facts.dedupe_key(&s.envelope);
+            let existing = match in_batch.get(&digest) {
                 Some(i) => Some(*i),
-                None => match self.store.index_of_content(&s.digest) {
+                None => match self.store.index_of_content(&digest) {
                     Ok(found) => found,
                     Err(e) => {
                         error = Some(e.into());
@@ -742,71 +848,29 @@ impl Sequencer {
                 placed.push(Placed::Existing(index));
                 continue;
             }
-            let index = frontier.size();
-            // Integrated times never go backwards, even if the clock does.
-            let time = now_nanos().max(last_time);
-            // Authorization at the integrated time, against the registry as it is after
-            // every entry before this one (including those earlier in this batch).
-            let mut facts;
-            let kind = match &s.authorization {
-                Authorization::Attestation {
-                    keys,
-                    registry_changes,
-                    predicate_type,
-                    facts: about,
-                } => match self
-                    .signing_keys(&s.envelope, keys, *registry_changes)
-                    .and_then(|keys| self.registry.authorize(&keys, predicate_type, time))
-                {
-                    Ok(signers) => {
-                        facts = (**about).clone();
-                        facts.set_signers(&signers);
-                        EntryKind::Attestation
-                    }
-                    Err(e) => {
-                        METRICS.verification_failure(VerificationFailure::of(&e));
-                        placed.push(Placed::Refused(LedgerError::PermissionDenied(
-                            e.to_string(),
-                        )));
-                        continue;
-                    }
-                },
-                Authorization::Registry => match self.registry.apply(index, time, &s.envelope) {
+            match (&s.authorization, kind) {
+                (_, EntryKind::Registry) => match self.registry.apply(index, time, &s.envelope) {
                     Ok(applied) => {
                         registry_changed = true;
-                        facts = Facts::of_admin_entry(applied.signed_by, None);
-                        EntryKind::Registry
+                        facts = Facts::of_admin_entry(&applied.signed_by, None);
                     }
                     Err(e) => {
                         placed.push(Placed::Refused(registry_error(e)));
                         continue;
                     }
                 },
-                Authorization::Policy { name, version } => {
-                    let latest = self.policies.get(name).copied();
-                    let check = self
-                        .registry
-                        .check_admin_signatures(&s.envelope)
-                        .map_err(registry_error)
-                        .and_then(|admins| match latest {
-                            Some(l) if l >= *version => Err(LedgerError::Precondition(format!(
-                                "policy {name} is at version {l}: a new version must be higher than {l}"
-                            ))),
-                            _ => Ok(admins),
-                        });
-                    match check {
-                        Ok(admins) => {
-                            self.policies.insert(name.clone(), *version);
-                            facts = Facts::of_admin_entry(admins, Some((name.clone(), *version)));
-                            EntryKind::Policy
-                        }
-                        Err(e) => {
-                            placed.push(Placed::Refused(e));
-                            continue;
-                        }
+                (Authorization::Policy { name, version }, _) => {
+                    if let Some(latest) = self.policies.get(name).copied().filter(|l| l >= version)
+                    {
+                        placed.push(Placed::Refused(LedgerError::Precondition(format!(
+                            "policy {name} is at version {latest}: a new version must be higher than {latest}"
+                        ))));
+                        continue;
                     }
+                    self.policies.insert(name.clone(), *version);
                 }
-            };
+                _ => {}
+            }
             let record = match LeafRecord::new(index, time, last_hash, kind, s.envelope) {
                 Ok(r) => r,
                 Err(e) => {
@@ -821,10 +885,10 @@ impl Sequencer {
                 index,
                 record: bytes,
                 leaf_hash,
-                content_digest: s.digest,
+                content_digest: digest,
                 secondary: secondary_keys(index, kind, &facts),
             });
-            in_batch.insert(s.digest, index);
+            in_batch.insert(digest, index);
             if kind == EntryKind::Registry {
                 registry_digest.add(&leaf_hash);
             }

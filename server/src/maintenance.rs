@@ -11,7 +11,6 @@ use std::path::Path;
 use evident_core::audit::{Replay, Summary};
 use evident_core::merkle::{Frontier, SubtreeSource};
 use evident_core::note::{Checkpoint, Verifier};
-use evident_core::record;
 use evident_core::registry::GenesisDocument;
 
 use crate::store::{DERIVED_PREFIXES, Store, StoreError, lookup_keys, secondary_keys};
@@ -155,7 +154,7 @@ pub fn verify_store(
                 ));
             }
         }
-        let digest = record::content_digest(record.envelope());
+        let digest = facts.dedupe_key(record.envelope());
         let keys = lookup_keys(index, &leaf_hash, &digest);
         for (key, value) in keys
             .iter()
@@ -244,7 +243,7 @@ pub fn reindex(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<u64,
             .ok_or_else(|| entry(index, "disappeared during the reindex"))?;
         let (record, leaf_hash, facts) =
             replay.push(&bytes).map_err(|e| entry(e.index, e.problem))?;
-        let digest = record::content_digest(record.envelope());
+        let digest = facts.dedupe_key(record.envelope());
         batch.extend(lookup_keys(index, &leaf_hash, &digest));
         batch.extend(secondary_keys(index, record.kind(), &facts));
         if batch.len() >= 50_000 {

@@ -7,7 +7,7 @@ use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
 use evident_core::policy::{POLICY_PAYLOAD_TYPE, Policy};
 use evident_core::receipt::Receipt;
 use evident_core::record::{self, EntryKind, LeafRecord};
-use evident_core::registry::{AuthError, REGISTRY_PAYLOAD_TYPE, Registry, SignerKey};
+use evident_core::registry::{Admin, AuthError, REGISTRY_PAYLOAD_TYPE, Registry, SignerKey};
 use evident_core::statement::Statement;
 use evident_core::{Hash, merkle};
 use evident_proto::v1 as pb;
@@ -67,19 +67,19 @@ impl LedgerService {
         self.limiter.admit(&principal.name)
     }
 
-    /// Routes on the payload type and runs the checks that need no sequencing.
-    #[allow(
-        clippy::type_complexity,
-        reason = "a private tuple, named where it is unpacked"
-    )]
-    fn check(
-        &self,
-        envelope: Envelope,
-    ) -> Result<(Envelope, Authorization, String, Vec<String>), Status> {
+    /// Routes on the payload type and runs the checks that need no sequencing. Also
+    /// returns the submission's dedupe key, from the keys whose signatures counted.
+    fn check(&self, envelope: Envelope) -> Result<Checked, Status> {
         match envelope.payload_type.as_str() {
             IN_TOTO_PAYLOAD_TYPE => {
-                let (authorization, statement, signers) = self.check_attestation(&envelope)?;
-                Ok((envelope, authorization, statement.predicate_type, signers))
+                let (authorization, statement, facts) = self.check_attestation(&envelope)?;
+                Ok(Checked {
+                    digest: facts.dedupe_key(&envelope),
+                    envelope,
+                    authorization,
+                    what: statement.predicate_type,
+                    signers: facts.signers,
+                })
             }
             REGISTRY_PAYLOAD_TYPE => {
                 if envelope.signatures.is_empty() {
@@ -87,13 +87,14 @@ impl LedgerService {
                         "envelope has no signatures: registry changes are signed by administrators",
                     ));
                 }
-                let signers = self.check_registry_change(&envelope)?;
-                Ok((
+                let facts = Facts::of_admin_entry(&self.check_registry_change(&envelope)?, None);
+                Ok(Checked {
+                    digest: facts.dedupe_key(&envelope),
                     envelope,
-                    Authorization::Registry,
-                    "registry change".to_owned(),
-                    signers,
-                ))
+                    authorization: Authorization::Registry,
+                    what: "registry change".to_owned(),
+                    signers: facts.signers,
+                })
             }
             POLICY_PAYLOAD_TYPE => {
                 if envelope.signatures.is_empty() {
@@ -101,13 +102,19 @@ impl LedgerService {
                         "envelope has no signatures: policies are signed by administrators",
                     ));
                 }
-                let (policy, signers) = self.check_policy(&envelope)?;
+                let (policy, admins) = self.check_policy(&envelope)?;
                 let what = format!("policy {}@{}", policy.name, policy.version);
-                let authorization = Authorization::Policy {
-                    name: policy.name,
-                    version: policy.version,
-                };
-                Ok((envelope, authorization, what, signers))
+                let facts = Facts::of_admin_entry(&admins, None);
+                Ok(Checked {
+                    digest: facts.dedupe_key(&envelope),
+                    envelope,
+                    authorization: Authorization::Policy {
+                        name: policy.name,
+                        version: policy.version,
+                    },
+                    what,
+                    signers: facts.signers,
+                })
             }
             other => Err(Status::invalid_argument(format!(
                 "payloadType {other:?} is not accepted: attestations use \
@@ -123,24 +130,30 @@ impl LedgerService {
     fn check_attestation(
         &self,
         envelope: &Envelope,
-    ) -> Result<(Authorization, Statement, Vec<String>), Status> {
+    ) -> Result<(Authorization, Statement, Facts), Status> {
         let statement = Statement::from_envelope(envelope).map_err(|e| {
             METRICS.verification_failure(VerificationFailure::Statement);
             Status::invalid_argument(format!("not an in-toto Statement v1: {e}"))
         })?;
+        evident_core::audit::check_release(&statement).map_err(|e| {
+            METRICS.verification_failure(VerificationFailure::Statement);
+            Status::invalid_argument(format!("the release attestation's {e}"))
+        })?;
         let registry = self.ledger()?.registry();
-        let keys = registry.verifying_keys(envelope).map_err(auth_status)?;
+        let keys = registry
+            .verifying_keys(envelope, &statement.predicate_type)
+            .map_err(auth_status)?;
         let authorized = registry
             .authorize(&keys, &statement.predicate_type, now_nanos())
             .map_err(auth_status)?;
-        let identities = authorized.into_iter().map(|a| a.identity).collect();
+        let facts = Facts::of_attestation(&statement, &authorized);
         let authorization = Authorization::Attestation {
             registry_changes: registry.events().len(),
             keys,
             predicate_type: statement.predicate_type.clone(),
             facts: Box::new(Facts::of_attestation(&statement, &[])),
         };
-        Ok((authorization, statement, identities))
+        Ok((authorization, statement, facts))
     }
 
     /// The artifacts a request names: one `ALGORITHM:HEX`, or those a release `NAME@VERSION`
@@ -183,10 +196,10 @@ impl LedgerService {
     /// The checks of a policy version: administrator signatures, a document that parses
     /// (every CEL condition compiles), and roles the registry knows. The sequencer checks
     /// the signatures again and that the version is above the latest.
-    fn check_policy(&self, envelope: &Envelope) -> Result<(Policy, Vec<String>), Status> {
+    fn check_policy(&self, envelope: &Envelope) -> Result<(Policy, Vec<Admin>), Status> {
         let registry = self.ledger()?.registry();
         let signers = registry
-            .check_admin_signatures(envelope)
+            .admin_signers(envelope)
             .map_err(|e| status(registry_error(e)))?;
         let text = std::str::from_utf8(&envelope.payload)
             .map_err(|_| Status::invalid_argument("the policy document is not UTF-8"))?;
@@ -197,24 +210,42 @@ impl LedgerService {
         Ok((policy, signers))
     }
 
-    /// The checks of a registry change against the registry as it is now: administrator
-    /// signatures, the payload, and its effect (on a copy).
-    fn check_registry_change(&self, envelope: &Envelope) -> Result<Vec<String>, Status> {
+    /// The checks of a registry change that a retry passes too: administrator signatures
+    /// and the payload.
+    fn check_registry_change(&self, envelope: &Envelope) -> Result<Vec<Admin>, Status> {
         let registry = self.ledger()?.registry();
         let (_, signed_by) = registry
             .check_envelope(envelope)
             .map_err(|e| status(registry_error(e)))?;
-        let mut trial: Registry = (*registry).clone();
+        Ok(signed_by)
+    }
+
+    /// The effect of a new registry change against the registry as it is now, on a copy
+    /// (after the dedupe lookup: a retry of an applied change would conflict).
+    fn trial_registry_change(&self, envelope: &Envelope) -> Result<(), Status> {
+        let mut trial: Registry = (*self.ledger()?.registry()).clone();
         trial
             .apply(registry_index_placeholder(), now_nanos(), envelope)
             .map_err(|e| status(registry_error(e)))?;
-        Ok(signed_by)
+        Ok(())
     }
 }
 
-/// The most signatures an envelope may carry: each one may cost a verification per
-/// registered key, so an envelope stuffed with signatures is refused before any is checked.
-pub const MAX_SIGNATURES: usize = 16;
+/// A submission that passed the checks that need no sequencing.
+struct Checked {
+    envelope: Envelope,
+    authorization: Authorization,
+    /// What the entry is, for the log line.
+    what: String,
+    /// Who signed, for the log line.
+    signers: Vec<String>,
+    /// The dedupe key ([`record::dedupe_key`]).
+    digest: Hash,
+}
+
+/// The most signatures an envelope may carry ([`evident_core::dsse::MAX_SIGNATURES`]): an
+/// envelope stuffed with signatures is refused before any is checked.
+pub const MAX_SIGNATURES: usize = evident_core::dsse::MAX_SIGNATURES;
 
 /// The index given to a trial application of a registry change; only the state it leads to
 /// matters, and it is thrown away.
@@ -616,7 +647,24 @@ impl pb::ledger_server::Ledger for LedgerService {
                     envelope.signatures.len()
                 )));
             }
-            let digest = record::content_digest(&envelope);
+            // Signature verification is CPU work: keep it off the async workers.
+            let this = self.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                // The slot stays taken while the check runs, even if the caller gave up.
+                let _admitted = admitted;
+                this.check(envelope)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("checking the envelope failed: {e}")))??;
+            let Checked {
+                envelope,
+                authorization,
+                what,
+                signers,
+                digest,
+            } = checked;
+            // Only now, with the signatures verified and authorized: the same content by the
+            // same keys is answered with the entry already logged.
             if let Some(receipt) = self.ledger()?.existing(&digest).map_err(status)? {
                 tracing::info!(
                     index = receipt.index,
@@ -626,25 +674,21 @@ impl pb::ledger_server::Ledger for LedgerService {
                     receipt: Some(receipt_to_proto(receipt, true)),
                 }));
             }
-            // Signature verification is CPU work: keep it off the async workers.
-            let this = self.clone();
-            let (envelope, authorization, what, signers) = tokio::task::spawn_blocking(move || {
-                // The slot stays taken while the check runs, even if the caller gave up.
-                let _admitted = admitted;
-                this.check(envelope)
-            })
-            .await
-            .map_err(|e| Status::internal(format!("checking the envelope failed: {e}")))??;
+            if matches!(authorization, Authorization::Registry) {
+                self.trial_registry_change(&envelope)?;
+            }
             let (receipt, duplicate) = self
                 .ledger()?
-                .submit(envelope, authorization, digest)
+                .submit(envelope, authorization)
                 .await
                 .map_err(status)?;
             tracing::info!(
                 index = receipt.index,
                 duplicate,
                 kind = %receipt.kind,
-                what = %what,
+                // Untrusted strings are logged escaped ({:?}): a newline in one cannot
+                // forge a log line, an escape sequence cannot reach a terminal.
+                what = ?what,
                 signers = ?signers,
                 "entry submitted"
             );
@@ -674,27 +718,36 @@ impl pb::ledger_server::Ledger for LedgerService {
             "list the trust registry",
         )?;
         let request = request.into_inner();
-        let size = self.ledger()?.published().checkpoint.size;
-        let (registry, as_of) = match (request.as_of_index, request.as_of_time_nanos) {
+        let ledger = self.ledger()?.clone();
+        let size = ledger.published().checkpoint.size;
+        let as_of_registry = match (request.as_of_index, request.as_of_time_nanos) {
             (Some(_), Some(_)) => {
                 return Err(Status::invalid_argument(
                     "give as_of_index or as_of_time_nanos, not both",
                 ));
             }
-            (None, Some(time)) => {
-                let (registry, end) = self.ledger()?.registry_as_of_time(time).map_err(status)?;
-                (std::sync::Arc::new(registry), end)
-            }
-            (None, None) => (self.ledger()?.registry(), size),
+            (None, None) => None,
             (Some(index), None) if index > size => {
                 return Err(Status::failed_precondition(format!(
                     "as_of_index {index} is beyond the log's {size} entries"
                 )));
             }
-            (Some(index), None) => (
-                std::sync::Arc::new(self.ledger()?.registry_as_of(index).map_err(status)?),
-                index,
-            ),
+            (index, time) => Some((index, time)),
+        };
+        let (registry, as_of) = match as_of_registry {
+            None => (ledger.registry(), size),
+            // Replaying reads the store and verifies signatures: off the async workers.
+            Some((index, time)) => tokio::task::spawn_blocking(move || match (index, time) {
+                (Some(index), _) => ledger
+                    .registry_as_of(index)
+                    .map(|r| (std::sync::Arc::new(r), index)),
+                (None, time) => ledger
+                    .registry_as_of_time(time.unwrap_or(i64::MAX))
+                    .map(|(r, end)| (std::sync::Arc::new(r), end)),
+            })
+            .await
+            .map_err(|e| Status::internal(format!("reading the registry failed: {e}")))?
+            .map_err(status)?,
         };
         Ok(Response::new(pb::ListSignersResponse {
             admins: registry
@@ -770,43 +823,49 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::GetPolicyResponse>, Status> {
-        let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "read policies")?;
+        let admitted = self.admit(&request, Needs::Role(Role::Auditor), "read policies")?;
         let request = request.into_inner();
-        let found = self
-            .ledger()?
-            .policies()
-            .map_err(status)?
-            .into_iter()
-            .filter(|(name, version, _)| {
-                *name == request.name && request.version.is_none_or(|v| v == *version)
-            })
-            .max_by_key(|(_, version, _)| *version);
-        let Some((name, version, index)) = found else {
-            return Err(Status::not_found(match request.version {
-                Some(v) => format!("policy {}@{v} is not in the log", request.name),
-                None => format!("no policy named {:?} is in the log", request.name),
-            }));
-        };
-        let bytes = self.ledger()?.entry(index).map_err(status)?;
-        let record = LeafRecord::decode(&bytes).map_err(|e| {
-            Status::unavailable(format!(
-                "storage failure: entry {index} does not decode: {e}"
-            ))
-        })?;
-        let signed_by = self
-            .ledger()?
-            .registry_as_of(index)
-            .map_err(status)?
-            .check_admin_signatures(record.envelope())
-            .unwrap_or_default();
-        Ok(Response::new(pb::GetPolicyResponse {
-            name,
-            version,
-            index,
-            integrated_time_nanos: record.integrated_time_nanos(),
-            document: String::from_utf8_lossy(&record.envelope().payload).into_owned(),
-            signed_by,
-        }))
+        let ledger = self.ledger()?.clone();
+        // Reads the policy index and replays the registry as of the entry: off the async
+        // workers.
+        tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            let found = ledger
+                .policies()
+                .map_err(status)?
+                .into_iter()
+                .filter(|(name, version, _)| {
+                    *name == request.name && request.version.is_none_or(|v| v == *version)
+                })
+                .max_by_key(|(_, version, _)| *version);
+            let Some((name, version, index)) = found else {
+                return Err(Status::not_found(match request.version {
+                    Some(v) => format!("policy {:?}@{v} is not in the log", request.name),
+                    None => format!("no policy named {:?} is in the log", request.name),
+                }));
+            };
+            let bytes = ledger.entry(index).map_err(status)?;
+            let record = LeafRecord::decode(&bytes).map_err(|e| {
+                Status::unavailable(format!(
+                    "storage failure: entry {index} does not decode: {e}"
+                ))
+            })?;
+            let signed_by = ledger
+                .registry_as_of(index)
+                .map_err(status)?
+                .check_admin_signatures(record.envelope())
+                .unwrap_or_default();
+            Ok(Response::new(pb::GetPolicyResponse {
+                name,
+                version,
+                index,
+                integrated_time_nanos: record.integrated_time_nanos(),
+                document: String::from_utf8_lossy(&record.envelope().payload).into_owned(),
+                signed_by,
+            }))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("reading the policy failed: {e}")))?
     }
 
     async fn get_release_evidence(

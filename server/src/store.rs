@@ -8,7 +8,7 @@
 //! | `L` ‖ index (u64 BE) | leaf record bytes |
 //! | `N` ‖ level (u8) ‖ index (u64 BE) | hash of the complete subtree `(level, index)` |
 //! | `H` ‖ leaf hash | index (u64 BE) |
-//! | `E` ‖ content digest (SHA-256 of the PAE) | index (u64 BE) |
+//! | `E` ‖ dedupe key (`record::dedupe_key`: the PAE's SHA-256 and the signers' keys) | index (u64 BE) |
 //! | `P` ‖ policy name ‖ 0x00 ‖ version (u64 BE) | index (u64 BE) of that policy version |
 //! | `F` ‖ index (u64 BE) | the entry's signer identities (JSON list of strings) |
 //! | `K` ‖ kind code ‖ index | empty: entry `index` is of that kind |
@@ -132,7 +132,7 @@ pub struct NewEntry {
     pub record: Vec<u8>,
     /// Its leaf hash.
     pub leaf_hash: Hash,
-    /// The digest of its signed content (`record::content_digest`).
+    /// Its dedupe key: signed content and signer keys (`record::dedupe_key`).
     pub content_digest: Hash,
     /// Secondary index keys (and values) of the entry, from [`secondary_keys`].
     pub secondary: Vec<(Vec<u8>, Vec<u8>)>,
@@ -184,7 +184,7 @@ pub fn secondary_keys(index: u64, kind: EntryKind, facts: &Facts) -> Vec<(Vec<u8
     keys
 }
 
-/// The keys that find entry `index` by its leaf hash and by its content digest.
+/// The keys that find entry `index` by its leaf hash and by its dedupe key.
 pub fn lookup_keys(index: u64, leaf_hash: &Hash, content_digest: &Hash) -> [(Vec<u8>, Vec<u8>); 2] {
     let at = index.to_be_bytes().to_vec();
     [
@@ -342,7 +342,7 @@ impl Store {
         self.lookup(BY_LEAF_HASH, leaf_hash)
     }
 
-    /// The index of the entry with this content digest.
+    /// The index of the entry with this dedupe key (`record::dedupe_key`).
     pub fn index_of_content(&self, digest: &Hash) -> Result<Option<u64>, StoreError> {
         self.lookup(BY_CONTENT, digest)
     }

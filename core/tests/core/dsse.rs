@@ -189,3 +189,65 @@ fn weak_keys_are_refused() {
         );
     }
 }
+
+fn signing(seed: u8) -> (evident_core::SigningKey, evident_core::PublicKey) {
+    let key = evident_core::SigningKey::from_bytes(&[seed; 32]);
+    let public = evident_core::PublicKey::from_signing_key(&key);
+    (key, public)
+}
+
+#[test]
+fn more_than_the_maximum_of_signatures_is_refused_before_any_is_checked() {
+    use evident_core::dsse::MAX_SIGNATURES;
+    let (key, public) = signing(9);
+    let mut env = Envelope::sign("text/plain", b"hello".to_vec(), &[&key]);
+    let good = env.signatures[0].clone();
+    env.signatures = vec![good; MAX_SIGNATURES];
+    assert_eq!(env.verify(&[public]), Ok(vec![0]));
+    env.signatures.push(env.signatures[0].clone());
+    let err = env.verify(&[public]).unwrap_err();
+    assert_eq!(err, DsseError::TooManySignatures(MAX_SIGNATURES + 1));
+    assert!(err.to_string().contains("at most 8"), "{err}");
+}
+
+#[test]
+fn a_keyid_naming_a_trusted_key_is_tried_against_that_key_only() {
+    let (key, public) = signing(9);
+    let (_, other) = signing(10);
+    let mut env = Envelope::sign("text/plain", b"hello".to_vec(), &[&key]);
+    // The hint names the other trusted key: one trial, which fails.
+    env.signatures[0].keyid = other.key_id();
+    assert!(matches!(
+        env.verify(&[other, public]),
+        Err(DsseError::NoTrustedSignature { .. })
+    ));
+    // An unknown hint is no hint: the signature is tried against the trusted keys.
+    env.signatures[0].keyid = "not-a-key-id".into();
+    assert_eq!(env.verify(&[other, public]), Ok(vec![1]));
+}
+
+#[test]
+fn unhinted_signatures_share_a_bounded_number_of_trials() {
+    use evident_core::dsse::MAX_UNHINTED_VERIFICATIONS;
+    let keys: Vec<_> = (0..=MAX_UNHINTED_VERIFICATIONS as u8)
+        .map(signing)
+        .collect();
+    let trusted: Vec<_> = keys.iter().map(|(_, p)| *p).collect();
+    let last = &keys[MAX_UNHINTED_VERIFICATIONS].0;
+    let mut env = Envelope::sign("text/plain", b"hello".to_vec(), &[last]);
+    env.signatures[0].keyid.clear();
+    // The signing key is the 65th candidate: past the budget.
+    assert!(env.verify(&trusted).is_err());
+    // Most likely first: the same key as the first candidate verifies at once.
+    let first: Vec<usize> = (0..trusted.len()).rev().collect();
+    assert_eq!(
+        env.verify_bounded(&trusted, |_| None, &first),
+        Ok(vec![MAX_UNHINTED_VERIFICATIONS])
+    );
+    // With its keyid, any number of trusted keys costs one trial.
+    let hinted = Envelope::sign("text/plain", b"hello".to_vec(), &[last]);
+    assert_eq!(
+        hinted.verify(&trusted),
+        Ok(vec![MAX_UNHINTED_VERIFICATIONS])
+    );
+}

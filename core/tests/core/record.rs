@@ -3,7 +3,7 @@
 
 use evident_core::Hash;
 use evident_core::dsse::Envelope;
-use evident_core::record::{EntryKind, LeafRecord, RecordError, content_digest};
+use evident_core::record::{EntryKind, LeafRecord, RecordError, dedupe_key};
 
 use crate::harness::json_file;
 
@@ -114,29 +114,33 @@ fn a_broken_chain_names_the_entry() {
 }
 
 #[test]
-fn content_digest_covers_what_is_signed_and_nothing_else() {
+fn dedupe_key_covers_what_is_signed_and_who_signed_it() {
     let dsse = json_file("dsse/two-signatures.json");
     let env = Envelope::from_json(dsse["envelope"].to_string().as_bytes()).unwrap();
-    let digest = content_digest(&env);
-    assert_eq!(digest, evident_core::Hash::sha256(&env.pae()));
-    // What signatures cover changes the digest...
+    let a =
+        evident_core::PublicKey::from_signing_key(&evident_core::SigningKey::from_bytes(&[1; 32]));
+    let b =
+        evident_core::PublicKey::from_signing_key(&evident_core::SigningKey::from_bytes(&[2; 32]));
+    let digest = dedupe_key(&env, &[a]);
+    // What signatures cover changes the key...
     let mut payload = env.clone();
     payload.payload.push(b' ');
-    assert_ne!(content_digest(&payload), digest);
+    assert_ne!(dedupe_key(&payload, &[a]), digest);
     let mut payload_type = env.clone();
     payload_type.payload_type.push('x');
-    assert_ne!(content_digest(&payload_type), digest);
-    // ...while hints and the set of signatures do not: a replay with a changed hint, an
-    // extra signature or one signature dropped is the same statement.
+    assert_ne!(dedupe_key(&payload_type, &[a]), digest);
+    // ...and so do the keys that signed: another signer's copy is its own entry...
+    assert_ne!(dedupe_key(&env, &[b]), digest);
+    assert_ne!(dedupe_key(&env, &[a, b]), digest);
+    assert_eq!(dedupe_key(&env, &[b, a, b]), dedupe_key(&env, &[a, b]));
+    // ...while hints and signatures that did not count do not: a replay with a changed
+    // hint or a junk signature is the same statement.
     let mut hint = env.clone();
     hint.signatures[1].keyid.push('x');
-    assert_eq!(content_digest(&hint), digest);
-    let mut fewer = env.clone();
-    fewer.signatures.pop();
-    assert_eq!(content_digest(&fewer), digest);
+    assert_eq!(dedupe_key(&hint, &[a]), digest);
     let mut more = env.clone();
     more.signatures.push(more.signatures[0].clone());
-    assert_eq!(content_digest(&more), digest);
+    assert_eq!(dedupe_key(&more, &[a]), digest);
 }
 
 #[test]

@@ -537,3 +537,42 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn names_the_log_cannot_carry_are_refused_in_changes_and_the_genesis() {
+    use evident_core::registry::{Admin, Change, Registry, RegistryError};
+    let key =
+        evident_core::PublicKey::from_signing_key(&evident_core::SigningKey::from_bytes(&[4; 32]));
+    for bad in [
+        "\u{0}",
+        "\n",
+        "\u{1b}[31m",
+        "\u{202e}",
+        "\u{2028}",
+        "\u{85}",
+    ] {
+        let genesis = Registry::genesis(
+            vec![Admin {
+                identity: format!("admin{bad}"),
+                key,
+            }],
+            1,
+        );
+        assert!(matches!(genesis, Err(RegistryError::Name(_))), "{bad:?}");
+        let change = Change::AddSigner {
+            identity: "ci@x".into(),
+            public_key: key.to_hex(),
+            roles: vec![format!("ci{bad}")],
+            predicate_types: vec!["*".into()],
+            not_before: None,
+            not_after: None,
+        };
+        let err = Change::from_payload(&change.to_payload()).unwrap_err();
+        assert!(err.to_string().contains("roles[0] holds"), "{err}");
+    }
+    let long = "x".repeat(evident_core::names::MAX_NAME_BYTES + 1);
+    assert!(evident_core::names::check_name("identity", &long).is_err());
+    assert!(evident_core::names::check_name("identity", " ").is_err());
+    assert!(evident_core::names::check_optional_name("subject name", "").is_ok());
+    assert!(evident_core::names::check_name("identity", "ci@payments — ü").is_ok());
+}

@@ -171,3 +171,29 @@ fn the_payload_type_must_be_in_toto() {
         Err(StatementError::PayloadType("application/json".into()))
     );
 }
+
+#[test]
+fn a_key_repeated_at_any_depth_is_refused_naming_its_path() {
+    use evident_core::statement::{Statement, StatementError};
+    let subject = r#"[{"name":"app","digest":{"sha256":"421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195"}}]"#;
+    let cases = [
+        (
+            format!(
+                r#"{{"_type":"https://in-toto.io/Statement/v1","subject":{subject},"subject":[],"predicateType":"p"}}"#
+            ),
+            "subject",
+        ),
+        (
+            format!(
+                r#"{{"_type":"https://in-toto.io/Statement/v1","subject":{subject},"predicateType":"p","predicate":{{"a":[{{"b":1,"b":2}}]}}}}"#
+            ),
+            "predicate.a[0].b",
+        ),
+    ];
+    for (json, path) in cases {
+        assert_eq!(
+            Statement::from_json(json.as_bytes()),
+            Err(StatementError::DuplicateKey { field: path.into() })
+        );
+    }
+}

@@ -8,6 +8,7 @@ mod dos;
 mod durability;
 mod gate;
 mod insider;
+mod integrity;
 mod metrics;
 mod operations;
 mod outputs;

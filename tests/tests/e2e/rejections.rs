@@ -150,8 +150,8 @@ async fn each_bad_submission_gets_its_status_and_the_log_is_unchanged() {
     .await;
 
     let mut crowded = envelope(&key(1), 6);
-    crowded.signatures = vec![crowded.signatures[0].clone(); 17];
-    expect_refused(&server, crowded, Code::InvalidArgument, "at most 16").await;
+    crowded.signatures = vec![crowded.signatures[0].clone(); 9];
+    expect_refused(&server, crowded, Code::InvalidArgument, "at most 8").await;
 
     let mut garbage_sig = envelope(&key(1), 5);
     garbage_sig.signatures = vec![Signature {

@@ -270,7 +270,7 @@ async fn a_replay_with_other_hints_or_signatures_is_the_same_entry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_retry_after_the_key_was_revoked_still_gets_the_original_receipt() {
+async fn a_retry_after_the_key_was_revoked_is_refused_like_any_new_submission() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = d.join("data");
@@ -296,7 +296,20 @@ async fn a_retry_after_the_key_was_revoked_still_gets_the_original_receipt() {
         )
     });
     assert!(out.status.success(), "{}", stderr(&out));
-    let (again, duplicate) = client.submit(&env).await.unwrap();
-    assert!(duplicate);
-    assert_eq!(again.index, first.index);
+    // Signatures are authorized before the dedupe lookup: a revoked key reads nothing back.
+    let size = server.size().await;
+    let err = client.submit(&env).await.unwrap_err();
+    assert!(
+        matches!(&err, evident_client::ClientError::Status { code: tonic::Code::PermissionDenied, message } if message.contains("revoked")),
+        "{err}"
+    );
+    assert_eq!(server.size().await, size);
+    let entry = client
+        .entry(evident_client::Selector::Index(first.index), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        entry.leaf_hash, first.leaf_hash,
+        "the original entry stays in the log"
+    );
 }
