@@ -1551,6 +1551,7 @@ require = 'predicate.result == "PASSED"'
     struct Extra {
         subject: Value,
         predicate_type: &'static str,
+        predicate: Value,
     }
 
     /// A real bundle from an in-memory log, verified as a gate verifies it. Entries 0-3
@@ -1558,7 +1559,7 @@ require = 'predicate.result == "PASSED"'
     /// provenance by `builder` about the artifact, 6 a test result about its commit, 7 the
     /// `extra` attestation (when given), and 8 an attestation about something else, which
     /// the bundle leaves out.
-    fn bundle(builder: &str, test_result: &str, extra: Option<Extra>) -> (VerifiedBundle, Policy) {
+    fn bundle(builder: &str, test_result: &str, extra: Vec<Extra>) -> (VerifiedBundle, Policy) {
         let request = BundleRequest::artifact(&format!("sha256:{ARTIFACT}"));
         bundle_for(builder, test_result, extra, request)
     }
@@ -1567,7 +1568,7 @@ require = 'predicate.result == "PASSED"'
     fn bundle_for(
         builder: &str,
         test_result: &str,
-        extra: Option<Extra>,
+        extra: Vec<Extra>,
         request: BundleRequest,
     ) -> (VerifiedBundle, Policy) {
         let policy = Policy::parse(POLICY).unwrap();
@@ -1652,13 +1653,13 @@ require = 'predicate.result == "PASSED"'
                 json!({"result": test_result}),
             ),
         ];
-        if let Some(extra) = extra {
+        for extra in extra {
             attestations.push(attest(
                 &mut log,
                 2,
                 extra.subject,
                 extra.predicate_type,
-                json!({}),
+                extra.predicate,
             ));
         }
         if let BundleRequest::Release { name, version } = &request {
@@ -1717,7 +1718,7 @@ require = 'predicate.result == "PASSED"'
 
     #[test]
     fn the_model_holds_controls_signers_and_the_chain() {
-        let (verified, policy) = bundle("ci@test", "FAILED", None);
+        let (verified, policy) = bundle("ci@test", "FAILED", vec![]);
         let doc = document(&verified, &policy);
         let r = &doc.releases[0];
         assert_eq!(r.verdict, Verdict::Denied);
@@ -1764,11 +1765,24 @@ require = 'predicate.result == "PASSED"'
     #[test]
     fn hostile_evidence_is_inert_in_the_html() {
         let hostile_type = "\"><img src=x onerror=alert(1)>";
-        let extra = Extra {
-            subject: json!({"name": format!("{HOSTILE}\u{202E}gpj.exe"), "digest": {"sha256": ARTIFACT}}),
-            predicate_type: hostile_type,
-        };
-        let (verified, policy) = bundle(HOSTILE, "PASSED", Some(extra));
+        // Names the log indexes cannot hold control or bidi characters (the server and every
+        // verifier refuse them); predicate fields can, and the report shows them inert.
+        let extra = vec![
+            Extra {
+                subject: json!({"name": HOSTILE, "digest": {"sha256": ARTIFACT}}),
+                predicate_type: hostile_type,
+                predicate: json!({}),
+            },
+            Extra {
+                subject: json!({"name": "payments-api", "digest": {"sha256": ARTIFACT}}),
+                predicate_type: predicates::SLSA_PROVENANCE_V1,
+                predicate: json!({
+                    "buildDefinition": {"resolvedDependencies": [{"digest": {"gitCommit": COMMIT}}]},
+                    "runDetails": {"builder": {"id": format!("{HOSTILE}\u{202E}gpj.exe")}},
+                }),
+            },
+        ];
+        let (verified, policy) = bundle(HOSTILE, "PASSED", extra);
         let html = render_html(&document(&verified, &policy));
         assert!(!html.to_ascii_lowercase().contains("<script"), "{html}");
         assert!(!html.to_ascii_lowercase().contains("<img"), "{html}");
@@ -1791,11 +1805,11 @@ require = 'predicate.result == "PASSED"'
             "a\\|b[U+000D][U+000A]c[U+000A]d\\<script\\>\\*x\\*\\_\\[y\\](z)\\`\\&amp;"
         );
         assert_eq!(escape_markdown("e\u{202E}f\u{0}"), "e[U+202E]f[U+0000]");
-        let hostile = "evil | FAIL | forged\n| row |";
-        let (verified, policy) = bundle(hostile, "PASSED", None);
+        let hostile = "evil | FAIL | forged | row |";
+        let (verified, policy) = bundle(hostile, "PASSED", vec![]);
         let markdown = render_markdown(&document(&verified, &policy));
         assert!(
-            markdown.contains("evil \\| FAIL \\| forged[U+000A]\\| row \\|"),
+            markdown.contains("evil \\| FAIL \\| forged \\| row \\|"),
             "{markdown}"
         );
         // Every row of the attestation table has exactly its five cells.
@@ -1839,7 +1853,7 @@ require = 'predicate.result == "PASSED"'
     #[test]
     fn controls_of_a_release_with_several_artifacts_keep_their_predicate_types() {
         let release = BundleRequest::release("payments@1.4.2").unwrap();
-        let (verified, policy) = bundle_for("ci@test", "PASSED", None, release);
+        let (verified, policy) = bundle_for("ci@test", "PASSED", vec![], release);
         let artifacts = [
             format!("sha256:{ARTIFACT}"),
             format!("sha256:{}", "ab".repeat(32)),
@@ -1857,7 +1871,7 @@ require = 'predicate.result == "PASSED"'
 
     #[test]
     fn each_rendering_marks_up_the_same_walk_its_own_way() {
-        let (verified, policy) = bundle("ci@test", "FAILED", None);
+        let (verified, policy) = bundle("ci@test", "FAILED", vec![]);
         let mut doc = document(&verified, &policy);
         let withdrawn = &mut doc.releases[0].attestations[0];
         withdrawn.signers.clear();
