@@ -836,8 +836,18 @@ async fn gate(
     let verified = bundle
         .verify(&key, &genesis)
         .map_err(|e| VerificationFailed(e.to_string()))?;
-    // Offline, a bundle can still be compared with a checkpoint of the same size seen before.
+    // Offline, a bundle can still be compared with the checkpoints seen before.
     if let Some(seen) = state.last(&key)? {
+        // An older bundle hides whatever was logged since (a request for changes, a failing
+        // scan, a revocation, a stricter policy version): refused, as online.
+        if seen.size > verified.checkpoint.size {
+            return Err(VerificationFailed(format!(
+                "the bundle's checkpoint of {} entries is older than the checkpoint of {} \
+                 entries this machine verified before: fetch a current bundle",
+                verified.checkpoint.size, seen.size
+            ))
+            .into());
+        }
         if seen.size == verified.checkpoint.size && seen.root != verified.checkpoint.root {
             return Err(VerificationFailed(format!(
                 "fork: the bundle's checkpoint of {} entries has another root than the one seen before",

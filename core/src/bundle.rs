@@ -412,6 +412,12 @@ impl Bundle {
         // Then the replay, in log order, from the genesis, keeping each distinct state of
         // revocations the registry passes through.
         let mut revocations: Vec<Vec<Revoked>> = vec![Vec::new()];
+        // Each signature over a payload counts where it first appears in the log: the same
+        // signed payload logged again later (with a new co-signer, say) does not get a new
+        // time or position for its first signers.
+        let mut signed: std::collections::HashSet<(Hash, crate::PublicKey)> =
+            std::collections::HashSet::new();
+        let mut last_time = i64::MIN;
         for (position, bytes, record) in proven {
             let fail = |index: String, reason: String| BundleError::Entry {
                 position,
@@ -421,6 +427,14 @@ impl Bundle {
             let index = record.index();
             let at = || index.to_string();
             let time = record.integrated_time_nanos();
+            // The sequencer never stamps an entry earlier than the one before it.
+            if time < last_time {
+                return Err(fail(
+                    at(),
+                    "its integrated time is earlier than an earlier entry's".into(),
+                ));
+            }
+            last_time = time;
             match record.kind() {
                 EntryKind::Registry => {
                     registry
@@ -448,9 +462,11 @@ impl Bundle {
                 EntryKind::Attestation => {
                     let statement = Statement::from_envelope(record.envelope())
                         .map_err(|e| fail(at(), e.to_string()))?;
-                    let signers = registry
+                    let mut signers = registry
                         .authorize_envelope(record.envelope(), &statement.predicate_type, time)
                         .map_err(|e| fail(at(), format!("not authorized by the registry: {e}")))?;
+                    let payload = Hash::sha256(&record.envelope().pae());
+                    signers.retain(|s| signed.insert((payload, s.key)));
                     evidence.push(Evidence::verified(
                         index,
                         merkle::leaf_hash(&bytes),

@@ -335,6 +335,28 @@ impl Policy {
                 allow: c.allow.clone(),
             });
         }
+        if let Some(c) = controls
+            .iter()
+            .find(|c| c.subject == SubjectKind::SourceCommit)
+        {
+            if !controls
+                .iter()
+                .any(|p| p.predicate_type == predicates::SLSA_PROVENANCE_V1)
+            {
+                let line = source
+                    .find(&format!("\"{}\"", c.id))
+                    .map_or(0, |o| line_of(source, o));
+                return Err(PolicyError::Control {
+                    control: c.id.clone(),
+                    line,
+                    problem: format!(
+                        "`subject = \"source-commit\"` needs a control on {} naming who may say \
+                         what an artifact was built from: without one, no provenance is trusted",
+                        predicates::SLSA_PROVENANCE_V1
+                    ),
+                });
+            }
+        }
         let release_signers = match &raw.release_signers {
             None => Vec::new(),
             Some(spanned) => {
@@ -565,10 +587,12 @@ pub struct ReleaseSubject {
 
 impl ReleaseSubject {
     /// The subject of `artifacts`, following provenance in `evidence` to source commits.
-    /// Only provenance that could satisfy the policy counts: integrated by the gate, with a
-    /// signature not withdrawn, by a signer the policy's provenance controls allow (any
-    /// registered signer when the policy has no provenance control). Digests are compared
-    /// in lowercase.
+    /// Only provenance that satisfies one of the policy's provenance controls counts for
+    /// source commits: integrated by the gate, signed (signature not withdrawn) by a signer
+    /// that control allows, and passing its rules. A policy with no provenance control
+    /// trusts no provenance. Every signer of provenance about the artifacts is a builder,
+    /// trusted or not (a builder only ever loses the right to approve). Digests are
+    /// compared in lowercase.
     pub fn derive(
         artifacts: &[(String, String)],
         evidence: &[Evidence],
@@ -582,35 +606,33 @@ impl ReleaseSubject {
                 .collect(),
             ..ReleaseSubject::default()
         };
-        let rules: Vec<&SignerRule> = policy
+        let provenance_controls: Vec<&Control> = policy
             .controls
             .iter()
             .filter(|c| c.predicate_type == predicates::SLSA_PROVENANCE_V1)
-            .flat_map(|c| c.signers.iter())
             .collect();
-        let trusted = |s: &Authorized| {
-            rules.is_empty()
-                || rules.iter().any(|rule| match rule {
-                    SignerRule::Identity(i) => *i == s.identity,
-                    SignerRule::Role(r) => s.roles.contains(r),
-                })
-        };
+        let mut commits = BTreeSet::new();
+        let mut builders = BTreeSet::new();
         for e in evidence {
-            if e.statement.predicate_type == predicates::SLSA_PROVENANCE_V1
-                && e.integrated_time <= gate_time
-                && e.signers.iter().any(trusted)
-                && about(&e.statement, &subject.artifacts)
+            if e.statement.predicate_type != predicates::SLSA_PROVENANCE_V1
+                || e.integrated_time > gate_time
+                || !about(&e.statement, &subject.artifacts)
             {
-                subject
-                    .source_commits
-                    .extend(predicates::provenance_source_commits(
-                        &e.statement.predicate,
-                    ));
-                subject
-                    .builders
-                    .extend(e.signers.iter().map(|s| s.identity.clone()));
+                continue;
+            }
+            builders.extend(e.signers.iter().map(|s| s.identity.clone()));
+            let trusted = provenance_controls.iter().any(|c| {
+                e.signers.iter().any(|s| signer_allowed(&c.signers, s))
+                    && check_entry(c, &subject, e, gate_time).is_ok()
+            });
+            if trusted {
+                commits.extend(predicates::provenance_source_commits(
+                    &e.statement.predicate,
+                ));
             }
         }
+        subject.source_commits = commits;
+        subject.builders = builders;
         subject
     }
 }
@@ -674,7 +696,44 @@ pub fn evaluate(
     }
 }
 
+/// One control for the release. A source-commit control is decided for each source commit
+/// on that commit's own evidence, and every commit must pass: evidence about one commit
+/// (an approval of an older, reviewed commit, say) never stands in for another's.
 fn evaluate_control(
+    control: &Control,
+    subject: &ReleaseSubject,
+    evidence: &[Evidence],
+    gate_time: i64,
+) -> ControlReport {
+    if control.subject != SubjectKind::SourceCommit || subject.source_commits.len() < 2 {
+        return evaluate_one(control, subject, evidence, gate_time);
+    }
+    let mut entries = Vec::new();
+    let mut reasons = Vec::new();
+    for commit in &subject.source_commits {
+        let one = ReleaseSubject {
+            source_commits: BTreeSet::from([commit.clone()]),
+            ..subject.clone()
+        };
+        let r = evaluate_one(control, &one, evidence, gate_time);
+        if r.status != Status::Pass {
+            return ControlReport {
+                reason: format!("source commit {commit}: {}", r.reason),
+                ..r
+            };
+        }
+        entries.extend(r.entries);
+        reasons.push(format!("{commit}: {}", r.reason));
+    }
+    ControlReport {
+        id: control.id.clone(),
+        status: Status::Pass,
+        reason: format!("every source commit passes ({})", reasons.join("; ")),
+        entries,
+    }
+}
+
+fn evaluate_one(
     control: &Control,
     subject: &ReleaseSubject,
     evidence: &[Evidence],
@@ -764,6 +823,27 @@ fn evaluate_control(
             }
         }
     }
+    // Outside reviews, each signer's latest word before the gate decides: an older passing
+    // run or scan never outweighs a newer failing one by the same signer.
+    if !control.is_review() {
+        let mut latest: BTreeMap<&str, &Evidence> = BTreeMap::new();
+        for (e, signers) in &candidates {
+            if e.integrated_time > gate_time {
+                continue;
+            }
+            for s in signers {
+                let slot = latest.entry(s.identity.as_str()).or_insert(e);
+                if e.index > slot.index {
+                    *slot = e;
+                }
+            }
+        }
+        for (who, e) in latest {
+            if let Err(why) = check_entry(control, subject, e, gate_time) {
+                return fail(format!("entry {}, the latest by {who}: {why}", e.index));
+            }
+        }
+    }
     let reviews = control
         .is_review()
         .then(|| Reviews::fold(control, &candidates, &passing, gate_time));
@@ -784,7 +864,7 @@ fn evaluate_control(
                 ));
             }
             if let Some(who) = reviews
-                .approvers
+                .ever_approved
                 .iter()
                 .find(|a| reviews.authors.contains(*a))
             {
@@ -793,7 +873,7 @@ fn evaluate_control(
                 ));
             }
             if let Some(who) = reviews
-                .approvers
+                .ever_approved
                 .iter()
                 .find(|a| subject.builders.contains(*a))
             {
@@ -808,9 +888,15 @@ fn evaluate_control(
     }
     // Distinct signers among passing entries. Under separation of duties the change's
     // authors and builders never count, whatever they signed.
+    // Review systems vouch for others' decisions; they are not signers of the control.
     let distinct: BTreeSet<&str> = passing
         .iter()
-        .flat_map(|(_, signers)| signers.iter().map(|s| s.identity.as_str()))
+        .flat_map(|(_, signers)| {
+            signers
+                .iter()
+                .filter(|s| signer_allowed(&control.signers, s))
+                .map(|s| s.identity.as_str())
+        })
         .filter(|who| {
             let author = reviews.as_ref().is_some_and(|r| r.authors.contains(*who));
             let builder = subject.builders.contains(*who);
@@ -886,6 +972,9 @@ struct Reviews {
     latest: BTreeMap<String, (Decision, bool)>,
     /// Reviewers whose latest decision is APPROVED, from an entry that passes.
     approvers: BTreeSet<String>,
+    /// Reviewers who approved at any point: an author's or builder's approval is a finding
+    /// that a later decision does not erase.
+    ever_approved: BTreeSet<String>,
     /// The change's authors, as review systems recorded them.
     authors: BTreeSet<String>,
 }
@@ -903,23 +992,38 @@ impl Reviews {
             .collect();
         ordered.sort_by_key(|(e, _)| e.index);
         let mut out = Reviews::default();
+        let from_system = |signers: &[&Authorized]| {
+            signers
+                .iter()
+                .any(|s| signer_named(&control.review_systems, s))
+        };
+        // The authors first: under separation of duties an author's decisions are not
+        // reviews (an approval by them is a finding; nothing else they decide counts).
+        for (e, signers) in &ordered {
+            let author = predicates::approval(&e.statement.predicate).author;
+            if from_system(signers) && !author.is_empty() {
+                out.authors.insert(author);
+            }
+        }
         for (e, signers) in ordered {
             let passes = passing.iter().any(|(p, _)| p.index == e.index);
             let approval = predicates::approval(&e.statement.predicate);
-            let from_system = signers
-                .iter()
-                .any(|s| signer_named(&control.review_systems, s));
-            if from_system && !approval.author.is_empty() {
-                out.authors.insert(approval.author.clone());
-            }
+            let system = from_system(signers);
             for review in &approval.reviewers {
                 let own = signers
                     .iter()
                     .any(|s| s.identity == review.identity && signer_allowed(&control.signers, s));
-                if from_system || own {
-                    out.latest
-                        .insert(review.identity.clone(), (review.decision, passes));
+                if !(system || own) {
+                    continue;
                 }
+                if review.decision == Decision::Approved {
+                    out.ever_approved.insert(review.identity.clone());
+                }
+                if control.separation_of_duties && out.authors.contains(&review.identity) {
+                    continue;
+                }
+                out.latest
+                    .insert(review.identity.clone(), (review.decision, passes));
             }
         }
         out.approvers = out
@@ -951,7 +1055,8 @@ fn check_entry(
         return Err("integrated after the gate ran".into());
     }
     if let Some(max_age) = control.max_age_nanos {
-        let age = gate_time - e.integrated_time;
+        // Saturating: a time far in the past is old, never negative.
+        let age = gate_time.saturating_sub(e.integrated_time);
         if age > max_age {
             return Err(format!(
                 "is {} old, older than the {} allowed",

@@ -145,6 +145,18 @@ impl Scenario {
         predicate: Value,
         time: i64,
     ) -> u64 {
+        self.attest_by(&[signer], predicate_type, subject, predicate, time)
+    }
+
+    /// [`Scenario::attest`], signed by several keys.
+    pub(crate) fn attest_by(
+        &mut self,
+        signers: &[u8],
+        predicate_type: &str,
+        subject: Value,
+        predicate: Value,
+        time: i64,
+    ) -> u64 {
         let payload = serde_json::to_vec(&json!({
             "_type": "https://in-toto.io/Statement/v1",
             "subject": [subject],
@@ -152,7 +164,12 @@ impl Scenario {
             "predicate": predicate,
         }))
         .unwrap();
-        let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, &[&key(signer)]);
+        let keys: Vec<SigningKey> = signers.iter().map(|n| key(*n)).collect();
+        let env = Envelope::sign(
+            IN_TOTO_PAYLOAD_TYPE,
+            payload,
+            &keys.iter().collect::<Vec<_>>(),
+        );
         let index = self.log.append(EntryKind::Attestation, time, env).unwrap();
         self.evidence.push(index);
         index
@@ -165,7 +182,7 @@ impl Scenario {
             text.as_bytes().to_vec(),
             &[&key(100)],
         );
-        self.log.append(EntryKind::Policy, t0() - DAY, env).unwrap();
+        self.log.append(EntryKind::Policy, t0(), env).unwrap();
     }
 
     /// The bundle of the artifact, as the server would send it.
@@ -359,7 +376,7 @@ fn one_approver_is_not_enough() {
         t0() + DAY,
         "two-person-review",
         Status::Fail,
-        "1 distinct approver(s) (alice@example.com), 2 required",
+        "1 distinct signer(s) (alice@example.com), 2 required",
     );
 }
 
@@ -640,5 +657,125 @@ fn provenance_from_a_signer_the_policy_does_not_trust_names_no_source_commit() {
         report.source_commits,
         vec![COMMIT.to_owned()],
         "only role:ci provenance counts"
+    );
+}
+
+#[test]
+fn a_signed_payload_logged_again_keeps_its_first_place() {
+    // Alice approves, then requests changes. The author logs Alice's first approval again,
+    // co-signed, to make it her latest decision: her signature counts where it first
+    // appeared, and her request for changes stands.
+    let mut s = good_release();
+    let alice_approves = approval(
+        "dave@example.com",
+        &[("alice@example.com", "APPROVED")],
+        COMMIT,
+    );
+    s.attest(
+        3,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("alice@example.com", "CHANGES_REQUESTED")],
+            COMMIT,
+        ),
+        t0() + 1,
+    );
+    s.attest_by(&[3, 6], APPROVAL_V1, commit(), alice_approves, t0() + 2);
+    denied(
+        &s,
+        t0() + DAY,
+        "two-person-review",
+        Status::Fail,
+        "alice@example.com requested changes and has not approved since",
+    );
+    // The same for a stale scan made fresh by a co-signer.
+    let mut s = good_release();
+    let clean = json!({"scanner": {"uri": "pkg:generic/trivy@0.50.0", "result": [{"id": "CVE-2024-0001", "severity": [{"method": "nvd", "score": "MEDIUM"}]}, {"id": "CVE-2024-0002", "severity": [{"method": "nvd", "score": "9.8"}]}]}});
+    s.attest_by(&[2, 9], VULNS_V0_2, artifact(), clean, t0() + 7 * DAY);
+    denied(
+        &s,
+        t0() + 8 * DAY,
+        "vulnerability-scan",
+        Status::Fail,
+        "older than the 7.0 days allowed",
+    );
+}
+
+#[test]
+fn approvals_of_another_commit_never_stand_in_for_the_built_commits() {
+    // Provenance names two commits; only the other one was reviewed. Each commit must pass
+    // on its own evidence.
+    let mut s = good_release();
+    s.evidence.remove(0);
+    s.evidence.truncate(2);
+    s.attest(
+        1,
+        SLSA_PROVENANCE_V1,
+        artifact(),
+        json!({"buildDefinition": {"resolvedDependencies": [
+        {"uri": "git+https://git.example.com/payments", "digest": {"gitCommit": COMMIT}},
+        {"uri": "git+https://git.example.com/lib", "digest": {"gitCommit": OTHER_COMMIT}}]}}),
+        t0(),
+    );
+    let other = json!({"name": "lib", "digest": {"gitCommit": OTHER_COMMIT}});
+    s.attest(
+        1,
+        TEST_RESULT_V0_1,
+        other.clone(),
+        json!({"result": "PASSED"}),
+        t0(),
+    );
+    s.attest(
+        7,
+        APPROVAL_V1,
+        other.clone(),
+        approval("dave@example.com", &[], OTHER_COMMIT),
+        t0(),
+    );
+    for (n, who) in [(3, "alice@example.com"), (5, "carol@example.com")] {
+        s.attest(
+            n,
+            APPROVAL_V1,
+            other.clone(),
+            approval("dave@example.com", &[(who, "APPROVED")], OTHER_COMMIT),
+            t0(),
+        );
+    }
+    denied(
+        &s,
+        t0() + DAY,
+        "two-person-review",
+        Status::Missing,
+        &format!("source commit {COMMIT}: no https://evident.dev/attestation/approval/v1"),
+    );
+}
+
+#[test]
+fn a_newer_failing_scan_outweighs_an_older_clean_one() {
+    let mut s = good_release();
+    s.attest(2, VULNS_V0_2, artifact(), json!({"scanner": {"result": [{"id": "CVE-2026-0001", "severity": [{"method": "nvd", "score": "CRITICAL"}]}]}}), t0() + 1);
+    denied(
+        &s,
+        t0() + DAY,
+        "vulnerability-scan",
+        Status::Fail,
+        "the latest by scanner@sec: finding(s) at or above HIGH: CVE-2026-0001 (CRITICAL)",
+    );
+}
+
+#[test]
+fn source_commit_controls_need_a_provenance_control() {
+    let without = POLICY.replace(
+        "id = \"provenance\"\npredicate_type = \"https://slsa.dev/provenance/v1\"",
+        "id = \"provenance\"\npredicate_type = \"https://example.com/other\"",
+    );
+    assert_ne!(without, POLICY);
+    let err = Policy::parse(&without).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("needs a control on https://slsa.dev/provenance/v1"),
+        "{err}"
     );
 }

@@ -443,7 +443,7 @@ async fn the_gate_allows_a_complete_release_and_denies_each_flaw_with_its_reason
             "one-approver",
             Flaw::OneApprover,
             "two-person-review",
-            "1 distinct approver(s)",
+            "1 distinct signer(s)",
         ),
         (
             "self-approval",

@@ -163,9 +163,27 @@ async fn hostile_subject_names_reach_no_terminal_as_escapes_and_no_spreadsheet_a
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let server = log(d).await;
+    // Names the log indexes cannot carry escapes at all: refused at submit, log unchanged.
+    let size = server.size().await;
+    let refused = evident_core::dsse::Envelope::sign(
+        evident_core::dsse::IN_TOTO_PAYLOAD_TYPE,
+        serde_json::to_vec(&json!({"_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": ESCAPES, "digest": {"sha256": digest("a")}}],
+            "predicateType": TEST, "predicate": {"result": "PASSED"}}))
+        .unwrap(),
+        &[&evident_tests::key(1)],
+    );
+    let err = server.client().await.submit(&refused).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("subject[0].name holds a control character"),
+        "{err}"
+    );
+    assert_eq!(server.size().await, size);
+    // Evidence fields that are not names can hold them; every output shows them inert.
     let subjects = json!([
         {"name": FORMULA, "digest": {"sha256": digest("b")}},
-        {"name": ESCAPES, "digest": {"sha256": digest("a")}},
+        {"name": "app-a", "digest": {"sha256": digest("a")}},
     ]);
     let statement = |subject: &serde_json::Value, predicate_type: &str, predicate| {
         json!({"_type": "https://in-toto.io/Statement/v1", "subject": subject,
@@ -173,11 +191,7 @@ async fn hostile_subject_names_reach_no_terminal_as_escapes_and_no_spreadsheet_a
     };
     for (signer, predicate_type, predicate) in [
         (1, TEST, json!({"result": "PASSED"})),
-        (
-            3,
-            RELEASE,
-            json!({"purl": "pkg:generic/pay\u{1b}]0;pwned\u{7}ments@1.4.0"}),
-        ),
+        (3, RELEASE, json!({"purl": "pkg:generic/payments@1.4.0"})),
         (4, VSA, verdict("PASSED\u{1b}[2K")),
     ] {
         let envelope = evident_core::dsse::Envelope::sign(
@@ -200,16 +214,12 @@ async fn hostile_subject_names_reach_no_terminal_as_escapes_and_no_spreadsheet_a
         assert!(!out.stdout.contains(&0x1b), "{args:?}: {:?}", stdout(&out));
         assert!(!out.stderr.contains(&0x1b), "{args:?}: {:?}", stderr(&out));
         assert!(!out.stdout.contains(&0x07), "{args:?}: {:?}", stdout(&out));
-        assert!(
-            stdout(&out).contains("[U+001B]"),
-            "{args:?}: the escape is shown: {}",
-            stdout(&out)
-        );
     }
-    let out = run(&["entry", "--index", "5"]);
+    // The verdict's text, a predicate field, is shown with its escape made visible.
+    let out = run(&["releases", "--since", "2000-01-01"]);
     assert!(
-        stdout(&out).contains("app[U+001B]]0;pwned[U+0007][U+001B][2K-a"),
-        "{}",
+        stdout(&out).contains("PASSED[U+001B][2K"),
+        "the escape is shown: {}",
         stdout(&out)
     );
 
@@ -254,12 +264,15 @@ async fn the_report_shows_line_breaks_in_evidence_and_an_undeclared_release_is_a
     let failed = release(&server, "failed-test", Flaw::FailedTest).await;
     // A line break or a tab in evidence would render as a space in HTML: it is shown.
     let digest = failed.artifact.strip_prefix("sha256:").unwrap();
+    // (Names cannot hold them — the server refuses those — but predicate fields can: a
+    // second build's builder id.)
     attest(
         &server,
         1,
-        json!({"name": "line-one\nline-two\ttab", "digest": {"sha256": digest}}),
-        "https://example.com/note/v1",
-        json!({}),
+        json!({"name": "payments-api", "digest": {"sha256": digest}}),
+        "https://slsa.dev/provenance/v1",
+        json!({"buildDefinition": {"resolvedDependencies": []},
+               "runDetails": {"builder": {"id": "line-one\nline-two\ttab"}}}),
     )
     .await;
     let genesis = server.data_dir.join("genesis.json").display().to_string();
@@ -290,7 +303,6 @@ async fn the_report_shows_line_breaks_in_evidence_and_an_undeclared_release_is_a
 
     // A period's report holds the releases a release signer declared, not one declared by
     // another key allowed for release attestations (signer 1 may sign any type).
-    tokio::task::block_in_place(|| server.register(8, &["release"], &[RELEASE]));
     for (signer, version) in [(8, "1.4.3"), (1, "6.6.6")] {
         attest(
             &server,
