@@ -386,8 +386,10 @@ async fn the_report_of_a_denied_release_shows_the_failed_control_and_why() {
     let controls = section(&text, "2. Controls", "3. Attestations");
     let line = row(controls, "unit-tests");
     assert!(line.contains("FAIL"), "{line:?}");
+    // The reason wraps inside its cell of the PDF table; its start and end are on the row.
     assert!(
-        flat(controls).contains(r#"`predicate.result == "PASSED"` is false"#),
+        flat(controls).contains("the latest by signer-1@test: `predicate.result ==")
+            && flat(controls).contains(r#""PASSED"` is false"#),
         "{controls}"
     );
     // The hostile attestation is listed as text; the page Chromium built has no script or
