@@ -134,7 +134,7 @@ fn gate(c: &mut Criterion) {
     let verified = bundle
         .verify(&log_key, &genesis)
         .expect("the bundle verifies");
-    assert_eq!(verified.evidence.len(), 50);
+    assert_eq!(verified.evidence().len(), 50);
     let policy = verified
         .policy("payments-prod", None)
         .expect("the policy is in the bundle");

@@ -840,15 +840,16 @@ async fn gate(
     if let Some(seen) = state.last(&key)? {
         // An older bundle hides whatever was logged since (a request for changes, a failing
         // scan, a revocation, a stricter policy version): refused, as online.
-        if seen.size > verified.checkpoint.size {
+        if seen.size > verified.checkpoint().size {
             return Err(VerificationFailed(format!(
                 "the bundle's checkpoint of {} entries is older than the checkpoint of {} \
                  entries this machine verified before: fetch a current bundle",
-                verified.checkpoint.size, seen.size
+                verified.checkpoint().size,
+                seen.size
             ))
             .into());
         }
-        if seen.size == verified.checkpoint.size && seen.root != verified.checkpoint.root {
+        if seen.size == verified.checkpoint().size && seen.root != verified.checkpoint().root {
             return Err(VerificationFailed(format!(
                 "fork: the bundle's checkpoint of {} entries has another root than the one seen before",
                 seen.size
@@ -883,12 +884,12 @@ async fn gate(
                 if report.allowed { "ALLOWED" } else { "DENIED" },
                 escape_terminal(&report.artifacts.join(", ")),
                 escape_terminal(&report.policy),
-                verified.checkpoint.size
+                verified.checkpoint().size
             );
         }
     }
     if let Some(key_file) = record_with {
-        match record_verdict(cli, &report, policy, &verified.checkpoint, key_file).await {
+        match record_verdict(cli, &report, policy, verified.checkpoint(), key_file).await {
             Ok(index) if cli.format == Format::Human => {
                 println!("verdict recorded as entry {index}")
             }

@@ -325,7 +325,7 @@ impl ReleaseReport {
         // Every commit any provenance about the artifacts names, whoever signed it: the
         // attestations about those commits are shown, and the policy's rows say which counted.
         let commits: BTreeSet<String> = verified
-            .evidence
+            .evidence()
             .iter()
             .filter(|e| is(e, predicates::SLSA_PROVENANCE_V1) && about_artifact(e))
             .flat_map(|e| predicates::provenance_source_commits(&e.statement().predicate))
@@ -337,16 +337,16 @@ impl ReleaseReport {
             })
         };
         let attestations: Vec<AttestationRow> = verified
-            .evidence
+            .evidence()
             .iter()
             .filter(|e| about_artifact(e) || about_commit(e))
             .map(attestation_row)
             .collect();
-        let other_attestations = verified.evidence.len() - attestations.len();
+        let other_attestations = verified.evidence().len() - attestations.len();
 
         // A withdrawn signature proves nothing: the chain only follows signed steps.
         let chain: Vec<&Evidence> = verified
-            .evidence
+            .evidence()
             .iter()
             .filter(|e| !e.signers().is_empty() && about_artifact(e))
             .collect();
@@ -410,7 +410,7 @@ impl ReleaseReport {
                 name: policy.name.clone(),
                 version: policy.version,
                 index: verified
-                    .policies
+                    .policies()
                     .get(&policy.name)
                     .and_then(|versions| versions.get(&policy.version))
                     .map(|(index, _)| *index),
@@ -436,10 +436,10 @@ impl ReleaseReport {
                 deploys,
             },
             proof: ProofStatus {
-                checkpoint: CheckpointRef::from(&verified.checkpoint),
-                attestations: verified.evidence.len(),
-                policy_versions: verified.policies.values().map(|v| v.len()).sum(),
-                registry_entries: verified.registry.events().len(),
+                checkpoint: CheckpointRef::from(verified.checkpoint()),
+                attestations: verified.evidence().len(),
+                policy_versions: verified.policies().values().map(|v| v.len()).sum(),
+                registry_entries: verified.registry().events().len(),
             },
         }
     }
@@ -1699,14 +1699,14 @@ require = 'predicate.result == "PASSED"'
 
     fn decide(verified: &VerifiedBundle, policy: &Policy) -> evident_core::policy::Report {
         verified
-            .decide(&verified.request, policy, i64::MAX)
+            .decide(verified.request(), policy, i64::MAX)
             .unwrap()
     }
 
     fn document(verified: &VerifiedBundle, policy: &Policy) -> Document {
         let report = decide(verified, policy);
         let key = Verifier::new("evident.test/log", public(9)).unwrap();
-        let mut doc = Document::new("Release report", 0, &key, &verified.checkpoint);
+        let mut doc = Document::new("Release report", 0, &key, verified.checkpoint());
         doc.releases.push(ReleaseReport::new(
             "payments-api@1.4.2",
             verified,

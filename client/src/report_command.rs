@@ -103,7 +103,7 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         };
         summary.push((label.clone(), verdict, evaluation.policy.clone()));
         sections.push(ReleaseReport::new(&label, &verified, policy, &evaluation));
-        latest = Some(verified.checkpoint.clone());
+        latest = Some(verified.checkpoint().clone());
     }
     let checkpoint = match latest {
         Some(c) => c,

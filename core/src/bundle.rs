@@ -274,22 +274,45 @@ fn entries_hash(leaf_hashes: &[Hash]) -> Hash {
 /// A verified bundle: what its proofs and signatures establish.
 #[derive(Debug, Clone)]
 pub struct VerifiedBundle {
-    /// The verified checkpoint.
-    pub checkpoint: Checkpoint,
-    /// What the bundle answers, from its signed manifest.
-    pub request: BundleRequest,
-    /// The attestations, each authorized at its integrated time, less the signatures the
-    /// final registry's revocations withdraw.
-    pub evidence: Vec<Evidence>,
+    checkpoint: Checkpoint,
+    request: BundleRequest,
+    evidence: Vec<Evidence>,
     /// The same attestations as each earlier registry state saw them, one view per
     /// distinct set of withdrawn signatures (the first withdraws none). A control must pass
     /// in every view: a later revocation withdraws evidence, it never excuses a failure.
     earlier_views: Vec<Vec<Evidence>>,
+    policies: BTreeMap<String, BTreeMap<u64, (u64, Policy)>>,
+    registry: Registry,
+}
+
+/// Read-only: what verification established cannot be edited before it is decided on.
+impl VerifiedBundle {
+    /// The verified checkpoint.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// What the bundle answers, from its signed manifest.
+    pub fn request(&self) -> &BundleRequest {
+        &self.request
+    }
+
+    /// The attestations, each authorized at its integrated time, less the signatures the
+    /// final registry's revocations withdraw.
+    pub fn evidence(&self) -> &[Evidence] {
+        &self.evidence
+    }
+
     /// Policy versions, each signed by enough administrators as of its entry: by name, then
-    /// version.
-    pub policies: BTreeMap<String, BTreeMap<u64, (u64, Policy)>>,
+    /// version, with the entry's index.
+    pub fn policies(&self) -> &BTreeMap<String, BTreeMap<u64, (u64, Policy)>> {
+        &self.policies
+    }
+
     /// The registry after the last entry of the bundle.
-    pub registry: Registry,
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
 }
 
 impl Bundle {
