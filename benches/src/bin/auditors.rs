@@ -17,15 +17,14 @@
 //! target/release/auditors --evidentd target/release/evidentd
 //! ```
 
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::ensure;
 use clap::Parser;
+use evident_benches::{Started, start_evidentd};
 use evident_core::dsse::Envelope;
 use evident_core::policy::POLICY_PAYLOAD_TYPE;
 use evident_core::registry::{Change, sign_change};
@@ -69,57 +68,16 @@ predicate_type = "https://in-toto.io/attestation/test-result/v0.1"
 signers = ["role:ci"]
 "#;
 
-struct Started {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(args: &Args) -> anyhow::Result<Started> {
-    let dir = tempfile::tempdir().context("creating a data folder")?;
-    let config = dir.path().join("evidentd.toml");
     // Settings every version of the server since the registry as-of reads knows; the
     // per-client limits lifted, so that the measurement is the server's.
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[genesis]\n[[genesis.admin]]\n\
-             identity = \"admin@bench\"\npublic_key = \"{}\"\n[tls]\nplaintext = true\n\
-             [limits]\nrate_per_client = 1e12\nburst_per_client = 1e12\nrate_global = 1e12\n\
-             burst_global = 1e12\nmax_concurrent_per_client = 1000000\n",
-            dir.path().join("data").display().to_string(),
-            PublicKey::from_signing_key(&SigningKey::from_bytes(&[ADMIN_SEED; 32])).to_hex(),
-        ),
-    )?;
-    let mut child = Command::new(&args.evidentd)
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", &args.server_log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", args.evidentd.display()))?;
-    let stdout = child.stdout.take().context("evidentd stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            std::thread::spawn(move || for _ in lines.by_ref() {});
-            return Ok(Started {
-                child,
-                url: format!("http://{addr}"),
-                _dir: dir,
-            });
-        }
-    }
-    bail!("evidentd exited before listening")
+    let settings = format!(
+        "[genesis]\n[[genesis.admin]]\nidentity = \"admin@bench\"\npublic_key = \"{}\"\n\
+         [tls]\nplaintext = true\n[limits]\nrate_per_client = 1e12\nburst_per_client = 1e12\n\
+         rate_global = 1e12\nburst_global = 1e12\nmax_concurrent_per_client = 1000000\n",
+        PublicKey::from_signing_key(&SigningKey::from_bytes(&[ADMIN_SEED; 32])).to_hex(),
+    );
+    start_evidentd(&args.evidentd, &settings, &args.server_log, false)
 }
 
 /// The registry entry adding signer `n`: its own key, role `ci`, any predicate type.

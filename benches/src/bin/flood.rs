@@ -13,15 +13,14 @@
 //! target/release/flood --evidentd target/release/evidentd
 //! ```
 
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Parser;
+use evident_benches::{Started, start_evidentd};
 use evident_proto::v1 as pb;
 
 #[derive(Debug, Parser)]
@@ -48,55 +47,13 @@ struct Args {
     complete: bool,
 }
 
-struct Started {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(evidentd: &PathBuf) -> anyhow::Result<Started> {
-    let dir = tempfile::tempdir().context("creating a data folder")?;
-    let config = dir.path().join("evidentd.toml");
+fn start_server(evidentd: &std::path::Path) -> anyhow::Result<Started> {
     // One client, known by a token nobody in this run has: every call is unauthenticated.
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[tls]\nplaintext = true\n\n\
-             [[token]]\nname = \"ci\"\nsha256 = \"{}\"\nroles = [\"submitter\"]\n",
-            dir.path().join("data").display().to_string(),
-            "00".repeat(32)
-        ),
-    )?;
-    let mut child = Command::new(evidentd)
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", evidentd.display()))?;
-    let stdout = child.stdout.take().context("evidentd stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            std::thread::spawn(move || for _ in lines.by_ref() {});
-            return Ok(Started {
-                child,
-                url: format!("http://{addr}"),
-                _dir: dir,
-            });
-        }
-    }
-    bail!("evidentd exited before listening")
+    let settings = format!(
+        "[tls]\nplaintext = true\n\n[[token]]\nname = \"ci\"\nsha256 = \"{}\"\nroles = [\"submitter\"]\n",
+        "00".repeat(32)
+    );
+    start_evidentd(evidentd, &settings, "error", true)
 }
 
 /// One `Submit` call without credentials that sends all of a `message_len`-byte message
@@ -154,7 +111,7 @@ fn mib(kib: u64) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let server = start_server(&args.evidentd)?;
-    let pid = server.child.id();
+    let pid = server.pid();
     // Let the start-up finish (store opened, ledger serving).
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(pid)?;

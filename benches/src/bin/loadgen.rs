@@ -5,15 +5,13 @@
 //! Without `--server` it starts `evidentd` itself (from `--evidentd`, default
 //! `target/release/evidentd`) on a fresh data folder that trusts the generator's key.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
 use clap::Parser;
+use evident_benches::{Started, start_evidentd};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::registry::{Change, sign_change};
 use evident_core::{PublicKey, SigningKey};
@@ -103,61 +101,21 @@ fn sign_pool(count: usize) -> Vec<Envelope> {
         .collect()
 }
 
-struct Started {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_server(args: &Args) -> anyhow::Result<Started> {
-    let dir = tempfile::tempdir().context("creating a data folder")?;
-    let config = dir.path().join("evidentd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{}\n[genesis]\n[[genesis.admin]]\nidentity = \"admin@bench\"\npublic_key = \"{}\"\n[tls]\nplaintext = true\n{}",
-            dir.path().join("data").display().to_string(),
-            args.server_config,
-            PublicKey::from_signing_key(&SigningKey::from_bytes(&[ADMIN_SEED; 32])).to_hex(),
-            // Every load client is the same (open) client, each on its own connection from
-            // loopback: the measurement is the server's, not the per-client limits'.
-            if args.server_config.contains("[limits]") {
-                ""
-            } else {
-                "[limits]\nrate_per_client = 1e12\nburst_per_client = 1e12\nrate_global = 1e12\nburst_global = 1e12\nmax_concurrent_per_client = 1000000\n\
-                 max_connections = 100000\nmax_connections_per_ip = 100000\n"
-            }
-        ),
-    )?;
-    let mut child = Command::new(&args.evidentd)
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", &args.server_log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", args.evidentd.display()))?;
-    let stdout = child.stdout.take().context("evidentd stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            std::thread::spawn(move || for _ in lines.by_ref() {});
-            return Ok(Started {
-                child,
-                url: format!("http://{addr}"),
-                _dir: dir,
-            });
+    let settings = format!(
+        "{}\n[genesis]\n[[genesis.admin]]\nidentity = \"admin@bench\"\npublic_key = \"{}\"\n[tls]\nplaintext = true\n{}",
+        args.server_config,
+        PublicKey::from_signing_key(&SigningKey::from_bytes(&[ADMIN_SEED; 32])).to_hex(),
+        // Every load client is the same (open) client, each on its own connection from
+        // loopback: the measurement is the server's, not the per-client limits'.
+        if args.server_config.contains("[limits]") {
+            ""
+        } else {
+            "[limits]\nrate_per_client = 1e12\nburst_per_client = 1e12\nrate_global = 1e12\nburst_global = 1e12\nmax_concurrent_per_client = 1000000\n\
+             max_connections = 100000\nmax_connections_per_ip = 100000\n"
         }
-    }
-    bail!("evidentd exited before listening")
+    );
+    start_evidentd(&args.evidentd, &settings, &args.server_log, false)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -251,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
             .nth(1)
             .and_then(|l| l.parse().ok())
             .unwrap_or(0);
-        let bytes = dir_size(&started._dir.path().join("data"));
+        let bytes = dir_size(&started.data_dir());
         println!(
             "store: {} entries, {:.1} MiB on disk, {:.0} bytes per entry (envelope JSON {size_json} bytes)",
             size,
