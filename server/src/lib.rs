@@ -17,6 +17,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod query;
 pub mod service;
+pub mod storage;
 pub mod store;
 pub mod tls;
 

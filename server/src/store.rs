@@ -41,32 +41,7 @@ use evident_core::audit::Facts;
 use evident_core::merkle::{Node, SubtreeSource};
 use evident_core::record::EntryKind;
 
-/// A storage failure. The message names the operation.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// sled failed.
-    #[error("{op}: {source}")]
-    Sled {
-        /// What was being done.
-        op: &'static str,
-        /// sled's error.
-        source: sled::Error,
-    },
-    /// A file operation (fsync) failed.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Stored bytes are not what the ledger wrote.
-    #[error("store is corrupt: {0}")]
-    Corrupt(String),
-}
+pub use crate::storage::StoreError;
 
 fn sled_err(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
     move |source| StoreError::Sled { op, source }
