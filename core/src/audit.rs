@@ -190,6 +190,26 @@ impl Replay {
         }
     }
 
+    /// A replay that continues a log of `frontier.size()` entries whose registry, after
+    /// those entries, is `registry`; `previous` is the last entry's leaf hash and
+    /// `last_time` its integrated time. It checks each further entry as [`Replay::push`]
+    /// does, except what needs the entries before it: repeats of their dedupe keys, the
+    /// order of their policy versions, and the running digests.
+    pub fn resume(
+        registry: Registry,
+        frontier: Frontier,
+        previous: Option<Hash>,
+        last_time: i64,
+    ) -> Replay {
+        let size = frontier.size();
+        Replay {
+            previous: previous.map(|hash| (size.saturating_sub(1), hash)),
+            frontier,
+            last_time,
+            ..Replay::new(registry)
+        }
+    }
+
     /// Entries replayed so far: the index the next record must have.
     pub fn size(&self) -> u64 {
         self.frontier.size()

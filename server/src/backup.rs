@@ -9,11 +9,9 @@
 //! time, registry and policy entries) and held against the checkpoint
 //! ([`Replay::check_checkpoint`]) before the backup is finished.
 //!
-//! The backup is written as a new store with the same keys the sequencer writes: each leaf
-//! record, the tree nodes [`Frontier::append`] completes, the leaf-hash and content-digest
-//! lookups ([`crate::store::lookup_keys`], which [`Store::append`] writes) and the index keys
-//! from [`secondary_keys`] over the [`Facts`](evident_core::audit::Facts) the replay
-//! returns. Then the genesis, the verified checkpoint note, `log.pub`, `genesis.json` and —
+//! The backup is written as a new store through the same [`Store::append`] the sequencer
+//! uses: each leaf record, the tree nodes [`Frontier::append`] completes, and the indexes
+//! over the [`Facts`](evident_core::audit::Facts) the replay returns. Then the genesis, the verified checkpoint note, `log.pub`, `genesis.json` and —
 //! when the server's data folder is given and readable — the private `log.key`. A server
 //! started on the folder passes its start-up check, because the folder holds exactly the
 //! entries the checkpoint covers. `docs/BACKUP.md` is the operator's guide.
@@ -34,7 +32,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::logkey::{KEY_FILE, PUB_FILE, write_private};
-use crate::store::{NewEntry, Store, StoreError, secondary_keys};
+use crate::store::{Indexed, NewEntry, Store, StoreError};
 
 /// File name of the genesis document in a data folder (written by `evidentd` at start).
 pub const GENESIS_FILE: &str = "genesis.json";
@@ -557,10 +555,13 @@ async fn write_backup(
             nodes.extend(frontier.append(leaf_hash));
             bytes += leaf.len();
             entries.push(NewEntry {
-                index,
-                leaf_hash,
-                content_digest: facts.dedupe_key(rec.envelope()),
-                secondary: secondary_keys(index, rec.kind(), &facts),
+                indexed: Indexed {
+                    index,
+                    leaf_hash,
+                    dedupe_key: facts.dedupe_key(rec.envelope()),
+                    kind: rec.kind(),
+                    facts,
+                },
                 record: leaf,
             });
             if index % 10_000 == 0 {
@@ -634,22 +635,18 @@ fn remove_partial(out: &Path, created_dir: bool) {
     let result = if created_dir {
         std::fs::remove_dir_all(out)
     } else {
-        [
-            Path::new("db"),
-            Path::new(PUB_FILE),
-            Path::new(GENESIS_FILE),
-            Path::new(KEY_FILE),
-        ]
-        .iter()
-        .map(|name| out.join(name))
-        .filter(|path| path.exists())
-        .try_for_each(|path| {
-            if path.is_dir() {
-                std::fs::remove_dir_all(path)
-            } else {
-                std::fs::remove_file(path)
-            }
-        })
+        crate::store::FOLDERS
+            .iter()
+            .chain(&[PUB_FILE, GENESIS_FILE, KEY_FILE])
+            .map(|name| out.join(name))
+            .filter(|path| path.exists())
+            .try_for_each(|path| {
+                if path.is_dir() {
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                }
+            })
     };
     if let Err(e) = result {
         tracing::warn!(

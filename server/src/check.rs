@@ -1,15 +1,26 @@
 //! The start-up check: the server refuses to serve a store that is shorter than, or
-//! inconsistent with, what it has signed, and names the first entry that is wrong.
+//! inconsistent with, what it has signed, and names the first entry that is wrong; and it
+//! brings the indexes up to the log before any submission is taken.
+//!
+//! What a crash can damage is the log's tail (the log recovers it when it opens) and the
+//! indexes' tail (they are synced at most once a second). So the check replays the last
+//! `startup_tail_entries` entries — chain, times, signatures against the registry of their
+//! time, every tree node they complete, the signed root — holds every index entry of those
+//! already indexed against them, and indexes the rest. `startup_check = "full"` does the
+//! same from entry 0.
 
 use evident_core::Hash;
+use evident_core::audit::Replay;
 use evident_core::merkle::{Frontier, SubtreeSource};
 use evident_core::note::{Checkpoint, Verifier};
-use evident_core::record::LeafRecord;
+use evident_core::record::EntryKind;
+use evident_core::registry::Registry;
 
 use crate::config::StartupCheck;
-use evident_core::audit::Facts;
+use crate::store::{Indexed, Store, StoreError};
 
-use crate::store::{Store, StoreError, secondary_keys};
+/// Entries read and indexed per step of the check.
+const CHUNK: u64 = 4_096;
 
 /// Why the store may not be served.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +51,20 @@ pub enum CheckError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The indexes cover entries the log does not have.
+    #[error(
+        "the indexes cover {indexed} entries but the log holds {size}: the indexes belong to \
+         another log or a later state of this one (stop the server and run `evidentd reindex`)"
+    )]
+    IndexAhead {
+        /// Entries the indexes cover.
+        indexed: u64,
+        /// Entries in the log.
+        size: u64,
+    },
+    /// The registry could not be rebuilt.
+    #[error("rebuilding the registry: {0}")]
+    Registry(String),
     /// The tree does not have the signed root.
     #[error(
         "the tree of the first {size} entries has root {computed}, the signed checkpoint says {signed}"
@@ -65,27 +90,15 @@ pub struct Tail {
     pub last_time_nanos: i64,
 }
 
-/// What an entry contributes to the indexes, as far as its record alone says: everything
-/// but its signers (which need the registry as of the entry, see `verify-store`).
-fn facts_of(record: &LeafRecord) -> Result<Facts, String> {
-    use evident_core::record::EntryKind;
-    match record.kind() {
-        EntryKind::Attestation => {
-            let statement = evident_core::statement::Statement::from_envelope(record.envelope())
-                .map_err(|e| format!("the attestation does not parse: {e}"))?;
-            Ok(Facts::of_attestation(&statement, &[]))
-        }
-        EntryKind::Policy => {
-            let text = std::str::from_utf8(&record.envelope().payload)
-                .map_err(|_| "the policy is not UTF-8".to_owned())?;
-            let policy = evident_core::policy::Policy::parse(text).map_err(|e| e.to_string())?;
-            Ok(Facts::of_admin_entry(
-                &[],
-                Some((policy.name, policy.version)),
-            ))
-        }
-        _ => Ok(Facts::default()),
-    }
+/// What the start-up check established.
+#[derive(Debug)]
+pub struct Checked {
+    /// Where the log ends.
+    pub tail: Tail,
+    /// The registry after the last entry.
+    pub registry: Registry,
+    /// Entries this check indexed (the indexes' lag after a crash).
+    pub indexed: u64,
 }
 
 fn entry_error(index: u64, problem: impl Into<String>) -> CheckError {
@@ -96,13 +109,15 @@ fn entry_error(index: u64, problem: impl Into<String>) -> CheckError {
 }
 
 /// Checks the store against its last signed checkpoint, as deep as `mode` says (`tail`: the
-/// last `tail_entries` entries).
+/// last `tail_entries` entries, and at least every entry the indexes lack), and indexes the
+/// entries the indexes lack. `genesis` is the registry before entry 0.
 pub fn check_store(
     store: &Store,
     verifier: &Verifier,
     mode: StartupCheck,
     tail_entries: u64,
-) -> Result<Tail, CheckError> {
+    genesis: &Registry,
+) -> Result<Checked, CheckError> {
     let size = store.size()?;
     let signed = match store.checkpoint()? {
         Some(note) => Some(
@@ -119,82 +134,98 @@ pub fn check_store(
             });
         }
     }
+    let indexed = store.index().indexed()?;
+    if indexed > size {
+        return Err(CheckError::IndexAhead { indexed, size });
+    }
     let start = match mode {
         StartupCheck::Full => 0,
-        StartupCheck::Tail => size.saturating_sub(tail_entries),
+        StartupCheck::Tail => size.saturating_sub(tail_entries).min(indexed),
     };
-    let mut frontier = if start == 0 {
+    // The registry before `start`, from the indexes' registry entries (all indexed).
+    let registry = crate::genesis::replay(store, genesis, start)
+        .map_err(|e| CheckError::Registry(e.to_string()))?;
+    let frontier = if start == 0 {
         Frontier::new()
     } else {
         Frontier::from_source(store, start).map_err(|e| entry_error(start, e.to_string()))?
     };
-    let mut previous = match start {
+    let previous = match start {
         0 => None,
-        s => Some((s - 1, store.subtree_hash(0, s - 1)?)),
+        s => Some(store.subtree_hash(0, s - 1)?),
     };
-    let mut last_time = 0;
+    let last_time = match start {
+        0 => i64::MIN,
+        s => store.time_of(s - 1)?,
+    };
+    let mut tree = frontier.clone();
+    let mut replay = Replay::resume(registry, frontier, previous, last_time);
     let mut registry_entries = Vec::new();
-    for index in start..size {
-        let bytes = store
-            .entry(index)?
-            .ok_or_else(|| entry_error(index, "is missing"))?;
-        let record = LeafRecord::decode(&bytes).map_err(|e| entry_error(index, e.to_string()))?;
-        record
-            .check_follows(previous)
-            .map_err(|e| entry_error(index, e.to_string()))?;
-        if record.kind() == evident_core::record::EntryKind::Registry {
-            registry_entries.push(index);
+    let mut pending: Vec<Indexed> = Vec::new();
+    let mut caught_up = 0;
+    let mut at = start;
+    while at < size {
+        let records = store.entries(at, (at + CHUNK).min(size))?;
+        if records.is_empty() {
+            return Err(entry_error(at, "is missing"));
         }
-        // Every secondary index key the entry should have is there.
-        let facts = facts_of(&record).map_err(|e| entry_error(index, e))?;
-        for (key, _) in secondary_keys(index, record.kind(), &facts) {
-            if !store.has_key(&key)? {
-                return Err(entry_error(
-                    index,
-                    "a secondary index key of the entry is missing (an edited or lost \
-                     index: stop the server and run `evidentd reindex`)",
-                ));
+        for bytes in records {
+            let index = at;
+            at += 1;
+            let (record, leaf_hash, facts) = replay
+                .push(&bytes)
+                .map_err(|e| entry_error(e.index, e.problem))?;
+            if record.kind() == EntryKind::Registry {
+                registry_entries.push(index);
             }
-        }
-        let leaf = record.leaf_hash();
-        for node in frontier.append(leaf) {
-            let stored = store
-                .subtree_hash(node.level, node.index)
-                .map_err(|e| entry_error(index, e.to_string()))?;
-            if stored != node.hash {
-                return Err(entry_error(
-                    index,
-                    if node.level == 0 {
+            check_nodes(store, &mut tree, index, leaf_hash)?;
+            if let Some(cp) = &signed {
+                if tree.size() == cp.size && tree.root() != cp.root {
+                    return Err(CheckError::Root {
+                        size: cp.size,
+                        computed: tree.root(),
+                        signed: cp.root,
+                    });
+                }
+            }
+            let entry = Indexed {
+                index,
+                leaf_hash,
+                dedupe_key: facts.dedupe_key(record.envelope()),
+                kind: record.kind(),
+                facts,
+            };
+            if index < indexed {
+                if let Some(problem) = store.index().check(&entry)? {
+                    return Err(entry_error(
+                        index,
                         format!(
-                            "leaf record hashes to {}, the tree holds {stored}",
-                            node.hash
-                        )
-                    } else {
-                        format!(
-                            "tree node (level {}, index {}) is {stored}, the entries give {}",
-                            node.level, node.index, node.hash
-                        )
-                    },
-                ));
+                            "{problem} in the indexes (an edited or lost index: stop the \
+                             server and run `evidentd reindex`)"
+                        ),
+                    ));
+                }
+            } else {
+                pending.push(entry);
             }
         }
-        if let Some(cp) = &signed {
-            if frontier.size() == cp.size && frontier.root() != cp.root {
-                return Err(CheckError::Root {
-                    size: cp.size,
-                    computed: frontier.root(),
-                    signed: cp.root,
-                });
-            }
+        if !pending.is_empty() {
+            caught_up += pending.len() as u64;
+            store.index().add(&std::mem::take(&mut pending))?;
         }
-        previous = Some((index, leaf));
-        last_time = record.integrated_time_nanos();
     }
-    // The registry is rebuilt from the `K` index: it must list exactly the registry entries.
-    let indexed: std::collections::BTreeSet<u64> =
+    if caught_up > 0 {
+        store.sync()?;
+        tracing::info!(
+            entries = caught_up,
+            "indexed the log's tail that the indexes lacked after a crash"
+        );
+    }
+    // The registry is rebuilt from the kind index: it must list exactly the registry entries.
+    let listed: std::collections::BTreeSet<u64> =
         store.registry_entries(start, size)?.into_iter().collect();
     let found: std::collections::BTreeSet<u64> = registry_entries.into_iter().collect();
-    if let Some(&first) = indexed.symmetric_difference(&found).next() {
+    if let Some(&first) = listed.symmetric_difference(&found).next() {
         return Err(entry_error(
             first,
             "the registry index does not match the entries' kinds (an edited index)",
@@ -212,9 +243,51 @@ pub fn check_store(
             });
         }
     }
-    Ok(Tail {
-        frontier,
-        last_leaf_hash: previous.map_or(Hash::ZERO, |(_, h)| h),
-        last_time_nanos: last_time,
+    Ok(Checked {
+        tail: Tail {
+            last_leaf_hash: match size {
+                0 => Hash::ZERO,
+                s => store.subtree_hash(0, s - 1)?,
+            },
+            last_time_nanos: if size == 0 {
+                0
+            } else {
+                store.time_of(size - 1)?
+            },
+            frontier: tree,
+        },
+        registry: replay.registry().clone(),
+        indexed: caught_up,
     })
+}
+
+/// Appends `leaf_hash` to `tree` and holds every node that completes against the store.
+fn check_nodes(
+    store: &Store,
+    tree: &mut Frontier,
+    index: u64,
+    leaf_hash: Hash,
+) -> Result<(), CheckError> {
+    for node in tree.append(leaf_hash) {
+        let stored = store
+            .subtree_hash(node.level, node.index)
+            .map_err(|e| entry_error(index, e.to_string()))?;
+        if stored != node.hash {
+            return Err(entry_error(
+                index,
+                if node.level == 0 {
+                    format!(
+                        "leaf record hashes to {}, the tree holds {stored}",
+                        node.hash
+                    )
+                } else {
+                    format!(
+                        "tree node (level {}, index {}) is {stored}, the entries give {}",
+                        node.level, node.index, node.hash
+                    )
+                },
+            ));
+        }
+    }
+    Ok(())
 }

@@ -189,10 +189,12 @@ pub struct BatchConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartupCheck {
-    /// Every entry: chain, leaf hash, and the whole tree against the last checkpoint.
+    /// Every entry replayed (chain, times, signatures against the registry of their time,
+    /// tree nodes, indexes) and the root against the last checkpoint: start-up time grows
+    /// with the log.
     Full,
-    /// The last `startup_tail_entries` entries' chain and leaf hashes, and the root against
-    /// the checkpoint.
+    /// The same for the last `startup_tail_entries` entries and every entry the indexes
+    /// lack, and the root against the checkpoint: what a crash can have damaged.
     Tail,
 }
 
@@ -217,7 +219,7 @@ impl Default for Config {
             origin: "evident.local/log".to_owned(),
             max_envelope_bytes: 64 * 1024,
             batch: BatchConfig::default(),
-            startup_check: StartupCheck::Full,
+            startup_check: StartupCheck::Tail,
             startup_tail_entries: 10_000,
             store_cache_mb: 128,
             genesis: GenesisConfig::default(),

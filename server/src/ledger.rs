@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::check::Tail;
 use crate::metrics::{METRICS, VerificationFailure};
 use crate::query::{Cursor, Filters, Page};
-use crate::store::{CachedSource, NewEntry, Store, StoreError, secondary_keys};
+use crate::store::{CachedSource, Indexed, NewEntry, Store, StoreError};
 
 /// Why a submission or read could not be answered.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -134,6 +134,8 @@ pub struct Ledger {
     /// most `SNAPSHOT_EVERY` entries. Entries below a checkpoint never change, so a
     /// snapshot never goes stale.
     snapshots: Arc<std::sync::Mutex<Snapshots>>,
+    /// Set when the sequencer stopped on a storage failure.
+    failure: tokio::sync::watch::Receiver<Option<LedgerError>>,
 }
 
 /// Kept registry snapshots: registry entry index → (its integrated time, the registry after
@@ -165,9 +167,18 @@ pub struct BatchLimits {
 
 /// Waits for the sequencer to finish its last batch.
 #[derive(Debug)]
-pub struct SequencerHandle(std::thread::JoinHandle<()>);
+pub struct SequencerHandle(
+    std::thread::JoinHandle<()>,
+    tokio::sync::watch::Receiver<Option<LedgerError>>,
+);
 
 impl SequencerHandle {
+    /// Set when the sequencer stopped on a storage failure: from then on nothing is
+    /// acknowledged until the server restarts and recovers from what is durable.
+    pub fn failure(&self) -> tokio::sync::watch::Receiver<Option<LedgerError>> {
+        self.1.clone()
+    }
+
     /// Blocks until the sequencer has answered everything it took and exited.
     pub fn join(self) {
         if self.0.join().is_err() {
@@ -232,6 +243,7 @@ impl Ledger {
             registry: Arc::new(registry.clone()),
         })));
         let (queue, rx) = mpsc::channel(limits.queue_depth);
+        let (failed, failure) = tokio::sync::watch::channel(None);
         let mut policies = HashMap::new();
         for (name, version, _) in store.policies()? {
             let latest = policies.entry(name).or_insert(version);
@@ -249,6 +261,7 @@ impl Ledger {
             rx,
             limits,
             runtime,
+            failed,
         };
         let thread = std::thread::Builder::new()
             .name("sequencer".into())
@@ -264,8 +277,9 @@ impl Ledger {
                 verifier,
                 signer,
                 snapshots: Arc::default(),
+                failure: failure.clone(),
             },
-            SequencerHandle(thread),
+            SequencerHandle(thread, failure),
         ))
     }
 
@@ -296,11 +310,12 @@ impl Ledger {
             authorization,
             reply,
         };
-        self.queue
-            .send(submission)
-            .await
-            .map_err(|_| LedgerError::ShuttingDown)?;
-        answer.await.map_err(|_| LedgerError::ShuttingDown)?
+        let stopped = || match &*self.failure.borrow() {
+            Some(failure) => failure.clone(),
+            None => LedgerError::ShuttingDown,
+        };
+        self.queue.send(submission).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// The receipt of the entry already in the log with this dedupe key
@@ -703,6 +718,8 @@ struct Sequencer {
     rx: mpsc::Receiver<Submission>,
     limits: BatchLimits,
     runtime: tokio::runtime::Handle,
+    /// Told of the storage failure that stopped the sequencer.
+    failed: tokio::sync::watch::Sender<Option<LedgerError>>,
 }
 
 impl Sequencer {
@@ -710,7 +727,8 @@ impl Sequencer {
         while let Some(first) = self.rx.blocking_recv() {
             let batch = self.collect(first);
             if let Err(e) = self.commit(batch) {
-                tracing::error!(error = %e, "storage failure: the sequencer stops; restart evidentd after fixing the store");
+                tracing::error!(error = %e, "storage failure: the sequencer stops and nothing more is acknowledged; health is NOT_SERVING; restart evidentd after fixing the store (it recovers what is durable)");
+                let _ = self.failed.send(Some(e.clone()));
                 // Answer everything still queued, then stop taking submissions.
                 self.rx.close();
                 while let Ok(s) = self.rx.try_recv() {
@@ -882,11 +900,14 @@ impl Sequencer {
             let leaf_hash = merkle::leaf_hash(&bytes);
             nodes.extend(frontier.append(leaf_hash));
             entries.push(NewEntry {
-                index,
                 record: bytes,
-                leaf_hash,
-                content_digest: digest,
-                secondary: secondary_keys(index, kind, &facts),
+                indexed: Indexed {
+                    index,
+                    leaf_hash,
+                    dedupe_key: digest,
+                    kind,
+                    facts,
+                },
             });
             in_batch.insert(digest, index);
             if kind == EntryKind::Registry {

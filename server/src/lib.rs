@@ -265,18 +265,19 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
             source,
         },
     )?;
-    let tail = check::check_store(
+    let genesis = genesis::resolve(config, &store)?;
+    let checked = check::check_store(
         &store,
         signer.verifier(),
         config.startup_check,
         config.startup_tail_entries,
+        &genesis.registry,
     )
     .map_err(|source| RunError::Check {
         dir: config.data_dir.clone(),
         source,
     })?;
-    let genesis = genesis::resolve(config, &store)?;
-    let registry = genesis::replay(&store, &genesis.registry, tail.frontier.size())?;
+    let check::Checked { tail, registry, .. } = checked;
     // Published beside log.pub: what verifiers pin to rebuild the registry offline.
     let genesis_file = config.data_dir.join("genesis.json");
     std::fs::write(
@@ -470,6 +471,16 @@ pub async fn run(
     )?;
     let _ = gate.set(ledger);
     drop(gate);
+    // A storage failure stops the sequencer for good: say so to load balancers.
+    let mut failure = sequencer.failure();
+    let reporter = health_reporter.clone();
+    let watchdog = tokio::spawn(async move {
+        if failure.wait_for(Option::is_some).await.is_ok() {
+            reporter
+                .set_not_serving::<LedgerServer<service::LedgerService>>()
+                .await;
+        }
+    });
     if !*stopped.borrow() {
         health_reporter
             .set_serving::<LedgerServer<service::LedgerService>>()
@@ -482,6 +493,7 @@ pub async fn run(
         task.abort();
     }
     summaries.abort();
+    watchdog.abort();
     tokio::task::spawn_blocking(move || sequencer.join())
         .await
         .expect("joining the sequencer does not panic");

@@ -13,7 +13,7 @@ use evident_core::merkle::{Frontier, SubtreeSource};
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::registry::GenesisDocument;
 
-use crate::store::{DERIVED_PREFIXES, Store, StoreError, lookup_keys, secondary_keys};
+use crate::store::{Census, Indexed, Store, StoreError};
 
 /// Why a data folder failed a check, or could not be checked.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +133,7 @@ pub fn verify_store(
     }
     let mut replay = Replay::new(genesis(store)?);
     let mut frontier = Frontier::new();
-    let mut index_keys = 0u64;
+    let mut census = Census::default();
     for index in 0..size {
         let bytes = store
             .entry(index)?
@@ -154,36 +154,20 @@ pub fn verify_store(
                 ));
             }
         }
-        let digest = facts.dedupe_key(record.envelope());
-        let keys = lookup_keys(index, &leaf_hash, &digest);
-        for (key, value) in keys
-            .iter()
-            .chain(&secondary_keys(index, record.kind(), &facts))
-        {
-            match store.get(key)? {
-                Some(found) if found == *value => {}
-                Some(_) => {
-                    return Err(entry(
-                        index,
-                        format!(
-                            "index key {} holds another value than the entry gives \
-                             (run `evidentd reindex`)",
-                            printable(key)
-                        ),
-                    ));
-                }
-                None => {
-                    return Err(entry(
-                        index,
-                        format!(
-                            "index key {} is missing (run `evidentd reindex`)",
-                            printable(key)
-                        ),
-                    ));
-                }
-            }
-            index_keys += 1;
+        let indexed = Indexed {
+            index,
+            leaf_hash,
+            dedupe_key: facts.dedupe_key(record.envelope()),
+            kind: record.kind(),
+            facts,
+        };
+        if let Some(problem) = store.index().check(&indexed)? {
+            return Err(entry(
+                index,
+                format!("{problem} in the indexes (run `evidentd reindex`)"),
+            ));
         }
+        census.add(&indexed);
         if let Some(cp) = &checkpoint {
             if cp.size == index + 1 {
                 replay
@@ -196,18 +180,19 @@ pub fn verify_store(
         }
     }
     progress(size, size);
-    // Every key present was accounted for above, so any surplus points nowhere.
-    let mut stored = 0;
-    for &prefix in DERIVED_PREFIXES {
-        stored += store.count_prefix(prefix)?;
-    }
-    if stored != index_keys {
+    // Everything the entries need is there (checked above); anything more points nowhere.
+    let stored = store.index().census()?;
+    if stored != census {
         return Err(MaintenanceError::Index(format!(
-            "the indexes hold {stored} keys, the entries account for {index_keys}: {} keys \
-             point to entries that do not have them (run `evidentd reindex`)",
-            stored.saturating_sub(index_keys)
+            "the indexes hold {stored:?}, the entries account for {census:?}: some index \
+             entries point to entries that do not have them (run `evidentd reindex`)"
         )));
     }
+    let index_keys = census.leaf_hashes
+        + census.dedupe_keys
+        + census.postings
+        + census.signer_records
+        + census.policy_versions;
     Ok(Verified {
         summary: replay.summary().clone(),
         checkpoint,
@@ -233,8 +218,8 @@ pub fn reindex(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<u64,
             progress(index, 2 * size);
         }
     }
-    let removed = store.clear_derived()?;
-    tracing::info!(removed, "old index keys removed");
+    store.index().clear()?;
+    tracing::info!("old indexes removed");
     let mut replay = Replay::new(genesis);
     let mut batch = Vec::new();
     for index in 0..size {
@@ -243,29 +228,20 @@ pub fn reindex(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<u64,
             .ok_or_else(|| entry(index, "disappeared during the reindex"))?;
         let (record, leaf_hash, facts) =
             replay.push(&bytes).map_err(|e| entry(e.index, e.problem))?;
-        let digest = facts.dedupe_key(record.envelope());
-        batch.extend(lookup_keys(index, &leaf_hash, &digest));
-        batch.extend(secondary_keys(index, record.kind(), &facts));
-        if batch.len() >= 50_000 {
-            store.put_derived(&batch)?;
-            batch.clear();
+        batch.push(Indexed {
+            index,
+            leaf_hash,
+            dedupe_key: facts.dedupe_key(record.envelope()),
+            kind: record.kind(),
+            facts,
+        });
+        if batch.len() >= 10_000 {
+            store.index().add(&std::mem::take(&mut batch))?;
             progress(size + index + 1, 2 * size);
         }
     }
-    store.put_derived(&batch)?;
+    store.index().add(&batch)?;
     store.sync()?;
     progress(2 * size, 2 * size);
     Ok(size)
-}
-
-fn printable(key: &[u8]) -> String {
-    key.iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() {
-                (b as char).to_string()
-            } else {
-                format!("\\x{b:02x}")
-            }
-        })
-        .collect()
 }

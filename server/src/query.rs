@@ -249,7 +249,7 @@ mod tests {
     use evident_core::merkle::Frontier;
     use evident_core::record::{EntryKind, LeafRecord};
 
-    use crate::store::{NewEntry, secondary_keys};
+    use crate::store::{Indexed, NewEntry};
 
     /// A store of `n` attestations; `facts(i)` says what entry `i` is indexed under.
     fn store_of(n: u64, facts: impl Fn(u64) -> Facts) -> (tempfile::TempDir, Store) {
@@ -283,11 +283,14 @@ mod tests {
                 let leaf_hash = record.leaf_hash();
                 nodes.extend(frontier.append(leaf_hash));
                 entries.push(NewEntry {
-                    index,
                     record: bytes,
-                    leaf_hash,
-                    content_digest: Hash::sha256(&index.to_be_bytes()),
-                    secondary: secondary_keys(index, EntryKind::Attestation, &facts(index)),
+                    indexed: Indexed {
+                        index,
+                        leaf_hash,
+                        dedupe_key: Hash::sha256(&index.to_be_bytes()),
+                        kind: EntryKind::Attestation,
+                        facts: facts(index),
+                    },
                 });
                 previous = leaf_hash;
             }

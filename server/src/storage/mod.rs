@@ -13,11 +13,16 @@
 //! 3. The indexes may lag the log after a crash; at start they are caught up from the
 //!    log's tail before any submission is taken, so dedupe stays exact.
 
+pub mod legacy;
+pub mod sled_index;
+
 use std::fmt::Debug;
 use std::path::PathBuf;
 
 use evident_core::Hash;
+use evident_core::audit::Facts;
 use evident_core::merkle::{Node, SubtreeSource};
+use evident_core::record::EntryKind;
 
 /// A storage failure. The message names the operation.
 #[derive(Debug, thiserror::Error)]
@@ -103,5 +108,189 @@ impl SubtreeSource for dyn LogStore {
 
     fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
         LogStore::subtree_hash(self, level, index)
+    }
+}
+
+/// One entry as the indexes see it: what the sequencer (or a replay) knows of it.
+#[derive(Debug, Clone)]
+pub struct Indexed {
+    /// The entry's index.
+    pub index: u64,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+    /// Its dedupe key: signed content and signer keys (`record::dedupe_key`).
+    pub dedupe_key: Hash,
+    /// Its kind.
+    pub kind: EntryKind,
+    /// What it says and who signed it, as the registry of its time saw it.
+    pub facts: Facts,
+}
+
+impl Indexed {
+    /// The posting lists the entry is on, in a fixed order (without [`Posting::All`]).
+    pub fn postings(&self) -> Vec<Posting> {
+        let facts = &self.facts;
+        let mut lists = vec![Posting::Kind(self.kind)];
+        if let Some(p) = &facts.predicate_type {
+            lists.push(Posting::PredicateType(p.clone()));
+        }
+        lists.extend(facts.signers.iter().cloned().map(Posting::Signer));
+        lists.extend(facts.roles.iter().cloned().map(Posting::Role));
+        lists.extend(
+            facts
+                .subjects
+                .iter()
+                .map(|(alg, value)| Posting::Subject(alg.clone(), value.clone())),
+        );
+        lists.extend(
+            facts
+                .subject_names
+                .iter()
+                .cloned()
+                .map(Posting::SubjectName),
+        );
+        if let Some((name, version)) = &facts.release {
+            lists.push(Posting::Release(name.clone(), Some(version.clone())));
+            lists.push(Posting::Release(name.clone(), None));
+        }
+        // A value holding a NUL byte is not indexed: no indexed value has one.
+        lists.retain(|p| p.prefix().is_some());
+        lists
+    }
+}
+
+/// What the indexes hold, counted (for `verify-store`, which holds it against the counts
+/// the entries give, so that a key pointing nowhere is found too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Leaf-hash look-ups.
+    pub leaf_hashes: u64,
+    /// Dedupe-key look-ups.
+    pub dedupe_keys: u64,
+    /// Entries on posting lists, summed over the lists.
+    pub postings: u64,
+    /// Per-entry signer records.
+    pub signer_records: u64,
+    /// Policy versions.
+    pub policy_versions: u64,
+}
+
+impl Census {
+    /// Adds what one entry contributes.
+    pub fn add(&mut self, entry: &Indexed) {
+        self.leaf_hashes += 1;
+        self.dedupe_keys += 1;
+        self.postings += entry.postings().len() as u64;
+        self.signer_records += 1;
+        if entry
+            .facts
+            .policy
+            .as_ref()
+            .is_some_and(|(name, _)| !name.contains('\0'))
+        {
+            self.policy_versions += 1;
+        }
+    }
+}
+
+/// The indexes: derived from the log, rebuildable from it (`evidentd reindex`).
+///
+/// Written by one thread (the sequencer, or a maintenance command); read by any number.
+pub trait IndexStore: Send + Sync + Debug {
+    /// Entries `0..indexed()` are in the indexes. After a crash this may be less than the
+    /// log's size (never more); the server indexes the rest from the log before it serves.
+    fn indexed(&self) -> Result<u64, StoreError>;
+
+    /// Adds entries `indexed()..indexed() + entries.len()`, in order, atomically: after a
+    /// crash either all of them are indexed or none.
+    ///
+    /// Durability: none of its own; see [`IndexStore::sync`]. Visible to readers at once.
+    fn add(&self, entries: &[Indexed]) -> Result<(), StoreError>;
+
+    /// Makes everything added so far durable.
+    fn sync(&self) -> Result<(), StoreError>;
+
+    /// The index of the entry with this leaf hash.
+    fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError>;
+
+    /// The index of the entry with this dedupe key.
+    fn index_of_content(&self, dedupe_key: &Hash) -> Result<Option<u64>, StoreError>;
+
+    /// On a posting list (not [`Posting::All`]), the first index at or after `from`
+    /// (`forward`), or the last at or before it, within `lo..hi`.
+    fn seek(
+        &self,
+        posting: &Posting,
+        from: u64,
+        forward: bool,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// The signer identities recorded for entry `index`.
+    fn signers_of(&self, index: u64) -> Result<Option<Vec<String>>, StoreError>;
+
+    /// Every policy version: `(name, version, index)`, by name then version.
+    fn policies(&self) -> Result<Vec<(String, u64, u64)>, StoreError>;
+
+    /// What is missing or wrong in the indexes about `entry`, if anything.
+    fn check(&self, entry: &Indexed) -> Result<Option<String>, StoreError>;
+
+    /// Counts of what the indexes hold.
+    fn census(&self) -> Result<Census, StoreError>;
+
+    /// Removes everything (for `reindex`); durable when it returns.
+    fn clear(&self) -> Result<(), StoreError>;
+}
+
+/// One posting list: the entries that have one property, in log order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Posting {
+    /// Every entry.
+    All,
+    /// Entries of one kind.
+    Kind(EntryKind),
+    /// Attestations with this predicate type.
+    PredicateType(String),
+    /// Entries signed by this identity (signers of attestations, administrators of
+    /// registry and policy entries).
+    Signer(String),
+    /// Attestations signed by a key that had this role at the entry's time.
+    Role(String),
+    /// Attestations with this subject digest `(algorithm, value)`.
+    Subject(String, String),
+    /// Attestations with a subject of this name.
+    SubjectName(String),
+    /// Release attestations of this name (and version).
+    Release(String, Option<String>),
+}
+
+impl Posting {
+    /// A name for the list that is unique among lists and free of prefixes of another's:
+    /// a tag byte, then each part followed by a NUL. `None` for [`Posting::All`], and
+    /// when a part holds a NUL byte, which no indexed value has.
+    pub fn prefix(&self) -> Option<Vec<u8>> {
+        fn text(tag: u8, parts: &[&str]) -> Option<Vec<u8>> {
+            let mut k = vec![tag];
+            for part in parts {
+                if part.contains('\0') {
+                    return None;
+                }
+                k.extend_from_slice(part.as_bytes());
+                k.push(0);
+            }
+            Some(k)
+        }
+        match self {
+            Posting::All => None,
+            Posting::Kind(kind) => Some(vec![b'K', kind.code()]),
+            Posting::PredicateType(p) => text(b'T', &[p]),
+            Posting::Signer(s) => text(b'I', &[s]),
+            Posting::Role(r) => text(b'O', &[r]),
+            Posting::Subject(alg, value) => text(b'S', &[alg, value]),
+            Posting::SubjectName(n) => text(b'A', &[n]),
+            Posting::Release(n, Some(v)) => text(b'V', &[n, v]),
+            Posting::Release(n, None) => text(b'W', &[n]),
+        }
     }
 }
