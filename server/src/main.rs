@@ -60,6 +60,10 @@ enum Command {
     },
     /// Rebuild every index of a stopped server's data folder from its entries.
     Reindex,
+    /// Move a stopped server's data folder of the old layout (everything in sled, in db/)
+    /// to the current one: every entry is replayed and verified, then written to the log
+    /// files and indexed; the old store is kept as db.pre-migration.
+    Migrate,
     /// Back up a running server into a new data folder, over gRPC: the latest checkpoint
     /// and every entry it covers, verified (replayed from the genesis and held against the
     /// checkpoint) before the copy is kept. Exit 1 when the served log does not verify, 2 on
@@ -151,13 +155,24 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
     };
     let config = config_of(&args)?;
     let dir = config.data_dir.clone();
-    let store = evident_server::maintenance::open(&dir)?;
     let started = std::time::Instant::now();
     let progress = |done: u64, total: u64| {
         if total > 0 {
             tracing::info!(done, total, "replaying the log");
         }
     };
+    if let Command::Migrate = command {
+        let entries = evident_server::maintenance::migrate(&dir, progress)
+            .map_err(|e| StoreFailed(format!("{} NOT migrated: {e}", dir.display())))?;
+        println!(
+            "{}: migrated {entries} entries in {:.1?}; the old store is in db.pre-migration \
+             (remove it once the server runs)",
+            dir.display(),
+            started.elapsed()
+        );
+        return Ok(());
+    }
+    let store = evident_server::maintenance::open(&dir)?;
     match command {
         Command::VerifyStore { log_key } => {
             let verifier = evident_server::maintenance::verifier(&dir, log_key.as_deref())?;
@@ -185,6 +200,7 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
             unreachable!("answered above without a store")
         }
         Command::Backup(_) => unreachable!("dispatched in main: a backup opens no data folder"),
+        Command::Migrate => unreachable!("answered above"),
         Command::Reindex => {
             let entries = evident_server::maintenance::reindex(&store, progress)?;
             println!(

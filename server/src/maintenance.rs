@@ -56,11 +56,11 @@ fn entry(index: u64, problem: impl Into<String>) -> MaintenanceError {
     }
 }
 
-/// Opens a stopped server's store; a running server holds sled's lock.
+/// Opens a stopped server's store; a running server holds the indexes' lock.
 pub fn open(dir: &Path) -> Result<Store, MaintenanceError> {
-    if !dir.join("db").exists() {
+    if !dir.join(crate::store::LOG_FOLDER).exists() && !crate::storage::legacy::is_legacy(dir) {
         return Err(MaintenanceError::Setup(format!(
-            "{} holds no Evident store (no db folder)",
+            "{} holds no Evident store (no log folder)",
             dir.display()
         )));
     }
@@ -243,5 +243,133 @@ pub fn reindex(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<u64,
     store.index().add(&batch)?;
     store.sync()?;
     progress(2 * size, 2 * size);
+    Ok(size)
+}
+
+/// Moves a data folder of the layout before the log's own files (everything in sled, in
+/// `db/`) to the current one: every entry is replayed from the genesis — chain, times,
+/// signatures against the registry of their time, registry and policy entries — and held
+/// against the signed checkpoint, then written to the log files and indexed. The old
+/// folder is kept as `db.pre-migration` until the operator removes it. Returns the number
+/// of entries.
+pub fn migrate(dir: &Path, progress: impl FnMut(u64, u64)) -> Result<u64, MaintenanceError> {
+    let created = !crate::store::FOLDERS.iter().any(|f| dir.join(f).exists());
+    let result = migrate_into(dir, progress);
+    if result.is_err() && created {
+        // Nothing half-migrated is left: the old store in db/ was only read.
+        for folder in crate::store::FOLDERS {
+            let _ = std::fs::remove_dir_all(dir.join(folder));
+        }
+    }
+    result
+}
+
+fn migrate_into(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<u64, MaintenanceError> {
+    use crate::storage::LogStore as _;
+    use crate::storage::legacy::{self, SledLog};
+
+    if !legacy::is_legacy(dir) {
+        return Err(MaintenanceError::Setup(format!(
+            "{} holds no store of the old layout (no db folder): nothing to migrate",
+            dir.display()
+        )));
+    }
+    for folder in crate::store::FOLDERS {
+        let path = dir.join(folder);
+        if path.exists() {
+            return Err(MaintenanceError::Setup(format!(
+                "{} already exists: an earlier migration did not finish. Remove it (the old \
+                 store in db/ is untouched) and run `evidentd migrate` again",
+                path.display()
+            )));
+        }
+    }
+    let old = SledLog::open(dir).map_err(|e| {
+        MaintenanceError::Setup(format!(
+            "opening the old store in {}: {e} (stop evidentd first: it holds the store's lock)",
+            dir.display()
+        ))
+    })?;
+    let genesis_json = old
+        .genesis()?
+        .ok_or_else(|| MaintenanceError::Setup("the old store has no recorded genesis".into()))?;
+    let document: GenesisDocument = serde_json::from_slice(&genesis_json)
+        .map_err(|e| MaintenanceError::Setup(format!("the recorded genesis is malformed: {e}")))?;
+    let registry = document
+        .to_registry()
+        .map_err(|e| MaintenanceError::Setup(format!("the recorded genesis is invalid: {e}")))?;
+    let note = old.checkpoint()?;
+    let checkpoint = match &note {
+        Some(note) => Some(
+            Checkpoint::verify(note, &verifier(dir, None)?).map_err(|e| {
+                MaintenanceError::Setup(format!(
+                    "the old store's checkpoint does not verify under the log key: {e}"
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let size = old.size();
+    if let Some(cp) = &checkpoint {
+        if cp.size > size {
+            return Err(MaintenanceError::Setup(format!(
+                "the old store holds {size} entries but the log signed a checkpoint of {}",
+                cp.size
+            )));
+        }
+    }
+    let new = Store::create(dir)?;
+    new.set_genesis(&genesis_json)?;
+    let mut replay = Replay::new(registry);
+    let mut frontier = Frontier::new();
+    let mut at = 0;
+    while at < size {
+        let records = old.entries(at, (at + 10_000).min(size))?;
+        if records.is_empty() {
+            return Err(entry(at, "is missing from the old store"));
+        }
+        let mut batch = Vec::with_capacity(records.len());
+        let mut nodes = Vec::new();
+        for bytes in records {
+            let (record, leaf_hash, facts) = replay
+                .push(&bytes)
+                .map_err(|e| entry(e.index, format!("{} (nothing was migrated)", e.problem)))?;
+            nodes.extend(frontier.append(leaf_hash));
+            batch.push(crate::store::NewEntry {
+                indexed: Indexed {
+                    index: record.index(),
+                    leaf_hash,
+                    dedupe_key: facts.dedupe_key(record.envelope()),
+                    kind: record.kind(),
+                    facts,
+                },
+                record: bytes,
+            });
+            if let Some(cp) = &checkpoint {
+                if cp.size == replay.size() {
+                    replay
+                        .check_checkpoint(cp)
+                        .map_err(|e| entry(e.index, e.problem))?;
+                }
+            }
+        }
+        at += batch.len() as u64;
+        new.append(&batch, &nodes)?;
+        progress(at, size);
+    }
+    if let Some(note) = &note {
+        new.set_checkpoint(note)?;
+    }
+    new.sync()?;
+    drop(new);
+    drop(old);
+    let kept = dir.join("db.pre-migration");
+    std::fs::rename(dir.join("db"), &kept)
+        .and_then(|()| std::fs::File::open(dir)?.sync_all())
+        .map_err(|source| StoreError::Io {
+            op: "renaming the old store",
+            path: dir.join("db"),
+            source,
+        })?;
     Ok(size)
 }

@@ -17,10 +17,15 @@ use evident_core::merkle::{Node, SubtreeSource};
 use evident_core::record::EntryKind;
 
 pub use crate::storage::{Census, IndexStore, Indexed, LogStore, Posting, StoreError};
+use crate::storage::files::FileLog;
 use crate::storage::{legacy, sled_index::SledIndex};
 
+/// The log's folder in a data folder.
+pub const LOG_FOLDER: &str = "log";
+/// The indexes' folder in a data folder.
+pub const INDEX_FOLDER: &str = "index";
 /// The folders a store occupies in a data folder.
-pub const FOLDERS: &[&str] = &["db", "index"];
+pub const FOLDERS: &[&str] = &[LOG_FOLDER, INDEX_FOLDER];
 
 /// How long added index entries may stay unsynced.
 const INDEX_SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -49,10 +54,29 @@ impl Store {
     }
 
     /// Opens (or creates) the store of `data_dir`; the indexes' page cache is
-    /// `cache_bytes`.
+    /// `cache_bytes`. A data folder of the old layout is refused with what to do.
     pub fn open_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let log = legacy::SledLog::open(data_dir)?;
-        let index = SledIndex::open(&data_dir.join("index"), cache_bytes)?;
+        if legacy::is_legacy(data_dir) {
+            return Err(StoreError::Layout(format!(
+                "{} holds a store of the old layout (everything in sled, in db/). Stop \
+                 evidentd and run `evidentd migrate` once: it replays and verifies every \
+                 entry and writes the current layout (docs/OPERATIONS.md)",
+                data_dir.display()
+            )));
+        }
+        Store::create_with_cache(data_dir, cache_bytes)
+    }
+
+    /// Opens (or creates) the current layout's store in `data_dir`, whatever else the
+    /// folder holds (for `evidentd migrate`).
+    pub fn create(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::create_with_cache(data_dir, crate::storage::sled_index::DEFAULT_CACHE_BYTES)
+    }
+
+    fn create_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let vfs: Arc<dyn crate::storage::vfs::Vfs> = Arc::new(crate::storage::vfs::OsFs);
+        let log = FileLog::open(vfs, &data_dir.join(LOG_FOLDER))?;
+        let index = SledIndex::open(&data_dir.join(INDEX_FOLDER), cache_bytes)?;
         Ok(Store::from_parts(Arc::new(log), Arc::new(index)))
     }
 

@@ -390,27 +390,51 @@ pub fn write_private(path: &Path, text: &str) {
     }
 }
 
-/// The store key of entry `index`'s leaf record (`L` ‖ index, see server/src/store.rs).
-pub fn leaf_key(index: u64) -> Vec<u8> {
-    let mut k = vec![b'L'];
-    k.extend_from_slice(&index.to_be_bytes());
-    k
+/// Where entry `index`'s frame is in a stopped server's log files (docs/FORMAT.md, "The
+/// log's files"): the segment file and the frame's byte offset in it.
+pub fn frame_of(data_dir: &Path, index: u64) -> (PathBuf, u64) {
+    let segments = data_dir.join("log").join("segments");
+    let first = std::fs::read_dir(&segments)
+        .expect("listing the segments")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".seg")?.parse::<u64>().ok()
+        })
+        .filter(|&first| first <= index)
+        .max()
+        .expect("a segment holds the entry");
+    let offsets = std::fs::read(segments.join(format!("{first:020}.idx"))).expect("the offsets");
+    let at = usize::try_from(8 * (index - first)).expect("a small log");
+    let offset = u64::from_be_bytes(offsets[at..at + 8].try_into().expect("8 bytes"));
+    (segments.join(format!("{first:020}.seg")), offset)
 }
 
-/// Bypasses the ledger: flips one byte inside entry `index`'s payload directly in a
-/// stopped server's sled store. The payload of the harness's envelopes starts at byte 88
-/// of the record (a 54-byte header, then the payload type's 2 + 28 bytes and the payload's
-/// 4-byte length); byte 100 is inside the JSON Statement.
+/// Flips one byte of entry `index`'s record in a stopped server's log, as a disk would:
+/// the frame's checksum no longer matches.
+pub fn rot_record_byte(data_dir: &Path, index: u64) {
+    let (path, offset) = frame_of(data_dir, index);
+    let mut bytes = std::fs::read(&path).expect("reading the segment");
+    let at = usize::try_from(offset).expect("a small log") + 8 + 100;
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, bytes).expect("writing the segment");
+}
+
+/// Bypasses the ledger: flips one byte inside entry `index`'s payload in a stopped server's
+/// log and rewrites the frame's checksum, as someone editing the files would. The payload
+/// of the harness's envelopes starts at byte 88 of the record (a 54-byte header, then the
+/// payload type's 2 + 28 bytes and the payload's 4-byte length); byte 100 is inside the
+/// JSON Statement.
 pub fn flip_payload_byte(data_dir: &Path, index: u64) {
-    let db = sled::open(data_dir.join("db")).expect("opening the stopped server's store");
-    let mut bytes = db
-        .get(leaf_key(index))
-        .expect("reading the store")
-        .expect("the entry exists")
-        .to_vec();
-    assert_eq!(bytes[88], b'{', "the payload is a JSON Statement");
-    bytes[100] ^= 0x01;
-    db.insert(leaf_key(index), bytes)
-        .expect("writing the store");
-    db.flush().expect("flushing the store");
+    let (path, offset) = frame_of(data_dir, index);
+    let mut bytes = std::fs::read(&path).expect("reading the segment");
+    let frame = usize::try_from(offset).expect("a small log");
+    let len = u32::from_be_bytes(bytes[frame..frame + 4].try_into().expect("4 bytes")) as usize;
+    let record = frame + 8;
+    assert_eq!(bytes[record + 88], b'{', "the payload is a JSON Statement");
+    bytes[record + 100] ^= 0x01;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes[frame..frame + 4]);
+    crc.update(&bytes[record..record + len]);
+    bytes[frame + 4..frame + 8].copy_from_slice(&crc.finalize().to_be_bytes());
+    std::fs::write(&path, bytes).expect("writing the segment");
 }

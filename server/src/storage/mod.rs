@@ -49,6 +49,9 @@ pub enum StoreError {
     /// Stored bytes are not what the ledger wrote.
     #[error("store is corrupt: {0}")]
     Corrupt(String),
+    /// The data folder holds a store of another layout.
+    #[error("{0}")]
+    Layout(String),
     /// An earlier write or sync failed: the store refuses every further write until the
     /// server restarts and recovers from what is durable. A failed `fsync` cannot be
     /// retried safely (the kernel may already have dropped the dirty pages).

@@ -18,5 +18,6 @@ mod registry;
 mod rejections;
 mod report;
 mod security;
+mod storage;
 mod submit;
 mod tamper;

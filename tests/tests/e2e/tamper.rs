@@ -2,8 +2,8 @@
 //! saw a newer checkpoint notices a rolled-back data folder.
 
 use evident_tests::{
-    Server, cli, copy_dir, envelope, evidentd_bin, flip_payload_byte, key, leaf_key, stderr,
-    stdout, write_config,
+    Server, cli, copy_dir, envelope, evidentd_bin, flip_payload_byte, frame_of, key,
+    rot_record_byte, stderr, stdout, write_config,
 };
 
 async fn log_of(n: u64, config: &std::path::Path, data: &std::path::Path) {
@@ -34,9 +34,10 @@ async fn a_store_shorter_than_its_signed_checkpoint_is_refused() {
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(5, &config, &data).await;
     {
-        let db = sled::open(data.join("db")).unwrap();
-        db.remove(leaf_key(5)).unwrap();
-        db.flush().unwrap();
+        // The last record cut off the segment, as a rolled-back or truncated file would.
+        let (path, offset) = frame_of(&data, 5);
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_len(offset).unwrap();
     }
     let err = Server::start(&config, &data).unwrap_err();
     assert!(
@@ -52,12 +53,40 @@ async fn a_removed_entry_in_the_middle_is_named() {
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(5, &config, &data).await;
     {
-        let db = sled::open(data.join("db")).unwrap();
-        db.remove(leaf_key(1)).unwrap();
-        db.flush().unwrap();
+        // Entry 1's frame cut out of the segment: entry 2 follows entry 0.
+        let (path, offset) = frame_of(&data, 1);
+        let (_, next) = frame_of(&data, 2);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.drain(offset as usize..next as usize);
+        std::fs::write(&path, bytes).unwrap();
     }
+    let length = std::fs::metadata(frame_of(&data, 0).0).unwrap().len();
     let err = Server::start(&config, &data).unwrap_err();
-    assert!(err.contains("entry 1: is missing"), "{err}");
+    assert!(err.contains("refusing") || err.contains("entry 1"), "{err}");
+    assert!(err.contains("entry 1"), "{err}");
+    assert_eq!(
+        std::fs::metadata(frame_of(&data, 0).0).unwrap().len(),
+        length,
+        "a damaged log is left as it is for the operator"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotten_byte_in_a_signed_entry_is_refused_not_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    log_of(5, &config, &data).await;
+    rot_record_byte(&data, 2);
+    let segment = frame_of(&data, 0).0;
+    let length = std::fs::metadata(&segment).unwrap().len();
+    let err = Server::start(&config, &data).unwrap_err();
+    assert!(err.contains("entry 2"), "{err}");
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        length,
+        "entries a checkpoint covers are never cut off as a torn tail"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,8 +127,9 @@ async fn a_registry_index_edited_behind_the_ledgers_back_is_named_at_start() {
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(2, &config, &data).await;
     {
-        let db = sled::open(data.join("db")).unwrap();
-        let mut k = vec![b'K', 2];
+        // The registry kind's posting list, one block from entry 0: drop entry 0 from it.
+        let db = sled::open(data.join("index")).unwrap();
+        let mut k = vec![b'B', b'K', 2];
         k.extend_from_slice(&0u64.to_be_bytes());
         assert!(
             db.remove(k).unwrap().is_some(),
@@ -121,15 +151,21 @@ async fn a_subject_index_key_removed_behind_the_ledgers_back_is_named_at_start()
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(3, &config, &data).await;
     {
-        // Entry 2's subject key: without it, a release query would miss that evidence.
-        let db = sled::open(data.join("db")).unwrap();
-        let key = db
-            .scan_prefix(b"S")
-            .keys()
-            .map(|k| k.unwrap())
-            .find(|k| k.ends_with(&2u64.to_be_bytes()))
+        // Entry 2's subject list (one block, from entry 2): without it, a release query
+        // would miss that evidence.
+        let db = sled::open(data.join("index")).unwrap();
+        let (key, block) = db
+            .scan_prefix(b"BS")
+            .map(|item| item.unwrap())
+            .map(|(k, v)| {
+                let first = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap());
+                (k, block_indexes(first, &v))
+            })
+            .find(|(_, block)| block.contains(&2))
             .expect("entry 2 is in the subject index");
-        db.remove(key).unwrap();
+        let kept: Vec<u64> = block.into_iter().filter(|&i| i != 2).collect();
+        assert_eq!(kept.first(), Some(&1), "the block starts at entry 1");
+        db.insert(key, block_bytes(1, &kept)).unwrap();
         db.flush().unwrap();
     }
     let err = Server::start(&config, &data).unwrap_err();
@@ -141,7 +177,7 @@ async fn a_subject_index_key_removed_behind_the_ledgers_back_is_named_at_start()
     let out = evidentd(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("entry 2: index key S"),
+        stderr(&out).contains("entry 2: it is missing from the posting list Subject"),
         "{}",
         stderr(&out)
     );
@@ -157,6 +193,37 @@ async fn a_subject_index_key_removed_behind_the_ledgers_back_is_named_at_start()
     assert!(stdout(&out).contains("OK — 4 entries"), "{}", stdout(&out));
     let server = Server::start(&config, &data).unwrap();
     assert_eq!(server.size().await, 4);
+}
+
+/// The indexes of a posting-list block (docs/FORMAT.md: LEB128 gaps from the key's index).
+fn block_indexes(first: u64, bytes: &[u8]) -> Vec<u64> {
+    let (mut out, mut at, mut gap, mut shift) = (Vec::new(), first, 0u64, 0);
+    for &b in bytes {
+        gap |= u64::from(b & 0x7f) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            at += gap;
+            out.push(at);
+            (gap, shift) = (0, 0);
+        }
+    }
+    out
+}
+
+/// A posting-list block of these indexes, the first of which is `first`.
+fn block_bytes(first: u64, indexes: &[u64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut previous = first;
+    for &i in indexes {
+        let mut gap = i - previous;
+        while gap >= 0x80 {
+            out.push((gap as u8 & 0x7f) | 0x80);
+            gap >>= 7;
+        }
+        out.push(gap as u8);
+        previous = i;
+    }
+    out
 }
 
 /// Runs an offline `evidentd` command on a config's data folder.
@@ -178,26 +245,26 @@ async fn verify_store_finds_a_stray_index_key_and_a_forged_signer_list() {
     let out = evidentd(&config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
     {
-        // A subject key pointing to an entry that is not about that subject.
-        let db = sled::open(data.join("db")).unwrap();
-        let mut k = b"Ssha256\0".to_vec();
+        // A subject list holding an entry that is not about that subject.
+        let db = sled::open(data.join("index")).unwrap();
+        let mut k = b"BSsha256\0".to_vec();
         k.extend_from_slice(&[b'a'; 64]);
         k.push(0);
         k.extend_from_slice(&1u64.to_be_bytes());
-        db.insert(k, &[]).unwrap();
+        db.insert(k, &[0u8]).unwrap();
         db.flush().unwrap();
     }
     let out = evidentd(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("1 keys point to entries that do not have them"),
+        stderr(&out).contains("point to entries that do not have them"),
         "{}",
         stderr(&out)
     );
     assert!(evidentd(&config, &["reindex"]).status.success());
     {
         // Entry 1's recorded signers rewritten to someone else.
-        let db = sled::open(data.join("db")).unwrap();
+        let db = sled::open(data.join("index")).unwrap();
         let mut k = vec![b'F'];
         k.extend_from_slice(&1u64.to_be_bytes());
         db.insert(k, br#"["mallory"]"#.as_slice()).unwrap();
@@ -206,7 +273,7 @@ async fn verify_store_finds_a_stray_index_key_and_a_forged_signer_list() {
     let out = evidentd(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("entry 1: index key F"),
+        stderr(&out).contains("entry 1: its signer record is missing or wrong"),
         "{}",
         stderr(&out)
     );
@@ -226,7 +293,7 @@ async fn verify_store_names_an_entry_whose_signature_no_longer_verifies() {
     assert!(stderr(&out).contains("entry 3:"), "{}", stderr(&out));
     // reindex replays the log before it touches anything: a damaged log keeps its indexes.
     let count = || {
-        let db = sled::open(data.join("db")).unwrap();
+        let db = sled::open(data.join("index")).unwrap();
         db.iter().count()
     };
     let before = count();
