@@ -13,6 +13,12 @@
 //! 3. The indexes may lag the log after a crash; at start they are caught up from the
 //!    log's tail before any submission is taken, so dedupe stays exact.
 
+pub mod files;
+pub mod vfs;
+
+#[cfg(test)]
+mod crashsim;
+
 use std::fmt::Debug;
 use std::path::PathBuf;
 
