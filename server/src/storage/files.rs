@@ -476,12 +476,22 @@ impl FileLog {
         let vfs = self.vfs.as_ref();
         let segdir = self.segments_dir();
         let tiledir = self.tiles_dir();
+        // Folders created here are durable only once their parents are synced.
+        let mut created = Vec::new();
+        for d in segdir.ancestors() {
+            if d.as_os_str().is_empty() || vfs.exists(d).map_err(io_err("looking for", d))? {
+                break;
+            }
+            created.push(d.to_owned());
+        }
         for d in [&segdir, &tiledir] {
             vfs.create_dir_all(d)
                 .map_err(io_err("creating the folder", d))?;
         }
-        if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            self.sync_dir(parent)?;
+        for d in created.iter().rev() {
+            if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+                self.sync_dir(parent)?;
+            }
         }
         self.sync_dir(&self.dir)?;
         for name in ["watermark.tmp", "checkpoint.tmp", "genesis.tmp"] {
@@ -618,8 +628,9 @@ impl FileLog {
             let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
             let header_ok = seg.read_exact_at(&mut header, 0).is_ok()
                 && header == segment_header(first);
-            if !header_ok || first != next {
-                if (first == wm.segment && watermark.is_some()) || first < next {
+            let at_watermark = first == wm.segment;
+            if !header_ok || (!at_watermark && first != next) {
+                if (at_watermark && watermark.is_some()) || first < next {
                     return Err(StoreError::Corrupt(format!(
                         "{} should hold entries from {next} on and does not (bad header or \
                          wrong first index)",

@@ -337,9 +337,7 @@ impl SimState {
             let data = &mut contents[info.inode];
             match (fate(info), op) {
                 (Fate::Drop, _) => {}
-                (Fate::Keep, PendingOp::Write { offset, data: bytes }) => {
-                    write_into(data, *offset, bytes);
-                }
+                (Fate::Keep, op) => apply(data, op),
                 (Fate::Torn { len, garbage }, PendingOp::Write { offset, data: bytes }) => {
                     let mut kept = bytes[..len.min(bytes.len())].to_vec();
                     if let Some(b) = garbage.and_then(|g| kept.get_mut(g)) {
@@ -347,9 +345,7 @@ impl SimState {
                     }
                     write_into(data, *offset, &kept);
                 }
-                (Fate::Keep | Fate::Torn { .. }, PendingOp::SetLen(len)) => {
-                    data.resize(usize::try_from(*len).unwrap_or(usize::MAX), 0);
-                }
+                (Fate::Torn { .. }, op @ PendingOp::SetLen(_)) => apply(data, op),
             }
         }
         let mut names = self.durable_names.clone();
@@ -410,6 +406,13 @@ impl SimState {
             return Err(io::Error::other("injected I/O error in sync"));
         }
         Ok(())
+    }
+}
+
+fn apply(data: &mut Vec<u8>, op: &PendingOp) {
+    match op {
+        PendingOp::Write { offset, data: bytes } => write_into(data, *offset, bytes),
+        PendingOp::SetLen(len) => data.resize(usize::try_from(*len).unwrap_or(usize::MAX), 0),
     }
 }
 
@@ -529,11 +532,12 @@ impl SimFile {
         let mut state = self.fs.state();
         let failed = state.sync_fault();
         let node = &mut state.inodes[self.inode];
-        if failed.is_ok() {
-            node.durable = node.data.clone();
+        // Either durable now, or forgotten: never written by a later sync.
+        for (_, op) in std::mem::take(&mut node.pending) {
+            if failed.is_ok() {
+                apply(&mut node.durable, &op);
+            }
         }
-        // Either durable now, or forgotten: never retried by a later sync.
-        node.pending.clear();
         failed
     }
 }
