@@ -155,7 +155,10 @@ fn crash_states(state: &SimState, rng: &mut Rng) -> Vec<(String, SimFs)> {
     let dir_ops = state.pending_dir_ops();
     let mut out = Vec::new();
     // (a) every unsynced write and folder operation lost.
-    out.push(("all unsynced lost".to_owned(), state.materialise(&mut |_| Fate::Drop, 0)));
+    out.push((
+        "all unsynced lost".to_owned(),
+        state.materialise(&mut |_| Fate::Drop, 0),
+    ));
     if pending.is_empty() && dir_ops == 0 {
         return out;
     }
@@ -176,7 +179,10 @@ fn crash_states(state: &SimState, rng: &mut Rng) -> Vec<(String, SimFs)> {
                 &mut |p: &PendingInfo| if p.seq == seq { torn } else { others },
                 dir_ops,
             );
-            out.push((format!("last write torn at {len} ({garbage:?}), others {others:?}"), fs));
+            out.push((
+                format!("last write torn at {len} ({garbage:?}), others {others:?}"),
+                fs,
+            ));
         }
     }
     // (c) writes to different files reordered: each file keeps all, none, or a random
@@ -216,13 +222,26 @@ fn crash_states(state: &SimState, rng: &mut Rng) -> Vec<(String, SimFs)> {
 }
 
 /// Opens the log on a crash state and checks everything the contract promises.
-fn check_state(what: &str, fs: SimFs, progress: &Progress, verifier: &Verifier, rng: &mut Rng, tally: &mut Tally) {
+fn check_state(
+    what: &str,
+    fs: SimFs,
+    progress: &Progress,
+    verifier: &Verifier,
+    rng: &mut Rng,
+    tally: &mut Tally,
+) {
     let log = FileLog::open_with(Arc::new(fs), Path::new(DIR), options())
         .unwrap_or_else(|e| panic!("{what}: opening failed: {e}"));
     let n = log.size();
     let acked = progress.acked.last().map_or(0, |a| a.0);
-    assert!(n >= acked, "{what}: {n} entries after the crash, {acked} were acknowledged");
-    assert!(n <= progress.attempted.len() as u64, "{what}: {n} entries, more than were written");
+    assert!(
+        n >= acked,
+        "{what}: {n} entries after the crash, {acked} were acknowledged"
+    );
+    assert!(
+        n <= progress.attempted.len() as u64,
+        "{what}: {n} entries, more than were written"
+    );
     if n > acked {
         tally.extra_entries += 1;
     }
@@ -231,21 +250,30 @@ fn check_state(what: &str, fs: SimFs, progress: &Progress, verifier: &Verifier, 
     let entries = log.entries(0, n).unwrap();
     assert_eq!(entries.len() as u64, n, "{what}");
     for (i, e) in entries.iter().enumerate() {
-        assert!(e == &progress.attempted[i], "{what}: entry {i} differs from what was written");
+        assert!(
+            e == &progress.attempted[i],
+            "{what}: entry {i} differs from what was written"
+        );
     }
     let tail = n.saturating_sub(8);
-    let mut previous = tail.checked_sub(1).map(|p| {
-        (p, merkle::leaf_hash(&progress.attempted[p as usize]))
-    });
+    let mut previous = tail
+        .checked_sub(1)
+        .map(|p| (p, merkle::leaf_hash(&progress.attempted[p as usize])));
     for (i, e) in entries.iter().enumerate().skip(tail as usize) {
         let record = LeafRecord::decode(e).unwrap();
-        record.check_follows(previous).unwrap_or_else(|err| panic!("{what}: {err}"));
+        record
+            .check_follows(previous)
+            .unwrap_or_else(|err| panic!("{what}: {err}"));
         previous = Some((i as u64, merkle::leaf_hash(e)));
     }
     // The tree: the root at the recovered size, and at acknowledged sizes the root that
     // was signed then.
     let root = merkle::root(&log, n).unwrap();
-    assert_eq!(root, merkle::root(&progress.tree, n).unwrap(), "{what}: root at {n}");
+    assert_eq!(
+        root,
+        merkle::root(&progress.tree, n).unwrap(),
+        "{what}: root at {n}"
+    );
     let mut sizes: Vec<usize> = Vec::new();
     if !progress.acked.is_empty() {
         sizes.push(progress.acked.len() - 1);
@@ -253,7 +281,11 @@ fn check_state(what: &str, fs: SimFs, progress: &Progress, verifier: &Verifier, 
     }
     for k in sizes {
         let (size, signed) = progress.acked[k];
-        assert_eq!(merkle::root(&log, size).unwrap(), signed, "{what}: root at acknowledged size {size}");
+        assert_eq!(
+            merkle::root(&log, size).unwrap(),
+            signed,
+            "{what}: root at acknowledged size {size}"
+        );
     }
     // Inclusion proofs of acknowledged entries against the recovered size.
     if acked > 0 {
@@ -266,12 +298,25 @@ fn check_state(what: &str, fs: SimFs, progress: &Progress, verifier: &Verifier, 
     }
     // The stored checkpoint, if readable, is one that was signed, over entries present.
     if let Some(note) = log.checkpoint().unwrap() {
-        let cp = Checkpoint::verify(&note, verifier).unwrap_or_else(|e| panic!("{what}: stored checkpoint: {e}"));
-        assert!(cp.size <= n, "{what}: checkpoint covers {} entries, {n} present", cp.size);
-        assert_eq!(cp.root, merkle::root(&log, cp.size).unwrap(), "{what}: checkpoint root");
+        let cp = Checkpoint::verify(&note, verifier)
+            .unwrap_or_else(|e| panic!("{what}: stored checkpoint: {e}"));
+        assert!(
+            cp.size <= n,
+            "{what}: checkpoint covers {} entries, {n} present",
+            cp.size
+        );
+        assert_eq!(
+            cp.root,
+            merkle::root(&log, cp.size).unwrap(),
+            "{what}: checkpoint root"
+        );
     }
     if let Some(genesis) = &progress.genesis {
-        assert_eq!(log.genesis().unwrap().as_ref(), Some(genesis), "{what}: genesis");
+        assert_eq!(
+            log.genesis().unwrap().as_ref(),
+            Some(genesis),
+            "{what}: genesis"
+        );
     }
     // Appending after recovery works.
     let mut frontier = Frontier::from_source(&log, n).unwrap();
@@ -281,10 +326,15 @@ fn check_state(what: &str, fs: SimFs, progress: &Progress, verifier: &Verifier, 
     };
     let batch = more.batch(3, 0, 300);
     let nodes = nodes_for(&mut frontier, &batch);
-    log.append(&batch, &nodes).unwrap_or_else(|e| panic!("{what}: appending after recovery: {e}"));
+    log.append(&batch, &nodes)
+        .unwrap_or_else(|e| panic!("{what}: appending after recovery: {e}"));
     assert_eq!(log.size(), n + 3);
     assert_eq!(log.entries(n, n + 3).unwrap(), batch, "{what}");
-    assert_eq!(merkle::root(&log, n + 3).unwrap(), frontier.root(), "{what}");
+    assert_eq!(
+        merkle::root(&log, n + 3).unwrap(),
+        frontier.root(),
+        "{what}"
+    );
     tally.states += 1;
 }
 
@@ -305,11 +355,20 @@ fn every_crash_state_keeps_every_acknowledged_entry() {
             let progress = progress.lock().unwrap();
             let mut tally = tally.lock().unwrap();
             tally.sync_points += 1;
-            if state.pending().iter().any(|p| p.len > 0 && p.path.as_ref().is_some_and(|p| p.extension().is_some_and(|e| e == "seg"))) {
+            if state.pending().iter().any(|p| {
+                p.len > 0
+                    && p.path
+                        .as_ref()
+                        .is_some_and(|p| p.extension().is_some_and(|e| e == "seg"))
+            }) {
                 tally.torn_tails += 1;
             }
             for (what, crashed) in crash_states(state, &mut rng) {
-                let what = format!("sync point {}, {} acknowledged: {what}", tally.sync_points, progress.acked.len());
+                let what = format!(
+                    "sync point {}, {} acknowledged: {what}",
+                    tally.sync_points,
+                    progress.acked.len()
+                );
                 check_state(&what, crashed, &progress, &verifier, &mut rng, &mut tally);
             }
         })));

@@ -463,7 +463,8 @@ impl FileLog {
             .vfs
             .open(&tmp, OpenMode::Truncate)
             .map_err(io_err("creating", &tmp))?;
-        file.write_all_at(bytes, 0).map_err(io_err("writing", &tmp))?;
+        file.write_all_at(bytes, 0)
+            .map_err(io_err("writing", &tmp))?;
         file.sync_all().map_err(io_err("fsync of", &tmp))?;
         self.vfs
             .rename(&tmp, &path)
@@ -626,8 +627,8 @@ impl FileLog {
                 .open(&seg_path, OpenMode::Existing)
                 .map_err(io_err("opening", &seg_path))?;
             let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
-            let header_ok = seg.read_exact_at(&mut header, 0).is_ok()
-                && header == segment_header(first);
+            let header_ok =
+                seg.read_exact_at(&mut header, 0).is_ok() && header == segment_header(first);
             let at_watermark = first == wm.segment;
             if !header_ok || (!at_watermark && first != next) {
                 if (at_watermark && watermark.is_some()) || first < next {
@@ -649,7 +650,10 @@ impl FileLog {
                 }
                 vfs.remove(&seg_path)
                     .map_err(io_err("removing", &seg_path))?;
-                if vfs.exists(&idx_path).map_err(io_err("looking for", &idx_path))? {
+                if vfs
+                    .exists(&idx_path)
+                    .map_err(io_err("looking for", &idx_path))?
+                {
                     vfs.remove(&idx_path)
                         .map_err(io_err("removing", &idx_path))?;
                 }
@@ -752,7 +756,8 @@ impl FileLog {
                         seg_path.display()
                     )));
                 }
-                seg.set_len(pos).map_err(io_err("cutting the torn tail of", &seg_path))?;
+                seg.set_len(pos)
+                    .map_err(io_err("cutting the torn tail of", &seg_path))?;
             }
             offsets.flush(idx.as_ref(), &idx_path)?;
             idx.set_len((next - first) * 8)
@@ -785,9 +790,11 @@ impl FileLog {
 
         // Make what was recovered durable (it may have been read from the page cache after
         // a process crash) before anyone signs over it, then move the watermark to the end.
-        let current = segments.last().map(|s| (s.first, s.end.load(Ordering::Relaxed)));
-        let moved = watermark.is_none_or(|w| Some((w.segment, w.offset)) != current)
-            || wm.size != next;
+        let current = segments
+            .last()
+            .map(|s| (s.first, s.end.load(Ordering::Relaxed)));
+        let moved =
+            watermark.is_none_or(|w| Some((w.segment, w.offset)) != current) || wm.size != next;
         if moved {
             for &k in &scanned {
                 segments[k]
@@ -798,7 +805,10 @@ impl FileLog {
         }
         let (cur_first, cur_end) = current.unwrap_or((0, SEGMENT_HEADER_LEN));
         self.size.store(next, Ordering::Release);
-        *self.segments.write().unwrap_or_else(PoisonError::into_inner) = segments;
+        *self
+            .segments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = segments;
         *self.tiles.write().unwrap_or_else(PoisonError::into_inner) = tiles;
         let mut writer = lock(&self.writer);
         writer.watermark = watermark;
@@ -1074,7 +1084,8 @@ impl FileLog {
             .unwrap_or_else(PoisonError::into_inner)
             .last()
             .cloned();
-        let mut seg = current.ok_or_else(|| StoreError::Corrupt("the log has no segment".into()))?;
+        let mut seg =
+            current.ok_or_else(|| StoreError::Corrupt("the log has no segment".into()))?;
         if seg.end.load(Ordering::Relaxed) >= self.options.segment_bytes && start > seg.first {
             seg = self.roll(writer, start)?;
         }
@@ -1303,9 +1314,9 @@ impl LogStore for FileLog {
         // Level `rest` of the tile starts after 256 + 128 + ... hashes.
         let base: usize = (0..rest).map(|r| (TILE_WIDTH >> r) as usize).sum();
         let within = (index - ((tile * TILE_WIDTH) >> rest)) as usize;
-        all.get(base + within).copied().ok_or_else(|| {
-            StoreError::Corrupt(format!("tile ({tile_level}, {tile}) is short"))
-        })
+        all.get(base + within)
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt(format!("tile ({tile_level}, {tile}) is short")))
     }
 
     fn checkpoint(&self) -> Result<Option<String>, StoreError> {
@@ -1353,5 +1364,357 @@ impl SubtreeSource for FileLog {
 
     fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
         LogStore::subtree_hash(self, level, index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use super::*;
+    use crate::storage::crashsim::{Records, Rng, nodes_for};
+    use crate::storage::vfs::{Fate, OsFs, SimFs};
+    use evident_core::merkle::MemoryTree;
+
+    const DIR: &str = "/srv/log";
+
+    fn small() -> FileLogOptions {
+        FileLogOptions {
+            segment_bytes: 4096,
+            watermark_entries: 100,
+            tile_cache: 2,
+        }
+    }
+
+    /// A log being written, with everything it should hold.
+    struct Fixture {
+        log: FileLog,
+        records: Records,
+        frontier: Frontier,
+        all: Vec<Vec<u8>>,
+        rng: Rng,
+    }
+
+    impl Fixture {
+        fn new(vfs: Arc<dyn Vfs>, dir: &Path, options: FileLogOptions) -> Fixture {
+            Fixture {
+                log: FileLog::open_with(vfs, dir, options).unwrap(),
+                records: Records::new(11),
+                frontier: Frontier::new(),
+                all: Vec::new(),
+                rng: Rng::new(13),
+            }
+        }
+
+        fn batch(&mut self, n: usize, payload: u64) -> (Vec<Vec<u8>>, Vec<Node>) {
+            let batch = self.records.batch(n, 0, payload.max(1));
+            let nodes = nodes_for(&mut self.frontier.clone(), &batch);
+            (batch, nodes)
+        }
+
+        fn append(&mut self, n: usize, payload: u64) -> Result<(), StoreError> {
+            let (batch, nodes) = self.batch(n, payload);
+            self.log.append(&batch, &nodes)?;
+            nodes_for(&mut self.frontier, &batch);
+            self.all.extend(batch);
+            Ok(())
+        }
+
+        fn fill(&mut self, entries: usize, max_batch: u64, payload: u64) {
+            while self.all.len() < entries {
+                let n = self.rng.range(1, max_batch + 1) as usize;
+                self.append(n.min(entries - self.all.len()), payload)
+                    .unwrap();
+            }
+        }
+    }
+
+    fn check_reads(log: &FileLog, all: &[Vec<u8>], rng: &mut Rng) {
+        let size = all.len() as u64;
+        assert_eq!(log.size(), size);
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(log.entry(i as u64).unwrap().as_ref(), Some(r), "entry {i}");
+        }
+        assert_eq!(log.entry(size).unwrap(), None);
+        assert_eq!(log.entries(0, size + 10).unwrap(), all);
+        for _ in 0..200 {
+            let a = rng.range(0, size + 1);
+            let b = rng.range(a, size + 20);
+            let want = &all[a as usize..b.min(size) as usize];
+            assert_eq!(log.entries(a, b).unwrap(), want, "entries({a}, {b})");
+        }
+    }
+
+    #[test]
+    fn reads_across_segments_before_and_after_reopening() {
+        let fs = SimFs::new();
+        let mut f = Fixture::new(Arc::new(fs.clone()), Path::new(DIR), small());
+        f.fill(1200, 40, 400);
+        let mut rng = Rng::new(1);
+        check_reads(&f.log, &f.all, &mut rng);
+        let names = fs.list(Path::new("/srv/log/segments")).unwrap();
+        let segs = names.iter().filter(|n| n.ends_with(".seg")).count();
+        assert!(segs > 20, "{segs} segments");
+        assert_eq!(names.iter().filter(|n| n.ends_with(".idx")).count(), segs);
+        let tiles = fs.list(Path::new("/srv/log/tiles")).unwrap();
+        assert!(tiles.contains(&"0.hashes".to_owned()) && tiles.contains(&"1.hashes".to_owned()));
+        let reopened = FileLog::open_with(Arc::new(fs.clone()), Path::new(DIR), small()).unwrap();
+        check_reads(&reopened, &f.all, &mut rng);
+        // Every segment but the last starts where the one before ended and holds whole
+        // records only; the last one is the current one.
+        let mut firsts: Vec<u64> = names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".seg")?.parse().ok())
+            .collect();
+        firsts.sort_unstable();
+        assert_eq!(firsts[0], 0);
+        for first in &firsts {
+            let r = reopened.entry(*first).unwrap().unwrap();
+            assert_eq!(record_index(&r), Some(*first));
+        }
+    }
+
+    #[test]
+    fn subtree_hashes_match_a_memory_tree() {
+        for (entries, levels) in [(3000u64, 0..13u32), (66_000, 0..17)] {
+            let fs = SimFs::new();
+            let options = FileLogOptions {
+                watermark_entries: 10_000,
+                ..FileLogOptions::default()
+            };
+            let mut f = Fixture::new(Arc::new(fs), Path::new(DIR), options);
+            f.fill(entries as usize, 500, 1);
+            let mut tree = MemoryTree::new();
+            for r in &f.all {
+                tree.push(merkle::leaf_hash(r));
+            }
+            for _ in 0..2 {
+                // The second round is served from the tile cache where it can be.
+                for level in levels.clone() {
+                    for index in 0..entries >> level {
+                        assert_eq!(
+                            LogStore::subtree_hash(&f.log, level, index).unwrap(),
+                            tree.subtree_hash(level, index).unwrap(),
+                            "level {level}, index {index}"
+                        );
+                    }
+                    assert!(LogStore::subtree_hash(&f.log, level, entries >> level).is_err());
+                }
+            }
+            for size in [1, 255, 256, 257, 65_535, 65_536, 65_537, entries] {
+                if size <= entries {
+                    assert_eq!(
+                        merkle::root(&f.log, size).unwrap(),
+                        merkle::root(&tree, size).unwrap()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_fdatasync_poisons_the_log() {
+        let fs = SimFs::new();
+        let mut f = Fixture::new(Arc::new(fs.clone()), Path::new(DIR), small());
+        f.fill(150, 10, 200);
+        let acked = f.all.clone();
+        fs.fail_sync_after(0);
+        let err = f.append(5, 200).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Io { op: "fdatasync of", path, .. } if path.extension().is_some_and(|e| e == "seg")),
+            "{err}"
+        );
+        assert_eq!(
+            f.log.size(),
+            acked.len() as u64,
+            "nothing of the batch is published"
+        );
+        let err = f.append(1, 10).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Poisoned(why) if why.contains("fdatasync")),
+            "{err}"
+        );
+        assert!(matches!(
+            f.log.set_checkpoint("x\n1\n"),
+            Err(StoreError::Poisoned(_))
+        ));
+        // Reads go on.
+        assert_eq!(f.log.entries(0, 1000).unwrap(), acked);
+        // After a power cut, everything acknowledged is there; the failed batch is not.
+        for fate in [Fate::Drop, Fate::Keep] {
+            let crashed = fs.snapshot().materialise(&mut |_| fate, usize::MAX);
+            let log = FileLog::open_with(Arc::new(crashed), Path::new(DIR), small()).unwrap();
+            assert_eq!(log.entries(0, u64::MAX).unwrap(), acked);
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_a_clear_error_and_loses_nothing() {
+        let fs = SimFs::new();
+        let mut f = Fixture::new(Arc::new(fs.clone()), Path::new(DIR), small());
+        f.fill(150, 10, 200);
+        let acked = f.all.clone();
+        fs.set_space_limit(Some(fs.used_space() + 500));
+        let err = f.append(20, 200).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("the disk is full") && text.contains(".seg"),
+            "{text}"
+        );
+        assert!(matches!(f.append(1, 1), Err(StoreError::Poisoned(_))));
+        assert_eq!(f.log.size(), acked.len() as u64);
+        for fate in [Fate::Drop, Fate::Keep] {
+            let crashed = fs.snapshot().materialise(&mut |_| fate, usize::MAX);
+            let log = FileLog::open_with(Arc::new(crashed), Path::new(DIR), small()).unwrap();
+            // Whole records of the refused batch that reached the disk may be kept: they
+            // were never acknowledged, and they carry the next indexes.
+            let entries = log.entries(0, u64::MAX).unwrap();
+            assert!(entries.len() >= acked.len() && entries[..acked.len()] == acked[..]);
+            for (i, e) in entries.iter().enumerate() {
+                assert_eq!(record_index(e), Some(i as u64));
+            }
+            // With space again, the log goes on.
+            let mut more = Records::after(5, entries.last().unwrap());
+            let batch = more.batch(3, 0, 100);
+            let mut frontier = Frontier::from_source(&log, log.size()).unwrap();
+            let nodes = nodes_for(&mut frontier, &batch);
+            log.append(&batch, &nodes).unwrap();
+            assert_eq!(merkle::root(&log, log.size()).unwrap(), frontier.root());
+        }
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_is_refused_without_poisoning() {
+        let fs = SimFs::new();
+        let mut f = Fixture::new(Arc::new(fs), Path::new(DIR), small());
+        f.fill(10, 3, 10);
+        let (batch, nodes) = f.batch(3, 10);
+        // Records out of place.
+        let err = f.log.append(&batch[1..], &nodes).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        // Nodes missing.
+        let err = f.log.append(&batch, &nodes[1..]).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        f.log.append(&batch, &nodes).unwrap();
+        assert_eq!(f.log.size(), 13);
+    }
+
+    #[test]
+    fn checkpoint_and_genesis() {
+        let fs = SimFs::new();
+        let f = Fixture::new(Arc::new(fs.clone()), Path::new(DIR), small());
+        assert_eq!(f.log.checkpoint().unwrap(), None);
+        assert_eq!(f.log.genesis().unwrap(), None);
+        f.log.set_genesis(b"{}").unwrap();
+        f.log.set_checkpoint("o\n0\nAAAA\n\n- sig\n").unwrap();
+        assert_eq!(
+            f.log.checkpoint().unwrap().as_deref(),
+            Some("o\n0\nAAAA\n\n- sig\n")
+        );
+        // The genesis is durable; the checkpoint is not, and may be lost or torn.
+        let crashed = fs.snapshot().materialise(&mut |_| Fate::Drop, 0);
+        let log = FileLog::open_with(Arc::new(crashed), Path::new(DIR), small()).unwrap();
+        assert_eq!(log.genesis().unwrap().as_deref(), Some(&b"{}"[..]));
+        assert_eq!(log.checkpoint().unwrap(), None);
+        let file = fs
+            .open(Path::new("/srv/log/checkpoint"), OpenMode::Existing)
+            .unwrap();
+        file.write_all_at(b"junk", 14).unwrap();
+        assert_eq!(f.log.checkpoint().unwrap(), None);
+        file.set_len(10).unwrap();
+        assert_eq!(f.log.checkpoint().unwrap(), None);
+    }
+
+    /// Flips a byte of entry `index`'s record in the segment files.
+    fn damage(fs: &SimFs, log: &FileLog, index: u64) {
+        let (seg, _) = log.segment_of(index).unwrap();
+        let mut b = [0u8; 8];
+        seg.idx
+            .read_exact_at(&mut b, (index - seg.first) * 8)
+            .unwrap();
+        let at = u64::from_be_bytes(b) + FRAME_HEADER_LEN + 20;
+        let file = fs.open(&seg.seg_path, OpenMode::Existing).unwrap();
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, at).unwrap();
+        file.write_all_at(&[!byte[0]], at).unwrap();
+    }
+
+    #[test]
+    fn opening_reads_only_the_tail_after_the_watermark() {
+        let fs = SimFs::new();
+        let options = FileLogOptions {
+            segment_bytes: 1 << 30,
+            ..small()
+        };
+        let mut f = Fixture::new(Arc::new(fs.clone()), Path::new(DIR), options);
+        f.fill(1000, 30, 100);
+        // Damage below the watermark is not read at start (but is found when read).
+        damage(&fs, &f.log, 10);
+        let log = FileLog::open_with(Arc::new(fs.clone()), Path::new(DIR), options).unwrap();
+        assert_eq!(log.size(), 1000);
+        assert!(matches!(log.entry(10), Err(StoreError::Corrupt(_))));
+        // Opening moved the watermark to the end.
+        let wm = read_small(&fs, Path::new("/srv/log/watermark"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(Watermark::decode(&wm).unwrap().size, 1000);
+    }
+
+    #[test]
+    fn a_bad_record_in_the_tail_is_cut_unless_a_checkpoint_covers_it() {
+        let options = FileLogOptions {
+            watermark_entries: 1000,
+            segment_bytes: 1 << 30,
+            ..small()
+        };
+        let build = |checkpoint: Option<&str>| {
+            let fs = SimFs::new();
+            let mut f = Fixture::new(Arc::new(fs.clone()), Path::new(DIR), options);
+            f.fill(50, 5, 100);
+            if let Some(note) = checkpoint {
+                f.log.set_checkpoint(note).unwrap();
+            }
+            damage(&fs, &f.log, 20);
+            (fs, f.all)
+        };
+        let (fs, all) = build(Some("evident.test/log\n15\nAAAA\n\n- x\n"));
+        let log = FileLog::open_with(Arc::new(fs), Path::new(DIR), options).unwrap();
+        assert_eq!(log.size(), 20);
+        assert_eq!(log.entries(0, 50).unwrap(), &all[..20]);
+        assert_eq!(merkle::root(&log, 20).unwrap(), {
+            let mut t = MemoryTree::new();
+            all[..20].iter().for_each(|r| t.push(merkle::leaf_hash(r)));
+            t.root()
+        });
+        let (fs, _) = build(Some("evident.test/log\n50\nAAAA\n\n- x\n"));
+        let err = FileLog::open_with(Arc::new(fs), Path::new(DIR), options).unwrap_err();
+        assert!(err.to_string().contains("refusing to cut"), "{err}");
+    }
+
+    #[test]
+    fn works_on_the_real_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/log");
+        let mut f = Fixture::new(Arc::new(OsFs), &path, small());
+        f.fill(400, 20, 300);
+        f.log.set_genesis(b"{\"g\":1}").unwrap();
+        f.log.set_checkpoint("o\n400\nAAAA\n\n- x\n").unwrap();
+        let log = FileLog::open_with(Arc::new(OsFs), &path, small()).unwrap();
+        let mut rng = Rng::new(2);
+        check_reads(&log, &f.all, &mut rng);
+        assert_eq!(log.genesis().unwrap().as_deref(), Some(&b"{\"g\":1}"[..]));
+        assert_eq!(
+            log.checkpoint().unwrap().as_deref(),
+            Some("o\n400\nAAAA\n\n- x\n")
+        );
+        assert_eq!(merkle::root(&log, 400).unwrap(), f.frontier.root());
+        // A torn tail on disk is cut at start.
+        let (seg, _) = log.segment_of(399).unwrap();
+        let end = seg.seg.byte_len().unwrap();
+        seg.seg.write_all_at(&[0, 0, 1, 0, 9, 9, 9], end).unwrap();
+        drop(log);
+        let log = FileLog::open_with(Arc::new(OsFs), &path, small()).unwrap();
+        assert_eq!(log.size(), 400);
+        assert_eq!(seg.seg.byte_len().unwrap(), end);
     }
 }

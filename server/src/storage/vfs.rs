@@ -338,7 +338,13 @@ impl SimState {
             match (fate(info), op) {
                 (Fate::Drop, _) => {}
                 (Fate::Keep, op) => apply(data, op),
-                (Fate::Torn { len, garbage }, PendingOp::Write { offset, data: bytes }) => {
+                (
+                    Fate::Torn { len, garbage },
+                    PendingOp::Write {
+                        offset,
+                        data: bytes,
+                    },
+                ) => {
                     let mut kept = bytes[..len.min(bytes.len())].to_vec();
                     if let Some(b) = garbage.and_then(|g| kept.get_mut(g)) {
                         *b = !*b ^ 0x5a;
@@ -369,11 +375,13 @@ impl SimState {
             }
         }
         // A folder whose own entry did not survive takes its contents with it.
-        let reachable = |p: &Path, dirs: &BTreeSet<PathBuf>| {
-            p.ancestors().skip(1).all(|a| dirs.contains(a))
-        };
-        let kept_dirs: BTreeSet<PathBuf> =
-            dirs.iter().filter(|d| reachable(d, &dirs)).cloned().collect();
+        let reachable =
+            |p: &Path, dirs: &BTreeSet<PathBuf>| p.ancestors().skip(1).all(|a| dirs.contains(a));
+        let kept_dirs: BTreeSet<PathBuf> = dirs
+            .iter()
+            .filter(|d| reachable(d, &dirs))
+            .cloned()
+            .collect();
         names.retain(|p, _| reachable(p, &kept_dirs));
         let inodes = contents
             .into_iter()
@@ -411,7 +419,10 @@ impl SimState {
 
 fn apply(data: &mut Vec<u8>, op: &PendingOp) {
     match op {
-        PendingOp::Write { offset, data: bytes } => write_into(data, *offset, bytes),
+        PendingOp::Write {
+            offset,
+            data: bytes,
+        } => write_into(data, *offset, bytes),
         PendingOp::SetLen(len) => data.resize(usize::try_from(*len).unwrap_or(usize::MAX), 0),
     }
 }
@@ -546,7 +557,9 @@ impl VfsFile for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let state = self.fs.state();
         let data = &state.inodes[self.inode].data;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let n = buf.len().min(data.len() - start);
         buf[..n].copy_from_slice(&data[start..start + n]);
         Ok(n)
@@ -638,7 +651,9 @@ impl Vfs for SimFs {
                 state.inodes.push(Inode::default());
                 state.names.insert(path.to_owned(), inode);
                 let seq = state.next_seq();
-                state.dir_ops.push((seq, DirOp::Link(path.to_owned(), inode)));
+                state
+                    .dir_ops
+                    .push((seq, DirOp::Link(path.to_owned(), inode)));
                 inode
             }
         };
