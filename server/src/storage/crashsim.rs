@@ -137,6 +137,8 @@ struct Tally {
     states: u64,
     torn_tails: u64,
     extra_entries: u64,
+    /// The size the last check found after recovery.
+    last_size: u64,
 }
 
 const DIR: &str = "/data/log";
@@ -233,6 +235,7 @@ fn check_state(
     let log = FileLog::open_with(Arc::new(fs), Path::new(DIR), options())
         .unwrap_or_else(|e| panic!("{what}: opening failed: {e}"));
     let n = log.size();
+    tally.last_size = n;
     let acked = progress.acked.last().map_or(0, |a| a.0);
     assert!(
         n >= acked,
@@ -363,14 +366,31 @@ fn every_crash_state_keeps_every_acknowledged_entry() {
             }) {
                 tally.torn_tails += 1;
             }
+            let point = format!(
+                "sync point {}, {} acknowledged",
+                tally.sync_points,
+                progress.acked.len()
+            );
             for (what, crashed) in crash_states(state, &mut rng) {
-                let what = format!(
-                    "sync point {}, {} acknowledged: {what}",
-                    tally.sync_points,
-                    progress.acked.len()
-                );
+                let what = format!("{point}: {what}");
                 check_state(&what, crashed, &progress, &verifier, &mut rng, &mut tally);
             }
+            // The process dies (the page cache survives), starts again, and then the
+            // machine loses power: what the restart recovered, and may have signed a
+            // checkpoint over, must survive.
+            let fs = state.process_crash();
+            let log = FileLog::open_with(Arc::new(fs.clone()), Path::new(DIR), options())
+                .unwrap_or_else(|e| panic!("{point}: opening after a process crash: {e}"));
+            let recovered = log.size();
+            drop(log);
+            let crashed = fs.snapshot().materialise(&mut |_| Fate::Drop, 0);
+            let what = format!("{point}: process crash, restart, power cut");
+            check_state(&what, crashed, &progress, &verifier, &mut rng, &mut tally);
+            assert!(
+                tally.last_size >= recovered,
+                "{what}: {recovered} entries recovered, then {} after the power cut",
+                tally.last_size
+            );
         })));
     }
     let log = FileLog::open_with(Arc::new(fs.clone()), Path::new(DIR), options()).unwrap();

@@ -930,22 +930,29 @@ impl FileLog {
         size: u64,
     ) -> Result<(u64, u64), StoreError> {
         let local = start - seg.first;
-        let from = {
-            let mut b = [0u8; 8];
+        let read = |at: u64, buf: &mut [u8]| {
             seg.idx
-                .read_exact_at(&mut b, local * 8)
-                .map_err(io_err("reading", &seg.idx_path))?;
-            u64::from_be_bytes(b)
+                .read_exact_at(buf, at * 8)
+                .map_err(io_err("reading", &seg.idx_path))
         };
-        let to = if end < size && end < next_first {
-            let mut b = [0u8; 8];
-            seg.idx
-                .read_exact_at(&mut b, (end - seg.first) * 8)
-                .map_err(io_err("reading", &seg.idx_path))?;
-            u64::from_be_bytes(b)
+        let both = end < size && end < next_first;
+        let (from, to) = if both && end - start <= 64 {
+            // One read for both ends of a short run.
+            let mut b = vec![0u8; 8 * (end - start + 1) as usize];
+            read(local, &mut b)?;
+            (be_u64(&b), be_u64(&b[b.len() - 8..]))
         } else {
-            // Loaded after the size: at least the end of entry `end - 1`.
-            seg.end.load(Ordering::Acquire)
+            let mut b = [0u8; 8];
+            read(local, &mut b)?;
+            let from = u64::from_be_bytes(b);
+            let to = if both {
+                read(end - seg.first, &mut b)?;
+                u64::from_be_bytes(b)
+            } else {
+                // Loaded after the size: at least the end of entry `end - 1`.
+                seg.end.load(Ordering::Acquire)
+            };
+            (from, to)
         };
         if to < from + FRAME_HEADER_LEN * (end - start) || from < SEGMENT_HEADER_LEN {
             return Err(StoreError::Corrupt(format!(

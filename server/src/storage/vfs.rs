@@ -403,6 +403,14 @@ impl SimState {
         })
     }
 
+    /// The file system a crash of the process (not of the machine) leaves: everything
+    /// written is still there, in the page cache, and no more of it is durable than before.
+    pub fn process_crash(&self) -> SimFs {
+        let mut state = self.clone();
+        state.faults = Faults::default();
+        SimFs::from_state(state)
+    }
+
     fn used_space(&self) -> u64 {
         self.inodes.iter().map(|n| n.data.len() as u64).sum()
     }
