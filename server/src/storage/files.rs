@@ -1064,7 +1064,8 @@ impl FileLog {
             }
             levels[level].extend_from_slice(node.hash.as_bytes());
         }
-        for level in 0..levels.len().max(1) {
+        // Every tile level a 64-bit size can have, whether or not nodes were given for it.
+        for level in 0..8usize {
             let shift = 8 * level as u32;
             let want = (end >> shift) - (start >> shift);
             let have = levels.get(level).map_or(0, |l| l.len() as u64 / HASH_LEN);
@@ -1603,7 +1604,18 @@ mod tests {
         let err = f.log.append(&batch, &nodes[1..]).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
         f.log.append(&batch, &nodes).unwrap();
+        nodes_for(&mut f.frontier, &batch);
+        f.all.extend(batch);
         assert_eq!(f.log.size(), 13);
+        // A batch that completes a subtree of 256 leaves without its hash.
+        f.fill(250, 5, 10);
+        let (batch, nodes) = f.batch(10, 10);
+        let without: Vec<Node> = nodes.iter().filter(|n| n.level != 8).copied().collect();
+        assert!(without.len() < nodes.len());
+        let err = f.log.append(&batch, &without).unwrap_err();
+        assert!(err.to_string().contains("level 8"), "{err}");
+        f.log.append(&batch, &nodes).unwrap();
+        assert_eq!(f.log.size(), 260);
     }
 
     #[test]
