@@ -399,11 +399,11 @@ fn every_crash_state_keeps_every_acknowledged_entry() {
     let mut records = Records::new(1);
     let mut frontier = Frontier::new();
     let mut rng = Rng::new(3);
-    for _ in 0..130 {
-        let n = match rng.range(0, 10) {
+    for _ in 0..200 {
+        let n = match rng.range(0, 20) {
             0 => rng.range(20, 60),
-            1..=3 => 1,
-            _ => rng.range(2, 9),
+            1..=7 => 1,
+            _ => rng.range(2, 7),
         } as usize;
         let batch = records.batch(n, 0, if rng.chance(20) { 1500 } else { 300 });
         let nodes = nodes_for(&mut frontier, &batch);
