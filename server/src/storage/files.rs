@@ -1619,6 +1619,65 @@ mod tests {
     }
 
     #[test]
+    fn readers_run_alongside_the_writer() {
+        let fs = SimFs::new();
+        let options = FileLogOptions {
+            segment_bytes: 8192,
+            watermark_entries: 64,
+            tile_cache: 4,
+        };
+        let mut f = Fixture::new(Arc::new(fs), Path::new(DIR), options);
+        // Everything the writer will append, and the root at every size, known in advance.
+        let mut all = Vec::new();
+        let mut batches = Vec::new();
+        let mut tree = MemoryTree::new();
+        let mut roots = vec![merkle::empty_root()];
+        let mut frontier = Frontier::new();
+        while all.len() < 1500 {
+            let n = f.rng.range(1, 30) as usize;
+            let batch = f.records.batch(n, 0, 300);
+            let nodes = nodes_for(&mut frontier, &batch);
+            for r in &batch {
+                tree.push(merkle::leaf_hash(r));
+                roots.push(tree.root());
+            }
+            all.extend(batch.iter().cloned());
+            batches.push((batch, nodes));
+        }
+        let log = Arc::new(f.log);
+        std::thread::scope(|scope| {
+            for seed in 0..2 {
+                let log = log.clone();
+                let (all, roots) = (&all, &roots);
+                scope.spawn(move || {
+                    let mut rng = Rng::new(seed);
+                    loop {
+                        let size = log.size();
+                        if size > 0 {
+                            let i = rng.range(0, size);
+                            assert_eq!(log.entry(i).unwrap().as_ref(), Some(&all[i as usize]));
+                            let a = size.saturating_sub(rng.range(1, 40));
+                            let got = log.entries(a, size).unwrap();
+                            assert!(got[..] == all[a as usize..size as usize]);
+                            assert_eq!(
+                                merkle::root(log.as_ref(), size).unwrap(),
+                                roots[size as usize]
+                            );
+                        }
+                        if size as usize == all.len() {
+                            break;
+                        }
+                    }
+                });
+            }
+            for (batch, nodes) in &batches {
+                log.append(batch, nodes).unwrap();
+                std::thread::yield_now();
+            }
+        });
+    }
+
+    #[test]
     fn checkpoint_and_genesis() {
         let fs = SimFs::new();
         let f = Fixture::new(Arc::new(fs.clone()), Path::new(DIR), small());
