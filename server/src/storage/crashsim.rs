@@ -148,6 +148,7 @@ fn options() -> FileLogOptions {
         segment_bytes: 12 << 10,
         watermark_entries: 40,
         tile_cache: 4,
+        open_segments: 3,
     }
 }
 

@@ -22,11 +22,13 @@
 //! A failed write or sync poisons the log: that append and every later one fail, and no
 //! sync is ever retried (after a failed `fsync` the kernel may have dropped the pages).
 //!
-//! Memory is bounded and independent of the log's size: one handle pair per segment (one
-//! segment per [`FileLogOptions::segment_bytes`] of records), one handle per tile level,
-//! the writer's reusable buffers (the size of the largest batch), and a cache of at most
-//! [`FileLogOptions::tile_cache`] full upper-level tiles with their inner hashes (16 KiB
-//! each, 1 MiB by default). Nothing is kept per entry.
+//! Memory and open files are bounded and independent of the log's size: the open files of
+//! the segment being written and of at most [`FileLogOptions::open_segments`] sealed ones
+//! (opened when read), one file per tile level, the writer's reusable buffers (the size of
+//! the largest batch), and a cache of at most [`FileLogOptions::tile_cache`] full
+//! upper-level tiles with their inner hashes (16 KiB each, 1 MiB by default). Per segment
+//! (one per [`FileLogOptions::segment_bytes`] of records, 256 MiB) a few dozen bytes of
+//! bookkeeping are kept; nothing is kept per entry.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -76,6 +78,9 @@ pub struct FileLogOptions {
     pub watermark_entries: u64,
     /// Full upper-level tiles kept in memory with their inner hashes (64, 16 KiB each).
     pub tile_cache: usize,
+    /// Sealed segments whose files are kept open at once (16, two files each); the
+    /// segments being written keep theirs.
+    pub open_segments: usize,
 }
 
 impl Default for FileLogOptions {
@@ -84,6 +89,7 @@ impl Default for FileLogOptions {
             segment_bytes: 256 << 20,
             watermark_entries: 65_536,
             tile_cache: 64,
+            open_segments: 16,
         }
     }
 }
@@ -132,17 +138,40 @@ impl Watermark {
     }
 }
 
+/// A segment's open files.
+#[derive(Debug)]
+struct SegmentFiles {
+    seg: Box<dyn VfsFile>,
+    idx: Box<dyn VfsFile>,
+}
+
 /// One segment: its records and their offsets.
 #[derive(Debug)]
 struct Segment {
     first: u64,
-    seg: Box<dyn VfsFile>,
-    idx: Box<dyn VfsFile>,
     seg_path: PathBuf,
     idx_path: PathBuf,
     /// Bytes of the segment that hold published records. For the current segment it is
-    /// stored before the size, so a reader that loaded the size sees at least its end.
+    /// stored before the size, so a reader that loaded the size sees at least its end. For
+    /// a sealed segment it is set when its files are opened.
     end: AtomicU64,
+    /// The open files. Segments from the watermark's on keep theirs; older (sealed) ones
+    /// are opened when read and closed again, at most
+    /// [`FileLogOptions::open_segments`] of them open at once.
+    files: Mutex<Option<Arc<SegmentFiles>>>,
+}
+
+impl Segment {
+    fn new(first: u64, dir: &Path, files: Option<SegmentFiles>, end: u64) -> Segment {
+        let (seg_path, idx_path) = segment_paths(dir, first);
+        Segment {
+            first,
+            seg_path,
+            idx_path,
+            end: AtomicU64::new(end),
+            files: Mutex::new(files.map(Arc::new)),
+        }
+    }
 }
 
 /// The writer's state, under its lock.
@@ -175,6 +204,8 @@ pub struct FileLog {
     tiles: RwLock<Vec<Arc<dyn VfsFile>>>,
     writer: Mutex<Writer>,
     cache: Mutex<TileCache>,
+    /// First indexes of the sealed segments with open files, oldest opened first.
+    open_sealed: Mutex<VecDeque<u64>>,
 }
 
 impl fmt::Debug for FileLog {
@@ -430,12 +461,14 @@ impl FileLog {
                 segment_bytes: options.segment_bytes.max(SEGMENT_HEADER_LEN + 1),
                 watermark_entries: options.watermark_entries.max(1),
                 tile_cache: options.tile_cache,
+                open_segments: options.open_segments.max(1),
             },
             size: AtomicU64::new(0),
             segments: RwLock::new(Vec::new()),
             tiles: RwLock::new(Vec::new()),
             writer: Mutex::new(Writer::default()),
             cache: Mutex::new(TileCache::default()),
+            open_sealed: Mutex::new(VecDeque::new()),
         };
         log.recover()?;
         Ok(log)
@@ -605,22 +638,18 @@ impl FileLog {
         for &first in &firsts {
             let (seg_path, idx_path) = segment_paths(&segdir, first);
             if first < wm.segment {
-                // Sealed and wholly below the watermark: durable as it is.
-                let seg = vfs
-                    .open(&seg_path, OpenMode::Existing)
-                    .map_err(io_err("opening", &seg_path))?;
-                let idx = vfs
-                    .open(&idx_path, OpenMode::Existing)
-                    .map_err(io_err("opening", &idx_path))?;
-                let end = seg.byte_len().map_err(io_err("reading", &seg_path))?;
-                segments.push(Arc::new(Segment {
-                    first,
-                    seg,
-                    idx,
-                    seg_path,
-                    idx_path,
-                    end: AtomicU64::new(end),
-                }));
+                // Sealed and wholly below the watermark: durable as it is, and opened only
+                // when read.
+                if !vfs
+                    .exists(&idx_path)
+                    .map_err(io_err("looking for", &idx_path))?
+                {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} is missing",
+                        idx_path.display()
+                    )));
+                }
+                segments.push(Arc::new(Segment::new(first, &segdir, None, 0)));
                 continue;
             }
             let seg = vfs
@@ -762,15 +791,13 @@ impl FileLog {
             offsets.flush(idx.as_ref(), &idx_path)?;
             idx.set_len((next - first) * 8)
                 .map_err(io_err("truncating", &idx_path))?;
-            scanned.push(segments.len());
-            segments.push(Arc::new(Segment {
+            scanned.push((segments.len(), seg_path));
+            segments.push(Arc::new(Segment::new(
                 first,
-                seg,
-                idx,
-                seg_path,
-                idx_path,
-                end: AtomicU64::new(pos),
-            }));
+                &segdir,
+                Some(SegmentFiles { seg, idx }),
+                pos,
+            )));
         }
         if next < floor {
             return Err(StoreError::Corrupt(format!(
@@ -785,7 +812,6 @@ impl FileLog {
         let fresh = segments.is_empty();
         if fresh {
             segments.push(self.create_segment(0)?);
-            scanned.push(0);
         }
 
         // Make what was recovered durable (it may have been read from the page cache after
@@ -796,11 +822,11 @@ impl FileLog {
         let moved =
             watermark.is_none_or(|w| Some((w.segment, w.offset)) != current) || wm.size != next;
         if moved {
-            for &k in &scanned {
-                segments[k]
+            for (k, path) in &scanned {
+                self.files(&segments[*k])?
                     .seg
                     .sync_data()
-                    .map_err(io_err("fdatasync of", &segments[k].seg_path))?;
+                    .map_err(io_err("fdatasync of", path))?;
             }
         }
         let (cur_first, cur_end) = current.unwrap_or((0, SEGMENT_HEADER_LEN));
@@ -864,14 +890,12 @@ impl FileLog {
             .open(&idx_path, OpenMode::Truncate)
             .map_err(io_err("creating", &idx_path))?;
         self.sync_dir(&self.segments_dir())?;
-        Ok(Arc::new(Segment {
+        Ok(Arc::new(Segment::new(
             first,
-            seg,
-            idx,
-            seg_path,
-            idx_path,
-            end: AtomicU64::new(SEGMENT_HEADER_LEN),
-        }))
+            &self.segments_dir(),
+            Some(SegmentFiles { seg, idx }),
+            SEGMENT_HEADER_LEN,
+        )))
     }
 
     /// Syncs the derived files written since the last watermark, then records `to`
@@ -887,7 +911,8 @@ impl FileLog {
             .cloned()
             .collect();
         for s in &segments {
-            s.idx
+            self.files(s)?
+                .idx
                 .sync_data()
                 .map_err(io_err("fdatasync of", &s.idx_path))?;
         }
@@ -929,9 +954,11 @@ impl FileLog {
         end: u64,
         size: u64,
     ) -> Result<(u64, u64), StoreError> {
+        let files = self.files(seg)?;
         let local = start - seg.first;
         let read = |at: u64, buf: &mut [u8]| {
-            seg.idx
+            files
+                .idx
                 .read_exact_at(buf, at * 8)
                 .map_err(io_err("reading", &seg.idx_path))
         };
@@ -975,7 +1002,8 @@ impl FileLog {
     ) -> Result<(), StoreError> {
         let (from, to) = self.byte_range(seg, next_first, start, end, size)?;
         let mut buf = vec![0u8; usize::try_from(to - from).unwrap_or(usize::MAX)];
-        seg.seg
+        self.files(seg)?
+            .seg
             .read_exact_at(&mut buf, from)
             .map_err(io_err("reading", &seg.seg_path))?;
         let mut at = 0usize;
@@ -1109,12 +1137,14 @@ impl FileLog {
             push_frame(&mut buf, record);
         }
         let new_end = seg_end + buf.len() as u64;
-        let written = seg
+        let files = self.files(&seg)?;
+        let written = files
             .seg
             .write_all_at(&buf, seg_end)
             .map_err(io_err("writing", &seg.seg_path))
             .and_then(|()| {
-                seg.seg
+                files
+                    .seg
                     .sync_data()
                     .map_err(io_err("fdatasync of", &seg.seg_path))
             });
@@ -1122,7 +1152,8 @@ impl FileLog {
         written?;
 
         // The derived files: written now, synced when the watermark advances.
-        seg.idx
+        files
+            .idx
             .write_all_at(&offsets, (start - seg.first) * 8)
             .map_err(io_err("writing", &seg.idx_path))?;
         writer.offsets = offsets;
@@ -1158,10 +1189,15 @@ impl FileLog {
     /// Starts a new segment at entry `first` and moves the watermark to it.
     fn roll(&self, writer: &mut Writer, first: u64) -> Result<Arc<Segment>, StoreError> {
         let seg = self.create_segment(first)?;
-        self.segments
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(seg.clone());
+        let sealed = {
+            let mut segments = self
+                .segments
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let sealed = segments.last().cloned();
+            segments.push(seg.clone());
+            sealed
+        };
         self.advance_watermark(
             writer,
             Watermark {
@@ -1170,7 +1206,59 @@ impl FileLog {
                 offset: SEGMENT_HEADER_LEN,
             },
         )?;
+        // Below the watermark now: its files may be closed like any sealed segment's.
+        if let Some(sealed) = sealed {
+            self.note_open(sealed.first);
+        }
         Ok(seg)
+    }
+
+    /// A segment's files, opening them if they are closed.
+    fn files(&self, seg: &Segment) -> Result<Arc<SegmentFiles>, StoreError> {
+        let mut slot = lock(&seg.files);
+        if let Some(files) = slot.as_ref() {
+            return Ok(files.clone());
+        }
+        let open = |path: &Path| {
+            self.vfs
+                .open(path, OpenMode::Existing)
+                .map_err(io_err("opening", path))
+        };
+        let files = Arc::new(SegmentFiles {
+            seg: open(&seg.seg_path)?,
+            idx: open(&seg.idx_path)?,
+        });
+        // Sealed: its length is its end.
+        let len = files
+            .seg
+            .byte_len()
+            .map_err(io_err("reading", &seg.seg_path))?;
+        seg.end.store(len, Ordering::Release);
+        *slot = Some(files.clone());
+        drop(slot);
+        self.note_open(seg.first);
+        Ok(files)
+    }
+
+    /// Records that a sealed segment's files are open, closing the longest-open ones
+    /// beyond the bound (readers still using them keep them until they are done).
+    fn note_open(&self, first: u64) {
+        let evicted = {
+            let mut open = lock(&self.open_sealed);
+            open.push_back(first);
+            let mut evicted = Vec::new();
+            while open.len() > self.options.open_segments {
+                evicted.extend(open.pop_front());
+            }
+            evicted
+        };
+        for first in evicted {
+            if let Ok((seg, _)) = self.segment_of(first) {
+                if seg.first == first {
+                    *lock(&seg.files) = None;
+                }
+            }
+        }
     }
 
     /// The file of tile level `level`, created if `create` and missing.
@@ -1391,6 +1479,7 @@ mod tests {
             segment_bytes: 4096,
             watermark_entries: 100,
             tile_cache: 2,
+            open_segments: 2,
         }
     }
 
@@ -1468,6 +1557,12 @@ mod tests {
         assert!(tiles.contains(&"0.hashes".to_owned()) && tiles.contains(&"1.hashes".to_owned()));
         let reopened = FileLog::open_with(Arc::new(fs.clone()), Path::new(DIR), small()).unwrap();
         check_reads(&reopened, &f.all, &mut rng);
+        // Sealed segments are opened when read, and only a few stay open.
+        for log in [&f.log, &reopened] {
+            let segments = log.segments.read().unwrap();
+            let open = segments.iter().filter(|s| lock(&s.files).is_some()).count();
+            assert!(open <= small().open_segments + 1, "{open} segments open");
+        }
         // Every segment but the last starts where the one before ended and holds whole
         // records only; the last one is the current one.
         let mut firsts: Vec<u64> = names
@@ -1625,6 +1720,7 @@ mod tests {
             segment_bytes: 8192,
             watermark_entries: 64,
             tile_cache: 4,
+            open_segments: 3,
         };
         let mut f = Fixture::new(Arc::new(fs), Path::new(DIR), options);
         // Everything the writer will append, and the root at every size, known in advance.
@@ -1707,7 +1803,9 @@ mod tests {
     fn damage(fs: &SimFs, log: &FileLog, index: u64) {
         let (seg, _) = log.segment_of(index).unwrap();
         let mut b = [0u8; 8];
-        seg.idx
+        log.files(&seg)
+            .unwrap()
+            .idx
             .read_exact_at(&mut b, (index - seg.first) * 8)
             .unwrap();
         let at = u64::from_be_bytes(b) + FRAME_HEADER_LEN + 20;
@@ -1788,11 +1886,12 @@ mod tests {
         assert_eq!(merkle::root(&log, 400).unwrap(), f.frontier.root());
         // A torn tail on disk is cut at start.
         let (seg, _) = log.segment_of(399).unwrap();
-        let end = seg.seg.byte_len().unwrap();
-        seg.seg.write_all_at(&[0, 0, 1, 0, 9, 9, 9], end).unwrap();
+        let files = log.files(&seg).unwrap();
+        let end = files.seg.byte_len().unwrap();
+        files.seg.write_all_at(&[0, 0, 1, 0, 9, 9, 9], end).unwrap();
         drop(log);
         let log = FileLog::open_with(Arc::new(OsFs), &path, small()).unwrap();
         assert_eq!(log.size(), 400);
-        assert_eq!(seg.seg.byte_len().unwrap(), end);
+        assert_eq!(files.seg.byte_len().unwrap(), end);
     }
 }
