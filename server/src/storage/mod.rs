@@ -13,8 +13,12 @@
 //! 3. The indexes may lag the log after a crash; at start they are caught up from the
 //!    log's tail before any submission is taken, so dedupe stays exact.
 
+#[cfg(test)]
+mod crashsim;
+pub mod files;
 pub mod legacy;
 pub mod sled_index;
+pub mod vfs;
 
 use std::fmt::Debug;
 use std::path::PathBuf;
