@@ -69,7 +69,11 @@ pub fn registry_error(e: RegistryError) -> LedgerError {
 
 impl From<StoreError> for LedgerError {
     fn from(e: StoreError) -> LedgerError {
-        LedgerError::Storage(e.to_string())
+        match e {
+            // Bytes the log holds are not what it wrote: an auditor's finding, not an outage.
+            StoreError::Corrupt(_) => LedgerError::DataLoss(e.to_string()),
+            _ => LedgerError::Storage(e.to_string()),
+        }
     }
 }
 
@@ -628,14 +632,17 @@ impl Ledger {
         let mut out = Vec::new();
         let mut bytes = 0;
         for index in start..end.min(start.saturating_add(max_entries)) {
-            let Some(record) = self.store.entry(index)? else {
-                // Answer what comes before it; the next request names the missing entry.
-                if out.is_empty() {
+            let record = match self.store.entry(index) {
+                Ok(Some(record)) => record,
+                // Answer what comes before it; the next request names the missing or
+                // damaged entry.
+                Ok(None) | Err(_) if !out.is_empty() => break,
+                Ok(None) => {
                     return Err(LedgerError::DataLoss(format!(
                         "entry {index} is missing from the store"
                     )));
                 }
-                break;
+                Err(e) => return Err(e.into()),
             };
             bytes += record.len();
             out.push(record);

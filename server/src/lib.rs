@@ -47,20 +47,22 @@ pub enum RunError {
     #[error(transparent)]
     Key(#[from] logkey::KeyFileError),
     /// The store could not be opened.
-    #[error("opening the store in {dir}: {source}")]
+    // The inner errors are in the message, and not sources: a report that prints the
+    // chain of sources would repeat them.
+    #[error("opening the store in {dir}: {error}")]
     Store {
         /// The data folder.
         dir: std::path::PathBuf,
         /// What failed.
-        source: store::StoreError,
+        error: store::StoreError,
     },
     /// The store failed its start-up check; the server refuses to serve it.
-    #[error("refusing to serve the store in {dir}: {source}")]
+    #[error("refusing to serve the store in {dir}: {error}")]
     Check {
         /// The data folder.
         dir: std::path::PathBuf,
         /// The first problem found.
-        source: check::CheckError,
+        error: check::CheckError,
     },
     /// Transport security could not be set up.
     #[error("transport security: {0}")]
@@ -179,7 +181,7 @@ pub fn front(config: &Config) -> Result<Front, RunError> {
     config.check()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| RunError::Store {
         dir: config.data_dir.clone(),
-        source: store::StoreError::Io {
+        error: store::StoreError::Io {
             op: "creating",
             path: config.data_dir.clone(),
             source: e,
@@ -262,7 +264,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let store = Store::open_with_cache(&config.data_dir, config.store_cache_mb << 20).map_err(
         |source| RunError::Store {
             dir: config.data_dir.clone(),
-            source,
+            error: source,
         },
     )?;
     let genesis = genesis::resolve(config, &store)?;
@@ -273,9 +275,9 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         config.startup_tail_entries,
         &genesis.registry,
     )
-    .map_err(|source| RunError::Check {
+    .map_err(|error| RunError::Check {
         dir: config.data_dir.clone(),
-        source,
+        error,
     })?;
     let check::Checked { tail, registry, .. } = checked;
     // Published beside log.pub: what verifiers pin to rebuild the registry offline.
@@ -286,7 +288,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     )
     .map_err(|e| RunError::Store {
         dir: config.data_dir.clone(),
-        source: store::StoreError::Io {
+        error: store::StoreError::Io {
             op: "writing",
             path: genesis_file,
             source: e,
