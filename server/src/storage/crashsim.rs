@@ -348,6 +348,11 @@ fn check_state(
 
 #[test]
 fn every_crash_state_keeps_every_acknowledged_entry() {
+    // Another workload and other crash states: EVIDENT_CRASHSIM_SEED=<number>.
+    let seed: u64 = std::env::var("EVIDENT_CRASHSIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let started = Instant::now();
     let fs = SimFs::new();
     let signer = Signer::new("evident.test/log", SigningKey::from_bytes(&[5; 32])).unwrap();
@@ -358,7 +363,7 @@ fn every_crash_state_keeps_every_acknowledged_entry() {
         let progress = progress.clone();
         let tally = tally.clone();
         let verifier = verifier.clone();
-        let mut rng = Rng::new(7);
+        let mut rng = Rng::new(seed ^ 7);
         fs.set_sync_hook(Some(Box::new(move |state: &SimState| {
             let progress = progress.lock().unwrap();
             let mut tally = tally.lock().unwrap();
@@ -419,9 +424,9 @@ fn every_crash_state_keeps_every_acknowledged_entry() {
     let log = FileLog::open_with(Arc::new(fs.clone()), Path::new(DIR), options()).unwrap();
     log.set_genesis(b"{\"admins\":[]}").unwrap();
     progress.lock().unwrap().genesis = Some(b"{\"admins\":[]}".to_vec());
-    let mut records = Records::new(1);
+    let mut records = Records::new(seed ^ 1);
     let mut frontier = Frontier::new();
-    let mut rng = Rng::new(3);
+    let mut rng = Rng::new(seed ^ 3);
     for _ in 0..200 {
         let n = match rng.range(0, 20) {
             0 => rng.range(20, 60),
@@ -455,7 +460,7 @@ fn every_crash_state_keeps_every_acknowledged_entry() {
     let tally = tally.lock().unwrap();
     let size = log.size();
     eprintln!(
-        "{} entries, {} sync points, {} crash states checked ({} with a segment write in \
+        "seed {seed}: {} entries, {} sync points, {} crash states checked ({} with a segment write in \
          flight, {} cut during a recovery, {} recovering unacknowledged entries) in {:?}",
         size,
         tally.sync_points,

@@ -527,8 +527,10 @@ impl FileLog {
                 .map_err(io_err("creating the folder", d))?;
         }
         for d in created.iter().rev() {
-            if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
-                self.sync_dir(parent)?;
+            match d.parent() {
+                Some(p) if p.as_os_str().is_empty() => self.sync_dir(Path::new("."))?,
+                Some(p) => self.sync_dir(p)?,
+                None => {}
             }
         }
         self.sync_dir(&self.dir)?;
