@@ -1,6 +1,16 @@
-//! Crash simulation for [`FileLog`]: a workload over [`SimFs`] that, at every sync it makes,
+//! Crash simulation for [`FileLog`]: a workload over [`SimFs`] (200 appends of 1 to 60
+//! records of varying sizes, small segments so that rolls and watermark moves are frequent,
+//! a signed checkpoint stored after each acknowledged batch) that, at every sync it makes,
 //! builds the states a power cut at that moment could leave, opens the log on each and
-//! checks that nothing acknowledged was lost or changed.
+//! checks that nothing acknowledged was lost or changed, and that the log goes on.
+//!
+//! The states of one sync point: (a) every unsynced write and folder operation lost; every
+//! one kept; (b) the newest write torn, a prefix kept with maybe a junk byte in it, the
+//! other writes kept or lost; (c) twice, each file keeping all, none or a random subset of
+//! its unsynced writes, with a random prefix of the folder operations; (d) the writes kept
+//! but no folder operation, or only some. Then a crash of the process alone (the page
+//! cache survives), a restart, and a power cut after it; at every 16th sync point, also a
+//! power cut at each sync of that restart's recovery.
 //!
 //! Also the helpers the log's other tests share: a deterministic generator of chained
 //! leaf records.
