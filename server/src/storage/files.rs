@@ -25,8 +25,8 @@
 //! Memory and open files are bounded and independent of the log's size: the open files of
 //! the segment being written and of at most [`FileLogOptions::open_segments`] sealed ones
 //! (opened when read), one file per tile level, the writer's reusable buffers (the size of
-//! the largest batch), and a cache of at most [`FileLogOptions::tile_cache`] full
-//! upper-level tiles with their inner hashes (16 KiB each, 1 MiB by default). Per segment
+//! the largest batch), and a cache of at most 2 × [`FileLogOptions::tile_cache`] tiles
+//! with their inner hashes (at most 16 KiB each, 2 MiB by default). Per segment
 //! (one per [`FileLogOptions::segment_bytes`] of records, 256 MiB) a few dozen bytes of
 //! bookkeeping are kept; nothing is kept per entry.
 
@@ -76,7 +76,9 @@ pub struct FileLogOptions {
     /// The derived files are synced, and the watermark advanced, whenever the log passes
     /// a multiple of this many entries (65,536), and at every roll.
     pub watermark_entries: u64,
-    /// Full upper-level tiles kept in memory with their inner hashes (64, 16 KiB each).
+    /// Tiles (full, or the partial ones at the right edge) kept in memory with their inner
+    /// hashes, for each of leaf tiles and upper-level tiles (64 each, at most 16 KiB a
+    /// tile: 2 MiB).
     pub tile_cache: usize,
     /// Sealed segments whose files are kept open at once (16, two files each); the
     /// segments being written keep theirs.
@@ -187,11 +189,13 @@ struct Writer {
     levels: Vec<Vec<u8>>,
 }
 
-/// Full upper-level tiles with all their inner hashes, evicted oldest first.
+/// Tiles, keyed by (tile level, tile index, width), with all their inner hashes, evicted
+/// oldest first; leaf tiles and upper tiles (which every proof uses) in separate queues, so
+/// that one kind does not evict the other.
 #[derive(Debug, Default)]
 struct TileCache {
-    tiles: HashMap<(u32, u64), Arc<Vec<Hash>>>,
-    order: VecDeque<(u32, u64)>,
+    tiles: HashMap<(u32, u64, u32), Arc<Vec<Hash>>>,
+    order: [VecDeque<(u32, u64, u32)>; 2],
 }
 
 /// The log in files. See the module documentation.
@@ -523,8 +527,10 @@ impl FileLog {
                 .map_err(io_err("creating the folder", d))?;
         }
         for d in created.iter().rev() {
-            if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
-                self.sync_dir(parent)?;
+            match d.parent() {
+                Some(p) if p.as_os_str().is_empty() => self.sync_dir(Path::new("."))?,
+                Some(p) => self.sync_dir(p)?,
+                None => {}
             }
         }
         self.sync_dir(&self.dir)?;
@@ -1290,10 +1296,13 @@ impl FileLog {
         Ok(tiles[level].clone())
     }
 
-    /// A full tile of level `tile_level ≥ 1` with every hash inside it: 256 hashes of its
-    /// bottom level, then 128 of the next, ..., then its root.
-    fn full_tile(&self, tile_level: usize, tile: u64) -> Result<Arc<Vec<Hash>>, StoreError> {
-        let key = (tile_level as u32, tile);
+    /// The first `width` hashes of a tile with every complete subtree above them: `width`
+    /// hashes of its bottom level, then `width / 2` of the next, and so on. Computing one
+    /// costs fewer than `width` hashes, no more than the subtrees inside a full tile that
+    /// a single inclusion proof needs. The first `width` hashes of a tile never change, so
+    /// an entry stays valid as the log grows.
+    fn tile(&self, tile_level: usize, tile: u64, width: u64) -> Result<Arc<Vec<Hash>>, StoreError> {
+        let key = (tile_level as u32, tile, width as u32);
         if let Some(t) = lock(&self.cache).tiles.get(&key) {
             return Ok(t.clone());
         }
@@ -1302,26 +1311,27 @@ impl FileLog {
             file.as_ref(),
             &tile_path(&self.tiles_dir(), tile_level),
             tile * TILE_WIDTH,
-            TILE_WIDTH,
+            width,
         )?;
         let mut from = 0;
-        let mut width = TILE_WIDTH as usize;
-        while width > 1 {
-            for i in 0..width / 2 {
+        let mut count = width as usize;
+        while count > 1 {
+            for i in 0..count / 2 {
                 let h = merkle::node_hash(&all[from + 2 * i], &all[from + 2 * i + 1]);
                 all.push(h);
             }
-            from += width;
-            width /= 2;
+            from += count;
+            count /= 2;
         }
         let all = Arc::new(all);
         if self.options.tile_cache > 0 {
             let mut cache = lock(&self.cache);
+            let queue = usize::from(tile_level > 0);
             if cache.tiles.insert(key, all.clone()).is_none() {
-                cache.order.push_back(key);
+                cache.order[queue].push_back(key);
             }
-            while cache.order.len() > self.options.tile_cache {
-                if let Some(old) = cache.order.pop_front() {
+            while cache.order[queue].len() > self.options.tile_cache {
+                if let Some(old) = cache.order[queue].pop_front() {
                     cache.tiles.remove(&old);
                 }
             }
@@ -1395,22 +1405,18 @@ impl LogStore for FileLog {
         let rest = level % 8;
         let first = index << rest;
         let tile = first / TILE_WIDTH;
-        let full = (size >> (8 * tile_level)) >= (tile + 1) * TILE_WIDTH;
-        if rest == 0 || tile_level == 0 || !full {
+        if rest == 0 {
             let file = self.tile_file(tile_level, false)?;
             let path = tile_path(&self.tiles_dir(), tile_level);
-            return Ok(hash_up(read_hashes(
-                file.as_ref(),
-                &path,
-                first,
-                1 << rest,
-            )?));
+            return Ok(read_hashes(file.as_ref(), &path, first, 1)?[0]);
         }
-        let all = self.full_tile(tile_level, tile)?;
-        // Level `rest` of the tile starts after 256 + 128 + ... hashes.
-        let base: usize = (0..rest).map(|r| (TILE_WIDTH >> r) as usize).sum();
-        let within = (index - ((tile * TILE_WIDTH) >> rest)) as usize;
-        all.get(base + within)
+        // The tile as the log's size has it: full, or the partial tile at the right edge.
+        let width = ((size >> (8 * tile_level)) - tile * TILE_WIDTH).min(TILE_WIDTH);
+        let all = self.tile(tile_level, tile, width)?;
+        // Level `rest` of the tile starts after width + width/2 + ... hashes.
+        let base: u64 = (0..rest).map(|r| width >> r).sum();
+        let within = index - ((tile * TILE_WIDTH) >> rest);
+        all.get((base + within) as usize)
             .copied()
             .ok_or_else(|| StoreError::Corrupt(format!("tile ({tile_level}, {tile}) is short")))
     }
@@ -1585,31 +1591,40 @@ mod tests {
                 watermark_entries: 10_000,
                 ..FileLogOptions::default()
             };
-            let mut f = Fixture::new(Arc::new(fs), Path::new(DIR), options);
+            let mut f = Fixture::new(Arc::new(fs.clone()), Path::new(DIR), options);
             f.fill(entries as usize, 500, 1);
             let mut tree = MemoryTree::new();
             for r in &f.all {
                 tree.push(merkle::leaf_hash(r));
             }
-            for _ in 0..2 {
-                // The second round is served from the tile cache where it can be.
+            // After a power cut every derived byte past the watermark is gone, and opening
+            // rebuilds them (for 66,000 entries: past 65,536, where level 16 begins).
+            let crashed = fs.snapshot().materialise(&mut |_| Fate::Drop, 0);
+            let durable = crashed
+                .open(Path::new("/srv/log/tiles/0.hashes"), OpenMode::Existing)
+                .map_or(0, |f| f.byte_len().unwrap());
+            assert!(durable < entries * HASH_LEN);
+            let rebuilt = FileLog::open_with(Arc::new(crashed), Path::new(DIR), options).unwrap();
+            assert_eq!(rebuilt.size(), entries);
+            // The second round is served from the tile cache where it can be.
+            for log in [&f.log, &f.log, &rebuilt] {
                 for level in levels.clone() {
                     for index in 0..entries >> level {
                         assert_eq!(
-                            LogStore::subtree_hash(&f.log, level, index).unwrap(),
+                            LogStore::subtree_hash(log, level, index).unwrap(),
                             tree.subtree_hash(level, index).unwrap(),
                             "level {level}, index {index}"
                         );
                     }
-                    assert!(LogStore::subtree_hash(&f.log, level, entries >> level).is_err());
+                    assert!(LogStore::subtree_hash(log, level, entries >> level).is_err());
                 }
-            }
-            for size in [1, 255, 256, 257, 65_535, 65_536, 65_537, entries] {
-                if size <= entries {
-                    assert_eq!(
-                        merkle::root(&f.log, size).unwrap(),
-                        merkle::root(&tree, size).unwrap()
-                    );
+                for size in [1, 255, 256, 257, 65_535, 65_536, 65_537, entries] {
+                    if size <= entries {
+                        assert_eq!(
+                            merkle::root(log, size).unwrap(),
+                            merkle::root(&tree, size).unwrap()
+                        );
+                    }
                 }
             }
         }
