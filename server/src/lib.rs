@@ -9,6 +9,8 @@ pub mod auth;
 pub mod backup;
 pub mod check;
 pub mod config;
+#[cfg(test)]
+mod faults;
 pub mod genesis;
 pub mod ledger;
 pub mod limits;

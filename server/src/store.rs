@@ -16,8 +16,8 @@ use evident_core::Hash;
 use evident_core::merkle::{Node, SubtreeSource};
 use evident_core::record::EntryKind;
 
-pub use crate::storage::{Census, IndexStore, Indexed, LogStore, Posting, StoreError};
 use crate::storage::files::FileLog;
+pub use crate::storage::{Census, IndexStore, Indexed, LogStore, Posting, StoreError};
 use crate::storage::{legacy, sled_index::SledIndex};
 
 /// The log's folder in a data folder.

@@ -626,7 +626,11 @@ async fn audit_replays_a_sound_log_and_summarises_it() {
 async fn audit_names_a_flipped_byte_a_reordered_and_a_dropped_entry() {
     type Edit = fn(&std::path::Path);
     let cases: [(&str, Edit, &str); 2] = [
-        ("flipped byte", |data| flip_payload_byte(data, 3), "entry 3: "),
+        (
+            "flipped byte",
+            |data| flip_payload_byte(data, 3),
+            "entry 3: ",
+        ),
         (
             "reordered",
             |data| {

@@ -9,7 +9,11 @@ use evident_core::record::LeafRecord;
 use evident_tests::{Server, copy_dir, envelope, evidentd_bin, key, stderr, stdout, write_config};
 
 /// Starts a server, submits attestations with these nonces, stops it cleanly.
-async fn submit_all(config: &std::path::Path, data: &std::path::Path, nonces: std::ops::Range<u64>) {
+async fn submit_all(
+    config: &std::path::Path,
+    data: &std::path::Path,
+    nonces: std::ops::Range<u64>,
+) {
     let mut server = Server::start(config, data).unwrap();
     let mut client = server.client().await;
     for nonce in nonces {
@@ -74,7 +78,11 @@ async fn indexes_behind_the_log_are_caught_up_before_anything_is_served() {
         server.stderr()
     );
     assert_eq!(server.size().await, 7);
-    assert_eq!(signed_by_one(&server).await, 6, "the tail is in the indexes");
+    assert_eq!(
+        signed_by_one(&server).await,
+        6,
+        "the tail is in the indexes"
+    );
     // Dedupe is exact: the tail's entries are found, not appended again.
     resubmit_is_duplicate(&server, 4, 5).await;
     resubmit_is_duplicate(&server, 1, 2).await;
@@ -154,7 +162,11 @@ async fn an_old_layout_folder_is_refused_then_migrated_and_verified() {
     );
     let out = evidentd(&old_config, &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("migrated 6 entries"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("migrated 6 entries"),
+        "{}",
+        stdout(&out)
+    );
     assert!(old.join("db.pre-migration").exists());
     let out = evidentd(&old_config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -173,7 +185,11 @@ async fn an_old_layout_folder_is_refused_then_migrated_and_verified() {
     drop(server);
     let out = evidentd(&old_config, &["migrate"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("nothing to migrate"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing to migrate"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,5 +222,8 @@ async fn a_damaged_old_layout_is_not_migrated() {
         stderr(&out)
     );
     assert!(old.join("db").exists(), "the old store is untouched");
-    assert!(!old.join("log").exists(), "nothing half-migrated is left behind");
+    assert!(
+        !old.join("log").exists(),
+        "nothing half-migrated is left behind"
+    );
 }
