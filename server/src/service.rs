@@ -438,25 +438,28 @@ impl LedgerService {
         let timeout = self.limiter.request_timeout();
         let mut previous: Option<tokio::task::JoinHandle<()>> = None;
         let end: Option<Status> = loop {
-            // Room for a whole message before reading it: the unanswered envelopes never
-            // exceed the window.
-            let Ok(room) = window
-                .clone()
-                .acquire_many_owned(MAX_BATCH_ENVELOPES as u32)
-                .await
-            else {
-                break None;
+            // Room for a whole message before reading it, so the unanswered envelopes never
+            // exceed the window; a client that neither sends nor reads its answers for the
+            // request timeout is cut off.
+            let next = async {
+                let room = window
+                    .clone()
+                    .acquire_many_owned(MAX_BATCH_ENVELOPES as u32)
+                    .await
+                    .map_err(|_| Status::internal("the stream's window closed"))?;
+                requests.message().await.map(|m| (room, m))
             };
-            let message = match tokio::time::timeout(timeout, requests.message()).await {
+            let (room, message) = match tokio::time::timeout(timeout, next).await {
                 Err(_) => {
                     break Some(Status::deadline_exceeded(format!(
-                        "the stream sent no envelope for {} ms (limits.request_timeout_ms):                          it is closed",
+                        "the stream made no progress for {} ms (limits.request_timeout_ms): \
+                         it sent no envelope, or read none of its answers; it is closed",
                         timeout.as_millis()
                     )));
                 }
                 Ok(Err(refused)) => break Some(refused),
-                Ok(Ok(None)) => break None,
-                Ok(Ok(Some(message))) => message,
+                Ok(Ok((_, None))) => break None,
+                Ok(Ok((room, Some(message)))) => (room, message),
             };
             drop(room);
             let count = message.envelopes.len();
