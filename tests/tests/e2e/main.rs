@@ -18,5 +18,6 @@ mod registry;
 mod rejections;
 mod report;
 mod security;
+mod stream;
 mod submit;
 mod tamper;
