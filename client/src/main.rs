@@ -1349,6 +1349,7 @@ async fn submit(cli: &Cli, files: &[PathBuf], receipt_dir: Option<&Path>) -> any
         receipt_dir,
         state: &mut state,
         client: &mut client,
+        seen: None,
     };
     let mut failed = (0, false);
     if let [(path, envelope)] = envelopes.as_slice() {
@@ -1377,6 +1378,9 @@ async fn submit(cli: &Cli, files: &[PathBuf], receipt_dir: Option<&Path>) -> any
                         .collect()
                 }
             };
+            // The answers of a batch carry checkpoints in the order the log signed them,
+            // not the files' order: the state advances through them by tree size.
+            submitted.seen = Some(Vec::new());
             for ((path, envelope), answer) in batch.iter().zip(answers) {
                 let outcome = match answer {
                     Ok((receipt, duplicate)) => {
@@ -1399,6 +1403,17 @@ async fn submit(cli: &Cli, files: &[PathBuf], receipt_dir: Option<&Path>) -> any
                         }
                         results.push(json!({"envelope": path, "error": format!("{e:#}")}));
                     }
+                }
+            }
+            let mut seen = submitted.seen.take().unwrap_or_default();
+            seen.sort();
+            seen.dedup_by_key(|(size, _)| *size);
+            if let Some(key) = key.as_ref() {
+                for (_, note) in seen {
+                    submitted
+                        .state
+                        .advance(submitted.client, key, &note)
+                        .await?;
                 }
             }
         }
@@ -1448,6 +1463,9 @@ struct Submitted<'a> {
     receipt_dir: Option<&'a Path>,
     state: &'a mut CheckpointState,
     client: &'a mut Client,
+    /// When set, receipts do not advance the checkpoint state one by one: their
+    /// checkpoints (tree size and note) are kept here, to advance through in size order.
+    seen: Option<Vec<(u64, String)>>,
 }
 
 impl Submitted<'_> {
@@ -1481,9 +1499,14 @@ impl Submitted<'_> {
                 receipt
                     .verify(key)
                     .map_err(|e| VerificationFailed(format!("{}: receipt: {e}", path.display())))?;
-                self.state
-                    .advance(self.client, key, &receipt.checkpoint)
-                    .await?;
+                match &mut self.seen {
+                    Some(seen) => seen.push((receipt.tree_size, receipt.checkpoint.clone())),
+                    None => {
+                        self.state
+                            .advance(self.client, key, &receipt.checkpoint)
+                            .await?;
+                    }
+                }
                 true
             }
             None => false,
