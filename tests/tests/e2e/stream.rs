@@ -184,9 +184,9 @@ async fn a_mixed_batch_answers_each_envelope_as_submit_would_and_appends_only_th
         (
             bad_signature,
             Code::PermissionDenied,
-            "none of the envelope",
+            "no signature verifies",
         ),
-        (unknown_key, Code::PermissionDenied, "none of the envelope"),
+        (unknown_key, Code::PermissionDenied, "no signature verifies"),
         (
             malformed,
             Code::InvalidArgument,
