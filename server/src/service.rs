@@ -485,12 +485,16 @@ impl LedgerService {
                 if let Some(after) = after {
                     let _ = after.await;
                 }
+                let permits = permits
+                    .into_iter()
+                    .map(Some)
+                    .chain(std::iter::repeat_with(|| None));
                 for ((i, answer), permit) in results.into_iter().enumerate().zip(permits) {
                     let response = pb::SubmitStreamResponse {
                         sequence: sequence.wrapping_add(i as u64),
                         result: Some(result_to_proto(answer)),
                     };
-                    if answers.send((Ok(response), Some(permit))).await.is_err() {
+                    if answers.send((Ok(response), permit)).await.is_err() {
                         return;
                     }
                 }
@@ -985,7 +989,8 @@ impl pb::ledger_server::Ledger for LedgerService {
             count_submission(&Err(refused.clone()));
             return Err(refused);
         }
-        self.ledger()?;
+        self.ledger()
+            .inspect_err(|refused| count_submission(&Err(refused.clone())))?;
         let results = self
             .submit_many(&principal, envelopes, true)
             .await
@@ -1012,7 +1017,8 @@ impl pb::ledger_server::Ledger for LedgerService {
             .limiter
             .admit(&principal.name)
             .inspect_err(|refused| count_submission(&Err(refused.clone())))?;
-        self.ledger()?;
+        self.ledger()
+            .inspect_err(|refused| count_submission(&Err(refused.clone())))?;
         let (answers, out) = tokio::sync::mpsc::channel(crate::limits::MAX_STREAM_IN_FLIGHT + 1);
         let this = self.clone();
         tokio::spawn(this.run_stream(principal, admitted, request.into_inner(), answers));
