@@ -585,6 +585,47 @@ mod tests {
         assert!(r.summarize().is_empty(), "a new interval starts empty");
     }
 
+    /// A gRPC message: header and `len` bytes of body.
+    fn message(len: usize) -> Vec<u8> {
+        let mut m = vec![0u8];
+        m.extend_from_slice(&u32::try_from(len).unwrap().to_be_bytes());
+        m.extend(std::iter::repeat_n(0x0a, len));
+        m
+    }
+
+    #[test]
+    fn a_stream_holds_each_message_to_the_batch_limit_and_a_unary_call_to_one_message() {
+        let limit = max_batch_message_bytes(1024);
+        let mut stream = CappedBody::new(tonic::body::Body::empty(), 1024, Call::SubmitStream);
+        // Many messages within the limit, split across chunks anywhere.
+        let mut bytes = Vec::new();
+        for len in [10, limit, 0, 3000] {
+            bytes.extend(message(len));
+        }
+        for chunk in bytes.chunks(7) {
+            stream.take(chunk).unwrap();
+        }
+        // The next one announces one byte too many: refused from its header.
+        let err = stream.take(&message(limit + 1)[..5]).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(err.message().contains("send fewer envelopes"), "{err}");
+
+        // Submit: one message of at most the envelope limit plus framing.
+        let mut unary = CappedBody::new(tonic::body::Body::empty(), 1024, Call::Submit);
+        unary.take(&message(1024 + FRAMING_BYTES)).unwrap();
+        assert!(
+            unary.take(&message(1)).is_err(),
+            "a second message is refused"
+        );
+        let mut unary = CappedBody::new(tonic::body::Body::empty(), 1024, Call::Submit);
+        let err = unary.take(&message(1024 + FRAMING_BYTES + 1)).unwrap_err();
+        assert!(err.message().contains("max_envelope_bytes"), "{err}");
+        // A batch: one message of up to the batch limit.
+        let mut batch = CappedBody::new(tonic::body::Body::empty(), 1024, Call::SubmitBatch);
+        batch.take(&message(limit)).unwrap();
+        assert!(batch.take(&message(1)).is_err());
+    }
+
     #[test]
     fn the_oversize_message_names_the_size_the_limit_and_what_to_do() {
         let err = oversize_envelope(70_000, 65_536);

@@ -361,6 +361,44 @@ async fn too_many_envelopes_in_one_request_are_refused_whole_and_nothing_is_appe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_message_over_the_size_limit_is_refused_and_ends_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open_server(dir.path(), "");
+    let before = server.size().await;
+    let first = pb::SubmitStreamRequest {
+        sequence: 0,
+        envelopes: vec![to_proto(&envelope(&key(1), 1))],
+    };
+    // 70 envelopes of 60 KiB: each within max_envelope_bytes, the message over 4 MiB.
+    let big = attestation_of_about(60 * 1024);
+    let second = pb::SubmitStreamRequest {
+        sequence: 1,
+        envelopes: vec![to_proto(&big); 70],
+    };
+    let (mut answers, _hold) = raw_stream(&server, vec![first, second]).await;
+    let mut refused = None;
+    let mut receipts = 0;
+    while refused.is_none() {
+        match answers.message().await {
+            Ok(Some(answer)) => {
+                assert_eq!(answer.sequence, 0);
+                receipts += 1;
+            }
+            Ok(None) => break,
+            Err(status) => refused = Some(status),
+        }
+    }
+    let refused = refused.expect("the stream ends with a refusal");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("batch message"), "{refused:?}");
+    assert!(receipts <= 1);
+    assert!(
+        server.size().await <= before + 1,
+        "nothing of the oversize message"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_stream_is_cut_off_after_the_request_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let server = open_server(dir.path(), "[limits]\nrequest_timeout_ms = 1000\n");
