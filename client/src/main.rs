@@ -106,6 +106,9 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Submit DSSE envelopes (JSON files); write each receipt beside it as FILE.receipt.json.
+    ///
+    /// Several files are sent in batches and each gets its line (its entry, or why it
+    /// failed); the command fails if any did.
     Submit {
         /// Envelope files.
         #[arg(required = true)]
