@@ -226,6 +226,39 @@ async fn a_mixed_batch_answers_each_envelope_as_submit_would_and_appends_only_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_envelope_of_a_batch_needs_its_own_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, admin, submitter) = guarded(dir.path(), 65536);
+    let before = size_with(&server, Some(&submitter)).await;
+    let change = sign_change(
+        &Change::AddSigner {
+            identity: "signer-9@test".into(),
+            public_key: public(9).to_hex(),
+            roles: vec!["ci".into()],
+            predicate_types: vec!["*".into()],
+            not_before: None,
+            not_after: None,
+        },
+        &[&key(ADMIN)],
+    );
+    let attestation = envelope(&key(1), 5);
+    // The admin token (no submitter role): its registry change is appended, its
+    // attestation refused as Submit would refuse it.
+    let mut client = client_with(&server, Some(&admin)).await;
+    let alone = refusal(client.submit(&attestation).await);
+    assert_eq!(alone.0, Code::PermissionDenied);
+    assert!(alone.1.contains("needs the submitter role"), "{alone:?}");
+    let mut answers = client
+        .submit_batch(&[attestation, change])
+        .await
+        .unwrap()
+        .into_iter();
+    assert_eq!(refusal(answers.next().unwrap()), alone);
+    verified(&server, answers.next().unwrap());
+    assert_eq!(size_with(&server, Some(&submitter)).await, before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_in_one_batch_get_one_entry_and_duplicate_flags() {
     let dir = tempfile::tempdir().unwrap();
     let server = open_server(dir.path(), "");
