@@ -17,8 +17,8 @@ use evident_core::note::{Checkpoint, NoteError, Verifier};
 use serde::{Deserialize, Serialize};
 
 pub use transport::{
-    Bearer, Client, Credentials, Entry, Hit, PolicyDocument, Query, QueryPage, Release, Selector,
-    SignerHistory, SignerListing,
+    Bearer, Client, Credentials, Entry, Hit, MAX_ENVELOPES_PER_REQUEST, PolicyDocument, Query,
+    QueryPage, Release, Selector, SignerHistory, SignerListing, SubmitAnswer, SubmitStream,
 };
 
 /// What went wrong talking to the ledger or checking its answers.

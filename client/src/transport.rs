@@ -14,6 +14,129 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::ClientError;
 
+/// The answer to one envelope of a batch or stream: its receipt (not yet verified) and
+/// whether the log already held it, or why the server refused it
+/// ([`ClientError::Status`] with the code and message `Submit` would have given).
+pub type SubmitAnswer = Result<(Receipt, bool), ClientError>;
+
+/// The most envelopes the server accepts in one `SubmitBatch` request or stream message.
+pub const MAX_ENVELOPES_PER_REQUEST: usize = 256;
+
+/// The answers of a [`Client::submit_stream`] call.
+#[derive(Debug)]
+pub struct SubmitStream {
+    answers: tonic::Streaming<pb::SubmitStreamResponse>,
+    /// Envelopes sent and not yet answered, oldest first.
+    sent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Envelope>>>,
+    /// The number the next answer must carry.
+    next: u64,
+}
+
+impl SubmitStream {
+    /// The next envelope's number and answer; `None` once every envelope was answered and
+    /// the server closed the stream. An error ends the stream (the server ended it, or
+    /// its answer is malformed).
+    pub async fn next(&mut self) -> Option<Result<(u64, SubmitAnswer), ClientError>> {
+        let response = match self.answers.message().await {
+            Ok(Some(response)) => response,
+            Ok(None) => return None,
+            Err(status) => return Some(Err(status.into())),
+        };
+        if response.sequence != self.next {
+            return Some(Err(ClientError::Response(format!(
+                "answer numbered {} where {} was due",
+                response.sequence, self.next
+            ))));
+        }
+        let Some(envelope) = self
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop_front()
+        else {
+            return Some(Err(ClientError::Response(format!(
+                "answer {} to an envelope never sent",
+                response.sequence
+            ))));
+        };
+        self.next += 1;
+        let Some(result) = response.result else {
+            return Some(Err(ClientError::Response(format!(
+                "answer {} is empty",
+                response.sequence
+            ))));
+        };
+        Some(Ok((
+            response.sequence,
+            answer_from_proto(result, &envelope),
+        )))
+    }
+}
+
+/// The envelopes of a stream grouped into messages: as many as are ready at once, up to
+/// `size`.
+struct ReadyChunks<S> {
+    inner: std::pin::Pin<Box<S>>,
+    size: usize,
+}
+
+impl<S: tokio_stream::Stream<Item = Envelope>> tokio_stream::Stream for ReadyChunks<S> {
+    type Item = Vec<Envelope>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Vec<Envelope>>> {
+        use std::task::Poll;
+        let mut chunk = Vec::new();
+        while chunk.len() < self.size {
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(envelope)) => chunk.push(envelope),
+                Poll::Ready(None) if chunk.is_empty() => return Poll::Ready(None),
+                Poll::Pending if chunk.is_empty() => return Poll::Pending,
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        Poll::Ready(Some(chunk))
+    }
+}
+
+/// A receipt as the server sent it for `envelope`, checked for shape (not yet verified).
+fn receipt_from_proto(r: pb::Receipt, envelope: &Envelope) -> Result<(Receipt, bool), ClientError> {
+    let proof = r
+        .inclusion_proof
+        .ok_or_else(|| ClientError::Response("the receipt has no inclusion proof".into()))?;
+    let receipt = Receipt {
+        index: r.index,
+        integrated_time_nanos: r.integrated_time_nanos,
+        previous_leaf_hash: Hash::from_slice(&r.previous_leaf_hash)
+            .map_err(|e| ClientError::Response(format!("previous leaf hash: {e}")))?,
+        kind: kind(r.kind)?,
+        envelope: match r.logged_envelope {
+            Some(logged) => envelope_from_proto(logged),
+            None => envelope.clone(),
+        },
+        leaf_hash: Hash::from_slice(&r.leaf_hash)
+            .map_err(|e| ClientError::Response(format!("leaf hash: {e}")))?,
+        tree_size: proof.tree_size,
+        proof: hashes(proof.hashes, "inclusion proof")?,
+        checkpoint: r.checkpoint,
+    };
+    Ok((receipt, r.duplicate))
+}
+
+/// One envelope's answer in a batch or stream.
+fn answer_from_proto(result: pb::SubmitResult, envelope: &Envelope) -> SubmitAnswer {
+    match result.result {
+        Some(pb::submit_result::Result::Receipt(r)) => receipt_from_proto(r, envelope),
+        Some(pb::submit_result::Result::Error(e)) => Err(ClientError::Status {
+            code: tonic::Code::from_i32(e.code),
+            message: e.message,
+        }),
+        None => Err(ClientError::Response("an answer is empty".into())),
+    }
+}
+
 /// A connection to an `evidentd`.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -350,28 +473,80 @@ impl Client {
         let r = response
             .receipt
             .ok_or_else(|| ClientError::Response("the server sent no receipt".into()))?;
-        let proof = r
-            .inclusion_proof
-            .ok_or_else(|| ClientError::Response("the receipt has no inclusion proof".into()))?;
-        let receipt = Receipt {
-            index: r.index,
-            integrated_time_nanos: r.integrated_time_nanos,
-            previous_leaf_hash: Hash::from_slice(&r.previous_leaf_hash)
-                .map_err(|e| ClientError::Response(format!("previous leaf hash: {e}")))?,
-            kind: kind(r.kind)?,
-            envelope: match r.logged_envelope {
-                Some(logged) => envelope_from_proto(logged),
-                None => envelope.clone(),
-            },
-            leaf_hash: Hash::from_slice(&r.leaf_hash)
-                .map_err(|e| ClientError::Response(format!("leaf hash: {e}")))?,
-            tree_size: proof.tree_size,
-            proof: hashes(proof.hashes, "inclusion proof")?,
-            checkpoint: r.checkpoint,
-        };
-        Ok((receipt, r.duplicate))
+        receipt_from_proto(r, envelope)
     }
 
+    /// Submits several envelopes in one call (at most 256, within the server's batch
+    /// message limit): one answer per envelope, in order, each what [`Client::submit`]
+    /// would have answered for it alone. The call fails as a whole only when the request
+    /// is refused (credentials, too many envelopes, too large).
+    pub async fn submit_batch(
+        &mut self,
+        envelopes: &[Envelope],
+    ) -> Result<Vec<SubmitAnswer>, ClientError> {
+        let response = self
+            .inner
+            .submit_batch(pb::SubmitBatchRequest {
+                envelopes: envelopes.iter().map(envelope_to_proto).collect(),
+            })
+            .await?
+            .into_inner();
+        if response.results.len() != envelopes.len() {
+            return Err(ClientError::Response(format!(
+                "{} answers to {} envelopes",
+                response.results.len(),
+                envelopes.len()
+            )));
+        }
+        Ok(response
+            .results
+            .into_iter()
+            .zip(envelopes)
+            .map(|(result, envelope)| answer_from_proto(result, envelope))
+            .collect())
+    }
+
+    /// Submits the envelopes `envelopes` yields over one `SubmitStream` call, in messages
+    /// of up to `per_message` envelopes (those ready at once, at most 256): the first
+    /// envelope is numbered 0, the next 1, and so on. Answers come from
+    /// [`SubmitStream::next`], in the order sent. The server reads no more while 1024 of
+    /// the stream's envelopes are unanswered, so a slow reader of answers slows the sender.
+    pub async fn submit_stream<S>(
+        &mut self,
+        envelopes: S,
+        per_message: usize,
+    ) -> Result<SubmitStream, ClientError>
+    where
+        S: tokio_stream::Stream<Item = Envelope> + Send + 'static,
+    {
+        use tokio_stream::StreamExt as _;
+        let sent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Envelope>>> =
+            std::sync::Arc::default();
+        let outbox = sent.clone();
+        let mut next = 0u64;
+        let requests = ReadyChunks {
+            inner: Box::pin(envelopes),
+            size: per_message.clamp(1, MAX_ENVELOPES_PER_REQUEST),
+        }
+        .map(move |chunk: Vec<Envelope>| {
+            let request = pb::SubmitStreamRequest {
+                sequence: next,
+                envelopes: chunk.iter().map(envelope_to_proto).collect(),
+            };
+            next += chunk.len() as u64;
+            outbox
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(chunk);
+            request
+        });
+        let answers = self.inner.submit_stream(requests).await?.into_inner();
+        Ok(SubmitStream {
+            answers,
+            sent,
+            next: 0,
+        })
+    }
     /// The trust registry now, or as it was before entry `as_of_index`.
     pub async fn list_signers(
         &mut self,

@@ -94,6 +94,30 @@ pub enum DsseError {
     },
 }
 
+/// One envelope of [`Envelope::verify_bounded_batch`], with the arguments
+/// [`Envelope::verify_bounded`] would take for it.
+#[derive(Clone, Copy)]
+pub struct BatchItem<'a> {
+    /// The envelope.
+    pub envelope: &'a Envelope,
+    /// The keys it may be signed by.
+    pub trusted: &'a [PublicKey],
+    /// The trusted key a keyid names, if any.
+    pub hinted: &'a dyn Fn(&str) -> Option<usize>,
+    /// The keys tried for a signature whose keyid names none, most likely first.
+    pub candidates: &'a [usize],
+}
+
+impl std::fmt::Debug for BatchItem<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchItem")
+            .field("envelope", self.envelope)
+            .field("trusted", &self.trusted.len())
+            .field("candidates", &self.candidates)
+            .finish()
+    }
+}
+
 /// The DSSE pre-authentication encoding:
 /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII decimal.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
@@ -243,22 +267,37 @@ impl Envelope {
         hinted: impl Fn(&str) -> Option<usize>,
         candidates: &[usize],
     ) -> Result<Vec<usize>, DsseError> {
+        let message = self.pae();
+        self.bounded(trusted, hinted, candidates, |s, k| {
+            trusted[k].verify(&message, &self.signatures[s].sig)
+        })
+    }
+
+    /// The rules of [`Envelope::verify_bounded`], with `trial(signature, key)` (indexes into
+    /// `self.signatures` and `trusted`) deciding each verification it makes. Which trials
+    /// are made depends only on the answers of the earlier ones.
+    fn bounded(
+        &self,
+        trusted: &[PublicKey],
+        hinted: impl Fn(&str) -> Option<usize>,
+        candidates: &[usize],
+        mut trial: impl FnMut(usize, usize) -> bool,
+    ) -> Result<Vec<usize>, DsseError> {
         if self.signatures.is_empty() {
             return Err(DsseError::NoSignatures);
         }
         if self.signatures.len() > MAX_SIGNATURES {
             return Err(DsseError::TooManySignatures(self.signatures.len()));
         }
-        let message = self.pae();
         let mut signed = vec![false; trusted.len()];
         let mut budget = MAX_UNHINTED_VERIFICATIONS;
-        for signature in &self.signatures {
+        for (s, signature) in self.signatures.iter().enumerate() {
             let named = (!signature.keyid.is_empty())
                 .then(|| hinted(&signature.keyid))
                 .flatten()
                 .filter(|&i| i < trusted.len());
             if let Some(i) = named {
-                if !signed[i] && trusted[i].verify(&message, &signature.sig) {
+                if !signed[i] && trial(s, i) {
                     signed[i] = true;
                 }
                 continue;
@@ -271,7 +310,7 @@ impl Envelope {
                     break;
                 }
                 budget -= 1;
-                if trusted[i].verify(&message, &signature.sig) {
+                if trial(s, i) {
                     signed[i] = true;
                     break;
                 }
@@ -295,6 +334,42 @@ impl Envelope {
             });
         }
         Ok(verified)
+    }
+
+    /// [`Envelope::verify_bounded`] of many envelopes at once, with exactly its results: the
+    /// same keys, or the same error, for each. The verifications each envelope would make
+    /// if every one succeeded are checked together in one Ed25519 batch
+    /// ([`crate::keys::verify_all`]); when the batch holds, every one of them succeeds, so
+    /// the one-by-one rules would have made the same trials with the same answers. When it
+    /// does not, each envelope is verified one by one, which finds the bad signatures.
+    pub fn verify_bounded_batch(items: &[BatchItem<'_>]) -> Vec<Result<Vec<usize>, DsseError>> {
+        let messages: Vec<Vec<u8>> = items.iter().map(|item| item.envelope.pae()).collect();
+        // Each envelope's verifications, assuming every one succeeds, and what the rules
+        // conclude from that.
+        let mut trials: Vec<(&[u8], &[u8], &PublicKey)> = Vec::new();
+        let mut optimistic = Vec::with_capacity(items.len());
+        for (item, message) in items.iter().zip(&messages) {
+            let result =
+                item.envelope
+                    .bounded(item.trusted, item.hinted, item.candidates, |s, k| {
+                        trials.push((message, &item.envelope.signatures[s].sig, &item.trusted[k]));
+                        true
+                    });
+            optimistic.push(result);
+        }
+        if crate::keys::verify_all(&trials) {
+            return optimistic;
+        }
+        items
+            .iter()
+            .zip(&messages)
+            .map(|(item, message)| {
+                item.envelope
+                    .bounded(item.trusted, item.hinted, item.candidates, |s, k| {
+                        item.trusted[k].verify(message, &item.envelope.signatures[s].sig)
+                    })
+            })
+            .collect()
     }
 
     /// Like [`Envelope::verify`], and at least `threshold` distinct trusted keys signed.

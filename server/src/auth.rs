@@ -74,6 +74,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// `PERMISSION_DENIED` unless the client has what a call that `needs` needs; `what`
+    /// names the call in the refusal.
+    pub fn require(&self, needs: Needs, what: &str) -> Result<(), Status> {
+        if self.may(needs) {
+            return Ok(());
+        }
+        tracing::warn!(client = %self.name, what, "request refused: role");
+        Err(denied(self, needs, what))
+    }
+
     fn may(&self, needs: Needs) -> bool {
         match needs {
             Needs::AnyRole => !self.roles.is_empty(),
@@ -288,8 +298,16 @@ const OPEN_SERVICES: [&str; 3] = [
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
-/// The path of `Submit`.
-const SUBMIT: &str = "/evident.v1.Ledger/Submit";
+/// What the front door caps a call's body for, by its path.
+fn call_of(path: &str) -> crate::limits::Call {
+    use crate::limits::Call;
+    match path.strip_prefix("/evident.v1.Ledger/") {
+        Some("Submit") => Call::Submit,
+        Some("SubmitBatch") => Call::SubmitBatch,
+        Some("SubmitStream") => Call::SubmitStream,
+        _ => Call::Other,
+    }
+}
 
 /// What a call to `path` needs, and how a refusal names the call; `None` for the open
 /// services. The handlers of `service.rs` check the same roles again.
@@ -301,7 +319,8 @@ fn needs_of(path: &str) -> Option<(Needs, &'static str)> {
     Some(match path.strip_prefix("/evident.v1.Ledger/") {
         // Which role a submission needs depends on its payload type, in the body: the
         // handler decides between the two.
-        Some("Submit") => (
+        // A batch or stream may mix both: the handler checks each envelope's role.
+        Some("Submit" | "SubmitBatch" | "SubmitStream") => (
             Needs::Either(Role::Submitter, Role::Admin),
             "submit entries",
         ),
@@ -398,7 +417,8 @@ impl Door {
         let Some((needs, what)) = needs_of(path) else {
             return Ok(request);
         };
-        let submit = path == SUBMIT;
+        let call = call_of(path);
+        let submit = call != crate::limits::Call::Other;
         let count = |refused: Status| {
             if submit {
                 METRICS.submission(Err(refused.code()));
@@ -434,7 +454,7 @@ impl Door {
             return Err(count(refused));
         }
         let limit = self.max_envelope_bytes;
-        Ok(request.map(|body| Body::new(CappedBody::new(body, limit, submit))))
+        Ok(request.map(|body| Body::new(CappedBody::new(body, limit, call))))
     }
 }
 

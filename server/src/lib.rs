@@ -395,8 +395,9 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the embedded descriptor sets are valid");
-    // Requests: the front door refuses a message over this before it arrives; tonic's own
-    // limit is the same, as a backstop. Answers: pages of entries stop at about 2 MiB plus
+    // Requests: the front door refuses a message over its call's limit before it arrives
+    // (`max_envelope_bytes` plus framing; a batch or stream message up to this larger
+    // limit); tonic's own limit is this, as a backstop. Answers: pages of entries stop at about 2 MiB plus
     // one envelope; bundles carry every registry entry and policy version, so they get
     // more room.
     let max_message = limits::max_request_bytes(config.max_envelope_bytes);

@@ -64,9 +64,45 @@ impl Limiter {
         }
     }
 
+    /// How long a request may run (`limits.request_timeout_ms`); a submission stream may
+    /// wait this long for its next message while nothing of it is in flight.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms)
+    }
+
+    /// Charges one more envelope of a batch or stream of `client` against the rate limits
+    /// (per client and global); the call's concurrency slot is the one its [`Permit`] holds.
+    pub fn charge(&self, client: &str) -> Result<(), Status> {
+        self.take_token(client).map(drop)
+    }
+
     /// Admits one request of `client`, or says which limit it exceeds.
     pub fn admit(&self, client: &str) -> Result<Permit, Status> {
-        let in_flight = {
+        let in_flight = self.take_token(client)?;
+        let client_permit = in_flight.try_acquire_owned().map_err(|_| {
+            crate::metrics::rate_limited();
+            Status::resource_exhausted(format!(
+                "{client} already has {} requests in flight (limits.max_concurrent_per_client)",
+                self.config.max_concurrent_per_client
+            ))
+        })?;
+        let global_permit = self.global.clone().try_acquire_owned().map_err(|_| {
+            crate::metrics::rate_limited();
+            Status::resource_exhausted(format!(
+                "the server has {} requests in flight (limits.max_concurrent): retry shortly",
+                self.config.max_concurrent
+            ))
+        })?;
+        Ok(Permit {
+            _global: global_permit,
+            _client: client_permit,
+        })
+    }
+
+    /// Takes one token of `client`'s bucket and one of the global bucket, or says which
+    /// rate `client` is over. Returns the client's concurrency semaphore.
+    fn take_token(&self, client: &str) -> Result<Arc<Semaphore>, Status> {
+        {
             let mut buckets = self
                 .clients
                 .lock()
@@ -108,26 +144,8 @@ impl Limiter {
             state.tokens -= 1.0;
             let in_flight = state.in_flight.clone();
             buckets.global.0 -= 1.0;
-            in_flight
-        };
-        let client_permit = in_flight.try_acquire_owned().map_err(|_| {
-            crate::metrics::rate_limited();
-            Status::resource_exhausted(format!(
-                "{client} already has {} requests in flight (limits.max_concurrent_per_client)",
-                self.config.max_concurrent_per_client
-            ))
-        })?;
-        let global_permit = self.global.clone().try_acquire_owned().map_err(|_| {
-            crate::metrics::rate_limited();
-            Status::resource_exhausted(format!(
-                "the server has {} requests in flight (limits.max_concurrent): retry shortly",
-                self.config.max_concurrent
-            ))
-        })?;
-        Ok(Permit {
-            _global: global_permit,
-            _client: client_permit,
-        })
+            Ok(in_flight)
+        }
     }
 }
 
@@ -136,10 +154,32 @@ impl Limiter {
 /// `max_envelope_bytes` before it is refused unread.
 pub const FRAMING_BYTES: usize = 1024;
 
-/// The largest request message the server reads, for an envelope limit of
+/// The most envelopes one `SubmitBatch` request or one `SubmitStream` message may carry.
+pub const MAX_BATCH_ENVELOPES: usize = 256;
+
+/// The most envelopes of one submission stream received and not yet answered: past it the
+/// server reads no more of the stream until answers have gone out.
+pub const MAX_STREAM_IN_FLIGHT: usize = 1024;
+
+/// The largest `SubmitBatch` request or `SubmitStream` message the server reads when
+/// envelopes are at most `max_envelope_bytes`: 4 MiB (gRPC's usual message limit), or one
+/// envelope's request if that is larger. Each envelope in it is still held to
 /// `max_envelope_bytes`.
-pub fn max_request_bytes(max_envelope_bytes: usize) -> usize {
+pub fn max_batch_message_bytes(max_envelope_bytes: usize) -> usize {
+    (4 << 20).max(max_submit_request_bytes(max_envelope_bytes))
+}
+
+/// The largest request message of a call other than `SubmitBatch` and `SubmitStream`, for
+/// an envelope limit of `max_envelope_bytes`.
+pub fn max_submit_request_bytes(max_envelope_bytes: usize) -> usize {
     max_envelope_bytes + FRAMING_BYTES
+}
+
+/// The largest request message any call accepts (a batch's), for an envelope limit of
+/// `max_envelope_bytes`: tonic's own decoding limit, a backstop behind [`CappedBody`], which
+/// holds each call to its own limit before the message is read.
+pub fn max_request_bytes(max_envelope_bytes: usize) -> usize {
+    max_batch_message_bytes(max_envelope_bytes)
 }
 
 /// The refusal of an envelope over `max_envelope_bytes`, whether the front door finds it
@@ -153,57 +193,103 @@ pub fn oversize_envelope(size: usize, max_envelope_bytes: usize) -> Status {
     ))
 }
 
-/// A request body that fails with `RESOURCE_EXHAUSTED` as soon as its gRPC message header
-/// announces more than the request size limit, or more than that arrives: the server
-/// never holds more of an oversize request than its first frame.
+/// What a capped body belongs to: the limit of its messages and how a refusal reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// `Submit`: one message, one envelope (refusals counted as submissions).
+    Submit,
+    /// `SubmitBatch`: one message of up to [`MAX_BATCH_ENVELOPES`] envelopes.
+    SubmitBatch,
+    /// `SubmitStream`: any number of messages, each held to the batch message limit.
+    SubmitStream,
+    /// Any other call: one message.
+    Other,
+}
+
+/// A request body that fails with `RESOURCE_EXHAUSTED` as soon as a gRPC message header
+/// announces more than the call's message size limit, or more than that arrives: the server
+/// never holds more of an oversize message than its first frame. A stream's messages are
+/// each held to the limit; any other call carries one message.
 #[derive(Debug)]
 pub struct CappedBody {
     inner: tonic::body::Body,
     max_envelope_bytes: usize,
-    /// Whether this is a `Submit` call (counted in the submission metrics when refused).
-    submit: bool,
+    call: Call,
     /// The gRPC message header (compression flag, big-endian length) as it arrives.
     header: [u8; 5],
     header_len: usize,
-    /// Bytes of the body so far.
-    seen: usize,
+    /// Bytes of the current message's body still to come.
+    remaining: usize,
+    /// Messages begun so far.
+    messages: usize,
 }
 
 impl CappedBody {
-    /// `inner`, capped for an envelope limit of `max_envelope_bytes`.
-    pub fn new(inner: tonic::body::Body, max_envelope_bytes: usize, submit: bool) -> Self {
+    /// `inner`, capped for `call` and an envelope limit of `max_envelope_bytes`.
+    pub fn new(inner: tonic::body::Body, max_envelope_bytes: usize, call: Call) -> Self {
         CappedBody {
             inner,
             max_envelope_bytes,
-            submit,
+            call,
             header: [0; 5],
             header_len: 0,
-            seen: 0,
+            remaining: 0,
+            messages: 0,
+        }
+    }
+
+    /// The largest message the call accepts.
+    fn limit(&self) -> usize {
+        match self.call {
+            Call::SubmitBatch | Call::SubmitStream => {
+                max_batch_message_bytes(self.max_envelope_bytes)
+            }
+            Call::Submit | Call::Other => max_submit_request_bytes(self.max_envelope_bytes),
         }
     }
 
     fn refuse(&self, size: usize) -> Status {
-        let refused = if self.submit {
-            oversize_envelope(size, self.max_envelope_bytes)
-        } else {
-            Status::resource_exhausted(format!(
+        let refused = match self.call {
+            Call::Submit => oversize_envelope(size, self.max_envelope_bytes),
+            Call::SubmitBatch | Call::SubmitStream => Status::resource_exhausted(format!(
+                "request message of {size} bytes is over the {}-byte limit of a batch \
+                 message (4 MiB, at least one envelope's request): send fewer envelopes per \
+                 message",
+                self.limit()
+            )),
+            Call::Other => Status::resource_exhausted(format!(
                 "request of {size} bytes is over the {}-byte limit (max_envelope_bytes)",
-                max_request_bytes(self.max_envelope_bytes)
-            ))
+                self.limit()
+            )),
         };
-        if self.submit {
+        if self.call != Call::Other {
             crate::metrics::METRICS.submission(Err(refused.code()));
         }
         refused
     }
 
     /// Takes in a chunk of the body: the refusal when it goes over the limit.
-    fn take(&mut self, data: &[u8]) -> Result<(), Status> {
-        let limit = max_request_bytes(self.max_envelope_bytes);
-        if self.header_len < self.header.len() {
+    fn take(&mut self, mut data: &[u8]) -> Result<(), Status> {
+        let limit = self.limit();
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(data.len());
+                self.remaining -= n;
+                data = &data[n..];
+                continue;
+            }
+            if self.header_len == 0 {
+                self.messages += 1;
+                // A call other than a stream carries one message: anything after it is
+                // more than the limit allows.
+                if self.messages > 1 && self.call != Call::SubmitStream {
+                    return Err(self.refuse(limit.saturating_add(data.len())));
+                }
+            }
             let n = (self.header.len() - self.header_len).min(data.len());
             self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
             self.header_len += n;
+            data = &data[n..];
             if self.header_len == self.header.len() {
                 let [_, a, b, c, d] = self.header;
                 let announced =
@@ -211,12 +297,9 @@ impl CappedBody {
                 if announced > limit {
                     return Err(self.refuse(announced));
                 }
+                self.header_len = 0;
+                self.remaining = announced;
             }
-        }
-        self.seen = self.seen.saturating_add(data.len());
-        // A unary call carries one message: its header and at most `limit` bytes.
-        if self.seen > limit + self.header.len() {
-            return Err(self.refuse(self.seen - self.header.len()));
         }
         Ok(())
     }
@@ -500,6 +583,47 @@ mod tests {
         // The first refusal was logged; the two after it and the budget refusal are summed.
         assert_eq!(r.summarize(), vec![("10.0.0.1".parse().unwrap(), 3)]);
         assert!(r.summarize().is_empty(), "a new interval starts empty");
+    }
+
+    /// A gRPC message: header and `len` bytes of body.
+    fn message(len: usize) -> Vec<u8> {
+        let mut m = vec![0u8];
+        m.extend_from_slice(&u32::try_from(len).unwrap().to_be_bytes());
+        m.extend(std::iter::repeat_n(0x0a, len));
+        m
+    }
+
+    #[test]
+    fn a_stream_holds_each_message_to_the_batch_limit_and_a_unary_call_to_one_message() {
+        let limit = max_batch_message_bytes(1024);
+        let mut stream = CappedBody::new(tonic::body::Body::empty(), 1024, Call::SubmitStream);
+        // Many messages within the limit, split across chunks anywhere.
+        let mut bytes = Vec::new();
+        for len in [10, limit, 0, 3000] {
+            bytes.extend(message(len));
+        }
+        for chunk in bytes.chunks(7) {
+            stream.take(chunk).unwrap();
+        }
+        // The next one announces one byte too many: refused from its header.
+        let err = stream.take(&message(limit + 1)[..5]).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+        assert!(err.message().contains("send fewer envelopes"), "{err}");
+
+        // Submit: one message of at most the envelope limit plus framing.
+        let mut unary = CappedBody::new(tonic::body::Body::empty(), 1024, Call::Submit);
+        unary.take(&message(1024 + FRAMING_BYTES)).unwrap();
+        assert!(
+            unary.take(&message(1)).is_err(),
+            "a second message is refused"
+        );
+        let mut unary = CappedBody::new(tonic::body::Body::empty(), 1024, Call::Submit);
+        let err = unary.take(&message(1024 + FRAMING_BYTES + 1)).unwrap_err();
+        assert!(err.message().contains("max_envelope_bytes"), "{err}");
+        // A batch: one message of up to the batch limit.
+        let mut batch = CappedBody::new(tonic::body::Body::empty(), 1024, Call::SubmitBatch);
+        batch.take(&message(limit)).unwrap();
+        assert!(batch.take(&message(1)).is_err());
     }
 
     #[test]

@@ -69,10 +69,13 @@ impl LedgerService {
 
     /// Routes on the payload type and runs the checks that need no sequencing. Also
     /// returns the submission's dedupe key, from the keys whose signatures counted.
-    fn check(&self, envelope: Envelope) -> Result<Checked, Status> {
+    /// `verified`: an attestation's signatures already verified (a batch's, together),
+    /// with the registry they were verified against.
+    fn check(&self, envelope: Envelope, verified: Option<Verified>) -> Result<Checked, Status> {
         match envelope.payload_type.as_str() {
             IN_TOTO_PAYLOAD_TYPE => {
-                let (authorization, statement, facts) = self.check_attestation(&envelope)?;
+                let (authorization, statement, facts) =
+                    self.check_attestation(&envelope, verified)?;
                 Ok(Checked {
                     digest: facts.dedupe_key(&envelope),
                     envelope,
@@ -130,6 +133,7 @@ impl LedgerService {
     fn check_attestation(
         &self,
         envelope: &Envelope,
+        verified: Option<Verified>,
     ) -> Result<(Authorization, Statement, Facts), Status> {
         let statement = Statement::from_envelope(envelope).map_err(|e| {
             METRICS.verification_failure(VerificationFailure::Statement);
@@ -139,10 +143,15 @@ impl LedgerService {
             METRICS.verification_failure(VerificationFailure::Statement);
             Status::invalid_argument(format!("the release attestation's {e}"))
         })?;
-        let registry = self.ledger()?.registry();
-        let keys = registry
-            .verifying_keys(envelope, &statement.predicate_type)
-            .map_err(auth_status)?;
+        let (registry, keys) = match verified {
+            Some((registry, keys)) => (registry, keys),
+            None => {
+                let registry = self.ledger()?.registry();
+                let keys = registry.verifying_keys(envelope, &statement.predicate_type);
+                (registry, keys)
+            }
+        };
+        let keys = keys.map_err(auth_status)?;
         let authorized = registry
             .authorize(&keys, &statement.predicate_type, now_nanos())
             .map_err(auth_status)?;
@@ -228,6 +237,330 @@ impl LedgerService {
             .apply(registry_index_placeholder(), now_nanos(), envelope)
             .map_err(|e| status(registry_error(e)))?;
         Ok(())
+    }
+}
+
+/// Whether the attestations of one `SubmitBatch` request or `SubmitStream` message have
+/// their signatures checked together, in one Ed25519 batch
+/// ([`Registry::verifying_keys_batch`]), instead of one by one. The answers are the same
+/// either way. Off: to agree exactly with strict verification the batch must first check
+/// every signature's `R` for a small-order component, which costs about what the batch
+/// saves, and with the extra Statement parse it measured slower end to end
+/// (`docs/PERFORMANCE.md`, "Batch and stream submission").
+const BATCH_VERIFICATION: bool = false;
+
+/// An attestation's signing keys as verified against a registry
+/// ([`Registry::verifying_keys`], or the batch path of [`Registry::verifying_keys_batch`]).
+type Verified = (
+    std::sync::Arc<Registry>,
+    Result<Vec<evident_core::keys::PublicKey>, AuthError>,
+);
+
+/// The answer to one envelope: its receipt, or why it was refused.
+type Answer = Result<pb::Receipt, Status>;
+
+/// The answers of a submission stream as tonic sends them.
+type AnswerStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<pb::SubmitStreamResponse, Status>> + Send>,
+>;
+
+impl LedgerService {
+    /// The checks of one envelope that need neither keys nor the ledger: present, a
+    /// payload type, within `max_envelope_bytes`, at most [`MAX_SIGNATURES`] signatures.
+    fn precheck(&self, envelope: Option<pb::Envelope>) -> Result<Envelope, Status> {
+        let envelope = envelope_from_proto(envelope)?;
+        let size = record::encoded_envelope_len(&envelope);
+        if size > self.max_envelope_bytes {
+            return Err(crate::limits::oversize_envelope(
+                size,
+                self.max_envelope_bytes,
+            ));
+        }
+        if envelope.signatures.len() > MAX_SIGNATURES {
+            return Err(Status::invalid_argument(format!(
+                "envelope has {} signatures, at most {MAX_SIGNATURES} are accepted",
+                envelope.signatures.len()
+            )));
+        }
+        Ok(envelope)
+    }
+
+    /// Sequences a checked envelope: the entry already logged with the same dedupe key,
+    /// or (a registry change after its trial on a copy of the registry) a new entry.
+    async fn sequence(&self, checked: Checked) -> Answer {
+        let Checked {
+            envelope,
+            authorization,
+            what,
+            signers,
+            digest,
+        } = checked;
+        // Only now, with the signatures verified and authorized: the same content by the
+        // same keys is answered with the entry already logged.
+        if let Some(receipt) = self.ledger()?.existing(&digest).map_err(status)? {
+            tracing::info!(
+                index = receipt.index,
+                "resubmission answered with the original receipt"
+            );
+            return Ok(receipt_to_proto(receipt, true));
+        }
+        if matches!(authorization, Authorization::Registry) {
+            self.trial_registry_change(&envelope)?;
+        }
+        let (receipt, duplicate) = self
+            .ledger()?
+            .submit(envelope, authorization)
+            .await
+            .map_err(status)?;
+        tracing::info!(
+            index = receipt.index,
+            duplicate,
+            kind = %receipt.kind,
+            // Untrusted strings are logged escaped ({:?}): a newline in one cannot
+            // forge a log line, an escape sequence cannot reach a terminal.
+            what = ?what,
+            signers = ?signers,
+            "entry submitted"
+        );
+        Ok(receipt_to_proto(receipt, duplicate))
+    }
+
+    /// The checks of several envelopes, on the blocking pool's thread: with
+    /// [`BATCH_VERIFICATION`], the signatures of every attestation verified together (one
+    /// Ed25519 batch, falling back to one by one when it fails); then each envelope checked
+    /// on its own exactly as `Submit` checks it.
+    fn check_all(&self, envelopes: Vec<Result<Envelope, Status>>) -> Vec<Result<Checked, Status>> {
+        let registry = match self.ledger() {
+            Ok(ledger) => ledger.registry(),
+            Err(refused) => {
+                return envelopes
+                    .into_iter()
+                    .map(|_| Err(refused.clone()))
+                    .collect();
+            }
+        };
+        // The attestations whose Statement parses: the others are refused before their
+        // signatures are looked at, as `Submit` refuses them.
+        let mut attestations: Vec<(usize, String)> = Vec::new();
+        for (i, envelope) in envelopes.iter().enumerate() {
+            if !BATCH_VERIFICATION {
+                break;
+            }
+            let Ok(envelope) = envelope else { continue };
+            if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+                continue;
+            }
+            if let Ok(statement) = Statement::from_envelope(envelope) {
+                if evident_core::audit::check_release(&statement).is_ok() {
+                    attestations.push((i, statement.predicate_type));
+                }
+            }
+        }
+        let mut verified: Vec<Option<Verified>> = envelopes.iter().map(|_| None).collect();
+        if attestations.len() > 1 {
+            let items: Vec<(&Envelope, &str)> = attestations
+                .iter()
+                .filter_map(|(i, predicate_type)| {
+                    envelopes[*i]
+                        .as_ref()
+                        .ok()
+                        .map(|e| (e, predicate_type.as_str()))
+                })
+                .collect();
+            let keys = registry.verifying_keys_batch(&items);
+            for ((i, _), keys) in attestations.iter().zip(keys) {
+                verified[*i] = Some((registry.clone(), keys));
+            }
+        }
+        envelopes
+            .into_iter()
+            .zip(verified)
+            .map(|(envelope, verified)| self.check(envelope?, verified))
+            .collect()
+    }
+
+    /// Submits the envelopes of one `SubmitBatch` request or `SubmitStream` message for
+    /// `principal`: each envelope is answered on its own, as `Submit` would answer it, in
+    /// order. Each needs its role (admin for registry changes and policy versions) and is
+    /// charged to the client's rate, except the first when `first_paid` (the call's
+    /// admission paid for it). The envelopes are sequenced concurrently, so they share the
+    /// sequencer's batches.
+    async fn submit_many(
+        &self,
+        principal: &crate::auth::Principal,
+        envelopes: Vec<pb::Envelope>,
+        first_paid: bool,
+    ) -> Vec<Answer> {
+        let prechecked: Vec<Result<Envelope, Status>> = envelopes
+            .into_iter()
+            .enumerate()
+            .map(|(i, envelope)| {
+                let (needs, what) = submit_needs(&envelope.payload_type);
+                principal.require(needs, what)?;
+                if i > 0 || !first_paid {
+                    self.limiter.charge(&principal.name)?;
+                }
+                self.precheck(Some(envelope))
+            })
+            .collect();
+        let count = prechecked.len();
+        // Signature verification is CPU work: keep it off the async workers.
+        let this = self.clone();
+        let checked = match tokio::task::spawn_blocking(move || this.check_all(prechecked)).await {
+            Ok(checked) => checked,
+            Err(e) => {
+                let refused = Status::internal(format!("checking the envelopes failed: {e}"));
+                (0..count).map(|_| Err(refused.clone())).collect()
+            }
+        };
+        let tasks: Vec<_> = checked
+            .into_iter()
+            .map(|checked| {
+                let this = self.clone();
+                tokio::spawn(async move { this.sequence(checked?).await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let answer = task
+                .await
+                .unwrap_or_else(|e| Err(Status::internal(format!("submitting failed: {e}"))));
+            count_submission(&answer);
+            answers.push(answer);
+        }
+        answers
+    }
+
+    /// Reads a submission stream and answers each envelope, in order, into `answers`;
+    /// holds the call's concurrency slot (`admitted`) until the stream is done. Stops
+    /// reading while [`crate::limits::MAX_STREAM_IN_FLIGHT`] envelopes are unanswered, and
+    /// when no message arrives within the request timeout.
+    async fn run_stream(
+        self,
+        principal: crate::auth::Principal,
+        admitted: crate::limits::Permit,
+        mut requests: tonic::Streaming<pb::SubmitStreamRequest>,
+        answers: tokio::sync::mpsc::Sender<(
+            Result<pb::SubmitStreamResponse, Status>,
+            Option<tokio::sync::OwnedSemaphorePermit>,
+        )>,
+    ) {
+        use crate::limits::{MAX_BATCH_ENVELOPES, MAX_STREAM_IN_FLIGHT};
+        let _admitted = admitted;
+        let window = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_STREAM_IN_FLIGHT));
+        let timeout = self.limiter.request_timeout();
+        let mut previous: Option<tokio::task::JoinHandle<()>> = None;
+        let end: Option<Status> = loop {
+            // Room for a whole message before reading it, so the unanswered envelopes never
+            // exceed the window; a client that neither sends nor reads its answers for the
+            // request timeout is cut off.
+            let next = async {
+                let room = window
+                    .clone()
+                    .acquire_many_owned(MAX_BATCH_ENVELOPES as u32)
+                    .await
+                    .map_err(|_| Status::internal("the stream's window closed"))?;
+                requests.message().await.map(|m| (room, m))
+            };
+            let (room, message) = match tokio::time::timeout(timeout, next).await {
+                Err(_) => {
+                    break Some(Status::deadline_exceeded(format!(
+                        "the stream made no progress for {} ms (limits.request_timeout_ms): \
+                         it sent no envelope, or read none of its answers; it is closed",
+                        timeout.as_millis()
+                    )));
+                }
+                Ok(Err(refused)) => break Some(refused),
+                Ok(Ok((_, None))) => break None,
+                Ok(Ok((room, Some(message)))) => (room, message),
+            };
+            drop(room);
+            let count = message.envelopes.len();
+            if count > MAX_BATCH_ENVELOPES {
+                count_submission(&Err(too_many_envelopes(count)));
+                break Some(too_many_envelopes(count));
+            }
+            let mut permits = Vec::with_capacity(count);
+            for _ in 0..count {
+                match window.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let this = self.clone();
+            let principal = principal.clone();
+            let answers = answers.clone();
+            let after = previous.take();
+            let sequence = message.sequence;
+            previous = Some(tokio::spawn(async move {
+                let results = this.submit_many(&principal, message.envelopes, false).await;
+                // Answers go out in the order the envelopes came in.
+                if let Some(after) = after {
+                    let _ = after.await;
+                }
+                let permits = permits
+                    .into_iter()
+                    .map(Some)
+                    .chain(std::iter::repeat_with(|| None));
+                for ((i, answer), permit) in results.into_iter().enumerate().zip(permits) {
+                    let response = pb::SubmitStreamResponse {
+                        sequence: sequence.wrapping_add(i as u64),
+                        result: Some(result_to_proto(answer)),
+                    };
+                    if answers.send((Ok(response), permit)).await.is_err() {
+                        return;
+                    }
+                }
+            }));
+        };
+        if let Some(last) = previous {
+            let _ = last.await;
+        }
+        if let Some(end) = end {
+            let _ = answers.send((Err(end), None)).await;
+        }
+    }
+}
+
+/// What submitting an envelope of this payload type needs, and how a refusal names it:
+/// registry changes and policy versions are the administrators'; the rest is evidence.
+fn submit_needs(payload_type: &str) -> (Needs, &'static str) {
+    if payload_type == REGISTRY_PAYLOAD_TYPE || payload_type == POLICY_PAYLOAD_TYPE {
+        (
+            Needs::Role(Role::Admin),
+            "submit registry changes or policy versions",
+        )
+    } else {
+        (Needs::Role(Role::Submitter), "submit attestations")
+    }
+}
+
+/// The refusal of a batch request or stream message over [`crate::limits::MAX_BATCH_ENVELOPES`].
+fn too_many_envelopes(count: usize) -> Status {
+    Status::invalid_argument(format!(
+        "the request carries {count} envelopes, at most {} are accepted in one request: \
+         split it (nothing was submitted)",
+        crate::limits::MAX_BATCH_ENVELOPES
+    ))
+}
+
+/// Counts one envelope's answer in the submission metrics.
+fn count_submission(answer: &Answer) {
+    METRICS.submission(match answer {
+        Ok(receipt) => Ok(receipt.duplicate),
+        Err(refused) => Err(refused.code()),
+    });
+}
+
+fn result_to_proto(answer: Answer) -> pb::SubmitResult {
+    pb::SubmitResult {
+        result: Some(match answer {
+            Ok(receipt) => pb::submit_result::Result::Receipt(receipt),
+            Err(refused) => pb::submit_result::Result::Error(pb::SubmitError {
+                code: refused.code() as i32,
+                message: refused.message().to_owned(),
+            }),
+        }),
     }
 }
 
@@ -618,94 +951,93 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
-        let answer: Result<Response<pb::SubmitResponse>, Status> = async {
-            // Registry changes and policy versions are the administrators'; the rest is evidence.
-            let admin_entry = request.get_ref().envelope.as_ref().is_some_and(|e| {
-                e.payload_type == REGISTRY_PAYLOAD_TYPE || e.payload_type == POLICY_PAYLOAD_TYPE
-            });
-            let (needs, what) = if admin_entry {
-                (
-                    Needs::Role(Role::Admin),
-                    "submit registry changes or policy versions",
-                )
-            } else {
-                (Needs::Role(Role::Submitter), "submit attestations")
-            };
-            // Held until the submission is answered.
+        let answer: Answer = async {
+            let payload_type = request
+                .get_ref()
+                .envelope
+                .as_ref()
+                .map(|e| e.payload_type.as_str())
+                .unwrap_or_default();
+            let (needs, what) = submit_needs(payload_type);
+            // Held until the envelope is checked.
             let admitted = self.admit(&request, needs, what)?;
-            let envelope = envelope_from_proto(request.into_inner().envelope)?;
-            let size = record::encoded_envelope_len(&envelope);
-            if size > self.max_envelope_bytes {
-                return Err(crate::limits::oversize_envelope(
-                    size,
-                    self.max_envelope_bytes,
-                ));
-            }
-            if envelope.signatures.len() > MAX_SIGNATURES {
-                return Err(Status::invalid_argument(format!(
-                    "envelope has {} signatures, at most {MAX_SIGNATURES} are accepted",
-                    envelope.signatures.len()
-                )));
-            }
+            let envelope = self.precheck(request.into_inner().envelope)?;
             // Signature verification is CPU work: keep it off the async workers.
             let this = self.clone();
             let checked = tokio::task::spawn_blocking(move || {
                 // The slot stays taken while the check runs, even if the caller gave up.
                 let _admitted = admitted;
-                this.check(envelope)
+                this.check(envelope, None)
             })
             .await
             .map_err(|e| Status::internal(format!("checking the envelope failed: {e}")))??;
-            let Checked {
-                envelope,
-                authorization,
-                what,
-                signers,
-                digest,
-            } = checked;
-            // Only now, with the signatures verified and authorized: the same content by the
-            // same keys is answered with the entry already logged.
-            if let Some(receipt) = self.ledger()?.existing(&digest).map_err(status)? {
-                tracing::info!(
-                    index = receipt.index,
-                    "resubmission answered with the original receipt"
-                );
-                return Ok(Response::new(pb::SubmitResponse {
-                    receipt: Some(receipt_to_proto(receipt, true)),
-                }));
-            }
-            if matches!(authorization, Authorization::Registry) {
-                self.trial_registry_change(&envelope)?;
-            }
-            let (receipt, duplicate) = self
-                .ledger()?
-                .submit(envelope, authorization)
-                .await
-                .map_err(status)?;
-            tracing::info!(
-                index = receipt.index,
-                duplicate,
-                kind = %receipt.kind,
-                // Untrusted strings are logged escaped ({:?}): a newline in one cannot
-                // forge a log line, an escape sequence cannot reach a terminal.
-                what = ?what,
-                signers = ?signers,
-                "entry submitted"
-            );
-            Ok(Response::new(pb::SubmitResponse {
-                receipt: Some(receipt_to_proto(receipt, duplicate)),
-            }))
+            self.sequence(checked).await
         }
         .await;
-        METRICS.submission(match &answer {
-            Ok(response) => Ok(response
-                .get_ref()
-                .receipt
-                .as_ref()
-                .is_some_and(|r| r.duplicate)),
-            Err(refused) => Err(refused.code()),
-        });
-        answer
+        count_submission(&answer);
+        answer.map(|receipt| {
+            Response::new(pb::SubmitResponse {
+                receipt: Some(receipt),
+            })
+        })
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<pb::SubmitBatchRequest>,
+    ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let what = "submit entries";
+        let principal = self
+            .auth
+            .check(&request, Needs::Either(Role::Submitter, Role::Admin), what)
+            .inspect_err(|refused| count_submission(&Err(refused.clone())))?;
+        // Held until every envelope is answered.
+        let _admitted = self
+            .limiter
+            .admit(&principal.name)
+            .inspect_err(|refused| count_submission(&Err(refused.clone())))?;
+        let envelopes = request.into_inner().envelopes;
+        if envelopes.len() > crate::limits::MAX_BATCH_ENVELOPES {
+            let refused = too_many_envelopes(envelopes.len());
+            count_submission(&Err(refused.clone()));
+            return Err(refused);
+        }
+        self.ledger()
+            .inspect_err(|refused| count_submission(&Err(refused.clone())))?;
+        let results = self
+            .submit_many(&principal, envelopes, true)
+            .await
+            .into_iter()
+            .map(result_to_proto)
+            .collect();
+        Ok(Response::new(pb::SubmitBatchResponse { results }))
+    }
+
+    type SubmitStreamStream = AnswerStream;
+
+    async fn submit_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::SubmitStreamRequest>>,
+    ) -> Result<Response<AnswerStream>, Status> {
+        use tokio_stream::StreamExt as _;
+        let what = "submit entries";
+        let principal = self
+            .auth
+            .check(&request, Needs::Either(Role::Submitter, Role::Admin), what)
+            .inspect_err(|refused| count_submission(&Err(refused.clone())))?;
+        // Held until the stream is done: one slot, however many envelopes it carries.
+        let admitted = self
+            .limiter
+            .admit(&principal.name)
+            .inspect_err(|refused| count_submission(&Err(refused.clone())))?;
+        self.ledger()
+            .inspect_err(|refused| count_submission(&Err(refused.clone())))?;
+        let (answers, out) = tokio::sync::mpsc::channel(crate::limits::MAX_STREAM_IN_FLIGHT + 1);
+        let this = self.clone();
+        tokio::spawn(this.run_stream(principal, admitted, request.into_inner(), answers));
+        // An answer's place in the window is freed once tonic takes it to send.
+        let out = tokio_stream::wrappers::ReceiverStream::new(out).map(|(answer, _permit)| answer);
+        Ok(Response::new(Box::pin(out)))
     }
 
     async fn list_signers(

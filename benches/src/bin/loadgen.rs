@@ -3,7 +3,13 @@
 //! latency percentiles for each concurrency level.
 //!
 //! Without `--server` it starts `evidentd` itself (from `--evidentd`, default
-//! `target/release/evidentd`) on a fresh data folder that trusts the generator's key.
+//! `target/release/evidentd`) on a fresh data folder that trusts the generator's key; with
+//! `--tls` over TLS, with the certificate the server makes for itself.
+//!
+//! `--mode unary` sends one `Submit` per envelope; `--mode stream` keeps one `SubmitStream`
+//! open per client and sends envelopes in messages of `--batch`. The last lines are one per
+//! mode and client count: `mode=… clients=… tls=… submissions/s=… p50_ms=… p99_ms=…
+//! errors=… bytes/entry=…`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use evident_benches::{Started, start_evidentd};
+use evident_client::{Client, Credentials};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::registry::{Change, sign_change};
 use evident_core::{PublicKey, SigningKey};
@@ -41,13 +48,56 @@ struct Args {
     /// Extra TOML for the started server's config (e.g. "[batch]\nmax_entries = 2048").
     #[arg(long, default_value = "")]
     server_config: String,
+    /// How clients submit, comma-separated: `unary` (one Submit per envelope) and/or
+    /// `stream` (one SubmitStream per client, envelopes in messages of `--batch`).
+    #[arg(long, value_delimiter = ',', default_value = "unary")]
+    mode: Vec<Mode>,
+    /// Envelopes per stream message (`--mode stream`), at most 256.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Over TLS: the started server makes its own certificate; `--server` then takes an
+    /// https:// address and `--ca` the CA that signed its certificate.
+    #[arg(long)]
+    tls: bool,
+    /// The CA of an already running TLS server (PEM).
+    #[arg(long)]
+    ca: Option<PathBuf>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Unary,
+    Stream,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Unary => "unary",
+            Mode::Stream => "stream",
+        }
+    }
+}
+
+/// One measured level.
+#[derive(Debug)]
+struct Level {
+    mode: Mode,
+    clients: usize,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+/// What a client's task returns: receipt latencies and errors.
+type Outcome = (Vec<Duration>, usize);
 
 const SEED: u8 = 42;
 const ADMIN_SEED: u8 = 43;
 
 /// Registers the generator's key (any predicate type), signed by the genesis administrator.
-async fn register(url: &str) -> anyhow::Result<()> {
+async fn register(url: &str, credentials: &Credentials) -> anyhow::Result<()> {
     let change = Change::AddSigner {
         identity: "loadgen@bench".into(),
         public_key: PublicKey::from_signing_key(&SigningKey::from_bytes(&[SEED; 32])).to_hex(),
@@ -57,7 +107,7 @@ async fn register(url: &str) -> anyhow::Result<()> {
         not_after: None,
     };
     let admin = SigningKey::from_bytes(&[ADMIN_SEED; 32]);
-    let mut client = evident_client::Client::connect(url).await?;
+    let mut client = Client::connect_with(url, credentials).await?;
     client.submit(&sign_change(&change, &[&admin])).await?;
     Ok(())
 }
@@ -103,9 +153,11 @@ fn sign_pool(count: usize) -> Vec<Envelope> {
 
 fn start_server(args: &Args) -> anyhow::Result<Started> {
     let settings = format!(
-        "{}\n[genesis]\n[[genesis.admin]]\nidentity = \"admin@bench\"\npublic_key = \"{}\"\n[tls]\nplaintext = true\n{}",
+        "{}\n[genesis]\n[[genesis.admin]]\nidentity = \"admin@bench\"\npublic_key = \"{}\"\n[tls]\n{}{}",
         args.server_config,
         PublicKey::from_signing_key(&SigningKey::from_bytes(&[ADMIN_SEED; 32])).to_hex(),
+        // With --tls the server makes a certificate for localhost on first start.
+        if args.tls { "" } else { "plaintext = true\n" },
         // Every load client is the same (open) client, each on its own connection from
         // loopback: the measurement is the server's, not the per-client limits'.
         if args.server_config.contains("[limits]") {
@@ -126,9 +178,90 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// One client submitting with `Submit`, one envelope at a time, until `deadline`.
+async fn unary_client(
+    mut client: Client,
+    pool: Arc<Vec<Envelope>>,
+    next: Arc<AtomicUsize>,
+    deadline: Instant,
+) -> Outcome {
+    let mut latencies = Vec::new();
+    let mut errors = 0usize;
+    while Instant::now() < deadline {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        let Some(envelope) = pool.get(n) else { break };
+        let t = Instant::now();
+        match client.submit(envelope).await {
+            Ok((receipt, duplicate)) if !duplicate && receipt.tree_size > receipt.index => {
+                latencies.push(t.elapsed())
+            }
+            _ => errors += 1,
+        }
+    }
+    (latencies, errors)
+}
+
+/// One client keeping a `SubmitStream` open until `deadline`, sending envelopes in
+/// messages of `batch`; an envelope's latency runs from when the stream took it to its
+/// answer.
+async fn stream_client(
+    mut client: Client,
+    pool: Arc<Vec<Envelope>>,
+    next: Arc<AtomicUsize>,
+    deadline: Instant,
+    batch: usize,
+) -> Outcome {
+    let sent: Arc<std::sync::Mutex<std::collections::VecDeque<Instant>>> = Arc::default();
+    let taken = sent.clone();
+    let envelopes = std::iter::from_fn(move || {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        let envelope = pool.get(next.fetch_add(1, Ordering::Relaxed))?.clone();
+        taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_back(Instant::now());
+        Some(envelope)
+    });
+    let mut latencies = Vec::new();
+    let mut errors = 0usize;
+    let mut answers = match client
+        .submit_stream(tokio_stream::iter(envelopes), batch)
+        .await
+    {
+        Ok(answers) => answers,
+        Err(_) => return (latencies, 1),
+    };
+    while let Some(answer) = answers.next().await {
+        let took = sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop_front()
+            .map(|t| t.elapsed());
+        match answer {
+            Ok((_, Ok((receipt, duplicate))))
+                if !duplicate && receipt.tree_size > receipt.index =>
+            {
+                latencies.push(took.unwrap_or_default())
+            }
+            Ok(_) => errors += 1,
+            Err(_) => {
+                errors += 1;
+                break;
+            }
+        }
+    }
+    (latencies, errors)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    anyhow::ensure!(
+        (1..=256).contains(&args.batch),
+        "--batch must be 1 to 256 envelopes"
+    );
     eprintln!("signing {} envelopes in advance…", args.envelopes);
     let pool = Arc::new(sign_pool(args.envelopes));
     let size_json = pool[0].to_json().len();
@@ -139,70 +272,99 @@ async fn main() -> anyhow::Result<()> {
     let url = args
         .server
         .clone()
-        .or_else(|| started.as_ref().map(|s| s.url.clone()))
+        .or_else(|| {
+            started
+                .as_ref()
+                .map(|s| match (args.tls, s.url.rsplit_once(':')) {
+                    // The made certificate names localhost and 127.0.0.1.
+                    (true, Some((_, port))) => format!("https://127.0.0.1:{port}"),
+                    _ => s.url.clone(),
+                })
+        })
         .expect("a server address");
+    let ca = match (&args.ca, &started) {
+        (Some(path), _) => Some(std::fs::read(path)?),
+        (None, Some(started)) if args.tls => Some(std::fs::read(
+            started.data_dir().join("tls").join("ca.pem"),
+        )?),
+        _ => None,
+    };
+    let credentials = Credentials {
+        ca,
+        ..Credentials::default()
+    };
     if started.is_some() {
-        register(&url).await?;
+        register(&url, &credentials).await?;
     }
     let next = Arc::new(AtomicUsize::new(0));
     println!(
         "envelope JSON size: {size_json} bytes; {} s per level; server {url}",
         args.seconds
     );
-    println!("| clients | receipts | submissions/s | p50 ms | p99 ms | max ms | errors |");
-    println!("|---|---|---|---|---|---|---|");
-    for &clients in &args.clients {
-        let deadline = Instant::now() + Duration::from_secs(args.seconds);
-        let mut tasks = Vec::new();
-        for _ in 0..clients {
-            let mut client = evident_client::Client::connect(&url).await?;
-            let pool = pool.clone();
-            let next = next.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0usize;
-                while Instant::now() < deadline {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(envelope) = pool.get(n) else { break };
-                    let t = Instant::now();
-                    match client.submit(envelope).await {
-                        Ok((receipt, duplicate))
-                            if !duplicate && receipt.tree_size > receipt.index =>
-                        {
-                            latencies.push(t.elapsed())
-                        }
-                        _ => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            }));
-        }
-        let begin = Instant::now();
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (l, e) = t.await?;
-            all.extend(l);
-            errors += e;
-        }
-        let elapsed = begin.elapsed().as_secs_f64();
-        all.sort();
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut levels = Vec::new();
+    for &mode in &args.mode {
         println!(
-            "| {clients} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {errors} |",
-            all.len(),
-            all.len() as f64 / elapsed,
-            ms(percentile(&all, 50.0)),
-            ms(percentile(&all, 99.0)),
-            ms(all.last().copied().unwrap_or_default()),
+            "mode {}{}, tls {}:",
+            mode.as_str(),
+            if mode == Mode::Stream {
+                format!(" ({} envelopes per message)", args.batch)
+            } else {
+                String::new()
+            },
+            args.tls
         );
-        if next.load(Ordering::Relaxed) >= pool.len() {
-            eprintln!("the pool of signed envelopes ran out: raise --envelopes");
+        println!("| clients | receipts | submissions/s | p50 ms | p99 ms | max ms | errors |");
+        println!("|---|---|---|---|---|---|---|");
+        for &clients in &args.clients {
+            let deadline = Instant::now() + Duration::from_secs(args.seconds);
+            let mut tasks = Vec::new();
+            for _ in 0..clients {
+                let client = Client::connect_with(&url, &credentials).await?;
+                let (pool, next) = (pool.clone(), next.clone());
+                tasks.push(match mode {
+                    Mode::Unary => tokio::spawn(unary_client(client, pool, next, deadline)),
+                    Mode::Stream => {
+                        tokio::spawn(stream_client(client, pool, next, deadline, args.batch))
+                    }
+                });
+            }
+            let begin = Instant::now();
+            let mut all = Vec::new();
+            let mut errors = 0;
+            for t in tasks {
+                let (l, e) = t.await?;
+                all.extend(l);
+                errors += e;
+            }
+            let elapsed = begin.elapsed().as_secs_f64();
+            all.sort();
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            let level = Level {
+                mode,
+                clients,
+                rate: all.len() as f64 / elapsed,
+                p50: percentile(&all, 50.0),
+                p99: percentile(&all, 99.0),
+                errors,
+            };
+            println!(
+                "| {clients} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {errors} |",
+                all.len(),
+                level.rate,
+                ms(level.p50),
+                ms(level.p99),
+                ms(all.last().copied().unwrap_or_default()),
+            );
+            levels.push(level);
+            if next.load(Ordering::Relaxed) >= pool.len() {
+                eprintln!("the pool of signed envelopes ran out: raise --envelopes");
+            }
         }
     }
+    let mut per_entry = None;
     if let Some(started) = &started {
         // Let sled settle, then report the store's size per entry.
-        let mut client = evident_client::Client::connect(&url).await?;
+        let mut client = Client::connect_with(&url, &credentials).await?;
         let note = client.checkpoint().await?;
         let size: u64 = note
             .lines()
@@ -210,6 +372,7 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|l| l.parse().ok())
             .unwrap_or(0);
         let bytes = dir_size(&started.data_dir());
+        per_entry = Some(bytes as f64 / size.max(1) as f64);
         println!(
             "store: {} entries, {:.1} MiB on disk, {:.0} bytes per entry (envelope JSON {size_json} bytes)",
             size,
@@ -219,6 +382,20 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     drop(started);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for level in &levels {
+        println!(
+            "mode={} clients={} tls={} submissions/s={:.0} p50_ms={:.2} p99_ms={:.2} errors={} bytes/entry={}",
+            level.mode.as_str(),
+            level.clients,
+            args.tls,
+            level.rate,
+            ms(level.p50),
+            ms(level.p99),
+            level.errors,
+            per_entry.map_or_else(|| "unknown".to_owned(), |b| format!("{b:.0}")),
+        );
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
 
+mod batch;
 mod dsse;
 mod gate_properties;
 mod harness;

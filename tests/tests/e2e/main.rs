@@ -19,5 +19,6 @@ mod rejections;
 mod report;
 mod security;
 mod storage;
+mod stream;
 mod submit;
 mod tamper;
