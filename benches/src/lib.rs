@@ -14,6 +14,8 @@ pub struct Started {
     /// `http://ADDR` of its plaintext loopback listener.
     pub url: String,
     _dir: tempfile::TempDir,
+    command: std::path::PathBuf,
+    log: String,
 }
 
 impl Started {
@@ -26,14 +28,65 @@ impl Started {
     pub fn data_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("data")
     }
+
+    /// Stops the server (SIGTERM, waited for) and starts it again on the same data folder
+    /// and config; returns when it was started again (it listens at once and answers once
+    /// its start-up check is done). The new listener's address is in `url`.
+    pub fn restart(&mut self) -> anyhow::Result<std::time::Instant> {
+        stop(&mut self.child);
+        let started = std::time::Instant::now();
+        let (child, url) = spawn(
+            &self.command,
+            &self._dir.path().join("evidentd.toml"),
+            &self.log,
+            false,
+        )?;
+        self.child = child;
+        self.url = url;
+        Ok(started)
+    }
+}
+
+fn stop(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// Starts `evidentd --config CONFIG`; returns once it prints the address it listens on.
+fn spawn(
+    evidentd: &Path,
+    config: &Path,
+    log: &str,
+    quiet_stderr: bool,
+) -> anyhow::Result<(std::process::Child, String)> {
+    let mut command = Command::new(evidentd);
+    command
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", log)
+        .stdout(Stdio::piped());
+    if quiet_stderr {
+        command.stderr(Stdio::null());
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {}", evidentd.display()))?;
+    let stdout = child.stdout.take().context("evidentd stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            std::thread::spawn(move || for _ in lines.by_ref() {});
+            return Ok((child, format!("http://{addr}")));
+        }
+    }
+    bail!("evidentd exited before listening")
 }
 
 impl Drop for Started {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
@@ -55,29 +108,12 @@ pub fn start_evidentd(
             dir.path().join("data").display().to_string(),
         ),
     )?;
-    let mut command = Command::new(evidentd);
-    command
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", log)
-        .stdout(Stdio::piped());
-    if quiet_stderr {
-        command.stderr(Stdio::null());
-    }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("starting {}", evidentd.display()))?;
-    let stdout = child.stdout.take().context("evidentd stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            std::thread::spawn(move || for _ in lines.by_ref() {});
-            return Ok(Started {
-                child,
-                url: format!("http://{addr}"),
-                _dir: dir,
-            });
-        }
-    }
-    bail!("evidentd exited before listening")
+    let (child, url) = spawn(evidentd, &config, log, quiet_stderr)?;
+    Ok(Started {
+        child,
+        url,
+        _dir: dir,
+        command: evidentd.to_owned(),
+        log: log.to_owned(),
+    })
 }

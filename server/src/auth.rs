@@ -353,6 +353,7 @@ struct Door {
     auth: Arc<Auth>,
     refusals: Arc<Refusals>,
     max_envelope_bytes: usize,
+    batch_calls: Arc<crate::limits::BatchCalls>,
 }
 
 impl FrontDoor {
@@ -363,6 +364,7 @@ impl FrontDoor {
                 auth,
                 refusals,
                 max_envelope_bytes,
+                batch_calls: Arc::default(),
             }),
         }
     }
@@ -454,7 +456,19 @@ impl Door {
             return Err(count(refused));
         }
         let limit = self.max_envelope_bytes;
-        Ok(request.map(|body| Body::new(CappedBody::new(body, limit, call))))
+        let batch = match call {
+            crate::limits::Call::SubmitBatch | crate::limits::Call::SubmitStream => {
+                Some(self.batch_calls.open(&principal.name).map_err(count)?)
+            }
+            _ => None,
+        };
+        Ok(request.map(|body| {
+            let capped = CappedBody::new(body, limit, call);
+            Body::new(match batch {
+                Some(open) => capped.holding(open),
+                None => capped,
+            })
+        }))
     }
 }
 

@@ -586,7 +586,7 @@ async fn write_backup(
     let genesis_json = serde_json::to_vec(genesis)
         .map_err(|e| BackupError::Setup(format!("encoding the genesis: {e}")))?;
     store.set_genesis(&genesis_json).map_err(write_err)?;
-    store.set_checkpoint(note).map_err(write_err)?;
+    store.set_checkpoint_durably(note).map_err(write_err)?;
     store.sync().map_err(write_err)?;
     drop(store);
 
@@ -637,7 +637,7 @@ fn remove_partial(out: &Path, created_dir: bool) {
     } else {
         crate::store::FOLDERS
             .iter()
-            .chain(&[PUB_FILE, GENESIS_FILE, KEY_FILE])
+            .chain(&[crate::store::LOCK_FILE, PUB_FILE, GENESIS_FILE, KEY_FILE])
             .map(|name| out.join(name))
             .filter(|path| path.exists())
             .try_for_each(|path| {

@@ -476,7 +476,14 @@ pub async fn run(
     )?;
     let _ = gate.set(ledger);
     drop(gate);
-    // A storage failure stops the sequencer for good: say so to load balancers.
+    if !*stopped.borrow() {
+        health_reporter
+            .set_serving::<LedgerServer<service::LedgerService>>()
+            .await;
+    }
+    // A storage failure stops the sequencer for good: say so to load balancers. Started
+    // after SERVING is set, and it looks at the failure as it is now first, so a failure
+    // before this point is not overwritten.
     let mut failure = sequencer.failure();
     let reporter = health_reporter.clone();
     let watchdog = tokio::spawn(async move {
@@ -486,11 +493,6 @@ pub async fn run(
                 .await;
         }
     });
-    if !*stopped.borrow() {
-        health_reporter
-            .set_serving::<LedgerServer<service::LedgerService>>()
-            .await;
-    }
     announce(&announced);
     let result = server.await.expect("the server task does not panic");
     // The server and with it every queue sender is gone: the sequencer drains and exits.

@@ -161,6 +161,69 @@ pub const MAX_BATCH_ENVELOPES: usize = 256;
 /// server reads no more of the stream until answers have gone out.
 pub const MAX_STREAM_IN_FLIGHT: usize = 1024;
 
+/// The most `SubmitBatch` and `SubmitStream` calls one client may have open at once. Their
+/// messages may be far larger than an envelope, and are read before the per-client
+/// concurrency limit applies: the front door holds them to this before reading a byte.
+pub const MAX_BATCH_CALLS_PER_CLIENT: usize = 16;
+
+/// The most `SubmitBatch` and `SubmitStream` calls open at once, all clients together: with
+/// 4 MiB messages, at most 256 MiB of request bodies are buffered.
+pub const MAX_BATCH_CALLS: usize = 64;
+
+/// The open batch and stream calls, in all and per client.
+#[derive(Debug, Default)]
+pub struct BatchCalls {
+    open: Mutex<(usize, HashMap<String, usize>)>,
+}
+
+/// One open batch or stream call; closed when dropped (with the call's request body).
+#[derive(Debug)]
+pub struct BatchCall {
+    calls: Arc<BatchCalls>,
+    client: String,
+}
+
+impl BatchCalls {
+    /// Opens a call for `client`, or says which bound it is over.
+    pub fn open(self: &Arc<Self>, client: &str) -> Result<BatchCall, Status> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_client) = &mut *open;
+        let mine = per_client.get(client).copied().unwrap_or(0);
+        if mine >= MAX_BATCH_CALLS_PER_CLIENT {
+            return Err(Status::resource_exhausted(format!(
+                "{client} already has {mine} SubmitBatch or SubmitStream calls open, the most \
+                 one client may: wait for one to finish, or send more envelopes per call"
+            )));
+        }
+        if *total >= MAX_BATCH_CALLS {
+            return Err(Status::resource_exhausted(format!(
+                "the server has {total} SubmitBatch or SubmitStream calls open, the most it \
+                 takes at once: retry with backoff"
+            )));
+        }
+        *total += 1;
+        *per_client.entry(client.to_owned()).or_default() += 1;
+        Ok(BatchCall {
+            calls: self.clone(),
+            client: client.to_owned(),
+        })
+    }
+}
+
+impl Drop for BatchCall {
+    fn drop(&mut self) {
+        let mut open = self.calls.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_client) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(mine) = per_client.get_mut(&self.client) {
+            *mine -= 1;
+            if *mine == 0 {
+                per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// The largest `SubmitBatch` request or `SubmitStream` message the server reads when
 /// envelopes are at most `max_envelope_bytes`: 4 MiB (gRPC's usual message limit), or one
 /// envelope's request if that is larger. Each envelope in it is still held to
@@ -222,6 +285,8 @@ pub struct CappedBody {
     remaining: usize,
     /// Messages begun so far.
     messages: usize,
+    /// The open batch or stream call this body belongs to, if it is one.
+    _call: Option<BatchCall>,
 }
 
 impl CappedBody {
@@ -235,7 +300,14 @@ impl CappedBody {
             header_len: 0,
             remaining: 0,
             messages: 0,
+            _call: None,
         }
+    }
+
+    /// This body, holding `call` open until it is dropped.
+    pub fn holding(mut self, call: BatchCall) -> Self {
+        self._call = Some(call);
+        self
     }
 
     /// The largest message the call accepts.

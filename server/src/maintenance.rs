@@ -254,14 +254,32 @@ pub fn reindex(store: &Store, mut progress: impl FnMut(u64, u64)) -> Result<u64,
 /// of entries.
 pub fn migrate(dir: &Path, progress: impl FnMut(u64, u64)) -> Result<u64, MaintenanceError> {
     let created = !crate::store::FOLDERS.iter().any(|f| dir.join(f).exists());
-    let result = migrate_into(dir, progress);
-    if result.is_err() && created {
-        // Nothing half-migrated is left: the old store in db/ was only read.
-        for folder in crate::store::FOLDERS {
-            let _ = std::fs::remove_dir_all(dir.join(folder));
+    let size = match migrate_into(dir, progress) {
+        Ok(size) => size,
+        Err(e) => {
+            if created {
+                // Nothing half-migrated is left: the old store in db/ was only read.
+                for folder in crate::store::FOLDERS {
+                    let _ = std::fs::remove_dir_all(dir.join(folder));
+                }
+            }
+            return Err(e);
         }
-    }
-    result
+    };
+    // The new store is complete and durable: from here on it is the store, whatever happens
+    // to the old one's name.
+    let kept = dir.join("db.pre-migration");
+    std::fs::rename(dir.join("db"), &kept)
+        .and_then(|()| std::fs::File::open(dir)?.sync_all())
+        .map_err(|e| {
+            MaintenanceError::Setup(format!(
+                "the store is migrated, but moving the old one aside failed ({e}): rename {} to \
+                 {} by hand before starting evidentd",
+                dir.join("db").display(),
+                kept.display()
+            ))
+        })?;
+    Ok(size)
 }
 
 fn migrate_into(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<u64, MaintenanceError> {
@@ -358,18 +376,8 @@ fn migrate_into(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<u64, M
         progress(at, size);
     }
     if let Some(note) = &note {
-        new.set_checkpoint(note)?;
+        new.set_checkpoint_durably(note)?;
     }
     new.sync()?;
-    drop(new);
-    drop(old);
-    let kept = dir.join("db.pre-migration");
-    std::fs::rename(dir.join("db"), &kept)
-        .and_then(|()| std::fs::File::open(dir)?.sync_all())
-        .map_err(|source| StoreError::Io {
-            op: "renaming the old store",
-            path: dir.join("db"),
-            source,
-        })?;
     Ok(size)
 }

@@ -476,6 +476,13 @@ impl LedgerService {
             };
             drop(room);
             let count = message.envelopes.len();
+            if count == 0 {
+                // Free to send, yet work to take: an empty message would also keep an idle
+                // stream open past the request timeout.
+                break Some(Status::invalid_argument(
+                    "a SubmitStream message carries no envelope: send at least one per message",
+                ));
+            }
             if count > MAX_BATCH_ENVELOPES {
                 count_submission(&Err(too_many_envelopes(count)));
                 break Some(too_many_envelopes(count));

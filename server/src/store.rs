@@ -45,6 +45,40 @@ pub struct Store {
     log: Arc<dyn LogStore>,
     index: Arc<dyn IndexStore>,
     last_index_sync: Mutex<Instant>,
+    last_checkpoint_sync: Mutex<Instant>,
+    /// The data folder's lock, held while the store is open.
+    lock: Option<std::fs::File>,
+}
+
+/// The file whose exclusive lock a process holds while it has the store open.
+pub const LOCK_FILE: &str = "store.lock";
+
+/// Takes the data folder's exclusive lock, or says who to stop.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StoreError::Io {
+            op: "opening",
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Layout(format!(
+            "{} is in use by another process (a running evidentd, or a maintenance command): \
+             stop it first",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io {
+            op: "locking",
+            path,
+            source,
+        }),
+    }
 }
 
 impl Store {
@@ -74,10 +108,15 @@ impl Store {
     }
 
     fn create_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        // One process at a time: the log's recovery writes (it cuts torn tails and rebuilds
+        // derived files), so the lock is taken before the log is opened.
+        let lock = lock_data_dir(data_dir)?;
+        let index = SledIndex::open(&data_dir.join(INDEX_FOLDER), cache_bytes)?;
         let vfs: Arc<dyn crate::storage::vfs::Vfs> = Arc::new(crate::storage::vfs::OsFs);
         let log = FileLog::open(vfs, &data_dir.join(LOG_FOLDER))?;
-        let index = SledIndex::open(&data_dir.join(INDEX_FOLDER), cache_bytes)?;
-        Ok(Store::from_parts(Arc::new(log), Arc::new(index)))
+        let mut store = Store::from_parts(Arc::new(log), Arc::new(index));
+        store.lock = Some(lock);
+        Ok(store)
     }
 
     /// A store over these halves.
@@ -86,6 +125,13 @@ impl Store {
             log,
             index,
             last_index_sync: Mutex::new(Instant::now()),
+            // The first checkpoint stored is made durable.
+            last_checkpoint_sync: Mutex::new(
+                Instant::now()
+                    .checked_sub(INDEX_SYNC_EVERY)
+                    .unwrap_or_else(Instant::now),
+            ),
+            lock: None,
         }
     }
 
@@ -129,10 +175,29 @@ impl Store {
         self.log.checkpoint()
     }
 
-    /// Stores a signed checkpoint over durable entries (not durable by itself: a lost one
-    /// is re-signed from the durable entries at start).
+    /// Stores a signed checkpoint over durable entries. It is made durable itself about
+    /// once a second (the floor the log's recovery holds it to); a lost one is re-signed
+    /// from the durable entries at start.
     pub fn set_checkpoint(&self, note: &str) -> Result<(), StoreError> {
-        self.log.set_checkpoint(note)
+        let due = self
+            .last_checkpoint_sync
+            .lock()
+            .map(|last| last.elapsed() >= INDEX_SYNC_EVERY)
+            .unwrap_or(true);
+        if due {
+            self.set_checkpoint_durably(note)
+        } else {
+            self.log.set_checkpoint(note)
+        }
+    }
+
+    /// Stores a signed checkpoint and makes it durable.
+    pub fn set_checkpoint_durably(&self, note: &str) -> Result<(), StoreError> {
+        self.log.set_checkpoint_durably(note)?;
+        if let Ok(mut last) = self.last_checkpoint_sync.lock() {
+            *last = Instant::now();
+        }
+        Ok(())
     }
 
     /// The genesis recorded at first start (JSON), if any.

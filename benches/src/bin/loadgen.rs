@@ -373,11 +373,15 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0);
         let bytes = dir_size(&started.data_dir());
         per_entry = Some(bytes as f64 / size.max(1) as f64);
+        let per = |dir: &str| dir_size(&started.data_dir().join(dir)) as f64 / size.max(1) as f64;
         println!(
-            "store: {} entries, {:.1} MiB on disk, {:.0} bytes per entry (envelope JSON {size_json} bytes)",
+            "store: {} entries, {:.1} MiB on disk, {:.0} bytes per entry (log {:.0}, indexes \
+             {:.0}; envelope JSON {size_json} bytes)",
             size,
             bytes as f64 / (1024.0 * 1024.0),
             bytes as f64 / size.max(1) as f64,
+            per("log"),
+            per("index"),
             size_json = size_json,
         );
     }

@@ -411,6 +411,21 @@ fn read_small(vfs: &dyn Vfs, path: &Path) -> Result<Option<Vec<u8>>, StoreError>
 
 /// The tree size a checkpoint note states (its second line), without checking anything
 /// else: used only to refuse cutting the log below it.
+/// The checkpoint file's bytes for a note (docs/FORMAT.md, 7.5).
+fn encode_checkpoint(note: &str) -> Result<Vec<u8>, StoreError> {
+    let text = note.as_bytes();
+    let mut bytes = Vec::with_capacity(12 + text.len());
+    bytes.extend_from_slice(&CHECKPOINT_MAGIC);
+    bytes.extend_from_slice(
+        &u32::try_from(text.len())
+            .map_err(|_| StoreError::Corrupt("checkpoint note is too long".into()))?
+            .to_be_bytes(),
+    );
+    bytes.extend_from_slice(&crc32fast::hash(text).to_be_bytes());
+    bytes.extend_from_slice(text);
+    Ok(bytes)
+}
+
 fn checkpoint_size(note: &str) -> Option<u64> {
     note.split('\n').nth(1)?.parse().ok()
 }
@@ -721,6 +736,14 @@ impl FileLog {
                     seg_path.display(),
                     wm.size
                 )));
+            }
+            // What is read next must be what the disk holds: sync what a process crash left
+            // in the page cache, then drop the cache, so that pages a failed fsync left
+            // behind (clean, never written) are not taken for durable records.
+            if len > start {
+                seg.sync_data().map_err(io_err("fdatasync of", &seg_path))?;
+                seg.drop_cache()
+                    .map_err(io_err("dropping the page cache of", &seg_path))?;
             }
             // Scan the records from `start`.
             let mut offsets = Rebuild {
@@ -1426,20 +1449,16 @@ impl LogStore for FileLog {
         Ok(read_small(self.vfs.as_ref(), &path)?.and_then(|b| decode_checkpoint(&b)))
     }
 
+    fn set_checkpoint_durably(&self, note: &str) -> Result<(), StoreError> {
+        let bytes = encode_checkpoint(note)?;
+        self.write_locked(|_| self.write_durable("checkpoint", &bytes))
+    }
+
     fn set_checkpoint(&self, note: &str) -> Result<(), StoreError> {
         self.write_locked(|_| {
             let path = self.dir.join("checkpoint");
             let tmp = self.dir.join("checkpoint.tmp");
-            let text = note.as_bytes();
-            let mut bytes = Vec::with_capacity(12 + text.len());
-            bytes.extend_from_slice(&CHECKPOINT_MAGIC);
-            bytes.extend_from_slice(
-                &u32::try_from(text.len())
-                    .map_err(|_| StoreError::Corrupt("checkpoint note is too long".into()))?
-                    .to_be_bytes(),
-            );
-            bytes.extend_from_slice(&crc32fast::hash(text).to_be_bytes());
-            bytes.extend_from_slice(text);
+            let bytes = encode_checkpoint(note)?;
             let file = self
                 .vfs
                 .open(&tmp, OpenMode::Truncate)

@@ -103,6 +103,14 @@ pub trait LogStore: Send + Sync + Debug {
     /// exist, because it is signed only after the entries' append returned.
     fn set_checkpoint(&self, note: &str) -> Result<(), StoreError>;
 
+    /// Stores a signed checkpoint as [`LogStore::set_checkpoint`] does, and makes it durable:
+    /// after a crash, the log never opens shorter than this checkpoint's size without
+    /// refusing. The store does this about once a second, so that the floor a recovery
+    /// holds the log to is at most a second behind what was acknowledged.
+    fn set_checkpoint_durably(&self, note: &str) -> Result<(), StoreError> {
+        self.set_checkpoint(note)
+    }
+
     /// The genesis recorded at first start (JSON), if any.
     fn genesis(&self) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -29,7 +29,7 @@ use evident_core::Hash;
 use super::{Census, IndexStore, Indexed, Posting, StoreError};
 
 /// Indexes per posting-list block.
-pub const BLOCK: usize = 256;
+pub const BLOCK: usize = 64;
 /// sled's page cache when none is configured.
 pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
 
@@ -163,7 +163,7 @@ impl SledIndex {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
+            .mode(sled::Mode::LowSpace)
             // Synced by `sync`, from the sequencer, at most once a second.
             .flush_every_ms(None)
             .open()
@@ -511,6 +511,12 @@ impl IndexStore for SledIndex {
     }
 
     fn clear(&self) -> Result<(), StoreError> {
+        // The count goes first, durably: a crash while clearing leaves indexes that claim
+        // nothing, never a count over half-removed lists.
+        self.db
+            .remove(META_INDEXED)
+            .map_err(sled_err("clearing the indexes"))?;
+        self.sync()?;
         self.db.clear().map_err(sled_err("clearing the indexes"))?;
         self.sync()
     }

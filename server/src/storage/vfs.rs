@@ -73,6 +73,13 @@ pub trait VfsFile: Send + Sync + Debug {
 
     /// `fsync`: as [`VfsFile::sync_data`], and the rest of the file's metadata.
     fn sync_all(&self) -> io::Result<()>;
+
+    /// Drops the file's pages from the page cache, so the next read comes from the disk.
+    /// After a failed `fsync` the kernel may keep pages it never wrote, marked clean: a
+    /// restarted process must not read them back as if they were durable.
+    fn drop_cache(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A file system: every file operation of the log goes through one.
@@ -129,6 +136,10 @@ impl VfsFile for OsFile {
 
     fn sync_all(&self) -> io::Result<()> {
         self.0.sync_all()
+    }
+
+    fn drop_cache(&self) -> io::Result<()> {
+        rustix::fs::fadvise(&self.0, 0, None, rustix::fs::Advice::DontNeed).map_err(Into::into)
     }
 }
 
