@@ -455,7 +455,7 @@ fn build_part(dir: &Path, start: u64, end: u64, entries: u64) {
         }
         written.preparing_us += prepare.elapsed().as_micros() as u64;
         let append = Instant::now();
-        store.append(&batch, &nodes).expect("appending a batch");
+        store.append(batch, &nodes).expect("appending a batch");
         written.appending_us += append.elapsed().as_micros() as u64;
         at = batch_end;
     }

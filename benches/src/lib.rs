@@ -117,3 +117,22 @@ pub fn start_evidentd(
         log: log.to_owned(),
     })
 }
+
+/// The bytes allocated under a folder (blocks, not the apparent length of sparse files).
+pub fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => {
+                        use std::os::unix::fs::MetadataExt as _;
+                        m.blocks() * 512
+                    }
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

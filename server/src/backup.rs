@@ -569,7 +569,9 @@ async fn write_backup(
             }
         }
         if entries.len() >= BATCH_ENTRIES || bytes >= BATCH_BYTES {
-            store.append(&entries, &nodes).map_err(write_err)?;
+            store
+                .append(std::mem::take(&mut entries), &nodes)
+                .map_err(write_err)?;
             entries.clear();
             nodes.clear();
             bytes = 0;
@@ -581,7 +583,7 @@ async fn write_backup(
         .check_checkpoint(checkpoint)
         .map_err(|e| BackupError::Verification(e.to_string()))?;
     if !entries.is_empty() {
-        store.append(&entries, &nodes).map_err(write_err)?;
+        store.append(entries, &nodes).map_err(write_err)?;
     }
     let genesis_json = serde_json::to_vec(genesis)
         .map_err(|e| BackupError::Setup(format!("encoding the genesis: {e}")))?;

@@ -221,7 +221,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             startup_check: StartupCheck::Tail,
             startup_tail_entries: 10_000,
-            store_cache_mb: 128,
+            store_cache_mb: 32,
             genesis: GenesisConfig::default(),
             tls: TlsConfig::default(),
             clients: Vec::new(),

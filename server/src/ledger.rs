@@ -927,12 +927,13 @@ impl Sequencer {
             last_hash = leaf_hash;
             last_time = time;
         }
-        if error.is_none() && !entries.is_empty() {
-            error = self.store.append(&entries, &nodes).err().map(Into::into);
+        let appended = entries.len();
+        if error.is_none() && appended > 0 {
+            error = self.store.append(entries, &nodes).err().map(Into::into);
         }
         let durable = started.elapsed();
-        if error.is_none() && !entries.is_empty() {
-            METRICS.batch(entries.len(), durable);
+        if error.is_none() && appended > 0 {
+            METRICS.batch(appended, durable);
         }
         // The batch is durable: only now may a checkpoint cover it.
         let checkpoint = Checkpoint {
@@ -957,6 +958,9 @@ impl Sequencer {
         let note = match note {
             Ok(note) => note,
             Err(e) => {
+                // Published before anyone is answered: whoever learns of the failure from
+                // an answer finds the server already failed.
+                let _ = self.failed.send(Some(e.clone()));
                 for reply in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
@@ -1007,7 +1011,7 @@ impl Sequencer {
             let _ = reply.send(answer);
         }
         tracing::debug!(
-            entries = entries.len(),
+            entries = appended,
             submissions = count,
             size = published.checkpoint.size,
             durable_us = durable.as_micros() as u64,

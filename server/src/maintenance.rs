@@ -372,7 +372,7 @@ fn migrate_into(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<u64, M
             }
         }
         at += batch.len() as u64;
-        new.append(&batch, &nodes)?;
+        new.append(batch, &nodes)?;
         progress(at, size);
     }
     if let Some(note) = &note {

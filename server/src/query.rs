@@ -294,7 +294,7 @@ mod tests {
                 });
                 previous = leaf_hash;
             }
-            store.append(&entries, &nodes).unwrap();
+            store.append(entries, &nodes).unwrap();
             start += 5_000;
         }
         (dir, store)

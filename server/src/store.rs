@@ -66,17 +66,17 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
             path: path.clone(),
             source,
         })?;
-    match file.try_lock() {
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Layout(format!(
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Layout(format!(
             "{} is in use by another process (a running evidentd, or a maintenance command): \
              stop it first",
             data_dir.display()
         ))),
-        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io {
+        Err(errno) => Err(StoreError::Io {
             op: "locking",
             path,
-            source,
+            source: errno.into(),
         }),
     }
 }
@@ -295,12 +295,12 @@ impl Store {
 
     /// Appends entries with the tree nodes they complete: durable in the log when this
     /// returns `Ok`; then added to the indexes (synced at most once a second).
-    pub fn append(&self, entries: &[NewEntry], nodes: &[Node]) -> Result<(), StoreError> {
+    pub fn append(&self, entries: Vec<NewEntry>, nodes: &[Node]) -> Result<(), StoreError> {
         let started = Instant::now();
-        let records: Vec<Vec<u8>> = entries.iter().map(|e| e.record.clone()).collect();
+        let (records, indexed): (Vec<Vec<u8>>, Vec<Indexed>) =
+            entries.into_iter().map(|e| (e.record, e.indexed)).unzip();
         self.log.append(&records, nodes)?;
         crate::metrics::METRICS.fsync(started.elapsed());
-        let indexed: Vec<Indexed> = entries.iter().map(|e| e.indexed.clone()).collect();
         self.index.add(&indexed)?;
         let due = self
             .last_index_sync

@@ -438,3 +438,20 @@ pub fn flip_payload_byte(data_dir: &Path, index: u64) {
     bytes[frame + 4..frame + 8].copy_from_slice(&crc.finalize().to_be_bytes());
     std::fs::write(&path, bytes).expect("writing the segment");
 }
+
+/// Runs an offline `evidentd` command (`verify-store`, `reindex`, `migrate`, …) with
+/// `--config CONFIG`, off the async workers.
+pub fn evidentd_offline(config: &Path, args: &[&str]) -> Output {
+    let run = || {
+        Command::new(evidentd_bin())
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .output()
+            .expect("running evidentd")
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::block_in_place(run),
+        Err(_) => run(),
+    }
+}

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use evident_benches::{Started, start_evidentd};
+use evident_benches::{Started, dir_size, start_evidentd};
 use evident_client::{Client, Credentials};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::registry::{Change, sign_change};
@@ -401,23 +401,4 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn dir_size(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => {
-                        use std::os::unix::fs::MetadataExt as _;
-                        // Allocated blocks, not the apparent length of sparse files.
-                        m.blocks() * 512
-                    }
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }

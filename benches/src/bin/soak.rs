@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use evident_benches::dir_size;
 use evident_client::{Client, Credentials};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::registry::{Change, sign_change};
@@ -82,25 +83,6 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Allocated bytes under a folder.
-fn dir_size(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => {
-                        use std::os::unix::fs::MetadataExt as _;
-                        m.blocks() * 512
-                    }
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn settings(extra: &str) -> String {
     format!(
         "{extra}\n[genesis]\n[[genesis.admin]]\nidentity = \"admin@bench\"\npublic_key = \"{}\"\n\
@@ -148,7 +130,11 @@ async fn answered(url: &str) -> u64 {
     loop {
         if let Ok(mut client) = Client::connect_with(url, &Credentials::default()).await {
             if let Ok(note) = client.checkpoint().await {
-                return note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
+                return note
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -193,7 +179,9 @@ async fn main() -> anyhow::Result<()> {
             ))
         })
         .collect();
-    println!("| entries | submissions/s since the last line | evidentd RSS MiB | data folder MiB | bytes per entry |");
+    println!(
+        "| entries | submissions/s since the last line | evidentd RSS MiB | data folder MiB | bytes per entry |"
+    );
     println!("|---|---|---|---|---|");
     let began = Instant::now();
     let (mut mark, mut mark_time) = (0u64, Instant::now());

@@ -8,7 +8,8 @@ use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::note::Verifier;
 use evident_core::record::LeafRecord;
 use evident_tests::{
-    Server, cli, envelope, evidentd_bin, key, public, stderr, stdout, write_config,
+    Server, cli, envelope, evidentd_bin, evidentd_offline, key, public, stderr, stdout,
+    write_config,
 };
 
 /// Runs `evidentd backup ARGS` (blocking, so inside `block_in_place`).
@@ -42,18 +43,6 @@ fn backup_succeeds(server: &Server, data: &Path, copy: &Path, entries: u64) -> O
         stdout(&out)
     );
     out
-}
-
-/// Runs an offline `evidentd` command on a config's data folder.
-fn evidentd(config: &Path, args: &[&str]) -> Output {
-    tokio::task::block_in_place(|| {
-        std::process::Command::new(evidentd_bin())
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .output()
-            .unwrap()
-    })
 }
 
 fn text(path: &Path) -> &str {
@@ -119,7 +108,7 @@ async fn a_backup_of_a_live_server_restores_and_an_old_restore_is_caught_by_clie
     let other = d.join("restore");
     std::fs::create_dir(&other).unwrap();
     let restored_config = write_config(&other, &copy, &[1], "");
-    let out = evidentd(&restored_config, &["verify-store"]);
+    let out = evidentd_offline(&restored_config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("OK — 4 entries"), "{}", stdout(&out));
 
@@ -160,7 +149,7 @@ async fn a_backup_of_a_live_server_restores_and_an_old_restore_is_caught_by_clie
         .unwrap();
     assert_eq!(restored.size().await, 5);
     assert!(tokio::task::block_in_place(|| restored.terminate()).success());
-    let out = evidentd(&restored_config, &["verify-store"]);
+    let out = evidentd_offline(&restored_config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("OK — 5 entries"), "{}", stdout(&out));
 }
@@ -325,7 +314,7 @@ async fn a_backup_spanning_many_pages_restores_every_entry() {
     let other = d.join("restore");
     std::fs::create_dir(&other).unwrap();
     let restored_config = write_config(&other, &copy, &[1], "");
-    let out = evidentd(&restored_config, &["verify-store"]);
+    let out = evidentd_offline(&restored_config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let restored = Server::start(&restored_config, &copy).unwrap();
     assert_eq!(records(&restored).await, original);

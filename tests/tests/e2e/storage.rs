@@ -6,7 +6,9 @@ use evident_client::Query;
 use evident_core::merkle::Frontier;
 use evident_core::note::Checkpoint;
 use evident_core::record::LeafRecord;
-use evident_tests::{Server, copy_dir, envelope, evidentd_bin, key, stderr, stdout, write_config};
+use evident_tests::{
+    Server, copy_dir, envelope, evidentd_offline, key, stderr, stdout, write_config,
+};
 
 /// Starts a server, submits attestations with these nonces, stops it cleanly.
 async fn submit_all(
@@ -47,15 +49,6 @@ async fn resubmit_is_duplicate(server: &Server, nonce: u64, index: u64) {
     receipt.verify(&server.log_key).unwrap();
 }
 
-fn evidentd(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(evidentd_bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indexes_behind_the_log_are_caught_up_before_anything_is_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,7 +81,7 @@ async fn indexes_behind_the_log_are_caught_up_before_anything_is_served() {
     resubmit_is_duplicate(&server, 1, 2).await;
     assert_eq!(server.size().await, 7);
     drop(server);
-    let out = evidentd(&config, &["verify-store"]);
+    let out = evidentd_offline(&config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -160,7 +153,7 @@ async fn an_old_layout_folder_is_refused_then_migrated_and_verified() {
         err.contains("old layout") && err.contains("evidentd migrate"),
         "{err}"
     );
-    let out = evidentd(&old_config, &["migrate"]);
+    let out = evidentd_offline(&old_config, &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("migrated 6 entries"),
@@ -168,7 +161,7 @@ async fn an_old_layout_folder_is_refused_then_migrated_and_verified() {
         stdout(&out)
     );
     assert!(old.join("db.pre-migration").exists());
-    let out = evidentd(&old_config, &["verify-store"]);
+    let out = evidentd_offline(&old_config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let server = Server::start(&old_config, &old).unwrap();
@@ -183,7 +176,7 @@ async fn an_old_layout_folder_is_refused_then_migrated_and_verified() {
     resubmit_is_duplicate(&server, 2, 3).await;
     // A second run has nothing to do.
     drop(server);
-    let out = evidentd(&old_config, &["migrate"]);
+    let out = evidentd_offline(&old_config, &["migrate"]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("nothing to migrate"),
@@ -214,7 +207,7 @@ async fn a_damaged_old_layout_is_not_migrated() {
     }
     write_old_layout(&old, &records, &genesis, &note);
     let old_config = write_config(&old_dir, &old, &[], "");
-    let out = evidentd(&old_config, &["migrate"]);
+    let out = evidentd_offline(&old_config, &["migrate"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("entry 2:") && stderr(&out).contains("nothing was migrated"),
@@ -226,4 +219,36 @@ async fn a_damaged_old_layout_is_not_migrated() {
         !old.join("log").exists(),
         "nothing half-migrated is left behind"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_cannot_open_a_live_data_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    let mut client = server.client().await;
+    client.submit(&envelope(&key(1), 1)).await.unwrap();
+    let segment = data.join("log").join("segments");
+    let before: Vec<_> = std::fs::read_dir(&segment)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    // Neither a maintenance command nor a second server touches the files of a live one.
+    let out = evidentd_offline(&config, &["verify-store"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("in use by another process"),
+        "{}",
+        stderr(&out)
+    );
+    let err = Server::start(&config, &data).unwrap_err();
+    assert!(err.contains("in use by another process"), "{err}");
+    let after: Vec<_> = std::fs::read_dir(&segment)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert_eq!(before, after);
+    let (receipt, _) = client.submit(&envelope(&key(1), 2)).await.unwrap();
+    assert_eq!(receipt.index, 2, "the live server carries on");
 }

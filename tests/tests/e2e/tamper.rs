@@ -2,7 +2,7 @@
 //! saw a newer checkpoint notices a rolled-back data folder.
 
 use evident_tests::{
-    Server, cli, copy_dir, envelope, evidentd_bin, flip_payload_byte, frame_of, key,
+    Server, cli, copy_dir, envelope, evidentd_offline, flip_payload_byte, frame_of, key,
     rot_record_byte, stderr, stdout, write_config,
 };
 
@@ -178,21 +178,21 @@ async fn a_subject_index_key_removed_behind_the_ledgers_back_is_named_at_start()
         "{err}"
     );
     // verify-store names the same entry offline; reindex rebuilds the key; then all holds.
-    let out = evidentd(&config, &["verify-store"]);
+    let out = evidentd_offline(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("entry 2: it is missing from the posting list Subject"),
         "{}",
         stderr(&out)
     );
-    let out = evidentd(&config, &["reindex"]);
+    let out = evidentd_offline(&config, &["reindex"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("indexes rebuilt for 4 entries"),
         "{}",
         stdout(&out)
     );
-    let out = evidentd(&config, &["verify-store"]);
+    let out = evidentd_offline(&config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("OK — 4 entries"), "{}", stdout(&out));
     let server = Server::start(&config, &data).unwrap();
@@ -230,23 +230,13 @@ fn block_bytes(first: u64, indexes: &[u64]) -> Vec<u8> {
     out
 }
 
-/// Runs an offline `evidentd` command on a config's data folder.
-fn evidentd(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(evidentd_bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_store_finds_a_stray_index_key_and_a_forged_signer_list() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(3, &config, &data).await;
-    let out = evidentd(&config, &["verify-store"]);
+    let out = evidentd_offline(&config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
     {
         // A subject list holding an entry that is not about that subject.
@@ -258,14 +248,14 @@ async fn verify_store_finds_a_stray_index_key_and_a_forged_signer_list() {
         db.insert(k, &[0u8]).unwrap();
         db.flush().unwrap();
     }
-    let out = evidentd(&config, &["verify-store"]);
+    let out = evidentd_offline(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("point to entries that do not have them"),
         "{}",
         stderr(&out)
     );
-    assert!(evidentd(&config, &["reindex"]).status.success());
+    assert!(evidentd_offline(&config, &["reindex"]).status.success());
     {
         // Entry 1's recorded signers rewritten to someone else.
         let db = sled::open(data.join("index")).unwrap();
@@ -274,7 +264,7 @@ async fn verify_store_finds_a_stray_index_key_and_a_forged_signer_list() {
         db.insert(k, br#"["mallory"]"#.as_slice()).unwrap();
         db.flush().unwrap();
     }
-    let out = evidentd(&config, &["verify-store"]);
+    let out = evidentd_offline(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("entry 1: its signer record is missing or wrong"),
@@ -292,7 +282,7 @@ async fn verify_store_names_an_entry_whose_signature_no_longer_verifies() {
     // Entry 3's signature no longer verifies, which the replay finds before the broken
     // chain link of entry 4.
     flip_payload_byte(&data, 3);
-    let out = evidentd(&config, &["verify-store"]);
+    let out = evidentd_offline(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("entry 3:"), "{}", stderr(&out));
     // reindex replays the log before it touches anything: a damaged log keeps its indexes.
@@ -301,7 +291,7 @@ async fn verify_store_names_an_entry_whose_signature_no_longer_verifies() {
         db.iter().count()
     };
     let before = count();
-    let out = evidentd(&config, &["reindex"]);
+    let out = evidentd_offline(&config, &["reindex"]);
     assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("entry 3:") && stderr(&out).contains("nothing was changed"),
