@@ -455,3 +455,49 @@ pub fn evidentd_offline(config: &Path, args: &[&str]) -> Output {
         Err(_) => run(),
     }
 }
+
+/// The frames of a request body that [`half_sent_call`] leaves open.
+pub type OpenBody =
+    tokio::sync::mpsc::Sender<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>>;
+
+/// Calls `method` (e.g. `Submit`) of the ledger service at `url` without credentials, with
+/// a body whose first gRPC message announces 60 KiB (within every limit) but sends 16 KiB
+/// and then nothing. A server that reads the body before checking credentials never
+/// answers. Returns the status of the answer (which must arrive within 20 s) and the body's
+/// sender, still open: drop it only after the answer was checked.
+pub async fn half_sent_call(url: &str, method: &str) -> (tonic::Status, OpenBody) {
+    let mut channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .expect("a server URL")
+        .connect()
+        .await
+        .expect("connecting");
+    let (frames, rx) = tokio::sync::mpsc::channel(4);
+    let mut first = vec![0u8];
+    first.extend_from_slice(&(60u32 * 1024).to_be_bytes());
+    first.extend(std::iter::repeat_n(0x0a, 16 * 1024));
+    frames
+        .send(Ok(http_body::Frame::data(bytes::Bytes::from(first))))
+        .await
+        .expect("the body is open");
+    let body = tonic::body::Body::new(http_body_util::StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    let request = http::Request::post(format!("{url}/evident.v1.Ledger/{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .expect("a request");
+    std::future::poll_fn(|cx| tonic::client::GrpcService::poll_ready(&mut channel, cx))
+        .await
+        .expect("the channel is ready");
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        tonic::client::GrpcService::call(&mut channel, request),
+    )
+    .await
+    .expect("the refusal arrives while the body is still unfinished")
+    .expect("an answer");
+    let status = tonic::Status::from_header_map(answer.headers())
+        .expect("a trailers-only answer carries the status in its headers");
+    (status, frames)
+}

@@ -3,16 +3,13 @@
 //! of refused requests per peer with sampled log lines. Each attack fails and leaves the
 //! log as it was.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
 use evident_client::{ClientError, Credentials};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
-use evident_tests::{Server, evidentd_bin, key, stderr, stdout, write_config};
-use http_body::Frame;
+use evident_tests::{Server, evidentd_bin, half_sent_call, key, stderr, stdout, write_config};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpSocket, TcpStream};
 use tonic::Code;
@@ -98,39 +95,7 @@ async fn an_unauthenticated_submit_is_refused_before_its_body_is_read() {
     // A Submit without credentials whose message announces 60 KiB (within every limit)
     // but sends 16 KiB and then nothing: a server that reads the body before checking
     // credentials never answers.
-    let mut channel = tonic::transport::Endpoint::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let (frames, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
-    let mut first = vec![0u8];
-    first.extend_from_slice(&(60u32 * 1024).to_be_bytes());
-    first.extend(std::iter::repeat_n(0x0a, 16 * 1024));
-    frames
-        .send(Ok(Frame::data(Bytes::from(first))))
-        .await
-        .unwrap();
-    let body = tonic::body::Body::new(http_body_util::StreamBody::new(
-        tokio_stream::wrappers::ReceiverStream::new(rx),
-    ));
-    let request = http::Request::post(format!("{}/evident.v1.Ledger/Submit", server.url))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(body)
-        .unwrap();
-    std::future::poll_fn(|cx| tonic::client::GrpcService::poll_ready(&mut channel, cx))
-        .await
-        .unwrap();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(20),
-        tonic::client::GrpcService::call(&mut channel, request),
-    )
-    .await
-    .expect("the refusal arrives while the body is still unfinished")
-    .unwrap();
-    let status = tonic::Status::from_header_map(answer.headers())
-        .expect("a trailers-only answer carries the status in its headers");
+    let (status, frames) = half_sent_call(&server.url, "Submit").await;
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(status.message().contains("no credentials"), "{status:?}");
     // Only now does the client give up on the body.

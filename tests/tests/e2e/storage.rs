@@ -124,29 +124,59 @@ fn write_old_layout(data: &std::path::Path, records: &[Vec<u8>], genesis: &[u8],
     db.flush().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_old_layout_folder_is_refused_then_migrated_and_verified() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = write_config(dir.path(), &data, &[1], "");
-    submit_all(&config, &data, 0..5).await;
+/// An old-layout copy of a log, beside the log it was made from.
+struct OldLayout {
+    config: std::path::PathBuf,
+    data: std::path::PathBuf,
+    /// The checkpoint it holds.
+    note: String,
+    /// Its leaf records.
+    records: Vec<Vec<u8>>,
+}
+
+/// Writes a log of one registry entry and `attestations` attestations with a real server,
+/// then the same log, its records passed through `edit`, in the old layout in `dir/old/data`
+/// with the same log key and genesis.
+async fn old_layout(
+    dir: &std::path::Path,
+    attestations: u64,
+    edit: impl FnOnce(&mut Vec<Vec<u8>>),
+) -> OldLayout {
+    let data = dir.join("data");
+    let config = write_config(dir, &data, &[1], "");
+    submit_all(&config, &data, 0..attestations).await;
     let server = Server::start(&config, &data).unwrap();
     let mut client = server.client().await;
     let note = client.checkpoint().await.unwrap();
-    let records = client.entries(0, 6).await.unwrap();
+    let mut records = client.entries(0, attestations + 1).await.unwrap();
     drop(server);
+    edit(&mut records);
     let genesis = std::fs::read(data.join("log").join("genesis")).unwrap();
-
-    // The same log, in the old layout, with the same keys beside it.
-    let old_dir = dir.path().join("old");
+    let old_dir = dir.join("old");
     let old = old_dir.join("data");
     std::fs::create_dir_all(&old).unwrap();
     for file in ["log.key", "log.pub"] {
         std::fs::copy(data.join(file), old.join(file)).unwrap();
     }
     write_old_layout(&old, &records, &genesis, &note);
-    let old_config = write_config(&old_dir, &old, &[], "");
-    std::fs::copy(dir.path().join("admin.key"), old_dir.join("admin.key")).unwrap();
+    std::fs::copy(dir.join("admin.key"), old_dir.join("admin.key")).unwrap();
+    OldLayout {
+        config: write_config(&old_dir, &old, &[], ""),
+        data: old,
+        note,
+        records,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_layout_folder_is_refused_then_migrated_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let OldLayout {
+        config: old_config,
+        data: old,
+        note,
+        records,
+    } = old_layout(dir.path(), 5, |_| {}).await;
 
     let err = Server::start(&old_config, &old).unwrap_err();
     assert!(
@@ -188,25 +218,12 @@ async fn an_old_layout_folder_is_refused_then_migrated_and_verified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_old_layout_is_not_migrated() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = write_config(dir.path(), &data, &[1], "");
-    submit_all(&config, &data, 0..3).await;
-    let server = Server::start(&config, &data).unwrap();
-    let mut client = server.client().await;
-    let note = client.checkpoint().await.unwrap();
-    let mut records = client.entries(0, 4).await.unwrap();
-    drop(server);
-    let genesis = std::fs::read(data.join("log").join("genesis")).unwrap();
     // Entry 2's payload edited: its signature no longer verifies.
-    records[2][100] ^= 1;
-    let old_dir = dir.path().join("old");
-    let old = old_dir.join("data");
-    std::fs::create_dir_all(&old).unwrap();
-    for file in ["log.key", "log.pub"] {
-        std::fs::copy(data.join(file), old.join(file)).unwrap();
-    }
-    write_old_layout(&old, &records, &genesis, &note);
-    let old_config = write_config(&old_dir, &old, &[], "");
+    let OldLayout {
+        config: old_config,
+        data: old,
+        ..
+    } = old_layout(dir.path(), 3, |records| records[2][100] ^= 1).await;
     let out = evidentd_offline(&old_config, &["migrate"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(

@@ -2,19 +2,17 @@
 //! answer it alone; the bounds on envelopes per request, unanswered envelopes and idle
 //! streams; credentials before the body; `evident submit FILE…`.
 
-use std::convert::Infallible;
 use std::path::Path;
 use std::time::Duration;
 
-use bytes::Bytes;
 use evident_client::{Client, ClientError, Credentials, SubmitAnswer};
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::registry::{Change, sign_change};
 use evident_proto::v1 as pb;
 use evident_tests::{
-    ADMIN, Server, cli, envelope, evidentd_bin, key, public, stderr, stdout, write_config,
+    ADMIN, Server, cli, envelope, evidentd_bin, half_sent_call, key, public, stderr, stdout,
+    write_config,
 };
-use http_body::Frame;
 use tonic::Code;
 
 const SHA: &str = "421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195";
@@ -467,39 +465,7 @@ async fn an_unauthenticated_stream_is_refused_before_its_body_is_read() {
 
     // Without credentials, a stream whose first message announces 60 KiB and sends 16 KiB
     // of it, then nothing: a server that read the body first would never answer.
-    let mut channel = tonic::transport::Endpoint::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let (frames, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
-    let mut first = vec![0u8];
-    first.extend_from_slice(&(60u32 * 1024).to_be_bytes());
-    first.extend(std::iter::repeat_n(0x0a, 16 * 1024));
-    frames
-        .send(Ok(Frame::data(Bytes::from(first))))
-        .await
-        .unwrap();
-    let body = tonic::body::Body::new(http_body_util::StreamBody::new(
-        tokio_stream::wrappers::ReceiverStream::new(rx),
-    ));
-    let request = http::Request::post(format!("{}/evident.v1.Ledger/SubmitStream", server.url))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(body)
-        .unwrap();
-    std::future::poll_fn(|cx| tonic::client::GrpcService::poll_ready(&mut channel, cx))
-        .await
-        .unwrap();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(20),
-        tonic::client::GrpcService::call(&mut channel, request),
-    )
-    .await
-    .expect("the refusal arrives while the body is still unfinished")
-    .unwrap();
-    let status = tonic::Status::from_header_map(answer.headers())
-        .expect("a trailers-only answer carries the status in its headers");
+    let (status, frames) = half_sent_call(&server.url, "SubmitStream").await;
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(status.message().contains("no credentials"), "{status:?}");
     drop(frames);
