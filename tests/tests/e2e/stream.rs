@@ -595,3 +595,87 @@ fn the_cli_submits_many_files_and_prints_one_line_each() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_message_without_envelopes_ends_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open_server(dir.path(), "");
+    let before = server.size().await;
+    let good = pb::SubmitStreamRequest {
+        sequence: 0,
+        envelopes: vec![to_proto(&envelope(&key(1), 1))],
+    };
+    let empty = pb::SubmitStreamRequest {
+        sequence: 1,
+        envelopes: Vec::new(),
+    };
+    let (mut answers, _hold) = raw_stream(&server, vec![good, empty]).await;
+    let mut receipts = 0;
+    let refused = loop {
+        match answers.message().await {
+            Ok(Some(answer)) => {
+                assert_eq!(answer.sequence, 0);
+                receipts += 1;
+            }
+            Ok(None) => panic!("the stream ends with a refusal"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("carries no envelope"),
+        "{refused:?}"
+    );
+    assert_eq!(receipts, 1, "the message before it is answered");
+    assert_eq!(server.size().await, before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_holds_at_most_sixteen_batch_or_stream_calls_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = open_server(dir.path(), "");
+    // Sixteen streams held open, sending nothing.
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(raw_stream(&server, Vec::new()).await);
+    }
+    let mut raw = pb::ledger_client::LedgerClient::connect(server.url.clone())
+        .await
+        .unwrap();
+    let (_hold, rx) = tokio::sync::mpsc::channel(1);
+    let refused = raw
+        .submit_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("already has 16 SubmitBatch or SubmitStream calls open"),
+        "{refused:?}"
+    );
+    // So is a batch, before its body is read.
+    let refused = raw
+        .submit_batch(pb::SubmitBatchRequest {
+            envelopes: vec![to_proto(&envelope(&key(1), 7))],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    // Other calls are not held to it, and a closed stream frees its place.
+    assert_eq!(server.size().await, 1);
+    drop(held.pop());
+    let mut client = server.client().await;
+    let mut answers = None;
+    for _ in 0..100 {
+        match client.submit_batch(&[envelope(&key(1), 8)]).await {
+            Ok(a) => {
+                answers = Some(a);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    let answers = answers.expect("a freed place is given to the next call");
+    assert!(answers[0].is_ok(), "{answers:?}");
+}
