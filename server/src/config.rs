@@ -32,8 +32,9 @@ pub struct Config {
     pub startup_check: StartupCheck,
     /// How many of the last entries a `tail` start-up check reads.
     pub startup_tail_entries: u64,
-    /// sled's page cache, in MiB.
-    pub store_cache_mb: u64,
+    /// No longer used (it sized sled's page cache when the indexes were in sled); accepted
+    /// so that older configuration files still load, with a warning.
+    pub store_cache_mb: Option<u64>,
     /// The administrators the trust registry starts from.
     pub genesis: GenesisConfig,
     /// Transport security.
@@ -221,7 +222,7 @@ impl Default for Config {
             batch: BatchConfig::default(),
             startup_check: StartupCheck::Tail,
             startup_tail_entries: 10_000,
-            store_cache_mb: 32,
+            store_cache_mb: None,
             genesis: GenesisConfig::default(),
             tls: TlsConfig::default(),
             clients: Vec::new(),
@@ -376,11 +377,11 @@ impl Config {
             field: e.field,
             problem: e.problem,
         })?;
-        if self.store_cache_mb < 8 {
-            return Err(invalid(
-                "store_cache_mb".into(),
-                "must be at least 8".into(),
-            ));
+        if self.store_cache_mb.is_some() {
+            tracing::warn!(
+                "`store_cache_mb` is no longer used (the indexes are files the OS caches); \
+                 remove it from the configuration"
+            );
         }
         if self.startup_tail_entries == 0 {
             return Err(invalid(
@@ -429,7 +430,6 @@ mod tests {
     #[test]
     fn out_of_range_settings_are_named() {
         for (text, field) in [
-            ("store_cache_mb = 1", "store_cache_mb"),
             ("startup_tail_entries = 0", "startup_tail_entries"),
             ("max_envelope_bytes = 10", "max_envelope_bytes"),
             ("[batch]\nmax_entries = 0", "batch.max_entries"),

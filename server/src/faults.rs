@@ -16,7 +16,7 @@ use crate::config::StartupCheck;
 use crate::ledger::{Authorization, BatchLimits, Ledger, LedgerError, SequencerHandle};
 use crate::storage::LogStore;
 use crate::storage::files::FileLog;
-use crate::storage::sled_index::SledIndex;
+use crate::storage::runs::RunIndex;
 use crate::storage::vfs::{Fate, SimFs, Vfs};
 use crate::store::Store;
 
@@ -41,7 +41,13 @@ fn start(fs: &SimFs) -> Running {
     let index = tempfile::tempdir().unwrap();
     let store = Store::from_parts(
         Arc::new(FileLog::open(vfs, Path::new(LOG)).unwrap()),
-        Arc::new(SledIndex::open(&index.path().join("index"), 8 << 20).unwrap()),
+        Arc::new(
+            RunIndex::open(
+                Arc::new(crate::storage::vfs::OsFs),
+                &index.path().join("indexes"),
+            )
+            .unwrap(),
+        ),
     );
     if store.genesis().unwrap().is_none() {
         store

@@ -263,12 +263,10 @@ impl Prepared {
 /// Loads or creates the log key, opens the store and checks it (the start-up check).
 pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let signer = logkey::load_or_create(&config.data_dir, &config.origin)?;
-    let store = Store::open_with_cache(&config.data_dir, config.store_cache_mb << 20).map_err(
-        |source| RunError::Store {
-            dir: config.data_dir.clone(),
-            error: source,
-        },
-    )?;
+    let store = Store::open(&config.data_dir).map_err(|source| RunError::Store {
+        dir: config.data_dir.clone(),
+        error: source,
+    })?;
     let genesis = genesis::resolve(config, &store)?;
     let checked = check::check_store(
         &store,

@@ -4,8 +4,9 @@
 //! backend's layout.
 //!
 //! Writes go log first: [`Store::append`] makes the entries durable in the log, then adds
-//! them to the indexes, which are synced at most once a second. After a crash the indexes
-//! may lag the log; [`crate::check`] indexes the tail before the server takes submissions.
+//! them to the indexes, which write themselves out in the background (a run every few
+//! thousand entries). After a crash the indexes may lag the log; [`crate::check`] indexes
+//! the tail before the server takes submissions.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -18,17 +19,20 @@ use evident_core::record::EntryKind;
 
 use crate::storage::files::FileLog;
 pub use crate::storage::{Census, IndexStore, Indexed, LogStore, Posting, StoreError};
-use crate::storage::{legacy, sled_index::SledIndex};
+use crate::storage::{legacy, runs::RunIndex};
 
 /// The log's folder in a data folder.
 pub const LOG_FOLDER: &str = "log";
 /// The indexes' folder in a data folder.
-pub const INDEX_FOLDER: &str = "index";
+pub const INDEX_FOLDER: &str = "indexes";
+/// Where earlier versions kept the indexes (in sled): removed at open, since the indexes
+/// are rebuilt from the log.
+const SLED_INDEX_FOLDER: &str = "index";
 /// The folders a store occupies in a data folder.
 pub const FOLDERS: &[&str] = &[LOG_FOLDER, INDEX_FOLDER];
 
-/// How long added index entries may stay unsynced.
-const INDEX_SYNC_EVERY: Duration = Duration::from_secs(1);
+/// How often the checkpoint is made durable.
+const CHECKPOINT_SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// One new entry for [`Store::append`].
 #[derive(Debug)]
@@ -44,7 +48,6 @@ pub struct NewEntry {
 pub struct Store {
     log: Arc<dyn LogStore>,
     index: Arc<dyn IndexStore>,
-    last_index_sync: Mutex<Instant>,
     last_checkpoint_sync: Mutex<Instant>,
     /// The data folder's lock, held while the store is open.
     lock: Option<std::fs::File>,
@@ -82,14 +85,9 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StoreError> {
 }
 
 impl Store {
-    /// Opens (or creates) the store of `data_dir` with the default index cache.
+    /// Opens (or creates) the store of `data_dir`. A data folder of the old layout is
+    /// refused with what to do.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        Store::open_with_cache(data_dir, crate::storage::sled_index::DEFAULT_CACHE_BYTES)
-    }
-
-    /// Opens (or creates) the store of `data_dir`; the indexes' page cache is
-    /// `cache_bytes`. A data folder of the old layout is refused with what to do.
-    pub fn open_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         if legacy::is_legacy(data_dir) {
             return Err(StoreError::Layout(format!(
                 "{} holds a store of the old layout (everything in sled, in db/). Stop \
@@ -98,22 +96,31 @@ impl Store {
                 data_dir.display()
             )));
         }
-        Store::create_with_cache(data_dir, cache_bytes)
+        Store::create(data_dir)
     }
 
     /// Opens (or creates) the current layout's store in `data_dir`, whatever else the
     /// folder holds (for `evidentd migrate`).
     pub fn create(data_dir: &Path) -> Result<Store, StoreError> {
-        Store::create_with_cache(data_dir, crate::storage::sled_index::DEFAULT_CACHE_BYTES)
-    }
-
-    fn create_with_cache(data_dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         // One process at a time: the log's recovery writes (it cuts torn tails and rebuilds
         // derived files), so the lock is taken before the log is opened.
         let lock = lock_data_dir(data_dir)?;
-        let index = SledIndex::open(&data_dir.join(INDEX_FOLDER), cache_bytes)?;
+        let sled_index = data_dir.join(SLED_INDEX_FOLDER);
+        if sled_index.is_dir() {
+            tracing::warn!(
+                folder = %sled_index.display(),
+                "removing the indexes of an earlier version (in sled); they are rebuilt \
+                 from the log before the server takes submissions"
+            );
+            std::fs::remove_dir_all(&sled_index).map_err(|source| StoreError::Io {
+                op: "removing the old indexes",
+                path: sled_index.clone(),
+                source,
+            })?;
+        }
         let vfs: Arc<dyn crate::storage::vfs::Vfs> = Arc::new(crate::storage::vfs::OsFs);
-        let log = FileLog::open(vfs, &data_dir.join(LOG_FOLDER))?;
+        let log = FileLog::open(Arc::clone(&vfs), &data_dir.join(LOG_FOLDER))?;
+        let index = RunIndex::open(vfs, &data_dir.join(INDEX_FOLDER))?;
         let mut store = Store::from_parts(Arc::new(log), Arc::new(index));
         store.lock = Some(lock);
         Ok(store)
@@ -124,11 +131,10 @@ impl Store {
         Store {
             log,
             index,
-            last_index_sync: Mutex::new(Instant::now()),
             // The first checkpoint stored is made durable.
             last_checkpoint_sync: Mutex::new(
                 Instant::now()
-                    .checked_sub(INDEX_SYNC_EVERY)
+                    .checked_sub(CHECKPOINT_SYNC_EVERY)
                     .unwrap_or_else(Instant::now),
             ),
             lock: None,
@@ -182,7 +188,7 @@ impl Store {
         let due = self
             .last_checkpoint_sync
             .lock()
-            .map(|last| last.elapsed() >= INDEX_SYNC_EVERY)
+            .map(|last| last.elapsed() >= CHECKPOINT_SYNC_EVERY)
             .unwrap_or(true);
         if due {
             self.set_checkpoint_durably(note)
@@ -294,7 +300,7 @@ impl Store {
     }
 
     /// Appends entries with the tree nodes they complete: durable in the log when this
-    /// returns `Ok`; then added to the indexes (synced at most once a second).
+    /// returns `Ok`; then added to the indexes (written out in the background).
     pub fn append(&self, entries: Vec<NewEntry>, nodes: &[Node]) -> Result<(), StoreError> {
         let started = Instant::now();
         let (records, indexed): (Vec<Vec<u8>>, Vec<Indexed>) =
@@ -302,24 +308,12 @@ impl Store {
         self.log.append(&records, nodes)?;
         crate::metrics::METRICS.fsync(started.elapsed());
         self.index.add(&indexed)?;
-        let due = self
-            .last_index_sync
-            .lock()
-            .map(|last| last.elapsed() >= INDEX_SYNC_EVERY)
-            .unwrap_or(true);
-        if due {
-            self.sync()?;
-        }
         Ok(())
     }
 
     /// Makes the indexes durable (the log is durable after every append).
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.index.sync()?;
-        if let Ok(mut last) = self.last_index_sync.lock() {
-            *last = Instant::now();
-        }
-        Ok(())
+        self.index.sync()
     }
 }
 

@@ -501,3 +501,113 @@ pub async fn half_sent_call(url: &str, method: &str) -> (tonic::Status, OpenBody
         .expect("a trailers-only answer carries the status in its headers");
     (status, frames)
 }
+
+/// One record of the indexes' run files (docs/FORMAT.md section 7.9): a 16-byte key and a
+/// value.
+pub type IndexRecord = ([u8; 16], u64);
+
+/// The key of a posting list's records: `L`, then the first 15 bytes of SHA-256 of the
+/// list's name (a tag byte, then each part followed by a NUL byte).
+pub fn index_list_key(name: &[u8]) -> [u8; 16] {
+    let digest = evident_core::Hash::sha256(name);
+    let mut key = [b'L'; 16];
+    key[1..].copy_from_slice(&digest.as_bytes()[..15]);
+    key
+}
+
+/// The key of entry `index`'s signer-set record.
+pub fn index_signers_key(index: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[0] = b'F';
+    key[1..9].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// The run files of a stopped server's indexes, by name.
+fn index_runs(data: &Path) -> Vec<PathBuf> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(data.join("indexes"))
+        .expect("the indexes folder")
+        .map(|e| e.expect("a folder entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("run-") && !n.ends_with(".tmp"))
+        })
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// Every record of the index run file at `path`, read as docs/FORMAT.md section 7.9 says,
+/// with the run's `lo` and `hi`.
+fn read_index_run(path: &Path) -> (u64, u64, Vec<IndexRecord>) {
+    let bytes = std::fs::read(path).expect("a run file");
+    let word =
+        |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("a fixed-size field"));
+    let end = bytes.len();
+    assert_eq!(&bytes[end - 48..end - 40], b"EVIDRUN1");
+    let (lo, hi, blocks) = (word(end - 40), word(end - 32), word(end - 16) as usize);
+    let mut records = Vec::new();
+    for block in bytes[..blocks * 4096].chunks_exact(4096) {
+        let crc = u32::from_be_bytes(block[4092..].try_into().expect("a fixed-size field"));
+        assert_eq!(crc32fast::hash(&block[..4092]), crc, "{}", path.display());
+        let n = u16::from_be_bytes([block[0], block[1]]) as usize;
+        for r in block[2..2 + n * 24].chunks_exact(24) {
+            records.push((
+                r[..16].try_into().expect("a fixed-size field"),
+                u64::from_be_bytes(r[16..].try_into().expect("a fixed-size field")),
+            ));
+        }
+    }
+    (lo, hi, records)
+}
+
+/// Writes `records` (sorted here) as the index run file at `path`, checksums and all.
+fn write_index_run(path: &Path, lo: u64, hi: u64, mut records: Vec<IndexRecord>) {
+    records.sort();
+    let mut out = Vec::new();
+    let mut fences = Vec::new();
+    for chunk in records.chunks(170) {
+        let mut block = vec![0u8; 4096];
+        block[..2].copy_from_slice(&(chunk.len() as u16).to_be_bytes());
+        for (i, (key, value)) in chunk.iter().enumerate() {
+            block[2 + i * 24..18 + i * 24].copy_from_slice(key);
+            block[18 + i * 24..26 + i * 24].copy_from_slice(&value.to_be_bytes());
+        }
+        let crc = crc32fast::hash(&block[..4092]);
+        block[4092..].copy_from_slice(&crc.to_be_bytes());
+        out.extend_from_slice(&block);
+        fences.push(chunk[0]);
+    }
+    let tail_start = out.len();
+    for (key, value) in &fences {
+        out.extend_from_slice(key);
+        out.extend_from_slice(&value.to_be_bytes());
+    }
+    out.extend_from_slice(b"EVIDRUN1");
+    for word in [lo, hi, records.len() as u64, fences.len() as u64] {
+        out.extend_from_slice(&word.to_be_bytes());
+    }
+    let crc = crc32fast::hash(&out[tail_start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    std::fs::write(path, out).expect("writing a run file");
+}
+
+/// Edits every record of a stopped server's indexes, run by run, as someone with write
+/// access to the data folder could, keeping every checksum valid.
+pub fn edit_index_records(data: &Path, mut edit: impl FnMut(&mut Vec<IndexRecord>)) {
+    for path in index_runs(data) {
+        let (lo, hi, mut records) = read_index_run(&path);
+        edit(&mut records);
+        write_index_run(&path, lo, hi, records);
+    }
+}
+
+/// Every record of a stopped server's indexes.
+pub fn index_records(data: &Path) -> Vec<IndexRecord> {
+    index_runs(data)
+        .iter()
+        .flat_map(|p| read_index_run(p).2)
+        .collect()
+}

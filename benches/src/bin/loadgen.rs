@@ -381,7 +381,7 @@ async fn main() -> anyhow::Result<()> {
             bytes as f64 / (1024.0 * 1024.0),
             bytes as f64 / size.max(1) as f64,
             per("log"),
-            per("index"),
+            per("indexes"),
             size_json = size_json,
         );
     }

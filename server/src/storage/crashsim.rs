@@ -165,7 +165,7 @@ fn options() -> FileLogOptions {
 }
 
 /// The crash states of one sync point, each with a description.
-fn crash_states(state: &SimState, rng: &mut Rng) -> Vec<(String, SimFs)> {
+pub(super) fn crash_states(state: &SimState, rng: &mut Rng) -> Vec<(String, SimFs)> {
     let pending = state.pending();
     let dir_ops = state.pending_dir_ops();
     let mut out = Vec::new();

@@ -17,7 +17,7 @@
 mod crashsim;
 pub mod files;
 pub mod legacy;
-pub mod sled_index;
+pub mod runs;
 pub mod vfs;
 
 use std::fmt::Debug;

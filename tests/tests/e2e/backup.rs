@@ -82,7 +82,7 @@ async fn a_backup_of_a_live_server_restores_and_an_old_restore_is_caught_by_clie
         stdout(&out)
     );
     let backed_up = records(&server).await;
-    for file in ["log.pub", "log.key", "genesis.json", "log", "index"] {
+    for file in ["log.pub", "log.key", "genesis.json", "log", "indexes"] {
         assert!(copy.join(file).exists(), "the backup holds {file}");
     }
     #[cfg(unix)]

@@ -57,12 +57,12 @@ async fn indexes_behind_the_log_are_caught_up_before_anything_is_served() {
     // Entry 0 registers signer 1; entries 1..=3 are nonces 0..3.
     submit_all(&config, &data, 0..3).await;
     let old_index = dir.path().join("old-index");
-    copy_dir(&data.join("index"), &old_index);
+    copy_dir(&data.join("indexes"), &old_index);
     // Entries 4..=6 are nonces 3..6; then the indexes go back to before them, as a crash
     // between the log's sync and the indexes' would leave them.
     submit_all(&config, &data, 3..6).await;
-    std::fs::remove_dir_all(data.join("index")).unwrap();
-    copy_dir(&old_index, &data.join("index"));
+    std::fs::remove_dir_all(data.join("indexes")).unwrap();
+    copy_dir(&old_index, &data.join("indexes"));
 
     let server = Server::start(&config, &data).unwrap();
     assert!(
@@ -91,7 +91,7 @@ async fn lost_indexes_are_rebuilt_from_the_log_at_start() {
     let data = dir.path().join("data");
     let config = write_config(dir.path(), &data, &[1], "");
     submit_all(&config, &data, 0..4).await;
-    std::fs::remove_dir_all(data.join("index")).unwrap();
+    std::fs::remove_dir_all(data.join("indexes")).unwrap();
     let server = Server::start(&config, &data).unwrap();
     assert_eq!(server.size().await, 5);
     assert_eq!(signed_by_one(&server).await, 4);
@@ -268,4 +268,34 @@ async fn a_second_process_cannot_open_a_live_data_folder() {
     assert_eq!(before, after);
     let (receipt, _) = client.submit(&envelope(&key(1), 2)).await.unwrap();
     assert_eq!(receipt.index, 2, "the live server carries on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_of_the_earlier_sled_layout_are_removed_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    submit_all(&config, &data, 0..3).await;
+    // An earlier version kept the indexes in a sled tree in `index/`; the current one
+    // keeps runs in `indexes/`.
+    std::fs::remove_dir_all(data.join("indexes")).unwrap();
+    {
+        let db = sled::open(data.join("index")).unwrap();
+        db.insert(b"Mindexed", &4u64.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let server = Server::start(&config, &data).unwrap();
+    assert!(!data.join("index").exists(), "the sled indexes are gone");
+    assert!(
+        server
+            .stderr()
+            .contains("removing the indexes of an earlier version"),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(signed_by_one(&server).await, 3);
+    resubmit_is_duplicate(&server, 2, 3).await;
+    drop(server);
+    let out = evidentd_offline(&config, &["verify-store"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -2,7 +2,8 @@
 //! saw a newer checkpoint notices a rolled-back data folder.
 
 use evident_tests::{
-    Server, cli, copy_dir, envelope, evidentd_offline, flip_payload_byte, frame_of, key,
+    IndexRecord, Server, cli, copy_dir, edit_index_records, envelope, evidentd_offline,
+    flip_payload_byte, frame_of, index_list_key, index_records, index_signers_key, key,
     rot_record_byte, stderr, stdout, write_config,
 };
 
@@ -131,15 +132,15 @@ async fn a_registry_index_edited_behind_the_ledgers_back_is_named_at_start() {
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(2, &config, &data).await;
     {
-        // The registry kind's posting list, one block from entry 0: drop entry 0 from it.
-        let db = sled::open(data.join("index")).unwrap();
-        let mut k = vec![b'B', b'K', 2];
-        k.extend_from_slice(&0u64.to_be_bytes());
-        assert!(
-            db.remove(k).unwrap().is_some(),
-            "entry 0 is indexed as a registry entry"
-        );
-        db.flush().unwrap();
+        // The registry kind's posting list: drop entry 0 from it.
+        let registry = index_list_key(&[b'K', 2]);
+        let mut removed = 0;
+        edit_index_records(&data, |records| {
+            let before = records.len();
+            records.retain(|r| *r != (registry, 0));
+            removed += before - records.len();
+        });
+        assert_eq!(removed, 1, "entry 0 is indexed as a registry entry");
     }
     let err = Server::start(&config, &data).unwrap_err();
     assert!(
@@ -155,22 +156,18 @@ async fn a_subject_index_key_removed_behind_the_ledgers_back_is_named_at_start()
     let config = write_config(dir.path(), &data, &[1], "");
     log_of(3, &config, &data).await;
     {
-        // Entry 2's subject list (one block, from entry 2): without it, a release query
-        // would miss that evidence.
-        let db = sled::open(data.join("index")).unwrap();
-        let (key, block) = db
-            .scan_prefix(b"BS")
-            .map(|item| item.unwrap())
-            .map(|(k, v)| {
-                let first = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap());
-                (k, block_indexes(first, &v))
-            })
-            .find(|(_, block)| block.contains(&2))
-            .expect("entry 2 is in the subject index");
-        let kept: Vec<u64> = block.into_iter().filter(|&i| i != 2).collect();
-        assert_eq!(kept.first(), Some(&1), "the block starts at entry 1");
-        db.insert(key, block_bytes(1, &kept)).unwrap();
-        db.flush().unwrap();
+        // Entry 2 taken off its subject's list: without it, a release query would miss
+        // that evidence.
+        let subject = index_list_key(
+            b"Ssha256\x00421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195\x00",
+        );
+        let mut removed = 0;
+        edit_index_records(&data, |records| {
+            let before = records.len();
+            records.retain(|r| *r != (subject, 2));
+            removed += before - records.len();
+        });
+        assert_eq!(removed, 1, "entry 2 is in the subject index");
     }
     let err = Server::start(&config, &data).unwrap_err();
     assert!(
@@ -199,37 +196,6 @@ async fn a_subject_index_key_removed_behind_the_ledgers_back_is_named_at_start()
     assert_eq!(server.size().await, 4);
 }
 
-/// The indexes of a posting-list block (docs/FORMAT.md: LEB128 gaps from the key's index).
-fn block_indexes(first: u64, bytes: &[u8]) -> Vec<u64> {
-    let (mut out, mut at, mut gap, mut shift) = (Vec::new(), first, 0u64, 0);
-    for &b in bytes {
-        gap |= u64::from(b & 0x7f) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            at += gap;
-            out.push(at);
-            (gap, shift) = (0, 0);
-        }
-    }
-    out
-}
-
-/// A posting-list block of these indexes, the first of which is `first`.
-fn block_bytes(first: u64, indexes: &[u64]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut previous = first;
-    for &i in indexes {
-        let mut gap = i - previous;
-        while gap >= 0x80 {
-            out.push((gap as u8 & 0x7f) | 0x80);
-            gap >>= 7;
-        }
-        out.push(gap as u8);
-        previous = i;
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_store_finds_a_stray_index_key_and_a_forged_signer_list() {
     let dir = tempfile::tempdir().unwrap();
@@ -240,13 +206,17 @@ async fn verify_store_finds_a_stray_index_key_and_a_forged_signer_list() {
     assert!(out.status.success(), "{}", stderr(&out));
     {
         // A subject list holding an entry that is not about that subject.
-        let db = sled::open(data.join("index")).unwrap();
-        let mut k = b"BSsha256\0".to_vec();
-        k.extend_from_slice(&[b'a'; 64]);
-        k.push(0);
-        k.extend_from_slice(&1u64.to_be_bytes());
-        db.insert(k, &[0u8]).unwrap();
-        db.flush().unwrap();
+        let mut name = b"Ssha256\0".to_vec();
+        name.extend_from_slice(&[b'a'; 64]);
+        name.push(0);
+        let stray = index_list_key(&name);
+        let mut added = false;
+        edit_index_records(&data, |records| {
+            if !added {
+                records.push((stray, 1));
+                added = true;
+            }
+        });
     }
     let out = evidentd_offline(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -257,12 +227,23 @@ async fn verify_store_finds_a_stray_index_key_and_a_forged_signer_list() {
     );
     assert!(evidentd_offline(&config, &["reindex"]).status.success());
     {
-        // Entry 1's recorded signers rewritten to someone else.
-        let db = sled::open(data.join("index")).unwrap();
-        let mut k = vec![b'F'];
-        k.extend_from_slice(&1u64.to_be_bytes());
-        db.insert(k, br#"["mallory"]"#.as_slice()).unwrap();
-        db.flush().unwrap();
+        // Entry 1's recorded signers swapped for entry 0's (the administrator's).
+        let of = |records: &[IndexRecord], index: u64| {
+            records
+                .iter()
+                .find(|r| r.0 == index_signers_key(index))
+                .map(|r| r.1)
+        };
+        let all = index_records(&data);
+        let (theirs, admins) = (of(&all, 1).unwrap(), of(&all, 0).unwrap());
+        assert_ne!(theirs, admins);
+        edit_index_records(&data, |records| {
+            for r in records.iter_mut() {
+                if r.0 == index_signers_key(1) {
+                    r.1 = admins;
+                }
+            }
+        });
     }
     let out = evidentd_offline(&config, &["verify-store"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -286,10 +267,7 @@ async fn verify_store_names_an_entry_whose_signature_no_longer_verifies() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("entry 3:"), "{}", stderr(&out));
     // reindex replays the log before it touches anything: a damaged log keeps its indexes.
-    let count = || {
-        let db = sled::open(data.join("index")).unwrap();
-        db.iter().count()
-    };
+    let count = || index_records(&data).len();
     let before = count();
     let out = evidentd_offline(&config, &["reindex"]);
     assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
@@ -299,4 +277,45 @@ async fn verify_store_names_an_entry_whose_signature_no_longer_verifies() {
         stderr(&out)
     );
     assert_eq!(count(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_the_indexes_stops_the_start_and_reindex_repairs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    log_of(4, &config, &data).await;
+    // One bit of the first block of the indexes' run, its checksum left as it was: the
+    // dedupe and leaf-hash look-ups there can no longer be trusted.
+    let run = std::fs::read_dir(data.join("indexes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("run-"))
+        .expect("a run file");
+    let mut bytes = std::fs::read(&run).unwrap();
+    bytes[2 + 24 * 3 + 5] ^= 0x10;
+    std::fs::write(&run, &bytes).unwrap();
+    let err = Server::start(&config, &data).unwrap_err();
+    assert!(
+        err.contains("fails its checksum") && err.contains("evidentd reindex"),
+        "{err}"
+    );
+    let out = evidentd_offline(&config, &["verify-store"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fails its checksum"),
+        "{}",
+        stderr(&out)
+    );
+    let out = evidentd_offline(&config, &["reindex"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = evidentd_offline(&config, &["verify-store"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Dedupe is exact again: a resubmission is the original entry.
+    let server = Server::start(&config, &data).unwrap();
+    let mut client = server.client().await;
+    let (receipt, duplicate) = client.submit(&envelope(&key(1), 2)).await.unwrap();
+    assert!(duplicate);
+    assert_eq!(receipt.index, 3);
+    assert_eq!(server.size().await, 5);
 }
