@@ -32,6 +32,11 @@ pub struct Config {
     pub startup_check: StartupCheck,
     /// How many of the last entries a `tail` start-up check reads.
     pub startup_tail_entries: u64,
+    /// Seconds between background verifications of the whole store (from start, then
+    /// from the end of each); 0 turns them off.
+    pub verify_every_seconds: u64,
+    /// The background verification reads at most this many entries a second.
+    pub verify_entries_per_second: u64,
     /// No longer used (it sized sled's page cache when the indexes were in sled); accepted
     /// so that older configuration files still load, with a warning.
     pub store_cache_mb: Option<u64>,
@@ -223,6 +228,8 @@ impl Default for Config {
             startup_check: StartupCheck::Tail,
             startup_tail_entries: 10_000,
             store_cache_mb: None,
+            verify_every_seconds: 24 * 3600,
+            verify_entries_per_second: 5_000,
             genesis: GenesisConfig::default(),
             tls: TlsConfig::default(),
             clients: Vec::new(),
@@ -382,6 +389,12 @@ impl Config {
                 "`store_cache_mb` is no longer used (the indexes are files the OS caches); \
                  remove it from the configuration"
             );
+        }
+        if self.verify_every_seconds > 0 && self.verify_entries_per_second == 0 {
+            return Err(invalid(
+                "verify_entries_per_second".into(),
+                "must be at least 1 when verify_every_seconds is set".into(),
+            ));
         }
         if self.startup_tail_entries == 0 {
             return Err(invalid(

@@ -22,6 +22,7 @@ pub mod service;
 pub mod storage;
 pub mod store;
 pub mod tls;
+pub mod verify;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -463,6 +464,7 @@ pub async fn run(
         max_delay: config.max_delay(),
         queue_depth: config.batch.queue_depth,
     };
+    let verifier = signer.verifier().clone();
     let (ledger, sequencer) = Ledger::start(
         store.clone(),
         signer,
@@ -483,9 +485,39 @@ pub async fn run(
     // after SERVING is set, and it looks at the failure as it is now first, so a failure
     // before this point is not overwritten.
     let mut failure = sequencer.failure();
+    // The background verification of the whole store; a failed pass is reported the same
+    // way.
+    let (damage_tx, mut damage) = tokio::sync::watch::channel(None);
+    let verification = if config.verify_every_seconds > 0 {
+        Some(
+            verify::start(
+                store.clone(),
+                verifier,
+                verify::Schedule {
+                    every: std::time::Duration::from_secs(config.verify_every_seconds),
+                    entries_per_second: config.verify_entries_per_second,
+                },
+                damage_tx,
+            )
+            .map_err(|source| RunError::Store {
+                dir: config.data_dir.clone(),
+                error: store::StoreError::Io {
+                    op: "starting the background verification",
+                    path: config.data_dir.clone(),
+                    source,
+                },
+            })?,
+        )
+    } else {
+        None
+    };
     let reporter = health_reporter.clone();
     let watchdog = tokio::spawn(async move {
-        if failure.wait_for(Option::is_some).await.is_ok() {
+        let failed = tokio::select! {
+            failed = failure.wait_for(Option::is_some) => failed.is_ok(),
+            damaged = damage.wait_for(Option::is_some) => damaged.is_ok(),
+        };
+        if failed {
             reporter
                 .set_not_serving::<LedgerServer<service::LedgerService>>()
                 .await;
@@ -499,9 +531,12 @@ pub async fn run(
     }
     summaries.abort();
     watchdog.abort();
-    tokio::task::spawn_blocking(move || sequencer.join())
-        .await
-        .expect("joining the sequencer does not panic");
+    tokio::task::spawn_blocking(move || {
+        drop(verification);
+        sequencer.join();
+    })
+    .await
+    .expect("joining the sequencer does not panic");
     if let Err(e) = store.sync() {
         tracing::error!(error = %e, "final sync failed");
     }

@@ -191,6 +191,15 @@ pub struct Metrics {
     fsync: Histogram,
     tree_size: Gauge,
     checkpoint_time: Gauge<f64, AtomicU64>,
+    verifications: Family<ResultLabel, Counter>,
+    verified_entries: Gauge,
+    verified_time: Gauge<f64, AtomicU64>,
+}
+
+/// The result of a background verification pass.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
 impl Default for Metrics {
@@ -282,6 +291,29 @@ impl Metrics {
             checkpoint_time.clone(),
         );
 
+        let verifications = Family::<ResultLabel, Counter>::default();
+        for result in ["ok", "failed"] {
+            verifications.get_or_create_owned(&ResultLabel { result });
+        }
+        registry.register(
+            "evident_store_verifications",
+            "Finished background verifications of the whole store, by result (ok, failed)",
+            verifications.clone(),
+        );
+        let verified_entries = Gauge::default();
+        registry.register(
+            "evident_store_verified_entries",
+            "Entries the background verification in progress (or the last one) has verified",
+            verified_entries.clone(),
+        );
+        let verified_time = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "evident_store_verified_timestamp_seconds",
+            "Unix time at which the last background verification of the whole store \
+             succeeded (0: none yet)",
+            verified_time.clone(),
+        );
+
         Metrics {
             registry,
             submissions,
@@ -292,6 +324,9 @@ impl Metrics {
             fsync,
             tree_size,
             checkpoint_time,
+            verifications,
+            verified_entries,
+            verified_time,
         }
     }
 
@@ -353,6 +388,26 @@ impl Metrics {
             .map_or(0.0, |d| d.as_secs_f64());
         self.tree_size.set(i64::try_from(size).unwrap_or(i64::MAX));
         self.checkpoint_time.set(now);
+    }
+
+    /// Records a finished background verification of the store.
+    pub fn verification(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.verifications
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.verified_time.set(now);
+        }
+    }
+
+    /// Records the background verification's progress.
+    pub fn verified_entries(&self, entries: u64) {
+        self.verified_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     /// The metrics in the Prometheus text exposition format, version 0.0.4.
@@ -635,7 +690,7 @@ mod tests {
     }
 
     /// Every family, with its type and help, as the hand-written registry exposed them.
-    const FAMILIES: [(&str, &str, &str); 9] = [
+    const FAMILIES: [(&str, &str, &str); 12] = [
         (
             "evident_build_info",
             "gauge",
@@ -685,6 +740,22 @@ mod tests {
             "gauge",
             "Unix time at which the latest checkpoint was signed; its age is \
              time() - evident_checkpoint_timestamp_seconds.",
+        ),
+        (
+            "evident_store_verifications_total",
+            "counter",
+            "Finished background verifications of the whole store, by result (ok, failed).",
+        ),
+        (
+            "evident_store_verified_entries",
+            "gauge",
+            "Entries the background verification in progress (or the last one) has verified.",
+        ),
+        (
+            "evident_store_verified_timestamp_seconds",
+            "gauge",
+            "Unix time at which the last background verification of the whole store \
+             succeeded (0: none yet).",
         ),
     ];
 
@@ -741,6 +812,10 @@ mod tests {
             "evident_rate_limited_total".to_owned(),
             "evident_tree_size".to_owned(),
             "evident_checkpoint_timestamp_seconds".to_owned(),
+            "evident_store_verifications_total{result=\"ok\"}".to_owned(),
+            "evident_store_verifications_total{result=\"failed\"}".to_owned(),
+            "evident_store_verified_entries".to_owned(),
+            "evident_store_verified_timestamp_seconds".to_owned(),
         ];
         for key in &expected {
             assert!(series.contains_key(key), "{key} in\n{text}");

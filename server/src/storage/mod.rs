@@ -256,6 +256,12 @@ pub trait IndexStore: Send + Sync + Debug {
 
     /// Removes everything (for `reindex`); durable when it returns.
     fn clear(&self) -> Result<(), StoreError>;
+
+    /// Reads everything the indexes keep on disk and checks its checksums (the background
+    /// verification); returns the bytes read.
+    fn verify_files(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 /// One posting list: the entries that have one property, in log order.

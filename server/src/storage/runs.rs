@@ -793,18 +793,6 @@ impl RunIndex {
         self.read().runs.len()
     }
 
-    /// Reads every block of every run and checks its checksum; returns the bytes read.
-    pub fn verify_blocks(&self) -> Result<u64, StoreError> {
-        let runs = self.read().runs.clone();
-        let mut bytes = 0;
-        for run in runs {
-            let mut scan = run.scan();
-            while scan.next()?.is_some() {}
-            bytes += run.fences.len() as u64 * BLOCK_BYTES as u64;
-        }
-        Ok(bytes)
-    }
-
     fn failed(state: &State) -> Result<(), StoreError> {
         match &state.failed {
             Some(e) => Err(StoreError::Poisoned(e.clone())),
@@ -1367,6 +1355,17 @@ impl IndexStore for RunIndex {
         Ok(census)
     }
 
+    fn verify_files(&self) -> Result<u64, StoreError> {
+        let runs = self.read().runs.clone();
+        let mut bytes = 0;
+        for run in runs {
+            let mut scan = run.scan();
+            while scan.next()?.is_some() {}
+            bytes += run.fences.len() as u64 * BLOCK_BYTES as u64;
+        }
+        Ok(bytes)
+    }
+
     fn clear(&self) -> Result<(), StoreError> {
         let _writing = self
             .shared
@@ -1612,7 +1611,7 @@ mod tests {
             }
         }
         assert!(failed > 0);
-        assert!(index.verify_blocks().is_err());
+        assert!(index.verify_files().is_err());
         assert!(index.census().is_err());
         drop(index);
         // A byte in the fence table or the trailer: the run does not open.

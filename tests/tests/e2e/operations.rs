@@ -1,6 +1,6 @@
 //! What operators and generic gRPC tools see: the health service and server reflection.
 
-use evident_tests::{Server, write_config};
+use evident_tests::{Server, envelope, flip_payload_byte, key, write_config};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -237,5 +237,50 @@ async fn health_is_not_serving_while_the_store_is_checked_at_start() {
             ServingStatus::Serving as i32
         ],
         "health during and after the start-up check"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_verification_finds_an_entry_edited_while_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "verify_every_seconds = 1");
+    let server = Server::start(&config, &data).unwrap();
+    let mut client = server.client().await;
+    for nonce in 0..5 {
+        client.submit(&envelope(&key(1), nonce)).await.unwrap();
+    }
+    let status = || async {
+        HealthClient::new(channel(&server).await)
+            .check(HealthCheckRequest {
+                service: "evident.v1.Ledger".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server
+        .stderr()
+        .contains("verified the store in the background")
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", server.stderr());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status().await, ServingStatus::Serving as i32);
+    // Entry 3's Statement edited on disk, its checksum made to match: only the tree, which
+    // the log's key signed, can tell.
+    flip_payload_byte(&data, 3);
+    while status().await != ServingStatus::NotServing as i32 {
+        assert!(std::time::Instant::now() < deadline, "{}", server.stderr());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let logged = server.stderr();
+    assert!(
+        logged.contains("background verification of the store failed")
+            && logged.contains("entry 3")
+            && logged.contains("evidentd verify-store"),
+        "{logged}"
     );
 }
