@@ -1,4 +1,5 @@
-//! What an auditor's query costs on a real sled store of 1,000,000 entries.
+//! What an auditor's query costs on a real store of 1,000,000 entries (the log's files and
+//! the indexes' runs, as `evidentd` writes them).
 //!
 //! Before any timing, the benchmark builds a store in a fresh temporary folder, the way the
 //! sequencer writes one: `Store::open`, then `Store::append` of batches of 10,000 entries,
@@ -29,7 +30,7 @@
 //! one signer (resumed from a cursor got by paging before the timing); one day with no other
 //! filter; a subject digest that is not in the log. It also times `first_at_or_after`, the
 //! binary search from a time to an index, alone. Each query is timed warm: criterion's
-//! warm-up reads the pages it touches into sled's cache first.
+//! warm-up reads the pages it touches into the page cache first.
 //!
 //! `EVIDENT_BENCH_ENTRIES` sets the number of entries (default 1,000,000; 10,000 makes a
 //! quick check); nothing is cached between runs. `EVIDENT_BENCH_SECONDARY_INDEXES=0` builds
@@ -466,12 +467,10 @@ fn build_part(dir: &Path, start: u64, end: u64, entries: u64) {
 
 /// Builds the store of `entries` entries in `dir`, [`PART`] entries per builder process.
 ///
-/// A process that writes entries through sled 0.34 grows by about 35–40 KB of resident
-/// memory per entry written (measured with this benchmark: 3.4–4.1 GB after 100,000 entries,
-/// with batches of 1,000 or of 10,000; dropping the `Store` and reopening it in the same
-/// process did not bring it down), so one process cannot write 1 M entries on a machine
-/// with 23 GiB: it was killed for lack of memory. Each part therefore runs in a new
-/// process that reopens the store, resumes the Merkle frontier from it, appends, and exits.
+/// Each part runs in a new process that reopens the store, resumes the Merkle frontier from
+/// it, appends, and exits. (When the indexes were a sled tree, a process writing through it
+/// grew by 35–40 KB of resident memory per entry and could not write 1 M entries on this
+/// machine; the parts, which also exercise reopening, stayed.)
 fn build(dir: &Path, entries: u64) -> Store {
     let started = Instant::now();
     let mut written = Written::default();

@@ -311,9 +311,14 @@ impl Store {
         Ok(())
     }
 
-    /// Makes the indexes durable (the log is durable after every append).
+    /// Makes the indexes and the latest checkpoint durable (the log's entries are durable
+    /// after every append).
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.index.sync()
+        self.index.sync()?;
+        if let Some(note) = self.log.checkpoint()? {
+            self.set_checkpoint_durably(&note)?;
+        }
+        Ok(())
     }
 }
 

@@ -363,7 +363,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut per_entry = None;
     if let Some(started) = &started {
-        // Let sled settle, then report the store's size per entry.
+        // Report the store's size per entry.
         let mut client = Client::connect_with(&url, &credentials).await?;
         let note = client.checkpoint().await?;
         let size: u64 = note

@@ -210,6 +210,8 @@ pub struct FileLog {
     cache: Mutex<TileCache>,
     /// First indexes of the sealed segments with open files, oldest opened first.
     open_sealed: Mutex<VecDeque<u64>>,
+    /// The latest checkpoint stored, when newer than the durable one in the file.
+    latest_checkpoint: Mutex<Option<String>>,
 }
 
 impl fmt::Debug for FileLog {
@@ -488,6 +490,7 @@ impl FileLog {
             writer: Mutex::new(Writer::default()),
             cache: Mutex::new(TileCache::default()),
             open_sealed: Mutex::new(VecDeque::new()),
+            latest_checkpoint: Mutex::new(None),
         };
         log.recover()?;
         Ok(log)
@@ -1445,29 +1448,34 @@ impl LogStore for FileLog {
     }
 
     fn checkpoint(&self) -> Result<Option<String>, StoreError> {
+        if let Some(note) = self
+            .latest_checkpoint
+            .lock()
+            .map_err(|_| StoreError::Poisoned("a checkpoint writer panicked".into()))?
+            .clone()
+        {
+            return Ok(Some(note));
+        }
         let path = self.dir.join("checkpoint");
         Ok(read_small(self.vfs.as_ref(), &path)?.and_then(|b| decode_checkpoint(&b)))
     }
 
     fn set_checkpoint_durably(&self, note: &str) -> Result<(), StoreError> {
         let bytes = encode_checkpoint(note)?;
-        self.write_locked(|_| self.write_durable("checkpoint", &bytes))
+        self.write_locked(|_| self.write_durable("checkpoint", &bytes))?;
+        self.set_checkpoint(note)
     }
 
+    /// Kept in memory: the file holds the checkpoint last made durable, which is what a
+    /// restart reads and what recovery holds the log to.
     fn set_checkpoint(&self, note: &str) -> Result<(), StoreError> {
         self.write_locked(|_| {
-            let path = self.dir.join("checkpoint");
-            let tmp = self.dir.join("checkpoint.tmp");
-            let bytes = encode_checkpoint(note)?;
-            let file = self
-                .vfs
-                .open(&tmp, OpenMode::Truncate)
-                .map_err(io_err("creating", &tmp))?;
-            file.write_all_at(&bytes, 0)
-                .map_err(io_err("writing", &tmp))?;
-            self.vfs
-                .rename(&tmp, &path)
-                .map_err(io_err("renaming into place", &path))
+            *self
+                .latest_checkpoint
+                .lock()
+                .map_err(|_| StoreError::Poisoned("a checkpoint writer panicked".into()))? =
+                Some(note.to_owned());
+            Ok(())
         })
     }
 
@@ -1819,18 +1827,35 @@ mod tests {
             f.log.checkpoint().unwrap().as_deref(),
             Some("o\n0\nAAAA\n\n- sig\n")
         );
-        // The genesis is durable; the checkpoint is not, and may be lost or torn.
+        // The genesis is durable; the checkpoint is not, and is lost.
         let crashed = fs.snapshot().materialise(&mut |_| Fate::Drop, 0);
         let log = FileLog::open_with(Arc::new(crashed), Path::new(DIR), small()).unwrap();
         assert_eq!(log.genesis().unwrap().as_deref(), Some(&b"{}"[..]));
         assert_eq!(log.checkpoint().unwrap(), None);
+        // A durable one survives; a newer one since is served until a restart.
+        f.log
+            .set_checkpoint_durably("o\n0\nBBBB\n\n- sig\n")
+            .unwrap();
+        f.log.set_checkpoint("o\n0\nCCCC\n\n- sig\n").unwrap();
+        assert_eq!(
+            f.log.checkpoint().unwrap().as_deref(),
+            Some("o\n0\nCCCC\n\n- sig\n")
+        );
+        let crashed = fs.snapshot().materialise(&mut |_| Fate::Drop, 0);
+        let log = FileLog::open_with(Arc::new(crashed), Path::new(DIR), small()).unwrap();
+        assert_eq!(
+            log.checkpoint().unwrap().as_deref(),
+            Some("o\n0\nBBBB\n\n- sig\n")
+        );
+        // A torn or edited file reads as no checkpoint.
         let file = fs
             .open(Path::new("/srv/log/checkpoint"), OpenMode::Existing)
             .unwrap();
         file.write_all_at(b"junk", 14).unwrap();
-        assert_eq!(f.log.checkpoint().unwrap(), None);
+        let reopened = || FileLog::open_with(Arc::new(fs.clone()), Path::new(DIR), small());
+        assert_eq!(reopened().unwrap().checkpoint().unwrap(), None);
         file.set_len(10).unwrap();
-        assert_eq!(f.log.checkpoint().unwrap(), None);
+        assert_eq!(reopened().unwrap().checkpoint().unwrap(), None);
     }
 
     /// Flips a byte of entry `index`'s record in the segment files.
@@ -1882,7 +1907,7 @@ mod tests {
             let mut f = Fixture::new(Arc::new(fs.clone()), Path::new(DIR), options);
             f.fill(50, 5, 100);
             if let Some(note) = checkpoint {
-                f.log.set_checkpoint(note).unwrap();
+                f.log.set_checkpoint_durably(note).unwrap();
             }
             damage(&fs, &f.log, 20);
             (fs, f.all)
@@ -1908,7 +1933,9 @@ mod tests {
         let mut f = Fixture::new(Arc::new(OsFs), &path, small());
         f.fill(400, 20, 300);
         f.log.set_genesis(b"{\"g\":1}").unwrap();
-        f.log.set_checkpoint("o\n400\nAAAA\n\n- x\n").unwrap();
+        f.log
+            .set_checkpoint_durably("o\n400\nAAAA\n\n- x\n")
+            .unwrap();
         let log = FileLog::open_with(Arc::new(OsFs), &path, small()).unwrap();
         let mut rng = Rng::new(2);
         check_reads(&log, &f.all, &mut rng);

@@ -57,6 +57,8 @@ pub const BLOCK_RECORDS: usize = (BLOCK_BYTES - 2 - 4) / RECORD_BYTES;
 pub const FLUSH_ENTRIES: u64 = 8_192;
 /// …or holds this many records.
 pub const FLUSH_RECORDS: usize = 96 * 1024;
+/// Tables waiting to be written beyond which `add` writes them itself.
+const MAX_FROZEN: usize = 3;
 /// Runs merged at once, and the size ratio between tiers.
 pub const FANOUT: usize = 4;
 /// Bytes at the end of a run after its fence table.
@@ -306,12 +308,12 @@ impl Run {
         })
     }
 
-    fn block(&self, n: usize) -> Result<Vec<Rec>, StoreError> {
-        let mut buf = vec![0u8; BLOCK_BYTES];
+    /// Reads block `n` into `buf` and checks it; returns its record count.
+    fn block(&self, n: usize, buf: &mut [u8; BLOCK_BYTES]) -> Result<usize, StoreError> {
         self.file
-            .read_exact_at(&mut buf, (n * BLOCK_BYTES) as u64)
+            .read_exact_at(buf, (n * BLOCK_BYTES) as u64)
             .map_err(io_err("reading an index run", &self.path))?;
-        decode_block(&buf).ok_or_else(|| {
+        block_count(buf).ok_or_else(|| {
             StoreError::Corrupt(format!(
                 "block {n} of the index run {} fails its checksum (stop the server and run \
                  `evidentd reindex`)",
@@ -326,9 +328,11 @@ impl Run {
         if after == 0 {
             return Ok(self.fences.first().copied());
         }
-        let block = self.block(after - 1)?;
-        if let Some(found) = block.iter().find(|r| **r >= target) {
-            return Ok(Some(*found));
+        let mut buf = [0u8; BLOCK_BYTES];
+        let count = self.block(after - 1, &mut buf)?;
+        let at = partition(&buf, count, |r| r < target);
+        if at < count {
+            return Ok(Some(record_at(&buf, at)));
         }
         Ok(self.fences.get(after).copied())
     }
@@ -339,8 +343,10 @@ impl Run {
         if after == 0 {
             return Ok(None);
         }
-        let block = self.block(after - 1)?;
-        Ok(block.iter().rev().find(|r| **r <= target).copied())
+        let mut buf = [0u8; BLOCK_BYTES];
+        let count = self.block(after - 1, &mut buf)?;
+        let at = partition(&buf, count, |r| r <= target);
+        Ok(at.checked_sub(1).map(|i| record_at(&buf, i)))
     }
 
     /// Every record, in order, read a few hundred kilobytes at a time.
@@ -354,21 +360,38 @@ impl Run {
     }
 }
 
-fn decode_block(buf: &[u8]) -> Option<Vec<Rec>> {
+/// A block's record count, if its checksum and count are right.
+fn block_count(buf: &[u8]) -> Option<usize> {
     let crc = u32::from_be_bytes(buf[BLOCK_BYTES - 4..].try_into().expect("4"));
     if crc32fast::hash(&buf[..BLOCK_BYTES - 4]) != crc {
         return None;
     }
     let count = u16::from_be_bytes([buf[0], buf[1]]) as usize;
-    if count == 0 || count > BLOCK_RECORDS {
-        return None;
+    (1..=BLOCK_RECORDS).contains(&count).then_some(count)
+}
+
+fn record_at(buf: &[u8], i: usize) -> Rec {
+    Rec::decode(&buf[2 + i * RECORD_BYTES..2 + (i + 1) * RECORD_BYTES])
+}
+
+/// The number of leading records of a checked block for which `before` holds (records
+/// are sorted, so `before` is true then false).
+fn partition(buf: &[u8], count: usize, before: impl Fn(Rec) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, count);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if before(record_at(buf, mid)) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
     }
-    Some(
-        buf[2..2 + count * RECORD_BYTES]
-            .chunks_exact(RECORD_BYTES)
-            .map(Rec::decode)
-            .collect(),
-    )
+    lo
+}
+
+fn decode_block(buf: &[u8]) -> Option<Vec<Rec>> {
+    let count = block_count(buf)?;
+    Some((0..count).map(|i| record_at(buf, i)).collect())
 }
 
 /// Reads a run's records in order.
@@ -1091,6 +1114,18 @@ impl IndexStore for RunIndex {
         };
         if freeze {
             self.wake();
+            // Memory stays bounded when the disk is slower than the log: past a few tables
+            // waiting to be written, the sequencer writes them itself (and so slows down).
+            if self.read().frozen.len() > MAX_FROZEN {
+                self.shared.flush_frozen().inspect_err(|e| {
+                    self.shared
+                        .state
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .failed
+                        .get_or_insert(e.to_string());
+                })?;
+            }
         }
         Ok(())
     }
