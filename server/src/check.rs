@@ -3,7 +3,7 @@
 //! brings the indexes up to the log before any submission is taken.
 //!
 //! What a crash can damage is the log's tail (the log recovers it when it opens) and the
-//! indexes' tail (they are synced at most once a second). So the check replays the last
+//! indexes' tail (a run is written every few thousand entries). So the check replays the last
 //! `startup_tail_entries` entries — chain, times, signatures against the registry of their
 //! time, every tree node they complete, the signed root — holds every index entry of those
 //! already indexed against them, and indexes the rest. `startup_check = "full"` does the

@@ -513,15 +513,25 @@ pub async fn run(
     };
     let reporter = health_reporter.clone();
     let watchdog = tokio::spawn(async move {
-        let failed = tokio::select! {
-            failed = failure.wait_for(Option::is_some) => failed.is_ok(),
-            damaged = damage.wait_for(Option::is_some) => damaged.is_ok(),
+        // A sender gone (the verification thread ended) is not a failure: keep watching
+        // the other.
+        let failed = async {
+            if failure.wait_for(Option::is_some).await.is_err() {
+                std::future::pending::<()>().await;
+            }
         };
-        if failed {
-            reporter
-                .set_not_serving::<LedgerServer<service::LedgerService>>()
-                .await;
+        let damaged = async {
+            if damage.wait_for(Option::is_some).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = failed => {}
+            () = damaged => {}
         }
+        reporter
+            .set_not_serving::<LedgerServer<service::LedgerService>>()
+            .await;
     });
     announce(&announced);
     let result = server.await.expect("the server task does not panic");

@@ -56,7 +56,8 @@ fn entry(index: u64, problem: impl Into<String>) -> MaintenanceError {
     }
 }
 
-/// Opens a stopped server's store; a running server holds the indexes' lock.
+/// Opens a stopped server's store; a running server holds the store's lock. Indexes too
+/// damaged to open do not stop it: `verify-store` reports them, `reindex` replaces them.
 pub fn open(dir: &Path) -> Result<Store, MaintenanceError> {
     if !dir.join(crate::store::LOG_FOLDER).exists() && !crate::storage::legacy::is_legacy(dir) {
         return Err(MaintenanceError::Setup(format!(
@@ -64,7 +65,7 @@ pub fn open(dir: &Path) -> Result<Store, MaintenanceError> {
             dir.display()
         )));
     }
-    Store::open(dir).map_err(|e| {
+    Store::open_lenient(dir).map_err(|e| {
         MaintenanceError::Setup(format!(
             "opening the store in {}: {e} (stop evidentd first: it holds the store's lock)",
             dir.display()

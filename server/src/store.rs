@@ -99,9 +99,23 @@ impl Store {
         Store::create(data_dir)
     }
 
+    /// Opens the store of `data_dir` for `evidentd reindex` and `verify-store`: indexes too
+    /// damaged to open are reported by every read that needs them, and removed whole by
+    /// [`IndexStore::clear`], instead of refusing the store.
+    pub fn open_lenient(data_dir: &Path) -> Result<Store, StoreError> {
+        if legacy::is_legacy(data_dir) {
+            return Store::open(data_dir);
+        }
+        Store::create_with(data_dir, true)
+    }
+
     /// Opens (or creates) the current layout's store in `data_dir`, whatever else the
     /// folder holds (for `evidentd migrate`).
     pub fn create(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::create_with(data_dir, false)
+    }
+
+    fn create_with(data_dir: &Path, lenient: bool) -> Result<Store, StoreError> {
         // One process at a time: the log's recovery writes (it cuts torn tails and rebuilds
         // derived files), so the lock is taken before the log is opened.
         let lock = lock_data_dir(data_dir)?;
@@ -120,7 +134,11 @@ impl Store {
         }
         let vfs: Arc<dyn crate::storage::vfs::Vfs> = Arc::new(crate::storage::vfs::OsFs);
         let log = FileLog::open(Arc::clone(&vfs), &data_dir.join(LOG_FOLDER))?;
-        let index = RunIndex::open(vfs, &data_dir.join(INDEX_FOLDER))?;
+        let index = if lenient {
+            RunIndex::open_lenient(vfs, &data_dir.join(INDEX_FOLDER))?
+        } else {
+            RunIndex::open(vfs, &data_dir.join(INDEX_FOLDER))?
+        };
         let mut store = Store::from_parts(Arc::new(log), Arc::new(index));
         store.lock = Some(lock);
         Ok(store)

@@ -29,6 +29,9 @@ use crate::store::Store;
 
 /// Entries read at a time.
 const CHUNK: u64 = 1_024;
+/// Bytes of the indexes read per entry of the rate: a few times what an entry's records
+/// take, so the indexes' part of a pass takes less time than the log's.
+const BYTES_PER_ENTRY: u64 = 1_024;
 
 /// How often and how fast the store is verified in the background.
 #[derive(Debug, Clone, Copy)]
@@ -183,9 +186,22 @@ fn pass(
             checkpoint.root
         ));
     }
+    // The indexes, at about as many bytes a second as the entries' rate reads of the log.
+    let bytes_per_second = rate.saturating_mul(BYTES_PER_ENTRY) as f64;
+    let started = Instant::now();
+    let mut stopped = false;
     store
         .index()
-        .verify_files()
+        .verify_files(&mut |bytes| {
+            let due = Duration::from_secs_f64(bytes as f64 / bytes_per_second);
+            if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                stopped = !pause(stop, ahead);
+            }
+            !stopped && !stop.load(Ordering::Relaxed)
+        })
         .map_err(|e| format!("the indexes: {e}"))?;
+    if stopped || stop.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
     Ok(Some(size))
 }

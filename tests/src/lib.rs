@@ -540,13 +540,18 @@ fn index_runs(data: &Path) -> Vec<PathBuf> {
 
 /// Every record of the index run file at `path`, read as docs/FORMAT.md section 7.9 says,
 /// with the run's `lo` and `hi`.
-fn read_index_run(path: &Path) -> (u64, u64, Vec<IndexRecord>) {
+fn read_index_run(path: &Path) -> (u64, u64, u32, Vec<IndexRecord>) {
     let bytes = std::fs::read(path).expect("a run file");
     let word =
         |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("a fixed-size field"));
     let end = bytes.len();
     assert_eq!(&bytes[end - 48..end - 40], b"EVIDRUN1");
     let (lo, hi, blocks) = (word(end - 40), word(end - 32), word(end - 16) as usize);
+    let catalog_len = u32::from_be_bytes(
+        bytes[end - 8..end - 4]
+            .try_into()
+            .expect("a fixed-size field"),
+    );
     let mut records = Vec::new();
     for block in bytes[..blocks * 4096].chunks_exact(4096) {
         let crc = u32::from_be_bytes(block[4092..].try_into().expect("a fixed-size field"));
@@ -559,11 +564,11 @@ fn read_index_run(path: &Path) -> (u64, u64, Vec<IndexRecord>) {
             ));
         }
     }
-    (lo, hi, records)
+    (lo, hi, catalog_len, records)
 }
 
 /// Writes `records` (sorted here) as the index run file at `path`, checksums and all.
-fn write_index_run(path: &Path, lo: u64, hi: u64, mut records: Vec<IndexRecord>) {
+fn write_index_run(path: &Path, lo: u64, hi: u64, catalog_len: u32, mut records: Vec<IndexRecord>) {
     records.sort();
     let mut out = Vec::new();
     let mut fences = Vec::new();
@@ -588,9 +593,9 @@ fn write_index_run(path: &Path, lo: u64, hi: u64, mut records: Vec<IndexRecord>)
     for word in [lo, hi, records.len() as u64, fences.len() as u64] {
         out.extend_from_slice(&word.to_be_bytes());
     }
+    out.extend_from_slice(&catalog_len.to_be_bytes());
     let crc = crc32fast::hash(&out[tail_start..]);
     out.extend_from_slice(&crc.to_be_bytes());
-    out.extend_from_slice(&[0; 4]);
     std::fs::write(path, out).expect("writing a run file");
 }
 
@@ -598,9 +603,9 @@ fn write_index_run(path: &Path, lo: u64, hi: u64, mut records: Vec<IndexRecord>)
 /// access to the data folder could, keeping every checksum valid.
 pub fn edit_index_records(data: &Path, mut edit: impl FnMut(&mut Vec<IndexRecord>)) {
     for path in index_runs(data) {
-        let (lo, hi, mut records) = read_index_run(&path);
+        let (lo, hi, catalog_len, mut records) = read_index_run(&path);
         edit(&mut records);
-        write_index_run(&path, lo, hi, records);
+        write_index_run(&path, lo, hi, catalog_len, records);
     }
 }
 
@@ -608,6 +613,6 @@ pub fn edit_index_records(data: &Path, mut edit: impl FnMut(&mut Vec<IndexRecord
 pub fn index_records(data: &Path) -> Vec<IndexRecord> {
     index_runs(data)
         .iter()
-        .flat_map(|p| read_index_run(p).2)
+        .flat_map(|p| read_index_run(p).3)
         .collect()
 }

@@ -258,8 +258,10 @@ pub trait IndexStore: Send + Sync + Debug {
     fn clear(&self) -> Result<(), StoreError>;
 
     /// Reads everything the indexes keep on disk and checks its checksums (the background
-    /// verification); returns the bytes read.
-    fn verify_files(&self) -> Result<u64, StoreError> {
+    /// verification); returns the bytes read. `pace` is called with the bytes read so far
+    /// as it goes, and may sleep; when it returns `false` the reading stops there.
+    fn verify_files(&self, pace: &mut dyn FnMut(u64) -> bool) -> Result<u64, StoreError> {
+        let _ = pace;
         Ok(0)
     }
 }

@@ -319,3 +319,44 @@ async fn a_flipped_byte_in_the_indexes_stops_the_start_and_reindex_repairs_it() 
     assert_eq!(receipt.index, 3);
     assert_eq!(server.size().await, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_does_not_open_is_reported_by_verify_store_and_replaced_by_reindex() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    log_of(3, &config, &data).await;
+    // A byte of the run's fence table: the run no longer opens at all.
+    let run = std::fs::read_dir(data.join("indexes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("run-"))
+        .expect("a run file");
+    let mut bytes = std::fs::read(&run).unwrap();
+    let at = bytes.len() - 48 - 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(&run, &bytes).unwrap();
+    let err = Server::start(&config, &data).unwrap_err();
+    assert!(
+        err.contains("fails its checksum") && err.contains("evidentd reindex"),
+        "{err}"
+    );
+    let out = evidentd_offline(&config, &["verify-store"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fence table or trailer"),
+        "{}",
+        stderr(&out)
+    );
+    let out = evidentd_offline(&config, &["reindex"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("indexes rebuilt for 4 entries"),
+        "{}",
+        stdout(&out)
+    );
+    let out = evidentd_offline(&config, &["verify-store"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let server = Server::start(&config, &data).unwrap();
+    assert_eq!(server.size().await, 4);
+}
