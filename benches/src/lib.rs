@@ -33,7 +33,18 @@ impl Started {
     /// and config; returns when it was started again (it listens at once and answers once
     /// its start-up check is done). The new listener's address is in `url`.
     pub fn restart(&mut self) -> anyhow::Result<std::time::Instant> {
-        stop(&mut self.child);
+        self.restart_after(false)
+    }
+
+    /// Stops the server — with SIGKILL when `kill`, as a crash would, else SIGTERM — and
+    /// starts it again on the same folder; returns when the new one was started.
+    pub fn restart_after(&mut self, kill: bool) -> anyhow::Result<std::time::Instant> {
+        if kill {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        } else {
+            stop(&mut self.child);
+        }
         let started = std::time::Instant::now();
         let (child, url) = spawn(
             &self.command,

@@ -6,8 +6,9 @@
 //! 1.5 KiB with `SubmitBatch` (`--batch` envelopes per request, signed as they go). Every
 //! `--every` entries it prints the server's resident memory (`VmRSS`), the data folder's
 //! allocated bytes per entry, and the rate since the last line. At the end it stops the
-//! server (SIGTERM), starts it again on the same folder, and prints how long it took until
-//! `GetCheckpoint` answered (the start-up check), and the memory after.
+//! server (SIGTERM, or SIGKILL with `--kill`), starts it again on the same folder, and
+//! prints how long it took until `GetCheckpoint` answered (the start-up check), and the
+//! memory after.
 //!
 //! ```sh
 //! cargo build --release -p evident-server -p evident-benches --bins
@@ -46,6 +47,10 @@ struct Args {
     /// Extra TOML for the server's config.
     #[arg(long, default_value = "")]
     server_config: String,
+    /// Stop the server with SIGKILL, as a crash would, instead of SIGTERM: the restart then
+    /// indexes what the indexes had not written yet.
+    #[arg(long)]
+    kill: bool,
 }
 
 const SEED: u8 = 42;
@@ -218,12 +223,13 @@ async fn main() -> anyhow::Result<()> {
         total as f64 / began.elapsed().as_secs_f64()
     );
     let stopped = Instant::now();
-    let restarted = server.restart()?;
+    let restarted = server.restart_after(args.kill)?;
     let size = answered(&server.url).await;
     let startup = restarted.elapsed();
     let rss = rss_kib(server.pid()) as f64 / 1024.0;
     println!(
-        "restart: stopped in {:.2} s; answering {:.2} s after its start, at {size} entries; RSS {rss:.0} MiB",
+        "restart: {} in {:.2} s; answering {:.2} s after its start, at {size} entries; RSS {rss:.0} MiB",
+        if args.kill { "killed" } else { "stopped" },
         (restarted - stopped).as_secs_f64(),
         startup.as_secs_f64(),
     );
