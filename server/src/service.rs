@@ -249,6 +249,11 @@ impl LedgerService {
 /// (`docs/PERFORMANCE.md`, "Batch and stream submission").
 const BATCH_VERIFICATION: bool = false;
 
+/// A unary `Submit` checks an envelope with at most this many signatures…
+const INLINE_CHECK_SIGNATURES: usize = 2;
+/// …and a payload of at most this many bytes on the async worker itself.
+const INLINE_CHECK_BYTES: usize = 16 * 1024;
+
 /// An attestation's signing keys as verified against a registry
 /// ([`Registry::verifying_keys`], or the batch path of [`Registry::verifying_keys_batch`]).
 type Verified = (
@@ -969,10 +974,26 @@ impl pb::ledger_server::Ledger for LedgerService {
             // Held until the envelope is checked.
             let admitted = self.admit(&request, needs, what)?;
             let envelope = self.precheck(request.into_inner().envelope)?;
-            // One envelope's check (a signature or two, the Statement parsed) takes tens of
-            // microseconds: done here, it costs less than a hand-off to the blocking pool.
-            let checked = self.check(envelope, None)?;
-            drop(admitted);
+            // A typical envelope's check (one signature, a few KiB of Statement) takes tens
+            // of microseconds: done here, it costs less than a hand-off to the blocking
+            // pool. Larger ones go to the pool, so that no caller can hold an async worker
+            // for long.
+            let checked = if envelope.signatures.len() <= INLINE_CHECK_SIGNATURES
+                && envelope.payload.len() <= INLINE_CHECK_BYTES
+            {
+                let checked = self.check(envelope, None);
+                drop(admitted);
+                checked?
+            } else {
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    // The slot stays taken while the check runs, even if the caller gave up.
+                    let _admitted = admitted;
+                    this.check(envelope, None)
+                })
+                .await
+                .map_err(|e| Status::internal(format!("checking the envelope failed: {e}")))??
+            };
             self.sequence(checked).await
         }
         .await;
