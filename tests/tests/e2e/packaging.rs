@@ -415,7 +415,7 @@ fn systemd_analyze() -> PathBuf {
     found.unwrap_or_else(|| {
         panic!(
             "systemd-analyze is not installed; it checks packaging/evidentd.service. On Debian \
-             or Ubuntu: apt-get install systemd (.ci/run installs it when it is missing)"
+             or Ubuntu: apt-get install systemd (scripts/test installs it when it is missing)"
         )
     })
 }
