@@ -1,28 +1,25 @@
-//! `evidentd`: the I/O around `evident-core` — the gRPC services, the sled store, the
-//! sequencer that is the log's only writer, and the start-up check.
+//! `evidentd`: the I/O around `evident-core`, in three layers — the API (`api`: the gRPC
+//! service, authentication, limits, TLS), the log engine (`engine`: the sequencer that is
+//! the log's only writer, the store, queries, the start-up check) and the operator's tools
+//! (`ops`: backup, verify-store, reindex, migrate).
 //!
 //! [`run`] is the whole server: `main` parses flags and calls it, and tests call it (or the
 //! binary) on `127.0.0.1:0`.
 
-pub mod accept;
-pub mod auth;
-pub mod backup;
-pub mod check;
+pub mod api;
 pub mod config;
+pub mod engine;
 #[cfg(test)]
 mod faults;
-pub mod genesis;
-pub mod ledger;
-pub mod limits;
-pub mod logkey;
-pub mod maintenance;
 pub mod metrics;
-pub mod query;
-pub mod service;
-pub mod storage;
-pub mod store;
-pub mod tls;
-pub mod verify;
+pub mod ops;
+
+pub use api::{auth, tls};
+pub use engine::{query, storage, store};
+pub use ops::{backup, maintenance};
+
+pub(crate) use api::{accept, limits, service};
+pub(crate) use engine::{check, genesis, ledger, logkey, verify};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -97,8 +97,6 @@ pub struct Checked {
     pub tail: Tail,
     /// The registry after the last entry.
     pub registry: Registry,
-    /// Entries this check indexed (the indexes' lag after a crash).
-    pub indexed: u64,
 }
 
 fn entry_error(index: u64, problem: impl Into<String>) -> CheckError {
@@ -257,7 +255,6 @@ pub fn check_store(
             frontier: tree,
         },
         registry: replay.registry().clone(),
-        indexed: caught_up,
     })
 }
 

@@ -1,0 +1,9 @@
+//! The API layer: the gRPC service and what stands in front of it — who is calling
+//! (`auth`), how much they may ask (`limits`), the connections (`accept`) and transport
+//! security (`tls`).
+
+pub(crate) mod accept;
+pub mod auth;
+pub(crate) mod limits;
+pub(crate) mod service;
+pub mod tls;

@@ -1,0 +1,5 @@
+//! The operator's tools, run against a data folder or a running server: `evidentd backup`
+//! and the offline `verify-store`, `reindex` and `migrate`.
+
+pub mod backup;
+pub mod maintenance;
