@@ -15,8 +15,9 @@ use std::task::{Context, Poll};
 use sha2::{Digest, Sha256};
 use tonic::body::Body;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-use tonic::{Request, Status};
+use tonic::{Code, Request, Status};
 
+use crate::api::reason::{Reason, refuse};
 use crate::config::{ClientConfig, TokenConfig};
 use crate::limits::{CappedBody, Refusals};
 use crate::metrics::METRICS;
@@ -214,16 +215,14 @@ impl Auth {
             let token = std::str::from_utf8(value)
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
-                .ok_or_else(|| {
-                    Status::unauthenticated("the authorization header is not `Bearer TOKEN`")
-                })?;
+                .ok_or_else(|| unauthenticated("the authorization header is not `Bearer TOKEN`"))?;
             let hash: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
             return match self.tokens.get(&hash) {
                 Some((name, roles)) => Ok(Principal {
                     name: format!("token:{name}"),
                     roles: roles.clone(),
                 }),
-                None => Err(Status::unauthenticated(
+                None => Err(unauthenticated(
                     "the bearer token is not one this server knows",
                 )),
             };
@@ -238,12 +237,12 @@ impl Auth {
                     });
                 }
             }
-            return Err(Status::unauthenticated(format!(
+            return Err(unauthenticated(format!(
                 "the client certificate ({}) is not one this server gives a role to",
                 names.join(", ")
             )));
         }
-        Err(Status::unauthenticated(
+        Err(unauthenticated(
             "no credentials: present a client certificate (--cert, --cert-key) or a bearer \
              token (--token)",
         ))
@@ -280,15 +279,25 @@ fn denied(principal: &Principal, needs: Needs, what: &str) -> Status {
         Needs::Either(a, b) => format!("the {} or {} role", a.as_str(), b.as_str()),
     };
     let has: Vec<&str> = principal.roles.iter().map(|r| r.as_str()).collect();
-    Status::permission_denied(format!(
-        "{} (roles: {}) may not {what}: that needs {needed}",
-        principal.name,
-        if has.is_empty() {
-            "none".to_owned()
-        } else {
-            has.join(", ")
-        }
-    ))
+    refuse(
+        Code::PermissionDenied,
+        Reason::RoleMissing,
+        format!(
+            "{} (roles: {}) may not {what}: that needs {needed}",
+            principal.name,
+            if has.is_empty() {
+                "none".to_owned()
+            } else {
+                has.join(", ")
+            }
+        ),
+        &[("client", &principal.name)],
+    )
+}
+
+/// `UNAUTHENTICATED`: no credentials, or none this server accepts.
+fn unauthenticated(message: impl Into<String>) -> Status {
+    refuse(Code::Unauthenticated, Reason::Unauthenticated, message, &[])
 }
 
 /// The gRPC services any peer may call without credentials.

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tonic::Status;
+use tonic::{Code, Status};
 
+use crate::api::reason::{Reason, refuse};
 use crate::config::LimitsConfig;
 
 /// A client's token bucket and concurrency.
@@ -81,17 +82,28 @@ impl Limiter {
         let in_flight = self.take_token(client)?;
         let client_permit = in_flight.try_acquire_owned().map_err(|_| {
             crate::metrics::rate_limited();
-            Status::resource_exhausted(format!(
-                "{client} already has {} requests in flight (limits.max_concurrent_per_client)",
-                self.config.max_concurrent_per_client
-            ))
+            refuse(
+                Code::ResourceExhausted,
+                Reason::OverConcurrency,
+                format!(
+                    "{client} already has {} requests in flight \
+                     (limits.max_concurrent_per_client)",
+                    self.config.max_concurrent_per_client
+                ),
+                &[("scope", "client"), ("client", client)],
+            )
         })?;
         let global_permit = self.global.clone().try_acquire_owned().map_err(|_| {
             crate::metrics::rate_limited();
-            Status::resource_exhausted(format!(
-                "the server has {} requests in flight (limits.max_concurrent): retry shortly",
-                self.config.max_concurrent
-            ))
+            refuse(
+                Code::ResourceExhausted,
+                Reason::OverConcurrency,
+                format!(
+                    "the server has {} requests in flight (limits.max_concurrent): retry shortly",
+                    self.config.max_concurrent
+                ),
+                &[("scope", "server")],
+            )
         })?;
         Ok(Permit {
             _global: global_permit,
@@ -115,11 +127,16 @@ impl Limiter {
             buckets.global = (tokens, now);
             if tokens < 1.0 {
                 crate::metrics::rate_limited();
-                return Err(Status::resource_exhausted(format!(
-                    "the server is over its rate limit of {} requests/s for all clients \
-                     (limits.rate_global): retry shortly",
-                    self.config.rate_global
-                )));
+                return Err(refuse(
+                    Code::ResourceExhausted,
+                    Reason::OverRateLimit,
+                    format!(
+                        "the server is over its rate limit of {} requests/s for all clients \
+                         (limits.rate_global): retry shortly",
+                        self.config.rate_global
+                    ),
+                    &[("scope", "server")],
+                ));
             }
             let state = buckets
                 .clients
@@ -135,11 +152,16 @@ impl Limiter {
             state.refilled = now;
             if state.tokens < 1.0 {
                 crate::metrics::rate_limited();
-                return Err(Status::resource_exhausted(format!(
-                    "{client} is over its rate limit of {} requests/s with bursts of {} \
-                     (limits.rate_per_client, limits.burst_per_client): slow down and retry",
-                    self.config.rate_per_client, self.config.burst_per_client
-                )));
+                return Err(refuse(
+                    Code::ResourceExhausted,
+                    Reason::OverRateLimit,
+                    format!(
+                        "{client} is over its rate limit of {} requests/s with bursts of {} \
+                         (limits.rate_per_client, limits.burst_per_client): slow down and retry",
+                        self.config.rate_per_client, self.config.burst_per_client
+                    ),
+                    &[("scope", "client"), ("client", client)],
+                ));
             }
             state.tokens -= 1.0;
             let in_flight = state.in_flight.clone();
@@ -190,16 +212,26 @@ impl BatchCalls {
         let (total, per_client) = &mut *open;
         let mine = per_client.get(client).copied().unwrap_or(0);
         if mine >= MAX_BATCH_CALLS_PER_CLIENT {
-            return Err(Status::resource_exhausted(format!(
-                "{client} already has {mine} SubmitBatch or SubmitStream calls open, the most \
-                 one client may: wait for one to finish, or send more envelopes per call"
-            )));
+            return Err(refuse(
+                Code::ResourceExhausted,
+                Reason::TooManyOpenCalls,
+                format!(
+                    "{client} already has {mine} SubmitBatch or SubmitStream calls open, the \
+                     most one client may: wait for one to finish, or send more envelopes per call"
+                ),
+                &[("scope", "client"), ("client", client)],
+            ));
         }
         if *total >= MAX_BATCH_CALLS {
-            return Err(Status::resource_exhausted(format!(
-                "the server has {total} SubmitBatch or SubmitStream calls open, the most it \
-                 takes at once: retry with backoff"
-            )));
+            return Err(refuse(
+                Code::ResourceExhausted,
+                Reason::TooManyOpenCalls,
+                format!(
+                    "the server has {total} SubmitBatch or SubmitStream calls open, the most it \
+                     takes at once: retry with backoff"
+                ),
+                &[("scope", "server")],
+            ));
         }
         *total += 1;
         *per_client.entry(client.to_owned()).or_default() += 1;
@@ -249,11 +281,16 @@ pub fn max_request_bytes(max_envelope_bytes: usize) -> usize {
 /// from the request's size (framing included) before reading it, or the `Submit` handler
 /// from the envelope's encoding: one status, one message.
 pub fn oversize_envelope(size: usize, max_envelope_bytes: usize) -> Status {
-    Status::resource_exhausted(format!(
-        "envelope of {size} bytes is over the {max_envelope_bytes}-byte limit \
-         (max_envelope_bytes): reference large evidence (SBOM, SARIF) by digest in the \
-         predicate instead"
-    ))
+    refuse(
+        Code::ResourceExhausted,
+        Reason::TooLarge,
+        format!(
+            "envelope of {size} bytes is over the {max_envelope_bytes}-byte limit \
+             (max_envelope_bytes): reference large evidence (SBOM, SARIF) by digest in the \
+             predicate instead"
+        ),
+        &[("limit", "max_envelope_bytes")],
+    )
 }
 
 /// What a capped body belongs to: the limit of its messages and how a refusal reads.
@@ -323,16 +360,26 @@ impl CappedBody {
     fn refuse(&self, size: usize) -> Status {
         let refused = match self.call {
             Call::Submit => oversize_envelope(size, self.max_envelope_bytes),
-            Call::SubmitBatch | Call::SubmitStream => Status::resource_exhausted(format!(
-                "request message of {size} bytes is over the {}-byte limit of a batch \
-                 message (4 MiB, at least one envelope's request): send fewer envelopes per \
-                 message",
-                self.limit()
-            )),
-            Call::Other => Status::resource_exhausted(format!(
-                "request of {size} bytes is over the {}-byte limit (max_envelope_bytes)",
-                self.limit()
-            )),
+            Call::SubmitBatch | Call::SubmitStream => refuse(
+                Code::ResourceExhausted,
+                Reason::TooLarge,
+                format!(
+                    "request message of {size} bytes is over the {}-byte limit of a batch \
+                     message (4 MiB, at least one envelope's request): send fewer envelopes \
+                     per message",
+                    self.limit()
+                ),
+                &[("limit", "batch_message_bytes")],
+            ),
+            Call::Other => refuse(
+                Code::ResourceExhausted,
+                Reason::TooLarge,
+                format!(
+                    "request of {size} bytes is over the {}-byte limit (max_envelope_bytes)",
+                    self.limit()
+                ),
+                &[("limit", "max_envelope_bytes")],
+            ),
         };
         if self.call != Call::Other {
             crate::metrics::METRICS.submission(Err(refused.code()));
@@ -474,13 +521,18 @@ impl Refusals {
             return Ok(());
         }
         crate::metrics::rate_limited();
-        let refused = Status::resource_exhausted(format!(
-            "{ip} is over its budget of refused requests ({} a second, bursts of {}: \
-             limits.refused_rate_per_ip, limits.refused_burst_per_ip): its requests are \
-             refused unread; give the client a valid token or certificate, then retry in a \
-             few seconds",
-            self.rate, self.burst
-        ));
+        let refused = refuse(
+            Code::ResourceExhausted,
+            Reason::OverRateLimit,
+            format!(
+                "{ip} is over its budget of refused requests ({} a second, bursts of {}: \
+                 limits.refused_rate_per_ip, limits.refused_burst_per_ip): its requests are \
+                 refused unread; give the client a valid token or certificate, then retry in \
+                 a few seconds",
+                self.rate, self.burst
+            ),
+            &[("scope", "refused_requests")],
+        );
         if !std::mem::replace(&mut p.logged, true) {
             tracing::warn!(peer = %ip, what, reason = refused.message(), "request refused");
         } else {

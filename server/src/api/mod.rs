@@ -5,5 +5,6 @@
 pub(crate) mod accept;
 pub mod auth;
 pub(crate) mod limits;
+pub mod reason;
 pub(crate) mod service;
 pub mod tls;

@@ -86,8 +86,11 @@ impl LedgerService {
             }
             REGISTRY_PAYLOAD_TYPE => {
                 if envelope.signatures.is_empty() {
-                    return Err(Status::unauthenticated(
+                    return Err(crate::api::reason::refuse(
+                        tonic::Code::Unauthenticated,
+                        crate::api::reason::Reason::NoSignatures,
                         "envelope has no signatures: registry changes are signed by administrators",
+                        &[],
                     ));
                 }
                 let facts = Facts::of_admin_entry(&self.check_registry_change(&envelope)?, None);
@@ -101,8 +104,11 @@ impl LedgerService {
             }
             POLICY_PAYLOAD_TYPE => {
                 if envelope.signatures.is_empty() {
-                    return Err(Status::unauthenticated(
+                    return Err(crate::api::reason::refuse(
+                        tonic::Code::Unauthenticated,
+                        crate::api::reason::Reason::NoSignatures,
                         "envelope has no signatures: policies are signed by administrators",
+                        &[],
                     ));
                 }
                 let (policy, admins) = self.check_policy(&envelope)?;
@@ -727,12 +733,7 @@ fn policy_arg(text: &str) -> Result<(String, Option<u64>), Status> {
 /// The status of an attestation's failed authorization (counted as a verification failure).
 fn auth_status(e: AuthError) -> Status {
     METRICS.verification_failure(VerificationFailure::of(&e));
-    match e {
-        AuthError::NoSignatures => Status::unauthenticated(format!(
-            "{e}: sign PAE(payloadType, payload) with a registered signer key"
-        )),
-        other => Status::permission_denied(other.to_string()),
-    }
+    crate::api::reason::unauthorized(&e)
 }
 
 fn status(e: LedgerError) -> Status {
@@ -741,6 +742,8 @@ fn status(e: LedgerError) -> Status {
         LedgerError::NotFound(_) => Status::not_found(e.to_string()),
         LedgerError::Precondition(_) => Status::failed_precondition(e.to_string()),
         LedgerError::PermissionDenied(_) => Status::permission_denied(e.to_string()),
+        // Counted as a verification failure where it was found (the sequencer).
+        LedgerError::Unauthorized(e) => crate::api::reason::unauthorized(&e),
         LedgerError::InvalidArgument(_) => Status::invalid_argument(e.to_string()),
         LedgerError::DataLoss(_) => Status::data_loss(e.to_string()),
     }

@@ -50,6 +50,9 @@ pub enum LedgerError {
     /// The signatures do not authorize the entry.
     #[error("{0}")]
     PermissionDenied(String),
+    /// An attestation's signatures do not authorize it at its integrated time.
+    #[error("{0}")]
+    Unauthorized(evident_core::registry::AuthError),
     /// The entry is malformed.
     #[error("{0}")]
     InvalidArgument(String),
@@ -833,9 +836,7 @@ impl Sequencer {
                     }
                     Err(e) => {
                         METRICS.verification_failure(VerificationFailure::of(&e));
-                        placed.push(Placed::Refused(LedgerError::PermissionDenied(
-                            e.to_string(),
-                        )));
+                        placed.push(Placed::Refused(LedgerError::Unauthorized(e)));
                         continue;
                     }
                 },

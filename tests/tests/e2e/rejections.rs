@@ -280,3 +280,85 @@ fn a_config_with_an_unknown_field_fails_at_start_naming_it() {
     let err = Server::start(&config, &data).unwrap_err();
     assert!(err.contains("max_envelope_byte"), "{err}");
 }
+
+/// The `google.rpc.ErrorInfo` of a refusal: its reason, domain and metadata.
+fn error_info(
+    status: &tonic::Status,
+) -> (String, String, std::collections::HashMap<String, String>) {
+    use tonic_types::StatusExt as _;
+    let details = status.get_error_details();
+    let info = details
+        .error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    (
+        info.reason.clone(),
+        info.domain.clone(),
+        info.metadata.clone(),
+    )
+}
+
+fn to_proto(envelope: &Envelope) -> evident_proto::v1::Envelope {
+    evident_proto::v1::Envelope {
+        payload: envelope.payload.clone(),
+        payload_type: envelope.payload_type.clone(),
+        signatures: envelope
+            .signatures
+            .iter()
+            .map(|s| evident_proto::v1::Signature {
+                sig: s.sig.clone(),
+                keyid: s.keyid.clone(),
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_a_machine_readable_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "max_envelope_bytes = 4096");
+    let server = Server::start(&config, &data).unwrap();
+    let url = server.url.clone();
+    let submit = async |envelope: &Envelope| {
+        evident_proto::v1::ledger_client::LedgerClient::connect(url.clone())
+            .await
+            .unwrap()
+            .submit(evident_proto::v1::SubmitRequest {
+                envelope: Some(to_proto(envelope)),
+            })
+            .await
+            .unwrap_err()
+    };
+    // Signed by a key the registry does not know.
+    let status = submit(&envelope(&key(9), 1)).await;
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let (reason, domain, metadata) = error_info(&status);
+    assert_eq!(
+        (reason.as_str(), domain.as_str()),
+        ("UNKNOWN_KEY", "evident.dev")
+    );
+    assert!(metadata.contains_key("keyid_hints"), "{metadata:?}");
+    // Not signed at all.
+    let mut unsigned = envelope(&key(1), 2);
+    unsigned.signatures.clear();
+    let status = submit(&unsigned).await;
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert_eq!(error_info(&status).0, "NO_SIGNATURES");
+    // Larger than the server takes.
+    let big = signed(
+        IN_TOTO_PAYLOAD_TYPE,
+        statement("x".repeat(5000).as_str(), SHA, 3),
+    );
+    let status = submit(&big).await;
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let (reason, _, metadata) = error_info(&status);
+    assert_eq!(reason, "TOO_LARGE");
+    assert_eq!(metadata["limit"], "max_envelope_bytes");
+    // The message is still the explanation a person reads; the log is unchanged.
+    assert!(
+        status.message().contains("max_envelope_bytes"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(server.size().await, 1, "only the registry entry");
+}

@@ -1,0 +1,244 @@
+//! Machine-readable reasons for refusals: every refusal a pipeline may want to tell apart
+//! carries a `google.rpc.ErrorInfo` in the status details (gRPC's richer error model), with
+//! a fixed `reason` in SCREAMING_SNAKE_CASE, the domain `evident.dev`, and metadata naming
+//! what it is about. The message stays the human explanation. docs/ERRORS.md lists them.
+
+use std::collections::HashMap;
+
+use evident_core::registry::AuthError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+/// The `ErrorInfo.domain` of every reason.
+pub const DOMAIN: &str = "evident.dev";
+
+/// Why a request or an envelope was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The envelope carries no signature.
+    NoSignatures,
+    /// No signature verifies under a registered signer key.
+    UnknownKey,
+    /// The signing key was revoked at or before the entry's time.
+    KeyRevoked,
+    /// The signing key's validity ended at or before the entry's time.
+    KeyExpired,
+    /// The signing key is not valid yet at the entry's time.
+    KeyNotYetValid,
+    /// The signing key may not attest this predicate type.
+    PredicateTypeNotAllowed,
+    /// The caller is over its request rate, or the server over its global rate.
+    OverRateLimit,
+    /// The caller, or the server, has as many requests in flight as it may.
+    OverConcurrency,
+    /// The caller, or the server, has as many batch or stream calls open as it may.
+    TooManyOpenCalls,
+    /// The envelope, or the request, is larger than the server takes.
+    TooLarge,
+    /// No credentials, or credentials the server does not accept.
+    Unauthenticated,
+    /// The caller is known but lacks the role the call needs.
+    RoleMissing,
+}
+
+impl Reason {
+    /// The `ErrorInfo.reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoSignatures => "NO_SIGNATURES",
+            Reason::UnknownKey => "UNKNOWN_KEY",
+            Reason::KeyRevoked => "KEY_REVOKED",
+            Reason::KeyExpired => "KEY_EXPIRED",
+            Reason::KeyNotYetValid => "KEY_NOT_YET_VALID",
+            Reason::PredicateTypeNotAllowed => "PREDICATE_TYPE_NOT_ALLOWED",
+            Reason::OverRateLimit => "OVER_RATE_LIMIT",
+            Reason::OverConcurrency => "OVER_CONCURRENCY",
+            Reason::TooManyOpenCalls => "TOO_MANY_OPEN_CALLS",
+            Reason::TooLarge => "TOO_LARGE",
+            Reason::Unauthenticated => "UNAUTHENTICATED",
+            Reason::RoleMissing => "ROLE_MISSING",
+        }
+    }
+}
+
+/// A status with `code`, `message` and an `ErrorInfo` of `reason` with `metadata`.
+pub fn refuse(
+    code: Code,
+    reason: Reason,
+    message: impl Into<String>,
+    metadata: &[(&str, &str)],
+) -> Status {
+    let metadata: HashMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason.as_str(), DOMAIN, metadata),
+    )
+}
+
+/// The status of an attestation whose signatures do not authorize it: UNAUTHENTICATED when
+/// it carries none, PERMISSION_DENIED otherwise, each with its reason, the signer and the
+/// key as metadata.
+pub fn unauthorized(e: &AuthError) -> Status {
+    match e {
+        AuthError::NoSignatures => refuse(
+            Code::Unauthenticated,
+            Reason::NoSignatures,
+            format!("{e}: sign PAE(payloadType, payload) with a registered signer key"),
+            &[],
+        ),
+        AuthError::UnknownKey { hints } => refuse(
+            Code::PermissionDenied,
+            Reason::UnknownKey,
+            e.to_string(),
+            &[("keyid_hints", hints)],
+        ),
+        AuthError::Revoked { key, identity, .. } => refuse(
+            Code::PermissionDenied,
+            Reason::KeyRevoked,
+            e.to_string(),
+            &[("identity", identity), ("key", key)],
+        ),
+        AuthError::Expired { key, identity, .. } => refuse(
+            Code::PermissionDenied,
+            Reason::KeyExpired,
+            e.to_string(),
+            &[("identity", identity), ("key", key)],
+        ),
+        AuthError::NotYetValid { key, identity, .. } => refuse(
+            Code::PermissionDenied,
+            Reason::KeyNotYetValid,
+            e.to_string(),
+            &[("identity", identity), ("key", key)],
+        ),
+        AuthError::PredicateType {
+            key,
+            identity,
+            predicate_type,
+        } => refuse(
+            Code::PermissionDenied,
+            Reason::PredicateTypeNotAllowed,
+            e.to_string(),
+            &[
+                ("identity", identity),
+                ("key", key),
+                ("predicate_type", predicate_type),
+            ],
+        ),
+        other => Status::permission_denied(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use super::*;
+
+    fn info(status: &Status) -> (String, HashMap<String, String>) {
+        let details = status.get_error_details();
+        let info = details.error_info().unwrap();
+        assert_eq!(info.domain, DOMAIN);
+        (info.reason.clone(), info.metadata.clone())
+    }
+
+    #[test]
+    fn every_authorization_failure_has_its_code_reason_and_signer() {
+        let key = || "ab12".to_owned();
+        let identity = || "ci@example.com".to_owned();
+        let at = || "2026-01-01T00:00:00Z".to_owned();
+        let cases = [
+            (
+                AuthError::NoSignatures,
+                Code::Unauthenticated,
+                "NO_SIGNATURES",
+            ),
+            (
+                AuthError::UnknownKey { hints: "k1".into() },
+                Code::PermissionDenied,
+                "UNKNOWN_KEY",
+            ),
+            (
+                AuthError::Revoked {
+                    key: key(),
+                    identity: identity(),
+                    at: at(),
+                    reason: "leaked".into(),
+                },
+                Code::PermissionDenied,
+                "KEY_REVOKED",
+            ),
+            (
+                AuthError::Expired {
+                    key: key(),
+                    identity: identity(),
+                    at: at(),
+                },
+                Code::PermissionDenied,
+                "KEY_EXPIRED",
+            ),
+            (
+                AuthError::NotYetValid {
+                    key: key(),
+                    identity: identity(),
+                    at: at(),
+                },
+                Code::PermissionDenied,
+                "KEY_NOT_YET_VALID",
+            ),
+            (
+                AuthError::PredicateType {
+                    key: key(),
+                    identity: identity(),
+                    predicate_type: "https://example.com/p".into(),
+                },
+                Code::PermissionDenied,
+                "PREDICATE_TYPE_NOT_ALLOWED",
+            ),
+        ];
+        for (error, code, reason) in cases {
+            let status = unauthorized(&error);
+            assert_eq!(status.code(), code, "{error}");
+            let (found, metadata) = info(&status);
+            assert_eq!(found, reason);
+            assert!(status.message().contains(&error.to_string()), "{error}");
+            if !matches!(
+                error,
+                AuthError::NoSignatures | AuthError::UnknownKey { .. }
+            ) {
+                assert_eq!(metadata["identity"], "ci@example.com");
+                assert_eq!(metadata["key"], "ab12");
+            }
+        }
+    }
+
+    #[test]
+    fn reasons_are_distinct_screaming_snake_case() {
+        let all = [
+            Reason::NoSignatures,
+            Reason::UnknownKey,
+            Reason::KeyRevoked,
+            Reason::KeyExpired,
+            Reason::KeyNotYetValid,
+            Reason::PredicateTypeNotAllowed,
+            Reason::OverRateLimit,
+            Reason::OverConcurrency,
+            Reason::TooManyOpenCalls,
+            Reason::TooLarge,
+            Reason::Unauthenticated,
+            Reason::RoleMissing,
+        ];
+        let names: std::collections::BTreeSet<&str> = all.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), all.len());
+        for name in names {
+            assert!(
+                name.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
+                "{name}"
+            );
+        }
+    }
+}
