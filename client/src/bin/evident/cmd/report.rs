@@ -68,9 +68,9 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         };
         (format!("Evident release report: {label}"), vec![release])
     } else {
-        let (since, until) = crate::auditor::period(&args.since, &args.until)?;
+        let (since, until) = super::auditor::period(&args.since, &args.until)?;
         let names =
-            crate::auditor::release_names(&mut client, since, until, &args.release_signers).await?;
+            super::auditor::release_names(&mut client, since, until, &args.release_signers).await?;
         let period = format!(
             "{} to {}",
             args.since.as_deref().unwrap_or("the start"),

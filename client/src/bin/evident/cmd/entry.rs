@@ -1,0 +1,129 @@
+//! `evident entry`: one entry of the log, its inclusion proof verified on request.
+
+use crate::{
+    Cli, Format, VerificationFailed, connect, print_json, require_log_key, state_path, time_text,
+};
+use anyhow::{Context as _, anyhow, bail};
+use evident_client::report::escape_terminal;
+use evident_client::{CheckpointState, Selector};
+use evident_core::statement::Statement;
+use evident_core::{Hash, merkle};
+use serde_json::json;
+
+// `evident entry` flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The entry's index.
+    #[arg(
+        long,
+        conflicts_with = "leaf_hash",
+        required_unless_present = "leaf_hash"
+    )]
+    pub(crate) index: Option<u64>,
+    /// The entry's leaf hash (hex).
+    #[arg(long)]
+    pub(crate) leaf_hash: Option<String>,
+    /// Also fetch and verify its inclusion proof against the latest checkpoint.
+    #[arg(long)]
+    pub(crate) proof: bool,
+}
+
+pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
+    entry(cli, args.index, args.leaf_hash.as_deref(), args.proof).await
+}
+
+async fn entry(
+    cli: &Cli,
+    index: Option<u64>,
+    leaf_hash: Option<&str>,
+    proof: bool,
+) -> anyhow::Result<()> {
+    let selector = match (index, leaf_hash) {
+        (Some(i), _) => Selector::Index(i),
+        (None, Some(h)) => Selector::LeafHash(Hash::from_hex(h).context("--leaf-hash")?),
+        (None, None) => bail!("name the entry with --index or --leaf-hash"),
+    };
+    let key = if proof {
+        Some(require_log_key(cli)?)
+    } else {
+        None
+    };
+    let state_file = state_path(cli);
+    // Read the state before asking the server, so a newer checkpoint saved meanwhile by
+    // another process cannot look like a rollback.
+    let mut state = CheckpointState::load(&state_file)?;
+    let mut client = connect(cli).await?;
+    let entry = client.entry(selector, proof.then_some(0)).await?;
+    let mut proven = None;
+    if let Some(key) = &key {
+        let (size, hashes) = entry
+            .proof
+            .clone()
+            .ok_or_else(|| anyhow!("the server sent no inclusion proof"))?;
+        let note = entry
+            .checkpoint
+            .clone()
+            .ok_or_else(|| anyhow!("the server sent no checkpoint with the proof"))?;
+        let checkpoint = state.advance(&mut client, key, &note).await?;
+        if checkpoint.size != size {
+            return Err(VerificationFailed(format!(
+                "the proof is for tree size {size}, the checkpoint for {}",
+                checkpoint.size
+            ))
+            .into());
+        }
+        merkle::verify_inclusion(
+            entry.record.index(),
+            size,
+            &entry.leaf_hash,
+            &hashes,
+            &checkpoint.root,
+        )
+        .map_err(|e| VerificationFailed(format!("inclusion proof: {e}")))?;
+        state.save(&state_file)?;
+        proven = Some(size);
+    }
+    let record = &entry.record;
+    let statement = Statement::from_envelope(record.envelope()).ok();
+    match cli.format {
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
+            "index": record.index(),
+            "integratedTime": time_text(record.integrated_time_nanos()),
+            "integratedTimeNanos": record.integrated_time_nanos(),
+            "kind": record.kind().as_str(),
+            "leafHash": entry.leaf_hash.to_hex(),
+            "previousLeafHash": record.previous_leaf_hash().to_hex(),
+            "predicateType": statement.as_ref().map(|s| s.predicate_type.clone()),
+            "envelope": serde_json::from_str::<serde_json::Value>(&record.envelope().to_json()).expect("envelope JSON"),
+            "inclusionProvenAtTreeSize": proven,
+        })),
+        Format::Human => {
+            println!("entry {} ({})", record.index(), record.kind());
+            println!(
+                "integrated:    {}",
+                time_text(record.integrated_time_nanos())
+            );
+            println!("leaf hash:     {}", entry.leaf_hash);
+            println!("previous hash: {}", record.previous_leaf_hash());
+            if let Some(s) = &statement {
+                println!("predicate:     {}", escape_terminal(&s.predicate_type));
+                for subject in &s.subjects {
+                    let digests: Vec<String> = subject
+                        .digests
+                        .iter()
+                        .map(|(a, v)| format!("{a}:{v}"))
+                        .collect();
+                    println!(
+                        "subject:       {} {}",
+                        escape_terminal(&subject.name),
+                        escape_terminal(&digests.join(" "))
+                    );
+                }
+            }
+            if let Some(size) = proven {
+                println!("included:      verified in the signed tree of {size} entries");
+            }
+        }
+    }
+    Ok(())
+}
