@@ -1,8 +1,12 @@
 //! `evident admin`: administrators of the trust registry.
 
-use crate::{AdminKeys, Cli, public_key_arg, submit_change};
 use clap::Subcommand;
+use evident_client::keyfile::{read_public_key, read_signing_keys};
+use evident_client::submit;
 use evident_core::registry::Change;
+use serde_json::json;
+
+use crate::{AdminKeys, Cli, Format, connect, log_key, print_json, state_path};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AdminCommand {
@@ -43,7 +47,7 @@ pub(crate) async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()>
         } => (
             Change::AddAdmin {
                 identity: identity.clone(),
-                public_key: public_key_arg("--public-key", public_key)?,
+                public_key: read_public_key("--public-key", public_key)?.to_hex(),
                 threshold: *threshold,
             },
             admins,
@@ -54,11 +58,42 @@ pub(crate) async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()>
             admins,
         } => (
             Change::RemoveAdmin {
-                public_key: public_key_arg("--public-key", public_key)?,
+                public_key: read_public_key("--public-key", public_key)?.to_hex(),
                 threshold: *threshold,
             },
             admins,
         ),
     };
     submit_change(cli, &change, admins).await
+}
+
+/// Signs a registry change with the administrators' keys, submits it and prints its entry.
+pub(crate) async fn submit_change(
+    cli: &Cli,
+    change: &Change,
+    admins: &AdminKeys,
+) -> anyhow::Result<()> {
+    let keys = read_signing_keys(&admins.admin_keys)?;
+    let key = log_key(cli)?;
+    let mut client = connect(cli).await?;
+    let logged =
+        submit::submit_change(&mut client, key.as_ref(), &state_path(cli), change, &keys).await?;
+    let receipt = &logged.receipt;
+    match cli.format {
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
+            "index": receipt.index, "op": logged.op, "duplicate": logged.duplicate,
+            "leafHash": receipt.leaf_hash.to_hex(), "verified": logged.verified,
+        })),
+        Format::Human => println!(
+            "registry entry {}: {}{}",
+            receipt.index,
+            logged.op.as_str().unwrap_or_default(),
+            if logged.duplicate {
+                " (already in the log)"
+            } else {
+                ""
+            }
+        ),
+    }
+    Ok(())
 }

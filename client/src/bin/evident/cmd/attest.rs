@@ -1,13 +1,13 @@
 //! `evident attest`: an in-toto Statement signed into a DSSE envelope.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::{Cli, read_signing_key};
-use anyhow::{Context as _, anyhow, bail};
-use evident_core::Hash;
-use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
-use evident_core::statement::Statement;
+use anyhow::{Context as _, bail};
+use evident_client::attest::{self, Subject};
+use evident_client::keyfile;
 use serde_json::json;
+
+use crate::Cli;
 
 // `evident attest` flags.
 #[derive(Debug, clap::Args)]
@@ -33,47 +33,17 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(_cli: &Cli, args: &Args) -> anyhow::Result<()> {
-    attest(
-        &args.subjects,
-        &args.subject_files,
-        &args.predicate_type,
-        args.predicate.as_deref(),
-        &args.key,
-        args.out.as_deref(),
-    )
-}
-
-fn attest(
-    subjects: &[String],
-    subject_files: &[PathBuf],
-    predicate_type: &str,
-    predicate: Option<&Path>,
-    key: &Path,
-    out: Option<&Path>,
-) -> anyhow::Result<()> {
-    let mut list = Vec::new();
-    for s in subjects {
-        let (name, digest) = s
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--subject {s:?}: expected NAME=ALGORITHM:HEX"))?;
-        let (alg, value) = digest
-            .split_once(':')
-            .ok_or_else(|| anyhow!("--subject {s:?}: expected NAME=ALGORITHM:HEX"))?;
-        list.push(json!({"name": name, "digest": {alg: value}}));
+    let mut subjects = Vec::new();
+    for s in &args.subjects {
+        subjects.push(Subject::parse(s).with_context(|| format!("--subject {s:?}"))?);
     }
-    for path in subject_files {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading subject {}", path.display()))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        list.push(json!({"name": name, "digest": {"sha256": Hash::sha256(&bytes).to_hex()}}));
+    for path in &args.subject_files {
+        subjects.push(Subject::of_file(path)?);
     }
-    if list.is_empty() {
+    if subjects.is_empty() {
         bail!("name at least one subject with --subject or --subject-file");
     }
-    let predicate: serde_json::Value = match predicate {
+    let predicate: serde_json::Value = match &args.predicate {
         Some(path) => {
             let text = std::fs::read(path)
                 .with_context(|| format!("reading predicate {}", path.display()))?;
@@ -82,19 +52,10 @@ fn attest(
         }
         None => json!({}),
     };
-    let statement = json!({
-        "_type": evident_core::statement::STATEMENT_V1_TYPE,
-        "subject": list,
-        "predicateType": predicate_type,
-        "predicate": predicate,
-    });
-    let payload = serde_json::to_vec(&statement).expect("a JSON value serializes");
-    // Refuse to sign what the ledger would refuse.
-    Statement::from_json(&payload).context("the statement is not valid")?;
-    let key = read_signing_key(key)?;
-    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, &[&key]);
-    let text = envelope.to_json();
-    match out {
+    let payload = attest::statement(&subjects, &args.predicate_type, predicate)?;
+    let key = keyfile::read_signing_key(&args.key)?;
+    let text = attest::sign(payload, &key).to_json();
+    match &args.out {
         Some(path) => std::fs::write(path, format!("{text}\n"))
             .with_context(|| format!("writing {}", path.display()))?,
         None => println!("{text}"),

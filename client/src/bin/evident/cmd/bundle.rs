@@ -2,12 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Cli, GenesisArg, connect, log_key, state_path, target};
 use anyhow::{Context as _, anyhow};
 use base64::Engine as _;
 use clap::Subcommand;
+use evident_client::gate::target;
 use evident_client::{CheckpointState, Release};
 use evident_core::record::{EntryKind, LeafRecord};
+
+use crate::{Cli, GenesisArg, connect, log_key, state_path};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BundleCommand {
@@ -55,7 +57,15 @@ pub(crate) async fn run(cli: &Cli, command: &BundleCommand) -> anyhow::Result<()
             release,
             out,
             intoto,
-        } => export_bundle(cli, &target(artifact, release), out, intoto.as_deref()).await,
+        } => {
+            export_bundle(
+                cli,
+                &target(artifact.as_deref(), release.as_deref()),
+                out,
+                intoto.as_deref(),
+            )
+            .await
+        }
         BundleCommand::Verify {
             file,
             artifact,
@@ -63,7 +73,7 @@ pub(crate) async fn run(cli: &Cli, command: &BundleCommand) -> anyhow::Result<()
             policy,
             genesis,
         } => {
-            let release = target(artifact, release);
+            let release = target(artifact.as_deref(), release.as_deref());
             super::verify::gate(cli, &release, policy, Some(file), &genesis.genesis, None).await
         }
     }

@@ -1,23 +1,19 @@
 //! `evident checkpoint`: the latest checkpoint, verified and proven consistent with the last one seen.
 
 use crate::{Cli, Format, connect, print_json, require_log_key, state_path};
-use evident_client::CheckpointState;
 use evident_client::report::escape_terminal;
+use evident_client::{CheckpointState, Refreshed};
 use serde_json::json;
 
 pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
-    checkpoint(cli).await
-}
-
-async fn checkpoint(cli: &Cli) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
     let mut client = connect(cli).await?;
-    let note = client.checkpoint().await?;
     let state_file = state_path(cli);
-    let mut state = CheckpointState::load(&state_file)?;
-    let previous = state.last(&key)?.map(|c| c.size);
-    let checkpoint = state.advance(&mut client, &key, &note).await?;
-    state.save(&state_file)?;
+    let Refreshed {
+        checkpoint,
+        previous,
+        note,
+    } = CheckpointState::refresh(&mut client, &key, &state_file).await?;
     match cli.format {
         Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
             "origin": checkpoint.origin, "treeSize": checkpoint.size,

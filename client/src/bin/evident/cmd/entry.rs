@@ -1,14 +1,14 @@
 //! `evident entry`: one entry of the log, its inclusion proof verified on request.
 
-use crate::{
-    Cli, Format, VerificationFailed, connect, print_json, require_log_key, state_path, time_text,
-};
 use anyhow::{Context as _, anyhow, bail};
 use evident_client::report::escape_terminal;
+use evident_client::time_text;
 use evident_client::{CheckpointState, Selector};
 use evident_core::statement::Statement;
 use evident_core::{Hash, merkle};
 use serde_json::json;
+
+use crate::{Cli, Format, VerificationFailed, connect, print_json, require_log_key, state_path};
 
 // `evident entry` flags.
 #[derive(Debug, clap::Args)]

@@ -1,11 +1,11 @@
 //! `evident keygen`: a new signing key file and its public key.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::{Cli, Format, print_json, write_secret};
-use anyhow::Context as _;
-use evident_core::{PublicKey, SigningKey};
+use evident_client::keyfile;
 use serde_json::json;
+
+use crate::{Cli, Format, print_json};
 
 // `evident keygen` flags.
 #[derive(Debug, clap::Args)]
@@ -16,28 +16,16 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
-    keygen(&args.out, cli.format)
-}
-
-fn keygen(out: &Path, format: Format) -> anyhow::Result<()> {
-    let mut seed = [0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
-    let key = SigningKey::from_bytes(&seed);
-    let public = PublicKey::from_signing_key(&key);
-    write_secret(out, &format!("{}\n", hex::encode(seed)))
-        .with_context(|| format!("writing {}", out.display()))?;
-    let pub_path = PathBuf::from(format!("{}.pub", out.display()));
-    std::fs::write(&pub_path, format!("{}\n", public.to_hex()))
-        .with_context(|| format!("writing {}", pub_path.display()))?;
-    match format {
+    let key = keyfile::generate(&args.out)?;
+    match cli.format {
         Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-            "privateKey": out, "publicKeyFile": pub_path,
-            "publicKey": public.to_hex(), "keyId": public.key_id(),
+            "privateKey": key.private_key, "publicKeyFile": key.public_key_file,
+            "publicKey": key.public_key.to_hex(), "keyId": key.public_key.key_id(),
         })),
         Format::Human => {
-            println!("private key: {} (mode 0600)", out.display());
-            println!("public key:  {}", public.to_hex());
-            println!("written to:  {}", pub_path.display());
+            println!("private key: {} (mode 0600)", key.private_key.display());
+            println!("public key:  {}", key.public_key.to_hex());
+            println!("written to:  {}", key.public_key_file.display());
         }
     }
     Ok(())

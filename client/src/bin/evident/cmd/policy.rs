@@ -2,15 +2,17 @@
 
 use std::path::PathBuf;
 
-use crate::{
-    AdminKeys, Cli, Format, connect, print_json, read_admin_keys, submit_signed, time_text,
-};
 use anyhow::Context as _;
 use clap::Subcommand;
+use evident_client::keyfile::read_signing_keys;
 use evident_client::report::escape_terminal;
+use evident_client::submit::submit_signed;
+use evident_client::time_text;
 use evident_core::SigningKey;
 use evident_core::dsse::Envelope;
 use serde_json::json;
+
+use crate::{AdminKeys, Cli, Format, connect, log_key, print_json, state_path};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCommand {
@@ -38,14 +40,17 @@ pub(crate) async fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()
             // Refuse locally what the ledger would refuse, with the same line numbers.
             let policy = evident_core::policy::Policy::parse(&text)
                 .with_context(|| format!("{}", file.display()))?;
-            let keys = read_admin_keys(admins)?;
+            let keys = read_signing_keys(&admins.admin_keys)?;
             let refs: Vec<&SigningKey> = keys.iter().collect();
             let envelope = Envelope::sign(
                 evident_core::policy::POLICY_PAYLOAD_TYPE,
                 text.into_bytes(),
                 &refs,
             );
-            let (receipt, _) = submit_signed(cli, &envelope).await?;
+            let key = log_key(cli)?;
+            let mut client = connect(cli).await?;
+            let (receipt, _) =
+                submit_signed(&mut client, key.as_ref(), &state_path(cli), &envelope).await?;
             match cli.format {
                 Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
                     "index": receipt.index, "policy": policy.name, "version": policy.version,

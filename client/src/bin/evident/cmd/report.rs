@@ -8,14 +8,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
+use evident_client::gate::{PolicyRef, decide, read_genesis, target};
 use evident_client::report::{Document, ReleaseReport, render_html, render_markdown};
-use evident_client::{CheckpointState, Release};
+use evident_client::{CheckpointState, Release, now_nanos};
 use evident_core::registry::GenesisDocument;
 use serde_json::json;
 
 use crate::{
-    Cli, Format, GenesisArg, VerificationFailed, connect, decide, now_nanos, policy_arg,
-    print_json, read_genesis, require_log_key, state_path, target,
+    Cli, Format, GenesisArg, VerificationFailed, connect, print_json, require_log_key, state_path,
 };
 
 /// The HTML report's file name in `--out`.
@@ -59,10 +59,10 @@ pub(crate) struct ReportArgs {
 pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
     let genesis = read_genesis(&args.genesis.genesis)?;
-    let (policy_name, policy_version) = policy_arg(&args.policy)?;
+    let policy_ref = PolicyRef::parse(&args.policy)?;
     let mut client = connect(cli).await?;
     let (title, releases) = if args.artifact.is_some() || args.release.is_some() {
-        let release = target(&args.artifact, &args.release);
+        let release = target(args.artifact.as_deref(), args.release.as_deref());
         let label = match &release {
             Release::Artifact(a) | Release::Named(a) => a.clone(),
         };
@@ -93,7 +93,7 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         let (label, verified) =
             verified_bundle(&mut client, &key, &genesis, &state_file, release).await?;
         let policy = verified
-            .policy(policy_name, policy_version)
+            .policy(&policy_ref.name, policy_ref.version)
             .map_err(|e| anyhow!("{label}: {e}"))?;
         let evaluation = decide(&verified, release, policy, now)?;
         let verdict = if evaluation.allowed {

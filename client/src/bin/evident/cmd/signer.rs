@@ -1,13 +1,15 @@
 //! `evident signer`: signers in the trust registry, changed by administrators, listed and shown.
 
-use crate::{
-    AdminKeys, Cli, Format, connect, now_nanos, print_json, public_key_arg, submit_change,
-    time_text,
-};
 use clap::Subcommand;
+use evident_client::keyfile::read_public_key;
 use evident_client::report::escape_terminal;
-use evident_core::registry::{AuthError, Change, SignerKey};
+use evident_client::signers::{key_status, signer_json};
+use evident_client::{now_nanos, time_text};
+use evident_core::registry::Change;
 use serde_json::json;
+
+use super::admin::submit_change;
+use crate::{AdminKeys, Cli, Format, connect, print_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SignerCommand {
@@ -91,7 +93,7 @@ pub(crate) async fn run(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()
         } => (
             Change::AddSigner {
                 identity: identity.clone(),
-                public_key: public_key_arg("--public-key", public_key)?,
+                public_key: read_public_key("--public-key", public_key)?.to_hex(),
                 roles: roles.clone(),
                 predicate_types: predicate_types.clone(),
                 not_before: not_before.clone(),
@@ -107,7 +109,7 @@ pub(crate) async fn run(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()
         } => (
             Change::RotateSigner {
                 identity: identity.clone(),
-                new_public_key: public_key_arg("--new-public-key", new_public_key)?,
+                new_public_key: read_public_key("--new-public-key", new_public_key)?.to_hex(),
                 old_key_not_after: old_key_not_after.clone(),
             },
             admins,
@@ -119,7 +121,7 @@ pub(crate) async fn run(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()
             admins,
         } => (
             Change::RevokeKey {
-                public_key: public_key_arg("--public-key", public_key)?,
+                public_key: read_public_key("--public-key", public_key)?.to_hex(),
                 from: from.clone(),
                 reason: reason.clone(),
             },
@@ -133,28 +135,6 @@ pub(crate) async fn run(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()
     };
     submit_change(cli, &change, admins).await
 }
-fn key_status(k: &SignerKey, now: i64) -> String {
-    match k.check(evident_core::registry::ANY_PREDICATE, now) {
-        Ok(()) => "valid".into(),
-        Err(AuthError::PredicateType { .. }) => "valid".into(),
-        Err(AuthError::Revoked { at, reason, .. }) => format!("revoked from {at}: {reason}"),
-        Err(AuthError::Expired { at, .. }) => format!("expired at {at}"),
-        Err(AuthError::NotYetValid { at, .. }) => format!("valid from {at}"),
-        Err(other) => other.to_string(),
-    }
-}
-
-fn signer_json(k: &SignerKey, now: i64) -> serde_json::Value {
-    json!({
-        "identity": k.identity, "publicKey": k.key.to_hex(), "keyId": k.key.key_id(),
-        "roles": k.roles, "predicateTypes": k.predicate_types,
-        "notBefore": k.not_before.map(time_text), "notAfter": k.not_after.map(time_text),
-        "revokedFrom": k.revoked.as_ref().map(|(t, _)| time_text(*t)),
-        "revokedReason": k.revoked.as_ref().map(|(_, r)| r.clone()),
-        "addedAtIndex": k.added_at, "status": key_status(k, now),
-    })
-}
-
 async fn list_signers(
     cli: &Cli,
     as_of_index: Option<u64>,

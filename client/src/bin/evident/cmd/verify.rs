@@ -2,19 +2,17 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{
-    Cli, Denied, Format, GenesisArg, VerificationFailed, connect, decide, now_nanos, policy_arg,
-    print_json, read_genesis, read_signing_key, require_log_key, state_path, submit_signed, target,
-    time_text,
+use anyhow::Context as _;
+use evident_client::Release;
+use evident_client::gate::{
+    Evidence, Gate, PolicyRef, Verdict, read_bundle, read_genesis, record_verdict, target,
 };
-use anyhow::{Context as _, anyhow};
+use evident_client::keyfile::read_signing_key;
 use evident_client::report::escape_terminal;
-use evident_client::{CheckpointState, Release};
-use evident_core::Hash;
-use evident_core::bundle::Bundle;
-use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
-use evident_core::note::Checkpoint;
-use serde_json::json;
+
+use crate::{
+    Cli, Denied, Format, GenesisArg, connect, log_key, print_json, require_log_key, state_path,
+};
 
 // `evident verify` flags.
 #[derive(Debug, clap::Args)]
@@ -52,7 +50,7 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     };
     gate(
         cli,
-        &target(&args.artifact, &args.release),
+        &target(args.artifact.as_deref(), args.release.as_deref()),
         &args.policy,
         args.bundle.as_deref(),
         &args.genesis.genesis,
@@ -61,6 +59,9 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     .await
 }
 
+/// The gate: verify a bundle (fetched, or from a file) under the pinned log key and
+/// genesis, then evaluate the policy locally and print the verdict; with `record_with`,
+/// record it in the ledger. Exit 0 allowed, 1 denied or not verified, 2 error.
 pub(crate) async fn gate(
     cli: &Cli,
     release: &Release,
@@ -71,51 +72,29 @@ pub(crate) async fn gate(
 ) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
     let genesis = read_genesis(genesis_file)?;
-    let (name, version) = policy_arg(policy)?;
+    let policy = PolicyRef::parse(policy)?;
     let state_file = state_path(cli);
-    let mut state = CheckpointState::load(&state_file)?;
-    let bundle = match bundle_file {
-        Some(path) => Bundle::from_json(
-            &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-        )?,
+    let gate = Gate {
+        log_key: &key,
+        genesis: &genesis,
+        state_file: &state_file,
+    };
+    let verdict = match bundle_file {
+        Some(path) => {
+            let bundle = read_bundle(path)?;
+            gate.decide(Evidence::Offline(bundle), release, &policy)
+                .await?
+        }
         None => {
             let mut client = connect(cli).await?;
-            let bundle = client.release_bundle(release).await?;
-            // Online: the bundle's checkpoint must extend every checkpoint seen before.
-            state.advance(&mut client, &key, &bundle.checkpoint).await?;
-            state.save(&state_file)?;
-            bundle
+            gate.decide(Evidence::Online(&mut client), release, &policy)
+                .await?
         }
     };
-    let verified = bundle
-        .verify(&key, &genesis)
-        .map_err(|e| VerificationFailed(e.to_string()))?;
-    // Offline, a bundle can still be compared with the checkpoints seen before.
-    if let Some(seen) = state.last(&key)? {
-        // An older bundle hides whatever was logged since (a request for changes, a failing
-        // scan, a revocation, a stricter policy version): refused, as online.
-        if seen.size > verified.checkpoint().size {
-            return Err(VerificationFailed(format!(
-                "the bundle's checkpoint of {} entries is older than the checkpoint of {} \
-                 entries this machine verified before: fetch a current bundle",
-                verified.checkpoint().size,
-                seen.size
-            ))
-            .into());
-        }
-        if seen.size == verified.checkpoint().size && seen.root != verified.checkpoint().root {
-            return Err(VerificationFailed(format!(
-                "fork: the bundle's checkpoint of {} entries has another root than the one seen before",
-                seen.size
-            ))
-            .into());
-        }
-    }
-    let policy = verified.policy(name, version).map_err(|e| anyhow!("{e}"))?;
-    let report = decide(&verified, release, policy, now_nanos())?;
+    let report = &verdict.report;
     match cli.format {
         Format::Json | Format::Jsonl | Format::Csv => {
-            print_json(&serde_json::to_value(&report).expect("a report serializes"))
+            print_json(&serde_json::to_value(report).expect("a report serializes"))
         }
         Format::Human => {
             for c in &report.controls {
@@ -138,12 +117,12 @@ pub(crate) async fn gate(
                 if report.allowed { "ALLOWED" } else { "DENIED" },
                 escape_terminal(&report.artifacts.join(", ")),
                 escape_terminal(&report.policy),
-                verified.checkpoint().size
+                verdict.checkpoint.size
             );
         }
     }
     if let Some(key_file) = record_with {
-        match record_verdict(cli, &report, policy, verified.checkpoint(), key_file).await {
+        match record(cli, &verdict, key_file).await {
             Ok(index) if cli.format == Format::Human => {
                 println!("verdict recorded as entry {index}")
             }
@@ -159,46 +138,23 @@ pub(crate) async fn gate(
     Ok(())
 }
 
-/// Submits the gate's verdict as an SLSA verification summary about the artifacts: the
-/// deploy record auditors find next to the evidence it was based on.
-async fn record_verdict(
-    cli: &Cli,
-    report: &evident_core::policy::Report,
-    policy: &evident_core::policy::Policy,
-    checkpoint: &Checkpoint,
-    key_file: &Path,
-) -> anyhow::Result<u64> {
+/// Records the verdict in the ledger, signed with the deploy job's key; returns its entry.
+async fn record(cli: &Cli, verdict: &Verdict, key_file: &Path) -> anyhow::Result<u64> {
     let key = read_signing_key(key_file)?;
-    let subjects: Vec<serde_json::Value> = report
-        .artifacts
-        .iter()
-        .filter_map(|a| a.split_once(':'))
-        .map(|(alg, hex)| json!({"digest": {alg: hex}}))
-        .collect();
-    let statement = json!({
-        "_type": evident_core::statement::STATEMENT_V1_TYPE,
-        "subject": subjects,
-        "predicateType": evident_core::predicates::VERIFICATION_SUMMARY_V1,
-        "predicate": {
-            "verifier": {"id": format!("evident/{}", env!("CARGO_PKG_VERSION"))},
-            "timeVerified": time_text(now_nanos()),
-            "resourceUri": report.artifacts.first().cloned().unwrap_or_default(),
-            "policy": {
-                "uri": format!("evident:policy/{}", report.policy),
-                "digest": {"sha256": Hash::sha256(policy.source.as_bytes()).to_hex()},
-            },
-            "verificationResult": if report.allowed { "PASSED" } else { "FAILED" },
-            "verifiedLevels": [],
-            "evident": {
-                "checkpoint": {"origin": checkpoint.origin, "treeSize": checkpoint.size, "rootHash": checkpoint.root.to_hex()},
-                "controls": report.controls,
-            },
-        },
-    });
-    let payload = serde_json::to_vec(&statement).expect("a JSON value serializes");
-    let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, payload, &[&key]);
-    let (receipt, _) = submit_signed(cli, &envelope)
-        .await
-        .context("recording the verdict")?;
+    let receipt = async {
+        let log_key = log_key(cli)?;
+        let mut client = connect(cli).await?;
+        let receipt = record_verdict(
+            &mut client,
+            log_key.as_ref(),
+            &state_path(cli),
+            verdict,
+            &key,
+        )
+        .await?;
+        anyhow::Ok(receipt)
+    }
+    .await
+    .context("recording the verdict")?;
     Ok(receipt.index)
 }

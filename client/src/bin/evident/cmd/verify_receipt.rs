@@ -1,14 +1,16 @@
 //! `evident verify-receipt`: a receipt checked offline against the pinned log key.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::{Cli, Format, VerificationFailed, print_json, require_log_key, state_path, time_text};
 use anyhow::Context as _;
 use evident_client::CheckpointState;
+use evident_client::time_text;
 use evident_core::note::Checkpoint;
 use evident_core::receipt::Receipt;
 use evident_core::statement::Statement;
 use serde_json::json;
+
+use crate::{Cli, Format, VerificationFailed, print_json, require_log_key, state_path};
 
 // `evident verify-receipt` flags.
 #[derive(Debug, clap::Args)]
@@ -18,10 +20,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
-    verify_receipt(cli, &args.receipt)
-}
-
-fn verify_receipt(cli: &Cli, path: &Path) -> anyhow::Result<()> {
+    let path = &args.receipt;
     let key = require_log_key(cli)?;
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let receipt = Receipt::from_json(&bytes).with_context(|| format!("{}", path.display()))?;
@@ -29,16 +28,7 @@ fn verify_receipt(cli: &Cli, path: &Path) -> anyhow::Result<()> {
         .verify(&key)
         .map_err(|e| VerificationFailed(format!("{}: {e}", path.display())))?;
     // Offline, a receipt can still be compared with a checkpoint of the same size seen before.
-    let state = CheckpointState::load(&state_path(cli))?;
-    if let Some(seen) = state.last(&key)? {
-        if seen.size == verified.checkpoint.size && seen.root != verified.checkpoint.root {
-            return Err(VerificationFailed(format!(
-                "fork: the receipt's checkpoint of {} entries has root {}, the one seen before has {}",
-                seen.size, verified.checkpoint.root, seen.root
-            ))
-            .into());
-        }
-    }
+    CheckpointState::load(&state_path(cli))?.check_receipt(&key, &verified.checkpoint)?;
     let statement = Statement::from_envelope(&receipt.envelope).ok();
     let cp: &Checkpoint = &verified.checkpoint;
     match cli.format {
