@@ -11,10 +11,12 @@
 //!   changes, with their receipts verified.
 //! - [`keyfile`]: signing key files (made, read) and the check on files holding secrets.
 //! - [`attest`]: in-toto Statements signed into DSSE envelopes.
+//! - [`bundle`]: evidence bundles exported, with their attestations in the in-toto form.
 //! - [`signers`]: how a registered signer key is described (status, JSON).
 //! - [`report`]: the auditor's report of verified releases, as HTML and Markdown.
 
 pub mod attest;
+pub mod bundle;
 pub mod gate;
 pub mod keyfile;
 pub mod report;
@@ -70,7 +72,7 @@ pub enum ClientError {
     /// verification, like [`ClientError::Inconsistent`].
     #[error("{0}")]
     Verification(String),
-    /// An input (a key, a document, a name) is not what it must be.
+    /// An input (a key, a document, a name, the server's answer) is not what it must be.
     #[error("{0}")]
     Invalid(String),
     /// A file could not be read or written, or its content could not be understood: what
@@ -224,6 +226,41 @@ impl CheckpointState {
             }
         }
         Ok(())
+    }
+
+    /// Verifies the inclusion proof sent with `entry` (asked for with a proof): its
+    /// checkpoint is verified under `log_key` and proven consistent with the last one seen
+    /// (advancing this state; saving it is the caller's), and the entry's leaf is proven
+    /// included in that tree. Returns the tree size it is proven in.
+    pub async fn prove_inclusion(
+        &mut self,
+        client: &mut Client,
+        log_key: &Verifier,
+        entry: &Entry,
+    ) -> Result<u64, ClientError> {
+        let (size, hashes) = entry
+            .proof
+            .clone()
+            .ok_or_else(|| ClientError::Invalid("the server sent no inclusion proof".into()))?;
+        let note = entry.checkpoint.clone().ok_or_else(|| {
+            ClientError::Invalid("the server sent no checkpoint with the proof".into())
+        })?;
+        let checkpoint = self.advance(client, log_key, &note).await?;
+        if checkpoint.size != size {
+            return Err(ClientError::Verification(format!(
+                "the proof is for tree size {size}, the checkpoint for {}",
+                checkpoint.size
+            )));
+        }
+        merkle::verify_inclusion(
+            entry.record.index(),
+            size,
+            &entry.leaf_hash,
+            &hashes,
+            &checkpoint.root,
+        )
+        .map_err(|e| ClientError::Verification(format!("inclusion proof: {e}")))?;
+        Ok(size)
     }
 
     /// Reads the state file; a missing file is an empty state.

@@ -2,12 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, anyhow};
-use base64::Engine as _;
+use anyhow::Context as _;
 use clap::Subcommand;
 use evident_client::gate::target;
-use evident_client::{CheckpointState, Release};
-use evident_core::record::{EntryKind, LeafRecord};
+use evident_client::{Release, bundle};
 
 use crate::{Cli, GenesisArg, connect, log_key, state_path};
 
@@ -89,31 +87,12 @@ async fn export_bundle(
     intoto: Option<&Path>,
 ) -> anyhow::Result<()> {
     let mut client = connect(cli).await?;
-    let bundle = client.release_bundle(release).await?;
-    let verified = match log_key(cli)? {
-        Some(key) => {
-            let file = state_path(cli);
-            let mut state = CheckpointState::load(&file)?;
-            let checkpoint = state.advance(&mut client, &key, &bundle.checkpoint).await?;
-            state.save(&file)?;
-            format!("the checkpoint of {} entries", checkpoint.size)
-        }
+    let key = log_key(cli)?;
+    let exported = bundle::export(&mut client, release, key.as_ref(), &state_path(cli)).await?;
+    let verified = match exported.proven_size {
+        Some(size) => format!("the checkpoint of {size} entries"),
         None => "the bundle's checkpoint (not checked: no log key pinned)".to_owned(),
     };
-    let mut lines = String::new();
-    let mut attestations = 0;
-    for entry in &bundle.entries {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&entry.leaf_record)
-            .context("the server's bundle holds a leaf record that is not base64")?;
-        let record = LeafRecord::decode(&bytes)
-            .map_err(|e| anyhow!("the server's bundle holds a bad leaf record: {e}"))?;
-        if record.kind() == EntryKind::Attestation {
-            lines.push_str(&record.envelope().to_json());
-            lines.push('\n');
-            attestations += 1;
-        }
-    }
     let intoto = intoto.map(Path::to_path_buf).unwrap_or_else(|| {
         let name = out
             .file_name()
@@ -122,17 +101,19 @@ async fn export_bundle(
         let stem = name.strip_suffix(".json").unwrap_or(&name);
         out.with_file_name(format!("{stem}.intoto.jsonl"))
     });
-    std::fs::write(out, bundle.to_json() + "\n")
+    std::fs::write(out, exported.bundle.to_json() + "\n")
         .with_context(|| format!("writing {}", out.display()))?;
-    std::fs::write(&intoto, lines).with_context(|| format!("writing {}", intoto.display()))?;
+    std::fs::write(&intoto, &exported.intoto_jsonl)
+        .with_context(|| format!("writing {}", intoto.display()))?;
     println!(
         "{}: {} entries proven at {verified}",
         out.display(),
-        bundle.entries.len(),
+        exported.bundle.entries.len(),
     );
     println!(
-        "{}: {attestations} attestation envelopes (in-toto bundle)",
-        intoto.display()
+        "{}: {} attestation envelopes (in-toto bundle)",
+        intoto.display(),
+        exported.attestations
     );
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! `evident entry`: one entry of the log, its inclusion proof verified on request.
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use evident_client::report::escape_terminal;
 use evident_client::time_text;
 use evident_client::{CheckpointState, Selector};
+use evident_core::Hash;
 use evident_core::statement::Statement;
-use evident_core::{Hash, merkle};
 use serde_json::json;
 
-use crate::{Cli, Format, VerificationFailed, connect, print_json, require_log_key, state_path};
+use crate::{Cli, Format, connect, print_json, require_log_key, state_path};
 
 // `evident entry` flags.
 #[derive(Debug, clap::Args)]
@@ -56,30 +56,7 @@ async fn entry(
     let entry = client.entry(selector, proof.then_some(0)).await?;
     let mut proven = None;
     if let Some(key) = &key {
-        let (size, hashes) = entry
-            .proof
-            .clone()
-            .ok_or_else(|| anyhow!("the server sent no inclusion proof"))?;
-        let note = entry
-            .checkpoint
-            .clone()
-            .ok_or_else(|| anyhow!("the server sent no checkpoint with the proof"))?;
-        let checkpoint = state.advance(&mut client, key, &note).await?;
-        if checkpoint.size != size {
-            return Err(VerificationFailed(format!(
-                "the proof is for tree size {size}, the checkpoint for {}",
-                checkpoint.size
-            ))
-            .into());
-        }
-        merkle::verify_inclusion(
-            entry.record.index(),
-            size,
-            &entry.leaf_hash,
-            &hashes,
-            &checkpoint.root,
-        )
-        .map_err(|e| VerificationFailed(format!("inclusion proof: {e}")))?;
+        let size = state.prove_inclusion(&mut client, key, &entry).await?;
         state.save(&state_file)?;
         proven = Some(size);
     }
