@@ -5,9 +5,23 @@
 //! - [`CheckpointState`]: the last checkpoint this client verified; every newer one must be
 //!   proven consistent with it, so a forked or rolled-back log is caught.
 //! - Receipts are verified with [`evident_core::receipt::Receipt::verify`].
+//! - [`gate`]: the release gate (may this artifact or release ship under this policy?) and
+//!   the recording of its verdict in the ledger.
+//! - [`submit`]: submission of signed envelopes, of files in batches, and of trust-registry
+//!   changes, with their receipts verified.
+//! - [`keyfile`]: signing key files (made, read) and the check on files holding secrets.
+//! - [`attest`]: in-toto Statements signed into DSSE envelopes.
+//! - [`bundle`]: evidence bundles exported, with their attestations in the in-toto form.
+//! - [`signers`]: how a registered signer key is described (status, JSON).
 //! - [`report`]: the auditor's report of verified releases, as HTML and Markdown.
 
+pub mod attest;
+pub mod bundle;
+pub mod gate;
+pub mod keyfile;
 pub mod report;
+pub mod signers;
+pub mod submit;
 mod transport;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +68,26 @@ pub enum ClientError {
         /// What failed.
         reason: String,
     },
+    /// Evidence did not verify (a receipt, a bundle, a duplicate that is not ours): a failed
+    /// verification, like [`ClientError::Inconsistent`].
+    #[error("{0}")]
+    Verification(String),
+    /// An input (a key, a document, a name, the server's answer) is not what it must be.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file could not be read or written, or its content could not be understood: what
+    /// was being done, and the underlying error as the source.
+    #[error("{context}")]
+    Input {
+        /// What was being done, e.g. `reading genesis.json`.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// A bundle could not be read.
+    #[error(transparent)]
+    Bundle(#[from] evident_core::bundle::BundleError),
 }
 
 impl From<tonic::Status> for ClientError {
@@ -70,9 +104,45 @@ impl ClientError {
     pub fn is_verification_failure(&self) -> bool {
         matches!(
             self,
-            ClientError::Checkpoint(_) | ClientError::Inconsistent(_)
+            ClientError::Checkpoint(_)
+                | ClientError::Inconsistent(_)
+                | ClientError::Verification(_)
         )
     }
+
+    /// An [`ClientError::Input`] error: `context`, caused by `source`.
+    pub(crate) fn input(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> ClientError {
+        ClientError::Input {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Now, in nanoseconds since the Unix epoch (the ledger's time unit).
+pub fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// A time in nanoseconds as RFC 3339 text (UTC, nanosecond precision), as the CLI and
+/// the ledger's JSON show it.
+pub fn time_text(nanos: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(nanos)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// What [`CheckpointState::refresh`] found.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    /// The latest checkpoint, verified and proven consistent with the last one seen.
+    pub checkpoint: Checkpoint,
+    /// The tree size of the last checkpoint seen before, if any.
+    pub previous: Option<u64>,
+    /// The checkpoint's signed note, as the server sent it.
+    pub note: String,
 }
 
 /// The last checkpoint a client verified, per log, kept in a small JSON file.
@@ -83,6 +153,116 @@ pub struct CheckpointState {
 }
 
 impl CheckpointState {
+    /// Where the state is kept when no file is named: `$XDG_STATE_HOME/evident/checkpoints.json`,
+    /// else `$HOME/.local/state/evident/checkpoints.json`, else `./evident/checkpoints.json`.
+    pub fn default_path() -> PathBuf {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("evident").join("checkpoints.json")
+    }
+
+    /// Fetches the latest checkpoint from `client`, verifies it under `log_key`, proves it
+    /// consistent with the last one kept in `path` and saves it there.
+    pub async fn refresh(
+        client: &mut Client,
+        log_key: &Verifier,
+        path: &Path,
+    ) -> Result<Refreshed, ClientError> {
+        let note = client.checkpoint().await?;
+        let mut state = CheckpointState::load(path)?;
+        let previous = state.last(log_key)?.map(|c| c.size);
+        let checkpoint = state.advance(client, log_key, &note).await?;
+        state.save(path)?;
+        Ok(Refreshed {
+            checkpoint,
+            previous,
+            note,
+        })
+    }
+
+    /// Compares the checkpoint of a bundle verified offline with the last one seen from its
+    /// log: an older one hides whatever was logged since (a request for changes, a failing
+    /// scan, a revocation, a stricter policy version) and is refused, as online; the same
+    /// size with another root is a fork.
+    pub fn check_bundle(
+        &self,
+        log_key: &Verifier,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), ClientError> {
+        let Some(seen) = self.last(log_key)? else {
+            return Ok(());
+        };
+        if seen.size > checkpoint.size {
+            return Err(ClientError::Verification(format!(
+                "the bundle's checkpoint of {} entries is older than the checkpoint of {} \
+                 entries this machine verified before: fetch a current bundle",
+                checkpoint.size, seen.size
+            )));
+        }
+        if seen.size == checkpoint.size && seen.root != checkpoint.root {
+            return Err(ClientError::Verification(format!(
+                "fork: the bundle's checkpoint of {} entries has another root than the one seen before",
+                seen.size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Compares the checkpoint of a receipt verified offline with the last one seen from its
+    /// log: the same size with another root is a fork.
+    pub fn check_receipt(
+        &self,
+        log_key: &Verifier,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), ClientError> {
+        if let Some(seen) = self.last(log_key)? {
+            if seen.size == checkpoint.size && seen.root != checkpoint.root {
+                return Err(ClientError::Verification(format!(
+                    "fork: the receipt's checkpoint of {} entries has root {}, the one seen before has {}",
+                    seen.size, checkpoint.root, seen.root
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies the inclusion proof sent with `entry` (asked for with a proof): its
+    /// checkpoint is verified under `log_key` and proven consistent with the last one seen
+    /// (advancing this state; saving it is the caller's), and the entry's leaf is proven
+    /// included in that tree. Returns the tree size it is proven in.
+    pub async fn prove_inclusion(
+        &mut self,
+        client: &mut Client,
+        log_key: &Verifier,
+        entry: &Entry,
+    ) -> Result<u64, ClientError> {
+        let (size, hashes) = entry
+            .proof
+            .clone()
+            .ok_or_else(|| ClientError::Invalid("the server sent no inclusion proof".into()))?;
+        let note = entry.checkpoint.clone().ok_or_else(|| {
+            ClientError::Invalid("the server sent no checkpoint with the proof".into())
+        })?;
+        let checkpoint = self.advance(client, log_key, &note).await?;
+        if checkpoint.size != size {
+            return Err(ClientError::Verification(format!(
+                "the proof is for tree size {size}, the checkpoint for {}",
+                checkpoint.size
+            )));
+        }
+        merkle::verify_inclusion(
+            entry.record.index(),
+            size,
+            &entry.leaf_hash,
+            &hashes,
+            &checkpoint.root,
+        )
+        .map_err(|e| ClientError::Verification(format!("inclusion proof: {e}")))?;
+        Ok(size)
+    }
+
     /// Reads the state file; a missing file is an empty state.
     pub fn load(path: &Path) -> Result<CheckpointState, ClientError> {
         match std::fs::read(path) {

@@ -8,14 +8,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
+use evident_client::gate::{PolicyRef, decide, read_genesis, target};
 use evident_client::report::{Document, ReleaseReport, render_html, render_markdown};
-use evident_client::{CheckpointState, Release};
+use evident_client::{CheckpointState, Release, now_nanos};
 use evident_core::registry::GenesisDocument;
 use serde_json::json;
 
 use crate::{
-    Cli, Format, GenesisArg, VerificationFailed, connect, decide, now_nanos, policy_arg,
-    print_json, read_genesis, require_log_key, state_path, target,
+    Cli, Format, GenesisArg, VerificationFailed, connect, print_json, require_log_key, state_path,
 };
 
 /// The HTML report's file name in `--out`.
@@ -59,18 +59,18 @@ pub(crate) struct ReportArgs {
 pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
     let genesis = read_genesis(&args.genesis.genesis)?;
-    let (policy_name, policy_version) = policy_arg(&args.policy)?;
+    let policy_ref = PolicyRef::parse(&args.policy)?;
     let mut client = connect(cli).await?;
     let (title, releases) = if args.artifact.is_some() || args.release.is_some() {
-        let release = target(&args.artifact, &args.release);
+        let release = target(args.artifact.as_deref(), args.release.as_deref());
         let label = match &release {
             Release::Artifact(a) | Release::Named(a) => a.clone(),
         };
         (format!("Evident release report: {label}"), vec![release])
     } else {
-        let (since, until) = crate::auditor::period(&args.since, &args.until)?;
+        let (since, until) = super::auditor::period(&args.since, &args.until)?;
         let names =
-            crate::auditor::release_names(&mut client, since, until, &args.release_signers).await?;
+            super::auditor::release_names(&mut client, since, until, &args.release_signers).await?;
         let period = format!(
             "{} to {}",
             args.since.as_deref().unwrap_or("the start"),
@@ -93,7 +93,7 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         let (label, verified) =
             verified_bundle(&mut client, &key, &genesis, &state_file, release).await?;
         let policy = verified
-            .policy(policy_name, policy_version)
+            .policy(&policy_ref.name, policy_ref.version)
             .map_err(|e| anyhow!("{label}: {e}"))?;
         let evaluation = decide(&verified, release, policy, now)?;
         let verdict = if evaluation.allowed {

@@ -4,7 +4,9 @@ use std::io::IsTerminal as _;
 use std::time::Duration;
 
 use anyhow::anyhow;
+use evident_client::gate::{PolicyRef, read_genesis};
 use evident_client::report::escape_terminal;
+use evident_client::time_text;
 use evident_client::{CheckpointState, Client, Hit, Query};
 use evident_core::audit::Replay;
 use evident_core::merkle;
@@ -15,8 +17,7 @@ use evident_core::statement::Statement;
 use serde_json::json;
 
 use crate::{
-    Cli, Format, GenesisArg, VerificationFailed, connect, print_json, read_genesis,
-    require_log_key, state_path, time_text,
+    Cli, Format, GenesisArg, VerificationFailed, connect, print_json, require_log_key, state_path,
 };
 
 /// Filters of `evident query`.
@@ -365,8 +366,8 @@ async fn control_filters(
     let (policy, id) = control
         .rsplit_once(':')
         .ok_or_else(|| anyhow!("--control {control:?} is not POLICY[@VERSION]:CONTROL"))?;
-    let (name, version) = crate::policy_arg(policy)?;
-    let document = client.get_policy(name, version).await?;
+    let PolicyRef { name, version } = PolicyRef::parse(policy)?;
+    let document = client.get_policy(&name, version).await?;
     let policy = evident_core::policy::Policy::parse(&document.document)
         .map_err(|e| anyhow!("policy {name}: {e}"))?;
     let found = policy.controls.iter().find(|c| c.id == id).ok_or_else(|| {

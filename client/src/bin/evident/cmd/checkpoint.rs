@@ -1,0 +1,37 @@
+//! `evident checkpoint`: the latest checkpoint, verified and proven consistent with the last one seen.
+
+use crate::{Cli, Format, connect, print_json, require_log_key, state_path};
+use evident_client::report::escape_terminal;
+use evident_client::{CheckpointState, Refreshed};
+use serde_json::json;
+
+pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let key = require_log_key(cli)?;
+    let mut client = connect(cli).await?;
+    let state_file = state_path(cli);
+    let Refreshed {
+        checkpoint,
+        previous,
+        note,
+    } = CheckpointState::refresh(&mut client, &key, &state_file).await?;
+    match cli.format {
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
+            "origin": checkpoint.origin, "treeSize": checkpoint.size,
+            "rootHash": checkpoint.root.to_hex(), "previousTreeSize": previous,
+            "note": note,
+        })),
+        Format::Human => {
+            println!("origin:    {}", escape_terminal(&checkpoint.origin));
+            println!("tree size: {}", checkpoint.size);
+            println!("root hash: {}", checkpoint.root);
+            match previous {
+                Some(p) => println!("consistent with the checkpoint of {p} entries seen before"),
+                None => println!(
+                    "first checkpoint seen from this log; remembered in {}",
+                    state_file.display()
+                ),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! `evident signer`: signers in the trust registry, changed by administrators, listed and shown.
+
+use clap::Subcommand;
+use evident_client::keyfile::read_public_key;
+use evident_client::report::escape_terminal;
+use evident_client::signers::{key_status, signer_json};
+use evident_client::{now_nanos, time_text};
+use evident_core::registry::Change;
+use serde_json::json;
+
+use super::admin::submit_change;
+use crate::{AdminKeys, Cli, Format, connect, print_json};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SignerCommand {
+    /// Register a signer: a key and the identity it stands for.
+    Add {
+        /// Who holds the key, e.g. ci@payments-pipeline.
+        #[arg(long)]
+        identity: String,
+        /// The public key (64 hex digits) or a file holding it (e.g. ci.key.pub).
+        #[arg(long)]
+        public_key: String,
+        /// A role, e.g. ci, scanner, reviewer, release (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// A predicate type the key may attest, or * for any (repeatable).
+        #[arg(long = "predicate-type", required = true)]
+        predicate_types: Vec<String>,
+        /// RFC 3339: not valid before.
+        #[arg(long)]
+        not_before: Option<String>,
+        /// RFC 3339: not valid from.
+        #[arg(long)]
+        not_after: Option<String>,
+        #[command(flatten)]
+        admins: AdminKeys,
+    },
+    /// Give a signer a new key; the old key ends now (or at --old-key-not-after).
+    Rotate {
+        /// The signer.
+        #[arg(long)]
+        identity: String,
+        /// The new public key (64 hex digits) or a file holding it.
+        #[arg(long)]
+        new_public_key: String,
+        /// RFC 3339: when the old key stops being valid.
+        #[arg(long)]
+        old_key_not_after: Option<String>,
+        #[command(flatten)]
+        admins: AdminKeys,
+    },
+    /// Revoke a signer key from a time on (default: when the change is integrated).
+    Revoke {
+        /// The public key (64 hex digits) or a file holding it.
+        #[arg(long)]
+        public_key: String,
+        /// Why, for auditors.
+        #[arg(long)]
+        reason: String,
+        /// RFC 3339: revoked from.
+        #[arg(long)]
+        from: Option<String>,
+        #[command(flatten)]
+        admins: AdminKeys,
+    },
+    /// List administrators and signer keys, now, as of an entry index, or as of a time.
+    List {
+        /// The registry as it was before this entry.
+        #[arg(long, conflicts_with = "as_of_time")]
+        as_of_index: Option<u64>,
+        /// RFC 3339: the registry after every entry integrated at or before this time.
+        #[arg(long)]
+        as_of_time: Option<String>,
+    },
+    /// One signer's keys and history.
+    Show {
+        /// The signer.
+        identity: String,
+    },
+}
+
+pub(crate) async fn run(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()> {
+    let (change, admins) = match command {
+        SignerCommand::Add {
+            identity,
+            public_key,
+            roles,
+            predicate_types,
+            not_before,
+            not_after,
+            admins,
+        } => (
+            Change::AddSigner {
+                identity: identity.clone(),
+                public_key: read_public_key("--public-key", public_key)?.to_hex(),
+                roles: roles.clone(),
+                predicate_types: predicate_types.clone(),
+                not_before: not_before.clone(),
+                not_after: not_after.clone(),
+            },
+            admins,
+        ),
+        SignerCommand::Rotate {
+            identity,
+            new_public_key,
+            old_key_not_after,
+            admins,
+        } => (
+            Change::RotateSigner {
+                identity: identity.clone(),
+                new_public_key: read_public_key("--new-public-key", new_public_key)?.to_hex(),
+                old_key_not_after: old_key_not_after.clone(),
+            },
+            admins,
+        ),
+        SignerCommand::Revoke {
+            public_key,
+            reason,
+            from,
+            admins,
+        } => (
+            Change::RevokeKey {
+                public_key: read_public_key("--public-key", public_key)?.to_hex(),
+                from: from.clone(),
+                reason: reason.clone(),
+            },
+            admins,
+        ),
+        SignerCommand::List {
+            as_of_index,
+            as_of_time,
+        } => return list_signers(cli, *as_of_index, as_of_time.as_deref()).await,
+        SignerCommand::Show { identity } => return show_signer(cli, identity).await,
+    };
+    submit_change(cli, &change, admins).await
+}
+async fn list_signers(
+    cli: &Cli,
+    as_of_index: Option<u64>,
+    as_of_time: Option<&str>,
+) -> anyhow::Result<()> {
+    let time = as_of_time
+        .map(|t| evident_core::registry::parse_time("--as-of-time", t))
+        .transpose()?;
+    let mut client = connect(cli).await?;
+    let listing = client.list_signers_at(as_of_index, time).await?;
+    // Key status is shown at the time asked about.
+    let now = time.unwrap_or_else(now_nanos);
+    match cli.format {
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
+            "asOfIndex": listing.as_of_index,
+            "threshold": listing.threshold,
+            "admins": listing.admins.iter().map(|a| json!({"identity": a.identity, "publicKey": a.key.to_hex()})).collect::<Vec<_>>(),
+            "signers": listing.signers.iter().map(|k| signer_json(k, now)).collect::<Vec<_>>(),
+        })),
+        Format::Human => {
+            println!(
+                "registry after {} entries; administrators ({} must sign):",
+                listing.as_of_index, listing.threshold
+            );
+            for a in &listing.admins {
+                println!(
+                    "  {}  {}",
+                    escape_terminal(&a.identity),
+                    &a.key.key_id()[..16]
+                );
+            }
+            println!("signer keys:");
+            for k in &listing.signers {
+                println!(
+                    "  {}  {}  roles [{}]  predicates [{}]  {}",
+                    escape_terminal(&k.identity),
+                    &k.key.key_id()[..16],
+                    escape_terminal(&k.roles.iter().cloned().collect::<Vec<_>>().join(", ")),
+                    escape_terminal(
+                        &k.predicate_types
+                            .iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    escape_terminal(&key_status(k, now))
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn show_signer(cli: &Cli, identity: &str) -> anyhow::Result<()> {
+    let mut client = connect(cli).await?;
+    let history = client.signer_history(identity).await?;
+    let now = now_nanos();
+    match cli.format {
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
+            "identity": identity,
+            "keys": history.keys.iter().map(|k| signer_json(k, now)).collect::<Vec<_>>(),
+            "history": history.events.iter().map(|e| json!({
+                "index": e.index, "integratedTime": time_text(e.time), "summary": e.summary,
+            })).collect::<Vec<_>>(),
+        })),
+        Format::Human => {
+            println!("{}", escape_terminal(identity));
+            for k in &history.keys {
+                println!(
+                    "  key {}  {}",
+                    &k.key.key_id()[..16],
+                    escape_terminal(&key_status(k, now))
+                );
+            }
+            for e in &history.events {
+                println!(
+                    "  entry {} at {}: {}",
+                    e.index,
+                    time_text(e.time),
+                    escape_terminal(&e.summary)
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! `evident verify`: the deploy gate, and the recording of its verdict.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use evident_client::Release;
+use evident_client::gate::{
+    Evidence, Gate, PolicyRef, Verdict, read_bundle, read_genesis, record_verdict, target,
+};
+use evident_client::keyfile::read_signing_key;
+use evident_client::report::escape_terminal;
+
+use crate::{
+    Cli, Denied, Format, GenesisArg, connect, log_key, print_json, require_log_key, state_path,
+};
+
+// `evident verify` flags.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["artifact", "release"])))]
+pub(crate) struct Args {
+    /// The artifact, ALGORITHM:HEX (e.g. sha256:4f2a…).
+    #[arg(long)]
+    pub(crate) artifact: Option<String>,
+    /// Or the release, NAME@VERSION, as a release attestation declares it.
+    #[arg(long)]
+    pub(crate) release: Option<String>,
+    /// The policy: NAME or NAME@VERSION (default: the latest in the bundle).
+    #[arg(long)]
+    pub(crate) policy: String,
+    /// Decide from this bundle file, offline, instead of fetching one.
+    #[arg(long)]
+    pub(crate) bundle: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) genesis: GenesisArg,
+    /// Record the verdict in the ledger as a signed SLSA verification summary (the
+    /// deploy record), signed with --key.
+    #[arg(long, requires = "key")]
+    pub(crate) record: bool,
+    /// The signing key of the deploy job, for --record (registered for
+    /// https://slsa.dev/verification_summary/v1).
+    #[arg(long)]
+    pub(crate) key: Option<PathBuf>,
+}
+
+pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
+    let record_with = if args.record {
+        args.key.as_deref()
+    } else {
+        None
+    };
+    gate(
+        cli,
+        &target(args.artifact.as_deref(), args.release.as_deref()),
+        &args.policy,
+        args.bundle.as_deref(),
+        &args.genesis.genesis,
+        record_with,
+    )
+    .await
+}
+
+/// The gate: verify a bundle (fetched, or from a file) under the pinned log key and
+/// genesis, then evaluate the policy locally and print the verdict; with `record_with`,
+/// record it in the ledger. Exit 0 allowed, 1 denied or not verified, 2 error.
+pub(crate) async fn gate(
+    cli: &Cli,
+    release: &Release,
+    policy: &str,
+    bundle_file: Option<&Path>,
+    genesis_file: &Path,
+    record_with: Option<&Path>,
+) -> anyhow::Result<()> {
+    let key = require_log_key(cli)?;
+    let genesis = read_genesis(genesis_file)?;
+    let policy = PolicyRef::parse(policy)?;
+    let state_file = state_path(cli);
+    let gate = Gate {
+        log_key: &key,
+        genesis: &genesis,
+        state_file: &state_file,
+    };
+    let verdict = match bundle_file {
+        Some(path) => {
+            let bundle = read_bundle(path)?;
+            gate.decide(Evidence::Offline(bundle), release, &policy)
+                .await?
+        }
+        None => {
+            let mut client = connect(cli).await?;
+            gate.decide(Evidence::Online(&mut client), release, &policy)
+                .await?
+        }
+    };
+    let report = &verdict.report;
+    match cli.format {
+        Format::Json | Format::Jsonl | Format::Csv => {
+            print_json(&serde_json::to_value(report).expect("a report serializes"))
+        }
+        Format::Human => {
+            for c in &report.controls {
+                let status = match c.status {
+                    evident_core::policy::Status::Pass => "PASS   ",
+                    evident_core::policy::Status::Fail => "FAIL   ",
+                    evident_core::policy::Status::Missing => "MISSING",
+                };
+                let entries: Vec<String> = c.entries.iter().map(|e| e.index.to_string()).collect();
+                // Reasons quote attestation fields: escaped, never raw terminal control.
+                println!(
+                    "{status} {}: {} [entries {}]",
+                    escape_terminal(&c.id),
+                    escape_terminal(&c.reason),
+                    entries.join(", ")
+                );
+            }
+            println!(
+                "{} {} under {} (checkpoint of {} entries)",
+                if report.allowed { "ALLOWED" } else { "DENIED" },
+                escape_terminal(&report.artifacts.join(", ")),
+                escape_terminal(&report.policy),
+                verdict.checkpoint.size
+            );
+        }
+    }
+    if let Some(key_file) = record_with {
+        match record(cli, &verdict, key_file).await {
+            Ok(index) if cli.format == Format::Human => {
+                println!("verdict recorded as entry {index}")
+            }
+            Ok(_) => {}
+            // A denial stays a denial (exit 1) even when recording it failed.
+            Err(e) if !report.allowed => eprintln!("evident: recording the verdict failed: {e:#}"),
+            Err(e) => return Err(e),
+        }
+    }
+    if !report.allowed {
+        return Err(Denied.into());
+    }
+    Ok(())
+}
+
+/// Records the verdict in the ledger, signed with the deploy job's key; returns its entry.
+async fn record(cli: &Cli, verdict: &Verdict, key_file: &Path) -> anyhow::Result<u64> {
+    let key = read_signing_key(key_file)?;
+    let receipt = async {
+        let log_key = log_key(cli)?;
+        let mut client = connect(cli).await?;
+        let receipt = record_verdict(
+            &mut client,
+            log_key.as_ref(),
+            &state_path(cli),
+            verdict,
+            &key,
+        )
+        .await?;
+        anyhow::Ok(receipt)
+    }
+    .await
+    .context("recording the verdict")?;
+    Ok(receipt.index)
+}

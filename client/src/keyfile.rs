@@ -1,0 +1,167 @@
+//! Signing key files: an Ed25519 seed as 64 hex digits in a file only its owner may read
+//! (mode 0600), its public key beside it in `FILE.pub`; and the check every file holding a
+//! secret (a token, a TLS key) must pass.
+
+use std::path::{Path, PathBuf};
+
+use evident_core::{PublicKey, SigningKey};
+
+use crate::ClientError;
+
+/// What [`generate`] wrote.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    /// The private key file (mode 0600).
+    pub private_key: PathBuf,
+    /// The public key file, `FILE.pub`.
+    pub public_key_file: PathBuf,
+    /// The public key.
+    pub public_key: PublicKey,
+}
+
+/// Creates a new signing key in `out` (which must not exist; mode 0600) and its public key
+/// in `out.pub`.
+pub fn generate(out: &Path) -> Result<GeneratedKey, ClientError> {
+    let mut seed = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    let public = PublicKey::from_signing_key(&key);
+    write_secret(out, &format!("{}\n", hex::encode(seed)))
+        .map_err(|e| ClientError::input(format!("writing {}", out.display()), e))?;
+    let pub_path = PathBuf::from(format!("{}.pub", out.display()));
+    std::fs::write(&pub_path, format!("{}\n", public.to_hex()))
+        .map_err(|e| ClientError::input(format!("writing {}", pub_path.display()), e))?;
+    Ok(GeneratedKey {
+        private_key: out.to_owned(),
+        public_key_file: pub_path,
+        public_key: public,
+    })
+}
+
+/// Writes `text` to a new file `path` that only its owner may read (mode 0600 on Unix),
+/// and syncs it. Fails if the file exists.
+pub fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+/// Reads a signing key file (64 hex digits, as [`generate`] writes it).
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, ClientError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ClientError::input(format!("reading signing key {}", path.display()), e))?;
+    let seed: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "{} is not a signing key: expected 64 hex digits (made by `evident keygen`)",
+                path.display()
+            ))
+        })?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Reads several signing key files, e.g. the administrators' keys that sign a registry
+/// change together.
+pub fn read_signing_keys(paths: &[PathBuf]) -> Result<Vec<SigningKey>, ClientError> {
+    paths.iter().map(|p| read_signing_key(p)).collect()
+}
+
+/// A public key given as 64 hex digits or as a file holding them; `name` says which
+/// argument it is, in errors.
+pub fn read_public_key(name: &str, value: &str) -> Result<PublicKey, ClientError> {
+    let text = if Path::new(value).is_file() {
+        std::fs::read_to_string(value)
+            .map_err(|e| ClientError::input(format!("{name}: reading {value}"), e))?
+    } else {
+        value.to_owned()
+    };
+    PublicKey::from_hex(text.trim()).map_err(|e| ClientError::input(format!("{name} {value:?}"), e))
+}
+
+/// Checks that a file holding a secret (a token, a TLS key) is readable by its owner only;
+/// `name` says which argument it is, in errors. Not checked off Unix.
+pub fn check_private_file(name: &str, path: &Path) -> Result<(), ClientError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| ClientError::input(format!("{name}: reading {}", path.display()), e))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ClientError::Invalid(format!(
+                "{name}: {} has mode {mode:o}; a secret must be readable by its owner only \
+                 (chmod 600 {})",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("evident-keyfile-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_generated_key_reads_back() {
+        let dir = scratch("generate");
+        let out = dir.join("ci.key");
+        let made = generate(&out).unwrap();
+        assert_eq!(made.public_key_file, dir.join("ci.key.pub"));
+        let key = read_signing_key(&out).unwrap();
+        assert_eq!(PublicKey::from_signing_key(&key), made.public_key);
+        let public = read_public_key("--public-key", made.public_key_file.to_str().unwrap());
+        assert_eq!(public.unwrap(), made.public_key);
+        check_private_file("--key", &out).unwrap();
+        // Never overwritten.
+        assert!(generate(&out).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_key_files_are_refused() {
+        let dir = scratch("bad");
+        let path = dir.join("bad.key");
+        std::fs::write(&path, "not hex\n").unwrap();
+        let error = read_signing_key(&path).unwrap_err().to_string();
+        assert!(
+            error.ends_with(
+                "is not a signing key: expected 64 hex digits (made by `evident keygen`)"
+            )
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let error = check_private_file("--token", &path)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("has mode 644"), "{error}");
+        }
+        assert!(read_public_key("--public-key", "abc").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
