@@ -141,7 +141,7 @@ async fn a_failed_fsync_stops_every_acknowledgement_and_loses_nothing_acknowledg
     fs.fail_sync_after(0);
     let refused = add_signer(&running, 20).await.unwrap_err();
     assert!(
-        matches!(refused, LedgerError::Storage(_)) && refused.to_string().contains("fdatasync"),
+        matches!(refused, LedgerError::Store(_)) && refused.to_string().contains("fdatasync"),
         "{refused}"
     );
     // The sequencer has stopped: no later submission is acknowledged, even though the

@@ -738,7 +738,10 @@ fn auth_status(e: AuthError) -> Status {
 
 fn status(e: LedgerError) -> Status {
     match e {
-        LedgerError::Storage(_) | LedgerError::ShuttingDown => Status::unavailable(e.to_string()),
+        LedgerError::Store(_) | LedgerError::Failed { .. } | LedgerError::ShuttingDown => {
+            Status::unavailable(e.to_string())
+        }
+        LedgerError::Damaged(_) => Status::data_loss(e.to_string()),
         LedgerError::NotFound(_) => Status::not_found(e.to_string()),
         LedgerError::Precondition(_) => Status::failed_precondition(e.to_string()),
         LedgerError::PermissionDenied(_) => Status::permission_denied(e.to_string()),

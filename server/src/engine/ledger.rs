@@ -36,7 +36,20 @@ use crate::store::{CachedSource, Indexed, NewEntry, Store, StoreError};
 pub enum LedgerError {
     /// The store failed; the sequencer stopped writing.
     #[error("storage failure: {0}")]
-    Storage(String),
+    Store(#[source] Arc<StoreError>),
+    /// Stored bytes are not what the ledger wrote (an auditor's finding, not an outage).
+    #[error("data loss: {0}")]
+    Damaged(#[source] Arc<StoreError>),
+    /// A step of writing or reading the log failed for a reason other than the store
+    /// (signing, encoding, a proof that does not verify, starting a thread).
+    #[error("storage failure: {what}: {source}")]
+    Failed {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
     /// The server is shutting down and takes no new entries.
     #[error("the ledger is shutting down")]
     ShuttingDown,
@@ -61,6 +74,17 @@ pub enum LedgerError {
     DataLoss(String),
 }
 
+/// A failure of `what` for a reason other than the store, its cause kept.
+fn failure_of(
+    what: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> LedgerError {
+    LedgerError::Failed {
+        what: what.into(),
+        source: Arc::new(e),
+    }
+}
+
 /// The status class of a refused registry change.
 pub fn registry_error(e: RegistryError) -> LedgerError {
     match e {
@@ -74,8 +98,8 @@ impl From<StoreError> for LedgerError {
     fn from(e: StoreError) -> LedgerError {
         match e {
             // Bytes the log holds are not what it wrote: an auditor's finding, not an outage.
-            StoreError::Corrupt(_) => LedgerError::DataLoss(e.to_string()),
-            _ => LedgerError::Storage(e.to_string()),
+            StoreError::Corrupt(_) => LedgerError::Damaged(Arc::new(e)),
+            _ => LedgerError::Store(Arc::new(e)),
         }
     }
 }
@@ -240,7 +264,7 @@ impl Ledger {
         };
         let note = checkpoint
             .sign(&signer)
-            .map_err(|e| LedgerError::Storage(format!("signing a checkpoint: {e}")))?;
+            .map_err(|e| failure_of("signing a checkpoint", e))?;
         store.set_checkpoint(&note)?;
         store.sync()?;
         METRICS.checkpoint(checkpoint.size);
@@ -273,7 +297,7 @@ impl Ledger {
         let thread = std::thread::Builder::new()
             .name("sequencer".into())
             .spawn(move || sequencer.run())
-            .map_err(|e| LedgerError::Storage(format!("starting the sequencer: {e}")))?;
+            .map_err(|e| failure_of("starting the sequencer", e))?;
         Ok((
             Ledger {
                 store,
@@ -391,7 +415,7 @@ impl Ledger {
             )));
         }
         merkle::inclusion_proof(&*self.store, index, size)
-            .map_err(|e| LedgerError::Storage(e.to_string()))
+            .map_err(|e| failure_of(format!("the inclusion proof of entry {index}"), e))
     }
 
     /// The consistency proof between two tree sizes.
@@ -402,7 +426,7 @@ impl Ledger {
             )));
         }
         merkle::consistency_proof(&*self.store, old, new)
-            .map_err(|e| LedgerError::Storage(e.to_string()))
+            .map_err(|e| failure_of(format!("the consistency proof from {old} to {new}"), e))
     }
 
     /// The log's genesis, as verifiers pin it.
@@ -461,9 +485,9 @@ impl Ledger {
             if at > time {
                 return Ok((registry, index));
             }
-            registry.apply(index, at, record.envelope()).map_err(|e| {
-                LedgerError::Storage(format!("replaying registry entry {index}: {e}"))
-            })?;
+            registry
+                .apply(index, at, record.envelope())
+                .map_err(|e| failure_of(format!("replaying registry entry {index}"), e))?;
             if (position + 1) % SNAPSHOT_EVERY == 0 {
                 self.snapshots
                     .lock()
@@ -681,12 +705,13 @@ fn build_receipt(
     let size = published.checkpoint.size;
     let index = record.index();
     let proof = merkle::inclusion_proof(source, index, size)
-        .map_err(|e| LedgerError::Storage(e.to_string()))?;
+        .map_err(|e| failure_of(format!("the inclusion proof of entry {index}"), e))?;
     merkle::verify_inclusion(index, size, &leaf_hash, &proof, &published.checkpoint.root).map_err(
         |e| {
-            LedgerError::Storage(format!(
-                "the inclusion proof of entry {index} does not verify against the checkpoint: {e}"
-            ))
+            failure_of(
+                format!("the inclusion proof of entry {index} against the checkpoint"),
+                e,
+            )
         },
     )?;
     Ok(Receipt {
@@ -900,7 +925,7 @@ impl Sequencer {
             let record = match LeafRecord::new(index, time, last_hash, kind, s.envelope) {
                 Ok(r) => r,
                 Err(e) => {
-                    error = Some(LedgerError::Storage(format!("encoding entry {index}: {e}")));
+                    error = Some(failure_of(format!("encoding entry {index}"), e));
                     continue;
                 }
             };
@@ -950,7 +975,7 @@ impl Sequencer {
             Some(e) => Err(e),
             None => checkpoint
                 .sign(&self.signer)
-                .map_err(|e| LedgerError::Storage(format!("signing a checkpoint: {e}"))),
+                .map_err(|e| failure_of("signing a checkpoint", e)),
         }
         .and_then(|note| {
             self.store.set_checkpoint(&note)?;
