@@ -36,6 +36,24 @@ enum Placed {
     Refused(LedgerError),
 }
 
+/// Where a submitter waits for its receipt (and whether it was already logged).
+type Reply =
+    tokio::sync::oneshot::Sender<Result<(evident_core::receipt::Receipt, bool), LedgerError>>;
+
+/// A batch after [`Sequencer::integrate`]: the answers' places, the new entries and tree
+/// nodes, the tail and digests the batch leads to, or the failure that stopped it.
+struct Integrated {
+    replies: Vec<Reply>,
+    placed: Vec<Placed>,
+    entries: Vec<NewEntry>,
+    nodes: Vec<Node>,
+    tail: Tail,
+    registry_changed: bool,
+    registry_digest: RegistryDigest,
+    policy_digest: RegistryDigest,
+    error: Option<LedgerError>,
+}
+
 pub(super) struct Sequencer {
     pub(super) store: Arc<Store>,
     pub(super) signer: Arc<Signer>,
@@ -118,8 +136,41 @@ impl Sequencer {
     }
 
     /// Sequences, writes, syncs and signs one batch, then answers it.
+    /// One batch: integrated, made durable, published.
     fn commit(&mut self, batch: Vec<Submission>) -> Result<(), LedgerError> {
         let started = Instant::now();
+        let count = batch.len();
+        let mut integrated = self.integrate(batch);
+        let appended = integrated.entries.len();
+        if integrated.error.is_none() && appended > 0 {
+            let entries = std::mem::take(&mut integrated.entries);
+            integrated.error = self
+                .store
+                .append(entries, &integrated.nodes)
+                .err()
+                .map(Into::into);
+        }
+        let durable = started.elapsed();
+        if integrated.error.is_none() && appended > 0 {
+            METRICS.batch(appended, durable);
+        }
+        let size = self.publish(integrated)?;
+        tracing::debug!(
+            entries = appended,
+            submissions = count,
+            size,
+            durable_us = durable.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "batch committed"
+        );
+        Ok(())
+    }
+
+    /// Places each submission of a batch: authorized by the registry after every entry
+    /// before it at its integrated time, answered with the entry already logged if it is
+    /// one, given its index, time and place in the hash chain and the tree. The sequencer's
+    /// registry and policy versions move on as entries are placed; nothing is durable yet.
+    fn integrate(&mut self, batch: Vec<Submission>) -> Integrated {
         let count = batch.len();
         let mut replies = Vec::with_capacity(count);
         let mut entries = Vec::with_capacity(count);
@@ -252,19 +303,43 @@ impl Sequencer {
             last_hash = leaf_hash;
             last_time = time;
         }
-        let appended = entries.len();
-        if error.is_none() && appended > 0 {
-            error = self.store.append(entries, &nodes).err().map(Into::into);
+        Integrated {
+            replies,
+            placed,
+            entries,
+            nodes,
+            tail: Tail {
+                frontier,
+                last_leaf_hash: last_hash,
+                last_time_nanos: last_time,
+            },
+            registry_changed,
+            registry_digest,
+            policy_digest,
+            error,
         }
-        let durable = started.elapsed();
-        if error.is_none() && appended > 0 {
-            METRICS.batch(appended, durable);
-        }
+    }
+
+    /// After the store made an integrated batch durable (or failed to): signs a checkpoint
+    /// over it, publishes it to readers and answers every submitter; returns the new tree
+    /// size. On a failure, publishes it and answers everyone with it.
+    fn publish(&mut self, batch: Integrated) -> Result<u64, LedgerError> {
+        let Integrated {
+            replies,
+            placed,
+            nodes,
+            tail,
+            registry_changed,
+            registry_digest,
+            policy_digest,
+            error,
+            ..
+        } = batch;
         // The batch is durable: only now may a checkpoint cover it.
         let checkpoint = Checkpoint {
             origin: self.signer.verifier().name().to_owned(),
-            size: frontier.size(),
-            root: frontier.root(),
+            size: tail.frontier.size(),
+            root: tail.frontier.root(),
             extensions: vec![
                 registry_digest.extension(),
                 policy_digest.policy_extension(),
@@ -292,11 +367,7 @@ impl Sequencer {
                 return Err(e);
             }
         };
-        self.tail = Tail {
-            frontier,
-            last_leaf_hash: last_hash,
-            last_time_nanos: last_time,
-        };
+        self.tail = tail;
         self.registry_digest = registry_digest;
         self.policy_digest = policy_digest;
         // Readers share one copy of the registry until a registry entry changes it.
@@ -335,14 +406,6 @@ impl Sequencer {
             };
             let _ = reply.send(answer);
         }
-        tracing::debug!(
-            entries = appended,
-            submissions = count,
-            size = published.checkpoint.size,
-            durable_us = durable.as_micros() as u64,
-            total_us = started.elapsed().as_micros() as u64,
-            "batch committed"
-        );
-        Ok(())
+        Ok(published.checkpoint.size)
     }
 }
