@@ -639,14 +639,18 @@ impl Client {
                     let mut text = e.to_string();
                     let mut source = std::error::Error::source(&e);
                     while let Some(cause) = source {
-                        text = format!("{text}: {cause}");
+                        let line = cause.to_string();
+                        if !text.ends_with(&line) {
+                            text = format!("{text}: {line}");
+                        }
                         source = cause.source();
                     }
                     if server.starts_with("https://") && credentials.ca.is_none() {
                         text.push_str(
-                            " (the certificate was checked against the system's trusted \
-                             roots; for a server with its own CA give the CA that signed its \
-                             certificate with --ca or EVIDENT_CA, e.g. evident-data/tls/ca.pem)",
+                            " (without a CA the server's certificate is checked against \
+                             the system's trusted roots; for a server with its own CA give the \
+                             CA that signed its certificate with --ca or EVIDENT_CA, e.g. \
+                             evident-data/tls/ca.pem)",
                         );
                     }
                     return Err(connect_error(&text));
