@@ -31,8 +31,9 @@ use evident_core::note::{Checkpoint, NoteError, Verifier};
 use serde::{Deserialize, Serialize};
 
 pub use transport::{
-    Bearer, Client, Credentials, Entry, Hit, MAX_ENVELOPES_PER_REQUEST, PolicyDocument, Query,
-    QueryPage, Release, Selector, SignerHistory, SignerListing, SubmitAnswer, SubmitStream,
+    Bearer, Client, ConnectOptions, Credentials, Entry, Hit, MAX_ENVELOPES_PER_REQUEST,
+    PolicyDocument, Query, QueryPage, Release, RetryPolicy, Selector, SignerHistory, SignerListing,
+    SubmitAnswer, SubmitStream, is_retryable,
 };
 
 /// What went wrong talking to the ledger or checking its answers.

@@ -9,6 +9,8 @@ use evident_core::record::{EntryKind, LeafRecord};
 use evident_core::registry::{Admin, Event, SignerKey};
 use evident_proto::v1 as pb;
 use evident_proto::v1::ledger_client::LedgerClient;
+use std::time::Duration;
+
 use tonic::Status;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -140,7 +142,166 @@ fn answer_from_proto(result: pb::SubmitResult, envelope: &Envelope) -> SubmitAns
 /// A connection to an `evidentd`.
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: LedgerClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>,
+    inner: Ledger,
+    /// How long a unary call may take, each attempt; `None`: no limit.
+    timeout: Option<Duration>,
+    /// How failed idempotent calls are retried.
+    retry: RetryPolicy,
+}
+
+/// The generated gRPC client, with the bearer token added to every call.
+type Ledger = LedgerClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+
+/// How a [`Client`] retries a call the server could not take just then.
+///
+/// Only idempotent calls are retried: `Submit` and `SubmitBatch` (a resubmitted envelope
+/// gets the receipt of its first submission, marked as already held) and every read;
+/// [`Client::submit_stream`] is not. A call is retried when the connection fails or the
+/// server answers `UNAVAILABLE`, or `RESOURCE_EXHAUSTED` for any reason but `TOO_LARGE`
+/// (over a rate or concurrency limit: docs/ERRORS.md); never on another code
+/// (`INVALID_ARGUMENT`, `PERMISSION_DENIED`, `DEADLINE_EXCEEDED`, …). Connecting is
+/// retried the same way when the server cannot be reached. Between attempts the client
+/// sleeps an exponential backoff with full jitter: a random time up to
+/// `base_delay × 2^attempt`, at most `max_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: none).
+    pub retries: u32,
+    /// The backoff's ceiling before the first retry; it doubles with each retry.
+    pub base_delay: Duration,
+    /// The largest backoff ceiling.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// No retries: every failure is returned at once.
+    pub const NONE: RetryPolicy = RetryPolicy {
+        retries: 0,
+        base_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
+
+    /// `retries` retries with the default backoff (250 ms doubling, at most 8 s).
+    pub fn with_retries(retries: u32) -> RetryPolicy {
+        RetryPolicy {
+            retries,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The pause before retry `attempt` (0 for the first): uniformly random up to the
+    /// backoff ceiling.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        use rand_core::RngCore as _;
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+            .min(self.max_delay);
+        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(rand_core::OsRng.next_u64() % (nanos + 1))
+    }
+}
+
+impl Default for RetryPolicy {
+    /// 3 retries, 250 ms doubling, at most 8 s.
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            retries: 3,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+/// How [`Client::connect_with_options`] connects and calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// The longest wait to connect, and for each attempt of a unary call; `None`: no limit.
+    pub timeout: Option<Duration>,
+    /// Retries of a failed connection and of idempotent calls.
+    pub retry: RetryPolicy,
+}
+
+impl Default for ConnectOptions {
+    /// 30 seconds, and [`RetryPolicy::default`].
+    fn default() -> ConnectOptions {
+        ConnectOptions {
+            timeout: Some(Duration::from_secs(30)),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Whether a call that failed with `status` may be sent again: the server was
+/// unreachable or unavailable, or over a rate or concurrency limit (not a request too
+/// large, which would be refused again).
+pub fn is_retryable(status: &Status) -> bool {
+    match status.code() {
+        tonic::Code::Unavailable => true,
+        tonic::Code::ResourceExhausted => {
+            error_reason(status.details()).as_deref() != Some("TOO_LARGE")
+        }
+        _ => false,
+    }
+}
+
+/// The `reason` of the `google.rpc.ErrorInfo` in a status's details (a serialized
+/// `google.rpc.Status`), if there is one. Read by hand: field 3 of the status holds `Any`
+/// messages, field 1 of an `Any` its type URL, field 2 its value; field 1 of an
+/// `ErrorInfo` its reason.
+fn error_reason(details: &[u8]) -> Option<String> {
+    fn varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = bytes.split_first()?;
+            *bytes = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    /// The length-delimited fields of a message: `(number, bytes)`.
+    fn fields(mut bytes: &[u8]) -> Option<Vec<(u64, &[u8])>> {
+        let mut fields = Vec::new();
+        while !bytes.is_empty() {
+            let key = varint(&mut bytes)?;
+            match key & 7 {
+                0 => {
+                    varint(&mut bytes)?;
+                }
+                1 => bytes = bytes.get(8..)?,
+                2 => {
+                    let len = usize::try_from(varint(&mut bytes)?).ok()?;
+                    fields.push((key >> 3, bytes.get(..len)?));
+                    bytes = bytes.get(len..)?;
+                }
+                5 => bytes = bytes.get(4..)?,
+                _ => return None,
+            }
+        }
+        Some(fields)
+    }
+    for (number, any) in fields(details)? {
+        if number != 3 {
+            continue;
+        }
+        let any = fields(any)?;
+        let is_error_info = any
+            .iter()
+            .any(|(n, url)| *n == 1 && url.ends_with(b"/google.rpc.ErrorInfo"));
+        if !is_error_info {
+            continue;
+        }
+        let value = any.iter().find(|(n, _)| *n == 2).map(|(_, v)| *v)?;
+        let reason = fields(value)?.into_iter().find(|(n, _)| *n == 1)?.1;
+        return String::from_utf8(reason.to_vec()).ok();
+    }
+    None
 }
 
 /// An entry as `GetEntry` returns it, checked: the record decodes and hashes to the leaf
@@ -415,22 +576,42 @@ impl Client {
     }
 
     /// Connects to `server`; an `https://` server needs `credentials.ca`.
+    ///
+    /// No timeout and no retries: see [`Client::connect_with_options`].
     pub async fn connect_with(
         server: &str,
         credentials: &Credentials,
+    ) -> Result<Client, ClientError> {
+        let options = ConnectOptions {
+            timeout: None,
+            retry: RetryPolicy::NONE,
+        };
+        Client::connect_with_options(server, credentials, &options).await
+    }
+
+    /// Connects to `server` within `options.timeout`, retrying as `options.retry` says
+    /// while the server cannot be reached; the client's unary calls then each get
+    /// `options.timeout` and are retried by `options.retry` (see [`RetryPolicy`]).
+    ///
+    /// An `https://` server's certificate is checked against `credentials.ca` when given,
+    /// else against the system's trusted root certificates.
+    pub async fn connect_with_options(
+        server: &str,
+        credentials: &Credentials,
+        options: &ConnectOptions,
     ) -> Result<Client, ClientError> {
         let connect_error =
             |e: &dyn std::fmt::Display| ClientError::Connect(format!("{server}: {e}"));
         let mut endpoint =
             Channel::from_shared(server.to_owned()).map_err(|e| connect_error(&e))?;
+        if let Some(timeout) = options.timeout {
+            endpoint = endpoint.connect_timeout(timeout);
+        }
         if server.starts_with("https://") {
-            let ca = credentials.ca.as_ref().ok_or_else(|| {
-                ClientError::Connect(format!(
-                    "{server} is TLS: give the CA that signed its certificate with --ca (or \
-                     EVIDENT_CA), e.g. evident-data/tls/ca.pem"
-                ))
-            })?;
-            let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca));
+            let mut tls = match &credentials.ca {
+                Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
+                None => ClientTlsConfig::new().with_native_roots(),
+            };
             if let Some((cert, key)) = &credentials.identity {
                 tls = tls.identity(Identity::from_pem(cert, key));
             }
@@ -445,7 +626,37 @@ impl Client {
                 "{server} is plaintext (http://) but TLS credentials were given: use https://"
             )));
         }
-        let channel = endpoint.connect().await.map_err(|e| connect_error(&e))?;
+        let mut attempt = 0;
+        let channel = loop {
+            match endpoint.connect().await {
+                Ok(channel) => break channel,
+                Err(_) if attempt < options.retry.retries => {
+                    tokio::time::sleep(options.retry.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    // The transport error's text alone says little: name its causes.
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(cause) = source {
+                        let line = cause.to_string();
+                        if !text.ends_with(&line) {
+                            text = format!("{text}: {line}");
+                        }
+                        source = cause.source();
+                    }
+                    if server.starts_with("https://") && credentials.ca.is_none() {
+                        text.push_str(
+                            " (without a CA the server's certificate is checked against \
+                             the system's trusted roots; for a server with its own CA give the \
+                             CA that signed its certificate with --ca or EVIDENT_CA, e.g. \
+                             evident-data/tls/ca.pem)",
+                        );
+                    }
+                    return Err(connect_error(&text));
+                }
+            }
+        };
         let bearer =
             match &credentials.token {
                 Some(token) => Some(format!("Bearer {}", token.trim()).parse().map_err(|_| {
@@ -457,19 +668,61 @@ impl Client {
             // Evidence bundles and pages of entries can be large; the server caps them.
             inner: LedgerClient::with_interceptor(channel, Bearer(bearer))
                 .max_decoding_message_size(64 << 20),
+            timeout: options.timeout,
+            retry: options.retry,
         })
+    }
+
+    /// This client with another retry policy (see [`RetryPolicy`]).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Client {
+        self.retry = retry;
+        self
+    }
+
+    /// One unary call: `call` sends it on a clone of the channel, within the timeout,
+    /// retried as the policy says. Only for idempotent calls.
+    async fn call<T, F, Fut>(&self, mut call: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Ledger) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let mut attempt = 0;
+        loop {
+            let answer = call(self.inner.clone());
+            let answer = match self.timeout {
+                Some(limit) => tokio::time::timeout(limit, answer)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Status::deadline_exceeded(format!(
+                            "no answer within {} s",
+                            limit.as_secs_f64()
+                        )))
+                    }),
+                None => answer.await,
+            };
+            match answer {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if attempt < self.retry.retries && is_retryable(&status) => {
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(status) => return Err(status.into()),
+            }
+        }
     }
 
     /// Submits an envelope; returns its receipt (not yet verified) and whether the log
     /// already held it.
     pub async fn submit(&mut self, envelope: &Envelope) -> Result<(Receipt, bool), ClientError> {
+        let request = pb::SubmitRequest {
+            envelope: Some(envelope_to_proto(envelope)),
+        };
         let response = self
-            .inner
-            .submit(pb::SubmitRequest {
-                envelope: Some(envelope_to_proto(envelope)),
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.submit(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         let r = response
             .receipt
             .ok_or_else(|| ClientError::Response("the server sent no receipt".into()))?;
@@ -484,13 +737,15 @@ impl Client {
         &mut self,
         envelopes: &[Envelope],
     ) -> Result<Vec<SubmitAnswer>, ClientError> {
+        let request = pb::SubmitBatchRequest {
+            envelopes: envelopes.iter().map(envelope_to_proto).collect(),
+        };
         let response = self
-            .inner
-            .submit_batch(pb::SubmitBatchRequest {
-                envelopes: envelopes.iter().map(envelope_to_proto).collect(),
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.submit_batch(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         if response.results.len() != envelopes.len() {
             return Err(ClientError::Response(format!(
                 "{} answers to {} envelopes",
@@ -561,14 +816,13 @@ impl Client {
         as_of_index: Option<u64>,
         as_of_time_nanos: Option<i64>,
     ) -> Result<SignerListing, ClientError> {
+        let request = pb::ListSignersRequest {
+            as_of_index,
+            as_of_time_nanos,
+        };
         let r = self
-            .inner
-            .list_signers(pb::ListSignersRequest {
-                as_of_index,
-                as_of_time_nanos,
-            })
-            .await?
-            .into_inner();
+            .call(move |mut c| async move { c.list_signers(request).await })
+            .await?;
         Ok(SignerListing {
             admins: r
                 .admins
@@ -592,13 +846,15 @@ impl Client {
 
     /// Every registry entry that touched `identity`, and its keys.
     pub async fn signer_history(&mut self, identity: &str) -> Result<SignerHistory, ClientError> {
+        let request = pb::GetSignerHistoryRequest {
+            identity: identity.to_owned(),
+        };
         let r = self
-            .inner
-            .get_signer_history(pb::GetSignerHistoryRequest {
-                identity: identity.to_owned(),
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.get_signer_history(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         Ok(SignerHistory {
             events: r
                 .events
@@ -620,11 +876,10 @@ impl Client {
 
     /// Every policy version in the log: `(name, version, index)`.
     pub async fn list_policies(&mut self) -> Result<Vec<(String, u64, u64)>, ClientError> {
+        let request = pb::ListPoliciesRequest {};
         Ok(self
-            .inner
-            .list_policies(pb::ListPoliciesRequest {})
+            .call(move |mut c| async move { c.list_policies(request).await })
             .await?
-            .into_inner()
             .policies
             .into_iter()
             .map(|p| (p.name, p.version, p.index))
@@ -637,14 +892,16 @@ impl Client {
         name: &str,
         version: Option<u64>,
     ) -> Result<PolicyDocument, ClientError> {
+        let request = pb::GetPolicyRequest {
+            name: name.to_owned(),
+            version,
+        };
         let r = self
-            .inner
-            .get_policy(pb::GetPolicyRequest {
-                name: name.to_owned(),
-                version,
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.get_policy(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         Ok(PolicyDocument {
             name: r.name,
             version: r.version,
@@ -658,14 +915,16 @@ impl Client {
     /// The evidence bundle of a release or an artifact, with every policy version. Not yet verified: see `evident_core::bundle::Bundle::verify`.
     pub async fn release_bundle(&mut self, release: &Release) -> Result<Bundle, ClientError> {
         let (artifact, name) = release.fields();
+        let request = pb::GetReleaseEvidenceRequest {
+            artifact,
+            release: name,
+        };
         let r = self
-            .inner
-            .get_release_evidence(pb::GetReleaseEvidenceRequest {
-                artifact,
-                release: name,
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.get_release_evidence(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         Bundle::from_json(r.bundle_json.as_bytes())
             .map_err(|e| ClientError::Response(e.to_string()))
     }
@@ -678,25 +937,26 @@ impl Client {
         policy: &str,
     ) -> Result<(bool, String), ClientError> {
         let (artifact, name) = release.fields();
+        let request = pb::VerifyReleaseRequest {
+            artifact,
+            release: name,
+            policy: policy.to_owned(),
+        };
         let r = self
-            .inner
-            .verify_release(pb::VerifyReleaseRequest {
-                artifact,
-                release: name,
-                policy: policy.to_owned(),
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.verify_release(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         Ok((r.allowed, r.report_json))
     }
 
     /// The latest signed checkpoint (not yet verified).
     pub async fn checkpoint(&mut self) -> Result<String, ClientError> {
+        let request = pb::GetCheckpointRequest {};
         Ok(self
-            .inner
-            .get_checkpoint(pb::GetCheckpointRequest {})
+            .call(move |mut c| async move { c.get_checkpoint(request).await })
             .await?
-            .into_inner()
             .checkpoint)
     }
 
@@ -706,14 +966,16 @@ impl Client {
         selector: Selector,
         proof_tree_size: Option<u64>,
     ) -> Result<Entry, ClientError> {
+        let request = pb::GetEntryRequest {
+            entry: Some(selector.into()),
+            proof_tree_size,
+        };
         let r = self
-            .inner
-            .get_entry(pb::GetEntryRequest {
-                entry: Some(selector.into()),
-                proof_tree_size,
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.get_entry(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         let record = LeafRecord::decode(&r.leaf_record)
             .map_err(|e| ClientError::Response(format!("leaf record: {e}")))?;
         let leaf_hash = record.leaf_hash();
@@ -743,14 +1005,16 @@ impl Client {
         selector: Selector,
         tree_size: u64,
     ) -> Result<(u64, Vec<Hash>, Hash, String), ClientError> {
+        let request = pb::GetInclusionProofRequest {
+            entry: Some(selector.into()),
+            tree_size,
+        };
         let r = self
-            .inner
-            .get_inclusion_proof(pb::GetInclusionProofRequest {
-                entry: Some(selector.into()),
-                tree_size,
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.get_inclusion_proof(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         let proof = r
             .proof
             .ok_or_else(|| ClientError::Response("no proof in the answer".into()))?;
@@ -767,31 +1031,33 @@ impl Client {
     /// One page of a query.
     pub async fn query(&mut self, query: &Query) -> Result<QueryPage, ClientError> {
         let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let request = pb::QueryRequest {
+            subject_digest: text(&query.subject_digest),
+            subject_name: text(&query.subject_name),
+            predicate_type: text(&query.predicate_type),
+            signer: text(&query.signer),
+            role: text(&query.role),
+            kind: match query.kind {
+                None => pb::EntryKind::Unspecified,
+                Some(EntryKind::Registry) => pb::EntryKind::Registry,
+                Some(EntryKind::Policy) => pb::EntryKind::Policy,
+                Some(_) => pb::EntryKind::Attestation,
+            } as i32,
+            since_nanos: query.since,
+            until_nanos: query.until,
+            release: text(&query.release),
+            newest_first: query.newest_first,
+            page_size: query.page_size,
+            cursor: text(&query.cursor),
+            include_entries: query.include_entries,
+            include_proofs: query.include_proofs,
+        };
         let r = self
-            .inner
-            .query(pb::QueryRequest {
-                subject_digest: text(&query.subject_digest),
-                subject_name: text(&query.subject_name),
-                predicate_type: text(&query.predicate_type),
-                signer: text(&query.signer),
-                role: text(&query.role),
-                kind: match query.kind {
-                    None => pb::EntryKind::Unspecified,
-                    Some(EntryKind::Registry) => pb::EntryKind::Registry,
-                    Some(EntryKind::Policy) => pb::EntryKind::Policy,
-                    Some(_) => pb::EntryKind::Attestation,
-                } as i32,
-                since_nanos: query.since,
-                until_nanos: query.until,
-                release: text(&query.release),
-                newest_first: query.newest_first,
-                page_size: query.page_size,
-                cursor: text(&query.cursor),
-                include_entries: query.include_entries,
-                include_proofs: query.include_proofs,
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.query(request).await }
             })
-            .await?
-            .into_inner();
+            .await?;
         let hits = r
             .results
             .into_iter()
@@ -843,11 +1109,10 @@ impl Client {
 
     /// Consecutive leaf records from `start` below `end` (the server may return fewer).
     pub async fn entries(&mut self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, ClientError> {
+        let request = pb::GetEntriesRequest { start, end };
         Ok(self
-            .inner
-            .get_entries(pb::GetEntriesRequest { start, end })
+            .call(move |mut c| async move { c.get_entries(request).await })
             .await?
-            .into_inner()
             .leaf_records)
     }
 
@@ -857,14 +1122,255 @@ impl Client {
         old_size: u64,
         new_size: u64,
     ) -> Result<Vec<Hash>, ClientError> {
+        let request = pb::GetConsistencyProofRequest { old_size, new_size };
         let r = self
-            .inner
-            .get_consistency_proof(pb::GetConsistencyProofRequest { old_size, new_size })
-            .await?
-            .into_inner();
+            .call(move |mut c| async move { c.get_consistency_proof(request).await })
+            .await?;
         let proof = r
             .proof
             .ok_or_else(|| ClientError::Response("no proof in the answer".into()))?;
         hashes(proof.hashes, "consistency proof")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use evident_proto::v1::ledger_server::{Ledger as LedgerService, LedgerServer};
+    use tonic::{Code, Request, Response};
+
+    use super::*;
+
+    /// A ledger that answers `GetCheckpoint` with `failures` in turn, then a checkpoint;
+    /// every other call is unimplemented.
+    struct Flaky {
+        calls: Arc<AtomicU32>,
+        failures: Vec<Status>,
+    }
+
+    /// The `Ledger` service of [`Flaky`]: the calls listed are unimplemented.
+    macro_rules! flaky_ledger {
+        ($($name:ident($request:ty) -> $response:ty;)*) => {
+            #[tonic::async_trait]
+            impl LedgerService for Flaky {
+                type SubmitStreamStream =
+                    tokio_stream::Empty<Result<pb::SubmitStreamResponse, Status>>;
+
+                async fn submit_stream(
+                    &self,
+                    _: Request<tonic::Streaming<pb::SubmitStreamRequest>>,
+                ) -> Result<Response<Self::SubmitStreamStream>, Status> {
+                    Err(Status::unimplemented("submit_stream"))
+                }
+
+                async fn get_checkpoint(
+                    &self,
+                    _: Request<pb::GetCheckpointRequest>,
+                ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+                    let call = self.calls.fetch_add(1, Ordering::SeqCst) as usize;
+                    match self.failures.get(call) {
+                        Some(status) => Err(status.clone()),
+                        None => Ok(Response::new(pb::GetCheckpointResponse {
+                            checkpoint: "a checkpoint".into(),
+                        })),
+                    }
+                }
+
+                $(async fn $name(
+                    &self,
+                    _: Request<$request>,
+                ) -> Result<Response<$response>, Status> {
+                    Err(Status::unimplemented(stringify!($name)))
+                })*
+            }
+        };
+    }
+
+    flaky_ledger! {
+            submit(pb::SubmitRequest) -> pb::SubmitResponse;
+            submit_batch(pb::SubmitBatchRequest) -> pb::SubmitBatchResponse;
+            list_signers(pb::ListSignersRequest) -> pb::ListSignersResponse;
+            get_signer_history(pb::GetSignerHistoryRequest) -> pb::GetSignerHistoryResponse;
+            list_policies(pb::ListPoliciesRequest) -> pb::ListPoliciesResponse;
+            get_policy(pb::GetPolicyRequest) -> pb::GetPolicyResponse;
+            get_release_evidence(pb::GetReleaseEvidenceRequest) -> pb::GetReleaseEvidenceResponse;
+            verify_release(pb::VerifyReleaseRequest) -> pb::VerifyReleaseResponse;
+            query(pb::QueryRequest) -> pb::QueryResponse;
+            get_entries(pb::GetEntriesRequest) -> pb::GetEntriesResponse;
+            get_entry(pb::GetEntryRequest) -> pb::GetEntryResponse;
+            get_inclusion_proof(pb::GetInclusionProofRequest) -> pb::GetInclusionProofResponse;
+            get_consistency_proof(pb::GetConsistencyProofRequest) -> pb::GetConsistencyProofResponse;
+    }
+
+    /// A free loopback port (bound, then released).
+    fn free_port() -> std::net::SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    /// Serves a [`Flaky`] ledger on `addr`, after `delay`; returns its call counter.
+    fn serve(addr: std::net::SocketAddr, delay: Duration, failures: Vec<Status>) -> Arc<AtomicU32> {
+        let calls = Arc::new(AtomicU32::new(0));
+        let service = LedgerServer::new(Flaky {
+            calls: calls.clone(),
+            failures,
+        });
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve(addr)
+                .await
+                .unwrap();
+        });
+        calls
+    }
+
+    fn options(retries: u32) -> ConnectOptions {
+        ConnectOptions {
+            timeout: Some(Duration::from_secs(5)),
+            retry: RetryPolicy {
+                retries,
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(400),
+            },
+        }
+    }
+
+    async fn connect(addr: std::net::SocketAddr, retries: u32) -> Result<Client, ClientError> {
+        Client::connect_with_options(
+            &format!("http://{addr}"),
+            &Credentials::default(),
+            &options(retries),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn connecting_retries_until_a_late_server_is_up() {
+        let addr = free_port();
+        let calls = serve(addr, Duration::from_millis(300), Vec::new());
+        // 20 retries of at most 400 ms: the server comes up well within them.
+        let mut client = connect(addr, 20).await.unwrap();
+        assert_eq!(client.checkpoint().await.unwrap(), "a checkpoint");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn without_retries_an_absent_server_fails_at_once() {
+        let addr = free_port();
+        let error = connect(addr, 0).await.unwrap_err();
+        assert!(matches!(error, ClientError::Connect(_)), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_call_is_retried_after_resource_exhausted_and_unavailable() {
+        let addr = free_port();
+        let calls = serve(
+            addr,
+            Duration::ZERO,
+            vec![
+                Status::resource_exhausted("over its rate limit"),
+                Status::unavailable("shutting down"),
+            ],
+        );
+        let mut client = connect(addr, 20).await.unwrap();
+        assert_eq!(client.checkpoint().await.unwrap(), "a checkpoint");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn retries_give_up_after_the_policy_s_count() {
+        let addr = free_port();
+        let calls = serve(addr, Duration::ZERO, vec![Status::unavailable("down"); 5]);
+        let mut client = connect(addr, 20).await.unwrap().with_retry(RetryPolicy {
+            retries: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(10),
+        });
+        let error = client.checkpoint().await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ClientError::Status {
+                    code: Code::Unavailable,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn refusals_are_not_retried() {
+        for status in [
+            Status::invalid_argument("payloadType is empty"),
+            Status::permission_denied("no role"),
+            // A request too large would be refused again.
+            Status::with_details(
+                Code::ResourceExhausted,
+                "too large",
+                error_info_details("TOO_LARGE").into(),
+            ),
+        ] {
+            let addr = free_port();
+            let calls = serve(addr, Duration::ZERO, vec![status.clone(); 3]);
+            let mut client = connect(addr, 20).await.unwrap();
+            let error = client.checkpoint().await.unwrap_err();
+            assert!(
+                matches!(&error, ClientError::Status { code, .. } if *code == status.code()),
+                "{error}"
+            );
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{status:?}");
+        }
+    }
+
+    /// A `google.rpc.Status` holding one `ErrorInfo` with `reason`, encoded by hand.
+    fn error_info_details(reason: &str) -> Vec<u8> {
+        fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+            let mut out = vec![number << 3 | 2, u8::try_from(bytes.len()).unwrap()];
+            out.extend_from_slice(bytes);
+            out
+        }
+        let info = [field(1, reason.as_bytes()), field(2, b"evident.dev")].concat();
+        let any = [
+            field(1, b"type.googleapis.com/google.rpc.ErrorInfo"),
+            field(2, &info),
+        ]
+        .concat();
+        [vec![8, 8], field(2, b"too large"), field(3, &any)].concat()
+    }
+
+    #[test]
+    fn the_error_reason_is_read_from_the_details() {
+        assert_eq!(
+            error_reason(&error_info_details("TOO_LARGE")).as_deref(),
+            Some("TOO_LARGE")
+        );
+        assert_eq!(
+            error_reason(&error_info_details("OVER_RATE_LIMIT")).as_deref(),
+            Some("OVER_RATE_LIMIT")
+        );
+        assert_eq!(error_reason(&[]), None);
+        assert_eq!(error_reason(&[0xff]), None);
+    }
+
+    #[test]
+    fn backoff_doubles_within_its_ceiling() {
+        let policy = RetryPolicy {
+            retries: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+        };
+        for attempt in 0..40 {
+            let ceiling = Duration::from_millis(100 << attempt.min(4)).min(policy.max_delay);
+            assert!(policy.delay(attempt) <= ceiling, "attempt {attempt}");
+        }
+        assert_eq!(RetryPolicy::NONE.delay(3), Duration::ZERO);
     }
 }

@@ -4,6 +4,7 @@
 
 mod auditor;
 mod backup;
+mod cli;
 mod dos;
 mod durability;
 mod gate;

@@ -357,7 +357,9 @@ async fn the_example_config_starts_the_real_server() {
     // verified checkpoint; without a credential the server refuses.
     let path = |name: &str| d.join(name).display().to_string();
     let checkpoint = |credentials: &[&str]| {
+        // Connection flags follow the command that connects.
         let mut args = vec![
+            "checkpoint".to_owned(),
             "--server".to_owned(),
             https.clone(),
             "--ca".to_owned(),
@@ -368,7 +370,6 @@ async fn the_example_config_starts_the_real_server() {
             path("state.json"),
         ];
         args.extend(credentials.iter().map(|s| s.to_string()));
-        args.push("checkpoint".to_owned());
         tokio::task::block_in_place(|| Command::new(evident_bin()).args(&args).output().unwrap())
     };
     let out = checkpoint(&["--cert", &path("ci.pem"), "--cert-key", &path("ci.key")]);

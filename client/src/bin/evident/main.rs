@@ -20,55 +20,165 @@ use evident_core::note::Verifier;
 
 #[derive(Debug, Parser)]
 #[command(
+    name = "evident",
     version,
     about = "The Evident client: attest, submit, and verify offline"
 )]
-struct Cli {
+struct Evident {
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+/// How to reach the server: the flags of the commands that connect, shown under
+/// "Connection" in their help. (`global`: on a command group such as `signer`, they apply
+/// to each of its subcommands.)
+#[derive(Debug, Clone, clap::Args)]
+struct Connection {
     /// Server address: https:// (TLS, the default) or http:// (a plaintext server).
     #[arg(
         long,
         global = true,
         env = "EVIDENT_SERVER",
-        default_value = "https://127.0.0.1:50051"
+        default_value = "https://127.0.0.1:50051",
+        help_heading = "Connection"
     )]
     server: String,
     /// The CA certificate (PEM) that signed the server's certificate; for a server that
-    /// made its own, DATA_DIR/tls/ca.pem.
-    #[arg(long, global = true, env = "EVIDENT_CA")]
+    /// made its own, DATA_DIR/tls/ca.pem. Without it, the system's trusted roots.
+    #[arg(long, global = true, env = "EVIDENT_CA", help_heading = "Connection")]
     ca: Option<PathBuf>,
     /// A client certificate (PEM) for mutual TLS.
-    #[arg(long, global = true, env = "EVIDENT_CERT")]
+    #[arg(long, global = true, env = "EVIDENT_CERT", help_heading = "Connection")]
     cert: Option<PathBuf>,
     /// The client certificate's private key (PEM, mode 0600). (`--key` names signing keys.)
-    #[arg(long, global = true, env = "EVIDENT_CERT_KEY")]
+    #[arg(
+        long,
+        global = true,
+        env = "EVIDENT_CERT_KEY",
+        help_heading = "Connection"
+    )]
     cert_key: Option<PathBuf>,
     /// A bearer token, or a file holding one (mode 0600).
-    #[arg(long, global = true, env = "EVIDENT_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "EVIDENT_TOKEN",
+        hide_env_values = true,
+        help_heading = "Connection"
+    )]
     token: Option<String>,
-    /// The log's verifier key (`name+id+base64`), or a file holding it.
-    #[arg(long, global = true, env = "EVIDENT_LOG_KEY")]
-    log_key: Option<String>,
-    /// File keeping the last verified checkpoint of each log.
-    #[arg(long, global = true, env = "EVIDENT_STATE")]
-    state: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
-    format: Format,
-    #[command(subcommand)]
-    command: cmd::Command,
+    /// Seconds to wait for the connection, and for each attempt of each call.
+    #[arg(
+        long,
+        global = true,
+        env = "EVIDENT_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..),
+        help_heading = "Connection"
+    )]
+    timeout: u64,
+    /// Retries, with exponential backoff and jitter, when the server cannot be reached or
+    /// answers UNAVAILABLE or RESOURCE_EXHAUSTED (submissions and reads are idempotent).
+    #[arg(
+        long,
+        global = true,
+        env = "EVIDENT_RETRIES",
+        value_name = "N",
+        default_value_t = 3,
+        help_heading = "Connection"
+    )]
+    retries: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+/// The pinned log key and the checkpoint state file: the flags of the commands that verify
+/// the log's checkpoints, online or offline.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct LogArgs {
+    /// The log's verifier key (`name+id+base64`), or a file holding it.
+    #[arg(long, global = true, env = "EVIDENT_LOG_KEY", help_heading = "Log")]
+    log_key: Option<String>,
+    /// File keeping the last verified checkpoint of each log.
+    #[arg(long, global = true, env = "EVIDENT_STATE", help_heading = "Log")]
+    state: Option<PathBuf>,
+}
+
+/// `--format` of the commands that print one document: lines for people, or JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+enum DocFormat {
     /// Lines for people.
+    #[default]
     Human,
     /// One JSON document.
     Json,
-    /// One JSON object per line (`query`, `releases`; other commands print JSON).
+}
+
+/// `--format` of the commands that print a table (`query`, `releases`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+enum TableFormat {
+    /// Lines for people.
+    #[default]
+    Human,
+    /// One JSON document.
+    Json,
+    /// One JSON object per line.
     Jsonl,
-    /// Comma-separated values with a header (`query`, `releases`; other commands print
-    /// JSON).
+    /// Comma-separated values with a header.
     Csv,
+}
+
+/// `--format` of a command that prints one document.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct DocOutput {
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    format: DocFormat,
+}
+
+/// `--format` of a command that prints a table.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct TableOutput {
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    format: TableFormat,
+}
+
+/// What a command prints: its `--format`, or `Human` for a command without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Human,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+impl From<DocFormat> for Format {
+    fn from(format: DocFormat) -> Format {
+        match format {
+            DocFormat::Human => Format::Human,
+            DocFormat::Json => Format::Json,
+        }
+    }
+}
+
+impl From<TableFormat> for Format {
+    fn from(format: TableFormat) -> Format {
+        match format {
+            TableFormat::Human => Format::Human,
+            TableFormat::Json => Format::Json,
+            TableFormat::Jsonl => Format::Jsonl,
+            TableFormat::Csv => Format::Csv,
+        }
+    }
+}
+
+/// What the running command shares with the helpers here: its connection flags (if it
+/// connects), its log flags, and its output format.
+#[derive(Debug, Clone)]
+struct Cli {
+    connection: Option<Connection>,
+    log: LogArgs,
+    format: Format,
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,7 +209,8 @@ impl std::fmt::Display for VerificationFailed {
 impl std::error::Error for VerificationFailed {}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = Evident::parse();
+    let cli = args.command.context();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -110,7 +221,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(cmd::run(&cli)) {
+    match runtime.block_on(cmd::run(&cli, &args.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if e.downcast_ref::<Denied>().is_some() {
@@ -153,7 +264,7 @@ impl std::error::Error for Denied {}
 
 /// The log key given with `--log-key` (the key, or a file holding it), if any.
 fn log_key(cli: &Cli) -> anyhow::Result<Option<Verifier>> {
-    let Some(text) = &cli.log_key else {
+    let Some(text) = &cli.log.log_key else {
         return Ok(None);
     };
     let text = if Path::new(text).is_file() {
@@ -173,14 +284,18 @@ fn require_log_key(cli: &Cli) -> anyhow::Result<Verifier> {
 
 /// The checkpoint state file: `--state`, or the library's default.
 fn state_path(cli: &Cli) -> PathBuf {
-    match &cli.state {
+    match &cli.log.state {
         Some(p) => p.clone(),
         None => CheckpointState::default_path(),
     }
 }
 
-/// Connects to `--server` with the credentials the flags name.
+/// Connects to `--server` with the credentials the flags name, within `--timeout`, and
+/// with `--retries` retries of idempotent calls.
 async fn connect(cli: &Cli) -> anyhow::Result<Client> {
+    let Some(cli) = &cli.connection else {
+        bail!("this command has no connection flags");
+    };
     let read = |flag: &str, path: &Path| {
         std::fs::read(path).with_context(|| format!("{flag}: reading {}", path.display()))
     };
@@ -210,7 +325,11 @@ async fn connect(cli: &Cli) -> anyhow::Result<Client> {
         identity,
         token,
     };
-    Ok(Client::connect_with(&cli.server, &credentials).await?)
+    let options = evident_client::ConnectOptions {
+        timeout: Some(std::time::Duration::from_secs(cli.timeout)),
+        retry: evident_client::RetryPolicy::with_retries(cli.retries),
+    };
+    Ok(Client::connect_with_options(&cli.server, &credentials, &options).await?)
 }
 
 fn print_json(value: &serde_json::Value) {

@@ -68,6 +68,12 @@ pub struct QueryArgs {
     /// signed by the pinned log key (EVIDENT_LOG_KEY), consistent with the last one seen.
     #[arg(long, conflicts_with = "cursor")]
     verify: bool,
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
+    #[command(flatten)]
+    pub(crate) output: crate::TableOutput,
 }
 
 /// The period of `evident releases`.
@@ -91,6 +97,12 @@ pub struct ReleasesArgs {
     /// `role:NAME` (repeatable). Summaries by anyone else are ignored.
     #[arg(long = "verdict-signer", value_name = "ID|role:NAME", default_values_t = [String::from("role:deploy")])]
     verdict_signers: Vec<String>,
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
+    #[command(flatten)]
+    pub(crate) output: crate::TableOutput,
 }
 
 /// Options of `evident audit`.
@@ -98,6 +110,12 @@ pub struct ReleasesArgs {
 pub struct AuditArgs {
     #[command(flatten)]
     genesis: GenesisArg,
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
+    #[command(flatten)]
+    pub(crate) output: crate::DocOutput,
 }
 
 /// Options of `evident monitor`.
@@ -111,6 +129,10 @@ pub struct MonitorArgs {
     /// Stop after this many polls (default: run until stopped or alerted).
     #[arg(long)]
     polls: Option<u64>,
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
 }
 
 /// Reads a time argument: RFC 3339, or a date `YYYY-MM-DD` (its first or last nanosecond).

@@ -27,6 +27,10 @@ pub(crate) enum BundleCommand {
         /// envelope per line) [default: OUT with `.intoto.jsonl` in place of `.json`].
         #[arg(long)]
         intoto: Option<PathBuf>,
+        #[command(flatten)]
+        connection: crate::Connection,
+        #[command(flatten)]
+        log: crate::LogArgs,
     },
     /// Verify a bundle offline and evaluate a policy over it, for the artifact or release
     /// asked: the bundle's signed manifest must say it answers exactly that.
@@ -45,6 +49,10 @@ pub(crate) enum BundleCommand {
         policy: String,
         #[command(flatten)]
         genesis: GenesisArg,
+        #[command(flatten)]
+        log: crate::LogArgs,
+        #[command(flatten)]
+        output: crate::DocOutput,
     },
 }
 
@@ -55,6 +63,7 @@ pub(crate) async fn run(cli: &Cli, command: &BundleCommand) -> anyhow::Result<()
             release,
             out,
             intoto,
+            ..
         } => {
             export_bundle(
                 cli,
@@ -70,6 +79,7 @@ pub(crate) async fn run(cli: &Cli, command: &BundleCommand) -> anyhow::Result<()
             release,
             policy,
             genesis,
+            ..
         } => {
             let release = target(artifact.as_deref(), release.as_deref());
             super::verify::gate(cli, &release, policy, Some(file), &genesis.genesis, None).await

@@ -5,6 +5,17 @@ use evident_client::report::escape_terminal;
 use evident_client::{CheckpointState, Refreshed};
 use serde_json::json;
 
+/// `evident checkpoint` flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
+    #[command(flatten)]
+    pub(crate) output: crate::DocOutput,
+}
+
 pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
     let mut client = connect(cli).await?;

@@ -26,6 +26,12 @@ pub(crate) struct Args {
     /// Also fetch and verify its inclusion proof against the latest checkpoint.
     #[arg(long)]
     pub(crate) proof: bool,
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
+    #[command(flatten)]
+    pub(crate) output: crate::DocOutput,
 }
 
 pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {

@@ -13,6 +13,8 @@ pub(crate) struct Args {
     /// Where to write the private key.
     #[arg(long, default_value = "evident-signing.key")]
     pub(crate) out: PathBuf,
+    #[command(flatten)]
+    pub(crate) output: crate::DocOutput,
 }
 
 pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {

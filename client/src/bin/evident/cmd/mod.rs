@@ -15,9 +15,10 @@ pub(crate) mod submit;
 pub(crate) mod verify;
 pub(crate) mod verify_receipt;
 
+use anyhow::Context as _;
 use clap::Subcommand;
 
-use crate::Cli;
+use crate::{Cli, Connection, Format, LogArgs};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -33,23 +34,41 @@ pub(crate) enum Command {
     /// Show one entry of the log.
     Entry(entry::Args),
     /// Fetch the latest checkpoint, verify it and prove it consistent with the last one seen.
-    Checkpoint,
+    Checkpoint(checkpoint::Args),
     /// Verify a receipt offline against the pinned log key.
     VerifyReceipt(verify_receipt::Args),
     /// Signers in the trust registry: who may attest what, and when.
     Signer {
         #[command(subcommand)]
         command: signer::SignerCommand,
+        #[command(flatten)]
+        connection: crate::Connection,
+        #[command(flatten)]
+        log: crate::LogArgs,
+        #[command(flatten)]
+        output: crate::DocOutput,
     },
     /// Administrators of the trust registry.
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
+        #[command(flatten)]
+        connection: crate::Connection,
+        #[command(flatten)]
+        log: crate::LogArgs,
+        #[command(flatten)]
+        output: crate::DocOutput,
     },
     /// Release policies, each version an administrator-signed entry in the log.
     Policy {
         #[command(subcommand)]
         command: policy::PolicyCommand,
+        #[command(flatten)]
+        connection: crate::Connection,
+        #[command(flatten)]
+        log: crate::LogArgs,
+        #[command(flatten)]
+        output: crate::DocOutput,
     },
     /// The deploy gate: may this artifact ship under this policy? Exit 0 allowed, 1 denied,
     /// 2 could not decide.
@@ -77,20 +96,82 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: bundle::BundleCommand,
     },
+    /// Print a shell completion script (e.g. `evident completion bash >
+    /// /etc/bash_completion.d/evident`).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Command {
+    /// The flags the helpers of main.rs need: connection (for a command that connects),
+    /// log key and state, and output format.
+    pub(crate) fn context(&self) -> Cli {
+        use bundle::BundleCommand as B;
+        let none = (None, None, Format::Human);
+        let (connection, log, format): (Option<&Connection>, Option<&LogArgs>, Format) = match self
+        {
+            Command::Keygen(a) => (None, None, a.output.format.into()),
+            Command::Attest(_) | Command::Completion { .. } => none,
+            Command::Submit(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            Command::Entry(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            Command::Checkpoint(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            Command::VerifyReceipt(a) => (None, Some(&a.log), a.output.format.into()),
+            Command::Signer {
+                connection,
+                log,
+                output,
+                ..
+            }
+            | Command::Admin {
+                connection,
+                log,
+                output,
+                ..
+            }
+            | Command::Policy {
+                connection,
+                log,
+                output,
+                ..
+            } => (Some(connection), Some(log), output.format.into()),
+            Command::Verify(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            Command::Query(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            Command::Releases(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            Command::Audit(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            Command::Monitor(a) => (Some(&a.connection), Some(&a.log), Format::Human),
+            Command::Report(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            Command::Bundle {
+                command: B::Export {
+                    connection, log, ..
+                },
+            } => (Some(connection), Some(log), Format::Human),
+            Command::Bundle {
+                command: B::Verify { log, output, .. },
+            } => (None, Some(log), output.format.into()),
+        };
+        Cli {
+            connection: connection.cloned(),
+            log: log.cloned().unwrap_or_default(),
+            format,
+        }
+    }
 }
 
 /// Runs the command `cli` names.
-pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
-    match &cli.command {
+pub(crate) async fn run(cli: &Cli, command: &Command) -> anyhow::Result<()> {
+    match command {
         Command::Keygen(args) => keygen::run(cli, args).await,
         Command::Attest(args) => attest::run(cli, args).await,
         Command::Submit(args) => submit::run(cli, args).await,
         Command::Entry(args) => entry::run(cli, args).await,
-        Command::Checkpoint => checkpoint::run(cli).await,
+        Command::Checkpoint(_) => checkpoint::run(cli).await,
         Command::VerifyReceipt(args) => verify_receipt::run(cli, args).await,
-        Command::Signer { command } => signer::run(cli, command).await,
-        Command::Admin { command } => admin::run(cli, command).await,
-        Command::Policy { command } => policy::run(cli, command).await,
+        Command::Signer { command, .. } => signer::run(cli, command).await,
+        Command::Admin { command, .. } => admin::run(cli, command).await,
+        Command::Policy { command, .. } => policy::run(cli, command).await,
         Command::Verify(args) => verify::run(cli, args).await,
         Command::Query(args) => auditor::query(cli, args).await,
         Command::Releases(args) => auditor::releases(cli, args).await,
@@ -98,5 +179,20 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Monitor(args) => auditor::monitor(cli, args).await,
         Command::Report(args) => report::report(cli, args).await,
         Command::Bundle { command } => bundle::run(cli, command).await,
+        Command::Completion { shell } => {
+            use clap::CommandFactory as _;
+            use std::io::Write as _;
+            let mut script = Vec::new();
+            clap_complete::generate(
+                *shell,
+                &mut crate::Evident::command(),
+                "evident",
+                &mut script,
+            );
+            std::io::stdout()
+                .write_all(&script)
+                .context("writing the completion script")?;
+            Ok(())
+        }
     }
 }

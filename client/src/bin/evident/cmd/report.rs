@@ -52,6 +52,12 @@ pub(crate) struct ReportArgs {
     /// missing; existing reports there are replaced).
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
+    #[command(flatten)]
+    pub(crate) output: crate::DocOutput,
 }
 
 /// Runs `evident report`. Exit 0 when the report is written, whatever the verdicts; 1 when

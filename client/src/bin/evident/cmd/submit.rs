@@ -18,6 +18,12 @@ pub(crate) struct Args {
     /// Write receipts into this folder instead.
     #[arg(long)]
     pub(crate) receipt_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
+    #[command(flatten)]
+    pub(crate) output: crate::DocOutput,
 }
 
 pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {

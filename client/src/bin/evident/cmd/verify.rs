@@ -40,6 +40,12 @@ pub(crate) struct Args {
     /// https://slsa.dev/verification_summary/v1).
     #[arg(long)]
     pub(crate) key: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) connection: crate::Connection,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
+    #[command(flatten)]
+    pub(crate) output: crate::DocOutput,
 }
 
 pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {

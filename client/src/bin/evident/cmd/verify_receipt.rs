@@ -17,6 +17,10 @@ use crate::{Cli, Format, VerificationFailed, print_json, require_log_key, state_
 pub(crate) struct Args {
     /// The receipt file written by `evident submit`.
     pub(crate) receipt: PathBuf,
+    #[command(flatten)]
+    pub(crate) log: crate::LogArgs,
+    #[command(flatten)]
+    pub(crate) output: crate::DocOutput,
 }
 
 pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {

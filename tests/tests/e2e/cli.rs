@@ -1,0 +1,142 @@
+//! The CLI's conventions: connection flags only on the commands that connect, `--format`
+//! limited to what a command writes, timeouts and retries, shell completions.
+
+use evident_tests::{cli, stderr, stdout};
+
+/// `evident ARGS` in a scratch folder, with no server.
+fn run(args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    cli(dir.path(), None, args)
+}
+
+const CONNECTION_FLAGS: [&str; 7] = [
+    "--server",
+    "--ca",
+    "--cert",
+    "--cert-key",
+    "--token",
+    "--timeout",
+    "--retries",
+];
+
+#[test]
+fn offline_commands_show_no_connection_flags() {
+    for command in [
+        &["keygen"][..],
+        &["attest"],
+        &["verify-receipt"],
+        &["bundle", "verify"],
+        &["completion"],
+    ] {
+        let out = run(&[command, &["--help"]].concat());
+        assert!(out.status.success(), "{command:?}: {}", stderr(&out));
+        let help = stdout(&out);
+        assert!(!help.contains("Connection"), "{command:?}:\n{help}");
+        for flag in CONNECTION_FLAGS {
+            assert!(
+                !help.contains(&format!("{flag} ")) && !help.contains(&format!("{flag}\n")),
+                "{command:?} shows {flag}:\n{help}"
+            );
+        }
+    }
+    // Nor do they take them.
+    let out = run(&["keygen", "--server", "http://127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--server"), "{}", stderr(&out));
+}
+
+#[test]
+fn connecting_commands_show_connection_flags_under_their_heading() {
+    for command in [
+        &["checkpoint"][..],
+        &["submit"],
+        &["signer", "list"],
+        &["policy", "submit"],
+        &["bundle", "export"],
+        &["query"],
+        &["verify"],
+    ] {
+        let out = run(&[command, &["--help"]].concat());
+        assert!(out.status.success(), "{command:?}: {}", stderr(&out));
+        let help = stdout(&out);
+        let connection = help
+            .find("Connection:")
+            .unwrap_or_else(|| panic!("{command:?}:\n{help}"));
+        for flag in CONNECTION_FLAGS {
+            let at = help
+                .find(&format!("{flag} "))
+                .unwrap_or_else(|| panic!("{command:?} lacks {flag}:\n{help}"));
+            assert!(at > connection, "{command:?}: {flag} not under Connection");
+        }
+    }
+}
+
+#[test]
+fn a_format_a_command_cannot_write_is_refused_naming_the_allowed_ones() {
+    let out = run(&["checkpoint", "--format", "csv"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("[possible values: human, json]"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["keygen", "--format", "jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("[possible values: human, json]"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["query", "--format", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("[possible values: human, json, jsonl, csv]"),
+        "{}",
+        stderr(&out)
+    );
+    // A command that writes files, not a listing, has no --format.
+    let out = run(&["attest", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--format"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unreachable_server_fails_after_the_retries() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("http://127.0.0.1:{port}");
+    let out = run(&[
+        "policy",
+        "list",
+        "--server",
+        &server,
+        "--retries",
+        "2",
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains(&server), "{}", stderr(&out));
+    let out = run(&["checkpoint", "--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--timeout"), "{}", stderr(&out));
+}
+
+#[test]
+fn completion_prints_a_script_for_each_shell() {
+    let out = run(&["completion", "bash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = stdout(&out);
+    assert!(script.contains("_evident()"), "{script}");
+    assert!(script.contains("complete -F _evident"), "{script}");
+    for shell in ["zsh", "fish"] {
+        let out = run(&["completion", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        assert!(stdout(&out).contains("evident"), "{shell}");
+    }
+    let out = run(&["completion", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+}
