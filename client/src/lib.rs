@@ -45,11 +45,15 @@ pub enum ClientError {
     Connect(String),
     /// The server answered with an error status.
     #[error("the server refused ({code:?}): {message}")]
+    #[non_exhaustive]
     Status {
         /// The gRPC status code.
         code: tonic::Code,
         /// The server's message.
         message: String,
+        /// The machine-readable reason (`google.rpc.ErrorInfo.reason`, docs/ERRORS.md:
+        /// `UNKNOWN_KEY`, `KEY_REVOKED`, `OVER_RATE_LIMIT`, …), when the refusal has one.
+        reason: Option<String>,
     },
     /// The server's answer is malformed.
     #[error("the server's answer is malformed: {0}")]
@@ -96,6 +100,7 @@ impl From<tonic::Status> for ClientError {
         ClientError::Status {
             code: status.code(),
             message: status.message().to_owned(),
+            reason: crate::transport::error_reason(&status),
         }
     }
 }

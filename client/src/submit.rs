@@ -172,6 +172,7 @@ where
                         Err(ClientError::Status {
                             code: tonic::Code::Unknown,
                             message: text.clone(),
+                            reason: None,
                         })
                     })
                     .collect()

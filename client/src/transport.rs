@@ -134,6 +134,7 @@ fn answer_from_proto(result: pb::SubmitResult, envelope: &Envelope) -> SubmitAns
         Some(pb::submit_result::Result::Error(e)) => Err(ClientError::Status {
             code: tonic::Code::from_i32(e.code),
             message: e.message,
+            reason: (!e.reason.is_empty()).then_some(e.reason),
         }),
         None => Err(ClientError::Response("an answer is empty".into())),
     }
@@ -241,67 +242,18 @@ impl Default for ConnectOptions {
 pub fn is_retryable(status: &Status) -> bool {
     match status.code() {
         tonic::Code::Unavailable => true,
-        tonic::Code::ResourceExhausted => {
-            error_reason(status.details()).as_deref() != Some("TOO_LARGE")
-        }
+        tonic::Code::ResourceExhausted => error_reason(status).as_deref() != Some("TOO_LARGE"),
         _ => false,
     }
 }
 
-/// The `reason` of the `google.rpc.ErrorInfo` in a status's details (a serialized
-/// `google.rpc.Status`), if there is one. Read by hand: field 3 of the status holds `Any`
-/// messages, field 1 of an `Any` its type URL, field 2 its value; field 1 of an
-/// `ErrorInfo` its reason.
-fn error_reason(details: &[u8]) -> Option<String> {
-    fn varint(bytes: &mut &[u8]) -> Option<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = bytes.split_first()?;
-            *bytes = rest;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Some(value);
-            }
-        }
-        None
-    }
-    /// The length-delimited fields of a message: `(number, bytes)`.
-    fn fields(mut bytes: &[u8]) -> Option<Vec<(u64, &[u8])>> {
-        let mut fields = Vec::new();
-        while !bytes.is_empty() {
-            let key = varint(&mut bytes)?;
-            match key & 7 {
-                0 => {
-                    varint(&mut bytes)?;
-                }
-                1 => bytes = bytes.get(8..)?,
-                2 => {
-                    let len = usize::try_from(varint(&mut bytes)?).ok()?;
-                    fields.push((key >> 3, bytes.get(..len)?));
-                    bytes = bytes.get(len..)?;
-                }
-                5 => bytes = bytes.get(4..)?,
-                _ => return None,
-            }
-        }
-        Some(fields)
-    }
-    for (number, any) in fields(details)? {
-        if number != 3 {
-            continue;
-        }
-        let any = fields(any)?;
-        let is_error_info = any
-            .iter()
-            .any(|(n, url)| *n == 1 && url.ends_with(b"/google.rpc.ErrorInfo"));
-        if !is_error_info {
-            continue;
-        }
-        let value = any.iter().find(|(n, _)| *n == 2).map(|(_, v)| *v)?;
-        let reason = fields(value)?.into_iter().find(|(n, _)| *n == 1)?.1;
-        return String::from_utf8(reason.to_vec()).ok();
-    }
-    None
+/// The `reason` of the `google.rpc.ErrorInfo` a status carries (docs/ERRORS.md), if any.
+pub(crate) fn error_reason(status: &Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
 }
 
 /// An entry as `GetEntry` returns it, checked: the record decodes and hashes to the leaf
@@ -1312,11 +1264,7 @@ mod tests {
             Status::invalid_argument("payloadType is empty"),
             Status::permission_denied("no role"),
             // A request too large would be refused again.
-            Status::with_details(
-                Code::ResourceExhausted,
-                "too large",
-                error_info_details("TOO_LARGE").into(),
-            ),
+            refused_with(Code::ResourceExhausted, "TOO_LARGE"),
         ] {
             let addr = free_port();
             let calls = serve(addr, Duration::ZERO, vec![status.clone(); 3]);
@@ -1330,34 +1278,39 @@ mod tests {
         }
     }
 
-    /// A `google.rpc.Status` holding one `ErrorInfo` with `reason`, encoded by hand.
-    fn error_info_details(reason: &str) -> Vec<u8> {
-        fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
-            let mut out = vec![number << 3 | 2, u8::try_from(bytes.len()).unwrap()];
-            out.extend_from_slice(bytes);
-            out
-        }
-        let info = [field(1, reason.as_bytes()), field(2, b"evident.dev")].concat();
-        let any = [
-            field(1, b"type.googleapis.com/google.rpc.ErrorInfo"),
-            field(2, &info),
-        ]
-        .concat();
-        [vec![8, 8], field(2, b"too large"), field(3, &any)].concat()
+    /// A status carrying an `ErrorInfo` of `reason`, as the server sends it.
+    fn refused_with(code: Code, reason: &str) -> Status {
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        Status::with_error_details(
+            code,
+            "refused",
+            ErrorDetails::with_error_info(reason, "evident.dev", std::collections::HashMap::new()),
+        )
     }
 
     #[test]
     fn the_error_reason_is_read_from_the_details() {
+        let too_large = refused_with(Code::ResourceExhausted, "TOO_LARGE");
+        assert_eq!(error_reason(&too_large).as_deref(), Some("TOO_LARGE"));
+        assert!(!is_retryable(&too_large));
+        let over = refused_with(Code::ResourceExhausted, "OVER_RATE_LIMIT");
+        assert_eq!(error_reason(&over).as_deref(), Some("OVER_RATE_LIMIT"));
+        assert!(is_retryable(&over));
+        assert_eq!(error_reason(&Status::internal("none")), None);
         assert_eq!(
-            error_reason(&error_info_details("TOO_LARGE")).as_deref(),
-            Some("TOO_LARGE")
+            error_reason(&Status::with_details(
+                Code::Internal,
+                "junk",
+                vec![0xff].into()
+            )),
+            None
         );
-        assert_eq!(
-            error_reason(&error_info_details("OVER_RATE_LIMIT")).as_deref(),
-            Some("OVER_RATE_LIMIT")
+        // Carried into the client's error.
+        let error = ClientError::from(refused_with(Code::PermissionDenied, "KEY_REVOKED"));
+        assert!(
+            matches!(&error, ClientError::Status { reason: Some(r), .. } if r == "KEY_REVOKED"),
+            "{error:?}"
         );
-        assert_eq!(error_reason(&[]), None);
-        assert_eq!(error_reason(&[0xff]), None);
     }
 
     #[test]

@@ -62,6 +62,14 @@ impl Reason {
     }
 }
 
+/// The `ErrorInfo.reason` a status carries, if any.
+pub fn of(status: &Status) -> Option<String> {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+}
+
 /// A status with `code`, `message` and an `ErrorInfo` of `reason` with `metadata`.
 pub fn refuse(
     code: Code,
@@ -138,6 +146,13 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
 
     use super::*;
+
+    #[test]
+    fn the_reason_of_a_status_is_read_back() {
+        let status = refuse(Code::ResourceExhausted, Reason::TooLarge, "big", &[]);
+        assert_eq!(of(&status).as_deref(), Some("TOO_LARGE"));
+        assert_eq!(of(&Status::internal("no details")), None);
+    }
 
     fn info(status: &Status) -> (String, HashMap<String, String>) {
         let details = status.get_error_details();

@@ -577,6 +577,7 @@ fn result_to_proto(answer: Answer) -> pb::SubmitResult {
             Err(refused) => pb::submit_result::Result::Error(pb::SubmitError {
                 code: refused.code() as i32,
                 message: refused.message().to_owned(),
+                reason: crate::api::reason::of(&refused).unwrap_or_default(),
             }),
         }),
     }

@@ -296,7 +296,7 @@ async fn each_filter_and_their_combinations_select_exactly_their_entries() {
 
 fn invalid(result: Result<evident_client::QueryPage, ClientError>) -> String {
     match result {
-        Err(ClientError::Status { code, message }) => {
+        Err(ClientError::Status { code, message, .. }) => {
             assert_eq!(code, tonic::Code::InvalidArgument, "{message}");
             message
         }

@@ -136,7 +136,7 @@ async fn oversize_envelopes_get_one_status_and_one_message_whatever_their_size()
             .submit(&attestation_of_about(bytes))
             .await
             .unwrap_err();
-        let ClientError::Status { code, message } = err else {
+        let ClientError::Status { code, message, .. } = err else {
             panic!("{bytes} bytes: expected a refusal, got {err}");
         };
         assert_eq!(code, Code::ResourceExhausted, "{bytes} bytes: {message}");

@@ -12,7 +12,9 @@ async fn expect_refused(server: &Server, envelope: &Envelope, code: Code, says: 
     let before = server.size().await;
     let err = server.client().await.submit(envelope).await.unwrap_err();
     let message = match err {
-        ClientError::Status { code: got, message } => {
+        ClientError::Status {
+            code: got, message, ..
+        } => {
             assert_eq!(got, code, "{message}");
             assert!(message.contains(says), "{message:?} should say {says:?}");
             message

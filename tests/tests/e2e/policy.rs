@@ -23,7 +23,9 @@ fn signed(text: &str, by: u8) -> Envelope {
 async fn refused(server: &Server, env: Envelope, code: Code, says: &str) {
     let before = server.size().await;
     match server.client().await.submit(&env).await.unwrap_err() {
-        ClientError::Status { code: got, message } => {
+        ClientError::Status {
+            code: got, message, ..
+        } => {
             assert_eq!(got, code, "{message}");
             assert!(message.contains(says), "{message:?} should say {says:?}");
         }

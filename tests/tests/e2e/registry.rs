@@ -29,7 +29,9 @@ fn add_signer(n: u8, identity: &str, types: &[&str]) -> Change {
 async fn refused(server: &Server, env: evident_core::dsse::Envelope, code: Code, says: &str) {
     let before = server.size().await;
     match server.client().await.submit(&env).await.unwrap_err() {
-        ClientError::Status { code: got, message } => {
+        ClientError::Status {
+            code: got, message, ..
+        } => {
             assert_eq!(got, code, "{message}");
             assert!(message.contains(says), "{message:?} should say {says:?}");
         }
@@ -154,7 +156,7 @@ async fn a_revoked_key_is_refused_after_its_revocation_and_earlier_entries_stay_
     assert!(out.status.success(), "{}", stderr(&out));
 
     match client.submit(&envelope(&key(1), 2)).await.unwrap_err() {
-        ClientError::Status { code, message } => {
+        ClientError::Status { code, message, .. } => {
             assert_eq!(code, Code::PermissionDenied);
             assert!(message.contains("revoked"), "{message}");
             assert!(message.contains("key leaked in a build log"), "{message}");
@@ -219,7 +221,7 @@ async fn rotation_accepts_the_new_key_and_refuses_the_old_one_after_its_end() {
     let (receipt, _) = client.submit(&envelope(&key(2), 2)).await.unwrap();
     receipt.verify(&server.log_key).unwrap();
     match client.submit(&envelope(&key(1), 3)).await.unwrap_err() {
-        ClientError::Status { code, message } => {
+        ClientError::Status { code, message, .. } => {
             assert_eq!(code, Code::PermissionDenied);
             assert!(message.contains("expired"), "{message}");
         }
@@ -256,7 +258,7 @@ async fn a_key_is_refused_for_predicate_types_it_was_not_registered_for() {
         .await
         .unwrap_err()
     {
-        ClientError::Status { code, message } => {
+        ClientError::Status { code, message, .. } => {
             assert_eq!(code, Code::PermissionDenied);
             assert!(
                 message.contains(

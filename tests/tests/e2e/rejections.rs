@@ -16,7 +16,9 @@ async fn expect_refused(server: &Server, envelope: Envelope, code: Code, says: &
     let before = server.size().await;
     let err = server.client().await.submit(&envelope).await.unwrap_err();
     match err {
-        ClientError::Status { code: got, message } => {
+        ClientError::Status {
+            code: got, message, ..
+        } => {
             assert_eq!(got, code, "{message}");
             assert!(message.contains(says), "{message:?} should say {says:?}");
         }
@@ -198,7 +200,7 @@ async fn reads_outside_the_log_are_refused_with_their_status() {
     let mut client = server.client().await;
     client.submit(&envelope(&key(1), 0)).await.unwrap();
     let code = |e: ClientError| match e {
-        ClientError::Status { code, message } => {
+        ClientError::Status { code, message, .. } => {
             assert!(!message.is_empty());
             code
         }
@@ -361,4 +363,37 @@ async fn refusals_carry_a_machine_readable_reason() {
         status.message()
     );
     assert_eq!(server.size().await, 1, "only the registry entry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_library_exposes_the_reason_alone_and_in_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "");
+    let server = Server::start(&config, &data).unwrap();
+    let mut client = server.client().await;
+    let reason_of = |error: &ClientError| match error {
+        ClientError::Status { reason, .. } => reason.clone(),
+        other => panic!("not a refusal: {other}"),
+    };
+    let alone = client.submit(&envelope(&key(9), 1)).await.unwrap_err();
+    assert_eq!(reason_of(&alone).as_deref(), Some("UNKNOWN_KEY"));
+    // In a batch, each envelope's refusal carries its own reason; the others are appended.
+    let answers = client
+        .submit_batch(&[envelope(&key(1), 2), envelope(&key(9), 3)])
+        .await
+        .unwrap();
+    assert!(answers[0].is_ok());
+    let refused = answers[1].as_ref().unwrap_err();
+    assert_eq!(reason_of(refused).as_deref(), Some("UNKNOWN_KEY"));
+    // A refusal with nothing machine-readable to say has no reason.
+    let mut bad = envelope(&key(1), 4);
+    bad.payload_type = String::new();
+    let plain = client.submit(&bad).await.unwrap_err();
+    assert_eq!(reason_of(&plain), None);
+    assert_eq!(
+        server.size().await,
+        2,
+        "the registry entry and the one good envelope"
+    );
 }

@@ -192,7 +192,7 @@ async fn mutual_tls_gives_each_certificate_its_roles_and_refuses_the_rest() {
     );
     let refused = ci.query(&all()).await;
     match &refused {
-        Err(ClientError::Status { code, message }) => {
+        Err(ClientError::Status { code, message, .. }) => {
             assert_eq!(*code, tonic::Code::PermissionDenied);
             assert!(
                 message.contains("cert:ci.payments (roles: submitter) may not query the log")
@@ -224,7 +224,7 @@ async fn mutual_tls_gives_each_certificate_its_roles_and_refuses_the_rest() {
     );
     let mut anonymous = connect(None, None).await;
     match anonymous.checkpoint().await {
-        Err(ClientError::Status { code, message }) => {
+        Err(ClientError::Status { code, message, .. }) => {
             assert_eq!(code, tonic::Code::Unauthenticated);
             assert!(message.contains("no credentials"), "{message}");
         }
@@ -442,7 +442,7 @@ async fn a_client_over_its_rate_limit_is_refused_while_others_are_served() {
     }
     assert!(refusals.len() >= 2, "a burst of 3 at 0.5/s: {refusals:?}");
     match &refusals[0] {
-        ClientError::Status { code, message } => {
+        ClientError::Status { code, message, .. } => {
             assert_eq!(*code, tonic::Code::ResourceExhausted);
             assert!(
                 message.contains("token:greedy is over its rate limit")

@@ -108,7 +108,7 @@ fn verified(server: &Server, answer: SubmitAnswer) -> (u64, bool) {
 /// The code and message of a refused answer.
 fn refusal<T: std::fmt::Debug>(answer: Result<T, ClientError>) -> (Code, String) {
     match answer {
-        Err(ClientError::Status { code, message }) => (code, message),
+        Err(ClientError::Status { code, message, .. }) => (code, message),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -526,7 +526,7 @@ async fn every_envelope_of_a_batch_counts_against_the_rate_limit() {
     for answer in answers {
         match answer {
             Ok(_) => appended += 1,
-            Err(ClientError::Status { code, message }) => {
+            Err(ClientError::Status { code, message, .. }) => {
                 assert_eq!(code, Code::ResourceExhausted, "{message}");
                 assert!(message.contains("limits.rate_per_client"), "{message}");
                 limited += 1;

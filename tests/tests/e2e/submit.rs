@@ -300,7 +300,7 @@ async fn a_retry_after_the_key_was_revoked_is_refused_like_any_new_submission() 
     let size = server.size().await;
     let err = client.submit(&env).await.unwrap_err();
     assert!(
-        matches!(&err, evident_client::ClientError::Status { code: tonic::Code::PermissionDenied, message } if message.contains("revoked")),
+        matches!(&err, evident_client::ClientError::Status { code: tonic::Code::PermissionDenied, message, .. } if message.contains("revoked")),
         "{err}"
     );
     assert_eq!(server.size().await, size);

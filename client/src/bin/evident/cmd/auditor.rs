@@ -850,6 +850,7 @@ async fn replay_to(
             Err(evident_client::ClientError::Status {
                 code: tonic::Code::DataLoss,
                 message,
+                ..
             }) => {
                 return Err(VerificationFailed(format!(
                     "entry {at}: the log signed a checkpoint of {total} entries but could not \

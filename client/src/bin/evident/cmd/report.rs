@@ -177,6 +177,7 @@ async fn verified_bundle(
         Err(evident_client::ClientError::Status {
             code: tonic::Code::NotFound,
             message,
+            ..
         }) if matches!(release, Release::Named(_)) => {
             return Err(VerificationFailed(format!(
                 "release {}: {message}: no report was written; check the name and version, \
