@@ -20,7 +20,7 @@ pub struct Config {
     /// Address of the Prometheus metrics listener (plain HTTP, `GET /metrics`); none by
     /// default. Port 0 picks a free port, printed at start.
     pub metrics_listen: Option<SocketAddr>,
-    /// Folder of the sled store and the log key.
+    /// Folder of the store (the log's files and the indexes) and the log key.
     pub data_dir: PathBuf,
     /// The log's origin: the first line of every checkpoint and the name of the log key.
     pub origin: String,

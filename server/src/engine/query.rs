@@ -1,5 +1,6 @@
 //! Queries over the secondary indexes: filters intersected by leapfrogging over posting
-//! lists, so a page costs a few sled range reads per result, whatever the log's size.
+//! lists, so a page costs a few index seeks (one block read each) per result, whatever the
+//! log's size.
 //!
 //! Every posting list is sorted by entry index. To find the next entry on all of them, the
 //! query seeks each list to the current candidate; a list that answers with a later index

@@ -1,6 +1,7 @@
 //! `evidentd backup`: a verified copy of a running server's log in a new data folder.
 //!
-//! sled holds a lock on a live store, so the copy is not made from the files: it is
+//! A live server holds its data folder's lock and writes its files, so the copy is not made
+//! from the files: it is
 //! downloaded from the running server over gRPC (`GetCheckpoint`, then `GetEntries` up to
 //! that checkpoint's size), which also makes it consistent by construction — the entries a
 //! signed checkpoint covers never change. Nothing is copied blindly: the checkpoint must
