@@ -1711,12 +1711,12 @@ mod tests {
         assert_eq!(index.census().unwrap(), census);
     }
 
-    fn wait_for_merges(index: &RunIndex) {
-        // The background thread merges after each flush; `sync` waits for flushes only.
-        for _ in 0..200 {
-            let _writing = index.shared.writing.lock().unwrap();
-            drop(_writing);
-            std::thread::sleep(std::time::Duration::from_millis(5));
+    /// Waits (up to 30 s) until the merger has brought the runs below `bound`; the merges
+    /// run on their own thread after each flush.
+    fn wait_for_merges(index: &RunIndex, bound: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while index.runs() >= bound && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 
@@ -1742,7 +1742,7 @@ mod tests {
             }
             check_against_model(&index, n, &mut rng);
             index.sync().unwrap();
-            wait_for_merges(&index);
+            wait_for_merges(&index, 25);
             assert!(
                 index.runs() < 25,
                 "{} runs: merges keep the count down",
