@@ -14,14 +14,14 @@
 //! Each accepted entry yields its [`Facts`]: who signed it, what it is about. The server
 //! indexes entries by them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 
 use crate::hash::Hash;
+use crate::kinds::{LogState, Refusal};
 use crate::merkle::Frontier;
 use crate::note::Checkpoint;
-use crate::policy::Policy;
 use crate::predicates;
 use crate::record::{EntryKind, LeafRecord};
 use crate::registry::{Registry, RegistryDigest};
@@ -142,6 +142,16 @@ fn fail(index: u64, problem: impl Into<String>) -> AuditError {
     }
 }
 
+/// A refused entry's problem, as a replay reports it.
+fn problem(refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Unauthorized(e) => {
+            format!("no signature the registry allowed at the entry's time: {e}")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// What a replayed log holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -162,13 +172,11 @@ pub struct Summary {
 /// A log being replayed from its genesis, one leaf record at a time.
 #[derive(Debug, Clone)]
 pub struct Replay {
-    registry: Registry,
+    /// The registry, policies and digests after the entries so far.
+    state: LogState,
     frontier: Frontier,
     previous: Option<(u64, Hash)>,
     last_time: i64,
-    registry_digest: RegistryDigest,
-    policy_digest: RegistryDigest,
-    policies: HashMap<String, u64>,
     /// Dedupe keys of every entry so far: the sequencer never appends one twice.
     seen: HashSet<Hash>,
     summary: Summary,
@@ -178,13 +186,10 @@ impl Replay {
     /// A replay of an empty log whose registry starts at `genesis`.
     pub fn new(genesis: Registry) -> Replay {
         Replay {
-            registry: genesis,
+            state: LogState::new(genesis),
             frontier: Frontier::new(),
             previous: None,
             last_time: i64::MIN,
-            registry_digest: RegistryDigest::default(),
-            policy_digest: RegistryDigest::default(),
-            policies: HashMap::new(),
             seen: HashSet::new(),
             summary: Summary::default(),
         }
@@ -222,7 +227,7 @@ impl Replay {
 
     /// The registry after the entries replayed so far.
     pub fn registry(&self) -> &Registry {
-        &self.registry
+        &self.state.registry
     }
 
     /// What the replayed entries hold.
@@ -259,76 +264,24 @@ impl Replay {
                 ),
             ));
         }
-        let mut registry = None;
-        let mut policy_version = None;
-        let facts = match record.kind() {
-            EntryKind::Attestation => {
-                let statement = Statement::from_envelope(record.envelope())
-                    .map_err(|e| fail(index, format!("is not an in-toto Statement: {e}")))?;
-                check_release(&statement).map_err(|e| {
-                    fail(
-                        index,
-                        format!("declares a release the log cannot carry: {e}"),
-                    )
-                })?;
-                let signers = self
-                    .registry
-                    .authorize_envelope(record.envelope(), &statement.predicate_type, time)
-                    .map_err(|e| {
-                        fail(
-                            index,
-                            format!(
-                                "no signature the registry allowed at its time for {}: {e}",
-                                statement.predicate_type
-                            ),
-                        )
-                    })?;
-                Facts::of_attestation(&statement, &signers)
-            }
-            EntryKind::Registry => {
-                let mut next = self.registry.clone();
-                let applied = next
-                    .apply(index, time, record.envelope())
-                    .map_err(|e| fail(index, format!("registry change refused: {e}")))?;
-                registry = Some(next);
-                Facts::of_admin_entry(&applied.signed_by, None)
-            }
-            EntryKind::Policy => {
-                if record.envelope().payload_type != crate::policy::POLICY_PAYLOAD_TYPE {
-                    return Err(fail(
-                        index,
-                        format!(
-                            "a policy entry with payloadType {:?}",
-                            record.envelope().payload_type
-                        ),
-                    ));
-                }
-                let admins = self
-                    .registry
-                    .admin_signers(record.envelope())
-                    .map_err(|e| {
-                        fail(index, format!("policy not signed by administrators: {e}"))
-                    })?;
-                let text = std::str::from_utf8(&record.envelope().payload)
-                    .map_err(|_| fail(index, "the policy is not UTF-8"))?;
-                let policy = Policy::parse(text)
-                    .map_err(|e| fail(index, format!("the policy does not parse: {e}")))?;
-                if let Some(&latest) = self.policies.get(&policy.name) {
-                    if policy.version <= latest {
-                        return Err(fail(
-                            index,
-                            format!(
-                                "policy {} version {} does not follow version {latest}",
-                                policy.name, policy.version
-                            ),
-                        ));
-                    }
-                }
-                policy_version = Some((policy.name.clone(), policy.version));
-                Facts::of_admin_entry(&admins, Some((policy.name, policy.version)))
-            }
-        };
-        let digest = facts.dedupe_key(record.envelope());
+        let kind = crate::kinds::of(record.kind());
+        let envelope = record.envelope();
+        if envelope.payload_type != kind.payload_type() {
+            return Err(fail(
+                index,
+                format!(
+                    "a {} entry with payloadType {:?}",
+                    record.kind().as_str(),
+                    envelope.payload_type
+                ),
+            ));
+        }
+        // What the sequencer did, in its order: authorize at the entry's time, dedupe,
+        // apply. Nothing changes before the entry is accepted.
+        let facts = kind
+            .authorize(&self.state, envelope, None, time)
+            .map_err(|e| fail(index, problem(&e)))?;
+        let digest = facts.dedupe_key(envelope);
         if self.seen.contains(&digest) {
             return Err(fail(
                 index,
@@ -336,20 +289,16 @@ impl Replay {
                  appends the same statement by the same keys twice (a replayed entry)",
             ));
         }
-        // Accepted: only now change state.
+        let facts = kind
+            .apply(&mut self.state, index, time, envelope, facts)
+            .map_err(|e| fail(index, problem(&e)))?;
+        // Accepted.
         let leaf_hash = record.leaf_hash();
+        kind.record(&mut self.state.digests, &leaf_hash);
         self.frontier.append(leaf_hash);
         self.previous = Some((index, leaf_hash));
         self.last_time = time;
         self.seen.insert(digest);
-        if let Some(next) = registry {
-            self.registry = next;
-            self.registry_digest.add(&leaf_hash);
-        }
-        if let Some((name, version)) = policy_version {
-            self.policies.insert(name, version);
-            self.policy_digest.add(&leaf_hash);
-        }
         let s = &mut self.summary;
         s.entries += 1;
         *s.kinds
@@ -394,23 +343,23 @@ impl Replay {
             ));
         }
         if let Some(signed) = RegistryDigest::from_extensions(&checkpoint.extensions) {
-            if signed != self.registry_digest {
+            if signed != self.state.digests.registry {
                 return Err(fail(
                     last,
                     format!(
                         "the checkpoint signs {} registry entries, the log holds {}",
-                        signed.count, self.registry_digest.count
+                        signed.count, self.state.digests.registry.count
                     ),
                 ));
             }
         }
         if let Some(signed) = RegistryDigest::from_policy_extensions(&checkpoint.extensions) {
-            if signed != self.policy_digest {
+            if signed != self.state.digests.policy {
                 return Err(fail(
                     last,
                     format!(
                         "the checkpoint signs {} policy versions, the log holds {}",
-                        signed.count, self.policy_digest.count
+                        signed.count, self.state.digests.policy.count
                     ),
                 ));
             }

@@ -354,8 +354,7 @@ impl Bundle {
         let mut evidence = Vec::new();
         let mut policies: BTreeMap<String, BTreeMap<u64, (u64, Policy)>> = BTreeMap::new();
         let mut previous: Option<u64> = None;
-        let mut registry_digest = RegistryDigest::default();
-        let mut policy_digest = RegistryDigest::default();
+        let mut digests = crate::kinds::Digests::default();
         // First every entry's proof, and the completeness of the registry entries.
         let mut proven = Vec::with_capacity(self.entries.len());
         for (position, entry) in self.entries.iter().enumerate() {
@@ -388,12 +387,7 @@ impl Bundle {
                 &checkpoint.root,
             )
             .map_err(|e| fail(at(), format!("not proven in the checkpoint: {e}")))?;
-            if record.kind() == EntryKind::Registry {
-                registry_digest.add(&merkle::leaf_hash(&bytes));
-            }
-            if record.kind() == EntryKind::Policy {
-                policy_digest.add(&merkle::leaf_hash(&bytes));
-            }
+            digests.add(record.kind(), &merkle::leaf_hash(&bytes));
             proven.push((position, bytes, record));
         }
         // The checkpoint signs the running hash of all registry entries: the bundle must
@@ -401,7 +395,8 @@ impl Bundle {
         let signed = RegistryDigest::from_extensions(&checkpoint.extensions).ok_or_else(|| {
             BundleError::Registry("the checkpoint carries no registry digest".into())
         })?;
-        if signed != registry_digest {
+        let registry_digest = &digests.registry;
+        if signed != *registry_digest {
             return Err(BundleError::Registry(format!(
                 "the bundle holds {} registry entries hashing to {}, the checkpoint signs {} \
                  hashing to {}: registry entries are missing or altered",
@@ -410,11 +405,11 @@ impl Bundle {
         }
         let signed = RegistryDigest::from_policy_extensions(&checkpoint.extensions)
             .ok_or_else(|| BundleError::Policy("the checkpoint carries no policy digest".into()))?;
-        if signed != policy_digest {
+        if signed != digests.policy {
             return Err(BundleError::Policy(format!(
                 "the bundle holds {} policy versions, the checkpoint signs {}: policy versions \
                  are missing or altered",
-                policy_digest.count, signed.count
+                digests.policy.count, signed.count
             )));
         }
         // The manifest, signed with the log key, names exactly these entries at this

@@ -23,6 +23,7 @@ pub mod bundle;
 pub mod dsse;
 pub mod hash;
 pub mod keys;
+pub mod kinds;
 pub mod memlog;
 pub mod merkle;
 pub mod names;

@@ -11,10 +11,11 @@ use crate::bundle::{BUNDLE_MEDIA_TYPE, Bundle, BundleEntry, BundleRequest, Manif
 use crate::dsse::Envelope;
 use crate::hash::Hash;
 use crate::keys::SigningKey;
+use crate::kinds::Digests;
 use crate::merkle::{self, MemoryTree};
 use crate::note::{Checkpoint, NoteError, Signer, Verifier};
 use crate::record::{EntryKind, LeafRecord, RecordError};
-use crate::registry::{GenesisDocument, RegistryDigest};
+use crate::registry::GenesisDocument;
 
 /// An in-memory log (see the module documentation).
 #[derive(Debug)]
@@ -24,8 +25,7 @@ pub struct MemoryLog {
     records: Vec<(EntryKind, Vec<u8>)>,
     tree: MemoryTree,
     last: Hash,
-    registry_digest: RegistryDigest,
-    policy_digest: RegistryDigest,
+    digests: Digests,
 }
 
 impl MemoryLog {
@@ -41,8 +41,7 @@ impl MemoryLog {
             records: Vec::new(),
             tree: MemoryTree::new(),
             last: Hash::ZERO,
-            registry_digest: RegistryDigest::default(),
-            policy_digest: RegistryDigest::default(),
+            digests: Digests::default(),
         })
     }
 
@@ -72,11 +71,7 @@ impl MemoryLog {
         let index = self.size();
         let record = LeafRecord::new(index, time, self.last, kind, envelope)?;
         self.last = record.leaf_hash();
-        match kind {
-            EntryKind::Registry => self.registry_digest.add(&self.last),
-            EntryKind::Policy => self.policy_digest.add(&self.last),
-            EntryKind::Attestation => {}
-        }
+        self.digests.add(kind, &self.last);
         self.tree.push(self.last);
         self.records.push((kind, record.encode()));
         Ok(index)
@@ -88,10 +83,7 @@ impl MemoryLog {
             origin: self.signer.verifier().name().to_owned(),
             size: self.size(),
             root: self.tree.root(),
-            extensions: vec![
-                self.registry_digest.extension(),
-                self.policy_digest.policy_extension(),
-            ],
+            extensions: self.digests.extensions(),
         }
     }
 

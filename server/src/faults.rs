@@ -13,7 +13,7 @@ use evident_core::receipt::Receipt;
 use evident_core::registry::{Admin, Change, GenesisDocument, Registry, sign_change};
 
 use crate::config::StartupCheck;
-use crate::ledger::{Authorization, BatchLimits, Ledger, LedgerError, SequencerHandle};
+use crate::ledger::{BatchLimits, Ledger, LedgerError, SequencerHandle};
 use crate::storage::LogStore;
 use crate::storage::files::FileLog;
 use crate::storage::runs::RunIndex;
@@ -102,9 +102,12 @@ async fn add_signer(running: &Running, n: u32) -> Result<Receipt, LedgerError> {
         not_after: None,
     };
     let envelope = sign_change(&change, &[&running.admin]);
+    let checked = evident_core::kinds::of(evident_core::record::EntryKind::Registry)
+        .check(&running.ledger.registry(), &envelope, 0)
+        .unwrap();
     running
         .ledger
-        .submit(envelope, Authorization::Registry)
+        .submit(envelope, checked)
         .await
         .map(|(receipt, _)| receipt)
 }

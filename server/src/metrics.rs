@@ -16,6 +16,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use evident_core::kinds::Refusal;
 use evident_core::registry::AuthError;
 use http::{Method, Response, StatusCode, header};
 use http_body_util::Full;
@@ -140,6 +141,16 @@ impl VerificationFailure {
             VerificationFailure::Signature => "signature",
             VerificationFailure::Authorization => "authorization",
             VerificationFailure::Statement => "statement",
+        }
+    }
+
+    /// The reason a refused entry counts as, if it is an attestation's failed
+    /// verification.
+    pub fn of_refusal(refusal: &Refusal) -> Option<VerificationFailure> {
+        match refusal {
+            Refusal::Unauthorized(e) => Some(VerificationFailure::of(e)),
+            Refusal::Statement(_) | Refusal::Release(_) => Some(VerificationFailure::Statement),
+            _ => None,
         }
     }
 

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use evident_core::registry::AuthError;
+use evident_core::kinds::Refusal;
+use evident_core::registry::{AuthError, RegistryError};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
@@ -40,6 +41,21 @@ pub enum Reason {
     Unauthenticated,
     /// The caller is known but lacks the role the call needs.
     RoleMissing,
+    /// No kind of entry has the envelope's payload type.
+    PayloadTypeNotAccepted,
+    /// An attestation's payload is not an in-toto Statement v1, or declares a release name
+    /// or version the log cannot carry.
+    StatementInvalid,
+    /// A registry change or policy version lacks enough administrators' signatures.
+    NotEnoughAdmins,
+    /// A registry change that is malformed.
+    RegistryChangeInvalid,
+    /// A registry change that does not fit the registry's state.
+    RegistryConflict,
+    /// A policy document that does not parse or names roles no signer holds.
+    PolicyInvalid,
+    /// A policy version that is not above the policy's latest version.
+    PolicyVersionNotHigher,
 }
 
 impl Reason {
@@ -58,6 +74,13 @@ impl Reason {
             Reason::TooLarge => "TOO_LARGE",
             Reason::Unauthenticated => "UNAUTHENTICATED",
             Reason::RoleMissing => "ROLE_MISSING",
+            Reason::PayloadTypeNotAccepted => "PAYLOAD_TYPE_NOT_ACCEPTED",
+            Reason::StatementInvalid => "STATEMENT_INVALID",
+            Reason::NotEnoughAdmins => "NOT_ENOUGH_ADMINS",
+            Reason::RegistryChangeInvalid => "REGISTRY_CHANGE_INVALID",
+            Reason::RegistryConflict => "REGISTRY_CONFLICT",
+            Reason::PolicyInvalid => "POLICY_INVALID",
+            Reason::PolicyVersionNotHigher => "POLICY_VERSION_NOT_HIGHER",
         }
     }
 }
@@ -86,6 +109,68 @@ pub fn refuse(
         message,
         ErrorDetails::with_error_info(reason.as_str(), DOMAIN, metadata),
     )
+}
+
+/// The status of a refused entry: the one mapping from [`Refusal`] to a gRPC code and
+/// reason, whether the check on submit or the sequencer refused it.
+pub fn refused(refusal: &Refusal) -> Status {
+    let message = refusal.to_string();
+    match refusal {
+        Refusal::Unauthorized(e) => unauthorized(e),
+        Refusal::NoAdminSignatures(_) => {
+            refuse(Code::Unauthenticated, Reason::NoSignatures, message, &[])
+        }
+        Refusal::PayloadType(payload_type) => refuse(
+            Code::InvalidArgument,
+            Reason::PayloadTypeNotAccepted,
+            message,
+            &[("payload_type", payload_type)],
+        ),
+        Refusal::Statement(_) | Refusal::Release(_) => refuse(
+            Code::InvalidArgument,
+            Reason::StatementInvalid,
+            message,
+            &[],
+        ),
+        Refusal::Registry(e) => match e {
+            RegistryError::NotEnoughAdmins { .. } => refuse(
+                Code::PermissionDenied,
+                Reason::NotEnoughAdmins,
+                message,
+                &[],
+            ),
+            RegistryError::Conflict(_) => refuse(
+                Code::FailedPrecondition,
+                Reason::RegistryConflict,
+                message,
+                &[],
+            ),
+            _ => refuse(
+                Code::InvalidArgument,
+                Reason::RegistryChangeInvalid,
+                message,
+                &[],
+            ),
+        },
+        Refusal::Policy(_) | Refusal::PolicyText => {
+            refuse(Code::InvalidArgument, Reason::PolicyInvalid, message, &[])
+        }
+        Refusal::PolicyVersion {
+            name,
+            latest,
+            version,
+        } => refuse(
+            Code::FailedPrecondition,
+            Reason::PolicyVersionNotHigher,
+            message,
+            &[
+                ("policy", name),
+                ("latest_version", &latest.to_string()),
+                ("version", &version.to_string()),
+            ],
+        ),
+        other => Status::invalid_argument(other.to_string()),
+    }
 }
 
 /// The status of an attestation whose signatures do not authorize it: UNAUTHENTICATED when

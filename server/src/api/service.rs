@@ -1,20 +1,19 @@
 //! The gRPC services. The only module that sees `evident-proto` types: requests are
 //! converted into checked `evident-core` values here, once, and answers are converted back.
 
-use evident_core::audit::Facts;
 use evident_core::bundle::BundleRequest;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
-use evident_core::policy::{POLICY_PAYLOAD_TYPE, Policy};
+use evident_core::kinds::{self, Refusal};
 use evident_core::receipt::Receipt;
 use evident_core::record::{self, EntryKind, LeafRecord};
-use evident_core::registry::{Admin, AuthError, REGISTRY_PAYLOAD_TYPE, Registry, SignerKey};
+use evident_core::registry::{AuthError, Registry, SignerKey};
 use evident_core::statement::Statement;
 use evident_core::{Hash, merkle};
 use evident_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Auth, Needs, Role};
-use crate::ledger::{Authorization, Ledger, LedgerError, registry_error};
+use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::{METRICS, VerificationFailure};
 use crate::query::{Cursor, Filters};
 
@@ -67,108 +66,29 @@ impl LedgerService {
         self.limiter.admit(&principal.name)
     }
 
-    /// Routes on the payload type and runs the checks that need no sequencing. Also
-    /// returns the submission's dedupe key, from the keys whose signatures counted.
-    /// `verified`: an attestation's signatures already verified (a batch's, together),
-    /// with the registry they were verified against.
+    /// Routes on the payload type to the entry's kind and runs its checks that need no
+    /// sequencing ([`Kind::check`]). `verified`: an attestation's signatures already
+    /// verified (a batch's, together), with the registry they were verified against.
     fn check(&self, envelope: Envelope, verified: Option<Verified>) -> Result<Checked, Status> {
-        match envelope.payload_type.as_str() {
-            IN_TOTO_PAYLOAD_TYPE => {
-                let (authorization, statement, facts) =
-                    self.check_attestation(&envelope, verified)?;
-                Ok(Checked {
-                    digest: facts.dedupe_key(&envelope),
-                    envelope,
-                    authorization,
-                    what: statement.predicate_type,
-                    signers: facts.signers,
-                })
+        let refused = |refusal: Refusal| {
+            if let Some(failure) = VerificationFailure::of_refusal(&refusal) {
+                METRICS.verification_failure(failure);
             }
-            REGISTRY_PAYLOAD_TYPE => {
-                if envelope.signatures.is_empty() {
-                    return Err(crate::api::reason::refuse(
-                        tonic::Code::Unauthenticated,
-                        crate::api::reason::Reason::NoSignatures,
-                        "envelope has no signatures: registry changes are signed by administrators",
-                        &[],
-                    ));
-                }
-                let facts = Facts::of_admin_entry(&self.check_registry_change(&envelope)?, None);
-                Ok(Checked {
-                    digest: facts.dedupe_key(&envelope),
-                    envelope,
-                    authorization: Authorization::Registry,
-                    what: "registry change".to_owned(),
-                    signers: facts.signers,
-                })
+            crate::api::reason::refused(&refusal)
+        };
+        let kind = kinds::for_payload_type(&envelope.payload_type).map_err(refused)?;
+        let checked = match verified {
+            Some((registry, keys)) => {
+                kinds::check_verified(&registry, &envelope, keys, now_nanos())
             }
-            POLICY_PAYLOAD_TYPE => {
-                if envelope.signatures.is_empty() {
-                    return Err(crate::api::reason::refuse(
-                        tonic::Code::Unauthenticated,
-                        crate::api::reason::Reason::NoSignatures,
-                        "envelope has no signatures: policies are signed by administrators",
-                        &[],
-                    ));
-                }
-                let (policy, admins) = self.check_policy(&envelope)?;
-                let what = format!("policy {}@{}", policy.name, policy.version);
-                let facts = Facts::of_admin_entry(&admins, None);
-                Ok(Checked {
-                    digest: facts.dedupe_key(&envelope),
-                    envelope,
-                    authorization: Authorization::Policy {
-                        name: policy.name,
-                        version: policy.version,
-                    },
-                    what,
-                    signers: facts.signers,
-                })
-            }
-            other => Err(Status::invalid_argument(format!(
-                "payloadType {other:?} is not accepted: attestations use \
-                 {IN_TOTO_PAYLOAD_TYPE:?}, registry changes {REGISTRY_PAYLOAD_TYPE:?}, \
-                 policies {POLICY_PAYLOAD_TYPE:?}"
-            ))),
+            None => kind.check(&self.ledger()?.registry(), &envelope, now_nanos()),
         }
-    }
-
-    /// The checks of an attestation that need no sequencing: a Statement v1, signed by
-    /// registered keys that are (as of now) valid and allowed for its predicate type. The
-    /// sequencer checks authorization again at the integrated time.
-    fn check_attestation(
-        &self,
-        envelope: &Envelope,
-        verified: Option<Verified>,
-    ) -> Result<(Authorization, Statement, Facts), Status> {
-        let statement = Statement::from_envelope(envelope).map_err(|e| {
-            METRICS.verification_failure(VerificationFailure::Statement);
-            Status::invalid_argument(format!("not an in-toto Statement v1: {e}"))
-        })?;
-        evident_core::audit::check_release(&statement).map_err(|e| {
-            METRICS.verification_failure(VerificationFailure::Statement);
-            Status::invalid_argument(format!("the release attestation's {e}"))
-        })?;
-        let (registry, keys) = match verified {
-            Some((registry, keys)) => (registry, keys),
-            None => {
-                let registry = self.ledger()?.registry();
-                let keys = registry.verifying_keys(envelope, &statement.predicate_type);
-                (registry, keys)
-            }
-        };
-        let keys = keys.map_err(auth_status)?;
-        let authorized = registry
-            .authorize(&keys, &statement.predicate_type, now_nanos())
-            .map_err(auth_status)?;
-        let facts = Facts::of_attestation(&statement, &authorized);
-        let authorization = Authorization::Attestation {
-            registry_changes: registry.events().len(),
-            keys,
-            predicate_type: statement.predicate_type.clone(),
-            facts: Box::new(Facts::of_attestation(&statement, &[])),
-        };
-        Ok((authorization, statement, facts))
+        .map_err(refused)?;
+        Ok(Checked {
+            digest: checked.facts.dedupe_key(&envelope),
+            envelope,
+            checked,
+        })
     }
 
     /// The artifacts a request names: one `ALGORITHM:HEX`, or those a release `NAME@VERSION`
@@ -206,43 +126,6 @@ impl LedgerService {
                 "name either the artifact (ALGORITHM:HEX) or the release (NAME@VERSION)",
             )),
         }
-    }
-
-    /// The checks of a policy version: administrator signatures, a document that parses
-    /// (every CEL condition compiles), and roles the registry knows. The sequencer checks
-    /// the signatures again and that the version is above the latest.
-    fn check_policy(&self, envelope: &Envelope) -> Result<(Policy, Vec<Admin>), Status> {
-        let registry = self.ledger()?.registry();
-        let signers = registry
-            .admin_signers(envelope)
-            .map_err(|e| status(registry_error(e)))?;
-        let text = std::str::from_utf8(&envelope.payload)
-            .map_err(|_| Status::invalid_argument("the policy document is not UTF-8"))?;
-        let policy = Policy::parse(text).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        policy
-            .check_roles(&registry)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        Ok((policy, signers))
-    }
-
-    /// The checks of a registry change that a retry passes too: administrator signatures
-    /// and the payload.
-    fn check_registry_change(&self, envelope: &Envelope) -> Result<Vec<Admin>, Status> {
-        let registry = self.ledger()?.registry();
-        let (_, signed_by) = registry
-            .check_envelope(envelope)
-            .map_err(|e| status(registry_error(e)))?;
-        Ok(signed_by)
-    }
-
-    /// The effect of a new registry change against the registry as it is now, on a copy
-    /// (after the dedupe lookup: a retry of an applied change would conflict).
-    fn trial_registry_change(&self, envelope: &Envelope) -> Result<(), Status> {
-        let mut trial: Registry = (*self.ledger()?.registry()).clone();
-        trial
-            .apply(registry_index_placeholder(), now_nanos(), envelope)
-            .map_err(|e| status(registry_error(e)))?;
-        Ok(())
     }
 }
 
@@ -301,9 +184,7 @@ impl LedgerService {
     async fn sequence(&self, checked: Checked) -> Answer {
         let Checked {
             envelope,
-            authorization,
-            what,
-            signers,
+            checked,
             digest,
         } = checked;
         // Only now, with the signatures verified and authorized: the same content by the
@@ -315,12 +196,14 @@ impl LedgerService {
             );
             return Ok(receipt_to_proto(receipt, true));
         }
-        if matches!(authorization, Authorization::Registry) {
-            self.trial_registry_change(&envelope)?;
-        }
+        kinds::of(checked.kind)
+            .trial(&self.ledger()?.registry(), &envelope, now_nanos())
+            .map_err(|refusal| crate::api::reason::refused(&refusal))?;
+        let what = checked.what.clone();
+        let signers = checked.facts.signers.clone();
         let (receipt, duplicate) = self
             .ledger()?
-            .submit(envelope, authorization)
+            .submit(envelope, checked)
             .await
             .map_err(status)?;
         tracing::info!(
@@ -543,7 +426,7 @@ impl LedgerService {
 /// What submitting an envelope of this payload type needs, and how a refusal names it:
 /// registry changes and policy versions are the administrators'; the rest is evidence.
 fn submit_needs(payload_type: &str) -> (Needs, &'static str) {
-    if payload_type == REGISTRY_PAYLOAD_TYPE || payload_type == POLICY_PAYLOAD_TYPE {
+    if kinds::for_payload_type(payload_type).is_ok_and(|kind| kind.administrative()) {
         (
             Needs::Role(Role::Admin),
             "submit registry changes or policy versions",
@@ -586,11 +469,8 @@ fn result_to_proto(answer: Answer) -> pb::SubmitResult {
 /// A submission that passed the checks that need no sequencing.
 struct Checked {
     envelope: Envelope,
-    authorization: Authorization,
-    /// What the entry is, for the log line.
-    what: String,
-    /// Who signed, for the log line.
-    signers: Vec<String>,
+    /// What its kind's check found.
+    checked: kinds::Checked,
     /// The dedupe key ([`record::dedupe_key`]).
     digest: Hash,
 }
@@ -598,12 +478,6 @@ struct Checked {
 /// The most signatures an envelope may carry ([`evident_core::dsse::MAX_SIGNATURES`]): an
 /// envelope stuffed with signatures is refused before any is checked.
 pub const MAX_SIGNATURES: usize = evident_core::dsse::MAX_SIGNATURES;
-
-/// The index given to a trial application of a registry change; only the state it leads to
-/// matters, and it is thrown away.
-fn registry_index_placeholder() -> u64 {
-    u64::MAX
-}
 
 fn now_nanos() -> i64 {
     chrono::Utc::now()
@@ -731,12 +605,6 @@ fn policy_arg(text: &str) -> Result<(String, Option<u64>), Status> {
     }
 }
 
-/// The status of an attestation's failed authorization (counted as a verification failure).
-fn auth_status(e: AuthError) -> Status {
-    METRICS.verification_failure(VerificationFailure::of(&e));
-    crate::api::reason::unauthorized(&e)
-}
-
 fn status(e: LedgerError) -> Status {
     match e {
         LedgerError::Store(_) | LedgerError::Failed { .. } | LedgerError::ShuttingDown => {
@@ -745,9 +613,8 @@ fn status(e: LedgerError) -> Status {
         LedgerError::Damaged(_) => Status::data_loss(e.to_string()),
         LedgerError::NotFound(_) => Status::not_found(e.to_string()),
         LedgerError::Precondition(_) => Status::failed_precondition(e.to_string()),
-        LedgerError::PermissionDenied(_) => Status::permission_denied(e.to_string()),
         // Counted as a verification failure where it was found (the sequencer).
-        LedgerError::Unauthorized(e) => crate::api::reason::unauthorized(&e),
+        LedgerError::Refused(refusal) => crate::api::reason::refused(&refusal),
         LedgerError::InvalidArgument(_) => Status::invalid_argument(e.to_string()),
         LedgerError::DataLoss(_) => Status::data_loss(e.to_string()),
     }

@@ -8,21 +8,19 @@
 //! Nothing is acknowledged before it is durable, and no checkpoint is signed over data that
 //! is not. This module is the read side everything else uses, and the queue's front.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use evident_core::Hash;
-use evident_core::PublicKey;
-use evident_core::audit::Facts;
 use evident_core::bundle::{BUNDLE_MEDIA_TYPE, Bundle, BundleEntry, BundleRequest, Manifest};
 use evident_core::dsse::Envelope;
+use evident_core::kinds::{Checked, LogState, Refusal};
 use evident_core::merkle::{self, SubtreeSource};
 use evident_core::note::{Checkpoint, Signer, Verifier};
 use evident_core::predicates;
 use evident_core::receipt::Receipt;
-use evident_core::record::LeafRecord;
-use evident_core::registry::{GenesisDocument, Registry, RegistryDigest, RegistryError};
+use evident_core::record::{EntryKind, LeafRecord};
+use evident_core::registry::{GenesisDocument, Registry};
 use evident_core::statement::Statement;
 use tokio::sync::{mpsc, oneshot};
 
@@ -64,12 +62,11 @@ pub enum LedgerError {
     /// change that does not fit the registry's state.
     #[error("{0}")]
     Precondition(String),
-    /// The signatures do not authorize the entry.
+    /// The entry is refused at its integrated time: its signers are not authorized then,
+    /// a registry change does not fit the registry, a policy version is not above the
+    /// latest.
     #[error("{0}")]
-    PermissionDenied(String),
-    /// An attestation's signatures do not authorize it at its integrated time.
-    #[error("{0}")]
-    Unauthorized(evident_core::registry::AuthError),
+    Refused(Refusal),
     /// The entry is malformed.
     #[error("{0}")]
     InvalidArgument(String),
@@ -89,13 +86,12 @@ fn failure_of(
     }
 }
 
-/// The status class of a refused registry change.
-pub fn registry_error(e: RegistryError) -> LedgerError {
-    match e {
-        RegistryError::NotEnoughAdmins { .. } => LedgerError::PermissionDenied(e.to_string()),
-        RegistryError::Conflict(_) => LedgerError::Precondition(e.to_string()),
-        _ => LedgerError::InvalidArgument(e.to_string()),
+/// An entry refused at integration, counted in the metrics if it is a failed verification.
+fn refused(refusal: Refusal) -> LedgerError {
+    if let Some(failure) = crate::metrics::VerificationFailure::of_refusal(&refusal) {
+        METRICS.verification_failure(failure);
     }
+    LedgerError::Refused(refusal)
 }
 
 impl From<StoreError> for LedgerError {
@@ -119,36 +115,10 @@ pub struct Published {
     pub registry: Arc<Registry>,
 }
 
-/// What the sequencer checks, at the integrated time, before an entry is appended.
-#[derive(Debug, Clone)]
-pub enum Authorization {
-    /// An attestation whose signatures verify under these registered keys.
-    Attestation {
-        /// Registered keys (any status) that signed it.
-        keys: Vec<PublicKey>,
-        /// How many registry changes the registry that found `keys` had applied; when the
-        /// sequencer's registry has applied more, it finds the keys again.
-        registry_changes: usize,
-        /// The Statement's predicate type.
-        predicate_type: String,
-        /// What the Statement is about, for the indexes (signers are filled in when the
-        /// sequencer authorizes it).
-        facts: Box<Facts>,
-    },
-    /// A registry change: signatures and effect are checked against the registry then.
-    Registry,
-    /// A policy version: administrator signatures, and a version above the latest.
-    Policy {
-        /// The policy's name.
-        name: String,
-        /// Its version.
-        version: u64,
-    },
-}
-
 struct Submission {
     envelope: Envelope,
-    authorization: Authorization,
+    /// What the submit-time check found.
+    checked: Checked,
     /// The receipt, and whether the envelope was already in the log.
     reply: oneshot::Sender<Result<(Receipt, bool), LedgerError>>,
 }
@@ -222,6 +192,32 @@ impl SequencerHandle {
     }
 }
 
+/// The sequencer's state after the first `size` entries, from the indexes: `registry` is
+/// the registry after them, the policies' latest versions and the digests come from the
+/// registry and policy entries the indexes list.
+fn recover_state(store: &Store, registry: Registry, size: u64) -> Result<LogState, LedgerError> {
+    let mut state = LogState::new(registry);
+    for index in store.registry_entries(0, size)? {
+        state
+            .digests
+            .add(EntryKind::Registry, &store.subtree_hash(0, index)?);
+    }
+    let mut policies: Vec<(String, u64, u64)> = store
+        .policies()?
+        .into_iter()
+        .filter(|(_, _, index)| *index < size)
+        .collect();
+    policies.sort_unstable_by_key(|(_, _, index)| *index);
+    for (name, version, index) in policies {
+        state
+            .digests
+            .add(EntryKind::Policy, &store.subtree_hash(0, index)?);
+        let latest = state.policies.entry(name).or_insert(version);
+        *latest = (*latest).max(version);
+    }
+    Ok(state)
+}
+
 fn now_nanos() -> i64 {
     chrono::Utc::now()
         .timestamp_nanos_opt()
@@ -242,29 +238,12 @@ impl Ledger {
     ) -> Result<(Ledger, SequencerHandle), LedgerError> {
         let verifier = signer.verifier().clone();
         let signer = Arc::new(signer);
-        let mut registry_digest = RegistryDigest::default();
-        for index in store.registry_entries(0, tail.frontier.size())? {
-            registry_digest.add(&store.subtree_hash(0, index)?);
-        }
-        let mut policy_indexes: Vec<u64> = store
-            .policies()?
-            .into_iter()
-            .map(|(_, _, index)| index)
-            .filter(|i| *i < tail.frontier.size())
-            .collect();
-        policy_indexes.sort_unstable();
-        let mut policy_digest = RegistryDigest::default();
-        for index in policy_indexes {
-            policy_digest.add(&store.subtree_hash(0, index)?);
-        }
+        let state = recover_state(&store, registry, tail.frontier.size())?;
         let checkpoint = Checkpoint {
             origin: verifier.name().to_owned(),
             size: tail.frontier.size(),
             root: tail.frontier.root(),
-            extensions: vec![
-                registry_digest.extension(),
-                policy_digest.policy_extension(),
-            ],
+            extensions: state.digests.extensions(),
         };
         let note = checkpoint
             .sign(&signer)
@@ -275,24 +254,16 @@ impl Ledger {
         let published = Arc::new(RwLock::new(Arc::new(Published {
             note,
             checkpoint,
-            registry: Arc::new(registry.clone()),
+            registry: Arc::new(state.registry.clone()),
         })));
         let (queue, rx) = mpsc::channel(limits.queue_depth);
         let (failed, failure) = tokio::sync::watch::channel(None);
-        let mut policies = HashMap::new();
-        for (name, version, _) in store.policies()? {
-            let latest = policies.entry(name).or_insert(version);
-            *latest = (*latest).max(version);
-        }
         let mut sequencer = Sequencer {
             store: store.clone(),
             signer: signer.clone(),
             tail,
             published: published.clone(),
-            registry,
-            registry_digest,
-            policy_digest,
-            policies,
+            state,
             rx,
             limits,
             runtime,
@@ -337,12 +308,12 @@ impl Ledger {
     pub async fn submit(
         &self,
         envelope: Envelope,
-        authorization: Authorization,
+        checked: Checked,
     ) -> Result<(Receipt, bool), LedgerError> {
         let (reply, answer) = oneshot::channel();
         let submission = Submission {
             envelope,
-            authorization,
+            checked,
             reply,
         };
         let stopped = || match &*self.failure.borrow() {

@@ -9,21 +9,18 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use evident_core::Hash;
-use evident_core::PublicKey;
-use evident_core::audit::Facts;
-use evident_core::dsse::Envelope;
+use evident_core::kinds::{self, LogState};
 use evident_core::merkle::{self, Node};
 use evident_core::note::{Checkpoint, Signer};
-use evident_core::record::{EntryKind, LeafRecord};
-use evident_core::registry::{Registry, RegistryDigest};
+use evident_core::record::LeafRecord;
 use tokio::sync::mpsc;
 
 use super::{
-    Authorization, BatchLimits, LedgerError, Published, Submission, build_receipt, failure_of,
-    now_nanos, read_record, registry_error,
+    BatchLimits, LedgerError, Published, Submission, build_receipt, failure_of, now_nanos,
+    read_record, refused,
 };
 use crate::check::Tail;
-use crate::metrics::{METRICS, VerificationFailure};
+use crate::metrics::METRICS;
 use crate::store::{CachedSource, Indexed, NewEntry, Store};
 
 /// What the sequencer did with one submission of a batch.
@@ -48,9 +45,8 @@ struct Integrated {
     entries: Vec<NewEntry>,
     nodes: Vec<Node>,
     tail: Tail,
+    /// Whether registry changes were applied: readers get a new copy of the registry.
     registry_changed: bool,
-    registry_digest: RegistryDigest,
-    policy_digest: RegistryDigest,
     error: Option<LedgerError>,
 }
 
@@ -59,14 +55,10 @@ pub(super) struct Sequencer {
     pub(super) signer: Arc<Signer>,
     pub(super) tail: Tail,
     pub(super) published: Arc<RwLock<Arc<Published>>>,
-    /// The registry after the last sequenced entry.
-    pub(super) registry: Registry,
-    /// The running hash of the registry entries, signed into every checkpoint.
-    pub(super) registry_digest: RegistryDigest,
-    /// The running hash of the policy entries, signed into every checkpoint.
-    pub(super) policy_digest: RegistryDigest,
-    /// The latest version of each policy.
-    pub(super) policies: HashMap<String, u64>,
+    /// The registry, the policies' latest versions and the running digests after the last
+    /// integrated entry. Integration changes it in place: a batch that does not become
+    /// durable stops the sequencer, and a restart recovers the state from the log.
+    pub(super) state: LogState,
     pub(super) rx: mpsc::Receiver<Submission>,
     pub(super) limits: BatchLimits,
     pub(super) runtime: tokio::runtime::Handle,
@@ -90,23 +82,6 @@ impl Sequencer {
             }
         }
         tracing::info!("sequencer stopped: queue closed and drained");
-    }
-
-    /// The registered keys that signed an envelope, as the sequencer's registry sees them:
-    /// those the service found, unless registry changes were sequenced since (a key added
-    /// in between counts, so the facts indexed are those a replay of the log finds).
-    fn signing_keys(
-        &self,
-        envelope: &Envelope,
-        predicate_type: &str,
-        found: &[PublicKey],
-        registry_changes: usize,
-    ) -> Result<Vec<PublicKey>, evident_core::registry::AuthError> {
-        if self.registry.events().len() == registry_changes {
-            Ok(found.to_vec())
-        } else {
-            self.registry.verifying_keys(envelope, predicate_type)
-        }
     }
 
     /// Everything waiting, up to the batch limit; waits up to `max_delay` for more.
@@ -181,9 +156,7 @@ impl Sequencer {
         let mut last_hash = self.tail.last_leaf_hash;
         let mut last_time = self.tail.last_time_nanos;
         let mut error = None;
-        let mut registry_changed = false;
-        let mut registry_digest = self.registry_digest;
-        let mut policy_digest = self.policy_digest;
+        let registry_changes = self.state.registry.events().len();
         for s in batch {
             replies.push(s.reply);
             if error.is_some() {
@@ -192,47 +165,19 @@ impl Sequencer {
             let index = frontier.size();
             // Integrated times never go backwards, even if the clock does.
             let time = now_nanos().max(last_time);
-            // Who signed, as the registry after every entry before this one (including those
-            // earlier in this batch) sees it: the signers are part of the dedupe key.
-            let (kind, mut facts) = match &s.authorization {
-                Authorization::Attestation {
-                    keys,
-                    registry_changes,
-                    predicate_type,
-                    facts: about,
-                } => match self
-                    .signing_keys(&s.envelope, predicate_type, keys, *registry_changes)
-                    .and_then(|keys| self.registry.authorize(&keys, predicate_type, time))
-                {
-                    Ok(signers) => {
-                        let mut facts = (**about).clone();
-                        facts.set_signers(&signers);
-                        (EntryKind::Attestation, facts)
-                    }
-                    Err(e) => {
-                        METRICS.verification_failure(VerificationFailure::of(&e));
-                        placed.push(Placed::Refused(LedgerError::Unauthorized(e)));
-                        continue;
-                    }
-                },
-                Authorization::Registry | Authorization::Policy { .. } => {
-                    match self.registry.admin_signers(&s.envelope) {
-                        Ok(admins) => match &s.authorization {
-                            Authorization::Policy { name, version } => (
-                                EntryKind::Policy,
-                                Facts::of_admin_entry(&admins, Some((name.clone(), *version))),
-                            ),
-                            _ => (EntryKind::Registry, Facts::of_admin_entry(&admins, None)),
-                        },
-                        Err(e) => {
-                            placed.push(Placed::Refused(registry_error(e)));
-                            continue;
-                        }
-                    }
+            // Who signed, as the state after every entry before this one (including those
+            // earlier in this batch) sees them: the signers are part of the dedupe key.
+            let kind = s.checked.kind;
+            let rules = kinds::of(kind);
+            let facts = match rules.authorize(&self.state, &s.envelope, Some(&s.checked), time) {
+                Ok(facts) => facts,
+                Err(refusal) => {
+                    placed.push(Placed::Refused(refused(refusal)));
+                    continue;
                 }
             };
             // The same content by the same keys is answered with the entry already logged;
-            // looked up before the checks of the log's state, so a retry of an applied
+            // looked up before the entry's effect is applied, so a retry of an applied
             // registry change or policy version is not refused as a conflict.
             let digest = facts.dedupe_key(&s.envelope);
             let existing = match in_batch.get(&digest) {
@@ -249,29 +194,13 @@ impl Sequencer {
                 placed.push(Placed::Existing(index));
                 continue;
             }
-            match (&s.authorization, kind) {
-                (_, EntryKind::Registry) => match self.registry.apply(index, time, &s.envelope) {
-                    Ok(applied) => {
-                        registry_changed = true;
-                        facts = Facts::of_admin_entry(&applied.signed_by, None);
-                    }
-                    Err(e) => {
-                        placed.push(Placed::Refused(registry_error(e)));
-                        continue;
-                    }
-                },
-                (Authorization::Policy { name, version }, _) => {
-                    if let Some(latest) = self.policies.get(name).copied().filter(|l| l >= version)
-                    {
-                        placed.push(Placed::Refused(LedgerError::Precondition(format!(
-                            "policy {name} is at version {latest}: a new version must be higher than {latest}"
-                        ))));
-                        continue;
-                    }
-                    self.policies.insert(name.clone(), *version);
+            let facts = match rules.apply(&mut self.state, index, time, &s.envelope, facts) {
+                Ok(facts) => facts,
+                Err(refusal) => {
+                    placed.push(Placed::Refused(refused(refusal)));
+                    continue;
                 }
-                _ => {}
-            }
+            };
             let record = match LeafRecord::new(index, time, last_hash, kind, s.envelope) {
                 Ok(r) => r,
                 Err(e) => {
@@ -293,12 +222,7 @@ impl Sequencer {
                 },
             });
             in_batch.insert(digest, index);
-            if kind == EntryKind::Registry {
-                registry_digest.add(&leaf_hash);
-            }
-            if kind == EntryKind::Policy {
-                policy_digest.add(&leaf_hash);
-            }
+            rules.record(&mut self.state.digests, &leaf_hash);
             placed.push(Placed::New(record, leaf_hash));
             last_hash = leaf_hash;
             last_time = time;
@@ -313,9 +237,7 @@ impl Sequencer {
                 last_leaf_hash: last_hash,
                 last_time_nanos: last_time,
             },
-            registry_changed,
-            registry_digest,
-            policy_digest,
+            registry_changed: self.state.registry.events().len() != registry_changes,
             error,
         }
     }
@@ -330,8 +252,6 @@ impl Sequencer {
             nodes,
             tail,
             registry_changed,
-            registry_digest,
-            policy_digest,
             error,
             ..
         } = batch;
@@ -340,10 +260,7 @@ impl Sequencer {
             origin: self.signer.verifier().name().to_owned(),
             size: tail.frontier.size(),
             root: tail.frontier.root(),
-            extensions: vec![
-                registry_digest.extension(),
-                policy_digest.policy_extension(),
-            ],
+            extensions: self.state.digests.extensions(),
         };
         let note = match error {
             Some(e) => Err(e),
@@ -368,8 +285,6 @@ impl Sequencer {
             }
         };
         self.tail = tail;
-        self.registry_digest = registry_digest;
-        self.policy_digest = policy_digest;
         // Readers share one copy of the registry until a registry entry changes it.
         let previous = self
             .published
@@ -378,7 +293,7 @@ impl Sequencer {
             .registry
             .clone();
         let registry = if registry_changed {
-            Arc::new(self.registry.clone())
+            Arc::new(self.state.registry.clone())
         } else {
             previous
         };

@@ -1,0 +1,190 @@
+//! The entry kinds' rules: a sequencer that reuses what the check on submit found
+//! authorizes exactly what a replay of the log, verifying every signature itself, does.
+
+use evident_core::PublicKey;
+use evident_core::audit::Replay;
+use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use evident_core::keys::SigningKey;
+use evident_core::kinds::{self, LogState, Refusal};
+use evident_core::record::{EntryKind, LeafRecord};
+use evident_core::registry::{Admin, Change, Registry, sign_change};
+use proptest::prelude::*;
+
+const TESTS: &str = "https://in-toto.io/attestation/test-result/v0.1";
+const SCAN: &str = "https://in-toto.io/attestation/vulns/v0.2";
+const SECOND: i64 = 1_000_000_000;
+
+fn admin() -> SigningKey {
+    SigningKey::from_bytes(&[200; 32])
+}
+
+fn signer(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n + 1; 32])
+}
+
+fn hex_key(key: &SigningKey) -> String {
+    PublicKey::from_signing_key(key).to_hex()
+}
+
+fn genesis() -> Registry {
+    Registry::genesis(
+        vec![Admin {
+            identity: "root".into(),
+            key: PublicKey::from_signing_key(&admin()),
+        }],
+        1,
+    )
+    .unwrap()
+}
+
+/// One step of a log's history.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Register signer `n` for these predicate types.
+    Add(u8, Vec<&'static str>),
+    /// Revoke signer `n`'s key.
+    Revoke(u8),
+    /// An attestation signed by these signers, checked on submit `lag` registry changes
+    /// ago (the registry the check saw is that much older than the sequencer's).
+    Attest(Vec<u8>, &'static str, u8, usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let types = prop::sample::subsequence(vec![TESTS, SCAN, "*"], 1..=2);
+    prop_oneof![
+        (0u8..4, types).prop_map(|(n, t)| Step::Add(n, t)),
+        (0u8..4).prop_map(Step::Revoke),
+        (
+            prop::collection::vec(0u8..4, 1..=3),
+            prop::sample::select(vec![TESTS, SCAN]),
+            any::<u8>(),
+            0usize..4
+        )
+            .prop_map(|(s, t, subject, lag)| Step::Attest(s, t, subject, lag)),
+    ]
+}
+
+fn change(step: &Step) -> Option<Envelope> {
+    let change = match step {
+        Step::Add(n, types) => Change::AddSigner {
+            identity: format!("signer-{n}"),
+            public_key: hex_key(&signer(*n)),
+            roles: vec![format!("role-{n}")],
+            predicate_types: types.iter().map(|t| (*t).to_owned()).collect(),
+            not_before: None,
+            not_after: None,
+        },
+        Step::Revoke(n) => Change::RevokeKey {
+            public_key: hex_key(&signer(*n)),
+            from: None,
+            reason: "rotated".into(),
+        },
+        Step::Attest(..) => return None,
+    };
+    Some(sign_change(&change, &[&admin()]))
+}
+
+fn attestation(signers: &[u8], predicate_type: &str, subject: u8) -> Envelope {
+    let payload = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "app.tar", "digest": {"sha256": hex::encode([subject; 32])}}],
+        "predicateType": predicate_type,
+        "predicate": {"result": "PASSED"},
+    });
+    let keys: Vec<SigningKey> = signers.iter().map(|n| signer(*n)).collect();
+    let keys: Vec<&SigningKey> = keys.iter().collect();
+    Envelope::sign(
+        IN_TOTO_PAYLOAD_TYPE,
+        serde_json::to_vec(&payload).unwrap(),
+        &keys,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever registry the check on submit saw (the sequencer's, or one from before the
+    /// last few registry changes), the sequencer's authorization of an attestation at its
+    /// integrated time is the replay's: the same signers, or the same refusal. A key
+    /// revoked after the check never counts; a key added after it counts as it would in
+    /// the replay.
+    #[test]
+    fn the_sequencer_authorizes_what_a_replay_authorizes(
+        steps in prop::collection::vec(step(), 1..24)
+    ) {
+        let mut state = LogState::new(genesis());
+        // The registry after each registry change, oldest first.
+        let mut history = vec![state.registry.clone()];
+        let mut log = Log::default();
+        let mut replay = Replay::new(genesis());
+        let mut time = SECOND;
+        for step in &steps {
+            time += SECOND;
+            let index = replay.size();
+            if let Some(envelope) = change(step) {
+                let kind = kinds::of(EntryKind::Registry);
+                let facts = kind.authorize(&state, &envelope, None, time).unwrap();
+                match kind.apply(&mut state, index, time, &envelope, facts) {
+                    Ok(_) => {
+                        history.push(state.registry.clone());
+                        let bytes = log.append(index, time, EntryKind::Registry, envelope);
+                        replay.push(&bytes).unwrap();
+                    }
+                    // A change that does not fit (a revocation of an unknown key, a key
+                    // added twice) is refused and leaves the state as it was.
+                    Err(Refusal::Registry(_)) => {
+                        prop_assert_eq!(&state.registry, history.last().unwrap());
+                    }
+                    Err(other) => prop_assert!(false, "unexpected refusal {other}"),
+                }
+                continue;
+            }
+            let Step::Attest(signers, predicate_type, subject, lag) = step else {
+                unreachable!()
+            };
+            let envelope = attestation(signers, predicate_type, *subject);
+            let seen = &history[history.len().saturating_sub(1 + lag)];
+            let kind = kinds::for_payload_type(IN_TOTO_PAYLOAD_TYPE).unwrap();
+            // Refused on submit: never reaches the sequencer.
+            let Ok(checked) = kind.check(seen, &envelope, time - SECOND / 2) else {
+                continue;
+            };
+            let sequenced = kind.authorize(&state, &envelope, Some(&checked), time);
+            let replayed = kind.authorize(&state, &envelope, None, time);
+            prop_assert_eq!(&sequenced, &replayed);
+            if let Ok(facts) = sequenced {
+                // The same statement by the same signers again is answered with the first
+                // entry's receipt and never appended.
+                if !log.seen.insert(facts.dedupe_key(&envelope)) {
+                    continue;
+                }
+                let bytes = log.append(index, time, EntryKind::Attestation, envelope);
+                let (_, _, replayed) = replay.push(&bytes).unwrap();
+                prop_assert_eq!(replayed, facts);
+            }
+        }
+    }
+}
+
+/// Leaf records chained as the sequencer chains them.
+struct Log {
+    last: evident_core::Hash,
+    seen: std::collections::HashSet<evident_core::Hash>,
+}
+
+impl Default for Log {
+    fn default() -> Log {
+        Log {
+            last: evident_core::Hash::ZERO,
+            seen: Default::default(),
+        }
+    }
+}
+
+impl Log {
+    fn append(&mut self, index: u64, time: i64, kind: EntryKind, envelope: Envelope) -> Vec<u8> {
+        let record = LeafRecord::new(index, time, self.last, kind, envelope).unwrap();
+        self.last = record.leaf_hash();
+        record.encode()
+    }
+}
