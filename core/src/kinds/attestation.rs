@@ -15,9 +15,8 @@ pub struct Attestation;
 
 /// The Statement of an attestation envelope, with the release it declares checked.
 fn statement(envelope: &Envelope) -> Result<Statement, Refusal> {
-    let statement =
-        Statement::from_envelope(envelope).map_err(|e| Refusal::Statement(e.to_string()))?;
-    check_release(&statement).map_err(|e| Refusal::Release(e.to_string()))?;
+    let statement = Statement::from_envelope(envelope).map_err(Refusal::Statement)?;
+    check_release(&statement).map_err(Refusal::Release)?;
     Ok(statement)
 }
 

@@ -120,10 +120,10 @@ pub enum Refusal {
     NoAdminSignatures(&'static str),
     /// An attestation whose payload is not an in-toto Statement v1.
     #[error("not an in-toto Statement v1: {0}")]
-    Statement(String),
+    Statement(#[source] crate::statement::StatementError),
     /// A release attestation whose name or version the log cannot carry.
     #[error("the release attestation's {0}")]
-    Release(String),
+    Release(#[source] crate::names::NameError),
     /// An attestation's signatures do not authorize it.
     #[error("{0}")]
     Unauthorized(AuthError),

@@ -605,18 +605,28 @@ fn policy_arg(text: &str) -> Result<(String, Option<u64>), Status> {
     }
 }
 
+/// The one mapping from a ledger error to a gRPC status.
 fn status(e: LedgerError) -> Status {
+    let message = e.to_string();
     match e {
         LedgerError::Store(_) | LedgerError::Failed { .. } | LedgerError::ShuttingDown => {
-            Status::unavailable(e.to_string())
+            Status::unavailable(message)
         }
-        LedgerError::Damaged(_) => Status::data_loss(e.to_string()),
-        LedgerError::NotFound(_) => Status::not_found(e.to_string()),
-        LedgerError::Precondition(_) => Status::failed_precondition(e.to_string()),
+        LedgerError::Damaged(_) | LedgerError::Missing(_) | LedgerError::Undecodable { .. } => {
+            Status::data_loss(message)
+        }
+        LedgerError::NoEntry { .. }
+        | LedgerError::NoLeafHash(_)
+        | LedgerError::NoRelease { .. } => Status::not_found(message),
+        LedgerError::BeyondLog { .. }
+        | LedgerError::NotInTree { .. }
+        | LedgerError::NoConsistency { .. }
+        | LedgerError::RangeBeyondLog { .. } => Status::failed_precondition(message),
+        LedgerError::EmptyRange { .. } | LedgerError::Cursor(_) => {
+            Status::invalid_argument(message)
+        }
         // Counted as a verification failure where it was found (the sequencer).
         LedgerError::Refused(refusal) => crate::api::reason::refused(&refusal),
-        LedgerError::InvalidArgument(_) => Status::invalid_argument(e.to_string()),
-        LedgerError::DataLoss(_) => Status::data_loss(e.to_string()),
     }
 }
 

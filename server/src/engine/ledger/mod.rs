@@ -55,24 +55,96 @@ pub enum LedgerError {
     /// The server is shutting down and takes no new entries.
     #[error("the ledger is shutting down")]
     ShuttingDown,
-    /// The entry does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// A tree size beyond the current checkpoint, or an index outside it; or a registry
-    /// change that does not fit the registry's state.
-    #[error("{0}")]
-    Precondition(String),
     /// The entry is refused at its integrated time: its signers are not authorized then,
     /// a registry change does not fit the registry, a policy version is not above the
     /// latest.
     #[error("{0}")]
     Refused(Refusal),
-    /// The entry is malformed.
+    /// No entry has this index: the log is smaller.
+    #[error("entry {index} does not exist: the log has {size} entries")]
+    NoEntry {
+        /// The index asked for.
+        index: u64,
+        /// The log's size at the latest checkpoint.
+        size: u64,
+    },
+    /// No entry has this leaf hash.
+    #[error("no entry has leaf hash {0}")]
+    NoLeafHash(Hash),
+    /// No release attestation declares this release.
+    #[error("no release attestation declares {name}@{version}")]
+    NoRelease {
+        /// The release's name.
+        name: String,
+        /// Its version.
+        version: String,
+    },
+    /// A tree size beyond the latest checkpoint.
+    #[error("tree size {requested} is beyond the log's current size {size}")]
+    BeyondLog {
+        /// The tree size asked for.
+        requested: u64,
+        /// The log's size at the latest checkpoint.
+        size: u64,
+    },
+    /// An inclusion proof of an entry outside the tree asked for.
+    #[error("entry {index} is not in a tree of size {size}")]
+    NotInTree {
+        /// The entry.
+        index: u64,
+        /// The tree size.
+        size: u64,
+    },
+    /// A consistency proof between sizes that have none.
+    #[error("no consistency proof from size {old} to size {new}: need 0 < old size <= new size")]
+    NoConsistency {
+        /// The older tree size.
+        old: u64,
+        /// The newer tree size.
+        new: u64,
+    },
+    /// A range of entries that starts, or ends, beyond the latest checkpoint.
+    #[error("{}", range_beyond(*start, *end, *size))]
+    RangeBeyondLog {
+        /// The first entry asked for.
+        start: u64,
+        /// One past the last.
+        end: u64,
+        /// The log's size at the latest checkpoint.
+        size: u64,
+    },
+    /// A range of entries that is empty or reversed.
+    #[error("start {start} is not below end {end}")]
+    EmptyRange {
+        /// The first entry asked for.
+        start: u64,
+        /// One past the last.
+        end: u64,
+    },
+    /// A query cursor that is not one this server gave for this query.
     #[error("{0}")]
-    InvalidArgument(String),
-    /// Stored data the log signed is missing or does not decode.
-    #[error("data loss: {0}")]
-    DataLoss(String),
+    Cursor(#[source] crate::query::CursorError),
+    /// An entry below the checkpoint is missing from the store.
+    #[error("data loss: entry {0} is missing from the store")]
+    Missing(u64),
+    /// An entry below the checkpoint does not decode.
+    #[error("data loss: entry {index} does not decode: {source}")]
+    Undecodable {
+        /// The entry.
+        index: u64,
+        /// Why.
+        #[source]
+        source: evident_core::record::RecordError,
+    },
+}
+
+/// The message of [`LedgerError::RangeBeyondLog`].
+fn range_beyond(start: u64, end: u64, size: u64) -> String {
+    if end > size {
+        format!("end {end} is beyond the log's current size {size}")
+    } else {
+        format!("entry {start} does not exist: the log has {size} entries")
+    }
 }
 
 /// A failure of `what` for a reason other than the store, its cause kept.
@@ -349,13 +421,9 @@ impl Ledger {
     pub fn entry(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
         let size = self.published().checkpoint.size;
         if index >= size {
-            return Err(LedgerError::NotFound(format!(
-                "entry {index} does not exist: the log has {size} entries"
-            )));
+            return Err(LedgerError::NoEntry { index, size });
         }
-        self.store.entry(index)?.ok_or_else(|| {
-            LedgerError::DataLoss(format!("entry {index} is missing from the store"))
-        })
+        self.store.entry(index)?.ok_or(LedgerError::Missing(index))
     }
 
     /// The index of the entry with this leaf hash.
@@ -363,9 +431,7 @@ impl Ledger {
         let size = self.published().checkpoint.size;
         match self.store.index_of_leaf(leaf_hash)? {
             Some(index) if index < size => Ok(index),
-            _ => Err(LedgerError::NotFound(format!(
-                "no entry has leaf hash {leaf_hash}"
-            ))),
+            _ => Err(LedgerError::NoLeafHash(*leaf_hash)),
         }
     }
 
@@ -375,9 +441,7 @@ impl Ledger {
         let size = published.checkpoint.size;
         match requested {
             0 => Ok((size, published)),
-            n if n > size => Err(LedgerError::Precondition(format!(
-                "tree size {n} is beyond the log's current size {size}"
-            ))),
+            n if n > size => Err(LedgerError::BeyondLog { requested: n, size }),
             n => Ok((n, published)),
         }
     }
@@ -385,9 +449,7 @@ impl Ledger {
     /// The inclusion proof of entry `index` in the tree of `size`.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
         if index >= size {
-            return Err(LedgerError::Precondition(format!(
-                "entry {index} is not in a tree of size {size}"
-            )));
+            return Err(LedgerError::NotInTree { index, size });
         }
         merkle::inclusion_proof(&*self.store, index, size)
             .map_err(|e| failure_of(format!("the inclusion proof of entry {index}"), e))
@@ -396,9 +458,7 @@ impl Ledger {
     /// The consistency proof between two tree sizes.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LedgerError> {
         if old == 0 || old > new {
-            return Err(LedgerError::Precondition(format!(
-                "no consistency proof from size {old} to size {new}: need 0 < old size <= new size"
-            )));
+            return Err(LedgerError::NoConsistency { old, new });
         }
         merkle::consistency_proof(&*self.store, old, new)
             .map_err(|e| failure_of(format!("the consistency proof from {old} to {new}"), e))
@@ -525,9 +585,10 @@ impl Ledger {
         let entries = indexes
             .into_iter()
             .map(|index| {
-                let bytes = self.store.entry(index)?.ok_or_else(|| {
-                    LedgerError::DataLoss(format!("entry {index} is missing from the store"))
-                })?;
+                let bytes = self
+                    .store
+                    .entry(index)?
+                    .ok_or_else(|| LedgerError::Missing(index))?;
                 let proof = self.inclusion_proof(index, size)?;
                 leaf_hashes.push(evident_core::merkle::leaf_hash(&bytes));
                 Ok(BundleEntry::new(&bytes, &proof))
@@ -535,9 +596,7 @@ impl Ledger {
             .collect::<Result<Vec<_>, LedgerError>>()?;
         let manifest = Manifest::new(&published.checkpoint, request, &leaf_hashes)
             .sign(&self.signer)
-            .map_err(|e| {
-                LedgerError::InvalidArgument(format!("signing the bundle manifest: {e}"))
-            })?;
+            .map_err(|e| failure_of("signing the bundle manifest", e))?;
         Ok(Bundle {
             media_type: BUNDLE_MEDIA_TYPE.to_owned(),
             checkpoint: published.note.clone(),
@@ -567,9 +626,10 @@ impl Ledger {
             }
         }
         if artifacts.is_empty() {
-            return Err(LedgerError::NotFound(format!(
-                "no release attestation declares {name}@{version}"
-            )));
+            return Err(LedgerError::NoRelease {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            });
         }
         Ok(artifacts.into_iter().collect())
     }
@@ -586,7 +646,7 @@ impl Ledger {
         let cursor = cursor
             .map(|text| Cursor::decode(text, filters))
             .transpose()
-            .map_err(|e| LedgerError::InvalidArgument(e.to_string()))?;
+            .map_err(LedgerError::Cursor)?;
         let page = crate::query::run(
             &self.store,
             filters,
@@ -617,19 +677,13 @@ impl Ledger {
         let size = published.checkpoint.size;
         let end = if end == 0 { size } else { end };
         if end > size {
-            return Err(LedgerError::Precondition(format!(
-                "end {end} is beyond the log's current size {size}"
-            )));
+            return Err(LedgerError::RangeBeyondLog { start, end, size });
         }
         if start >= size {
-            return Err(LedgerError::Precondition(format!(
-                "entry {start} does not exist: the log has {size} entries"
-            )));
+            return Err(LedgerError::RangeBeyondLog { start, end, size });
         }
         if start >= end {
-            return Err(LedgerError::InvalidArgument(format!(
-                "start {start} is not below end {end}"
-            )));
+            return Err(LedgerError::EmptyRange { start, end });
         }
         let mut out = Vec::new();
         let mut bytes = 0;
@@ -640,9 +694,7 @@ impl Ledger {
                 // damaged entry.
                 Ok(None) | Err(_) if !out.is_empty() => break,
                 Ok(None) => {
-                    return Err(LedgerError::DataLoss(format!(
-                        "entry {index} is missing from the store"
-                    )));
+                    return Err(LedgerError::Missing(index));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -663,11 +715,8 @@ impl Ledger {
 
 /// Reads and decodes entry `index`.
 fn read_record(store: &Store, index: u64) -> Result<LeafRecord, LedgerError> {
-    let bytes = store
-        .entry(index)?
-        .ok_or_else(|| LedgerError::DataLoss(format!("entry {index} is missing from the store")))?;
-    LeafRecord::decode(&bytes)
-        .map_err(|e| LedgerError::DataLoss(format!("entry {index} does not decode: {e}")))
+    let bytes = store.entry(index)?.ok_or(LedgerError::Missing(index))?;
+    LeafRecord::decode(&bytes).map_err(|source| LedgerError::Undecodable { index, source })
 }
 
 /// Builds a receipt and checks its proof against the checkpoint before handing it out.
