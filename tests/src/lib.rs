@@ -30,6 +30,8 @@ fn bin_dir() -> &'static Path {
                 "evident-server",
                 "-p",
                 "evident-client",
+                "-p",
+                "evident-release",
                 "--bins",
             ])
             .status()
@@ -50,6 +52,11 @@ pub fn evidentd_bin() -> PathBuf {
 /// Path of the `evident` binary.
 pub fn evident_bin() -> PathBuf {
     bin_dir().join("evident")
+}
+
+/// Path of the `evident-release` binary (the evidence of Evident's own release builds).
+pub fn evident_release_bin() -> PathBuf {
+    bin_dir().join("evident-release")
 }
 
 /// A deterministic signing key: seed byte `n` repeated.

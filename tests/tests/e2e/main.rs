@@ -17,6 +17,7 @@ mod packaging;
 mod policy;
 mod registry;
 mod rejections;
+mod release;
 mod report;
 mod security;
 mod storage;
