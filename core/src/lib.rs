@@ -21,6 +21,8 @@
 pub mod audit;
 pub mod bundle;
 pub mod dsse;
+#[cfg(feature = "fixtures")]
+pub mod fixtures;
 pub mod hash;
 pub mod keys;
 pub mod kinds;

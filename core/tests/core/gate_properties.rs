@@ -24,7 +24,9 @@ use evident_core::registry::{Change, sign_change, time_text};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::policy::{ARTIFACT_DIGEST, Scenario, approval, artifact, good_release, key, t0};
+use evident_core::fixtures::{
+    ARTIFACT as ARTIFACT_DIGEST, Scenario, approval, artifact, good_release, key, t0,
+};
 
 /// A review control over approvals of the artifact: two approvers, no outstanding
 /// request for changes, and the author (as the code-review system records it) approves
@@ -84,7 +86,13 @@ fn approval_strategy(
         })
 }
 
-impl Scenario {
+/// What these properties do with a scenario.
+trait Reviewed {
+    fn approve(&mut self, a: &Approval, time: i64);
+    fn allowed(&self, policy: &Policy) -> bool;
+}
+
+impl Reviewed for Scenario {
     fn approve(&mut self, a: &Approval, time: i64) {
         let reviews: Vec<(&str, &str)> = a
             .reviews
@@ -201,15 +209,15 @@ fn gate_json(f: &Fixture, json: &[u8], policy_name: &str) -> Option<bool> {
 /// while carol's entry is in the bundle, allowed if it were dropped.
 fn denied_release() -> Fixture {
     let mut s = good_release();
-    s.add_policy(crate::policy::POLICY);
+    s.add_policy(evident_core::fixtures::PAYMENTS_PROD);
     s.attest(
         5,
         APPROVAL_V1,
-        crate::policy::commit(),
+        evident_core::fixtures::commit(),
         approval(
             "dave@example.com",
             &[("carol@example.com", "CHANGES_REQUESTED")],
-            crate::policy::COMMIT,
+            evident_core::fixtures::COMMIT,
         ),
         t0(),
     );
@@ -398,7 +406,7 @@ thread_local! {
     static DENIED: Fixture = denied_release();
     static ALLOWED: Fixture = {
         let mut s = good_release();
-        s.add_policy(crate::policy::POLICY);
+        s.add_policy(evident_core::fixtures::PAYMENTS_PROD);
         Fixture::of(&s)
     };
 }
@@ -441,7 +449,7 @@ fn evidence_strategy() -> impl Strategy<Value = Vec<(u8, u8, bool)>> {
 }
 
 fn add_evidence(s: &mut Scenario, items: &[(u8, u8, bool)]) {
-    use crate::policy::{COMMIT, commit};
+    use evident_core::fixtures::{COMMIT, commit};
     use evident_core::predicates::{TEST_RESULT_V0_1, VULNS_V0_2};
     for (signer, kind, good) in items {
         let (predicate_type, subject, predicate): (&str, Value, Value) = match kind {
@@ -458,7 +466,7 @@ fn add_evidence(s: &mut Scenario, items: &[(u8, u8, bool)]) {
             2 => {
                 // A reviewer's own decision (a signer's decision about someone else
                 // counts for nothing, as the two-person properties show).
-                let who = crate::policy::SIGNERS[usize::from(*signer) - 1].1;
+                let who = evident_core::fixtures::SIGNERS[usize::from(*signer) - 1].1;
                 (
                     APPROVAL_V1,
                     commit(),
@@ -497,7 +505,7 @@ proptest! {
         extra in evidence_strategy(),
         revocations in prop::collection::vec(revocation_strategy(), 1..4),
     ) {
-        let policy = Policy::parse(crate::policy::POLICY).unwrap();
+        let policy = Policy::parse(evident_core::fixtures::PAYMENTS_PROD).unwrap();
         let mut s = good_release();
         for d in &drop {
             if !s.evidence.is_empty() {

@@ -7,41 +7,8 @@ use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_tests::{Server, cli, key, stderr, stdout, write_config};
 use serde_json::{Value, json};
 
-const POLICY: &str = r#"name = "payments-prod"
-version = 1
-release_signers = ["role:release"]
-
-[[control]]
-id = "provenance"
-predicate_type = "https://slsa.dev/provenance/v1"
-signers = ["role:ci"]
-
-[[control]]
-id = "unit-tests"
-predicate_type = "https://in-toto.io/attestation/test-result/v0.1"
-signers = ["role:ci"]
-subject = "source-commit"
-require = 'predicate.result == "PASSED"'
-
-[[control]]
-id = "vulnerability-scan"
-predicate_type = "https://in-toto.io/attestation/vulns/v0.2"
-signers = ["role:scanner"]
-max_age = "7d"
-max_severity = "HIGH"
-
-[[control]]
-id = "two-person-review"
-predicate_type = "https://evident.dev/attestation/approval/v1"
-signers = ["role:reviewer"]
-review_systems = ["role:scm"]
-subject = "source-commit"
-min_distinct_signers = 2
-min_approvals = 2
-separation_of_duties = true
-no_changes_requested = true
-reviewed_commit_is_built = true
-"#;
+/// The team's release policy: the one every test and benchmark of the gate uses.
+use evident_core::fixtures::PAYMENTS_PROD as POLICY;
 
 const AUTHOR: &str = "signer-6@test";
 /// The code-review system, trusted by the policy for the change author and for reviewers'
