@@ -1,0 +1,359 @@
+//! Proto ⇄ core conversions, written once for both ends of the wire.
+//!
+//! The server turns requests into core types and answers into proto messages; the client
+//! does the reverse. Both use these functions, so a field means the same thing on both
+//! sides and a malformed one is named the same way. A conversion from the wire checks the
+//! shape only (lengths, required fields, known enum values): it never verifies a
+//! signature or a proof, which is the caller's business.
+//!
+//! The proto and core types are both foreign to this crate, so these are functions rather
+//! than `From`/`TryFrom` implementations.
+
+use evident_core::dsse::{Envelope, Signature};
+use evident_core::hash::HashError;
+use evident_core::keys::KeyError;
+use evident_core::receipt::Receipt;
+use evident_core::record::EntryKind;
+use evident_core::registry::{Admin, Event, SignerKey};
+use evident_core::{Hash, PublicKey};
+use evident_proto::v1 as pb;
+
+/// A wire message that does not convert into its core type: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConvertError {
+    /// A request that must carry an envelope has none.
+    #[error("the request has no envelope: send a DSSE envelope in `envelope`")]
+    NoEnvelope,
+    /// An envelope without a payload type.
+    #[error("envelope payloadType is empty: attestations use \"application/vnd.in-toto+json\"")]
+    NoPayloadType,
+    /// An entry selector that names no entry.
+    #[error("name the entry by `index` or by `leaf_hash`")]
+    NoSelector,
+    /// A message field that must be set is not.
+    #[error("the {message} has no {field}")]
+    Missing {
+        /// The message, e.g. `receipt`.
+        message: &'static str,
+        /// The absent field, e.g. `inclusion proof`.
+        field: &'static str,
+    },
+    /// A hash field that is not a SHA-256 hash.
+    #[error("{field}: {source}")]
+    Hash {
+        /// The field, e.g. `leaf_hash`.
+        field: &'static str,
+        /// Why it is not a hash.
+        source: HashError,
+    },
+    /// A public key field that is not a usable Ed25519 key.
+    #[error("{field}: {source}")]
+    Key {
+        /// The field, e.g. `public key`.
+        field: &'static str,
+        /// Why it is not a key.
+        source: KeyError,
+    },
+    /// An entry kind this version does not know.
+    #[error("unknown entry kind {0}")]
+    Kind(i32),
+}
+
+/// On the server, a request that does not convert is the caller's mistake.
+impl From<ConvertError> for tonic::Status {
+    fn from(e: ConvertError) -> tonic::Status {
+        tonic::Status::invalid_argument(e.to_string())
+    }
+}
+
+/// The envelope a request must carry, with the checks that need no key (present, a
+/// payload type).
+pub fn required_envelope(envelope: Option<pb::Envelope>) -> Result<Envelope, ConvertError> {
+    envelope_from_proto(envelope.ok_or(ConvertError::NoEnvelope)?)
+}
+
+/// A wire envelope as the core type; its payload type must not be empty.
+pub fn envelope_from_proto(envelope: pb::Envelope) -> Result<Envelope, ConvertError> {
+    if envelope.payload_type.is_empty() {
+        return Err(ConvertError::NoPayloadType);
+    }
+    Ok(Envelope {
+        payload: envelope.payload,
+        payload_type: envelope.payload_type,
+        signatures: envelope
+            .signatures
+            .into_iter()
+            .map(|s| Signature {
+                sig: s.sig,
+                keyid: s.keyid,
+            })
+            .collect(),
+    })
+}
+
+/// An envelope as the wire carries it.
+pub fn envelope_to_proto(envelope: Envelope) -> pb::Envelope {
+    pb::Envelope {
+        payload: envelope.payload,
+        payload_type: envelope.payload_type,
+        signatures: envelope
+            .signatures
+            .into_iter()
+            .map(|s| pb::Signature {
+                sig: s.sig,
+                keyid: s.keyid,
+            })
+            .collect(),
+    }
+}
+
+/// An entry kind on the wire. A kind the wire does not name yet is `UNSPECIFIED`.
+pub fn kind_to_proto(kind: EntryKind) -> pb::EntryKind {
+    match kind {
+        EntryKind::Attestation => pb::EntryKind::Attestation,
+        EntryKind::Registry => pb::EntryKind::Registry,
+        EntryKind::Policy => pb::EntryKind::Policy,
+        _ => pb::EntryKind::Unspecified,
+    }
+}
+
+/// An entry kind from the wire; `UNSPECIFIED` is `None` (no kind given).
+pub fn optional_kind_from_proto(code: i32) -> Result<Option<EntryKind>, ConvertError> {
+    match pb::EntryKind::try_from(code) {
+        Ok(pb::EntryKind::Unspecified) => Ok(None),
+        Ok(pb::EntryKind::Attestation) => Ok(Some(EntryKind::Attestation)),
+        Ok(pb::EntryKind::Registry) => Ok(Some(EntryKind::Registry)),
+        Ok(pb::EntryKind::Policy) => Ok(Some(EntryKind::Policy)),
+        Err(_) => Err(ConvertError::Kind(code)),
+    }
+}
+
+/// An entry's kind from the wire: one this version knows.
+pub fn kind_from_proto(code: i32) -> Result<EntryKind, ConvertError> {
+    optional_kind_from_proto(code)?.ok_or(ConvertError::Kind(code))
+}
+
+/// A hash field from the wire.
+pub fn hash_from_proto(bytes: &[u8], field: &'static str) -> Result<Hash, ConvertError> {
+    Hash::from_slice(bytes).map_err(|source| ConvertError::Hash { field, source })
+}
+
+/// A list of hashes (a proof) from the wire.
+pub fn hashes_from_proto(list: &[Vec<u8>], field: &'static str) -> Result<Vec<Hash>, ConvertError> {
+    list.iter().map(|h| hash_from_proto(h, field)).collect()
+}
+
+/// A list of hashes (a proof) on the wire.
+pub fn hashes_to_proto(hashes: &[Hash]) -> Vec<Vec<u8>> {
+    hashes.iter().map(|h| h.as_bytes().to_vec()).collect()
+}
+
+/// The inclusion proof of entry `index` in the tree of `tree_size` entries.
+pub fn inclusion_proof_to_proto(index: u64, tree_size: u64, hashes: &[Hash]) -> pb::InclusionProof {
+    pb::InclusionProof {
+        leaf_index: index,
+        tree_size,
+        hashes: hashes_to_proto(hashes),
+    }
+}
+
+/// A public key field from the wire.
+pub fn key_from_proto(bytes: &[u8], field: &'static str) -> Result<PublicKey, ConvertError> {
+    PublicKey::from_bytes(bytes).map_err(|source| ConvertError::Key { field, source })
+}
+
+/// A receipt on the wire; the envelope goes with it only when the log already held it
+/// (`duplicate`): the submitter has it otherwise.
+pub fn receipt_to_proto(receipt: Receipt, duplicate: bool) -> pb::Receipt {
+    pb::Receipt {
+        index: receipt.index,
+        integrated_time_nanos: receipt.integrated_time_nanos,
+        leaf_hash: receipt.leaf_hash.as_bytes().to_vec(),
+        inclusion_proof: Some(inclusion_proof_to_proto(
+            receipt.index,
+            receipt.tree_size,
+            &receipt.proof,
+        )),
+        checkpoint: receipt.checkpoint,
+        duplicate,
+        previous_leaf_hash: receipt.previous_leaf_hash.as_bytes().to_vec(),
+        kind: kind_to_proto(receipt.kind) as i32,
+        logged_envelope: duplicate.then(|| envelope_to_proto(receipt.envelope)),
+    }
+}
+
+/// A receipt from the wire for the envelope `sent`, checked for shape (not verified), and
+/// whether the log already held the entry. A duplicate's receipt carries the envelope the
+/// log holds, which may differ from `sent` in its signatures.
+pub fn receipt_from_proto(
+    r: pb::Receipt,
+    sent: &Envelope,
+) -> Result<(Receipt, bool), ConvertError> {
+    let proof = r.inclusion_proof.ok_or(ConvertError::Missing {
+        message: "receipt",
+        field: "inclusion proof",
+    })?;
+    let receipt = Receipt {
+        index: r.index,
+        integrated_time_nanos: r.integrated_time_nanos,
+        previous_leaf_hash: hash_from_proto(&r.previous_leaf_hash, "previous leaf hash")?,
+        kind: kind_from_proto(r.kind)?,
+        envelope: match r.logged_envelope {
+            Some(logged) => envelope_from_proto(logged)?,
+            None => sent.clone(),
+        },
+        leaf_hash: hash_from_proto(&r.leaf_hash, "leaf hash")?,
+        tree_size: proof.tree_size,
+        proof: hashes_from_proto(&proof.hashes, "inclusion proof")?,
+        checkpoint: r.checkpoint,
+    };
+    Ok((receipt, r.duplicate))
+}
+
+/// A registered signer key on the wire.
+pub fn signer_to_proto(k: &SignerKey) -> pb::SignerKey {
+    pb::SignerKey {
+        identity: k.identity.clone(),
+        public_key: k.key.to_bytes().to_vec(),
+        roles: k.roles.iter().cloned().collect(),
+        predicate_types: k.predicate_types.iter().cloned().collect(),
+        not_before_nanos: k.not_before,
+        not_after_nanos: k.not_after,
+        revoked_from_nanos: k.revoked.as_ref().map(|(t, _)| *t),
+        revoked_reason: k
+            .revoked
+            .as_ref()
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default(),
+        added_at_index: k.added_at,
+    }
+}
+
+/// A registered signer key from the wire.
+pub fn signer_from_proto(k: pb::SignerKey) -> Result<SignerKey, ConvertError> {
+    Ok(SignerKey {
+        key: key_from_proto(&k.public_key, "public key")?,
+        identity: k.identity,
+        roles: k.roles.into_iter().collect(),
+        predicate_types: k.predicate_types.into_iter().collect(),
+        not_before: k.not_before_nanos,
+        not_after: k.not_after_nanos,
+        revoked: k.revoked_from_nanos.map(|t| (t, k.revoked_reason)),
+        added_at: k.added_at_index,
+    })
+}
+
+/// An administrator on the wire.
+pub fn admin_to_proto(a: &Admin) -> pb::Administrator {
+    pb::Administrator {
+        identity: a.identity.clone(),
+        public_key: a.key.to_bytes().to_vec(),
+    }
+}
+
+/// An administrator from the wire.
+pub fn admin_from_proto(a: pb::Administrator) -> Result<Admin, ConvertError> {
+    Ok(Admin {
+        key: key_from_proto(&a.public_key, "public key")?,
+        identity: a.identity,
+    })
+}
+
+/// A registry event on the wire.
+pub fn event_to_proto(e: &Event) -> pb::RegistryEvent {
+    pb::RegistryEvent {
+        index: e.index,
+        integrated_time_nanos: e.time,
+        identity: e.identity.clone(),
+        summary: e.summary.clone(),
+    }
+}
+
+/// A registry event from the wire.
+pub fn event_from_proto(e: pb::RegistryEvent) -> Event {
+    Event {
+        index: e.index,
+        time: e.integrated_time_nanos,
+        identity: e.identity,
+        summary: e.summary,
+    }
+}
+
+/// Names an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selector {
+    /// By index.
+    Index(u64),
+    /// By leaf hash.
+    LeafHash(Hash),
+}
+
+/// An entry selector on the wire.
+pub fn selector_to_proto(s: Selector) -> pb::EntrySelector {
+    pb::EntrySelector {
+        by: Some(match s {
+            Selector::Index(i) => pb::entry_selector::By::Index(i),
+            Selector::LeafHash(h) => pb::entry_selector::By::LeafHash(h.as_bytes().to_vec()),
+        }),
+    }
+}
+
+/// An entry selector from the wire: it must name an entry.
+pub fn selector_from_proto(s: Option<pb::EntrySelector>) -> Result<Selector, ConvertError> {
+    match s.and_then(|s| s.by) {
+        Some(pb::entry_selector::By::Index(index)) => Ok(Selector::Index(index)),
+        Some(pb::entry_selector::By::LeafHash(bytes)) => {
+            Ok(Selector::LeafHash(hash_from_proto(&bytes, "leaf_hash")?))
+        }
+        None => Err(ConvertError::NoSelector),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use super::*;
+
+    #[test]
+    fn a_malformed_field_is_named() {
+        let err = hash_from_proto(&[0; 3], "leaf_hash").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "leaf_hash: a SHA-256 hash is 32 bytes, got 3"
+        );
+        let sent = Envelope {
+            payload: Vec::new(),
+            payload_type: "t".into(),
+            signatures: Vec::new(),
+        };
+        let err = receipt_from_proto(pb::Receipt::default(), &sent).unwrap_err();
+        assert_eq!(err.to_string(), "the receipt has no inclusion proof");
+        assert_eq!(
+            kind_from_proto(0).unwrap_err().to_string(),
+            "unknown entry kind 0"
+        );
+        assert!(matches!(
+            required_envelope(None).unwrap_err(),
+            ConvertError::NoEnvelope
+        ));
+    }
+
+    #[test]
+    fn an_envelope_and_a_selector_go_and_come_back() {
+        let envelope = Envelope {
+            payload: b"{}".to_vec(),
+            payload_type: "application/vnd.in-toto+json".into(),
+            signatures: vec![Signature {
+                sig: vec![1, 2],
+                keyid: "k".into(),
+            }],
+        };
+        let back = envelope_from_proto(envelope_to_proto(envelope.clone())).unwrap();
+        assert_eq!(back, envelope);
+        for s in [Selector::Index(7), Selector::LeafHash(Hash([9; 32]))] {
+            assert_eq!(selector_from_proto(Some(selector_to_proto(s))).unwrap(), s);
+        }
+    }
+}
