@@ -84,6 +84,17 @@ impl SubmitStream {
 /// One page of [`EntryPages`]: the index of its first record and the records, in log order.
 pub type EntryPage = (u64, Vec<Vec<u8>>);
 
+/// The token of the page after the one asked for with `asked`: empty after the last. A
+/// server that answers with the token it was given would page forever.
+fn next_page(asked: String, next: String) -> Result<String, ClientError> {
+    if !next.is_empty() && next == asked {
+        return Err(ClientError::Response(
+            "the next page's token is the one just sent".into(),
+        ));
+    }
+    Ok(next)
+}
+
 /// Pages of consecutive leaf records, downloaded ahead of their reader
 /// ([`Client::entry_pages`]).
 #[derive(Debug)]
@@ -703,33 +714,55 @@ impl Client {
         self.list_signers_at(as_of_index, None).await
     }
 
-    /// The trust registry as of an entry index or as of a time (nanoseconds, UTC).
+    /// The trust registry as of an entry index or as of a time (nanoseconds, UTC), with the
+    /// signer keys of every page.
     pub async fn list_signers_at(
         &mut self,
         as_of_index: Option<u64>,
         as_of_time_nanos: Option<i64>,
     ) -> Result<SignerListing, ClientError> {
-        let request = pb::ListSignersRequest {
-            as_of_index,
-            as_of_time_nanos,
-        };
-        let r = self
-            .call(move |mut c| async move { c.list_signers(request).await })
-            .await?;
-        Ok(SignerListing {
-            admins: r
-                .admins
-                .into_iter()
-                .map(admin_from_proto)
-                .collect::<Result<_, _>>()?,
-            threshold: r.threshold as usize,
-            signers: r
+        let mut listing: Option<SignerListing> = None;
+        let mut page_token = String::new();
+        // Every page: the server pins the registry of the first one in its token.
+        loop {
+            let request = pb::ListSignersRequest {
+                as_of_index,
+                as_of_time_nanos,
+                page_size: 0,
+                page_token: page_token.clone(),
+            };
+            let r = self
+                .call(move |mut c| {
+                    let request = request.clone();
+                    async move { c.list_signers(request).await }
+                })
+                .await?;
+            let signers = r
                 .signers
                 .into_iter()
                 .map(signer_from_proto)
-                .collect::<Result<_, _>>()?,
-            as_of_index: r.as_of_index,
-        })
+                .collect::<Result<Vec<_>, _>>()?;
+            match &mut listing {
+                Some(listing) => listing.signers.extend(signers),
+                None => {
+                    listing = Some(SignerListing {
+                        admins: r
+                            .admins
+                            .into_iter()
+                            .map(admin_from_proto)
+                            .collect::<Result<_, _>>()?,
+                        threshold: r.threshold as usize,
+                        signers,
+                        as_of_index: r.as_of_index,
+                    });
+                }
+            }
+            page_token = next_page(page_token, r.next_page_token)?;
+            if page_token.is_empty() {
+                break;
+            }
+        }
+        Ok(listing.expect("the loop runs at least once"))
     }
 
     /// Every registry entry that touched `identity`, and its keys.
@@ -753,16 +786,27 @@ impl Client {
         })
     }
 
-    /// Every policy version in the log: `(name, version, index)`.
+    /// Every policy version in the log: `(name, version, index)`, from every page.
     pub async fn list_policies(&mut self) -> Result<Vec<(String, u64, u64)>, ClientError> {
-        let request = pb::ListPoliciesRequest {};
-        Ok(self
-            .call(move |mut c| async move { c.list_policies(request).await })
-            .await?
-            .policies
-            .into_iter()
-            .map(|p| (p.name, p.version, p.index))
-            .collect())
+        let mut policies = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = pb::ListPoliciesRequest {
+                page_size: 0,
+                page_token: page_token.clone(),
+            };
+            let r = self
+                .call(move |mut c| {
+                    let request = request.clone();
+                    async move { c.list_policies(request).await }
+                })
+                .await?;
+            policies.extend(r.policies.into_iter().map(|p| (p.name, p.version, p.index)));
+            page_token = next_page(page_token, r.next_page_token)?;
+            if page_token.is_empty() {
+                return Ok(policies);
+            }
+        }
     }
 
     /// One policy version (default: the latest).

@@ -14,6 +14,7 @@ use evident_core::{Hash, merkle};
 use evident_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::api::paging::{self, List, Token};
 use crate::auth::{Auth, Needs, Role};
 use crate::ledger::{Authorization, Ledger, LedgerError, registry_error};
 use crate::metrics::{METRICS, VerificationFailure};
@@ -975,21 +976,31 @@ impl pb::ledger_server::Ledger for LedgerService {
             "list the trust registry",
         )?;
         let request = request.into_inner();
+        let token = Token::parse(&request.page_token, List::Signers)?;
         let ledger = self.ledger()?.clone();
         let size = ledger.published().checkpoint.size;
-        let as_of_registry = match (request.as_of_index, request.as_of_time_nanos) {
-            (Some(_), Some(_)) => {
+        let as_of_registry = match (token, request.as_of_index, request.as_of_time_nanos) {
+            // Later pages list the registry the first one did.
+            (Some(token), _, _) if token.as_of > size => {
+                return Err(Status::invalid_argument(format!(
+                    "page_token names a registry beyond the log's {size} entries: pass the \
+                     previous page's next_page_token unchanged"
+                )));
+            }
+            (Some(token), _, _) if token.as_of == size => None,
+            (Some(token), _, _) => Some((Some(token.as_of), None)),
+            (None, Some(_), Some(_)) => {
                 return Err(Status::invalid_argument(
                     "give as_of_index or as_of_time_nanos, not both",
                 ));
             }
-            (None, None) => None,
-            (Some(index), None) if index > size => {
+            (None, None, None) => None,
+            (None, Some(index), None) if index > size => {
                 return Err(Status::failed_precondition(format!(
                     "as_of_index {index} is beyond the log's {size} entries"
                 )));
             }
-            (index, time) => Some((index, time)),
+            (None, index, time) => Some((index, time)),
         };
         let (registry, as_of) = match as_of_registry {
             None => (ledger.registry(), size),
@@ -1006,6 +1017,13 @@ impl pb::ledger_server::Ledger for LedgerService {
             .map_err(|e| Status::internal(format!("reading the registry failed: {e}")))?
             .map_err(status)?,
         };
+        let (signers, next_page_token) = paging::page(
+            registry.signer_keys().iter().collect(),
+            List::Signers,
+            as_of,
+            token.map_or(0, |t| t.offset),
+            paging::page_size(request.page_size),
+        )?;
         Ok(Response::new(pb::ListSignersResponse {
             admins: registry
                 .admins()
@@ -1013,12 +1031,9 @@ impl pb::ledger_server::Ledger for LedgerService {
                 .map(convert::admin_to_proto)
                 .collect(),
             threshold: u32::try_from(registry.threshold()).unwrap_or(u32::MAX),
-            signers: registry
-                .signer_keys()
-                .iter()
-                .map(convert::signer_to_proto)
-                .collect(),
+            signers: signers.into_iter().map(convert::signer_to_proto).collect(),
             as_of_index: as_of,
+            next_page_token,
         }))
     }
 
@@ -1059,7 +1074,35 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::ListPoliciesRequest>,
     ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
         let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "list policies")?;
-        let policies = self.ledger()?.policies().map_err(status)?;
+        let request = request.into_inner();
+        let token = Token::parse(&request.page_token, List::Policies)?;
+        let ledger = self.ledger()?;
+        let size = ledger.published().checkpoint.size;
+        // Later pages list the versions the first one did: those below its log size.
+        let as_of = match token {
+            Some(token) if token.as_of > size => {
+                return Err(Status::invalid_argument(format!(
+                    "page_token names a log of {} entries, beyond its {size}: pass the \
+                     previous page's next_page_token unchanged",
+                    token.as_of
+                )));
+            }
+            Some(token) => token.as_of,
+            None => size,
+        };
+        let policies = ledger
+            .policies()
+            .map_err(status)?
+            .into_iter()
+            .filter(|(_, _, index)| *index < as_of)
+            .collect();
+        let (policies, next_page_token) = paging::page(
+            policies,
+            List::Policies,
+            as_of,
+            token.map_or(0, |t| t.offset),
+            paging::page_size(request.page_size),
+        )?;
         Ok(Response::new(pb::ListPoliciesResponse {
             policies: policies
                 .into_iter()
@@ -1069,6 +1112,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                     index,
                 })
                 .collect(),
+            next_page_token,
         }))
     }
 
