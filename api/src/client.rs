@@ -18,7 +18,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use crate::ClientError;
 use crate::convert::{
     ConvertError, Selector, admin_from_proto, envelope_to_proto, event_from_proto, hash_from_proto,
-    hashes_from_proto, kind_from_proto, kind_to_proto, receipt_from_proto, selector_to_proto,
+    hashes_from_proto, kind_to_proto, log_entry_from_proto, receipt_from_proto, selector_to_proto,
     signer_from_proto,
 };
 
@@ -899,13 +899,14 @@ impl Client {
                 async move { c.get_entry(request).await }
             })
             .await?;
+        let entry = log_entry_from_proto(&r)?;
         let record = LeafRecord::decode(&r.leaf_record)
             .map_err(|e| ClientError::Response(format!("leaf record: {e}")))?;
         let leaf_hash = record.leaf_hash();
-        if r.leaf_hash != leaf_hash.as_bytes() {
+        if entry.leaf_hash != leaf_hash {
             return Err(ClientError::Response(format!(
                 "the server's leaf hash for entry {} is not the hash of the record it sent",
-                r.index
+                entry.index
             )));
         }
         let proof = match r.inclusion_proof {
@@ -982,17 +983,17 @@ impl Client {
             .results
             .into_iter()
             .map(|h| {
-                let leaf_hash = hash_from_proto(&h.leaf_hash, "leaf hash")?;
+                let entry = log_entry_from_proto(&h)?;
                 let record = if h.leaf_record.is_empty() {
                     None
                 } else {
                     let record = LeafRecord::decode(&h.leaf_record)
                         .map_err(|e| ClientError::Response(format!("leaf record: {e}")))?;
-                    if record.leaf_hash() != leaf_hash || record.index() != h.index {
+                    if record.leaf_hash() != entry.leaf_hash || record.index() != entry.index {
                         return Err(ClientError::Response(format!(
                             "the server's record for entry {} does not match its index or \
                              leaf hash",
-                            h.index
+                            entry.index
                         )));
                     }
                     Some(record)
@@ -1002,10 +1003,10 @@ impl Client {
                     None => None,
                 };
                 Ok(Hit {
-                    index: h.index,
-                    leaf_hash,
-                    integrated_time_nanos: h.integrated_time_nanos,
-                    kind: kind_from_proto(h.kind)?,
+                    index: entry.index,
+                    leaf_hash: entry.leaf_hash,
+                    integrated_time_nanos: entry.integrated_time_nanos,
+                    kind: entry.kind,
                     signers: h.signers,
                     subjects: h
                         .subjects

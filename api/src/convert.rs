@@ -13,7 +13,7 @@ use evident_core::dsse::{Envelope, Signature};
 use evident_core::hash::HashError;
 use evident_core::keys::KeyError;
 use evident_core::receipt::Receipt;
-use evident_core::record::EntryKind;
+use evident_core::record::{EntryKind, LeafRecord};
 use evident_core::registry::{Admin, Event, SignerKey};
 use evident_core::{Hash, PublicKey};
 use evident_proto::v1 as pb;
@@ -163,24 +163,116 @@ pub fn key_from_proto(bytes: &[u8], field: &'static str) -> Result<PublicKey, Co
     PublicKey::from_bytes(bytes).map_err(|source| ConvertError::Key { field, source })
 }
 
+/// Where and what an entry is in the log: the `LogEntry` a receipt, an entry and a query
+/// result carry, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Its position in the log.
+    pub index: u64,
+    /// Its integrated time (Unix nanoseconds).
+    pub integrated_time_nanos: i64,
+    /// Its kind.
+    pub kind: EntryKind,
+    /// Its RFC 6962 leaf hash.
+    pub leaf_hash: Hash,
+}
+
+impl LogEntry {
+    /// The entry `record` is, whose leaf hash is `leaf_hash`.
+    pub fn of(record: &LeafRecord, leaf_hash: Hash) -> LogEntry {
+        LogEntry {
+            index: record.index(),
+            integrated_time_nanos: record.integrated_time_nanos(),
+            kind: record.kind(),
+            leaf_hash,
+        }
+    }
+}
+
+/// A message that carries a `LogEntry` (`Receipt`, `GetEntryResponse`, `QueryResult`) and,
+/// deprecated, the same four fields of its own.
+pub trait CarriesLogEntry {
+    /// Its `LogEntry`; from the deprecated fields when there is none (a server from before
+    /// `LogEntry`).
+    fn log_entry(&self) -> pb::LogEntry;
+    /// Sets its `LogEntry` and the deprecated fields that repeat it.
+    fn set_log_entry(&mut self, entry: pb::LogEntry);
+}
+
+/// The deprecated fields are read and written here only: for clients and servers built
+/// before `LogEntry` (proto/evident/v1/ledger.proto says when they go).
+macro_rules! carries_log_entry {
+    ($($message:ty),*) => {$(
+        #[allow(deprecated, reason = "the fields LogEntry replaces, kept for older peers")]
+        impl CarriesLogEntry for $message {
+            fn log_entry(&self) -> pb::LogEntry {
+                self.entry.clone().unwrap_or_else(|| pb::LogEntry {
+                    index: self.index,
+                    integrated_time_nanos: self.integrated_time_nanos,
+                    kind: self.kind,
+                    leaf_hash: self.leaf_hash.clone(),
+                })
+            }
+
+            fn set_log_entry(&mut self, entry: pb::LogEntry) {
+                self.index = entry.index;
+                self.integrated_time_nanos = entry.integrated_time_nanos;
+                self.kind = entry.kind;
+                self.leaf_hash = entry.leaf_hash.clone();
+                self.entry = Some(entry);
+            }
+        }
+    )*};
+}
+
+carries_log_entry!(pb::Receipt, pb::GetEntryResponse, pb::QueryResult);
+
+/// Sets `message`'s `LogEntry` to `entry` (and the deprecated fields that repeat it).
+pub fn set_log_entry(message: &mut impl CarriesLogEntry, entry: &LogEntry) {
+    message.set_log_entry(pb::LogEntry {
+        index: entry.index,
+        integrated_time_nanos: entry.integrated_time_nanos,
+        kind: kind_to_proto(entry.kind) as i32,
+        leaf_hash: entry.leaf_hash.as_bytes().to_vec(),
+    });
+}
+
+/// The `LogEntry` of `message`, checked.
+pub fn log_entry_from_proto(message: &impl CarriesLogEntry) -> Result<LogEntry, ConvertError> {
+    let entry = message.log_entry();
+    Ok(LogEntry {
+        index: entry.index,
+        integrated_time_nanos: entry.integrated_time_nanos,
+        kind: kind_from_proto(entry.kind)?,
+        leaf_hash: hash_from_proto(&entry.leaf_hash, "leaf hash")?,
+    })
+}
+
 /// A receipt on the wire; the envelope goes with it only when the log already held it
 /// (`duplicate`): the submitter has it otherwise.
 pub fn receipt_to_proto(receipt: Receipt, duplicate: bool) -> pb::Receipt {
-    pb::Receipt {
-        index: receipt.index,
-        integrated_time_nanos: receipt.integrated_time_nanos,
-        leaf_hash: receipt.leaf_hash.as_bytes().to_vec(),
+    let mut message = pb::Receipt {
         inclusion_proof: Some(inclusion_proof_to_proto(
             receipt.index,
             receipt.tree_size,
             &receipt.proof,
         )),
-        checkpoint: receipt.checkpoint,
         duplicate,
         previous_leaf_hash: receipt.previous_leaf_hash.as_bytes().to_vec(),
-        kind: kind_to_proto(receipt.kind) as i32,
-        logged_envelope: duplicate.then(|| envelope_to_proto(receipt.envelope)),
-    }
+        ..pb::Receipt::default()
+    };
+    set_log_entry(
+        &mut message,
+        &LogEntry {
+            index: receipt.index,
+            integrated_time_nanos: receipt.integrated_time_nanos,
+            kind: receipt.kind,
+            leaf_hash: receipt.leaf_hash,
+        },
+    );
+    message.logged_envelope = duplicate.then(|| envelope_to_proto(receipt.envelope));
+    message.checkpoint = receipt.checkpoint;
+    message
 }
 
 /// A receipt from the wire for the envelope `sent`, checked for shape (not verified), and
@@ -190,20 +282,21 @@ pub fn receipt_from_proto(
     r: pb::Receipt,
     sent: &Envelope,
 ) -> Result<(Receipt, bool), ConvertError> {
+    let entry = log_entry_from_proto(&r)?;
     let proof = r.inclusion_proof.ok_or(ConvertError::Missing {
         message: "receipt",
         field: "inclusion proof",
     })?;
     let receipt = Receipt {
-        index: r.index,
-        integrated_time_nanos: r.integrated_time_nanos,
+        index: entry.index,
+        integrated_time_nanos: entry.integrated_time_nanos,
         previous_leaf_hash: hash_from_proto(&r.previous_leaf_hash, "previous leaf hash")?,
-        kind: kind_from_proto(r.kind)?,
+        kind: entry.kind,
         envelope: match r.logged_envelope {
             Some(logged) => envelope_from_proto(logged)?,
             None => sent.clone(),
         },
-        leaf_hash: hash_from_proto(&r.leaf_hash, "leaf hash")?,
+        leaf_hash: entry.leaf_hash,
         tree_size: proof.tree_size,
         proof: hashes_from_proto(&proof.hashes, "inclusion proof")?,
         checkpoint: r.checkpoint,
@@ -328,7 +421,17 @@ mod tests {
             payload_type: "t".into(),
             signatures: Vec::new(),
         };
-        let err = receipt_from_proto(pb::Receipt::default(), &sent).unwrap_err();
+        let mut receipt = pb::Receipt::default();
+        set_log_entry(
+            &mut receipt,
+            &LogEntry {
+                index: 3,
+                integrated_time_nanos: 4,
+                kind: EntryKind::Attestation,
+                leaf_hash: Hash([5; 32]),
+            },
+        );
+        let err = receipt_from_proto(receipt, &sent).unwrap_err();
         assert_eq!(err.to_string(), "the receipt has no inclusion proof");
         assert_eq!(
             kind_from_proto(0).unwrap_err().to_string(),
@@ -338,6 +441,23 @@ mod tests {
             required_envelope(None).unwrap_err(),
             ConvertError::NoEnvelope
         ));
+    }
+
+    #[test]
+    #[allow(deprecated, reason = "what a server from before LogEntry sends")]
+    fn a_log_entry_is_read_from_the_deprecated_fields_when_absent() {
+        let entry = LogEntry {
+            index: 7,
+            integrated_time_nanos: 8,
+            kind: EntryKind::Policy,
+            leaf_hash: Hash([1; 32]),
+        };
+        let mut new = pb::QueryResult::default();
+        set_log_entry(&mut new, &entry);
+        assert_eq!(new.index, 7, "the deprecated fields are filled too");
+        assert_eq!(log_entry_from_proto(&new).unwrap(), entry);
+        let old = pb::QueryResult { entry: None, ..new };
+        assert_eq!(log_entry_from_proto(&old).unwrap(), entry);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! converted into checked `evident-core` values here, once, and answers are converted back,
 //! with the conversions the client shares (`evident_api::convert`).
 
-use evident_api::convert::{self, Selector};
+use evident_api::convert::{self, LogEntry, Selector};
 use evident_core::audit::Facts;
 use evident_core::bundle::BundleRequest;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
@@ -794,13 +794,13 @@ impl pb::ledger_server::Ledger for LedgerService {
                     Status::data_loss(format!("entry {index} does not decode: {e}"))
                 })?;
                 let mut result = pb::QueryResult {
-                    index,
-                    leaf_hash: merkle::leaf_hash(&record_bytes).as_bytes().to_vec(),
-                    integrated_time_nanos: record.integrated_time_nanos(),
-                    kind: convert::kind_to_proto(record.kind()) as i32,
                     signers,
                     ..pb::QueryResult::default()
                 };
+                convert::set_log_entry(
+                    &mut result,
+                    &LogEntry::of(&record, merkle::leaf_hash(&record_bytes)),
+                );
                 if let Ok(statement) = Statement::from_envelope(record.envelope()) {
                     result.predicate_type = statement.predicate_type.clone();
                     result.subjects = statement
@@ -1259,17 +1259,16 @@ impl pb::ledger_server::Ledger for LedgerService {
                 )
             }
         };
-        Ok(Response::new(pb::GetEntryResponse {
-            index,
-            integrated_time_nanos: record.integrated_time_nanos(),
+        let mut answer = pb::GetEntryResponse {
             previous_leaf_hash: record.previous_leaf_hash().as_bytes().to_vec(),
-            kind: convert::kind_to_proto(record.kind()) as i32,
-            leaf_hash: leaf_hash.as_bytes().to_vec(),
-            envelope: Some(convert::envelope_to_proto(record.into_envelope())),
-            leaf_record: bytes,
             inclusion_proof: proof,
             checkpoint,
-        }))
+            ..pb::GetEntryResponse::default()
+        };
+        convert::set_log_entry(&mut answer, &LogEntry::of(&record, leaf_hash));
+        answer.envelope = Some(convert::envelope_to_proto(record.into_envelope()));
+        answer.leaf_record = bytes;
+        Ok(Response::new(answer))
     }
 
     async fn get_checkpoint(
