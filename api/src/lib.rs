@@ -4,15 +4,16 @@
 //!   ([`convert::ConvertError`]). The server's `service.rs` converts requests and answers
 //!   with it; the [`Client`] converts the server's answers.
 //! - [`Client`]: the typed gRPC client of `evident.v1.Ledger` — connecting (TLS, client
-//!   certificates, the bearer token, which never crosses the network in plaintext), timeouts
-//!   and retries ([`RetryPolicy`]), and one method per call, answering core types. The
+//!   certificates, the bearer token, sent in plaintext to loopback only), timeouts and
+//!   retries ([`RetryPolicy`]), and one method per call, answering core types. The
 //!   `evident` library and CLI use it, and so does `evidentd backup`.
 //!
 //! This crate checks shapes, never evidence: a receipt, a checkpoint or a proof it returns is
 //! not yet verified. Verification is `evident-core`'s, called by the library.
 //!
-//! Only this crate, the server's `service.rs` and the server's backup see `evident-proto`
-//! types; `evident-server` and `evident-client` never depend on each other.
+//! Besides this crate, only the server's `service.rs` (and `lib.rs`, which mounts the
+//! services) sees `evident-proto` types; `evident-server` and `evident-client` never depend
+//! on each other, and meet here.
 
 mod client;
 pub mod convert;
