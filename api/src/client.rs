@@ -27,6 +27,10 @@ use crate::convert::{
 /// ([`ClientError::Status`] with the code and message `Submit` would have given).
 pub type SubmitAnswer = Result<(Receipt, bool), ClientError>;
 
+/// The largest answer the client accepts, and so the server sends: evidence bundles of big
+/// registries and releases, pages of entries.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+
 /// The most envelopes the server accepts in one `SubmitBatch` request or stream message.
 pub const MAX_ENVELOPES_PER_REQUEST: usize = 256;
 
@@ -570,7 +574,7 @@ impl Client {
         Ok(Client {
             // Evidence bundles and pages of entries can be large; the server caps them.
             inner: LedgerClient::with_interceptor(channel, Bearer(bearer))
-                .max_decoding_message_size(64 << 20),
+                .max_decoding_message_size(MAX_ANSWER_BYTES),
             timeout: options.timeout,
             retry: options.retry,
         })

@@ -24,8 +24,8 @@ use evident_core::note::NoteError;
 
 pub use client::{
     Bearer, Client, ConnectOptions, Credentials, Entry, EntryPage, EntryPages, Hit,
-    MAX_ENVELOPES_PER_REQUEST, PolicyDocument, Query, QueryPage, Release, RetryPolicy,
-    SignerHistory, SignerListing, SubmitAnswer, SubmitStream, is_retryable,
+    MAX_ANSWER_BYTES, MAX_ENVELOPES_PER_REQUEST, PolicyDocument, Query, QueryPage, Release,
+    RetryPolicy, SignerHistory, SignerListing, SubmitAnswer, SubmitStream, is_retryable,
 };
 pub use convert::Selector;
 
