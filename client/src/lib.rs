@@ -22,111 +22,20 @@ pub mod keyfile;
 pub mod report;
 pub mod signers;
 pub mod submit;
-mod transport;
 
 use std::path::{Path, PathBuf};
 
 use evident_core::merkle;
-use evident_core::note::{Checkpoint, NoteError, Verifier};
+use evident_core::note::{Checkpoint, Verifier};
 use serde::{Deserialize, Serialize};
 
-pub use transport::{
-    Bearer, Client, ConnectOptions, Credentials, Entry, Hit, MAX_ENVELOPES_PER_REQUEST,
-    PolicyDocument, Query, QueryPage, Release, RetryPolicy, Selector, SignerHistory, SignerListing,
-    SubmitAnswer, SubmitStream, is_retryable,
+// The typed gRPC client is `evident-api`'s, shared with `evidentd backup`; these are the
+// paths this library has always offered.
+pub use evident_api::{
+    Bearer, Client, ClientError, ConnectOptions, Credentials, Entry, Hit,
+    MAX_ENVELOPES_PER_REQUEST, PolicyDocument, Query, QueryPage, Release, RetryPolicy, Selector,
+    SignerHistory, SignerListing, SubmitAnswer, SubmitStream, is_retryable,
 };
-
-/// What went wrong talking to the ledger or checking its answers.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The server could not be reached.
-    #[error("connecting to {0}")]
-    Connect(String),
-    /// The server answered with an error status.
-    #[error("the server refused ({code:?}): {message}")]
-    #[non_exhaustive]
-    Status {
-        /// The gRPC status code.
-        code: tonic::Code,
-        /// The server's message.
-        message: String,
-        /// The machine-readable reason (`google.rpc.ErrorInfo.reason`, docs/ERRORS.md:
-        /// `UNKNOWN_KEY`, `KEY_REVOKED`, `OVER_RATE_LIMIT`, …), when the refusal has one.
-        reason: Option<String>,
-    },
-    /// The server's answer is malformed.
-    #[error("the server's answer is malformed: {0}")]
-    Response(String),
-    /// A checkpoint did not verify under the pinned log key.
-    #[error("checkpoint does not verify: {0}")]
-    Checkpoint(#[from] NoteError),
-    /// The log is not consistent with the checkpoint this client saw before: a fork or a
-    /// rollback.
-    #[error("{0}")]
-    Inconsistent(String),
-    /// The state file could not be read or written.
-    #[error("checkpoint state {path}: {reason}")]
-    State {
-        /// The state file.
-        path: PathBuf,
-        /// What failed.
-        reason: String,
-    },
-    /// Evidence did not verify (a receipt, a bundle, a duplicate that is not ours): a failed
-    /// verification, like [`ClientError::Inconsistent`].
-    #[error("{0}")]
-    Verification(String),
-    /// An input (a key, a document, a name, the server's answer) is not what it must be.
-    #[error("{0}")]
-    Invalid(String),
-    /// A file could not be read or written, or its content could not be understood: what
-    /// was being done, and the underlying error as the source.
-    #[error("{context}")]
-    Input {
-        /// What was being done, e.g. `reading genesis.json`.
-        context: String,
-        /// Why it failed.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
-    },
-    /// A bundle could not be read.
-    #[error(transparent)]
-    Bundle(#[from] evident_core::bundle::BundleError),
-}
-
-impl From<tonic::Status> for ClientError {
-    fn from(status: tonic::Status) -> ClientError {
-        ClientError::Status {
-            code: status.code(),
-            message: status.message().to_owned(),
-            reason: crate::transport::error_reason(&status),
-        }
-    }
-}
-
-impl ClientError {
-    /// Whether this is a failed verification (exit 1) rather than an error (exit 2).
-    pub fn is_verification_failure(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Checkpoint(_)
-                | ClientError::Inconsistent(_)
-                | ClientError::Verification(_)
-        )
-    }
-
-    /// An [`ClientError::Input`] error: `context`, caused by `source`.
-    pub(crate) fn input(
-        context: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    ) -> ClientError {
-        ClientError::Input {
-            context: context.into(),
-            source: source.into(),
-        }
-    }
-}
 
 /// Now, in nanoseconds since the Unix epoch (the ledger's time unit).
 pub fn now_nanos() -> i64 {

@@ -168,13 +168,7 @@ where
             Err(refused) => {
                 let text = refused.to_string();
                 sent.iter()
-                    .map(|_| {
-                        Err(ClientError::Status {
-                            code: tonic::Code::Unknown,
-                            message: text.clone(),
-                            reason: None,
-                        })
-                    })
+                    .map(|_| Err(ClientError::status(tonic::Code::Unknown, text.clone())))
                     .collect()
             }
         };

@@ -137,7 +137,14 @@ pub struct Scenario {
     pub evidence: Vec<u64>,
 }
 
+impl Default for Scenario {
+    fn default() -> Scenario {
+        Scenario::new()
+    }
+}
+
 impl Scenario {
+    /// A log holding the team's registry entries, and no evidence yet.
     pub fn new() -> Scenario {
         let mut log = MemoryLog::new(
             "evident.test/log",

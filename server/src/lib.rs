@@ -32,9 +32,8 @@ use crate::config::Config;
 use crate::ledger::{BatchLimits, Ledger};
 use crate::store::Store;
 
-/// The largest answer the server sends (and the client accepts): evidence bundles of big
-/// registries and releases.
-pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+/// The largest answer the server sends: the largest the client accepts.
+pub const MAX_ANSWER_BYTES: usize = evident_api::MAX_ANSWER_BYTES;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -176,8 +176,9 @@ impl Limiter {
 /// `max_envelope_bytes` before it is refused unread.
 pub const FRAMING_BYTES: usize = 1024;
 
-/// The most envelopes one `SubmitBatch` request or one `SubmitStream` message may carry.
-pub const MAX_BATCH_ENVELOPES: usize = 256;
+/// The most envelopes one `SubmitBatch` request or one `SubmitStream` message may carry:
+/// what the client splits its batches by.
+pub const MAX_BATCH_ENVELOPES: usize = evident_api::MAX_ENVELOPES_PER_REQUEST;
 
 /// The most envelopes of one submission stream received and not yet answered: past it the
 /// server reads no more of the stream until answers have gone out.

@@ -1,10 +1,11 @@
 //! The API layer: the gRPC service and what stands in front of it — who is calling
-//! (`auth`), how much they may ask (`limits`), the connections (`accept`) and transport
-//! security (`tls`).
+//! (`auth`), how much they may ask (`limits`), the pages of list calls (`paging`), the
+//! connections (`accept`) and transport security (`tls`).
 
 pub(crate) mod accept;
 pub mod auth;
 pub(crate) mod limits;
+pub(crate) mod paging;
 pub mod reason;
 pub(crate) mod service;
 pub mod tls;

@@ -1,17 +1,19 @@
 //! The gRPC services. The only module that sees `evident-proto` types: requests are
-//! converted into checked `evident-core` values here, once, and answers are converted back.
+//! converted into checked `evident-core` values here, once, and answers are converted back,
+//! with the conversions the client shares (`evident_api::convert`).
 
+use evident_api::convert::{self, LogEntry, Selector};
 use evident_core::bundle::BundleRequest;
-use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, Signature};
+use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::kinds::{self, Refusal};
-use evident_core::receipt::Receipt;
-use evident_core::record::{self, EntryKind, LeafRecord};
-use evident_core::registry::{AuthError, Registry, SignerKey};
+use evident_core::record::{self, LeafRecord};
+use evident_core::registry::{AuthError, Registry};
 use evident_core::statement::Statement;
 use evident_core::{Hash, merkle};
 use evident_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::api::paging::{self, List, Token};
 use crate::auth::{Auth, Needs, Role};
 use crate::ledger::{Ledger, LedgerError};
 use crate::metrics::{METRICS, VerificationFailure};
@@ -162,7 +164,7 @@ impl LedgerService {
     /// The checks of one envelope that need neither keys nor the ledger: present, a
     /// payload type, within `max_envelope_bytes`, at most [`MAX_SIGNATURES`] signatures.
     fn precheck(&self, envelope: Option<pb::Envelope>) -> Result<Envelope, Status> {
-        let envelope = envelope_from_proto(envelope)?;
+        let envelope = convert::required_envelope(envelope)?;
         let size = record::encoded_envelope_len(&envelope);
         if size > self.max_envelope_bytes {
             return Err(crate::limits::oversize_envelope(
@@ -194,7 +196,7 @@ impl LedgerService {
                 index = receipt.index,
                 "resubmission answered with the original receipt"
             );
-            return Ok(receipt_to_proto(receipt, true));
+            return Ok(convert::receipt_to_proto(receipt, true));
         }
         kinds::of(checked.kind)
             .trial(&self.ledger()?.registry(), &envelope, now_nanos())
@@ -216,7 +218,7 @@ impl LedgerService {
             signers = ?signers,
             "entry submitted"
         );
-        Ok(receipt_to_proto(receipt, duplicate))
+        Ok(convert::receipt_to_proto(receipt, duplicate))
     }
 
     /// The checks of several envelopes, on the blocking pool's thread: with
@@ -556,18 +558,10 @@ fn filters_of(request: &pb::QueryRequest) -> Result<Filters, Status> {
             None => Posting::Release(v, None),
         });
     }
-    match pb::EntryKind::try_from(request.kind) {
-        Ok(pb::EntryKind::Unspecified) => {}
-        Ok(pb::EntryKind::Attestation) => postings.push(Posting::Kind(EntryKind::Attestation)),
-        Ok(pb::EntryKind::Registry) => postings.push(Posting::Kind(EntryKind::Registry)),
-        Ok(pb::EntryKind::Policy) => postings.push(Posting::Kind(EntryKind::Policy)),
-        Err(_) => {
-            return Err(Status::invalid_argument(format!(
-                "kind {} is not an entry kind",
-                request.kind
-            )));
-        }
-    }
+    let kind = convert::optional_kind_from_proto(request.kind).map_err(|_| {
+        Status::invalid_argument(format!("kind {} is not an entry kind", request.kind))
+    })?;
+    postings.extend(kind.map(Posting::Kind));
     if let (Some(since), Some(until)) = (request.since_nanos, request.until_nanos) {
         if since > until {
             return Err(Status::invalid_argument(format!(
@@ -630,107 +624,11 @@ fn status(e: LedgerError) -> Status {
     }
 }
 
-fn signer_to_proto(k: &SignerKey) -> pb::SignerKey {
-    pb::SignerKey {
-        identity: k.identity.clone(),
-        public_key: k.key.to_bytes().to_vec(),
-        roles: k.roles.iter().cloned().collect(),
-        predicate_types: k.predicate_types.iter().cloned().collect(),
-        not_before_nanos: k.not_before,
-        not_after_nanos: k.not_after,
-        revoked_from_nanos: k.revoked.as_ref().map(|(t, _)| *t),
-        revoked_reason: k
-            .revoked
-            .as_ref()
-            .map(|(_, r)| r.clone())
-            .unwrap_or_default(),
-        added_at_index: k.added_at,
-    }
-}
-
-/// Converts the wire envelope into the core type; the checks that need no key.
-fn envelope_from_proto(envelope: Option<pb::Envelope>) -> Result<Envelope, Status> {
-    let envelope = envelope.ok_or_else(|| {
-        Status::invalid_argument("the request has no envelope: send a DSSE envelope in `envelope`")
-    })?;
-    if envelope.payload_type.is_empty() {
-        return Err(Status::invalid_argument(
-            "envelope payloadType is empty: attestations use \"application/vnd.in-toto+json\"",
-        ));
-    }
-    Ok(Envelope {
-        payload: envelope.payload,
-        payload_type: envelope.payload_type,
-        signatures: envelope
-            .signatures
-            .into_iter()
-            .map(|s| Signature {
-                sig: s.sig,
-                keyid: s.keyid,
-            })
-            .collect(),
-    })
-}
-
-fn envelope_to_proto(envelope: Envelope) -> pb::Envelope {
-    pb::Envelope {
-        payload: envelope.payload,
-        payload_type: envelope.payload_type,
-        signatures: envelope
-            .signatures
-            .into_iter()
-            .map(|s| pb::Signature {
-                sig: s.sig,
-                keyid: s.keyid,
-            })
-            .collect(),
-    }
-}
-
-fn kind_to_proto(kind: EntryKind) -> pb::EntryKind {
-    match kind {
-        EntryKind::Attestation => pb::EntryKind::Attestation,
-        EntryKind::Registry => pb::EntryKind::Registry,
-        EntryKind::Policy => pb::EntryKind::Policy,
-        _ => pb::EntryKind::Unspecified,
-    }
-}
-
-fn hashes_to_proto(hashes: &[Hash]) -> Vec<Vec<u8>> {
-    hashes.iter().map(|h| h.as_bytes().to_vec()).collect()
-}
-
-fn receipt_to_proto(receipt: Receipt, duplicate: bool) -> pb::Receipt {
-    let logged_envelope = duplicate.then(|| envelope_to_proto(receipt.envelope.clone()));
-    pb::Receipt {
-        logged_envelope,
-        index: receipt.index,
-        integrated_time_nanos: receipt.integrated_time_nanos,
-        leaf_hash: receipt.leaf_hash.as_bytes().to_vec(),
-        inclusion_proof: Some(pb::InclusionProof {
-            leaf_index: receipt.index,
-            tree_size: receipt.tree_size,
-            hashes: hashes_to_proto(&receipt.proof),
-        }),
-        checkpoint: receipt.checkpoint,
-        duplicate,
-        previous_leaf_hash: receipt.previous_leaf_hash.as_bytes().to_vec(),
-        kind: kind_to_proto(receipt.kind) as i32,
-    }
-}
-
 /// The entry a selector names, as an index.
 fn select(ledger: &Ledger, selector: Option<pb::EntrySelector>) -> Result<u64, Status> {
-    match selector.and_then(|s| s.by) {
-        Some(pb::entry_selector::By::Index(index)) => Ok(index),
-        Some(pb::entry_selector::By::LeafHash(bytes)) => {
-            let hash = Hash::from_slice(&bytes)
-                .map_err(|e| Status::invalid_argument(format!("leaf_hash: {e}")))?;
-            ledger.index_of_leaf(&hash).map_err(status)
-        }
-        None => Err(Status::invalid_argument(
-            "name the entry by `index` or by `leaf_hash`",
-        )),
+    match convert::selector_from_proto(selector)? {
+        Selector::Index(index) => Ok(index),
+        Selector::LeafHash(hash) => ledger.index_of_leaf(&hash).map_err(status),
     }
 }
 
@@ -773,13 +671,13 @@ impl pb::ledger_server::Ledger for LedgerService {
                     Status::data_loss(format!("entry {index} does not decode: {e}"))
                 })?;
                 let mut result = pb::QueryResult {
-                    index,
-                    leaf_hash: merkle::leaf_hash(&record_bytes).as_bytes().to_vec(),
-                    integrated_time_nanos: record.integrated_time_nanos(),
-                    kind: kind_to_proto(record.kind()) as i32,
                     signers,
                     ..pb::QueryResult::default()
                 };
+                convert::set_log_entry(
+                    &mut result,
+                    &LogEntry::of(&record, merkle::leaf_hash(&record_bytes)),
+                );
                 if let Ok(statement) = Statement::from_envelope(record.envelope()) {
                     result.predicate_type = statement.predicate_type.clone();
                     result.subjects = statement
@@ -796,13 +694,11 @@ impl pb::ledger_server::Ledger for LedgerService {
                         .collect();
                 }
                 if request.include_proofs {
-                    result.inclusion_proof = Some(pb::InclusionProof {
-                        leaf_index: index,
-                        tree_size: page.size,
-                        hashes: hashes_to_proto(
-                            &ledger.inclusion_proof(index, page.size).map_err(status)?,
-                        ),
-                    });
+                    result.inclusion_proof = Some(convert::inclusion_proof_to_proto(
+                        index,
+                        page.size,
+                        &ledger.inclusion_proof(index, page.size).map_err(status)?,
+                    ));
                 }
                 if request.include_entries {
                     bytes += record_bytes.len();
@@ -957,21 +853,31 @@ impl pb::ledger_server::Ledger for LedgerService {
             "list the trust registry",
         )?;
         let request = request.into_inner();
+        let token = Token::parse(&request.page_token, List::Signers)?;
         let ledger = self.ledger()?.clone();
         let size = ledger.published().checkpoint.size;
-        let as_of_registry = match (request.as_of_index, request.as_of_time_nanos) {
-            (Some(_), Some(_)) => {
+        let as_of_registry = match (token, request.as_of_index, request.as_of_time_nanos) {
+            // Later pages list the registry the first one did.
+            (Some(token), _, _) if token.as_of > size => {
+                return Err(Status::invalid_argument(format!(
+                    "page_token names a registry beyond the log's {size} entries: pass the \
+                     previous page's next_page_token unchanged"
+                )));
+            }
+            (Some(token), _, _) if token.as_of == size => None,
+            (Some(token), _, _) => Some((Some(token.as_of), None)),
+            (None, Some(_), Some(_)) => {
                 return Err(Status::invalid_argument(
                     "give as_of_index or as_of_time_nanos, not both",
                 ));
             }
-            (None, None) => None,
-            (Some(index), None) if index > size => {
+            (None, None, None) => None,
+            (None, Some(index), None) if index > size => {
                 return Err(Status::failed_precondition(format!(
                     "as_of_index {index} is beyond the log's {size} entries"
                 )));
             }
-            (index, time) => Some((index, time)),
+            (None, index, time) => Some((index, time)),
         };
         let (registry, as_of) = match as_of_registry {
             None => (ledger.registry(), size),
@@ -988,18 +894,23 @@ impl pb::ledger_server::Ledger for LedgerService {
             .map_err(|e| Status::internal(format!("reading the registry failed: {e}")))?
             .map_err(status)?,
         };
+        let (signers, next_page_token) = paging::page(
+            registry.signer_keys().iter().collect(),
+            List::Signers,
+            as_of,
+            token.map_or(0, |t| t.offset),
+            paging::page_size(request.page_size),
+        )?;
         Ok(Response::new(pb::ListSignersResponse {
             admins: registry
                 .admins()
                 .iter()
-                .map(|a| pb::Administrator {
-                    identity: a.identity.clone(),
-                    public_key: a.key.to_bytes().to_vec(),
-                })
+                .map(convert::admin_to_proto)
                 .collect(),
             threshold: u32::try_from(registry.threshold()).unwrap_or(u32::MAX),
-            signers: registry.signer_keys().iter().map(signer_to_proto).collect(),
+            signers: signers.into_iter().map(convert::signer_to_proto).collect(),
             as_of_index: as_of,
+            next_page_token,
         }))
     }
 
@@ -1017,12 +928,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         let events: Vec<pb::RegistryEvent> = registry
             .history(&identity)
             .into_iter()
-            .map(|e| pb::RegistryEvent {
-                index: e.index,
-                integrated_time_nanos: e.time,
-                identity: e.identity.clone(),
-                summary: e.summary.clone(),
-            })
+            .map(convert::event_to_proto)
             .collect();
         if events.is_empty() {
             return Err(Status::not_found(format!(
@@ -1035,7 +941,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                 .signer_keys()
                 .iter()
                 .filter(|k| k.identity == identity)
-                .map(signer_to_proto)
+                .map(convert::signer_to_proto)
                 .collect(),
         }))
     }
@@ -1045,7 +951,35 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::ListPoliciesRequest>,
     ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
         let _admitted = self.admit(&request, Needs::Role(Role::Auditor), "list policies")?;
-        let policies = self.ledger()?.policies().map_err(status)?;
+        let request = request.into_inner();
+        let token = Token::parse(&request.page_token, List::Policies)?;
+        let ledger = self.ledger()?;
+        let size = ledger.published().checkpoint.size;
+        // Later pages list the versions the first one did: those below its log size.
+        let as_of = match token {
+            Some(token) if token.as_of > size => {
+                return Err(Status::invalid_argument(format!(
+                    "page_token names a log of {} entries, beyond its {size}: pass the \
+                     previous page's next_page_token unchanged",
+                    token.as_of
+                )));
+            }
+            Some(token) => token.as_of,
+            None => size,
+        };
+        let policies = ledger
+            .policies()
+            .map_err(status)?
+            .into_iter()
+            .filter(|(_, _, index)| *index < as_of)
+            .collect();
+        let (policies, next_page_token) = paging::page(
+            policies,
+            List::Policies,
+            as_of,
+            token.map_or(0, |t| t.offset),
+            paging::page_size(request.page_size),
+        )?;
         Ok(Response::new(pb::ListPoliciesResponse {
             policies: policies
                 .into_iter()
@@ -1055,6 +989,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                     index,
                 })
                 .collect(),
+            next_page_token,
         }))
     }
 
@@ -1196,26 +1131,21 @@ impl pb::ledger_server::Ledger for LedgerService {
                     String::new()
                 };
                 (
-                    Some(pb::InclusionProof {
-                        leaf_index: index,
-                        tree_size: size,
-                        hashes: hashes_to_proto(&hashes),
-                    }),
+                    Some(convert::inclusion_proof_to_proto(index, size, &hashes)),
                     checkpoint,
                 )
             }
         };
-        Ok(Response::new(pb::GetEntryResponse {
-            index,
-            integrated_time_nanos: record.integrated_time_nanos(),
+        let mut answer = pb::GetEntryResponse {
             previous_leaf_hash: record.previous_leaf_hash().as_bytes().to_vec(),
-            kind: kind_to_proto(record.kind()) as i32,
-            leaf_hash: leaf_hash.as_bytes().to_vec(),
-            envelope: Some(envelope_to_proto(record.into_envelope())),
-            leaf_record: bytes,
             inclusion_proof: proof,
             checkpoint,
-        }))
+            ..pb::GetEntryResponse::default()
+        };
+        convert::set_log_entry(&mut answer, &LogEntry::of(&record, leaf_hash));
+        answer.envelope = Some(convert::envelope_to_proto(record.into_envelope()));
+        answer.leaf_record = bytes;
+        Ok(Response::new(answer))
     }
 
     async fn get_checkpoint(
@@ -1251,11 +1181,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             .map_err(status)?;
         let leaf_hash = self.ledger()?.leaf_hash(index).map_err(status)?;
         Ok(Response::new(pb::GetInclusionProofResponse {
-            proof: Some(pb::InclusionProof {
-                leaf_index: index,
-                tree_size: size,
-                hashes: hashes_to_proto(&hashes),
-            }),
+            proof: Some(convert::inclusion_proof_to_proto(index, size, &hashes)),
             leaf_hash: leaf_hash.as_bytes().to_vec(),
             // The latest checkpoint only proves a proof made at its own size.
             checkpoint: if size == published.checkpoint.size {
@@ -1281,7 +1207,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             proof: Some(pb::ConsistencyProof {
                 old_size: request.old_size,
                 new_size: new,
-                hashes: hashes_to_proto(&hashes),
+                hashes: convert::hashes_to_proto(&hashes),
             }),
             checkpoint: published.note.clone(),
         }))

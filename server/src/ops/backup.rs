@@ -17,20 +17,18 @@
 //! started on the folder passes its start-up check, because the folder holds exactly the
 //! entries the checkpoint covers. `docs/BACKUP.md` is the operator's guide.
 //!
-//! This module speaks gRPC as a client: besides `service.rs`, it is the one place in the
-//! server that sees `evident-proto` types (`server` never depends on `client`).
+//! It speaks gRPC through `evident-api`'s typed [`Client`], the one the `evident` CLI uses
+//! (TLS, the bearer token never sent in plaintext off this machine, paging): it sees no
+//! `evident-proto` type (`server` never depends on `client`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use evident_api::{Client, ClientError, ConnectOptions, Credentials, RetryPolicy};
 use evident_core::audit::Replay;
 use evident_core::merkle::{Frontier, Node};
 use evident_core::note::{Checkpoint, Signer, Verifier};
 use evident_core::registry::GenesisDocument;
-use evident_proto::v1 as pb;
-use evident_proto::v1::ledger_client::LedgerClient;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 use crate::logkey::{KEY_FILE, PUB_FILE, write_private};
 use crate::store::{Indexed, NewEntry, Store, StoreError};
@@ -66,33 +64,12 @@ pub struct BackupArgs {
     #[arg(long, value_name = "FILE")]
     pub genesis: Option<PathBuf>,
     /// The CA certificate (PEM) of an `https://` server (for a certificate it made:
-    /// SRC/tls/ca.pem).
+    /// SRC/tls/ca.pem) [default: the system's trusted roots].
     #[arg(long, env = "EVIDENT_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// A bearer token with the auditor role, or a file holding one (mode 0600).
     #[arg(long, env = "EVIDENT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-}
-
-/// The ledger API over a channel that adds the bearer token to every call.
-pub type Api = LedgerClient<InterceptedService<Channel, Bearer>>;
-
-/// Adds `authorization: Bearer …` to every call when a token is given.
-#[derive(Debug, Clone)]
-pub struct Bearer(Option<tonic::metadata::AsciiMetadataValue>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
 }
 
 /// Why a backup failed. Nothing is left in the output folder.
@@ -142,44 +119,17 @@ pub struct Completed {
     pub admin_key_left_out: Option<PathBuf>,
 }
 
-/// Connects to `url`: `https://` with the CA of `--ca`, or plaintext `http://`; with the
-/// bearer token of `--token` on every call.
-pub async fn connect(args: &BackupArgs) -> Result<Api, BackupError> {
-    let url = &args.from;
-    // One parse decides the scheme and the host: the checks below must see the URL the
-    // channel will dial, whatever its case (`HTTP://` is `http://`).
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| BackupError::Setup(format!("--from {url}: not a URL: {e}")))?;
-    let tls = match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("https") => true,
-        Some(s) if s.eq_ignore_ascii_case("http") => false,
-        _ => {
-            return Err(BackupError::Setup(format!(
-                "--from {url}: give http://HOST:PORT or https://HOST:PORT"
-            )));
-        }
+/// Connects to `--from`: `https://` with the CA of `--ca` (else the system's trusted
+/// roots), or plaintext `http://`; with the bearer token of `--token` on every call, which
+/// is refused over plaintext to another machine.
+pub async fn connect(args: &BackupArgs) -> Result<Client, BackupError> {
+    let ca = match &args.ca {
+        Some(ca) => Some(
+            std::fs::read(ca)
+                .map_err(|e| BackupError::Setup(format!("--ca: reading {}: {e}", ca.display())))?,
+        ),
+        None => None,
     };
-    let host = uri
-        .host()
-        .ok_or_else(|| BackupError::Setup(format!("--from {url}: the URL names no host")))?;
-    let mut endpoint = Channel::from_shared(uri.to_string())
-        .map_err(|e| BackupError::Setup(format!("--from {url}: not a URL: {e}")))?;
-    if tls {
-        let ca = args.ca.as_ref().ok_or_else(|| {
-            BackupError::Setup(format!(
-                "--from {url} is TLS: give the CA that signed its certificate with --ca"
-            ))
-        })?;
-        let pem = std::fs::read(ca)
-            .map_err(|e| BackupError::Setup(format!("--ca: reading {}: {e}", ca.display())))?;
-        endpoint = endpoint
-            .tls_config(
-                tonic::transport::ClientTlsConfig::new()
-                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
-            )
-            .map_err(|e| BackupError::Setup(format!("--ca: {e}")))?;
-    }
     let token = match &args.token {
         Some(t) if Path::new(t).is_file() => {
             crate::tls::check_private(Path::new(t))
@@ -193,47 +143,20 @@ pub async fn connect(args: &BackupArgs) -> Result<Api, BackupError> {
         }
         other => other.clone(),
     };
-    if token.is_some() && !tls && !is_loopback(host) {
-        return Err(BackupError::Setup(format!(
-            "--from {url} is plaintext: the token would cross the network unencrypted; \
-             use https://"
-        )));
-    }
-    let bearer = token
-        .map(|t| {
-            format!("Bearer {t}")
-                .parse()
-                .map_err(|_| BackupError::Setup("--token is not printable ASCII".into()))
-        })
-        .transpose()?;
-    let channel = endpoint
-        .connect()
+    let credentials = Credentials {
+        ca,
+        identity: None,
+        token,
+    };
+    // A backup is one long read: no deadline per call, and a failure ends it (nothing is
+    // kept), so it is not retried.
+    let options = ConnectOptions {
+        timeout: None,
+        retry: RetryPolicy::NONE,
+    };
+    Client::connect_with_options(&args.from, &credentials, &options)
         .await
-        .map_err(|e| BackupError::Server(format!("connecting to {url}: {}", with_sources(&e))))?;
-    Ok(LedgerClient::with_interceptor(channel, Bearer(bearer))
-        .max_decoding_message_size(crate::MAX_ANSWER_BYTES))
-}
-
-/// Whether a URL's host is this machine: `localhost` or a loopback address (`http::Uri`
-/// gives an IPv6 host in brackets).
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// An error and its sources, `: `-separated (tonic's own message is only "transport error").
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
+        .map_err(|e| BackupError::Server(e.to_string()))
 }
 
 /// What `evidentd backup` runs: connects to `--from`, makes the backup and prints what it
@@ -279,7 +202,7 @@ pub fn command(args: &BackupArgs) -> Result<Completed, BackupError> {
 
 /// Makes a verified backup of the server behind `channel` into `args.out`: see the module
 /// documentation. On any error, whatever was written into the output folder is removed.
-pub async fn backup(client: Api, args: &BackupArgs) -> Result<Completed, BackupError> {
+pub async fn backup(client: Client, args: &BackupArgs) -> Result<Completed, BackupError> {
     let out = args.out.clone();
     check_out_dir(&out)?;
     let verifier = log_verifier(args)?;
@@ -294,11 +217,9 @@ pub async fn backup(client: Api, args: &BackupArgs) -> Result<Completed, BackupE
 
     let mut client = client;
     let note = client
-        .get_checkpoint(pb::GetCheckpointRequest {})
+        .checkpoint()
         .await
-        .map_err(|s| server_error("GetCheckpoint", &s))?
-        .into_inner()
-        .checkpoint;
+        .map_err(|e| server_error("GetCheckpoint", e))?;
     let checkpoint = Checkpoint::verify(&note, &verifier).map_err(|e| {
         BackupError::Verification(format!(
             "the server's checkpoint does not verify under the log key {verifier}: {e}"
@@ -449,68 +370,16 @@ fn private_log_key(
     Ok(Ok(text.trim_end().to_owned()))
 }
 
-fn server_error(call: &str, status: &tonic::Status) -> BackupError {
-    let text = format!(
-        "{call}: the server answered {:?}: {}",
-        status.code(),
-        status.message()
-    );
-    if status.code() == tonic::Code::DataLoss {
-        // The log signed entries it cannot return.
-        BackupError::Verification(text)
-    } else {
-        BackupError::Server(text)
-    }
-}
-
-/// A page of leaf records, in log order, or why the download stopped.
-type Page = Result<Vec<Vec<u8>>, BackupError>;
-
-/// Downloads pages of leaf records `0..size` ahead of the replay; dropping the handle
-/// stops the download.
-fn fetch_pages(mut client: Api, size: u64) -> (tokio::sync::mpsc::Receiver<Page>, AbortOnDrop) {
-    let (tx, rx) = tokio::sync::mpsc::channel(PAGES_AHEAD);
-    let task = tokio::spawn(async move {
-        let mut start = 0;
-        while start < size {
-            let page = match client
-                .get_entries(pb::GetEntriesRequest { start, end: size })
-                .await
-            {
-                Ok(answer) => {
-                    let mut records = answer.into_inner().leaf_records;
-                    let wanted = usize::try_from(size - start).unwrap_or(usize::MAX);
-                    records.truncate(wanted);
-                    if records.is_empty() {
-                        Err(BackupError::Verification(format!(
-                            "entry {start}: the log signed a checkpoint of {size} entries but \
-                             returned none from entry {start} on"
-                        )))
-                    } else {
-                        start += records.len() as u64;
-                        Ok(records)
-                    }
-                }
-                Err(status) => Err(server_error(
-                    &format!("GetEntries from entry {start}"),
-                    &status,
-                )),
-            };
-            let failed = page.is_err();
-            if tx.send(page).await.is_err() || failed {
-                return;
-            }
+/// A failed call: a log that signed entries it cannot return fails verification.
+fn server_error(call: &str, e: ClientError) -> BackupError {
+    let text = format!("{call}: {e}");
+    match e {
+        ClientError::Status {
+            code: tonic::Code::DataLoss,
+            ..
         }
-    });
-    (rx, AbortOnDrop(task))
-}
-
-/// Aborts the download when the backup stops early.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+        | ClientError::Verification(_) => BackupError::Verification(text),
+        _ => BackupError::Server(text),
     }
 }
 
@@ -521,7 +390,7 @@ impl Drop for AbortOnDrop {
     reason = "one call site, every value distinct"
 )]
 async fn write_backup(
-    client: Api,
+    client: Client,
     out: &Path,
     note: &str,
     checkpoint: &Checkpoint,
@@ -536,18 +405,24 @@ async fn write_backup(
     };
     let size = checkpoint.size;
     let store = Store::open(out).map_err(write_err)?;
-    let (mut pages, _download) = fetch_pages(client, size);
+    let mut pages = client.entry_pages(0, size, PAGES_AHEAD);
     let mut frontier = Frontier::new();
     let mut entries: Vec<NewEntry> = Vec::new();
     let mut nodes: Vec<Node> = Vec::new();
     let mut bytes = 0usize;
     while replay.size() < size {
-        let page = pages.recv().await.ok_or_else(|| {
-            BackupError::Server(format!(
-                "the download stopped at entry {} of {size}",
-                replay.size()
-            ))
-        })??;
+        let (_, page) = pages
+            .next()
+            .await
+            .ok_or_else(|| {
+                BackupError::Server(format!(
+                    "the download stopped at entry {} of {size}",
+                    replay.size()
+                ))
+            })?
+            // Pages come in order, each replayed before the next is read: a failed one
+            // starts where the replay is.
+            .map_err(|e| server_error(&format!("GetEntries from entry {}", replay.size()), e))?;
         for leaf in page {
             let (rec, leaf_hash, facts) = replay
                 .push(&leaf)
@@ -669,27 +544,6 @@ mod tests {
 
     fn signer(seed: u8) -> Signer {
         Signer::new("evident.test/log", SigningKey::from_bytes(&[seed; 32])).unwrap()
-    }
-
-    #[test]
-    fn loopback_is_decided_on_the_parsed_host() {
-        for url in [
-            "http://127.0.0.1:1",
-            "HTTP://LOCALHOST:1",
-            "http://[::1]:1/",
-        ] {
-            let uri: http::Uri = url.parse().unwrap();
-            assert!(is_loopback(uri.host().unwrap()), "{url}");
-        }
-        for url in [
-            "HtTp://203.0.113.7:1",
-            "http://127.0.0.1.example:1",
-            "http://[::2]:1",
-            "http://127.0.0.1@203.0.113.7:1",
-        ] {
-            let uri: http::Uri = url.parse().unwrap();
-            assert!(!is_loopback(uri.host().unwrap()), "{url}");
-        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod metrics;
 mod operations;
 mod outputs;
 mod packaging;
+mod paging;
 mod policy;
 mod registry;
 mod rejections;

@@ -1,7 +1,8 @@
-//! The gRPC transport: the only module of the client that sees `evident-proto` types.
+//! The typed gRPC client: connecting, timeouts and retries, and one method per call of
+//! `evident.v1.Ledger`, answering core types through [`crate::convert`]. It checks the
+//! shape of answers, never their proofs or signatures.
 
 use evident_core::Hash;
-use evident_core::PublicKey;
 use evident_core::bundle::Bundle;
 use evident_core::dsse::Envelope;
 use evident_core::receipt::Receipt;
@@ -15,11 +16,20 @@ use tonic::Status;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::ClientError;
+use crate::convert::{
+    ConvertError, Selector, admin_from_proto, envelope_to_proto, event_from_proto, hash_from_proto,
+    hashes_from_proto, kind_to_proto, log_entry_from_proto, receipt_from_proto, selector_to_proto,
+    signer_from_proto,
+};
 
 /// The answer to one envelope of a batch or stream: its receipt (not yet verified) and
 /// whether the log already held it, or why the server refused it
 /// ([`ClientError::Status`] with the code and message `Submit` would have given).
 pub type SubmitAnswer = Result<(Receipt, bool), ClientError>;
+
+/// The largest answer the client accepts, and so the server sends: evidence bundles of big
+/// registries and releases, pages of entries.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// The most envelopes the server accepts in one `SubmitBatch` request or stream message.
 pub const MAX_ENVELOPES_PER_REQUEST: usize = 256;
@@ -75,6 +85,43 @@ impl SubmitStream {
     }
 }
 
+/// One page of [`EntryPages`]: the index of its first record and the records, in log order.
+pub type EntryPage = (u64, Vec<Vec<u8>>);
+
+/// The token of the page after the one asked for with `asked`: empty after the last. A
+/// server that answers with the token it was given would page forever.
+fn next_page(asked: String, next: String) -> Result<String, ClientError> {
+    if !next.is_empty() && next == asked {
+        return Err(ClientError::Response(
+            "the next page's token is the one just sent".into(),
+        ));
+    }
+    Ok(next)
+}
+
+/// Pages of consecutive leaf records, downloaded ahead of their reader
+/// ([`Client::entry_pages`]).
+#[derive(Debug)]
+pub struct EntryPages {
+    pages: tokio::sync::mpsc::Receiver<Result<EntryPage, ClientError>>,
+    /// The download; aborted when the pages are dropped.
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EntryPages {
+    /// The next page: the index of its first record, and the records, in log order; `None`
+    /// once every record was read. An error ends the pages.
+    pub async fn next(&mut self) -> Option<Result<EntryPage, ClientError>> {
+        self.pages.recv().await
+    }
+}
+
+impl Drop for EntryPages {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The envelopes of a stream grouped into messages: as many as are ready at once, up to
 /// `size`.
 struct ReadyChunks<S> {
@@ -103,34 +150,10 @@ impl<S: tokio_stream::Stream<Item = Envelope>> tokio_stream::Stream for ReadyChu
     }
 }
 
-/// A receipt as the server sent it for `envelope`, checked for shape (not yet verified).
-fn receipt_from_proto(r: pb::Receipt, envelope: &Envelope) -> Result<(Receipt, bool), ClientError> {
-    let proof = r
-        .inclusion_proof
-        .ok_or_else(|| ClientError::Response("the receipt has no inclusion proof".into()))?;
-    let receipt = Receipt {
-        index: r.index,
-        integrated_time_nanos: r.integrated_time_nanos,
-        previous_leaf_hash: Hash::from_slice(&r.previous_leaf_hash)
-            .map_err(|e| ClientError::Response(format!("previous leaf hash: {e}")))?,
-        kind: kind(r.kind)?,
-        envelope: match r.logged_envelope {
-            Some(logged) => envelope_from_proto(logged),
-            None => envelope.clone(),
-        },
-        leaf_hash: Hash::from_slice(&r.leaf_hash)
-            .map_err(|e| ClientError::Response(format!("leaf hash: {e}")))?,
-        tree_size: proof.tree_size,
-        proof: hashes(proof.hashes, "inclusion proof")?,
-        checkpoint: r.checkpoint,
-    };
-    Ok((receipt, r.duplicate))
-}
-
 /// One envelope's answer in a batch or stream.
 fn answer_from_proto(result: pb::SubmitResult, envelope: &Envelope) -> SubmitAnswer {
     match result.result {
-        Some(pb::submit_result::Result::Receipt(r)) => receipt_from_proto(r, envelope),
+        Some(pb::submit_result::Result::Receipt(r)) => Ok(receipt_from_proto(r, envelope)?),
         Some(pb::submit_result::Result::Error(e)) => Err(ClientError::Status {
             code: tonic::Code::from_i32(e.code),
             message: e.message,
@@ -329,23 +352,6 @@ pub struct SignerHistory {
     pub keys: Vec<SignerKey>,
 }
 
-fn key(bytes: &[u8]) -> Result<PublicKey, ClientError> {
-    PublicKey::from_bytes(bytes).map_err(|e| ClientError::Response(format!("public key: {e}")))
-}
-
-fn signer_from_proto(k: pb::SignerKey) -> Result<SignerKey, ClientError> {
-    Ok(SignerKey {
-        identity: k.identity,
-        key: key(&k.public_key)?,
-        roles: k.roles.into_iter().collect(),
-        predicate_types: k.predicate_types.into_iter().collect(),
-        not_before: k.not_before_nanos,
-        not_after: k.not_after_nanos,
-        revoked: k.revoked_from_nanos.map(|t| (t, k.revoked_reason)),
-        added_at: k.added_at_index,
-    })
-}
-
 /// A query's filters and paging; unset filters do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
@@ -415,71 +421,6 @@ pub struct QueryPage {
     pub checkpoint: String,
 }
 
-/// Names an entry.
-#[derive(Debug, Clone, Copy)]
-pub enum Selector {
-    /// By index.
-    Index(u64),
-    /// By leaf hash.
-    LeafHash(Hash),
-}
-
-impl From<Selector> for pb::EntrySelector {
-    fn from(s: Selector) -> pb::EntrySelector {
-        pb::EntrySelector {
-            by: Some(match s {
-                Selector::Index(i) => pb::entry_selector::By::Index(i),
-                Selector::LeafHash(h) => pb::entry_selector::By::LeafHash(h.as_bytes().to_vec()),
-            }),
-        }
-    }
-}
-
-fn envelope_to_proto(envelope: &Envelope) -> pb::Envelope {
-    pb::Envelope {
-        payload: envelope.payload.clone(),
-        payload_type: envelope.payload_type.clone(),
-        signatures: envelope
-            .signatures
-            .iter()
-            .map(|s| pb::Signature {
-                sig: s.sig.clone(),
-                keyid: s.keyid.clone(),
-            })
-            .collect(),
-    }
-}
-
-fn envelope_from_proto(envelope: pb::Envelope) -> Envelope {
-    Envelope {
-        payload: envelope.payload,
-        payload_type: envelope.payload_type,
-        signatures: envelope
-            .signatures
-            .into_iter()
-            .map(|s| evident_core::dsse::Signature {
-                sig: s.sig,
-                keyid: s.keyid,
-            })
-            .collect(),
-    }
-}
-
-fn hashes(list: Vec<Vec<u8>>, what: &str) -> Result<Vec<Hash>, ClientError> {
-    list.iter()
-        .map(|h| Hash::from_slice(h).map_err(|e| ClientError::Response(format!("{what}: {e}"))))
-        .collect()
-}
-
-fn kind(code: i32) -> Result<EntryKind, ClientError> {
-    match pb::EntryKind::try_from(code) {
-        Ok(pb::EntryKind::Attestation) => Ok(EntryKind::Attestation),
-        Ok(pb::EntryKind::Registry) => Ok(EntryKind::Registry),
-        Ok(pb::EntryKind::Policy) => Ok(EntryKind::Policy),
-        _ => Err(ClientError::Response(format!("unknown entry kind {code}"))),
-    }
-}
-
 /// How to reach a server: TLS trust and client credentials.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
@@ -491,19 +432,29 @@ pub struct Credentials {
     pub token: Option<String>,
 }
 
-/// Whether an `http://` URL names this machine (`localhost`, `127.0.0.1`, `[::1]`).
-fn is_loopback_url(url: &str) -> bool {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    let host = rest.split(['/', '?']).next().unwrap_or(rest);
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => host,
-    };
+/// Whether a URL's host is this machine: `localhost` or a loopback address (`http::Uri`
+/// gives an IPv6 host in brackets).
+fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
+    host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An error and its sources, `: `-separated (tonic's own message is only "transport
+/// error"); a cause whose text ends the message already is not repeated.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.ends_with(&line) {
+            text = format!("{text}: {line}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Adds the bearer token to every call.
@@ -554,12 +505,24 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let connect_error =
             |e: &dyn std::fmt::Display| ClientError::Connect(format!("{server}: {e}"));
-        let mut endpoint =
-            Channel::from_shared(server.to_owned()).map_err(|e| connect_error(&e))?;
+        // One parse decides the scheme and the host: the checks below must see the URL the
+        // channel will dial, whatever its case (`HTTP://` is `http://`).
+        let uri: http::Uri = server.parse().map_err(|e| connect_error(&e))?;
+        let tls = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => true,
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
+            _ => {
+                return Err(connect_error(&"give http://HOST:PORT or https://HOST:PORT"));
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| connect_error(&"the URL names no host"))?;
+        let mut endpoint = Channel::from_shared(uri.to_string()).map_err(|e| connect_error(&e))?;
         if let Some(timeout) = options.timeout {
             endpoint = endpoint.connect_timeout(timeout);
         }
-        if server.starts_with("https://") {
+        if tls {
             let mut tls = match &credentials.ca {
                 Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
                 None => ClientTlsConfig::new().with_native_roots(),
@@ -568,10 +531,10 @@ impl Client {
                 tls = tls.identity(Identity::from_pem(cert, key));
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| connect_error(&e))?;
-        } else if credentials.token.is_some() && !is_loopback_url(server) {
+        } else if credentials.token.is_some() && !is_loopback(host) {
             return Err(ClientError::Connect(format!(
-                "{server} is plaintext (http://): a bearer token would cross the network \
-                 unencrypted; use https://"
+                "{server} is plaintext: the token would cross the network unencrypted; use \
+                 https://"
             )));
         } else if credentials.identity.is_some() || credentials.ca.is_some() {
             return Err(ClientError::Connect(format!(
@@ -588,16 +551,8 @@ impl Client {
                 }
                 Err(e) => {
                     // The transport error's text alone says little: name its causes.
-                    let mut text = e.to_string();
-                    let mut source = std::error::Error::source(&e);
-                    while let Some(cause) = source {
-                        let line = cause.to_string();
-                        if !text.ends_with(&line) {
-                            text = format!("{text}: {line}");
-                        }
-                        source = cause.source();
-                    }
-                    if server.starts_with("https://") && credentials.ca.is_none() {
+                    let mut text = with_sources(&e);
+                    if tls && credentials.ca.is_none() {
                         text.push_str(
                             " (without a CA the server's certificate is checked against \
                              the system's trusted roots; for a server with its own CA give the \
@@ -619,7 +574,7 @@ impl Client {
         Ok(Client {
             // Evidence bundles and pages of entries can be large; the server caps them.
             inner: LedgerClient::with_interceptor(channel, Bearer(bearer))
-                .max_decoding_message_size(64 << 20),
+                .max_decoding_message_size(MAX_ANSWER_BYTES),
             timeout: options.timeout,
             retry: options.retry,
         })
@@ -667,7 +622,7 @@ impl Client {
     /// already held it.
     pub async fn submit(&mut self, envelope: &Envelope) -> Result<(Receipt, bool), ClientError> {
         let request = pb::SubmitRequest {
-            envelope: Some(envelope_to_proto(envelope)),
+            envelope: Some(envelope_to_proto(envelope.clone())),
         };
         let response = self
             .call(move |mut c| {
@@ -675,10 +630,11 @@ impl Client {
                 async move { c.submit(request).await }
             })
             .await?;
-        let r = response
-            .receipt
-            .ok_or_else(|| ClientError::Response("the server sent no receipt".into()))?;
-        receipt_from_proto(r, envelope)
+        let r = response.receipt.ok_or(ConvertError::Missing {
+            message: "answer",
+            field: "receipt",
+        })?;
+        Ok(receipt_from_proto(r, envelope)?)
     }
 
     /// Submits several envelopes in one call (at most 256, within the server's batch
@@ -690,7 +646,7 @@ impl Client {
         envelopes: &[Envelope],
     ) -> Result<Vec<SubmitAnswer>, ClientError> {
         let request = pb::SubmitBatchRequest {
-            envelopes: envelopes.iter().map(envelope_to_proto).collect(),
+            envelopes: envelopes.iter().cloned().map(envelope_to_proto).collect(),
         };
         let response = self
             .call(move |mut c| {
@@ -738,7 +694,7 @@ impl Client {
         .map(move |chunk: Vec<Envelope>| {
             let request = pb::SubmitStreamRequest {
                 sequence: next,
-                envelopes: chunk.iter().map(envelope_to_proto).collect(),
+                envelopes: chunk.iter().cloned().map(envelope_to_proto).collect(),
             };
             next += chunk.len() as u64;
             outbox
@@ -762,38 +718,55 @@ impl Client {
         self.list_signers_at(as_of_index, None).await
     }
 
-    /// The trust registry as of an entry index or as of a time (nanoseconds, UTC).
+    /// The trust registry as of an entry index or as of a time (nanoseconds, UTC), with the
+    /// signer keys of every page.
     pub async fn list_signers_at(
         &mut self,
         as_of_index: Option<u64>,
         as_of_time_nanos: Option<i64>,
     ) -> Result<SignerListing, ClientError> {
-        let request = pb::ListSignersRequest {
-            as_of_index,
-            as_of_time_nanos,
-        };
-        let r = self
-            .call(move |mut c| async move { c.list_signers(request).await })
-            .await?;
-        Ok(SignerListing {
-            admins: r
-                .admins
-                .into_iter()
-                .map(|a| {
-                    Ok(Admin {
-                        identity: a.identity,
-                        key: key(&a.public_key)?,
-                    })
+        let mut listing: Option<SignerListing> = None;
+        let mut page_token = String::new();
+        // Every page: the server pins the registry of the first one in its token.
+        loop {
+            let request = pb::ListSignersRequest {
+                as_of_index,
+                as_of_time_nanos,
+                page_size: 0,
+                page_token: page_token.clone(),
+            };
+            let r = self
+                .call(move |mut c| {
+                    let request = request.clone();
+                    async move { c.list_signers(request).await }
                 })
-                .collect::<Result<_, ClientError>>()?,
-            threshold: r.threshold as usize,
-            signers: r
+                .await?;
+            let signers = r
                 .signers
                 .into_iter()
                 .map(signer_from_proto)
-                .collect::<Result<_, _>>()?,
-            as_of_index: r.as_of_index,
-        })
+                .collect::<Result<Vec<_>, _>>()?;
+            match &mut listing {
+                Some(listing) => listing.signers.extend(signers),
+                None => {
+                    listing = Some(SignerListing {
+                        admins: r
+                            .admins
+                            .into_iter()
+                            .map(admin_from_proto)
+                            .collect::<Result<_, _>>()?,
+                        threshold: r.threshold as usize,
+                        signers,
+                        as_of_index: r.as_of_index,
+                    });
+                }
+            }
+            page_token = next_page(page_token, r.next_page_token)?;
+            if page_token.is_empty() {
+                break;
+            }
+        }
+        Ok(listing.expect("the loop runs at least once"))
     }
 
     /// Every registry entry that touched `identity`, and its keys.
@@ -808,16 +781,7 @@ impl Client {
             })
             .await?;
         Ok(SignerHistory {
-            events: r
-                .events
-                .into_iter()
-                .map(|e| Event {
-                    index: e.index,
-                    time: e.integrated_time_nanos,
-                    identity: e.identity,
-                    summary: e.summary,
-                })
-                .collect(),
+            events: r.events.into_iter().map(event_from_proto).collect(),
             keys: r
                 .keys
                 .into_iter()
@@ -826,16 +790,27 @@ impl Client {
         })
     }
 
-    /// Every policy version in the log: `(name, version, index)`.
+    /// Every policy version in the log: `(name, version, index)`, from every page.
     pub async fn list_policies(&mut self) -> Result<Vec<(String, u64, u64)>, ClientError> {
-        let request = pb::ListPoliciesRequest {};
-        Ok(self
-            .call(move |mut c| async move { c.list_policies(request).await })
-            .await?
-            .policies
-            .into_iter()
-            .map(|p| (p.name, p.version, p.index))
-            .collect())
+        let mut policies = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = pb::ListPoliciesRequest {
+                page_size: 0,
+                page_token: page_token.clone(),
+            };
+            let r = self
+                .call(move |mut c| {
+                    let request = request.clone();
+                    async move { c.list_policies(request).await }
+                })
+                .await?;
+            policies.extend(r.policies.into_iter().map(|p| (p.name, p.version, p.index)));
+            page_token = next_page(page_token, r.next_page_token)?;
+            if page_token.is_empty() {
+                return Ok(policies);
+            }
+        }
     }
 
     /// One policy version (default: the latest).
@@ -919,7 +894,7 @@ impl Client {
         proof_tree_size: Option<u64>,
     ) -> Result<Entry, ClientError> {
         let request = pb::GetEntryRequest {
-            entry: Some(selector.into()),
+            entry: Some(selector_to_proto(selector)),
             proof_tree_size,
         };
         let r = self
@@ -928,17 +903,21 @@ impl Client {
                 async move { c.get_entry(request).await }
             })
             .await?;
+        let entry = log_entry_from_proto(&r)?;
         let record = LeafRecord::decode(&r.leaf_record)
             .map_err(|e| ClientError::Response(format!("leaf record: {e}")))?;
         let leaf_hash = record.leaf_hash();
-        if r.leaf_hash != leaf_hash.as_bytes() {
+        if entry.leaf_hash != leaf_hash {
             return Err(ClientError::Response(format!(
                 "the server's leaf hash for entry {} is not the hash of the record it sent",
-                r.index
+                entry.index
             )));
         }
         let proof = match r.inclusion_proof {
-            Some(p) => Some((p.tree_size, hashes(p.hashes, "inclusion proof")?)),
+            Some(p) => Some((
+                p.tree_size,
+                hashes_from_proto(&p.hashes, "inclusion proof")?,
+            )),
             None => None,
         };
         Ok(Entry {
@@ -958,7 +937,7 @@ impl Client {
         tree_size: u64,
     ) -> Result<(u64, Vec<Hash>, Hash, String), ClientError> {
         let request = pb::GetInclusionProofRequest {
-            entry: Some(selector.into()),
+            entry: Some(selector_to_proto(selector)),
             tree_size,
         };
         let r = self
@@ -970,11 +949,10 @@ impl Client {
         let proof = r
             .proof
             .ok_or_else(|| ClientError::Response("no proof in the answer".into()))?;
-        let leaf = Hash::from_slice(&r.leaf_hash)
-            .map_err(|e| ClientError::Response(format!("leaf hash: {e}")))?;
+        let leaf = hash_from_proto(&r.leaf_hash, "leaf hash")?;
         Ok((
             proof.tree_size,
-            hashes(proof.hashes, "inclusion proof")?,
+            hashes_from_proto(&proof.hashes, "inclusion proof")?,
             leaf,
             r.checkpoint,
         ))
@@ -989,12 +967,7 @@ impl Client {
             predicate_type: text(&query.predicate_type),
             signer: text(&query.signer),
             role: text(&query.role),
-            kind: match query.kind {
-                None => pb::EntryKind::Unspecified,
-                Some(EntryKind::Registry) => pb::EntryKind::Registry,
-                Some(EntryKind::Policy) => pb::EntryKind::Policy,
-                Some(_) => pb::EntryKind::Attestation,
-            } as i32,
+            kind: query.kind.map_or(pb::EntryKind::Unspecified, kind_to_proto) as i32,
             since_nanos: query.since,
             until_nanos: query.until,
             release: text(&query.release),
@@ -1014,31 +987,30 @@ impl Client {
             .results
             .into_iter()
             .map(|h| {
-                let leaf_hash = Hash::from_slice(&h.leaf_hash)
-                    .map_err(|e| ClientError::Response(format!("leaf hash: {e}")))?;
+                let entry = log_entry_from_proto(&h)?;
                 let record = if h.leaf_record.is_empty() {
                     None
                 } else {
                     let record = LeafRecord::decode(&h.leaf_record)
                         .map_err(|e| ClientError::Response(format!("leaf record: {e}")))?;
-                    if record.leaf_hash() != leaf_hash || record.index() != h.index {
+                    if record.leaf_hash() != entry.leaf_hash || record.index() != entry.index {
                         return Err(ClientError::Response(format!(
                             "the server's record for entry {} does not match its index or \
                              leaf hash",
-                            h.index
+                            entry.index
                         )));
                     }
                     Some(record)
                 };
                 let proof = match h.inclusion_proof {
-                    Some(p) => Some(hashes(p.hashes, "inclusion proof")?),
+                    Some(p) => Some(hashes_from_proto(&p.hashes, "inclusion proof")?),
                     None => None,
                 };
                 Ok(Hit {
-                    index: h.index,
-                    leaf_hash,
-                    integrated_time_nanos: h.integrated_time_nanos,
-                    kind: kind(h.kind)?,
+                    index: entry.index,
+                    leaf_hash: entry.leaf_hash,
+                    integrated_time_nanos: entry.integrated_time_nanos,
+                    kind: entry.kind,
                     signers: h.signers,
                     subjects: h
                         .subjects
@@ -1068,6 +1040,39 @@ impl Client {
             .leaf_records)
     }
 
+    /// Every leaf record from `start` below `end`, downloaded one `GetEntries` page at a
+    /// time by a task of its own, at most `ahead` pages ahead of the reader (dropping the
+    /// [`EntryPages`] stops it). Records past `end` in an answer are dropped; an answer with
+    /// none before `end` is a [`ClientError::Verification`]: the server lacks entries it
+    /// was asked for, which only a log that lost data does below its checkpoint's size.
+    pub fn entry_pages(&self, start: u64, end: u64, ahead: usize) -> EntryPages {
+        let (pages, rx) = tokio::sync::mpsc::channel(ahead.max(1));
+        let mut client = self.clone();
+        let task = tokio::spawn(async move {
+            let mut next = start;
+            while next < end {
+                let page = match client.entries(next, end).await {
+                    Ok(records) if records.is_empty() => Err(ClientError::Verification(format!(
+                        "entry {next}: asked for the entries below {end}, the server returned \
+                         none from entry {next} on"
+                    ))),
+                    Ok(mut records) => {
+                        records.truncate(usize::try_from(end - next).unwrap_or(usize::MAX));
+                        let first = next;
+                        next += records.len() as u64;
+                        Ok((first, records))
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = page.is_err();
+                if pages.send(page).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        EntryPages { pages: rx, task }
+    }
+
     /// The consistency proof between two tree sizes.
     pub async fn consistency_proof(
         &mut self,
@@ -1081,7 +1086,7 @@ impl Client {
         let proof = r
             .proof
             .ok_or_else(|| ClientError::Response("no proof in the answer".into()))?;
-        hashes(proof.hashes, "consistency proof")
+        Ok(hashes_from_proto(&proof.hashes, "consistency proof")?)
     }
 }
 
@@ -1311,6 +1316,44 @@ mod tests {
             matches!(&error, ClientError::Status { reason: Some(r), .. } if r == "KEY_REVOKED"),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn loopback_is_decided_on_the_parsed_host() {
+        for url in [
+            "http://127.0.0.1:1",
+            "HTTP://LOCALHOST:1",
+            "http://[::1]:1/",
+        ] {
+            let uri: http::Uri = url.parse().unwrap();
+            assert!(is_loopback(uri.host().unwrap()), "{url}");
+        }
+        for url in [
+            "HtTp://203.0.113.7:1",
+            "http://127.0.0.1.example:1",
+            "http://[::2]:1",
+            "http://127.0.0.1@203.0.113.7:1",
+        ] {
+            let uri: http::Uri = url.parse().unwrap();
+            assert!(!is_loopback(uri.host().unwrap()), "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_never_goes_in_plaintext_to_another_host_whatever_the_scheme_case() {
+        for url in ["http://203.0.113.7:1", "HTTP://203.0.113.7:1"] {
+            let credentials = Credentials {
+                token: Some("s3cret".into()),
+                ..Credentials::default()
+            };
+            let error = Client::connect_with(url, &credentials).await.unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.contains("is plaintext: the token would cross"),
+                "{text}"
+            );
+            assert!(!text.contains("s3cret"), "{text}");
+        }
     }
 
     #[test]
