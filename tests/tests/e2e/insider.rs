@@ -383,8 +383,8 @@ async fn an_exception_without_a_reason_is_refused() {
         .unwrap()
         .replace("version = 1", "version = 2")
         .replace(
-            "max_severity = \"HIGH\"",
-            "max_severity = \"HIGH\"\nallow = [{ id = \"CVE-2025-0042\", reason = \"  \" }]",
+            "reason = \"not reachable from the payment path\"",
+            "reason = \"  \"",
         );
     std::fs::write(d.join("lax.toml"), policy).unwrap();
     let out = tokio::task::block_in_place(|| {

@@ -6,22 +6,21 @@
 //! place in the hash chain after authorizing it at that time (integrate), makes the batch
 //! durable in the store, signs a checkpoint over it and only then answers (publish).
 //! Nothing is acknowledged before it is durable, and no checkpoint is signed over data that
-//! is not. This module is the read side everything else uses, and the queue's front.
+//! is not. This module is the read side everything else uses (entries, receipts, proofs,
+//! queries) and the queue's front; `registry.rs` answers the trust registry as of any
+//! entry or time, `bundles.rs` the policies and evidence bundles.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use evident_core::Hash;
-use evident_core::bundle::{BUNDLE_MEDIA_TYPE, Bundle, BundleEntry, BundleRequest, Manifest};
 use evident_core::dsse::Envelope;
 use evident_core::kinds::{Checked, LogState, Refusal};
 use evident_core::merkle::{self, SubtreeSource};
 use evident_core::note::{Checkpoint, Signer, Verifier};
-use evident_core::predicates;
 use evident_core::receipt::Receipt;
 use evident_core::record::{EntryKind, LeafRecord};
 use evident_core::registry::{GenesisDocument, Registry};
-use evident_core::statement::Statement;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::check::Tail;
@@ -29,7 +28,10 @@ use crate::metrics::METRICS;
 use crate::query::{Cursor, Filters, Page};
 use crate::store::{Store, StoreError};
 
+mod bundles;
+mod registry;
 mod sequencer;
+use registry::Snapshots;
 use sequencer::Sequencer;
 
 /// Why a submission or read could not be answered.
@@ -206,7 +208,7 @@ pub struct Ledger {
     verifier: Verifier,
     /// The log key, shared with the sequencer: the read side signs bundle manifests with it.
     signer: Arc<Signer>,
-    /// The registry after every [`SNAPSHOT_EVERY`]-th registry entry, by that entry's index
+    /// The registry after every [`registry::SNAPSHOT_EVERY`]-th registry entry, by that entry's index
     /// (with its integrated time), filled as as-of reads replay: an as-of answer replays at
     /// most `SNAPSHOT_EVERY` entries. Entries below a checkpoint never change, so a
     /// snapshot never goes stale.
@@ -214,14 +216,6 @@ pub struct Ledger {
     /// Set when the sequencer stopped on a storage failure.
     failure: tokio::sync::watch::Receiver<Option<LedgerError>>,
 }
-
-/// Kept registry snapshots: registry entry index → (its integrated time, the registry after
-/// it).
-type Snapshots = std::collections::BTreeMap<u64, (i64, Arc<Registry>)>;
-
-/// Registry entries between two kept registry snapshots: the most an as-of read replays.
-/// With 2,000 registry entries that is 31 snapshots.
-pub const SNAPSHOT_EVERY: usize = 64;
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -467,171 +461,6 @@ impl Ledger {
     /// The log's genesis, as verifiers pin it.
     pub fn genesis_document(&self) -> &GenesisDocument {
         &self.genesis_document
-    }
-
-    /// The registry as of the latest checkpoint.
-    pub fn registry(&self) -> Arc<Registry> {
-        self.published().registry.clone()
-    }
-
-    /// The registry as it was before entry `index`. Blocking: reads the store (call it
-    /// off the async workers).
-    pub fn registry_as_of(&self, index: u64) -> Result<Registry, LedgerError> {
-        let size = self.published().checkpoint.size;
-        self.replay_registry(index.min(size), i64::MAX)
-            .map(|(registry, _)| registry)
-    }
-
-    /// The registry after every registry entry integrated at or before `time`, and the
-    /// index up to which it holds (exclusive). Blocking, like [`Ledger::registry_as_of`].
-    pub fn registry_as_of_time(&self, time: i64) -> Result<(Registry, u64), LedgerError> {
-        let size = self.published().checkpoint.size;
-        self.replay_registry(size, time)
-    }
-
-    /// The registry entries below `end` integrated at or before `time`, applied from the
-    /// latest snapshot that precedes them (or the genesis); keeps a snapshot every
-    /// [`SNAPSHOT_EVERY`] registry entries. Returns the registry and the index of the first
-    /// entry not covered (`end`, or the first registry entry after `time`).
-    fn replay_registry(&self, end: u64, time: i64) -> Result<(Registry, u64), LedgerError> {
-        let entries = self.store.registry_entries(0, end)?;
-        let start = {
-            let snapshots = self
-                .snapshots
-                .lock()
-                .expect("the snapshot lock is never held across a panic");
-            // Integrated times never go backwards: the last snapshot at or before `time`.
-            snapshots
-                .range(..end)
-                .rev()
-                .find(|(_, (t, _))| *t <= time)
-                .map(|(index, (_, registry))| (*index, registry.clone()))
-        };
-        let (mut registry, skip) = match start {
-            Some((index, snapshot)) => match entries.binary_search(&index) {
-                Ok(position) => ((*snapshot).clone(), position + 1),
-                Err(_) => (self.genesis.as_ref().clone(), 0),
-            },
-            None => (self.genesis.as_ref().clone(), 0),
-        };
-        for (position, &index) in entries.iter().enumerate().skip(skip) {
-            let record = read_record(&self.store, index)?;
-            let at = record.integrated_time_nanos();
-            if at > time {
-                return Ok((registry, index));
-            }
-            registry
-                .apply(index, at, record.envelope())
-                .map_err(|e| failure_of(format!("replaying registry entry {index}"), e))?;
-            if (position + 1) % SNAPSHOT_EVERY == 0 {
-                self.snapshots
-                    .lock()
-                    .expect("the snapshot lock is never held across a panic")
-                    .insert(index, (at, Arc::new(registry.clone())));
-            }
-        }
-        Ok((registry, end))
-    }
-
-    /// Every policy version covered by the latest checkpoint: `(name, version, index)`.
-    pub fn policies(&self) -> Result<Vec<(String, u64, u64)>, LedgerError> {
-        let size = self.published().checkpoint.size;
-        Ok(self
-            .store
-            .policies()?
-            .into_iter()
-            .filter(|(_, _, index)| *index < size)
-            .collect())
-    }
-
-    /// The evidence bundle answering `request`, whose artifacts (`alg`, `hex`) are
-    /// `artifacts`: every registry entry, every policy version, the attestations about the
-    /// artifacts and about the source commits its provenance names, each proven at the latest
-    /// checkpoint, and a manifest naming them signed with the log key.
-    pub fn release_bundle(
-        &self,
-        request: BundleRequest,
-        artifacts: &[(String, String)],
-    ) -> Result<Bundle, LedgerError> {
-        let published = self.published();
-        let size = published.checkpoint.size;
-        let mut indexes: std::collections::BTreeSet<u64> =
-            self.store.registry_entries(0, size)?.into_iter().collect();
-        // Every policy version: the checkpoint signs their running hash, and a verifier
-        // refuses a bundle that leaves one out.
-        for (_, _, index) in self.policies()? {
-            indexes.insert(index);
-        }
-        let mut about_artifact = Vec::new();
-        for (alg, hex) in artifacts {
-            about_artifact.extend(self.store.entries_about(alg, hex, size)?);
-        }
-        let mut commits = std::collections::BTreeSet::new();
-        for &index in &about_artifact {
-            let record = read_record(&self.store, index)?;
-            if let Ok(statement) = Statement::from_envelope(record.envelope()) {
-                if statement.predicate_type == predicates::SLSA_PROVENANCE_V1 {
-                    commits.extend(predicates::provenance_source_commits(&statement.predicate));
-                }
-            }
-        }
-        indexes.extend(about_artifact);
-        for commit in &commits {
-            for alg in ["gitCommit", "sha1"] {
-                indexes.extend(self.store.entries_about(alg, commit, size)?);
-            }
-        }
-        let mut leaf_hashes = Vec::with_capacity(indexes.len());
-        let entries = indexes
-            .into_iter()
-            .map(|index| {
-                let bytes = self
-                    .store
-                    .entry(index)?
-                    .ok_or_else(|| LedgerError::Missing(index))?;
-                let proof = self.inclusion_proof(index, size)?;
-                leaf_hashes.push(evident_core::merkle::leaf_hash(&bytes));
-                Ok(BundleEntry::new(&bytes, &proof))
-            })
-            .collect::<Result<Vec<_>, LedgerError>>()?;
-        let manifest = Manifest::new(&published.checkpoint, request, &leaf_hashes)
-            .sign(&self.signer)
-            .map_err(|e| failure_of("signing the bundle manifest", e))?;
-        Ok(Bundle {
-            media_type: BUNDLE_MEDIA_TYPE.to_owned(),
-            checkpoint: published.note.clone(),
-            manifest,
-            genesis: (*self.genesis_document).clone(),
-            entries,
-        })
-    }
-
-    /// The artifacts (`alg`, `hex`) that the release attestations of `name@version` declare
-    /// (their subjects).
-    pub fn release_artifacts(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<Vec<(String, String)>, LedgerError> {
-        let size = self.published().checkpoint.size;
-        let mut artifacts = std::collections::BTreeSet::new();
-        for index in self.store.releases(name, version, size)? {
-            let record = read_record(&self.store, index)?;
-            if let Ok(statement) = Statement::from_envelope(record.envelope()) {
-                artifacts.extend(
-                    statement
-                        .digests()
-                        .map(|(a, v)| (a.as_str().to_owned(), v.to_owned())),
-                );
-            }
-        }
-        if artifacts.is_empty() {
-            return Err(LedgerError::NoRelease {
-                name: name.to_owned(),
-                version: version.to_owned(),
-            });
-        }
-        Ok(artifacts.into_iter().collect())
     }
 
     /// One page of a query over the entries the latest checkpoint covers (or, with a
