@@ -426,7 +426,7 @@ async fn the_report_of_a_denied_release_shows_the_failed_control_and_why() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["releases"][0]["verdict"], "DENIED");
+    assert_eq!(summary["releases"][0]["decision"], "denied");
     assert_eq!(summary["releases"][0]["policy"], "payments-prod@1");
     assert!(
         summary["html"]

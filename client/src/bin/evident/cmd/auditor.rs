@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use evident_client::gate::{PolicyRef, read_genesis};
+use evident_client::output::{
+    AuditOutput, AuditSummary, CheckpointRef, QueryHitOutput, QueryOutput, ReleaseRow,
+    ReleasesOutput, VerificationResult,
+};
 use evident_client::report::escape_terminal;
 use evident_client::time_text;
 use evident_client::{CheckpointState, Client, Hit, Query};
@@ -14,7 +18,6 @@ use evident_core::note::{Checkpoint, Verifier};
 use evident_core::predicates;
 use evident_core::record::EntryKind;
 use evident_core::statement::Statement;
-use serde_json::json;
 
 use crate::{
     Cli, Format, GenesisArg, VerificationFailed, connect, print_json, require_log_key, state_path,
@@ -177,18 +180,6 @@ fn kind_name(kind: EntryKind) -> &'static str {
     kind.as_str()
 }
 
-fn hit_json(hit: &Hit) -> serde_json::Value {
-    json!({
-        "index": hit.index,
-        "leafHash": hit.leaf_hash.to_hex(),
-        "integratedTime": time_text(hit.integrated_time_nanos),
-        "kind": kind_name(hit.kind),
-        "predicateType": hit.predicate_type,
-        "signers": hit.signers,
-        "subjects": hit.subjects.iter().map(|(name, digests)| json!({"name": name, "digests": digests})).collect::<Vec<_>>(),
-    })
-}
-
 /// A CSV cell that a spreadsheet cannot take for a formula: a cell starting with `=`, `+`,
 /// `-`, `@`, tab or carriage return gets a leading `'` (OWASP's advice against CSV
 /// injection), so `=HYPERLINK(…)` from an attestation shows as text.
@@ -343,14 +334,17 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
                     .unwrap_or_default()
             );
         }
-        Format::Json => print_json(&json!({
-            "treeSize": tree_size,
-            "results": hits.iter().map(hit_json).collect::<Vec<_>>(),
-            "nextCursor": next,
-        })),
+        Format::Json => print_json(&QueryOutput {
+            tree_size,
+            verified: args.verify,
+            results: hits.iter().map(QueryHitOutput::from).collect(),
+            next_cursor: next,
+        }),
         Format::Jsonl => {
             for hit in &hits {
-                println!("{}", hit_json(hit));
+                let line = serde_json::to_string(&QueryHitOutput::from(hit))
+                    .expect("an output type serializes");
+                println!("{line}");
             }
         }
         Format::Csv => write_csv(
@@ -600,34 +594,14 @@ fn signer_specs(flag: &str, texts: &[String]) -> anyhow::Result<Vec<SignerSpec>>
     texts.iter().map(|t| SignerSpec::parse(flag, t)).collect()
 }
 
-/// One release in a period.
-#[derive(Debug, Clone, serde::Serialize)]
-struct ReleaseRow {
-    name: String,
-    version: String,
-    index: u64,
-    time: String,
-    /// Who signed the release attestation.
-    signers: Vec<String>,
-    /// Whether a `--release-signer` signed it; a release attestation by anyone else is not
-    /// presented as a release.
-    trusted: bool,
-    artifacts: Vec<String>,
-    /// PASSED / FAILED from the newest verdict a `--verdict-signer` recorded, or None.
-    verdict: Option<String>,
-    verdict_index: Option<u64>,
-    verdict_policy: Option<String>,
-    /// Who signed that verdict.
-    verdict_signer: Option<Vec<String>>,
-}
-
 /// The newest verification summary about every one of `artifacts` that `signer` signed:
-/// `(index, result, policy, signers)`.
+/// `(index, result, policy, signers)`. A summary whose result is neither PASSED nor FAILED
+/// is no verdict.
 async fn newest_verdict(
     client: &mut Client,
     artifacts: &[String],
     signer: &SignerSpec,
-) -> anyhow::Result<Option<(u64, String, String, Vec<String>)>> {
+) -> anyhow::Result<Option<(u64, VerificationResult, String, Vec<String>)>> {
     let Some(first) = artifacts.first() else {
         return Ok(None);
     };
@@ -659,7 +633,12 @@ async fn newest_verdict(
                 continue;
             }
             let p = &statement.predicate;
-            let result = p["verificationResult"].as_str().unwrap_or("?").to_owned();
+            let Some(result) = p["verificationResult"]
+                .as_str()
+                .and_then(VerificationResult::parse)
+            else {
+                continue;
+            };
             let policy = p["policy"]["uri"].as_str().unwrap_or("").to_owned();
             return Ok(Some((h.index, result, policy, h.signers.clone())));
         }
@@ -717,7 +696,7 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
             .collect();
         let is_trusted = trusted.contains(&hit.index);
         // The newest verdict any of the verdict signers recorded about all the artifacts.
-        let mut verdict: Option<(u64, String, String, Vec<String>)> = None;
+        let mut verdict: Option<(u64, VerificationResult, String, Vec<String>)> = None;
         if is_trusted {
             for signer in &verdict_signers {
                 let found = newest_verdict(&mut client, &artifacts, signer).await?;
@@ -736,7 +715,7 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
             name,
             version,
             index: hit.index,
-            time: time_text(hit.integrated_time_nanos),
+            integrated_time: time_text(hit.integrated_time_nanos),
             signers: hit.signers.clone(),
             trusted: is_trusted,
             artifacts,
@@ -754,7 +733,7 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
                     r.name,
                     r.version,
                     r.index,
-                    r.time,
+                    r.integrated_time,
                     r.signers.join(", "),
                     r.artifacts.join(" "),
                 )
@@ -764,7 +743,8 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
             for r in &declared {
                 let verdict = match (&r.verdict, r.verdict_index, &r.verdict_policy) {
                     (Some(v), Some(i), Some(p)) => format!(
-                        "{v} (entry {i}, {p}, signed by {})",
+                        "{} (entry {i}, {p}, signed by {})",
+                        v.as_str(),
                         r.verdict_signer.as_deref().unwrap_or_default().join(", ")
                     ),
                     _ => "none recorded".to_owned(),
@@ -789,7 +769,7 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
                 others.len()
             );
         }
-        Format::Json => print_json(&json!({ "releases": rows })),
+        Format::Json => print_json(&ReleasesOutput { releases: rows }),
         Format::Jsonl => {
             for r in &rows {
                 println!("{}", serde_json::to_string(r).expect("a row serializes"));
@@ -814,11 +794,11 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
                     r.name.clone(),
                     r.version.clone(),
                     r.index.to_string(),
-                    r.time.clone(),
+                    r.integrated_time.clone(),
                     r.signers.join(";"),
                     r.trusted.to_string(),
                     r.artifacts.join(";"),
-                    r.verdict.clone().unwrap_or_default(),
+                    r.verdict.map(|v| v.as_str().to_owned()).unwrap_or_default(),
                     r.verdict_index.map(|i| i.to_string()).unwrap_or_default(),
                     r.verdict_policy.clone().unwrap_or_default(),
                     r.verdict_signer
@@ -944,11 +924,12 @@ pub async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
                 println!("  from {} to {}", time_text(first), time_text(last));
             }
         }
-        _ => print_json(&json!({
-            "ok": true,
-            "checkpoint": {"origin": checkpoint.origin, "size": checkpoint.size, "root": checkpoint.root.to_hex()},
-            "summary": s,
-        })),
+        _ => print_json(&AuditOutput {
+            ok: true,
+            log_key: key.name().to_owned(),
+            checkpoint: CheckpointRef::from(&checkpoint),
+            summary: AuditSummary::from(s),
+        }),
     }
     Ok(())
 }

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Subcommand;
 use evident_client::keyfile::read_signing_keys;
+use evident_client::output::{
+    PolicyListOutput, PolicyShowOutput, PolicySubmitOutput, PolicyVersionOutput,
+};
 use evident_client::report::escape_terminal;
 use evident_client::submit::submit_signed;
 use evident_client::time_text;
 use evident_core::SigningKey;
 use evident_core::dsse::Envelope;
-use serde_json::json;
 
 use crate::{AdminKeys, Cli, Format, connect, log_key, print_json, state_path};
 
@@ -49,13 +51,17 @@ pub(crate) async fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()
             );
             let key = log_key(cli)?;
             let mut client = connect(cli).await?;
-            let (receipt, _) =
+            let (receipt, duplicate) =
                 submit_signed(&mut client, key.as_ref(), &state_path(cli), &envelope).await?;
             match cli.format {
-                Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-                    "index": receipt.index, "policy": policy.name, "version": policy.version,
-                    "leafHash": receipt.leaf_hash.to_hex(),
-                })),
+                Format::Json | Format::Jsonl | Format::Csv => print_json(&PolicySubmitOutput {
+                    index: receipt.index,
+                    policy: policy.name.clone(),
+                    version: policy.version,
+                    leaf_hash: receipt.leaf_hash.to_hex(),
+                    duplicate,
+                    verified: key.is_some(),
+                }),
                 Format::Human => println!(
                     "policy {}@{} is entry {}",
                     policy.name, policy.version, receipt.index
@@ -77,11 +83,14 @@ pub(crate) async fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()
             let mut client = connect(cli).await?;
             let doc = client.get_policy(name, version).await?;
             match cli.format {
-                Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-                    "name": doc.name, "version": doc.version, "index": doc.index,
-                    "integratedTime": time_text(doc.integrated_time_nanos),
-                    "signedBy": doc.signed_by, "document": doc.document,
-                })),
+                Format::Json | Format::Jsonl | Format::Csv => print_json(&PolicyShowOutput {
+                    name: doc.name.clone(),
+                    version: doc.version,
+                    index: doc.index,
+                    integrated_time: time_text(doc.integrated_time_nanos),
+                    signed_by: doc.signed_by.clone(),
+                    document: doc.document.clone(),
+                }),
                 Format::Human => {
                     println!(
                         "# policy {}@{}: entry {}, integrated {}, signed by {}",
@@ -104,11 +113,16 @@ pub(crate) async fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()
             let mut client = connect(cli).await?;
             let list = client.list_policies().await?;
             match cli.format {
-                Format::Json | Format::Jsonl | Format::Csv => print_json(&json!(
-                    list.iter()
-                        .map(|(n, v, i)| json!({"name": n, "version": v, "index": i}))
-                        .collect::<Vec<_>>()
-                )),
+                Format::Json | Format::Jsonl | Format::Csv => print_json(&PolicyListOutput {
+                    policies: list
+                        .iter()
+                        .map(|(name, version, index)| PolicyVersionOutput {
+                            name: name.clone(),
+                            version: *version,
+                            index: *index,
+                        })
+                        .collect(),
+                }),
                 Format::Human => {
                     for (n, v, i) in &list {
                         println!("{}@{v}  entry {i}", escape_terminal(n));

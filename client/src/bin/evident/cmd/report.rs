@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use evident_client::gate::{PolicyRef, decide, read_genesis, target};
+use evident_client::output::{Decision, ReportOutput, ReportedRelease};
 use evident_client::report::{Document, ReleaseReport, render_html, render_markdown};
 use evident_client::{CheckpointState, Release, now_nanos};
 use evident_core::registry::GenesisDocument;
-use serde_json::json;
 
 use crate::{
     Cli, Format, GenesisArg, VerificationFailed, connect, print_json, require_log_key, state_path,
@@ -102,12 +102,11 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
             .policy(&policy_ref.name, policy_ref.version)
             .map_err(|e| anyhow!("{label}: {e}"))?;
         let evaluation = decide(&verified, release, policy, now)?;
-        let verdict = if evaluation.allowed {
-            "ALLOWED"
-        } else {
-            "DENIED"
-        };
-        summary.push((label.clone(), verdict, evaluation.policy.clone()));
+        summary.push(ReportedRelease {
+            release: label.clone(),
+            policy: evaluation.policy.clone(),
+            decision: Decision::from_allowed(evaluation.allowed),
+        });
         sections.push(ReleaseReport::new(&label, &verified, policy, &evaluation));
         latest = Some(verified.checkpoint().clone());
     }
@@ -132,10 +131,14 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
     write(&markdown, &render_markdown(&document))?;
 
     if cli.format == Format::Human {
-        for (label, verdict, policy) in &summary {
+        for r in &summary {
+            let verdict = match r.decision {
+                Decision::Allowed => "ALLOWED",
+                Decision::Denied => "DENIED",
+            };
             println!(
-                "{label}: {verdict} under {policy} (checkpoint of {} entries)",
-                checkpoint.size
+                "{}: {verdict} under {} (checkpoint of {} entries)",
+                r.release, r.policy, checkpoint.size
             );
         }
         if summary.is_empty() {
@@ -144,18 +147,12 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         println!("{}", html.display());
         println!("{}", markdown.display());
     } else {
-        // One JSON document for every machine-readable format.
-        let releases: Vec<serde_json::Value> = summary
-            .iter()
-            .map(|(label, verdict, policy)| {
-                json!({"release": label, "policy": policy, "verdict": verdict})
-            })
-            .collect();
-        print_json(&json!({
-            "html": html, "markdown": markdown,
-            "releases": releases,
-            "treeSize": checkpoint.size,
-        }));
+        print_json(&ReportOutput {
+            html,
+            markdown,
+            releases: summary,
+            tree_size: checkpoint.size,
+        });
     }
     Ok(())
 }
