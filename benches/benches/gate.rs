@@ -1,6 +1,6 @@
 //! The gate's offline decision for a release with 50 attestations: decode the bundle, verify
 //! the checkpoint, 50+ inclusion proofs and signatures, replay the registry, evaluate the
-//! policy. This is the work `evident verify` does after fetching the bundle.
+//! policy. This is the work `evident gate` does after fetching the bundle.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use evident_core::bundle::{Bundle, BundleRequest};

@@ -24,6 +24,7 @@ fn offline_commands_show_no_connection_flags() {
     for command in [
         &["keygen"][..],
         &["attest"],
+        &["receipt", "verify"],
         &["verify-receipt"],
         &["bundle", "verify"],
         &["completion"],
@@ -54,6 +55,7 @@ fn connecting_commands_show_connection_flags_under_their_heading() {
         &["policy", "submit"],
         &["bundle", "export"],
         &["query"],
+        &["gate"],
         &["verify"],
     ] {
         let out = run(&[command, &["--help"]].concat());
@@ -139,4 +141,41 @@ fn completion_prints_a_script_for_each_shell() {
     }
     let out = run(&["completion", "tcsh"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn old_command_names_work_but_are_not_listed() {
+    let out = run(&["--help"]);
+    let help = stdout(&out);
+    assert!(help.contains("gate") && help.contains("receipt"), "{help}");
+    assert!(
+        !help.contains("verify-receipt")
+            && !help.lines().any(|l| l.trim_start().starts_with("verify ")),
+        "{help}"
+    );
+    // `evident verify` is `evident gate`, and `evident verify-receipt` is `evident receipt
+    // verify`: the same flags, the same checks.
+    for (old, new) in [
+        (&["verify", "--help"][..], &["gate", "--help"][..]),
+        (
+            &["verify-receipt", "--help"],
+            &["receipt", "verify", "--help"],
+        ),
+    ] {
+        let (old, new) = (run(old), run(new));
+        assert!(
+            old.status.success() && new.status.success(),
+            "{}",
+            stderr(&old)
+        );
+        let flags = |text: String| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.trim_start().starts_with("--"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(flags(stdout(&old)), flags(stdout(&new)));
+    }
+    let out = run(&["verify-receipt", "missing.json", "--log-key", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

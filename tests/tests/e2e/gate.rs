@@ -222,7 +222,7 @@ fn verify(
 ) -> std::process::Output {
     let genesis = server.data_dir.join("genesis.json").display().to_string();
     let mut args = vec![
-        "verify",
+        "gate",
         "--artifact",
         artifact,
         "--policy",

@@ -482,7 +482,7 @@ async fn every_commands_json_follows_its_published_schema() {
         unreachable!()
     };
     let (_, receipt): (_, ReceiptOutput) = json_of(
-        json(&["verify-receipt", "ok.json.receipt.json"]),
+        json(&["receipt", "verify", "ok.json.receipt.json"]),
         0,
         "receipt-verify",
     );
@@ -627,7 +627,7 @@ async fn every_commands_json_follows_its_published_schema() {
         &genesis,
     ];
     let (_, verdict): (_, GateOutput) = json_of(
-        json(&[&["verify"][..], &gate, &["--record", "--key", "deploy.key"]].concat()),
+        json(&[&["gate"][..], &gate, &["--record", "--key", "deploy.key"]].concat()),
         0,
         "gate",
     );

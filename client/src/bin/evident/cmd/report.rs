@@ -1,5 +1,5 @@
 //! `evident report`: the auditor's report of one release. Fetches the release's evidence
-//! bundle and verifies it exactly as the gate does (`evident verify`), evaluates the policy,
+//! bundle and verifies it exactly as the gate does (`evident gate`), evaluates the policy,
 //! and writes `evident-report.html` and `evident-report.md` (`docs/REPORT.md`).
 //!
 //! A denied release is still reported (exit 0): the report documents the denial. A bundle

@@ -1,4 +1,5 @@
-//! `evident verify`: the deploy gate, and the recording of its verdict.
+//! `evident gate` (formerly `evident verify`, still accepted): the deploy gate, and the
+//! recording of its verdict.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,7 @@ use crate::{
     Cli, Denied, Format, GenesisArg, connect, log_key, print_json, require_log_key, state_path,
 };
 
-// `evident verify` flags.
+// `evident gate` flags.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["artifact", "release"])))]
 pub(crate) struct Args {

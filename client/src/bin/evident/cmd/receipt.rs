@@ -1,4 +1,5 @@
-//! `evident verify-receipt`: a receipt checked offline against the pinned log key.
+//! `evident receipt verify` (formerly `evident verify-receipt`, still accepted): a receipt
+//! checked offline against the pinned log key.
 
 use std::path::PathBuf;
 
@@ -12,7 +13,13 @@ use evident_core::statement::Statement;
 
 use crate::{Cli, Format, VerificationFailed, print_json, require_log_key, state_path};
 
-// `evident verify-receipt` flags.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ReceiptCommand {
+    /// Verify a receipt offline against the pinned log key.
+    Verify(Args),
+}
+
+/// `evident receipt verify` flags.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The receipt file written by `evident submit`.
