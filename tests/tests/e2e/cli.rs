@@ -179,3 +179,72 @@ fn old_command_names_work_but_are_not_listed() {
     let out = run(&["verify-receipt", "missing.json", "--log-key", "x"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[cfg(unix)]
+#[test]
+fn signing_keys_others_may_read_are_refused_as_ssh_does() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = cli(d, None, &["keygen", "--out", "ci.key"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // keygen writes the key for its owner only.
+    let mode = std::fs::metadata(d.join("ci.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    std::fs::set_permissions(d.join("ci.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let public = std::fs::read_to_string(d.join("ci.key.pub")).unwrap();
+    for args in [
+        &[
+            "attest",
+            "--subject",
+            "app=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "--predicate-type",
+            "https://example.com/p",
+            "--key",
+            "ci.key",
+        ][..],
+        // Refused before connecting: no server is needed to tell.
+        &[
+            "signer",
+            "add",
+            "--identity",
+            "ci@test",
+            "--public-key",
+            public.trim(),
+            "--predicate-type",
+            "*",
+            "--admin-key",
+            "ci.key",
+            "--server",
+            "http://127.0.0.1:1",
+        ],
+    ] {
+        let out = cli(d, None, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("ci.key has mode 644")
+                && stderr(&out).contains("(chmod 600 ci.key)"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing signed");
+    }
+    std::fs::set_permissions(d.join("ci.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = cli(
+        d,
+        None,
+        &[
+            "attest",
+            "--subject",
+            "app=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "--predicate-type",
+            "https://example.com/p",
+            "--key",
+            "ci.key",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}

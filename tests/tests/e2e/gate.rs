@@ -385,11 +385,10 @@ async fn the_gate_allows_a_complete_release_and_denies_each_flaw_with_its_reason
             &["https://slsa.dev/verification_summary/v1"],
         );
     });
-    std::fs::write(
-        d.join("deploy.key"),
-        format!("{}\n", hex::encode([7u8; 32])),
-    )
-    .unwrap();
+    evident_tests::write_private(
+        &d.join("deploy.key"),
+        &format!("{}\n", hex::encode([7u8; 32])),
+    );
     let out = verify(
         d,
         &server,

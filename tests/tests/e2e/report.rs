@@ -217,11 +217,10 @@ async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_cha
         json!({"purl": "pkg:oci/payments-api@1.4.2"}),
     )
     .await;
-    std::fs::write(
-        d.join("deploy.key"),
-        format!("{}\n", hex::encode([7u8; 32])),
-    )
-    .unwrap();
+    evident_tests::write_private(
+        &d.join("deploy.key"),
+        &format!("{}\n", hex::encode([7u8; 32])),
+    );
     let genesis = server.data_dir.join("genesis.json");
     let out = tokio::task::block_in_place(|| {
         cli(
