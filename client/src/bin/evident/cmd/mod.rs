@@ -48,33 +48,21 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: signer::SignerCommand,
         #[command(flatten)]
-        connection: crate::Connection,
-        #[command(flatten)]
-        log: crate::LogArgs,
-        #[command(flatten)]
-        output: crate::DocOutput,
+        flags: GroupFlags,
     },
     /// Administrators of the trust registry.
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
         #[command(flatten)]
-        connection: crate::Connection,
-        #[command(flatten)]
-        log: crate::LogArgs,
-        #[command(flatten)]
-        output: crate::DocOutput,
+        flags: GroupFlags,
     },
     /// Release policies, each version an administrator-signed entry in the log.
     Policy {
         #[command(subcommand)]
         command: policy::PolicyCommand,
         #[command(flatten)]
-        connection: crate::Connection,
-        #[command(flatten)]
-        log: crate::LogArgs,
-        #[command(flatten)]
-        output: crate::DocOutput,
+        flags: GroupFlags,
     },
     /// The deploy gate: may this artifact ship under this policy? Exit 0 allowed, 1 denied,
     /// 2 could not decide.
@@ -114,6 +102,19 @@ pub(crate) enum Command {
     },
 }
 
+/// The flags of the command groups that change or read the ledger's registry and policies
+/// (`signer`, `admin`, `policy`): declared once, and `global`, so they may come before or
+/// after the subcommand.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GroupFlags {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    output: crate::DocOutput,
+}
+
 impl Command {
     /// The flags the helpers of main.rs need: connection (for a command that connects),
     /// log key and state, and output format.
@@ -131,24 +132,13 @@ impl Command {
                 command: receipt::ReceiptCommand::Verify(a),
             }
             | Command::VerifyReceipt(a) => (None, Some(&a.log), a.output.format.into()),
-            Command::Signer {
-                connection,
-                log,
-                output,
-                ..
-            }
-            | Command::Admin {
-                connection,
-                log,
-                output,
-                ..
-            }
-            | Command::Policy {
-                connection,
-                log,
-                output,
-                ..
-            } => (Some(connection), Some(log), output.format.into()),
+            Command::Signer { flags, .. }
+            | Command::Admin { flags, .. }
+            | Command::Policy { flags, .. } => (
+                Some(&flags.connection),
+                Some(&flags.log),
+                flags.output.format.into(),
+            ),
             Command::Gate(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Query(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Releases(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
