@@ -9,10 +9,8 @@ use evident_client::output::{
     PolicyListOutput, PolicyShowOutput, PolicySubmitOutput, PolicyVersionOutput,
 };
 use evident_client::report::escape_terminal;
-use evident_client::submit::submit_signed;
+use evident_client::submit::submit_policy;
 use evident_client::time_text;
-use evident_core::SigningKey;
-use evident_core::dsse::Envelope;
 
 use crate::{AdminKeys, Cli, Format, connect, log_key, print_json, state_path};
 
@@ -39,32 +37,27 @@ pub(crate) async fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()
         PolicyCommand::Submit { file, admins } => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            // Refuse locally what the ledger would refuse, with the same line numbers.
-            let policy = evident_core::policy::Policy::parse(&text)
+            // Refuse locally what the ledger would refuse, with the same line numbers, and
+            // name the file.
+            evident_core::policy::Policy::parse(&text)
                 .with_context(|| format!("{}", file.display()))?;
             let keys = read_signing_keys(&admins.admin_keys)?;
-            let refs: Vec<&SigningKey> = keys.iter().collect();
-            let envelope = Envelope::sign(
-                evident_core::policy::POLICY_PAYLOAD_TYPE,
-                text.into_bytes(),
-                &refs,
-            );
             let key = log_key(cli)?;
             let mut client = connect(cli).await?;
-            let (receipt, duplicate) =
-                submit_signed(&mut client, key.as_ref(), &state_path(cli), &envelope).await?;
+            let logged =
+                submit_policy(&mut client, key.as_ref(), &state_path(cli), &text, &keys).await?;
             match cli.format {
                 Format::Json | Format::Jsonl | Format::Csv => print_json(&PolicySubmitOutput {
-                    index: receipt.index,
-                    policy: policy.name.clone(),
-                    version: policy.version,
-                    leaf_hash: receipt.leaf_hash.to_hex(),
-                    duplicate,
-                    verified: key.is_some(),
+                    index: logged.receipt.index,
+                    policy: logged.name.clone(),
+                    version: logged.version,
+                    leaf_hash: logged.receipt.leaf_hash.to_hex(),
+                    duplicate: logged.duplicate,
+                    verified: logged.verified,
                 }),
                 Format::Human => println!(
                     "policy {}@{} is entry {}",
-                    policy.name, policy.version, receipt.index
+                    logged.name, logged.version, logged.receipt.index
                 ),
             }
             Ok(())
