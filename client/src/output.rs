@@ -737,9 +737,29 @@ pub struct ReportOutput {
 /// The JSON Schema (draft 2020-12) of every command's `--format json` output, by file stem:
 /// `docs/schemas/STEM.schema.json`. Commands that write the same type share its schema
 /// under each of their names; `-line` schemas are one line of `--format jsonl`.
+///
+/// Every property is required, optional ones included: the CLI writes `null` for a value it
+/// does not have, never leaves the key out.
 pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
     fn of<T: JsonSchema>() -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(T)).expect("a schema serializes")
+        let mut schema =
+            serde_json::to_value(schemars::schema_for!(T)).expect("a schema serializes");
+        require_every_property(&mut schema);
+        schema
+    }
+    fn require_every_property(schema: &mut serde_json::Value) {
+        match schema {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(properties)) = map.get("properties") {
+                    let names = properties.keys().cloned().map(serde_json::Value::String);
+                    let required = serde_json::Value::Array(names.collect());
+                    map.insert("required".to_owned(), required);
+                }
+                map.values_mut().for_each(require_every_property);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(require_every_property),
+            _ => {}
+        }
     }
     vec![
         ("keygen", of::<KeygenOutput>()),

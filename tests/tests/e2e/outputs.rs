@@ -626,11 +626,23 @@ async fn every_commands_json_follows_its_published_schema() {
         "--genesis",
         &genesis,
     ];
-    let (_, verdict): (_, GateOutput) = json_of(
+    let (document, verdict): (_, GateOutput) = json_of(
         json(&[&["gate"][..], &gate, &["--record", "--key", "deploy.key"]].concat()),
         0,
         "gate",
     );
+    // The schema holds the fixed values and every key: words or a missing key fail it.
+    for edit in [
+        |d: &mut serde_json::Value| d["decision"] = json!("ALLOWED"),
+        |d: &mut serde_json::Value| d["controls"][0]["status"] = json!("PASS"),
+        |d: &mut serde_json::Value| {
+            d.as_object_mut().unwrap().remove("recorded_index");
+        },
+    ] {
+        let mut wrong = document.clone();
+        edit(&mut wrong);
+        assert!(!schema("gate").is_valid(&wrong), "{wrong:#}");
+    }
     assert_eq!(verdict.decision, Decision::Allowed);
     let recorded = verdict.recorded_index.expect("the recorded entry");
     let (_, again): (_, GateOutput) = json_of(json(&[&["verify"][..], &gate].concat()), 0, "gate");
