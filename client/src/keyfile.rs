@@ -54,8 +54,11 @@ pub fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Reads a signing key file (64 hex digits, as [`generate`] writes it).
+/// Reads a signing key file (64 hex digits, as [`generate`] writes it). As ssh does with
+/// its keys, a file its group or others may read is refused (with `chmod 600 FILE`): a key
+/// others could read is no longer only its holder's.
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, ClientError> {
+    check_private_file("signing key", path)?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| ClientError::input(format!("reading signing key {}", path.display()), e))?;
     let seed: [u8; 32] = hex::decode(text.trim())
@@ -145,7 +148,7 @@ mod tests {
     fn bad_key_files_are_refused() {
         let dir = scratch("bad");
         let path = dir.join("bad.key");
-        std::fs::write(&path, "not hex\n").unwrap();
+        write_secret(&path, "not hex\n").unwrap();
         let error = read_signing_key(&path).unwrap_err().to_string();
         assert!(
             error.ends_with(
@@ -162,6 +165,29 @@ mod tests {
             assert!(error.contains("has mode 644"), "{error}");
         }
         assert!(read_public_key("--public-key", "abc").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_signing_key_others_may_read_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = scratch("mode");
+        let path = dir.join("ci.key");
+        generate(&path).unwrap();
+        for mode in [0o640, 0o604, 0o644, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = read_signing_key(&path).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("has mode {mode:o}"))
+                    && error.ends_with(&format!("(chmod 600 {})", path.display())),
+                "{error}"
+            );
+            let error = read_signing_keys(std::slice::from_ref(&path)).unwrap_err();
+            assert!(error.to_string().contains("chmod 600"), "{error}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        read_signing_key(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

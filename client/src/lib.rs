@@ -11,14 +11,19 @@
 //!   changes, with their receipts verified.
 //! - [`keyfile`]: signing key files (made, read) and the check on files holding secrets.
 //! - [`attest`]: in-toto Statements signed into DSSE envelopes.
+//! - [`audit`]: the auditor's queries (proven on request), the releases of a period with
+//!   their recorded verdicts, and the replay of the whole log from its genesis.
 //! - [`bundle`]: evidence bundles exported, with their attestations in the in-toto form.
-//! - [`signers`]: how a registered signer key is described (status, JSON).
+//! - [`signers`]: how a registered signer key's status is described to people.
+//! - [`output`]: the types of the CLI's `--format json` output, to read it back.
 //! - [`report`]: the auditor's report of verified releases, as HTML and Markdown.
 
 pub mod attest;
+pub mod audit;
 pub mod bundle;
 pub mod gate;
 pub mod keyfile;
+pub mod output;
 pub mod report;
 pub mod signers;
 pub mod submit;

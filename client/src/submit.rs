@@ -71,6 +71,49 @@ pub async fn submit_change(
     })
 }
 
+/// A policy version in the log.
+#[derive(Debug, Clone)]
+pub struct PolicyReceipt {
+    /// The receipt of the policy's entry.
+    pub receipt: Receipt,
+    /// Whether the same document was already in the log.
+    pub duplicate: bool,
+    /// The policy's name.
+    pub name: String,
+    /// Its version.
+    pub version: u64,
+    /// Whether the receipt was verified (a log key was given).
+    pub verified: bool,
+}
+
+/// Checks a policy document (TOML) as the ledger will, signs it with the administrators'
+/// keys and submits it as a new version, as [`submit_signed`]. A document the ledger would
+/// refuse is refused here, before anything is sent.
+pub async fn submit_policy(
+    client: &mut Client,
+    log_key: Option<&Verifier>,
+    state_file: &Path,
+    document: &str,
+    admins: &[SigningKey],
+) -> Result<PolicyReceipt, ClientError> {
+    let policy = evident_core::policy::Policy::parse(document)
+        .map_err(|e| ClientError::Invalid(format!("the policy does not parse: {e}")))?;
+    let refs: Vec<&SigningKey> = admins.iter().collect();
+    let envelope = Envelope::sign(
+        evident_core::policy::POLICY_PAYLOAD_TYPE,
+        document.as_bytes().to_vec(),
+        &refs,
+    );
+    let (receipt, duplicate) = submit_signed(client, log_key, state_file, &envelope).await?;
+    Ok(PolicyReceipt {
+        receipt,
+        duplicate,
+        name: policy.name,
+        version: policy.version,
+        verified: log_key.is_some(),
+    })
+}
+
 /// Reads and decodes an envelope file (DSSE JSON).
 pub fn read_envelope(path: &Path) -> Result<Envelope, ClientError> {
     let bytes = std::fs::read(path)

@@ -132,11 +132,10 @@ pub fn write_config(dir: &Path, data_dir: &Path, signers: &[u8], extra: &str) ->
     );
     let path = dir.join("evidentd.toml");
     std::fs::write(&path, text).expect("writing the config");
-    std::fs::write(
-        admin_key_file(dir),
-        format!("{}\n", hex::encode([ADMIN; 32])),
-    )
-    .expect("writing the admin key");
+    write_private(
+        &admin_key_file(dir),
+        &format!("{}\n", hex::encode([ADMIN; 32])),
+    );
     let list: Vec<String> = signers.iter().map(u8::to_string).collect();
     std::fs::write(path.with_extension("signers"), list.join(" "))
         .expect("writing the signer list");

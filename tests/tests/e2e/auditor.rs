@@ -870,7 +870,7 @@ async fn a_query_by_policy_control_finds_the_evidence_that_control_looks_at() {
     assert_eq!(rows.len(), 4, "two approvals per release: {rows:?}");
     for row in &rows {
         assert_eq!(
-            row["predicateType"],
+            row["predicate_type"],
             "https://evident.dev/attestation/approval/v1"
         );
     }

@@ -24,6 +24,7 @@ fn offline_commands_show_no_connection_flags() {
     for command in [
         &["keygen"][..],
         &["attest"],
+        &["receipt", "verify"],
         &["verify-receipt"],
         &["bundle", "verify"],
         &["completion"],
@@ -54,6 +55,7 @@ fn connecting_commands_show_connection_flags_under_their_heading() {
         &["policy", "submit"],
         &["bundle", "export"],
         &["query"],
+        &["gate"],
         &["verify"],
     ] {
         let out = run(&[command, &["--help"]].concat());
@@ -139,4 +141,110 @@ fn completion_prints_a_script_for_each_shell() {
     }
     let out = run(&["completion", "tcsh"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn old_command_names_work_but_are_not_listed() {
+    let out = run(&["--help"]);
+    let help = stdout(&out);
+    assert!(help.contains("gate") && help.contains("receipt"), "{help}");
+    assert!(
+        !help.contains("verify-receipt")
+            && !help.lines().any(|l| l.trim_start().starts_with("verify ")),
+        "{help}"
+    );
+    // `evident verify` is `evident gate`, and `evident verify-receipt` is `evident receipt
+    // verify`: the same flags, the same checks.
+    for (old, new) in [
+        (&["verify", "--help"][..], &["gate", "--help"][..]),
+        (
+            &["verify-receipt", "--help"],
+            &["receipt", "verify", "--help"],
+        ),
+    ] {
+        let (old, new) = (run(old), run(new));
+        assert!(
+            old.status.success() && new.status.success(),
+            "{}",
+            stderr(&old)
+        );
+        let flags = |text: String| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.trim_start().starts_with("--"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(flags(stdout(&old)), flags(stdout(&new)));
+    }
+    let out = run(&["verify-receipt", "missing.json", "--log-key", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[cfg(unix)]
+#[test]
+fn signing_keys_others_may_read_are_refused_as_ssh_does() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = cli(d, None, &["keygen", "--out", "ci.key"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // keygen writes the key for its owner only.
+    let mode = std::fs::metadata(d.join("ci.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    std::fs::set_permissions(d.join("ci.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let public = std::fs::read_to_string(d.join("ci.key.pub")).unwrap();
+    for args in [
+        &[
+            "attest",
+            "--subject",
+            "app=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "--predicate-type",
+            "https://example.com/p",
+            "--key",
+            "ci.key",
+        ][..],
+        // Refused before connecting: no server is needed to tell.
+        &[
+            "signer",
+            "add",
+            "--identity",
+            "ci@test",
+            "--public-key",
+            public.trim(),
+            "--predicate-type",
+            "*",
+            "--admin-key",
+            "ci.key",
+            "--server",
+            "http://127.0.0.1:1",
+        ],
+    ] {
+        let out = cli(d, None, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("ci.key has mode 644")
+                && stderr(&out).contains("(chmod 600 ci.key)"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing signed");
+    }
+    std::fs::set_permissions(d.join("ci.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = cli(
+        d,
+        None,
+        &[
+            "attest",
+            "--subject",
+            "app=sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "--predicate-type",
+            "https://example.com/p",
+            "--key",
+            "ci.key",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -189,7 +189,7 @@ fn verify(
 ) -> std::process::Output {
     let genesis = server.data_dir.join("genesis.json").display().to_string();
     let mut args = vec![
-        "verify",
+        "gate",
         "--artifact",
         artifact,
         "--policy",
@@ -352,11 +352,10 @@ async fn the_gate_allows_a_complete_release_and_denies_each_flaw_with_its_reason
             &["https://slsa.dev/verification_summary/v1"],
         );
     });
-    std::fs::write(
-        d.join("deploy.key"),
-        format!("{}\n", hex::encode([7u8; 32])),
-    )
-    .unwrap();
+    evident_tests::write_private(
+        &d.join("deploy.key"),
+        &format!("{}\n", hex::encode([7u8; 32])),
+    );
     let out = verify(
         d,
         &server,

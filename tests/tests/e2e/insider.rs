@@ -12,7 +12,7 @@ const RELEASE: &str = "https://in-toto.io/attestation/release/v0.1";
 
 fn gate(dir: &std::path::Path, server: &Server, args: &[&str]) -> std::process::Output {
     let genesis = server.data_dir.join("genesis.json").display().to_string();
-    let mut all = vec!["verify", "--policy", "payments-prod", "--genesis", &genesis];
+    let mut all = vec!["gate", "--policy", "payments-prod", "--genesis", &genesis];
     all.extend_from_slice(args);
     tokio::task::block_in_place(|| cli(dir, Some(server), &all))
 }

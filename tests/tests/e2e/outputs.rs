@@ -192,7 +192,12 @@ async fn hostile_subject_names_reach_no_terminal_as_escapes_and_no_spreadsheet_a
     for (signer, predicate_type, predicate) in [
         (1, TEST, json!({"result": "PASSED"})),
         (3, RELEASE, json!({"purl": "pkg:generic/payments@1.4.0"})),
-        (4, VSA, verdict("PASSED\u{1b}[2K")),
+        (
+            4,
+            VSA,
+            json!({"verificationResult": "PASSED",
+                   "policy": {"uri": "evident:policy/payments-prod@1\u{1b}[2K"}}),
+        ),
     ] {
         let envelope = evident_core::dsse::Envelope::sign(
             evident_core::dsse::IN_TOTO_PAYLOAD_TYPE,
@@ -215,10 +220,10 @@ async fn hostile_subject_names_reach_no_terminal_as_escapes_and_no_spreadsheet_a
         assert!(!out.stderr.contains(&0x1b), "{args:?}: {:?}", stderr(&out));
         assert!(!out.stdout.contains(&0x07), "{args:?}: {:?}", stdout(&out));
     }
-    // The verdict's text, a predicate field, is shown with its escape made visible.
+    // The verdict's policy, a predicate field, is shown with its escape made visible.
     let out = run(&["releases", "--since", "2000-01-01"]);
     assert!(
-        stdout(&out).contains("PASSED[U+001B][2K"),
+        stdout(&out).contains("PASSED (entry 7, evident:policy/payments-prod@1[U+001B][2K"),
         "the escape is shown: {}",
         stdout(&out)
     );
@@ -345,4 +350,370 @@ async fn the_report_shows_line_breaks_in_evidence_and_an_undeclared_release_is_a
     );
     assert!(!d.join("out/evident-report.html").exists());
     assert_eq!(server.size().await, size);
+}
+
+/// The JSON Schema `docs/schemas/STEM.schema.json`, checked against the JSON Schema
+/// meta-schema, as a validator.
+fn schema(stem: &str) -> jsonschema::Validator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/schemas")
+        .join(format!("{stem}.schema.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        jsonschema::meta::is_valid(&schema),
+        "{stem}: not a JSON Schema"
+    );
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+/// Holds `json` against `docs/schemas/STEM.schema.json`.
+fn conforms(stem: &str, json: &serde_json::Value) {
+    let errors: Vec<String> = schema(stem)
+        .iter_errors(json)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{stem}: {errors:?}\n{json:#}");
+}
+
+/// Every object key in `json` is snake_case (the maps keyed by data excepted).
+fn snake_case_keys(stem: &str, json: &serde_json::Value) {
+    match json {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                assert!(
+                    k.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                    "{stem}: key {k:?}"
+                );
+                // The envelope is the DSSE document as logged; these maps are keyed by
+                // kinds, identities and predicate types.
+                if !["envelope", "kinds", "signers", "predicate_types"].contains(&k.as_str())
+                    || v.is_array()
+                {
+                    snake_case_keys(stem, v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| snake_case_keys(stem, v)),
+        _ => {}
+    }
+}
+
+/// Runs a command with `--format json` (or the format given), checks its exit code, and
+/// returns what it printed, checked against its schema and read back with its type.
+fn json_of<T: serde::de::DeserializeOwned>(
+    out: std::process::Output,
+    code: i32,
+    stem: &str,
+) -> (serde_json::Value, T) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{stem}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{stem}: {e}: {}", stdout(&out)));
+    conforms(stem, &json);
+    snake_case_keys(stem, &json);
+    let typed = serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{stem}: {e}"));
+    (json, typed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_commands_json_follows_its_published_schema() {
+    use evident_client::output::*;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    let good = release(&server, "schemas", Flaw::None).await;
+    let artifact_hex = good.artifact.strip_prefix("sha256:").unwrap().to_owned();
+    attest(
+        &server,
+        8,
+        json!({"name": "payments-api", "digest": {"sha256": artifact_hex}}),
+        RELEASE,
+        json!({"purl": "pkg:generic/payments@2.0.0"}),
+    )
+    .await;
+    tokio::task::block_in_place(|| server.register(7, &["deploy"], &[VSA]));
+    evident_tests::write_private(
+        &d.join("deploy.key"),
+        &format!("{}\n", hex::encode([7u8; 32])),
+    );
+    evident_tests::write_private(&d.join("ci.key"), &format!("{}\n", hex::encode([1u8; 32])));
+    let genesis = server.data_dir.join("genesis.json").display().to_string();
+    let run = |args: &[&str]| tokio::task::block_in_place(|| cli(d, Some(&server), args));
+    let json = |args: &[&str]| run(&[args, &["--format", "json"]].concat());
+
+    // Keys, attestations, submission, receipts, entries, checkpoints.
+    let (_, key): (_, KeygenOutput) = json_of(json(&["keygen", "--out", "new.key"]), 0, "keygen");
+    assert_eq!(key.public_key_file, std::path::Path::new("new.key.pub"));
+    let (_, other): (_, KeygenOutput) =
+        json_of(json(&["keygen", "--out", "other.key"]), 0, "keygen");
+    for (key_file, out) in [("ci.key", "ok.json"), ("new.key", "unknown.json")] {
+        let subject = format!("app=sha256:{}", digest(out));
+        let out = run(&[
+            "attest",
+            "--subject",
+            &subject,
+            "--predicate-type",
+            TEST,
+            "--key",
+            key_file,
+            "--out",
+            out,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let (_, submitted): (_, SubmitOutput) =
+        json_of(json(&["submit", "ok.json", "unknown.json"]), 2, "submit");
+    assert!(matches!(
+        submitted[0],
+        SubmittedFile::Logged { verified: true, .. }
+    ));
+    assert!(
+        matches!(&submitted[1], SubmittedFile::Failed { reason: Some(r), verification_failed: false, .. } if r == "UNKNOWN_KEY"),
+        "{submitted:?}"
+    );
+    let SubmittedFile::Logged { index, .. } = submitted[0] else {
+        unreachable!()
+    };
+    let (_, receipt): (_, ReceiptOutput) = json_of(
+        json(&["receipt", "verify", "ok.json.receipt.json"]),
+        0,
+        "receipt-verify",
+    );
+    assert_eq!((receipt.index, receipt.kind), (index, Kind::Attestation));
+    // The old name still works, and writes the same document.
+    json_of::<ReceiptOutput>(
+        json(&["verify-receipt", "ok.json.receipt.json"]),
+        0,
+        "receipt-verify",
+    );
+    let (_, entry): (_, EntryOutput) = json_of(
+        json(&["entry", "--index", &index.to_string(), "--proof"]),
+        0,
+        "entry",
+    );
+    assert_eq!(entry.subjects[0].name, "app");
+    assert!(entry.inclusion_proven_at_tree_size.is_some());
+    json_of::<CheckpointOutput>(json(&["checkpoint"]), 0, "checkpoint");
+
+    // The trust registry.
+    let admin = ["--admin-key", "admin.key"];
+    let (_, added): (_, RegistryChangeOutput) = json_of(
+        json(
+            &[
+                &[
+                    "signer",
+                    "add",
+                    "--identity",
+                    "temp@test",
+                    "--public-key",
+                    "new.key.pub",
+                    "--predicate-type",
+                    TEST,
+                ][..],
+                &admin,
+            ]
+            .concat(),
+        ),
+        0,
+        "signer-add",
+    );
+    assert_eq!(added.op, RegistryOp::AddSigner);
+    json_of::<RegistryChangeOutput>(
+        json(
+            &[
+                &[
+                    "signer",
+                    "rotate",
+                    "--identity",
+                    "temp@test",
+                    "--new-public-key",
+                    "other.key.pub",
+                ][..],
+                &admin,
+            ]
+            .concat(),
+        ),
+        0,
+        "signer-rotate",
+    );
+    json_of::<RegistryChangeOutput>(
+        json(
+            &[
+                &[
+                    "signer",
+                    "revoke",
+                    "--public-key",
+                    &other.public_key,
+                    "--reason",
+                    "left the team",
+                ][..],
+                &admin,
+            ]
+            .concat(),
+        ),
+        0,
+        "signer-revoke",
+    );
+    let (_, listing): (_, SignerListOutput) = json_of(json(&["signer", "list"]), 0, "signer-list");
+    let statuses: Vec<KeyStatus> = listing
+        .signers
+        .iter()
+        .filter(|k| k.identity == "temp@test")
+        .map(|k| k.status)
+        .collect();
+    assert_eq!(statuses, [KeyStatus::Expired, KeyStatus::Revoked]);
+    let (_, shown): (_, SignerShowOutput) =
+        json_of(json(&["signer", "show", "temp@test"]), 0, "signer-show");
+    assert_eq!(shown.history.len(), 3);
+    json_of::<RegistryChangeOutput>(
+        json(
+            &[
+                &[
+                    "admin",
+                    "add",
+                    "--identity",
+                    "second@test",
+                    "--public-key",
+                    "new.key.pub",
+                ][..],
+                &admin,
+            ]
+            .concat(),
+        ),
+        0,
+        "admin-add",
+    );
+    json_of::<RegistryChangeOutput>(
+        json(
+            &[
+                &["admin", "remove", "--public-key", "new.key.pub"][..],
+                &admin,
+            ]
+            .concat(),
+        ),
+        0,
+        "admin-remove",
+    );
+
+    // Policies.
+    let (_, submitted): (_, PolicySubmitOutput) = json_of(
+        json(&[&["policy", "submit", "policy.toml"][..], &admin].concat()),
+        0,
+        "policy-submit",
+    );
+    assert!(submitted.duplicate);
+    json_of::<PolicyShowOutput>(
+        json(&["policy", "show", "payments-prod@1"]),
+        0,
+        "policy-show",
+    );
+    let (_, list): (_, PolicyListOutput) = json_of(json(&["policy", "list"]), 0, "policy-list");
+    assert_eq!(list.policies.len(), 1);
+
+    // The gate, its recorded verdict, and the old name of the command.
+    let gate = [
+        "--artifact",
+        &good.artifact,
+        "--policy",
+        "payments-prod",
+        "--genesis",
+        &genesis,
+    ];
+    let (document, verdict): (_, GateOutput) = json_of(
+        json(&[&["gate"][..], &gate, &["--record", "--key", "deploy.key"]].concat()),
+        0,
+        "gate",
+    );
+    // The schema holds the fixed values and every key: words or a missing key fail it.
+    for edit in [
+        |d: &mut serde_json::Value| d["decision"] = json!("ALLOWED"),
+        |d: &mut serde_json::Value| d["controls"][0]["status"] = json!("PASS"),
+        |d: &mut serde_json::Value| {
+            d.as_object_mut().unwrap().remove("recorded_index");
+        },
+    ] {
+        let mut wrong = document.clone();
+        edit(&mut wrong);
+        assert!(!schema("gate").is_valid(&wrong), "{wrong:#}");
+    }
+    assert_eq!(verdict.decision, Decision::Allowed);
+    let recorded = verdict.recorded_index.expect("the recorded entry");
+    let (_, again): (_, GateOutput) = json_of(json(&[&["verify"][..], &gate].concat()), 0, "gate");
+    assert_eq!(again.recorded_index, None);
+    let out = run(&[
+        "bundle",
+        "export",
+        "--artifact",
+        &good.artifact,
+        "--out",
+        "b.json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    json_of::<GateOutput>(
+        json(&[
+            "bundle",
+            "verify",
+            "b.json",
+            "--artifact",
+            &good.artifact,
+            "--policy",
+            "payments-prod",
+            "--genesis",
+            &genesis,
+        ]),
+        0,
+        "bundle-verify",
+    );
+
+    // The auditor's commands.
+    let (_, query): (_, QueryOutput) = json_of(
+        json(&["query", "--predicate-type", TEST, "--verify"]),
+        0,
+        "query",
+    );
+    assert!(query.verified && !query.results.is_empty());
+    let out = run(&["query", "--kind", "registry", "--format", "jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in stdout(&out).lines() {
+        let hit: serde_json::Value = serde_json::from_str(line).unwrap();
+        conforms("query-line", &hit);
+        assert_eq!(hit["predicate_type"], serde_json::Value::Null, "{hit}");
+    }
+    let (_, releases): (_, ReleasesOutput) =
+        json_of(json(&["releases", "--since", "2000-01-01"]), 0, "releases");
+    assert_eq!(
+        releases.releases[0].verdict,
+        Some(VerificationResult::Passed)
+    );
+    assert_eq!(releases.releases[0].verdict_index, Some(recorded));
+    let out = run(&["releases", "--format", "jsonl"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in stdout(&out).lines() {
+        conforms("releases-line", &serde_json::from_str(line).unwrap());
+    }
+    let (_, audit): (_, AuditOutput) = json_of(json(&["audit", "--genesis", &genesis]), 0, "audit");
+    assert_eq!(audit.summary.entries, audit.checkpoint.tree_size);
+    let (_, report): (_, ReportOutput) = json_of(
+        json(&[
+            "report",
+            "--release",
+            "payments@2.0.0",
+            "--policy",
+            "payments-prod",
+            "--genesis",
+            &genesis,
+            "--out",
+            "out",
+        ]),
+        0,
+        "report",
+    );
+    assert_eq!(report.releases[0].decision, Decision::Allowed);
 }

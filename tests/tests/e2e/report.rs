@@ -217,11 +217,10 @@ async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_cha
         json!({"purl": "pkg:oci/payments-api@1.4.2"}),
     )
     .await;
-    std::fs::write(
-        d.join("deploy.key"),
-        format!("{}\n", hex::encode([7u8; 32])),
-    )
-    .unwrap();
+    evident_tests::write_private(
+        &d.join("deploy.key"),
+        &format!("{}\n", hex::encode([7u8; 32])),
+    );
     let genesis = server.data_dir.join("genesis.json");
     let out = tokio::task::block_in_place(|| {
         cli(
@@ -426,7 +425,7 @@ async fn the_report_of_a_denied_release_shows_the_failed_control_and_why() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["releases"][0]["verdict"], "DENIED");
+    assert_eq!(summary["releases"][0]["decision"], "denied");
     assert_eq!(summary["releases"][0]["policy"], "payments-prod@1");
     assert!(
         summary["html"]

@@ -269,15 +269,7 @@ async fn bearer_tokens_carry_roles_and_an_unknown_token_is_unauthenticated() {
 
     // The submitter's token submits an attestation from the CLI.
     std::fs::write(d.join("t.json"), r#"{"result": "PASSED"}"#).unwrap();
-    std::fs::write(
-        d.join("ci.key"),
-        format!(
-            "{}
-",
-            hex::encode([1u8; 32])
-        ),
-    )
-    .unwrap();
+    evident_tests::write_private(&d.join("ci.key"), &format!("{}\n", hex::encode([1u8; 32])));
     let out = run(&[
         "attest",
         "--subject",

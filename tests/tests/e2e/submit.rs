@@ -121,7 +121,7 @@ fn cli_keygen_attest_submit_verify_receipt() {
     let out = cli(d, Some(&server), &["checkpoint", "--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["treeSize"], 2);
+    assert_eq!(json["tree_size"], 2);
 
     let out = cli(d, Some(&server), &["entry", "--index", "1", "--proof"]);
     assert!(out.status.success(), "{}", stderr(&out));

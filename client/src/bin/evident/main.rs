@@ -332,10 +332,11 @@ async fn connect(cli: &Cli) -> anyhow::Result<Client> {
     Ok(Client::connect_with_options(&cli.server, &credentials, &options).await?)
 }
 
-fn print_json(value: &serde_json::Value) {
+/// Writes a command's `--format json` output (a type of `evident_client::output`).
+fn print_json<T: serde::Serialize>(value: &T) {
     println!(
         "{}",
-        serde_json::to_string_pretty(value).expect("a JSON value serializes")
+        serde_json::to_string_pretty(value).expect("an output type serializes")
     );
 }
 

@@ -2,9 +2,9 @@
 
 use clap::Subcommand;
 use evident_client::keyfile::{read_public_key, read_signing_keys};
+use evident_client::output::{RegistryChangeOutput, RegistryOp};
 use evident_client::submit;
 use evident_core::registry::Change;
-use serde_json::json;
 
 use crate::{AdminKeys, Cli, Format, connect, log_key, print_json, state_path};
 
@@ -80,10 +80,13 @@ pub(crate) async fn submit_change(
         submit::submit_change(&mut client, key.as_ref(), &state_path(cli), change, &keys).await?;
     let receipt = &logged.receipt;
     match cli.format {
-        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-            "index": receipt.index, "op": logged.op, "duplicate": logged.duplicate,
-            "leafHash": receipt.leaf_hash.to_hex(), "verified": logged.verified,
-        })),
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&RegistryChangeOutput {
+            index: receipt.index,
+            op: registry_op(change),
+            duplicate: logged.duplicate,
+            leaf_hash: receipt.leaf_hash.to_hex(),
+            verified: logged.verified,
+        }),
         Format::Human => println!(
             "registry entry {}: {}{}",
             receipt.index,
@@ -96,4 +99,15 @@ pub(crate) async fn submit_change(
         ),
     }
     Ok(())
+}
+
+/// The operation of a change, as the output names it.
+fn registry_op(change: &Change) -> RegistryOp {
+    match change {
+        Change::AddSigner { .. } => RegistryOp::AddSigner,
+        Change::RotateSigner { .. } => RegistryOp::RotateSigner,
+        Change::RevokeKey { .. } => RegistryOp::RevokeKey,
+        Change::AddAdmin { .. } => RegistryOp::AddAdmin,
+        Change::RemoveAdmin { .. } => RegistryOp::RemoveAdmin,
+    }
 }

@@ -1,9 +1,9 @@
 //! `evident checkpoint`: the latest checkpoint, verified and proven consistent with the last one seen.
 
 use crate::{Cli, Format, connect, print_json, require_log_key, state_path};
+use evident_client::output::CheckpointOutput;
 use evident_client::report::escape_terminal;
 use evident_client::{CheckpointState, Refreshed};
-use serde_json::json;
 
 /// `evident checkpoint` flags.
 #[derive(Debug, clap::Args)]
@@ -26,11 +26,14 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
         note,
     } = CheckpointState::refresh(&mut client, &key, &state_file).await?;
     match cli.format {
-        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-            "origin": checkpoint.origin, "treeSize": checkpoint.size,
-            "rootHash": checkpoint.root.to_hex(), "previousTreeSize": previous,
-            "note": note,
-        })),
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&CheckpointOutput {
+            origin: checkpoint.origin.clone(),
+            tree_size: checkpoint.size,
+            root_hash: checkpoint.root.to_hex(),
+            previous_tree_size: previous,
+            state_file: state_file.clone(),
+            note,
+        }),
         Format::Human => {
             println!("origin:    {}", escape_terminal(&checkpoint.origin));
             println!("tree size: {}", checkpoint.size);

@@ -1,12 +1,12 @@
 //! `evident entry`: one entry of the log, its inclusion proof verified on request.
 
 use anyhow::{Context as _, bail};
+use evident_client::output::{EntryOutput, subjects_of};
 use evident_client::report::escape_terminal;
 use evident_client::time_text;
 use evident_client::{CheckpointState, Selector};
 use evident_core::Hash;
 use evident_core::statement::Statement;
-use serde_json::json;
 
 use crate::{Cli, Format, connect, print_json, require_log_key, state_path};
 
@@ -69,17 +69,19 @@ async fn entry(
     let record = &entry.record;
     let statement = Statement::from_envelope(record.envelope()).ok();
     match cli.format {
-        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-            "index": record.index(),
-            "integratedTime": time_text(record.integrated_time_nanos()),
-            "integratedTimeNanos": record.integrated_time_nanos(),
-            "kind": record.kind().as_str(),
-            "leafHash": entry.leaf_hash.to_hex(),
-            "previousLeafHash": record.previous_leaf_hash().to_hex(),
-            "predicateType": statement.as_ref().map(|s| s.predicate_type.clone()),
-            "envelope": serde_json::from_str::<serde_json::Value>(&record.envelope().to_json()).expect("envelope JSON"),
-            "inclusionProvenAtTreeSize": proven,
-        })),
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&EntryOutput {
+            index: record.index(),
+            integrated_time: time_text(record.integrated_time_nanos()),
+            integrated_time_nanos: record.integrated_time_nanos(),
+            kind: record.kind().into(),
+            leaf_hash: entry.leaf_hash.to_hex(),
+            previous_leaf_hash: record.previous_leaf_hash().to_hex(),
+            predicate_type: statement.as_ref().map(|s| s.predicate_type.clone()),
+            subjects: statement.as_ref().map(subjects_of).unwrap_or_default(),
+            envelope: serde_json::from_str(&record.envelope().to_json())
+                .expect("an envelope's JSON is JSON"),
+            inclusion_proven_at_tree_size: proven,
+        }),
         Format::Human => {
             println!("entry {} ({})", record.index(), record.kind());
             println!(

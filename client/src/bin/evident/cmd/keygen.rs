@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use evident_client::keyfile;
-use serde_json::json;
+use evident_client::output::KeygenOutput;
 
 use crate::{Cli, Format, print_json};
 
@@ -20,10 +20,12 @@ pub(crate) struct Args {
 pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     let key = keyfile::generate(&args.out)?;
     match cli.format {
-        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-            "privateKey": key.private_key, "publicKeyFile": key.public_key_file,
-            "publicKey": key.public_key.to_hex(), "keyId": key.public_key.key_id(),
-        })),
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&KeygenOutput {
+            private_key: key.private_key.clone(),
+            public_key_file: key.public_key_file.clone(),
+            public_key: key.public_key.to_hex(),
+            key_id: key.public_key.key_id(),
+        }),
         Format::Human => {
             println!("private key: {} (mode 0600)", key.private_key.display());
             println!("public key:  {}", key.public_key.to_hex());

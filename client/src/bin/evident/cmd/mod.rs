@@ -7,13 +7,13 @@ pub(crate) mod auditor;
 pub(crate) mod bundle;
 pub(crate) mod checkpoint;
 pub(crate) mod entry;
+pub(crate) mod gate;
 pub(crate) mod keygen;
 pub(crate) mod policy;
+pub(crate) mod receipt;
 pub(crate) mod report;
 pub(crate) mod signer;
 pub(crate) mod submit;
-pub(crate) mod verify;
-pub(crate) mod verify_receipt;
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -35,44 +35,41 @@ pub(crate) enum Command {
     Entry(entry::Args),
     /// Fetch the latest checkpoint, verify it and prove it consistent with the last one seen.
     Checkpoint(checkpoint::Args),
-    /// Verify a receipt offline against the pinned log key.
-    VerifyReceipt(verify_receipt::Args),
+    /// Receipts: verify one offline against the pinned log key.
+    Receipt {
+        #[command(subcommand)]
+        command: receipt::ReceiptCommand,
+    },
+    /// The old name of `receipt verify`, kept for one release.
+    #[command(hide = true)]
+    VerifyReceipt(receipt::Args),
     /// Signers in the trust registry: who may attest what, and when.
     Signer {
         #[command(subcommand)]
         command: signer::SignerCommand,
         #[command(flatten)]
-        connection: crate::Connection,
-        #[command(flatten)]
-        log: crate::LogArgs,
-        #[command(flatten)]
-        output: crate::DocOutput,
+        flags: GroupFlags,
     },
     /// Administrators of the trust registry.
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
         #[command(flatten)]
-        connection: crate::Connection,
-        #[command(flatten)]
-        log: crate::LogArgs,
-        #[command(flatten)]
-        output: crate::DocOutput,
+        flags: GroupFlags,
     },
     /// Release policies, each version an administrator-signed entry in the log.
     Policy {
         #[command(subcommand)]
         command: policy::PolicyCommand,
         #[command(flatten)]
-        connection: crate::Connection,
-        #[command(flatten)]
-        log: crate::LogArgs,
-        #[command(flatten)]
-        output: crate::DocOutput,
+        flags: GroupFlags,
     },
     /// The deploy gate: may this artifact ship under this policy? Exit 0 allowed, 1 denied,
     /// 2 could not decide.
-    Verify(verify::Args),
+    ///
+    /// (`evident verify`, its old name, is accepted for one release.)
+    #[command(alias = "verify")]
+    Gate(gate::Args),
     /// Entries matching filters, from the ledger's indexes: subject, predicate type, signer,
     /// role, kind, time range, release. Combine them; page with --cursor.
     Query(auditor::QueryArgs),
@@ -105,6 +102,19 @@ pub(crate) enum Command {
     },
 }
 
+/// The flags of the command groups that change or read the ledger's registry and policies
+/// (`signer`, `admin`, `policy`): declared once, and `global`, so they may come before or
+/// after the subcommand.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GroupFlags {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(flatten)]
+    output: crate::DocOutput,
+}
+
 impl Command {
     /// The flags the helpers of main.rs need: connection (for a command that connects),
     /// log key and state, and output format.
@@ -118,26 +128,18 @@ impl Command {
             Command::Submit(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Entry(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Checkpoint(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
-            Command::VerifyReceipt(a) => (None, Some(&a.log), a.output.format.into()),
-            Command::Signer {
-                connection,
-                log,
-                output,
-                ..
+            Command::Receipt {
+                command: receipt::ReceiptCommand::Verify(a),
             }
-            | Command::Admin {
-                connection,
-                log,
-                output,
-                ..
-            }
-            | Command::Policy {
-                connection,
-                log,
-                output,
-                ..
-            } => (Some(connection), Some(log), output.format.into()),
-            Command::Verify(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            | Command::VerifyReceipt(a) => (None, Some(&a.log), a.output.format.into()),
+            Command::Signer { flags, .. }
+            | Command::Admin { flags, .. }
+            | Command::Policy { flags, .. } => (
+                Some(&flags.connection),
+                Some(&flags.log),
+                flags.output.format.into(),
+            ),
+            Command::Gate(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Query(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Releases(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Audit(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
@@ -168,11 +170,14 @@ pub(crate) async fn run(cli: &Cli, command: &Command) -> anyhow::Result<()> {
         Command::Submit(args) => submit::run(cli, args).await,
         Command::Entry(args) => entry::run(cli, args).await,
         Command::Checkpoint(_) => checkpoint::run(cli).await,
-        Command::VerifyReceipt(args) => verify_receipt::run(cli, args).await,
+        Command::Receipt {
+            command: receipt::ReceiptCommand::Verify(args),
+        }
+        | Command::VerifyReceipt(args) => receipt::run(cli, args).await,
         Command::Signer { command, .. } => signer::run(cli, command).await,
         Command::Admin { command, .. } => admin::run(cli, command).await,
         Command::Policy { command, .. } => policy::run(cli, command).await,
-        Command::Verify(args) => verify::run(cli, args).await,
+        Command::Gate(args) => gate::run(cli, args).await,
         Command::Query(args) => auditor::query(cli, args).await,
         Command::Releases(args) => auditor::releases(cli, args).await,
         Command::Audit(args) => auditor::audit(cli, args).await,

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Subcommand;
 use evident_client::keyfile::read_signing_keys;
+use evident_client::output::{
+    PolicyListOutput, PolicyShowOutput, PolicySubmitOutput, PolicyVersionOutput,
+};
 use evident_client::report::escape_terminal;
-use evident_client::submit::submit_signed;
+use evident_client::submit::submit_policy;
 use evident_client::time_text;
-use evident_core::SigningKey;
-use evident_core::dsse::Envelope;
-use serde_json::json;
 
 use crate::{AdminKeys, Cli, Format, connect, log_key, print_json, state_path};
 
@@ -37,28 +37,27 @@ pub(crate) async fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()
         PolicyCommand::Submit { file, admins } => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            // Refuse locally what the ledger would refuse, with the same line numbers.
-            let policy = evident_core::policy::Policy::parse(&text)
+            // Refuse locally what the ledger would refuse, with the same line numbers, and
+            // name the file.
+            evident_core::policy::Policy::parse(&text)
                 .with_context(|| format!("{}", file.display()))?;
             let keys = read_signing_keys(&admins.admin_keys)?;
-            let refs: Vec<&SigningKey> = keys.iter().collect();
-            let envelope = Envelope::sign(
-                evident_core::policy::POLICY_PAYLOAD_TYPE,
-                text.into_bytes(),
-                &refs,
-            );
             let key = log_key(cli)?;
             let mut client = connect(cli).await?;
-            let (receipt, _) =
-                submit_signed(&mut client, key.as_ref(), &state_path(cli), &envelope).await?;
+            let logged =
+                submit_policy(&mut client, key.as_ref(), &state_path(cli), &text, &keys).await?;
             match cli.format {
-                Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-                    "index": receipt.index, "policy": policy.name, "version": policy.version,
-                    "leafHash": receipt.leaf_hash.to_hex(),
-                })),
+                Format::Json | Format::Jsonl | Format::Csv => print_json(&PolicySubmitOutput {
+                    index: logged.receipt.index,
+                    policy: logged.name.clone(),
+                    version: logged.version,
+                    leaf_hash: logged.receipt.leaf_hash.to_hex(),
+                    duplicate: logged.duplicate,
+                    verified: logged.verified,
+                }),
                 Format::Human => println!(
                     "policy {}@{} is entry {}",
-                    policy.name, policy.version, receipt.index
+                    logged.name, logged.version, logged.receipt.index
                 ),
             }
             Ok(())
@@ -77,11 +76,14 @@ pub(crate) async fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()
             let mut client = connect(cli).await?;
             let doc = client.get_policy(name, version).await?;
             match cli.format {
-                Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-                    "name": doc.name, "version": doc.version, "index": doc.index,
-                    "integratedTime": time_text(doc.integrated_time_nanos),
-                    "signedBy": doc.signed_by, "document": doc.document,
-                })),
+                Format::Json | Format::Jsonl | Format::Csv => print_json(&PolicyShowOutput {
+                    name: doc.name.clone(),
+                    version: doc.version,
+                    index: doc.index,
+                    integrated_time: time_text(doc.integrated_time_nanos),
+                    signed_by: doc.signed_by.clone(),
+                    document: doc.document.clone(),
+                }),
                 Format::Human => {
                     println!(
                         "# policy {}@{}: entry {}, integrated {}, signed by {}",
@@ -104,11 +106,16 @@ pub(crate) async fn run(cli: &Cli, command: &PolicyCommand) -> anyhow::Result<()
             let mut client = connect(cli).await?;
             let list = client.list_policies().await?;
             match cli.format {
-                Format::Json | Format::Jsonl | Format::Csv => print_json(&json!(
-                    list.iter()
-                        .map(|(n, v, i)| json!({"name": n, "version": v, "index": i}))
-                        .collect::<Vec<_>>()
-                )),
+                Format::Json | Format::Jsonl | Format::Csv => print_json(&PolicyListOutput {
+                    policies: list
+                        .iter()
+                        .map(|(name, version, index)| PolicyVersionOutput {
+                            name: name.clone(),
+                            version: *version,
+                            index: *index,
+                        })
+                        .collect(),
+                }),
                 Format::Human => {
                     for (n, v, i) in &list {
                         println!("{}@{v}  entry {i}", escape_terminal(n));

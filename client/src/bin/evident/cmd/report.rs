@@ -1,5 +1,5 @@
 //! `evident report`: the auditor's report of one release. Fetches the release's evidence
-//! bundle and verifies it exactly as the gate does (`evident verify`), evaluates the policy,
+//! bundle and verifies it exactly as the gate does (`evident gate`), evaluates the policy,
 //! and writes `evident-report.html` and `evident-report.md` (`docs/REPORT.md`).
 //!
 //! A denied release is still reported (exit 0): the report documents the denial. A bundle
@@ -7,16 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, anyhow};
-use evident_client::gate::{PolicyRef, decide, read_genesis, target};
-use evident_client::report::{Document, ReleaseReport, render_html, render_markdown};
-use evident_client::{CheckpointState, Release, now_nanos};
-use evident_core::registry::GenesisDocument;
-use serde_json::json;
+use anyhow::Context as _;
+use evident_client::audit::{self, ReportScope, Reported, SignerSpec};
+use evident_client::gate::{PolicyRef, read_genesis, target};
+use evident_client::now_nanos;
+use evident_client::output::{Decision, ReportOutput};
+use evident_client::report::{render_html, render_markdown};
 
-use crate::{
-    Cli, Format, GenesisArg, VerificationFailed, connect, print_json, require_log_key, state_path,
-};
+use crate::{Cli, Format, GenesisArg, connect, print_json, require_log_key, state_path};
 
 /// The HTML report's file name in `--out`.
 const HTML_FILE: &str = "evident-report.html";
@@ -66,144 +64,59 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
     let genesis = read_genesis(&args.genesis.genesis)?;
     let policy_ref = PolicyRef::parse(&args.policy)?;
-    let mut client = connect(cli).await?;
-    let (title, releases) = if args.artifact.is_some() || args.release.is_some() {
-        let release = target(args.artifact.as_deref(), args.release.as_deref());
-        let label = match &release {
-            Release::Artifact(a) | Release::Named(a) => a.clone(),
-        };
-        (format!("Evident release report: {label}"), vec![release])
+    let scope = if args.artifact.is_some() || args.release.is_some() {
+        ReportScope::One(target(args.artifact.as_deref(), args.release.as_deref()))
     } else {
-        let (since, until) = super::auditor::period(&args.since, &args.until)?;
-        let names =
-            super::auditor::release_names(&mut client, since, until, &args.release_signers).await?;
-        let period = format!(
-            "{} to {}",
-            args.since.as_deref().unwrap_or("the start"),
-            args.until.as_deref().unwrap_or("now")
-        );
-        (
-            format!(
-                "Evident release report: {} release(s), {period}",
-                names.len()
-            ),
-            names.into_iter().map(Release::Named).collect(),
-        )
-    };
-    let now = now_nanos();
-    let state_file = state_path(cli);
-    let mut sections = Vec::new();
-    let mut summary = Vec::new();
-    let mut latest = None;
-    for release in &releases {
-        let (label, verified) =
-            verified_bundle(&mut client, &key, &genesis, &state_file, release).await?;
-        let policy = verified
-            .policy(&policy_ref.name, policy_ref.version)
-            .map_err(|e| anyhow!("{label}: {e}"))?;
-        let evaluation = decide(&verified, release, policy, now)?;
-        let verdict = if evaluation.allowed {
-            "ALLOWED"
-        } else {
-            "DENIED"
-        };
-        summary.push((label.clone(), verdict, evaluation.policy.clone()));
-        sections.push(ReleaseReport::new(&label, &verified, policy, &evaluation));
-        latest = Some(verified.checkpoint().clone());
-    }
-    let checkpoint = match latest {
-        Some(c) => c,
-        // No release in the period: the report says so, against the latest checkpoint.
-        None => {
-            let mut state = CheckpointState::load(&state_file)?;
-            let note = client.checkpoint().await?;
-            let c = state.advance(&mut client, &key, &note).await?;
-            state.save(&state_file)?;
-            c
+        ReportScope::Period {
+            since: args.since.clone(),
+            until: args.until.clone(),
+            release_signers: SignerSpec::parse_all("release-signer", &args.release_signers)?,
         }
     };
-    let mut document = Document::new(title, now, &key, &checkpoint);
-    document.releases = sections;
+    let mut client = connect(cli).await?;
+    let Reported { document, releases } = audit::report(
+        &mut client,
+        &key,
+        &genesis,
+        &state_path(cli),
+        &policy_ref,
+        &scope,
+        now_nanos(),
+    )
+    .await?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating the report folder {}", args.out.display()))?;
     let html = args.out.join(HTML_FILE);
     let markdown = args.out.join(MARKDOWN_FILE);
     write(&html, &render_html(&document))?;
     write(&markdown, &render_markdown(&document))?;
+    let tree_size = document.checkpoint.size;
 
     if cli.format == Format::Human {
-        for (label, verdict, policy) in &summary {
+        for r in &releases {
+            let verdict = match r.decision {
+                Decision::Allowed => "ALLOWED",
+                Decision::Denied => "DENIED",
+            };
             println!(
-                "{label}: {verdict} under {policy} (checkpoint of {} entries)",
-                checkpoint.size
+                "{}: {verdict} under {} (checkpoint of {tree_size} entries)",
+                r.release, r.policy
             );
         }
-        if summary.is_empty() {
+        if releases.is_empty() {
             println!("no release in the period");
         }
         println!("{}", html.display());
         println!("{}", markdown.display());
     } else {
-        // One JSON document for every machine-readable format.
-        let releases: Vec<serde_json::Value> = summary
-            .iter()
-            .map(|(label, verdict, policy)| {
-                json!({"release": label, "policy": policy, "verdict": verdict})
-            })
-            .collect();
-        print_json(&json!({
-            "html": html, "markdown": markdown,
-            "releases": releases,
-            "treeSize": checkpoint.size,
-        }));
+        print_json(&ReportOutput {
+            html,
+            markdown,
+            releases,
+            tree_size,
+        });
     }
     Ok(())
-}
-
-/// Fetches a release's bundle, proves its checkpoint consistent with the last one seen,
-/// and verifies it under the pinned key and genesis, as the gate does.
-async fn verified_bundle(
-    client: &mut evident_client::Client,
-    key: &evident_core::note::Verifier,
-    genesis: &GenesisDocument,
-    state_file: &Path,
-    release: &Release,
-) -> anyhow::Result<(String, evident_core::bundle::VerifiedBundle)> {
-    let mut state = CheckpointState::load(state_file)?;
-    let bundle = match client.release_bundle(release).await {
-        Ok(bundle) => bundle,
-        // A release nobody declared has no evidence to verify: a finding about the release
-        // (exit 1), not an outage.
-        Err(evident_client::ClientError::Status {
-            code: tonic::Code::NotFound,
-            message,
-            ..
-        }) if matches!(release, Release::Named(_)) => {
-            return Err(VerificationFailed(format!(
-                "release {}: {message}: no report was written; check the name and version, \
-                 or list the declared releases with `evident releases`",
-                release_label(release)
-            ))
-            .into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    // The bundle's checkpoint must extend every checkpoint this machine saw before, so a
-    // forked or rolled-back log is refused here as at the gate.
-    state.advance(client, key, &bundle.checkpoint).await?;
-    state.save(state_file)?;
-    let verified = bundle
-        .verify(key, genesis)
-        .map_err(|e| VerificationFailed(e.to_string()))?;
-    Ok((release_label(release), verified))
-}
-
-/// How a report names a release: `NAME@VERSION`, or the artifact's digest.
-fn release_label(release: &Release) -> String {
-    match release {
-        Release::Artifact(a) => a.to_ascii_lowercase(),
-        Release::Named(n) => n.clone(),
-    }
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -2,11 +2,13 @@
 
 use clap::Subcommand;
 use evident_client::keyfile::read_public_key;
+use evident_client::output::{
+    AdminOutput, SignerEventOutput, SignerKeyOutput, SignerListOutput, SignerShowOutput,
+};
 use evident_client::report::escape_terminal;
-use evident_client::signers::{key_status, signer_json};
+use evident_client::signers::key_status;
 use evident_client::{now_nanos, time_text};
 use evident_core::registry::Change;
-use serde_json::json;
 
 use super::admin::submit_change;
 use crate::{AdminKeys, Cli, Format, connect, print_json};
@@ -148,12 +150,16 @@ async fn list_signers(
     // Key status is shown at the time asked about.
     let now = time.unwrap_or_else(now_nanos);
     match cli.format {
-        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-            "asOfIndex": listing.as_of_index,
-            "threshold": listing.threshold,
-            "admins": listing.admins.iter().map(|a| json!({"identity": a.identity, "publicKey": a.key.to_hex()})).collect::<Vec<_>>(),
-            "signers": listing.signers.iter().map(|k| signer_json(k, now)).collect::<Vec<_>>(),
-        })),
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&SignerListOutput {
+            as_of_index: listing.as_of_index,
+            threshold: listing.threshold,
+            admins: listing.admins.iter().map(AdminOutput::from).collect(),
+            signers: listing
+                .signers
+                .iter()
+                .map(|k| SignerKeyOutput::new(k, now))
+                .collect(),
+        }),
         Format::Human => {
             println!(
                 "registry after {} entries; administrators ({} must sign):",
@@ -193,13 +199,15 @@ async fn show_signer(cli: &Cli, identity: &str) -> anyhow::Result<()> {
     let history = client.signer_history(identity).await?;
     let now = now_nanos();
     match cli.format {
-        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-            "identity": identity,
-            "keys": history.keys.iter().map(|k| signer_json(k, now)).collect::<Vec<_>>(),
-            "history": history.events.iter().map(|e| json!({
-                "index": e.index, "integratedTime": time_text(e.time), "summary": e.summary,
-            })).collect::<Vec<_>>(),
-        })),
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&SignerShowOutput {
+            identity: identity.to_owned(),
+            keys: history
+                .keys
+                .iter()
+                .map(|k| SignerKeyOutput::new(k, now))
+                .collect(),
+            history: history.events.iter().map(SignerEventOutput::from).collect(),
+        }),
         Format::Human => {
             println!("{}", escape_terminal(identity));
             for k in &history.keys {

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use evident_client::output::{SubmitOutput, SubmittedFile};
 use evident_client::report::escape_terminal;
 use evident_client::submit::{self, FilesSummary};
 use evident_client::{CheckpointState, ClientError};
-use serde_json::json;
 
 use crate::{Cli, VerificationFailed, connect, format_is_human, log_key, print_json, state_path};
 
@@ -36,7 +36,7 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     let state_file = state_path(cli);
     let mut state = CheckpointState::load(&state_file)?;
     let mut client = connect(cli).await?;
-    let mut results = Vec::new();
+    let mut results: SubmitOutput = Vec::new();
     let human = format_is_human(cli);
     let summary = submit::submit_files(
         &mut client,
@@ -51,7 +51,7 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         state.save(&state_file)?;
     }
     if !human {
-        print_json(&serde_json::Value::Array(results));
+        print_json(&results);
     }
     let n = summary.failed;
     let total = args.envelopes.len();
@@ -66,11 +66,7 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
 }
 
 /// Prints a file's line (human output) and returns its JSON.
-fn line(
-    human: bool,
-    path: &Path,
-    outcome: Result<submit::Logged, ClientError>,
-) -> serde_json::Value {
+fn line(human: bool, path: &Path, outcome: Result<submit::Logged, ClientError>) -> SubmittedFile {
     match outcome {
         Ok(logged) => {
             if human {
@@ -92,19 +88,33 @@ fn line(
                     }
                 );
             }
-            json!({
-                "envelope": path, "index": logged.index, "duplicate": logged.duplicate,
-                "leafHash": logged.leaf_hash.to_hex(), "treeSize": logged.tree_size,
-                "receipt": logged.receipt_path, "verified": logged.verified,
-            })
+            SubmittedFile::Logged {
+                envelope: path.to_owned(),
+                index: logged.index,
+                duplicate: logged.duplicate,
+                leaf_hash: logged.leaf_hash.to_hex(),
+                tree_size: logged.tree_size,
+                receipt: logged.receipt_path,
+                verified: logged.verified,
+            }
         }
         Err(e) => {
+            let verification_failed = e.is_verification_failure();
+            let reason = match &e {
+                ClientError::Status { reason, .. } => reason.clone(),
+                _ => None,
+            };
             let message = format!("{:#}", anyhow::Error::from(e));
             if human {
                 let text: Vec<_> = message.lines().map(escape_terminal).collect();
                 println!("{}: failed: {}", path.display(), text.join(" "));
             }
-            json!({"envelope": path, "error": message})
+            SubmittedFile::Failed {
+                envelope: path.to_owned(),
+                verification_failed,
+                reason,
+                error: message,
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `evident verify`: the deploy gate, and the recording of its verdict.
+//! `evident gate` (formerly `evident verify`, still accepted): the deploy gate, and the
+//! recording of its verdict.
 
 use std::path::{Path, PathBuf};
 
@@ -8,13 +9,14 @@ use evident_client::gate::{
     Evidence, Gate, PolicyRef, Verdict, read_bundle, read_genesis, record_verdict, target,
 };
 use evident_client::keyfile::read_signing_key;
+use evident_client::output::GateOutput;
 use evident_client::report::escape_terminal;
 
 use crate::{
     Cli, Denied, Format, GenesisArg, connect, log_key, print_json, require_log_key, state_path,
 };
 
-// `evident verify` flags.
+// `evident gate` flags.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).args(["artifact", "release"])))]
 pub(crate) struct Args {
@@ -98,45 +100,52 @@ pub(crate) async fn gate(
         }
     };
     let report = &verdict.report;
-    match cli.format {
-        Format::Json | Format::Jsonl | Format::Csv => {
-            print_json(&serde_json::to_value(report).expect("a report serializes"))
-        }
-        Format::Human => {
-            for c in &report.controls {
-                let status = match c.status {
-                    evident_core::policy::Status::Pass => "PASS   ",
-                    evident_core::policy::Status::Fail => "FAIL   ",
-                    evident_core::policy::Status::Missing => "MISSING",
-                };
-                let entries: Vec<String> = c.entries.iter().map(|e| e.index.to_string()).collect();
-                // Reasons quote attestation fields: escaped, never raw terminal control.
-                println!(
-                    "{status} {}: {} [entries {}]",
-                    escape_terminal(&c.id),
-                    escape_terminal(&c.reason),
-                    entries.join(", ")
-                );
-            }
+    let mut output = GateOutput::new(report, verdict.checkpoint.size);
+    if cli.format == Format::Human {
+        for c in &report.controls {
+            let status = match c.status {
+                evident_core::policy::Status::Pass => "PASS   ",
+                evident_core::policy::Status::Fail => "FAIL   ",
+                evident_core::policy::Status::Missing => "MISSING",
+            };
+            let entries: Vec<String> = c.entries.iter().map(|e| e.index.to_string()).collect();
+            // Reasons quote attestation fields: escaped, never raw terminal control.
             println!(
-                "{} {} under {} (checkpoint of {} entries)",
-                if report.allowed { "ALLOWED" } else { "DENIED" },
-                escape_terminal(&report.artifacts.join(", ")),
-                escape_terminal(&report.policy),
-                verdict.checkpoint.size
+                "{status} {}: {} [entries {}]",
+                escape_terminal(&c.id),
+                escape_terminal(&c.reason),
+                entries.join(", ")
             );
         }
+        println!(
+            "{} {} under {} (checkpoint of {} entries)",
+            if report.allowed { "ALLOWED" } else { "DENIED" },
+            escape_terminal(&report.artifacts.join(", ")),
+            escape_terminal(&report.policy),
+            verdict.checkpoint.size
+        );
     }
+    // The JSON document is written once the verdict is recorded, so it can name the entry;
+    // it is written even when recording fails, so the verdict is never lost.
+    let mut failed = None;
     if let Some(key_file) = record_with {
         match record(cli, &verdict, key_file).await {
-            Ok(index) if cli.format == Format::Human => {
-                println!("verdict recorded as entry {index}")
+            Ok(index) => {
+                output.recorded_index = Some(index);
+                if cli.format == Format::Human {
+                    println!("verdict recorded as entry {index}")
+                }
             }
-            Ok(_) => {}
             // A denial stays a denial (exit 1) even when recording it failed.
             Err(e) if !report.allowed => eprintln!("evident: recording the verdict failed: {e:#}"),
-            Err(e) => return Err(e),
+            Err(e) => failed = Some(e),
         }
+    }
+    if cli.format != Format::Human {
+        print_json(&output);
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     if !report.allowed {
         return Err(Denied.into());

@@ -1,18 +1,25 @@
-//! `evident verify-receipt`: a receipt checked offline against the pinned log key.
+//! `evident receipt verify` (formerly `evident verify-receipt`, still accepted): a receipt
+//! checked offline against the pinned log key.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use evident_client::CheckpointState;
+use evident_client::output::ReceiptOutput;
 use evident_client::time_text;
 use evident_core::note::Checkpoint;
 use evident_core::receipt::Receipt;
 use evident_core::statement::Statement;
-use serde_json::json;
 
 use crate::{Cli, Format, VerificationFailed, print_json, require_log_key, state_path};
 
-// `evident verify-receipt` flags.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum ReceiptCommand {
+    /// Verify a receipt offline against the pinned log key.
+    Verify(Args),
+}
+
+/// `evident receipt verify` flags.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The receipt file written by `evident submit`.
@@ -36,13 +43,17 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     let statement = Statement::from_envelope(&receipt.envelope).ok();
     let cp: &Checkpoint = &verified.checkpoint;
     match cli.format {
-        Format::Json | Format::Jsonl | Format::Csv => print_json(&json!({
-            "verified": true, "index": receipt.index,
-            "integratedTime": time_text(receipt.integrated_time_nanos),
-            "leafHash": receipt.leaf_hash.to_hex(), "treeSize": cp.size,
-            "rootHash": cp.root.to_hex(), "origin": cp.origin,
-            "predicateType": statement.map(|s| s.predicate_type),
-        })),
+        Format::Json | Format::Jsonl | Format::Csv => print_json(&ReceiptOutput {
+            verified: true,
+            index: receipt.index,
+            integrated_time: time_text(receipt.integrated_time_nanos),
+            kind: receipt.kind.into(),
+            leaf_hash: receipt.leaf_hash.to_hex(),
+            predicate_type: statement.map(|s| s.predicate_type),
+            origin: cp.origin.clone(),
+            tree_size: cp.size,
+            root_hash: cp.root.to_hex(),
+        }),
         Format::Human => println!(
             "verified: entry {} of {} ({}), integrated {}, included in the signed tree of {} entries",
             receipt.index,
