@@ -163,7 +163,7 @@ impl LeafRecord {
         kind: EntryKind,
         envelope: Envelope,
     ) -> Result<LeafRecord, RecordError> {
-        check_envelope_fits(&envelope)?;
+        check_fits(&envelope)?;
         Ok(LeafRecord {
             index,
             integrated_time_nanos,
@@ -313,7 +313,10 @@ pub fn encoded_envelope_len(envelope: &Envelope) -> usize {
 const U16: usize = u16::MAX as usize;
 const U32: usize = u32::MAX as usize;
 
-fn check_envelope_fits(envelope: &Envelope) -> Result<(), RecordError> {
+/// Whether every field of `envelope` fits the leaf record's length prefixes (a 64 KiB
+/// payload type, key id or signature, a 4 GiB payload, 65,535 signatures): what
+/// [`LeafRecord::new`] refuses otherwise.
+pub fn check_fits(envelope: &Envelope) -> Result<(), RecordError> {
     checked_len("payload type", envelope.payload_type.len(), U16)?;
     checked_len("payload", envelope.payload.len(), U32)?;
     checked_len("signature count", envelope.signatures.len(), U16)?;
@@ -324,7 +327,7 @@ fn check_envelope_fits(envelope: &Envelope) -> Result<(), RecordError> {
     Ok(())
 }
 
-/// Invariant: `check_envelope_fits(envelope)` holds, so every length fits its prefix.
+/// Invariant: `check_fits(envelope)` holds, so every length fits its prefix.
 fn encode_envelope(envelope: &Envelope, out: &mut Vec<u8>) {
     out.extend_from_slice(&(envelope.payload_type.len() as u16).to_be_bytes());
     out.extend_from_slice(envelope.payload_type.as_bytes());

@@ -30,11 +30,12 @@ pub fn check_verified(
 ) -> Result<Checked, Refusal> {
     let statement = statement(envelope)?;
     let keys = keys.map_err(Refusal::Unauthorized)?;
-    checked(registry, &statement, keys, now)
+    checked(registry, envelope, &statement, keys, now)
 }
 
 fn checked(
     registry: &Registry,
+    envelope: &Envelope,
     statement: &Statement,
     keys: Vec<PublicKey>,
     now: i64,
@@ -42,13 +43,14 @@ fn checked(
     let authorized = registry
         .authorize(&keys, &statement.predicate_type, now)
         .map_err(Refusal::Unauthorized)?;
-    Ok(Checked {
-        kind: EntryKind::Attestation,
-        facts: Facts::of_attestation(statement, &authorized),
+    Ok(Checked::new(
+        EntryKind::Attestation,
+        envelope,
+        Facts::of_attestation(statement, &authorized),
         keys,
-        registry_changes: registry.events().len(),
-        what: statement.predicate_type.clone(),
-    })
+        registry,
+        statement.predicate_type.clone(),
+    ))
 }
 
 impl Kind for Attestation {
@@ -74,7 +76,7 @@ impl Kind for Attestation {
         let keys = registry
             .verifying_keys(envelope, &statement.predicate_type)
             .map_err(Refusal::Unauthorized)?;
-        checked(registry, &statement, keys, now)
+        checked(registry, envelope, &statement, keys, now)
     }
 
     fn authorize(
@@ -85,28 +87,24 @@ impl Kind for Attestation {
         time: i64,
     ) -> Result<Facts, Refusal> {
         let registry = &state.registry;
-        let (mut facts, keys) = match checked {
-            // The keys the check found, unless registry changes were applied since (a key
-            // added in between counts, so the facts are those a replay finds).
-            Some(c) if c.registry_changes == registry.events().len() => {
-                (c.facts.clone(), c.keys.clone())
-            }
-            Some(c) => {
-                let predicate_type = c.facts.predicate_type.as_deref().unwrap_or_default();
-                let keys = registry
-                    .verifying_keys(envelope, predicate_type)
-                    .map_err(Refusal::Unauthorized)?;
-                (c.facts.clone(), keys)
-            }
+        // The keys the check of this envelope found, unless registry changes were applied
+        // since (a key added in between counts, so the facts are those a replay finds);
+        // either way they are authorized again below, at the integrated time.
+        let reuse = checked
+            .and_then(|c| c.of(EntryKind::Attestation, envelope))
+            .filter(|c| c.registry_changes == registry.events().len());
+        let (mut facts, keys, predicate_type) = match reuse {
+            // An attestation's check names its predicate type as what it is.
+            Some(c) => (c.facts.clone(), c.keys.clone(), c.what.clone()),
             None => {
                 let statement = statement(envelope)?;
                 let keys = registry
                     .verifying_keys(envelope, &statement.predicate_type)
                     .map_err(Refusal::Unauthorized)?;
-                (Facts::of_attestation(&statement, &[]), keys)
+                let facts = Facts::of_attestation(&statement, &[]);
+                (facts, keys, statement.predicate_type)
             }
         };
-        let predicate_type = facts.predicate_type.clone().unwrap_or_default();
         let signers = registry
             .authorize(&keys, &predicate_type, time)
             .map_err(Refusal::Unauthorized)?;

@@ -1,20 +1,22 @@
 //! The kinds of log entry, one module each, behind one trait.
 //!
-//! Every entry the ledger takes goes through the same four steps, and each kind decides
+//! Every entry the ledger takes goes through the same five steps, and each kind decides
 //! what they mean for it:
 //!
 //! 1. **check**, on submit, against the registry as it is now: what needs no sequencing
 //!    (the payload parses, the signatures verify under the right keys). Refusals here cost
 //!    the log nothing.
-//! 2. **authorize**, at integration, against the [`LogState`] after every earlier entry
+//! 2. **trial**, on submit, once the entry is known to be new: its effect tried on a copy
+//!    of the state (a registry change that does not fit is refused before it queues).
+//! 3. **authorize**, at integration, against the [`LogState`] after every earlier entry
 //!    and at the entry's integrated time: who signed it, as that state sees them. The
 //!    signers are part of the dedupe key.
-//! 3. **apply**, once the entry is known to be new: its effect on the state (a registry
+//! 4. **apply**, once the entry is known to be new: its effect on the state (a registry
 //!    change, a policy's latest version). On a refusal the state is unchanged.
-//! 4. **record**, once the entry has its leaf hash: the running [`Digests`] checkpoints
+//! 5. **record**, once the entry has its leaf hash: the running [`Digests`] checkpoints
 //!    sign.
 //!
-//! The sequencer runs 2–4 for each submission; [`crate::audit::Replay`] runs 2–4 for each
+//! The sequencer runs 3–5 for each submission; [`crate::audit::Replay`] runs 3–5 for each
 //! leaf record (with no check from submit, so it verifies every signature itself), which
 //! is how `evident audit`, `evidentd verify-store` and the indexes rebuilt after a crash
 //! see exactly what the sequencer saw. A new kind is a new module here, a variant of
@@ -84,21 +86,71 @@ impl LogState {
     }
 }
 
-/// An entry as checked on submit: what the sequencer needs to place it.
+/// An entry as checked on submit: what the sequencer needs to place it. Only a kind's
+/// [`Kind::check`] makes one, and it is bound to the envelope it checked: given another
+/// envelope, [`Kind::authorize`] ignores it and verifies everything itself.
 #[derive(Debug, Clone)]
 pub struct Checked {
+    kind: EntryKind,
+    facts: Facts,
+    keys: Vec<PublicKey>,
+    registry_changes: usize,
+    what: String,
+    envelope: Hash,
+}
+
+impl Checked {
+    fn new(
+        kind: EntryKind,
+        envelope: &Envelope,
+        facts: Facts,
+        keys: Vec<PublicKey>,
+        registry: &Registry,
+        what: String,
+    ) -> Checked {
+        Checked {
+            kind,
+            facts,
+            keys,
+            registry_changes: registry.events().len(),
+            what,
+            envelope: envelope_digest(envelope),
+        }
+    }
+
     /// Its kind.
-    pub kind: EntryKind,
+    pub fn kind(&self) -> EntryKind {
+        self.kind
+    }
+
     /// What it is about, and who signed it as the registry of the check saw them.
-    pub facts: Facts,
-    /// The registered keys whose signatures verified (attestations): the sequencer uses
-    /// them instead of verifying again, unless the registry changed since.
-    pub keys: Vec<PublicKey>,
-    /// How many registry changes the registry of the check had applied.
-    pub registry_changes: usize,
+    pub fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
     /// What the entry is, for log lines: a predicate type, `registry change`,
     /// `policy NAME@VERSION`.
-    pub what: String,
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// This check, if it is of `envelope` and by `kind`.
+    fn of(&self, kind: EntryKind, envelope: &Envelope) -> Option<&Checked> {
+        (self.kind == kind && self.envelope == envelope_digest(envelope)).then_some(self)
+    }
+}
+
+/// A digest of everything an envelope holds: its signed content (the PAE) and each
+/// signature with its key id.
+fn envelope_digest(envelope: &Envelope) -> Hash {
+    let mut bytes = envelope.pae();
+    for s in &envelope.signatures {
+        for field in [s.keyid.as_bytes(), s.sig.as_slice()] {
+            bytes.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(field);
+        }
+    }
+    Hash::sha256(&bytes)
 }
 
 /// Why an entry is refused. The server maps each to one gRPC status and reason
@@ -115,6 +167,9 @@ pub enum Refusal {
         POLICY = crate::policy::POLICY_PAYLOAD_TYPE
     )]
     PayloadType(String),
+    /// An envelope whose fields are longer than a leaf record can hold.
+    #[error("the envelope cannot be logged: {0}")]
+    Unencodable(#[source] crate::record::RecordError),
     /// An administrators' entry (registry change, policy version) with no signatures.
     #[error("envelope has no signatures: {0} are signed by administrators")]
     NoAdminSignatures(&'static str),
@@ -172,8 +227,9 @@ pub trait Kind: Send + Sync + std::fmt::Debug {
     }
 
     /// At integration: who signed the entry, as `state` sees them at `time`; the facts
-    /// with those signers. `checked` is what the submit-time check found, or `None` (a
-    /// replay): then every signature is verified here.
+    /// with those signers. `checked` is what the submit-time check of this envelope found,
+    /// or `None` (a replay): then every signature is verified here, as it is when `checked`
+    /// is of another envelope.
     fn authorize(
         &self,
         state: &LogState,

@@ -49,13 +49,15 @@ impl Kind for PolicyVersion {
             .map_err(Refusal::Registry)?;
         let policy = parse(envelope)?;
         policy.check_roles(registry).map_err(Refusal::Policy)?;
-        Ok(Checked {
-            kind: EntryKind::Policy,
-            what: format!("policy {}@{}", policy.name, policy.version),
-            facts: Facts::of_admin_entry(&admins, Some((policy.name, policy.version))),
-            keys: Vec::new(),
-            registry_changes: registry.events().len(),
-        })
+        let what = format!("policy {}@{}", policy.name, policy.version);
+        Ok(Checked::new(
+            EntryKind::Policy,
+            envelope,
+            Facts::of_admin_entry(&admins, Some((policy.name, policy.version))),
+            Vec::new(),
+            registry,
+            what,
+        ))
     }
 
     fn authorize(
@@ -69,7 +71,10 @@ impl Kind for PolicyVersion {
             .registry
             .admin_signers(envelope)
             .map_err(Refusal::Registry)?;
-        let policy = match checked.and_then(|c| c.facts.policy.clone()) {
+        let policy = match checked
+            .and_then(|c| c.of(EntryKind::Policy, envelope))
+            .and_then(|c| c.facts.policy.clone())
+        {
             Some(policy) => policy,
             None => {
                 let policy = parse(envelope)?;

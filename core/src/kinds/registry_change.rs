@@ -45,13 +45,14 @@ impl Kind for RegistryChange {
         let (_, admins) = registry
             .check_envelope(envelope)
             .map_err(Refusal::Registry)?;
-        Ok(Checked {
-            kind: EntryKind::Registry,
-            facts: Facts::of_admin_entry(&admins, None),
-            keys: Vec::new(),
-            registry_changes: registry.events().len(),
-            what: "registry change".to_owned(),
-        })
+        Ok(Checked::new(
+            EntryKind::Registry,
+            envelope,
+            Facts::of_admin_entry(&admins, None),
+            Vec::new(),
+            registry,
+            "registry change".to_owned(),
+        ))
     }
 
     fn trial(&self, registry: &Registry, envelope: &Envelope, now: i64) -> Result<(), Refusal> {

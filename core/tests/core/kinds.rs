@@ -7,7 +7,7 @@ use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::keys::SigningKey;
 use evident_core::kinds::{self, LogState, Refusal};
 use evident_core::record::{EntryKind, LeafRecord};
-use evident_core::registry::{Admin, Change, Registry, sign_change};
+use evident_core::registry::{Admin, Change, Registry, sign_change, time_text};
 use proptest::prelude::*;
 
 const TESTS: &str = "https://in-toto.io/attestation/test-result/v0.1";
@@ -40,10 +40,11 @@ fn genesis() -> Registry {
 /// One step of a log's history.
 #[derive(Debug, Clone)]
 enum Step {
-    /// Register signer `n` for these predicate types.
-    Add(u8, Vec<&'static str>),
-    /// Revoke signer `n`'s key.
-    Revoke(u8),
+    /// Register signer `n` for these predicate types, valid until `k` steps later less a
+    /// quarter second (between that step's check and its integration), or for ever.
+    Add(u8, Vec<&'static str>, Option<i64>),
+    /// Revoke signer `n`'s key now, or from `k` steps later less a quarter second.
+    Revoke(u8, Option<i64>),
     /// An attestation signed by these signers, checked on submit `lag` registry changes
     /// ago (the registry the check saw is that much older than the sequencer's).
     Attest(Vec<u8>, &'static str, u8, usize),
@@ -52,8 +53,8 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     let types = prop::sample::subsequence(vec![TESTS, SCAN, "*"], 1..=2);
     prop_oneof![
-        (0u8..4, types).prop_map(|(n, t)| Step::Add(n, t)),
-        (0u8..4).prop_map(Step::Revoke),
+        (0u8..4, types, prop::option::of(1i64..4)).prop_map(|(n, t, k)| Step::Add(n, t, k)),
+        (0u8..4, prop::option::of(1i64..4)).prop_map(|(n, k)| Step::Revoke(n, k)),
         (
             prop::collection::vec(0u8..4, 1..=3),
             prop::sample::select(vec![TESTS, SCAN]),
@@ -64,19 +65,26 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn change(step: &Step) -> Option<Envelope> {
+/// The time `k` steps after `time`, less a quarter second: after the check of an
+/// attestation at that step (half a second before its integration), before its
+/// integration.
+fn between(time: i64, k: Option<i64>) -> Option<String> {
+    k.map(|k| time_text(time + k * SECOND - SECOND / 4))
+}
+
+fn change(step: &Step, time: i64) -> Option<Envelope> {
     let change = match step {
-        Step::Add(n, types) => Change::AddSigner {
+        Step::Add(n, types, k) => Change::AddSigner {
             identity: format!("signer-{n}"),
             public_key: hex_key(&signer(*n)),
             roles: vec![format!("role-{n}")],
             predicate_types: types.iter().map(|t| (*t).to_owned()).collect(),
             not_before: None,
-            not_after: None,
+            not_after: between(time, *k),
         },
-        Step::Revoke(n) => Change::RevokeKey {
+        Step::Revoke(n, k) => Change::RevokeKey {
             public_key: hex_key(&signer(*n)),
-            from: None,
+            from: between(time, *k),
             reason: "rotated".into(),
         },
         Step::Attest(..) => return None,
@@ -106,8 +114,8 @@ proptest! {
     /// Whatever registry the check on submit saw (the sequencer's, or one from before the
     /// last few registry changes), the sequencer's authorization of an attestation at its
     /// integrated time is the replay's: the same signers, or the same refusal. A key
-    /// revoked after the check never counts; a key added after it counts as it would in
-    /// the replay.
+    /// revoked, or whose validity ends, between the check and the integration never
+    /// counts; a key added after the check counts as it would in the replay.
     #[test]
     fn the_sequencer_authorizes_what_a_replay_authorizes(
         steps in prop::collection::vec(step(), 1..24)
@@ -121,7 +129,7 @@ proptest! {
         for step in &steps {
             time += SECOND;
             let index = replay.size();
-            if let Some(envelope) = change(step) {
+            if let Some(envelope) = change(step, time) {
                 let kind = kinds::of(EntryKind::Registry);
                 let facts = kind.authorize(&state, &envelope, None, time).unwrap();
                 match kind.apply(&mut state, index, time, &envelope, facts) {

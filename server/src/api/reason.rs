@@ -152,6 +152,7 @@ pub fn refused(refusal: &Refusal) -> Status {
                 &[],
             ),
         },
+        Refusal::Unencodable(_) => Status::invalid_argument(message),
         Refusal::Policy(_) | Refusal::PolicyText => {
             refuse(Code::InvalidArgument, Reason::PolicyInvalid, message, &[])
         }
@@ -331,6 +332,13 @@ mod tests {
             Reason::TooLarge,
             Reason::Unauthenticated,
             Reason::RoleMissing,
+            Reason::PayloadTypeNotAccepted,
+            Reason::StatementInvalid,
+            Reason::NotEnoughAdmins,
+            Reason::RegistryChangeInvalid,
+            Reason::RegistryConflict,
+            Reason::PolicyInvalid,
+            Reason::PolicyVersionNotHigher,
         ];
         let names: std::collections::BTreeSet<&str> = all.iter().map(|r| r.as_str()).collect();
         assert_eq!(names.len(), all.len());
@@ -338,6 +346,85 @@ mod tests {
             assert!(
                 name.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
                 "{name}"
+            );
+        }
+    }
+
+    /// Every refusal of an entry has its code, and the reason docs/ERRORS.md gives it.
+    #[test]
+    fn every_refusal_of_an_entry_has_its_code_and_reason() {
+        use evident_core::record::RecordError;
+        let cases: Vec<(Refusal, Code, Option<&str>)> = vec![
+            (
+                Refusal::PayloadType("text/plain".into()),
+                Code::InvalidArgument,
+                Some("PAYLOAD_TYPE_NOT_ACCEPTED"),
+            ),
+            (
+                Refusal::NoAdminSignatures("policies"),
+                Code::Unauthenticated,
+                Some("NO_SIGNATURES"),
+            ),
+            (
+                Refusal::Unauthorized(AuthError::NoSignatures),
+                Code::Unauthenticated,
+                Some("NO_SIGNATURES"),
+            ),
+            (
+                Refusal::Registry(RegistryError::NotEnoughAdmins {
+                    threshold: 2,
+                    reason: "one".into(),
+                }),
+                Code::PermissionDenied,
+                Some("NOT_ENOUGH_ADMINS"),
+            ),
+            (
+                Refusal::Registry(RegistryError::Conflict("a key added twice".into())),
+                Code::FailedPrecondition,
+                Some("REGISTRY_CONFLICT"),
+            ),
+            (
+                Refusal::Registry(RegistryError::Malformed("not JSON".into())),
+                Code::InvalidArgument,
+                Some("REGISTRY_CHANGE_INVALID"),
+            ),
+            (
+                Refusal::Policy(evident_core::policy::PolicyError::Parse("line 1".into())),
+                Code::InvalidArgument,
+                Some("POLICY_INVALID"),
+            ),
+            (
+                Refusal::PolicyText,
+                Code::InvalidArgument,
+                Some("POLICY_INVALID"),
+            ),
+            (
+                Refusal::PolicyVersion {
+                    name: "prod".into(),
+                    latest: 3,
+                    version: 2,
+                },
+                Code::FailedPrecondition,
+                Some("POLICY_VERSION_NOT_HIGHER"),
+            ),
+            (
+                Refusal::Unencodable(RecordError::TooLong {
+                    field: "signature keyid",
+                    len: 70_000,
+                    max: 65_535,
+                }),
+                Code::InvalidArgument,
+                None,
+            ),
+        ];
+        for (refusal, code, reason) in cases {
+            let status = refused(&refusal);
+            assert_eq!(status.code(), code, "{refusal}");
+            assert_eq!(of(&status).as_deref(), reason, "{refusal}");
+            assert!(
+                status.message().starts_with(&refusal.to_string()),
+                "{refusal}: {}",
+                status.message()
             );
         }
     }

@@ -87,7 +87,7 @@ impl LedgerService {
         }
         .map_err(refused)?;
         Ok(Checked {
-            digest: checked.facts.dedupe_key(&envelope),
+            digest: checked.facts().dedupe_key(&envelope),
             envelope,
             checked,
         })
@@ -178,6 +178,10 @@ impl LedgerService {
                 envelope.signatures.len()
             )));
         }
+        // A field longer than a leaf record can say (a key id over 64 KiB, when
+        // `max_envelope_bytes` allows one) is refused here, never at integration.
+        record::check_fits(&envelope)
+            .map_err(|e| crate::api::reason::refused(&Refusal::Unencodable(e)))?;
         Ok(envelope)
     }
 
@@ -198,11 +202,11 @@ impl LedgerService {
             );
             return Ok(convert::receipt_to_proto(receipt, true));
         }
-        kinds::of(checked.kind)
+        kinds::of(checked.kind())
             .trial(&self.ledger()?.registry(), &envelope, now_nanos())
             .map_err(|refusal| crate::api::reason::refused(&refusal))?;
-        let what = checked.what.clone();
-        let signers = checked.facts.signers.clone();
+        let what = checked.what().to_owned();
+        let signers = checked.facts().signers.clone();
         let (receipt, duplicate) = self
             .ledger()?
             .submit(envelope, checked)

@@ -397,3 +397,33 @@ async fn the_client_library_exposes_the_reason_alone_and_in_a_batch() {
         "the registry entry and the one good envelope"
     );
 }
+
+/// A key id longer than a leaf record can hold (possible only when `max_envelope_bytes`
+/// is raised above 64 KiB): the envelope is refused on submit, and the server goes on
+/// taking entries — it never reaches the sequencer, which would stop on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_id_too_long_for_a_leaf_record_is_refused_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &data, &[1], "max_envelope_bytes = 262144");
+    let server = Server::start(&config, &data).unwrap();
+    let mut padded = envelope(&key(1), 1);
+    padded.signatures.push(Signature {
+        sig: vec![7; 64],
+        keyid: "k".repeat(70_000),
+    });
+    expect_refused(
+        &server,
+        padded,
+        Code::InvalidArgument,
+        "the envelope cannot be logged: signature keyid",
+    )
+    .await;
+    let (receipt, _) = server
+        .client()
+        .await
+        .submit(&envelope(&key(1), 2))
+        .await
+        .unwrap();
+    assert_eq!(receipt.index + 1, server.size().await);
+}

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use evident_core::Hash;
-use evident_core::kinds::{self, LogState};
+use evident_core::kinds::{self, LogState, Refusal};
 use evident_core::merkle::{self, Node};
 use evident_core::note::{Checkpoint, Signer};
 use evident_core::record::LeafRecord;
@@ -167,7 +167,7 @@ impl Sequencer {
             let time = now_nanos().max(last_time);
             // Who signed, as the state after every entry before this one (including those
             // earlier in this batch) sees them: the signers are part of the dedupe key.
-            let kind = s.checked.kind;
+            let kind = s.checked.kind();
             let rules = kinds::of(kind);
             let facts = match rules.authorize(&self.state, &s.envelope, Some(&s.checked), time) {
                 Ok(facts) => facts,
@@ -194,17 +194,19 @@ impl Sequencer {
                 placed.push(Placed::Existing(index));
                 continue;
             }
-            let facts = match rules.apply(&mut self.state, index, time, &s.envelope, facts) {
-                Ok(facts) => facts,
-                Err(refusal) => {
-                    placed.push(Placed::Refused(refused(refusal)));
-                    continue;
-                }
-            };
+            // The record before the entry's effect: one that cannot be encoded is refused
+            // (the service refuses it first) and leaves the state as it was.
             let record = match LeafRecord::new(index, time, last_hash, kind, s.envelope) {
                 Ok(r) => r,
                 Err(e) => {
-                    error = Some(failure_of(format!("encoding entry {index}"), e));
+                    placed.push(Placed::Refused(refused(Refusal::Unencodable(e))));
+                    continue;
+                }
+            };
+            let facts = match rules.apply(&mut self.state, index, time, record.envelope(), facts) {
+                Ok(facts) => facts,
+                Err(refusal) => {
+                    placed.push(Placed::Refused(refused(refusal)));
                     continue;
                 }
             };
