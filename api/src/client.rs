@@ -907,10 +907,23 @@ impl Client {
         let record = LeafRecord::decode(&r.leaf_record)
             .map_err(|e| ClientError::Response(format!("leaf record: {e}")))?;
         let leaf_hash = record.leaf_hash();
-        if entry.leaf_hash != leaf_hash {
+        if entry.leaf_hash != leaf_hash || entry.index != record.index() {
             return Err(ClientError::Response(format!(
-                "the server's leaf hash for entry {} is not the hash of the record it sent",
+                "the server's index and leaf hash for entry {} are not those of the record it \
+                 sent",
                 entry.index
+            )));
+        }
+        // The entry asked for, not another one (which a proof would prove just as well).
+        let asked = match &selector {
+            Selector::Index(index) => *index == record.index(),
+            Selector::LeafHash(hash) => *hash == leaf_hash,
+        };
+        if !asked {
+            return Err(ClientError::Response(format!(
+                "the server answered with entry {} (leaf hash {leaf_hash}), not the entry asked \
+                 for",
+                record.index()
             )));
         }
         let proof = match r.inclusion_proof {

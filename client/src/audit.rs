@@ -398,8 +398,9 @@ pub async fn release_names(
 /// A verdict a deploy identity recorded: `(index, result, policy, signers)`.
 type RecordedVerdict = (u64, VerificationResult, String, Vec<String>);
 
-/// The newest verification summary about every one of `artifacts` that `signer` signed. A
-/// summary whose result is neither PASSED nor FAILED is no verdict.
+/// The newest verification summary about every one of `artifacts` that `signer` signed,
+/// whatever it states: one whose result is neither PASSED nor FAILED is `UNKNOWN`, never
+/// skipped for an older one.
 async fn newest_verdict(
     client: &mut Client,
     artifacts: &[String],
@@ -436,12 +437,7 @@ async fn newest_verdict(
                 continue;
             }
             let p = &statement.predicate;
-            let Some(result) = p["verificationResult"]
-                .as_str()
-                .and_then(VerificationResult::parse)
-            else {
-                continue;
-            };
+            let result = VerificationResult::parse(p["verificationResult"].as_str());
             let policy = p["policy"]["uri"].as_str().unwrap_or("").to_owned();
             return Ok(Some((h.index, result, policy, h.signers.clone())));
         }

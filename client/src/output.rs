@@ -611,23 +611,28 @@ pub enum VerificationResult {
     /// The gate denied it.
     #[serde(rename = "FAILED")]
     Failed,
+    /// The summary states neither (another word, another case, or nothing): still the
+    /// newest verdict, so an older `PASSED` never shows through it.
+    #[serde(rename = "UNKNOWN")]
+    Unknown,
 }
 
 impl VerificationResult {
-    /// The result a verification summary's `verificationResult` states, if it is one.
-    pub fn parse(text: &str) -> Option<VerificationResult> {
+    /// The result a verification summary's `verificationResult` states.
+    pub fn parse(text: Option<&str>) -> VerificationResult {
         match text {
-            "PASSED" => Some(VerificationResult::Passed),
-            "FAILED" => Some(VerificationResult::Failed),
-            _ => None,
+            Some("PASSED") => VerificationResult::Passed,
+            Some("FAILED") => VerificationResult::Failed,
+            _ => VerificationResult::Unknown,
         }
     }
 
-    /// `PASSED` or `FAILED`.
+    /// `PASSED`, `FAILED` or `UNKNOWN`.
     pub fn as_str(self) -> &'static str {
         match self {
             VerificationResult::Passed => "PASSED",
             VerificationResult::Failed => "FAILED",
+            VerificationResult::Unknown => "UNKNOWN",
         }
     }
 }

@@ -11,9 +11,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tonic::Status;
 
-/// The page size when a request gives none.
-pub const DEFAULT_PAGE: usize = 100;
-/// The largest page; a larger page size is lowered to it, as AIP-158 asks.
+/// The page size when a request gives none: the whole listing, up to this many items, so
+/// a client that predates paging (and ignores `next_page_token`) still sees every signer
+/// key or policy version of any registry it is likely to meet; bounded, so an answer
+/// stays a few MiB.
+pub const DEFAULT_PAGE: usize = 10_000;
+/// The largest page a request may ask for; a larger page size is lowered to it, as
+/// AIP-158 asks.
 pub const MAX_PAGE: usize = 1000;
 
 /// Which call a token belongs to: a token of one call is refused by the other.
@@ -85,7 +89,7 @@ impl Token {
     }
 }
 
-/// The page size a request gets: [`DEFAULT_PAGE`] for 0, at most [`MAX_PAGE`].
+/// The page size a request gets: [`DEFAULT_PAGE`] for 0, else at most [`MAX_PAGE`].
 pub fn page_size(requested: u32) -> usize {
     match usize::try_from(requested) {
         Ok(0) => DEFAULT_PAGE,

@@ -859,7 +859,9 @@ impl pb::ledger_server::Ledger for LedgerService {
         let request = request.into_inner();
         let token = Token::parse(&request.page_token, List::Signers)?;
         let ledger = self.ledger()?.clone();
-        let size = ledger.published().checkpoint.size;
+        // One checkpoint for the whole answer: its size and its registry go together.
+        let published = ledger.published();
+        let size = published.checkpoint.size;
         let as_of_registry = match (token, request.as_of_index, request.as_of_time_nanos) {
             // Later pages list the registry the first one did.
             (Some(token), _, _) if token.as_of > size => {
@@ -884,7 +886,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             (None, index, time) => Some((index, time)),
         };
         let (registry, as_of) = match as_of_registry {
-            None => (ledger.registry(), size),
+            None => (published.registry.clone(), size),
             // Replaying reads the store and verifies signatures: off the async workers.
             Some((index, time)) => tokio::task::spawn_blocking(move || match (index, time) {
                 (Some(index), _) => ledger

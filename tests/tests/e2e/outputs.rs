@@ -40,6 +40,39 @@ fn verdict(result: &str) -> serde_json::Value {
     json!({"verificationResult": result, "policy": {"uri": "evident:policy/payments-prod@1"}})
 }
 
+/// The newest verdict is the verdict, whatever it states: a later summary that says
+/// neither PASSED nor FAILED shows as UNKNOWN, never letting an older PASSED through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_unreadable_verdict_hides_an_older_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = log(d).await;
+    let a = json!({"name": "app-a", "digest": {"sha256": digest("a")}});
+    attest(
+        &server,
+        3,
+        a.clone(),
+        RELEASE,
+        json!({"purl": "pkg:generic/payments@2.0.0"}),
+    )
+    .await;
+    attest(&server, 4, a.clone(), VSA, verdict("PASSED")).await;
+    attest(&server, 4, a, VSA, verdict("failed")).await;
+    let out = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &["releases", "--since", "2000-01-01", "--format", "json"],
+        )
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let row = &listing["releases"][0];
+    assert_eq!(row["version"], "2.0.0", "{listing}");
+    assert_eq!(row["verdict"], "UNKNOWN", "{listing}");
+    assert_eq!(row["verdict_signer"], json!(["signer-4@test"]), "{listing}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn releases_show_the_deploy_roles_verdict_and_who_signed_it_not_a_later_forged_one() {
     let dir = tempfile::tempdir().unwrap();

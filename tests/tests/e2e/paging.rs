@@ -79,7 +79,7 @@ async fn signers_come_in_pages_that_list_one_registry_once() {
     let data = dir.path().join("data");
     let config = write_config(dir.path(), &data, &[1], "");
     let server = Server::start(&config, &data).unwrap();
-    // 105 signers: more than the default page of 100.
+    // 105 signers: three pages of 40.
     log_all(&server, &(2..=105).map(add_signer).collect::<Vec<_>>()).await;
     let expected: Vec<String> = (1..=105).map(|n| format!("signer-{n}@test")).collect();
 
@@ -112,6 +112,11 @@ async fn signers_come_in_pages_that_list_one_registry_once() {
     let (pages, _) = signer_pages(&mut raw, 1000, None).await;
     assert_eq!(pages.len(), 1);
     assert_eq!(pages[0].len(), 106);
+    // A request with no page size, as a client that predates paging sends, gets the whole
+    // registry in one answer.
+    let (pages, _) = signer_pages(&mut raw, 0, None).await;
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].len(), 106);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +136,7 @@ async fn policies_come_in_pages_and_the_library_reads_them_all() {
     assert_eq!(
         listed.iter().map(|(n, _, _)| n.clone()).collect::<Vec<_>>(),
         names,
-        "every version, by name, across the default pages of 100"
+        "every version, by name"
     );
 
     let mut raw = LedgerClient::connect(server.url.clone()).await.unwrap();
