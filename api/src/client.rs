@@ -88,13 +88,37 @@ impl SubmitStream {
 /// One page of [`EntryPages`]: the index of its first record and the records, in log order.
 pub type EntryPage = (u64, Vec<Vec<u8>>);
 
-/// The token of the page after the one asked for with `asked`: empty after the last. A
-/// server that answers with the token it was given would page forever.
-fn next_page(asked: String, next: String) -> Result<String, ClientError> {
-    if !next.is_empty() && next == asked {
+/// The most items a listing of the registry or the policies is read to: far above any real
+/// registry, and a bound on what a server that keeps sending pages can make a client hold.
+pub const MAX_LISTED: usize = 1_000_000;
+
+/// The token of the page after the one asked for with `asked`, whose answer held `items`
+/// items and brought the listing to `total`: empty after the last. A server that answers
+/// with the token it was given, or with empty pages that go on, would page forever; one
+/// that lists more than [`MAX_LISTED`] items would fill the client's memory.
+fn next_page(
+    asked: String,
+    next: String,
+    items: usize,
+    total: usize,
+) -> Result<String, ClientError> {
+    if next.is_empty() {
+        return Ok(next);
+    }
+    if next == asked {
         return Err(ClientError::Response(
             "the next page's token is the one just sent".into(),
         ));
+    }
+    if items == 0 {
+        return Err(ClientError::Response(
+            "an empty page names a next page".into(),
+        ));
+    }
+    if total > MAX_LISTED {
+        return Err(ClientError::Response(format!(
+            "the listing goes on past {MAX_LISTED} items"
+        )));
     }
     Ok(next)
 }
@@ -746,7 +770,15 @@ impl Client {
                 .into_iter()
                 .map(signer_from_proto)
                 .collect::<Result<Vec<_>, _>>()?;
+            let items = signers.len();
             match &mut listing {
+                // Every page lists the registry the first one did.
+                Some(listing) if listing.as_of_index != r.as_of_index => {
+                    return Err(ClientError::Response(format!(
+                        "a page of the registry as of entry {} follows one as of entry {}",
+                        r.as_of_index, listing.as_of_index
+                    )));
+                }
                 Some(listing) => listing.signers.extend(signers),
                 None => {
                     listing = Some(SignerListing {
@@ -761,7 +793,8 @@ impl Client {
                     });
                 }
             }
-            page_token = next_page(page_token, r.next_page_token)?;
+            let total = listing.as_ref().map_or(0, |l| l.signers.len());
+            page_token = next_page(page_token, r.next_page_token, items, total)?;
             if page_token.is_empty() {
                 break;
             }
@@ -805,8 +838,9 @@ impl Client {
                     async move { c.list_policies(request).await }
                 })
                 .await?;
+            let items = r.policies.len();
             policies.extend(r.policies.into_iter().map(|p| (p.name, p.version, p.index)));
-            page_token = next_page(page_token, r.next_page_token)?;
+            page_token = next_page(page_token, r.next_page_token, items, policies.len())?;
             if page_token.is_empty() {
                 return Ok(policies);
             }
@@ -1112,6 +1146,21 @@ mod tests {
     use tonic::{Code, Request, Response};
 
     use super::*;
+
+    /// A server cannot keep a client paging: the same token again, an empty page that names
+    /// another, or a listing past the bound ends the listing with an error.
+    #[test]
+    fn a_listing_ends_when_the_server_would_page_forever() {
+        let next = |asked: &str, next: &str, items, total| {
+            next_page(asked.to_owned(), next.to_owned(), items, total)
+        };
+        assert_eq!(next("", "", 5, 5).unwrap(), "");
+        assert_eq!(next("", "t1", 5, 5).unwrap(), "t1");
+        assert!(next("t1", "t1", 5, 10).is_err());
+        assert!(next("t1", "t2", 0, 10).is_err());
+        assert!(next("t1", "t2", 5, MAX_LISTED + 1).is_err());
+        assert_eq!(next("t1", "t2", 5, MAX_LISTED).unwrap(), "t2");
+    }
 
     /// A ledger that answers `GetCheckpoint` with `failures` in turn, then a checkpoint;
     /// every other call is unimplemented.

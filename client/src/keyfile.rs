@@ -22,14 +22,27 @@ pub struct GeneratedKey {
 /// Creates a new signing key in `out` (which must not exist; mode 0600) and its public key
 /// in `out.pub`.
 pub fn generate(out: &Path) -> Result<GeneratedKey, ClientError> {
+    let pub_path = PathBuf::from(format!("{}.pub", out.display()));
+    if pub_path.symlink_metadata().is_ok() {
+        return Err(ClientError::Invalid(format!(
+            "{} already exists: remove it, or choose another --out",
+            pub_path.display()
+        )));
+    }
     let mut seed = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
     let key = SigningKey::from_bytes(&seed);
     let public = PublicKey::from_signing_key(&key);
     write_secret(out, &format!("{}\n", hex::encode(seed)))
         .map_err(|e| ClientError::input(format!("writing {}", out.display()), e))?;
-    let pub_path = PathBuf::from(format!("{}.pub", out.display()));
-    std::fs::write(&pub_path, format!("{}\n", public.to_hex()))
+    // A new file: never through a link or over a file planted at that name.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&pub_path)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, format!("{}\n", public.to_hex()).as_bytes())
+        })
         .map_err(|e| ClientError::input(format!("writing {}", pub_path.display()), e))?;
     Ok(GeneratedKey {
         private_key: out.to_owned(),
@@ -58,9 +71,13 @@ pub fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
 /// its keys, a file its group or others may read is refused (with `chmod 600 FILE`): a key
 /// others could read is no longer only its holder's.
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, ClientError> {
-    check_private_file("signing key", path)?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ClientError::input(format!("reading signing key {}", path.display()), e))?;
+    use std::io::Read as _;
+    let reading = |e| ClientError::input(format!("reading signing key {}", path.display()), e);
+    // The mode of the file read, not of whatever the path names a moment later.
+    let mut file = std::fs::File::open(path).map_err(reading)?;
+    check_private_mode("signing key", path, &file.metadata().map_err(reading)?)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(reading)?;
     let seed: [u8; 32] = hex::decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -94,14 +111,21 @@ pub fn read_public_key(name: &str, value: &str) -> Result<PublicKey, ClientError
 /// Checks that a file holding a secret (a token, a TLS key) is readable by its owner only;
 /// `name` says which argument it is, in errors. Not checked off Unix.
 pub fn check_private_file(name: &str, path: &Path) -> Result<(), ClientError> {
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| ClientError::input(format!("{name}: reading {}", path.display()), e))?;
+    check_private_mode(name, path, &metadata)
+}
+
+/// [`check_private_file`] of a file already open, by its metadata.
+fn check_private_mode(
+    name: &str,
+    path: &Path,
+    metadata: &std::fs::Metadata,
+) -> Result<(), ClientError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| ClientError::input(format!("{name}: reading {}", path.display()), e))?
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(ClientError::Invalid(format!(
                 "{name}: {} has mode {mode:o}; a secret must be readable by its owner only \
@@ -126,6 +150,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn keygen_never_writes_over_or_through_an_existing_public_key_file() {
+        let dir = scratch("planted");
+        let out = dir.join("ci.key");
+        std::fs::write(dir.join("ci.key.pub"), "planted\n").unwrap();
+        let error = generate(&out).unwrap_err().to_string();
+        assert!(error.contains("ci.key.pub already exists"), "{error}");
+        assert!(!out.exists(), "no private key is left without its public half");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("ci.key.pub")).unwrap(),
+            "planted\n"
+        );
     }
 
     #[test]
