@@ -159,7 +159,10 @@ mod tests {
         std::fs::write(dir.join("ci.key.pub"), "planted\n").unwrap();
         let error = generate(&out).unwrap_err().to_string();
         assert!(error.contains("ci.key.pub already exists"), "{error}");
-        assert!(!out.exists(), "no private key is left without its public half");
+        assert!(
+            !out.exists(),
+            "no private key is left without its public half"
+        );
         assert_eq!(
             std::fs::read_to_string(dir.join("ci.key.pub")).unwrap(),
             "planted\n"
