@@ -510,6 +510,9 @@ pub struct GateOutput {
     pub tree_size: u64,
     /// With `--record`: the entry that records the verdict, once it is in the log.
     pub recorded_index: Option<u64>,
+    /// With `--record`: why the verdict could not be recorded. An allowed release whose
+    /// verdict was not recorded exits 2: it must not ship on this answer.
+    pub record_error: Option<String>,
 }
 
 impl GateOutput {
@@ -545,6 +548,7 @@ impl GateOutput {
                 .collect(),
             tree_size,
             recorded_index: None,
+            record_error: None,
         }
     }
 }

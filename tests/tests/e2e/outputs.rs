@@ -680,6 +680,29 @@ async fn every_commands_json_follows_its_published_schema() {
     let recorded = verdict.recorded_index.expect("the recorded entry");
     let (_, again): (_, GateOutput) = json_of(json(&[&["verify"][..], &gate].concat()), 0, "gate");
     assert_eq!(again.recorded_index, None);
+    assert_eq!(again.record_error, None);
+    // Recording with a key the registry does not know: the allowed verdict is printed with
+    // why it was not recorded, and the command fails (exit 2), so a pipeline that reads
+    // only the JSON sees it too.
+    evident_tests::write_private(
+        &d.join("stranger.key"),
+        &format!("{}\n", hex::encode([99u8; 32])),
+    );
+    let (_, unrecorded): (_, GateOutput) = json_of(
+        json(&[&["gate"][..], &gate, &["--record", "--key", "stranger.key"]].concat()),
+        2,
+        "gate",
+    );
+    assert_eq!(unrecorded.decision, Decision::Allowed);
+    assert_eq!(unrecorded.recorded_index, None);
+    assert!(
+        unrecorded
+            .record_error
+            .as_deref()
+            .is_some_and(|e| e.contains("recording the verdict")),
+        "{:?}",
+        unrecorded.record_error
+    );
     let out = run(&[
         "bundle",
         "export",

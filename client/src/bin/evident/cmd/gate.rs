@@ -137,8 +137,14 @@ pub(crate) async fn gate(
                 }
             }
             // A denial stays a denial (exit 1) even when recording it failed.
-            Err(e) if !report.allowed => eprintln!("evident: recording the verdict failed: {e:#}"),
-            Err(e) => failed = Some(e),
+            Err(e) if !report.allowed => {
+                output.record_error = Some(format!("{e:#}"));
+                eprintln!("evident: recording the verdict failed: {e:#}")
+            }
+            Err(e) => {
+                output.record_error = Some(format!("{e:#}"));
+                failed = Some(e)
+            }
         }
     }
     if cli.format != Format::Human {
