@@ -105,11 +105,18 @@ fn an_evident_build_ships_only_with_its_sbom_provenance_and_passing_tests_in_the
         stdout(&out),
         stderr(&out)
     );
-    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    // Denied for want of the test result alone: provenance and SBOM pass.
+    let line = |status: &str, control: &str| {
+        text.lines()
+            .any(|l| l.starts_with(status) && l.contains(&format!(" {control} [")))
+    };
     assert!(
-        text.contains("tests"),
+        line("MISSING", "tests"),
         "the missing control is named: {text}"
     );
+    assert!(line("PASS", "provenance") && line("PASS", "sbom"), "{text}");
+    assert!(!line("PASS", "tests") && text.contains("DENIED"), "{text}");
     let evidence = dir.path().join("evidence-0.1.0");
     let sbom: serde_json::Value =
         serde_json::from_slice(&std::fs::read(evidence.join("sbom.cdx.json")).unwrap()).unwrap();
