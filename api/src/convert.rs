@@ -89,6 +89,7 @@ pub fn envelope_from_proto(envelope: pb::Envelope) -> Result<Envelope, ConvertEr
                 keyid: s.keyid,
             })
             .collect(),
+        sigstore: None,
     })
 }
 
@@ -420,6 +421,7 @@ mod tests {
             payload: Vec::new(),
             payload_type: "t".into(),
             signatures: Vec::new(),
+            sigstore: None,
         };
         let mut receipt = pb::Receipt::default();
         set_log_entry(
@@ -469,6 +471,7 @@ mod tests {
                 sig: vec![1, 2],
                 keyid: "k".into(),
             }],
+            sigstore: None,
         };
         let back = envelope_from_proto(envelope_to_proto(envelope.clone())).unwrap();
         assert_eq!(back, envelope);

@@ -78,6 +78,7 @@ fn junk(signatures: usize) -> Envelope {
                 keyid: String::new(),
             })
             .collect(),
+        sigstore: None,
     }
 }
 

@@ -56,6 +56,7 @@ fn record(index: u64, previous: Hash) -> Vec<u8> {
             sig: vec![7; 64],
             keyid: String::new(),
         }],
+        sigstore: None,
     };
     LeafRecord::new(
         index,

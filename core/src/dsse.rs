@@ -38,6 +38,13 @@ pub struct Envelope {
     pub payload_type: String,
     /// Signatures over `PAE(payload_type, payload)`.
     pub signatures: Vec<Signature>,
+    /// The verification material of the Sigstore bundle the envelope arrived in: the
+    /// bundle's JSON without its `dsseEnvelope` (certificate or key hint, transparency-log
+    /// entries, timestamps), as [`crate::sigstore::Bundle::material_json`] writes it.
+    /// `None` for a bare DSSE envelope. Not part of DSSE and not signed by it: it is the
+    /// evidence of who signed and when, kept in the leaf record so that anyone can verify
+    /// the signature again later, offline.
+    pub sigstore: Option<Vec<u8>>,
 }
 
 /// One signature of an envelope.
@@ -204,6 +211,7 @@ impl Envelope {
             payload,
             payload_type: raw.payload_type,
             signatures,
+            sigstore: None,
         })
     }
 
@@ -239,6 +247,7 @@ impl Envelope {
             payload,
             payload_type: payload_type.to_owned(),
             signatures,
+            sigstore: None,
         }
     }
 

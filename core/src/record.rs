@@ -14,8 +14,11 @@ use crate::merkle;
 
 /// The first four bytes of every leaf record.
 pub const MAGIC: [u8; 4] = *b"EVLR";
-/// The only leaf record version this code writes and reads.
+/// The leaf record version of an entry whose envelope came bare.
 pub const VERSION: u8 = 1;
+/// The leaf record version of an entry whose envelope came in a Sigstore bundle: version 1
+/// followed by the bundle's verification material ([`Envelope::sigstore`]).
+pub const VERSION_SIGSTORE: u8 = 2;
 /// Bytes before the envelope: magic, version, index, time, previous hash, kind.
 pub const HEADER_LEN: usize = 4 + 1 + 8 + 8 + 32 + 1;
 
@@ -102,7 +105,10 @@ pub enum RecordError {
     #[error("not a leaf record: magic is {0:02x?}, expected \"EVLR\"")]
     Magic([u8; 4]),
     /// A version this code does not know.
-    #[error("leaf record version {0} is not supported (this build reads version {VERSION})")]
+    #[error(
+        "leaf record version {0} is not supported (this build reads versions {VERSION} and \
+         {VERSION_SIGSTORE})"
+    )]
     Version(u8),
     /// An entry kind this code does not know.
     #[error("leaf record entry kind {0} is unknown")]
@@ -113,6 +119,9 @@ pub enum RecordError {
     /// The envelope carries no signature.
     #[error("leaf record envelope has no signatures")]
     NoSignatures,
+    /// A version 2 record whose Sigstore material is empty (version 1 says "none").
+    #[error("leaf record version {VERSION_SIGSTORE} has empty Sigstore material")]
+    EmptySigstore,
     /// Bytes after the last field.
     #[error("leaf record has {0} trailing byte(s) after the envelope")]
     Trailing(usize),
@@ -207,7 +216,10 @@ impl LeafRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + encoded_envelope_len(&self.envelope));
         out.extend_from_slice(&MAGIC);
-        out.push(VERSION);
+        out.push(match self.envelope.sigstore {
+            None => VERSION,
+            Some(_) => VERSION_SIGSTORE,
+        });
         out.extend_from_slice(&self.index.to_be_bytes());
         out.extend_from_slice(&self.integrated_time_nanos.to_be_bytes());
         out.extend_from_slice(self.previous_leaf_hash.as_bytes());
@@ -224,7 +236,7 @@ impl LeafRecord {
             return Err(RecordError::Magic(magic));
         }
         let version = r.u8("version")?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_SIGSTORE {
             return Err(RecordError::Version(version));
         }
         let index = u64::from_be_bytes(r.array("index")?);
@@ -232,7 +244,14 @@ impl LeafRecord {
         let previous_leaf_hash = Hash(r.array("previous leaf hash")?);
         let kind_code = r.u8("entry kind")?;
         let kind = EntryKind::from_code(kind_code).ok_or(RecordError::Kind(kind_code))?;
-        let envelope = decode_envelope(&mut r)?;
+        let mut envelope = decode_envelope(&mut r)?;
+        if version == VERSION_SIGSTORE {
+            let len = u32::from_be_bytes(r.array("Sigstore material length")?) as usize;
+            if len == 0 {
+                return Err(RecordError::EmptySigstore);
+            }
+            envelope.sigstore = Some(r.take("Sigstore material", len)?.to_vec());
+        }
         if r.pos != bytes.len() {
             return Err(RecordError::Trailing(bytes.len() - r.pos));
         }
@@ -308,6 +327,7 @@ pub fn encoded_envelope_len(envelope: &Envelope) -> usize {
             .iter()
             .map(|s| 2 + s.keyid.len() + 2 + s.sig.len())
             .sum::<usize>()
+        + envelope.sigstore.as_ref().map_or(0, |m| 4 + m.len())
 }
 
 const U16: usize = u16::MAX as usize;
@@ -324,6 +344,12 @@ pub fn check_fits(envelope: &Envelope) -> Result<(), RecordError> {
         checked_len("signature keyid", signature.keyid.len(), U16)?;
         checked_len("signature", signature.sig.len(), U16)?;
     }
+    if let Some(material) = &envelope.sigstore {
+        checked_len("Sigstore material", material.len(), U32)?;
+        if material.is_empty() {
+            return Err(RecordError::EmptySigstore);
+        }
+    }
     Ok(())
 }
 
@@ -339,6 +365,10 @@ fn encode_envelope(envelope: &Envelope, out: &mut Vec<u8>) {
         out.extend_from_slice(signature.keyid.as_bytes());
         out.extend_from_slice(&(signature.sig.len() as u16).to_be_bytes());
         out.extend_from_slice(&signature.sig);
+    }
+    if let Some(material) = &envelope.sigstore {
+        out.extend_from_slice(&(material.len() as u32).to_be_bytes());
+        out.extend_from_slice(material);
     }
 }
 
@@ -362,6 +392,7 @@ fn decode_envelope(r: &mut Reader<'_>) -> Result<Envelope, RecordError> {
         payload,
         payload_type,
         signatures,
+        sigstore: None,
     })
 }
 

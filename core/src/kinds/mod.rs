@@ -140,8 +140,8 @@ impl Checked {
     }
 }
 
-/// A digest of everything an envelope holds: its signed content (the PAE) and each
-/// signature with its key id.
+/// A digest of everything an envelope holds: its signed content (the PAE), each
+/// signature with its key id, and its Sigstore material.
 fn envelope_digest(envelope: &Envelope) -> Hash {
     let mut bytes = envelope.pae();
     for s in &envelope.signatures {
@@ -149,6 +149,11 @@ fn envelope_digest(envelope: &Envelope) -> Hash {
             bytes.extend_from_slice(&(field.len() as u64).to_be_bytes());
             bytes.extend_from_slice(field);
         }
+    }
+    if let Some(material) = &envelope.sigstore {
+        bytes.extend_from_slice(b"sigstore");
+        bytes.extend_from_slice(&(material.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(material);
     }
     Hash::sha256(&bytes)
 }

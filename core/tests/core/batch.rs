@@ -105,6 +105,7 @@ fn build(payload: &[u8], signatures: &[(Made, Hint)], keys: &[SigningKey]) -> En
         payload: payload.to_vec(),
         payload_type: payload_type.to_owned(),
         signatures: made,
+        sigstore: None,
     }
 }
 

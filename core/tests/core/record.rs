@@ -15,7 +15,7 @@ fn unhex(v: &serde_json::Value) -> Vec<u8> {
 fn valid_records_decode_to_their_fields_and_re_encode_byte_for_byte() {
     let vectors = json_file("evident/leaf-records.json");
     let valid = vectors["valid"].as_array().expect("valid list");
-    assert_eq!(valid.len(), 3);
+    assert_eq!(valid.len(), 4);
     let mut previous: Option<(u64, Hash)> = None;
     for v in valid {
         let bytes = unhex(&v["record_hex"]);
@@ -69,6 +69,7 @@ fn invalid_records_fail_for_their_stated_reason() {
             "kind" => matches!(err, RecordError::Kind(_)),
             "no signatures" => matches!(err, RecordError::NoSignatures),
             "utf-8" => matches!(err, RecordError::Utf8(_)),
+            "empty sigstore" => matches!(err, RecordError::EmptySigstore),
             other => panic!("unknown reason {other}"),
         };
         assert!(matches, "{}: got {err}", v["description"]);
@@ -149,6 +150,7 @@ fn oversize_fields_are_refused_when_building_a_record() {
         payload: vec![],
         payload_type: "t".repeat(70_000),
         signatures: vec![],
+        sigstore: None,
     };
     assert!(matches!(
         LeafRecord::new(0, 0, Hash::ZERO, EntryKind::Attestation, env),
@@ -157,4 +159,85 @@ fn oversize_fields_are_refused_when_building_a_record() {
             ..
         })
     ));
+}
+
+fn sigstore_record(material: &[u8]) -> LeafRecord {
+    let key = evident_core::fixtures::key(1);
+    let mut envelope = Envelope::sign("application/vnd.in-toto+json", b"{}".to_vec(), &[&key]);
+    envelope.sigstore = Some(material.to_vec());
+    LeafRecord::new(
+        7,
+        1_700_000_000,
+        Hash([9; 32]),
+        EntryKind::Attestation,
+        envelope,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_record_with_sigstore_material_is_version_2_and_round_trips() {
+    let material = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}"#;
+    let record = sigstore_record(material);
+    let bytes = record.encode();
+    assert_eq!(bytes[4], evident_core::record::VERSION_SIGSTORE);
+    // The material is the last field: its u32 length, then its bytes.
+    let tail = &bytes[bytes.len() - material.len() - 4..];
+    assert_eq!(&tail[..4], &(material.len() as u32).to_be_bytes());
+    assert_eq!(&tail[4..], material);
+    let decoded = LeafRecord::decode(&bytes).unwrap();
+    assert_eq!(decoded, record);
+    assert_eq!(decoded.envelope().sigstore.as_deref(), Some(&material[..]));
+    // The same entry without material is a version 1 record, and hashes differently.
+    let mut bare = record.envelope().clone();
+    bare.sigstore = None;
+    let bare = LeafRecord::new(
+        7,
+        1_700_000_000,
+        Hash([9; 32]),
+        EntryKind::Attestation,
+        bare,
+    )
+    .unwrap();
+    assert_eq!(bare.encode()[4], evident_core::record::VERSION);
+    assert_ne!(bare.leaf_hash(), record.leaf_hash());
+}
+
+#[test]
+fn sigstore_material_is_refused_when_empty_truncated_or_followed_by_bytes() {
+    let record = sigstore_record(b"{}");
+    let bytes = record.encode();
+    // Truncated anywhere in the material or its length.
+    for cut in 1..=6 {
+        let err = LeafRecord::decode(&bytes[..bytes.len() - cut]).unwrap_err();
+        assert!(matches!(err, RecordError::Truncated { .. }), "{err}");
+    }
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        LeafRecord::decode(&trailing).unwrap_err(),
+        RecordError::Trailing(1)
+    ));
+    // Version 2 with zero-length material: "none" has one encoding, version 1.
+    let mut empty = bytes[..bytes.len() - 6].to_vec();
+    empty.extend_from_slice(&0u32.to_be_bytes());
+    assert_eq!(
+        LeafRecord::decode(&empty).unwrap_err(),
+        RecordError::EmptySigstore
+    );
+    // Version 1 bytes relabelled as version 2 lack the material length.
+    let mut relabelled = sigstore_record(b"x").encode();
+    relabelled.truncate(relabelled.len() - 5);
+    relabelled[4] = evident_core::record::VERSION_SIGSTORE;
+    assert!(matches!(
+        LeafRecord::decode(&relabelled).unwrap_err(),
+        RecordError::Truncated { .. }
+    ));
+    // And an empty material cannot be logged at all.
+    let mut envelope = record.envelope().clone();
+    envelope.sigstore = Some(Vec::new());
+    assert_eq!(
+        LeafRecord::new(0, 0, Hash::ZERO, EntryKind::Attestation, envelope).unwrap_err(),
+        RecordError::EmptySigstore
+    );
 }

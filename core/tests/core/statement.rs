@@ -165,6 +165,7 @@ fn the_payload_type_must_be_in_toto() {
         payload: payload.into_bytes(),
         payload_type: "application/json".into(),
         signatures: vec![],
+        sigstore: None,
     };
     assert_eq!(
         Statement::from_envelope(&env),

@@ -271,6 +271,7 @@ mod tests {
                         sig: vec![0; 64],
                         keyid: String::new(),
                     }],
+                    sigstore: None,
                 };
                 let record = LeafRecord::new(
                     index,

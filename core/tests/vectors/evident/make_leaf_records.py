@@ -43,13 +43,19 @@ r1 = record(1, 1764150000223456789, leaf_hash(r0), 2, envelope_bytes(b"applicati
 valid.append(("entry 1: a registry entry chained to entry 0, empty keyid", r1, 1, 1764150000223456789, leaf_hash(r0), "registry"))
 r2 = record(2, -1, leaf_hash(r1), 3, envelope_bytes(b"t", b"", [(b"k1", b"\x01"), (b"k2", b"")]))
 valid.append(("entry 2: a policy entry, negative time, empty payload, two signatures of odd lengths", r2, 2, -1, leaf_hash(r1), "policy"))
+material = b'{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{}}'
+r3 = record(3, 1764150000323456789, leaf_hash(r2), 1, env + struct.pack(">I", len(material)) + material, version=2)
+valid.append(("entry 3: version 2, an attestation with Sigstore material after the envelope", r3, 3, 1764150000323456789, leaf_hash(r2), "attestation"))
 
 invalid = [
     ("truncated in the header", r0[:30], "truncated"),
     ("truncated in the payload", r0[:200], "truncated"),
     ("truncated by one byte", r0[:-1], "truncated"),
     ("one trailing byte", r0 + b"\x00", "trailing"),
-    ("version 2", record(0, 0, bytes(32), 1, env, version=2), "version"),
+    ("version 3", record(0, 0, bytes(32), 1, env, version=3), "version"),
+    ("version 2 without the Sigstore material length", record(0, 0, bytes(32), 1, env, version=2), "truncated"),
+    ("version 2 with empty Sigstore material", record(0, 0, bytes(32), 1, env + struct.pack(">I", 0), version=2), "empty sigstore"),
+    ("version 2 with material shorter than its length", record(0, 0, bytes(32), 1, env + struct.pack(">I", 10) + b"{}", version=2), "truncated"),
     ("version 0", record(0, 0, bytes(32), 1, env, version=0), "version"),
     ("wrong magic", record(0, 0, bytes(32), 1, env, magic=b"EVLX"), "magic"),
     ("entry kind 0", record(0, 0, bytes(32), 0, env), "kind"),

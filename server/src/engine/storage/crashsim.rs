@@ -94,6 +94,7 @@ impl Records {
                 sig: vec![7; 64],
                 keyid: String::new(),
             }],
+            sigstore: None,
         };
         let record = LeafRecord::new(
             index,
