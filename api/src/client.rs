@@ -647,6 +647,7 @@ impl Client {
     pub async fn submit(&mut self, envelope: &Envelope) -> Result<(Receipt, bool), ClientError> {
         let request = pb::SubmitRequest {
             envelope: Some(envelope_to_proto(envelope.clone())),
+            sigstore_bundle: Vec::new(),
         };
         let response = self
             .call(move |mut c| {

@@ -10,11 +10,12 @@
 //! than `From`/`TryFrom` implementations.
 
 use evident_core::dsse::{Envelope, Signature};
+use evident_core::ecdsa::EcKey;
 use evident_core::hash::HashError;
 use evident_core::keys::KeyError;
 use evident_core::receipt::Receipt;
 use evident_core::record::{EntryKind, LeafRecord};
-use evident_core::registry::{Admin, Event, SignerKey};
+use evident_core::registry::{Admin, CertificateRule, Credential, Event, SignerKey};
 use evident_core::{Hash, PublicKey};
 use evident_proto::v1 as pb;
 
@@ -58,6 +59,14 @@ pub enum ConvertError {
     /// An entry kind this version does not know.
     #[error("unknown entry kind {0}")]
     Kind(i32),
+    /// A field whose value cannot be what it claims.
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 /// On the server, a request that does not convert is the caller's mistake.
@@ -65,6 +74,37 @@ impl From<ConvertError> for tonic::Status {
     fn from(e: ConvertError) -> tonic::Status {
         tonic::Status::invalid_argument(e.to_string())
     }
+}
+
+/// The envelope of a `Submit` request: its `envelope`, or the DSSE envelope of its
+/// `sigstore_bundle` with the bundle's verification material; never both.
+pub fn submitted_envelope(
+    envelope: Option<pb::Envelope>,
+    sigstore_bundle: &[u8],
+) -> Result<Option<pb::Envelope>, ConvertError> {
+    if sigstore_bundle.is_empty() {
+        return Ok(envelope);
+    }
+    if envelope.is_some() {
+        return Err(ConvertError::Invalid {
+            field: "sigstore_bundle",
+            problem: "is set with envelope: send one of the two".into(),
+        });
+    }
+    let bundle = evident_core::sigstore::Bundle::from_json(sigstore_bundle).map_err(|e| {
+        ConvertError::Invalid {
+            field: "sigstore_bundle",
+            problem: e.to_string(),
+        }
+    })?;
+    let mut inner = bundle.envelope().cloned().ok_or(ConvertError::Invalid {
+        field: "sigstore_bundle",
+        problem: "carries a message signature over an artifact, not a DSSE envelope: Evident \
+                  logs attestations (in-toto Statements in DSSE)"
+            .into(),
+    })?;
+    inner.sigstore = Some(bundle.material_json());
+    Ok(Some(envelope_to_proto(inner)))
 }
 
 /// The envelope a request must carry, with the checks that need no key (present, a
@@ -89,7 +129,7 @@ pub fn envelope_from_proto(envelope: pb::Envelope) -> Result<Envelope, ConvertEr
                 keyid: s.keyid,
             })
             .collect(),
-        sigstore: None,
+        sigstore: (!envelope.sigstore_material.is_empty()).then_some(envelope.sigstore_material),
     })
 }
 
@@ -106,6 +146,7 @@ pub fn envelope_to_proto(envelope: Envelope) -> pb::Envelope {
                 keyid: s.keyid,
             })
             .collect(),
+        sigstore_material: envelope.sigstore.unwrap_or_default(),
     }
 }
 
@@ -307,9 +348,25 @@ pub fn receipt_from_proto(
 
 /// A registered signer key on the wire.
 pub fn signer_to_proto(k: &SignerKey) -> pb::SignerKey {
+    let (public_key, public_key_spki, certificate) = match &k.credential {
+        Credential::Ed25519(key) => (key.to_bytes().to_vec(), Vec::new(), None),
+        Credential::Ecdsa(key) => (Vec::new(), key.to_spki_der(), None),
+        Credential::Certificate(rule) => (
+            Vec::new(),
+            Vec::new(),
+            Some(pb::CertificateRule {
+                issuer: rule.issuer.clone(),
+                subject: rule.subject.clone(),
+                extensions: rule.extensions.clone().into_iter().collect(),
+                trusted_root: rule.trusted_root.clone().unwrap_or_default(),
+            }),
+        ),
+    };
     pb::SignerKey {
         identity: k.identity.clone(),
-        public_key: k.key.to_bytes().to_vec(),
+        public_key,
+        public_key_spki,
+        certificate,
         roles: k.roles.iter().cloned().collect(),
         predicate_types: k.predicate_types.iter().cloned().collect(),
         not_before_nanos: k.not_before,
@@ -326,8 +383,31 @@ pub fn signer_to_proto(k: &SignerKey) -> pb::SignerKey {
 
 /// A registered signer key from the wire.
 pub fn signer_from_proto(k: pb::SignerKey) -> Result<SignerKey, ConvertError> {
+    let credential = match (k.certificate, k.public_key_spki.is_empty()) {
+        (Some(rule), true) if k.public_key.is_empty() => Credential::Certificate(CertificateRule {
+            issuer: rule.issuer,
+            subject: rule.subject,
+            extensions: rule.extensions.into_iter().collect(),
+            trusted_root: (!rule.trusted_root.is_empty()).then_some(rule.trusted_root),
+        }),
+        (None, false) if k.public_key.is_empty() => {
+            Credential::Ecdsa(EcKey::from_spki_der(&k.public_key_spki).map_err(|e| {
+                ConvertError::Invalid {
+                    field: "signer public_key_spki",
+                    problem: e.to_string(),
+                }
+            })?)
+        }
+        (None, true) => Credential::Ed25519(key_from_proto(&k.public_key, "public key")?),
+        _ => {
+            return Err(ConvertError::Invalid {
+                field: "signer",
+                problem: "sets more than one of public_key, public_key_spki and certificate".into(),
+            });
+        }
+    };
     Ok(SignerKey {
-        key: key_from_proto(&k.public_key, "public key")?,
+        credential,
         identity: k.identity,
         roles: k.roles.into_iter().collect(),
         predicate_types: k.predicate_types.into_iter().collect(),

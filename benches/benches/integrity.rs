@@ -45,11 +45,12 @@ fn registry() -> Registry {
     for i in 0..KEYS {
         let change = Change::AddSigner {
             identity: format!("signer-{i}@bench"),
-            public_key: PublicKey::from_signing_key(&signer(i)).to_hex(),
+            public_key: Some(PublicKey::from_signing_key(&signer(i)).to_hex()),
             roles: vec!["ci".into()],
             predicate_types: vec!["*".into()],
             not_before: None,
             not_after: None,
+            certificate: None,
         };
         registry
             .apply(i as u64, 1_000 + i as i64, &sign_change(&change, &[&admin]))
@@ -94,7 +95,14 @@ fn unbounded(envelope: &Envelope, keys: &[PublicKey]) -> usize {
 
 fn amplification(c: &mut Criterion) {
     let registry = registry();
-    let keys: Vec<PublicKey> = registry.signer_keys().iter().map(|k| k.key).collect();
+    let keys: Vec<PublicKey> = registry
+        .signer_keys()
+        .iter()
+        .filter_map(|k| match k.credential {
+            evident_core::registry::Credential::Ed25519(key) => Some(key),
+            _ => None,
+        })
+        .collect();
     let mut group = c.benchmark_group("junk_signatures_2000_keys");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(5));

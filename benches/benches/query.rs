@@ -132,8 +132,10 @@ fn signers() -> Vec<Vec<Signer>> {
                     Signer {
                         authorized: Authorized {
                             identity: format!("{}-{n:02}@{}", role.name, role.domain),
-                            key: PublicKey::from_signing_key(&key),
+                            key: PublicKey::from_signing_key(&key).to_bytes(),
+                            key_id: PublicKey::from_signing_key(&key).key_id(),
                             roles: [role.name.to_owned()].into(),
+                            certificate: None,
                         },
                         key,
                     }

@@ -108,6 +108,21 @@ pub fn read_public_key(name: &str, value: &str) -> Result<PublicKey, ClientError
     PublicKey::from_hex(text.trim()).map_err(|e| ClientError::input(format!("{name} {value:?}"), e))
 }
 
+/// A signer key given as 64 hex digits (Ed25519), a PEM `PUBLIC KEY` (ECDSA P-256 or P-384
+/// as `cosign generate-key-pair` writes `cosign.pub`, or Ed25519), or a file holding either;
+/// returned in the form registry changes take it.
+pub fn read_signer_key(name: &str, value: &str) -> Result<String, ClientError> {
+    let text = if Path::new(value).is_file() {
+        std::fs::read_to_string(value)
+            .map_err(|e| ClientError::input(format!("{name}: reading {value}"), e))?
+    } else {
+        value.to_owned()
+    };
+    let credential = evident_core::registry::parse_signer_key("public_key", &text)
+        .map_err(|e| ClientError::input(format!("{name} {value:?}"), e))?;
+    Ok(credential.key_text().expect("a parsed key has a key text"))
+}
+
 /// Checks that a file holding a secret (a token, a TLS key) is readable by its owner only;
 /// `name` says which argument it is, in errors. Not checked off Unix.
 pub fn check_private_file(name: &str, path: &Path) -> Result<(), ClientError> {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use evident_core::note::Checkpoint;
 use evident_core::record::EntryKind;
-use evident_core::registry::{Admin, Event, SignerKey};
+use evident_core::registry::{Admin, Credential, Event, SignerKey};
 use evident_core::statement::Statement;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -219,8 +219,14 @@ pub enum RegistryOp {
     AddSigner,
     /// `evident signer rotate`.
     RotateSigner,
-    /// `evident signer revoke`.
+    /// `evident signer revoke --public-key`.
     RevokeKey,
+    /// `evident signer revoke --identity`.
+    RevokeSigner,
+    /// `evident sigstore trust`.
+    TrustSigstore,
+    /// `evident sigstore distrust`.
+    DistrustSigstore,
     /// `evident admin add`.
     AddAdmin,
     /// `evident admin remove`.
@@ -277,10 +283,16 @@ impl KeyStatus {
 pub struct SignerKeyOutput {
     /// The signer.
     pub identity: String,
-    /// The public key (64 hex digits).
+    /// What the signer signs with: `ed25519`, `ecdsa-p256`, `ecdsa-p384`, or
+    /// `certificate` (keyless).
+    pub kind: String,
+    /// The public key: 64 hex digits (Ed25519) or PEM (ECDSA); empty for a keyless signer.
     pub public_key: String,
-    /// The key's id.
+    /// The key's id (for a keyless signer, of its certificate rule).
     pub key_id: String,
+    /// A keyless signer's certificate rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateRuleOutput>,
     /// Its roles.
     pub roles: Vec<String>,
     /// The predicate types it may attest (`*` for any).
@@ -302,10 +314,27 @@ pub struct SignerKeyOutput {
 impl SignerKeyOutput {
     /// `key` as output, with its status at `time` (nanoseconds).
     pub fn new(key: &SignerKey, time: i64) -> SignerKeyOutput {
+        let kind = match &key.credential {
+            Credential::Ed25519(_) => "ed25519".to_owned(),
+            Credential::Ecdsa(k) => {
+                format!("ecdsa-{}", k.curve().name().to_lowercase().replace('-', ""))
+            }
+            Credential::Certificate(_) => "certificate".to_owned(),
+        };
         SignerKeyOutput {
             identity: key.identity.clone(),
-            public_key: key.key.to_hex(),
-            key_id: key.key.key_id(),
+            kind,
+            public_key: key.credential.key_text().unwrap_or_default(),
+            key_id: key.credential.key_id(),
+            certificate: match &key.credential {
+                Credential::Certificate(rule) => Some(CertificateRuleOutput {
+                    issuer: rule.issuer.clone(),
+                    subject: rule.subject.clone(),
+                    extensions: rule.extensions.clone(),
+                    trusted_root: rule.trusted_root.clone(),
+                }),
+                _ => None,
+            },
             roles: key.roles.iter().cloned().collect(),
             predicate_types: key.predicate_types.iter().cloned().collect(),
             not_before: key.not_before.map(time_text),
@@ -316,6 +345,21 @@ impl SignerKeyOutput {
             status: KeyStatus::of(key, time),
         }
     }
+}
+
+/// Which Sigstore certificates stand for a keyless signer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CertificateRuleOutput {
+    /// The OIDC issuer.
+    pub issuer: String,
+    /// The certificate subject, exact or a pattern.
+    pub subject: String,
+    /// Fulcio extensions that must match, by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extensions: std::collections::BTreeMap<String, String>,
+    /// The trusted root the certificate must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
 }
 
 /// An administrator.

@@ -457,7 +457,7 @@ fn attestation_row(e: &Evidence) -> AttestationRow {
             .map(|s| SignerRef {
                 identity: s.identity.clone(),
                 roles: s.roles.iter().cloned().collect(),
-                key_id: s.key.key_id(),
+                key_id: s.key_id.clone(),
             })
             .collect(),
         withdrawn: e.withdrawn().to_vec(),
@@ -1600,11 +1600,12 @@ require = 'predicate.result == "PASSED"'
         ] {
             let change = Change::AddSigner {
                 identity: identity.into(),
-                public_key: public(n).to_hex(),
+                public_key: Some(public(n).to_hex()),
                 roles: vec!["ci".into()],
                 predicate_types: vec!["*".into()],
                 not_before: None,
                 not_after: None,
+                certificate: None,
             };
             log.append(EntryKind::Registry, time, sign_change(&change, &[&admin]))
                 .unwrap();

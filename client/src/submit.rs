@@ -114,11 +114,60 @@ pub async fn submit_policy(
     })
 }
 
-/// Reads and decodes an envelope file (DSSE JSON).
+/// Reads and decodes an envelope file: DSSE JSON, or a Sigstore bundle (`cosign attest`,
+/// GitHub's artifact attestations) whose DSSE envelope is sent with the bundle's
+/// verification material ([`envelope_of_bundle`]).
 pub fn read_envelope(path: &Path) -> Result<Envelope, ClientError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ClientError::input(format!("reading {}", path.display()), e))?;
-    Envelope::from_json(&bytes).map_err(|e| ClientError::input(format!("{}", path.display()), e))
+    let context = || format!("{}", path.display());
+    if is_sigstore_bundle(&bytes) {
+        return envelope_of_bundle(&bytes).map_err(|e| ClientError::input(context(), e));
+    }
+    Envelope::from_json(&bytes).map_err(|e| ClientError::input(context(), e))
+}
+
+/// Whether JSON bytes look like a Sigstore bundle rather than a DSSE envelope: an object
+/// with a `mediaType` and no `payloadType`.
+pub fn is_sigstore_bundle(bytes: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        #[serde(rename = "mediaType")]
+        media_type: Option<serde::de::IgnoredAny>,
+        #[serde(rename = "payloadType")]
+        payload_type: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Peek>(bytes)
+        .is_ok_and(|p| p.media_type.is_some() && p.payload_type.is_none())
+}
+
+/// The DSSE envelope of a Sigstore bundle, carrying the bundle's verification material
+/// ([`Envelope::sigstore`]) for the server to verify and keep.
+pub fn envelope_of_bundle(bytes: &[u8]) -> Result<Envelope, BundleInputError> {
+    let bundle =
+        evident_core::sigstore::Bundle::from_json(bytes).map_err(BundleInputError::Bundle)?;
+    let mut envelope = bundle
+        .envelope()
+        .cloned()
+        .ok_or(BundleInputError::NotDsse)?;
+    envelope.sigstore = Some(bundle.material_json());
+    Ok(envelope)
+}
+
+/// Why a Sigstore bundle cannot be submitted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleInputError {
+    /// The bundle does not parse.
+    #[error("not a usable Sigstore bundle: {0}")]
+    Bundle(evident_core::sigstore::SigstoreError),
+    /// A bundle of a message signature over an artifact.
+    #[error(
+        "the Sigstore bundle carries a message signature over an artifact, not a DSSE \
+         envelope: Evident logs attestations; make one with `cosign attest --new-bundle-format` \
+         or GitHub's attest actions"
+    )]
+    NotDsse,
 }
 
 /// Envelopes in batches the server accepts: at most [`MAX_ENVELOPES_PER_REQUEST`] envelopes

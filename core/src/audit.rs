@@ -46,10 +46,11 @@ pub struct Facts {
     pub release: Option<(String, String)>,
     /// `(name, version)` of a policy entry.
     pub policy: Option<(String, u64)>,
-    /// The keys whose signatures counted (the signers' keys, or the administrators'):
+    /// The credentials whose signatures counted ([`crate::registry::Credential::fingerprint`]
+    /// of the signers', or the administrators' keys):
     /// with the signed content, the entry's dedupe key ([`Facts::dedupe_key`]).
     #[serde(skip)]
-    pub signer_keys: Vec<crate::keys::PublicKey>,
+    pub signer_keys: Vec<[u8; 32]>,
 }
 
 impl Facts {
@@ -94,7 +95,7 @@ impl Facts {
         Facts {
             signers: identities.into_iter().collect(),
             policy,
-            signer_keys: admins.iter().map(|a| a.key).collect(),
+            signer_keys: admins.iter().map(|a| a.key.to_bytes()).collect(),
             ..Facts::default()
         }
     }

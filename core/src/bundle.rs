@@ -433,7 +433,7 @@ impl Bundle {
         // Each signature over a payload counts where it first appears in the log: the same
         // signed payload logged again later (with a new co-signer, say) does not get a new
         // time or position for its first signers.
-        let mut signed: std::collections::HashSet<(Hash, crate::PublicKey)> =
+        let mut signed: std::collections::HashSet<(Hash, [u8; 32])> =
             std::collections::HashSet::new();
         let mut last_time = i64::MIN;
         for (position, bytes, record) in proven {
@@ -698,7 +698,7 @@ impl VerifiedBundle {
 /// A revoked signer key, as one registry state records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Revoked {
-    key: crate::PublicKey,
+    key: [u8; 32],
     identity: String,
     from: i64,
     reason: String,
@@ -712,7 +712,7 @@ impl Revoked {
             .iter()
             .filter_map(|k| {
                 k.revoked.as_ref().map(|(from, reason)| Revoked {
-                    key: k.key,
+                    key: k.credential.fingerprint(),
                     identity: k.identity.clone(),
                     from: *from,
                     reason: reason.clone(),

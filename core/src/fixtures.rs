@@ -107,11 +107,12 @@ pub fn registry_changes() -> Vec<Envelope> {
         .map(|(n, who, roles)| {
             let change = Change::AddSigner {
                 identity: (*who).into(),
-                public_key: PublicKey::from_signing_key(&key(*n)).to_hex(),
+                public_key: Some(PublicKey::from_signing_key(&key(*n)).to_hex()),
                 roles: roles.split(',').map(String::from).collect(),
                 predicate_types: vec!["*".into()],
                 not_before: None,
                 not_after: None,
+                certificate: None,
             };
             sign_change(&change, &[&key(100)])
         })

@@ -115,13 +115,21 @@ pub enum SignerRule {
     Identity(String),
     /// Any registered signer with this role.
     Role(String),
+    /// A keyless signer whose certificate GitHub Actions issued to this workflow:
+    /// `ORG/REPO/PATH@REF`, a pattern as in [`crate::registry::pattern_matches`] (`*` for
+    /// any run of characters other than `/` and `@`). Written `workflow:ORG/REPO/PATH@REF`.
+    Workflow(String),
 }
+
+/// GitHub Actions' OIDC issuer: the only issuer a `workflow:` rule accepts.
+pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
 impl fmt::Display for SignerRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SignerRule::Identity(i) => f.write_str(i),
             SignerRule::Role(r) => write!(f, "role:{r}"),
+            SignerRule::Workflow(w) => write!(f, "workflow:{w}"),
         }
     }
 }
@@ -204,11 +212,25 @@ pub fn parse_duration(text: &str) -> Option<i64> {
 fn signer_rules(field: &str, rules: &[String]) -> Result<Vec<SignerRule>, String> {
     rules
         .iter()
-        .map(|s| match s.strip_prefix("role:") {
-            Some("") => Err(format!("{field}: {s:?} names no role")),
-            Some(role) => Ok(SignerRule::Role(role.to_owned())),
-            None if s.trim().is_empty() => Err(format!("{field}: an empty signer")),
-            None => Ok(SignerRule::Identity(s.clone())),
+        .map(|s| {
+            if let Some(workflow) = s.strip_prefix("workflow:") {
+                let workflow = workflow.trim_start_matches("https://github.com/");
+                let (path, git_ref) = workflow.split_once('@').unwrap_or((workflow, ""));
+                if path.split('/').filter(|p| !p.is_empty()).count() < 3 || git_ref.is_empty() {
+                    return Err(format!(
+                        "{field}: {s:?} is not a workflow: write \
+                         workflow:ORG/REPO/PATH@REF, e.g. \
+                         workflow:acme/payments/.github/workflows/release.yml@refs/heads/main"
+                    ));
+                }
+                return Ok(SignerRule::Workflow(workflow.to_owned()));
+            }
+            match s.strip_prefix("role:") {
+                Some("") => Err(format!("{field}: {s:?} names no role")),
+                Some(role) => Ok(SignerRule::Role(role.to_owned())),
+                None if s.trim().is_empty() => Err(format!("{field}: an empty signer")),
+                None => Ok(SignerRule::Identity(s.clone())),
+            }
         })
         .collect()
 }
@@ -667,6 +689,12 @@ pub fn signer_named(rules: &[SignerRule], signer: &Authorized) -> bool {
     rules.iter().any(|rule| match rule {
         SignerRule::Identity(i) => *i == signer.identity,
         SignerRule::Role(r) => signer.roles.contains(r),
+        SignerRule::Workflow(w) => signer.certificate.as_ref().is_some_and(|c| {
+            c.issuer == GITHUB_ACTIONS_ISSUER
+                && c.subject
+                    .strip_prefix("https://github.com/")
+                    .is_some_and(|s| crate::registry::pattern_matches(w, s))
+        }),
     })
 }
 

@@ -9,7 +9,6 @@ use std::fmt;
 
 use crate::dsse::{Envelope, Signature};
 use crate::hash::Hash;
-use crate::keys::PublicKey;
 use crate::merkle;
 
 /// The first four bytes of every leaf record.
@@ -295,13 +294,14 @@ impl LeafRecord {
 
 /// The dedupe key: what Evident uses to recognise a resubmission. SHA-256 over a domain
 /// tag, `SHA-256(PAE(payloadType, payload))` (the bytes every signature covers) and the
-/// raw bytes of the keys whose signatures counted for the entry, sorted and without
-/// repeats. Keyid hints and signatures that did not count are left out on purpose: changing
+/// fingerprints of the credentials whose signatures counted for the entry
+/// ([`crate::registry::Credential::fingerprint`]: the raw bytes of an Ed25519 key), sorted
+/// and without repeats. Keyid hints and signatures that did not count are left out on purpose: changing
 /// a hint or adding a junk signature must not turn old evidence into a new entry with a
 /// fresh time. The keys are in on purpose: the same statement signed by someone else is
 /// their evidence, not a retry, and must never be answered with another signer's entry.
-pub fn dedupe_key(envelope: &Envelope, signer_keys: &[PublicKey]) -> Hash {
-    let mut keys: Vec<[u8; 32]> = signer_keys.iter().map(PublicKey::to_bytes).collect();
+pub fn dedupe_key(envelope: &Envelope, signer_keys: &[[u8; 32]]) -> Hash {
+    let mut keys: Vec<[u8; 32]> = signer_keys.to_vec();
     keys.sort_unstable();
     keys.dedup();
     let mut bytes = Vec::with_capacity(DEDUPE_TAG.len() + 32 + 32 * keys.len());

@@ -6,14 +6,16 @@
 //! payload is one [`Change`] (documented in `docs/REGISTRY.md`), signed by at least the
 //! threshold of distinct administrators.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::dsse::{DsseError, Envelope};
+use crate::ecdsa::EcKey;
 use crate::keys::{KeyError, PublicKey};
 use crate::names::NameError;
+use crate::sigstore::{self, CertIdentity, SigstoreError, TrustedRoot};
 
 /// The payload type of registry entries.
 pub const REGISTRY_PAYLOAD_TYPE: &str = "application/vnd.evident.registry+json";
@@ -26,12 +28,20 @@ pub const ANY_PREDICATE: &str = "*";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Change {
-    /// Registers a new signer: a key and the identity it stands for.
+    /// Registers a new signer: the identity and what it signs with, either a key
+    /// (`public_key`) or, keyless, the Sigstore certificates issued to a workload
+    /// (`certificate`). Exactly one of the two.
     AddSigner {
         /// Who holds the key, e.g. `ci@payments-pipeline`.
         identity: String,
-        /// Raw Ed25519 key, 64 hex digits.
-        public_key: String,
+        /// The key: raw Ed25519 as 64 hex digits, or a PEM `PUBLIC KEY` (ECDSA P-256 or
+        /// P-384 as cosign writes them, or Ed25519).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        public_key: Option<String>,
+        /// The certificates that stand for the signer: OIDC issuer, subject and Fulcio
+        /// extensions (docs/REGISTRY.md).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate: Option<CertificateRule>,
         /// Roles, e.g. `ci`, `scanner`, `reviewer`, `release`.
         #[serde(default)]
         roles: Vec<String>,
@@ -49,7 +59,7 @@ pub enum Change {
     RotateSigner {
         /// The signer.
         identity: String,
-        /// The new raw Ed25519 key, 64 hex digits.
+        /// The new key, in either form `public_key` takes.
         new_public_key: String,
         /// RFC 3339: when the old key stops being valid; a time after the change's own
         /// gives a grace period.
@@ -58,13 +68,39 @@ pub enum Change {
     },
     /// Revokes a signer key from a time on.
     RevokeKey {
-        /// The key, 64 hex digits.
+        /// The key, in either form `public_key` takes.
         public_key: String,
         /// RFC 3339: revoked from this time (default: the change's integrated time).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<String>,
         /// Why, for auditors.
         reason: String,
+    },
+    /// Revokes everything a signer signs with (its keys, its certificate rule) from a
+    /// time on: how a keyless signer is revoked.
+    RevokeSigner {
+        /// The signer.
+        identity: String,
+        /// RFC 3339: revoked from this time (default: the change's integrated time).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// Why, for auditors.
+        reason: String,
+    },
+    /// Trusts a Sigstore instance for keyless signers: its `trusted_root.json` (Fulcio
+    /// certificate authorities, transparency logs, CT logs, timestamp authorities) under a
+    /// name. A root of the same name is replaced.
+    TrustSigstore {
+        /// The name certificate rules refer to, e.g. `public-good` or `github`.
+        name: String,
+        /// The trusted root document, as Sigstore's TUF repositories publish it.
+        trusted_root: Value,
+    },
+    /// Stops trusting a Sigstore instance: certificates that chain only to it no longer
+    /// authorize anything integrated from then on.
+    DistrustSigstore {
+        /// Its name.
+        name: String,
     },
     /// Adds an administrator, optionally setting a new threshold.
     AddAdmin {
@@ -127,11 +163,15 @@ impl Change {
         match self {
             Change::AddSigner {
                 identity,
+                certificate,
                 roles,
                 predicate_types,
                 ..
             } => {
                 check_name("identity", identity)?;
+                if let Some(rule) = certificate {
+                    rule.check_names()?;
+                }
                 for (i, role) in roles.iter().enumerate() {
                     check_name(&format!("roles[{i}]"), role)?;
                 }
@@ -144,6 +184,15 @@ impl Change {
                 check_name("identity", identity)
             }
             Change::RevokeKey { reason, .. } => check_optional_name("reason", reason),
+            Change::RevokeSigner {
+                identity, reason, ..
+            } => {
+                check_name("identity", identity)?;
+                check_optional_name("reason", reason)
+            }
+            Change::TrustSigstore { name, .. } | Change::DistrustSigstore { name } => {
+                check_name("name", name)
+            }
             Change::RemoveAdmin { .. } => Ok(()),
         }
     }
@@ -198,6 +247,29 @@ pub enum AuthError {
         /// The envelope's keyid hints.
         hints: String,
     },
+    /// A certificate that chains to a trusted root, but no signer's rule matches it.
+    #[error(
+        "no registered signer matches the certificate for {subject} from {issuer} (trusted \
+         root {root}): register the identity with `evident signer add --certificate-issuer \
+         … --certificate-subject …`"
+    )]
+    UnknownCertificate {
+        /// The certificate's OIDC issuer.
+        issuer: String,
+        /// The certificate's subject.
+        subject: String,
+        /// The trusted root it chains to.
+        root: String,
+    },
+    /// The Sigstore bundle the envelope came in does not verify.
+    #[error("the Sigstore bundle does not verify: {0}")]
+    Sigstore(SigstoreError),
+    /// A Sigstore bundle, and the registry trusts no Sigstore instance.
+    #[error(
+        "the envelope came in a Sigstore bundle, and the registry trusts no Sigstore root: an \
+         administrator adds one with `evident sigstore trust NAME trusted_root.json`"
+    )]
+    NoSigstoreRoot,
     /// The key was revoked at or before the integrated time.
     #[error("key {key} of {identity} was revoked at {at} ({reason})")]
     Revoked {
@@ -266,14 +338,279 @@ fn parse_key(field: &'static str, hex_key: &str) -> Result<PublicKey, RegistryEr
     })
 }
 
-/// A signer key and everything the registry says about it.
+/// A signer key in either form a registry change takes it: 64 hex digits (raw Ed25519) or a
+/// PEM `PUBLIC KEY` (ECDSA P-256 or P-384, or Ed25519).
+pub fn parse_signer_key(field: &'static str, text: &str) -> Result<Credential, RegistryError> {
+    let bad = |problem: String| RegistryError::Field { field, problem };
+    let text = text.trim();
+    if !text.starts_with("-----BEGIN") {
+        return PublicKey::from_hex(text)
+            .map(Credential::Ed25519)
+            .map_err(|e: KeyError| bad(e.to_string()));
+    }
+    match EcKey::from_pem(text) {
+        Ok(key) => Ok(Credential::Ecdsa(key)),
+        Err(ec_error) => ed25519_from_pem(text)
+            .map(Credential::Ed25519)
+            .map_err(|_| bad(ec_error.to_string())),
+    }
+}
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// An Ed25519 key from a PEM `PUBLIC KEY` (as cosign writes Ed25519 keys).
+fn ed25519_from_pem(text: &str) -> Result<PublicKey, KeyError> {
+    use base64::Engine as _;
+    let body: String = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| KeyError::Hex(e.to_string()))?;
+    let raw = der
+        .strip_prefix(&ED25519_SPKI_PREFIX[..])
+        .ok_or(KeyError::InvalidPoint)?;
+    PublicKey::from_bytes(raw)
+}
+
+/// The Fulcio certificate extensions a [`CertificateRule`] can name, by the names
+/// [`CertIdentity::extensions`] uses (Fulcio's `docs/oid-info.md`).
+pub const CERTIFICATE_EXTENSIONS: [&str; 19] = [
+    "build_signer_uri",
+    "build_signer_digest",
+    "runner_environment",
+    "source_repository_uri",
+    "source_repository_digest",
+    "source_repository_ref",
+    "source_repository_identifier",
+    "source_repository_owner_uri",
+    "source_repository_owner_identifier",
+    "build_config_uri",
+    "build_config_digest",
+    "build_trigger",
+    "run_invocation_uri",
+    "source_repository_visibility_at_signing",
+    "github_workflow_trigger",
+    "github_workflow_sha",
+    "github_workflow_name",
+    "github_workflow_repository",
+    "github_workflow_ref",
+];
+
+/// The most patterns a rule may hold: matching stays cheap and a rule stays readable.
+const MAX_RULE_EXTENSIONS: usize = CERTIFICATE_EXTENSIONS.len();
+
+/// Which Sigstore certificates stand for a keyless signer: a certificate matches when it
+/// chains to a trusted root (the one named, if `trusted_root` is set), its OIDC issuer is
+/// `issuer` exactly, its subject matches `subject` and every listed extension matches.
+///
+/// `subject` and extension values are exact strings, or patterns where `*` stands for any
+/// run of characters other than `/` and `@` (so `…/workflows/*.yml@refs/tags/v*` matches
+/// any workflow file of that folder on any `v` tag, and never another repository, folder or
+/// ref kind). The whole value must match; there is no other special character.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateRule {
+    /// The OIDC issuer, exactly, e.g. `https://token.actions.githubusercontent.com`.
+    pub issuer: String,
+    /// The certificate's subject (its SAN: a URI, an email), exact or a pattern. For GitHub
+    /// Actions, the workflow that signed:
+    /// `https://github.com/ORG/REPO/.github/workflows/FILE@REF`.
+    pub subject: String,
+    /// Fulcio extensions that must match, by name ([`CERTIFICATE_EXTENSIONS`]), e.g.
+    /// `source_repository_ref = "refs/heads/main"`, `runner_environment = "github-hosted"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extensions: BTreeMap<String, String>,
+    /// The trusted root (a `trust_sigstore` name) the certificate must chain to; any
+    /// trusted root when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
+}
+
+impl CertificateRule {
+    /// Whether a certificate that chains to the root `root` and names `identity` matches.
+    pub fn matches(&self, identity: &CertIdentity, root: &str) -> bool {
+        self.trusted_root.as_deref().is_none_or(|r| r == root)
+            && identity.issuer == self.issuer
+            && pattern_matches(&self.subject, &identity.subject)
+            && self.extensions.iter().all(|(name, pattern)| {
+                identity
+                    .extensions
+                    .get(name)
+                    .is_some_and(|value| pattern_matches(pattern, value))
+            })
+    }
+
+    /// A short description for messages and history: `SUBJECT from ISSUER`.
+    pub fn describe(&self) -> String {
+        let mut out = format!("certificates for {} from {}", self.subject, self.issuer);
+        for (name, value) in &self.extensions {
+            out.push_str(&format!(", {name}={value}"));
+        }
+        if let Some(root) = &self.trusted_root {
+            out.push_str(&format!(" (trusted root {root})"));
+        }
+        out
+    }
+
+    fn check_names(&self) -> Result<(), NameError> {
+        use crate::names::check_name;
+        check_name("certificate.issuer", &self.issuer)?;
+        check_name("certificate.subject", &self.subject)?;
+        for (name, value) in &self.extensions {
+            check_name("certificate.extensions", name)?;
+            check_name("certificate.extensions value", value)?;
+        }
+        if let Some(root) = &self.trusted_root {
+            check_name("certificate.trusted_root", root)?;
+        }
+        Ok(())
+    }
+
+    /// The rule's problems a registry change is refused for.
+    fn check(&self) -> Result<(), RegistryError> {
+        let bad = |field: &'static str, problem: String| RegistryError::Field { field, problem };
+        if self.issuer.trim().is_empty() || self.issuer.contains('*') {
+            return Err(bad(
+                "certificate.issuer",
+                "must name one OIDC issuer exactly, e.g. \
+                 https://token.actions.githubusercontent.com"
+                    .into(),
+            ));
+        }
+        if self.subject.trim().is_empty() || self.subject.chars().all(|c| c == '*') {
+            return Err(bad(
+                "certificate.subject",
+                "must name the certificate subject (a pattern may use `*` inside it, but not \
+                 be only `*`)"
+                    .into(),
+            ));
+        }
+        if self.extensions.len() > MAX_RULE_EXTENSIONS {
+            return Err(bad(
+                "certificate.extensions",
+                format!("lists more than {MAX_RULE_EXTENSIONS} extensions"),
+            ));
+        }
+        for (name, value) in &self.extensions {
+            if !CERTIFICATE_EXTENSIONS.contains(&name.as_str()) {
+                return Err(bad(
+                    "certificate.extensions",
+                    format!(
+                        "{name:?} is not a Fulcio extension Evident knows (known: {})",
+                        CERTIFICATE_EXTENSIONS.join(", ")
+                    ),
+                ));
+            }
+            if value.is_empty() {
+                return Err(bad("certificate.extensions", format!("{name} is empty")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rule's fingerprint: SHA-256 over a domain tag and its canonical JSON.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let mut bytes = b"evident certificate rule v1\n".to_vec();
+        bytes.extend_from_slice(&serde_json::to_vec(self).expect("a certificate rule serializes"));
+        crate::hash::Hash::sha256(&bytes).0
+    }
+}
+
+/// Whether `value` matches `pattern`: equal, where each `*` of the pattern stands for any
+/// run (maybe empty) of characters other than `/` and `@`.
+pub fn pattern_matches(pattern: &str, value: &str) -> bool {
+    let Some((head, rest)) = pattern.split_once('*') else {
+        return pattern == value;
+    };
+    let Some(tail) = value.strip_prefix(head) else {
+        return false;
+    };
+    // The star takes 0..=k characters, none of them `/` or `@`; at most `value.len()`
+    // tries per star, and a rule has few stars.
+    let limit = tail.find(['/', '@']).unwrap_or(tail.len());
+    (0..=limit)
+        .filter(|&n| tail.is_char_boundary(n))
+        .any(|n| pattern_matches(rest, &tail[n..]))
+}
+
+/// What a signer signs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// An Ed25519 key.
+    Ed25519(PublicKey),
+    /// An ECDSA P-256 or P-384 key (cosign's key types).
+    Ecdsa(EcKey),
+    /// Keyless: the Sigstore certificates this rule matches.
+    Certificate(CertificateRule),
+}
+
+impl Credential {
+    /// What identifies the credential in dedupe keys and revocations: the raw 32 bytes of
+    /// an Ed25519 key, SHA-256 of an ECDSA key's SubjectPublicKeyInfo DER, the
+    /// [`CertificateRule::fingerprint`] of a rule.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        match self {
+            Credential::Ed25519(key) => key.to_bytes(),
+            Credential::Ecdsa(key) => key.fingerprint(),
+            Credential::Certificate(rule) => rule.fingerprint(),
+        }
+    }
+
+    /// Its id in messages and DSSE keyid hints: [`PublicKey::key_id`],
+    /// [`EcKey::key_id`], or hex of the rule's fingerprint.
+    pub fn key_id(&self) -> String {
+        match self {
+            Credential::Ed25519(key) => key.key_id(),
+            Credential::Ecdsa(key) => key.key_id(),
+            Credential::Certificate(rule) => hex::encode(rule.fingerprint()),
+        }
+    }
+
+    /// In words: `Ed25519 key ID`, `ECDSA P-256 key ID`, `certificates for … from …`.
+    pub fn describe(&self) -> String {
+        match self {
+            Credential::Ed25519(key) => format!("Ed25519 key {}", key.key_id()),
+            Credential::Ecdsa(key) => format!("ECDSA {} key {}", key.curve().name(), key.key_id()),
+            Credential::Certificate(rule) => rule.describe(),
+        }
+    }
+
+    /// The key as registry changes write it (hex or PEM); `None` for a certificate rule.
+    pub fn key_text(&self) -> Option<String> {
+        match self {
+            Credential::Ed25519(key) => Some(key.to_hex()),
+            Credential::Ecdsa(key) => Some(key.to_pem()),
+            Credential::Certificate(_) => None,
+        }
+    }
+}
+
+impl Serialize for Credential {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = s.serialize_map(Some(1))?;
+        match self {
+            Credential::Ed25519(key) => map.serialize_entry("ed25519", &key.to_hex())?,
+            Credential::Ecdsa(key) => map.serialize_entry("ecdsa", &key.to_pem())?,
+            Credential::Certificate(rule) => map.serialize_entry("certificate", rule)?,
+        }
+        map.end()
+    }
+}
+
+/// A signer credential and everything the registry says about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SignerKey {
     /// The signer.
     pub identity: String,
-    /// The key.
-    #[serde(serialize_with = "key_hex")]
-    pub key: PublicKey,
+    /// What it signs with.
+    pub credential: Credential,
     /// Its roles.
     pub roles: BTreeSet<String>,
     /// Predicate types it may attest (`*` for any).
@@ -303,7 +640,7 @@ impl SignerKey {
 
     /// Checks the key is valid at `time` and allowed for `predicate_type`.
     pub fn check(&self, predicate_type: &str, time: i64) -> Result<(), AuthError> {
-        let key = self.key.key_id();
+        let key = self.credential.key_id();
         let identity = self.identity.clone();
         if let Some((from, reason)) = &self.revoked {
             if *from <= time {
@@ -376,17 +713,46 @@ pub struct Registry {
     admins: Vec<Admin>,
     /// Invariant: `1 <= threshold <= admins.len()`.
     threshold: usize,
-    /// Every signer key ever registered, in the order registered.
+    /// Every signer credential ever registered, in the order registered.
     keys: Vec<SignerKey>,
-    /// The key of each entry of `keys`, in the same order: what signatures are verified
-    /// against, without a copy per envelope.
+    /// The Ed25519 keys of `keys`, in the same order: what DSSE signatures are verified
+    /// against (in one batch), without a copy per envelope.
     trusted: Vec<PublicKey>,
-    /// Key bytes → position in `keys`.
+    /// The position in `keys` of each entry of `trusted`.
+    trusted_at: Vec<usize>,
+    /// Key fingerprint ([`Credential::fingerprint`]) → position in `keys`, for keys.
     by_key: HashMap<[u8; 32], usize>,
-    /// Key id ([`PublicKey::key_id`]) → position in `keys`: where a signature's keyid hint
-    /// points.
+    /// Key id of an Ed25519 key ([`PublicKey::key_id`]) → position in `trusted`: where a
+    /// signature's keyid hint points.
     by_key_id: HashMap<String, usize>,
+    /// Key id of an ECDSA key ([`EcKey::key_id`]) → position in `keys`.
+    ecdsa_by_key_id: HashMap<String, usize>,
+    /// The Sigstore instances keyless signers' certificates may chain to, by name.
+    sigstore: Vec<(String, TrustedRoot)>,
     events: Vec<Event>,
+}
+
+/// The most Sigstore trusted roots a registry holds: a bundle is tried against each.
+pub const MAX_SIGSTORE_ROOTS: usize = 8;
+
+/// The most bytes of a trusted root document in a registry change.
+pub const MAX_TRUSTED_ROOT_BYTES: usize = 256 * 1024;
+
+/// Who a signature of an envelope proved signed it, before the registry authorizes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedBy {
+    /// A registered key, by [`Credential::fingerprint`].
+    Key([u8; 32]),
+    /// A Sigstore certificate that chains to the trusted root `root`, made at `signed_at`
+    /// (the earliest verified timestamp).
+    Certificate {
+        /// Who the certificate names.
+        identity: CertIdentity,
+        /// The name of the trusted root it chains to.
+        root: String,
+        /// When it signed (nanoseconds), as the bundle's timestamps prove.
+        signed_at: i64,
+    },
 }
 
 /// What applying a registry entry did.
@@ -403,10 +769,15 @@ pub struct Applied {
 pub struct Authorized {
     /// The signer.
     pub identity: String,
-    /// The key.
-    pub key: PublicKey,
+    /// The [`Credential::fingerprint`] of the registered credential that authorized it.
+    pub key: [u8; 32],
+    /// Its [`Credential::key_id`].
+    pub key_id: String,
     /// Its roles.
     pub roles: BTreeSet<String>,
+    /// For a keyless signer: who the certificate that signed names (the policy's
+    /// `workflow:` rules read it).
+    pub certificate: Option<CertIdentity>,
 }
 
 impl Registry {
@@ -440,8 +811,11 @@ impl Registry {
             threshold,
             keys: Vec::new(),
             trusted: Vec::new(),
+            trusted_at: Vec::new(),
             by_key: HashMap::new(),
             by_key_id: HashMap::new(),
+            ecdsa_by_key_id: HashMap::new(),
+            sigstore: Vec::new(),
             events: Vec::new(),
         })
     }
@@ -456,9 +830,14 @@ impl Registry {
         self.threshold
     }
 
-    /// Every signer key ever registered, in order.
+    /// Every signer credential ever registered, in order.
     pub fn signer_keys(&self) -> &[SignerKey] {
         &self.keys
+    }
+
+    /// The Sigstore trusted roots keyless signers' certificates may chain to, by name.
+    pub fn sigstore_roots(&self) -> &[(String, TrustedRoot)] {
+        &self.sigstore
     }
 
     /// Every registry event, in log order.
@@ -549,21 +928,51 @@ impl Registry {
             Change::AddSigner {
                 identity,
                 public_key,
+                certificate,
                 roles,
                 predicate_types,
                 not_before,
                 not_after,
             } => {
                 let identity = non_empty("identity", identity)?;
-                let key = parse_key("public_key", &public_key)?;
-                self.ensure_new_key(&key)?;
+                let credential = match (public_key, certificate) {
+                    (Some(key), None) => {
+                        let key = parse_signer_key("public_key", &key)?;
+                        self.ensure_new_key(&key)?;
+                        key
+                    }
+                    (None, Some(rule)) => {
+                        rule.check()?;
+                        if let Some(root) = &rule.trusted_root {
+                            self.ensure_root(root)?;
+                        }
+                        Credential::Certificate(rule)
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(RegistryError::Field {
+                            field: "public_key",
+                            problem: "and certificate are both set: a signer signs with a key \
+                                      or keyless, register one of the two"
+                                .into(),
+                        });
+                    }
+                    (None, None) => {
+                        return Err(RegistryError::Field {
+                            field: "public_key",
+                            problem: "is missing: give the signer's key (public_key) or the \
+                                      certificates that stand for it (certificate)"
+                                .into(),
+                        });
+                    }
+                };
                 if self
                     .keys
                     .iter()
                     .any(|k| k.identity == identity && k.live(time))
                 {
                     return Err(RegistryError::Conflict(format!(
-                        "signer {identity} already has a live key: give it a new key with rotate_signer"
+                        "signer {identity} already has a live credential: give it a new key with \
+                         rotate_signer, or revoke it with revoke_signer first"
                     )));
                 }
                 if predicate_types.is_empty() {
@@ -587,14 +996,14 @@ impl Registry {
                 }
                 let roles: BTreeSet<String> = roles.into_iter().collect();
                 let summary = format!(
-                    "added key {} with roles [{}] for predicate types [{}]",
-                    key.key_id(),
+                    "added {} with roles [{}] for predicate types [{}]",
+                    credential.describe(),
                     roles.iter().cloned().collect::<Vec<_>>().join(", "),
                     predicate_types.join(", ")
                 );
                 self.push_key(SignerKey {
                     identity: identity.clone(),
-                    key,
+                    credential,
                     roles,
                     predicate_types: predicate_types.into_iter().collect(),
                     not_before,
@@ -609,7 +1018,7 @@ impl Registry {
                 new_public_key,
                 old_key_not_after,
             } => {
-                let key = parse_key("new_public_key", &new_public_key)?;
+                let key = parse_signer_key("new_public_key", &new_public_key)?;
                 self.ensure_new_key(&key)?;
                 // The identity's newest key, whatever its state: rotating away from a revoked
                 // or expired key is how a signer gets back to work.
@@ -627,6 +1036,12 @@ impl Registry {
                     None => time,
                 };
                 let old = &self.keys[current];
+                if let Credential::Certificate(_) = old.credential {
+                    return Err(RegistryError::Conflict(format!(
+                        "signer {identity} is keyless: it has no key to rotate; to change which \
+                         certificates stand for it, revoke it with revoke_signer and add it again"
+                    )));
+                }
                 if let Some(limit) = old.not_after {
                     if limit <= time {
                         return Err(RegistryError::Conflict(format!(
@@ -638,7 +1053,7 @@ impl Registry {
                 }
                 let new = SignerKey {
                     identity: identity.clone(),
-                    key,
+                    credential: key,
                     roles: old.roles.clone(),
                     predicate_types: old.predicate_types.clone(),
                     not_before: old.not_before,
@@ -647,12 +1062,12 @@ impl Registry {
                     added_at: index,
                 };
                 let old = &mut self.keys[current];
-                let old_id = old.key.key_id();
+                let old_id = old.credential.key_id();
                 old.not_after = Some(old.not_after.map_or(end, |e| e.min(end)));
                 let summary = format!(
                     "rotated key {old_id} (valid until {}) to {}",
                     time_text(old.not_after.unwrap_or(end)),
-                    new.key.key_id()
+                    new.credential.key_id()
                 );
                 self.push_key(new);
                 event(&identity, summary)
@@ -662,13 +1077,13 @@ impl Registry {
                 from,
                 reason,
             } => {
-                let key = parse_key("public_key", &public_key)?;
+                let key = parse_signer_key("public_key", &public_key)?;
                 let reason = non_empty("reason", reason)?;
                 let from = match from {
                     Some(t) => parse_time("from", &t)?,
                     None => time,
                 };
-                let position = *self.by_key.get(&key.to_bytes()).ok_or_else(|| {
+                let position = *self.by_key.get(&key.fingerprint()).ok_or_else(|| {
                     RegistryError::Conflict(format!(
                         "revokes an unknown key {}: it was never registered as a signer",
                         key.key_id()
@@ -700,6 +1115,98 @@ impl Registry {
                 record.revoked = Some((from, reason));
                 let identity = record.identity.clone();
                 event(&identity, summary)
+            }
+            Change::RevokeSigner {
+                identity,
+                from,
+                reason,
+            } => {
+                let reason = non_empty("reason", reason)?;
+                let from = match from {
+                    Some(t) => parse_time("from", &t)?,
+                    None => time,
+                };
+                let mut revoked = Vec::new();
+                for record in self.keys.iter_mut().filter(|k| k.identity == identity) {
+                    // As for keys: a revocation moves earlier, never later.
+                    if record.revoked.as_ref().is_some_and(|(at, _)| *at <= from) {
+                        continue;
+                    }
+                    record.revoked = Some((from, reason.clone()));
+                    revoked.push(record.credential.describe());
+                }
+                if revoked.is_empty() {
+                    return Err(RegistryError::Conflict(
+                        if self.keys.iter().any(|k| k.identity == identity) {
+                            format!(
+                                "signer {identity} is already revoked from an earlier time; a \
+                                 revocation can only be moved earlier"
+                            )
+                        } else {
+                            format!("signer {identity:?} is not registered")
+                        },
+                    ));
+                }
+                event(
+                    &identity,
+                    format!(
+                        "revoked {} from {}: {reason}",
+                        revoked.join("; "),
+                        time_text(from)
+                    ),
+                )
+            }
+            Change::TrustSigstore { name, trusted_root } => {
+                let name = non_empty("name", name)?;
+                let bytes = serde_json::to_vec(&trusted_root).expect("a JSON value serializes");
+                if bytes.len() > MAX_TRUSTED_ROOT_BYTES {
+                    return Err(RegistryError::Field {
+                        field: "trusted_root",
+                        problem: format!(
+                            "is {} bytes, at most {MAX_TRUSTED_ROOT_BYTES} are accepted",
+                            bytes.len()
+                        ),
+                    });
+                }
+                let root = TrustedRoot::from_json(&bytes).map_err(|e| RegistryError::Field {
+                    field: "trusted_root",
+                    problem: e.to_string(),
+                })?;
+                let digest = root.digest().to_hex();
+                let count = self.sigstore.len();
+                let summary = match self.sigstore.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, old)) => {
+                        *old = root;
+                        format!("replaced Sigstore trusted root {name} (SHA-256 {digest})")
+                    }
+                    None if count >= MAX_SIGSTORE_ROOTS => {
+                        return Err(RegistryError::Conflict(format!(
+                            "the registry already trusts {MAX_SIGSTORE_ROOTS} Sigstore roots: \
+                             distrust one first"
+                        )));
+                    }
+                    None => {
+                        self.sigstore.push((name.clone(), root));
+                        format!("trusted Sigstore root {name} (SHA-256 {digest})")
+                    }
+                };
+                event(&format!("sigstore:{name}"), summary)
+            }
+            Change::DistrustSigstore { name } => {
+                let position = self
+                    .sigstore
+                    .iter()
+                    .position(|(n, _)| *n == name)
+                    .ok_or_else(|| {
+                        RegistryError::Conflict(format!(
+                            "no Sigstore trusted root is named {name:?}"
+                        ))
+                    })?;
+                self.sigstore.remove(position);
+                event(
+                    &format!("sigstore:{name}"),
+                    format!("stopped trusting Sigstore root {name}"),
+                )
             }
             Change::AddAdmin {
                 identity,
@@ -768,8 +1275,8 @@ impl Registry {
         Ok(recorded)
     }
 
-    fn ensure_new_key(&self, key: &PublicKey) -> Result<(), RegistryError> {
-        if let Some(&i) = self.by_key.get(&key.to_bytes()) {
+    fn ensure_new_key(&self, key: &Credential) -> Result<(), RegistryError> {
+        if let Some(&i) = self.by_key.get(&key.fingerprint()) {
             return Err(RegistryError::Conflict(format!(
                 "key {} is already registered to {}: a key belongs to one signer, once",
                 key.key_id(),
@@ -779,63 +1286,111 @@ impl Registry {
         Ok(())
     }
 
+    fn ensure_root(&self, name: &str) -> Result<(), RegistryError> {
+        if self.sigstore.iter().any(|(n, _)| n == name) {
+            return Ok(());
+        }
+        Err(RegistryError::Field {
+            field: "certificate.trusted_root",
+            problem: format!(
+                "names {name:?}, which the registry does not trust: add it with trust_sigstore \
+                 first"
+            ),
+        })
+    }
+
     fn push_key(&mut self, key: SignerKey) {
-        self.by_key.insert(key.key.to_bytes(), self.keys.len());
-        self.by_key_id.insert(key.key.key_id(), self.keys.len());
-        self.trusted.push(key.key);
+        let position = self.keys.len();
+        match &key.credential {
+            Credential::Ed25519(public) => {
+                self.by_key.insert(public.to_bytes(), position);
+                self.by_key_id.insert(public.key_id(), self.trusted.len());
+                self.trusted.push(*public);
+                self.trusted_at.push(position);
+            }
+            Credential::Ecdsa(public) => {
+                self.by_key.insert(public.fingerprint(), position);
+                self.ecdsa_by_key_id.insert(public.key_id(), position);
+            }
+            Credential::Certificate(_) => {}
+        }
         self.keys.push(key);
     }
 
-    /// The registered signer keys (of any status) under which some signature of the
-    /// envelope verifies, bounded as [`Envelope::verify_bounded`] says: a signature whose
-    /// keyid names a registered key is tried against that key only; the others against the
-    /// keys registered for `predicate_type` (or `"*"`), newest first, within
-    /// [`crate::dsse::MAX_UNHINTED_VERIFICATIONS`] trials per envelope. A key not registered
-    /// for the predicate type could not authorize it anyway.
+    /// Who signed the envelope, as far as the signatures prove it, bounded as
+    /// [`Envelope::verify_bounded`] says.
+    ///
+    /// A bare DSSE envelope: the registered keys (of any status) under which some signature
+    /// verifies. A signature whose keyid names a registered key is tried against that key
+    /// only; the others against the keys registered for `predicate_type` (or `"*"`), newest
+    /// first, within [`crate::dsse::MAX_UNHINTED_VERIFICATIONS`] trials per envelope for
+    /// Ed25519 and as many for ECDSA. A key not registered for the predicate type could not
+    /// authorize it anyway.
+    ///
+    /// An envelope that came in a Sigstore bundle ([`Envelope::sigstore`]): the bundle is
+    /// verified against each trusted root ([`sigstore::verify`]): a certificate bundle
+    /// proves a [`SignedBy::Certificate`], a key bundle a registered ECDSA key.
     pub fn verifying_keys(
         &self,
         envelope: &Envelope,
         predicate_type: &str,
-    ) -> Result<Vec<PublicKey>, AuthError> {
+    ) -> Result<Vec<SignedBy>, AuthError> {
         if envelope.signatures.is_empty() {
             return Err(AuthError::NoSignatures);
         }
+        if envelope.sigstore.is_some() {
+            return self.verify_bundle(envelope, predicate_type);
+        }
         let candidates = self.candidates(envelope, predicate_type);
         let hinted = |keyid: &str| self.by_key_id.get(keyid).copied();
-        self.keys_found(envelope.verify_bounded(&self.trusted, hinted, &candidates))
+        let found = envelope.verify_bounded(&self.trusted, hinted, &candidates);
+        self.with_ecdsa(envelope, predicate_type, found)
     }
 
     /// [`Registry::verifying_keys`] of many attestations (envelope, predicate type) at
-    /// once, with exactly its results, their signatures checked in one Ed25519 batch
-    /// ([`Envelope::verify_bounded_batch`]).
+    /// once, with exactly its results, the Ed25519 signatures of bare envelopes checked in
+    /// one batch ([`Envelope::verify_bounded_batch`]).
     pub fn verifying_keys_batch(
         &self,
         items: &[(&Envelope, &str)],
-    ) -> Vec<Result<Vec<PublicKey>, AuthError>> {
+    ) -> Vec<Result<Vec<SignedBy>, AuthError>> {
         let trusted = &self.trusted;
         let hinted = |keyid: &str| self.by_key_id.get(keyid).copied();
-        let candidates: Vec<Vec<usize>> = items
-            .iter()
-            .map(|(envelope, predicate_type)| self.candidates(envelope, predicate_type))
+        let bare: Vec<usize> = (0..items.len())
+            .filter(|&i| items[i].0.sigstore.is_none() && !items[i].0.signatures.is_empty())
             .collect();
-        let batch: Vec<crate::dsse::BatchItem<'_>> = items
+        let candidates: Vec<Vec<usize>> = bare
+            .iter()
+            .map(|&i| self.candidates(items[i].0, items[i].1))
+            .collect();
+        let batch: Vec<crate::dsse::BatchItem<'_>> = bare
             .iter()
             .zip(&candidates)
-            .map(|((envelope, _), candidates)| crate::dsse::BatchItem {
-                envelope,
+            .map(|(&i, candidates)| crate::dsse::BatchItem {
+                envelope: items[i].0,
                 trusted,
                 hinted: &hinted,
                 candidates,
             })
             .collect();
-        Envelope::verify_bounded_batch(&batch)
-            .into_iter()
-            .map(|found| self.keys_found(found))
+        let mut found = Envelope::verify_bounded_batch(&batch).into_iter();
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, (envelope, predicate_type))| {
+                if bare.binary_search(&i).is_ok() {
+                    let found = found.next().expect("one result per bare envelope");
+                    self.with_ecdsa(envelope, predicate_type, found)
+                } else {
+                    self.verifying_keys(envelope, predicate_type)
+                }
+            })
             .collect()
     }
 
-    /// The keys a signature without a usable hint is tried against: those allowed for
-    /// `predicate_type`, the newest first (none when every signature has a usable hint).
+    /// The Ed25519 keys (positions in `trusted`) a signature without a usable hint is tried
+    /// against: those allowed for `predicate_type`, the newest first (none when every
+    /// signature has a usable hint).
     fn candidates(&self, envelope: &Envelope, predicate_type: &str) -> Vec<usize> {
         let unhinted = envelope
             .signatures
@@ -844,22 +1399,79 @@ impl Registry {
         if !unhinted {
             return Vec::new();
         }
-        (0..self.keys.len())
+        (0..self.trusted.len())
             .rev()
-            .filter(|&i| {
-                let allowed = &self.keys[i].predicate_types;
-                allowed.contains(predicate_type) || allowed.contains(ANY_PREDICATE)
-            })
+            .filter(|&i| self.allowed_for(self.trusted_at[i], predicate_type))
             .collect()
     }
 
-    /// The keys of a bounded verification's result, or the authorization error it means.
-    fn keys_found(
+    fn allowed_for(&self, position: usize, predicate_type: &str) -> bool {
+        let allowed = &self.keys[position].predicate_types;
+        allowed.contains(predicate_type) || allowed.contains(ANY_PREDICATE)
+    }
+
+    /// The keys of a bounded Ed25519 verification, with the registered ECDSA keys any other
+    /// signature verifies under; or the authorization error it means.
+    fn with_ecdsa(
         &self,
+        envelope: &Envelope,
+        predicate_type: &str,
         found: Result<Vec<usize>, DsseError>,
-    ) -> Result<Vec<PublicKey>, AuthError> {
+    ) -> Result<Vec<SignedBy>, AuthError> {
+        let mut keys: Vec<SignedBy> = match &found {
+            Ok(found) => found
+                .iter()
+                .map(|&i| SignedBy::Key(self.trusted[i].to_bytes()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if !self.ecdsa_by_key_id.is_empty() {
+            let message = envelope.pae();
+            let mut budget = crate::dsse::MAX_UNHINTED_VERIFICATIONS;
+            let newest_first: Vec<usize> = (0..self.keys.len())
+                .rev()
+                .filter(|&i| {
+                    matches!(self.keys[i].credential, Credential::Ecdsa(_))
+                        && self.allowed_for(i, predicate_type)
+                })
+                .collect();
+            for signature in envelope.signatures.iter().take(crate::dsse::MAX_SIGNATURES) {
+                // An Ed25519 signature is 64 bytes; DER ECDSA ones start with a SEQUENCE.
+                if signature.sig.first() != Some(&0x30) {
+                    continue;
+                }
+                let tried: Vec<usize> = match self.ecdsa_by_key_id.get(&signature.keyid) {
+                    Some(&i) => vec![i],
+                    None => newest_first.clone(),
+                };
+                for i in tried {
+                    let hinted = self.ecdsa_by_key_id.get(&signature.keyid) == Some(&i);
+                    if !hinted {
+                        if budget == 0 {
+                            break;
+                        }
+                        budget -= 1;
+                    }
+                    let Credential::Ecdsa(key) = &self.keys[i].credential else {
+                        continue;
+                    };
+                    if key.verify(&message, &signature.sig) {
+                        let signed = SignedBy::Key(key.fingerprint());
+                        if !keys.contains(&signed) {
+                            keys.push(signed);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if !keys.is_empty() {
+            return Ok(keys);
+        }
         match found {
-            Ok(found) => Ok(found.into_iter().map(|i| self.trusted[i]).collect()),
+            Ok(_) => Err(AuthError::UnknownKey {
+                hints: "none".into(),
+            }),
             Err(DsseError::NoTrustedSignature { hints, .. }) => {
                 Err(AuthError::UnknownKey { hints })
             }
@@ -870,36 +1482,141 @@ impl Registry {
         }
     }
 
-    /// Authorizes an attestation whose signatures verify under `keys` (from
-    /// [`Registry::verifying_keys`]): at least one key must be registered, valid at `time`,
-    /// not revoked, and allowed for `predicate_type`. Returns every key that passes; when
-    /// none does, the reason of the first key.
+    /// Verifies the Sigstore bundle an envelope came in against each trusted root.
+    fn verify_bundle(
+        &self,
+        envelope: &Envelope,
+        predicate_type: &str,
+    ) -> Result<Vec<SignedBy>, AuthError> {
+        let material = envelope.sigstore.as_deref().unwrap_or_default();
+        let bundle =
+            sigstore::Bundle::from_parts(material, envelope).map_err(AuthError::Sigstore)?;
+        if self.sigstore.is_empty() {
+            return Err(AuthError::NoSigstoreRoot);
+        }
+        if bundle.has_certificate() {
+            let mut first_error = None;
+            for (name, root) in &self.sigstore {
+                match sigstore::verify(&bundle, root, &sigstore::VerifyOptions::default()) {
+                    Ok(verified) => {
+                        let Some(identity) = verified.identity else {
+                            continue;
+                        };
+                        return Ok(vec![SignedBy::Certificate {
+                            identity,
+                            root: name.clone(),
+                            signed_at: verified.signed_at,
+                        }]);
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            return Err(AuthError::Sigstore(
+                first_error.expect("at least one trusted root was tried"),
+            ));
+        }
+        // A key bundle: the registered ECDSA key its hint names, else those allowed for
+        // the predicate type, newest first, within the unhinted budget.
+        let hinted = bundle
+            .public_key_hint()
+            .and_then(|hint| self.ecdsa_by_key_id.get(hint).copied());
+        let tried: Vec<usize> = match hinted {
+            Some(i) => vec![i],
+            None => (0..self.keys.len())
+                .rev()
+                .filter(|&i| {
+                    matches!(self.keys[i].credential, Credential::Ecdsa(_))
+                        && self.allowed_for(i, predicate_type)
+                })
+                .take(crate::dsse::MAX_UNHINTED_VERIFICATIONS)
+                .collect(),
+        };
+        let mut first_error = None;
+        for i in tried {
+            let Credential::Ecdsa(key) = &self.keys[i].credential else {
+                continue;
+            };
+            let options = sigstore::VerifyOptions {
+                key: Some(key),
+                ..sigstore::VerifyOptions::default()
+            };
+            for (_, root) in &self.sigstore {
+                match sigstore::verify(&bundle, root, &options) {
+                    Ok(_) => return Ok(vec![SignedBy::Key(key.fingerprint())]),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        Err(match first_error {
+            Some(e) if hinted.is_some() => AuthError::Sigstore(e),
+            _ => AuthError::UnknownKey {
+                hints: bundle.public_key_hint().unwrap_or("none").to_owned(),
+            },
+        })
+    }
+
+    /// Authorizes an attestation whose signatures proved `signed` (from
+    /// [`Registry::verifying_keys`]): at least one signer must be registered, valid at
+    /// `time`, not revoked, and allowed for `predicate_type`. A key counts for the signer
+    /// it is registered to; a certificate for every signer whose [`CertificateRule`]
+    /// matches it. Returns every signer that passes; when none does, the reason of the
+    /// first.
     pub fn authorize(
         &self,
-        keys: &[PublicKey],
+        signed: &[SignedBy],
         predicate_type: &str,
         time: i64,
     ) -> Result<Vec<Authorized>, AuthError> {
         let mut first_error = None;
         let mut passed = Vec::new();
-        for key in keys {
-            let Some(&i) = self.by_key.get(&key.to_bytes()) else {
-                continue;
-            };
-            let record = &self.keys[i];
-            match record.check(predicate_type, time) {
-                Ok(()) => passed.push(Authorized {
-                    identity: record.identity.clone(),
-                    key: record.key,
-                    roles: record.roles.clone(),
-                }),
-                Err(e) => {
-                    first_error.get_or_insert(e);
+        let mut try_record = |record: &SignerKey, certificate: Option<&CertIdentity>| match record
+            .check(predicate_type, time)
+        {
+            Ok(()) => passed.push(Authorized {
+                identity: record.identity.clone(),
+                key: record.credential.fingerprint(),
+                key_id: record.credential.key_id(),
+                roles: record.roles.clone(),
+                certificate: certificate.cloned(),
+            }),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        };
+        let mut unmatched = None;
+        for proof in signed {
+            match proof {
+                SignedBy::Key(fingerprint) => {
+                    if let Some(&i) = self.by_key.get(fingerprint) {
+                        try_record(&self.keys[i], None);
+                    }
+                }
+                SignedBy::Certificate { identity, root, .. } => {
+                    let mut any = false;
+                    for record in &self.keys {
+                        if let Credential::Certificate(rule) = &record.credential {
+                            if rule.matches(identity, root) {
+                                any = true;
+                                try_record(record, Some(identity));
+                            }
+                        }
+                    }
+                    if !any {
+                        unmatched.get_or_insert_with(|| AuthError::UnknownCertificate {
+                            issuer: identity.issuer.clone(),
+                            subject: identity.subject.clone(),
+                            root: root.clone(),
+                        });
+                    }
                 }
             }
         }
         if passed.is_empty() {
-            return Err(first_error.unwrap_or(AuthError::UnknownKey {
+            return Err(first_error.or(unmatched).unwrap_or(AuthError::UnknownKey {
                 hints: "none".into(),
             }));
         }

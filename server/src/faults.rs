@@ -95,11 +95,12 @@ async fn add_signer(running: &Running, n: u32) -> Result<Receipt, LedgerError> {
     let key = SigningKey::from_bytes(&[n as u8 + 100; 32]);
     let change = Change::AddSigner {
         identity: format!("signer-{n}@test"),
-        public_key: evident_core::PublicKey::from_signing_key(&key).to_hex(),
+        public_key: Some(evident_core::PublicKey::from_signing_key(&key).to_hex()),
         roles: vec!["ci".into()],
         predicate_types: vec!["*".into()],
         not_before: None,
         not_after: None,
+        certificate: None,
     };
     let envelope = sign_change(&change, &[&running.admin]);
     let checked = evident_core::kinds::of(evident_core::record::EntryKind::Registry)

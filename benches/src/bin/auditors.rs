@@ -86,11 +86,12 @@ fn registration(admin: &SigningKey, n: usize) -> Envelope {
     seed[..8].copy_from_slice(&(n as u64).to_le_bytes());
     let change = Change::AddSigner {
         identity: format!("signer-{n:05}@bench"),
-        public_key: PublicKey::from_signing_key(&SigningKey::from_bytes(&seed)).to_hex(),
+        public_key: Some(PublicKey::from_signing_key(&SigningKey::from_bytes(&seed)).to_hex()),
         roles: vec!["ci".into()],
         predicate_types: vec!["*".into()],
         not_before: None,
         not_after: None,
+        certificate: None,
     };
     sign_change(&change, &[admin])
 }

@@ -124,7 +124,9 @@ async fn main() -> anyhow::Result<()> {
                 keyid: String::new(),
                 sig: vec![0; 64],
             }],
+            sigstore_material: Vec::new(),
         }),
+        sigstore_bundle: Vec::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let (answered, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));

@@ -100,11 +100,14 @@ const ADMIN_SEED: u8 = 43;
 async fn register(url: &str, credentials: &Credentials) -> anyhow::Result<()> {
     let change = Change::AddSigner {
         identity: "loadgen@bench".into(),
-        public_key: PublicKey::from_signing_key(&SigningKey::from_bytes(&[SEED; 32])).to_hex(),
+        public_key: Some(
+            PublicKey::from_signing_key(&SigningKey::from_bytes(&[SEED; 32])).to_hex(),
+        ),
         roles: vec!["ci".into()],
         predicate_types: vec!["*".into()],
         not_before: None,
         not_after: None,
+        certificate: None,
     };
     let admin = SigningKey::from_bytes(&[ADMIN_SEED; 32]);
     let mut client = Client::connect_with(url, credentials).await?;

@@ -157,11 +157,14 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let change = Change::AddSigner {
         identity: "soak@bench".into(),
-        public_key: PublicKey::from_signing_key(&SigningKey::from_bytes(&[SEED; 32])).to_hex(),
+        public_key: Some(
+            PublicKey::from_signing_key(&SigningKey::from_bytes(&[SEED; 32])).to_hex(),
+        ),
         roles: vec!["ci".into()],
         predicate_types: vec!["*".into()],
         not_before: None,
         not_after: None,
+        certificate: None,
     };
     answered(&server.url).await;
     Client::connect_with(&server.url, &Credentials::default())

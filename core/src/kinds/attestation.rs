@@ -3,9 +3,8 @@
 use super::{Checked, Kind, LogState, Refusal};
 use crate::audit::{Facts, check_release};
 use crate::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
-use crate::keys::PublicKey;
 use crate::record::EntryKind;
-use crate::registry::{AuthError, Registry};
+use crate::registry::{AuthError, Registry, SignedBy};
 use crate::statement::Statement;
 
 /// An attestation: a Statement whose signatures verify under registered keys that are
@@ -25,7 +24,7 @@ fn statement(envelope: &Envelope) -> Result<Statement, Refusal> {
 pub fn check_verified(
     registry: &Registry,
     envelope: &Envelope,
-    keys: Result<Vec<PublicKey>, AuthError>,
+    keys: Result<Vec<SignedBy>, AuthError>,
     now: i64,
 ) -> Result<Checked, Refusal> {
     let statement = statement(envelope)?;
@@ -37,7 +36,7 @@ fn checked(
     registry: &Registry,
     envelope: &Envelope,
     statement: &Statement,
-    keys: Vec<PublicKey>,
+    keys: Vec<SignedBy>,
     now: i64,
 ) -> Result<Checked, Refusal> {
     let authorized = registry

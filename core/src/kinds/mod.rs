@@ -27,10 +27,9 @@ use std::collections::HashMap;
 use crate::audit::Facts;
 use crate::dsse::Envelope;
 use crate::hash::Hash;
-use crate::keys::PublicKey;
 use crate::policy::PolicyError;
 use crate::record::EntryKind;
-use crate::registry::{AuthError, Registry, RegistryDigest, RegistryError};
+use crate::registry::{AuthError, Registry, RegistryDigest, RegistryError, SignedBy};
 
 mod attestation;
 mod policy_version;
@@ -93,7 +92,7 @@ impl LogState {
 pub struct Checked {
     kind: EntryKind,
     facts: Facts,
-    keys: Vec<PublicKey>,
+    keys: Vec<SignedBy>,
     registry_changes: usize,
     what: String,
     envelope: Hash,
@@ -104,7 +103,7 @@ impl Checked {
         kind: EntryKind,
         envelope: &Envelope,
         facts: Facts,
-        keys: Vec<PublicKey>,
+        keys: Vec<SignedBy>,
         registry: &Registry,
         what: String,
     ) -> Checked {

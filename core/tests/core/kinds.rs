@@ -76,11 +76,12 @@ fn change(step: &Step, time: i64) -> Option<Envelope> {
     let change = match step {
         Step::Add(n, types, k) => Change::AddSigner {
             identity: format!("signer-{n}"),
-            public_key: hex_key(&signer(*n)),
+            public_key: Some(hex_key(&signer(*n))),
             roles: vec![format!("role-{n}")],
             predicate_types: types.iter().map(|t| (*t).to_owned()).collect(),
             not_before: None,
             not_after: between(time, *k),
+            certificate: None,
         },
         Step::Revoke(n, k) => Change::RevokeKey {
             public_key: hex_key(&signer(*n)),

@@ -122,26 +122,29 @@ fn dedupe_key_covers_what_is_signed_and_who_signed_it() {
         evident_core::PublicKey::from_signing_key(&evident_core::SigningKey::from_bytes(&[1; 32]));
     let b =
         evident_core::PublicKey::from_signing_key(&evident_core::SigningKey::from_bytes(&[2; 32]));
-    let digest = dedupe_key(&env, &[a]);
+    let digest = dedupe_key(&env, &[a.to_bytes()]);
     // What signatures cover changes the key...
     let mut payload = env.clone();
     payload.payload.push(b' ');
-    assert_ne!(dedupe_key(&payload, &[a]), digest);
+    assert_ne!(dedupe_key(&payload, &[a.to_bytes()]), digest);
     let mut payload_type = env.clone();
     payload_type.payload_type.push('x');
-    assert_ne!(dedupe_key(&payload_type, &[a]), digest);
+    assert_ne!(dedupe_key(&payload_type, &[a.to_bytes()]), digest);
     // ...and so do the keys that signed: another signer's copy is its own entry...
-    assert_ne!(dedupe_key(&env, &[b]), digest);
-    assert_ne!(dedupe_key(&env, &[a, b]), digest);
-    assert_eq!(dedupe_key(&env, &[b, a, b]), dedupe_key(&env, &[a, b]));
+    assert_ne!(dedupe_key(&env, &[b.to_bytes()]), digest);
+    assert_ne!(dedupe_key(&env, &[a.to_bytes(), b.to_bytes()]), digest);
+    assert_eq!(
+        dedupe_key(&env, &[b.to_bytes(), a.to_bytes(), b.to_bytes()]),
+        dedupe_key(&env, &[a.to_bytes(), b.to_bytes()])
+    );
     // ...while hints and signatures that did not count do not: a replay with a changed
     // hint or a junk signature is the same statement.
     let mut hint = env.clone();
     hint.signatures[1].keyid.push('x');
-    assert_eq!(dedupe_key(&hint, &[a]), digest);
+    assert_eq!(dedupe_key(&hint, &[a.to_bytes()]), digest);
     let mut more = env.clone();
     more.signatures.push(more.signatures[0].clone());
-    assert_eq!(dedupe_key(&more, &[a]), digest);
+    assert_eq!(dedupe_key(&more, &[a.to_bytes()]), digest);
 }
 
 #[test]

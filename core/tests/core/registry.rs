@@ -41,11 +41,12 @@ fn genesis(admins: &[u8], threshold: usize) -> Registry {
 fn add_signer(n: u8, identity: &str, types: &[&str]) -> Change {
     Change::AddSigner {
         identity: identity.into(),
-        public_key: public(n).to_hex(),
+        public_key: Some(public(n).to_hex()),
         roles: vec!["ci".into()],
         predicate_types: types.iter().map(|s| s.to_string()).collect(),
         not_before: None,
         not_after: None,
+        certificate: None,
     }
 }
 
@@ -245,11 +246,12 @@ fn rotation_keeps_the_validity_window_and_refuses_a_key_that_could_never_be_vali
     let mut reg = genesis(&[1], 1);
     let windowed = Change::AddSigner {
         identity: "release@x".into(),
-        public_key: public(10).to_hex(),
+        public_key: Some(public(10).to_hex()),
         roles: vec!["release".into()],
         predicate_types: vec!["*".into()],
         not_before: Some("2027-01-01T00:00:00Z".into()),
         not_after: Some("2027-06-01T00:00:00Z".into()),
+        certificate: None,
     };
     apply(&mut reg, 0, T0, windowed, &[1]);
     let rotate = |n: u8| Change::RotateSigner {
@@ -286,11 +288,12 @@ fn validity_windows_are_enforced() {
     let mut reg = genesis(&[1], 1);
     let change = Change::AddSigner {
         identity: "scanner@sec".into(),
-        public_key: public(12).to_hex(),
+        public_key: Some(public(12).to_hex()),
         roles: vec!["scanner".into()],
         predicate_types: vec!["*".into()],
         not_before: Some("2026-11-02T00:00:00Z".into()),
         not_after: Some("2026-12-01T00:00:00Z".into()),
+        certificate: None,
     };
     apply(&mut reg, 0, T0, change, &[1]);
     let env = attestation(12, TESTS);
@@ -365,11 +368,12 @@ fn each_bad_change_is_refused_and_changes_nothing() {
     );
     let bad_time = Change::AddSigner {
         identity: "z".into(),
-        public_key: public(14).to_hex(),
+        public_key: Some(public(14).to_hex()),
         roles: vec![],
         predicate_types: vec!["*".into()],
         not_before: Some("yesterday".into()),
         not_after: None,
+        certificate: None,
     };
     let err = refuse(&mut reg, bad_time, &[1, 2]);
     assert!(
@@ -561,11 +565,12 @@ fn names_the_log_cannot_carry_are_refused_in_changes_and_the_genesis() {
         assert!(matches!(genesis, Err(RegistryError::Name(_))), "{bad:?}");
         let change = Change::AddSigner {
             identity: "ci@x".into(),
-            public_key: key.to_hex(),
+            public_key: Some(key.to_hex()),
             roles: vec![format!("ci{bad}")],
             predicate_types: vec!["*".into()],
             not_before: None,
             not_after: None,
+            certificate: None,
         };
         let err = Change::from_payload(&change.to_payload()).unwrap_err();
         assert!(err.to_string().contains("roles[0] holds"), "{err}");

@@ -149,7 +149,7 @@ const INLINE_CHECK_BYTES: usize = 16 * 1024;
 /// ([`Registry::verifying_keys`], or the batch path of [`Registry::verifying_keys_batch`]).
 type Verified = (
     std::sync::Arc<Registry>,
-    Result<Vec<evident_core::keys::PublicKey>, AuthError>,
+    Result<Vec<evident_core::registry::SignedBy>, AuthError>,
 );
 
 /// The answer to one envelope: its receipt, or why it was refused.
@@ -753,17 +753,27 @@ impl pb::ledger_server::Ledger for LedgerService {
                 .envelope
                 .as_ref()
                 .map(|e| e.payload_type.as_str())
-                .unwrap_or_default();
+                .unwrap_or(if request.get_ref().sigstore_bundle.is_empty() {
+                    ""
+                } else {
+                    evident_core::dsse::IN_TOTO_PAYLOAD_TYPE
+                });
             let (needs, what) = submit_needs(payload_type);
             // Held until the envelope is checked.
             let admitted = self.admit(&request, needs, what)?;
-            let envelope = self.precheck(request.into_inner().envelope)?;
+            let request = request.into_inner();
+            let envelope = self.precheck(convert::submitted_envelope(
+                request.envelope,
+                &request.sigstore_bundle,
+            )?)?;
             // A typical envelope's check (one signature, a few KiB of Statement) takes tens
             // of microseconds: done here, it costs less than a hand-off to the blocking
             // pool. Larger ones go to the pool, so that no caller can hold an async worker
             // for long.
+            // A Sigstore bundle's certificate chain, timestamps and log entries cost more.
             let checked = if envelope.signatures.len() <= INLINE_CHECK_SIGNATURES
                 && envelope.payload.len() <= INLINE_CHECK_BYTES
+                && envelope.sigstore.is_none()
             {
                 let checked = self.check(envelope, None);
                 drop(admitted);

@@ -234,11 +234,12 @@ async fn names_the_log_cannot_carry_are_refused_naming_the_field() {
         .await;
         let add = |identity: &str, role: &str, predicate_type: &str| Change::AddSigner {
             identity: identity.into(),
-            public_key: public(5).to_hex(),
+            public_key: Some(public(5).to_hex()),
             roles: vec![role.into()],
             predicate_types: vec![predicate_type.into()],
             not_before: None,
             not_after: None,
+            certificate: None,
         };
         for (change, field) in [
             (add(&format!("ci{bad}@x"), "ci", "*"), "identity holds"),
@@ -375,11 +376,12 @@ async fn registry_as_of_answers_are_the_same_from_snapshots_as_from_a_full_repla
             evident_core::PublicKey::from_signing_key(&evident_core::SigningKey::from_bytes(&seed));
         let change = Change::AddSigner {
             identity: format!("signer-{n}@test"),
-            public_key: signer.to_hex(),
+            public_key: Some(signer.to_hex()),
             roles: vec!["ci".into()],
             predicate_types: vec!["*".into()],
             not_before: None,
             not_after: None,
+            certificate: None,
         };
         let (receipt, _) = client
             .submit(&sign_change(&change, &[&admin]))

@@ -15,11 +15,12 @@ use tonic::Code;
 fn add_signer(n: u8) -> Envelope {
     let change = Change::AddSigner {
         identity: format!("signer-{n}@test"),
-        public_key: public(n).to_hex(),
+        public_key: Some(public(n).to_hex()),
         roles: vec!["ci".into()],
         predicate_types: vec!["*".into()],
         not_before: None,
         not_after: None,
+        certificate: None,
     };
     sign_change(&change, &[&key(ADMIN)])
 }

@@ -18,11 +18,12 @@ fn admin_signed(change: &Change, admins: &[u8]) -> evident_core::dsse::Envelope 
 fn add_signer(n: u8, identity: &str, types: &[&str]) -> Change {
     Change::AddSigner {
         identity: identity.into(),
-        public_key: public(n).to_hex(),
+        public_key: Some(public(n).to_hex()),
         roles: vec!["ci".into()],
         predicate_types: types.iter().map(|s| s.to_string()).collect(),
         not_before: None,
         not_after: None,
+        certificate: None,
     }
 }
 
@@ -82,11 +83,12 @@ async fn bad_registry_changes_are_refused_and_change_nothing() {
     .await;
     let bad_time = Change::AddSigner {
         identity: "ci@x".into(),
-        public_key: public(1).to_hex(),
+        public_key: Some(public(1).to_hex()),
         roles: vec![],
         predicate_types: vec!["*".into()],
         not_before: Some("soon".into()),
         not_after: None,
+        certificate: None,
     };
     refused(
         &server,

@@ -179,7 +179,10 @@ async fn a_request_without_an_envelope_is_invalid() {
         .await
         .unwrap();
     let status = raw
-        .submit(evident_proto::v1::SubmitRequest { envelope: None })
+        .submit(evident_proto::v1::SubmitRequest {
+            envelope: None,
+            sigstore_bundle: Vec::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -311,6 +314,7 @@ fn to_proto(envelope: &Envelope) -> evident_proto::v1::Envelope {
                 keyid: s.keyid.clone(),
             })
             .collect(),
+        sigstore_material: envelope.sigstore.clone().unwrap_or_default(),
     }
 }
 
@@ -327,6 +331,7 @@ async fn refusals_carry_a_machine_readable_reason() {
             .unwrap()
             .submit(evident_proto::v1::SubmitRequest {
                 envelope: Some(to_proto(envelope)),
+                sigstore_bundle: Vec::new(),
             })
             .await
             .unwrap_err()

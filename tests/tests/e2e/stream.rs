@@ -170,11 +170,12 @@ async fn a_mixed_batch_answers_each_envelope_as_submit_would_and_appends_only_th
     let admin_entry = sign_change(
         &Change::AddSigner {
             identity: "signer-9@test".into(),
-            public_key: public(9).to_hex(),
+            public_key: Some(public(9).to_hex()),
             roles: vec!["ci".into()],
             predicate_types: vec!["*".into()],
             not_before: None,
             not_after: None,
+            certificate: None,
         },
         &[&key(ADMIN)],
     );
@@ -231,11 +232,12 @@ async fn each_envelope_of_a_batch_needs_its_own_role() {
     let change = sign_change(
         &Change::AddSigner {
             identity: "signer-9@test".into(),
-            public_key: public(9).to_hex(),
+            public_key: Some(public(9).to_hex()),
             roles: vec!["ci".into()],
             predicate_types: vec!["*".into()],
             not_before: None,
             not_after: None,
+            certificate: None,
         },
         &[&key(ADMIN)],
     );
@@ -362,6 +364,7 @@ fn to_proto(envelope: &Envelope) -> pb::Envelope {
                 keyid: s.keyid.clone(),
             })
             .collect(),
+        sigstore_material: envelope.sigstore.clone().unwrap_or_default(),
     }
 }
 

@@ -107,6 +107,9 @@ fn registry_op(change: &Change) -> RegistryOp {
         Change::AddSigner { .. } => RegistryOp::AddSigner,
         Change::RotateSigner { .. } => RegistryOp::RotateSigner,
         Change::RevokeKey { .. } => RegistryOp::RevokeKey,
+        Change::RevokeSigner { .. } => RegistryOp::RevokeSigner,
+        Change::TrustSigstore { .. } => RegistryOp::TrustSigstore,
+        Change::DistrustSigstore { .. } => RegistryOp::DistrustSigstore,
         Change::AddAdmin { .. } => RegistryOp::AddAdmin,
         Change::RemoveAdmin { .. } => RegistryOp::RemoveAdmin,
     }

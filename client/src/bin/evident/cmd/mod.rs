@@ -13,6 +13,7 @@ pub(crate) mod policy;
 pub(crate) mod receipt;
 pub(crate) mod report;
 pub(crate) mod signer;
+pub(crate) mod sigstore;
 pub(crate) mod submit;
 
 use anyhow::Context as _;
@@ -47,6 +48,13 @@ pub(crate) enum Command {
     Signer {
         #[command(subcommand)]
         command: signer::SignerCommand,
+        #[command(flatten)]
+        flags: GroupFlags,
+    },
+    /// Sigstore instances keyless signers' certificates may chain to (trusted roots).
+    Sigstore {
+        #[command(subcommand)]
+        command: sigstore::SigstoreCommand,
         #[command(flatten)]
         flags: GroupFlags,
     },
@@ -133,6 +141,7 @@ impl Command {
             }
             | Command::VerifyReceipt(a) => (None, Some(&a.log), a.output.format.into()),
             Command::Signer { flags, .. }
+            | Command::Sigstore { flags, .. }
             | Command::Admin { flags, .. }
             | Command::Policy { flags, .. } => (
                 Some(&flags.connection),
@@ -175,6 +184,7 @@ pub(crate) async fn run(cli: &Cli, command: &Command) -> anyhow::Result<()> {
         }
         | Command::VerifyReceipt(args) => receipt::run(cli, args).await,
         Command::Signer { command, .. } => signer::run(cli, command).await,
+        Command::Sigstore { command, .. } => sigstore::run(cli, command).await,
         Command::Admin { command, .. } => admin::run(cli, command).await,
         Command::Policy { command, .. } => policy::run(cli, command).await,
         Command::Gate(args) => gate::run(cli, args).await,

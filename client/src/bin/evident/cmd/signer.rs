@@ -1,28 +1,32 @@
 //! `evident signer`: signers in the trust registry, changed by administrators, listed and shown.
 
 use clap::Subcommand;
-use evident_client::keyfile::read_public_key;
+use evident_client::keyfile::read_signer_key;
 use evident_client::output::{
     AdminOutput, SignerEventOutput, SignerKeyOutput, SignerListOutput, SignerShowOutput,
 };
 use evident_client::report::escape_terminal;
 use evident_client::signers::key_status;
 use evident_client::{now_nanos, time_text};
-use evident_core::registry::Change;
+use evident_core::registry::{CertificateRule, Change};
 
 use super::admin::submit_change;
 use crate::{AdminKeys, Cli, Format, connect, print_json};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SignerCommand {
-    /// Register a signer: a key and the identity it stands for.
+    /// Register a signer: the identity and its key, or (keyless) the Sigstore certificates
+    /// that stand for it.
     Add {
-        /// Who holds the key, e.g. ci@payments-pipeline.
+        /// Who the signer is in the registry, e.g. ci@payments-pipeline.
         #[arg(long)]
         identity: String,
-        /// The public key (64 hex digits) or a file holding it (e.g. ci.key.pub).
-        #[arg(long)]
-        public_key: String,
+        /// The public key: 64 hex digits (Ed25519), a PEM public key (ECDSA P-256/P-384 as
+        /// in cosign.pub, or Ed25519), or a file holding either.
+        #[arg(long, required_unless_present_any = ["certificate_subject", "github_workflow"])]
+        public_key: Option<String>,
+        #[command(flatten)]
+        certificate: CertificateArgs,
         /// A role, e.g. ci, scanner, reviewer, release (repeatable).
         #[arg(long = "role")]
         roles: Vec<String>,
@@ -52,11 +56,19 @@ pub(crate) enum SignerCommand {
         #[command(flatten)]
         admins: AdminKeys,
     },
-    /// Revoke a signer key from a time on (default: when the change is integrated).
+    /// Revoke a signer key, or everything a signer signs with (--identity, how a keyless
+    /// signer is revoked), from a time on (default: when the change is integrated).
     Revoke {
-        /// The public key (64 hex digits) or a file holding it.
+        /// The public key (hex, PEM, or a file holding it).
+        #[arg(
+            long,
+            required_unless_present = "identity",
+            conflicts_with = "identity"
+        )]
+        public_key: Option<String>,
+        /// The signer: revokes all its keys and its certificate rule.
         #[arg(long)]
-        public_key: String,
+        identity: Option<String>,
         /// Why, for auditors.
         #[arg(long)]
         reason: String,
@@ -82,11 +94,87 @@ pub(crate) enum SignerCommand {
     },
 }
 
+/// The certificate rule of a keyless signer (`signer add` without `--public-key`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct CertificateArgs {
+    /// Keyless: the certificates' OIDC issuer, exactly (e.g.
+    /// https://token.actions.githubusercontent.com).
+    #[arg(long, requires = "certificate_subject", conflicts_with_all = ["public_key", "github_workflow"])]
+    certificate_issuer: Option<String>,
+    /// Keyless: the certificates' subject (SAN), exact or with `*` for any run of
+    /// characters other than / and @.
+    #[arg(long, requires = "certificate_issuer")]
+    certificate_subject: Option<String>,
+    /// Keyless, GitHub Actions: the workflow that signs, ORG/REPO/PATH@REF (e.g.
+    /// acme/payments/.github/workflows/release.yml@refs/heads/main); sets the issuer to
+    /// GitHub's and the subject to https://github.com/ORG/REPO/PATH@REF.
+    #[arg(long, conflicts_with = "public_key")]
+    github_workflow: Option<String>,
+    /// Keyless: a Fulcio certificate extension that must match, NAME=VALUE (e.g.
+    /// source_repository_ref=refs/heads/main, runner_environment=github-hosted; repeatable).
+    #[arg(long = "certificate-extension", value_name = "NAME=VALUE")]
+    extensions: Vec<String>,
+    /// Keyless: the Sigstore trusted root (as named by `evident sigstore trust`) the
+    /// certificates must chain to; any trusted root when not given.
+    #[arg(long)]
+    trusted_root: Option<String>,
+}
+
+/// GitHub Actions' OIDC issuer.
+const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+impl CertificateArgs {
+    /// The rule these flags give, if any.
+    fn rule(&self) -> anyhow::Result<Option<CertificateRule>> {
+        let (issuer, subject) = match (
+            &self.certificate_issuer,
+            &self.certificate_subject,
+            &self.github_workflow,
+        ) {
+            (Some(issuer), Some(subject), None) => (issuer.clone(), subject.clone()),
+            (None, None, Some(workflow)) => {
+                let workflow = workflow.trim_start_matches("https://github.com/");
+                if !workflow.contains('@') || workflow.split('/').count() < 3 {
+                    anyhow::bail!(
+                        "--github-workflow {workflow:?}: write ORG/REPO/PATH@REF, e.g. \
+                         acme/payments/.github/workflows/release.yml@refs/heads/main"
+                    );
+                }
+                (
+                    GITHUB_ISSUER.to_owned(),
+                    format!("https://github.com/{workflow}"),
+                )
+            }
+            (None, None, None) if self.extensions.is_empty() && self.trusted_root.is_none() => {
+                return Ok(None);
+            }
+            _ => anyhow::bail!(
+                "a keyless signer needs --certificate-issuer and --certificate-subject, or \
+                 --github-workflow"
+            ),
+        };
+        let mut extensions = std::collections::BTreeMap::new();
+        for pair in &self.extensions {
+            let Some((name, value)) = pair.split_once('=') else {
+                anyhow::bail!("--certificate-extension {pair:?}: write NAME=VALUE");
+            };
+            extensions.insert(name.trim().to_owned(), value.trim().to_owned());
+        }
+        Ok(Some(CertificateRule {
+            issuer,
+            subject,
+            extensions,
+            trusted_root: self.trusted_root.clone(),
+        }))
+    }
+}
+
 pub(crate) async fn run(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()> {
     let (change, admins) = match command {
         SignerCommand::Add {
             identity,
             public_key,
+            certificate,
             roles,
             predicate_types,
             not_before,
@@ -95,7 +183,11 @@ pub(crate) async fn run(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()
         } => (
             Change::AddSigner {
                 identity: identity.clone(),
-                public_key: read_public_key("--public-key", public_key)?.to_hex(),
+                public_key: public_key
+                    .as_deref()
+                    .map(|k| read_signer_key("--public-key", k))
+                    .transpose()?,
+                certificate: certificate.rule()?,
                 roles: roles.clone(),
                 predicate_types: predicate_types.clone(),
                 not_before: not_before.clone(),
@@ -111,21 +203,30 @@ pub(crate) async fn run(cli: &Cli, command: &SignerCommand) -> anyhow::Result<()
         } => (
             Change::RotateSigner {
                 identity: identity.clone(),
-                new_public_key: read_public_key("--new-public-key", new_public_key)?.to_hex(),
+                new_public_key: read_signer_key("--new-public-key", new_public_key)?,
                 old_key_not_after: old_key_not_after.clone(),
             },
             admins,
         ),
         SignerCommand::Revoke {
             public_key,
+            identity,
             reason,
             from,
             admins,
         } => (
-            Change::RevokeKey {
-                public_key: read_public_key("--public-key", public_key)?.to_hex(),
-                from: from.clone(),
-                reason: reason.clone(),
+            match (public_key, identity) {
+                (Some(key), _) => Change::RevokeKey {
+                    public_key: read_signer_key("--public-key", key)?,
+                    from: from.clone(),
+                    reason: reason.clone(),
+                },
+                (None, Some(identity)) => Change::RevokeSigner {
+                    identity: identity.clone(),
+                    from: from.clone(),
+                    reason: reason.clone(),
+                },
+                (None, None) => anyhow::bail!("give --public-key or --identity"),
             },
             admins,
         ),
@@ -177,7 +278,7 @@ async fn list_signers(
                 println!(
                     "  {}  {}  roles [{}]  predicates [{}]  {}",
                     escape_terminal(&k.identity),
-                    &k.key.key_id()[..16],
+                    &k.credential.key_id()[..16],
                     escape_terminal(&k.roles.iter().cloned().collect::<Vec<_>>().join(", ")),
                     escape_terminal(
                         &k.predicate_types
@@ -213,7 +314,7 @@ async fn show_signer(cli: &Cli, identity: &str) -> anyhow::Result<()> {
             for k in &history.keys {
                 println!(
                     "  key {}  {}",
-                    &k.key.key_id()[..16],
+                    &k.credential.key_id()[..16],
                     escape_terminal(&key_status(k, now))
                 );
             }
