@@ -56,6 +56,12 @@ pub enum Reason {
     PolicyInvalid,
     /// A policy version that is not above the policy's latest version.
     PolicyVersionNotHigher,
+    /// A Sigstore bundle that does not verify against the registry's trusted roots.
+    SigstoreBundleInvalid,
+    /// A Sigstore certificate that verifies, but no registered signer's rule matches.
+    UnknownCertificateIdentity,
+    /// A Sigstore bundle, and the registry trusts no Sigstore root.
+    NoSigstoreRoot,
 }
 
 impl Reason {
@@ -81,6 +87,9 @@ impl Reason {
             Reason::RegistryConflict => "REGISTRY_CONFLICT",
             Reason::PolicyInvalid => "POLICY_INVALID",
             Reason::PolicyVersionNotHigher => "POLICY_VERSION_NOT_HIGHER",
+            Reason::SigstoreBundleInvalid => "SIGSTORE_BUNDLE_INVALID",
+            Reason::UnknownCertificateIdentity => "UNKNOWN_CERTIFICATE_IDENTITY",
+            Reason::NoSigstoreRoot => "NO_SIGSTORE_ROOT",
         }
     }
 }
@@ -222,6 +231,32 @@ pub fn unauthorized(e: &AuthError) -> Status {
                 ("key", key),
                 ("predicate_type", predicate_type),
             ],
+        ),
+        AuthError::Sigstore(why) => refuse(
+            Code::PermissionDenied,
+            Reason::SigstoreBundleInvalid,
+            e.to_string(),
+            &[("sigstore_reason", why.reason())],
+        ),
+        AuthError::UnknownCertificate {
+            issuer,
+            subject,
+            root,
+        } => refuse(
+            Code::PermissionDenied,
+            Reason::UnknownCertificateIdentity,
+            e.to_string(),
+            &[
+                ("issuer", issuer),
+                ("subject", subject),
+                ("trusted_root", root),
+            ],
+        ),
+        AuthError::NoSigstoreRoot => refuse(
+            Code::FailedPrecondition,
+            Reason::NoSigstoreRoot,
+            e.to_string(),
+            &[],
         ),
         other => Status::permission_denied(other.to_string()),
     }
