@@ -330,6 +330,8 @@ pub struct SignerListing {
     pub signers: Vec<SignerKey>,
     /// The number of entries the listing covers.
     pub as_of_index: u64,
+    /// The Sigstore trusted roots, by name, with the SHA-256 of each document.
+    pub sigstore_roots: Vec<(String, evident_core::Hash)>,
 }
 
 /// What a gate asks about.
@@ -791,6 +793,13 @@ impl Client {
                         threshold: r.threshold as usize,
                         signers,
                         as_of_index: r.as_of_index,
+                        sigstore_roots: r
+                            .sigstore_roots
+                            .into_iter()
+                            .map(|root| {
+                                Ok((root.name, hash_from_proto(&root.sha256, "sigstore root")?))
+                            })
+                            .collect::<Result<_, ConvertError>>()?,
                     });
                 }
             }

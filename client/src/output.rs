@@ -394,6 +394,18 @@ pub struct SignerListOutput {
     pub admins: Vec<AdminOutput>,
     /// Every signer key ever registered, in order, with its status at the time asked about.
     pub signers: Vec<SignerKeyOutput>,
+    /// The Sigstore trusted roots keyless signers' certificates may chain to.
+    #[serde(default)]
+    pub sigstore_roots: Vec<SigstoreRootOutput>,
+}
+
+/// A Sigstore trusted root of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SigstoreRootOutput {
+    /// The name certificate rules use.
+    pub name: String,
+    /// Hex SHA-256 of the trusted root document as the registry entry carries it.
+    pub sha256: String,
 }
 
 /// A registry entry that touched a signer.

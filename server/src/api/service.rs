@@ -927,6 +927,14 @@ impl pb::ledger_server::Ledger for LedgerService {
             signers: signers.into_iter().map(convert::signer_to_proto).collect(),
             as_of_index: as_of,
             next_page_token,
+            sigstore_roots: registry
+                .sigstore_roots()
+                .iter()
+                .map(|(name, root)| pb::SigstoreRoot {
+                    name: name.clone(),
+                    sha256: root.digest().as_bytes().to_vec(),
+                })
+                .collect(),
         }))
     }
 

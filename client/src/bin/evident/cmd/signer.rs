@@ -4,6 +4,7 @@ use clap::Subcommand;
 use evident_client::keyfile::read_signer_key;
 use evident_client::output::{
     AdminOutput, SignerEventOutput, SignerKeyOutput, SignerListOutput, SignerShowOutput,
+    SigstoreRootOutput,
 };
 use evident_client::report::escape_terminal;
 use evident_client::signers::key_status;
@@ -260,6 +261,14 @@ async fn list_signers(
                 .iter()
                 .map(|k| SignerKeyOutput::new(k, now))
                 .collect(),
+            sigstore_roots: listing
+                .sigstore_roots
+                .iter()
+                .map(|(name, digest)| SigstoreRootOutput {
+                    name: name.clone(),
+                    sha256: digest.to_hex(),
+                })
+                .collect(),
         }),
         Format::Human => {
             println!(
@@ -273,12 +282,22 @@ async fn list_signers(
                     &a.key.key_id()[..16]
                 );
             }
+            if !listing.sigstore_roots.is_empty() {
+                println!("Sigstore trusted roots:");
+                for (name, digest) in &listing.sigstore_roots {
+                    println!(
+                        "  {}  sha256 {}",
+                        escape_terminal(name),
+                        &digest.to_hex()[..16]
+                    );
+                }
+            }
             println!("signer keys:");
             for k in &listing.signers {
                 println!(
                     "  {}  {}  roles [{}]  predicates [{}]  {}",
                     escape_terminal(&k.identity),
-                    &k.credential.key_id()[..16],
+                    escape_terminal(&short_credential(&k.credential)),
                     escape_terminal(&k.roles.iter().cloned().collect::<Vec<_>>().join(", ")),
                     escape_terminal(
                         &k.predicate_types
@@ -313,8 +332,8 @@ async fn show_signer(cli: &Cli, identity: &str) -> anyhow::Result<()> {
             println!("{}", escape_terminal(identity));
             for k in &history.keys {
                 println!(
-                    "  key {}  {}",
-                    &k.credential.key_id()[..16],
+                    "  {}  {}",
+                    escape_terminal(&short_credential(&k.credential)),
                     escape_terminal(&key_status(k, now))
                 );
             }
@@ -329,4 +348,16 @@ async fn show_signer(cli: &Cli, identity: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A credential in one short phrase: a key id prefix, or a keyless signer's certificates.
+fn short_credential(credential: &evident_core::registry::Credential) -> String {
+    use evident_core::registry::Credential;
+    match credential {
+        Credential::Ed25519(_) => format!("key {}", &credential.key_id()[..16]),
+        Credential::Ecdsa(key) => {
+            format!("{} key {}", key.curve().name(), &credential.key_id()[..16])
+        }
+        Credential::Certificate(rule) => rule.describe(),
+    }
 }
