@@ -644,6 +644,34 @@ impl Client {
         }
     }
 
+    /// Submits a Sigstore bundle (JSON) carrying a DSSE envelope, as `Submit` with
+    /// `sigstore_bundle`: the server logs the envelope with the bundle's verification
+    /// material. The receipt is checked against that envelope, as [`Client::submit`] does.
+    pub async fn submit_sigstore_bundle(
+        &mut self,
+        bundle: &[u8],
+    ) -> Result<(Receipt, bool), ClientError> {
+        let request = pb::SubmitRequest {
+            envelope: None,
+            sigstore_bundle: bundle.to_vec(),
+        };
+        let response = self
+            .call(move |mut c| {
+                let request = request.clone();
+                async move { c.submit(request).await }
+            })
+            .await?;
+        let r = response.receipt.ok_or(ConvertError::Missing {
+            message: "answer",
+            field: "receipt",
+        })?;
+        let envelope = crate::convert::submitted_envelope(None, bundle)?
+            .map(crate::convert::envelope_from_proto)
+            .transpose()?
+            .ok_or(ConvertError::NoEnvelope)?;
+        Ok(receipt_from_proto(r, &envelope)?)
+    }
+
     /// Submits an envelope; returns its receipt (not yet verified) and whether the log
     /// already held it.
     pub async fn submit(&mut self, envelope: &Envelope) -> Result<(Receipt, bool), ClientError> {

@@ -21,6 +21,7 @@ mod rejections;
 mod release;
 mod report;
 mod security;
+mod sigstore;
 mod storage;
 mod stream;
 mod submit;
