@@ -262,7 +262,7 @@ pub enum AuthError {
         root: String,
     },
     /// The Sigstore bundle the envelope came in does not verify.
-    #[error("the Sigstore bundle does not verify ({}): {0}", .0.reason())]
+    #[error("the Sigstore bundle does not verify ({code}): {0}", code = .0.reason())]
     Sigstore(SigstoreError),
     /// A Sigstore bundle, and the registry trusts no Sigstore instance.
     #[error(
