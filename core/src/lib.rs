@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod bundle;
 pub mod dsse;
+pub mod ecdsa;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod hash;
@@ -35,6 +36,7 @@ pub mod predicates;
 pub mod receipt;
 pub mod record;
 pub mod registry;
+pub mod sigstore;
 pub mod statement;
 
 pub use hash::Hash;
