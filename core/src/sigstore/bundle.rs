@@ -3,7 +3,7 @@
 //! Nothing here verifies anything; [`super::verify`] does.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 
 use super::{
@@ -11,6 +11,11 @@ use super::{
 };
 use crate::dsse::Envelope;
 use crate::hash::Hash;
+
+const ANY_PADDING: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const STANDARD_ANY: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, ANY_PADDING);
+const URL_SAFE_ANY: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, ANY_PADDING);
 
 /// Bundle format versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -58,7 +63,8 @@ pub(crate) struct InclusionProof {
     pub root_hash: Hash,
     pub tree_size: u64,
     pub hashes: Vec<Hash>,
-    pub checkpoint: String,
+    /// The checkpoint note; `None` when the bundle omits it (refused at verification).
+    pub checkpoint: Option<String>,
 }
 
 /// One transparency log entry.
@@ -171,7 +177,7 @@ struct RawProof {
     tree_size: Int,
     #[serde(default)]
     hashes: Vec<String>,
-    checkpoint: RawCheckpoint,
+    checkpoint: Option<RawCheckpoint>,
 }
 
 #[derive(Deserialize)]
@@ -221,8 +227,16 @@ fn malformed(field: &str, detail: &str) -> SigstoreError {
     }
 }
 
+/// Decodes protobuf JSON `bytes`: standard or URL-safe alphabet, padded or not, with line
+/// breaks ignored (as Go's decoder, which wrote many bundles, ignores them).
 pub(crate) fn b64(field: &str, text: &str) -> Result<Vec<u8>, SigstoreError> {
-    STANDARD.decode(text).map_err(|e| SigstoreError::Base64 {
+    let engine = if text.contains(['-', '_']) {
+        &URL_SAFE_ANY
+    } else {
+        &STANDARD_ANY
+    };
+    let cleaned: String = text.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+    engine.decode(cleaned).map_err(|e| SigstoreError::Base64 {
         field: field.to_owned(),
         detail: e.to_string(),
     })
@@ -481,7 +495,7 @@ fn entry(field: &str, raw: &RawEntry) -> Result<TlogEntry, SigstoreError> {
                     .enumerate()
                     .map(|(i, h)| hash(&format!("{field}.inclusionProof.hashes[{i}]"), h))
                     .collect::<Result<_, _>>()?,
-                checkpoint: p.checkpoint.envelope.clone(),
+                checkpoint: p.checkpoint.as_ref().map(|c| c.envelope.clone()),
             })
         })
         .transpose()?;

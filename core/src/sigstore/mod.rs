@@ -535,6 +535,17 @@ pub fn verify(
     root: &TrustedRoot,
     options: &VerifyOptions<'_>,
 ) -> Result<Verified, SigstoreError> {
+    // Structural requirements first: they need no cryptography.
+    if bundle.tlog_entries.is_empty() {
+        return Err(SigstoreError::TlogEntryMissing);
+    }
+    if bundle.has_certificate()
+        && bundle.timestamps.is_empty()
+        && bundle.tlog_entries.iter().all(|e| e.promise.is_none())
+    {
+        return Err(SigstoreError::TimestampMissing);
+    }
+
     // Who signed, and the path that makes the certificate trusted (times checked below).
     let (signer, path) = match &bundle.signer {
         Signer::Certificate { leaf, chain } => {
@@ -596,7 +607,7 @@ pub fn verify(
                 });
             }
             if let Some(digest) = artifact_digest {
-                check_subject(env, &digest)?;
+                check_subject(env, &digest, options.artifact)?;
             }
         }
     }
@@ -606,9 +617,6 @@ pub fn verify(
     let mut timestamps = Vec::new();
     for (index, token) in bundle.timestamps.iter().enumerate() {
         timestamps.push(tsa::verify(index, token, signature, &root.tsas)?);
-    }
-    if bundle.tlog_entries.is_empty() {
-        return Err(SigstoreError::TlogEntryMissing);
     }
     for (index, entry) in bundle.tlog_entries.iter().enumerate() {
         if let Some(time) = tlog::verify(index, entry, bundle, &signer, root)? {
@@ -644,9 +652,15 @@ pub fn verify(
     })
 }
 
-/// Checks that an in-toto Statement in `env` names an artifact with SHA-256 `digest`.
-fn check_subject(env: &crate::dsse::Envelope, digest: &[u8; 32]) -> Result<(), SigstoreError> {
+/// Checks that an in-toto Statement in `env` names an artifact with SHA-256 `digest` (or,
+/// when the artifact's bytes are at hand, its SHA-512).
+fn check_subject(
+    env: &crate::dsse::Envelope,
+    digest: &[u8; 32],
+    artifact: Option<&[u8]>,
+) -> Result<(), SigstoreError> {
     let want = hex::encode(digest);
+    let want512 = artifact.map(|a| hex::encode(sha2::Sha512::digest(a)));
     let statement: serde_json::Value =
         serde_json::from_slice(&env.payload).map_err(|e| SigstoreError::ArtifactMismatch {
             detail: format!("the DSSE payload is not a JSON in-toto Statement: {e}"),
@@ -656,10 +670,13 @@ fn check_subject(env: &crate::dsse::Envelope, digest: &[u8; 32]) -> Result<(), S
         .and_then(|s| s.as_array())
         .is_some_and(|subjects| {
             subjects.iter().any(|s| {
-                s.get("digest")
-                    .and_then(|d| d.get("sha256"))
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|v| v.eq_ignore_ascii_case(&want))
+                let d = s.get("digest");
+                let sha256 = d.and_then(|d| d.get("sha256")).and_then(|v| v.as_str());
+                let sha512 = d.and_then(|d| d.get("sha512")).and_then(|v| v.as_str());
+                sha256.is_some_and(|v| v.eq_ignore_ascii_case(&want))
+                    || sha512
+                        .zip(want512.as_deref())
+                        .is_some_and(|(v, w)| v.eq_ignore_ascii_case(w))
             })
         });
     if found {

@@ -54,13 +54,14 @@ pub(crate) fn verify(
                 index,
                 detail: e.to_string(),
             })?;
-            verify_checkpoint(
-                index,
-                &proof.checkpoint,
-                proof.tree_size,
-                &proof.root_hash,
-                log,
-            )?;
+            let checkpoint = proof
+                .checkpoint
+                .as_deref()
+                .ok_or(SigstoreError::Checkpoint {
+                    index,
+                    detail: "the inclusion proof has no checkpoint".into(),
+                })?;
+            verify_checkpoint(index, checkpoint, proof.tree_size, &proof.root_hash, log)?;
         }
         None if bundle.version >= Version::V02 => {
             return Err(SigstoreError::InclusionProofMissing { index });

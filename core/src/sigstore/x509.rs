@@ -56,7 +56,12 @@ pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, SigstoreError> {
 
 /// The subject of a certificate, for messages.
 pub(crate) fn subject(cert: &X509Certificate<'_>) -> String {
-    cert.tbs_certificate.subject.to_string()
+    let name = cert.tbs_certificate.subject.to_string();
+    if name.is_empty() {
+        format!("serial {}", cert.tbs_certificate.raw_serial_as_string())
+    } else {
+        name
+    }
 }
 
 /// The ECDSA key a certificate certifies.
@@ -248,7 +253,19 @@ pub(crate) fn verify_path<'r>(
                 continue 'authority;
             }
             if let Err(e) = check_signature(&child, &ca) {
-                last_error = Some(e);
+                // The leaf naming a trusted issuer but not signed by it is a leaf from
+                // another instance (or a forgery): untrusted, not a broken root.
+                last_error = Some(if depth == 0 {
+                    SigstoreError::CertificateUntrusted {
+                        subject: subject(&leaf),
+                        detail: format!(
+                            "its signature does not verify under the key of authority `{}`",
+                            authority.name
+                        ),
+                    }
+                } else {
+                    e
+                });
                 continue 'authority;
             }
             check_extensions(&ca, Some(depth as u32), purpose)?;
@@ -283,6 +300,12 @@ pub(crate) fn check_valid_at(
     for der in &path.authority.chain {
         certs.push(parse(der)?);
     }
+    if !path.authority.valid.contains(time) {
+        return Err(SigstoreError::AuthorityValidity {
+            authority: path.authority.name.clone(),
+            time: crate::registry::time_text(time),
+        });
+    }
     for cert in &certs {
         let v = &cert.tbs_certificate.validity;
         if secs < v.not_before.timestamp() || secs > v.not_after.timestamp() {
@@ -293,12 +316,6 @@ pub(crate) fn check_valid_at(
                 not_after: crate::registry::time_text(v.not_after.timestamp() * 1_000_000_000),
             });
         }
-    }
-    if !path.authority.valid.contains(time) {
-        return Err(SigstoreError::AuthorityValidity {
-            authority: path.authority.name.clone(),
-            time: crate::registry::time_text(time),
-        });
     }
     Ok(())
 }
