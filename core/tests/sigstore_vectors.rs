@@ -210,7 +210,7 @@ const KNOWN_GAPS: &[(&str, &str)] = &[
     (
         "conformance/bundle-with-sct-with-extensions",
         "its custom trusted root's CA signs with RSA (sha256WithRSAEncryption); this verifier \
-         implements ECDSA certificate signatures only and refuses it as unsupported_algorithm",
+         implements ECDSA certificate signatures only and refuses it (unsupported_algorithm)",
     ),
     (
         "github/attest-demo-github-instance",

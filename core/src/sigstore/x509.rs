@@ -255,17 +255,19 @@ pub(crate) fn verify_path<'r>(
             if let Err(e) = check_signature(&child, &ca) {
                 // The leaf naming a trusted issuer but not signed by it is a leaf from
                 // another instance (or a forgery): untrusted, not a broken root.
-                last_error = Some(if depth == 0 {
-                    SigstoreError::CertificateUntrusted {
-                        subject: subject(&leaf),
-                        detail: format!(
-                            "its signature does not verify under the key of authority `{}`",
-                            authority.name
-                        ),
-                    }
-                } else {
-                    e
-                });
+                last_error = Some(
+                    if depth == 0 && matches!(e, SigstoreError::CertificateSignature { .. }) {
+                        SigstoreError::CertificateUntrusted {
+                            subject: subject(&leaf),
+                            detail: format!(
+                                "its signature does not verify under the key of authority `{}`",
+                                authority.name
+                            ),
+                        }
+                    } else {
+                        e
+                    },
+                );
                 continue 'authority;
             }
             check_extensions(&ca, Some(depth as u32), purpose)?;
@@ -587,4 +589,354 @@ pub(crate) fn verify_scts(
     Err(sct_err(format!(
         "none of the certificate's {seen} SCT(s) verifies under a CT log key of the trusted root"
     )))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sigstore::trust::Validity;
+    use p256::ecdsa::signature::Signer as _;
+
+    const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+    const NOW: i64 = 1_700_000_000;
+
+    pub(crate) fn signing_key(seed: u8) -> p256::ecdsa::SigningKey {
+        p256::ecdsa::SigningKey::from_slice(&[seed; 32]).expect("a valid scalar")
+    }
+
+    fn spki(key: &p256::ecdsa::SigningKey) -> Vec<u8> {
+        let point = key.verifying_key().to_encoded_point(false);
+        let alg = [
+            der::encode(tag::OID, &der::oid("1.2.840.10045.2.1")),
+            der::encode(tag::OID, &der::oid("1.2.840.10045.3.1.7")),
+        ]
+        .concat();
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(point.as_bytes());
+        der::encode(
+            tag::SEQUENCE,
+            &[
+                der::encode(tag::SEQUENCE, &alg),
+                der::encode(tag::BIT_STRING, &bits),
+            ]
+            .concat(),
+        )
+    }
+
+    fn name(cn: &str) -> Vec<u8> {
+        let atv = [
+            der::encode(tag::OID, &der::oid("2.5.4.3")),
+            der::encode(tag::UTF8_STRING, cn.as_bytes()),
+        ]
+        .concat();
+        der::encode(
+            tag::SEQUENCE,
+            &der::encode(tag::SET, &der::encode(tag::SEQUENCE, &atv)),
+        )
+    }
+
+    fn utc_time(secs: i64) -> Vec<u8> {
+        let t = chrono::DateTime::from_timestamp(secs, 0).expect("in range");
+        der::encode(0x17, t.format("%y%m%d%H%M%SZ").to_string().as_bytes())
+    }
+
+    /// One extension: (OID, critical, DER value).
+    pub(crate) type Ext = (&'static str, bool, Vec<u8>);
+
+    pub(crate) fn ext_der((oid, critical, value): &Ext) -> Vec<u8> {
+        let mut body = der::encode(tag::OID, &der::oid(oid));
+        if *critical {
+            body.extend_from_slice(&[0x01, 0x01, 0xff]);
+        }
+        body.extend_from_slice(&der::encode(tag::OCTET_STRING, value));
+        der::encode(tag::SEQUENCE, &body)
+    }
+
+    pub(crate) fn ca_exts() -> Vec<Ext> {
+        vec![
+            ("2.5.29.19", true, vec![0x30, 0x03, 0x01, 0x01, 0xff]),
+            ("2.5.29.15", true, vec![0x03, 0x02, 0x02, 0x04]),
+        ]
+    }
+
+    pub(crate) fn leaf_exts() -> Vec<Ext> {
+        vec![
+            ("2.5.29.15", true, vec![0x03, 0x02, 0x07, 0x80]),
+            (
+                "2.5.29.37",
+                false,
+                der::encode(
+                    tag::SEQUENCE,
+                    &der::encode(tag::OID, &der::oid("1.3.6.1.5.5.7.3.3")),
+                ),
+            ),
+            (
+                "2.5.29.17",
+                true,
+                der::encode(tag::SEQUENCE, &der::encode(0x86, b"https://ci.example/wf")),
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.8",
+                false,
+                der::encode(tag::UTF8_STRING, b"https://issuer.example"),
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.12",
+                false,
+                der::encode(tag::UTF8_STRING, b"https://git.example/repo"),
+            ),
+        ]
+    }
+
+    /// The TBSCertificate for `exts`.
+    pub(crate) fn tbs(
+        issuer: &str,
+        subject: &str,
+        key: &p256::ecdsa::SigningKey,
+        exts: &[Vec<u8>],
+    ) -> Vec<u8> {
+        let fields = [
+            der::encode(tag::CONTEXT_0, &der::encode(tag::INTEGER, &[2])),
+            der::encode(tag::INTEGER, &[subject.len() as u8]),
+            der::encode(
+                tag::SEQUENCE,
+                &der::encode(tag::OID, &der::oid(ECDSA_SHA256)),
+            ),
+            name(issuer),
+            der::encode(
+                tag::SEQUENCE,
+                &[utc_time(NOW - 600), utc_time(NOW + 600)].concat(),
+            ),
+            name(subject),
+            spki(key),
+            der::encode(tag::CONTEXT_3, &der::encode(tag::SEQUENCE, &exts.concat())),
+        ];
+        der::encode(tag::SEQUENCE, &fields.concat())
+    }
+
+    /// A certificate with `tbs`, signed by `signer`.
+    pub(crate) fn sign_tbs(tbs: &[u8], signer: &p256::ecdsa::SigningKey) -> Vec<u8> {
+        let sig: p256::ecdsa::Signature = signer.sign(tbs);
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(sig.to_der().as_bytes());
+        der::encode(
+            tag::SEQUENCE,
+            &[
+                tbs.to_vec(),
+                der::encode(
+                    tag::SEQUENCE,
+                    &der::encode(tag::OID, &der::oid(ECDSA_SHA256)),
+                ),
+                der::encode(tag::BIT_STRING, &bits),
+            ]
+            .concat(),
+        )
+    }
+
+    pub(crate) fn cert(
+        issuer: &str,
+        subject: &str,
+        key: &p256::ecdsa::SigningKey,
+        signer: &p256::ecdsa::SigningKey,
+        exts: &[Ext],
+    ) -> Vec<u8> {
+        let exts: Vec<Vec<u8>> = exts.iter().map(ext_der).collect();
+        sign_tbs(&tbs(issuer, subject, key, &exts), signer)
+    }
+
+    pub(crate) fn authority(root: Vec<u8>) -> Authority {
+        Authority {
+            name: "test-ca".into(),
+            chain: vec![root],
+            valid: Validity {
+                start: 0,
+                end: None,
+            },
+        }
+    }
+
+    fn setup(root_exts: &[Ext], leaf: &[Ext]) -> (Vec<u8>, Vec<Authority>) {
+        let (root_key, leaf_key) = (signing_key(1), signing_key(2));
+        let root = cert("root", "root", &root_key, &root_key, root_exts);
+        let leaf = cert("root", "leaf", &leaf_key, &root_key, leaf);
+        (leaf, vec![authority(root)])
+    }
+
+    fn reason(leaf: &[u8], cas: &[Authority]) -> &'static str {
+        match verify_path(leaf, &[], cas, Purpose::CodeSigning) {
+            Ok(_) => "ok",
+            Err(e) => e.reason(),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_chain_verifies_and_names_its_signer() {
+        let (leaf, cas) = setup(&ca_exts(), &leaf_exts());
+        let path = verify_path(&leaf, &[], &cas, Purpose::CodeSigning).expect("verifies");
+        check_valid_at(&leaf, &path, NOW * 1_000_000_000).expect("valid now");
+        let id = identity(&leaf).expect("an identity");
+        assert_eq!(id.subject, "https://ci.example/wf");
+        assert_eq!(id.issuer, "https://issuer.example");
+        assert_eq!(
+            id.extensions
+                .get("source_repository_uri")
+                .map(String::as_str),
+            Some("https://git.example/repo")
+        );
+    }
+
+    #[test]
+    fn an_issuer_that_is_not_a_ca_is_refused() {
+        let mut root = ca_exts();
+        root[0].2 = vec![0x30, 0x00];
+        let (leaf, cas) = setup(&root, &leaf_exts());
+        assert_eq!(reason(&leaf, &cas), "certificate_constraint");
+    }
+
+    #[test]
+    fn a_ca_without_key_cert_sign_is_refused() {
+        let mut root = ca_exts();
+        root[1].2 = vec![0x03, 0x02, 0x07, 0x80];
+        let (leaf, cas) = setup(&root, &leaf_exts());
+        assert_eq!(reason(&leaf, &cas), "certificate_constraint");
+    }
+
+    #[test]
+    fn a_leaf_that_is_a_ca_is_refused() {
+        let mut leaf = leaf_exts();
+        leaf.push(("2.5.29.19", true, vec![0x30, 0x03, 0x01, 0x01, 0xff]));
+        let (leaf, cas) = setup(&ca_exts(), &leaf);
+        assert_eq!(reason(&leaf, &cas), "certificate_constraint");
+    }
+
+    #[test]
+    fn a_leaf_without_code_signing_or_digital_signature_is_refused() {
+        let mut no_eku = leaf_exts();
+        no_eku[1].2 = der::encode(
+            tag::SEQUENCE,
+            &der::encode(tag::OID, &der::oid("1.3.6.1.5.5.7.3.1")),
+        );
+        let (leaf, cas) = setup(&ca_exts(), &no_eku);
+        assert_eq!(reason(&leaf, &cas), "certificate_constraint");
+        let mut no_ds = leaf_exts();
+        no_ds[0].2 = vec![0x03, 0x02, 0x02, 0x04];
+        let (leaf, cas) = setup(&ca_exts(), &no_ds);
+        assert_eq!(reason(&leaf, &cas), "certificate_constraint");
+    }
+
+    #[test]
+    fn unknown_critical_extensions_and_name_constraints_are_refused() {
+        let mut leaf = leaf_exts();
+        leaf.push(("1.2.3.4.5", true, vec![0x05, 0x00]));
+        let (leaf, cas) = setup(&ca_exts(), &leaf);
+        assert_eq!(reason(&leaf, &cas), "certificate_critical_extension");
+        let mut root = ca_exts();
+        root.push(("2.5.29.30", false, vec![0x30, 0x00]));
+        let (leaf, cas) = setup(&root, &leaf_exts());
+        assert_eq!(reason(&leaf, &cas), "certificate_critical_extension");
+    }
+
+    #[test]
+    fn a_leaf_signed_by_another_key_or_issuer_is_untrusted() {
+        let (root_key, leaf_key, other) = (signing_key(1), signing_key(2), signing_key(3));
+        let root = cert("root", "root", &root_key, &root_key, &ca_exts());
+        let cas = vec![authority(root)];
+        let forged = cert("root", "leaf", &leaf_key, &other, &leaf_exts());
+        assert_eq!(reason(&forged, &cas), "certificate_untrusted");
+        let elsewhere = cert("other", "leaf", &leaf_key, &root_key, &leaf_exts());
+        assert_eq!(reason(&elsewhere, &cas), "certificate_untrusted");
+    }
+
+    #[test]
+    fn times_outside_the_certificate_or_authority_are_refused() {
+        let (leaf, mut cas) = setup(&ca_exts(), &leaf_exts());
+        let at = |t: i64, cas: &[Authority]| {
+            let path = verify_path(&leaf, &[], cas, Purpose::CodeSigning).expect("verifies");
+            check_valid_at(&leaf, &path, t * 1_000_000_000).map_err(|e| e.reason())
+        };
+        assert_eq!(at(NOW + 601, &cas), Err("certificate_expired"));
+        assert_eq!(at(NOW - 601, &cas), Err("certificate_expired"));
+        assert_eq!(at(NOW + 600, &cas), Ok(()));
+        cas[0].valid.end = Some((NOW - 1) * 1_000_000_000);
+        assert_eq!(at(NOW, &cas), Err("certificate_authority_validity"));
+    }
+
+    #[test]
+    fn the_precertificate_is_the_tbs_without_its_sct_extension() {
+        let key = signing_key(2);
+        let exts: Vec<Vec<u8>> = leaf_exts().iter().map(ext_der).collect();
+        let pre = tbs("root", "leaf", &key, &exts);
+        let mut with = exts.clone();
+        with.insert(
+            1,
+            ext_der(&(OID_SCT, false, der::encode(tag::OCTET_STRING, &[0, 0]))),
+        );
+        let full = tbs("root", "leaf", &key, &with);
+        assert_eq!(tbs_without_sct(&full).expect("has an SCT"), pre);
+        assert_eq!(
+            tbs_without_sct(&pre).map_err(|e| e.reason()),
+            Err("sct_invalid")
+        );
+    }
+
+    #[test]
+    fn an_embedded_sct_verifies_under_its_log_and_nothing_else() {
+        let (root_key, leaf_key, log_key) = (signing_key(1), signing_key(2), signing_key(4));
+        let root = cert("root", "root", &root_key, &root_key, &ca_exts());
+        let exts: Vec<Vec<u8>> = leaf_exts().iter().map(ext_der).collect();
+        let pre = tbs("root", "leaf", &leaf_key, &exts);
+        let log_spki = spki(&log_key);
+        let log_id: [u8; 32] = Sha256::digest(&log_spki).into();
+        let timestamp: u64 = NOW as u64 * 1000;
+        let issuer_key_hash = Sha256::digest(spki(&root_key));
+        let mut signed = vec![0, 0];
+        signed.extend_from_slice(&timestamp.to_be_bytes());
+        signed.extend_from_slice(&[0, 1]);
+        signed.extend_from_slice(&issuer_key_hash);
+        signed.extend_from_slice(&(pre.len() as u32).to_be_bytes()[1..]);
+        signed.extend_from_slice(&pre);
+        signed.extend_from_slice(&[0, 0]);
+        let sig: p256::ecdsa::Signature = log_key.sign(&signed);
+        let sig = sig.to_der();
+        let mut sct = vec![0];
+        sct.extend_from_slice(&log_id);
+        sct.extend_from_slice(&timestamp.to_be_bytes());
+        sct.extend_from_slice(&[0, 0, 4, 3]);
+        sct.extend_from_slice(&(sig.as_bytes().len() as u16).to_be_bytes());
+        sct.extend_from_slice(sig.as_bytes());
+        let mut list = ((sct.len() + 2) as u16).to_be_bytes().to_vec();
+        list.extend_from_slice(&(sct.len() as u16).to_be_bytes());
+        list.extend_from_slice(&sct);
+        let mut with = exts.clone();
+        with.push(ext_der(&(
+            OID_SCT,
+            false,
+            der::encode(tag::OCTET_STRING, &list),
+        )));
+        let leaf = sign_tbs(&tbs("root", "leaf", &leaf_key, &with), &root_key);
+        let log = Log {
+            base_url: "https://ct.example".into(),
+            key: LogKey::Ecdsa(EcKey::from_spki_der(&log_spki).expect("a key")),
+            log_id: log_id.to_vec(),
+            valid: Validity {
+                start: 0,
+                end: None,
+            },
+        };
+        verify_scts(&leaf, &root, std::slice::from_ref(&log)).expect("the SCT verifies");
+        let other = Log {
+            key: LogKey::Ecdsa(EcKey::from_spki_der(&spki(&root_key)).expect("a key")),
+            ..log.clone()
+        };
+        assert_eq!(
+            verify_scts(&leaf, &root, &[other]).map_err(|e| e.reason()),
+            Err("sct_invalid")
+        );
+        // The SCT is over the precertificate issued by this issuer, not another.
+        let wrong_issuer = cert("root", "root", &leaf_key, &leaf_key, &ca_exts());
+        assert_eq!(
+            verify_scts(&leaf, &wrong_issuer, &[log]).map_err(|e| e.reason()),
+            Err("sct_invalid")
+        );
+    }
 }
