@@ -381,3 +381,31 @@ fn every_manifest_case_verifies_or_is_refused_for_its_reason() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn dsse_bundles_round_trip_through_material_and_envelope() {
+    let text = String::from_utf8(read(&vectors().join("MANIFEST.toml"))).expect("UTF-8 manifest");
+    let manifest: Manifest = toml::from_str(&text).expect("MANIFEST.toml parses");
+    let mut checked = 0;
+    for case in &manifest.case {
+        let Ok(bundle) = Bundle::from_json(&read(&vectors().join(&case.dir).join(&case.bundle)))
+        else {
+            continue;
+        };
+        let Some(envelope) = bundle.envelope() else {
+            continue;
+        };
+        let material = bundle.material_json();
+        assert_eq!(
+            material,
+            bundle.material_json(),
+            "{}: deterministic",
+            case.name
+        );
+        let again = Bundle::from_parts(&material, envelope)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        assert_eq!(again, bundle, "{}: round trip", case.name);
+        checked += 1;
+    }
+    assert!(checked > 10, "only {checked} DSSE bundles");
+}

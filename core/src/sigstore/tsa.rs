@@ -197,8 +197,13 @@ pub(crate) fn verify(
         let Some(leaf_der) = tsa.chain.first() else {
             continue;
         };
-        let leaf = x509::parse(leaf_der)?;
-        let key = x509::public_key(&leaf)?;
+        // An authority whose key this verifier cannot use can never have signed.
+        let Ok(leaf) = x509::parse(leaf_der) else {
+            continue;
+        };
+        let Ok(key) = x509::public_key(&leaf) else {
+            continue;
+        };
         if key.verify_prehash(&attrs_digest, token.signature) {
             signer = Some(tsa);
             break;
