@@ -408,3 +408,91 @@ pub(crate) fn verify_checkpoint(
         log_id: hex::encode(&log.log_id),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{PublicKey, SigningKey};
+    use crate::sigstore::trust::Validity;
+    use ed25519_dalek::Signer as _;
+
+    fn log_and_note(name: &str, root: &Hash, extra_first: bool) -> (Log, String) {
+        let key = SigningKey::from_bytes(&[9u8; 32]);
+        let public = PublicKey::from_signing_key(&key);
+        let mut h = Sha256::new();
+        h.update(name.as_bytes());
+        h.update(b"\n\x01");
+        h.update(public.to_bytes());
+        let log_id = h.finalize().to_vec();
+        let body = format!("{name}\n5\n{}\n", STANDARD.encode(root.0));
+        let mut sig = log_id[..4].to_vec();
+        sig.extend_from_slice(&key.sign(body.as_bytes()).to_bytes());
+        let witness = SigningKey::from_bytes(&[8u8; 32]);
+        let mut cosig = vec![1, 2, 3, 4];
+        cosig.extend_from_slice(&witness.sign(body.as_bytes()).to_bytes());
+        let mut lines = vec![format!("\u{2014} {name} {}\n", STANDARD.encode(sig))];
+        let witness_line = format!("\u{2014} witness.example {}\n", STANDARD.encode(cosig));
+        if extra_first {
+            lines.insert(0, witness_line);
+        } else {
+            lines.push(witness_line);
+        }
+        let log = Log {
+            base_url: format!("https://{name}"),
+            key: LogKey::Ed25519(public),
+            log_id,
+            valid: Validity {
+                start: 0,
+                end: None,
+            },
+        };
+        (log, format!("{body}\n{}", lines.concat()))
+    }
+
+    fn reason(r: Result<(), SigstoreError>) -> &'static str {
+        r.map_or_else(|e| e.reason(), |()| "ok")
+    }
+
+    #[test]
+    fn a_checkpoint_signed_by_its_log_verifies_among_cosignatures() {
+        let root = Hash::sha256(b"root");
+        for first in [false, true] {
+            let (log, note) = log_and_note("log.example", &root, first);
+            assert_eq!(reason(verify_checkpoint(0, &note, 5, &root, &log)), "ok");
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_for_another_tree_or_without_the_log_signature_is_refused() {
+        let root = Hash::sha256(b"root");
+        let (log, note) = log_and_note("log.example", &root, false);
+        let other = Hash::sha256(b"other");
+        assert_eq!(
+            reason(verify_checkpoint(0, &note, 5, &other, &log)),
+            "checkpoint_invalid"
+        );
+        assert_eq!(
+            reason(verify_checkpoint(0, &note, 6, &root, &log)),
+            "checkpoint_invalid"
+        );
+        let unsigned: String = note
+            .lines()
+            .filter(|l| !l.contains("log.example 7") && !l.starts_with("\u{2014} log.example"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            reason(verify_checkpoint(0, &unsigned, 5, &root, &log)),
+            "checkpoint_signature"
+        );
+        let renamed = note.replace("\u{2014} log.example", "\u{2014} log.other");
+        assert_eq!(
+            reason(verify_checkpoint(0, &renamed, 5, &root, &log)),
+            "checkpoint_signature"
+        );
+        let no_origin = note.replacen("log.example\n", "", 1);
+        assert_eq!(
+            reason(verify_checkpoint(0, &no_origin, 5, &root, &log)),
+            "checkpoint_invalid"
+        );
+    }
+}
