@@ -208,11 +208,6 @@ const EXPECTED_REASONS: &[(&str, &str)] = &[
 /// Cases this verifier cannot support yet, with why. Counted, never silently skipped.
 const KNOWN_GAPS: &[(&str, &str)] = &[
     (
-        "conformance/bundle-with-sct-with-extensions",
-        "its custom trusted root's CA signs with RSA (sha256WithRSAEncryption); this verifier \
-         implements ECDSA certificate signatures only and refuses it (unsupported_algorithm)",
-    ),
-    (
         "github/attest-demo-github-instance",
         "signed by GitHub's own Sigstore instance, whose trusted root is not vendored",
     ),

@@ -1,8 +1,9 @@
 //! X.509 for Sigstore: path validation from a Fulcio (or TSA) leaf to a trusted root's
 //! authority, the identity a Fulcio certificate carries, and its embedded SCTs.
 //!
-//! Only ECDSA (P-256/P-384 with SHA-256/384/512) certificate signatures are implemented;
-//! anything else is refused by name. Name constraints and unknown critical extensions are
+//! Certificate signatures: ECDSA (P-256/P-384 with SHA-256/384/512) and, for authorities
+//! only in practice, RSA PKCS#1 v1.5 with SHA-256/384/512; anything else is refused by name.
+//! Signing (leaf) keys must be ECDSA. Name constraints and unknown critical extensions are
 //! refused rather than ignored.
 
 use std::collections::BTreeMap;
@@ -84,6 +85,68 @@ pub(crate) fn digest_for(alg_oid: &str, data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The DigestInfo prefix and digest for an RSA PKCS#1 v1.5 signature algorithm OID.
+fn rsa_digest_info(alg_oid: &str, data: &[u8]) -> Option<(&'static [u8], Vec<u8>)> {
+    const SHA256: &[u8] = &[
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, 0x04, 0x20,
+    ];
+    const SHA384: &[u8] = &[
+        0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
+        0x05, 0x00, 0x04, 0x30,
+    ];
+    const SHA512: &[u8] = &[
+        0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
+        0x05, 0x00, 0x04, 0x40,
+    ];
+    match alg_oid {
+        "1.2.840.113549.1.1.11" => Some((SHA256, Sha256::digest(data).to_vec())),
+        "1.2.840.113549.1.1.12" => Some((SHA384, Sha384::digest(data).to_vec())),
+        "1.2.840.113549.1.1.13" => Some((SHA512, Sha512::digest(data).to_vec())),
+        _ => None,
+    }
+}
+
+/// RSASSA-PKCS1-v1_5 verification (RFC 8017 section 8.2.2) with public values only, so
+/// plain big-integer arithmetic is fine. `None` when the key is outside what this verifier
+/// accepts (2048 to 8192 bits, an odd exponent from 3 to 2^32).
+fn rsa_pkcs1_verify(
+    modulus: &[u8],
+    exponent: &[u8],
+    prefix: &[u8],
+    digest: &[u8],
+    signature: &[u8],
+) -> Option<bool> {
+    use x509_parser::num_bigint::BigUint;
+    let n = BigUint::from_bytes_be(modulus);
+    let e = BigUint::from_bytes_be(exponent);
+    let bits = n.bits();
+    if !(2048..=8192).contains(&bits) || e.bits() > 33 || e < BigUint::from(3u8) || !e.bit(0) {
+        return None;
+    }
+    let k = bits.div_ceil(8) as usize;
+    if signature.len() != k {
+        return Some(false);
+    }
+    let s = BigUint::from_bytes_be(signature);
+    if s >= n {
+        return Some(false);
+    }
+    let m = s.modpow(&e, &n).to_bytes_be();
+    let mut em = vec![0u8; k - m.len().min(k)];
+    em.extend_from_slice(&m);
+    let t_len = prefix.len() + digest.len();
+    if k < t_len + 11 {
+        return Some(false);
+    }
+    let mut expected = vec![0x00, 0x01];
+    expected.resize(k - t_len - 1, 0xff);
+    expected.push(0x00);
+    expected.extend_from_slice(prefix);
+    expected.extend_from_slice(digest);
+    Some(em == expected)
+}
+
 /// Checks that `issuer` signed `child`.
 pub(crate) fn check_signature(
     child: &X509Certificate<'_>,
@@ -96,14 +159,28 @@ pub(crate) fn check_signature(
             subject(child)
         )));
     }
-    let digest = digest_for(&alg, child.tbs_certificate.as_ref()).ok_or_else(|| {
-        SigstoreError::UnsupportedAlgorithm {
-            what: format!("signature of certificate `{}`", subject(child)),
-            algorithm: alg.clone(),
-        }
-    })?;
-    let key = public_key(issuer)?;
-    if key.verify_prehash(&digest, &child.signature_value.data) {
+    let unsupported = || SigstoreError::UnsupportedAlgorithm {
+        what: format!("signature of certificate `{}`", subject(child)),
+        algorithm: alg.clone(),
+    };
+    let tbs = child.tbs_certificate.as_ref();
+    let signature = &child.signature_value.data;
+    let verified = if let Some(digest) = digest_for(&alg, tbs) {
+        public_key(issuer)?.verify_prehash(&digest, signature)
+    } else if let Some((prefix, digest)) = rsa_digest_info(&alg, tbs) {
+        let parsed = issuer.tbs_certificate.subject_pki.parsed();
+        let Ok(x509_parser::public_key::PublicKey::RSA(key)) = parsed else {
+            return Err(SigstoreError::UnsupportedAlgorithm {
+                what: format!("key of certificate `{}`", subject(issuer)),
+                algorithm: "a key that does not match its RSA signature".into(),
+            });
+        };
+        rsa_pkcs1_verify(key.modulus, key.exponent, prefix, &digest, signature)
+            .ok_or_else(unsupported)?
+    } else {
+        return Err(unsupported());
+    };
+    if verified {
         Ok(())
     } else {
         Err(SigstoreError::CertificateSignature {
