@@ -207,7 +207,7 @@ pub enum SigstoreError {
     },
     /// An algorithm this verifier does not implement.
     #[error(
-        "{what} uses {algorithm}, which this verifier does not support (ECDSA P-256/P-384 with SHA-2 only)"
+        "{what} uses {algorithm}, which this verifier does not support (signing keys: ECDSA P-256/P-384; certificate signatures: ECDSA or RSA PKCS#1 v1.5, with SHA-2)"
     )]
     UnsupportedAlgorithm {
         /// Where the algorithm appears.

@@ -847,6 +847,32 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn rsa_keys_outside_the_accepted_range_are_refused_and_bad_signatures_fail() {
+        let digest = Sha256::digest(b"tbs");
+        let (prefix, _) = rsa_digest_info("1.2.840.113549.1.1.11", b"tbs").expect("known");
+        let small = [0xffu8; 128];
+        assert_eq!(
+            rsa_pkcs1_verify(&small, &[1, 0, 1], prefix, &digest, &[0; 128]),
+            None
+        );
+        let mut n = vec![0xffu8; 256];
+        n[255] = 0xfd;
+        assert_eq!(rsa_pkcs1_verify(&n, &[2], prefix, &digest, &[0; 256]), None);
+        assert_eq!(
+            rsa_pkcs1_verify(&n, &[1, 0, 1], prefix, &digest, &[1; 255]),
+            Some(false)
+        );
+        assert_eq!(
+            rsa_pkcs1_verify(&n, &[1, 0, 1], prefix, &digest, &[1; 256]),
+            Some(false)
+        );
+        assert_eq!(
+            rsa_pkcs1_verify(&n, &[1, 0, 1], prefix, &digest, &n),
+            Some(false)
+        );
+    }
+
+    #[test]
     fn a_well_formed_chain_verifies_and_names_its_signer() {
         let (leaf, cas) = setup(&ca_exts(), &leaf_exts());
         let path = verify_path(&leaf, &[], &cas, Purpose::CodeSigning).expect("verifies");
