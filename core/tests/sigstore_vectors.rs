@@ -404,3 +404,42 @@ fn dsse_bundles_round_trip_through_material_and_envelope() {
     }
     assert!(checked > 10, "only {checked} DSSE bundles");
 }
+
+#[test]
+fn mutated_bundles_never_panic() {
+    let root = TrustedRoot::from_json(&read(
+        &vectors().join("conformance/rekor2-happy-path/trusted_root.json"),
+    ))
+    .expect("the root parses");
+    let artifact = read(&vectors().join("conformance/a.txt"));
+    for name in [
+        "rekor2-happy-path",
+        "happy-path-intoto-in-dsse-v3",
+        "happy-path-v0.1",
+    ] {
+        let original = read(
+            &vectors()
+                .join("conformance")
+                .join(name)
+                .join("bundle.sigstore.json"),
+        );
+        for (i, position) in (0..original.len()).step_by(61).enumerate() {
+            let mut bytes = original.clone();
+            bytes[position] = match bytes[position] {
+                b'A'..=b'Y' | b'a'..=b'y' | b'0'..=b'8' => bytes[position] + 1,
+                _ => b'A',
+            };
+            if i % 7 == 0 {
+                bytes.truncate(position);
+            }
+            if let Ok(bundle) = Bundle::from_json(&bytes) {
+                let options = VerifyOptions {
+                    key: None,
+                    artifact: Some(&artifact),
+                    artifact_digest: None,
+                };
+                let _ = verify(&bundle, &root, &options);
+            }
+        }
+    }
+}

@@ -161,10 +161,14 @@ fn b64(field: &str, text: &str) -> Result<Vec<u8>, SigstoreError> {
 }
 
 pub(crate) fn rfc3339(field: &str, text: &str) -> Result<i64, SigstoreError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .ok_or_else(|| invalid(format!("{field} `{text}` is not an RFC 3339 time")))
+    let t = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|_| invalid(format!("{field} `{text}` is not an RFC 3339 time")))?;
+    // Beyond what nanoseconds in an i64 reach (years before 1677 or after 2262): saturate.
+    Ok(t.timestamp_nanos_opt().unwrap_or(if t.timestamp() > 0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    }))
 }
 
 fn range(field: &str, raw: Option<&RawRange>) -> Result<Validity, SigstoreError> {

@@ -391,12 +391,21 @@ pub(crate) fn check_valid_at(
             return Err(SigstoreError::CertificateExpired {
                 subject: subject(cert),
                 time: crate::registry::time_text(time),
-                not_before: crate::registry::time_text(v.not_before.timestamp() * 1_000_000_000),
-                not_after: crate::registry::time_text(v.not_after.timestamp() * 1_000_000_000),
+                not_before: seconds_text(v.not_before.timestamp()),
+                not_after: seconds_text(v.not_after.timestamp()),
             });
         }
     }
     Ok(())
+}
+
+/// RFC 3339 of a certificate time in seconds; certificates may say 9999-12-31, past what
+/// nanoseconds in an i64 reach.
+fn seconds_text(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
+        || format!("{secs} seconds since the epoch"),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 /// Names of the Fulcio extensions (`1.3.6.1.4.1.57264.1.N`) by `N`, and whether the value
