@@ -17,8 +17,9 @@ use crate::hash::Hash;
 use crate::keys::PublicKey;
 
 /// The media types of trusted roots this verifier reads.
-const MEDIA_TYPES: [&str; 2] = [
+const MEDIA_TYPES: [&str; 3] = [
     "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+    "application/vnd.dev.sigstore.trustedroot+json;version=0.2",
     "application/vnd.dev.sigstore.trustedroot.v0.2+json",
 ];
 
@@ -265,8 +266,8 @@ fn authority(field: &str, raw: &RawAuthority) -> Result<Authority, SigstoreError
 
 impl TrustedRoot {
     /// Parses the JSON form of `dev.sigstore.trustroot.v1.TrustedRoot` (media types
-    /// `application/vnd.dev.sigstore.trustedroot+json;version=0.1` and
-    /// `application/vnd.dev.sigstore.trustedroot.v0.2+json`).
+    /// `application/vnd.dev.sigstore.trustedroot+json;version=0.1`, the same with
+    /// `version=0.2`, and `application/vnd.dev.sigstore.trustedroot.v0.2+json`).
     pub fn from_json(bytes: &[u8]) -> Result<TrustedRoot, SigstoreError> {
         if bytes.len() > MAX_TRUSTED_ROOT_BYTES {
             return Err(SigstoreError::TooLarge {
