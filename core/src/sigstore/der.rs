@@ -7,11 +7,9 @@
 
 /// Universal and context tags used by the callers.
 pub(crate) mod tag {
-    pub const BOOLEAN: u8 = 0x01;
     pub const INTEGER: u8 = 0x02;
     pub const BIT_STRING: u8 = 0x03;
     pub const OCTET_STRING: u8 = 0x04;
-    pub const NULL: u8 = 0x05;
     pub const OID: u8 = 0x06;
     pub const UTF8_STRING: u8 = 0x0c;
     pub const GENERALIZED_TIME: u8 = 0x18;
