@@ -62,10 +62,21 @@ pub enum EcKeyError {
     Point(&'static str),
 }
 
+/// The DER of a P-256 SubjectPublicKeyInfo before its 65-byte uncompressed point.
+const SPKI_P256_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+/// The DER of a P-384 SubjectPublicKeyInfo before its 97-byte uncompressed point.
+const SPKI_P384_PREFIX: [u8; 23] = [
+    0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
+    0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+];
+
 /// An ECDSA public key on P-256 or P-384.
 ///
-/// Invariant: `point` is a valid SEC1 encoding of a point on `curve`, and `spki` is the
-/// SubjectPublicKeyInfo it was parsed from.
+/// Invariant: `point` is the uncompressed SEC1 encoding of a point on `curve`, and `spki`
+/// the DER SubjectPublicKeyInfo of that point (whatever encoding it was parsed from).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EcKey {
     curve: Curve,
@@ -103,18 +114,29 @@ impl EcKey {
         if unused != 0 {
             return Err(EcKeyError::Der("BIT STRING has unused bits".into()));
         }
-        let valid = match curve {
-            Curve::P256 => p256::ecdsa::VerifyingKey::from_sec1_bytes(point).is_ok(),
-            Curve::P384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(point).is_ok(),
+        // One key, one encoding: a compressed point is held uncompressed, so that a key
+        // has one fingerprint and cannot be registered twice under two encodings.
+        let (prefix, point) = match curve {
+            Curve::P256 => (
+                &SPKI_P256_PREFIX[..],
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                    .map_err(|_| EcKeyError::Point(curve.name()))?
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            Curve::P384 => (
+                &SPKI_P384_PREFIX[..],
+                p384::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                    .map_err(|_| EcKeyError::Point(curve.name()))?
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec(),
+            ),
         };
-        if !valid {
-            return Err(EcKeyError::Point(curve.name()));
-        }
-        Ok(EcKey {
-            curve,
-            spki: bytes.to_vec(),
-            point: point.to_vec(),
-        })
+        let mut spki = prefix.to_vec();
+        spki.extend_from_slice(&point);
+        Ok(EcKey { curve, spki, point })
     }
 
     /// Parses a PEM `PUBLIC KEY` block (text around it is ignored).
@@ -123,7 +145,7 @@ impl EcKey {
         EcKey::from_spki_der(&der)
     }
 
-    /// The SubjectPublicKeyInfo DER.
+    /// The SubjectPublicKeyInfo DER, with the point uncompressed.
     pub fn to_spki_der(&self) -> Vec<u8> {
         self.spki.clone()
     }
