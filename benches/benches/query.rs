@@ -136,6 +136,7 @@ fn signers() -> Vec<Vec<Signer>> {
                             key_id: PublicKey::from_signing_key(&key).key_id(),
                             roles: [role.name.to_owned()].into(),
                             certificate: None,
+                            signed_at: None,
                         },
                         key,
                     }

@@ -216,7 +216,15 @@ fn signer_rules(field: &str, rules: &[String]) -> Result<Vec<SignerRule>, String
             if let Some(workflow) = s.strip_prefix("workflow:") {
                 let workflow = workflow.trim_start_matches("https://github.com/");
                 let (path, git_ref) = workflow.split_once('@').unwrap_or((workflow, ""));
-                if path.split('/').filter(|p| !p.is_empty()).count() < 3 || git_ref.is_empty() {
+                let segments: Vec<&str> = path.split('/').collect();
+                if segments.len() >= 3 && segments[..2].iter().any(|s| s.contains('*')) {
+                    return Err(format!(
+                        "{field}: {s:?} has a `*` in its organization or repository: name \
+                         them exactly (a pattern there would admit other owners' workflows)"
+                    ));
+                }
+                if segments.len() < 3 || segments.iter().any(|p| p.is_empty()) || git_ref.is_empty()
+                {
                     return Err(format!(
                         "{field}: {s:?} is not a workflow: write \
                          workflow:ORG/REPO/PATH@REF, e.g. \
@@ -458,6 +466,7 @@ pub struct Evidence {
     index: u64,
     leaf_hash: Hash,
     integrated_time: i64,
+    time: i64,
     statement: Statement,
     /// Every signer the registry authorized at the entry's integrated time.
     authorized: Vec<Authorized>,
@@ -475,15 +484,30 @@ impl Evidence {
         statement: Statement,
         signers: Vec<Authorized>,
     ) -> Evidence {
+        // A keyless signature's proven signing time, when earlier: the evidence is as old
+        // as its signature, however late it was logged.
+        let time = signers
+            .iter()
+            .filter_map(|s| s.signed_at)
+            .min()
+            .map_or(integrated_time, |t| t.min(integrated_time));
         Evidence {
             index,
             leaf_hash,
             integrated_time,
+            time,
             statement,
             authorized: signers.clone(),
             signers,
             withdrawn: Vec::new(),
         }
+    }
+
+    /// When the evidence was made: the integrated time, or the proven signing time of a
+    /// keyless signature when that is earlier. `max_age` and the order of each signer's
+    /// words go by it, so an old bundle logged late is not fresh evidence.
+    pub fn time(&self) -> i64 {
+        self.time
     }
 
     /// This entry as a registry state sees it: the authorized signers less those `why`
@@ -689,13 +713,47 @@ pub fn signer_named(rules: &[SignerRule], signer: &Authorized) -> bool {
     rules.iter().any(|rule| match rule {
         SignerRule::Identity(i) => *i == signer.identity,
         SignerRule::Role(r) => signer.roles.contains(r),
-        SignerRule::Workflow(w) => signer.certificate.as_ref().is_some_and(|c| {
-            c.issuer == GITHUB_ACTIONS_ISSUER
-                && c.subject
-                    .strip_prefix("https://github.com/")
-                    .is_some_and(|s| crate::registry::pattern_matches(w, s))
-        }),
+        SignerRule::Workflow(w) => signer
+            .certificate
+            .as_ref()
+            .is_some_and(|c| github_workflow_matches(w, c)),
     })
+}
+
+/// Whether a certificate is GitHub Actions' for a run of workflow `pattern`
+/// (`ORG/REPO/PATH@REF`) in its own repository: the issuer is GitHub's, the subject (the
+/// workflow that signed) matches, the repository the run was in (`source_repository_uri`,
+/// or the older `github_workflow_repository`) is the workflow's, and the run's top-level
+/// workflow (`build_config_uri`, when the certificate has it) is this one. A reusable
+/// workflow called from another repository signs with its own name as the subject: the
+/// repository and top-level checks keep such a run from passing for the workflow's owner.
+pub fn github_workflow_matches(pattern: &str, c: &crate::sigstore::CertIdentity) -> bool {
+    if c.issuer != GITHUB_ACTIONS_ISSUER {
+        return false;
+    }
+    let Some(workflow) = c.subject.strip_prefix("https://github.com/") else {
+        return false;
+    };
+    if !crate::registry::pattern_matches(pattern, workflow) {
+        return false;
+    }
+    let mut parts = workflow.splitn(3, '/');
+    let (Some(org), Some(repo)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let repository = format!("https://github.com/{org}/{repo}");
+    let ran_in = match c.extensions.get("source_repository_uri") {
+        Some(uri) => Some(uri.clone()),
+        None => c
+            .extensions
+            .get("github_workflow_repository")
+            .map(|r| format!("https://github.com/{r}")),
+    };
+    let top_level = c
+        .extensions
+        .get("build_config_uri")
+        .is_none_or(|b| *b == c.subject);
+    ran_in.as_deref() == Some(repository.as_str()) && top_level
 }
 
 /// Evaluates `policy` for the release `subject` over verified `evidence`, as of `gate_time`
@@ -861,7 +919,7 @@ fn evaluate_one(
             }
             for s in signers {
                 let slot = latest.entry(s.identity.as_str()).or_insert(e);
-                if e.index > slot.index {
+                if (e.time, e.index) > (slot.time, slot.index) {
                     *slot = e;
                 }
             }
@@ -1018,7 +1076,7 @@ impl Reviews {
             .iter()
             .filter(|(e, _)| e.integrated_time <= gate_time)
             .collect();
-        ordered.sort_by_key(|(e, _)| e.index);
+        ordered.sort_by_key(|(e, _)| (e.time, e.index));
         let mut out = Reviews::default();
         let from_system = |signers: &[&Authorized]| {
             signers
@@ -1084,7 +1142,7 @@ fn check_entry(
     }
     if let Some(max_age) = control.max_age_nanos {
         // Saturating: a time far in the past is old, never negative.
-        let age = gate_time.saturating_sub(e.integrated_time);
+        let age = gate_time.saturating_sub(e.time);
         if age > max_age {
             return Err(format!(
                 "is {} old, older than the {} allowed",

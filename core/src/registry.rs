@@ -95,12 +95,20 @@ pub enum Change {
         name: String,
         /// The trusted root document, as Sigstore's TUF repositories publish it.
         trusted_root: Value,
+        /// Why, for auditors. An identical change is the same entry: trusting a root again
+        /// after replacing it takes a new reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Stops trusting a Sigstore instance: certificates that chain only to it no longer
     /// authorize anything integrated from then on.
     DistrustSigstore {
         /// Its name.
         name: String,
+        /// Why, for auditors (and, as for `trust_sigstore`, what makes a repeated
+        /// distrust a new entry).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Adds an administrator, optionally setting a new threshold.
     AddAdmin {
@@ -190,8 +198,10 @@ impl Change {
                 check_name("identity", identity)?;
                 check_optional_name("reason", reason)
             }
-            Change::TrustSigstore { name, .. } | Change::DistrustSigstore { name } => {
-                check_name("name", name)
+            Change::TrustSigstore { name, reason, .. }
+            | Change::DistrustSigstore { name, reason } => {
+                check_name("name", name)?;
+                check_optional_name("reason", reason.as_deref().unwrap_or_default())
             }
             Change::RemoveAdmin { .. } => Ok(()),
         }
@@ -524,19 +534,30 @@ impl CertificateRule {
 
 /// Whether `value` matches `pattern`: equal, where each `*` of the pattern stands for any
 /// run (maybe empty) of characters other than `/` and `@`.
+///
+/// In O(pattern × value) steps whatever the stars, by dynamic programming over bytes (`*`,
+/// `/` and `@` are ASCII, so no byte of another character is mistaken for them): a value
+/// chosen by whoever names a tag or a branch cannot make matching slow.
 pub fn pattern_matches(pattern: &str, value: &str) -> bool {
-    let Some((head, rest)) = pattern.split_once('*') else {
+    if !pattern.contains('*') {
         return pattern == value;
-    };
-    let Some(tail) = value.strip_prefix(head) else {
-        return false;
-    };
-    // The star takes 0..=k characters, none of them `/` or `@`; at most `value.len()`
-    // tries per star, and a rule has few stars.
-    let limit = tail.find(['/', '@']).unwrap_or(tail.len());
-    (0..=limit)
-        .filter(|&n| tail.is_char_boundary(n))
-        .any(|n| pattern_matches(rest, &tail[n..]))
+    }
+    let (p, v) = (pattern.as_bytes(), value.as_bytes());
+    // `next[j]`: whether `p[i + 1..]` matches `v[j..]`; `row[j]` the same for `p[i..]`.
+    let mut next = vec![false; v.len() + 1];
+    next[v.len()] = true;
+    let mut row = vec![false; v.len() + 1];
+    for i in (0..p.len()).rev() {
+        for j in (0..=v.len()).rev() {
+            row[j] = if p[i] == b'*' {
+                next[j] || (j < v.len() && v[j] != b'/' && v[j] != b'@' && row[j + 1])
+            } else {
+                j < v.len() && p[i] == v[j] && next[j + 1]
+            };
+        }
+        std::mem::swap(&mut row, &mut next);
+    }
+    next[0]
 }
 
 /// What a signer signs with.
@@ -778,6 +799,9 @@ pub struct Authorized {
     /// For a keyless signer: who the certificate that signed names (the policy's
     /// `workflow:` rules read it).
     pub certificate: Option<CertIdentity>,
+    /// For a keyless signer: when the signature was made, as the bundle's timestamps prove
+    /// it (nanoseconds). Evidence is as old as its signature, however late it was logged.
+    pub signed_at: Option<i64>,
 }
 
 impl Registry {
@@ -1156,7 +1180,11 @@ impl Registry {
                     ),
                 )
             }
-            Change::TrustSigstore { name, trusted_root } => {
+            Change::TrustSigstore {
+                name,
+                trusted_root,
+                reason,
+            } => {
                 let name = non_empty("name", name)?;
                 let bytes = serde_json::to_vec(&trusted_root).expect("a JSON value serializes");
                 if bytes.len() > MAX_TRUSTED_ROOT_BYTES {
@@ -1178,6 +1206,7 @@ impl Registry {
                     Some((_, old)) => {
                         *old = root;
                         format!("replaced Sigstore trusted root {name} (SHA-256 {digest})")
+                            + &because(&reason)
                     }
                     None if count >= MAX_SIGSTORE_ROOTS => {
                         return Err(RegistryError::Conflict(format!(
@@ -1188,11 +1217,12 @@ impl Registry {
                     None => {
                         self.sigstore.push((name.clone(), root));
                         format!("trusted Sigstore root {name} (SHA-256 {digest})")
+                            + &because(&reason)
                     }
                 };
                 event(&format!("sigstore:{name}"), summary)
             }
-            Change::DistrustSigstore { name } => {
+            Change::DistrustSigstore { name, reason } => {
                 let position = self
                     .sigstore
                     .iter()
@@ -1205,7 +1235,7 @@ impl Registry {
                 self.sigstore.remove(position);
                 event(
                     &format!("sigstore:{name}"),
-                    format!("stopped trusting Sigstore root {name}"),
+                    format!("stopped trusting Sigstore root {name}") + &because(&reason),
                 )
             }
             Change::AddAdmin {
@@ -1495,23 +1525,28 @@ impl Registry {
             return Err(AuthError::NoSigstoreRoot);
         }
         if bundle.has_certificate() {
+            // Every trusted root the certificate chains to: a rule pinned to one of them
+            // must find it even when another, overlapping root verifies it too.
             let mut first_error = None;
+            let mut found = Vec::new();
             for (name, root) in &self.sigstore {
                 match sigstore::verify(&bundle, root, &sigstore::VerifyOptions::default()) {
                     Ok(verified) => {
-                        let Some(identity) = verified.identity else {
-                            continue;
-                        };
-                        return Ok(vec![SignedBy::Certificate {
-                            identity,
-                            root: name.clone(),
-                            signed_at: verified.signed_at,
-                        }]);
+                        if let Some(identity) = verified.identity {
+                            found.push(SignedBy::Certificate {
+                                identity,
+                                root: name.clone(),
+                                signed_at: verified.signed_at,
+                            });
+                        }
                     }
                     Err(e) => {
                         first_error.get_or_insert(e);
                     }
                 }
+            }
+            if !found.is_empty() {
+                return Ok(found);
             }
             return Err(AuthError::Sigstore(
                 first_error.expect("at least one trusted root was tried"),
@@ -1573,20 +1608,27 @@ impl Registry {
     ) -> Result<Vec<Authorized>, AuthError> {
         let mut first_error = None;
         let mut passed = Vec::new();
-        let mut try_record = |record: &SignerKey, certificate: Option<&CertIdentity>| match record
-            .check(predicate_type, time)
-        {
-            Ok(()) => passed.push(Authorized {
-                identity: record.identity.clone(),
-                key: record.credential.fingerprint(),
-                key_id: record.credential.key_id(),
-                roles: record.roles.clone(),
-                certificate: certificate.cloned(),
-            }),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        };
+        let mut try_record =
+            |record: &SignerKey, certificate: Option<(&CertIdentity, i64)>| match record
+                .check(predicate_type, time)
+            {
+                // A certificate that chains to two trusted roots matches a rule once.
+                Ok(())
+                    if passed.iter().any(|a: &Authorized| {
+                        a.identity == record.identity && a.key == record.credential.fingerprint()
+                    }) => {}
+                Ok(()) => passed.push(Authorized {
+                    identity: record.identity.clone(),
+                    key: record.credential.fingerprint(),
+                    key_id: record.credential.key_id(),
+                    roles: record.roles.clone(),
+                    certificate: certificate.map(|(c, _)| c.clone()),
+                    signed_at: certificate.map(|(_, t)| t),
+                }),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            };
         let mut unmatched = None;
         for proof in signed {
             match proof {
@@ -1595,13 +1637,17 @@ impl Registry {
                         try_record(&self.keys[i], None);
                     }
                 }
-                SignedBy::Certificate { identity, root, .. } => {
+                SignedBy::Certificate {
+                    identity,
+                    root,
+                    signed_at,
+                } => {
                     let mut any = false;
                     for record in &self.keys {
                         if let Credential::Certificate(rule) = &record.credential {
                             if rule.matches(identity, root) {
                                 any = true;
-                                try_record(record, Some(identity));
+                                try_record(record, Some((identity, *signed_at)));
                             }
                         }
                     }
@@ -1634,6 +1680,14 @@ impl Registry {
         let keys = self.verifying_keys(envelope, predicate_type)?;
         self.authorize(&keys, predicate_type, time)
     }
+}
+
+/// `: REASON` when there is one, for event summaries.
+fn because(reason: &Option<String>) -> String {
+    reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default()
 }
 
 fn non_empty(field: &'static str, value: String) -> Result<String, RegistryError> {

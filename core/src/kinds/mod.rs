@@ -195,6 +195,12 @@ pub enum Refusal {
     /// A policy document that is not UTF-8.
     #[error("the policy document is not UTF-8")]
     PolicyText,
+    /// An administrators' entry that came in a Sigstore bundle.
+    #[error(
+        "{0} are signed by administrators' Ed25519 keys in a bare DSSE envelope, not in a \
+         Sigstore bundle: send the envelope alone"
+    )]
+    SigstoreNotAccepted(&'static str),
     /// A policy version that is not above the policy's latest.
     #[error("policy {name} is at version {latest}: a new version must be higher than {latest}")]
     PolicyVersion {
@@ -205,6 +211,16 @@ pub enum Refusal {
         /// The version refused.
         version: u64,
     },
+}
+
+/// Refuses an administrators' entry (`what`) that carries Sigstore material: only
+/// attestations come in bundles, so what a bundle carries is never more than a pipeline's
+/// evidence, and an administrators' entry never holds bytes its signatures do not cover.
+fn bare(what: &'static str, envelope: &Envelope) -> Result<(), Refusal> {
+    match envelope.sigstore {
+        Some(_) => Err(Refusal::SigstoreNotAccepted(what)),
+        None => Ok(()),
+    }
 }
 
 /// One kind of log entry: everything the ledger does with it.

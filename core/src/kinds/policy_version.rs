@@ -44,6 +44,7 @@ impl Kind for PolicyVersion {
         if envelope.signatures.is_empty() {
             return Err(Refusal::NoAdminSignatures("policies"));
         }
+        super::bare("policies", envelope)?;
         let admins = registry
             .admin_signers(envelope)
             .map_err(Refusal::Registry)?;
@@ -67,6 +68,7 @@ impl Kind for PolicyVersion {
         checked: Option<&Checked>,
         _time: i64,
     ) -> Result<Facts, Refusal> {
+        super::bare("policies", envelope)?;
         let admins = state
             .registry
             .admin_signers(envelope)

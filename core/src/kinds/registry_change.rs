@@ -42,6 +42,7 @@ impl Kind for RegistryChange {
         if envelope.signatures.is_empty() {
             return Err(Refusal::NoAdminSignatures("registry changes"));
         }
+        super::bare("registry changes", envelope)?;
         let (_, admins) = registry
             .check_envelope(envelope)
             .map_err(Refusal::Registry)?;
@@ -70,6 +71,7 @@ impl Kind for RegistryChange {
         _checked: Option<&Checked>,
         _time: i64,
     ) -> Result<Facts, Refusal> {
+        super::bare("registry changes", envelope)?;
         let admins = state
             .registry
             .admin_signers(envelope)

@@ -395,6 +395,7 @@ fn bad_keyless_changes_are_refused_and_change_nothing() {
         (
             Change::DistrustSigstore {
                 name: "public-good".into(),
+                reason: None,
             },
             "no Sigstore trusted root",
         ),
@@ -402,6 +403,7 @@ fn bad_keyless_changes_are_refused_and_change_nothing() {
             Change::TrustSigstore {
                 name: "bad".into(),
                 trusted_root: serde_json::json!(["not", "a", "root"]),
+                reason: None,
             },
             "trusted_root",
         ),
@@ -442,6 +444,7 @@ fn keyless_changes_round_trip_through_their_payload() {
         },
         Change::DistrustSigstore {
             name: "github".into(),
+            reason: None,
         },
     ] {
         assert_eq!(Change::from_payload(&change.to_payload()).unwrap(), change);

@@ -162,6 +162,12 @@ pub fn refused(refusal: &Refusal) -> Status {
             ),
         },
         Refusal::Unencodable(_) => Status::invalid_argument(message),
+        Refusal::SigstoreNotAccepted(_) => refuse(
+            Code::InvalidArgument,
+            Reason::PayloadTypeNotAccepted,
+            message,
+            &[],
+        ),
         Refusal::Policy(_) | Refusal::PolicyText => {
             refuse(Code::InvalidArgument, Reason::PolicyInvalid, message, &[])
         }

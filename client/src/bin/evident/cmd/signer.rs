@@ -127,6 +127,7 @@ const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 impl CertificateArgs {
     /// The rule these flags give, if any.
     fn rule(&self) -> anyhow::Result<Option<CertificateRule>> {
+        let mut github_repository = None;
         let (issuer, subject) = match (
             &self.certificate_issuer,
             &self.certificate_subject,
@@ -135,12 +136,33 @@ impl CertificateArgs {
             (Some(issuer), Some(subject), None) => (issuer.clone(), subject.clone()),
             (None, None, Some(workflow)) => {
                 let workflow = workflow.trim_start_matches("https://github.com/");
-                if !workflow.contains('@') || workflow.split('/').count() < 3 {
+                let segments: Vec<&str> = workflow
+                    .split('@')
+                    .next()
+                    .unwrap_or("")
+                    .split('/')
+                    .collect();
+                if !workflow.contains('@') || segments.len() < 3 {
                     anyhow::bail!(
                         "--github-workflow {workflow:?}: write ORG/REPO/PATH@REF, e.g. \
                          acme/payments/.github/workflows/release.yml@refs/heads/main"
                     );
                 }
+                if segments[..2]
+                    .iter()
+                    .any(|s| s.contains('*') || s.is_empty())
+                {
+                    anyhow::bail!(
+                        "--github-workflow {workflow:?}: name the organization and repository \
+                         exactly (a pattern there would admit other owners' workflows)"
+                    );
+                }
+                // The run must be in the workflow's own repository: a reusable workflow
+                // called from elsewhere signs with its own name as the subject.
+                github_repository = Some(format!(
+                    "https://github.com/{}/{}",
+                    segments[0], segments[1]
+                ));
                 (
                     GITHUB_ISSUER.to_owned(),
                     format!("https://github.com/{workflow}"),
@@ -160,6 +182,11 @@ impl CertificateArgs {
                 anyhow::bail!("--certificate-extension {pair:?}: write NAME=VALUE");
             };
             extensions.insert(name.trim().to_owned(), value.trim().to_owned());
+        }
+        if let Some(repository) = github_repository {
+            extensions
+                .entry("source_repository_uri".to_owned())
+                .or_insert(repository);
         }
         Ok(Some(CertificateRule {
             issuer,

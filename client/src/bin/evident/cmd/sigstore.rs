@@ -19,6 +19,9 @@ pub(crate) enum SigstoreCommand {
         /// The trusted_root.json file (e.g. from `cosign trusted-root create` or a
         /// Sigstore TUF repository). Nothing is fetched: the file is what is trusted.
         file: std::path::PathBuf,
+        /// Why, for auditors; trusting a root again after replacing it needs a new one.
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         admins: AdminKeys,
     },
@@ -26,6 +29,9 @@ pub(crate) enum SigstoreCommand {
     Distrust {
         /// Its name.
         name: String,
+        /// Why, for auditors.
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         admins: AdminKeys,
     },
@@ -33,7 +39,12 @@ pub(crate) enum SigstoreCommand {
 
 pub(crate) async fn run(cli: &Cli, command: &SigstoreCommand) -> anyhow::Result<()> {
     let (change, admins) = match command {
-        SigstoreCommand::Trust { name, file, admins } => {
+        SigstoreCommand::Trust {
+            name,
+            file,
+            reason,
+            admins,
+        } => {
             let bytes =
                 std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
             // Checked here too, so a wrong file is named before anything is signed.
@@ -45,13 +56,22 @@ pub(crate) async fn run(cli: &Cli, command: &SigstoreCommand) -> anyhow::Result<
                 Change::TrustSigstore {
                     name: name.clone(),
                     trusted_root,
+                    reason: reason.clone(),
                 },
                 admins,
             )
         }
-        SigstoreCommand::Distrust { name, admins } => {
-            (Change::DistrustSigstore { name: name.clone() }, admins)
-        }
+        SigstoreCommand::Distrust {
+            name,
+            reason,
+            admins,
+        } => (
+            Change::DistrustSigstore {
+                name: name.clone(),
+                reason: reason.clone(),
+            },
+            admins,
+        ),
     };
     submit_change(cli, &change, admins).await
 }
