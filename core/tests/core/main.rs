@@ -7,6 +7,7 @@ mod batch;
 mod dsse;
 mod gate_properties;
 mod harness;
+mod keybundle;
 mod keyless;
 mod kinds;
 mod merkle;
