@@ -1512,6 +1512,21 @@ impl Registry {
         }
     }
 
+    /// The registered ECDSA key a bundle's `publicKey.hint` names: its key id in hex (as
+    /// Evident writes it) or in base64 (as cosign writes it).
+    fn ecdsa_hinted(&self, hint: &str) -> Option<usize> {
+        use base64::Engine as _;
+        if let Some(&i) = self.ecdsa_by_key_id.get(hint) {
+            return Some(i);
+        }
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(hint)
+            .ok()?;
+        (raw.len() == 32)
+            .then(|| self.ecdsa_by_key_id.get(&hex::encode(raw)).copied())
+            .flatten()
+    }
+
     /// Verifies the Sigstore bundle an envelope came in against each trusted root.
     fn verify_bundle(
         &self,
@@ -1556,7 +1571,7 @@ impl Registry {
         // the predicate type, newest first, within the unhinted budget.
         let hinted = bundle
             .public_key_hint()
-            .and_then(|hint| self.ecdsa_by_key_id.get(hint).copied());
+            .and_then(|hint| self.ecdsa_hinted(hint));
         let tried: Vec<usize> = match hinted {
             Some(i) => vec![i],
             None => (0..self.keys.len())

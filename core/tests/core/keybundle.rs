@@ -292,6 +292,7 @@ fn registry(root: Option<Value>, keys: &[String]) -> Registry {
         let trust = Change::TrustSigstore {
             name: "private".into(),
             trusted_root,
+            reason: None,
         };
         apply(&mut reg, index, SETUP, &trust).unwrap();
         index += 1;

@@ -480,7 +480,32 @@ fn star_free() -> impl Strategy<Value = String> {
     text()
 }
 
+/// The definition, directly: a star takes 0, 1, 2… characters other than `/` and `@`.
+fn reference(pattern: &[u8], value: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => value.is_empty(),
+        Some((b'*', rest)) => (0..=value.len())
+            .take_while(|&n| n == 0 || !matches!(value[n - 1], b'/' | b'@'))
+            .any(|n| reference(rest, &value[n..])),
+        Some((c, rest)) => value.first() == Some(c) && reference(rest, &value[1..]),
+    }
+}
+
+fn pattern() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![Just('*'), Just('/'), Just('@'), Just('a'), Just('b')],
+        0..8,
+    )
+    .prop_map(|c| c.into_iter().collect())
+}
+
 proptest! {
+    /// Patterns with any number of stars agree with the definition.
+    #[test]
+    fn patterns_with_many_stars_match_as_defined(p in pattern(), v in text()) {
+        prop_assert_eq!(pattern_matches(&p, &v), reference(p.as_bytes(), v.as_bytes()));
+    }
+
     #[test]
     fn a_pattern_without_a_star_matches_only_itself(p in star_free(), v in text()) {
         prop_assert_eq!(pattern_matches(&p, &v), p == v);

@@ -9,6 +9,7 @@ mod gate_properties;
 mod harness;
 mod keybundle;
 mod keyless;
+mod keyless_gate;
 mod kinds;
 mod merkle;
 mod note;
