@@ -93,9 +93,10 @@ async fn a_github_attestation_bundle_is_authorized_by_its_workflow_and_gates_a_r
     ));
     let out = run(d, &server, &["submit", bundle, "--format", "json"]);
     ok(&out);
-    let receipt: serde_json::Value =
-        serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
-    let index = receipt["index"].as_u64().expect("an index");
+    let results: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let index = results[0]["index"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("an index in {results}"));
 
     // The entry carries the bundle's material: the signer is the registered identity, and
     // the entry read back holds the certificate for anyone to verify again.
@@ -320,6 +321,8 @@ async fn every_dsse_vector_bundle_is_accepted_or_refused_for_its_reason_by_the_s
             continue;
         };
         tried += 1;
+        // Only this case's root is trusted while it is tried (another could make a
+        // refused case pass); the reason makes each trust a new entry.
         ok(&run(
             d,
             &server,
@@ -328,6 +331,8 @@ async fn every_dsse_vector_bundle_is_accepted_or_refused_for_its_reason_by_the_s
                 "trust",
                 "case",
                 vectors().join(root).to_str().unwrap(),
+                "--reason",
+                &case.name,
                 "--admin-key",
                 "admin.key",
             ],
