@@ -5,19 +5,30 @@
 //! client verification procedure and refuses anything it does not understand:
 //!
 //! 1. The bundle is decoded strictly ([`Bundle::from_json`]): known media types only, every
-//!    base64 field decoded, sizes bounded (input comes from strangers).
+//!    base64 field decoded, sizes bounded (input comes from strangers). A bundle repeating a
+//!    transparency log entry (same log and index, or same canonicalized body) or an RFC 3161
+//!    timestamp (same bytes) is refused (`bundle_malformed`).
 //! 2. A Fulcio leaf must chain to a `certificateAuthorities` entry of the trusted root, with
 //!    every signature, basicConstraints, keyUsage, extKeyUsage (codeSigning) and name link
 //!    checked; unknown critical extensions and name constraints are refused; at least one
-//!    embedded SCT must verify under a trusted CT log when the root lists CT logs.
+//!    embedded SCT must verify under a trusted CT log when the root lists CT logs. A root
+//!    listing no CT log requires no SCT; a root listing CT logs none of which this verifier
+//!    can use makes SCT verification fail (`sct_invalid`), never skips it.
 //! 3. The signature must be proven made while the certificate was valid: every RFC 3161
 //!    timestamp and every Rekor v1 signed entry timestamp must verify, at least one must
 //!    exist for a certificate, and every certificate of the path, and its authority's
-//!    `validFor`, must be valid at each of those times.
+//!    `validFor`, must be valid at each of those times. A timestamp authority's leaf must be
+//!    fit for timestamping (extKeyUsage timeStamping, critical or not; keyUsage
+//!    digitalSignature; not a CA) and valid at the token's genTime, also when the trusted
+//!    root lists that leaf alone.
 //! 4. Every transparency log entry must come from a trusted log, match the bundle's
 //!    content, signature and signer, and be proven in the log: an inclusion proof up to a
 //!    checkpoint signed by the log (required from bundle v0.2), or a signed entry timestamp
-//!    (required for v0.1).
+//!    (required for v0.1). The log's key must be trusted (its `validFor`) at the entry's
+//!    integrated time when a signed entry timestamp proves it, else at every verified
+//!    RFC 3161 time of the bundle (`tlog_key_validity`); an entry with neither is refused
+//!    (`tlog_key_time_missing`). A checkpoint carries at most 16 signature lines, and at
+//!    most one line per name and key hint that could be the log's is verified.
 //! 5. The content signature (DSSE over PAE with exactly one signature, or a message
 //!    signature over the artifact's SHA-256) must verify under the leaf's key or the
 //!    registered managed key.
@@ -432,17 +443,31 @@ pub enum SigstoreError {
         /// The log id, hex.
         log_id: String,
     },
-    /// The log's key was not trusted at the entry's integrated time.
+    /// The log's key was not trusted at the entry's integrated time, or (for an entry
+    /// without a signed entry timestamp) at a verified RFC 3161 time of the bundle.
     #[error(
-        "transparency log entry {index}: log {log_id} was not trusted at integrated time {time} (its key's validFor excludes it)"
+        "transparency log entry {index}: log {log_id} was not trusted at {at} {time} (its key's validFor excludes it)"
     )]
     TlogKeyValidity {
         /// Which entry.
         index: usize,
         /// The log id, hex.
         log_id: String,
-        /// The integrated time.
+        /// Which time was checked: the integrated time or an RFC 3161 time.
+        at: &'static str,
+        /// The time.
         time: String,
+    },
+    /// An entry proven only by an inclusion proof, in a bundle without a verified RFC 3161
+    /// timestamp: nothing shows its log's key was trusted when the entry was made.
+    #[error(
+        "transparency log entry {index} has no signed entry timestamp and the bundle has no verified RFC 3161 timestamp, so nothing shows the key of log {log_id} was trusted when the entry was made; add an RFC 3161 timestamp to the bundle"
+    )]
+    TlogKeyTimeMissing {
+        /// Which entry.
+        index: usize,
+        /// The log id, hex.
+        log_id: String,
     },
 }
 
@@ -489,6 +514,7 @@ impl SigstoreError {
             SigstoreError::InclusionPromiseMissing { .. } => "inclusion_promise_missing",
             SigstoreError::SetSignature { .. } => "set_signature",
             SigstoreError::TlogKeyValidity { .. } => "tlog_key_validity",
+            SigstoreError::TlogKeyTimeMissing { .. } => "tlog_key_time_missing",
         }
     }
 }
@@ -545,6 +571,8 @@ pub fn verify(
     {
         return Err(SigstoreError::TimestampMissing);
     }
+
+    check_repeats(bundle)?;
 
     // Who signed, and the path that makes the certificate trusted (times checked below).
     let (signer, path) = match &bundle.signer {
@@ -618,8 +646,9 @@ pub fn verify(
     for (index, token) in bundle.timestamps.iter().enumerate() {
         timestamps.push(tsa::verify(index, token, signature, &root.tsas)?);
     }
+    let rfc3161_times: Vec<i64> = timestamps.iter().map(|t| t.time).collect();
     for (index, entry) in bundle.tlog_entries.iter().enumerate() {
-        if let Some(time) = tlog::verify(index, entry, bundle, &signer, root)? {
+        if let Some(time) = tlog::verify(index, entry, bundle, &signer, root, &rfc3161_times)? {
             timestamps.push(time);
         }
     }
@@ -635,6 +664,12 @@ pub fn verify(
             }
             if !root.ctlogs.is_empty() {
                 x509::verify_scts(der, path.issuer, &root.ctlogs)?;
+            } else if root.ctlogs_listed {
+                return Err(SigstoreError::Sct {
+                    detail: "the trusted root lists CT logs but none has a key type or hash \
+                             algorithm this verifier supports, so no SCT can be verified"
+                        .into(),
+                });
             }
             (
                 Some(x509::identity(der)?),
@@ -650,6 +685,37 @@ pub fn verify(
         signed_at,
         timestamps,
     })
+}
+
+/// Refuses a bundle that repeats a transparency log entry (the same log and index, or the
+/// same canonicalized body) or an RFC 3161 timestamp (the same bytes): a repeat proves
+/// nothing more and would only multiply the signatures verified.
+fn check_repeats(bundle: &Bundle) -> Result<(), SigstoreError> {
+    for (i, entry) in bundle.tlog_entries.iter().enumerate() {
+        let earlier = bundle.tlog_entries[..i].iter().position(|e| {
+            (e.log_id == entry.log_id && e.log_index == entry.log_index) || e.body == entry.body
+        });
+        if let Some(j) = earlier {
+            return Err(SigstoreError::Malformed {
+                field: format!("verificationMaterial.tlogEntries[{i}]"),
+                detail: format!(
+                    "repeats tlogEntries[{j}] (the same log and index, or the same \
+                     canonicalized body); each entry may appear once"
+                ),
+            });
+        }
+    }
+    for (i, token) in bundle.timestamps.iter().enumerate() {
+        if let Some(j) = bundle.timestamps[..i].iter().position(|t| t == token) {
+            return Err(SigstoreError::Malformed {
+                field: format!(
+                    "verificationMaterial.timestampVerificationData.rfc3161Timestamps[{i}]"
+                ),
+                detail: format!("repeats rfc3161Timestamps[{j}]; each timestamp may appear once"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that an in-toto Statement in `env` names an artifact with SHA-256 `digest` (or,
@@ -685,5 +751,133 @@ fn check_subject(
         Err(SigstoreError::ArtifactMismatch {
             detail: format!("no subject of the in-toto Statement has sha256 {want}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn vector(path: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/vectors/sigstore")
+            .join(path);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
+    /// The conformance Rekor v2 bundle (an RFC 3161 timestamp, an entry proven by its
+    /// inclusion proof alone) and its trusted root, as JSON.
+    fn rekor2() -> (Bundle, Value) {
+        let bundle = Bundle::from_json(&vector(
+            "conformance/rekor2-happy-path/bundle.sigstore.json",
+        ))
+        .expect("the bundle parses");
+        let root =
+            serde_json::from_slice(&vector("conformance/rekor2-happy-path/trusted_root.json"))
+                .expect("the root is JSON");
+        (bundle, root)
+    }
+
+    fn check(bundle: &Bundle, root: &Value) -> &'static str {
+        let root = TrustedRoot::from_json(&serde_json::to_vec(root).expect("serializes"))
+            .expect("the root parses");
+        let artifact = vector("conformance/a.txt");
+        let options = VerifyOptions {
+            artifact: Some(&artifact),
+            ..VerifyOptions::default()
+        };
+        verify(bundle, &root, &options).map_or_else(|e| e.reason(), |_| "ok")
+    }
+
+    /// Sets `validFor.end` of every Ed25519 (Rekor v2) log of `root`.
+    fn end_rekor2_logs(root: &mut Value, end: &str) {
+        for log in root["tlogs"].as_array_mut().expect("tlogs") {
+            if log["publicKey"]["keyDetails"] == "PKIX_ED25519" {
+                log["publicKey"]["validFor"]["end"] = Value::from(end);
+            }
+        }
+    }
+
+    #[test]
+    fn a_log_key_retired_before_the_timestamp_cannot_prove_an_entry() {
+        let (bundle, mut root) = rekor2();
+        assert_eq!(check(&bundle, &root), "ok");
+        assert_eq!(bundle.timestamps.len(), 1);
+        end_rekor2_logs(&mut root, "2099-01-01T00:00:00Z");
+        assert_eq!(check(&bundle, &root), "ok");
+        // The log's validFor starts 2025-04-16; the bundle was timestamped later.
+        end_rekor2_logs(&mut root, "2025-04-16T00:00:01Z");
+        assert_eq!(check(&bundle, &root), "tlog_key_validity");
+    }
+
+    #[test]
+    fn an_entry_without_a_set_needs_a_verified_timestamp() {
+        let (bundle, root) = rekor2();
+        let root = TrustedRoot::from_json(&serde_json::to_vec(&root).expect("serializes"))
+            .expect("the root parses");
+        let Signer::Certificate { leaf, .. } = &bundle.signer else {
+            panic!("a certificate bundle");
+        };
+        let key = x509::public_key(&x509::parse(leaf).expect("parses")).expect("a key");
+        let signer = SigningKey::Certificate { der: leaf, key };
+        let entry = &bundle.tlog_entries[0];
+        assert!(entry.promise.is_none());
+        let verified = tlog::verify(0, entry, &bundle, &signer, &root, &[])
+            .map(|_| ())
+            .map_err(|e| e.reason());
+        assert_eq!(verified, Err("tlog_key_time_missing"));
+        let valid = root.tlogs.iter().find(|l| l.log_id == entry.log_id);
+        let start = valid.expect("the entry's log").valid.start;
+        let verified = tlog::verify(0, entry, &bundle, &signer, &root, &[start])
+            .map(|t| t.is_none())
+            .map_err(|e| e.reason());
+        assert_eq!(verified, Ok(true));
+        let verified = tlog::verify(0, entry, &bundle, &signer, &root, &[start, start - 1])
+            .map(|_| ())
+            .map_err(|e| e.reason());
+        assert_eq!(verified, Err("tlog_key_validity"));
+    }
+
+    #[test]
+    fn repeated_log_entries_and_timestamps_are_refused() {
+        let (bundle, root) = rekor2();
+        let mut twice = bundle.clone();
+        twice.tlog_entries.push(bundle.tlog_entries[0].clone());
+        assert_eq!(check(&twice, &root), "bundle_malformed");
+        // The same log and index with another body.
+        let mut same_index = bundle.clone();
+        let mut other = bundle.tlog_entries[0].clone();
+        other.body.push(b' ');
+        same_index.tlog_entries.push(other);
+        assert_eq!(check(&same_index, &root), "bundle_malformed");
+        // The same body under another index.
+        let mut same_body = bundle.clone();
+        let mut other = bundle.tlog_entries[0].clone();
+        other.log_index += 1;
+        same_body.tlog_entries.push(other);
+        assert_eq!(check(&same_body, &root), "bundle_malformed");
+        let mut stamped_twice = bundle.clone();
+        stamped_twice.timestamps.push(bundle.timestamps[0].clone());
+        assert_eq!(check(&stamped_twice, &root), "bundle_malformed");
+        assert_eq!(check(&bundle, &root), "ok");
+    }
+
+    #[test]
+    fn ct_logs_listed_but_all_unusable_fail_sct_verification() {
+        let (bundle, root) = rekor2();
+        let mut unusable = root.clone();
+        for log in unusable["ctlogs"].as_array_mut().expect("ctlogs") {
+            log["publicKey"]["keyDetails"] = Value::from("PKIX_ED448");
+        }
+        let parsed = TrustedRoot::from_json(&serde_json::to_vec(&unusable).expect("serializes"))
+            .expect("the root parses");
+        assert!(parsed.ctlogs.is_empty() && parsed.ctlogs_listed);
+        assert_eq!(check(&bundle, &unusable), "sct_invalid");
+        // A root listing no CT log at all requires no SCT, as documented.
+        let mut none = root.clone();
+        none.as_object_mut().expect("an object").remove("ctlogs");
+        assert_eq!(check(&bundle, &none), "ok");
+        assert_eq!(check(&bundle, &root), "ok");
     }
 }

@@ -18,16 +18,21 @@ use crate::hash::Hash;
 
 /// The longest checkpoint accepted, in bytes.
 const MAX_CHECKPOINT_BYTES: usize = 64 << 10;
-/// The most signature lines a checkpoint may carry.
-const MAX_CHECKPOINT_SIGNATURES: usize = 64;
+/// The most signature lines a checkpoint may carry; more is refused as malformed.
+const MAX_CHECKPOINT_SIGNATURES: usize = 16;
 
 /// Verifies one entry; returns its integrated time when a signed entry timestamp proves it.
+///
+/// `rfc3161_times` are the bundle's verified RFC 3161 times (nanoseconds): an entry without
+/// a signed entry timestamp has no time of its own, so its log's key must have been trusted
+/// at every one of them, and at least one must exist.
 pub(crate) fn verify(
     index: usize,
     entry: &TlogEntry,
     bundle: &Bundle,
     signer: &SigningKey<'_>,
     root: &TrustedRoot,
+    rfc3161_times: &[i64],
 ) -> Result<Option<VerifiedTime>, SigstoreError> {
     let log_id = hex::encode(&entry.log_id);
     let log = root
@@ -73,6 +78,22 @@ pub(crate) fn verify(
         if bundle.version == Version::V01 {
             return Err(SigstoreError::InclusionPromiseMissing { index });
         }
+        // Proven by the inclusion proof alone: the checkpoint carries no time, so the log's
+        // key validity is checked at the bundle's verified RFC 3161 times (as sigstore-go
+        // does); a retired log key must not vouch for entries made after its retirement.
+        if rfc3161_times.is_empty() {
+            return Err(SigstoreError::TlogKeyTimeMissing { index, log_id });
+        }
+        for &time in rfc3161_times {
+            if !log.valid.contains(time) {
+                return Err(SigstoreError::TlogKeyValidity {
+                    index,
+                    log_id,
+                    at: "the RFC 3161 timestamp time",
+                    time: crate::registry::time_text(time),
+                });
+            }
+        }
         return Ok(None);
     };
     let secs = entry.integrated_time / 1_000_000_000;
@@ -94,6 +115,7 @@ pub(crate) fn verify(
         return Err(SigstoreError::TlogKeyValidity {
             index,
             log_id,
+            at: "integrated time",
             time: crate::registry::time_text(entry.integrated_time),
         });
     }
@@ -366,15 +388,17 @@ pub(crate) fn verify_checkpoint(
             "the checkpoint's tree size or root hash differs from the inclusion proof's",
         ));
     }
-    let hint = log.log_id.get(..4).unwrap_or_default();
-    let mut count = 0;
+    // Every signature line is read (at most MAX_CHECKPOINT_SIGNATURES) and must be well
+    // formed before any signature is verified.
+    let mut lines: Vec<(&str, Vec<u8>)> = Vec::new();
     for line in signatures.lines() {
         if line.is_empty() {
             continue;
         }
-        count += 1;
-        if count > MAX_CHECKPOINT_SIGNATURES {
-            return Err(bad("too many signature lines"));
+        if lines.len() == MAX_CHECKPOINT_SIGNATURES {
+            return Err(bad(&format!(
+                "more than {MAX_CHECKPOINT_SIGNATURES} signature lines"
+            )));
         }
         let rest = line
             .strip_prefix("\u{2014} ")
@@ -385,18 +409,33 @@ pub(crate) fn verify_checkpoint(
         let Ok(bytes) = STANDARD.decode(sig) else {
             return Err(bad("a signature line is not base64"));
         };
-        if bytes.len() < 5 || &bytes[..4] != hint {
+        lines.push((name, bytes));
+    }
+
+    // At most one signature is tried per (name, key hint) that could be the log's: for an
+    // Ed25519 log the line's full C2SP key hint (over its name and the log's key) must
+    // match; for an ECDSA log only the first line with the log's 4-byte hint is tried.
+    let log_hint = log.log_id.get(..4).unwrap_or_default();
+    let mut tried: Vec<(&str, &[u8])> = Vec::new();
+    for (name, bytes) in &lines {
+        if bytes.len() < 5 || &bytes[..4] != log_hint {
             continue;
         }
+        let (hint, sig) = bytes.split_at(4);
         let verified = match &log.key {
-            LogKey::Ecdsa(key) => key.verify(body.as_bytes(), &bytes[4..]),
+            LogKey::Ecdsa(key) => {
+                if !tried.is_empty() {
+                    break;
+                }
+                tried.push((name, hint));
+                key.verify(body.as_bytes(), sig)
+            }
             LogKey::Ed25519(key) => {
-                // C2SP: the key hint is SHA-256(name || "\n" || 0x01 || key)[:4].
-                let mut h = Sha256::new();
-                h.update(name.as_bytes());
-                h.update(b"\n\x01");
-                h.update(key.to_bytes());
-                h.finalize()[..4] == bytes[..4] && key.verify(body.as_bytes(), &bytes[4..])
+                if c2sp_key_hint(name, key) != hint || tried.contains(&(*name, hint)) {
+                    continue;
+                }
+                tried.push((name, hint));
+                key.verify(body.as_bytes(), sig)
             }
         };
         if verified {
@@ -407,6 +446,17 @@ pub(crate) fn verify_checkpoint(
         index,
         log_id: hex::encode(&log.log_id),
     })
+}
+
+/// The C2SP signed-note key hint of an Ed25519 key named `name`:
+/// SHA-256(name || "\n" || 0x01 || key)[:4].
+fn c2sp_key_hint(name: &str, key: &crate::keys::PublicKey) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n\x01");
+    h.update(key.to_bytes());
+    let digest = h.finalize();
+    [digest[0], digest[1], digest[2], digest[3]]
 }
 
 #[cfg(test)]
@@ -493,6 +543,97 @@ mod tests {
         assert_eq!(
             reason(verify_checkpoint(0, &no_origin, 5, &root, &log)),
             "checkpoint_invalid"
+        );
+    }
+
+    fn signature_line(name: &str, bytes: &[u8]) -> String {
+        format!("\u{2014} {name} {}\n", STANDARD.encode(bytes))
+    }
+
+    #[test]
+    fn a_checkpoint_with_more_than_sixteen_signature_lines_is_refused() {
+        let root = Hash::sha256(b"root");
+        let (log, note) = log_and_note("log.example", &root, false);
+        // The note has two lines (the log's and one witness's).
+        let mut cosigs = String::new();
+        for i in 0..14u8 {
+            cosigs.push_str(&signature_line(&format!("w{i}.example"), &[i; 68]));
+        }
+        let sixteen = format!("{note}{cosigs}");
+        assert_eq!(reason(verify_checkpoint(0, &sixteen, 5, &root, &log)), "ok");
+        let seventeen = format!("{sixteen}{}", signature_line("w99.example", &[7; 68]));
+        assert_eq!(
+            reason(verify_checkpoint(0, &seventeen, 5, &root, &log)),
+            "checkpoint_invalid"
+        );
+        // A malformed line is refused even after the log's valid one.
+        let malformed = format!("{note}\u{2014} w.example not-base64!\n");
+        assert_eq!(
+            reason(verify_checkpoint(0, &malformed, 5, &root, &log)),
+            "checkpoint_invalid"
+        );
+    }
+
+    #[test]
+    fn an_ed25519_log_is_tried_once_per_name_and_full_key_hint() {
+        let root = Hash::sha256(b"root");
+        let (log, note) = log_and_note("log.example", &root, false);
+        let (body, sigs) = note.split_at(note.find("\n\n").expect("a blank line") + 2);
+        let mut forged = log.log_id[..4].to_vec();
+        forged.extend_from_slice(&[0u8; 64]);
+        // A line under another name with the log's 4-byte hint is not the log's key
+        // (its C2SP hint differs), so it is never verified and the log's line still is.
+        let other = format!("{body}{}{sigs}", signature_line("other.example", &forged));
+        assert_eq!(reason(verify_checkpoint(0, &other, 5, &root, &log)), "ok");
+        // A second line with the same name and hint is never tried.
+        let first_bad = format!("{body}{}{sigs}", signature_line("log.example", &forged));
+        assert_eq!(
+            reason(verify_checkpoint(0, &first_bad, 5, &root, &log)),
+            "checkpoint_signature"
+        );
+        let last_bad = format!("{note}{}", signature_line("log.example", &forged));
+        assert_eq!(
+            reason(verify_checkpoint(0, &last_bad, 5, &root, &log)),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn an_ecdsa_log_is_tried_only_on_the_first_line_with_its_hint() {
+        use p256::ecdsa::signature::Signer as _;
+        let key = crate::sigstore::x509::tests::signing_key(5);
+        let spki = crate::sigstore::x509::tests::spki(&key);
+        let log_id = Sha256::digest(&spki).to_vec();
+        let log = Log {
+            base_url: "https://rekor.example".into(),
+            key: LogKey::Ecdsa(crate::ecdsa::EcKey::from_spki_der(&spki).expect("a key")),
+            log_id: log_id.clone(),
+            valid: Validity {
+                start: 0,
+                end: None,
+            },
+        };
+        let root = Hash::sha256(b"root");
+        let body = format!("rekor.example - 1\n5\n{}\n", STANDARD.encode(root.0));
+        let sig: p256::ecdsa::Signature = key.sign(body.as_bytes());
+        let mut good = log_id[..4].to_vec();
+        good.extend_from_slice(sig.to_der().as_bytes());
+        let mut forged = log_id[..4].to_vec();
+        forged.extend_from_slice(&[0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]);
+        let good_line = signature_line("rekor.example", &good);
+        let bad_line = signature_line("rekor.example", &forged);
+        let witness = signature_line("witness.example", &[1; 68]);
+        let note = format!("{body}\n{witness}{good_line}");
+        assert_eq!(reason(verify_checkpoint(0, &note, 5, &root, &log)), "ok");
+        let good_first = format!("{body}\n{good_line}{bad_line}");
+        assert_eq!(
+            reason(verify_checkpoint(0, &good_first, 5, &root, &log)),
+            "ok"
+        );
+        let bad_first = format!("{body}\n{bad_line}{good_line}");
+        assert_eq!(
+            reason(verify_checkpoint(0, &bad_first, 5, &root, &log)),
+            "checkpoint_signature"
         );
     }
 }

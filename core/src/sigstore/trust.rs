@@ -4,7 +4,8 @@
 //!
 //! Parsing is strict about what a verification relies on (a validity range without a start
 //! is refused rather than read as "always"); a log whose key type this verifier does not
-//! implement is dropped, since it could never make anything verify.
+//! implement is dropped, since it could never make anything verify (a root whose CT logs
+//! are all dropped still requires SCTs, which then cannot verify).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -72,6 +73,9 @@ pub struct TrustedRoot {
     pub(crate) digest: Hash,
     pub(crate) tlogs: Vec<Log>,
     pub(crate) ctlogs: Vec<Log>,
+    /// Whether the document listed any CT log, usable or not: a root that lists CT logs
+    /// requires an SCT even when none of them can be used (verification then fails).
+    pub(crate) ctlogs_listed: bool,
     pub(crate) cas: Vec<Authority>,
     pub(crate) tsas: Vec<Authority>,
 }
@@ -308,6 +312,7 @@ impl TrustedRoot {
             digest: Hash(Sha256::digest(bytes).into()),
             tlogs,
             ctlogs,
+            ctlogs_listed: !raw.ctlogs.is_empty(),
             cas,
             tsas,
         })

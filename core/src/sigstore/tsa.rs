@@ -147,6 +147,40 @@ fn attribute<'a>(attrs: &Tlv<'a>, oid: &str) -> Result<Option<Tlv<'a>>, der::Der
     Ok(found)
 }
 
+/// Checks that the timestamp authority `tsa` could issue a token at `gen_time`: its leaf
+/// (the first certificate) has the timestamping extKeyUsage and leaf keyUsage, chains
+/// through the rest of the authority's certificates, and every certificate and the
+/// authority's `validFor` contain `gen_time`. A trusted root may list the leaf alone: it is
+/// then the anchor, but its own purpose and validity are checked all the same.
+fn check_authority(tsa: &Authority, gen_time: i64) -> Result<(), SigstoreError> {
+    let (leaf_der, chain) = tsa
+        .chain
+        .split_first()
+        .ok_or_else(|| SigstoreError::TrustedRoot {
+            detail: format!("timestamp authority `{}` has no certificate", tsa.name),
+        })?;
+    let rest = Authority {
+        name: tsa.name.clone(),
+        chain: chain.to_vec(),
+        valid: tsa.valid,
+    };
+    let path = if rest.chain.is_empty() {
+        x509::check_leaf(leaf_der, x509::Purpose::TimeStamping)?;
+        x509::Path {
+            authority: &rest,
+            issuer: leaf_der,
+        }
+    } else {
+        x509::verify_path(
+            leaf_der,
+            &[],
+            std::slice::from_ref(&rest),
+            x509::Purpose::TimeStamping,
+        )?
+    };
+    x509::check_valid_at(leaf_der, &path, gen_time)
+}
+
 /// Verifies timestamp `index` over `signature` against the trusted `tsas`.
 pub(crate) fn verify(
     index: usize,
@@ -213,28 +247,9 @@ pub(crate) fn verify(
         untrusted("it is not signed by any timestamp authority of the trusted root".into())
     })?;
 
-    // The authority's own chain, valid at genTime.
-    let leaf_der = &tsa.chain[0];
-    let rest = Authority {
-        name: tsa.name.clone(),
-        chain: tsa.chain[1..].to_vec(),
-        valid: tsa.valid,
-    };
-    if rest.chain.is_empty() {
-        if !tsa.valid.contains(gen_time) {
-            return Err(untrusted(format!(
-                "authority `{}` was not trusted at genTime {}",
-                tsa.name,
-                crate::registry::time_text(gen_time)
-            )));
-        }
-    } else {
-        let authorities = [rest];
-        let path = x509::verify_path(leaf_der, &[], &authorities, x509::Purpose::TimeStamping)
-            .map_err(|e| untrusted(format!("authority `{}`: {e}", tsa.name)))?;
-        x509::check_valid_at(leaf_der, &path, gen_time)
-            .map_err(|e| untrusted(format!("authority `{}`: {e}", tsa.name)))?;
-    }
+    // The authority's own chain, fit for timestamping and valid at genTime.
+    check_authority(tsa, gen_time)
+        .map_err(|e| untrusted(format!("authority `{}`: {e}", tsa.name)))?;
 
     // The timestamp covers this bundle's signature.
     let expected = hash_by_digest_oid(imprint_oid, signature).ok_or_else(|| {
@@ -252,4 +267,107 @@ pub(crate) fn verify(
         },
         time: gen_time,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigstore::trust::Validity;
+    use crate::sigstore::x509::tests::{Ext, NOW, ca_exts, cert, signing_key};
+
+    const OID_TIME_STAMPING: &str = "1.3.6.1.5.5.7.3.8";
+
+    fn eku(oid: &str, critical: bool) -> Ext {
+        (
+            "2.5.29.37",
+            critical,
+            der::encode(tag::SEQUENCE, &der::encode(tag::OID, &der::oid(oid))),
+        )
+    }
+
+    fn tsa_exts(eku: Ext) -> Vec<Ext> {
+        vec![("2.5.29.15", true, vec![0x03, 0x02, 0x07, 0x80]), eku]
+    }
+
+    fn authority(chain: Vec<Vec<u8>>) -> Authority {
+        Authority {
+            name: "test-tsa".into(),
+            chain,
+            valid: Validity {
+                start: 0,
+                end: None,
+            },
+        }
+    }
+
+    fn at(tsa: &Authority, secs: i64) -> &'static str {
+        check_authority(tsa, secs * 1_000_000_000).map_or_else(|e| e.reason(), |()| "ok")
+    }
+
+    #[test]
+    fn a_tsa_listed_as_its_leaf_alone_is_checked_for_purpose_and_validity() {
+        let (root_key, leaf_key) = (signing_key(1), signing_key(2));
+        for critical in [true, false] {
+            let leaf = cert(
+                "root",
+                "tsa",
+                &leaf_key,
+                &root_key,
+                &tsa_exts(eku(OID_TIME_STAMPING, critical)),
+            );
+            let alone = authority(vec![leaf]);
+            assert_eq!(at(&alone, NOW), "ok");
+            assert_eq!(at(&alone, NOW + 601), "certificate_expired");
+            assert_eq!(at(&alone, NOW - 601), "certificate_expired");
+            let mut retired = alone.clone();
+            retired.valid.end = Some((NOW - 1) * 1_000_000_000);
+            assert_eq!(at(&retired, NOW), "certificate_authority_validity");
+        }
+        let code_signing = cert(
+            "root",
+            "tsa",
+            &leaf_key,
+            &root_key,
+            &tsa_exts(eku("1.3.6.1.5.5.7.3.3", true)),
+        );
+        assert_eq!(
+            at(&authority(vec![code_signing]), NOW),
+            "certificate_constraint"
+        );
+        let no_eku = cert(
+            "root",
+            "tsa",
+            &leaf_key,
+            &root_key,
+            &[("2.5.29.15", true, vec![0x03, 0x02, 0x07, 0x80])],
+        );
+        assert_eq!(at(&authority(vec![no_eku]), NOW), "certificate_constraint");
+    }
+
+    #[test]
+    fn a_tsa_with_its_chain_is_checked_the_same_way() {
+        let (root_key, leaf_key) = (signing_key(1), signing_key(2));
+        let root = cert("root", "root", &root_key, &root_key, &ca_exts());
+        let leaf = cert(
+            "root",
+            "tsa",
+            &leaf_key,
+            &root_key,
+            &tsa_exts(eku(OID_TIME_STAMPING, true)),
+        );
+        let chained = authority(vec![leaf, root.clone()]);
+        assert_eq!(at(&chained, NOW), "ok");
+        assert_eq!(at(&chained, NOW + 601), "certificate_expired");
+        let code_signing = cert(
+            "root",
+            "tsa",
+            &leaf_key,
+            &root_key,
+            &tsa_exts(eku("1.3.6.1.5.5.7.3.3", true)),
+        );
+        assert_eq!(
+            at(&authority(vec![code_signing, root]), NOW),
+            "certificate_constraint"
+        );
+    }
 }

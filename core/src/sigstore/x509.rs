@@ -285,6 +285,13 @@ fn check_extensions(
     Ok(())
 }
 
+/// Checks the rules a leaf certificate must meet for `purpose` on its own (extKeyUsage,
+/// keyUsage digitalSignature, not a CA, no unknown critical extension), for a leaf that a
+/// trusted root lists as its own anchor.
+pub(crate) fn check_leaf(leaf_der: &[u8], purpose: Purpose) -> Result<(), SigstoreError> {
+    check_extensions(&parse(leaf_der)?, None, purpose)
+}
+
 /// A validated path: the leaf first, then the authority's chain.
 #[derive(Debug)]
 pub(crate) struct Path<'r> {
@@ -684,13 +691,13 @@ pub(crate) mod tests {
     use p256::ecdsa::signature::Signer as _;
 
     const ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
-    const NOW: i64 = 1_700_000_000;
+    pub(crate) const NOW: i64 = 1_700_000_000;
 
     pub(crate) fn signing_key(seed: u8) -> p256::ecdsa::SigningKey {
         p256::ecdsa::SigningKey::from_slice(&[seed; 32]).expect("a valid scalar")
     }
 
-    fn spki(key: &p256::ecdsa::SigningKey) -> Vec<u8> {
+    pub(crate) fn spki(key: &p256::ecdsa::SigningKey) -> Vec<u8> {
         let point = key.verifying_key().to_encoded_point(false);
         let alg = [
             der::encode(tag::OID, &der::oid("1.2.840.10045.2.1")),
