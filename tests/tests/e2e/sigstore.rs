@@ -126,10 +126,12 @@ async fn a_github_attestation_bundle_is_authorized_by_its_workflow_and_gates_a_r
         ],
     );
     ok(&out);
+    let found: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(
-        stdout(&out).contains(&format!("\"index\":{index}")),
-        "{}",
-        stdout(&out)
+        found["results"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|e| e["index"] == index)),
+        "{found}"
     );
 
     // A policy that requires the release workflow allows the package; one that requires
@@ -362,7 +364,13 @@ async fn every_dsse_vector_bundle_is_accepted_or_refused_for_its_reason_by_the_s
         let before = server.size().await;
         let answer = server.client().await.submit_sigstore_bundle(&bytes).await;
         match (case.expect.as_str(), answer) {
-            ("pass", Ok(_)) => assert_eq!(server.size().await, before + 1, "{}", case.name),
+            // The same envelope by the same signer (another bundle of it) is a retry.
+            ("pass", Ok((_, duplicate))) => assert_eq!(
+                server.size().await,
+                before + u64::from(!duplicate),
+                "{}",
+                case.name
+            ),
             ("pass", Err(e)) => panic!("{}: refused: {e}", case.name),
             ("fail", Ok(_)) => panic!("{}: accepted", case.name),
             ("fail", Err(e)) => {
