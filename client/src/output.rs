@@ -837,6 +837,8 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("signer-revoke", of::<RegistryChangeOutput>()),
         ("signer-list", of::<SignerListOutput>()),
         ("signer-show", of::<SignerShowOutput>()),
+        ("sigstore-trust", of::<RegistryChangeOutput>()),
+        ("sigstore-distrust", of::<RegistryChangeOutput>()),
         ("admin-add", of::<RegistryChangeOutput>()),
         ("admin-remove", of::<RegistryChangeOutput>()),
         ("policy-submit", of::<PolicySubmitOutput>()),

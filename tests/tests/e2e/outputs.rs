@@ -594,7 +594,44 @@ async fn every_commands_json_follows_its_published_schema() {
         0,
         "signer-revoke",
     );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("vectors/sigstore/trusted_roots/production.trusted_root.json");
+    json_of::<RegistryChangeOutput>(
+        json(
+            &[
+                &["sigstore", "trust", "public-good", root.to_str().unwrap()][..],
+                &admin,
+            ]
+            .concat(),
+        ),
+        0,
+        "sigstore-trust",
+    );
+    json_of::<RegistryChangeOutput>(
+        json(
+            &[
+                &["sigstore", "trust", "staging", root.to_str().unwrap()][..],
+                &admin,
+            ]
+            .concat(),
+        ),
+        0,
+        "sigstore-trust",
+    );
+    json_of::<RegistryChangeOutput>(
+        json(&[&["sigstore", "distrust", "staging"][..], &admin].concat()),
+        0,
+        "sigstore-distrust",
+    );
     let (_, listing): (_, SignerListOutput) = json_of(json(&["signer", "list"]), 0, "signer-list");
+    assert_eq!(
+        listing
+            .sigstore_roots
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["public-good"]
+    );
     let statuses: Vec<KeyStatus> = listing
         .signers
         .iter()
