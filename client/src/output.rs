@@ -290,8 +290,7 @@ pub struct SignerKeyOutput {
     pub public_key: String,
     /// The key's id (for a keyless signer, of its certificate rule).
     pub key_id: String,
-    /// A keyless signer's certificate rule.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A keyless signer's certificate rule (null for a key).
     pub certificate: Option<CertificateRuleOutput>,
     /// Its roles.
     pub roles: Vec<String>,
@@ -355,10 +354,8 @@ pub struct CertificateRuleOutput {
     /// The certificate subject, exact or a pattern.
     pub subject: String,
     /// Fulcio extensions that must match, by name.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub extensions: std::collections::BTreeMap<String, String>,
-    /// The trusted root the certificate must chain to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The trusted root the certificate must chain to (null: any trusted root).
     pub trusted_root: Option<String>,
 }
 
@@ -395,7 +392,6 @@ pub struct SignerListOutput {
     /// Every signer key ever registered, in order, with its status at the time asked about.
     pub signers: Vec<SignerKeyOutput>,
     /// The Sigstore trusted roots keyless signers' certificates may chain to.
-    #[serde(default)]
     pub sigstore_roots: Vec<SigstoreRootOutput>,
 }
 
