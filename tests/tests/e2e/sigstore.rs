@@ -32,7 +32,13 @@ async fn a_github_attestation_bundle_is_authorized_by_its_workflow_and_gates_a_r
     let d = dir.path();
     let data = d.join("data");
     let server = Server::start(&write_config(d, &data, &[], ""), &data).unwrap();
-    let bundle = vectors().join("github/sigstore-js-2.1.0-bundle.json");
+    // Copied beside the test's files: `submit` writes the receipt next to its input.
+    let bundle = d.join("sigstore-2.1.0.sigstore.json");
+    std::fs::copy(
+        vectors().join("github/sigstore-js-2.1.0-bundle.json"),
+        &bundle,
+    )
+    .unwrap();
     let bundle = bundle.to_str().unwrap();
     let root = vectors().join("trusted_roots/production.trusted_root.json");
 
@@ -268,7 +274,12 @@ async fn a_github_attestation_bundle_is_authorized_by_its_workflow_and_gates_a_r
             "admin.key",
         ],
     ));
-    let other = vectors().join("github/sigstore-js-2.1.0_with_2_bundles.2.json");
+    let other = d.join("other.sigstore.json");
+    std::fs::copy(
+        vectors().join("github/sigstore-js-2.1.0_with_2_bundles.2.json"),
+        &other,
+    )
+    .unwrap();
     let before = server.size().await;
     let out = run(d, &server, &["submit", other.to_str().unwrap()]);
     assert!(!out.status.success(), "{}", stdout(&out));
