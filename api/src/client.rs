@@ -651,25 +651,15 @@ impl Client {
         &mut self,
         bundle: &[u8],
     ) -> Result<(Receipt, bool), ClientError> {
-        let request = pb::SubmitRequest {
-            envelope: None,
-            sigstore_bundle: bundle.to_vec(),
-        };
-        let response = self
-            .call(move |mut c| {
-                let request = request.clone();
-                async move { c.submit(request).await }
-            })
-            .await?;
-        let r = response.receipt.ok_or(ConvertError::Missing {
-            message: "answer",
-            field: "receipt",
-        })?;
         let envelope = crate::convert::submitted_envelope(None, bundle)?
             .map(crate::convert::envelope_from_proto)
             .transpose()?
             .ok_or(ConvertError::NoEnvelope)?;
-        Ok(receipt_from_proto(r, &envelope)?)
+        let request = pb::SubmitRequest {
+            envelope: None,
+            sigstore_bundle: bundle.to_vec(),
+        };
+        self.submit_request(request, &envelope).await
     }
 
     /// Submits an envelope; returns its receipt (not yet verified) and whether the log
@@ -679,6 +669,15 @@ impl Client {
             envelope: Some(envelope_to_proto(envelope.clone())),
             sigstore_bundle: Vec::new(),
         };
+        self.submit_request(request, envelope).await
+    }
+
+    /// One `Submit` call, its receipt read as the receipt of `envelope`.
+    async fn submit_request(
+        &mut self,
+        request: pb::SubmitRequest,
+        envelope: &Envelope,
+    ) -> Result<(Receipt, bool), ClientError> {
         let response = self
             .call(move |mut c| {
                 let request = request.clone();
