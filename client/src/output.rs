@@ -145,6 +145,10 @@ pub struct EntryOutput {
     pub subjects: Vec<SubjectOutput>,
     /// The DSSE envelope as logged.
     pub envelope: serde_json::Value,
+    /// For an envelope that came in a Sigstore bundle: the bundle, rebuilt from the logged
+    /// envelope and material (docs/FORMAT.md 2.1), for any Sigstore client to verify again;
+    /// null otherwise.
+    pub sigstore_bundle: Option<serde_json::Value>,
     /// With `--proof`: the size of the verified checkpoint the entry was proven in.
     pub inclusion_proven_at_tree_size: Option<u64>,
 }

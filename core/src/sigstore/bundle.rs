@@ -424,9 +424,12 @@ impl Bundle {
         self.material.clone()
     }
 
-    /// The bundle whose material is `material` (as [`Bundle::material_json`] wrote it) and
-    /// whose content is `envelope`.
-    pub fn from_parts(material: &[u8], envelope: &Envelope) -> Result<Bundle, SigstoreError> {
+    /// The bundle's JSON rebuilt from its parts, as docs/FORMAT.md (section 2.1) says: the
+    /// material object with `dsseEnvelope` added. What any Sigstore client verifies.
+    pub fn json_of_parts(
+        material: &[u8],
+        envelope: &Envelope,
+    ) -> Result<serde_json::Value, SigstoreError> {
         if material.len() > MAX_BUNDLE_BYTES {
             return Err(SigstoreError::TooLarge {
                 what: "bundle material",
@@ -445,6 +448,13 @@ impl Bundle {
             return Err(malformed("material", "already holds content"));
         }
         object.insert("dsseEnvelope".into(), env);
+        Ok(value)
+    }
+
+    /// The bundle whose material is `material` (as [`Bundle::material_json`] wrote it) and
+    /// whose content is `envelope`.
+    pub fn from_parts(material: &[u8], envelope: &Envelope) -> Result<Bundle, SigstoreError> {
+        let value = Bundle::json_of_parts(material, envelope)?;
         let raw: RawBundle =
             serde_json::from_value(value).map_err(|e| SigstoreError::Json(e.to_string()))?;
         Bundle::from_raw(raw)

@@ -120,6 +120,31 @@ async fn a_github_attestation_bundle_is_authorized_by_its_workflow_and_gates_a_r
         .expect("Sigstore material kept");
     let material: serde_json::Value = serde_json::from_slice(&material).unwrap();
     assert!(material["verificationMaterial"]["certificate"].is_object());
+    // `evident entry` gives the bundle back whole, and it verifies again, offline, with
+    // the trusted root alone: what an auditor hands to any Sigstore client.
+    let out = run(
+        d,
+        &server,
+        &["entry", "--index", &index.to_string(), "--format", "json"],
+    );
+    ok(&out);
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let again = evident_core::sigstore::Bundle::from_json(
+        &serde_json::to_vec(&shown["sigstore_bundle"]).unwrap(),
+    )
+    .unwrap();
+    let trusted =
+        evident_core::sigstore::TrustedRoot::from_json(&std::fs::read(&root).unwrap()).unwrap();
+    let verified = evident_core::sigstore::verify(
+        &again,
+        &trusted,
+        &evident_core::sigstore::VerifyOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        verified.identity.map(|i| i.subject),
+        Some(format!("https://github.com/{WORKFLOW}"))
+    );
     let out = run(
         d,
         &server,

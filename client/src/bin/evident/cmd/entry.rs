@@ -68,6 +68,9 @@ async fn entry(
     }
     let record = &entry.record;
     let statement = Statement::from_envelope(record.envelope()).ok();
+    let sigstore_bundle = record.envelope().sigstore.as_deref().and_then(|material| {
+        evident_core::sigstore::Bundle::json_of_parts(material, record.envelope()).ok()
+    });
     match cli.format {
         Format::Json | Format::Jsonl | Format::Csv => print_json(&EntryOutput {
             index: record.index(),
@@ -80,6 +83,7 @@ async fn entry(
             subjects: statement.as_ref().map(subjects_of).unwrap_or_default(),
             envelope: serde_json::from_str(&record.envelope().to_json())
                 .expect("an envelope's JSON is JSON"),
+            sigstore_bundle: sigstore_bundle.clone(),
             inclusion_proven_at_tree_size: proven,
         }),
         Format::Human => {
@@ -104,6 +108,14 @@ async fn entry(
                         escape_terminal(&digests.join(" "))
                     );
                 }
+            }
+            if let Some(bundle) = &sigstore_bundle {
+                let media_type = bundle["mediaType"].as_str().unwrap_or_default();
+                println!(
+                    "sigstore:      came in a bundle ({}); `--format json` gives it whole \
+                     (sigstore_bundle) for any Sigstore client",
+                    escape_terminal(media_type)
+                );
             }
             if let Some(size) = proven {
                 println!("included:      verified in the signed tree of {size} entries");
