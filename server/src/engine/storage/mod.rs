@@ -17,6 +17,7 @@
 mod crashsim;
 pub mod files;
 pub mod legacy;
+pub mod postgres;
 pub mod runs;
 pub mod vfs;
 
@@ -49,6 +50,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// PostgreSQL refused or failed an operation.
+    #[error("{op}: {message}")]
+    Database {
+        /// What was being done.
+        op: &'static str,
+        /// What PostgreSQL said.
+        message: String,
     },
     /// Stored bytes are not what the ledger wrote.
     #[error("store is corrupt: {0}")]

@@ -1,0 +1,542 @@
+//! The PostgreSQL log backend: leaf records, the Merkle tree's complete subtree hashes, the
+//! genesis and the latest checkpoint in PostgreSQL tables, so that the log lives in the
+//! database an operations team already runs, replicates and backs up.
+//!
+//! ```text
+//! evident_schema  (version)                       migrations applied
+//! evident_entries (idx bigint pk, record bytea)   the leaf records (the truth)
+//! evident_nodes   (level, idx, hash)              complete subtree hashes (derived)
+//! evident_meta    (key text pk, value bytea)      genesis, checkpoint
+//! ```
+//!
+//! Durability: each [`LogStore::append`] is one transaction (records and nodes), committed
+//! before it returns; with PostgreSQL's `synchronous_commit = on` (its default) a commit is
+//! on disk, and with a synchronous standby on two machines, before the server answers.
+//!
+//! The storage traits are synchronous and are called from any thread, async workers
+//! included, where a client that runs its own runtime may not block. The connection
+//! therefore lives on the store's own thread: each call is a job sent to it, and the caller
+//! waits for the answer, as it would wait for a disk read.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use evident_core::Hash;
+use evident_core::merkle::Node;
+
+use super::{LogStore, StoreError};
+
+/// The schema migrations, in order: the first `n` are applied when `evident_schema` says
+/// version `n`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE evident_entries (idx bigint PRIMARY KEY, record bytea NOT NULL);
+    CREATE TABLE evident_nodes (
+        level integer NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,
+        PRIMARY KEY (level, idx));
+    CREATE TABLE evident_meta (key text PRIMARY KEY, value bytea NOT NULL);
+"];
+
+/// A job for the connection's thread.
+type Job = Box<dyn FnOnce(&mut postgres::Client) + Send>;
+
+/// The log in PostgreSQL.
+pub struct PgLog {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    size: AtomicU64,
+    poisoned: Mutex<Option<String>>,
+}
+
+impl fmt::Debug for PgLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgLog")
+            .field("size", &self.size.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+fn pg(op: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+    move |e| StoreError::Database {
+        op,
+        message: e.to_string(),
+    }
+}
+
+impl PgLog {
+    /// Connects to `url` (a libpq connection string or URL), applies the migrations this
+    /// build knows, and reads the log's size.
+    pub fn open(url: &str) -> Result<PgLog, StoreError> {
+        let mut client = postgres::Client::connect(url, postgres::NoTls)
+            .map_err(pg("connecting to PostgreSQL"))?;
+        migrate(&mut client)?;
+        let size: i64 = client
+            .query_one("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
+            .map_err(pg("reading the log's size"))?
+            .get(0);
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("evident-postgres".into())
+            .spawn(move || {
+                for job in inbox {
+                    job(&mut client);
+                }
+            })
+            .map_err(|e| StoreError::Database {
+                op: "starting the PostgreSQL thread",
+                message: e.to_string(),
+            })?;
+        Ok(PgLog {
+            jobs: Mutex::new(jobs),
+            size: AtomicU64::new(u64::try_from(size).unwrap_or(0)),
+            poisoned: Mutex::new(None),
+        })
+    }
+
+    /// Runs `f` on the connection's thread and waits for its answer.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let _ = reply.send(f(client));
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| StoreError::Poisoned("a PostgreSQL caller panicked".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Poisoned("the PostgreSQL thread stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Poisoned("the PostgreSQL thread stopped".into()))?
+    }
+
+    fn set_meta(&self, key: &'static str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO evident_meta (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )
+            .map(|_| ())
+            .map_err(pg("writing log metadata"))
+        })
+    }
+
+    fn meta(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(move |c| {
+            c.query_opt("SELECT value FROM evident_meta WHERE key = $1", &[&key])
+                .map(|row| row.map(|r| r.get(0)))
+                .map_err(pg("reading log metadata"))
+        })
+    }
+}
+
+/// Applies the migrations not yet applied, each in its own transaction.
+fn migrate(client: &mut postgres::Client) -> Result<(), StoreError> {
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS evident_schema (version integer NOT NULL)")
+        .map_err(pg("creating the schema table"))?;
+    let mut tx = client.transaction().map_err(pg("migrating the schema"))?;
+    // One migrator at a time, whichever instance starts first.
+    tx.batch_execute("LOCK TABLE evident_schema IN EXCLUSIVE MODE")
+        .map_err(pg("locking the schema table"))?;
+    let applied: i64 = tx
+        .query_one("SELECT count(*) FROM evident_schema", &[])
+        .map_err(pg("reading the schema version"))?
+        .get(0);
+    let applied = usize::try_from(applied).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Layout(format!(
+            "the database's schema is at version {applied}, newer than this evidentd knows \
+             ({}): upgrade evidentd",
+            MIGRATIONS.len()
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.batch_execute(sql).map_err(pg("applying a migration"))?;
+        tx.execute(
+            "INSERT INTO evident_schema (version) VALUES ($1)",
+            &[&i32::try_from(version + 1).unwrap_or(i32::MAX)],
+        )
+        .map_err(pg("recording a migration"))?;
+    }
+    tx.commit().map_err(pg("committing the migrations"))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl LogStore for PgLog {
+    fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    fn append(&self, records: &[Vec<u8>], nodes: &[Node]) -> Result<(), StoreError> {
+        let mut poisoned = self
+            .poisoned
+            .lock()
+            .map_err(|_| StoreError::Poisoned("a writer panicked".into()))?;
+        if let Some(why) = poisoned.as_ref() {
+            return Err(StoreError::Poisoned(why.clone()));
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let start = self.size();
+        let indexes: Vec<i64> = (0..records.len() as u64)
+            .map(|i| to_i64(start + i))
+            .collect();
+        let records = records.to_vec();
+        let levels: Vec<i32> = nodes
+            .iter()
+            .map(|n| i32::try_from(n.level).unwrap_or(i32::MAX))
+            .collect();
+        let node_indexes: Vec<i64> = nodes.iter().map(|n| to_i64(n.index)).collect();
+        let hashes: Vec<Vec<u8>> = nodes.iter().map(|n| n.hash.as_bytes().to_vec()).collect();
+        let count = records.len() as u64;
+        let result = self.run(move |c| {
+            let mut tx = c.transaction().map_err(pg("appending entries"))?;
+            tx.execute(
+                "INSERT INTO evident_entries (idx, record) \
+                 SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+                &[&indexes, &records],
+            )
+            .map_err(pg("appending entries"))?;
+            tx.execute(
+                "INSERT INTO evident_nodes (level, idx, hash) \
+                 SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])",
+                &[&levels, &node_indexes, &hashes],
+            )
+            .map_err(pg("appending tree nodes"))?;
+            tx.commit().map_err(pg("committing a batch"))
+        });
+        match result {
+            Ok(()) => {
+                self.size.store(start + count, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                // Whether the commit reached the disk is unknown: the store stops, and a
+                // restart reads back what is there.
+                *poisoned = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        if index >= self.size() {
+            return Ok(None);
+        }
+        let index = to_i64(index);
+        self.run(move |c| {
+            c.query_opt(
+                "SELECT record FROM evident_entries WHERE idx = $1",
+                &[&index],
+            )
+            .map(|row| row.map(|r| r.get(0)))
+            .map_err(pg("reading an entry"))
+        })
+    }
+
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let end = end.min(self.size());
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let (start, end) = (to_i64(start), to_i64(end));
+        let rows = self.run(move |c| {
+            c.query(
+                "SELECT idx, record FROM evident_entries WHERE idx >= $1 AND idx < $2 \
+                 ORDER BY idx",
+                &[&start, &end],
+            )
+            .map_err(pg("reading entries"))
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|r| (r.get::<_, i64>(0), r.get::<_, Vec<u8>>(1)))
+                    .collect::<Vec<_>>()
+            })
+        })?;
+        // Every index of the range, in order: a hole is a damaged store, not a short answer.
+        for (expected, (idx, _)) in (start..end).zip(&rows) {
+            if *idx != expected {
+                return Err(StoreError::Corrupt(format!("entry {expected} is missing")));
+            }
+        }
+        if rows.len() as i64 != end - start {
+            return Err(StoreError::Corrupt(format!(
+                "entries {start}..{end}: {} found",
+                rows.len()
+            )));
+        }
+        Ok(rows.into_iter().map(|(_, r)| r).collect())
+    }
+
+    fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        let size = self.size();
+        let inside = level < 64
+            && index
+                .checked_add(1)
+                .and_then(|i| i.checked_mul(1u64 << level))
+                .is_some_and(|e| e <= size);
+        if !inside {
+            return Err(StoreError::Corrupt(format!(
+                "asked for the subtree (level {level}, index {index}), which is not complete in \
+                 a log of {size} entries"
+            )));
+        }
+        let (lvl, idx) = (i32::try_from(level).unwrap_or(i32::MAX), to_i64(index));
+        let bytes: Option<Vec<u8>> = self.run(move |c| {
+            c.query_opt(
+                "SELECT hash FROM evident_nodes WHERE level = $1 AND idx = $2",
+                &[&lvl, &idx],
+            )
+            .map(|row| row.map(|r| r.get(0)))
+            .map_err(pg("reading a tree node"))
+        })?;
+        let bytes = bytes.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "tree node (level {level}, index {index}) is missing"
+            ))
+        })?;
+        let raw: [u8; 32] = bytes.try_into().map_err(|_| {
+            StoreError::Corrupt(format!(
+                "tree node (level {level}, index {index}) is not 32 bytes"
+            ))
+        })?;
+        Ok(Hash(raw))
+    }
+
+    fn checkpoint(&self) -> Result<Option<String>, StoreError> {
+        self.meta("checkpoint")?
+            .map(|b| {
+                String::from_utf8(b)
+                    .map_err(|_| StoreError::Corrupt("the stored checkpoint is not UTF-8".into()))
+            })
+            .transpose()
+    }
+
+    fn set_checkpoint(&self, note: &str) -> Result<(), StoreError> {
+        self.set_meta("checkpoint", note.as_bytes().to_vec())
+    }
+
+    fn genesis(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.meta("genesis")
+    }
+
+    fn set_genesis(&self, json: &[u8]) -> Result<(), StoreError> {
+        self.set_meta("genesis", json.to_vec())
+    }
+}
+
+/// A real PostgreSQL server for tests: `initdb` in a temporary folder and `pg_ctl` on a
+/// free loopback port (Debian's `postgresql` package; run as the `postgres` user when the
+/// tests run as root, as PostgreSQL refuses root). Stopped, immediately, when dropped.
+#[cfg(test)]
+pub(crate) mod testdb {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// A running test server.
+    pub(crate) struct TestDb {
+        dir: tempfile::TempDir,
+        bin: PathBuf,
+        /// A libpq connection string for its `postgres` database.
+        pub(crate) url: String,
+    }
+
+    fn bin_dir() -> PathBuf {
+        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect(
+                "PostgreSQL is installed (Debian's postgresql package; scripts/test installs it)",
+            )
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        found.sort();
+        found
+            .pop()
+            .expect("an initdb under /usr/lib/postgresql/*/bin")
+    }
+
+    fn as_postgres(bin: &Path, tool: &str, args: &[String]) {
+        let root = std::env::var("USER").is_ok_and(|u| u == "root")
+            || Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let status = if root {
+            let mut line = vec![bin.join(tool).display().to_string()];
+            line.extend(args.iter().cloned());
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(&line)
+                .status()
+        } else {
+            Command::new(bin.join(tool)).args(args).status()
+        }
+        .expect("running a PostgreSQL tool");
+        assert!(status.success(), "{tool} {args:?} failed");
+    }
+
+    impl TestDb {
+        /// Starts a fresh server.
+        pub(crate) fn start() -> TestDb {
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let _ = Command::new("chown")
+                .args(["postgres:postgres", &dir.path().display().to_string()])
+                .status();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let bin = bin_dir();
+            let data = dir.path().join("data").display().to_string();
+            as_postgres(
+                &bin,
+                "initdb",
+                &[
+                    "-D".into(),
+                    data.clone(),
+                    "-A".into(),
+                    "trust".into(),
+                    "-U".into(),
+                    "postgres".into(),
+                ],
+            );
+            as_postgres(
+                &bin,
+                "pg_ctl",
+                &[
+                    "-D".into(),
+                    data,
+                    "-l".into(),
+                    dir.path().join("server.log").display().to_string(),
+                    "-w".into(),
+                    "-o".into(),
+                    format!(
+                        "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=on",
+                        dir.path().display()
+                    ),
+                    "start".into(),
+                ],
+            );
+            TestDb {
+                url: format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+                dir,
+                bin,
+            }
+        }
+
+        /// Stops the server at once (as a crash would), keeping its data.
+        pub(crate) fn kill(&self) {
+            as_postgres(
+                &self.bin,
+                "pg_ctl",
+                &[
+                    "-D".into(),
+                    self.dir.path().join("data").display().to_string(),
+                    "-m".into(),
+                    "immediate".into(),
+                    "stop".into(),
+                ],
+            );
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            let _ = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"))
+                .args(["-D", &self.dir.path().join("data").display().to_string()])
+                .args(["-m", "immediate", "stop"])
+                .output();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use evident_core::merkle::{self, Frontier, MemoryTree, SubtreeSource as _};
+
+    use super::testdb::TestDb;
+    use super::*;
+    use crate::engine::storage::crashsim::{Records, nodes_for};
+
+    #[test]
+    fn a_log_in_postgres_reads_back_what_was_appended_and_survives_reopening() {
+        let db = TestDb::start();
+        let log = PgLog::open(&db.url).unwrap();
+        assert_eq!(log.size(), 0);
+        assert_eq!(log.genesis().unwrap(), None);
+        log.set_genesis(b"{\"threshold\":1}").unwrap();
+        let mut records = Records::new(5);
+        let mut frontier = Frontier::new();
+        let mut tree = MemoryTree::new();
+        let mut all = Vec::new();
+        for n in [1usize, 7, 64, 3, 200] {
+            let batch = records.batch(n, 10, 300);
+            let nodes = nodes_for(&mut frontier, &batch);
+            log.append(&batch, &nodes).unwrap();
+            for r in &batch {
+                tree.push(merkle::leaf_hash(r));
+            }
+            all.extend(batch);
+        }
+        log.set_checkpoint("evident.test/log\n275\nroot\n").unwrap();
+        for log in [log, PgLog::open(&db.url).unwrap()] {
+            let size = all.len() as u64;
+            assert_eq!(log.size(), size);
+            assert_eq!(log.entries(0, size + 5).unwrap(), all);
+            assert_eq!(log.entry(size).unwrap(), None);
+            assert_eq!(log.entry(100).unwrap().as_ref(), Some(&all[100]));
+            assert_eq!(log.entries(10, 20).unwrap(), &all[10..20]);
+            for level in 0..9u32 {
+                for index in 0..(size >> level) {
+                    assert_eq!(
+                        LogStore::subtree_hash(&log, level, index).unwrap(),
+                        tree.subtree_hash(level, index).unwrap(),
+                        "level {level} index {index}"
+                    );
+                }
+            }
+            assert!(LogStore::subtree_hash(&log, 9, 0).is_err());
+            assert_eq!(
+                log.genesis().unwrap().as_deref(),
+                Some(&b"{\"threshold\":1}"[..])
+            );
+            assert_eq!(
+                log.checkpoint().unwrap().as_deref(),
+                Some("evident.test/log\n275\nroot\n")
+            );
+        }
+    }
+
+    #[test]
+    fn an_append_that_cannot_commit_poisons_the_log() {
+        let db = TestDb::start();
+        let log = PgLog::open(&db.url).unwrap();
+        let mut records = Records::new(9);
+        let mut frontier = Frontier::new();
+        let first = records.batch(5, 10, 50);
+        log.append(&first, &nodes_for(&mut frontier, &first))
+            .unwrap();
+        // The database goes away between two batches, as a crash of its machine would.
+        db.kill();
+        let second = records.batch(3, 10, 50);
+        let err = log
+            .append(&second, &nodes_for(&mut frontier.clone(), &second))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Database { .. }), "{err}");
+        assert_eq!(log.size(), 5);
+        let again = log.append(&second, &[]).unwrap_err();
+        assert!(matches!(again, StoreError::Poisoned(_)), "{again}");
+    }
+}
