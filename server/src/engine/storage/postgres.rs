@@ -26,24 +26,86 @@ use std::sync::mpsc;
 use evident_core::Hash;
 use evident_core::merkle::Node;
 
-use super::{LogStore, StoreError};
+use super::{Census, IndexStore, Indexed, LogStore, Posting, StoreError};
 
 /// The schema migrations, in order: the first `n` are applied when `evident_schema` says
 /// version `n`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE evident_entries (idx bigint PRIMARY KEY, record bytea NOT NULL);
     CREATE TABLE evident_nodes (
         level integer NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL,
         PRIMARY KEY (level, idx));
     CREATE TABLE evident_meta (key text PRIMARY KEY, value bytea NOT NULL);
-"];
+    ",
+    "
+    CREATE TABLE evident_indexed (one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        indexed bigint NOT NULL);
+    INSERT INTO evident_indexed (indexed) VALUES (0);
+    CREATE TABLE evident_leaf (hash bytea PRIMARY KEY, idx bigint NOT NULL);
+    CREATE TABLE evident_content (key bytea PRIMARY KEY, idx bigint NOT NULL);
+    CREATE TABLE evident_postings (list bytea NOT NULL, idx bigint NOT NULL,
+        PRIMARY KEY (list, idx));
+    CREATE TABLE evident_signers (idx bigint PRIMARY KEY, signers text[] NOT NULL);
+    CREATE TABLE evident_policies (name text NOT NULL, version bigint NOT NULL,
+        idx bigint NOT NULL, PRIMARY KEY (name, version));
+    ",
+];
 
 /// A job for the connection's thread.
 type Job = Box<dyn FnOnce(&mut postgres::Client) + Send>;
 
+/// A connection on its own thread: each call is a job sent to it, its answer waited for.
+struct Conn {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Conn {
+    /// Connects to `url` and applies the migrations this build knows.
+    fn open(url: &str) -> Result<Conn, StoreError> {
+        let mut client = postgres::Client::connect(url, postgres::NoTls)
+            .map_err(pg("connecting to PostgreSQL"))?;
+        migrate(&mut client)?;
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("evident-postgres".into())
+            .spawn(move || {
+                for job in inbox {
+                    job(&mut client);
+                }
+            })
+            .map_err(|e| StoreError::Database {
+                op: "starting the PostgreSQL thread",
+                message: e.to_string(),
+            })?;
+        Ok(Conn {
+            jobs: Mutex::new(jobs),
+        })
+    }
+
+    /// Runs `f` on the connection's thread and waits for its answer.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |client| {
+            let _ = reply.send(f(client));
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| StoreError::Poisoned("a PostgreSQL caller panicked".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Poisoned("the PostgreSQL thread stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Poisoned("the PostgreSQL thread stopped".into()))?
+    }
+}
+
 /// The log in PostgreSQL.
 pub struct PgLog {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    conn: Conn,
     size: AtomicU64,
     poisoned: Mutex<Option<String>>,
 }
@@ -67,49 +129,24 @@ impl PgLog {
     /// Connects to `url` (a libpq connection string or URL), applies the migrations this
     /// build knows, and reads the log's size.
     pub fn open(url: &str) -> Result<PgLog, StoreError> {
-        let mut client = postgres::Client::connect(url, postgres::NoTls)
-            .map_err(pg("connecting to PostgreSQL"))?;
-        migrate(&mut client)?;
-        let size: i64 = client
-            .query_one("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
-            .map_err(pg("reading the log's size"))?
-            .get(0);
-        let (jobs, inbox) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("evident-postgres".into())
-            .spawn(move || {
-                for job in inbox {
-                    job(&mut client);
-                }
-            })
-            .map_err(|e| StoreError::Database {
-                op: "starting the PostgreSQL thread",
-                message: e.to_string(),
-            })?;
+        let conn = Conn::open(url)?;
+        let size: i64 = conn.run(|c| {
+            c.query_one("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
+                .map(|r| r.get(0))
+                .map_err(pg("reading the log's size"))
+        })?;
         Ok(PgLog {
-            jobs: Mutex::new(jobs),
+            conn,
             size: AtomicU64::new(u64::try_from(size).unwrap_or(0)),
             poisoned: Mutex::new(None),
         })
     }
 
-    /// Runs `f` on the connection's thread and waits for its answer.
     fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let job: Job = Box::new(move |client| {
-            let _ = reply.send(f(client));
-        });
-        self.jobs
-            .lock()
-            .map_err(|_| StoreError::Poisoned("a PostgreSQL caller panicked".into()))?
-            .send(job)
-            .map_err(|_| StoreError::Poisoned("the PostgreSQL thread stopped".into()))?;
-        answer
-            .recv()
-            .map_err(|_| StoreError::Poisoned("the PostgreSQL thread stopped".into()))?
+        self.conn.run(f)
     }
 
     fn set_meta(&self, key: &'static str, value: Vec<u8>) -> Result<(), StoreError> {
@@ -333,6 +370,292 @@ impl LogStore for PgLog {
     }
 }
 
+/// The indexes in PostgreSQL: look-ups by leaf hash and dedupe key, posting lists, each
+/// entry's signers and the policy versions, each [`IndexStore::add`] one transaction.
+pub struct PgIndex {
+    conn: Conn,
+}
+
+impl fmt::Debug for PgIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgIndex").finish_non_exhaustive()
+    }
+}
+
+impl PgIndex {
+    /// Connects to `url` and applies the migrations this build knows.
+    pub fn open(url: &str) -> Result<PgIndex, StoreError> {
+        Ok(PgIndex {
+            conn: Conn::open(url)?,
+        })
+    }
+}
+
+/// The policy version an entry records, if the indexes keep it.
+fn policy_of(entry: &Indexed) -> Option<(String, i64)> {
+    entry
+        .facts
+        .policy
+        .as_ref()
+        .filter(|(name, _)| !name.contains('\0'))
+        .map(|(name, version)| (name.clone(), to_i64(*version)))
+}
+
+impl IndexStore for PgIndex {
+    fn indexed(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.run(|c| {
+            c.query_one("SELECT indexed FROM evident_indexed", &[])
+                .map(|r| r.get(0))
+                .map_err(pg("reading how far the indexes go"))
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn add(&self, entries: &[Indexed]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let first = to_i64(entries[0].index);
+        let next = to_i64(entries[entries.len() - 1].index + 1);
+        let mut leaf = (Vec::new(), Vec::new());
+        let mut content = (Vec::new(), Vec::new());
+        let mut postings = (Vec::new(), Vec::new());
+        let mut signers = (Vec::new(), Vec::new());
+        let mut policies = (Vec::new(), Vec::new(), Vec::new());
+        for entry in entries {
+            let index = to_i64(entry.index);
+            leaf.0.push(entry.leaf_hash.as_bytes().to_vec());
+            leaf.1.push(index);
+            content.0.push(entry.dedupe_key.as_bytes().to_vec());
+            content.1.push(index);
+            for list in entry.postings() {
+                if let Some(prefix) = list.prefix() {
+                    postings.0.push(prefix);
+                    postings.1.push(index);
+                }
+            }
+            signers.0.push(index);
+            // Arrays of arrays cannot be bound: the identities of an entry joined by the
+            // unit separator (U+001F), a control character no identity may hold.
+            signers.1.push(entry.facts.signers.join("\u{1f}"));
+            if let Some((name, version)) = policy_of(entry) {
+                policies.0.push(name);
+                policies.1.push(version);
+                policies.2.push(index);
+            }
+        }
+        self.conn.run(move |c| {
+            let mut tx = c.transaction().map_err(pg("indexing entries"))?;
+            let at: i64 = tx
+                .query_one("SELECT indexed FROM evident_indexed FOR UPDATE", &[])
+                .map_err(pg("indexing entries"))?
+                .get(0);
+            if at != first {
+                return Err(StoreError::Corrupt(format!(
+                    "the indexes go to entry {at}, asked to add from entry {first}"
+                )));
+            }
+            tx.execute(
+                "INSERT INTO evident_leaf (hash, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[])",
+                &[&leaf.0, &leaf.1],
+            )
+            .map_err(pg("indexing leaf hashes"))?;
+            tx.execute(
+                // A log never holds two entries with one dedupe key: a repeat is refused.
+                "INSERT INTO evident_content (key, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[])",
+                &[&content.0, &content.1],
+            )
+            .map_err(pg("indexing dedupe keys"))?;
+            tx.execute(
+                "INSERT INTO evident_postings (list, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[]) \
+                 ON CONFLICT DO NOTHING",
+                &[&postings.0, &postings.1],
+            )
+            .map_err(pg("indexing posting lists"))?;
+            tx.execute(
+                "INSERT INTO evident_signers (idx, signers) \
+                 SELECT i, CASE WHEN s = '' THEN '{}'::text[] ELSE string_to_array(s, chr(31)) END \
+                 FROM unnest($1::bigint[], $2::text[]) AS u(i, s)",
+                &[&signers.0, &signers.1],
+            )
+            .map_err(pg("indexing signers"))?;
+            tx.execute(
+                "INSERT INTO evident_policies (name, version, idx) \
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
+                &[&policies.0, &policies.1, &policies.2],
+            )
+            .map_err(pg("indexing policy versions"))?;
+            tx.execute("UPDATE evident_indexed SET indexed = $1", &[&next])
+                .map_err(pg("indexing entries"))?;
+            tx.commit().map_err(pg("committing index entries"))
+        })
+    }
+
+    /// Every `add` is a committed transaction: nothing more to make durable.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
+        let key = leaf_hash.as_bytes().to_vec();
+        self.lookup("SELECT idx FROM evident_leaf WHERE hash = $1", key)
+    }
+
+    fn index_of_content(&self, dedupe_key: &Hash) -> Result<Option<u64>, StoreError> {
+        let key = dedupe_key.as_bytes().to_vec();
+        self.lookup("SELECT idx FROM evident_content WHERE key = $1", key)
+    }
+
+    fn seek(
+        &self,
+        posting: &Posting,
+        from: u64,
+        forward: bool,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        if lo >= hi || (forward && from >= hi) || (!forward && from < lo) {
+            return Ok(None);
+        }
+        let Some(list) = posting.prefix() else {
+            return Ok(None);
+        };
+        let (sql, a, b) = if forward {
+            (
+                "SELECT idx FROM evident_postings WHERE list = $1 AND idx >= $2 AND idx < $3 \
+                 ORDER BY idx LIMIT 1",
+                to_i64(from.max(lo)),
+                to_i64(hi),
+            )
+        } else {
+            (
+                "SELECT idx FROM evident_postings WHERE list = $1 AND idx <= $2 AND idx >= $3 \
+                 ORDER BY idx DESC LIMIT 1",
+                to_i64(from.min(hi - 1)),
+                to_i64(lo),
+            )
+        };
+        let found: Option<i64> = self.conn.run(move |c| {
+            c.query_opt(sql, &[&list, &a, &b])
+                .map(|row| row.map(|r| r.get(0)))
+                .map_err(pg("reading a posting list"))
+        })?;
+        Ok(found.and_then(|i| u64::try_from(i).ok()))
+    }
+
+    fn signers_of(&self, index: u64) -> Result<Option<Vec<String>>, StoreError> {
+        let index = to_i64(index);
+        self.conn.run(move |c| {
+            c.query_opt(
+                "SELECT signers FROM evident_signers WHERE idx = $1",
+                &[&index],
+            )
+            .map(|row| row.map(|r| r.get(0)))
+            .map_err(pg("reading an entry's signers"))
+        })
+    }
+
+    fn policies(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        self.conn.run(|c| {
+            c.query(
+                "SELECT name, version, idx FROM evident_policies ORDER BY name, version",
+                &[],
+            )
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|r| {
+                        let version: i64 = r.get(1);
+                        let idx: i64 = r.get(2);
+                        (
+                            r.get(0),
+                            u64::try_from(version).unwrap_or(0),
+                            u64::try_from(idx).unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .map_err(pg("reading policy versions"))
+        })
+    }
+
+    fn check(&self, entry: &Indexed) -> Result<Option<String>, StoreError> {
+        let index = entry.index;
+        if self.index_of_leaf(&entry.leaf_hash)? != Some(index) {
+            return Ok(Some("its leaf hash does not find it".into()));
+        }
+        if self
+            .index_of_content(&entry.dedupe_key)?
+            .is_none_or(|i| i > index)
+        {
+            return Ok(Some("its dedupe key does not find it".into()));
+        }
+        for list in entry.postings() {
+            if self.seek(&list, index, true, index, index + 1)? != Some(index) {
+                return Ok(Some(format!("it is missing from the list {list:?}")));
+            }
+        }
+        if self.signers_of(index)?.as_ref() != Some(&entry.facts.signers) {
+            return Ok(Some("its signers are not recorded as they are".into()));
+        }
+        if let Some((name, version)) = policy_of(entry) {
+            let found = self
+                .policies()?
+                .into_iter()
+                .any(|(n, v, i)| n == name && to_i64(v) == version && i == index);
+            if !found {
+                return Ok(Some(format!(
+                    "policy {name} version {version} is not recorded"
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    fn census(&self) -> Result<Census, StoreError> {
+        self.conn.run(|c| {
+            let row = c
+                .query_one(
+                    "SELECT (SELECT count(*) FROM evident_leaf), \
+                            (SELECT count(*) FROM evident_content), \
+                            (SELECT count(*) FROM evident_postings), \
+                            (SELECT count(*) FROM evident_signers), \
+                            (SELECT count(*) FROM evident_policies)",
+                    &[],
+                )
+                .map_err(pg("counting the indexes"))?;
+            let n = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+            Ok(Census {
+                leaf_hashes: n(0),
+                dedupe_keys: n(1),
+                postings: n(2),
+                signer_records: n(3),
+                policy_versions: n(4),
+            })
+        })
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        self.conn.run(|c| {
+            c.batch_execute(
+                "BEGIN; TRUNCATE evident_leaf, evident_content, evident_postings, \
+                 evident_signers, evident_policies; UPDATE evident_indexed SET indexed = 0; COMMIT;",
+            )
+            .map_err(pg("clearing the indexes"))
+        })
+    }
+}
+
+impl PgIndex {
+    fn lookup(&self, sql: &'static str, key: Vec<u8>) -> Result<Option<u64>, StoreError> {
+        let found: Option<i64> = self.conn.run(move |c| {
+            c.query_opt(sql, &[&key])
+                .map(|row| row.map(|r| r.get(0)))
+                .map_err(pg("reading an index"))
+        })?;
+        Ok(found.and_then(|i| u64::try_from(i).ok()))
+    }
+}
+
 /// A real PostgreSQL server for tests: `initdb` in a temporary folder and `pg_ctl` on a
 /// free loopback port (Debian's `postgresql` package; run as the `postgres` user when the
 /// tests run as root, as PostgreSQL refuses root). Stopped, immediately, when dropped.
@@ -375,9 +698,13 @@ pub(crate) mod testdb {
             Command::new("runuser")
                 .args(["-u", "postgres", "--"])
                 .args(&line)
+                .stdout(std::process::Stdio::null())
                 .status()
         } else {
-            Command::new(bin.join(tool)).args(args).status()
+            Command::new(bin.join(tool))
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
         }
         .expect("running a PostgreSQL tool");
         assert!(status.success(), "{tool} {args:?} failed");
@@ -538,5 +865,116 @@ mod tests {
         assert_eq!(log.size(), 5);
         let again = log.append(&second, &[]).unwrap_err();
         assert!(matches!(again, StoreError::Poisoned(_)), "{again}");
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use evident_core::audit::Facts;
+    use evident_core::record::EntryKind;
+
+    use super::testdb::TestDb;
+    use super::*;
+
+    /// Entry `i` of a made-up log: a few predicate types, signers, roles and subjects, a
+    /// policy version every 17 entries.
+    fn entry(i: u64) -> Indexed {
+        let who = ["ci@a", "scanner@b", "alice@c"];
+        let mut facts = Facts {
+            signers: vec![who[(i % 3) as usize].to_owned()],
+            roles: vec![["ci", "scanner", "reviewer"][(i % 3) as usize].to_owned()],
+            predicate_type: Some(format!("https://p/{}", i % 4)),
+            subjects: vec![("sha256".into(), format!("{:064x}", i % 5))],
+            subject_names: vec![format!("app-{}", i % 2)],
+            ..Facts::default()
+        };
+        if i % 7 == 0 {
+            facts.signers.push("bob@d".into());
+        }
+        if i % 17 == 0 {
+            facts.policy = Some(("prod".into(), i / 17 + 1));
+        }
+        Indexed {
+            index: i,
+            leaf_hash: Hash::sha256(&i.to_be_bytes()),
+            dedupe_key: Hash::sha256(&i.to_le_bytes()),
+            kind: if i % 17 == 0 {
+                EntryKind::Policy
+            } else {
+                EntryKind::Attestation
+            },
+            facts,
+        }
+    }
+
+    #[test]
+    fn indexes_in_postgres_answer_as_the_entries_say() {
+        let db = TestDb::start();
+        let index = PgIndex::open(&db.url).unwrap();
+        assert_eq!(index.indexed().unwrap(), 0);
+        let all: Vec<Indexed> = (0..300).map(entry).collect();
+        for chunk in all.chunks(37) {
+            index.add(chunk).unwrap();
+        }
+        index.sync().unwrap();
+        // Adding out of order is refused and changes nothing.
+        let err = index.add(&[entry(5)]).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        // A second entry with an indexed dedupe key is refused, and changes nothing.
+        let mut repeat = entry(300);
+        repeat.dedupe_key = entry(12).dedupe_key;
+        assert!(index.add(&[repeat]).is_err());
+        assert_eq!(index.indexed().unwrap(), 300);
+        let reopened = PgIndex::open(&db.url).unwrap();
+        let mut census = Census::default();
+        for e in &all {
+            census.add(e);
+            assert_eq!(reopened.check(e).unwrap(), None, "entry {}", e.index);
+            assert_eq!(reopened.index_of_leaf(&e.leaf_hash).unwrap(), Some(e.index));
+            assert_eq!(
+                reopened.index_of_content(&e.dedupe_key).unwrap(),
+                Some(e.index)
+            );
+            assert_eq!(
+                reopened.signers_of(e.index).unwrap().as_ref(),
+                Some(&e.facts.signers)
+            );
+        }
+        assert_eq!(reopened.census().unwrap(), census);
+        // Seeks agree with the entries' own lists, forward and backward, within bounds.
+        let lists = [
+            Posting::Signer("bob@d".into()),
+            Posting::Role("scanner".into()),
+            Posting::PredicateType("https://p/3".into()),
+            Posting::Kind(EntryKind::Policy),
+            Posting::Subject("sha256".into(), format!("{:064x}", 2)),
+            Posting::SubjectName("app-1".into()),
+            Posting::Signer("nobody".into()),
+        ];
+        for list in &lists {
+            let on: Vec<u64> = all
+                .iter()
+                .filter(|e| e.postings().contains(list))
+                .map(|e| e.index)
+                .collect();
+            for (from, lo, hi) in [(0, 0, 300), (50, 10, 200), (299, 0, 300), (120, 100, 140)] {
+                let forward = on.iter().copied().find(|&i| i >= from.max(lo) && i < hi);
+                let backward = on
+                    .iter()
+                    .rev()
+                    .copied()
+                    .find(|&i| i <= from && i >= lo && i < hi);
+                assert_eq!(reopened.seek(list, from, true, lo, hi).unwrap(), forward);
+                assert_eq!(reopened.seek(list, from, false, lo, hi).unwrap(), backward);
+            }
+        }
+        let policies = reopened.policies().unwrap();
+        assert_eq!(policies.len(), 18);
+        assert_eq!(policies[0], ("prod".to_owned(), 1, 0));
+        reopened.clear().unwrap();
+        assert_eq!(reopened.indexed().unwrap(), 0);
+        assert_eq!(reopened.census().unwrap(), Census::default());
     }
 }
