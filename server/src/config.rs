@@ -37,6 +37,9 @@ pub struct Config {
     pub verify_every_seconds: u64,
     /// The background verification reads at most this many entries a second.
     pub verify_entries_per_second: u64,
+    /// Where the log and the indexes live: files in `data_dir` (the default), or
+    /// PostgreSQL.
+    pub store: StoreConfig,
     /// No longer used (it sized sled's page cache when the indexes were in sled); accepted
     /// so that older configuration files still load, with a warning.
     pub store_cache_mb: Option<u64>,
@@ -55,6 +58,27 @@ pub struct Config {
     /// Plaintext beyond loopback: only from the `--insecure-allow-plaintext` flag.
     #[serde(skip)]
     pub insecure_allow_plaintext: bool,
+}
+
+/// Which backend stores the log and the indexes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Segment and tile files and sorted index runs in `data_dir` (embedded).
+    #[default]
+    Files,
+    /// Tables in a PostgreSQL database (`url`).
+    Postgres,
+}
+
+/// `[store]`: where the log and the indexes live.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The backend.
+    pub backend: Backend,
+    /// For `postgres`: a libpq connection string or URL (`EVIDENT_STORE_URL` overrides it).
+    pub url: Option<String>,
 }
 
 /// Transport security. With nothing set, `evidentd` serves TLS with a certificate it makes
@@ -228,6 +252,7 @@ impl Default for Config {
             startup_check: StartupCheck::Tail,
             startup_tail_entries: 10_000,
             store_cache_mb: None,
+            store: StoreConfig::default(),
             verify_every_seconds: 24 * 3600,
             verify_entries_per_second: 5_000,
             genesis: GenesisConfig::default(),

@@ -260,7 +260,16 @@ impl Prepared {
 /// Loads or creates the log key, opens the store and checks it (the start-up check).
 pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let signer = logkey::load_or_create(&config.data_dir, &config.origin)?;
-    let store = Store::open(&config.data_dir).map_err(|source| RunError::Store {
+    let store = match (config.store.backend, &config.store.url) {
+        (config::Backend::Files, _) => Store::open(&config.data_dir),
+        (config::Backend::Postgres, Some(url)) => Store::open_postgres(url),
+        (config::Backend::Postgres, None) => Err(crate::storage::StoreError::Layout(
+            "[store] backend = \"postgres\" needs url = \"postgres://…\" (or \
+             EVIDENT_STORE_URL)"
+                .into(),
+        )),
+    }
+    .map_err(|source| RunError::Store {
         dir: config.data_dir.clone(),
         error: source,
     })?;

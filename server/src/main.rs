@@ -26,6 +26,10 @@ struct Args {
     /// Data folder [default: ./evident-data].
     #[arg(long, env = "EVIDENT_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep the log and the indexes in this PostgreSQL database (a libpq connection string
+    /// or URL) instead of files in the data folder: `[store] backend = "postgres"`.
+    #[arg(long, env = "EVIDENT_STORE_URL")]
+    store_url: Option<String>,
     /// The log's origin (checkpoint first line and key name) [default: evident.local/log].
     #[arg(long, env = "EVIDENT_ORIGIN")]
     origin: Option<String>,
@@ -272,6 +276,10 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
     }
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
+    }
+    if let Some(url) = &args.store_url {
+        config.store.backend = evident_server::config::Backend::Postgres;
+        config.store.url = Some(url.clone());
     }
     if let Some(origin) = &args.origin {
         config.origin = origin.clone();

@@ -99,6 +99,14 @@ impl Store {
         Store::create(data_dir)
     }
 
+    /// Opens (or creates) a store in the PostgreSQL database at `url`: the log and the
+    /// indexes in its tables, the schema migrated to this build's.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let log = crate::storage::postgres::PgLog::open(url)?;
+        let index = crate::storage::postgres::PgIndex::open(url)?;
+        Ok(Store::from_parts(Arc::new(log), Arc::new(index)))
+    }
+
     /// Opens the store of `data_dir` for `evidentd reindex` and `verify-store`: indexes too
     /// damaged to open are reported by every read that needs them, and removed whole by
     /// [`IndexStore::clear`], instead of refusing the store.

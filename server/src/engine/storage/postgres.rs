@@ -173,7 +173,10 @@ impl PgLog {
 /// Applies the migrations not yet applied, each in its own transaction.
 fn migrate(client: &mut postgres::Client) -> Result<(), StoreError> {
     client
-        .batch_execute("CREATE TABLE IF NOT EXISTS evident_schema (version integer NOT NULL)")
+        .batch_execute(
+            "SET client_min_messages TO warning; \
+             CREATE TABLE IF NOT EXISTS evident_schema (version integer NOT NULL)",
+        )
         .map_err(pg("creating the schema table"))?;
     let mut tx = client.transaction().map_err(pg("migrating the schema"))?;
     // One migrator at a time, whichever instance starts first.
