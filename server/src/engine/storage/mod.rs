@@ -59,6 +59,20 @@ pub enum StoreError {
         /// What PostgreSQL said.
         message: String,
     },
+    /// This instance's sequencing lease is gone: another instance took over (or it
+    /// expired). Nothing was written.
+    #[error(
+        "this instance no longer holds the sequencing lease (its term {term}; the lease is at \
+         term {current}, held by {holder:?}): nothing was written"
+    )]
+    Fenced {
+        /// The term this instance held.
+        term: i64,
+        /// The lease's term now.
+        current: i64,
+        /// Who holds it now.
+        holder: String,
+    },
     /// Stored bytes are not what the ledger wrote.
     #[error("store is corrupt: {0}")]
     Corrupt(String),

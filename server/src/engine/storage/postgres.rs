@@ -50,6 +50,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE evident_policies (name text NOT NULL, version bigint NOT NULL,
         idx bigint NOT NULL, PRIMARY KEY (name, version));
     ",
+    "
+    CREATE TABLE evident_lease (one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        term bigint NOT NULL, holder text NOT NULL, expires timestamptz NOT NULL);
+    INSERT INTO evident_lease (term, holder, expires) VALUES (0, '', '-infinity');
+    ",
 ];
 
 /// A job for the connection's thread.
@@ -108,6 +113,18 @@ pub struct PgLog {
     conn: Conn,
     size: AtomicU64,
     poisoned: Mutex<Option<String>>,
+    /// The sequencing lease this instance holds, `(term, holder)`, when several instances
+    /// share the database: every append checks it inside its own transaction.
+    lease: Mutex<Option<(i64, String)>>,
+}
+
+/// A sequencing lease this instance holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Its fencing term: one more than every earlier holder's.
+    pub term: u64,
+    /// The log's size when it was taken (what this holder appends after).
+    pub size: u64,
 }
 
 impl fmt::Debug for PgLog {
@@ -139,7 +156,77 @@ impl PgLog {
             conn,
             size: AtomicU64::new(u64::try_from(size).unwrap_or(0)),
             poisoned: Mutex::new(None),
+            lease: Mutex::new(None),
         })
+    }
+
+    /// Takes the sequencing lease for `holder` for `ttl` if it is free (expired, or never
+    /// taken) or already `holder`'s, renewing it then. A newly taken lease gets the next
+    /// fencing term, and from then on every append of this instance is refused unless the
+    /// lease row still names this term and holder and has not expired: an old holder that
+    /// was paused or cut off can never append after another took over. `None` when
+    /// another instance holds it.
+    pub fn acquire_lease(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Lease>, StoreError> {
+        let holder = holder.to_owned();
+        let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let held = self.lease_held()?;
+        let taken = self.run(move |c| {
+            let mut tx = c.transaction().map_err(pg("taking the lease"))?;
+            let row = tx
+                .query_one(
+                    "SELECT term, holder, expires > now() FROM evident_lease FOR UPDATE",
+                    &[],
+                )
+                .map_err(pg("taking the lease"))?;
+            let (term, current, live): (i64, String, bool) = (row.get(0), row.get(1), row.get(2));
+            let renew = held
+                .as_ref()
+                .is_some_and(|(t, h)| *t == term && *h == current)
+                && live;
+            if live && !renew {
+                return Ok(None);
+            }
+            let term = if renew { term } else { term + 1 };
+            tx.execute(
+                "UPDATE evident_lease SET term = $1, holder = $2, \
+                 expires = now() + make_interval(secs => $3::bigint / 1000.0)",
+                &[&term, &holder, &millis],
+            )
+            .map_err(pg("taking the lease"))?;
+            let size: i64 = tx
+                .query_one("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
+                .map_err(pg("reading the log's size"))?
+                .get(0);
+            tx.commit().map_err(pg("taking the lease"))?;
+            Ok(Some((term, holder, size)))
+        })?;
+        let Some((term, holder, size)) = taken else {
+            return Ok(None);
+        };
+        let size = u64::try_from(size).unwrap_or(0);
+        // A new holder appends after whatever the log holds now.
+        self.size.store(size, Ordering::Release);
+        *self
+            .lease
+            .lock()
+            .map_err(|_| StoreError::Poisoned("a lease holder panicked".into()))? =
+            Some((term, holder));
+        Ok(Some(Lease {
+            term: u64::try_from(term).unwrap_or(0),
+            size,
+        }))
+    }
+
+    fn lease_held(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self
+            .lease
+            .lock()
+            .map_err(|_| StoreError::Poisoned("a lease holder panicked".into()))?
+            .clone())
     }
 
     fn run<T: Send + 'static>(
@@ -237,8 +324,28 @@ impl LogStore for PgLog {
         let node_indexes: Vec<i64> = nodes.iter().map(|n| to_i64(n.index)).collect();
         let hashes: Vec<Vec<u8>> = nodes.iter().map(|n| n.hash.as_bytes().to_vec()).collect();
         let count = records.len() as u64;
+        let lease = self.lease_held()?;
         let result = self.run(move |c| {
             let mut tx = c.transaction().map_err(pg("appending entries"))?;
+            if let Some((term, holder)) = lease {
+                // Fencing: inside the batch's own transaction, so that no commit can follow
+                // a takeover.
+                let row = tx
+                    .query_one(
+                        "SELECT term, holder, expires > now() FROM evident_lease FOR SHARE",
+                        &[],
+                    )
+                    .map_err(pg("checking the lease"))?;
+                let (now_term, now_holder, live): (i64, String, bool) =
+                    (row.get(0), row.get(1), row.get(2));
+                if now_term != term || now_holder != holder || !live {
+                    return Err(StoreError::Fenced {
+                        term,
+                        current: now_term,
+                        holder: now_holder,
+                    });
+                }
+            }
             tx.execute(
                 "INSERT INTO evident_entries (idx, record) \
                  SELECT * FROM unnest($1::bigint[], $2::bytea[])",
@@ -847,6 +954,112 @@ mod tests {
                 Some("evident.test/log\n275\nroot\n")
             );
         }
+    }
+
+    #[test]
+    fn a_sequencer_that_lost_its_lease_can_never_append_again() {
+        use std::time::Duration;
+        let db = TestDb::start();
+        let a = PgLog::open(&db.url).unwrap();
+        let b = PgLog::open(&db.url).unwrap();
+        let ttl = Duration::from_millis(800);
+        let first = a.acquire_lease("a", ttl).unwrap().unwrap();
+        assert_eq!(first, Lease { term: 1, size: 0 });
+        assert_eq!(b.acquire_lease("b", ttl).unwrap(), None, "held by a");
+        let mut records = Records::new(3);
+        let mut frontier = Frontier::new();
+        let batch = records.batch(4, 10, 50);
+        a.append(&batch, &nodes_for(&mut frontier, &batch)).unwrap();
+        // Renewing keeps the term.
+        assert_eq!(a.acquire_lease("a", ttl).unwrap().unwrap().term, 1);
+        // a stops renewing (paused, or cut off from the database); b takes over after the
+        // lease expires, with the next term, after everything a committed.
+        std::thread::sleep(ttl + Duration::from_millis(300));
+        let second = b.acquire_lease("b", ttl).unwrap().unwrap();
+        assert_eq!(second, Lease { term: 2, size: 4 });
+        assert_eq!(a.acquire_lease("a", ttl).unwrap(), None, "held by b");
+        // a wakes up and tries to append what it had: refused, nothing written.
+        let late = records.clone().batch(2, 10, 50);
+        let err = a
+            .append(&late, &nodes_for(&mut frontier.clone(), &late))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Fenced {
+                    term: 1,
+                    current: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            a.append(&late, &[]).unwrap_err(),
+            StoreError::Poisoned(_)
+        ));
+        // b appends after a's entries; the log holds a's 4 then b's, nothing of a's late
+        // batch.
+        let next = records.batch(3, 10, 50);
+        b.append(&next, &nodes_for(&mut frontier, &next)).unwrap();
+        let reader = PgLog::open(&db.url).unwrap();
+        assert_eq!(reader.size(), 7);
+        let mut expected = batch.clone();
+        expected.extend(next);
+        assert_eq!(reader.entries(0, 7).unwrap(), expected);
+    }
+
+    /// The race itself: the old holder appends as fast as it can while its lease expires
+    /// and the new one takes over. Every batch the old holder saw acknowledged is in the log
+    /// at its place, and the new holder appends after all of them.
+    #[test]
+    fn a_takeover_during_appends_loses_no_acknowledged_batch() {
+        use std::time::{Duration, Instant};
+        let db = TestDb::start();
+        let a = std::sync::Arc::new(PgLog::open(&db.url).unwrap());
+        let b = PgLog::open(&db.url).unwrap();
+        let ttl = Duration::from_millis(500);
+        a.acquire_lease("a", ttl).unwrap().unwrap();
+        let writer = {
+            let a = std::sync::Arc::clone(&a);
+            std::thread::spawn(move || {
+                let mut records = Records::new(21);
+                let mut frontier = Frontier::new();
+                let mut acknowledged = Vec::new();
+                let stop = Instant::now() + Duration::from_secs(3);
+                while Instant::now() < stop {
+                    let batch = records.batch(2, 10, 40);
+                    match a.append(&batch, &nodes_for(&mut frontier.clone(), &batch)) {
+                        Ok(()) => {
+                            nodes_for(&mut frontier, &batch);
+                            acknowledged.extend(batch);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                acknowledged
+            })
+        };
+        let lease = loop {
+            if let Some(lease) = b.acquire_lease("b", ttl).unwrap() {
+                break lease;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let acknowledged = writer.join().unwrap();
+        assert!(!acknowledged.is_empty());
+        assert_eq!(
+            lease.size,
+            acknowledged.len() as u64,
+            "b starts after a's last commit"
+        );
+        let reader = PgLog::open(&db.url).unwrap();
+        assert_eq!(reader.entries(0, lease.size).unwrap(), acknowledged);
+        assert_eq!(
+            reader.size(),
+            lease.size,
+            "nothing of a's after the takeover"
+        );
     }
 
     #[test]
