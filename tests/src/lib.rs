@@ -2,6 +2,8 @@
 //! `evidentd` processes on `127.0.0.1:0` in temporary data folders, and runs the `evident`
 //! CLI against them.
 
+pub mod postgres;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

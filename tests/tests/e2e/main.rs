@@ -16,6 +16,7 @@ mod outputs;
 mod packaging;
 mod paging;
 mod policy;
+mod postgres;
 mod registry;
 mod rejections;
 mod release;
