@@ -79,6 +79,9 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// For `postgres`: a libpq connection string or URL (`EVIDENT_STORE_URL` overrides it).
     pub url: Option<String>,
+    /// For `postgres` over TLS: a PEM file of the CA certificates that signed the
+    /// database's certificate (the system's trusted roots when none).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// Transport security. With nothing set, `evidentd` serves TLS with a certificate it makes

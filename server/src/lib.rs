@@ -262,7 +262,12 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let signer = logkey::load_or_create(&config.data_dir, &config.origin)?;
     let store = match (config.store.backend, &config.store.url) {
         (config::Backend::Files, _) => Store::open(&config.data_dir),
-        (config::Backend::Postgres, Some(url)) => Store::open_postgres(url),
+        (config::Backend::Postgres, Some(url)) => {
+            Store::open_postgres(&crate::storage::postgres::PgTarget {
+                url: url.clone(),
+                ca: config.store.ca.clone(),
+            })
+        }
         (config::Backend::Postgres, None) => Err(crate::storage::StoreError::Layout(
             "[store] backend = \"postgres\" needs url = \"postgres://…\" (or \
              EVIDENT_STORE_URL)"

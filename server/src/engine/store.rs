@@ -101,9 +101,9 @@ impl Store {
 
     /// Opens (or creates) a store in the PostgreSQL database at `url`: the log and the
     /// indexes in its tables, the schema migrated to this build's.
-    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
-        let log = crate::storage::postgres::PgLog::open(url)?;
-        let index = crate::storage::postgres::PgIndex::open(url)?;
+    pub fn open_postgres(target: &crate::storage::postgres::PgTarget) -> Result<Store, StoreError> {
+        let log = crate::storage::postgres::PgLog::open(target)?;
+        let index = crate::storage::postgres::PgIndex::open(target)?;
         Ok(Store::from_parts(Arc::new(log), Arc::new(index)))
     }
 

@@ -65,11 +65,81 @@ struct Conn {
     jobs: Mutex<mpsc::Sender<Job>>,
 }
 
+/// How to reach the database: its connection string and, for TLS, the CA that signed its
+/// certificate (the system's trusted roots when none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTarget {
+    /// A libpq connection string or URL. Its `sslmode` decides TLS: `disable` never,
+    /// `prefer` (libpq's default) when the server offers it, `require` always.
+    pub url: String,
+    /// A PEM file of CA certificates to verify the server with.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl PgTarget {
+    /// A target of `url`, verified with the system's roots if it uses TLS.
+    pub fn new(url: &str) -> PgTarget {
+        PgTarget {
+            url: url.to_owned(),
+            ca: None,
+        }
+    }
+
+    /// Connects, with TLS unless the connection string says `sslmode=disable`. The
+    /// server's certificate is always verified (chain and name): libpq's `require` does
+    /// not, but a store that trusts any certificate would trust anyone on the path.
+    fn connect(&self) -> Result<postgres::Client, StoreError> {
+        let config: postgres::Config = self.url.parse().map_err(pg("reading the store url"))?;
+        if config.get_ssl_mode() == postgres::config::SslMode::Disable {
+            return config
+                .connect(postgres::NoTls)
+                .map_err(pg("connecting to PostgreSQL"));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|source| StoreError::Io {
+                    op: "reading the PostgreSQL CA",
+                    path: path.clone(),
+                    source,
+                })?;
+                use rustls::pki_types::pem::PemObject as _;
+                for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+                    let cert = cert.map_err(|e| StoreError::Database {
+                        op: "reading the PostgreSQL CA",
+                        message: e.to_string(),
+                    })?;
+                    roots.add(cert).map_err(|e| StoreError::Database {
+                        op: "reading the PostgreSQL CA",
+                        message: e.to_string(),
+                    })?;
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| StoreError::Database {
+                op: "setting up TLS to PostgreSQL",
+                message: e.to_string(),
+            })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config
+            .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+            .map_err(pg("connecting to PostgreSQL"))
+    }
+}
+
 impl Conn {
-    /// Connects to `url` and applies the migrations this build knows.
-    fn open(url: &str) -> Result<Conn, StoreError> {
-        let mut client = postgres::Client::connect(url, postgres::NoTls)
-            .map_err(pg("connecting to PostgreSQL"))?;
+    /// Connects to `target` and applies the migrations this build knows.
+    fn open(target: &PgTarget) -> Result<Conn, StoreError> {
+        let mut client = target.connect()?;
         migrate(&mut client)?;
         let (jobs, inbox) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -136,17 +206,24 @@ impl fmt::Debug for PgLog {
 }
 
 fn pg(op: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
-    move |e| StoreError::Database {
-        op,
-        message: e.to_string(),
+    move |e| {
+        // The causes too: "error performing TLS handshake" alone does not say why.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        StoreError::Database { op, message }
     }
 }
 
 impl PgLog {
     /// Connects to `url` (a libpq connection string or URL), applies the migrations this
     /// build knows, and reads the log's size.
-    pub fn open(url: &str) -> Result<PgLog, StoreError> {
-        let conn = Conn::open(url)?;
+    pub fn open(target: &PgTarget) -> Result<PgLog, StoreError> {
+        let conn = Conn::open(target)?;
         let size: i64 = conn.run(|c| {
             c.query_one("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
                 .map(|r| r.get(0))
@@ -494,9 +571,9 @@ impl fmt::Debug for PgIndex {
 
 impl PgIndex {
     /// Connects to `url` and applies the migrations this build knows.
-    pub fn open(url: &str) -> Result<PgIndex, StoreError> {
+    pub fn open(target: &PgTarget) -> Result<PgIndex, StoreError> {
         Ok(PgIndex {
-            conn: Conn::open(url)?,
+            conn: Conn::open(target)?,
         })
     }
 }
@@ -823,6 +900,45 @@ pub(crate) mod testdb {
     impl TestDb {
         /// Starts a fresh server.
         pub(crate) fn start() -> TestDb {
+            TestDb::start_with(|_| String::new())
+        }
+
+        /// Starts a fresh server that also takes TLS connections, with a certificate for
+        /// 127.0.0.1 signed by a CA made here; returns the CA's PEM.
+        pub(crate) fn start_with_tls() -> (TestDb, String) {
+            use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+            let ca_key = KeyPair::generate().unwrap();
+            let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+            let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+            let issuer = Issuer::new(ca, ca_key);
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            let db = TestDb::start_with(|dir| {
+                let (cert_path, key_path) = (dir.join("server.crt"), dir.join("server.key"));
+                std::fs::write(&cert_path, cert.pem()).unwrap();
+                std::fs::write(&key_path, key.serialize_pem()).unwrap();
+                for path in [&cert_path, &key_path] {
+                    let _ = Command::new("chown")
+                        .args(["postgres:postgres", &path.display().to_string()])
+                        .status();
+                    let _ = Command::new("chmod")
+                        .args(["600", &path.display().to_string()])
+                        .status();
+                }
+                format!(
+                    " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    cert_path.display(),
+                    key_path.display()
+                )
+            });
+            (db, ca_pem)
+        }
+
+        fn start_with(options: impl FnOnce(&Path) -> String) -> TestDb {
             let dir = tempfile::tempdir().expect("a temporary folder");
             let _ = Command::new("chown")
                 .args(["postgres:postgres", &dir.path().display().to_string()])
@@ -856,8 +972,9 @@ pub(crate) mod testdb {
                     "-w".into(),
                     "-o".into(),
                     format!(
-                        "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=on",
-                        dir.path().display()
+                        "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} -c fsync=on{}",
+                        dir.path().display(),
+                        options(dir.path())
                     ),
                     "start".into(),
                 ],
@@ -910,7 +1027,7 @@ mod tests {
     #[test]
     fn a_log_in_postgres_reads_back_what_was_appended_and_survives_reopening() {
         let db = TestDb::start();
-        let log = PgLog::open(&db.url).unwrap();
+        let log = PgLog::open(&PgTarget::new(&db.url)).unwrap();
         assert_eq!(log.size(), 0);
         assert_eq!(log.genesis().unwrap(), None);
         log.set_genesis(b"{\"threshold\":1}").unwrap();
@@ -928,7 +1045,7 @@ mod tests {
             all.extend(batch);
         }
         log.set_checkpoint("evident.test/log\n275\nroot\n").unwrap();
-        for log in [log, PgLog::open(&db.url).unwrap()] {
+        for log in [log, PgLog::open(&PgTarget::new(&db.url)).unwrap()] {
             let size = all.len() as u64;
             assert_eq!(log.size(), size);
             assert_eq!(log.entries(0, size + 5).unwrap(), all);
@@ -957,11 +1074,44 @@ mod tests {
     }
 
     #[test]
+    fn tls_to_postgres_verifies_the_servers_certificate() {
+        let (db, ca_pem) = TestDb::start_with_tls();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, ca_pem).unwrap();
+        let url = format!("{} sslmode=require", db.url);
+        let log = PgLog::open(&PgTarget {
+            url: url.clone(),
+            ca: Some(ca),
+        })
+        .unwrap();
+        log.set_genesis(b"{}").unwrap();
+        assert_eq!(log.genesis().unwrap().as_deref(), Some(&b"{}"[..]));
+        // Without the CA, the server's certificate is refused: nothing is sent to it.
+        let err = PgLog::open(&PgTarget::new(&url)).unwrap_err();
+        assert!(
+            err.to_string().to_lowercase().contains("certificate"),
+            "{err}"
+        );
+        // Another CA: refused as well.
+        let (_other, other_ca) = TestDb::start_with_tls();
+        let wrong = dir.path().join("wrong.pem");
+        std::fs::write(&wrong, other_ca).unwrap();
+        assert!(
+            PgLog::open(&PgTarget {
+                url,
+                ca: Some(wrong)
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
     fn a_sequencer_that_lost_its_lease_can_never_append_again() {
         use std::time::Duration;
         let db = TestDb::start();
-        let a = PgLog::open(&db.url).unwrap();
-        let b = PgLog::open(&db.url).unwrap();
+        let a = PgLog::open(&PgTarget::new(&db.url)).unwrap();
+        let b = PgLog::open(&PgTarget::new(&db.url)).unwrap();
         let ttl = Duration::from_millis(800);
         let first = a.acquire_lease("a", ttl).unwrap().unwrap();
         assert_eq!(first, Lease { term: 1, size: 0 });
@@ -1002,7 +1152,7 @@ mod tests {
         // batch.
         let next = records.batch(3, 10, 50);
         b.append(&next, &nodes_for(&mut frontier, &next)).unwrap();
-        let reader = PgLog::open(&db.url).unwrap();
+        let reader = PgLog::open(&PgTarget::new(&db.url)).unwrap();
         assert_eq!(reader.size(), 7);
         let mut expected = batch.clone();
         expected.extend(next);
@@ -1016,8 +1166,8 @@ mod tests {
     fn a_takeover_during_appends_loses_no_acknowledged_batch() {
         use std::time::{Duration, Instant};
         let db = TestDb::start();
-        let a = std::sync::Arc::new(PgLog::open(&db.url).unwrap());
-        let b = PgLog::open(&db.url).unwrap();
+        let a = std::sync::Arc::new(PgLog::open(&PgTarget::new(&db.url)).unwrap());
+        let b = PgLog::open(&PgTarget::new(&db.url)).unwrap();
         let ttl = Duration::from_millis(500);
         a.acquire_lease("a", ttl).unwrap().unwrap();
         let writer = {
@@ -1053,7 +1203,7 @@ mod tests {
             acknowledged.len() as u64,
             "b starts after a's last commit"
         );
-        let reader = PgLog::open(&db.url).unwrap();
+        let reader = PgLog::open(&PgTarget::new(&db.url)).unwrap();
         assert_eq!(reader.entries(0, lease.size).unwrap(), acknowledged);
         assert_eq!(
             reader.size(),
@@ -1065,7 +1215,7 @@ mod tests {
     #[test]
     fn an_append_that_cannot_commit_poisons_the_log() {
         let db = TestDb::start();
-        let log = PgLog::open(&db.url).unwrap();
+        let log = PgLog::open(&PgTarget::new(&db.url)).unwrap();
         let mut records = Records::new(9);
         let mut frontier = Frontier::new();
         let first = records.batch(5, 10, 50);
@@ -1128,7 +1278,7 @@ mod index_tests {
     #[test]
     fn indexes_in_postgres_answer_as_the_entries_say() {
         let db = TestDb::start();
-        let index = PgIndex::open(&db.url).unwrap();
+        let index = PgIndex::open(&PgTarget::new(&db.url)).unwrap();
         assert_eq!(index.indexed().unwrap(), 0);
         let all: Vec<Indexed> = (0..300).map(entry).collect();
         for chunk in all.chunks(37) {
@@ -1143,7 +1293,7 @@ mod index_tests {
         repeat.dedupe_key = entry(12).dedupe_key;
         assert!(index.add(&[repeat]).is_err());
         assert_eq!(index.indexed().unwrap(), 300);
-        let reopened = PgIndex::open(&db.url).unwrap();
+        let reopened = PgIndex::open(&PgTarget::new(&db.url)).unwrap();
         let mut census = Census::default();
         for e in &all {
             census.add(e);
