@@ -1416,17 +1416,7 @@ impl LogStore for FileLog {
 
     fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
         let size = self.size();
-        let inside = level < 64
-            && index
-                .checked_add(1)
-                .and_then(|i| i.checked_mul(1u64 << level))
-                .is_some_and(|e| e <= size);
-        if !inside {
-            return Err(StoreError::Corrupt(format!(
-                "asked for the subtree (level {level}, index {index}), which is not complete in \
-                 a log of {size} entries"
-            )));
-        }
+        super::check_complete(level, index, size)?;
         let tile_level = (level / 8) as usize;
         let rest = level % 8;
         let first = index << rest;

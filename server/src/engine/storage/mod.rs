@@ -141,6 +141,29 @@ pub trait LogStore: Send + Sync + Debug {
     fn set_genesis(&self, json: &[u8]) -> Result<(), StoreError>;
 }
 
+/// Refuses a subtree (`2^level` leaves from leaf `index << level`) that is not complete in a
+/// log of `size` entries: what every backend's [`LogStore::subtree_hash`] checks first.
+pub(crate) fn check_complete(level: u32, index: u64, size: u64) -> Result<(), StoreError> {
+    let inside = level < 64
+        && index
+            .checked_add(1)
+            .and_then(|i| i.checked_mul(1u64 << level))
+            .is_some_and(|e| e <= size);
+    if inside {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt(format!(
+        "asked for the subtree (level {level}, index {index}), which is not complete in a log \
+         of {size} entries"
+    )))
+}
+
+/// Whether an [`IndexStore::seek`] can find nothing whatever the list holds: an empty
+/// range, or a start outside it in the direction of the seek.
+pub(crate) fn seek_is_empty(from: u64, forward: bool, lo: u64, hi: u64) -> bool {
+    lo >= hi || (forward && from >= hi) || (!forward && from < lo)
+}
+
 impl SubtreeSource for dyn LogStore {
     type Error = StoreError;
 

@@ -502,17 +502,7 @@ impl LogStore for PgLog {
 
     fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
         let size = self.size();
-        let inside = level < 64
-            && index
-                .checked_add(1)
-                .and_then(|i| i.checked_mul(1u64 << level))
-                .is_some_and(|e| e <= size);
-        if !inside {
-            return Err(StoreError::Corrupt(format!(
-                "asked for the subtree (level {level}, index {index}), which is not complete in \
-                 a log of {size} entries"
-            )));
-        }
+        super::check_complete(level, index, size)?;
         let (lvl, idx) = (i32::try_from(level).unwrap_or(i32::MAX), to_i64(index));
         let bytes: Option<Vec<u8>> = self.run(move |c| {
             c.query_opt(
@@ -701,7 +691,7 @@ impl IndexStore for PgIndex {
         lo: u64,
         hi: u64,
     ) -> Result<Option<u64>, StoreError> {
-        if lo >= hi || (forward && from >= hi) || (!forward && from < lo) {
+        if super::seek_is_empty(from, forward, lo, hi) {
             return Ok(None);
         }
         let Some(list) = posting.prefix() else {

@@ -1306,7 +1306,7 @@ impl IndexStore for RunIndex {
         lo: u64,
         hi: u64,
     ) -> Result<Option<u64>, StoreError> {
-        if lo >= hi || (forward && from >= hi) || (!forward && from < lo) {
+        if super::seek_is_empty(from, forward, lo, hi) {
             return Ok(None);
         }
         let Some(key) = list_key(posting) else {
