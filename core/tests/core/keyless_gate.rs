@@ -143,7 +143,7 @@ fn a_github_bundle_decides_a_gate_from_an_evidence_bundle_by_workflow_role_and_a
 }
 
 #[test]
-fn a_bundle_whose_certificate_no_rule_admits_is_refused_at_integration() {
+fn a_rule_pinned_to_another_repository_does_not_admit_the_bundle() {
     let mut registry = Registry::genesis(vec![admin()], 1).unwrap();
     let root: serde_json::Value = serde_json::from_slice(
         &std::fs::read(vectors().join("trusted_roots/production.trusted_root.json")).unwrap(),
