@@ -353,6 +353,29 @@ pub fn check_fits(envelope: &Envelope) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// An envelope alone in the leaf record's encoding (no header): how an envelope travels
+/// between instances of one log. `check_fits(envelope)` must hold.
+pub fn envelope_to_bytes(envelope: &Envelope) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded_envelope_len(envelope));
+    encode_envelope(envelope, &mut out);
+    out
+}
+
+/// Decodes [`envelope_to_bytes`]' encoding; refuses truncation and trailing bytes. The
+/// Sigstore material, if any, follows the signatures (length-prefixed, as in a record).
+pub fn envelope_from_bytes(bytes: &[u8]) -> Result<Envelope, RecordError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let mut envelope = decode_envelope(&mut r)?;
+    if r.remaining() != 0 {
+        let len = u32::from_be_bytes(r.array("Sigstore material length")?) as usize;
+        envelope.sigstore = Some(r.take("Sigstore material", len)?.to_vec());
+    }
+    if r.remaining() != 0 {
+        return Err(RecordError::Trailing(r.remaining()));
+    }
+    Ok(envelope)
+}
+
 /// Invariant: `check_fits(envelope)` holds, so every length fits its prefix.
 fn encode_envelope(envelope: &Envelope, out: &mut Vec<u8>) {
     out.extend_from_slice(&(envelope.payload_type.len() as u16).to_be_bytes());
@@ -434,5 +457,35 @@ impl<'a> Reader<'a> {
         let len = usize::from(u16::from_be_bytes(self.array(field)?));
         let bytes = self.take(field, len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| RecordError::Utf8(field))
+    }
+}
+
+#[cfg(test)]
+mod envelope_bytes_tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use super::*;
+
+    #[test]
+    fn an_envelope_alone_round_trips_with_and_without_sigstore_material() {
+        let mut envelope = Envelope {
+            payload: b"{}".to_vec(),
+            payload_type: "application/vnd.in-toto+json".into(),
+            signatures: vec![Signature {
+                sig: vec![7; 64],
+                keyid: "k".into(),
+            }],
+            sigstore: None,
+        };
+        for material in [None, Some(vec![1, 2, 3])] {
+            envelope.sigstore = material;
+            let bytes = envelope_to_bytes(&envelope);
+            assert_eq!(bytes.len(), encoded_envelope_len(&envelope));
+            assert_eq!(envelope_from_bytes(&bytes).unwrap(), envelope);
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(envelope_from_bytes(&longer).is_err());
+            assert!(envelope_from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        }
     }
 }

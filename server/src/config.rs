@@ -72,7 +72,7 @@ pub enum Backend {
 }
 
 /// `[store]`: where the log and the indexes live.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The backend.
@@ -82,6 +82,37 @@ pub struct StoreConfig {
     /// For `postgres` over TLS: a PEM file of the CA certificates that signed the
     /// database's certificate (the system's trusted roots when none).
     pub ca: Option<std::path::PathBuf>,
+    /// For `postgres`: how long the sequencing lease lasts without renewal, in
+    /// milliseconds. The holder renews it every third of that; a dead holder is replaced
+    /// after about this long and a quarter.
+    pub lease_ms: u64,
+    /// For `postgres`: this instance's name in the lease, the queue and the logs (default:
+    /// the host name and the process id).
+    pub instance: Option<String>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> StoreConfig {
+        StoreConfig {
+            backend: Backend::default(),
+            url: None,
+            ca: None,
+            lease_ms: 3_000,
+            instance: None,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// This instance's name: `instance`, or the host name and the process id.
+    pub fn instance_name(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "evidentd".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
 }
 
 /// Transport security. With nothing set, `evidentd` serves TLS with a certificate it makes
@@ -393,6 +424,23 @@ impl Config {
                     "must be positive (a burst at least 1)".into(),
                 ));
             }
+        }
+        if !(300..=600_000).contains(&self.store.lease_ms) {
+            return Err(invalid(
+                "store.lease_ms".into(),
+                "must be between 300 and 600000 milliseconds".into(),
+            ));
+        }
+        if self
+            .store
+            .instance
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n.len() > 200 || n.chars().any(char::is_control))
+        {
+            return Err(invalid(
+                "store.instance".into(),
+                "must be 1 to 200 characters, none of them control characters".into(),
+            ));
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(invalid(

@@ -19,7 +19,7 @@ pub use engine::{query, storage, store};
 pub use ops::{backup, maintenance};
 
 pub(crate) use api::{accept, limits, service};
-pub(crate) use engine::{check, genesis, ledger, logkey, verify};
+pub(crate) use engine::{check, cluster, genesis, ledger, logkey, verify};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -229,9 +229,26 @@ pub fn front(config: &Config) -> Result<Front, RunError> {
 pub struct Prepared {
     store: Arc<Store>,
     signer: evident_core::note::Signer,
-    tail: check::Tail,
     genesis: genesis::Genesis,
     registry: evident_core::registry::Registry,
+    start: Start,
+    /// On PostgreSQL: the log (the lease, the queue) and the database.
+    shared: Option<(Arc<storage::postgres::PgLog>, storage::postgres::PgTarget)>,
+}
+
+/// How this instance starts.
+#[derive(Debug)]
+enum Start {
+    /// It sequences, from this checked tail (under this lease term, on PostgreSQL).
+    Sequence {
+        tail: check::Tail,
+        term: Option<u64>,
+    },
+    /// Another instance sequences: it follows from this stored checkpoint.
+    Follow {
+        note: String,
+        checkpoint: evident_core::note::Checkpoint,
+    },
 }
 
 impl Prepared {
@@ -242,7 +259,15 @@ impl Prepared {
 
     /// Entries in the log.
     pub fn size(&self) -> u64 {
-        self.tail.frontier.size()
+        match &self.start {
+            Start::Sequence { tail, .. } => tail.frontier.size(),
+            Start::Follow { checkpoint, .. } => checkpoint.size,
+        }
+    }
+
+    /// Whether this instance sequences (on PostgreSQL: it took the lease at start).
+    pub fn sequences(&self) -> bool {
+        matches!(self.start, Start::Sequence { .. })
     }
 
     /// The administrator key file this start created, on a new store without configured
@@ -257,28 +282,71 @@ impl Prepared {
     }
 }
 
-/// Loads or creates the log key, opens the store and checks it (the start-up check).
+/// Loads or creates the log key, opens the store and checks it (the start-up check). On
+/// PostgreSQL, only the instance that takes the sequencing lease checks the store; the
+/// others follow the checkpoint the sequencer stored.
 pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let signer = logkey::load_or_create(&config.data_dir, &config.origin)?;
-    let store = match (config.store.backend, &config.store.url) {
-        (config::Backend::Files, _) => Store::open(&config.data_dir),
+    let store_error = |error| RunError::Store {
+        dir: config.data_dir.clone(),
+        error,
+    };
+    let (store, shared) = match (config.store.backend, &config.store.url) {
+        (config::Backend::Files, _) => (Store::open(&config.data_dir).map_err(store_error)?, None),
         (config::Backend::Postgres, Some(url)) => {
-            Store::open_postgres(&crate::storage::postgres::PgTarget {
+            let target = storage::postgres::PgTarget {
                 url: url.clone(),
                 ca: config.store.ca.clone(),
-            })
+            };
+            let (store, log) = Store::open_postgres_log(&target).map_err(store_error)?;
+            let ours = signer.verifier().to_string();
+            let recorded = log.record_log_key(&ours).map_err(store_error)?;
+            if recorded != ours {
+                return Err(store_error(store::StoreError::Layout(format!(
+                    "this database holds a log signed by {recorded}, but {} holds the key of \
+                     {ours}: every instance of a log signs with its one key; copy log.key \
+                     from an instance of this log into the data folder",
+                    config.data_dir.join(logkey::KEY_FILE).display()
+                ))));
+            }
+            (store, Some((log, target)))
         }
-        (config::Backend::Postgres, None) => Err(crate::storage::StoreError::Layout(
-            "[store] backend = \"postgres\" needs url = \"postgres://…\" (or \
-             EVIDENT_STORE_URL)"
-                .into(),
-        )),
-    }
-    .map_err(|source| RunError::Store {
-        dir: config.data_dir.clone(),
-        error: source,
-    })?;
+        (config::Backend::Postgres, None) => {
+            return Err(store_error(crate::storage::StoreError::Layout(
+                "[store] backend = \"postgres\" needs url = \"postgres://…\" (or \
+                 EVIDENT_STORE_URL)"
+                    .into(),
+            )));
+        }
+    };
     let genesis = genesis::resolve(config, &store)?;
+    let lease = match &shared {
+        None => None,
+        Some((log, _)) => {
+            let lease = log
+                .acquire_lease(
+                    &config.store.instance_name(),
+                    std::time::Duration::from_millis(config.store.lease_ms),
+                )
+                .map_err(store_error)?;
+            if lease.is_none() {
+                let (note, checkpoint) = follow_from(config, &store, &signer)?;
+                let registry =
+                    ledger::advance_registry(&store, &genesis.registry, 0, checkpoint.size)?
+                        .unwrap_or_else(|| genesis.registry.clone());
+                write_genesis(config, &genesis)?;
+                return Ok(Prepared {
+                    store: Arc::new(store),
+                    signer,
+                    genesis,
+                    registry,
+                    start: Start::Follow { note, checkpoint },
+                    shared,
+                });
+            }
+            lease
+        }
+    };
     let checked = check::check_store(
         &store,
         signer.verifier(),
@@ -291,7 +359,62 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         error,
     })?;
     let check::Checked { tail, registry, .. } = checked;
-    // Published beside log.pub: what verifiers pin to rebuild the registry offline.
+    write_genesis(config, &genesis)?;
+    Ok(Prepared {
+        store: Arc::new(store),
+        signer,
+        genesis,
+        registry,
+        start: Start::Sequence {
+            tail,
+            term: lease.map(|l| l.term),
+        },
+        shared,
+    })
+}
+
+/// How long a starting follower waits for the sequencer's first checkpoint.
+const FIRST_CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The checkpoint a starting follower serves first: the latest the sequencer stored,
+/// verified under the log key (waited for, on a database whose first sequencer is still
+/// starting).
+fn follow_from(
+    config: &Config,
+    store: &Store,
+    signer: &evident_core::note::Signer,
+) -> Result<(String, evident_core::note::Checkpoint), RunError> {
+    let started = std::time::Instant::now();
+    loop {
+        let stored = store.checkpoint().map_err(|error| RunError::Store {
+            dir: config.data_dir.clone(),
+            error,
+        })?;
+        if let Some(note) = stored {
+            let checkpoint = evident_core::note::Checkpoint::verify(&note, signer.verifier())
+                .map_err(|e| RunError::Check {
+                    dir: config.data_dir.clone(),
+                    error: check::CheckError::Checkpoint(e.to_string()),
+                })?;
+            store.log().observe_size(checkpoint.size);
+            return Ok((note, checkpoint));
+        }
+        if started.elapsed() > FIRST_CHECKPOINT_WAIT {
+            return Err(RunError::Store {
+                dir: config.data_dir.clone(),
+                error: store::StoreError::Layout(format!(
+                    "another instance holds the sequencing lease but stored no checkpoint \
+                     within {} s",
+                    FIRST_CHECKPOINT_WAIT.as_secs()
+                )),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Publishes the genesis beside log.pub: what verifiers pin to rebuild the registry offline.
+fn write_genesis(config: &Config, genesis: &genesis::Genesis) -> Result<(), RunError> {
     let genesis_file = config.data_dir.join("genesis.json");
     std::fs::write(
         &genesis_file,
@@ -304,13 +427,6 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
             path: genesis_file,
             source: e,
         },
-    })?;
-    Ok(Prepared {
-        store: Arc::new(store),
-        signer,
-        tail,
-        genesis,
-        registry,
     })
 }
 
@@ -465,9 +581,10 @@ pub async fn run(
     let Prepared {
         store,
         signer,
-        tail,
         genesis,
         registry,
+        start,
+        shared,
     } = prepared;
     let limits = BatchLimits {
         max_entries: config.batch.max_entries,
@@ -475,26 +592,100 @@ pub async fn run(
         queue_depth: config.batch.queue_depth,
     };
     let verifier = signer.verifier().clone();
-    let (ledger, sequencer) = Ledger::start(
-        store.clone(),
-        signer,
-        tail,
-        genesis,
-        registry,
-        limits,
-        tokio::runtime::Handle::current(),
-    )?;
-    let _ = gate.set(ledger);
+    let genesis_registry = genesis.registry.clone();
+    // On PostgreSQL, one forwarder for the instance's life: whenever it follows, its
+    // submissions go through it, and the cluster task hands it the outcomes.
+    let forwarder = shared.as_ref().map(|(log, _)| {
+        Arc::new(cluster::Forwarder::new(
+            log.clone(),
+            &config.store.instance_name(),
+        ))
+    });
+    let (ledger, sequencer) = match start {
+        Start::Sequence { tail, term } => {
+            let (ledger, sequencer) = Ledger::start(
+                store.clone(),
+                signer,
+                tail,
+                genesis,
+                registry,
+                limits,
+                tokio::runtime::Handle::current(),
+            )?;
+            (ledger, Some((sequencer, term.unwrap_or(0))))
+        }
+        Start::Follow { note, checkpoint } => {
+            let forwarder = forwarder
+                .clone()
+                .expect("only an instance on PostgreSQL follows");
+            let published = ledger::Published {
+                note,
+                checkpoint,
+                registry: Arc::new(registry),
+            };
+            let ledger = Ledger::follower(store.clone(), signer, genesis, published, forwarder);
+            (ledger, None)
+        }
+    };
+    let _ = gate.set(ledger.clone());
     drop(gate);
     if !*stopped.borrow() {
         health_reporter
             .set_serving::<LedgerServer<service::LedgerService>>()
             .await;
     }
-    // A storage failure stops the sequencer for good: say so to load balancers. Started
-    // after SERVING is set, and it looks at the failure as it is now first, so a failure
-    // before this point is not overwritten.
-    let mut failure = sequencer.failure();
+    // On PostgreSQL, the instance's part among several: the lease, following, health.
+    let (cluster_stop, cluster_stopped) = tokio::sync::watch::channel(false);
+    let (cluster, sequencer) = match shared {
+        Some((log, target)) => {
+            let forwarder = forwarder.expect("made for an instance on PostgreSQL");
+            let parts = cluster::Parts {
+                store: store.clone(),
+                log,
+                ledger: ledger.clone(),
+                forwarder,
+                genesis: genesis_registry,
+            };
+            let settings = cluster::Settings {
+                instance: config.store.instance_name(),
+                lease: std::time::Duration::from_millis(config.store.lease_ms),
+                limits,
+                tail_entries: config.startup_tail_entries,
+                target,
+            };
+            let reporter = health_reporter.clone();
+            let serving: cluster::Serving = Box::new(move |on| {
+                let reporter = reporter.clone();
+                Box::pin(async move {
+                    if on {
+                        reporter
+                            .set_serving::<LedgerServer<service::LedgerService>>()
+                            .await;
+                    } else {
+                        reporter
+                            .set_not_serving::<LedgerServer<service::LedgerService>>()
+                            .await;
+                    }
+                })
+            });
+            let task = tokio::spawn(cluster::run(
+                parts,
+                settings,
+                sequencer,
+                serving,
+                cluster_stopped,
+            ));
+            (Some(task), None)
+        }
+        None => {
+            crate::metrics::METRICS.sequencing(true, 0);
+            (None, sequencer.map(|(handle, _)| handle))
+        }
+    };
+    // A storage failure stops the sequencer of a store of its own for good: say so to load
+    // balancers. Started after SERVING is set, and it looks at the failure as it is now
+    // first, so a failure before this point is not overwritten.
+    let mut failure = sequencer.as_ref().map(ledger::SequencerHandle::failure);
     // The background verification of the whole store; a failed pass is reported the same
     // way.
     let (damage_tx, mut damage) = tokio::sync::watch::channel(None);
@@ -526,7 +717,11 @@ pub async fn run(
         // A sender gone (the verification thread ended) is not a failure: keep watching
         // the other.
         let failed = async {
-            if failure.wait_for(Option::is_some).await.is_err() {
+            let stopped = match failure.as_mut() {
+                Some(failure) => failure.wait_for(Option::is_some).await.is_ok(),
+                None => false,
+            };
+            if !stopped {
                 std::future::pending::<()>().await;
             }
         };
@@ -551,9 +746,17 @@ pub async fn run(
     }
     summaries.abort();
     watchdog.abort();
+    // Several instances: the sequencer steps down and gives up the lease, so that another
+    // instance takes over at once.
+    let _ = cluster_stop.send(true);
+    if let Some(task) = cluster {
+        let _ = task.await;
+    }
     tokio::task::spawn_blocking(move || {
         drop(verification);
-        sequencer.join();
+        if let Some(sequencer) = sequencer {
+            sequencer.join();
+        }
     })
     .await
     .expect("joining the sequencer does not panic");

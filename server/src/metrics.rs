@@ -201,6 +201,9 @@ pub struct Metrics {
     batch_commit: Histogram,
     fsync: Histogram,
     tree_size: Gauge,
+    sequencer: Gauge,
+    lease_term: Gauge,
+    takeovers: Counter,
     checkpoint_time: Gauge<f64, AtomicU64>,
     verifications: Family<ResultLabel, Counter>,
     verified_entries: Gauge,
@@ -294,6 +297,25 @@ impl Metrics {
             "Entries covered by the latest signed checkpoint",
             tree_size.clone(),
         );
+        let sequencer = Gauge::default();
+        registry.register(
+            "evident_sequencer",
+            "1 while this instance holds the sequencing lease (PostgreSQL), or sequences its \
+             own store; 0 otherwise",
+            sequencer.clone(),
+        );
+        let lease_term = Gauge::default();
+        registry.register(
+            "evident_lease_term",
+            "The fencing term of the sequencing lease this instance last held (PostgreSQL)",
+            lease_term.clone(),
+        );
+        let takeovers = Counter::default();
+        registry.register(
+            "evident_takeovers",
+            "Times this instance took the sequencing lease (PostgreSQL)",
+            takeovers.clone(),
+        );
         let checkpoint_time = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "evident_checkpoint_timestamp_seconds",
@@ -334,6 +356,9 @@ impl Metrics {
             batch_commit,
             fsync,
             tree_size,
+            sequencer,
+            lease_term,
+            takeovers,
             checkpoint_time,
             verifications,
             verified_entries,
@@ -399,6 +424,20 @@ impl Metrics {
             .map_or(0.0, |d| d.as_secs_f64());
         self.tree_size.set(i64::try_from(size).unwrap_or(i64::MAX));
         self.checkpoint_time.set(now);
+    }
+
+    /// Records whether this instance sequences, and under which lease term (0: no lease,
+    /// its own store).
+    pub fn sequencing(&self, on: bool, term: u64) {
+        self.sequencer.set(i64::from(on));
+        if term > 0 {
+            self.lease_term.set(i64::try_from(term).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts a takeover of the sequencing lease.
+    pub fn takeover(&self) {
+        self.takeovers.inc();
     }
 
     /// Records a finished background verification of the store.
@@ -701,7 +740,7 @@ mod tests {
     }
 
     /// Every family, with its type and help, as the hand-written registry exposed them.
-    const FAMILIES: [(&str, &str, &str); 12] = [
+    const FAMILIES: [(&str, &str, &str); 15] = [
         (
             "evident_build_info",
             "gauge",
@@ -745,6 +784,22 @@ mod tests {
             "evident_tree_size",
             "gauge",
             "Entries covered by the latest signed checkpoint.",
+        ),
+        (
+            "evident_sequencer",
+            "gauge",
+            "1 while this instance holds the sequencing lease (PostgreSQL), or sequences its \
+             own store; 0 otherwise.",
+        ),
+        (
+            "evident_lease_term",
+            "gauge",
+            "The fencing term of the sequencing lease this instance last held (PostgreSQL).",
+        ),
+        (
+            "evident_takeovers_total",
+            "counter",
+            "Times this instance took the sequencing lease (PostgreSQL).",
         ),
         (
             "evident_checkpoint_timestamp_seconds",
@@ -822,6 +877,9 @@ mod tests {
             "evident_verification_failures_total{reason=\"statement\"}".to_owned(),
             "evident_rate_limited_total".to_owned(),
             "evident_tree_size".to_owned(),
+            "evident_sequencer".to_owned(),
+            "evident_lease_term".to_owned(),
+            "evident_takeovers_total".to_owned(),
             "evident_checkpoint_timestamp_seconds".to_owned(),
             "evident_store_verifications_total{result=\"ok\"}".to_owned(),
             "evident_store_verifications_total{result=\"failed\"}".to_owned(),

@@ -604,11 +604,15 @@ fn policy_arg(text: &str) -> Result<(String, Option<u64>), Status> {
 }
 
 /// The one mapping from a ledger error to a gRPC status.
-fn status(e: LedgerError) -> Status {
+pub(crate) fn status(e: LedgerError) -> Status {
     let message = e.to_string();
     match e {
-        LedgerError::Store(_) | LedgerError::Failed { .. } | LedgerError::ShuttingDown => {
-            Status::unavailable(message)
+        LedgerError::Store(_)
+        | LedgerError::Failed { .. }
+        | LedgerError::ShuttingDown
+        | LedgerError::Unavailable(_) => Status::unavailable(message),
+        LedgerError::Relayed { code, details, .. } => {
+            Status::with_details(tonic::Code::from_i32(code), message, details.into())
         }
         LedgerError::Damaged(_) | LedgerError::Missing(_) | LedgerError::Undecodable { .. } => {
             Status::data_loss(message)

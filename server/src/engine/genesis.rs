@@ -104,10 +104,26 @@ pub fn resolve(config: &Config, store: &Store) -> Result<Genesis, GenesisError> 
                     }],
                 }
             } else {
-                from_config
+                from_config.clone()
             };
             store.set_genesis(&serde_json::to_vec(&recorded).expect("the genesis serializes"))?;
-            recorded
+            // Instances starting together on one empty database each record theirs: the
+            // first one recorded stands, and every instance reads it back.
+            let stored = store.genesis()?.unwrap_or_default();
+            let stood: GenesisDocument = serde_json::from_slice(&stored).map_err(|e| {
+                GenesisError::Invalid(format!("the recorded genesis does not parse: {e}"))
+            })?;
+            if stood != recorded {
+                if let Some(path) = created_admin_key.take() {
+                    let _ = std::fs::remove_file(path);
+                }
+                if !from_config.admins.is_empty() && from_config != stood {
+                    return Err(GenesisError::Changed {
+                        recorded: stood.describe(),
+                    });
+                }
+            }
+            stood
         }
     };
     let registry = recorded

@@ -3,6 +3,7 @@
 //! and the background verification.
 
 pub(crate) mod check;
+pub mod cluster;
 pub(crate) mod genesis;
 pub(crate) mod ledger;
 pub(crate) mod logkey;

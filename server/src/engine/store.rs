@@ -102,9 +102,18 @@ impl Store {
     /// Opens (or creates) a store in the PostgreSQL database at `url`: the log and the
     /// indexes in its tables, the schema migrated to this build's.
     pub fn open_postgres(target: &crate::storage::postgres::PgTarget) -> Result<Store, StoreError> {
-        let log = crate::storage::postgres::PgLog::open(target)?;
-        let index = crate::storage::postgres::PgIndex::open(target)?;
-        Ok(Store::from_parts(Arc::new(log), Arc::new(index)))
+        Store::open_postgres_log(target).map(|(store, _)| store)
+    }
+
+    /// Opens a store in PostgreSQL as [`Store::open_postgres`] does, and returns its log
+    /// too: the lease, the queue and the refresh of several instances go through it.
+    pub fn open_postgres_log(
+        target: &crate::storage::postgres::PgTarget,
+    ) -> Result<(Store, Arc<crate::storage::postgres::PgLog>), StoreError> {
+        let (log, index) = crate::storage::postgres::PgLog::open_with_index(target)?;
+        let log = Arc::new(log);
+        let store = Store::from_parts(log.clone(), Arc::new(index));
+        Ok((store, log))
     }
 
     /// Opens the store of `data_dir` for `evidentd reindex` and `verify-store`: indexes too
@@ -328,12 +337,26 @@ impl Store {
     /// Appends entries with the tree nodes they complete: durable in the log when this
     /// returns `Ok`; then added to the indexes (written out in the background).
     pub fn append(&self, entries: Vec<NewEntry>, nodes: &[Node]) -> Result<(), StoreError> {
+        self.append_settling(entries, nodes, &[])
+    }
+
+    /// Appends as [`Store::append`] does, settling queued submissions of other instances in
+    /// the same write (PostgreSQL: one transaction for the entries, their index rows and
+    /// the outcomes).
+    pub fn append_settling(
+        &self,
+        entries: Vec<NewEntry>,
+        nodes: &[Node],
+        outcomes: &[(u64, crate::storage::Outcome)],
+    ) -> Result<(), StoreError> {
         let started = Instant::now();
         let (records, indexed): (Vec<Vec<u8>>, Vec<Indexed>) =
             entries.into_iter().map(|e| (e.record, e.indexed)).unzip();
-        self.log.append(&records, nodes)?;
+        let indexed_too = self.log.append_batch(&records, nodes, &indexed, outcomes)?;
         crate::metrics::METRICS.fsync(started.elapsed());
-        self.index.add(&indexed)?;
+        if !indexed_too {
+            self.index.add(&indexed)?;
+        }
         Ok(())
     }
 

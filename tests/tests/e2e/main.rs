@@ -5,6 +5,7 @@
 mod auditor;
 mod backup;
 mod cli;
+mod cluster;
 mod dos;
 mod durability;
 mod gate;

@@ -32,6 +32,7 @@ mod bundles;
 mod registry;
 mod sequencer;
 use registry::Snapshots;
+pub use registry::advance as advance_registry;
 use sequencer::Sequencer;
 
 /// Why a submission or read could not be answered.
@@ -57,6 +58,21 @@ pub enum LedgerError {
     /// The server is shutting down and takes no new entries.
     #[error("the ledger is shutting down")]
     ShuttingDown,
+    /// The ledger cannot take the submission now, for the reason given (no sequencer
+    /// reachable, the database down, the lease lost); retrying later is safe.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The sequencer (another instance) refused a submission this instance queued: its
+    /// gRPC status, relayed as it is.
+    #[error("{message}")]
+    Relayed {
+        /// The gRPC status code.
+        code: i32,
+        /// The status message.
+        message: String,
+        /// The status details, encoded.
+        details: Vec<u8>,
+    },
     /// The entry is refused at its integrated time: its signers are not authorized then,
     /// a registry change does not fit the registry, a policy version is not above the
     /// latest.
@@ -191,10 +207,29 @@ pub struct Published {
 
 struct Submission {
     envelope: Envelope,
-    /// What the submit-time check found.
-    checked: Checked,
+    /// What the submit-time check found (for a submission queued by another instance, the
+    /// sequencer's own check: it may have refused it).
+    checked: Result<Checked, Refusal>,
     /// The receipt, and whether the envelope was already in the log.
     reply: oneshot::Sender<Result<(Receipt, bool), LedgerError>>,
+    /// Its place in the database's queue, when another instance queued it: its outcome is
+    /// recorded with the batch.
+    queued: Option<u64>,
+}
+
+/// Where this instance's submissions go.
+#[derive(Clone)]
+enum Route {
+    /// To this instance's sequencer.
+    Local {
+        queue: mpsc::Sender<Submission>,
+        /// Set when that sequencer stopped on a failure.
+        failure: tokio::sync::watch::Receiver<Option<LedgerError>>,
+    },
+    /// Through the database to whichever instance sequences.
+    Remote(Arc<crate::cluster::Forwarder>),
+    /// Nowhere, for this reason.
+    Down(LedgerError),
 }
 
 /// A handle to the ledger; cheap to clone.
@@ -204,7 +239,10 @@ pub struct Ledger {
     genesis: Arc<Registry>,
     genesis_document: Arc<GenesisDocument>,
     published: Arc<RwLock<Arc<Published>>>,
-    queue: mpsc::Sender<Submission>,
+    /// The size of the latest published checkpoint, for those waiting for one to cover an
+    /// entry.
+    published_size: Arc<tokio::sync::watch::Sender<u64>>,
+    route: Arc<RwLock<Route>>,
     verifier: Verifier,
     /// The log key, shared with the sequencer: the read side signs bundle manifests with it.
     signer: Arc<Signer>,
@@ -213,8 +251,6 @@ pub struct Ledger {
     /// most `SNAPSHOT_EVERY` entries. Entries below a checkpoint never change, so a
     /// snapshot never goes stale.
     snapshots: Arc<std::sync::Mutex<Snapshots>>,
-    /// Set when the sequencer stopped on a storage failure.
-    failure: tokio::sync::watch::Receiver<Option<LedgerError>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -303,32 +339,99 @@ impl Ledger {
         runtime: tokio::runtime::Handle,
     ) -> Result<(Ledger, SequencerHandle), LedgerError> {
         let verifier = signer.verifier().clone();
-        let signer = Arc::new(signer);
-        let state = recover_state(&store, registry, tail.frontier.size())?;
+        // Replaced by the sequencer's first checkpoint before anyone reads it.
+        let placeholder = Published {
+            note: String::new(),
+            checkpoint: Checkpoint {
+                origin: verifier.name().to_owned(),
+                size: 0,
+                root: merkle::empty_root(),
+                extensions: Vec::new(),
+            },
+            registry: Arc::new(registry.clone()),
+        };
+        let ledger = Ledger::new(
+            store,
+            signer,
+            genesis,
+            placeholder,
+            Route::Down(LedgerError::ShuttingDown),
+        );
+        let sequencer = ledger.lead(tail, registry, limits, runtime)?;
+        Ok((ledger, sequencer))
+    }
+
+    /// A ledger whose submissions go through the database to another instance's
+    /// sequencer (`forwarder`), publishing `published` until [`Ledger::refresh`] or
+    /// [`Ledger::lead`] moves it on.
+    pub fn follower(
+        store: Arc<Store>,
+        signer: Signer,
+        genesis: crate::genesis::Genesis,
+        published: Published,
+        forwarder: Arc<crate::cluster::Forwarder>,
+    ) -> Ledger {
+        Ledger::new(store, signer, genesis, published, Route::Remote(forwarder))
+    }
+
+    fn new(
+        store: Arc<Store>,
+        signer: Signer,
+        genesis: crate::genesis::Genesis,
+        published: Published,
+        route: Route,
+    ) -> Ledger {
+        let verifier = signer.verifier().clone();
+        let (published_size, _) = tokio::sync::watch::channel(published.checkpoint.size);
+        Ledger {
+            store,
+            genesis: Arc::new(genesis.registry),
+            genesis_document: Arc::new(genesis.document),
+            published: Arc::new(RwLock::new(Arc::new(published))),
+            published_size: Arc::new(published_size),
+            route: Arc::new(RwLock::new(route)),
+            verifier,
+            signer: Arc::new(signer),
+            snapshots: Arc::default(),
+        }
+    }
+
+    /// Starts a sequencer over the log as `tail` and `registry` describe it (checked just
+    /// now: this instance is the only writer): signs a checkpoint for the current size,
+    /// publishes it, and routes this instance's submissions to the sequencer from then on.
+    pub fn lead(
+        &self,
+        tail: Tail,
+        registry: Registry,
+        limits: BatchLimits,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<SequencerHandle, LedgerError> {
+        let state = recover_state(&self.store, registry, tail.frontier.size())?;
         let checkpoint = Checkpoint {
-            origin: verifier.name().to_owned(),
+            origin: self.verifier.name().to_owned(),
             size: tail.frontier.size(),
             root: tail.frontier.root(),
             extensions: state.digests.extensions(),
         };
         let note = checkpoint
-            .sign(&signer)
+            .sign(&self.signer)
             .map_err(|e| failure_of("signing a checkpoint", e))?;
-        store.set_checkpoint(&note)?;
-        store.sync()?;
+        self.store.set_checkpoint(&note)?;
+        self.store.sync()?;
         METRICS.checkpoint(checkpoint.size);
-        let published = Arc::new(RwLock::new(Arc::new(Published {
+        self.publish(Published {
             note,
             checkpoint,
             registry: Arc::new(state.registry.clone()),
-        })));
+        });
         let (queue, rx) = mpsc::channel(limits.queue_depth);
         let (failed, failure) = tokio::sync::watch::channel(None);
         let mut sequencer = Sequencer {
-            store: store.clone(),
-            signer: signer.clone(),
+            store: self.store.clone(),
+            signer: self.signer.clone(),
             tail,
-            published: published.clone(),
+            published: self.published.clone(),
+            published_size: self.published_size.clone(),
             state,
             rx,
             limits,
@@ -339,20 +442,112 @@ impl Ledger {
             .name("sequencer".into())
             .spawn(move || sequencer.run())
             .map_err(|e| failure_of("starting the sequencer", e))?;
-        Ok((
-            Ledger {
-                store,
-                genesis: Arc::new(genesis.registry),
-                genesis_document: Arc::new(genesis.document),
-                published,
-                queue,
-                verifier,
-                signer,
-                snapshots: Arc::default(),
-                failure: failure.clone(),
-            },
-            SequencerHandle(thread, failure),
-        ))
+        *self
+            .route
+            .write()
+            .expect("the route lock is never held across a panic") = Route::Local {
+            queue,
+            failure: failure.clone(),
+        };
+        Ok(SequencerHandle(thread, failure))
+    }
+
+    /// Stops routing submissions to this instance's sequencer: from now on they go
+    /// `through` the database (another instance sequences), or are refused with the reason
+    /// given. The sequencer finishes what it has and exits (join its handle).
+    pub fn step_down(&self, through: Result<Arc<crate::cluster::Forwarder>, LedgerError>) {
+        *self
+            .route
+            .write()
+            .expect("the route lock is never held across a panic") = match through {
+            Ok(forwarder) => Route::Remote(forwarder),
+            Err(e) => Route::Down(e),
+        };
+    }
+
+    /// Whether this instance's own sequencer takes its submissions.
+    pub fn sequences(&self) -> bool {
+        matches!(
+            *self
+                .route
+                .read()
+                .expect("the route lock is never held across a panic"),
+            Route::Local { .. }
+        )
+    }
+
+    /// Publishes a checkpoint to readers and to those waiting for one.
+    fn publish(&self, published: Published) {
+        let size = published.checkpoint.size;
+        *self
+            .published
+            .write()
+            .expect("the checkpoint lock is never held across a panic") = Arc::new(published);
+        self.published_size.send_replace(size);
+    }
+
+    /// Moves the published checkpoint on to `note`, stored by the sequencer (another
+    /// instance) after its entries: verified under the log key, and the registry advanced
+    /// over the registry entries it adds. `Ok(false)` when it is not newer. Blocking.
+    pub fn refresh(&self, note: &str) -> Result<bool, LedgerError> {
+        let checkpoint = Checkpoint::verify(note, &self.verifier)
+            .map_err(|e| failure_of("verifying the stored checkpoint", e))?;
+        let current = self.published();
+        if checkpoint.size <= current.checkpoint.size {
+            return Ok(false);
+        }
+        self.store.log().observe_size(checkpoint.size);
+        let advanced = registry::advance(
+            &self.store,
+            &current.registry,
+            current.checkpoint.size,
+            checkpoint.size,
+        )?;
+        METRICS.checkpoint(checkpoint.size);
+        self.publish(Published {
+            note: note.to_owned(),
+            checkpoint,
+            registry: advanced.map_or_else(|| current.registry.clone(), Arc::new),
+        });
+        Ok(true)
+    }
+
+    /// Hands a submission another instance queued to this instance's sequencer, with the
+    /// sequencer's own check of it; its outcome is recorded with the batch. Waits while the
+    /// sequencer's queue is full; `false` when this instance no longer sequences.
+    pub async fn sequence_queued(
+        &self,
+        id: u64,
+        envelope: Envelope,
+        checked: Result<Checked, Refusal>,
+    ) -> bool {
+        let queue = match &*self
+            .route
+            .read()
+            .expect("the route lock is never held across a panic")
+        {
+            Route::Local { queue, .. } => queue.clone(),
+            _ => return false,
+        };
+        let (reply, _ignored) = oneshot::channel();
+        queue
+            .send(Submission {
+                envelope,
+                checked,
+                reply,
+                queued: Some(id),
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Waits until a published checkpoint covers entry `index`.
+    async fn covering(&self, index: u64) -> Result<Arc<Published>, LedgerError> {
+        let mut size = self.published_size.subscribe();
+        size.wait_for(|size| *size > index)
+            .await
+            .map_err(|_| LedgerError::ShuttingDown)?;
+        Ok(self.published())
     }
 
     /// The log's verifier key.
@@ -376,18 +571,50 @@ impl Ledger {
         envelope: Envelope,
         checked: Checked,
     ) -> Result<(Receipt, bool), LedgerError> {
-        let (reply, answer) = oneshot::channel();
-        let submission = Submission {
-            envelope,
-            checked,
-            reply,
-        };
-        let stopped = || match &*self.failure.borrow() {
-            Some(failure) => failure.clone(),
-            None => LedgerError::ShuttingDown,
-        };
-        self.queue.send(submission).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let route = self
+            .route
+            .read()
+            .expect("the route lock is never held across a panic")
+            .clone();
+        match route {
+            Route::Local { queue, failure } => {
+                let (reply, answer) = oneshot::channel();
+                let submission = Submission {
+                    envelope,
+                    checked: Ok(checked),
+                    reply,
+                    queued: None,
+                };
+                let stopped = || match &*failure.borrow() {
+                    Some(failure) => failure.clone(),
+                    None => LedgerError::Unavailable(
+                        "this instance stopped sequencing before the submission was \
+                         logged; nothing of it was written: retry"
+                            .into(),
+                    ),
+                };
+                queue.send(submission).await.map_err(|_| stopped())?;
+                answer.await.map_err(|_| stopped())?
+            }
+            Route::Remote(forwarder) => {
+                let (index, duplicate) = forwarder.submit(&envelope).await?;
+                let published =
+                    tokio::time::timeout(crate::cluster::OUTCOME_WAIT, self.covering(index))
+                        .await
+                        .map_err(|_| {
+                            LedgerError::Unavailable(format!(
+                                "entry {index} is logged, but no checkpoint covering it was \
+                         published in time: resubmit to get its receipt"
+                            ))
+                        })??;
+                let ledger = self.clone();
+                tokio::task::spawn_blocking(move || ledger.receipt(index, &published))
+                    .await
+                    .map_err(|e| failure_of("building a receipt", e))?
+                    .map(|receipt| (receipt, duplicate))
+            }
+            Route::Down(e) => Err(e),
+        }
     }
 
     /// The receipt of the entry already in the log with this dedupe key

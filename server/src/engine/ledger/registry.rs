@@ -15,6 +15,28 @@ pub(super) type Snapshots = std::collections::BTreeMap<u64, (i64, Arc<Registry>)
 /// With 2,000 registry entries that is 31 snapshots.
 pub const SNAPSHOT_EVERY: usize = 64;
 
+/// `registry` (the registry before entry `start`) moved on over the registry entries in
+/// `start..end`. Blocking: reads the store.
+pub fn advance(
+    store: &crate::store::Store,
+    registry: &Registry,
+    start: u64,
+    end: u64,
+) -> Result<Option<Registry>, LedgerError> {
+    let entries = store.registry_entries(start, end)?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut registry = registry.clone();
+    for index in entries {
+        let record = read_record(store, index)?;
+        registry
+            .apply(index, record.integrated_time_nanos(), record.envelope())
+            .map_err(|e| failure_of(format!("replaying registry entry {index}"), e))?;
+    }
+    Ok(Some(registry))
+}
+
 impl Ledger {
     /// The registry as of the latest checkpoint.
     pub fn registry(&self) -> Arc<Registry> {

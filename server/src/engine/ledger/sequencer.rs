@@ -21,6 +21,7 @@ use super::{
 };
 use crate::check::Tail;
 use crate::metrics::METRICS;
+use crate::storage::Outcome;
 use crate::store::{CachedSource, Indexed, NewEntry, Store};
 
 /// What the sequencer did with one submission of a batch.
@@ -41,6 +42,8 @@ type Reply =
 /// nodes, the tail and digests the batch leads to, or the failure that stopped it.
 struct Integrated {
     replies: Vec<Reply>,
+    /// Each submission's place in the database's queue, if another instance queued it.
+    queued: Vec<Option<u64>>,
     placed: Vec<Placed>,
     entries: Vec<NewEntry>,
     nodes: Vec<Node>,
@@ -50,11 +53,45 @@ struct Integrated {
     error: Option<LedgerError>,
 }
 
+impl Integrated {
+    /// The outcomes of the submissions other instances queued: recorded in the batch's own
+    /// transaction, so that each is either settled with the batch or still queued.
+    fn outcomes(&self) -> Vec<(u64, Outcome)> {
+        self.queued
+            .iter()
+            .zip(&self.placed)
+            .filter_map(|(queued, place)| {
+                let id = (*queued)?;
+                let outcome = match place {
+                    Placed::New(record, _) => Outcome::Logged {
+                        index: record.index(),
+                        duplicate: false,
+                    },
+                    Placed::Existing(index) => Outcome::Logged {
+                        index: *index,
+                        duplicate: true,
+                    },
+                    Placed::Refused(e) => {
+                        let status = crate::api::service::status(e.clone());
+                        Outcome::Refused {
+                            code: status.code() as i32,
+                            message: status.message().to_owned(),
+                            details: status.details().to_vec(),
+                        }
+                    }
+                };
+                Some((id, outcome))
+            })
+            .collect()
+    }
+}
+
 pub(super) struct Sequencer {
     pub(super) store: Arc<Store>,
     pub(super) signer: Arc<Signer>,
     pub(super) tail: Tail,
     pub(super) published: Arc<RwLock<Arc<Published>>>,
+    pub(super) published_size: Arc<tokio::sync::watch::Sender<u64>>,
     /// The registry, the policies' latest versions and the running digests after the last
     /// integrated entry. Integration changes it in place: a batch that does not become
     /// durable stops the sequencer, and a restart recovers the state from the log.
@@ -117,11 +154,12 @@ impl Sequencer {
         let count = batch.len();
         let mut integrated = self.integrate(batch);
         let appended = integrated.entries.len();
-        if integrated.error.is_none() && appended > 0 {
+        let outcomes = integrated.outcomes();
+        if integrated.error.is_none() && (appended > 0 || !outcomes.is_empty()) {
             let entries = std::mem::take(&mut integrated.entries);
             integrated.error = self
                 .store
-                .append(entries, &integrated.nodes)
+                .append_settling(entries, &integrated.nodes, &outcomes)
                 .err()
                 .map(Into::into);
         }
@@ -148,6 +186,7 @@ impl Sequencer {
     fn integrate(&mut self, batch: Vec<Submission>) -> Integrated {
         let count = batch.len();
         let mut replies = Vec::with_capacity(count);
+        let mut queued = Vec::with_capacity(count);
         let mut entries = Vec::with_capacity(count);
         let mut nodes: Vec<Node> = Vec::with_capacity(count * 2);
         let mut placed: Vec<Placed> = Vec::with_capacity(count);
@@ -159,17 +198,25 @@ impl Sequencer {
         let registry_changes = self.state.registry.events().len();
         for s in batch {
             replies.push(s.reply);
+            queued.push(s.queued);
             if error.is_some() {
                 continue;
             }
+            let checked = match s.checked {
+                Ok(checked) => checked,
+                Err(refusal) => {
+                    placed.push(Placed::Refused(refused(refusal)));
+                    continue;
+                }
+            };
             let index = frontier.size();
             // Integrated times never go backwards, even if the clock does.
             let time = now_nanos().max(last_time);
             // Who signed, as the state after every entry before this one (including those
             // earlier in this batch) sees them: the signers are part of the dedupe key.
-            let kind = s.checked.kind();
+            let kind = checked.kind();
             let rules = kinds::of(kind);
-            let facts = match rules.authorize(&self.state, &s.envelope, Some(&s.checked), time) {
+            let facts = match rules.authorize(&self.state, &s.envelope, Some(&checked), time) {
                 Ok(facts) => facts,
                 Err(refusal) => {
                     placed.push(Placed::Refused(refused(refusal)));
@@ -231,6 +278,7 @@ impl Sequencer {
         }
         Integrated {
             replies,
+            queued,
             placed,
             entries,
             nodes,
@@ -251,6 +299,7 @@ impl Sequencer {
         let Integrated {
             replies,
             placed,
+            queued: _,
             nodes,
             tail,
             registry_changed,
@@ -308,6 +357,7 @@ impl Sequencer {
             .published
             .write()
             .expect("the checkpoint lock is never held across a panic") = published.clone();
+        self.published_size.send_replace(published.checkpoint.size);
         METRICS.checkpoint(published.checkpoint.size);
         let source = CachedSource::new(&self.store, &nodes);
         for (reply, place) in replies.into_iter().zip(placed) {

@@ -59,6 +59,15 @@ pub enum StoreError {
         /// What PostgreSQL said.
         message: String,
     },
+    /// PostgreSQL cannot be reached (refused, restarting, the network cut). Connections
+    /// are made again at the next call, so this passes when the database is back.
+    #[error("PostgreSQL is unreachable ({op}): {message}")]
+    Unreachable {
+        /// What was being done.
+        op: &'static str,
+        /// Why it failed.
+        message: String,
+    },
     /// This instance's sequencing lease is gone: another instance took over (or it
     /// expired). Nothing was written.
     #[error(
@@ -106,6 +115,33 @@ pub trait LogStore: Send + Sync + Debug {
     /// [`StoreError::Poisoned`].
     fn append(&self, records: &[Vec<u8>], nodes: &[Node]) -> Result<(), StoreError>;
 
+    /// Appends a batch as [`LogStore::append`] does, and with it, where the backend can do
+    /// so atomically, the batch's index rows and the outcomes of the queued submissions it
+    /// settles. Returns whether the index rows were written (otherwise the caller adds them
+    /// to the indexes). A backend without a queue takes no outcomes.
+    fn append_batch(
+        &self,
+        records: &[Vec<u8>],
+        nodes: &[Node],
+        indexed: &[Indexed],
+        outcomes: &[(u64, Outcome)],
+    ) -> Result<bool, StoreError> {
+        let _ = indexed;
+        if !outcomes.is_empty() {
+            return Err(StoreError::Layout(
+                "this store has no queue of submissions from other instances".into(),
+            ));
+        }
+        self.append(records, nodes).map(|()| false)
+    }
+
+    /// The log has grown to at least `size` entries, written by another instance's
+    /// sequencer (a shared database): reads up to there are served. A store that only this
+    /// process writes ignores it.
+    fn observe_size(&self, size: u64) {
+        let _ = size;
+    }
+
     /// The leaf record bytes of entry `index`, or `None` at or beyond the size.
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError>;
 
@@ -139,6 +175,28 @@ pub trait LogStore: Send + Sync + Debug {
 
     /// Records the genesis. Durable when it returns `Ok`. Called once, before any entry.
     fn set_genesis(&self, json: &[u8]) -> Result<(), StoreError>;
+}
+
+/// What became of a submission queued by another instance for the sequencer (PostgreSQL,
+/// several instances): recorded in the same transaction as the batch that settled it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// In the log at `index`; `duplicate` when it was there before.
+    Logged {
+        /// The entry.
+        index: u64,
+        /// Whether the same content by the same keys was already logged.
+        duplicate: bool,
+    },
+    /// Refused by the sequencer: the gRPC status it answers, to be relayed as it is.
+    Refused {
+        /// The gRPC status code.
+        code: i32,
+        /// The status message.
+        message: String,
+        /// The status details (`google.rpc.Status` with its `ErrorInfo`), encoded.
+        details: Vec<u8>,
+    },
 }
 
 /// Refuses a subtree (`2^level` leaves from leaf `index << level`) that is not complete in a

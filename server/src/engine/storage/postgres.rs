@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use evident_core::Hash;
 use evident_core::merkle::Node;
 
-use super::{Census, IndexStore, Indexed, LogStore, Posting, StoreError};
+use super::{Census, IndexStore, Indexed, LogStore, Outcome, Posting, StoreError};
 
 /// The schema migrations, in order: the first `n` are applied when `evident_schema` says
 /// version `n`.
@@ -55,15 +55,38 @@ const MIGRATIONS: &[&str] = &[
         term bigint NOT NULL, holder text NOT NULL, expires timestamptz NOT NULL);
     INSERT INTO evident_lease (term, holder, expires) VALUES (0, '', '-infinity');
     ",
+    "
+    CREATE TABLE evident_checkpoint (one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        size bigint NOT NULL, note bytea NOT NULL);
+    INSERT INTO evident_checkpoint (size, note)
+        SELECT 0, value FROM evident_meta WHERE key = 'checkpoint';
+    DELETE FROM evident_meta WHERE key = 'checkpoint';
+    CREATE TABLE evident_queue (id bigserial PRIMARY KEY, envelope bytea NOT NULL,
+        queued_by text NOT NULL, queued timestamptz NOT NULL DEFAULT now(), taken bigint);
+    CREATE TABLE evident_outcomes (id bigint PRIMARY KEY, idx bigint, duplicate boolean,
+        code integer, message text, details bytea,
+        done timestamptz NOT NULL DEFAULT now());
+    ",
 ];
 
-/// A job for the connection's thread.
-type Job = Box<dyn FnOnce(&mut postgres::Client) + Send>;
+/// The channel on which the sequencer announces each checkpoint it stores (its size).
+pub const CHECKPOINT_CHANNEL: &str = "evident_checkpoint";
+/// The channel on which an instance announces a submission it queued for the sequencer.
+pub const QUEUE_CHANNEL: &str = "evident_queue";
 
-/// A connection on its own thread: each call is a job sent to it, its answer waited for.
+/// A job for a connection's thread: given the connection, or why there is none.
+type Job = Box<dyn FnOnce(Result<&mut postgres::Client, StoreError>) + Send>;
+
+/// Connections on their own threads: each call is a job sent to whichever is free, its
+/// answer waited for. A connection that breaks (PostgreSQL restarted, the network cut) is
+/// dropped and made again for the next job, so the store recovers on its own when the
+/// database comes back.
 struct Conn {
     jobs: Mutex<mpsc::Sender<Job>>,
 }
+
+/// Connections per store: reads of one instance run this many at a time.
+const CONNECTIONS: usize = 4;
 
 /// How to reach the database: its connection string and, for TLS, the CA that signed its
 /// certificate (the system's trusted roots when none).
@@ -137,50 +160,79 @@ impl PgTarget {
 }
 
 impl Conn {
-    /// Connects to `target` and applies the migrations this build knows.
+    /// Connects to `target`, applies the migrations this build knows, and starts the
+    /// connections' threads.
     fn open(target: &PgTarget) -> Result<Conn, StoreError> {
-        let mut client = target.connect()?;
-        migrate(&mut client)?;
+        let mut first = target.connect()?;
+        migrate(&mut first)?;
         let (jobs, inbox) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("evident-postgres".into())
-            .spawn(move || {
-                for job in inbox {
-                    job(&mut client);
-                }
-            })
-            .map_err(|e| StoreError::Database {
-                op: "starting the PostgreSQL thread",
-                message: e.to_string(),
-            })?;
+        let inbox = std::sync::Arc::new(Mutex::new(inbox));
+        let mut first = Some(first);
+        for n in 0..CONNECTIONS {
+            let inbox = std::sync::Arc::clone(&inbox);
+            let target = target.clone();
+            let mut client = first.take();
+            std::thread::Builder::new()
+                .name(format!("evident-postgres-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = {
+                            let Ok(inbox) = inbox.lock() else { return };
+                            match inbox.recv() {
+                                Ok(job) => job,
+                                Err(_) => return,
+                            }
+                        };
+                        if client.as_ref().is_some_and(postgres::Client::is_closed) {
+                            client = None;
+                        }
+                        if client.is_none() {
+                            match target.connect() {
+                                Ok(c) => client = Some(c),
+                                Err(e) => {
+                                    job(Err(e));
+                                    continue;
+                                }
+                            }
+                        }
+                        if let Some(c) = client.as_mut() {
+                            job(Ok(c));
+                        }
+                    }
+                })
+                .map_err(|e| StoreError::Database {
+                    op: "starting the PostgreSQL threads",
+                    message: e.to_string(),
+                })?;
+        }
         Ok(Conn {
             jobs: Mutex::new(jobs),
         })
     }
 
-    /// Runs `f` on the connection's thread and waits for its answer.
+    /// Runs `f` on a connection's thread and waits for its answer.
     fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |client| {
-            let _ = reply.send(f(client));
+            let _ = reply.send(client.and_then(f));
         });
         self.jobs
             .lock()
             .map_err(|_| StoreError::Poisoned("a PostgreSQL caller panicked".into()))?
             .send(job)
-            .map_err(|_| StoreError::Poisoned("the PostgreSQL thread stopped".into()))?;
+            .map_err(|_| StoreError::Poisoned("the PostgreSQL threads stopped".into()))?;
         answer
             .recv()
-            .map_err(|_| StoreError::Poisoned("the PostgreSQL thread stopped".into()))?
+            .map_err(|_| StoreError::Poisoned("the PostgreSQL threads stopped".into()))?
     }
 }
 
 /// The log in PostgreSQL.
 pub struct PgLog {
-    conn: Conn,
+    conn: std::sync::Arc<Conn>,
     size: AtomicU64,
     poisoned: Mutex<Option<String>>,
     /// The sequencing lease this instance holds, `(term, holder)`, when several instances
@@ -215,7 +267,28 @@ fn pg(op: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
             message.push_str(&cause.to_string());
             source = cause.source();
         }
-        StoreError::Database { op, message }
+        if is_outage(&e) {
+            StoreError::Unreachable { op, message }
+        } else {
+            StoreError::Database { op, message }
+        }
+    }
+}
+
+/// Whether an error says the database cannot be reached (refused, gone, shutting down,
+/// starting up) rather than that it refused the statement.
+fn is_outage(e: &postgres::Error) -> bool {
+    match e.code() {
+        // Class 08: connection exception; 57P01-57P03: shutting down, crashed, starting.
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        None => {
+            e.is_closed()
+                || std::error::Error::source(e)
+                    .is_some_and(|cause| cause.downcast_ref::<std::io::Error>().is_some())
+        }
     }
 }
 
@@ -223,7 +296,16 @@ impl PgLog {
     /// Connects to `url` (a libpq connection string or URL), applies the migrations this
     /// build knows, and reads the log's size.
     pub fn open(target: &PgTarget) -> Result<PgLog, StoreError> {
-        let conn = Conn::open(target)?;
+        PgLog::on(std::sync::Arc::new(Conn::open(target)?))
+    }
+
+    /// The log and the indexes of the database at `target`, sharing its connections.
+    pub fn open_with_index(target: &PgTarget) -> Result<(PgLog, PgIndex), StoreError> {
+        let conn = std::sync::Arc::new(Conn::open(target)?);
+        Ok((PgLog::on(std::sync::Arc::clone(&conn))?, PgIndex { conn }))
+    }
+
+    fn on(conn: std::sync::Arc<Conn>) -> Result<PgLog, StoreError> {
         let size: i64 = conn.run(|c| {
             c.query_one("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
                 .map(|r| r.get(0))
@@ -264,7 +346,9 @@ impl PgLog {
                 .as_ref()
                 .is_some_and(|(t, h)| *t == term && *h == current)
                 && live;
-            if live && !renew {
+            // A live lease of another holder is theirs. This instance's own, under a term
+            // it no longer holds (its sequencer stopped), is taken again under a new term.
+            if live && !renew && current != holder {
                 return Ok(None);
             }
             let term = if renew { term } else { term + 1 };
@@ -285,8 +369,16 @@ impl PgLog {
             return Ok(None);
         };
         let size = u64::try_from(size).unwrap_or(0);
-        // A new holder appends after whatever the log holds now.
-        self.size.store(size, Ordering::Release);
+        let renewed = held_term(&self.lease_held()?) == Some(term);
+        if !renewed {
+            // A new holder appends after whatever the log holds now, which settles whatever
+            // an earlier failed append of this instance left unknown.
+            self.size.store(size, Ordering::Release);
+            *self
+                .poisoned
+                .lock()
+                .map_err(|_| StoreError::Poisoned("a writer panicked".into()))? = None;
+        }
         *self
             .lease
             .lock()
@@ -296,6 +388,176 @@ impl PgLog {
             term: u64::try_from(term).unwrap_or(0),
             size,
         }))
+    }
+
+    /// Gives up the lease if this instance holds it (at a clean stop), so that another
+    /// takes over at once instead of after the lease expires. Appends are refused after.
+    pub fn release_lease(&self) -> Result<(), StoreError> {
+        let Some((term, holder)) = self
+            .lease
+            .lock()
+            .map_err(|_| StoreError::Poisoned("a lease holder panicked".into()))?
+            .take()
+        else {
+            return Ok(());
+        };
+        self.run(move |c| {
+            c.execute(
+                "UPDATE evident_lease SET expires = '-infinity' WHERE term = $1 AND holder = $2",
+                &[&term, &holder],
+            )
+            .map(drop)
+            .map_err(pg("releasing the lease"))
+        })
+    }
+
+    /// Forgets the lease without touching the database: appends are refused from now on
+    /// (their fencing check would refuse them anyway once another instance takes over).
+    pub fn drop_lease(&self) {
+        if let Ok(mut lease) = self.lease.lock() {
+            if let Some((term, _)) = lease.as_mut() {
+                // No term is negative: the fencing check refuses every append.
+                *term = -1;
+            }
+        }
+    }
+
+    /// Removes outcomes older than `keep` that nobody collected (their submitter stopped
+    /// waiting, or stopped).
+    pub fn sweep_outcomes(&self, keep: std::time::Duration) -> Result<u64, StoreError> {
+        let secs = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM evident_outcomes WHERE done < now() - make_interval(secs => $1::bigint)",
+                &[&secs],
+            )
+            .map_err(pg("sweeping outcomes"))
+        })
+    }
+
+    /// Records the log's verifier key (`name+id+base64`) in the database if none is; returns
+    /// the one recorded. Every instance of a log signs with one key.
+    pub fn record_log_key(&self, verifier: &str) -> Result<String, StoreError> {
+        let value = verifier.as_bytes().to_vec();
+        let recorded: Vec<u8> = self.run(move |c| {
+            c.execute(
+                "INSERT INTO evident_meta (key, value) VALUES ('log_key', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+                &[&value],
+            )
+            .map_err(pg("recording the log key"))?;
+            c.query_one("SELECT value FROM evident_meta WHERE key = 'log_key'", &[])
+                .map(|r| r.get(0))
+                .map_err(pg("reading the log key"))
+        })?;
+        String::from_utf8(recorded)
+            .map_err(|_| StoreError::Corrupt("the recorded log key is not UTF-8".into()))
+    }
+
+    /// Queues a checked envelope (its record encoding) for the sequencer and wakes it;
+    /// returns its place in the queue. Not durable on its own, and need not be: nothing is
+    /// acknowledged until the sequencer's batch commits with the envelope's outcome.
+    pub fn enqueue(&self, envelope: Vec<u8>, by: &str) -> Result<u64, StoreError> {
+        let by = by.to_owned();
+        let id: i64 = self.run(move |c| {
+            let mut tx = c.transaction().map_err(pg("queueing a submission"))?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .map_err(pg("queueing a submission"))?;
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO evident_queue (envelope, queued_by) VALUES ($1, $2) RETURNING id",
+                    &[&envelope, &by],
+                )
+                .map_err(pg("queueing a submission"))?
+                .get(0);
+            tx.execute("SELECT pg_notify($1, '')", &[&QUEUE_CHANNEL])
+                .map_err(pg("queueing a submission"))?;
+            tx.commit().map_err(pg("queueing a submission"))?;
+            Ok(id)
+        })?;
+        Ok(u64::try_from(id).unwrap_or(0))
+    }
+
+    /// Takes up to `limit` queued submissions after place `after`, in order, for the
+    /// sequencer of lease term `term`: each is marked taken, so that its submitter can no
+    /// longer withdraw it. Submissions a sequencer of an earlier term took but never
+    /// settled are taken again.
+    pub fn take_queued(
+        &self,
+        term: u64,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let (term, after) = (to_i64(term), to_i64(after));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.run(move |c| {
+            c.query(
+                "UPDATE evident_queue SET taken = $1 WHERE id IN (SELECT id FROM evident_queue \
+                 WHERE id > $2 AND (taken IS NULL OR taken < $1) ORDER BY id LIMIT $3) \
+                 RETURNING id, envelope",
+                &[&term, &after, &limit],
+            )
+            .map_err(pg("taking queued submissions"))
+        })?;
+        let mut taken: Vec<(u64, Vec<u8>)> = rows
+            .into_iter()
+            .map(|r| (u64::try_from(r.get::<_, i64>(0)).unwrap_or(0), r.get(1)))
+            .collect();
+        taken.sort_unstable_by_key(|(id, _)| *id);
+        Ok(taken)
+    }
+
+    /// Takes back a queued submission no sequencer has taken: `true` when it was still
+    /// waiting (it will never be logged), `false` when a sequencer took it (its outcome is,
+    /// or will be, recorded).
+    pub fn withdraw(&self, id: u64) -> Result<bool, StoreError> {
+        let id = to_i64(id);
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM evident_queue WHERE id = $1 AND taken IS NULL",
+                &[&id],
+            )
+            .map(|n| n == 1)
+            .map_err(pg("withdrawing a queued submission"))
+        })
+    }
+
+    /// The recorded outcomes of these queued submissions (those that have one), removed
+    /// from the table as they are read.
+    pub fn take_outcomes(&self, ids: &[u64]) -> Result<Vec<(u64, Outcome)>, StoreError> {
+        let ids: Vec<i64> = ids.iter().map(|i| to_i64(*i)).collect();
+        let rows = self.run(move |c| {
+            c.query(
+                "DELETE FROM evident_outcomes WHERE id = ANY($1) \
+                 RETURNING id, idx, duplicate, code, message, details",
+                &[&ids],
+            )
+            .map_err(pg("reading outcomes"))
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let id = u64::try_from(r.get::<_, i64>(0)).unwrap_or(0);
+                let outcome = match r.get::<_, Option<i64>>(1) {
+                    Some(index) => Outcome::Logged {
+                        index: u64::try_from(index).unwrap_or(0),
+                        duplicate: r.get::<_, Option<bool>>(2).unwrap_or(false),
+                    },
+                    None => Outcome::Refused {
+                        code: r.get::<_, Option<i32>>(3).unwrap_or(2),
+                        message: r.get::<_, Option<String>>(4).unwrap_or_default(),
+                        details: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+                    },
+                };
+                (id, outcome)
+            })
+            .collect())
+    }
+
+    /// The latest checkpoint any sequencer stored, read from the database (not this
+    /// instance's memory): what a follower refreshes from.
+    pub fn stored_checkpoint(&self) -> Result<Option<String>, StoreError> {
+        self.checkpoint()
     }
 
     fn lease_held(&self) -> Result<Option<(i64, String)>, StoreError> {
@@ -313,16 +575,95 @@ impl PgLog {
         self.conn.run(f)
     }
 
-    fn set_meta(&self, key: &'static str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO evident_meta (key, value) VALUES ($1, $2) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                &[&key, &value],
-            )
-            .map(|_| ())
-            .map_err(pg("writing log metadata"))
-        })
+    /// One batch, one transaction: the fencing check, the records, the tree nodes, the
+    /// index rows (when given) and the outcomes of the queued submissions it settles. When
+    /// the batch has no entries (every queued submission refused or already logged), the
+    /// transaction holds just the outcomes.
+    fn write_batch(
+        &self,
+        records: &[Vec<u8>],
+        nodes: &[Node],
+        indexed: Option<&[Indexed]>,
+        outcomes: &[(u64, Outcome)],
+    ) -> Result<(), StoreError> {
+        let mut poisoned = self
+            .poisoned
+            .lock()
+            .map_err(|_| StoreError::Poisoned("a writer panicked".into()))?;
+        if let Some(why) = poisoned.as_ref() {
+            return Err(StoreError::Poisoned(why.clone()));
+        }
+        if records.is_empty() && outcomes.is_empty() {
+            return Ok(());
+        }
+        let start = self.size();
+        let indexes: Vec<i64> = (0..records.len() as u64)
+            .map(|i| to_i64(start + i))
+            .collect();
+        let records = records.to_vec();
+        let levels: Vec<i32> = nodes
+            .iter()
+            .map(|n| i32::try_from(n.level).unwrap_or(i32::MAX))
+            .collect();
+        let node_indexes: Vec<i64> = nodes.iter().map(|n| to_i64(n.index)).collect();
+        let hashes: Vec<Vec<u8>> = nodes.iter().map(|n| n.hash.as_bytes().to_vec()).collect();
+        let rows = indexed.filter(|e| !e.is_empty()).map(IndexRows::of);
+        let settled = OutcomeRows::of(outcomes);
+        let count = records.len() as u64;
+        let lease = self.lease_held()?;
+        let result = self.run(move |c| {
+            let mut tx = c.transaction().map_err(pg("appending entries"))?;
+            if let Some((term, holder)) = lease {
+                // Fencing: inside the batch's own transaction, so that no commit can follow
+                // a takeover.
+                let row = tx
+                    .query_one(
+                        "SELECT term, holder, expires > now() FROM evident_lease FOR SHARE",
+                        &[],
+                    )
+                    .map_err(pg("checking the lease"))?;
+                let (now_term, now_holder, live): (i64, String, bool) =
+                    (row.get(0), row.get(1), row.get(2));
+                if now_term != term || now_holder != holder || !live {
+                    return Err(StoreError::Fenced {
+                        term,
+                        current: now_term,
+                        holder: now_holder,
+                    });
+                }
+            }
+            if !indexes.is_empty() {
+                tx.execute(
+                    "INSERT INTO evident_entries (idx, record) \
+                     SELECT * FROM unnest($1::bigint[], $2::bytea[])",
+                    &[&indexes, &records],
+                )
+                .map_err(pg("appending entries"))?;
+                tx.execute(
+                    "INSERT INTO evident_nodes (level, idx, hash) \
+                     SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])",
+                    &[&levels, &node_indexes, &hashes],
+                )
+                .map_err(pg("appending tree nodes"))?;
+            }
+            if let Some(rows) = rows {
+                rows.insert(&mut tx)?;
+            }
+            settled.insert(&mut tx)?;
+            tx.commit().map_err(pg("committing a batch"))
+        });
+        match result {
+            Ok(()) => {
+                self.size.store(start + count, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                // Whether the commit reached the disk is unknown: the store stops, and a
+                // restart (or a new lease) reads back what is there.
+                *poisoned = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     fn meta(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -332,6 +673,10 @@ impl PgLog {
                 .map_err(pg("reading log metadata"))
         })
     }
+}
+
+fn held_term(held: &Option<(i64, String)>) -> Option<i64> {
+    held.as_ref().map(|(term, _)| *term)
 }
 
 /// Applies the migrations not yet applied, each in its own transaction.
@@ -379,76 +724,22 @@ impl LogStore for PgLog {
     }
 
     fn append(&self, records: &[Vec<u8>], nodes: &[Node]) -> Result<(), StoreError> {
-        let mut poisoned = self
-            .poisoned
-            .lock()
-            .map_err(|_| StoreError::Poisoned("a writer panicked".into()))?;
-        if let Some(why) = poisoned.as_ref() {
-            return Err(StoreError::Poisoned(why.clone()));
-        }
-        if records.is_empty() {
-            return Ok(());
-        }
-        let start = self.size();
-        let indexes: Vec<i64> = (0..records.len() as u64)
-            .map(|i| to_i64(start + i))
-            .collect();
-        let records = records.to_vec();
-        let levels: Vec<i32> = nodes
-            .iter()
-            .map(|n| i32::try_from(n.level).unwrap_or(i32::MAX))
-            .collect();
-        let node_indexes: Vec<i64> = nodes.iter().map(|n| to_i64(n.index)).collect();
-        let hashes: Vec<Vec<u8>> = nodes.iter().map(|n| n.hash.as_bytes().to_vec()).collect();
-        let count = records.len() as u64;
-        let lease = self.lease_held()?;
-        let result = self.run(move |c| {
-            let mut tx = c.transaction().map_err(pg("appending entries"))?;
-            if let Some((term, holder)) = lease {
-                // Fencing: inside the batch's own transaction, so that no commit can follow
-                // a takeover.
-                let row = tx
-                    .query_one(
-                        "SELECT term, holder, expires > now() FROM evident_lease FOR SHARE",
-                        &[],
-                    )
-                    .map_err(pg("checking the lease"))?;
-                let (now_term, now_holder, live): (i64, String, bool) =
-                    (row.get(0), row.get(1), row.get(2));
-                if now_term != term || now_holder != holder || !live {
-                    return Err(StoreError::Fenced {
-                        term,
-                        current: now_term,
-                        holder: now_holder,
-                    });
-                }
-            }
-            tx.execute(
-                "INSERT INTO evident_entries (idx, record) \
-                 SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                &[&indexes, &records],
-            )
-            .map_err(pg("appending entries"))?;
-            tx.execute(
-                "INSERT INTO evident_nodes (level, idx, hash) \
-                 SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])",
-                &[&levels, &node_indexes, &hashes],
-            )
-            .map_err(pg("appending tree nodes"))?;
-            tx.commit().map_err(pg("committing a batch"))
-        });
-        match result {
-            Ok(()) => {
-                self.size.store(start + count, Ordering::Release);
-                Ok(())
-            }
-            Err(e) => {
-                // Whether the commit reached the disk is unknown: the store stops, and a
-                // restart reads back what is there.
-                *poisoned = Some(e.to_string());
-                Err(e)
-            }
-        }
+        self.write_batch(records, nodes, None, &[])
+    }
+
+    fn observe_size(&self, size: u64) {
+        self.size.fetch_max(size, Ordering::AcqRel);
+    }
+
+    fn append_batch(
+        &self,
+        records: &[Vec<u8>],
+        nodes: &[Node],
+        indexed: &[Indexed],
+        outcomes: &[(u64, Outcome)],
+    ) -> Result<bool, StoreError> {
+        self.write_batch(records, nodes, Some(indexed), outcomes)
+            .map(|()| true)
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -526,31 +817,165 @@ impl LogStore for PgLog {
     }
 
     fn checkpoint(&self) -> Result<Option<String>, StoreError> {
-        self.meta("checkpoint")?
-            .map(|b| {
-                String::from_utf8(b)
-                    .map_err(|_| StoreError::Corrupt("the stored checkpoint is not UTF-8".into()))
-            })
-            .transpose()
+        self.run(|c| {
+            c.query_opt("SELECT note FROM evident_checkpoint", &[])
+                .map(|row| row.map(|r| r.get::<_, Vec<u8>>(0)))
+                .map_err(pg("reading the checkpoint"))
+        })?
+        .map(|b| {
+            String::from_utf8(b)
+                .map_err(|_| StoreError::Corrupt("the stored checkpoint is not UTF-8".into()))
+        })
+        .transpose()
     }
 
+    /// Never replaces a checkpoint of a larger log: a sequencer that lost its lease may
+    /// still store one over what it committed, which the new sequencer's already covers.
+    /// Announces the size on [`CHECKPOINT_CHANNEL`].
     fn set_checkpoint(&self, note: &str) -> Result<(), StoreError> {
-        self.set_meta("checkpoint", note.as_bytes().to_vec())
+        let size = note
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse::<u64>().ok())
+            .ok_or_else(|| StoreError::Corrupt("a checkpoint note without a size line".into()))?;
+        let (size, note) = (to_i64(size), note.as_bytes().to_vec());
+        self.run(move |c| {
+            let mut tx = c.transaction().map_err(pg("storing the checkpoint"))?;
+            tx.execute(
+                "INSERT INTO evident_checkpoint (size, note) VALUES ($1, $2) \
+                 ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note \
+                 WHERE evident_checkpoint.size <= excluded.size",
+                &[&size, &note],
+            )
+            .map_err(pg("storing the checkpoint"))?;
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&CHECKPOINT_CHANNEL, &size.to_string()],
+            )
+            .map_err(pg("storing the checkpoint"))?;
+            tx.commit().map_err(pg("storing the checkpoint"))
+        })
     }
 
     fn genesis(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.meta("genesis")
     }
 
+    /// The first genesis recorded stays: instances starting together on an empty database
+    /// each try, and all read back the one that won.
     fn set_genesis(&self, json: &[u8]) -> Result<(), StoreError> {
-        self.set_meta("genesis", json.to_vec())
+        let value = json.to_vec();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO evident_meta (key, value) VALUES ('genesis', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+                &[&value],
+            )
+            .map(drop)
+            .map_err(pg("recording the genesis"))
+        })
+    }
+}
+
+/// What the database tells the instances of one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Connected (again): listening.
+    Up,
+    /// The database cannot be reached; the listener tries again about every half second.
+    Down(String),
+    /// A sequencer stored a checkpoint.
+    Checkpoint,
+    /// An instance queued a submission.
+    Queued,
+    /// Half a second without news: time to look anyway.
+    Tick,
+}
+
+/// Listens on [`CHECKPOINT_CHANNEL`] and [`QUEUE_CHANNEL`] on a connection of its own, on a
+/// thread of its own, and tells `events` what happens until `events` is closed. A lost
+/// connection is reported once as [`Event::Down`] and made again.
+pub fn listen(target: &PgTarget, events: tokio::sync::mpsc::UnboundedSender<Event>) {
+    let target = target.clone();
+    let spawned = std::thread::Builder::new()
+        .name("evident-listen".into())
+        .spawn(move || {
+            let tick = std::time::Duration::from_millis(500);
+            let mut down = false;
+            while !events.is_closed() {
+                let connected = target.connect().and_then(|mut c| {
+                    c.batch_execute(&format!(
+                        "LISTEN {CHECKPOINT_CHANNEL}; LISTEN {QUEUE_CHANNEL}"
+                    ))
+                    .map_err(pg("listening for checkpoints"))?;
+                    Ok(c)
+                });
+                let mut client = match connected {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if !down {
+                            down = true;
+                            let _ = events.send(Event::Down(e.to_string()));
+                        }
+                        std::thread::sleep(tick);
+                        continue;
+                    }
+                };
+                if events.send(Event::Up).is_err() {
+                    return;
+                }
+                loop {
+                    let mut broken = None;
+                    {
+                        let mut notifications = client.notifications();
+                        let mut waiting = notifications.timeout_iter(tick);
+                        use postgres::fallible_iterator::FallibleIterator as _;
+                        loop {
+                            match waiting.next() {
+                                Ok(Some(n)) => {
+                                    let event = if n.channel() == QUEUE_CHANNEL {
+                                        Event::Queued
+                                    } else {
+                                        Event::Checkpoint
+                                    };
+                                    if events.send(event).is_err() {
+                                        return;
+                                    }
+                                }
+                                Ok(None) => break,
+                                Err(e) => {
+                                    broken = Some(pg("listening for checkpoints")(e));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if broken.is_none() && client.is_valid(tick).is_err() {
+                        broken = Some(StoreError::Unreachable {
+                            op: "listening for checkpoints",
+                            message: "the connection stopped answering".into(),
+                        });
+                    }
+                    if let Some(e) = broken {
+                        down = true;
+                        let _ = events.send(Event::Down(e.to_string()));
+                        break;
+                    }
+                    if events.send(Event::Tick).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "starting the PostgreSQL listener failed");
     }
 }
 
 /// The indexes in PostgreSQL: look-ups by leaf hash and dedupe key, posting lists, each
 /// entry's signers and the policy versions, each [`IndexStore::add`] one transaction.
 pub struct PgIndex {
-    conn: Conn,
+    conn: std::sync::Arc<Conn>,
 }
 
 impl fmt::Debug for PgIndex {
@@ -563,7 +988,7 @@ impl PgIndex {
     /// Connects to `url` and applies the migrations this build knows.
     pub fn open(target: &PgTarget) -> Result<PgIndex, StoreError> {
         Ok(PgIndex {
-            conn: Conn::open(target)?,
+            conn: std::sync::Arc::new(Conn::open(target)?),
         })
     }
 }
@@ -576,6 +1001,180 @@ fn policy_of(entry: &Indexed) -> Option<(String, i64)> {
         .as_ref()
         .filter(|(name, _)| !name.contains('\0'))
         .map(|(name, version)| (name.clone(), to_i64(*version)))
+}
+
+/// The index rows of consecutive entries, as arrays to bind.
+struct IndexRows {
+    first: i64,
+    next: i64,
+    leaf: (Vec<Vec<u8>>, Vec<i64>),
+    content: (Vec<Vec<u8>>, Vec<i64>),
+    postings: (Vec<Vec<u8>>, Vec<i64>),
+    signers: (Vec<i64>, Vec<String>),
+    policies: (Vec<String>, Vec<i64>, Vec<i64>),
+}
+
+impl IndexRows {
+    /// The rows of `entries` (at least one, consecutive).
+    fn of(entries: &[Indexed]) -> IndexRows {
+        let mut rows = IndexRows {
+            first: entries.first().map_or(0, |e| to_i64(e.index)),
+            next: entries.last().map_or(0, |e| to_i64(e.index + 1)),
+            leaf: Default::default(),
+            content: Default::default(),
+            postings: Default::default(),
+            signers: Default::default(),
+            policies: Default::default(),
+        };
+        for entry in entries {
+            let index = to_i64(entry.index);
+            rows.leaf.0.push(entry.leaf_hash.as_bytes().to_vec());
+            rows.leaf.1.push(index);
+            rows.content.0.push(entry.dedupe_key.as_bytes().to_vec());
+            rows.content.1.push(index);
+            for list in entry.postings() {
+                if let Some(prefix) = list.prefix() {
+                    rows.postings.0.push(prefix);
+                    rows.postings.1.push(index);
+                }
+            }
+            rows.signers.0.push(index);
+            // Arrays of arrays cannot be bound: the identities of an entry joined by the
+            // unit separator (U+001F), a control character no identity may hold.
+            rows.signers.1.push(entry.facts.signers.join("\u{1f}"));
+            if let Some((name, version)) = policy_of(entry) {
+                rows.policies.0.push(name);
+                rows.policies.1.push(version);
+                rows.policies.2.push(index);
+            }
+        }
+        rows
+    }
+
+    /// Inserts the rows in `tx`, after checking that the indexes end where they begin.
+    fn insert(&self, tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
+        let at: i64 = tx
+            .query_one("SELECT indexed FROM evident_indexed FOR UPDATE", &[])
+            .map_err(pg("indexing entries"))?
+            .get(0);
+        if at != self.first {
+            return Err(StoreError::Corrupt(format!(
+                "the indexes go to entry {at}, asked to add from entry {}",
+                self.first
+            )));
+        }
+        tx.execute(
+            "INSERT INTO evident_leaf (hash, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[])",
+            &[&self.leaf.0, &self.leaf.1],
+        )
+        .map_err(pg("indexing leaf hashes"))?;
+        tx.execute(
+            // A log never holds two entries with one dedupe key: a repeat is refused.
+            "INSERT INTO evident_content (key, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[])",
+            &[&self.content.0, &self.content.1],
+        )
+        .map_err(pg("indexing dedupe keys"))?;
+        tx.execute(
+            "INSERT INTO evident_postings (list, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[]) \
+             ON CONFLICT DO NOTHING",
+            &[&self.postings.0, &self.postings.1],
+        )
+        .map_err(pg("indexing posting lists"))?;
+        tx.execute(
+            "INSERT INTO evident_signers (idx, signers) \
+             SELECT i, CASE WHEN s = '' THEN '{}'::text[] ELSE string_to_array(s, chr(31)) END \
+             FROM unnest($1::bigint[], $2::text[]) AS u(i, s)",
+            &[&self.signers.0, &self.signers.1],
+        )
+        .map_err(pg("indexing signers"))?;
+        tx.execute(
+            "INSERT INTO evident_policies (name, version, idx) \
+             SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
+            &[&self.policies.0, &self.policies.1, &self.policies.2],
+        )
+        .map_err(pg("indexing policy versions"))?;
+        tx.execute("UPDATE evident_indexed SET indexed = $1", &[&self.next])
+            .map_err(pg("indexing entries"))?;
+        Ok(())
+    }
+}
+
+/// The outcomes a batch settles, as arrays to bind.
+struct OutcomeRows {
+    ids: Vec<i64>,
+    indexes: Vec<Option<i64>>,
+    duplicates: Vec<Option<bool>>,
+    codes: Vec<Option<i32>>,
+    messages: Vec<Option<String>>,
+    details: Vec<Option<Vec<u8>>>,
+}
+
+impl OutcomeRows {
+    fn of(outcomes: &[(u64, Outcome)]) -> OutcomeRows {
+        let mut rows = OutcomeRows {
+            ids: Vec::new(),
+            indexes: Vec::new(),
+            duplicates: Vec::new(),
+            codes: Vec::new(),
+            messages: Vec::new(),
+            details: Vec::new(),
+        };
+        for (id, outcome) in outcomes {
+            rows.ids.push(to_i64(*id));
+            match outcome {
+                Outcome::Logged { index, duplicate } => {
+                    rows.indexes.push(Some(to_i64(*index)));
+                    rows.duplicates.push(Some(*duplicate));
+                    rows.codes.push(None);
+                    rows.messages.push(None);
+                    rows.details.push(None);
+                }
+                Outcome::Refused {
+                    code,
+                    message,
+                    details,
+                } => {
+                    rows.indexes.push(None);
+                    rows.duplicates.push(None);
+                    rows.codes.push(Some(*code));
+                    rows.messages.push(Some(message.clone()));
+                    rows.details.push(Some(details.clone()));
+                }
+            }
+        }
+        rows
+    }
+
+    /// Records the outcomes and takes their submissions off the queue. A submission no
+    /// longer queued (its submitter withdrew it) must not be settled: the batch fails.
+    fn insert(&self, tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        let taken = tx
+            .execute("DELETE FROM evident_queue WHERE id = ANY($1)", &[&self.ids])
+            .map_err(pg("settling queued submissions"))?;
+        if taken != self.ids.len() as u64 {
+            return Err(StoreError::Corrupt(
+                "a queued submission this sequencer took is no longer queued".into(),
+            ));
+        }
+        tx.execute(
+            "INSERT INTO evident_outcomes (id, idx, duplicate, code, message, details) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[], $4::integer[], \
+             $5::text[], $6::bytea[])",
+            &[
+                &self.ids,
+                &self.indexes,
+                &self.duplicates,
+                &self.codes,
+                &self.messages,
+                &self.details,
+            ],
+        )
+        .map_err(pg("recording outcomes"))?;
+        Ok(())
+    }
 }
 
 impl IndexStore for PgIndex {
@@ -592,78 +1191,10 @@ impl IndexStore for PgIndex {
         if entries.is_empty() {
             return Ok(());
         }
-        let first = to_i64(entries[0].index);
-        let next = to_i64(entries[entries.len() - 1].index + 1);
-        let mut leaf = (Vec::new(), Vec::new());
-        let mut content = (Vec::new(), Vec::new());
-        let mut postings = (Vec::new(), Vec::new());
-        let mut signers = (Vec::new(), Vec::new());
-        let mut policies = (Vec::new(), Vec::new(), Vec::new());
-        for entry in entries {
-            let index = to_i64(entry.index);
-            leaf.0.push(entry.leaf_hash.as_bytes().to_vec());
-            leaf.1.push(index);
-            content.0.push(entry.dedupe_key.as_bytes().to_vec());
-            content.1.push(index);
-            for list in entry.postings() {
-                if let Some(prefix) = list.prefix() {
-                    postings.0.push(prefix);
-                    postings.1.push(index);
-                }
-            }
-            signers.0.push(index);
-            // Arrays of arrays cannot be bound: the identities of an entry joined by the
-            // unit separator (U+001F), a control character no identity may hold.
-            signers.1.push(entry.facts.signers.join("\u{1f}"));
-            if let Some((name, version)) = policy_of(entry) {
-                policies.0.push(name);
-                policies.1.push(version);
-                policies.2.push(index);
-            }
-        }
+        let rows = IndexRows::of(entries);
         self.conn.run(move |c| {
             let mut tx = c.transaction().map_err(pg("indexing entries"))?;
-            let at: i64 = tx
-                .query_one("SELECT indexed FROM evident_indexed FOR UPDATE", &[])
-                .map_err(pg("indexing entries"))?
-                .get(0);
-            if at != first {
-                return Err(StoreError::Corrupt(format!(
-                    "the indexes go to entry {at}, asked to add from entry {first}"
-                )));
-            }
-            tx.execute(
-                "INSERT INTO evident_leaf (hash, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[])",
-                &[&leaf.0, &leaf.1],
-            )
-            .map_err(pg("indexing leaf hashes"))?;
-            tx.execute(
-                // A log never holds two entries with one dedupe key: a repeat is refused.
-                "INSERT INTO evident_content (key, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[])",
-                &[&content.0, &content.1],
-            )
-            .map_err(pg("indexing dedupe keys"))?;
-            tx.execute(
-                "INSERT INTO evident_postings (list, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[]) \
-                 ON CONFLICT DO NOTHING",
-                &[&postings.0, &postings.1],
-            )
-            .map_err(pg("indexing posting lists"))?;
-            tx.execute(
-                "INSERT INTO evident_signers (idx, signers) \
-                 SELECT i, CASE WHEN s = '' THEN '{}'::text[] ELSE string_to_array(s, chr(31)) END \
-                 FROM unnest($1::bigint[], $2::text[]) AS u(i, s)",
-                &[&signers.0, &signers.1],
-            )
-            .map_err(pg("indexing signers"))?;
-            tx.execute(
-                "INSERT INTO evident_policies (name, version, idx) \
-                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
-                &[&policies.0, &policies.1, &policies.2],
-            )
-            .map_err(pg("indexing policy versions"))?;
-            tx.execute("UPDATE evident_indexed SET indexed = $1", &[&next])
-                .map_err(pg("indexing entries"))?;
+            rows.insert(&mut tx)?;
             tx.commit().map_err(pg("committing index entries"))
         })
     }
@@ -1217,7 +1748,7 @@ mod tests {
         let err = log
             .append(&second, &nodes_for(&mut frontier.clone(), &second))
             .unwrap_err();
-        assert!(matches!(err, StoreError::Database { .. }), "{err}");
+        assert!(matches!(err, StoreError::Unreachable { .. }), "{err}");
         assert_eq!(log.size(), 5);
         let again = log.append(&second, &[]).unwrap_err();
         assert!(matches!(again, StoreError::Poisoned(_)), "{again}");

@@ -1,0 +1,508 @@
+//! Several instances on one PostgreSQL database: exactly one sequences, the others follow.
+//!
+//! - **The lease.** A row in the database names the instance that sequences and its fencing
+//!   term ([`PgLog::acquire_lease`]). The holder renews it every third of its duration;
+//!   every batch's transaction checks it, so a holder that was paused or cut off past its
+//!   lease can never write or sign after another took over. A follower tries to take an
+//!   expired lease every quarter of its duration, checks the log's tail against the last
+//!   signed checkpoint (the start-up check), and starts a sequencer ([`Ledger::lead`]).
+//! - **Submissions on a follower** are checked there (signatures, authorization), queued in
+//!   the database ([`PgLog::enqueue`]) and taken by the sequencer's pump, which checks each
+//!   again and hands it to the sequencer; the batch records each queued submission's outcome
+//!   in its own transaction. The follower ([`Forwarder`]) waits for the outcome and answers
+//!   with the receipt once a checkpoint covering the entry is published.
+//! - **Reads on a follower** come from the database, bounded by the latest checkpoint it
+//!   stored; the follower refreshes it when the sequencer announces one (LISTEN/NOTIFY)
+//!   and twice a second.
+//! - **The database unreachable**: health says NOT_SERVING and submissions are answered
+//!   UNAVAILABLE until it answers again; connections are made again on their own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use evident_core::dsse::Envelope;
+use evident_core::kinds::{self, Refusal};
+use evident_core::registry::Registry;
+use tokio::sync::{Notify, oneshot};
+
+use crate::check::{self, Tail};
+use crate::config::StartupCheck;
+use crate::ledger::{BatchLimits, Ledger, LedgerError, SequencerHandle};
+use crate::metrics::METRICS;
+use crate::storage::postgres::{Event, PgLog, PgTarget};
+use crate::storage::{Outcome, StoreError};
+use crate::store::Store;
+
+/// How long a follower waits for the sequencer to settle a submission it queued.
+pub const OUTCOME_WAIT: Duration = Duration::from_secs(30);
+
+/// Queued submissions the pump takes at once.
+const TAKE: usize = 256;
+
+/// Outcomes nobody collected (their submitter stopped waiting, or stopped) are removed after
+/// this long.
+const OUTCOME_KEEP: Duration = Duration::from_secs(600);
+
+/// A follower's side of a submission: queued in the database, waited for until the
+/// sequencer records its outcome.
+pub struct Forwarder {
+    log: Arc<PgLog>,
+    instance: String,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A storage failure on the way to the sequencer, in words for the submitter.
+fn unreachable(e: StoreError) -> LedgerError {
+    LedgerError::Unavailable(format!(
+        "the submission could not be handed to the sequencer: {e}; nothing was logged: retry"
+    ))
+}
+
+impl Forwarder {
+    /// A forwarder for this instance (`instance` names it in the queue).
+    pub fn new(log: Arc<PgLog>, instance: &str) -> Forwarder {
+        Forwarder {
+            log,
+            instance: instance.to_owned(),
+            pending: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Queues a checked envelope for the sequencer and waits for its outcome: its index
+    /// and whether it was already logged, or the sequencer's refusal.
+    pub async fn submit(&self, envelope: &Envelope) -> Result<(u64, bool), LedgerError> {
+        let bytes = evident_core::record::envelope_to_bytes(envelope);
+        let (log, by) = (self.log.clone(), self.instance.clone());
+        let (tx, rx) = oneshot::channel();
+        let id = tokio::task::spawn_blocking(move || log.enqueue(bytes, &by))
+            .await
+            .map_err(|_| LedgerError::ShuttingDown)?
+            .map_err(unreachable)?;
+        self.pending
+            .lock()
+            .expect("the pending lock is never held across a panic")
+            .insert(id, tx);
+        match tokio::time::timeout(OUTCOME_WAIT, rx).await {
+            Ok(Ok(Outcome::Logged { index, duplicate })) => Ok((index, duplicate)),
+            Ok(Ok(Outcome::Refused {
+                code,
+                message,
+                details,
+            })) => Err(LedgerError::Relayed {
+                code,
+                message,
+                details,
+            }),
+            Ok(Err(_)) => Err(LedgerError::ShuttingDown),
+            Err(_) => {
+                self.pending
+                    .lock()
+                    .expect("the pending lock is never held across a panic")
+                    .remove(&id);
+                let log = self.log.clone();
+                let withdrawn = tokio::task::spawn_blocking(move || log.withdraw(id)).await;
+                let secs = OUTCOME_WAIT.as_secs();
+                Err(LedgerError::Unavailable(match withdrawn {
+                    Ok(Ok(true)) => format!(
+                        "no sequencer took the submission within {secs} s (no instance holds \
+                         the lease? see evident_sequencer on each); it was withdrawn and will \
+                         not be logged: retry"
+                    ),
+                    _ => format!(
+                        "a sequencer took the submission but did not settle it within {secs} \
+                         s; it may still be logged: resubmit, and if it was, the answer is its \
+                         original receipt"
+                    ),
+                }))
+            }
+        }
+    }
+
+    /// Hands the outcomes recorded for the submissions waiting here to their submitters.
+    /// Blocking.
+    pub fn collect(&self) -> Result<(), StoreError> {
+        let ids: Vec<u64> = self
+            .pending
+            .lock()
+            .expect("the pending lock is never held across a panic")
+            .keys()
+            .copied()
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for (id, outcome) in self.log.take_outcomes(&ids)? {
+            let waiting = self
+                .pending
+                .lock()
+                .expect("the pending lock is never held across a panic")
+                .remove(&id);
+            if let Some(tx) = waiting {
+                let _ = tx.send(outcome);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tells the health service whether this instance serves.
+pub type Serving = Box<
+    dyn Fn(bool) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
+
+/// How one instance of several runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This instance's name in the lease, the queue and the logs.
+    pub instance: String,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// The sequencer's group commit.
+    pub limits: BatchLimits,
+    /// Entries the takeover's tail check replays.
+    pub tail_entries: u64,
+    /// The database.
+    pub target: PgTarget,
+}
+
+/// What an instance needs to take over.
+#[derive(Debug)]
+pub struct Parts {
+    /// The store (in the database).
+    pub store: Arc<Store>,
+    /// Its log: the lease, the queue.
+    pub log: Arc<PgLog>,
+    /// The ledger this instance serves.
+    pub ledger: Ledger,
+    /// Its forwarder, for when it follows.
+    pub forwarder: Arc<Forwarder>,
+    /// The genesis registry, for the tail check.
+    pub genesis: Registry,
+}
+
+/// The sequencer this instance runs while it holds the lease.
+struct Leading {
+    sequencer: SequencerHandle,
+    term: u64,
+    renewed: Instant,
+    pump: tokio::task::JoinHandle<()>,
+    wake: Arc<Notify>,
+}
+
+/// Tries to take the lease and, with it, starts a sequencer: the tail check, then
+/// [`Ledger::lead`]. `None` when another instance holds the lease. Blocking.
+pub fn take_over(
+    parts: &Parts,
+    settings: &Settings,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Option<(SequencerHandle, u64)>, String> {
+    let Some(lease) = parts
+        .log
+        .acquire_lease(&settings.instance, settings.lease)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let started = (|| {
+        let checked = check::check_store(
+            &parts.store,
+            parts.ledger.verifier(),
+            StartupCheck::Tail,
+            settings.tail_entries,
+            &parts.genesis,
+        )
+        .map_err(|e| format!("the tail check refused the log: {e}"))?;
+        let check::Checked { tail, registry, .. } = checked;
+        lead(parts, settings, runtime, tail, registry)
+    })();
+    match started {
+        Ok(sequencer) => {
+            tracing::info!(
+                instance = %settings.instance,
+                term = lease.term,
+                size = lease.size,
+                "took the sequencing lease: this instance sequences"
+            );
+            METRICS.takeover();
+            METRICS.sequencing(true, lease.term);
+            Ok(Some((sequencer, lease.term)))
+        }
+        Err(e) => {
+            // Someone else may manage; this instance must not hold the lease idle.
+            let _ = parts.log.release_lease();
+            Err(e)
+        }
+    }
+}
+
+fn lead(
+    parts: &Parts,
+    settings: &Settings,
+    runtime: &tokio::runtime::Handle,
+    tail: Tail,
+    registry: Registry,
+) -> Result<SequencerHandle, String> {
+    parts
+        .ledger
+        .lead(tail, registry, settings.limits, runtime.clone())
+        .map_err(|e| format!("starting the sequencer: {e}"))
+}
+
+/// The pump: takes what other instances queued and hands it to this instance's sequencer,
+/// each checked again here, until this instance stops sequencing.
+async fn pump(ledger: Ledger, log: Arc<PgLog>, term: u64, wake: Arc<Notify>) {
+    loop {
+        let taken = {
+            let log = log.clone();
+            tokio::task::spawn_blocking(move || log.take_queued(term, 0, TAKE)).await
+        };
+        let taken = match taken {
+            Ok(Ok(taken)) => taken,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reading the queue failed; trying again");
+                Vec::new()
+            }
+            Err(_) => return,
+        };
+        let full = taken.len() == TAKE;
+        for (id, bytes) in taken {
+            let (envelope, checked) = match evident_core::record::envelope_from_bytes(&bytes) {
+                Ok(envelope) => {
+                    let checked = check_queued(&ledger, &envelope);
+                    (envelope, checked)
+                }
+                Err(e) => {
+                    let nothing = Envelope {
+                        payload: Vec::new(),
+                        payload_type: String::new(),
+                        signatures: Vec::new(),
+                        sigstore: None,
+                    };
+                    (nothing, Err(Refusal::Unencodable(e)))
+                }
+            };
+            if !ledger.sequence_queued(id, envelope, checked).await {
+                return;
+            }
+        }
+        if !full {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+}
+
+/// The sequencer's own check of a queued envelope, as `Submit` checks one.
+fn check_queued(ledger: &Ledger, envelope: &Envelope) -> Result<kinds::Checked, Refusal> {
+    let now = chrono::Utc::now()
+        .timestamp_nanos_opt()
+        .expect("the clock reads a time between 1677 and 2262");
+    let kind = kinds::for_payload_type(&envelope.payload_type)?;
+    kind.check(&ledger.registry(), envelope, now)
+}
+
+/// Runs this instance's part until `stop` says so: renews the lease while it sequences,
+/// steps down when it loses it, takes it over when it expires, follows the checkpoints,
+/// and reports health (`serving`). `leading`: the sequencer started at start-up with the
+/// lease of this term, if this instance took it then.
+pub async fn run(
+    parts: Parts,
+    settings: Settings,
+    leading: Option<(SequencerHandle, u64)>,
+    serving: Serving,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let runtime = tokio::runtime::Handle::current();
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    crate::storage::postgres::listen(&settings.target, events_tx);
+    let start_pump = |term: u64| {
+        let wake = Arc::new(Notify::new());
+        let pump = tokio::spawn(pump(
+            parts.ledger.clone(),
+            parts.log.clone(),
+            term,
+            wake.clone(),
+        ));
+        (pump, wake)
+    };
+    let mut leading = leading.map(|(sequencer, term)| {
+        METRICS.sequencing(true, term);
+        let (pump, wake) = start_pump(term);
+        Leading {
+            sequencer,
+            term,
+            renewed: Instant::now(),
+            pump,
+            wake,
+        }
+    });
+    if leading.is_none() {
+        METRICS.sequencing(false, 0);
+    }
+    let mut healthy = true;
+    let mut renew = tokio::time::interval(settings.lease / 3);
+    let mut take = tokio::time::interval(settings.lease / 4);
+    let mut sweep = tokio::time::interval(OUTCOME_KEEP / 10);
+    loop {
+        let mut refresh = false;
+        tokio::select! {
+            _ = stop.changed() => break,
+            event = events.recv() => match event {
+                None => break,
+                Some(Event::Down(why)) => {
+                    if healthy {
+                        tracing::error!(error = %why, "PostgreSQL is unreachable: not serving until it is back");
+                    }
+                    healthy = false;
+                    serving(false).await;
+                    if leading.is_none() {
+                        parts.ledger.step_down(Err(LedgerError::Unavailable(format!(
+                            "PostgreSQL is unreachable ({why}): nothing can be logged until \
+                             it is back; retry"
+                        ))));
+                    }
+                }
+                Some(Event::Queued) => {
+                    if let Some(l) = &leading {
+                        l.wake.notify_one();
+                    }
+                }
+                Some(Event::Up | Event::Checkpoint | Event::Tick) => refresh = true,
+            },
+            _ = renew.tick(), if leading.is_some() => {
+                let Some(l) = leading.as_mut() else { continue };
+                let failed = l.sequencer.failure().borrow().clone();
+                let kept = match failed {
+                    Some(e) => {
+                        tracing::warn!(error = %e, "the sequencer stopped: stepping down");
+                        false
+                    }
+                    None => {
+                        let log = parts.log.clone();
+                        let (instance, ttl) = (settings.instance.clone(), settings.lease);
+                        match tokio::task::spawn_blocking(move || log.acquire_lease(&instance, ttl)).await {
+                            Ok(Ok(Some(lease))) if lease.term == l.term => {
+                                l.renewed = Instant::now();
+                                true
+                            }
+                            Ok(Ok(_)) => {
+                                tracing::warn!(term = l.term, "the sequencing lease was lost: stepping down");
+                                false
+                            }
+                            Ok(Err(e)) => {
+                                // Past its lease, no batch of this instance can commit: stop.
+                                let alive = l.renewed.elapsed() < settings.lease;
+                                if !alive {
+                                    tracing::warn!(error = %e, "the sequencing lease could not be renewed before it expired: stepping down");
+                                }
+                                alive
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                };
+                if !kept {
+                    let down = leading.take().expect("leading");
+                    step_down(&parts, down, healthy).await;
+                    refresh = true;
+                }
+            }
+            _ = take.tick(), if leading.is_none() && healthy => {
+                let taken = {
+                    let (runtime, settings) = (runtime.clone(), settings.clone());
+                    let parts = Parts {
+                        store: parts.store.clone(),
+                        log: parts.log.clone(),
+                        ledger: parts.ledger.clone(),
+                        forwarder: parts.forwarder.clone(),
+                        genesis: parts.genesis.clone(),
+                    };
+                    tokio::task::spawn_blocking(move || take_over(&parts, &settings, &runtime)).await
+                };
+                match taken {
+                    Ok(Ok(Some((sequencer, term)))) => {
+                        let (pump, wake) = start_pump(term);
+                        leading = Some(Leading { sequencer, term, renewed: Instant::now(), pump, wake });
+                    }
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "taking over as sequencer failed"),
+                    Err(_) => break,
+                }
+            }
+            _ = sweep.tick(), if leading.is_some() => {
+                let log = parts.log.clone();
+                let _ = tokio::task::spawn_blocking(move || log.sweep_outcomes(OUTCOME_KEEP)).await;
+            }
+        }
+        if refresh {
+            let (ledger, log, forwarder) = (
+                parts.ledger.clone(),
+                parts.log.clone(),
+                parts.forwarder.clone(),
+            );
+            let sequences = leading.is_some();
+            let refreshed = tokio::task::spawn_blocking(move || {
+                if !sequences {
+                    if let Some(note) = log.stored_checkpoint()? {
+                        ledger.refresh(&note)?;
+                    }
+                }
+                forwarder.collect()?;
+                Ok::<(), LedgerError>(())
+            })
+            .await;
+            match refreshed {
+                Ok(Ok(())) => {
+                    if !healthy {
+                        tracing::info!("PostgreSQL answers again: serving");
+                    }
+                    healthy = true;
+                    serving(true).await;
+                    if leading.is_none() && !parts.ledger.sequences() {
+                        parts.ledger.step_down(Ok(parts.forwarder.clone()));
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "following the log failed; trying again");
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    if let Some(l) = leading.take() {
+        step_down(&parts, l, false).await;
+        let log = parts.log.clone();
+        let _ = tokio::task::spawn_blocking(move || log.release_lease()).await;
+    }
+}
+
+/// Stops this instance's sequencer: submissions go through the database from now on (or
+/// are refused while it is unreachable), the pump stops, the sequencer finishes its
+/// queue (any batch after the lease was lost is fenced and answered UNAVAILABLE) and exits.
+async fn step_down(parts: &Parts, leading: Leading, healthy: bool) {
+    let Leading {
+        sequencer, pump, ..
+    } = leading;
+    parts.ledger.step_down(if healthy {
+        Ok(parts.forwarder.clone())
+    } else {
+        Err(LedgerError::Unavailable(
+            "PostgreSQL is unreachable: nothing can be logged until it is back; retry".into(),
+        ))
+    });
+    pump.abort();
+    let _ = tokio::task::spawn_blocking(move || sequencer.join()).await;
+    parts.log.drop_lease();
+    METRICS.sequencing(false, 0);
+}

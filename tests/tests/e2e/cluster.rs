@@ -1,0 +1,291 @@
+//! Three `evidentd` instances on one PostgreSQL: any instance takes submissions, exactly one
+//! sequences, and when the sequencer is killed (SIGKILL) another takes over with nothing
+//! acknowledged lost and no checkpoint that conflicts with another.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use evident_core::merkle::{self, MemoryTree};
+use evident_core::note::Checkpoint;
+use evident_core::receipt::Receipt;
+use evident_tests::postgres::Postgres;
+use evident_tests::{Server, cli, envelope, key, stderr, stdout, write_config};
+
+/// The lease the instances run with: a dead sequencer is replaced after about 1.25 s.
+const LEASE_MS: u64 = 1_000;
+/// The longest a takeover may take here: the lease, the takeover's check and a loaded
+/// machine's slack.
+const TAKEOVER_BOUND: Duration = Duration::from_secs(15);
+
+/// One instance: its folder, config and data folder, and the process while it runs.
+struct Instance {
+    config: PathBuf,
+    data: PathBuf,
+    server: Option<Server>,
+}
+
+impl Instance {
+    fn new(root: &Path, n: usize, url: &str) -> Instance {
+        let dir = root.join(format!("evident-{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data = dir.join("data");
+        let extra = format!(
+            "metrics_listen = \"127.0.0.1:0\"\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n\
+             lease_ms = {LEASE_MS}\ninstance = \"evident-{n}\"\n"
+        );
+        let config = write_config(&dir, &data, &[1], &extra);
+        Instance {
+            config,
+            data,
+            server: None,
+        }
+    }
+
+    fn start(&mut self) {
+        self.server = Some(Server::start(&self.config, &self.data).unwrap());
+    }
+
+    fn url(&self) -> Option<String> {
+        self.server.as_ref().map(|s| s.url.clone())
+    }
+
+    /// Whether this instance says it sequences (`evident_sequencer 1`).
+    fn sequences(&self) -> bool {
+        let Some(metrics) = self.server.as_ref().and_then(|s| s.metrics_url.clone()) else {
+            return false;
+        };
+        scrape(&metrics).lines().any(|l| l == "evident_sequencer 1")
+    }
+}
+
+/// The metrics text of a running instance.
+fn scrape(metrics_url: &str) -> String {
+    let addr = metrics_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap();
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+/// Every instance signs with the first one's log key.
+fn share_log_key(from: &Instance, to: &Instance) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(&to.data).unwrap();
+    let target = to.data.join("log.key");
+    std::fs::copy(from.data.join("log.key"), &target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The instance that sequences, waited for.
+fn sequencer(instances: &[Instance], within: Duration) -> Option<usize> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let leaders: Vec<usize> = (0..instances.len())
+            .filter(|&i| instances[i].sequences())
+            .collect();
+        assert!(
+            leaders.len() <= 1,
+            "two instances sequence at once: {leaders:?}"
+        );
+        if let Some(&i) = leaders.first() {
+            return Some(i);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_instances_fail_over_under_kill_9_losing_nothing_and_never_forking() {
+    let pg = Postgres::start();
+    let root = tempfile::tempdir().unwrap();
+    let mut instances: Vec<Instance> = (1..=3)
+        .map(|n| Instance::new(root.path(), n, &pg.url))
+        .collect();
+    instances[0].start();
+    let log_key = instances[0].server.as_ref().unwrap().log_key.clone();
+    for n in 1..3 {
+        let (first, rest) = instances.split_at(1);
+        share_log_key(&first[0], &rest[n - 1]);
+    }
+    for instance in &mut instances[1..] {
+        instance.start();
+    }
+    let first = tokio::task::block_in_place(|| sequencer(&instances, TAKEOVER_BOUND))
+        .expect("one instance sequences");
+    assert_eq!(first, 0, "the first instance started took the lease");
+
+    // Clients submit through every instance at once, each to its own instance's current
+    // address (a restarted instance listens on a new port).
+    let urls: Arc<Mutex<Vec<Option<String>>>> =
+        Arc::new(Mutex::new(instances.iter().map(Instance::url).collect()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Arc<Mutex<Vec<(usize, Receipt)>>> = Arc::default();
+    let refused = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        let (urls, stop, acknowledged, refused) = (
+            urls.clone(),
+            stop.clone(),
+            acknowledged.clone(),
+            refused.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut nonce = 1_000_000 * (i as u64 + 1);
+            while !stop.load(Ordering::Relaxed) {
+                nonce += 1;
+                let url = urls.lock().unwrap()[i].clone();
+                let Some(url) = url else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let answer = async {
+                    let mut client = evident_client::Client::connect(&url).await?;
+                    client.submit(&envelope(&key(1), nonce)).await
+                };
+                match tokio::time::timeout(Duration::from_secs(40), answer).await {
+                    Ok(Ok((receipt, duplicate))) => {
+                        assert!(!duplicate, "a new statement answered as a duplicate");
+                        acknowledged.lock().unwrap().push((i, receipt));
+                    }
+                    _ => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }));
+    }
+
+    // Kill the sequencer three times; each time another instance takes over, and the
+    // killed one comes back as a follower.
+    let mut leaders = vec![first];
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let leader = tokio::task::block_in_place(|| sequencer(&instances, TAKEOVER_BOUND))
+            .expect("an instance sequences");
+        let before = acknowledged.lock().unwrap().len();
+        let killed = Instant::now();
+        urls.lock().unwrap()[leader] = None;
+        instances[leader].server.as_mut().unwrap().kill();
+        instances[leader].server = None;
+        let next = tokio::task::block_in_place(|| sequencer(&instances, TAKEOVER_BOUND))
+            .unwrap_or_else(|| {
+                panic!("round {round}: no instance took over within {TAKEOVER_BOUND:?}")
+            });
+        assert_ne!(next, leader);
+        // Submissions are acknowledged again, through the instances still running.
+        loop {
+            let now = acknowledged.lock().unwrap().len();
+            if now > before + 3 {
+                break;
+            }
+            if killed.elapsed() > TAKEOVER_BOUND * 2 {
+                let logs: Vec<String> = instances
+                    .iter()
+                    .filter_map(|i| i.server.as_ref().map(Server::stderr))
+                    .map(|log| log.lines().rev().take(30).collect::<Vec<_>>().join("\n"))
+                    .collect();
+                panic!(
+                    "round {round}: nothing acknowledged after the takeover (new sequencer: \
+                     instance {next}); the instances' last log lines, newest first:\n{}",
+                    logs.join("\n----\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        leaders.push(next);
+        tokio::task::block_in_place(|| instances[leader].start());
+        urls.lock().unwrap()[leader] = instances[leader].url();
+    }
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acknowledged = std::mem::take(&mut *acknowledged.lock().unwrap());
+    for i in 0..3 {
+        assert!(
+            acknowledged.iter().any(|(via, _)| *via == i),
+            "instance {i} acknowledged nothing: {} refused in all",
+            refused.load(Ordering::Relaxed)
+        );
+    }
+
+    // The final log, read through a follower.
+    let reader = instances
+        .iter()
+        .position(|i| !i.sequences())
+        .expect("a follower");
+    let mut client = instances[reader].server.as_ref().unwrap().client().await;
+    let note = client.checkpoint().await.unwrap();
+    let last = Checkpoint::verify(&note, &log_key).unwrap();
+    let records = client.entries(0, last.size).await.unwrap();
+    assert_eq!(records.len() as u64, last.size);
+    let leaves: Vec<_> = records.iter().map(|r| merkle::leaf_hash(r)).collect();
+
+    // Every acknowledged receipt is in the final log at its index, and proves itself
+    // against the checkpoint it came with.
+    let mut seen: BTreeMap<u64, Checkpoint> = BTreeMap::new();
+    for (via, receipt) in &acknowledged {
+        assert_eq!(
+            leaves.get(receipt.index as usize),
+            Some(&receipt.leaf_hash),
+            "entry {} acknowledged through instance {via} is not in the log as acknowledged",
+            receipt.index
+        );
+        let checkpoint = Checkpoint::verify(&receipt.checkpoint, &log_key).unwrap();
+        merkle::verify_inclusion(
+            receipt.index,
+            receipt.tree_size,
+            &receipt.leaf_hash,
+            &receipt.proof,
+            &checkpoint.root,
+        )
+        .unwrap();
+        if let Some(other) = seen.insert(checkpoint.size, checkpoint.clone()) {
+            assert_eq!(
+                other.root, checkpoint.root,
+                "two checkpoints of one size: a fork"
+            );
+        }
+    }
+    seen.insert(last.size, last.clone());
+    // Every checkpoint any client saw is a prefix of the final log: consistent with it.
+    let mut tree = MemoryTree::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        tree.push(*leaf);
+        if let Some(checkpoint) = seen.get(&(i as u64 + 1)) {
+            assert_eq!(
+                tree.root(),
+                checkpoint.root,
+                "the checkpoint of {} entries is not a prefix of the final log",
+                checkpoint.size
+            );
+        }
+    }
+    // The whole log replays.
+    let server = instances[reader].server.as_ref().unwrap();
+    let dir = server.config.parent().unwrap().to_owned();
+    let genesis = server.data_dir.join("genesis.json").display().to_string();
+    let out =
+        tokio::task::block_in_place(|| cli(&dir, Some(server), &["audit", "--genesis", &genesis]));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(leaders.len() >= 4, "three takeovers: {leaders:?}");
+}
