@@ -1,6 +1,7 @@
-//! Packaging: the systemd unit's hardening, the example production config accepted by the
-//! real server, and `systemd-analyze verify` on the unit and on the units that
-//! `docs/DEPLOY.md` tells operators to install.
+//! Packaging: the systemd units' hardening, the example production configs accepted by the
+//! real server (the single server's, and the three instances' of `packaging/scale-out/`),
+//! and `systemd-analyze verify` on the units and on the units that `docs/DEPLOY.md` tells
+//! operators to install.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -134,16 +135,34 @@ fn the_unit_runs_the_server_unprivileged_and_hardened() {
         "/usr/local/bin/evidentd --config /etc/evident/evidentd.toml"
     );
     for (key, want) in [
+        ("StateDirectory", "evident"),
+        ("ReadWritePaths", "/var/lib/evident"),
+    ] {
+        assert_eq!(service(key), want, "{key}=");
+    }
+    hardened(&unit);
+
+    // The unit and the example config agree: the data folder is the state directory, the
+    // ports need no privilege, and a stop waits longer than a request may take.
+    let config = read("packaging/evidentd.toml");
+    assert_eq!(toml_value(&config, "data_dir"), "\"/var/lib/evident\"");
+    agrees_with_unit(&unit, &config);
+}
+
+/// What every evidentd unit holds to: an unprivileged account, a file system read-only but
+/// for the state directory, no capabilities, the kernel off limits, a system call filter,
+/// and a clean stop on SIGTERM.
+fn hardened(unit: &[(String, String, String)]) {
+    let service = |key| single(unit, "Service", key);
+    for (key, want) in [
         // evidentd prints "listening on" when ready; it does not speak sd_notify.
         ("Type", "simple"),
         ("Restart", "on-failure"),
         ("User", "evident"),
         ("Group", "evident"),
         ("KillSignal", "SIGTERM"),
-        ("StateDirectory", "evident"),
         ("StateDirectoryMode", "0700"),
         ("ConfigurationDirectory", "evident"),
-        ("ReadWritePaths", "/var/lib/evident"),
         ("UMask", "0077"),
         ("NoNewPrivileges", "yes"),
         ("ProtectSystem", "strict"),
@@ -174,28 +193,187 @@ fn the_unit_runs_the_server_unprivileged_and_hardened() {
     assert_eq!(families, ["AF_INET", "AF_INET6", "AF_UNIX"]);
     // The allow list first, then the deny list: systemd applies them in order.
     assert_eq!(
-        values(&unit, "Service", "SystemCallFilter"),
+        values(unit, "Service", "SystemCallFilter"),
         ["@system-service", "~@privileged @resources"]
     );
     let nofile: u64 = service("LimitNOFILE").parse().expect("a number");
     assert!(nofile >= 8192, "LimitNOFILE={nofile}");
-    assert_eq!(single(&unit, "Install", "WantedBy"), "multi-user.target");
+    assert_eq!(single(unit, "Install", "WantedBy"), "multi-user.target");
+}
 
-    // The unit and the example config agree: the data folder is the state directory, the
-    // ports need no privilege, and a stop waits longer than a request may take.
-    let config = read("packaging/evidentd.toml");
-    assert_eq!(toml_value(&config, "data_dir"), "\"/var/lib/evident\"");
+/// A unit and the config it runs agree: the ports need no privilege, and a stop waits
+/// longer than a request may take.
+fn agrees_with_unit(unit: &[(String, String, String)], config: &str) {
+    let service = |key| single(unit, "Service", key);
     for key in ["listen", "metrics_listen"] {
-        let addr = toml_value(&config, key).trim_matches('"');
+        let addr = toml_value(config, key).trim_matches('"');
         let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
         assert!(port >= 1024, "{key} = {addr}: a privileged port");
     }
-    let request_timeout_ms: u64 = toml_value(&config, "request_timeout_ms").parse().unwrap();
+    let request_timeout_ms: u64 = toml_value(config, "request_timeout_ms").parse().unwrap();
     let stop = seconds(service("TimeoutStopSec"));
     assert!(
         stop * 1000 > request_timeout_ms + 10_000,
         "TimeoutStopSec={stop}s leaves too little after a {request_timeout_ms} ms request"
     );
+}
+
+/// The three instances of `packaging/scale-out/`, as `evidentd@N` runs them.
+const INSTANCES: [u8; 3] = [1, 2, 3];
+
+/// The keys whose values differ between the instances' configs (`instance` too, a line the
+/// configs may still keep commented out).
+const PER_INSTANCE: [&str; 3] = ["listen", "metrics_listen", "data_dir"];
+
+/// A line's key when it assigns one (`KEY = …`), comments and tables left out.
+fn toml_key(line: &str) -> Option<&str> {
+    let line = line.trim();
+    if line.starts_with('#') || line.starts_with('[') {
+        return None;
+    }
+    line.split_once('=').map(|(key, _)| key.trim())
+}
+
+#[test]
+fn the_scale_out_unit_runs_each_instance_hardened_on_its_own_config() {
+    let unit = parse_unit(&read("packaging/scale-out/evidentd@.service"));
+    let service = |key| single(&unit, "Service", key);
+    for (key, want) in [
+        (
+            "ExecStart",
+            "/usr/local/bin/evidentd --config /etc/evident/evidentd-%i.toml",
+        ),
+        ("StateDirectory", "evident/%i"),
+        ("ReadWritePaths", "/var/lib/evident/%i"),
+        // The connection string with its password, out of the config.
+        ("EnvironmentFile", "/etc/evident/store.env"),
+    ] {
+        assert_eq!(service(key), want, "{key}=");
+    }
+    hardened(&unit);
+
+    let configs: Vec<String> = INSTANCES
+        .iter()
+        .map(|n| read(&format!("packaging/scale-out/evidentd-{n}.toml")))
+        .collect();
+    let mut ports = Vec::new();
+    for (n, config) in INSTANCES.iter().zip(&configs) {
+        agrees_with_unit(&unit, config);
+        // %i is the instance's number: its data folder is the unit's state directory.
+        assert_eq!(
+            toml_value(config, "data_dir"),
+            format!("\"/var/lib/evident/{n}\"")
+        );
+        for key in ["listen", "metrics_listen"] {
+            ports.push(
+                toml_value(config, key)
+                    .rsplit(':')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        assert_eq!(toml_value(config, "backend"), "\"postgres\"");
+        // TLS always, and no password in the config (it is in store.env).
+        let url = toml_value(config, "url").trim_matches('"');
+        assert!(url.contains("sslmode=require"), "evidentd-{n}.toml: {url}");
+        let user = url
+            .strip_prefix("postgres://")
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(user, _)| user)
+            .unwrap_or_else(|| panic!("evidentd-{n}.toml: a postgres:// url with a user: {url}"));
+        assert!(
+            !user.contains(':'),
+            "evidentd-{n}.toml: a password in {url}"
+        );
+        // Set, or commented out with its value for an evidentd that does not know it yet.
+        let named = config.lines().any(|line| {
+            let line = line.trim();
+            line.strip_prefix('#').unwrap_or(line).trim() == format!("instance = \"evident-{n}\"")
+        });
+        assert!(named, "evidentd-{n}.toml names its instance evident-{n}");
+    }
+    let mut distinct = ports.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        ports.len(),
+        "the instances share a port: {ports:?}"
+    );
+
+    // Any instance may become the sequencer: the configs are one file but for the lines
+    // marked PER-INSTANCE (and comments).
+    let first: Vec<&str> = configs[0].lines().collect();
+    for (n, config) in INSTANCES.iter().zip(&configs).skip(1) {
+        let lines: Vec<&str> = config.lines().collect();
+        assert_eq!(
+            lines.len(),
+            first.len(),
+            "evidentd-{n}.toml and evidentd-1.toml"
+        );
+        for (a, b) in first.iter().zip(&lines) {
+            if a == b {
+                continue;
+            }
+            match (toml_key(a), toml_key(b)) {
+                (None, None) => {}
+                (Some(k), Some(l)) if k == l && PER_INSTANCE.contains(&k) => {}
+                _ => panic!("evidentd-{n}.toml differs from evidentd-1.toml in `{b}`"),
+            }
+        }
+    }
+}
+
+#[test]
+fn evidentd_config_check_accepts_the_scale_out_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let org = test_ca("Example Org CA");
+    let clients = test_ca("Evident clients CA");
+    let database = test_ca("Example database CA");
+    std::fs::write(d.join("clients-ca.pem"), &clients.pem).unwrap();
+    std::fs::write(d.join("pg-ca.pem"), &database.pem).unwrap();
+    let quoted = |p: PathBuf| format!("{:?}", p.display().to_string());
+    for n in INSTANCES {
+        let (cert, key) = issue_cert(
+            &org,
+            "ledger.example.com",
+            &["ledger.example.com", &format!("evident-{n}.example.com")],
+        );
+        std::fs::write(d.join(format!("server-{n}.pem")), cert).unwrap();
+        write_private(&d.join(format!("server-{n}.key")), &key);
+        // Only the host paths move into the test's folder; the database is never reached.
+        let mut text = read(&format!("packaging/scale-out/evidentd-{n}.toml"));
+        for (key, value) in [
+            ("data_dir", quoted(d.join(format!("data-{n}")))),
+            ("cert", quoted(d.join(format!("server-{n}.pem")))),
+            ("key", quoted(d.join(format!("server-{n}.key")))),
+            ("client_ca", quoted(d.join("clients-ca.pem"))),
+            ("ca", quoted(d.join("pg-ca.pem"))),
+        ] {
+            text = set(&text, key, &value);
+        }
+        let config = d.join(format!("evidentd-{n}.toml"));
+        std::fs::write(&config, &text).unwrap();
+        let out = Command::new(evidentd_bin())
+            .args(["config", "check"])
+            .arg(&config)
+            .env_remove("EVIDENT_STORE_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && stdout(&out).contains(": OK"),
+            "evidentd config check refused evidentd-{n}.toml:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).contains(&format!("listen 0.0.0.0:5005{n}")),
+            "{}",
+            stdout(&out)
+        );
+    }
 }
 
 /// Whether the built `evidentd` has `config check`.
@@ -415,15 +593,16 @@ fn systemd_analyze() -> PathBuf {
         .find(|p| p.is_file());
     found.unwrap_or_else(|| {
         panic!(
-            "systemd-analyze is not installed; it checks packaging/evidentd.service. On Debian \
+            "systemd-analyze is not installed; it checks the packaged units. On Debian \
              or Ubuntu: apt-get install systemd (scripts/test installs it when it is missing)"
         )
     })
 }
 
 /// The unit files to check, written into `dir` as systemd would find them: the packaged
-/// unit and every `ini` block of docs/DEPLOY.md that starts with
-/// `# /etc/systemd/system/NAME`. The binaries are the ones built here, so that
+/// units and every other `ini` block of docs/DEPLOY.md that starts with
+/// `# /etc/systemd/system/NAME` (a packaged unit that DEPLOY.md shows must be shown as
+/// packaged). The binaries are the ones built here, so that
 /// `systemd-analyze` finds executables where the real units name /usr/local/bin.
 fn units_in(dir: &Path) -> Vec<PathBuf> {
     let local = |text: &str| {
@@ -436,10 +615,15 @@ fn units_in(dir: &Path) -> Vec<PathBuf> {
             &evident_bin().display().to_string(),
         )
     };
-    let mut units = vec![(
-        "evidentd.service".to_owned(),
-        local(&read("packaging/evidentd.service")),
-    )];
+    let packaged = [
+        ("evidentd.service", "packaging/evidentd.service"),
+        ("evidentd@.service", "packaging/scale-out/evidentd@.service"),
+    ];
+    let mut units: Vec<(String, String)> = packaged
+        .iter()
+        .map(|(name, path)| ((*name).to_owned(), local(&read(path))))
+        .collect();
+    let mut shown = Vec::new();
     let deploy = read("docs/DEPLOY.md");
     let mut rest = deploy.as_str();
     while let Some(start) = rest.find("```ini\n") {
@@ -452,10 +636,17 @@ fn units_in(dir: &Path) -> Vec<PathBuf> {
             .next()
             .and_then(|l| l.strip_prefix("# /etc/systemd/system/"))
             .unwrap_or_else(|| panic!("an ini block of DEPLOY.md names its file: {body}"));
+        shown.push(name.to_owned());
+        // A packaged unit that DEPLOY.md shows is shown as it is packaged.
+        if let Some((_, path)) = packaged.iter().find(|(n, _)| *n == name) {
+            assert_eq!(body, read(path), "DEPLOY.md shows {path} as it is");
+            continue;
+        }
         units.push((name.to_owned(), local(body)));
     }
-    let names: Vec<&str> = units.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = shown.iter().map(String::as_str).collect();
     for want in [
+        "evidentd@.service",
         "evident-backup.service",
         "evident-backup.timer",
         "evident-monitor.service",
@@ -525,24 +716,28 @@ fn systemd_analyze_verifies_the_unit_and_the_deploy_units() {
         "a misspelt directive went unnoticed: {problems:?}"
     );
 
-    // The hardening as systemd itself rates it (0 safest, 10 worst): at most 2.0, "OK".
-    let out = Command::new(&analyze)
-        .args(["security", "--offline=true", "--threshold=20"])
-        .arg(&units[0])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    if text.contains("unrecognized option") {
-        eprintln!("this systemd-analyze cannot rate a unit offline: {text}");
-    } else {
-        assert!(
-            out.status.success(),
-            "exposure above 2.0:\n{}",
-            text.lines()
-                .filter(|l| l.contains('✗') || l.contains("Overall"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
+    // The hardening as systemd itself rates it (0 safest, 10 worst): at most 2.0, "OK", for
+    // the packaged units (the first two).
+    for unit in &units[..2] {
+        let out = Command::new(&analyze)
+            .args(["security", "--offline=true", "--threshold=20"])
+            .arg(unit)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        if text.contains("unrecognized option") {
+            eprintln!("this systemd-analyze cannot rate a unit offline: {text}");
+        } else {
+            assert!(
+                out.status.success(),
+                "{}: exposure above 2.0:\n{}",
+                unit.display(),
+                text.lines()
+                    .filter(|l| l.contains('✗') || l.contains("Overall"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
     }
 }
