@@ -330,19 +330,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
                 )
                 .map_err(store_error)?;
             if lease.is_none() {
-                let (note, checkpoint) = follow_from(config, &store, &signer)?;
-                let registry =
-                    ledger::advance_registry(&store, &genesis.registry, 0, checkpoint.size)?
-                        .unwrap_or_else(|| genesis.registry.clone());
-                write_genesis(config, &genesis)?;
-                return Ok(Prepared {
-                    store: Arc::new(store),
-                    signer,
-                    genesis,
-                    registry,
-                    start: Start::Follow { note, checkpoint },
-                    shared,
-                });
+                return prepared_follower(config, store, signer, genesis, shared);
             }
             lease
         }
@@ -359,6 +347,20 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         error,
     })?;
     let check::Checked { tail, registry, .. } = checked;
+    // The check may have outlasted the lease (a full check of a long log): renewed now, or
+    // lost to another instance, which then sequences while this one follows.
+    if let (Some((log, _)), Some(taken)) = (&shared, &lease) {
+        let renewed = log
+            .acquire_lease(
+                &config.store.instance_name(),
+                std::time::Duration::from_millis(config.store.lease_ms),
+            )
+            .map_err(store_error)?;
+        if renewed.as_ref().map(|l| l.term) != Some(taken.term) {
+            log.drop_lease();
+            return prepared_follower(config, store, signer, genesis, shared);
+        }
+    }
     write_genesis(config, &genesis)?;
     Ok(Prepared {
         store: Arc::new(store),
@@ -369,6 +371,28 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
             tail,
             term: lease.map(|l| l.term),
         },
+        shared,
+    })
+}
+
+/// A follower's start: the stored checkpoint, and the registry as of it.
+fn prepared_follower(
+    config: &Config,
+    store: Store,
+    signer: evident_core::note::Signer,
+    genesis: genesis::Genesis,
+    shared: Option<(Arc<storage::postgres::PgLog>, storage::postgres::PgTarget)>,
+) -> Result<Prepared, RunError> {
+    let (note, checkpoint) = follow_from(config, &store, &signer)?;
+    let registry = ledger::advance_registry(&store, &genesis.registry, 0, checkpoint.size)?
+        .unwrap_or_else(|| genesis.registry.clone());
+    write_genesis(config, &genesis)?;
+    Ok(Prepared {
+        store: Arc::new(store),
+        signer,
+        genesis,
+        registry,
+        start: Start::Follow { note, checkpoint },
         shared,
     })
 }

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
+    port: u16,
     /// A libpq connection string for its `postgres` database.
     pub url: String,
 }
@@ -70,6 +71,7 @@ impl Postgres {
         let pg = Postgres {
             url: format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
             bin: bin_dir(),
+            port,
             dir,
         };
         let status = pg
@@ -103,6 +105,11 @@ impl Postgres {
             .status()
             .expect("pg_ctl start");
         assert!(status.success(), "pg_ctl start failed");
+    }
+
+    /// Starts the server again after [`Postgres::kill`], on the same port and data.
+    pub fn restart(&self) {
+        self.up(self.port);
     }
 
     /// Stops the server at once, as a crash of its machine would.

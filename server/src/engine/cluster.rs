@@ -222,6 +222,14 @@ pub fn take_over(
         )
         .map_err(|e| format!("the tail check refused the log: {e}"))?;
         let check::Checked { tail, registry, .. } = checked;
+        // The check may have outlasted the lease: renewed, or given up.
+        let renewed = parts
+            .log
+            .acquire_lease(&settings.instance, settings.lease)
+            .map_err(|e| e.to_string())?;
+        if renewed.map(|l| l.term) != Some(lease.term) {
+            return Err("the lease expired during the tail check".into());
+        }
         lead(parts, settings, runtime, tail, registry)
     })();
     match started {

@@ -289,3 +289,125 @@ async fn three_instances_fail_over_under_kill_9_losing_nothing_and_never_forking
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(leaders.len() >= 4, "three takeovers: {leaders:?}");
 }
+
+/// What an instance's health service says of the ledger.
+async fn health(instance: &Instance) -> i32 {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let url = instance.url().unwrap();
+    let Ok(channel) = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+    else {
+        return -1;
+    };
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: "evident.v1.Ledger".into(),
+        })
+        .await
+        .map_or(-1, |r| r.into_inner().status)
+}
+
+/// Waits until every instance's health says `status`.
+async fn all_say(
+    instances: &[Instance],
+    status: tonic_health::pb::health_check_response::ServingStatus,
+) {
+    let deadline = Instant::now() + TAKEOVER_BOUND;
+    loop {
+        let mut all = true;
+        for instance in instances {
+            all &= health(instance).await == status as i32;
+        }
+        if all {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the instances do not all say {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_survive_postgres_going_away_and_coming_back_losing_nothing() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let pg = Postgres::start();
+    let root = tempfile::tempdir().unwrap();
+    let mut instances: Vec<Instance> = (1..=2)
+        .map(|n| Instance::new(root.path(), n, &pg.url))
+        .collect();
+    instances[0].start();
+    let log_key = instances[0].server.as_ref().unwrap().log_key.clone();
+    {
+        let (first, rest) = instances.split_at(1);
+        share_log_key(&first[0], &rest[0]);
+    }
+    instances[1].start();
+    all_say(&instances, ServingStatus::Serving).await;
+    let mut acknowledged = Vec::new();
+    let mut nonce = 0;
+    for instance in &instances {
+        let mut client = instance.server.as_ref().unwrap().client().await;
+        for _ in 0..5 {
+            nonce += 1;
+            acknowledged.push(client.submit(&envelope(&key(1), nonce)).await.unwrap().0);
+        }
+    }
+
+    // The database crashes: both instances stop serving, and say why to a submitter.
+    tokio::task::block_in_place(|| pg.kill());
+    all_say(&instances, ServingStatus::NotServing).await;
+    for instance in &instances {
+        let mut client = instance.server.as_ref().unwrap().client().await;
+        nonce += 1;
+        let err = client.submit(&envelope(&key(1), nonce)).await.unwrap_err();
+        let evident_client::ClientError::Status { code, message, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(*code, tonic::Code::Unavailable, "{err}");
+        assert!(message.contains("PostgreSQL"), "{err}");
+    }
+
+    // It comes back: the instances reconnect on their own and take submissions again, on
+    // both, with everything acknowledged before still in the log.
+    tokio::task::block_in_place(|| pg.restart());
+    all_say(&instances, ServingStatus::Serving).await;
+    for instance in &instances {
+        let deadline = Instant::now() + TAKEOVER_BOUND;
+        let mut client = instance.server.as_ref().unwrap().client().await;
+        loop {
+            nonce += 1;
+            match client.submit(&envelope(&key(1), nonce)).await {
+                Ok((receipt, _)) => {
+                    acknowledged.push(receipt);
+                    break;
+                }
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no submission taken after the database came back: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    let mut client = instances[1].server.as_ref().unwrap().client().await;
+    let note = client.checkpoint().await.unwrap();
+    let last = Checkpoint::verify(&note, &log_key).unwrap();
+    let records = client.entries(0, last.size).await.unwrap();
+    for receipt in &acknowledged {
+        assert_eq!(
+            records
+                .get(receipt.index as usize)
+                .map(|r| merkle::leaf_hash(r)),
+            Some(receipt.leaf_hash),
+            "entry {} was acknowledged and is not in the log",
+            receipt.index
+        );
+    }
+}
