@@ -104,6 +104,20 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    /// The name this process holds the sequencing lease under: the instance's name and a
+    /// mark of this process, so that two processes given one name by mistake never take
+    /// each other for themselves.
+    pub fn lease_holder(&self) -> String {
+        static MARK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let mark = MARK.get_or_init(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            format!("{}.{nanos:09}", std::process::id())
+        });
+        format!("{} #{mark}", self.instance_name())
+    }
+
     /// This instance's name: `instance`, or the host name and the process id.
     pub fn instance_name(&self) -> String {
         self.instance.clone().unwrap_or_else(|| {

@@ -325,7 +325,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         Some((log, _)) => {
             let lease = log
                 .acquire_lease(
-                    &config.store.instance_name(),
+                    &config.store.lease_holder(),
                     std::time::Duration::from_millis(config.store.lease_ms),
                 )
                 .map_err(store_error)?;
@@ -352,7 +352,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     if let (Some((log, _)), Some(taken)) = (&shared, &lease) {
         let renewed = log
             .acquire_lease(
-                &config.store.instance_name(),
+                &config.store.lease_holder(),
                 std::time::Duration::from_millis(config.store.lease_ms),
             )
             .map_err(store_error)?;
@@ -671,7 +671,7 @@ pub async fn run(
                 genesis: genesis_registry,
             };
             let settings = cluster::Settings {
-                instance: config.store.instance_name(),
+                instance: config.store.lease_holder(),
                 lease: std::time::Duration::from_millis(config.store.lease_ms),
                 limits,
                 tail_entries: config.startup_tail_entries,

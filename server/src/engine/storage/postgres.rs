@@ -534,7 +534,7 @@ impl PgLog {
             )
             .map_err(pg("reading outcomes"))
         })?;
-        Ok(rows
+        let mut outcomes: Vec<(u64, Outcome)> = rows
             .into_iter()
             .map(|r| {
                 let id = u64::try_from(r.get::<_, i64>(0)).unwrap_or(0);
@@ -551,7 +551,9 @@ impl PgLog {
                 };
                 (id, outcome)
             })
-            .collect())
+            .collect();
+        outcomes.sort_unstable_by_key(|(id, _)| *id);
+        Ok(outcomes)
     }
 
     /// The latest checkpoint any sequencer stored, read from the database (not this
@@ -1730,6 +1732,86 @@ mod tests {
             reader.size(),
             lease.size,
             "nothing of a's after the takeover"
+        );
+    }
+
+    /// A queued submission is settled exactly once, in the batch's own transaction: taken
+    /// by a sequencer it can no longer be withdrawn; one a dead sequencer took is taken
+    /// again by the next term; its outcome is read once.
+    #[test]
+    fn a_queued_submission_is_settled_with_its_batch_or_stays_queued() {
+        use std::time::Duration;
+        let db = TestDb::start();
+        let a = PgLog::open(&PgTarget::new(&db.url)).unwrap();
+        let b = PgLog::open(&PgTarget::new(&db.url)).unwrap();
+        let follower = PgLog::open(&PgTarget::new(&db.url)).unwrap();
+        let ttl = Duration::from_millis(600);
+        let first = a.acquire_lease("a #1", ttl).unwrap().unwrap();
+        let one = follower.enqueue(b"one".to_vec(), "f").unwrap();
+        let two = follower.enqueue(b"two".to_vec(), "f").unwrap();
+        let three = follower.enqueue(b"three".to_vec(), "f").unwrap();
+        // Not taken yet: its submitter may withdraw it.
+        assert!(follower.withdraw(three).unwrap());
+        let taken = a.take_queued(first.term, 0, 10).unwrap();
+        assert_eq!(taken, vec![(one, b"one".to_vec()), (two, b"two".to_vec())]);
+        assert!(
+            !follower.withdraw(one).unwrap(),
+            "taken: no longer withdrawn"
+        );
+        assert!(
+            a.take_queued(first.term, 0, 10).unwrap().is_empty(),
+            "taken once"
+        );
+        // a settles `one` with a batch, then dies before settling `two`.
+        let mut records = Records::new(4);
+        let mut frontier = Frontier::new();
+        let batch = records.batch(1, 10, 50);
+        let settled = [(
+            one,
+            Outcome::Logged {
+                index: 0,
+                duplicate: false,
+            },
+        )];
+        a.append_batch(&batch, &nodes_for(&mut frontier, &batch), &[], &settled)
+            .unwrap();
+        std::thread::sleep(ttl + Duration::from_millis(200));
+        let second = b.acquire_lease("b #1", ttl).unwrap().unwrap();
+        let again = b.take_queued(second.term, 0, 10).unwrap();
+        assert_eq!(
+            again,
+            vec![(two, b"two".to_vec())],
+            "only the unsettled one"
+        );
+        let refused = Outcome::Refused {
+            code: 7,
+            message: "no".into(),
+            details: vec![1],
+        };
+        b.append_batch(&[], &[], &[], &[(two, refused.clone())])
+            .unwrap();
+        // a wakes up and tries to settle `two` too: fenced, nothing written.
+        assert!(matches!(
+            a.append_batch(&[], &[], &[], &[(two, refused.clone())]),
+            Err(StoreError::Fenced { .. })
+        ));
+        let outcomes = follower.take_outcomes(&[one, two, three]).unwrap();
+        assert_eq!(
+            outcomes,
+            vec![
+                (
+                    one,
+                    Outcome::Logged {
+                        index: 0,
+                        duplicate: false
+                    }
+                ),
+                (two, refused)
+            ]
+        );
+        assert!(
+            follower.take_outcomes(&[one, two]).unwrap().is_empty(),
+            "read once"
         );
     }
 
