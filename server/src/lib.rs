@@ -335,32 +335,37 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
             lease
         }
     };
-    let checked = check::check_store(
-        &store,
-        signer.verifier(),
-        config.startup_check,
-        config.startup_tail_entries,
-        &genesis.registry,
-    )
-    .map_err(|error| RunError::Check {
+    let check = || {
+        check::check_store(
+            &store,
+            signer.verifier(),
+            config.startup_check,
+            config.startup_tail_entries,
+            &genesis.registry,
+        )
+    };
+    // On PostgreSQL the check may outlast the lease (a full check of a long log): it is
+    // renewed meanwhile; if it was lost all the same, another instance sequences and this
+    // one follows.
+    let (checked, kept) = match &shared {
+        Some((log, _)) => log.with_lease_renewed(
+            &config.store.lease_holder(),
+            std::time::Duration::from_millis(config.store.lease_ms),
+            check,
+        ),
+        None => (check(), true),
+    };
+    let checked = checked.map_err(|error| RunError::Check {
         dir: config.data_dir.clone(),
         error,
     })?;
-    let check::Checked { tail, registry, .. } = checked;
-    // The check may have outlasted the lease (a full check of a long log): renewed now, or
-    // lost to another instance, which then sequences while this one follows.
-    if let (Some((log, _)), Some(taken)) = (&shared, &lease) {
-        let renewed = log
-            .acquire_lease(
-                &config.store.lease_holder(),
-                std::time::Duration::from_millis(config.store.lease_ms),
-            )
-            .map_err(store_error)?;
-        if renewed.as_ref().map(|l| l.term) != Some(taken.term) {
+    if !kept {
+        if let Some((log, _)) = &shared {
             log.drop_lease();
-            return prepared_follower(config, store, signer, genesis, shared);
         }
+        return prepared_follower(config, store, signer, genesis, shared);
     }
+    let check::Checked { tail, registry, .. } = checked;
     write_genesis(config, &genesis)?;
     Ok(Prepared {
         store: Arc::new(store),

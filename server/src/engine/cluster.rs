@@ -37,6 +37,12 @@ use crate::store::Store;
 /// How long a follower waits for the sequencer to settle a submission it queued.
 pub const OUTCOME_WAIT: Duration = Duration::from_secs(30);
 
+/// Entries a takeover's check replays: the last batches of the sequencer it replaces. A
+/// batch and its index rows are one transaction, so the indexes cannot lag the log; the
+/// check holds the tail against the last signed checkpoint and rebuilds the sequencer's
+/// state, and failover does not wait for a replay of `startup_tail_entries`.
+const TAKEOVER_TAIL: u64 = 512;
+
 /// Queued submissions the pump takes at once.
 const TAKE: usize = 256;
 
@@ -213,23 +219,24 @@ pub fn take_over(
         return Ok(None);
     };
     let started = (|| {
-        let checked = check::check_store(
-            &parts.store,
-            parts.ledger.verifier(),
-            StartupCheck::Tail,
-            settings.tail_entries,
-            &parts.genesis,
-        )
-        .map_err(|e| format!("the tail check refused the log: {e}"))?;
-        let check::Checked { tail, registry, .. } = checked;
-        // The check may have outlasted the lease: renewed, or given up.
-        let renewed = parts
-            .log
-            .acquire_lease(&settings.instance, settings.lease)
-            .map_err(|e| e.to_string())?;
-        if renewed.map(|l| l.term) != Some(lease.term) {
-            return Err("the lease expired during the tail check".into());
+        // The check may outlast the lease: renewed meanwhile, as the sequencer would.
+        let (checked, kept) =
+            parts
+                .log
+                .with_lease_renewed(&settings.instance, settings.lease, || {
+                    check::check_store(
+                        &parts.store,
+                        parts.ledger.verifier(),
+                        StartupCheck::Tail,
+                        settings.tail_entries.min(TAKEOVER_TAIL),
+                        &parts.genesis,
+                    )
+                });
+        let checked = checked.map_err(|e| format!("the tail check refused the log: {e}"))?;
+        if !kept {
+            return Err("the lease was lost during the tail check".into());
         }
+        let check::Checked { tail, registry, .. } = checked;
         lead(parts, settings, runtime, tail, registry)
     })();
     match started {

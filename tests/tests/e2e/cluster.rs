@@ -92,6 +92,16 @@ fn share_log_key(from: &Instance, to: &Instance) {
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// The last log lines of every running instance, newest first.
+fn logs(instances: &[Instance]) -> String {
+    instances
+        .iter()
+        .filter_map(|i| i.server.as_ref().map(Server::stderr))
+        .map(|log| log.lines().rev().take(30).collect::<Vec<_>>().join("\n"))
+        .collect::<Vec<_>>()
+        .join("\n----\n")
+}
+
 /// The instance that sequences, waited for.
 fn sequencer(instances: &[Instance], within: Duration) -> Option<usize> {
     let deadline = Instant::now() + within;
@@ -187,7 +197,11 @@ async fn three_instances_fail_over_under_kill_9_losing_nothing_and_never_forking
         instances[leader].server = None;
         let next = tokio::task::block_in_place(|| sequencer(&instances, TAKEOVER_BOUND))
             .unwrap_or_else(|| {
-                panic!("round {round}: no instance took over within {TAKEOVER_BOUND:?}")
+                panic!(
+                    "round {round}: no instance took over within {TAKEOVER_BOUND:?}; the \
+                     instances' last log lines, newest first:\n{}",
+                    logs(&instances)
+                )
             });
         assert_ne!(next, leader);
         // Submissions are acknowledged again, through the instances still running.
@@ -197,15 +211,10 @@ async fn three_instances_fail_over_under_kill_9_losing_nothing_and_never_forking
                 break;
             }
             if killed.elapsed() > TAKEOVER_BOUND * 2 {
-                let logs: Vec<String> = instances
-                    .iter()
-                    .filter_map(|i| i.server.as_ref().map(Server::stderr))
-                    .map(|log| log.lines().rev().take(30).collect::<Vec<_>>().join("\n"))
-                    .collect();
                 panic!(
                     "round {round}: nothing acknowledged after the takeover (new sequencer: \
                      instance {next}); the instances' last log lines, newest first:\n{}",
-                    logs.join("\n----\n")
+                    logs(&instances)
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

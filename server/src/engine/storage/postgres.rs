@@ -390,6 +390,42 @@ impl PgLog {
         }))
     }
 
+    /// Runs `work` while a thread renews this instance's lease every third of `ttl`: for
+    /// work that must finish under the lease and may outlast it (the check before a new
+    /// sequencer starts). Returns `work`'s result, and whether the lease was held, under
+    /// its term, from start to end.
+    pub fn with_lease_renewed<T>(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+        work: impl FnOnce() -> T,
+    ) -> (T, bool) {
+        let term = held_term(&self.lease_held().unwrap_or(None));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let kept = std::sync::atomic::AtomicBool::new(term.is_some());
+        let result = std::thread::scope(|scope| {
+            let renewer = scope.spawn(|| {
+                while !done.load(Ordering::Acquire) && kept.load(Ordering::Acquire) {
+                    std::thread::park_timeout(ttl / 3);
+                    if done.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let renewed = self.acquire_lease(holder, ttl).ok().flatten();
+                    if renewed.map(|l| to_i64(l.term)) != term {
+                        kept.store(false, Ordering::Release);
+                    }
+                }
+            });
+            let result = work();
+            done.store(true, Ordering::Release);
+            renewer.thread().unpark();
+            result
+        });
+        let renewed = self.acquire_lease(holder, ttl).ok().flatten();
+        let kept = kept.load(Ordering::Acquire) && renewed.map(|l| to_i64(l.term)) == term;
+        (result, kept)
+    }
+
     /// Gives up the lease if this instance holds it (at a clean stop), so that another
     /// takes over at once instead of after the lease expires. Appends are refused after.
     pub fn release_lease(&self) -> Result<(), StoreError> {
