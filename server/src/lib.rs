@@ -349,7 +349,6 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     // one follows.
     let (checked, kept) = match &shared {
         Some((log, _)) => log.with_lease_renewed(
-            &config.store.lease_holder(),
             std::time::Duration::from_millis(config.store.lease_ms),
             check,
         ),
@@ -663,6 +662,8 @@ pub async fn run(
             .set_serving::<LedgerServer<service::LedgerService>>()
             .await;
     }
+    // Set once the background verification finds damage: health stays NOT_SERVING.
+    let damaged = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // On PostgreSQL, the instance's part among several: the lease, following, health.
     let (cluster_stop, cluster_stopped) = tokio::sync::watch::channel(false);
     let (cluster, sequencer) = match shared {
@@ -683,8 +684,13 @@ pub async fn run(
                 target,
             };
             let reporter = health_reporter.clone();
+            let (stopping, damaged) = (stopped.clone(), damaged.clone());
             let serving: cluster::Serving = Box::new(move |on| {
                 let reporter = reporter.clone();
+                // Stopping, or damage found: NOT_SERVING stays, whatever the database does.
+                let on = on
+                    && !*stopping.borrow()
+                    && !damaged.load(std::sync::atomic::Ordering::Acquire);
                 Box::pin(async move {
                     if on {
                         reporter
@@ -742,6 +748,7 @@ pub async fn run(
         None
     };
     let reporter = health_reporter.clone();
+    let damage_flag = damaged.clone();
     let watchdog = tokio::spawn(async move {
         // A sender gone (the verification thread ended) is not a failure: keep watching
         // the other.
@@ -754,14 +761,14 @@ pub async fn run(
                 std::future::pending::<()>().await;
             }
         };
-        let damaged = async {
+        let found = async {
             if damage.wait_for(Option::is_some).await.is_err() {
                 std::future::pending::<()>().await;
             }
         };
         tokio::select! {
             () = failed => {}
-            () = damaged => {}
+            () = found => damage_flag.store(true, std::sync::atomic::Ordering::Release),
         }
         reporter
             .set_not_serving::<LedgerServer<service::LedgerService>>()

@@ -69,7 +69,8 @@ impl std::fmt::Debug for Forwarder {
 /// A storage failure on the way to the sequencer, in words for the submitter.
 fn unreachable(e: StoreError) -> LedgerError {
     LedgerError::Unavailable(format!(
-        "the submission could not be handed to the sequencer: {e}; nothing was logged: retry"
+        "the submission could not be handed to the sequencer: {e}; it may or may not be \
+         logged: resubmit, and if it was, the answer is its original receipt"
     ))
 }
 
@@ -220,18 +221,15 @@ pub fn take_over(
     };
     let started = (|| {
         // The check may outlast the lease: renewed meanwhile, as the sequencer would.
-        let (checked, kept) =
-            parts
-                .log
-                .with_lease_renewed(&settings.instance, settings.lease, || {
-                    check::check_store(
-                        &parts.store,
-                        parts.ledger.verifier(),
-                        StartupCheck::Tail,
-                        settings.tail_entries.min(TAKEOVER_TAIL),
-                        &parts.genesis,
-                    )
-                });
+        let (checked, kept) = parts.log.with_lease_renewed(settings.lease, || {
+            check::check_store(
+                &parts.store,
+                parts.ledger.verifier(),
+                StartupCheck::Tail,
+                settings.tail_entries.min(TAKEOVER_TAIL),
+                &parts.genesis,
+            )
+        });
         let checked = checked.map_err(|e| format!("the tail check refused the log: {e}"))?;
         if !kept {
             return Err("the lease was lost during the tail check".into());
@@ -292,8 +290,18 @@ async fn pump(ledger: Ledger, log: Arc<PgLog>, term: u64, wake: Arc<Notify>) {
         for (id, bytes) in taken {
             let (envelope, checked) = match evident_core::record::envelope_from_bytes(&bytes) {
                 Ok(envelope) => {
-                    let checked = check_queued(&ledger, &envelope);
-                    (envelope, checked)
+                    // Signature checks (a Sigstore chain takes milliseconds) off the async
+                    // workers, as `Submit` does.
+                    let checking = ledger.clone();
+                    match tokio::task::spawn_blocking(move || {
+                        let checked = check_queued(&checking, &envelope);
+                        (envelope, checked)
+                    })
+                    .await
+                    {
+                        Ok(checked) => checked,
+                        Err(_) => return,
+                    }
                 }
                 Err(e) => {
                     let nothing = Envelope {
@@ -366,6 +374,9 @@ pub async fn run(
         METRICS.sequencing(false, 0);
     }
     let mut healthy = true;
+    // Health is told only of changes: what else sets it (a shutdown, damage found by the
+    // background verification) is not overwritten twice a second.
+    let mut reported: Option<bool> = Some(true);
     let mut renew = tokio::time::interval(settings.lease / 3);
     let mut take = tokio::time::interval(settings.lease / 4);
     let mut sweep = tokio::time::interval(OUTCOME_KEEP / 10);
@@ -380,7 +391,10 @@ pub async fn run(
                         tracing::error!(error = %why, "PostgreSQL is unreachable: not serving until it is back");
                     }
                     healthy = false;
-                    serving(false).await;
+                    if reported != Some(false) {
+                        serving(false).await;
+                        reported = Some(false);
+                    }
                     if leading.is_none() {
                         parts.ledger.step_down(Err(LedgerError::Unavailable(format!(
                             "PostgreSQL is unreachable ({why}): nothing can be logged until \
@@ -405,13 +419,13 @@ pub async fn run(
                     }
                     None => {
                         let log = parts.log.clone();
-                        let (instance, ttl) = (settings.instance.clone(), settings.lease);
-                        match tokio::task::spawn_blocking(move || log.acquire_lease(&instance, ttl)).await {
-                            Ok(Ok(Some(lease))) if lease.term == l.term => {
+                        let ttl = settings.lease;
+                        match tokio::task::spawn_blocking(move || log.renew_lease(ttl)).await {
+                            Ok(Ok(true)) => {
                                 l.renewed = Instant::now();
                                 true
                             }
-                            Ok(Ok(_)) => {
+                            Ok(Ok(false)) => {
                                 tracing::warn!(term = l.term, "the sequencing lease was lost: stepping down");
                                 false
                             }
@@ -429,7 +443,7 @@ pub async fn run(
                 };
                 if !kept {
                     let down = leading.take().expect("leading");
-                    step_down(&parts, down, healthy).await;
+                    step_down(&parts, down, healthy, false).await;
                     refresh = true;
                 }
             }
@@ -460,6 +474,18 @@ pub async fn run(
                 let _ = tokio::task::spawn_blocking(move || log.sweep_outcomes(OUTCOME_KEEP)).await;
             }
         }
+        // Events that piled up while this loop was busy: one look covers them all.
+        while let Ok(event) = events.try_recv() {
+            match event {
+                Event::Queued => {
+                    if let Some(l) = &leading {
+                        l.wake.notify_one();
+                    }
+                }
+                Event::Down(_) => {}
+                Event::Up | Event::Checkpoint | Event::Tick => refresh = true,
+            }
+        }
         if refresh {
             let (ledger, log, forwarder) = (
                 parts.ledger.clone(),
@@ -468,12 +494,15 @@ pub async fn run(
             );
             let sequences = leading.is_some();
             let refreshed = tokio::task::spawn_blocking(move || {
+                // Outcomes first: a refresh that fails must not keep logged submissions
+                // from their answers.
+                let collected = forwarder.collect();
                 if !sequences {
                     if let Some(note) = log.stored_checkpoint()? {
                         ledger.refresh(&note)?;
                     }
                 }
-                forwarder.collect()?;
+                collected?;
                 Ok::<(), LedgerError>(())
             })
             .await;
@@ -483,29 +512,45 @@ pub async fn run(
                         tracing::info!("PostgreSQL answers again: serving");
                     }
                     healthy = true;
-                    serving(true).await;
+                    if reported != Some(true) {
+                        serving(true).await;
+                        reported = Some(true);
+                    }
                     if leading.is_none() && !parts.ledger.sequences() {
                         parts.ledger.step_down(Ok(parts.forwarder.clone()));
                     }
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "following the log failed; trying again");
+                    if healthy {
+                        tracing::error!(error = %e, "following the log failed: not serving until it succeeds");
+                    }
+                    healthy = false;
+                    if reported != Some(false) {
+                        serving(false).await;
+                        reported = Some(false);
+                    }
+                    if leading.is_none() {
+                        parts.ledger.step_down(Err(LedgerError::Unavailable(format!(
+                            "this instance cannot follow the log ({e}); retry on another \
+                             instance"
+                        ))));
+                    }
                 }
                 Err(_) => break,
             }
         }
     }
     if let Some(l) = leading.take() {
-        step_down(&parts, l, false).await;
-        let log = parts.log.clone();
-        let _ = tokio::task::spawn_blocking(move || log.release_lease()).await;
+        step_down(&parts, l, true, true).await;
     }
 }
 
 /// Stops this instance's sequencer: submissions go through the database from now on (or
 /// are refused while it is unreachable), the pump stops, the sequencer finishes its
 /// queue (any batch after the lease was lost is fenced and answered UNAVAILABLE) and exits.
-async fn step_down(parts: &Parts, leading: Leading, healthy: bool) {
+/// `release`: give the lease up in the database too (a clean stop), so that another
+/// instance takes over at once.
+async fn step_down(parts: &Parts, leading: Leading, healthy: bool, release: bool) {
     let Leading {
         sequencer, pump, ..
     } = leading;
@@ -518,6 +563,13 @@ async fn step_down(parts: &Parts, leading: Leading, healthy: bool) {
     });
     pump.abort();
     let _ = tokio::task::spawn_blocking(move || sequencer.join()).await;
-    parts.log.drop_lease();
+    if release {
+        let log = parts.log.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || log.release_lease()).await {
+            tracing::warn!(error = %e, "giving up the lease failed: it expires on its own");
+        }
+    } else {
+        parts.log.drop_lease();
+    }
     METRICS.sequencing(false, 0);
 }

@@ -83,6 +83,10 @@ pub fn start(
                             );
                         }
                         Ok(None) => return,
+                        Err(problem) if problem.starts_with(OUTAGE) => {
+                            // Not damage: the database is away; the next pass tries again.
+                            tracing::warn!(%problem, "the background verification was interrupted");
+                        }
                         Err(problem) => {
                             METRICS.verification(false);
                             tracing::error!(
@@ -116,6 +120,19 @@ fn pause(stop: &AtomicBool, time: Duration) -> bool {
     false
 }
 
+/// How a pass's error starts when the store could not be reached (PostgreSQL away), which
+/// is no finding about the store.
+const OUTAGE: &str = "the store could not be reached: ";
+
+/// A read's failure in words: an outage, or what is wrong with the store.
+fn problem(what: String, e: crate::store::StoreError) -> String {
+    if matches!(e, crate::store::StoreError::Unreachable { .. }) {
+        format!("{OUTAGE}{what}: {e}")
+    } else {
+        format!("{what}: {e}")
+    }
+}
+
 /// One pass: `Ok(Some(size))` verified, `Ok(None)` stopped, `Err` what is wrong.
 fn pass(
     store: &Store,
@@ -123,12 +140,17 @@ fn pass(
     rate: u64,
     stop: &AtomicBool,
 ) -> Result<Option<u64>, String> {
-    let Some(note) = store.checkpoint().map_err(|e| e.to_string())? else {
+    let Some(note) = store
+        .checkpoint()
+        .map_err(|e| problem("reading the checkpoint".into(), e))?
+    else {
         return Ok(Some(0));
     };
     let checkpoint = Checkpoint::verify(&note, verifier)
         .map_err(|e| format!("the stored checkpoint does not verify: {e}"))?;
     let size = checkpoint.size;
+    // Another instance's sequencer may have stored it (PostgreSQL): its entries are there.
+    store.log().observe_size(size);
     let started = Instant::now();
     let mut tree = Frontier::new();
     let mut previous = Hash::ZERO;
@@ -141,7 +163,7 @@ fn pass(
         let end = (at + CHUNK).min(size);
         let records = store
             .entries(at, end)
-            .map_err(|e| format!("reading entries {at}..{end}: {e}"))?;
+            .map_err(|e| problem(format!("reading entries {at}..{end}"), e))?;
         if records.len() as u64 != end - at {
             return Err(format!("entries {at}..{end} are missing"));
         }
@@ -158,7 +180,7 @@ fn pass(
             for node in tree.append(previous) {
                 let stored = store
                     .subtree_hash(node.level, node.index)
-                    .map_err(|e| format!("entry {index}: {e}"))?;
+                    .map_err(|e| problem(format!("entry {index}"), e))?;
                 if stored != node.hash {
                     return Err(format!(
                         "entry {index}: the tree node (level {}, index {}) is {stored}, the \
@@ -199,7 +221,7 @@ fn pass(
             }
             !stopped && !stop.load(Ordering::Relaxed)
         })
-        .map_err(|e| format!("the indexes: {e}"))?;
+        .map_err(|e| problem("the indexes".into(), e))?;
     if stopped || stop.load(Ordering::Relaxed) {
         return Ok(None);
     }

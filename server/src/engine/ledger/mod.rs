@@ -493,7 +493,26 @@ impl Ledger {
         let checkpoint = Checkpoint::verify(note, &self.verifier)
             .map_err(|e| failure_of("verifying the stored checkpoint", e))?;
         let current = self.published();
-        if checkpoint.size <= current.checkpoint.size {
+        if checkpoint.size < current.checkpoint.size
+            || (checkpoint.size == current.checkpoint.size
+                && checkpoint.root != current.checkpoint.root)
+        {
+            // Never by the sequencers (the stored checkpoint only grows, and a batch is
+            // fenced): the database was rolled back (restored from an old backup, an
+            // asynchronous standby promoted) or written by something else.
+            return Err(LedgerError::Damaged(Arc::new(StoreError::Corrupt(
+                format!(
+                    "the database's latest checkpoint (size {}, root {}) conflicts with one this \
+                 instance published (size {}, root {}): the database was rolled back or \
+                 forked; stop the instances and restore (docs/DEPLOY.md)",
+                    checkpoint.size,
+                    checkpoint.root,
+                    current.checkpoint.size,
+                    current.checkpoint.root
+                ),
+            ))));
+        }
+        if checkpoint.size == current.checkpoint.size {
             return Ok(false);
         }
         self.store.log().observe_size(checkpoint.size);

@@ -69,6 +69,14 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// How long PostgreSQL keeps a session that is idle inside a transaction, in milliseconds:
+/// a batch's transaction is never idle that long unless its client is gone.
+const IDLE_IN_TRANSACTION_MS: u64 = 5_000;
+/// The longest a statement may run, in milliseconds.
+const STATEMENT_MS: u64 = 60_000;
+/// How long taking the lease waits for the lease row's lock, in milliseconds.
+const LEASE_LOCK_MS: u64 = 1_000;
+
 /// The channel on which the sequencer announces each checkpoint it stores (its size).
 pub const CHECKPOINT_CHANNEL: &str = "evident_checkpoint";
 /// The channel on which an instance announces a submission it queued for the sequencer.
@@ -112,7 +120,30 @@ impl PgTarget {
     /// server's certificate is always verified (chain and name): libpq's `require` does
     /// not, but a store that trusts any certificate would trust anyone on the path.
     fn connect(&self) -> Result<postgres::Client, StoreError> {
-        let config: postgres::Config = self.url.parse().map_err(pg("reading the store url"))?;
+        let mut client = self.open_connection()?;
+        // A session its client abandoned mid-transaction (a machine lost, a process frozen)
+        // must not hold the lease row's lock for long: PostgreSQL ends it after this.
+        client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}; \
+                 SET statement_timeout = {STATEMENT_MS}"
+            ))
+            .map_err(pg("setting up the session"))?;
+        Ok(client)
+    }
+
+    fn open_connection(&self) -> Result<postgres::Client, StoreError> {
+        let mut config: postgres::Config = self.url.parse().map_err(pg("reading the store url"))?;
+        // A dead peer is found in seconds, not in TCP's hours: connecting, sending and idle.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        config
+            .keepalives(true)
+            .keepalives_idle(std::time::Duration::from_secs(5))
+            .keepalives_interval(std::time::Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(std::time::Duration::from_secs(15));
         if config.get_ssl_mode() == postgres::config::SslMode::Disable {
             return config
                 .connect(postgres::NoTls)
@@ -335,6 +366,8 @@ impl PgLog {
         let held = self.lease_held()?;
         let taken = self.run(move |c| {
             let mut tx = c.transaction().map_err(pg("taking the lease"))?;
+            tx.batch_execute(&format!("SET LOCAL lock_timeout = {LEASE_LOCK_MS}"))
+                .map_err(pg("taking the lease"))?;
             let row = tx
                 .query_one(
                     "SELECT term, holder, expires > now() FROM evident_lease FOR UPDATE",
@@ -396,13 +429,12 @@ impl PgLog {
     /// its term, from start to end.
     pub fn with_lease_renewed<T>(
         &self,
-        holder: &str,
         ttl: std::time::Duration,
         work: impl FnOnce() -> T,
     ) -> (T, bool) {
-        let term = held_term(&self.lease_held().unwrap_or(None));
+        let held = held_term(&self.lease_held().unwrap_or(None)).is_some_and(|t| t >= 0);
         let done = std::sync::atomic::AtomicBool::new(false);
-        let kept = std::sync::atomic::AtomicBool::new(term.is_some());
+        let kept = std::sync::atomic::AtomicBool::new(held);
         let result = std::thread::scope(|scope| {
             let renewer = scope.spawn(|| {
                 while !done.load(Ordering::Acquire) && kept.load(Ordering::Acquire) {
@@ -410,8 +442,7 @@ impl PgLog {
                     if done.load(Ordering::Acquire) {
                         break;
                     }
-                    let renewed = self.acquire_lease(holder, ttl).ok().flatten();
-                    if renewed.map(|l| to_i64(l.term)) != term {
+                    if !self.renew_lease(ttl).unwrap_or(false) {
                         kept.store(false, Ordering::Release);
                     }
                 }
@@ -421,22 +452,48 @@ impl PgLog {
             renewer.thread().unpark();
             result
         });
-        let renewed = self.acquire_lease(holder, ttl).ok().flatten();
-        let kept = kept.load(Ordering::Acquire) && renewed.map(|l| to_i64(l.term)) == term;
+        let kept = kept.load(Ordering::Acquire) && self.renew_lease(ttl).unwrap_or(false);
         (result, kept)
+    }
+
+    /// Extends the lease this instance holds, under its term: `false` when it holds none,
+    /// or the lease expired or was taken (then this instance must stop sequencing). Never
+    /// takes a new term: a sequencer whose lease lapsed stops, and starts again only
+    /// through [`PgLog::acquire_lease`] and the takeover's check.
+    pub fn renew_lease(&self, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        let Some((term, holder)) = self.lease_held()? else {
+            return Ok(false);
+        };
+        if term < 0 {
+            return Ok(false);
+        }
+        let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let mut tx = c.transaction().map_err(pg("renewing the lease"))?;
+            tx.batch_execute(&format!("SET LOCAL lock_timeout = {LEASE_LOCK_MS}"))
+                .map_err(pg("renewing the lease"))?;
+            let renewed = tx
+                .execute(
+                    "UPDATE evident_lease SET expires = now() + make_interval(secs => $3::bigint / 1000.0) \
+                     WHERE term = $1 AND holder = $2 AND expires > now()",
+                    &[&term, &holder, &millis],
+                )
+                .map_err(pg("renewing the lease"))?;
+            tx.commit().map_err(pg("renewing the lease"))?;
+            Ok(renewed == 1)
+        })
     }
 
     /// Gives up the lease if this instance holds it (at a clean stop), so that another
     /// takes over at once instead of after the lease expires. Appends are refused after.
     pub fn release_lease(&self) -> Result<(), StoreError> {
-        let Some((term, holder)) = self
-            .lease
-            .lock()
-            .map_err(|_| StoreError::Poisoned("a lease holder panicked".into()))?
-            .take()
-        else {
+        let Some((term, holder)) = self.lease_held()? else {
             return Ok(());
         };
+        self.drop_lease();
+        if term < 0 {
+            return Ok(());
+        }
         self.run(move |c| {
             c.execute(
                 "UPDATE evident_lease SET expires = '-infinity' WHERE term = $1 AND holder = $2",
@@ -1781,7 +1838,7 @@ mod tests {
         let a = PgLog::open(&PgTarget::new(&db.url)).unwrap();
         let b = PgLog::open(&PgTarget::new(&db.url)).unwrap();
         let follower = PgLog::open(&PgTarget::new(&db.url)).unwrap();
-        let ttl = Duration::from_millis(600);
+        let ttl = Duration::from_millis(2_000);
         let first = a.acquire_lease("a #1", ttl).unwrap().unwrap();
         let one = follower.enqueue(b"one".to_vec(), "f").unwrap();
         let two = follower.enqueue(b"two".to_vec(), "f").unwrap();
@@ -1849,6 +1906,45 @@ mod tests {
             follower.take_outcomes(&[one, two]).unwrap().is_empty(),
             "read once"
         );
+    }
+
+    /// Renewing never takes a new term: a lease that lapsed stays lost to its holder until
+    /// it takes the lease again (and checks the log), and a clean stop gives it up at once.
+    #[test]
+    fn renewing_keeps_the_term_and_releasing_hands_the_lease_over_at_once() {
+        use std::time::Duration;
+        let db = TestDb::start();
+        let a = PgLog::open(&PgTarget::new(&db.url)).unwrap();
+        let b = PgLog::open(&PgTarget::new(&db.url)).unwrap();
+        assert!(
+            !a.renew_lease(Duration::from_secs(5)).unwrap(),
+            "no lease to renew"
+        );
+        let short = Duration::from_millis(300);
+        let first = a.acquire_lease("a #1", short).unwrap().unwrap();
+        assert!(a.renew_lease(short).unwrap());
+        std::thread::sleep(short + Duration::from_millis(200));
+        assert!(!a.renew_lease(short).unwrap(), "lapsed: not renewed");
+        let again = a
+            .acquire_lease("a #1", Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.term, first.term + 1, "taken again under a new term");
+        assert_eq!(
+            b.acquire_lease("b #1", Duration::from_secs(30)).unwrap(),
+            None
+        );
+        a.release_lease().unwrap();
+        let taken = b
+            .acquire_lease("b #1", Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.term, again.term + 1, "released: taken at once");
+        let late = Records::new(5).batch(1, 10, 20);
+        assert!(matches!(
+            a.append(&late, &[]),
+            Err(StoreError::Fenced { .. })
+        ));
     }
 
     #[test]
