@@ -1,6 +1,6 @@
 //! Three `evidentd` instances on one PostgreSQL: any instance takes submissions, exactly one
-//! sequences, and when the sequencer is killed (SIGKILL) another takes over with nothing
-//! acknowledged lost and no checkpoint that conflicts with another.
+//! sequences, and when the sequencer is killed (SIGKILL) or frozen (SIGSTOP) another takes
+//! over with nothing acknowledged lost and no checkpoint that conflicts with another.
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -122,7 +122,7 @@ fn sequencer(instances: &[Instance], within: Duration) -> Option<usize> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn three_instances_fail_over_under_kill_9_losing_nothing_and_never_forking() {
+async fn three_instances_fail_over_under_kill_9_and_a_freeze_losing_nothing_and_never_forking() {
     let pg = Postgres::start();
     let root = tempfile::tempdir().unwrap();
     let mut instances: Vec<Instance> = (1..=3)
@@ -223,6 +223,60 @@ async fn three_instances_fail_over_under_kill_9_losing_nothing_and_never_forking
         tokio::task::block_in_place(|| instances[leader].start());
         urls.lock().unwrap()[leader] = instances[leader].url();
     }
+    // Freeze the sequencer (SIGSTOP: a long pause, a partition) instead of killing it: the
+    // others take over; when it wakes it finds its lease gone, can neither write nor sign,
+    // and steps down.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let frozen = tokio::task::block_in_place(|| sequencer(&instances, TAKEOVER_BOUND))
+        .expect("an instance sequences");
+    let pid = instances[frozen]
+        .server
+        .as_ref()
+        .unwrap()
+        .pid()
+        .unwrap()
+        .to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let before = acknowledged.lock().unwrap().len();
+    let others: Vec<usize> = (0..3).filter(|&i| i != frozen).collect();
+    let deadline = Instant::now() + TAKEOVER_BOUND;
+    let next = loop {
+        if let Some(&i) = others.iter().find(|&&i| instances[i].sequences()) {
+            break i;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no instance took over from the frozen one; logs:\n{}",
+            logs(&instances)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    leaders.push(next);
+    while acknowledged.lock().unwrap().len() <= before + 3 {
+        assert!(
+            Instant::now() < deadline + TAKEOVER_BOUND,
+            "nothing acknowledged while the old sequencer was frozen; logs:\n{}",
+            logs(&instances)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal("-CONT");
+    let deadline = Instant::now() + TAKEOVER_BOUND;
+    while instances[frozen].sequences() {
+        assert!(
+            Instant::now() < deadline,
+            "the woken instance still sequences; logs:\n{}",
+            logs(&instances)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     stop.store(true, Ordering::Relaxed);
     for client in clients {
@@ -296,7 +350,7 @@ async fn three_instances_fail_over_under_kill_9_losing_nothing_and_never_forking
     let out =
         tokio::task::block_in_place(|| cli(&dir, Some(server), &["audit", "--genesis", &genesis]));
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    assert!(leaders.len() >= 4, "three takeovers: {leaders:?}");
+    assert!(leaders.len() >= 5, "four takeovers: {leaders:?}");
 }
 
 /// What an instance's health service says of the ledger.
