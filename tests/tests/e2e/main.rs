@@ -5,6 +5,7 @@
 mod auditor;
 mod backup;
 mod cli;
+mod copy;
 mod dos;
 mod durability;
 mod gate;
