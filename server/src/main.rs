@@ -72,13 +72,20 @@ enum Command {
     Reindex,
     /// Move a stopped server's data folder of the old layout (everything in sled, in db/)
     /// to the current one: every entry is replayed and verified, then written to the log
-    /// files and indexed; the old store is kept as db.pre-migration.
+    /// files and indexed; the old store is kept as db.pre-migration. With `[store] backend
+    /// = "postgres"`: apply the database's schema migrations and print what it holds.
     Migrate,
     /// Back up a running server into a new data folder, over gRPC: the latest checkpoint
     /// and every entry it covers, verified (replayed from the genesis and held against the
     /// checkpoint) before the copy is kept. Exit 1 when the served log does not verify, 2 on
     /// other errors (docs/BACKUP.md).
     Backup(evident_server::backup::BackupArgs),
+    /// Copy a verified log between stores — a data folder (its server stopped) and a
+    /// PostgreSQL database (its server may run: the copy covers the checkpoint read at the
+    /// start) — into an empty destination. The source is replayed from its genesis and held
+    /// against its signed checkpoint before anything is written. Exit 1 when the source does
+    /// not verify (the destination is left as it was), 2 on other errors (docs/BACKUP.md).
+    Copy(evident_server::ops::copy::CopyArgs),
     /// Check a config file (default: --config) without starting: every field, the TLS
     /// files and their modes, the clients and tokens. Exit 0 when it would start, 1 naming
     /// the first problem.
@@ -124,22 +131,32 @@ fn main() -> std::process::ExitCode {
             .with_current_span(true)
             .init(),
     }
-    let result = match args.command.take() {
-        None => serve(args),
-        Some(Command::Config {
-            command: ConfigCommand::Check { file },
-        }) => check_config(&args, file),
-        Some(Command::Backup(backup)) => evident_server::backup::command(&backup)
-            .map(drop)
-            .map_err(|e| {
-                if e.is_verification_failure() {
-                    StoreFailed(e.to_string()).into()
-                } else {
-                    e.into()
-                }
-            }),
-        Some(command) => offline(args, command),
-    };
+    let result =
+        match args.command.take() {
+            None => serve(args),
+            Some(Command::Config {
+                command: ConfigCommand::Check { file },
+            }) => check_config(&args, file),
+            Some(Command::Backup(backup)) => evident_server::backup::command(&backup)
+                .map(drop)
+                .map_err(|e| {
+                    if e.is_verification_failure() {
+                        StoreFailed(e.to_string()).into()
+                    } else {
+                        e.into()
+                    }
+                }),
+            Some(Command::Copy(copy)) => evident_server::ops::copy::command(&copy)
+                .map(drop)
+                .map_err(|e| {
+                    if e.is_verification_failure() {
+                        StoreFailed(e.to_string()).into()
+                    } else {
+                        e.into()
+                    }
+                }),
+            Some(command) => offline(args, command),
+        };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<StoreFailed>().is_some() => {
@@ -171,6 +188,33 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
             tracing::info!(done, total, "replaying the log");
         }
     };
+    if let (Command::Migrate, evident_server::config::Backend::Postgres) =
+        (&command, config.store.backend)
+    {
+        let url = config.store.url.clone().context(
+            "[store] backend = \"postgres\" needs url = \"postgres://…\" (or EVIDENT_STORE_URL)",
+        )?;
+        let target = evident_server::storage::postgres::PgTarget {
+            url,
+            ca: config.store.ca.clone(),
+        };
+        let state = evident_server::maintenance::migrate_postgres(&target)
+            .map_err(|e| StoreFailed(format!("the PostgreSQL store NOT migrated: {e}")))?;
+        println!(
+            "PostgreSQL store: schema at this evidentd's version; {} entries, {}, {}",
+            state.entries,
+            if state.genesis {
+                "genesis recorded"
+            } else {
+                "no genesis yet"
+            },
+            match state.checkpoint_size {
+                Some(size) => format!("signed checkpoint of {size} entries"),
+                None => "no checkpoint yet".to_owned(),
+            }
+        );
+        return Ok(());
+    }
     if let Command::Migrate = command {
         let entries = evident_server::maintenance::migrate(&dir, progress)
             .map_err(|e| StoreFailed(format!("{} NOT migrated: {e}", dir.display())))?;
@@ -209,7 +253,9 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
         Command::Token { .. } | Command::Config { .. } => {
             unreachable!("answered above without a store")
         }
-        Command::Backup(_) => unreachable!("dispatched in main: a backup opens no data folder"),
+        Command::Backup(_) | Command::Copy(_) => {
+            unreachable!("dispatched in main: a backup or a copy reads no config")
+        }
         Command::Migrate => unreachable!("answered above"),
         Command::Reindex => {
             let entries = evident_server::maintenance::reindex(&store, progress)?;

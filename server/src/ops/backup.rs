@@ -25,7 +25,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use evident_api::{Client, ClientError, ConnectOptions, Credentials, RetryPolicy};
-use evident_core::audit::Replay;
+use evident_core::audit::{AuditError, Replay};
 use evident_core::merkle::{Frontier, Node};
 use evident_core::note::{Checkpoint, Signer, Verifier};
 use evident_core::registry::GenesisDocument;
@@ -266,56 +266,66 @@ pub async fn backup(client: Client, args: &BackupArgs) -> Result<Completed, Back
 
 /// The output folder must not exist, or be an empty folder.
 fn check_out_dir(out: &Path) -> Result<(), BackupError> {
-    match std::fs::read_dir(out) {
+    check_empty_folder(out, "backup folder").map_err(BackupError::Setup)
+}
+
+/// `folder` (described as `what`) must not exist, or be an empty folder: what a new store
+/// and its files are written into.
+pub(crate) fn check_empty_folder(folder: &Path, what: &str) -> Result<(), String> {
+    match std::fs::read_dir(folder) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                return Err(BackupError::Setup(format!(
-                    "the backup folder {} is not empty: give a new or empty folder (nothing \
-                     was changed)",
-                    out.display()
-                )));
+                return Err(format!(
+                    "the {what} {} is not empty: give a new or empty folder (nothing was \
+                     changed)",
+                    folder.display()
+                ));
             }
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(BackupError::Setup(format!(
-            "the backup folder {} cannot be used: {e}",
-            out.display()
-        ))),
+        Err(e) => Err(format!(
+            "the {what} {} cannot be used: {e}",
+            folder.display()
+        )),
     }
 }
 
 /// The log key: `--log-key` (text or a file), else SRC/log.pub.
 fn log_verifier(args: &BackupArgs) -> Result<Verifier, BackupError> {
-    let (text, from) = match (&args.log_key, &args.data_dir) {
+    verifier_of(args.log_key.as_deref(), args.data_dir.as_deref()).map_err(BackupError::Setup)
+}
+
+/// A log's verifier key: `pinned` (the key's text, or a file holding it), else `folder`'s
+/// log.pub. `Err` says what is missing or wrong, naming the option.
+pub(crate) fn verifier_of(pinned: Option<&str>, folder: Option<&Path>) -> Result<Verifier, String> {
+    let (text, from) = match (pinned, folder) {
         (Some(k), _) if Path::new(k).is_file() => (
-            std::fs::read_to_string(k)
-                .map_err(|e| BackupError::Setup(format!("reading the log key {k}: {e}")))?,
+            std::fs::read_to_string(k).map_err(|e| format!("reading the log key {k}: {e}"))?,
             format!("the log key in {k}"),
         ),
-        (Some(k), _) => (k.clone(), "--log-key".to_owned()),
+        (Some(k), _) => (k.to_owned(), "--log-key".to_owned()),
         (None, Some(src)) => {
             let path = src.join(PUB_FILE);
             (
                 std::fs::read_to_string(&path).map_err(|e| {
-                    BackupError::Setup(format!(
+                    format!(
                         "reading {}: {e} (or pin the key with --log-key)",
                         path.display()
-                    ))
+                    )
                 })?,
                 path.display().to_string(),
             )
         }
         (None, None) => {
-            return Err(BackupError::Setup(
-                "no log key: give --log-key, or --data-dir with the server's data folder \
-                 (its log.pub)"
+            return Err(
+                "no log key: give --log-key, or --data-dir with the server's data \
+                        folder (its log.pub)"
                     .to_owned(),
-            ));
+            );
         }
     };
-    Verifier::parse(text.trim())
-        .map_err(|e| BackupError::Setup(format!("{from} is not a log verifier key: {e}")))
+    Verifier::parse(text.trim()).map_err(|e| format!("{from} is not a log verifier key: {e}"))
 }
 
 /// The genesis document: `--genesis`, else SRC/genesis.json.
@@ -348,24 +358,34 @@ fn private_log_key(
     src: Option<&Path>,
     verifier: &Verifier,
 ) -> Result<Result<String, String>, BackupError> {
-    let Some(src) = src else {
-        return Ok(Err("no --data-dir given".to_owned()));
-    };
-    let path = src.join(KEY_FILE);
+    match src {
+        Some(src) => private_log_key_in(src, verifier).map_err(BackupError::Setup),
+        None => Ok(Err("no --data-dir given".to_owned())),
+    }
+}
+
+/// The private log key's text from `folder`/log.key: `Ok(Err(why))` when the file cannot
+/// be read; `Err` when it is not a log key, or the key of another log than `verifier`'s.
+pub(crate) fn private_log_key_in(
+    folder: &Path,
+    verifier: &Verifier,
+) -> Result<Result<String, String>, String> {
+    let path = folder.join(KEY_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) => return Ok(Err(format!("{} is not readable: {e}", path.display()))),
     };
     // Never echo the text: it is the secret key.
     let signer = Signer::parse_private(&text)
-        .map_err(|e| BackupError::Setup(format!("{} is not a log key: {e}", path.display())))?;
+        .map_err(|e| format!("{} is not a log key: {e}", path.display()))?;
     if signer.verifier() != verifier {
-        return Err(BackupError::Setup(format!(
-            "{} is the key of {}, not of the log being backed up ({verifier}): is --data-dir \
-             this server's data folder?",
+        return Err(format!(
+            "{} is the key of {}, not of the log being copied ({verifier}): is {} this \
+             server's data folder?",
             path.display(),
-            signer.verifier()
-        )));
+            signer.verifier(),
+            folder.display()
+        ));
     }
     Ok(Ok(text.trim_end().to_owned()))
 }
@@ -394,7 +414,7 @@ async fn write_backup(
     out: &Path,
     note: &str,
     checkpoint: &Checkpoint,
-    mut replay: Replay,
+    replay: Replay,
     genesis: &GenesisDocument,
     verifier: &Verifier,
     private_key: Option<&String>,
@@ -406,95 +426,167 @@ async fn write_backup(
     let size = checkpoint.size;
     let store = Store::open(out).map_err(write_err)?;
     let mut pages = client.entry_pages(0, size, PAGES_AHEAD);
-    let mut frontier = Frontier::new();
-    let mut entries: Vec<NewEntry> = Vec::new();
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut bytes = 0usize;
-    while replay.size() < size {
+    let mut batches = Batches::new(replay);
+    while batches.size() < size {
         let (_, page) = pages
             .next()
             .await
             .ok_or_else(|| {
                 BackupError::Server(format!(
                     "the download stopped at entry {} of {size}",
-                    replay.size()
+                    batches.size()
                 ))
             })?
             // Pages come in order, each replayed before the next is read: a failed one
             // starts where the replay is.
-            .map_err(|e| server_error(&format!("GetEntries from entry {}", replay.size()), e))?;
+            .map_err(|e| server_error(&format!("GetEntries from entry {}", batches.size()), e))?;
         for leaf in page {
-            let (rec, leaf_hash, facts) = replay
-                .push(&leaf)
+            batches
+                .push(leaf)
                 .map_err(|e| BackupError::Verification(e.to_string()))?;
-            let index = rec.index();
-            nodes.extend(frontier.append(leaf_hash));
-            bytes += leaf.len();
-            entries.push(NewEntry {
-                indexed: Indexed {
-                    index,
-                    leaf_hash,
-                    dedupe_key: facts.dedupe_key(rec.envelope()),
-                    kind: rec.kind(),
-                    facts,
-                },
-                record: leaf,
-            });
-            if index % 10_000 == 0 {
-                tracing::info!(done = index, total = size, "backing up");
+            if batches.size() % 10_000 == 1 {
+                tracing::info!(done = batches.size() - 1, total = size, "backing up");
             }
         }
-        if entries.len() >= BATCH_ENTRIES || bytes >= BATCH_BYTES {
-            store
-                .append(std::mem::take(&mut entries), &nodes)
-                .map_err(write_err)?;
-            entries.clear();
-            nodes.clear();
-            bytes = 0;
+        if batches.is_full() {
+            batches.write(&store).map_err(write_err)?;
         }
     }
     // Held against the checkpoint before the genesis, the checkpoint and the files are
     // written; on failure the caller removes the entries written so far.
-    replay
+    batches
         .check_checkpoint(checkpoint)
         .map_err(|e| BackupError::Verification(e.to_string()))?;
-    if !entries.is_empty() {
-        store.append(entries, &nodes).map_err(write_err)?;
-    }
     let genesis_json = serde_json::to_vec(genesis)
         .map_err(|e| BackupError::Setup(format!("encoding the genesis: {e}")))?;
-    store.set_genesis(&genesis_json).map_err(write_err)?;
-    store.set_checkpoint_durably(note).map_err(write_err)?;
-    store.sync().map_err(write_err)?;
+    batches
+        .finish(&store, &genesis_json, note)
+        .map_err(write_err)?;
     drop(store);
+    write_folder_files(out, verifier, genesis, private_key).map_err(|(path, e)| {
+        BackupError::Write {
+            dir: out.to_owned(),
+            source: StoreError::Io {
+                op: "writing",
+                path,
+                source: e,
+            },
+        }
+    })
+}
 
-    let file_err = |path: &Path, e: std::io::Error| BackupError::Write {
-        dir: out.to_owned(),
-        source: StoreError::Io {
-            op: "writing",
-            path: path.to_owned(),
-            source: e,
-        },
-    };
-    let pub_path = out.join(PUB_FILE);
-    write_synced(&pub_path, format!("{verifier}\n").as_bytes())
-        .map_err(|e| file_err(&pub_path, e))?;
-    let genesis_path = out.join(GENESIS_FILE);
-    let pretty = serde_json::to_string_pretty(genesis)
-        .map_err(|e| BackupError::Setup(format!("encoding the genesis: {e}")))?;
-    write_synced(&genesis_path, format!("{pretty}\n").as_bytes())
-        .map_err(|e| file_err(&genesis_path, e))?;
+/// A log's leaf records, replayed in order from the genesis and gathered — with the tree
+/// nodes they complete ([`Frontier::append`]) and their index keys (the replay's facts) —
+/// into batches for [`Store::append`]: how a backup and a copy write a verified log into a
+/// new store. Only replayed entries are ever queued, so a store written from it holds a
+/// prefix of a log that replayed cleanly.
+pub(crate) struct Batches {
+    replay: Replay,
+    frontier: Frontier,
+    entries: Vec<NewEntry>,
+    nodes: Vec<Node>,
+    /// Leaf-record bytes queued in `entries`.
+    bytes: usize,
+}
+
+impl Batches {
+    /// Batches of a log replayed with `replay` (new, over the log's genesis).
+    pub(crate) fn new(replay: Replay) -> Batches {
+        Batches {
+            replay,
+            frontier: Frontier::new(),
+            entries: Vec::new(),
+            nodes: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Entries replayed so far.
+    pub(crate) fn size(&self) -> u64 {
+        self.replay.size()
+    }
+
+    /// Replays the next entry and queues it; the error names the entry.
+    pub(crate) fn push(&mut self, leaf: Vec<u8>) -> Result<(), AuditError> {
+        let (rec, leaf_hash, facts) = self.replay.push(&leaf)?;
+        self.nodes.extend(self.frontier.append(leaf_hash));
+        self.bytes += leaf.len();
+        self.entries.push(NewEntry {
+            indexed: Indexed {
+                index: rec.index(),
+                leaf_hash,
+                dedupe_key: facts.dedupe_key(rec.envelope()),
+                kind: rec.kind(),
+                facts,
+            },
+            record: leaf,
+        });
+        Ok(())
+    }
+
+    /// Whether enough is queued for one [`Store::append`].
+    pub(crate) fn is_full(&self) -> bool {
+        self.entries.len() >= BATCH_ENTRIES || self.bytes >= BATCH_BYTES
+    }
+
+    /// Appends what is queued to `store` (durable when this returns).
+    pub(crate) fn write(&mut self, store: &Store) -> Result<(), StoreError> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        store.append(std::mem::take(&mut self.entries), &self.nodes)?;
+        self.nodes.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+
+    /// Holds the entries replayed so far against the signed checkpoint: its size, its root
+    /// and the registry and policy digests it signs.
+    pub(crate) fn check_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), AuditError> {
+        self.replay.check_checkpoint(checkpoint)
+    }
+
+    /// Appends the rest, then records the genesis and the signed checkpoint `note`, and
+    /// makes the store durable. Call only after [`Batches::check_checkpoint`] passed: a
+    /// store with a checkpoint is one a server starts on.
+    pub(crate) fn finish(
+        mut self,
+        store: &Store,
+        genesis_json: &[u8],
+        note: &str,
+    ) -> Result<(), StoreError> {
+        self.write(store)?;
+        store.set_genesis(genesis_json)?;
+        store.set_checkpoint_durably(note)?;
+        store.sync()
+    }
+}
+
+/// Writes the files a data folder holds beside its store: log.pub, genesis.json and, when
+/// given, the private log.key (mode 0600), each new and synced, then the folder itself.
+/// Returns the private key's path when it was written; an error names the file.
+pub(crate) fn write_folder_files(
+    folder: &Path,
+    verifier: &Verifier,
+    genesis: &GenesisDocument,
+    private_key: Option<&String>,
+) -> Result<Option<PathBuf>, (PathBuf, std::io::Error)> {
+    let pub_path = folder.join(PUB_FILE);
+    write_synced(&pub_path, format!("{verifier}\n").as_bytes()).map_err(|e| (pub_path, e))?;
+    let genesis_path = folder.join(GENESIS_FILE);
+    let pretty = serde_json::to_string_pretty(genesis).expect("a genesis document serializes");
+    write_synced(&genesis_path, format!("{pretty}\n").as_bytes()).map_err(|e| (genesis_path, e))?;
     let key_path = match private_key {
         Some(text) => {
-            let path = out.join(KEY_FILE);
-            write_private(&path, text).map_err(|e| file_err(&path, e))?;
+            let path = folder.join(KEY_FILE);
+            write_private(&path, text).map_err(|e| (path.clone(), e))?;
             Some(path)
         }
         None => None,
     };
-    std::fs::File::open(out)
+    std::fs::File::open(folder)
         .and_then(|f| f.sync_all())
-        .map_err(|e| file_err(out, e))?;
+        .map_err(|e| (folder.to_owned(), e))?;
     Ok(key_path)
 }
 
@@ -508,8 +600,8 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Removes what a failed backup wrote: the folder was empty or absent before.
-fn remove_partial(out: &Path, created_dir: bool) {
+/// Removes what a failed backup or copy wrote: the folder was empty or absent before.
+pub(crate) fn remove_partial(out: &Path, created_dir: bool) {
     let result = if created_dir {
         std::fs::remove_dir_all(out)
     } else {
@@ -530,7 +622,7 @@ fn remove_partial(out: &Path, created_dir: bool) {
         tracing::warn!(
             folder = %out.display(),
             error = %e,
-            "could not remove the incomplete backup: delete the folder by hand"
+            "could not remove the incomplete copy: delete the folder by hand"
         );
     }
 }
@@ -578,7 +670,7 @@ mod tests {
 
         let err = private_log_key(Some(dir.path()), signer(2).verifier()).unwrap_err();
         assert!(
-            err.to_string().contains("not of the log being backed up"),
+            err.to_string().contains("not of the log being copied"),
             "{err}"
         );
         assert!(

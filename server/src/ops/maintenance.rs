@@ -382,3 +382,41 @@ fn migrate_into(dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<u64, M
     new.sync()?;
     Ok(size)
 }
+
+/// What a PostgreSQL store holds once its schema is this build's.
+#[derive(Debug, Clone)]
+pub struct PgSchemaState {
+    /// Entries in its log.
+    pub entries: u64,
+    /// Whether a genesis is recorded (a server has started on it).
+    pub genesis: bool,
+    /// The size of its stored checkpoint, if any.
+    pub checkpoint_size: Option<u64>,
+}
+
+/// `evidentd migrate` for a store in PostgreSQL: applies the schema migrations this build
+/// knows (opening the store does, each in its own transaction, one migrator at a time) and
+/// reads what the store holds. Entries are not replayed: `evidentd copy` and the start-up
+/// check do that.
+pub fn migrate_postgres(
+    target: &crate::storage::postgres::PgTarget,
+) -> Result<PgSchemaState, MaintenanceError> {
+    let store = Store::open_postgres(target)?;
+    let checkpoint_size = store
+        .checkpoint()?
+        .map(|note| {
+            // The size line of the note, read without the key: this is a report, not a check.
+            note.lines()
+                .nth(1)
+                .and_then(|line| line.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    MaintenanceError::Setup("the stored checkpoint is malformed".to_owned())
+                })
+        })
+        .transpose()?;
+    Ok(PgSchemaState {
+        entries: store.size()?,
+        genesis: store.genesis()?.is_some(),
+        checkpoint_size,
+    })
+}
