@@ -226,7 +226,23 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let store = evident_server::maintenance::open(&dir)?;
+    // On PostgreSQL the store is the database's (verify-store may run while instances
+    // serve; reindex wants them stopped); on files, the data folder's.
+    let store = match config.store.backend {
+        evident_server::config::Backend::Postgres => {
+            let url = config.store.url.clone().context(
+                "[store] backend = \"postgres\" needs url = \"postgres://…\" (or EVIDENT_STORE_URL)",
+            )?;
+            evident_server::store::Store::open_postgres(
+                &evident_server::storage::postgres::PgTarget {
+                    url,
+                    ca: config.store.ca.clone(),
+                },
+            )
+            .map_err(|e| StoreFailed(format!("opening the PostgreSQL store: {e}")))?
+        }
+        evident_server::config::Backend::Files => evident_server::maintenance::open(&dir)?,
+    };
     match command {
         Command::VerifyStore { log_key } => {
             let verifier = evident_server::maintenance::verifier(&dir, log_key.as_deref())?;

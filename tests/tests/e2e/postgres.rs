@@ -48,4 +48,8 @@ async fn evidentd_on_postgres_keeps_every_acknowledged_entry_through_kill_9() {
         cli(dir.path(), Some(&server), &["audit", "--genesis", &genesis])
     });
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The operator's check reads the database the config names, not the data folder.
+    let out = evident_tests::evidentd_offline(&config, &["verify-store"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("OK — 21 entries"), "{}", stdout(&out));
 }
