@@ -116,9 +116,24 @@ pub struct Server {
 /// Seed byte of the genesis administrator key of every test log.
 pub const ADMIN: u8 = 200;
 
+/// The `[store]` section of a new test server's config in this run of the suite: none
+/// (the files in `data_dir`) unless `EVIDENT_TEST_STORE=postgres`, then a fresh database
+/// of its own in this run's PostgreSQL server ([`postgres::fresh_database`]).
+pub fn store_config() -> String {
+    match std::env::var("EVIDENT_TEST_STORE").as_deref() {
+        Err(_) | Ok("" | "files") => String::new(),
+        Ok("postgres") => format!(
+            "[store]\nbackend = \"postgres\"\nurl = {:?}\n",
+            postgres::fresh_database()
+        ),
+        Ok(other) => panic!("EVIDENT_TEST_STORE={other:?}: use files or postgres"),
+    }
+}
+
 /// Writes a config whose genesis administrator is [`ADMIN`]; the seed keys `signers` are
 /// registered (identities `signer-N@test`, role `ci`, any predicate type) by
-/// [`Server::start`] when it starts the log for the first time.
+/// [`Server::start`] when it starts the log for the first time. The store is this run's
+/// ([`store_config`]) unless `extra` has a `[store]` of its own.
 pub fn write_config(dir: &Path, data_dir: &Path, signers: &[u8], extra: &str) -> PathBuf {
     // Plaintext on loopback unless the test sets up TLS itself.
     let tls = if extra.contains("[tls]") {
@@ -126,9 +141,14 @@ pub fn write_config(dir: &Path, data_dir: &Path, signers: &[u8], extra: &str) ->
     } else {
         "[tls]\nplaintext = true\n"
     };
+    let store = if extra.contains("[store]") {
+        String::new()
+    } else {
+        store_config()
+    };
     let text = format!(
         "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\norigin = \"evident.test/log\"\n{extra}\n\
-         [genesis]\n[[genesis.admin]]\nidentity = \"admin@test\"\npublic_key = \"{}\"\n{tls}",
+         {store}[genesis]\n[[genesis.admin]]\nidentity = \"admin@test\"\npublic_key = \"{}\"\n{tls}",
         data_dir.display().to_string(),
         public(ADMIN).to_hex()
     );
@@ -347,6 +367,21 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), target).expect("copying a file");
         }
+    }
+}
+
+/// Copies a stopped server's store into a second one, the start of a fork of its log: the
+/// data folder `data` into `to` and, on PostgreSQL, the database of `config` into a new
+/// one. Returns the `[store]` section of the copy, for [`write_config`]'s `extra` (empty on
+/// files).
+pub fn copy_store(config: &Path, data: &Path, to: &Path) -> String {
+    copy_dir(data, to);
+    match postgres::url_of_config(config) {
+        None => String::new(),
+        Some(url) => format!(
+            "[store]\nbackend = \"postgres\"\nurl = {:?}\n",
+            postgres::copy_database(&url)
+        ),
     }
 }
 

@@ -41,7 +41,7 @@ pub const OUTCOME_WAIT: Duration = Duration::from_secs(30);
 /// batch and its index rows are one transaction, so the indexes cannot lag the log; the
 /// check holds the tail against the last signed checkpoint and rebuilds the sequencer's
 /// state, and failover does not wait for a replay of `startup_tail_entries`.
-const TAKEOVER_TAIL: u64 = 512;
+pub const TAKEOVER_TAIL: u64 = 512;
 
 /// Queued submissions the pump takes at once.
 const TAKE: usize = 256;

@@ -5,7 +5,8 @@ use evident_client::{ClientError, Query};
 use evident_core::Hash;
 use evident_core::record::EntryKind;
 use evident_tests::{
-    Server, cli, copy_dir, envelope, flip_payload_byte, frame_of, key, stderr, stdout, write_config,
+    Server, cli, copy_store, envelope, flip_payload_byte, frame_of, key, stderr, stdout,
+    write_config,
 };
 use serde_json::json;
 
@@ -684,7 +685,7 @@ async fn forked(dir: &std::path::Path) -> Server {
     }
     assert!(tokio::task::block_in_place(|| server.terminate()).success());
     let fork = dir.join("fork");
-    copy_dir(&data, &fork);
+    let fork_store = copy_store(&config, &data, &fork);
     let server = Server::start(&config, &data).unwrap();
     let mut client = server.client().await;
     for nonce in 10..12 {
@@ -695,7 +696,7 @@ async fn forked(dir: &std::path::Path) -> Server {
     drop(server);
     let b_dir = dir.join("b");
     std::fs::create_dir_all(&b_dir).unwrap();
-    let b = Server::start(&write_config(&b_dir, &fork, &[1], ""), &fork).unwrap();
+    let b = Server::start(&write_config(&b_dir, &fork, &[1], &fork_store), &fork).unwrap();
     let mut client = b.client().await;
     for nonce in 20..23 {
         client.submit(&envelope(&key(1), nonce)).await.unwrap();

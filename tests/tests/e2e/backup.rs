@@ -12,6 +12,10 @@ use evident_tests::{
     write_config,
 };
 
+/// A backup is a new data folder of the files backend, whatever the backend of the server
+/// it was taken from: it is restored on files.
+const RESTORED_ON_FILES: &str = "[store]\nbackend = \"files\"\n";
+
 /// Runs `evidentd backup ARGS` (blocking, so inside `block_in_place`).
 fn backup(args: &[&str]) -> Output {
     tokio::task::block_in_place(|| {
@@ -107,7 +111,7 @@ async fn a_backup_of_a_live_server_restores_and_an_old_restore_is_caught_by_clie
     // The backup is a complete data folder: verify-store replays it as it is.
     let other = d.join("restore");
     std::fs::create_dir(&other).unwrap();
-    let restored_config = write_config(&other, &copy, &[1], "");
+    let restored_config = write_config(&other, &copy, &[1], RESTORED_ON_FILES);
     let out = evidentd_offline(&restored_config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("OK — 4 entries"), "{}", stdout(&out));
@@ -313,7 +317,7 @@ async fn a_backup_spanning_many_pages_restores_every_entry() {
     assert!(tokio::task::block_in_place(|| server.terminate()).success());
     let other = d.join("restore");
     std::fs::create_dir(&other).unwrap();
-    let restored_config = write_config(&other, &copy, &[1], "");
+    let restored_config = write_config(&other, &copy, &[1], RESTORED_ON_FILES);
     let out = evidentd_offline(&restored_config, &["verify-store"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let restored = Server::start(&restored_config, &copy).unwrap();

@@ -6,7 +6,9 @@ use evident_client::{ClientError, Selector, SignerListing};
 use evident_core::SigningKey;
 use evident_core::record::EntryKind;
 use evident_core::registry::{Admin, Change, Registry, sign_change};
-use evident_tests::{ADMIN, Server, cli, envelope, key, public, stderr, stdout, write_config};
+use evident_tests::{
+    ADMIN, Server, cli, envelope, key, public, stderr, stdout, store_config, write_config,
+};
 use tonic::Code;
 
 fn admin_signed(change: &Change, admins: &[u8]) -> evident_core::dsse::Envelope {
@@ -443,8 +445,9 @@ async fn a_new_log_without_administrators_creates_the_first_admin_key() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n[tls]\nplaintext = true\n",
-            data.display().to_string()
+            "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n{}[tls]\nplaintext = true\n",
+            data.display().to_string(),
+            store_config()
         ),
     )
     .unwrap();
