@@ -725,6 +725,10 @@ pub async fn run(
             (None, sequencer.map(|(handle, _)| handle))
         }
     };
+    // The service (and, on PostgreSQL, the cluster task) hold the ledger from here on: when
+    // they are gone at shutdown, so is the last sender to the sequencer, which then drains
+    // its queue and exits.
+    drop(ledger);
     // A storage failure stops the sequencer of a store of its own for good: say so to load
     // balancers. Started after SERVING is set, and it looks at the failure as it is now
     // first, so a failure before this point is not overwritten.

@@ -221,9 +221,8 @@ fn agrees_with_unit(unit: &[(String, String, String)], config: &str) {
 /// The three instances of `packaging/scale-out/`, as `evidentd@N` runs them.
 const INSTANCES: [u8; 3] = [1, 2, 3];
 
-/// The keys whose values differ between the instances' configs (`instance` too, a line the
-/// configs may still keep commented out).
-const PER_INSTANCE: [&str; 3] = ["listen", "metrics_listen", "data_dir"];
+/// The keys whose values differ between the instances' configs.
+const PER_INSTANCE: [&str; 4] = ["listen", "metrics_listen", "data_dir", "instance"];
 
 /// A line's key when it assigns one (`KEY = …`), comments and tables left out.
 fn toml_key(line: &str) -> Option<&str> {
