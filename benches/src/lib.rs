@@ -1,10 +1,13 @@
-//! Evident's benchmarks: criterion micro-benchmarks in `benches/`, the load generator in `src/bin/`.
+//! Evident's benchmarks: criterion micro-benchmarks in `benches/`, the load generators in
+//! `src/bin/` (`loadgen` against one server, `cluster` against several on PostgreSQL).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
+
+pub mod load;
 
 /// A real `evidentd` started by a bench binary on a fresh data folder; stopped (SIGTERM,
 /// then waited for) when dropped.
@@ -72,26 +75,66 @@ fn spawn(
     log: &str,
     quiet_stderr: bool,
 ) -> anyhow::Result<(std::process::Child, String)> {
-    let mut command = Command::new(evidentd);
-    command
+    let stderr = if quiet_stderr {
+        Stdio::null()
+    } else {
+        Stdio::inherit()
+    };
+    let spawned = spawn_evidentd(evidentd, config, log, stderr)?;
+    Ok((spawned.child, spawned.url))
+}
+
+/// An `evidentd` started by [`spawn_evidentd`], listening.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The process; the caller stops it.
+    pub child: std::process::Child,
+    /// `http://ADDR` of its plaintext loopback listener.
+    pub url: String,
+    /// `http://ADDR/metrics` when its config sets `metrics_listen`.
+    pub metrics_url: Option<String>,
+}
+
+/// Starts `evidentd --config CONFIG` with `RUST_LOG=log` and its standard error to
+/// `stderr`; returns once it prints the address it listens on (and, when the config sets
+/// `metrics_listen`, the address of its metrics).
+pub fn spawn_evidentd(
+    evidentd: &Path,
+    config: &Path,
+    log: &str,
+    stderr: Stdio,
+) -> anyhow::Result<Spawned> {
+    let with_metrics = std::fs::read_to_string(config)
+        .with_context(|| format!("reading {}", config.display()))?
+        .contains("metrics_listen");
+    let mut child = Command::new(evidentd)
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", log)
-        .stdout(Stdio::piped());
-    if quiet_stderr {
-        command.stderr(Stdio::null());
-    }
-    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .with_context(|| format!("starting {}", evidentd.display()))?;
     let stdout = child.stdout.take().context("evidentd stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     while let Some(Ok(line)) = lines.next() {
         if let Some(addr) = line.strip_prefix("listening on ") {
+            // The metrics address is printed on the line after the listener's.
+            let metrics_url = with_metrics
+                .then(|| lines.next())
+                .flatten()
+                .and_then(Result::ok)
+                .and_then(|l| l.strip_prefix("metrics on ").map(str::to_owned));
+            // Keep draining stdout so the server never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines.by_ref() {});
-            return Ok((child, format!("http://{addr}")));
+            return Ok(Spawned {
+                child,
+                url: format!("http://{addr}"),
+                metrics_url,
+            });
         }
     }
+    let _ = child.wait();
     bail!("evidentd exited before listening")
 }
 
