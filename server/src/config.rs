@@ -104,18 +104,18 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
-    /// The name this process holds the sequencing lease under: the instance's name and a
-    /// mark of this process, so that two processes given one name by mistake never take
-    /// each other for themselves.
-    pub fn lease_holder(&self) -> String {
-        static MARK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let mark = MARK.get_or_init(|| {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            format!("{}.{nanos:09}", std::process::id())
-        });
-        format!("{} #{mark}", self.instance_name())
+    /// The name an instance holds the sequencing lease under: its name, its host and its
+    /// data folder. Two machines given one name by mistake never take each other for
+    /// themselves; the same instance restarted (its data folder is locked while it runs,
+    /// so the one before it is gone) takes its own lease back at once.
+    pub fn lease_holder(&self, data_dir: &std::path::Path) -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        let folder = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+        // Not `instance_name`, whose default names the process: the holder outlives it.
+        let name = self.instance.as_deref().unwrap_or("evidentd");
+        format!("{name} @{host}:{}", folder.display())
     }
 
     /// This instance's name: `instance`, or the host name and the process id.

@@ -298,7 +298,9 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
                 url: url.clone(),
                 ca: config.store.ca.clone(),
             };
-            let (store, log) = Store::open_postgres_log(&target).map_err(store_error)?;
+            let (mut store, log) = Store::open_postgres_log(&target).map_err(store_error)?;
+            // One process per data folder here too: the lease holder's name is made of it.
+            store.hold_lock(&config.data_dir).map_err(store_error)?;
             let ours = signer.verifier().to_string();
             let recorded = log.record_log_key(&ours).map_err(store_error)?;
             if recorded != ours {
@@ -325,7 +327,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         Some((log, _)) => {
             let lease = log
                 .acquire_lease(
-                    &config.store.lease_holder(),
+                    &config.store.lease_holder(&config.data_dir),
                     std::time::Duration::from_millis(config.store.lease_ms),
                 )
                 .map_err(store_error)?;
@@ -685,7 +687,7 @@ pub async fn run(
                 genesis: genesis_registry,
             };
             let settings = cluster::Settings {
-                instance: config.store.lease_holder(),
+                instance: config.store.lease_holder(&config.data_dir),
                 lease: std::time::Duration::from_millis(config.store.lease_ms),
                 limits,
                 tail_entries: config.startup_tail_entries,

@@ -161,6 +161,13 @@ impl Store {
         Ok(store)
     }
 
+    /// Takes `data_dir`'s exclusive lock for as long as the store is open (a store in
+    /// PostgreSQL, whose instance keeps its keys there).
+    pub fn hold_lock(&mut self, data_dir: &Path) -> Result<(), StoreError> {
+        self.lock = Some(lock_data_dir(data_dir)?);
+        Ok(())
+    }
+
     /// A store over these halves.
     pub fn from_parts(log: Arc<dyn LogStore>, index: Arc<dyn IndexStore>) -> Store {
         Store {
