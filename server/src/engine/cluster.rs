@@ -391,16 +391,11 @@ pub async fn run(
                         tracing::error!(error = %why, "PostgreSQL is unreachable: not serving until it is back");
                     }
                     healthy = false;
-                    if reported != Some(false) {
-                        serving(false).await;
-                        reported = Some(false);
-                    }
-                    if leading.is_none() {
-                        parts.ledger.step_down(Err(LedgerError::Unavailable(format!(
-                            "PostgreSQL is unreachable ({why}): nothing can be logged until \
-                             it is back; retry"
-                        ))));
-                    }
+                    stop_serving(&serving, &mut reported, &parts, leading.is_none(), format!(
+                        "PostgreSQL is unreachable ({why}): nothing can be logged until it is \
+                         back; retry"
+                    ))
+                    .await;
                 }
                 Some(Event::Queued) => {
                     if let Some(l) = &leading {
@@ -525,16 +520,16 @@ pub async fn run(
                         tracing::error!(error = %e, "following the log failed: not serving until it succeeds");
                     }
                     healthy = false;
-                    if reported != Some(false) {
-                        serving(false).await;
-                        reported = Some(false);
-                    }
-                    if leading.is_none() {
-                        parts.ledger.step_down(Err(LedgerError::Unavailable(format!(
-                            "this instance cannot follow the log ({e}); retry on another \
-                             instance"
-                        ))));
-                    }
+                    stop_serving(
+                        &serving,
+                        &mut reported,
+                        &parts,
+                        leading.is_none(),
+                        format!(
+                            "this instance cannot follow the log ({e}); retry on another instance"
+                        ),
+                    )
+                    .await;
                 }
                 Err(_) => break,
             }
@@ -542,6 +537,23 @@ pub async fn run(
     }
     if let Some(l) = leading.take() {
         step_down(&parts, l, true, true).await;
+    }
+}
+
+/// Health says NOT_SERVING (once), and a follower refuses submissions with `why`.
+async fn stop_serving(
+    serving: &Serving,
+    reported: &mut Option<bool>,
+    parts: &Parts,
+    follows: bool,
+    why: String,
+) {
+    if *reported != Some(false) {
+        serving(false).await;
+        *reported = Some(false);
+    }
+    if follows {
+        parts.ledger.step_down(Err(LedgerError::Unavailable(why)));
     }
 }
 
