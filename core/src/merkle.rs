@@ -172,6 +172,38 @@ pub fn consistency_proof<S: SubtreeSource>(
     Ok(proof)
 }
 
+/// The complete subtrees (`(level, index)`, in the order read) that
+/// [`inclusion_proof`] of leaf `index` in the tree of `size` reads: a store far away
+/// fetches them in one request, then answers the proof from memory. Empty when the index
+/// is not in the tree.
+pub fn inclusion_proof_reads(index: u64, size: u64) -> Vec<(u32, u64)> {
+    let reads = Reads::default();
+    let _ = inclusion_proof(&reads, index, size);
+    reads.0.into_inner()
+}
+
+/// The complete subtrees (`(level, index)`, in the order read) that
+/// [`consistency_proof`] between the trees of sizes `old` and `new` reads.
+pub fn consistency_proof_reads(old: u64, new: u64) -> Vec<(u32, u64)> {
+    let reads = Reads::default();
+    let _ = consistency_proof(&reads, old, new);
+    reads.0.into_inner()
+}
+
+/// A source that answers every read with a zero hash and remembers what was read: the
+/// shape of a proof does not depend on the hashes in it.
+#[derive(Default)]
+struct Reads(std::cell::RefCell<Vec<(u32, u64)>>);
+
+impl SubtreeSource for Reads {
+    type Error = std::convert::Infallible;
+
+    fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash, Self::Error> {
+        self.0.borrow_mut().push((level, index));
+        Ok(Hash([0; 32]))
+    }
+}
+
 /// RFC 6962 SUBPROOF(m, D[start:end], b).
 fn subproof<S: SubtreeSource>(
     source: &S,
@@ -390,6 +422,27 @@ impl Frontier {
     /// Number of leaves.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The frontier's subtrees as nodes of the tree (level, index and hash), largest
+    /// first. With the nodes that appends after it complete, they are every subtree the
+    /// inclusion proofs of those appended leaves read.
+    pub fn nodes(&self) -> Vec<Node> {
+        let mut nodes = Vec::with_capacity(self.hashes.len());
+        let mut start = 0u64;
+        let mut hashes = self.hashes.iter();
+        for level in (0..64u32).rev() {
+            if self.size & (1 << level) != 0 {
+                let Some(hash) = hashes.next() else { break };
+                nodes.push(Node {
+                    level,
+                    index: start >> level,
+                    hash: *hash,
+                });
+                start += 1 << level;
+            }
+        }
+        nodes
     }
 
     /// Appends a leaf hash; returns the subtree hashes that became complete, the leaf first.

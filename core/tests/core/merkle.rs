@@ -215,3 +215,63 @@ fn sizes_that_use_the_top_bit_are_refused_without_overflow() {
     assert!(verify_consistency(1, u64::MAX, &[zero], &zero, &zero).is_err());
     assert!(verify_inclusion(u64::MAX - 1, u64::MAX, &zero, &[zero; 64], &zero).is_err());
 }
+
+/// A source that holds only some subtrees and fails on any other read.
+struct Only(std::collections::HashMap<(u32, u64), Hash>);
+
+impl SubtreeSource for Only {
+    type Error = (u32, u64);
+    fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash, Self::Error> {
+        self.0.get(&(level, index)).copied().ok_or((level, index))
+    }
+}
+
+proptest::proptest! {
+    /// The reads a proof is said to make are exactly the subtrees it needs: a source that
+    /// holds only those gives the same proof as the whole tree.
+    #[test]
+    fn the_reads_of_a_proof_are_all_it_needs(size in 1u64..600, a in 0u64..600, b in 0u64..600) {
+        let (tree, _) = tree(size);
+        let index = a % size;
+        let wanted = merkle::inclusion_proof_reads(index, size);
+        let only = Only(wanted.iter().map(|&(l, i)| ((l, i), tree.subtree_hash(l, i).unwrap())).collect());
+        proptest::prop_assert_eq!(
+            inclusion_proof(&only, index, size).unwrap(),
+            inclusion_proof(&tree, index, size).unwrap()
+        );
+        let old = 1 + b % size;
+        let wanted = merkle::consistency_proof_reads(old, size);
+        let only = Only(wanted.iter().map(|&(l, i)| ((l, i), tree.subtree_hash(l, i).unwrap())).collect());
+        proptest::prop_assert_eq!(
+            consistency_proof(&only, old, size).unwrap(),
+            consistency_proof(&tree, old, size).unwrap()
+        );
+    }
+
+    /// A writer that appends leaves to a frontier can prove each new leaf in the new tree
+    /// from the old frontier's nodes and the nodes the appends completed, reading nothing.
+    #[test]
+    fn new_leaves_are_proven_from_the_old_frontier_and_the_new_nodes(old in 0u64..400, added in 1u64..200) {
+        let (tree, leaves) = tree(old + added);
+        let mut frontier = Frontier::new();
+        for leaf in &leaves[..old as usize] {
+            frontier.append(*leaf);
+        }
+        let mut known: std::collections::HashMap<(u32, u64), Hash> = frontier
+            .nodes()
+            .into_iter()
+            .map(|n| ((n.level, n.index), n.hash))
+            .collect();
+        for leaf in &leaves[old as usize..] {
+            known.extend(frontier.append(*leaf).into_iter().map(|n| ((n.level, n.index), n.hash)));
+        }
+        let only = Only(known);
+        let size = old + added;
+        for index in old..size {
+            proptest::prop_assert_eq!(
+                inclusion_proof(&only, index, size),
+                Ok(inclusion_proof(&tree, index, size).unwrap())
+            );
+        }
+    }
+}

@@ -194,17 +194,34 @@ impl LedgerService {
             digest,
         } = checked;
         // Only now, with the signatures verified and authorized: the same content by the
-        // same keys is answered with the entry already logged.
-        if let Some(receipt) = self.ledger()?.existing(&digest).map_err(status)? {
-            tracing::info!(
-                index = receipt.index,
-                "resubmission answered with the original receipt"
-            );
-            return Ok(convert::receipt_to_proto(receipt, true));
+        // same keys is answered with the entry already logged. With the indexes in
+        // PostgreSQL, where the look-up is a round trip, only for a submission the trial
+        // refuses (a retried registry change): the sequencer answers any other repeat with
+        // the entry already logged.
+        let ledger = self.ledger()?.clone();
+        let trial = || kinds::of(checked.kind()).trial(&ledger.registry(), &envelope, now_nanos());
+        let remote = ledger.remote_index();
+        let refusal = if remote { trial().err() } else { None };
+        if !remote || refusal.is_some() {
+            let looking = ledger.clone();
+            let existing = tokio::task::spawn_blocking(move || looking.existing(&digest))
+                .await
+                .map_err(|e| {
+                    Status::internal(format!("looking for the entry already logged: {e}"))
+                })?;
+            if let Some(receipt) = existing.map_err(status)? {
+                tracing::info!(
+                    index = receipt.index,
+                    "resubmission answered with the original receipt"
+                );
+                return Ok(convert::receipt_to_proto(receipt, true));
+            }
         }
-        kinds::of(checked.kind())
-            .trial(&self.ledger()?.registry(), &envelope, now_nanos())
-            .map_err(|refusal| crate::api::reason::refused(&refusal))?;
+        match refusal {
+            Some(refusal) => return Err(crate::api::reason::refused(&refusal)),
+            None if !remote => trial().map_err(|refusal| crate::api::reason::refused(&refusal))?,
+            None => {}
+        }
         let what = checked.what().to_owned();
         let signers = checked.facts().signers.clone();
         let (receipt, duplicate) = self

@@ -50,12 +50,27 @@ const TAKE: usize = 256;
 /// this long.
 const OUTCOME_KEEP: Duration = Duration::from_secs(600);
 
+/// Submissions a forwarder queues in one transaction at most.
+const ENQUEUE: usize = 256;
+
+/// A queued submission's outcome, with its receipt when the checkpoint this instance
+/// follows already covered it when the outcome was collected.
+type Settled = (
+    Outcome,
+    Option<Result<evident_core::receipt::Receipt, LedgerError>>,
+);
+
+/// A submission on its way into the database's queue, and where its place is answered.
+type Enqueue = (Vec<u8>, oneshot::Sender<Result<u64, String>>);
+
 /// A follower's side of a submission: queued in the database, waited for until the
-/// sequencer records its outcome.
+/// sequencer records its outcome. Submissions that arrive together are queued together,
+/// in one transaction, by the forwarder's own thread.
 pub struct Forwarder {
     log: Arc<PgLog>,
     instance: String,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Outcome>>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Settled>>>,
+    enqueue: Mutex<std::sync::mpsc::Sender<Enqueue>>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -67,7 +82,7 @@ impl std::fmt::Debug for Forwarder {
 }
 
 /// A storage failure on the way to the sequencer, in words for the submitter.
-fn unreachable(e: StoreError) -> LedgerError {
+fn unreachable(e: impl std::fmt::Display) -> LedgerError {
     LedgerError::Unavailable(format!(
         "the submission could not be handed to the sequencer: {e}; it may or may not be \
          logged: resubmit, and if it was, the answer is its original receipt"
@@ -77,20 +92,74 @@ fn unreachable(e: StoreError) -> LedgerError {
 impl Forwarder {
     /// A forwarder for this instance (`instance` names it in the queue).
     pub fn new(log: Arc<PgLog>, instance: &str) -> Forwarder {
+        let (enqueue, inbox) = std::sync::mpsc::channel::<Enqueue>();
+        let (queue, by) = (log.clone(), instance.to_owned());
+        // Ends when the forwarder is dropped (its sender with it).
+        let spawned = std::thread::Builder::new()
+            .name("evident-enqueue".into())
+            .spawn(move || {
+                while let Ok(first) = inbox.recv() {
+                    let mut group = vec![first];
+                    while group.len() < ENQUEUE {
+                        match inbox.try_recv() {
+                            Ok(next) => group.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let (envelopes, replies): (Vec<Vec<u8>>, Vec<_>) = group.into_iter().unzip();
+                    match queue.enqueue_all(envelopes, &by) {
+                        Ok(ids) => {
+                            for (reply, id) in replies.into_iter().zip(ids) {
+                                let _ = reply.send(Ok(id));
+                            }
+                        }
+                        Err(e) => {
+                            let why = e.to_string();
+                            for reply in replies {
+                                let _ = reply.send(Err(why.clone()));
+                            }
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Every submission then answers that it could not be handed over.
+            tracing::error!(error = %e, "starting the thread that queues submissions failed");
+        }
         Forwarder {
             log,
             instance: instance.to_owned(),
             pending: Mutex::new(HashMap::new()),
+            enqueue: Mutex::new(enqueue),
         }
     }
 
-    /// Queues a checked envelope for the sequencer and waits for its outcome: its index
-    /// and whether it was already logged, or the sequencer's refusal.
-    pub async fn submit(&self, envelope: &Envelope) -> Result<(u64, bool), LedgerError> {
+    /// Queues a checked envelope for the sequencer and waits for its outcome: its index,
+    /// whether it was already logged and, when it could be made with the outcome, its
+    /// receipt; or the sequencer's refusal.
+    pub async fn submit(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<
+        (
+            u64,
+            bool,
+            Option<Result<evident_core::receipt::Receipt, LedgerError>>,
+        ),
+        LedgerError,
+    > {
         let bytes = evident_core::record::envelope_to_bytes(envelope);
-        let (log, by) = (self.log.clone(), self.instance.clone());
         let (tx, rx) = oneshot::channel();
-        let id = tokio::task::spawn_blocking(move || log.enqueue(bytes, &by))
+        let (placed, place) = oneshot::channel();
+        let handed = self
+            .enqueue
+            .lock()
+            .map(|queue| queue.send((bytes, placed)).is_ok())
+            .unwrap_or(false);
+        if !handed {
+            return Err(unreachable("this instance's queueing thread stopped"));
+        }
+        let id = place
             .await
             .map_err(|_| LedgerError::ShuttingDown)?
             .map_err(unreachable)?;
@@ -99,12 +168,17 @@ impl Forwarder {
             .expect("the pending lock is never held across a panic")
             .insert(id, tx);
         match tokio::time::timeout(OUTCOME_WAIT, rx).await {
-            Ok(Ok(Outcome::Logged { index, duplicate })) => Ok((index, duplicate)),
-            Ok(Ok(Outcome::Refused {
-                code,
-                message,
-                details,
-            })) => Err(LedgerError::Relayed {
+            Ok(Ok((Outcome::Logged { index, duplicate }, receipt))) => {
+                Ok((index, duplicate, receipt))
+            }
+            Ok(Ok((
+                Outcome::Refused {
+                    code,
+                    message,
+                    details,
+                },
+                _,
+            ))) => Err(LedgerError::Relayed {
                 code,
                 message,
                 details,
@@ -134,9 +208,10 @@ impl Forwarder {
         }
     }
 
-    /// Hands the outcomes recorded for the submissions waiting here to their submitters.
+    /// Hands the outcomes recorded for the submissions waiting here to their submitters,
+    /// with the receipts of those the checkpoint `ledger` publishes covers, read together.
     /// Blocking.
-    pub fn collect(&self) -> Result<(), StoreError> {
+    pub fn collect(&self, ledger: &Ledger) -> Result<(), StoreError> {
         let ids: Vec<u64> = self
             .pending
             .lock()
@@ -147,14 +222,27 @@ impl Forwarder {
         if ids.is_empty() {
             return Ok(());
         }
-        for (id, outcome) in self.log.take_outcomes(&ids)? {
+        let outcomes = self.log.take_outcomes(&ids)?;
+        let logged: Vec<u64> = outcomes
+            .iter()
+            .filter_map(|(_, outcome)| match outcome {
+                Outcome::Logged { index, .. } => Some(*index),
+                Outcome::Refused { .. } => None,
+            })
+            .collect();
+        let mut receipts = ledger.receipts(&logged).into_iter();
+        for (id, outcome) in outcomes {
+            let receipt = match outcome {
+                Outcome::Logged { .. } => receipts.next().flatten(),
+                Outcome::Refused { .. } => None,
+            };
             let waiting = self
                 .pending
                 .lock()
                 .expect("the pending lock is never held across a panic")
                 .remove(&id);
             if let Some(tx) = waiting {
-                let _ = tx.send(outcome);
+                let _ = tx.send((outcome, receipt));
             }
         }
         Ok(())
@@ -287,32 +375,34 @@ async fn pump(ledger: Ledger, log: Arc<PgLog>, term: u64, wake: Arc<Notify>) {
             Err(_) => return,
         };
         let full = taken.len() == TAKE;
-        for (id, bytes) in taken {
-            let (envelope, checked) = match evident_core::record::envelope_from_bytes(&bytes) {
-                Ok(envelope) => {
-                    // Signature checks (a Sigstore chain takes milliseconds) off the async
-                    // workers, as `Submit` does.
-                    let checking = ledger.clone();
-                    match tokio::task::spawn_blocking(move || {
-                        let checked = check_queued(&checking, &envelope);
-                        (envelope, checked)
-                    })
-                    .await
-                    {
-                        Ok(checked) => checked,
-                        Err(_) => return,
-                    }
-                }
-                Err(e) => {
-                    let nothing = Envelope {
-                        payload: Vec::new(),
-                        payload_type: String::new(),
-                        signatures: Vec::new(),
-                        sigstore: None,
-                    };
-                    (nothing, Err(Refusal::Unencodable(e)))
-                }
-            };
+        // Signature checks (a Sigstore chain takes milliseconds) off the async workers, as
+        // `Submit` does; the whole take at once.
+        let checking = ledger.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            taken
+                .into_iter()
+                .map(
+                    |(id, bytes)| match evident_core::record::envelope_from_bytes(&bytes) {
+                        Ok(envelope) => {
+                            let checked = check_queued(&checking, &envelope);
+                            (id, envelope, checked)
+                        }
+                        Err(e) => {
+                            let nothing = Envelope {
+                                payload: Vec::new(),
+                                payload_type: String::new(),
+                                signatures: Vec::new(),
+                                sigstore: None,
+                            };
+                            (id, nothing, Err(Refusal::Unencodable(e)))
+                        }
+                    },
+                )
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(checked) = checked else { return };
+        for (id, envelope, checked) in checked {
             if !ledger.sequence_queued(id, envelope, checked).await {
                 return;
             }
@@ -489,14 +579,21 @@ pub async fn run(
             );
             let sequences = leading.is_some();
             let refreshed = tokio::task::spawn_blocking(move || {
-                // Outcomes first: a refresh that fails must not keep logged submissions
+                // The checkpoint first, so that the outcomes collected come with receipts
+                // against it; but a refresh that fails must not keep logged submissions
                 // from their answers.
-                let collected = forwarder.collect();
-                if !sequences {
-                    if let Some(note) = log.stored_checkpoint()? {
-                        ledger.refresh(&note)?;
-                    }
-                }
+                let refreshed = if sequences {
+                    Ok(())
+                } else {
+                    log.stored_checkpoint()
+                        .map_err(LedgerError::from)
+                        .and_then(|note| match note {
+                            Some(note) => ledger.refresh(&note).map(drop),
+                            None => Ok(()),
+                        })
+                };
+                let collected = forwarder.collect(&ledger);
+                refreshed?;
                 collected?;
                 Ok::<(), LedgerError>(())
             })

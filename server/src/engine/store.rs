@@ -344,27 +344,52 @@ impl Store {
     /// Appends entries with the tree nodes they complete: durable in the log when this
     /// returns `Ok`; then added to the indexes (written out in the background).
     pub fn append(&self, entries: Vec<NewEntry>, nodes: &[Node]) -> Result<(), StoreError> {
-        self.append_settling(entries, nodes, &[])
+        self.append_settling(entries, nodes, &[], None).map(drop)
     }
 
     /// Appends as [`Store::append`] does, settling queued submissions of other instances in
-    /// the same write (PostgreSQL: one transaction for the entries, their index rows and
-    /// the outcomes).
+    /// the same write, and with it, where the backend can, the checkpoint signed over the
+    /// log with the batch (PostgreSQL: one transaction for the entries, their index rows,
+    /// the outcomes and the checkpoint). Returns whether the checkpoint was stored; if not,
+    /// the caller stores it ([`Store::set_checkpoint`]).
     pub fn append_settling(
         &self,
         entries: Vec<NewEntry>,
         nodes: &[Node],
         outcomes: &[(u64, crate::storage::Outcome)],
-    ) -> Result<(), StoreError> {
+        checkpoint: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let started = Instant::now();
         let (records, indexed): (Vec<Vec<u8>>, Vec<Indexed>) =
             entries.into_iter().map(|e| (e.record, e.indexed)).unzip();
-        let indexed_too = self.log.append_batch(&records, nodes, &indexed, outcomes)?;
+        let wrote = self
+            .log
+            .append_batch(&records, nodes, &indexed, outcomes, checkpoint)?;
         crate::metrics::METRICS.fsync(started.elapsed());
-        if !indexed_too {
+        if !wrote.indexed {
             self.index.add(&indexed)?;
         }
-        Ok(())
+        Ok(wrote.checkpoint)
+    }
+
+    /// The indexes of the entries with these dedupe keys, in the order asked.
+    pub fn indexes_of_content(&self, keys: &[Hash]) -> Result<Vec<Option<u64>>, StoreError> {
+        self.index.indexes_of_content(keys)
+    }
+
+    /// Whether an index look-up costs a round trip to a database server.
+    pub fn remote_index(&self) -> bool {
+        self.index.remote()
+    }
+
+    /// The leaf records of several entries, in the order asked, read together.
+    pub fn entries_at(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.log.entries_at(indexes)
+    }
+
+    /// The hashes of several complete subtrees, in the order asked, read together.
+    pub fn subtree_hashes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Hash>, StoreError> {
+        self.log.subtree_hashes(wanted)
     }
 
     /// Makes the indexes and the latest checkpoint durable (the log's entries are durable
@@ -402,6 +427,30 @@ impl<'a> CachedSource<'a> {
             store,
             cache: std::cell::RefCell::new(cache),
         }
+    }
+}
+
+impl CachedSource<'_> {
+    /// Reads the subtrees in `wanted` that it does not know yet, together (one request to
+    /// a database server), so that the proofs that read them are answered from memory.
+    pub fn prefetch(&self, wanted: &[(u32, u64)]) -> Result<(), StoreError> {
+        let missing: Vec<(u32, u64)> = {
+            let cache = self.cache.borrow();
+            let mut seen = std::collections::HashSet::new();
+            wanted
+                .iter()
+                .filter(|key| !cache.contains_key(key) && seen.insert(**key))
+                .copied()
+                .collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let hashes = self.store.subtree_hashes(&missing)?;
+        self.cache
+            .borrow_mut()
+            .extend(missing.into_iter().zip(hashes));
+        Ok(())
     }
 }
 

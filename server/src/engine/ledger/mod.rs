@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::check::Tail;
 use crate::metrics::METRICS;
 use crate::query::{Cursor, Filters, Page};
-use crate::store::{Store, StoreError};
+use crate::store::{CachedSource, Store, StoreError};
 
 mod bundles;
 mod registry;
@@ -616,7 +616,10 @@ impl Ledger {
                 answer.await.map_err(|_| stopped())?
             }
             Route::Remote(forwarder) => {
-                let (index, duplicate) = forwarder.submit(&envelope).await?;
+                let (index, duplicate, receipt) = forwarder.submit(&envelope).await?;
+                if let Some(receipt) = receipt {
+                    return receipt.map(|receipt| (receipt, duplicate));
+                }
                 let published =
                     tokio::time::timeout(crate::cluster::OUTCOME_WAIT, self.covering(index))
                         .await
@@ -650,11 +653,65 @@ impl Ledger {
         Ok(None)
     }
 
+    /// The receipts of several entries against the latest published checkpoint, read
+    /// together (two requests to a database server for all of them); `None` for an entry
+    /// the checkpoint does not cover.
+    pub fn receipts(&self, indexes: &[u64]) -> Vec<Option<Result<Receipt, LedgerError>>> {
+        let published = self.published();
+        let size = published.checkpoint.size;
+        let covered: Vec<u64> = indexes.iter().copied().filter(|&i| i < size).collect();
+        type Records = Vec<Option<Vec<u8>>>;
+        let read = || -> Result<(Records, CachedSource<'_>), LedgerError> {
+            let records = self.store.entries_at(&covered)?;
+            let source = CachedSource::new(&self.store, &[]);
+            let wanted: Vec<(u32, u64)> = covered
+                .iter()
+                .flat_map(|&i| merkle::inclusion_proof_reads(i, size))
+                .collect();
+            source.prefetch(&wanted)?;
+            Ok((records, source))
+        };
+        let (records, source) = match read() {
+            Ok(read) => read,
+            Err(e) => {
+                return indexes
+                    .iter()
+                    .map(|&i| (i < size).then(|| Err(e.clone())))
+                    .collect();
+            }
+        };
+        let records: std::collections::HashMap<u64, Option<Vec<u8>>> =
+            covered.into_iter().zip(records).collect();
+        indexes
+            .iter()
+            .map(|&index| {
+                let bytes = records.get(&index)?.clone();
+                Some((|| {
+                    let bytes = bytes.ok_or(LedgerError::Missing(index))?;
+                    let record = LeafRecord::decode(&bytes)
+                        .map_err(|source| LedgerError::Undecodable { index, source })?;
+                    let leaf_hash = record.leaf_hash();
+                    build_receipt(record, leaf_hash, &source, &published)
+                })())
+            })
+            .collect()
+    }
+
+    /// Whether an index look-up costs a round trip to a database server (PostgreSQL).
+    pub fn remote_index(&self) -> bool {
+        self.store.remote_index()
+    }
+
     /// The receipt of entry `index` against a published checkpoint.
     pub fn receipt(&self, index: u64, published: &Published) -> Result<Receipt, LedgerError> {
         let record = read_record(&self.store, index)?;
         let leaf_hash = record.leaf_hash();
-        build_receipt(record, leaf_hash, &*self.store, published)
+        let source = CachedSource::new(&self.store, &[]);
+        source.prefetch(&merkle::inclusion_proof_reads(
+            index,
+            published.checkpoint.size,
+        ))?;
+        build_receipt(record, leaf_hash, &source, published)
     }
 
     /// The leaf record bytes of entry `index`, if it is covered by the latest checkpoint.
@@ -691,7 +748,9 @@ impl Ledger {
         if index >= size {
             return Err(LedgerError::NotInTree { index, size });
         }
-        merkle::inclusion_proof(&*self.store, index, size)
+        let source = CachedSource::new(&self.store, &[]);
+        source.prefetch(&merkle::inclusion_proof_reads(index, size))?;
+        merkle::inclusion_proof(&source, index, size)
             .map_err(|e| failure_of(format!("the inclusion proof of entry {index}"), e))
     }
 
@@ -700,7 +759,9 @@ impl Ledger {
         if old == 0 || old > new {
             return Err(LedgerError::NoConsistency { old, new });
         }
-        merkle::consistency_proof(&*self.store, old, new)
+        let source = CachedSource::new(&self.store, &[]);
+        source.prefetch(&merkle::consistency_proof_reads(old, new))?;
+        merkle::consistency_proof(&source, old, new)
             .map_err(|e| failure_of(format!("the consistency proof from {old} to {new}"), e))
     }
 

@@ -153,25 +153,46 @@ impl Sequencer {
         let started = Instant::now();
         let count = batch.len();
         let mut integrated = self.integrate(batch);
+        let integrated_us = started.elapsed().as_micros() as u64;
         let appended = integrated.entries.len();
         let outcomes = integrated.outcomes();
+        // Signed now, so that a store that can writes it with the batch (PostgreSQL: in the
+        // batch's transaction); shown to nobody before the batch is durable.
+        let checkpoint = Checkpoint {
+            origin: self.signer.verifier().name().to_owned(),
+            size: integrated.tail.frontier.size(),
+            root: integrated.tail.frontier.root(),
+            extensions: self.state.digests.extensions(),
+        };
+        let note = checkpoint
+            .sign(&self.signer)
+            .map_err(|e| failure_of("signing a checkpoint", e));
+        if let (None, Err(e)) = (&integrated.error, &note) {
+            integrated.error = Some(e.clone());
+        }
+        let mut stored = false;
         if integrated.error.is_none() && (appended > 0 || !outcomes.is_empty()) {
             let entries = std::mem::take(&mut integrated.entries);
-            integrated.error = self
-                .store
-                .append_settling(entries, &integrated.nodes, &outcomes)
-                .err()
-                .map(Into::into);
+            match self.store.append_settling(
+                entries,
+                &integrated.nodes,
+                &outcomes,
+                note.as_deref().ok(),
+            ) {
+                Ok(with_checkpoint) => stored = with_checkpoint,
+                Err(e) => integrated.error = Some(e.into()),
+            }
         }
         let durable = started.elapsed();
         if integrated.error.is_none() && appended > 0 {
             METRICS.batch(appended, durable);
         }
-        let size = self.publish(integrated)?;
+        let size = self.publish(integrated, checkpoint, note, stored)?;
         tracing::debug!(
             entries = appended,
             submissions = count,
             size,
+            integrated_us,
             durable_us = durable.as_micros() as u64,
             total_us = started.elapsed().as_micros() as u64,
             "batch committed"
@@ -195,6 +216,13 @@ impl Sequencer {
         let mut last_hash = self.tail.last_leaf_hash;
         let mut last_time = self.tail.last_time_nanos;
         let mut error = None;
+        let known = match self.prefetch_dedupe(&batch) {
+            Ok(known) => known,
+            Err(e) => {
+                error = Some(e);
+                HashMap::new()
+            }
+        };
         let registry_changes = self.state.registry.events().len();
         for s in batch {
             replies.push(s.reply);
@@ -229,12 +257,15 @@ impl Sequencer {
             let digest = facts.dedupe_key(&s.envelope);
             let existing = match in_batch.get(&digest) {
                 Some(i) => Some(*i),
-                None => match self.store.index_of_content(&digest) {
-                    Ok(found) => found,
-                    Err(e) => {
-                        error = Some(e.into());
-                        continue;
-                    }
+                None => match known.get(&digest) {
+                    Some(found) => *found,
+                    None => match self.store.index_of_content(&digest) {
+                        Ok(found) => found,
+                        Err(e) => {
+                            error = Some(e.into());
+                            continue;
+                        }
+                    },
                 },
             };
             if let Some(index) = existing {
@@ -292,10 +323,44 @@ impl Sequencer {
         }
     }
 
-    /// After the store made an integrated batch durable (or failed to): signs a checkpoint
-    /// over it, publishes it to readers and answers every submitter; returns the new tree
-    /// size. On a failure, publishes it and answers everyone with it.
-    fn publish(&mut self, batch: Integrated) -> Result<u64, LedgerError> {
+    /// When the indexes are a database server's: the entries already logged with the dedupe
+    /// keys the batch's submissions are expected to have (authorized as the state before
+    /// the batch sees them), read in one request instead of one per submission. A
+    /// submission whose key turns out otherwise (an earlier entry of the batch changed the
+    /// registry) is looked up on its own. Empty for a local index.
+    fn prefetch_dedupe(
+        &self,
+        batch: &[Submission],
+    ) -> Result<HashMap<Hash, Option<u64>>, LedgerError> {
+        if batch.len() < 2 || !self.store.remote_index() {
+            return Ok(HashMap::new());
+        }
+        let time = now_nanos().max(self.tail.last_time_nanos);
+        let keys: Vec<Hash> = batch
+            .iter()
+            .filter_map(|s| {
+                let checked = s.checked.as_ref().ok()?;
+                let facts = kinds::of(checked.kind())
+                    .authorize(&self.state, &s.envelope, Some(checked), time)
+                    .ok()?;
+                Some(facts.dedupe_key(&s.envelope))
+            })
+            .collect();
+        let found = self.store.indexes_of_content(&keys)?;
+        Ok(keys.into_iter().zip(found).collect())
+    }
+
+    /// After the store made an integrated batch durable (or failed to): stores the
+    /// checkpoint signed over it unless the store wrote it with the batch (`stored`),
+    /// publishes it to readers and answers every submitter; returns the new tree size. On a
+    /// failure, publishes it and answers everyone with it.
+    fn publish(
+        &mut self,
+        batch: Integrated,
+        checkpoint: Checkpoint,
+        note: Result<String, LedgerError>,
+        stored: bool,
+    ) -> Result<u64, LedgerError> {
         let Integrated {
             replies,
             placed,
@@ -306,21 +371,15 @@ impl Sequencer {
             error,
             ..
         } = batch;
-        // The batch is durable: only now may a checkpoint cover it.
-        let checkpoint = Checkpoint {
-            origin: self.signer.verifier().name().to_owned(),
-            size: tail.frontier.size(),
-            root: tail.frontier.root(),
-            extensions: self.state.digests.extensions(),
-        };
+        // The batch is durable: only now may anyone see a checkpoint that covers it.
         let note = match error {
             Some(e) => Err(e),
-            None => checkpoint
-                .sign(&self.signer)
-                .map_err(|e| failure_of("signing a checkpoint", e)),
+            None => note,
         }
         .and_then(|note| {
-            self.store.set_checkpoint(&note)?;
+            if !stored {
+                self.store.set_checkpoint(&note)?;
+            }
             Ok(note)
         });
         let note = match note {
@@ -335,7 +394,7 @@ impl Sequencer {
                 return Err(e);
             }
         };
-        self.tail = tail;
+        let before = std::mem::replace(&mut self.tail, tail);
         // Readers share one copy of the registry until a registry entry changes it.
         let previous = self
             .published
@@ -359,7 +418,11 @@ impl Sequencer {
             .expect("the checkpoint lock is never held across a panic") = published.clone();
         self.published_size.send_replace(published.checkpoint.size);
         METRICS.checkpoint(published.checkpoint.size);
-        let source = CachedSource::new(&self.store, &nodes);
+        // The new entries' proofs read only the tree's old right edge and the nodes the
+        // batch completed: nothing from the store.
+        let mut known = before.frontier.nodes();
+        known.extend_from_slice(&nodes);
+        let source = CachedSource::new(&self.store, &known);
         for (reply, place) in replies.into_iter().zip(placed) {
             let answer = match place {
                 Placed::New(record, leaf_hash) => {

@@ -116,23 +116,41 @@ pub trait LogStore: Send + Sync + Debug {
     fn append(&self, records: &[Vec<u8>], nodes: &[Node]) -> Result<(), StoreError>;
 
     /// Appends a batch as [`LogStore::append`] does, and with it, where the backend can do
-    /// so atomically, the batch's index rows and the outcomes of the queued submissions it
-    /// settles. Returns whether the index rows were written (otherwise the caller adds them
-    /// to the indexes). A backend without a queue takes no outcomes.
+    /// so atomically, the batch's index rows, the outcomes of the queued submissions it
+    /// settles and the checkpoint signed over the log with the batch. Says which of the
+    /// index rows and the checkpoint it wrote (the caller writes the others). A backend
+    /// without a queue takes no outcomes.
     fn append_batch(
         &self,
         records: &[Vec<u8>],
         nodes: &[Node],
         indexed: &[Indexed],
         outcomes: &[(u64, Outcome)],
-    ) -> Result<bool, StoreError> {
-        let _ = indexed;
+        checkpoint: Option<&str>,
+    ) -> Result<Wrote, StoreError> {
+        let _ = (indexed, checkpoint);
         if !outcomes.is_empty() {
             return Err(StoreError::Layout(
                 "this store has no queue of submissions from other instances".into(),
             ));
         }
-        self.append(records, nodes).map(|()| false)
+        self.append(records, nodes).map(|()| Wrote::default())
+    }
+
+    /// The leaf records of several entries, in the order asked (`None` at or beyond the
+    /// size): for a store far away, one request.
+    fn entries_at(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        indexes.iter().map(|&index| self.entry(index)).collect()
+    }
+
+    /// The hashes of several complete subtrees, in the order asked: for a store far away,
+    /// one request for all the subtrees a proof reads
+    /// (`merkle::inclusion_proof_reads`).
+    fn subtree_hashes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Hash>, StoreError> {
+        wanted
+            .iter()
+            .map(|&(level, index)| self.subtree_hash(level, index))
+            .collect()
     }
 
     /// The log has grown to at least `size` entries, written by another instance's
@@ -175,6 +193,15 @@ pub trait LogStore: Send + Sync + Debug {
 
     /// Records the genesis. Durable when it returns `Ok`. Called once, before any entry.
     fn set_genesis(&self, json: &[u8]) -> Result<(), StoreError>;
+}
+
+/// What [`LogStore::append_batch`] wrote with the batch's records and nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wrote {
+    /// The batch's index rows.
+    pub indexed: bool,
+    /// The checkpoint over the log with the batch.
+    pub checkpoint: bool,
 }
 
 /// What became of a submission queued by another instance for the sequencer (PostgreSQL,
@@ -334,6 +361,17 @@ pub trait IndexStore: Send + Sync + Debug {
 
     /// The index of the entry with this dedupe key.
     fn index_of_content(&self, dedupe_key: &Hash) -> Result<Option<u64>, StoreError>;
+
+    /// The indexes of the entries with these dedupe keys, in the order asked.
+    fn indexes_of_content(&self, keys: &[Hash]) -> Result<Vec<Option<u64>>, StoreError> {
+        keys.iter().map(|k| self.index_of_content(k)).collect()
+    }
+
+    /// Whether a look-up costs a round trip to a server (PostgreSQL), so that callers with
+    /// many to make ask for them together ([`IndexStore::indexes_of_content`]).
+    fn remote(&self) -> bool {
+        false
+    }
 
     /// On a posting list (not [`Posting::All`]), the first index at or after `from`
     /// (`forward`), or the last at or before it, within `lo..hi`.

@@ -82,19 +82,87 @@ pub const CHECKPOINT_CHANNEL: &str = "evident_checkpoint";
 /// The channel on which an instance announces a submission it queued for the sequencer.
 pub const QUEUE_CHANNEL: &str = "evident_queue";
 
-/// A job for a connection's thread: given the connection, or why there is none.
-type Job = Box<dyn FnOnce(Result<&mut postgres::Client, StoreError>) + Send>;
+/// A job for a connection's thread: given the connection, or why there is none. Returns
+/// whether it succeeded (after a failure the thread forgets its prepared statements).
+type Job = Box<dyn FnOnce(Result<&mut postgres::Client, StoreError>) -> bool + Send>;
 
 /// Connections on their own threads: each call is a job sent to whichever is free, its
 /// answer waited for. A connection that breaks (PostgreSQL restarted, the network cut) is
 /// dropped and made again for the next job, so the store recovers on its own when the
 /// database comes back.
+///
+/// Reads share [`CONNECTIONS`] connections; the sequencer's batches, the checkpoint and
+/// the lease have one of their own, so that a batch never waits behind the reads of many
+/// clients.
 struct Conn {
     jobs: Mutex<mpsc::Sender<Job>>,
+    writes: Mutex<mpsc::Sender<Job>>,
 }
 
-/// Connections per store: reads of one instance run this many at a time.
+/// Connections per store for reads: reads of one instance run this many at a time.
 const CONNECTIONS: usize = 4;
+
+thread_local! {
+    /// The statements prepared on this connection thread's connection, by their text.
+    static PREPARED: std::cell::RefCell<std::collections::HashMap<&'static str, postgres::Statement>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// `sql` prepared once on the current connection thread's connection: a later call binds
+/// and executes in one round trip instead of two. Only for the connections of [`Conn`],
+/// each of which lives on its own thread and forgets its statements when it is made again.
+fn prepared<C: postgres::GenericClient>(
+    c: &mut C,
+    sql: &'static str,
+) -> Result<postgres::Statement, postgres::Error> {
+    if let Some(statement) = PREPARED.with(|p| p.borrow().get(sql).cloned()) {
+        return Ok(statement);
+    }
+    let statement = c.prepare(sql)?;
+    PREPARED.with(|p| p.borrow_mut().insert(sql, statement.clone()));
+    Ok(statement)
+}
+
+/// The queries of [`Conn`]'s jobs, with their statements prepared once per connection.
+trait Cached: postgres::GenericClient + Sized {
+    fn query_cached(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let statement = prepared(self, sql)?;
+        self.query(&statement, params)
+    }
+
+    fn query_one_cached(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<postgres::Row, postgres::Error> {
+        let statement = prepared(self, sql)?;
+        self.query_one(&statement, params)
+    }
+
+    fn query_opt_cached(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Option<postgres::Row>, postgres::Error> {
+        let statement = prepared(self, sql)?;
+        self.query_opt(&statement, params)
+    }
+
+    fn execute_cached(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = prepared(self, sql)?;
+        self.execute(&statement, params)
+    }
+}
+
+impl<C: postgres::GenericClient> Cached for C {}
 
 /// How to reach the database: its connection string and, for TLS, the CA that signed its
 /// certificate (the system's trusted roots when none).
@@ -200,64 +268,107 @@ impl Conn {
         let inbox = std::sync::Arc::new(Mutex::new(inbox));
         let mut first = Some(first);
         for n in 0..CONNECTIONS {
-            let inbox = std::sync::Arc::clone(&inbox);
-            let target = target.clone();
-            let mut client = first.take();
-            std::thread::Builder::new()
-                .name(format!("evident-postgres-{n}"))
-                .spawn(move || {
-                    loop {
-                        let job = {
-                            let Ok(inbox) = inbox.lock() else { return };
-                            match inbox.recv() {
-                                Ok(job) => job,
-                                Err(_) => return,
-                            }
-                        };
-                        if client.as_ref().is_some_and(postgres::Client::is_closed) {
-                            client = None;
-                        }
-                        if client.is_none() {
-                            match target.connect() {
-                                Ok(c) => client = Some(c),
-                                Err(e) => {
-                                    job(Err(e));
-                                    continue;
-                                }
-                            }
-                        }
-                        if let Some(c) = client.as_mut() {
-                            job(Ok(c));
-                        }
-                    }
-                })
-                .map_err(|e| StoreError::Database {
-                    op: "starting the PostgreSQL threads",
-                    message: e.to_string(),
-                })?;
+            let name = format!("evident-postgres-{n}");
+            spawn_connection(name, std::sync::Arc::clone(&inbox), target, first.take())?;
         }
+        let (writes, inbox) = mpsc::channel::<Job>();
+        let inbox = std::sync::Arc::new(Mutex::new(inbox));
+        spawn_connection("evident-postgres-w".into(), inbox, target, None)?;
         Ok(Conn {
             jobs: Mutex::new(jobs),
+            writes: Mutex::new(writes),
         })
     }
 
-    /// Runs `f` on a connection's thread and waits for its answer.
+    /// Runs `f` on a reading connection's thread and waits for its answer.
     fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        Conn::send(&self.jobs, f)
+    }
+
+    /// Runs `f` on the writing connection's thread and waits for its answer.
+    fn run_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        Conn::send(&self.writes, f)
+    }
+
+    fn send<T: Send + 'static>(
+        to: &Mutex<mpsc::Sender<Job>>,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |client| {
-            let _ = reply.send(client.and_then(f));
+            let result = client.and_then(f);
+            let ok = result.is_ok();
+            let _ = reply.send(result);
+            ok
         });
-        self.jobs
-            .lock()
+        to.lock()
             .map_err(|_| StoreError::Poisoned("a PostgreSQL caller panicked".into()))?
             .send(job)
             .map_err(|_| StoreError::Poisoned("the PostgreSQL threads stopped".into()))?;
         answer
             .recv()
             .map_err(|_| StoreError::Poisoned("the PostgreSQL threads stopped".into()))?
+    }
+}
+
+/// Starts a connection's thread: it takes jobs from `inbox` one at a time, on `client` or,
+/// when there is none or it broke, on a connection made again.
+fn spawn_connection(
+    name: String,
+    inbox: std::sync::Arc<Mutex<mpsc::Receiver<Job>>>,
+    target: &PgTarget,
+    mut client: Option<postgres::Client>,
+) -> Result<(), StoreError> {
+    let target = target.clone();
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            loop {
+                let job = {
+                    let Ok(inbox) = inbox.lock() else { return };
+                    match inbox.recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    }
+                };
+                if client.as_ref().is_some_and(postgres::Client::is_closed) {
+                    client = None;
+                }
+                if client.is_none() {
+                    PREPARED.with(|p| p.borrow_mut().clear());
+                    match target.connect() {
+                        Ok(c) => client = Some(c),
+                        Err(e) => {
+                            job(Err(e));
+                            continue;
+                        }
+                    }
+                }
+                if let Some(c) = client.as_mut() {
+                    if !job(Ok(c)) {
+                        // A statement may have failed because the schema changed under
+                        // it (an upgrade's migration): prepare afresh.
+                        PREPARED.with(|p| p.borrow_mut().clear());
+                    }
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| StoreError::Database {
+            op: "starting the PostgreSQL threads",
+            message: e.to_string(),
+        })
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn").finish_non_exhaustive()
     }
 }
 
@@ -338,7 +449,7 @@ impl PgLog {
 
     fn on(conn: std::sync::Arc<Conn>) -> Result<PgLog, StoreError> {
         let size: i64 = conn.run(|c| {
-            c.query_one("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
+            c.query_one_cached("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
                 .map(|r| r.get(0))
                 .map_err(pg("reading the log's size"))
         })?;
@@ -364,12 +475,12 @@ impl PgLog {
         let holder = holder.to_owned();
         let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let held = self.lease_held()?;
-        let taken = self.run(move |c| {
+        let taken = self.conn.run_write(move |c| {
             let mut tx = c.transaction().map_err(pg("taking the lease"))?;
             tx.batch_execute(&format!("SET LOCAL lock_timeout = {LEASE_LOCK_MS}"))
                 .map_err(pg("taking the lease"))?;
             let row = tx
-                .query_one(
+                .query_one_cached(
                     "SELECT term, holder, expires > now() FROM evident_lease FOR UPDATE",
                     &[],
                 )
@@ -385,14 +496,14 @@ impl PgLog {
                 return Ok(None);
             }
             let term = if renew { term } else { term + 1 };
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE evident_lease SET term = $1, holder = $2, \
                  expires = now() + make_interval(secs => $3::bigint / 1000.0)",
                 &[&term, &holder, &millis],
             )
             .map_err(pg("taking the lease"))?;
             let size: i64 = tx
-                .query_one("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
+                .query_one_cached("SELECT coalesce(max(idx) + 1, 0) FROM evident_entries", &[])
                 .map_err(pg("reading the log's size"))?
                 .get(0);
             tx.commit().map_err(pg("taking the lease"))?;
@@ -468,12 +579,12 @@ impl PgLog {
             return Ok(false);
         }
         let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        self.run(move |c| {
+        self.conn.run_write(move |c| {
             let mut tx = c.transaction().map_err(pg("renewing the lease"))?;
             tx.batch_execute(&format!("SET LOCAL lock_timeout = {LEASE_LOCK_MS}"))
                 .map_err(pg("renewing the lease"))?;
             let renewed = tx
-                .execute(
+                .execute_cached(
                     "UPDATE evident_lease SET expires = now() + make_interval(secs => $3::bigint / 1000.0) \
                      WHERE term = $1 AND holder = $2 AND expires > now()",
                     &[&term, &holder, &millis],
@@ -494,8 +605,8 @@ impl PgLog {
         if term < 0 {
             return Ok(());
         }
-        self.run(move |c| {
-            c.execute(
+        self.conn.run_write(move |c| {
+            c.execute_cached(
                 "UPDATE evident_lease SET expires = '-infinity' WHERE term = $1 AND holder = $2",
                 &[&term, &holder],
             )
@@ -520,7 +631,7 @@ impl PgLog {
     pub fn sweep_outcomes(&self, keep: std::time::Duration) -> Result<u64, StoreError> {
         let secs = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
         self.run(move |c| {
-            c.execute(
+            c.execute_cached(
                 "DELETE FROM evident_outcomes WHERE done < now() - make_interval(secs => $1::bigint)",
                 &[&secs],
             )
@@ -533,13 +644,13 @@ impl PgLog {
     pub fn record_log_key(&self, verifier: &str) -> Result<String, StoreError> {
         let value = verifier.as_bytes().to_vec();
         let recorded: Vec<u8> = self.run(move |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO evident_meta (key, value) VALUES ('log_key', $1) \
                  ON CONFLICT (key) DO NOTHING",
                 &[&value],
             )
             .map_err(pg("recording the log key"))?;
-            c.query_one("SELECT value FROM evident_meta WHERE key = 'log_key'", &[])
+            c.query_one_cached("SELECT value FROM evident_meta WHERE key = 'log_key'", &[])
                 .map(|r| r.get(0))
                 .map_err(pg("reading the log key"))
         })?;
@@ -557,18 +668,57 @@ impl PgLog {
             tx.batch_execute("SET LOCAL synchronous_commit = off")
                 .map_err(pg("queueing a submission"))?;
             let id: i64 = tx
-                .query_one(
+                .query_one_cached(
                     "INSERT INTO evident_queue (envelope, queued_by) VALUES ($1, $2) RETURNING id",
                     &[&envelope, &by],
                 )
                 .map_err(pg("queueing a submission"))?
                 .get(0);
-            tx.execute("SELECT pg_notify($1, '')", &[&QUEUE_CHANNEL])
+            tx.execute_cached("SELECT pg_notify($1, '')", &[&QUEUE_CHANNEL])
                 .map_err(pg("queueing a submission"))?;
             tx.commit().map_err(pg("queueing a submission"))?;
             Ok(id)
         })?;
         Ok(u64::try_from(id).unwrap_or(0))
+    }
+
+    /// Queues several checked envelopes in one transaction, as [`PgLog::enqueue`] queues
+    /// one; returns their places, in the order given.
+    pub fn enqueue_all(&self, envelopes: Vec<Vec<u8>>, by: &str) -> Result<Vec<u64>, StoreError> {
+        if envelopes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let by = by.to_owned();
+        let count = envelopes.len();
+        let mut ids: Vec<i64> = self.conn.run_write(move |c| {
+            let mut tx = c.transaction().map_err(pg("queueing submissions"))?;
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .map_err(pg("queueing submissions"))?;
+            // The places are drawn in the order of the rows, which is the order given.
+            let rows = tx
+                .query_cached(
+                    "INSERT INTO evident_queue (envelope, queued_by) \
+                     SELECT e, $2 FROM unnest($1::bytea[]) WITH ORDINALITY AS u(e, n) \
+                     ORDER BY n RETURNING id",
+                    &[&envelopes, &by],
+                )
+                .map_err(pg("queueing submissions"))?;
+            tx.execute_cached("SELECT pg_notify($1, '')", &[&QUEUE_CHANNEL])
+                .map_err(pg("queueing submissions"))?;
+            tx.commit().map_err(pg("queueing submissions"))?;
+            Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        })?;
+        if ids.len() != count {
+            return Err(StoreError::Database {
+                op: "queueing submissions",
+                message: format!("{count} queued, {} places returned", ids.len()),
+            });
+        }
+        ids.sort_unstable();
+        Ok(ids
+            .into_iter()
+            .map(|id| u64::try_from(id).unwrap_or(0))
+            .collect())
     }
 
     /// Takes up to `limit` queued submissions after place `after`, in order, for the
@@ -584,7 +734,7 @@ impl PgLog {
         let (term, after) = (to_i64(term), to_i64(after));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.run(move |c| {
-            c.query(
+            c.query_cached(
                 "UPDATE evident_queue SET taken = $1 WHERE id IN (SELECT id FROM evident_queue \
                  WHERE id > $2 AND (taken IS NULL OR taken < $1) ORDER BY id LIMIT $3) \
                  RETURNING id, envelope",
@@ -605,8 +755,8 @@ impl PgLog {
     /// or will be, recorded).
     pub fn withdraw(&self, id: u64) -> Result<bool, StoreError> {
         let id = to_i64(id);
-        self.run(move |c| {
-            c.execute(
+        self.conn.run_write(move |c| {
+            c.execute_cached(
                 "DELETE FROM evident_queue WHERE id = $1 AND taken IS NULL",
                 &[&id],
             )
@@ -619,8 +769,8 @@ impl PgLog {
     /// from the table as they are read.
     pub fn take_outcomes(&self, ids: &[u64]) -> Result<Vec<(u64, Outcome)>, StoreError> {
         let ids: Vec<i64> = ids.iter().map(|i| to_i64(*i)).collect();
-        let rows = self.run(move |c| {
-            c.query(
+        let rows = self.conn.run_write(move |c| {
+            c.query_cached(
                 "DELETE FROM evident_outcomes WHERE id = ANY($1) \
                  RETURNING id, idx, duplicate, code, message, details",
                 &[&ids],
@@ -671,15 +821,18 @@ impl PgLog {
     }
 
     /// One batch, one transaction: the fencing check, the records, the tree nodes, the
-    /// index rows (when given) and the outcomes of the queued submissions it settles. When
-    /// the batch has no entries (every queued submission refused or already logged), the
-    /// transaction holds just the outcomes.
+    /// index rows (when given), the outcomes of the queued submissions it settles and the
+    /// checkpoint over the log with the batch (when given; announced on
+    /// [`CHECKPOINT_CHANNEL`] at the commit). When the batch has no entries (every queued
+    /// submission refused or already logged), the transaction holds just the outcomes and
+    /// the checkpoint.
     fn write_batch(
         &self,
         records: &[Vec<u8>],
         nodes: &[Node],
         indexed: Option<&[Indexed]>,
         outcomes: &[(u64, Outcome)],
+        checkpoint: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut poisoned = self
             .poisoned
@@ -704,21 +857,24 @@ impl PgLog {
         let hashes: Vec<Vec<u8>> = nodes.iter().map(|n| n.hash.as_bytes().to_vec()).collect();
         let rows = indexed.filter(|e| !e.is_empty()).map(IndexRows::of);
         let settled = OutcomeRows::of(outcomes);
+        let checkpoint = checkpoint.map(checkpoint_row).transpose()?;
         let count = records.len() as u64;
         let lease = self.lease_held()?;
-        let result = self.run(move |c| {
+        let result = self.conn.run_write(move |c| {
             let mut tx = c.transaction().map_err(pg("appending entries"))?;
+            // Fencing: inside the batch's own transaction, so that no commit can follow a
+            // takeover. With it, the indexes' end, locked against a concurrent reindex.
+            let row = tx
+                .query_one_cached(
+                    "SELECT l.term, l.holder, l.expires > now(), i.indexed \
+                     FROM evident_lease l CROSS JOIN evident_indexed i \
+                     FOR SHARE OF l FOR UPDATE OF i",
+                    &[],
+                )
+                .map_err(pg("checking the lease"))?;
+            let (now_term, now_holder, live, at): (i64, String, bool, i64) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
             if let Some((term, holder)) = lease {
-                // Fencing: inside the batch's own transaction, so that no commit can follow
-                // a takeover.
-                let row = tx
-                    .query_one(
-                        "SELECT term, holder, expires > now() FROM evident_lease FOR SHARE",
-                        &[],
-                    )
-                    .map_err(pg("checking the lease"))?;
-                let (now_term, now_holder, live): (i64, String, bool) =
-                    (row.get(0), row.get(1), row.get(2));
                 if now_term != term || now_holder != holder || !live {
                     return Err(StoreError::Fenced {
                         term,
@@ -727,24 +883,87 @@ impl PgLog {
                     });
                 }
             }
-            if !indexes.is_empty() {
-                tx.execute(
-                    "INSERT INTO evident_entries (idx, record) \
-                     SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                    &[&indexes, &records],
+            let rows = rows.unwrap_or_else(IndexRows::none);
+            if rows.next > rows.first && at != rows.first {
+                return Err(StoreError::Corrupt(format!(
+                    "the indexes go to entry {at}, asked to add from entry {}",
+                    rows.first
+                )));
+            }
+            let (size, note) = match checkpoint {
+                Some((size, note)) => (Some(size), Some(note)),
+                None => (None, None),
+            };
+            // One statement, one round trip: every row of the batch, and the checkpoint
+            // announced on `evident_checkpoint` (CHECKPOINT_CHANNEL) at the commit.
+            let row = tx
+                .query_one_cached(
+                    "WITH \
+                     e AS (INSERT INTO evident_entries (idx, record) \
+                           SELECT * FROM unnest($1::bigint[], $2::bytea[])), \
+                     n AS (INSERT INTO evident_nodes (level, idx, hash) \
+                           SELECT * FROM unnest($3::integer[], $4::bigint[], $5::bytea[])), \
+                     lf AS (INSERT INTO evident_leaf (hash, idx) \
+                           SELECT * FROM unnest($6::bytea[], $7::bigint[])), \
+                     ct AS (INSERT INTO evident_content (key, idx) \
+                           SELECT * FROM unnest($8::bytea[], $9::bigint[])), \
+                     po AS (INSERT INTO evident_postings (list, idx) \
+                           SELECT * FROM unnest($10::bytea[], $11::bigint[]) ON CONFLICT DO NOTHING), \
+                     si AS (INSERT INTO evident_signers (idx, signers) \
+                           SELECT i, CASE WHEN s = '' THEN '{}'::text[] \
+                                     ELSE string_to_array(s, chr(31)) END \
+                           FROM unnest($12::bigint[], $13::text[]) AS u(i, s)), \
+                     pv AS (INSERT INTO evident_policies (name, version, idx) \
+                           SELECT * FROM unnest($14::text[], $15::bigint[], $16::bigint[]) \
+                           ON CONFLICT DO NOTHING), \
+                     ix AS (UPDATE evident_indexed SET indexed = $17::bigint WHERE $17::bigint > $18::bigint), \
+                     dq AS (DELETE FROM evident_queue WHERE id = ANY($19::bigint[]) RETURNING id), \
+                     oc AS (INSERT INTO evident_outcomes (id, idx, duplicate, code, message, details) \
+                           SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::boolean[], \
+                                                $22::integer[], $23::text[], $24::bytea[])), \
+                     cp AS (INSERT INTO evident_checkpoint (size, note) \
+                           SELECT $25::bigint, $26::bytea WHERE $26::bytea IS NOT NULL \
+                           ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note \
+                           WHERE evident_checkpoint.size <= excluded.size) \
+                     SELECT (SELECT count(*) FROM dq), \
+                            CASE WHEN $26::bytea IS NOT NULL \
+                                 THEN pg_notify('evident_checkpoint', $25::bigint::text) END IS NULL",
+                    &[
+                        &indexes,
+                        &records,
+                        &levels,
+                        &node_indexes,
+                        &hashes,
+                        &rows.leaf.0,
+                        &rows.leaf.1,
+                        &rows.content.0,
+                        &rows.content.1,
+                        &rows.postings.0,
+                        &rows.postings.1,
+                        &rows.signers.0,
+                        &rows.signers.1,
+                        &rows.policies.0,
+                        &rows.policies.1,
+                        &rows.policies.2,
+                        &rows.next,
+                        &rows.first,
+                        &settled.ids,
+                        &settled.indexes,
+                        &settled.duplicates,
+                        &settled.codes,
+                        &settled.messages,
+                        &settled.details,
+                        &size,
+                        &note,
+                    ],
                 )
                 .map_err(pg("appending entries"))?;
-                tx.execute(
-                    "INSERT INTO evident_nodes (level, idx, hash) \
-                     SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bytea[])",
-                    &[&levels, &node_indexes, &hashes],
-                )
-                .map_err(pg("appending tree nodes"))?;
+            let taken: i64 = row.get(0);
+            if taken != settled.ids.len() as i64 {
+                return Err(StoreError::Corrupt(
+                    "a queued submission this sequencer took is no longer queued".into(),
+                ));
             }
-            if let Some(rows) = rows {
-                rows.insert(&mut tx)?;
-            }
-            settled.insert(&mut tx)?;
             tx.commit().map_err(pg("committing a batch"))
         });
         match result {
@@ -763,7 +982,7 @@ impl PgLog {
 
     fn meta(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
         self.run(move |c| {
-            c.query_opt("SELECT value FROM evident_meta WHERE key = $1", &[&key])
+            c.query_opt_cached("SELECT value FROM evident_meta WHERE key = $1", &[&key])
                 .map(|row| row.map(|r| r.get(0)))
                 .map_err(pg("reading log metadata"))
         })
@@ -809,6 +1028,39 @@ fn migrate(client: &mut postgres::Client) -> Result<(), StoreError> {
     tx.commit().map_err(pg("committing the migrations"))
 }
 
+/// A checkpoint note as its row: its size (from its second line) and its bytes.
+fn checkpoint_row(note: &str) -> Result<(i64, Vec<u8>), StoreError> {
+    let size = note
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse::<u64>().ok())
+        .ok_or_else(|| StoreError::Corrupt("a checkpoint note without a size line".into()))?;
+    Ok((to_i64(size), note.as_bytes().to_vec()))
+}
+
+/// Stores a checkpoint in `tx` unless one of a larger log is stored (a sequencer that lost
+/// its lease may still store one over what it committed, which the new sequencer's already
+/// covers), and announces its size on [`CHECKPOINT_CHANNEL`] when `tx` commits.
+fn store_checkpoint(
+    tx: &mut postgres::Transaction<'_>,
+    size: i64,
+    note: &[u8],
+) -> Result<(), StoreError> {
+    tx.execute_cached(
+        "INSERT INTO evident_checkpoint (size, note) VALUES ($1, $2) \
+         ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note \
+         WHERE evident_checkpoint.size <= excluded.size",
+        &[&size, &note],
+    )
+    .map_err(pg("storing the checkpoint"))?;
+    tx.execute_cached(
+        "SELECT pg_notify($1, $2)",
+        &[&CHECKPOINT_CHANNEL, &size.to_string()],
+    )
+    .map_err(pg("storing the checkpoint"))?;
+    Ok(())
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -819,7 +1071,7 @@ impl LogStore for PgLog {
     }
 
     fn append(&self, records: &[Vec<u8>], nodes: &[Node]) -> Result<(), StoreError> {
-        self.write_batch(records, nodes, None, &[])
+        self.write_batch(records, nodes, None, &[], None)
     }
 
     fn observe_size(&self, size: u64) {
@@ -832,9 +1084,88 @@ impl LogStore for PgLog {
         nodes: &[Node],
         indexed: &[Indexed],
         outcomes: &[(u64, Outcome)],
-    ) -> Result<bool, StoreError> {
-        self.write_batch(records, nodes, Some(indexed), outcomes)
-            .map(|()| true)
+        checkpoint: Option<&str>,
+    ) -> Result<super::Wrote, StoreError> {
+        self.write_batch(records, nodes, Some(indexed), outcomes, checkpoint)
+            .map(|()| super::Wrote {
+                indexed: true,
+                checkpoint: checkpoint.is_some(),
+            })
+    }
+
+    fn entries_at(&self, indexes: &[u64]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let size = self.size();
+        let wanted: Vec<i64> = indexes
+            .iter()
+            .filter(|&&i| i < size)
+            .map(|&i| to_i64(i))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(vec![None; indexes.len()]);
+        }
+        let rows = self.run(move |c| {
+            c.query_cached(
+                "SELECT e.idx, e.record FROM unnest($1::bigint[]) AS w(idx) \
+                 JOIN evident_entries e ON e.idx = w.idx",
+                &[&wanted],
+            )
+            .map_err(pg("reading entries"))
+        })?;
+        let found: std::collections::HashMap<i64, Vec<u8>> =
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(indexes
+            .iter()
+            .map(|&i| found.get(&to_i64(i)).cloned())
+            .collect())
+    }
+
+    fn subtree_hashes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Hash>, StoreError> {
+        let size = self.size();
+        for &(level, index) in wanted {
+            super::check_complete(level, index, size)?;
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let levels: Vec<i32> = wanted
+            .iter()
+            .map(|(l, _)| i32::try_from(*l).unwrap_or(i32::MAX))
+            .collect();
+        let indexes: Vec<i64> = wanted.iter().map(|(_, i)| to_i64(*i)).collect();
+        let rows = self.run(move |c| {
+            c.query_cached(
+                "SELECT n.level, n.idx, n.hash FROM evident_nodes n \
+                 JOIN unnest($1::integer[], $2::bigint[]) AS w(level, idx) \
+                 ON n.level = w.level AND n.idx = w.idx",
+                &[&levels, &indexes],
+            )
+            .map_err(pg("reading tree nodes"))
+        })?;
+        let mut found: std::collections::HashMap<(u32, u64), Hash> =
+            std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let (level, index, bytes): (i32, i64, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
+            let (level, index) = (
+                u32::try_from(level).unwrap_or(u32::MAX),
+                u64::try_from(index).unwrap_or(u64::MAX),
+            );
+            let raw: [u8; 32] = bytes.try_into().map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "tree node (level {level}, index {index}) is not 32 bytes"
+                ))
+            })?;
+            found.insert((level, index), Hash(raw));
+        }
+        wanted
+            .iter()
+            .map(|&(level, index)| {
+                found.get(&(level, index)).copied().ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "tree node (level {level}, index {index}) is missing"
+                    ))
+                })
+            })
+            .collect()
     }
 
     fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -843,7 +1174,7 @@ impl LogStore for PgLog {
         }
         let index = to_i64(index);
         self.run(move |c| {
-            c.query_opt(
+            c.query_opt_cached(
                 "SELECT record FROM evident_entries WHERE idx = $1",
                 &[&index],
             )
@@ -859,7 +1190,7 @@ impl LogStore for PgLog {
         }
         let (start, end) = (to_i64(start), to_i64(end));
         let rows = self.run(move |c| {
-            c.query(
+            c.query_cached(
                 "SELECT idx, record FROM evident_entries WHERE idx >= $1 AND idx < $2 \
                  ORDER BY idx",
                 &[&start, &end],
@@ -891,7 +1222,7 @@ impl LogStore for PgLog {
         super::check_complete(level, index, size)?;
         let (lvl, idx) = (i32::try_from(level).unwrap_or(i32::MAX), to_i64(index));
         let bytes: Option<Vec<u8>> = self.run(move |c| {
-            c.query_opt(
+            c.query_opt_cached(
                 "SELECT hash FROM evident_nodes WHERE level = $1 AND idx = $2",
                 &[&lvl, &idx],
             )
@@ -913,7 +1244,7 @@ impl LogStore for PgLog {
 
     fn checkpoint(&self) -> Result<Option<String>, StoreError> {
         self.run(|c| {
-            c.query_opt("SELECT note FROM evident_checkpoint", &[])
+            c.query_opt_cached("SELECT note FROM evident_checkpoint", &[])
                 .map(|row| row.map(|r| r.get::<_, Vec<u8>>(0)))
                 .map_err(pg("reading the checkpoint"))
         })?
@@ -928,26 +1259,10 @@ impl LogStore for PgLog {
     /// still store one over what it committed, which the new sequencer's already covers.
     /// Announces the size on [`CHECKPOINT_CHANNEL`].
     fn set_checkpoint(&self, note: &str) -> Result<(), StoreError> {
-        let size = note
-            .lines()
-            .nth(1)
-            .and_then(|l| l.parse::<u64>().ok())
-            .ok_or_else(|| StoreError::Corrupt("a checkpoint note without a size line".into()))?;
-        let (size, note) = (to_i64(size), note.as_bytes().to_vec());
-        self.run(move |c| {
+        let (size, note) = checkpoint_row(note)?;
+        self.conn.run_write(move |c| {
             let mut tx = c.transaction().map_err(pg("storing the checkpoint"))?;
-            tx.execute(
-                "INSERT INTO evident_checkpoint (size, note) VALUES ($1, $2) \
-                 ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note \
-                 WHERE evident_checkpoint.size <= excluded.size",
-                &[&size, &note],
-            )
-            .map_err(pg("storing the checkpoint"))?;
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&CHECKPOINT_CHANNEL, &size.to_string()],
-            )
-            .map_err(pg("storing the checkpoint"))?;
+            store_checkpoint(&mut tx, size, &note)?;
             tx.commit().map_err(pg("storing the checkpoint"))
         })
     }
@@ -961,7 +1276,7 @@ impl LogStore for PgLog {
     fn set_genesis(&self, json: &[u8]) -> Result<(), StoreError> {
         let value = json.to_vec();
         self.run(move |c| {
-            c.execute(
+            c.execute_cached(
                 "INSERT INTO evident_meta (key, value) VALUES ('genesis', $1) \
                  ON CONFLICT (key) DO NOTHING",
                 &[&value],
@@ -1110,6 +1425,19 @@ struct IndexRows {
 }
 
 impl IndexRows {
+    /// No rows: a batch written without its index rows.
+    fn none() -> IndexRows {
+        IndexRows {
+            first: 0,
+            next: 0,
+            leaf: Default::default(),
+            content: Default::default(),
+            postings: Default::default(),
+            signers: Default::default(),
+            policies: Default::default(),
+        }
+    }
+
     /// The rows of `entries` (at least one, consecutive).
     fn of(entries: &[Indexed]) -> IndexRows {
         let mut rows = IndexRows {
@@ -1149,7 +1477,7 @@ impl IndexRows {
     /// Inserts the rows in `tx`, after checking that the indexes end where they begin.
     fn insert(&self, tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
         let at: i64 = tx
-            .query_one("SELECT indexed FROM evident_indexed FOR UPDATE", &[])
+            .query_one_cached("SELECT indexed FROM evident_indexed FOR UPDATE", &[])
             .map_err(pg("indexing entries"))?
             .get(0);
         if at != self.first {
@@ -1158,37 +1486,37 @@ impl IndexRows {
                 self.first
             )));
         }
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO evident_leaf (hash, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[])",
             &[&self.leaf.0, &self.leaf.1],
         )
         .map_err(pg("indexing leaf hashes"))?;
-        tx.execute(
+        tx.execute_cached(
             // A log never holds two entries with one dedupe key: a repeat is refused.
             "INSERT INTO evident_content (key, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[])",
             &[&self.content.0, &self.content.1],
         )
         .map_err(pg("indexing dedupe keys"))?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO evident_postings (list, idx) SELECT * FROM unnest($1::bytea[], $2::bigint[]) \
              ON CONFLICT DO NOTHING",
             &[&self.postings.0, &self.postings.1],
         )
         .map_err(pg("indexing posting lists"))?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO evident_signers (idx, signers) \
              SELECT i, CASE WHEN s = '' THEN '{}'::text[] ELSE string_to_array(s, chr(31)) END \
              FROM unnest($1::bigint[], $2::text[]) AS u(i, s)",
             &[&self.signers.0, &self.signers.1],
         )
         .map_err(pg("indexing signers"))?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO evident_policies (name, version, idx) \
              SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
             &[&self.policies.0, &self.policies.1, &self.policies.2],
         )
         .map_err(pg("indexing policy versions"))?;
-        tx.execute("UPDATE evident_indexed SET indexed = $1", &[&self.next])
+        tx.execute_cached("UPDATE evident_indexed SET indexed = $1", &[&self.next])
             .map_err(pg("indexing entries"))?;
         Ok(())
     }
@@ -1239,43 +1567,12 @@ impl OutcomeRows {
         }
         rows
     }
-
-    /// Records the outcomes and takes their submissions off the queue. A submission no
-    /// longer queued (its submitter withdrew it) must not be settled: the batch fails.
-    fn insert(&self, tx: &mut postgres::Transaction<'_>) -> Result<(), StoreError> {
-        if self.ids.is_empty() {
-            return Ok(());
-        }
-        let taken = tx
-            .execute("DELETE FROM evident_queue WHERE id = ANY($1)", &[&self.ids])
-            .map_err(pg("settling queued submissions"))?;
-        if taken != self.ids.len() as u64 {
-            return Err(StoreError::Corrupt(
-                "a queued submission this sequencer took is no longer queued".into(),
-            ));
-        }
-        tx.execute(
-            "INSERT INTO evident_outcomes (id, idx, duplicate, code, message, details) \
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::boolean[], $4::integer[], \
-             $5::text[], $6::bytea[])",
-            &[
-                &self.ids,
-                &self.indexes,
-                &self.duplicates,
-                &self.codes,
-                &self.messages,
-                &self.details,
-            ],
-        )
-        .map_err(pg("recording outcomes"))?;
-        Ok(())
-    }
 }
 
 impl IndexStore for PgIndex {
     fn indexed(&self) -> Result<u64, StoreError> {
         let n: i64 = self.conn.run(|c| {
-            c.query_one("SELECT indexed FROM evident_indexed", &[])
+            c.query_one_cached("SELECT indexed FROM evident_indexed", &[])
                 .map(|r| r.get(0))
                 .map_err(pg("reading how far the indexes go"))
         })?;
@@ -1302,6 +1599,35 @@ impl IndexStore for PgIndex {
     fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
         let key = leaf_hash.as_bytes().to_vec();
         self.lookup("SELECT idx FROM evident_leaf WHERE hash = $1", key)
+    }
+
+    fn indexes_of_content(&self, keys: &[Hash]) -> Result<Vec<Option<u64>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
+        let rows = self.conn.run(move |c| {
+            c.query_cached(
+                "SELECT c.key, c.idx FROM unnest($1::bytea[]) AS w(key) \
+                 JOIN evident_content c ON c.key = w.key",
+                &[&wanted],
+            )
+            .map_err(pg("reading an index"))
+        })?;
+        let found: std::collections::HashMap<Vec<u8>, i64> =
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                found
+                    .get(k.as_bytes().as_slice())
+                    .and_then(|i| u64::try_from(*i).ok())
+            })
+            .collect())
+    }
+
+    fn remote(&self) -> bool {
+        true
     }
 
     fn index_of_content(&self, dedupe_key: &Hash) -> Result<Option<u64>, StoreError> {
@@ -1339,7 +1665,7 @@ impl IndexStore for PgIndex {
             )
         };
         let found: Option<i64> = self.conn.run(move |c| {
-            c.query_opt(sql, &[&list, &a, &b])
+            c.query_opt_cached(sql, &[&list, &a, &b])
                 .map(|row| row.map(|r| r.get(0)))
                 .map_err(pg("reading a posting list"))
         })?;
@@ -1349,7 +1675,7 @@ impl IndexStore for PgIndex {
     fn signers_of(&self, index: u64) -> Result<Option<Vec<String>>, StoreError> {
         let index = to_i64(index);
         self.conn.run(move |c| {
-            c.query_opt(
+            c.query_opt_cached(
                 "SELECT signers FROM evident_signers WHERE idx = $1",
                 &[&index],
             )
@@ -1360,7 +1686,7 @@ impl IndexStore for PgIndex {
 
     fn policies(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
         self.conn.run(|c| {
-            c.query(
+            c.query_cached(
                 "SELECT name, version, idx FROM evident_policies ORDER BY name, version",
                 &[],
             )
@@ -1417,7 +1743,7 @@ impl IndexStore for PgIndex {
     fn census(&self) -> Result<Census, StoreError> {
         self.conn.run(|c| {
             let row = c
-                .query_one(
+                .query_one_cached(
                     "SELECT (SELECT count(*) FROM evident_leaf), \
                             (SELECT count(*) FROM evident_content), \
                             (SELECT count(*) FROM evident_postings), \
@@ -1451,7 +1777,7 @@ impl IndexStore for PgIndex {
 impl PgIndex {
     fn lookup(&self, sql: &'static str, key: Vec<u8>) -> Result<Option<u64>, StoreError> {
         let found: Option<i64> = self.conn.run(move |c| {
-            c.query_opt(sql, &[&key])
+            c.query_opt_cached(sql, &[&key])
                 .map(|row| row.map(|r| r.get(0)))
                 .map_err(pg("reading an index"))
         })?;
@@ -1866,8 +2192,14 @@ mod tests {
                 duplicate: false,
             },
         )];
-        a.append_batch(&batch, &nodes_for(&mut frontier, &batch), &[], &settled)
-            .unwrap();
+        a.append_batch(
+            &batch,
+            &nodes_for(&mut frontier, &batch),
+            &[],
+            &settled,
+            None,
+        )
+        .unwrap();
         std::thread::sleep(ttl + Duration::from_millis(200));
         let second = b.acquire_lease("b #1", ttl).unwrap().unwrap();
         let again = b.take_queued(second.term, 0, 10).unwrap();
@@ -1881,11 +2213,11 @@ mod tests {
             message: "no".into(),
             details: vec![1],
         };
-        b.append_batch(&[], &[], &[], &[(two, refused.clone())])
+        b.append_batch(&[], &[], &[], &[(two, refused.clone())], None)
             .unwrap();
         // a wakes up and tries to settle `two` too: fenced, nothing written.
         assert!(matches!(
-            a.append_batch(&[], &[], &[], &[(two, refused.clone())]),
+            a.append_batch(&[], &[], &[], &[(two, refused.clone())], None),
             Err(StoreError::Fenced { .. })
         ));
         let outcomes = follower.take_outcomes(&[one, two, three]).unwrap();
@@ -2077,5 +2409,99 @@ mod index_tests {
         reopened.clear().unwrap();
         assert_eq!(reopened.indexed().unwrap(), 0);
         assert_eq!(reopened.census().unwrap(), Census::default());
+    }
+
+    #[test]
+    fn a_batch_writes_its_entries_index_rows_and_checkpoint_together_and_reads_come_back_together()
+    {
+        use evident_core::merkle::Frontier;
+        let db = TestDb::start();
+        let target = PgTarget::new(&db.url);
+        let (log, index) = PgLog::open_with_index(&target).unwrap();
+        let all: Vec<Indexed> = (0..200).map(entry).collect();
+        let mut frontier = Frontier::new();
+        for chunk in all.chunks(61) {
+            let records: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|e| format!("record {}", e.index).into_bytes())
+                .collect();
+            let nodes: Vec<Node> = records
+                .iter()
+                .flat_map(|r| frontier.append(evident_core::merkle::leaf_hash(r)))
+                .collect();
+            let note = format!("origin\n{}\nroot\n\nsig\n", frontier.size());
+            let wrote = log
+                .append_batch(&records, &nodes, chunk, &[], Some(&note))
+                .unwrap();
+            assert!(wrote.indexed && wrote.checkpoint);
+            assert_eq!(log.checkpoint().unwrap().as_deref(), Some(note.as_str()));
+        }
+        assert_eq!(log.size(), 200);
+        assert_eq!(index.indexed().unwrap(), 200);
+        let mut census = Census::default();
+        for e in &all {
+            census.add(e);
+            assert_eq!(index.check(e).unwrap(), None, "entry {}", e.index);
+        }
+        assert_eq!(index.census().unwrap(), census);
+        // Reads together answer as reads one by one, in the order asked.
+        let keys: Vec<Hash> = [7u64, 3, 199, 0]
+            .iter()
+            .map(|&i| entry(i).dedupe_key)
+            .chain([Hash::sha256(b"not logged")])
+            .collect();
+        assert_eq!(
+            index.indexes_of_content(&keys).unwrap(),
+            vec![Some(7), Some(3), Some(199), Some(0), None]
+        );
+        let at = log.entries_at(&[5, 200, 0, 5]).unwrap();
+        assert_eq!(
+            at,
+            vec![
+                Some(b"record 5".to_vec()),
+                None,
+                Some(b"record 0".to_vec()),
+                Some(b"record 5".to_vec())
+            ]
+        );
+        let wanted = evident_core::merkle::inclusion_proof_reads(77, 200);
+        let one_by_one: Vec<Hash> = wanted
+            .iter()
+            .map(|&(l, i)| log.subtree_hash(l, i).unwrap())
+            .collect();
+        assert_eq!(log.subtree_hashes(&wanted).unwrap(), one_by_one);
+        assert!(matches!(
+            log.subtree_hashes(&[(8, 0)]),
+            Err(StoreError::Corrupt(_))
+        ));
+        // Index rows that do not start where the indexes end are refused with the batch.
+        let (late, _) = PgLog::open_with_index(&target).unwrap();
+        let err = late
+            .append_batch(&[b"x".to_vec()], &[], &[entry(150)], &[], None)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        let (reopened, _) = PgLog::open_with_index(&target).unwrap();
+        assert_eq!(
+            reopened.size(),
+            200,
+            "nothing of the refused batch was written"
+        );
+    }
+
+    #[test]
+    fn submissions_queued_together_keep_their_order() {
+        let db = TestDb::start();
+        let log = PgLog::open(&PgTarget::new(&db.url)).unwrap();
+        let first = log.enqueue(b"zero".to_vec(), "f").unwrap();
+        let envelopes: Vec<Vec<u8>> = (1..=40).map(|i| format!("env {i}").into_bytes()).collect();
+        let ids = log.enqueue_all(envelopes.clone(), "f").unwrap();
+        assert_eq!(ids.len(), 40);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids[0] > first);
+        let lease = log
+            .acquire_lease("s", std::time::Duration::from_secs(30))
+            .unwrap()
+            .unwrap();
+        let taken = log.take_queued(lease.term, first, 100).unwrap();
+        assert_eq!(taken, ids.into_iter().zip(envelopes).collect::<Vec<_>>());
     }
 }
