@@ -14,9 +14,13 @@
 //! on disk, and with a synchronous standby on two machines, before the server answers.
 //!
 //! The storage traits are synchronous and are called from any thread, async workers
-//! included, where a client that runs its own runtime may not block. The connection
-//! therefore lives on the store's own thread: each call is a job sent to it, and the caller
-//! waits for the answer, as it would wait for a disk read.
+//! included, where a client that runs its own runtime may not block. The connections
+//! therefore live on the store's own threads: each call is a job sent to one, and the
+//! caller waits for the answer, as it would wait for a disk read. Reads share four
+//! connections; the sequencer's batches, the checkpoint, the lease and a follower's
+//! queueing have a fifth, so that a batch never waits behind reads. A round trip costs
+//! more than the statement it carries: a batch is one statement, and a proof, a batch's
+//! dedupe look-ups and a follower's receipts read their rows in one request each.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -691,22 +695,31 @@ impl PgLog {
         let by = by.to_owned();
         let count = envelopes.len();
         let mut ids: Vec<i64> = self.conn.run_write(move |c| {
-            let mut tx = c.transaction().map_err(pg("queueing submissions"))?;
-            tx.batch_execute("SET LOCAL synchronous_commit = off")
-                .map_err(pg("queueing submissions"))?;
-            // The places are drawn in the order of the rows, which is the order given.
-            let rows = tx
-                .query_cached(
-                    "INSERT INTO evident_queue (envelope, queued_by) \
-                     SELECT e, $2 FROM unnest($1::bytea[]) WITH ORDINALITY AS u(e, n) \
-                     ORDER BY n RETURNING id",
-                    &[&envelopes, &by],
-                )
-                .map_err(pg("queueing submissions"))?;
-            tx.execute_cached("SELECT pg_notify($1, '')", &[&QUEUE_CHANNEL])
-                .map_err(pg("queueing submissions"))?;
-            tx.commit().map_err(pg("queueing submissions"))?;
-            Ok(rows.into_iter().map(|r| r.get(0)).collect())
+            // Not durable on its own, and need not be (see `enqueue`): no wait for the
+            // disk; the transaction begins and is so set in one round trip. The places are
+            // drawn in the order of the rows, which is the order given; the sequencer is
+            // woken when the transaction commits.
+            let rows = c
+                .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+                .and_then(|()| {
+                    c.query_cached(
+                        "WITH q AS (INSERT INTO evident_queue (envelope, queued_by) \
+                         SELECT e, $2 FROM unnest($1::bytea[]) WITH ORDINALITY AS u(e, n) \
+                         ORDER BY n RETURNING id), \
+                         w AS (SELECT pg_notify('evident_queue', '') AS woken) \
+                         SELECT q.id FROM q CROSS JOIN w",
+                        &[&envelopes, &by],
+                    )
+                })
+                .and_then(|rows| c.batch_execute("COMMIT").map(|()| rows));
+            match rows {
+                Ok(rows) => Ok(rows.into_iter().map(|r| r.get(0)).collect()),
+                Err(e) => {
+                    // Nothing queued; the connection is left outside any transaction.
+                    let _ = c.batch_execute("ROLLBACK");
+                    Err(pg("queueing submissions")(e))
+                }
+            }
         })?;
         if ids.len() != count {
             return Err(StoreError::Database {
