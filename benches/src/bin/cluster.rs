@@ -759,10 +759,18 @@ async fn run(args: &Args, root: &Path) -> anyhow::Result<bool> {
         acknowledged.extend(failover(&mut instances, args).await?);
     }
 
-    let url = instances
-        .iter()
-        .find_map(Instance::url)
-        .context("no instance runs")?;
+    // The final log is the largest checkpoint any instance publishes: a follower may still
+    // be one refresh behind the sequencer's last batch.
+    let mut url = None;
+    let mut largest = 0;
+    for candidate in instances.iter().filter_map(Instance::url) {
+        if let Ok(size) = tree_size(&candidate).await {
+            if url.is_none() || size > largest {
+                (url, largest) = (Some(candidate), size);
+            }
+        }
+    }
+    let url = url.context("no instance runs")?;
     let (size, lost) = check(&url, &acknowledged).await?;
     println!(
         "check acknowledged={} log_size={size} lost={}",

@@ -216,6 +216,7 @@ impl Sequencer {
         let mut last_hash = self.tail.last_leaf_hash;
         let mut last_time = self.tail.last_time_nanos;
         let mut error = None;
+        let prefetching = Instant::now();
         let known = match self.prefetch_dedupe(&batch) {
             Ok(known) => known,
             Err(e) => {
@@ -223,6 +224,11 @@ impl Sequencer {
                 HashMap::new()
             }
         };
+        tracing::trace!(
+            us = prefetching.elapsed().as_micros() as u64,
+            keys = known.len(),
+            "dedupe keys looked up"
+        );
         let registry_changes = self.state.registry.events().len();
         for s in batch {
             replies.push(s.reply);
@@ -260,7 +266,10 @@ impl Sequencer {
                 None => match known.get(&digest) {
                     Some(found) => *found,
                     None => match self.store.index_of_content(&digest) {
-                        Ok(found) => found,
+                        Ok(found) => {
+                            tracing::trace!("a dedupe key looked up on its own");
+                            found
+                        }
                         Err(e) => {
                             error = Some(e.into());
                             continue;
