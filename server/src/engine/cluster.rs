@@ -212,6 +212,14 @@ impl Forwarder {
     /// with the receipts of those the checkpoint `ledger` publishes covers, read together.
     /// Blocking.
     pub fn collect(&self, ledger: &Ledger) -> Result<(), StoreError> {
+        let outcomes = self.take()?;
+        self.deliver(outcomes, ledger);
+        Ok(())
+    }
+
+    /// The outcomes recorded for the submissions waiting here, taken from the database.
+    /// Blocking.
+    fn take(&self) -> Result<Vec<(u64, Outcome)>, StoreError> {
         let ids: Vec<u64> = self
             .pending
             .lock()
@@ -220,9 +228,17 @@ impl Forwarder {
             .copied()
             .collect();
         if ids.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let outcomes = self.log.take_outcomes(&ids)?;
+        self.log.take_outcomes(&ids)
+    }
+
+    /// Hands `outcomes` to their submitters, with the receipts of those the checkpoint
+    /// `ledger` publishes covers, read together. Blocking.
+    fn deliver(&self, outcomes: Vec<(u64, Outcome)>, ledger: &Ledger) {
+        if outcomes.is_empty() {
+            return;
+        }
         let logged: Vec<u64> = outcomes
             .iter()
             .filter_map(|(_, outcome)| match outcome {
@@ -245,7 +261,6 @@ impl Forwarder {
                 let _ = tx.send((outcome, receipt));
             }
         }
-        Ok(())
     }
 }
 
@@ -472,6 +487,9 @@ pub async fn run(
     let mut sweep = tokio::time::interval(OUTCOME_KEEP / 10);
     loop {
         let mut refresh = false;
+        // The latest checkpoint note a notification carried, if any: followed without
+        // reading it back from the database.
+        let mut note: Option<String> = None;
         tokio::select! {
             _ = stop.changed() => break,
             event = events.recv() => match event {
@@ -492,7 +510,13 @@ pub async fn run(
                         l.wake.notify_one();
                     }
                 }
-                Some(Event::Up | Event::Checkpoint | Event::Tick) => refresh = true,
+                Some(Event::Checkpoint(carried)) => {
+                    refresh = true;
+                    if carried.is_some() {
+                        note = carried;
+                    }
+                }
+                Some(Event::Up | Event::Tick) => refresh = true,
             },
             _ = renew.tick(), if leading.is_some() => {
                 let Some(l) = leading.as_mut() else { continue };
@@ -568,7 +592,13 @@ pub async fn run(
                     }
                 }
                 Event::Down(_) => {}
-                Event::Up | Event::Checkpoint | Event::Tick => refresh = true,
+                Event::Checkpoint(carried) => {
+                    refresh = true;
+                    if carried.is_some() {
+                        note = carried;
+                    }
+                }
+                Event::Up | Event::Tick => refresh = true,
             }
         }
         if refresh {
@@ -580,22 +610,35 @@ pub async fn run(
             let sequences = leading.is_some();
             let refreshed = tokio::task::spawn_blocking(move || {
                 // The checkpoint first, so that the outcomes collected come with receipts
-                // against it; but a refresh that fails must not keep logged submissions
-                // from their answers.
-                let refreshed = if sequences {
-                    Ok(())
-                } else {
-                    log.stored_checkpoint()
-                        .map_err(LedgerError::from)
+                // against it; their outcomes taken from the database meanwhile. A refresh
+                // that fails must not keep logged submissions from their answers.
+                std::thread::scope(|scope| {
+                    let taking = scope.spawn(|| forwarder.take());
+                    let refreshed = if sequences {
+                        Ok(())
+                    } else {
+                        // A notification can arrive after the table was read for a later
+                        // checkpoint: a note older than the one published is stale, not
+                        // a rollback, and the table says what is current.
+                        let published = ledger.published().checkpoint.size;
+                        let size = |note: &str| note.lines().nth(1)?.parse::<u64>().ok();
+                        match note.filter(|n| size(n).is_some_and(|s| s >= published)) {
+                            Some(note) => Ok(Some(note)),
+                            None => log.stored_checkpoint().map_err(LedgerError::from),
+                        }
                         .and_then(|note| match note {
                             Some(note) => ledger.refresh(&note).map(drop),
                             None => Ok(()),
                         })
-                };
-                let collected = forwarder.collect(&ledger);
-                refreshed?;
-                collected?;
-                Ok::<(), LedgerError>(())
+                    };
+                    let taken = taking.join().unwrap_or_else(|_| {
+                        Err(StoreError::Poisoned("taking outcomes panicked".into()))
+                    });
+                    let collected = taken.map(|outcomes| forwarder.deliver(outcomes, &ledger));
+                    refreshed?;
+                    collected?;
+                    Ok::<(), LedgerError>(())
+                })
             })
             .await;
             match refreshed {

@@ -908,7 +908,9 @@ impl PgLog {
                 None => (None, None),
             };
             // One statement, one round trip: every row of the batch, and the checkpoint
-            // announced on `evident_checkpoint` (CHECKPOINT_CHANNEL) at the commit.
+            // announced on `evident_checkpoint` (CHECKPOINT_CHANNEL) at the commit — its
+            // note itself, which followers verify, unless it is too long for a
+            // notification (8,000 bytes), then its size.
             let row = tx
                 .query_one_cached(
                     "WITH \
@@ -940,7 +942,10 @@ impl PgLog {
                            WHERE evident_checkpoint.size <= excluded.size) \
                      SELECT (SELECT count(*) FROM dq), \
                             CASE WHEN $26::bytea IS NOT NULL \
-                                 THEN pg_notify('evident_checkpoint', $25::bigint::text) END IS NULL",
+                                 THEN pg_notify('evident_checkpoint', \
+                                      CASE WHEN octet_length($26::bytea) <= 7000 \
+                                           THEN convert_from($26::bytea, 'UTF8') \
+                                           ELSE $25::bigint::text END) END IS NULL",
                     &[
                         &indexes,
                         &records,
@@ -1307,8 +1312,9 @@ pub enum Event {
     Up,
     /// The database cannot be reached; the listener tries again about every half second.
     Down(String),
-    /// A sequencer stored a checkpoint.
-    Checkpoint,
+    /// A sequencer stored a checkpoint: its signed note, when the notification carried it
+    /// (a note too long for one is read from the table).
+    Checkpoint(Option<String>),
     /// An instance queued a submission.
     Queued,
     /// Half a second without news: time to look anyway.
@@ -1359,7 +1365,10 @@ pub fn listen(target: &PgTarget, events: tokio::sync::mpsc::UnboundedSender<Even
                                     let event = if n.channel() == QUEUE_CHANNEL {
                                         Event::Queued
                                     } else {
-                                        Event::Checkpoint
+                                        // A note has lines; a bare size (the table has
+                                        // the note) has none.
+                                        let note = n.payload().contains('\n');
+                                        Event::Checkpoint(note.then(|| n.payload().to_owned()))
                                     };
                                     if events.send(event).is_err() {
                                         return;
@@ -2518,5 +2527,43 @@ mod index_tests {
             .unwrap();
         let taken = log.take_queued(lease.term, first, 100).unwrap();
         assert_eq!(taken, ids.into_iter().zip(envelopes).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn followers_hear_of_each_batch_with_its_note_and_of_each_queued_submission() {
+        let db = TestDb::start();
+        let target = PgTarget::new(&db.url);
+        let (events, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        listen(&target, events);
+        let next = |heard: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                match heard.try_recv() {
+                    Ok(Event::Tick | Event::Up) => {}
+                    Ok(event) => return event,
+                    Err(_) => {
+                        assert!(std::time::Instant::now() < deadline, "nothing heard");
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                }
+            }
+        };
+        // Listening before anything is written.
+        while !matches!(heard.try_recv(), Ok(Event::Up)) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (log, _) = PgLog::open_with_index(&target).unwrap();
+        let note = "origin\n1\nroot\n\nsig\n";
+        log.append_batch(&[b"r0".to_vec()], &[], &[entry(0)], &[], Some(note))
+            .unwrap();
+        assert_eq!(next(&mut heard), Event::Checkpoint(Some(note.to_owned())));
+        // A note too long for a notification is announced by its size: read from the table.
+        let long = format!("origin\n2\nroot\n{}\n\nsig\n", "x".repeat(9_000));
+        log.append_batch(&[b"r1".to_vec()], &[], &[entry(1)], &[], Some(&long))
+            .unwrap();
+        assert_eq!(next(&mut heard), Event::Checkpoint(None));
+        assert_eq!(log.stored_checkpoint().unwrap(), Some(long));
+        log.enqueue_all(vec![b"e".to_vec()], "f").unwrap();
+        assert_eq!(next(&mut heard), Event::Queued);
     }
 }
