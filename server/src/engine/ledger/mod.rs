@@ -1,11 +1,12 @@
 //! The ledger: the sequencer (the log's only writer) and the read side that everything else
 //! uses.
 //!
-//! Submissions queue up for one sequencer thread (`sequencer.rs`). It takes every
-//! submission waiting (up to the batch limit: the queue), gives each its index, time and
-//! place in the hash chain after authorizing it at that time (integrate), makes the batch
-//! durable in the store, signs a checkpoint over it and only then answers (publish).
-//! Nothing is acknowledged before it is durable, and no checkpoint is signed over data that
+//! Submissions queue up for one sequencer (`sequencer.rs`). It takes every submission
+//! waiting (up to the batch limit: the queue), gives each its index, time and place in the
+//! hash chain after authorizing it at that time (integrate) and signs a checkpoint over the
+//! batch; its writer thread makes the batch durable in the store and only then publishes
+//! the checkpoint and answers (publish), while the sequencer integrates the next batch.
+//! Nothing is acknowledged before it is durable, and no checkpoint is shown over data that
 //! is not. This module is the read side everything else uses (entries, receipts, proofs,
 //! queries) and the queue's front; `registry.rs` answers the trust registry as of any
 //! entry or time, `bundles.rs` the policies and evidence bundles.
@@ -33,7 +34,7 @@ mod registry;
 mod sequencer;
 use registry::Snapshots;
 pub use registry::advance as advance_registry;
-use sequencer::Sequencer;
+use sequencer::{Sequencer, Writer};
 
 /// Why a submission or read could not be answered.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -272,7 +273,7 @@ pub struct BatchLimits {
     pub queue_depth: usize,
 }
 
-/// Waits for the sequencer to finish its last batch.
+/// Waits for the sequencer (and its writer) to finish its last batch.
 #[derive(Debug)]
 pub struct SequencerHandle(
     std::thread::JoinHandle<()>,
@@ -426,22 +427,26 @@ impl Ledger {
         });
         let (queue, rx) = mpsc::channel(limits.queue_depth);
         let (failed, failure) = tokio::sync::watch::channel(None);
-        let mut sequencer = Sequencer {
+        let failed = Arc::new(failed);
+        let sequencer = Sequencer {
             store: self.store.clone(),
             signer: self.signer.clone(),
             tail,
-            published: self.published.clone(),
             published_size: self.published_size.clone(),
             state,
             rx,
             limits,
             runtime,
+            failed: failed.clone(),
+            in_flight: Default::default(),
+        };
+        let writer = Writer {
+            store: self.store.clone(),
+            published: self.published.clone(),
+            published_size: self.published_size.clone(),
             failed,
         };
-        let thread = std::thread::Builder::new()
-            .name("sequencer".into())
-            .spawn(move || sequencer.run())
-            .map_err(|e| failure_of("starting the sequencer", e))?;
+        let thread = sequencer::spawn(sequencer, writer)?;
         *self
             .route
             .write()
