@@ -1623,14 +1623,14 @@ impl IndexStore for PgIndex {
         self.lookup("SELECT idx FROM evident_leaf WHERE hash = $1", key)
     }
 
-    /// Asked by the sequencer for its batch, just before it writes the batch: on the
-    /// writing connection, which is then free, not behind the reads of many clients.
+    /// Asked by the sequencer for the batch it integrates while the last one is written: on
+    /// a reading connection, so that it does not wait behind that write.
     fn indexes_of_content(&self, keys: &[Hash]) -> Result<Vec<Option<u64>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let wanted: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
-        let rows = self.conn.run_write(move |c| {
+        let rows = self.conn.run(move |c| {
             c.query_cached(
                 "SELECT c.key, c.idx FROM unnest($1::bytea[]) AS w(key) \
                  JOIN evident_content c ON c.key = w.key",
