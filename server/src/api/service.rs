@@ -203,12 +203,18 @@ impl LedgerService {
         let remote = ledger.remote_index();
         let refusal = if remote { trial().err() } else { None };
         if !remote || refusal.is_some() {
-            let looking = ledger.clone();
-            let existing = tokio::task::spawn_blocking(move || looking.existing(&digest))
-                .await
-                .map_err(|e| {
-                    Status::internal(format!("looking for the entry already logged: {e}"))
-                })?;
+            // A local look-up takes microseconds; a round trip to PostgreSQL goes off the
+            // async workers.
+            let existing = if remote {
+                let looking = ledger.clone();
+                tokio::task::spawn_blocking(move || looking.existing(&digest))
+                    .await
+                    .map_err(|e| {
+                        Status::internal(format!("looking for the entry already logged: {e}"))
+                    })?
+            } else {
+                ledger.existing(&digest)
+            };
             if let Some(receipt) = existing.map_err(status)? {
                 tracing::info!(
                     index = receipt.index,
