@@ -8,6 +8,7 @@
 //! - [`record`]: the leaf record encoding and its hash chain.
 //! - [`merkle`]: RFC 6962 hashing, roots, inclusion and consistency proofs.
 //! - [`note`]: C2SP signed notes and checkpoints.
+//! - [`cosign`]: witness cosignatures (C2SP tlog-cosignature) and K-of-N witness policies.
 //! - [`receipt`]: receipts a submitter verifies offline.
 //! - [`registry`]: the trust registry, rebuilt from registry entries.
 //! - [`names`]: the one check for names the server indexes, logs and prints.
@@ -20,6 +21,7 @@
 
 pub mod audit;
 pub mod bundle;
+pub mod cosign;
 pub mod dsse;
 pub mod ecdsa;
 #[cfg(feature = "fixtures")]
