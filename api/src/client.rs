@@ -658,6 +658,7 @@ impl Client {
         let request = pb::SubmitRequest {
             envelope: None,
             sigstore_bundle: bundle.to_vec(),
+            wait_for_witnesses: false,
         };
         self.submit_request(request, &envelope).await
     }
@@ -665,9 +666,21 @@ impl Client {
     /// Submits an envelope; returns its receipt (not yet verified) and whether the log
     /// already held it.
     pub async fn submit(&mut self, envelope: &Envelope) -> Result<(Receipt, bool), ClientError> {
+        self.submit_with(envelope, false).await
+    }
+
+    /// [`Client::submit`]; with `wait_for_witnesses`, the server answers once a witnessed
+    /// checkpoint covers the entry, with the receipt proven against it (its checkpoint
+    /// carries the witnesses' cosignatures).
+    pub async fn submit_with(
+        &mut self,
+        envelope: &Envelope,
+        wait_for_witnesses: bool,
+    ) -> Result<(Receipt, bool), ClientError> {
         let request = pb::SubmitRequest {
             envelope: Some(envelope_to_proto(envelope.clone())),
             sigstore_bundle: Vec::new(),
+            wait_for_witnesses,
         };
         self.submit_request(request, envelope).await
     }
@@ -912,10 +925,21 @@ impl Client {
 
     /// The evidence bundle of a release or an artifact, with every policy version. Not yet verified: see `evident_core::bundle::Bundle::verify`.
     pub async fn release_bundle(&mut self, release: &Release) -> Result<Bundle, ClientError> {
+        self.release_bundle_at(release, false).await
+    }
+
+    /// [`Client::release_bundle`]; with `witnessed`, proven against the latest witnessed
+    /// checkpoint (with the witnesses' cosignatures) instead of the latest one.
+    pub async fn release_bundle_at(
+        &mut self,
+        release: &Release,
+        witnessed: bool,
+    ) -> Result<Bundle, ClientError> {
         let (artifact, name) = release.fields();
         let request = pb::GetReleaseEvidenceRequest {
             artifact,
             release: name,
+            witnessed,
         };
         let r = self
             .call(move |mut c| {
@@ -951,7 +975,13 @@ impl Client {
 
     /// The latest signed checkpoint (not yet verified).
     pub async fn checkpoint(&mut self) -> Result<String, ClientError> {
-        let request = pb::GetCheckpointRequest {};
+        self.checkpoint_at(false).await
+    }
+
+    /// The latest witnessed checkpoint (the log's note with its witnesses' cosignatures),
+    /// when `witnessed`; else the latest one. Not yet verified.
+    pub async fn checkpoint_at(&mut self, witnessed: bool) -> Result<String, ClientError> {
+        let request = pb::GetCheckpointRequest { witnessed };
         Ok(self
             .call(move |mut c| async move { c.get_checkpoint(request).await })
             .await?

@@ -55,6 +55,13 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     /// Request limits.
     pub limits: LimitsConfig,
+    /// Witnesses asked to cosign every checkpoint (C2SP tlog-witness), `[[witness]]`.
+    #[serde(rename = "witness")]
+    pub witnesses: Vec<WitnessConfig>,
+    /// How cosignatures are gathered.
+    pub witnessing: WitnessingConfig,
+    /// The log as C2SP tlog-tiles over HTTP.
+    pub tiles: TilesConfig,
     /// Plaintext beyond loopback: only from the `--insecure-allow-plaintext` flag.
     #[serde(skip)]
     pub insecure_allow_plaintext: bool,
@@ -308,8 +315,93 @@ impl Default for Config {
             clients: Vec::new(),
             tokens: Vec::new(),
             limits: LimitsConfig::default(),
+            witnesses: Vec::new(),
+            witnessing: WitnessingConfig::default(),
+            tiles: TilesConfig::default(),
             insecure_allow_plaintext: false,
         }
+    }
+}
+
+/// `[[witness]]`: one witness the log asks to cosign its checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// The witness's verifier key text, `name+<8 hex id>+base64(0x04 ‖ key)` (Ed25519) or
+    /// `…(0x06 ‖ key)` (ML-DSA-44), as the witness's operator publishes it.
+    pub key: String,
+    /// The witness's submission prefix: `add-checkpoint` is posted to `<url>/add-checkpoint`.
+    pub url: String,
+}
+
+/// `[witnessing]`: how the log gathers cosignatures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WitnessingConfig {
+    /// How many witnesses must cosign a checkpoint before it is published as witnessed
+    /// (default: every configured witness).
+    pub threshold: Option<usize>,
+    /// The shortest time between two rounds of requests, in milliseconds: a witnessed
+    /// checkpoint is at most about this much, plus a round trip, behind the log.
+    pub interval_ms: u64,
+    /// How long one witness has to answer, in milliseconds; one that does not is skipped
+    /// for the round (the others' cosignatures are still published).
+    pub timeout_ms: u64,
+}
+
+impl Default for WitnessingConfig {
+    fn default() -> WitnessingConfig {
+        WitnessingConfig {
+            threshold: None,
+            interval_ms: 1_000,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[tiles]`: the log served as C2SP tlog-tiles over HTTP(S).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TilesConfig {
+    /// Address of the tiles listener; none by default. Port 0 picks a free port, printed
+    /// at start.
+    pub listen: Option<SocketAddr>,
+    /// Serve HTTPS with the gRPC listener's certificate (`[tls]`); plain HTTP otherwise.
+    pub tls: bool,
+}
+
+impl Config {
+    /// The witnesses and how many must cosign, checked.
+    pub fn witness_policy(&self) -> Result<evident_core::cosign::WitnessPolicy, ConfigError> {
+        let invalid = |field: String, problem: String| ConfigError::Invalid { field, problem };
+        let mut keys = Vec::with_capacity(self.witnesses.len());
+        for (i, witness) in self.witnesses.iter().enumerate() {
+            let key = evident_core::cosign::CosignerKey::parse(&witness.key)
+                .map_err(|e| invalid(format!("witness[{i}].key"), e.to_string()))?;
+            let url = witness.url.trim_end_matches('/');
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    format!("witness[{i}].url"),
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            keys.push(key);
+        }
+        let threshold = self.witnessing.threshold.unwrap_or(keys.len());
+        if !keys.is_empty() && threshold == 0 {
+            return Err(invalid(
+                "witnessing.threshold".into(),
+                "must be at least 1 when witnesses are configured".into(),
+            ));
+        }
+        if self.witnessing.interval_ms == 0 || self.witnessing.timeout_ms == 0 {
+            return Err(invalid(
+                "witnessing.interval_ms".into(),
+                "interval_ms and timeout_ms must be at least 1".into(),
+            ));
+        }
+        evident_core::cosign::WitnessPolicy::new(keys, threshold)
+            .map_err(|e| invalid("witnessing.threshold".into(), e.to_string()))
     }
 }
 
@@ -439,6 +531,7 @@ impl Config {
                 ));
             }
         }
+        self.witness_policy()?;
         if !(300..=600_000).contains(&self.store.lease_ms) {
             return Err(invalid(
                 "store.lease_ms".into(),

@@ -19,7 +19,7 @@ pub use engine::{query, storage, store};
 pub use ops::{backup, maintenance};
 
 pub(crate) use api::{accept, limits, service};
-pub(crate) use engine::{check, cluster, genesis, ledger, logkey, verify};
+pub(crate) use engine::{check, cluster, genesis, ledger, logkey, verify, witnessing};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -549,6 +549,15 @@ pub async fn run(
         auth,
         Arc::new(limits::Limiter::new(&config.limits)),
     );
+    // A Submit waiting for a witnessed receipt gives up a little before the request
+    // timeout, so that it can say why.
+    let service = if config.witnesses.is_empty() {
+        service
+    } else {
+        service.with_witnesses(std::time::Duration::from_millis(
+            config.limits.request_timeout_ms * 9 / 10,
+        ))
+    };
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_not_serving::<LedgerServer<service::LedgerService>>()
@@ -667,6 +676,19 @@ pub async fn run(
     };
     let _ = gate.set(ledger.clone());
     drop(gate);
+    // Witness cosignatures, gathered in the background; ingest never waits for them.
+    let witnessing = if config.witnesses.is_empty() {
+        None
+    } else {
+        let policy = config.witness_policy()?;
+        Some(tokio::spawn(witnessing::run(
+            ledger.clone(),
+            config.witnesses.clone(),
+            policy,
+            std::time::Duration::from_millis(config.witnessing.interval_ms),
+            std::time::Duration::from_millis(config.witnessing.timeout_ms),
+        )))
+    };
     if !*stopped.borrow() {
         health_reporter
             .set_serving::<LedgerServer<service::LedgerService>>()
@@ -796,6 +818,9 @@ pub async fn run(
     }
     summaries.abort();
     watchdog.abort();
+    if let Some(task) = witnessing {
+        task.abort();
+    }
     // Several instances: the sequencer steps down and gives up the lease, so that another
     // instance takes over at once.
     let _ = cluster_stop.send(true);

@@ -208,6 +208,16 @@ pub struct Metrics {
     verifications: Family<ResultLabel, Counter>,
     verified_entries: Gauge,
     verified_time: Gauge<f64, AtomicU64>,
+    witnessed_size: Gauge,
+    witnessed_time: Gauge<f64, AtomicU64>,
+    witness_size: Family<WitnessLabel, Gauge>,
+    witness_failures: Family<WitnessLabel, Counter>,
+}
+
+/// The label of the per-witness metrics: the witness's key name.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessLabel {
+    witness: String,
 }
 
 /// The result of a background verification pass.
@@ -347,7 +357,38 @@ impl Metrics {
             verified_time.clone(),
         );
 
+        let witnessed_size = Gauge::default();
+        registry.register(
+            "evident_witnessed_tree_size",
+            "Entries covered by the latest checkpoint that enough witnesses cosigned (0: none \
+             yet); evident_tree_size - evident_witnessed_tree_size is how far it lags",
+            witnessed_size.clone(),
+        );
+        let witnessed_time = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "evident_witnessed_timestamp_seconds",
+            "Unix time at which the latest witnessed checkpoint was published (0: none yet)",
+            witnessed_time.clone(),
+        );
+        let witness_size = Family::<WitnessLabel, Gauge>::default();
+        registry.register(
+            "evident_witness_cosigned_tree_size",
+            "The largest checkpoint each witness has cosigned for this log, by witness",
+            witness_size.clone(),
+        );
+        let witness_failures = Family::<WitnessLabel, Counter>::default();
+        registry.register(
+            "evident_witness_failures",
+            "Requests to a witness that brought no cosignature (unreachable, timed out, \
+             refused, or a cosignature that did not verify), by witness",
+            witness_failures.clone(),
+        );
+
         Metrics {
+            witnessed_size,
+            witnessed_time,
+            witness_size,
+            witness_failures,
             registry,
             submissions,
             verification_failures,
@@ -424,6 +465,34 @@ impl Metrics {
             .map_or(0.0, |d| d.as_secs_f64());
         self.tree_size.set(i64::try_from(size).unwrap_or(i64::MAX));
         self.checkpoint_time.set(now);
+    }
+
+    /// Records a newly published witnessed checkpoint.
+    pub fn witnessed(&self, size: u64) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.witnessed_size
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
+        self.witnessed_time.set(now);
+    }
+
+    /// Records the size a witness has cosigned.
+    pub fn witness_cosigned(&self, witness: &str, size: u64) {
+        self.witness_size
+            .get_or_create(&WitnessLabel {
+                witness: witness.to_owned(),
+            })
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a request to a witness that brought no cosignature.
+    pub fn witness_failed(&self, witness: &str) {
+        self.witness_failures
+            .get_or_create(&WitnessLabel {
+                witness: witness.to_owned(),
+            })
+            .inc();
     }
 
     /// Records whether this instance sequences, and under which lease term (0: no lease,

@@ -127,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
             sigstore_material: Vec::new(),
         }),
         sigstore_bundle: Vec::new(),
+        wait_for_witnesses: false,
     };
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let (answered, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));

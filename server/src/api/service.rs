@@ -31,9 +31,28 @@ pub struct LedgerService {
     max_envelope_bytes: usize,
     auth: std::sync::Arc<Auth>,
     limiter: std::sync::Arc<crate::limits::Limiter>,
+    /// With witnesses configured: how long a `Submit` that asks for a witnessed receipt
+    /// waits for one.
+    witness_wait: Option<std::time::Duration>,
 }
 
 impl LedgerService {
+    /// Witnesses are configured: a `Submit` may wait up to `wait` for a witnessed receipt.
+    pub fn with_witnesses(mut self, wait: std::time::Duration) -> Self {
+        self.witness_wait = Some(wait);
+        self
+    }
+
+    /// The log has no witnesses: what a call that needs them is told.
+    fn no_witnesses(&self) -> Result<std::time::Duration, Status> {
+        self.witness_wait.ok_or_else(|| {
+            Status::failed_precondition(
+                "this log has no witnesses configured ([[witness]] in the server's \
+                 configuration), so it has no witnessed checkpoint",
+            )
+        })
+    }
+
     /// A service over a running ledger.
     pub fn new(
         ledger: std::sync::Arc<std::sync::OnceLock<Ledger>>,
@@ -46,6 +65,7 @@ impl LedgerService {
             max_envelope_bytes,
             auth,
             limiter,
+            witness_wait: None,
         }
     }
 
@@ -187,6 +207,54 @@ impl LedgerService {
 
     /// Sequences a checked envelope: the entry already logged with the same dedupe key,
     /// or (a registry change after its trial on a copy of the registry) a new entry.
+    /// `receipt` again, proven against a witnessed checkpoint that covers it, once there is
+    /// one (at most the configured wait).
+    async fn witnessed_receipt(&self, receipt: pb::Receipt) -> Answer {
+        let wait = self.no_witnesses()?;
+        let index = receipt
+            .entry
+            .as_ref()
+            .map(|e| e.index)
+            .ok_or_else(|| Status::internal("a receipt without its entry"))?;
+        let ledger = self.ledger()?.clone();
+        let witnessed = tokio::time::timeout(wait, ledger.witnessed_covering(index))
+            .await
+            .map_err(|_| {
+                Status::unavailable(format!(
+                    "entry {index} is logged (the receipt is durable), but no witnessed \
+                     checkpoint covered it within {} ms: the witnesses are slow or down; \
+                     resubmit the same envelope later to get the witnessed receipt",
+                    wait.as_millis()
+                ))
+            })?
+            .map_err(status)?;
+        let duplicate = receipt.duplicate;
+        let proven = tokio::task::spawn_blocking(move || {
+            ledger.receipt_at(index, &witnessed.note, &witnessed.checkpoint)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("proving the receipt: {e}")))?
+        .map_err(status)?;
+        Ok(convert::receipt_to_proto(proven, duplicate))
+    }
+
+    /// The note of the checkpoint at `size`, if the service knows one: the latest witnessed
+    /// checkpoint's (with its cosignatures) or the latest one's; empty otherwise.
+    fn note_at(&self, size: u64, published: &crate::ledger::Published) -> String {
+        if let Ok(ledger) = self.ledger() {
+            if let Some(witnessed) = ledger.witnessed() {
+                if witnessed.checkpoint.size == size {
+                    return witnessed.note.clone();
+                }
+            }
+        }
+        if published.checkpoint.size == size {
+            published.note.clone()
+        } else {
+            String::new()
+        }
+    }
+
     async fn sequence(&self, checked: Checked) -> Answer {
         let Checked {
             envelope,
@@ -774,6 +842,10 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let wait_for_witnesses = request.get_ref().wait_for_witnesses;
+        if wait_for_witnesses {
+            self.no_witnesses()?;
+        }
         let answer: Answer = async {
             let payload_type = request
                 .get_ref()
@@ -815,7 +887,12 @@ impl pb::ledger_server::Ledger for LedgerService {
                 .await
                 .map_err(|e| Status::internal(format!("checking the envelope failed: {e}")))??
             };
-            self.sequence(checked).await
+            let receipt = self.sequence(checked).await?;
+            if wait_for_witnesses {
+                self.witnessed_receipt(receipt).await
+            } else {
+                Ok(receipt)
+            }
         }
         .await;
         count_submission(&answer);
@@ -1105,9 +1182,20 @@ impl pb::ledger_server::Ledger for LedgerService {
         let request = request.into_inner();
         let (asked, artifacts) = self.artifacts_of(&request.artifact, &request.release)?;
         let ledger = self.ledger()?.clone();
+        let at = if request.witnessed {
+            self.no_witnesses()?;
+            let witnessed = ledger.witnessed().ok_or_else(|| {
+                Status::unavailable(
+                    "no checkpoint has been cosigned by enough witnesses yet; retry shortly",
+                )
+            })?;
+            Some((witnessed.note.clone(), witnessed.checkpoint.clone()))
+        } else {
+            None
+        };
         let bundle = tokio::task::spawn_blocking(move || {
             let _admitted = admitted;
-            ledger.release_bundle(asked, &artifacts)
+            ledger.release_bundle_at(asked, &artifacts, at)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
@@ -1176,11 +1264,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                     .ledger()?
                     .inclusion_proof(index, size)
                     .map_err(status)?;
-                let checkpoint = if size == published.checkpoint.size {
-                    published.note.clone()
-                } else {
-                    String::new()
-                };
+                let checkpoint = self.note_at(size, &published);
                 (
                     Some(convert::inclusion_proof_to_proto(index, size, &hashes)),
                     checkpoint,
@@ -1204,8 +1288,22 @@ impl pb::ledger_server::Ledger for LedgerService {
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
         let _admitted = self.admit(&request, Needs::AnyRole, "read checkpoints")?;
+        let ledger = self.ledger()?;
+        if request.get_ref().witnessed {
+            self.no_witnesses()?;
+            let witnessed = ledger.witnessed().ok_or_else(|| {
+                Status::unavailable(
+                    "no checkpoint has been cosigned by enough witnesses yet: the witnesses \
+                     are slow or down (see evident_witness_failures_total); retry shortly",
+                )
+            })?;
+            return Ok(Response::new(pb::GetCheckpointResponse {
+                checkpoint: witnessed.note.clone(),
+            }));
+        }
+        let published = ledger.published();
         Ok(Response::new(pb::GetCheckpointResponse {
-            checkpoint: self.ledger()?.published().note.clone(),
+            checkpoint: self.note_at(published.checkpoint.size, &published),
         }))
     }
 
@@ -1234,12 +1332,8 @@ impl pb::ledger_server::Ledger for LedgerService {
         Ok(Response::new(pb::GetInclusionProofResponse {
             proof: Some(convert::inclusion_proof_to_proto(index, size, &hashes)),
             leaf_hash: leaf_hash.as_bytes().to_vec(),
-            // The latest checkpoint only proves a proof made at its own size.
-            checkpoint: if size == published.checkpoint.size {
-                published.note.clone()
-            } else {
-                String::new()
-            },
+            // A checkpoint only proves a proof made at its own size.
+            checkpoint: self.note_at(size, &published),
         }))
     }
 

@@ -182,6 +182,7 @@ async fn a_request_without_an_envelope_is_invalid() {
         .submit(evident_proto::v1::SubmitRequest {
             envelope: None,
             sigstore_bundle: Vec::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -332,6 +333,7 @@ async fn refusals_carry_a_machine_readable_reason() {
             .submit(evident_proto::v1::SubmitRequest {
                 envelope: Some(to_proto(envelope)),
                 sigstore_bundle: Vec::new(),
+                ..Default::default()
             })
             .await
             .unwrap_err()

@@ -10,7 +10,11 @@ use super::{Ledger, LedgerError, failure_of, read_record};
 impl Ledger {
     /// Every policy version covered by the latest checkpoint: `(name, version, index)`.
     pub fn policies(&self) -> Result<Vec<(String, u64, u64)>, LedgerError> {
-        let size = self.published().checkpoint.size;
+        self.policies_below(self.published().checkpoint.size)
+    }
+
+    /// Every policy version among the first `size` entries: `(name, version, index)`.
+    fn policies_below(&self, size: u64) -> Result<Vec<(String, u64, u64)>, LedgerError> {
         Ok(self
             .store
             .policies()?
@@ -28,13 +32,30 @@ impl Ledger {
         request: BundleRequest,
         artifacts: &[(String, String)],
     ) -> Result<Bundle, LedgerError> {
-        let published = self.published();
-        let size = published.checkpoint.size;
+        self.release_bundle_at(request, artifacts, None)
+    }
+
+    /// [`Ledger::release_bundle`], proven at the checkpoint `at` (its note and what it
+    /// says: one this log signed, such as the latest witnessed one) instead of the latest.
+    pub fn release_bundle_at(
+        &self,
+        request: BundleRequest,
+        artifacts: &[(String, String)],
+        at: Option<(String, evident_core::note::Checkpoint)>,
+    ) -> Result<Bundle, LedgerError> {
+        let (note, checkpoint) = match at {
+            Some(at) => at,
+            None => {
+                let published = self.published();
+                (published.note.clone(), published.checkpoint.clone())
+            }
+        };
+        let size = checkpoint.size;
         let mut indexes: std::collections::BTreeSet<u64> =
             self.store.registry_entries(0, size)?.into_iter().collect();
         // Every policy version: the checkpoint signs their running hash, and a verifier
         // refuses a bundle that leaves one out.
-        for (_, _, index) in self.policies()? {
+        for (_, _, index) in self.policies_below(size)? {
             indexes.insert(index);
         }
         let mut about_artifact = Vec::new();
@@ -69,12 +90,12 @@ impl Ledger {
                 Ok(BundleEntry::new(&bytes, &proof))
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
-        let manifest = Manifest::new(&published.checkpoint, request, &leaf_hashes)
+        let manifest = Manifest::new(&checkpoint, request, &leaf_hashes)
             .sign(&self.signer)
             .map_err(|e| failure_of("signing the bundle manifest", e))?;
         Ok(Bundle {
             media_type: BUNDLE_MEDIA_TYPE.to_owned(),
-            checkpoint: published.note.clone(),
+            checkpoint: note,
             manifest,
             genesis: (*self.genesis_document).clone(),
             entries,

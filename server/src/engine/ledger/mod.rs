@@ -206,6 +206,18 @@ pub struct Published {
     pub registry: Arc<Registry>,
 }
 
+/// The latest checkpoint that enough witnesses cosigned: the log's note with their
+/// cosignature lines (C2SP tlog-cosignature).
+#[derive(Debug, Clone)]
+pub struct Witnessed {
+    /// The note: the log's signature and the witnesses' cosignatures.
+    pub note: String,
+    /// What it says.
+    pub checkpoint: Checkpoint,
+    /// The configured witnesses whose cosignature it carries.
+    pub cosigned: Vec<evident_core::cosign::Cosigned>,
+}
+
 struct Submission {
     envelope: Envelope,
     /// What the submit-time check found (for a submission queued by another instance, the
@@ -243,6 +255,8 @@ pub struct Ledger {
     /// The size of the latest published checkpoint, for those waiting for one to cover an
     /// entry.
     published_size: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The latest witnessed checkpoint, once witnesses have cosigned one.
+    witnessed: Arc<tokio::sync::watch::Sender<Option<Arc<Witnessed>>>>,
     route: Arc<RwLock<Route>>,
     verifier: Verifier,
     /// The log key, shared with the sequencer: the read side signs bundle manifests with it.
@@ -390,6 +404,7 @@ impl Ledger {
             genesis_document: Arc::new(genesis.document),
             published: Arc::new(RwLock::new(Arc::new(published))),
             published_size: Arc::new(published_size),
+            witnessed: Arc::new(tokio::sync::watch::channel(None).0),
             route: Arc::new(RwLock::new(route)),
             verifier,
             signer: Arc::new(signer),
@@ -574,6 +589,49 @@ impl Ledger {
         Ok(self.published())
     }
 
+    /// Watches the size of the latest published checkpoint.
+    pub fn published_sizes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published_size.subscribe()
+    }
+
+    /// The latest checkpoint that enough witnesses cosigned, if any yet.
+    pub fn witnessed(&self) -> Option<Arc<Witnessed>> {
+        self.witnessed.borrow().clone()
+    }
+
+    /// Watches the latest witnessed checkpoint.
+    pub fn witnessed_updates(&self) -> tokio::sync::watch::Receiver<Option<Arc<Witnessed>>> {
+        self.witnessed.subscribe()
+    }
+
+    /// Publishes a witnessed checkpoint, unless one at least as large already is. The
+    /// caller has verified the log's signature and the cosignatures.
+    pub fn set_witnessed(&self, witnessed: Witnessed) -> bool {
+        let size = witnessed.checkpoint.size;
+        let count = witnessed.cosigned.len();
+        self.witnessed.send_if_modified(|current| {
+            let newer = current.as_ref().is_none_or(|c| {
+                c.checkpoint.size < size || (c.checkpoint.size == size && c.cosigned.len() < count)
+            });
+            if newer {
+                *current = Some(Arc::new(witnessed));
+            }
+            newer
+        })
+    }
+
+    /// Waits until a witnessed checkpoint covers entry `index`.
+    pub async fn witnessed_covering(&self, index: u64) -> Result<Arc<Witnessed>, LedgerError> {
+        let mut updates = self.witnessed.subscribe();
+        let found = updates
+            .wait_for(|w| w.as_ref().is_some_and(|w| w.checkpoint.size > index))
+            .await
+            .map_err(|_| LedgerError::ShuttingDown)?;
+        Ok(found
+            .clone()
+            .expect("wait_for returned a witnessed checkpoint covering the entry"))
+    }
+
     /// The log's verifier key.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
@@ -696,7 +754,13 @@ impl Ledger {
                     let record = LeafRecord::decode(&bytes)
                         .map_err(|source| LedgerError::Undecodable { index, source })?;
                     let leaf_hash = record.leaf_hash();
-                    build_receipt(record, leaf_hash, &source, &published)
+                    build_receipt(
+                        record,
+                        leaf_hash,
+                        &source,
+                        &published.note,
+                        &published.checkpoint,
+                    )
                 })())
             })
             .collect()
@@ -709,14 +773,28 @@ impl Ledger {
 
     /// The receipt of entry `index` against a published checkpoint.
     pub fn receipt(&self, index: u64, published: &Published) -> Result<Receipt, LedgerError> {
+        self.receipt_at(index, &published.note, &published.checkpoint)
+    }
+
+    /// The receipt of entry `index` against a checkpoint this log signed (`note` says
+    /// `checkpoint`), such as the latest witnessed one.
+    pub fn receipt_at(
+        &self,
+        index: u64,
+        note: &str,
+        checkpoint: &Checkpoint,
+    ) -> Result<Receipt, LedgerError> {
+        if index >= checkpoint.size {
+            return Err(LedgerError::NotInTree {
+                index,
+                size: checkpoint.size,
+            });
+        }
         let record = read_record(&self.store, index)?;
         let leaf_hash = record.leaf_hash();
         let source = CachedSource::new(&self.store, &[]);
-        source.prefetch(&merkle::inclusion_proof_reads(
-            index,
-            published.checkpoint.size,
-        ))?;
-        build_receipt(record, leaf_hash, &source, published)
+        source.prefetch(&merkle::inclusion_proof_reads(index, checkpoint.size))?;
+        build_receipt(record, leaf_hash, &source, note, checkpoint)
     }
 
     /// The leaf record bytes of entry `index`, if it is covered by the latest checkpoint.
@@ -865,20 +943,19 @@ fn build_receipt(
     record: LeafRecord,
     leaf_hash: Hash,
     source: &impl SubtreeSource<Error = StoreError>,
-    published: &Published,
+    note: &str,
+    checkpoint: &Checkpoint,
 ) -> Result<Receipt, LedgerError> {
-    let size = published.checkpoint.size;
+    let size = checkpoint.size;
     let index = record.index();
     let proof = merkle::inclusion_proof(source, index, size)
         .map_err(|e| failure_of(format!("the inclusion proof of entry {index}"), e))?;
-    merkle::verify_inclusion(index, size, &leaf_hash, &proof, &published.checkpoint.root).map_err(
-        |e| {
-            failure_of(
-                format!("the inclusion proof of entry {index} against the checkpoint"),
-                e,
-            )
-        },
-    )?;
+    merkle::verify_inclusion(index, size, &leaf_hash, &proof, &checkpoint.root).map_err(|e| {
+        failure_of(
+            format!("the inclusion proof of entry {index} against the checkpoint"),
+            e,
+        )
+    })?;
     Ok(Receipt {
         index,
         integrated_time_nanos: record.integrated_time_nanos(),
@@ -887,7 +964,7 @@ fn build_receipt(
         leaf_hash,
         tree_size: size,
         proof,
-        checkpoint: published.note.clone(),
+        checkpoint: note.to_owned(),
         envelope: record.into_envelope(),
     })
 }

@@ -634,12 +634,24 @@ impl Writer {
         let source = CachedSource::new(&self.store, &known);
         for (reply, place) in replies.into_iter().zip(placed) {
             let answer = match place {
-                Placed::New(record, leaf_hash) => {
-                    build_receipt(record, leaf_hash, &source, &published).map(|r| (r, false))
-                }
+                Placed::New(record, leaf_hash) => build_receipt(
+                    record,
+                    leaf_hash,
+                    &source,
+                    &published.note,
+                    &published.checkpoint,
+                )
+                .map(|r| (r, false)),
                 Placed::Existing(index) => read_record(&self.store, index).and_then(|record| {
                     let leaf_hash = record.leaf_hash();
-                    build_receipt(record, leaf_hash, &source, &published).map(|r| (r, true))
+                    build_receipt(
+                        record,
+                        leaf_hash,
+                        &source,
+                        &published.note,
+                        &published.checkpoint,
+                    )
+                    .map(|r| (r, true))
                 }),
                 Placed::Refused(e) => Err(e),
             };

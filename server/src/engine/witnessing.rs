@@ -1,0 +1,307 @@
+//! Gathering witness cosignatures (C2SP tlog-witness): after the log publishes a checkpoint,
+//! every configured witness is sent it with a consistency proof from the size it cosigned
+//! last, and the cosignatures that come back are added to the note. Once at least the
+//! threshold of witnesses cosigned one checkpoint, it is published as the witnessed
+//! checkpoint (`Ledger::set_witnessed`), which readers and tiles serve.
+//!
+//! Ingest never waits for witnesses: a witness that is down or slow only makes the
+//! witnessed checkpoint lag the log, which `evident_witnessed_tree_size` shows. Rounds run
+//! one at a time, every witness asked concurrently for the same checkpoint (so that K of
+//! them sign one note), at most one round per `interval`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use evident_core::cosign::{CosignerKey, WitnessPolicy, add_signature_lines};
+use evident_core::note::{Checkpoint, Note};
+
+use crate::config::WitnessConfig;
+use crate::ledger::{Ledger, Published, Witnessed};
+use crate::metrics::METRICS;
+
+/// The most bytes read from a witness's answer: a few signature lines.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// One witness, and what the log knows of it.
+struct Witness {
+    key: CosignerKey,
+    /// `<submission prefix>/add-checkpoint`.
+    url: String,
+    /// The size of the latest checkpoint the witness cosigned for this log, as far as the
+    /// log knows (learned from a 409 when it does not).
+    size: u64,
+}
+
+/// Why one witness brought no cosignature this round.
+#[derive(Debug, thiserror::Error)]
+enum WitnessError {
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("answered {status}: {body}")]
+    Refused { status: u16, body: String },
+    #[error("has cosigned size {0}, beyond this log's checkpoint")]
+    Ahead(u64),
+    #[error("answered 409 twice in a row (sizes {0} then {1})")]
+    Conflict(u64, u64),
+    #[error("the consistency proof could not be read: {0}")]
+    Proof(String),
+    #[error("answered with no valid cosignature by its key: {0}")]
+    BadAnswer(String),
+}
+
+/// The cosigning task: runs until the ledger's checkpoints stop (shutdown).
+pub async fn run(
+    ledger: Ledger,
+    configs: Vec<WitnessConfig>,
+    policy: WitnessPolicy,
+    interval: Duration,
+    timeout: Duration,
+) {
+    let client = match reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("evidentd/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make an HTTP client: no witness will be asked");
+            return;
+        }
+    };
+    let mut witnesses: Vec<Witness> = configs
+        .iter()
+        .zip(policy.witnesses())
+        .map(|(config, key)| Witness {
+            key: key.clone(),
+            url: format!("{}/add-checkpoint", config.url.trim_end_matches('/')),
+            size: 0,
+        })
+        .collect();
+    let mut sizes = ledger.published_sizes();
+    let mut done = 0u64;
+    let mut first = true;
+    loop {
+        if !first {
+            tokio::time::sleep(interval).await;
+        }
+        first = false;
+        // A new checkpoint to witness (the empty log too, once).
+        let wait = sizes.wait_for(|size| *size > done || (done == 0 && *size == 0));
+        if wait.await.is_err() {
+            return;
+        }
+        let published = ledger.published();
+        if published.note.is_empty() {
+            continue;
+        }
+        let size = published.checkpoint.size;
+        let cosigned = round(&ledger, &client, &mut witnesses, &published).await;
+        if cosigned.len() >= policy.threshold().max(1) {
+            publish(&ledger, &policy, &published, &cosigned);
+            done = size.max(1);
+        } else {
+            // Not enough this round: try again after the interval, with this checkpoint or
+            // a newer one.
+            tracing::debug!(
+                size,
+                cosigned = cosigned.len(),
+                threshold = policy.threshold(),
+                "checkpoint not witnessed this round"
+            );
+        }
+    }
+}
+
+/// Asks every witness to cosign `published` concurrently; returns the signature lines
+/// that verified.
+async fn round(
+    ledger: &Ledger,
+    client: &reqwest::Client,
+    witnesses: &mut Vec<Witness>,
+    published: &Arc<Published>,
+) -> Vec<String> {
+    let mut asks = tokio::task::JoinSet::new();
+    for mut witness in witnesses.drain(..) {
+        let (ledger, client, published) = (ledger.clone(), client.clone(), published.clone());
+        asks.spawn(async move {
+            let line = ask(&ledger, &client, &mut witness, &published).await;
+            (witness, line)
+        });
+    }
+    let mut lines = Vec::new();
+    while let Some(done) = asks.join_next().await {
+        let (witness, line) = done.expect("asking a witness does not panic");
+        witnesses.push(witness);
+        lines.extend(line);
+    }
+    lines
+}
+
+/// One witness's cosignature line for `published`, or `None` (logged and counted).
+async fn ask(
+    ledger: &Ledger,
+    client: &reqwest::Client,
+    witness: &mut Witness,
+    published: &Arc<Published>,
+) -> Option<String> {
+    match cosign(ledger, client, witness, published).await {
+        Ok(line) => {
+            METRICS.witness_cosigned(witness.key.name(), witness.size);
+            Some(line)
+        }
+        Err(e) => {
+            METRICS.witness_failed(witness.key.name());
+            tracing::warn!(
+                witness = witness.key.name(),
+                url = %witness.url,
+                size = published.checkpoint.size,
+                error = %e,
+                "witness did not cosign"
+            );
+            None
+        }
+    }
+}
+
+async fn cosign(
+    ledger: &Ledger,
+    client: &reqwest::Client,
+    witness: &mut Witness,
+    published: &Arc<Published>,
+) -> Result<String, WitnessError> {
+    let size = published.checkpoint.size;
+    let mut conflicts = Vec::new();
+    loop {
+        let old = witness.size;
+        if old > size {
+            return Err(WitnessError::Ahead(old));
+        }
+        let proof = if old == 0 || old == size {
+            Vec::new()
+        } else {
+            let ledger = ledger.clone();
+            tokio::task::spawn_blocking(move || ledger.consistency_proof(old, size))
+                .await
+                .map_err(|e| WitnessError::Proof(e.to_string()))?
+                .map_err(|e| WitnessError::Proof(e.to_string()))?
+        };
+        let mut body = format!("old {old}\n");
+        for hash in &proof {
+            body.push_str(&hash.to_base64());
+            body.push('\n');
+        }
+        body.push('\n');
+        body.push_str(&published.note);
+        let answer = client.post(&witness.url).body(body).send().await?;
+        let status = answer.status();
+        let text = read_limited(answer).await?;
+        match status.as_u16() {
+            200 => {
+                let lines =
+                    check_answer(&witness.key, &published.note, &published.checkpoint, &text)?;
+                witness.size = size;
+                return Ok(lines);
+            }
+            409 => {
+                let theirs = text
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| WitnessError::Refused {
+                        status: 409,
+                        body: one_line(&text),
+                    })?;
+                conflicts.push(theirs);
+                if conflicts.len() > 1 {
+                    return Err(WitnessError::Conflict(conflicts[0], theirs));
+                }
+                witness.size = theirs;
+            }
+            code => {
+                return Err(WitnessError::Refused {
+                    status: code,
+                    body: one_line(&text),
+                });
+            }
+        }
+    }
+}
+
+/// The answer's body, up to [`MAX_ANSWER_BYTES`].
+async fn read_limited(mut answer: reqwest::Response) -> Result<String, WitnessError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(WitnessError::BadAnswer(format!(
+                "answer longer than {MAX_ANSWER_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The first line of a witness's error answer, bounded, for the log line.
+fn one_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    line.chars().take(200).collect()
+}
+
+/// Keeps the lines of a witness's 200 answer that are valid cosignatures by its key.
+fn check_answer(
+    key: &CosignerKey,
+    note: &str,
+    checkpoint: &Checkpoint,
+    text: &str,
+) -> Result<String, WitnessError> {
+    let with =
+        add_signature_lines(note, text).map_err(|e| WitnessError::BadAnswer(e.to_string()))?;
+    let parsed = Note::parse(&with).map_err(|e| WitnessError::BadAnswer(e.to_string()))?;
+    match key.verify_note(&parsed, checkpoint) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(WitnessError::BadAnswer(
+                "no line from the witness's key".into(),
+            ));
+        }
+        Err(e) => return Err(WitnessError::BadAnswer(e.to_string())),
+    }
+    let prefix = format!("\u{2014} {} ", key.name());
+    Ok(text
+        .lines()
+        .filter(|line| line.starts_with(&prefix))
+        .map(|line| format!("{line}\n"))
+        .collect())
+}
+
+/// Adds the round's cosignatures to the note and publishes it as witnessed.
+fn publish(ledger: &Ledger, policy: &WitnessPolicy, published: &Published, lines: &[String]) {
+    let note = match add_signature_lines(&published.note, &lines.concat()) {
+        Ok(note) => note,
+        Err(e) => {
+            tracing::error!(error = %e, "cosignatures do not fit the note");
+            return;
+        }
+    };
+    let checked = Note::parse(&note)
+        .map_err(|e| e.to_string())
+        .and_then(|parsed| {
+            policy
+                .check(&parsed, &published.checkpoint)
+                .map_err(|e| e.to_string())
+        });
+    match checked {
+        Ok(cosigned) => {
+            let size = published.checkpoint.size;
+            if ledger.set_witnessed(Witnessed {
+                note,
+                checkpoint: published.checkpoint.clone(),
+                cosigned,
+            }) {
+                METRICS.witnessed(size);
+                tracing::debug!(size, "witnessed checkpoint published");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "the witnessed note does not pass the policy"),
+    }
+}
