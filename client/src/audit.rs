@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use evident_core::audit::{Replay, Summary};
+use evident_core::cosign::WitnessPolicy;
 use evident_core::merkle;
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::predicates;
@@ -547,14 +548,20 @@ pub async fn releases(
 
 /// The latest checkpoint, verified and proven consistent with the last one seen (and then
 /// remembered in `state_file`).
+///
+/// With witnesses required, it is the latest witnessed checkpoint, refused without their
+/// cosignatures.
 pub async fn latest(
     client: &mut Client,
     log_key: &Verifier,
+    witnesses: &WitnessPolicy,
     state_file: &Path,
 ) -> Result<Checkpoint, ClientError> {
     let mut state = CheckpointState::load(state_file)?;
-    let note = client.checkpoint().await?;
-    let checkpoint = state.advance(client, log_key, &note).await?;
+    let note = client.checkpoint_at(witnesses.threshold() > 0).await?;
+    let checkpoint = state
+        .advance_witnessed(client, log_key, witnesses, &note)
+        .await?;
     state.save(state_file)?;
     Ok(checkpoint)
 }
@@ -628,12 +635,13 @@ pub struct Audited {
 pub async fn audit(
     client: &mut Client,
     log_key: &Verifier,
+    witnesses: &WitnessPolicy,
     registry: Registry,
     state_file: &Path,
     progress: impl FnMut(u64, u64),
 ) -> Result<Audited, ClientError> {
     let seen = CheckpointState::load(state_file)?.last(log_key)?;
-    let checkpoint = match latest(client, log_key, state_file).await {
+    let checkpoint = match latest(client, log_key, witnesses, state_file).await {
         Ok(c) => c,
         Err(e) if e.is_verification_failure() => {
             return Err(match seen {
@@ -734,10 +742,11 @@ impl Monitor {
         &mut self,
         client: &mut Client,
         log_key: &Verifier,
+        witnesses: &WitnessPolicy,
         state_file: &Path,
     ) -> Result<Polled, ClientError> {
         let before = self.replay.size();
-        let checkpoint = latest(client, log_key, state_file).await?;
+        let checkpoint = latest(client, log_key, witnesses, state_file).await?;
         replay_to(client, &mut self.replay, &checkpoint, |_, _| {}).await?;
         Ok(Polled {
             checkpoint,
@@ -838,7 +847,7 @@ pub async fn report(
     let checkpoint = match latest_seen {
         Some(c) => c,
         // No release in the period: the report says so, against the latest checkpoint.
-        None => latest(client, log_key, state_file).await?,
+        None => latest(client, log_key, &WitnessPolicy::none(), state_file).await?,
     };
     let mut document = Document::new(title, now, log_key, &checkpoint);
     document.releases = sections;

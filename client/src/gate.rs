@@ -31,6 +31,7 @@ use std::path::Path;
 use evident_core::Hash;
 use evident_core::SigningKey;
 use evident_core::bundle::{Bundle, BundleError, BundleRequest, VerifiedBundle};
+use evident_core::cosign::WitnessPolicy;
 use evident_core::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::policy::{Policy, Report};
@@ -143,6 +144,9 @@ pub struct Gate<'a> {
     pub genesis: &'a GenesisDocument,
     /// The checkpoint state file ([`CheckpointState`]).
     pub state_file: &'a Path,
+    /// The witnesses whose cosignatures the bundle's checkpoint must carry (none: any
+    /// checkpoint the log signed).
+    pub witnesses: &'a WitnessPolicy,
 }
 
 /// The gate's verdict: the policy's report over verified evidence.
@@ -172,10 +176,12 @@ impl Gate<'_> {
         let bundle = match evidence {
             Evidence::Offline(bundle) => bundle,
             Evidence::Online(client) => {
-                let bundle = client.release_bundle(release).await?;
+                let bundle = client
+                    .release_bundle_at(release, self.witnesses.threshold() > 0)
+                    .await?;
                 // Online: the bundle's checkpoint must extend every checkpoint seen before.
                 state
-                    .advance(client, self.log_key, &bundle.checkpoint)
+                    .advance_witnessed(client, self.log_key, self.witnesses, &bundle.checkpoint)
                     .await?;
                 state.save(self.state_file)?;
                 bundle
@@ -184,8 +190,10 @@ impl Gate<'_> {
         let verified = bundle
             .verify(self.log_key, self.genesis)
             .map_err(|e| ClientError::Verification(e.to_string()))?;
-        // Offline, a bundle can still be compared with the checkpoints seen before.
+        // Offline, a bundle can still be compared with the checkpoints seen before, and
+        // must carry the witnesses' cosignatures as online.
         state.check_bundle(self.log_key, verified.checkpoint())?;
+        crate::check_witnesses(self.witnesses, &bundle.checkpoint, verified.checkpoint())?;
         let policy = verified
             .policy(&policy.name, policy.version)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;

@@ -30,8 +30,10 @@ pub mod submit;
 
 use std::path::{Path, PathBuf};
 
+use evident_core::cosign::{Cosigned, WitnessPolicy};
 use evident_core::merkle;
-use evident_core::note::{Checkpoint, Verifier};
+use evident_core::note::{Checkpoint, Note, Verifier};
+use evident_core::receipt::Receipt;
 use serde::{Deserialize, Serialize};
 
 // The typed gRPC client is `evident-api`'s, shared with `evidentd backup`; these are the
@@ -52,6 +54,81 @@ pub fn now_nanos() -> i64 {
 pub fn time_text(nanos: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(nanos)
         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Checks that a checkpoint note the log signed (`checkpoint` is what it says) carries the
+/// cosignatures `witnesses` requires; with no witnesses required, nothing is checked.
+///
+/// A checkpoint that enough independent witnesses cosigned is one they all saw as an
+/// extension of every earlier checkpoint of the log: a fork shown to this client alone has
+/// no such cosignatures, even to a client with no saved state.
+pub fn check_witnesses(
+    witnesses: &WitnessPolicy,
+    note: &str,
+    checkpoint: &Checkpoint,
+) -> Result<Vec<Cosigned>, ClientError> {
+    if witnesses.threshold() == 0 {
+        return Ok(Vec::new());
+    }
+    let parsed =
+        Note::parse(note).map_err(|e| ClientError::Verification(format!("checkpoint: {e}")))?;
+    witnesses.check(&parsed, checkpoint).map_err(|e| {
+        ClientError::Verification(format!(
+            "{e}: without the witnesses' word this checkpoint may be a view of the log shown \
+             only to this client (a fork); retry once the witnesses have cosigned, or check \
+             that the witnesses are up"
+        ))
+    })
+}
+
+/// `receipt` again, proven against the log's latest witnessed checkpoint once one covers
+/// it: waits up to `wait`, asking every half second. The result is not yet verified.
+pub async fn witnessed_receipt(
+    client: &mut Client,
+    receipt: Receipt,
+    wait: std::time::Duration,
+) -> Result<Receipt, ClientError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let index = receipt.index;
+    loop {
+        let seen = match client.checkpoint_at(true).await {
+            Ok(note) => Some(note),
+            // None cosigned yet.
+            Err(ClientError::Status {
+                code: tonic::Code::Unavailable,
+                ..
+            }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(note) = seen {
+            let size = Note::parse(&note)
+                .ok()
+                .and_then(|n| Checkpoint::parse_body(&n.text).ok())
+                .map(|c| c.size)
+                .ok_or_else(|| {
+                    ClientError::Response("the witnessed checkpoint does not parse".into())
+                })?;
+            if size > index {
+                let (tree_size, proof, _, _) =
+                    client.inclusion_proof(Selector::Index(index), size).await?;
+                return Ok(Receipt {
+                    tree_size,
+                    proof,
+                    checkpoint: note,
+                    ..receipt
+                });
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ClientError::Verification(format!(
+                "entry {index} is logged, but no witnessed checkpoint covered it within {} s: \
+                 the witnesses are slow or down; the receipt without their cosignatures was \
+                 not accepted",
+                wait.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// What [`CheckpointState::refresh`] found.
@@ -85,15 +162,21 @@ impl CheckpointState {
 
     /// Fetches the latest checkpoint from `client`, verifies it under `log_key`, proves it
     /// consistent with the last one kept in `path` and saves it there.
+    ///
+    /// With witnesses required, the latest witnessed checkpoint is fetched instead, and
+    /// refused without their cosignatures.
     pub async fn refresh(
         client: &mut Client,
         log_key: &Verifier,
+        witnesses: &WitnessPolicy,
         path: &Path,
     ) -> Result<Refreshed, ClientError> {
-        let note = client.checkpoint().await?;
+        let note = client.checkpoint_at(witnesses.threshold() > 0).await?;
         let mut state = CheckpointState::load(path)?;
         let previous = state.last(log_key)?.map(|c| c.size);
-        let checkpoint = state.advance(client, log_key, &note).await?;
+        let checkpoint = state
+            .advance_witnessed(client, log_key, witnesses, &note)
+            .await?;
         state.save(path)?;
         Ok(Refreshed {
             checkpoint,
@@ -231,6 +314,20 @@ impl CheckpointState {
                 ))
             }),
         }
+    }
+
+    /// [`CheckpointState::advance`], after checking that `note` carries the cosignatures
+    /// `witnesses` requires.
+    pub async fn advance_witnessed(
+        &mut self,
+        client: &mut Client,
+        log_key: &Verifier,
+        witnesses: &WitnessPolicy,
+        note: &str,
+    ) -> Result<Checkpoint, ClientError> {
+        let checkpoint = Checkpoint::verify(note, log_key)?;
+        check_witnesses(witnesses, note, &checkpoint)?;
+        self.advance(client, log_key, note).await
     }
 
     /// Verifies `note` under `log_key` and proves it consistent with the last checkpoint

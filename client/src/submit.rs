@@ -6,12 +6,16 @@ use std::path::{Path, PathBuf};
 
 use evident_core::Hash;
 use evident_core::SigningKey;
+use evident_core::cosign::WitnessPolicy;
 use evident_core::dsse::Envelope;
 use evident_core::note::Verifier;
 use evident_core::receipt::Receipt;
 use evident_core::registry::{Change, sign_change};
 
 use crate::{CheckpointState, Client, ClientError, MAX_ENVELOPES_PER_REQUEST};
+
+/// How long [`submit_files`] waits for a witnessed checkpoint to cover a receipt.
+pub const WITNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The most bytes of envelopes [`batches`] puts in one request (about 3 MiB).
 pub const BATCH_BYTES: usize = 3 << 20;
@@ -222,9 +226,14 @@ pub struct FilesSummary {
 /// file is answered (a failure is passed to `on_each` and counted in the summary), and the
 /// call fails only when the checkpoint state cannot advance. With `log_key`, receipts are
 /// verified and `state` advanced through their checkpoints; saving it is the caller's.
+///
+/// With `witnesses` required, each receipt is proven again against the latest witnessed
+/// checkpoint once one covers it (waiting up to [`WITNESS_WAIT`]), so the receipt written
+/// carries the witnesses' cosignatures.
 pub async fn submit_files<F>(
     client: &mut Client,
     log_key: Option<&Verifier>,
+    witnesses: &WitnessPolicy,
     state: &mut CheckpointState,
     receipt_dir: Option<&Path>,
     envelopes: &[(PathBuf, Envelope)],
@@ -235,6 +244,7 @@ where
 {
     let mut submitted = Submitted {
         key: log_key,
+        witnesses,
         receipt_dir,
         state,
         client,
@@ -298,6 +308,7 @@ where
 /// What [`submit_files`] does with each receipt.
 struct Submitted<'a> {
     key: Option<&'a Verifier>,
+    witnesses: &'a WitnessPolicy,
     receipt_dir: Option<&'a Path>,
     state: &'a mut CheckpointState,
     client: &'a mut Client,
@@ -331,9 +342,25 @@ impl Submitted<'_> {
                 receipt.index
             )));
         }
+        let receipt = if self.witnesses.threshold() > 0 {
+            crate::witnessed_receipt(self.client, receipt, WITNESS_WAIT)
+                .await
+                .map_err(|e| match e {
+                    ClientError::Verification(why) => {
+                        ClientError::Verification(format!("{}: {why}", path.display()))
+                    }
+                    other => ClientError::input(format!("{}", path.display()), other),
+                })?
+        } else {
+            receipt
+        };
         let verified = match self.key {
             Some(key) => {
-                receipt.verify(key).map_err(|e| {
+                let verified = receipt.verify(key).map_err(|e| {
+                    ClientError::Verification(format!("{}: receipt: {e}", path.display()))
+                })?;
+                crate::check_witnesses(self.witnesses, &receipt.checkpoint, &verified.checkpoint)
+                    .map_err(|e| {
                     ClientError::Verification(format!("{}: receipt: {e}", path.display()))
                 })?;
                 match &mut self.seen {

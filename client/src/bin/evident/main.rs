@@ -16,6 +16,7 @@ use clap::{Parser, ValueEnum};
 use evident_client::keyfile::check_private_file;
 use evident_client::report::escape_terminal;
 use evident_client::{CheckpointState, Client, ClientError};
+use evident_core::cosign::{CosignerKey, WitnessPolicy};
 use evident_core::note::Verifier;
 
 #[derive(Debug, Parser)]
@@ -101,6 +102,81 @@ struct LogArgs {
     /// File keeping the last verified checkpoint of each log.
     #[arg(long, global = true, env = "EVIDENT_STATE", help_heading = "Log")]
     state: Option<PathBuf>,
+    /// A witness whose cosignature the log's checkpoints must carry: its verifier key
+    /// (`name+id+base64`), or a file holding it. Repeat for each witness (or separate them
+    /// with commas in EVIDENT_WITNESSES); see --witness-threshold.
+    #[arg(
+        long = "witness",
+        global = true,
+        env = "EVIDENT_WITNESSES",
+        value_delimiter = ',',
+        help_heading = "Log"
+    )]
+    witnesses: Vec<String>,
+    /// How many of the witnesses must have cosigned a checkpoint for it to be accepted
+    /// (default: every witness named).
+    #[arg(
+        long,
+        global = true,
+        env = "EVIDENT_WITNESS_THRESHOLD",
+        help_heading = "Log"
+    )]
+    witness_threshold: Option<usize>,
+    /// A trust file (TOML) naming the log key and the witnesses: `log_key = "…"`,
+    /// `witnesses = ["…", …]`, `witness_threshold = K`. Flags given as well take precedence.
+    #[arg(long, global = true, env = "EVIDENT_TRUST", help_heading = "Log")]
+    trust: Option<PathBuf>,
+}
+
+/// The trust file of `--trust`: what a client trusts about one log.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustFile {
+    /// The log's verifier key text.
+    log_key: Option<String>,
+    /// The witnesses' verifier key texts.
+    #[serde(default)]
+    witnesses: Vec<String>,
+    /// How many must have cosigned (default: all).
+    witness_threshold: Option<usize>,
+}
+
+/// The `--trust` file, if one is named.
+fn trust_file(cli: &Cli) -> anyhow::Result<TrustFile> {
+    let Some(path) = &cli.log.trust else {
+        return Ok(TrustFile::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--trust: reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("--trust: {}", path.display()))
+}
+
+/// The witnesses a checkpoint must be cosigned by (from `--witness`, or the `--trust`
+/// file), and how many: none unless some are named.
+fn witness_policy(cli: &Cli) -> anyhow::Result<WitnessPolicy> {
+    let file = trust_file(cli)?;
+    let (texts, threshold) = if cli.log.witnesses.is_empty() {
+        (
+            file.witnesses,
+            cli.log.witness_threshold.or(file.witness_threshold),
+        )
+    } else {
+        (cli.log.witnesses.clone(), cli.log.witness_threshold)
+    };
+    let mut keys = Vec::with_capacity(texts.len());
+    for text in &texts {
+        let text = if Path::new(text).is_file() {
+            std::fs::read_to_string(text).with_context(|| format!("reading witness key {text}"))?
+        } else {
+            text.clone()
+        };
+        keys.push(CosignerKey::parse(&text).context("--witness")?);
+    }
+    let threshold = threshold.unwrap_or(keys.len());
+    if threshold == 0 && !keys.is_empty() {
+        bail!("--witness-threshold must be at least 1 when witnesses are named");
+    }
+    Ok(WitnessPolicy::new(keys, threshold).context("--witness-threshold")?)
 }
 
 /// `--format` of the commands that print one document: lines for people, or JSON.
@@ -264,8 +340,16 @@ impl std::error::Error for Denied {}
 
 /// The log key given with `--log-key` (the key, or a file holding it), if any.
 fn log_key(cli: &Cli) -> anyhow::Result<Option<Verifier>> {
-    let Some(text) = &cli.log.log_key else {
-        return Ok(None);
+    let from_file;
+    let text = match &cli.log.log_key {
+        Some(text) => text,
+        None => match trust_file(cli)?.log_key {
+            Some(text) => {
+                from_file = text;
+                &from_file
+            }
+            None => return Ok(None),
+        },
     };
     let text = if Path::new(text).is_file() {
         std::fs::read_to_string(text).with_context(|| format!("reading log key file {text}"))?

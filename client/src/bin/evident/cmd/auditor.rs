@@ -15,7 +15,9 @@ use evident_client::time_text;
 use evident_client::{Hit, Query};
 use evident_core::record::EntryKind;
 
-use crate::{Cli, Format, GenesisArg, connect, print_json, require_log_key, state_path};
+use crate::{
+    Cli, Format, GenesisArg, connect, print_json, require_log_key, state_path, witness_policy,
+};
 
 /// Filters of `evident query`.
 #[derive(Debug, clap::Args)]
@@ -402,9 +404,11 @@ pub async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     let show_progress = cli.format == Format::Human && std::io::stderr().is_terminal();
     let mut bar = progress_bar(std::time::Instant::now());
     let mut drew = false;
+    let witnesses = witness_policy(cli)?;
     let audited = audit::audit(
         &mut client,
         &key,
+        &witnesses,
         registry,
         &state_path(cli),
         |done, total| {
@@ -460,10 +464,14 @@ pub async fn monitor(cli: &Cli, args: &MonitorArgs) -> anyhow::Result<()> {
     let registry = audit::genesis_registry(&read_genesis(&args.genesis.genesis)?)?;
     let mut client = connect(cli).await?;
     let state_file = state_path(cli);
+    let witnesses = witness_policy(cli)?;
     let mut monitor = audit::Monitor::new(registry);
     let mut polls = 0u64;
     loop {
-        let polled = match monitor.poll(&mut client, &key, &state_file).await {
+        let polled = match monitor
+            .poll(&mut client, &key, &witnesses, &state_file)
+            .await
+        {
             Ok(p) => p,
             Err(e) if e.is_verification_failure() => {
                 return Err(alert(format!("{:#}", anyhow::Error::from(e))));

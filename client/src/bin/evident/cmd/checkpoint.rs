@@ -1,6 +1,6 @@
 //! `evident checkpoint`: the latest checkpoint, verified and proven consistent with the last one seen.
 
-use crate::{Cli, Format, connect, print_json, require_log_key, state_path};
+use crate::{Cli, Format, connect, print_json, require_log_key, state_path, witness_policy};
 use evident_client::output::CheckpointOutput;
 use evident_client::report::escape_terminal;
 use evident_client::{CheckpointState, Refreshed};
@@ -24,7 +24,7 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<()> {
         checkpoint,
         previous,
         note,
-    } = CheckpointState::refresh(&mut client, &key, &state_file).await?;
+    } = CheckpointState::refresh(&mut client, &key, &witness_policy(cli)?, &state_file).await?;
     match cli.format {
         Format::Json | Format::Jsonl | Format::Csv => print_json(&CheckpointOutput {
             origin: checkpoint.origin.clone(),

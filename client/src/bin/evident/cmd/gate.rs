@@ -82,10 +82,12 @@ pub(crate) async fn gate(
     let genesis = read_genesis(genesis_file)?;
     let policy = PolicyRef::parse(policy)?;
     let state_file = state_path(cli);
+    let witnesses = crate::witness_policy(cli)?;
     let gate = Gate {
         log_key: &key,
         genesis: &genesis,
         state_file: &state_file,
+        witnesses: &witnesses,
     };
     let verdict = match bundle_file {
         Some(path) => {

@@ -40,6 +40,12 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         .map_err(|e| VerificationFailed(format!("{}: {e}", path.display())))?;
     // Offline, a receipt can still be compared with a checkpoint of the same size seen before.
     CheckpointState::load(&state_path(cli))?.check_receipt(&key, &verified.checkpoint)?;
+    // And it must carry the cosignatures of the witnesses the client requires.
+    evident_client::check_witnesses(
+        &crate::witness_policy(cli)?,
+        &receipt.checkpoint,
+        &verified.checkpoint,
+    )?;
     let statement = Statement::from_envelope(&receipt.envelope).ok();
     let cp: &Checkpoint = &verified.checkpoint;
     match cli.format {

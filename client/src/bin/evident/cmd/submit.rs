@@ -38,9 +38,17 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     let mut client = connect(cli).await?;
     let mut results: SubmitOutput = Vec::new();
     let human = format_is_human(cli);
+    let witnesses = crate::witness_policy(cli)?;
+    if witnesses.threshold() > 0 && key.is_none() {
+        anyhow::bail!(
+            "witnesses are required but no log key is pinned: give --log-key (or log_key in \
+             the --trust file) so the receipts can be verified"
+        );
+    }
     let summary = submit::submit_files(
         &mut client,
         key.as_ref(),
+        &witnesses,
         &mut state,
         args.receipt_dir.as_deref(),
         &envelopes,
