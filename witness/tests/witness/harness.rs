@@ -270,10 +270,17 @@ pub fn binary() -> &'static str {
 
 impl Process {
     pub fn start(config: &Path) -> Process {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["serve", "--config"])
             .arg(config)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"]);
+        Process::spawn(command)
+    }
+
+    /// Starts `command` (a `serve`) and reads the address from its first line.
+    pub fn spawn(mut command: Command) -> Process {
+        let mut child = command
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -262,6 +262,23 @@ async fn a_body_over_64_kib_is_413_and_paths_and_methods_are_checked() {
     let reply = parse_reply(&raw);
     assert_eq!(reply.status, 413);
     one_line(&reply);
+    // A chunked body has no declared length: it is read up to the limit, no further.
+    let mut stream = tokio::net::TcpStream::connect(witness.addr).await.unwrap();
+    let chunk = vec![b'a'; 40 * 1024];
+    let mut raw =
+        b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..2 {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(&chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    stream.write_all(&raw).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let reply = parse_reply(&answer);
+    assert_eq!(reply.status, 413, "{}", reply.body);
+
     let reply = request(witness.addr, "GET", "/add-checkpoint", b"").await;
     assert_eq!(reply.status, 405);
     one_line(&reply);

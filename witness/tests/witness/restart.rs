@@ -125,3 +125,22 @@ async fn keygen_writes_a_private_key_the_witness_serves_with() {
         check_cosigned(&key, &log.note(), &reply.body);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listen_address_comes_from_the_environment_over_the_config() {
+    let mut log = TestLog::new(ORIGIN, 1);
+    log.grow(1);
+    let setup = Setup::ed25519(&[&log]);
+    // An address no interface has: binding it would fail.
+    let config = std::fs::read_to_string(&setup.config_path)
+        .unwrap()
+        .replace("127.0.0.1:0", "192.0.2.1:7380");
+    std::fs::write(&setup.config_path, config).unwrap();
+    let mut command = Command::new(binary());
+    command
+        .env("EVIDENT_WITNESS_CONFIG", &setup.config_path)
+        .env("EVIDENT_WITNESS_LISTEN", "127.0.0.1:0")
+        .arg("serve");
+    let witness = Process::spawn(command);
+    assert_eq!(add(witness.addr, &log.body(0, 1)).await.status, 200);
+}
