@@ -77,6 +77,15 @@ impl Store {
                 source,
             })?;
         }
+        // The new directories' entries are durable before any checkpoint is written in
+        // them.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StateError::Io {
+                what: "syncing directory",
+                path: dir.to_owned(),
+                source,
+            })?;
         Ok(store)
     }
 
