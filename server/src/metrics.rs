@@ -9,10 +9,8 @@
 //! the oldest one, so idle or stalled connections cannot starve a scrape.
 //! `docs/OPERATIONS.md` lists every metric.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
+use std::sync::LazyLock;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -20,8 +18,6 @@ use evident_core::kinds::Refusal;
 use evident_core::registry::AuthError;
 use http::{Method, Response, StatusCode, header};
 use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -30,10 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
-use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::net::TcpListener;
 
 /// The server's metrics.
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -553,16 +546,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// connections that idle or stall.
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// Longest request head (request line and headers) read; a longer one is answered 431.
-const MAX_REQUEST_HEAD: usize = 16 * 1024;
-
-/// The listener's limits (tests shorten them).
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    header_timeout: Duration,
-    request_timeout: Duration,
-    max_connections: usize,
-}
+pub(crate) use crate::api::http::Limits;
 
 const LIMITS: Limits = Limits {
     header_timeout: HEADER_TIMEOUT,
@@ -579,119 +563,10 @@ pub async fn serve(listener: TcpListener) {
 }
 
 async fn serve_with(listener: TcpListener, limits: Limits) {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(MAX_REQUEST_HEAD);
-    let open = Open::default();
-    // Owning the connection tasks here means dropping `serve` closes them all.
-    let mut tasks = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let (id, close) = open.admit(limits.max_connections);
-                    let http = http.clone();
-                    let open = open.clone();
-                    tasks.spawn(async move {
-                        connection(stream, &http, limits.request_timeout, &close, peer).await;
-                        open.remove(id);
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors, say: wait rather than spin.
-                    tracing::warn!(error = %e, "accepting a metrics connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
-    }
-}
-
-/// The open connections by age (ids ascend), each with the signal that closes it.
-#[derive(Debug, Clone, Default)]
-struct Open(Arc<Mutex<OpenInner>>);
-
-#[derive(Debug, Default)]
-struct OpenInner {
-    next_id: u64,
-    connections: BTreeMap<u64, Arc<Notify>>,
-}
-
-impl Open {
-    /// Makes room for a new connection (closing the oldest at the cap) and records it.
-    fn admit(&self, max: usize) -> (u64, Arc<Notify>) {
-        // A panic while holding the lock cannot leave the map half-updated.
-        let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        while inner.connections.len() >= max.max(1) {
-            let Some((_, oldest)) = inner.connections.pop_first() else {
-                break;
-            };
-            // A permit is stored if the task is not waiting yet: it still closes.
-            oldest.notify_one();
-        }
-        let id = inner.next_id;
-        inner.next_id += 1;
-        let close = Arc::new(Notify::new());
-        inner.connections.insert(id, close.clone());
-        (id, close)
-    }
-
-    fn remove(&self, id: u64) {
-        let mut inner = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.connections.remove(&id);
-    }
-}
-
-/// Serves one connection until the client closes it, hyper gives up on it (a request head
-/// not complete within the header timeout, a malformed or oversized head), its latest
-/// request is not answered within `request_timeout`, or a newer connection needs its place.
-async fn connection(
-    stream: TcpStream,
-    http: &http1::Builder,
-    request_timeout: Duration,
-    close: &Notify,
-    peer: std::net::SocketAddr,
-) {
-    // Until the first request, hyper's header timeout closes the connection first; this is
-    // only the backstop.
-    let deadline = Arc::new(Mutex::new(Instant::now() + 2 * request_timeout));
-    let service = {
-        let deadline = deadline.clone();
-        hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            *deadline.lock().unwrap_or_else(PoisonError::into_inner) =
-                Instant::now() + request_timeout;
-            std::future::ready(Ok::<_, Infallible>(answer(
-                request.method(),
-                request.uri().path(),
-            )))
-        })
-    };
-    let conn = http.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    loop {
-        let until = *deadline.lock().unwrap_or_else(PoisonError::into_inner);
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "metrics connection failed");
-                }
-                return;
-            }
-            () = close.notified() => {
-                tracing::debug!(%peer, "metrics connection closed to make room for a newer one");
-                return;
-            }
-            () = tokio::time::sleep_until(until) => {
-                // A request that came meanwhile moved the deadline.
-                if *deadline.lock().unwrap_or_else(PoisonError::into_inner) <= Instant::now() {
-                    tracing::debug!(%peer, "metrics request not answered in time");
-                    return;
-                }
-            }
-        }
-    }
+    crate::api::http::serve(listener, limits, "metrics", |request| {
+        std::future::ready(answer(request.method(), request.uri().path()))
+    })
+    .await;
 }
 
 /// The answer to a request: the method and path decide; headers and body are ignored.
@@ -736,6 +611,7 @@ mod tests {
 
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
 
     /// A parsed sample: name, label pairs (unescaped) and value.
     type Sample = (String, Vec<(String, String)>, f64);
@@ -809,7 +685,7 @@ mod tests {
     }
 
     /// Every family, with its type and help, as the hand-written registry exposed them.
-    const FAMILIES: [(&str, &str, &str); 15] = [
+    const FAMILIES: [(&str, &str, &str); 17] = [
         (
             "evident_build_info",
             "gauge",
@@ -892,6 +768,19 @@ mod tests {
             "Unix time at which the last background verification of the whole store \
              succeeded (0: none yet).",
         ),
+        (
+            "evident_witnessed_tree_size",
+            "gauge",
+            "Entries covered by the latest checkpoint that enough witnesses cosigned (0: none \
+             yet); evident_tree_size - evident_witnessed_tree_size is how far it lags.",
+        ),
+        (
+            "evident_witnessed_timestamp_seconds",
+            "gauge",
+            "Unix time at which the latest witnessed checkpoint was published (0: none yet).",
+        ),
+        // The per-witness families (evident_witness_cosigned_tree_size,
+        // evident_witness_failures_total) show once a witness is asked.
     ];
 
     #[test]
@@ -954,6 +843,8 @@ mod tests {
             "evident_store_verifications_total{result=\"failed\"}".to_owned(),
             "evident_store_verified_entries".to_owned(),
             "evident_store_verified_timestamp_seconds".to_owned(),
+            "evident_witnessed_tree_size".to_owned(),
+            "evident_witnessed_timestamp_seconds".to_owned(),
         ];
         for key in &expected {
             assert!(series.contains_key(key), "{key} in\n{text}");
