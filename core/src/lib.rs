@@ -9,6 +9,8 @@
 //! - [`merkle`]: RFC 6962 hashing, roots, inclusion and consistency proofs.
 //! - [`note`]: C2SP signed notes and checkpoints.
 //! - [`cosign`]: witness cosignatures (C2SP tlog-cosignature) and K-of-N witness policies.
+//! - [`tiles`]: C2SP tlog-tiles: tile and entry bundle paths, which tiles a tree has, tile
+//!   contents, and a subtree source over tiles fetched from an untrusted place.
 //! - [`receipt`]: receipts a submitter verifies offline.
 //! - [`registry`]: the trust registry, rebuilt from registry entries.
 //! - [`names`]: the one check for names the server indexes, logs and prints.
@@ -40,6 +42,7 @@ pub mod record;
 pub mod registry;
 pub mod sigstore;
 pub mod statement;
+pub mod tiles;
 
 pub use hash::Hash;
 pub use keys::{PublicKey, SigningKey};

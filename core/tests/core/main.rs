@@ -18,3 +18,4 @@ mod properties;
 mod record;
 mod registry;
 mod statement;
+mod tiles;

@@ -1,0 +1,424 @@
+//! C2SP tlog-tiles: tile paths and their strict parser, which tiles a tree has (the spec's
+//! worked example), tiles made from a tree and read back through `TiledTree` (roots and
+//! proofs equal the memory tree's; a tampered tile fails), and entry bundles.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+
+use evident_core::merkle::{
+    self, MemoryTree, consistency_proof, inclusion_proof, leaf_hash, verify_consistency,
+    verify_inclusion,
+};
+use evident_core::tiles::{
+    BundleError, BundleId, Resource, TileError, TileId, TiledTree, bundles_new_between,
+    decode_bundle, encode_bundle, resources_new_between, tile_hashes, tiles, tiles_new_between,
+};
+use proptest::prelude::*;
+
+/// A memory tree of `n` leaves, leaf i the hash of `i` in big-endian.
+fn memory_tree(n: u64) -> MemoryTree {
+    let mut tree = MemoryTree::new();
+    for i in 0..n {
+        tree.push(leaf_hash(&i.to_be_bytes()));
+    }
+    tree
+}
+
+/// The tiles of the first `size` leaves of `tree`, as a static mirror would serve them.
+fn serve(tree: &MemoryTree, size: u64) -> HashMap<TileId, Vec<u8>> {
+    tiles(size)
+        .into_iter()
+        .map(|id| (id, tile_hashes(tree, id).expect("the tree holds the tile")))
+        .collect()
+}
+
+fn fetcher(served: &HashMap<TileId, Vec<u8>>) -> impl Fn(TileId) -> Result<Vec<u8>, String> + '_ {
+    |id| {
+        served
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| format!("{id} not served"))
+    }
+}
+
+fn tile(level: u8, index: u64, width: u16) -> TileId {
+    TileId::new(level, index, width).unwrap()
+}
+
+#[test]
+fn paths_group_the_index_in_threes_with_x_prefixes() {
+    assert_eq!(tile(0, 1234067, 256).path(), "tile/0/x001/x234/067");
+    assert_eq!(tile(3, 1234067, 1).path(), "tile/3/x001/x234/067.p/1");
+    assert_eq!(tile(0, 0, 256).path(), "tile/0/000");
+    assert_eq!(tile(63, 999, 255).path(), "tile/63/999.p/255");
+    assert_eq!(tile(1, 1000, 17).path(), "tile/1/x001/000.p/17");
+    assert_eq!(
+        BundleId::new(1234067, 112).unwrap().path(),
+        "tile/entries/x001/x234/067.p/112"
+    );
+    assert_eq!(
+        tile(0, u64::MAX, 256).path(),
+        "tile/0/x018/x446/x744/x073/x709/x551/615"
+    );
+    assert_eq!(
+        Resource::parse("tile/0/x018/x446/x744/x073/x709/x551/615").unwrap(),
+        Resource::Tile(tile(0, u64::MAX, 256))
+    );
+}
+
+#[test]
+fn ids_out_of_range_are_refused() {
+    assert!(TileId::new(64, 0, 256).is_err());
+    assert!(TileId::new(0, 0, 0).is_err());
+    assert!(TileId::new(0, 0, 257).is_err());
+    assert!(BundleId::new(0, 0).is_err());
+    assert!(BundleId::new(0, 257).is_err());
+}
+
+#[test]
+fn every_non_canonical_path_is_refused() {
+    for path in [
+        "",
+        "tile",
+        "tile/",
+        "tile/0",
+        "tile/0/",
+        "tiles/0/000",
+        "/tile/0/000",
+        "tile/00/000",
+        "tile/01/000",
+        "tile/+1/000",
+        "tile/64/000",
+        "tile/256/000",
+        "tile/data/000",
+        "tile/Entries/000",
+        "tile/8/0/000",
+        "tile/0/0",
+        "tile/0/00",
+        "tile/0/0000",
+        "tile/0/x000",
+        "tile/0/001/000",
+        "tile/0/x000/001",
+        "tile/0/x001/x234/67",
+        "tile/0/x01/234",
+        "tile/0/X001/234",
+        "tile/0/x001//234",
+        "tile/0/x001/234/",
+        "tile/0/xx01/234",
+        "tile/0/x-01/234",
+        "tile/0/000.p/0",
+        "tile/0/000.p/00",
+        "tile/0/000.p/01",
+        "tile/0/000.p/256",
+        "tile/0/000.p/300",
+        "tile/0/000.p/",
+        "tile/0/000.p",
+        "tile/0/000.p/1/",
+        "tile/0/000.p/1.p/1",
+        "tile/0/x001.p/1/234",
+        "tile/0/000.q/1",
+        "tile/0/000/",
+        "tile/entries/000.p/256",
+        "tile/entries/x000/000",
+        "tile/entries/",
+        "tile/0/x018/x446/x744/x073/x709/x551/616",
+        "tile/0/x999/x999/x999/x999/x999/x999/x999/999",
+        "tile/0/ 000",
+        "tile/0/000 ",
+    ] {
+        assert!(Resource::parse(path).is_err(), "{path:?} was accepted");
+    }
+    let err = Resource::parse("tile/0/000.p/256").unwrap_err().to_string();
+    assert!(err.contains("partial width"), "{err}");
+    assert!(TileId::parse("tile/entries/000").is_err());
+    assert!(BundleId::parse("tile/0/000").is_err());
+}
+
+fn any_resource() -> impl Strategy<Value = Resource> {
+    let index = prop_oneof![0u64..2000, any::<u64>()];
+    prop_oneof![
+        (0u8..=63, index.clone(), 1u16..=256)
+            .prop_map(|(l, n, w)| Resource::Tile(TileId::new(l, n, w).unwrap())),
+        (index, 1u16..=256).prop_map(|(n, w)| Resource::Entries(BundleId::new(n, w).unwrap())),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn parse_inverts_path(resource in any_resource()) {
+        prop_assert_eq!(Resource::parse(&resource.path()).unwrap(), resource);
+    }
+
+    #[test]
+    fn tiles_new_between_is_what_the_new_tree_adds(a in 0u64..200_000, b in 0u64..200_000) {
+        let (old, new) = (a.min(b), a.max(b));
+        let before: BTreeSet<TileId> = tiles(old).into_iter().collect();
+        let after: BTreeSet<TileId> = tiles(new).into_iter().collect();
+        let added: BTreeSet<TileId> = tiles_new_between(old, new).into_iter().collect();
+        prop_assert_eq!(added, after.difference(&before).copied().collect::<BTreeSet<_>>());
+        let bundles: Vec<TileId> = bundles_new_between(old, new).iter().map(BundleId::tile).collect();
+        let level0: Vec<TileId> =
+            tiles_new_between(old, new).into_iter().filter(|t| t.level() == 0).collect();
+        prop_assert_eq!(bundles, level0);
+    }
+}
+
+#[test]
+fn the_specs_worked_example() {
+    let want = vec![
+        tile(0, 273, 112),
+        tile(1, 0, 256),
+        tile(1, 1, 17),
+        tile(2, 0, 1),
+    ];
+    let got = tiles(70_000);
+    assert_eq!(got.len(), 273 + 4);
+    assert!((0..273).all(|n| got.contains(&tile(0, n, 256))));
+    for t in want {
+        assert!(got.contains(&t), "{t} missing");
+    }
+    assert_eq!(tiles(256), vec![tile(0, 0, 256), tile(1, 0, 1)]);
+    assert_eq!(tiles(0), vec![]);
+    assert_eq!(tiles(1), vec![tile(0, 0, 1)]);
+    assert_eq!(tiles_new_between(70_000, 70_000), vec![]);
+    assert_eq!(tiles_new_between(70_001, 70_000), vec![]);
+    assert_eq!(tiles_new_between(70_000, 70_001), vec![tile(0, 273, 113)]);
+    let resources = resources_new_between(255, 256);
+    assert_eq!(
+        resources,
+        vec![
+            Resource::Tile(tile(0, 0, 256)),
+            Resource::Tile(tile(1, 0, 1)),
+            Resource::Entries(BundleId::new(0, 256).unwrap()),
+        ]
+    );
+    // The largest trees have tiles up to level 7.
+    assert!(tiles_new_between((1 << 56) - 1, 1 << 56).contains(&tile(7, 0, 1)));
+}
+
+/// Sizes with every shape of tile boundary, and some from a fixed pseudo-random sequence.
+fn sizes(max: u64) -> Vec<u64> {
+    let mut sizes = vec![1, 2, 255, 256, 257, 511, 512, 65_535, 65_536, 65_537, max];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..6 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        sizes.push(1 + (x >> 33) % max);
+    }
+    sizes.retain(|&s| s <= max);
+    sizes
+}
+
+#[test]
+fn roots_and_proofs_through_tiles_equal_the_memory_trees() {
+    let max = 70_000;
+    let tree = memory_tree(max);
+    for size in sizes(max) {
+        let served = serve(&tree, size);
+        let tiled = TiledTree::new(size, fetcher(&served));
+        let root = merkle::root(&tree, size).unwrap();
+        assert_eq!(merkle::root(&tiled, size).unwrap(), root, "size {size}");
+        let step = (size / 13).max(1);
+        for index in (0..size)
+            .step_by(usize::try_from(step).unwrap())
+            .chain([size - 1])
+        {
+            let proof = inclusion_proof(&tiled, index, size).unwrap();
+            assert_eq!(proof, inclusion_proof(&tree, index, size).unwrap());
+            let leaf = leaf_hash(&index.to_be_bytes());
+            verify_inclusion(index, size, &leaf, &proof, &root).unwrap();
+        }
+        for old in [1, size / 3, size / 2, size - 1, size]
+            .into_iter()
+            .filter(|&o| o > 0)
+        {
+            let proof = consistency_proof(&tiled, old, size).unwrap();
+            assert_eq!(proof, consistency_proof(&tree, old, size).unwrap());
+            let old_root = merkle::root(&tree, old).unwrap();
+            verify_consistency(old, size, &proof, &old_root, &root).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_tampered_tile_fails_the_verified_proof() {
+    let size = 70_000;
+    let tree = memory_tree(size);
+    let root = tree.root();
+    let mut served = serve(&tree, size);
+    // Leaf 5's sibling, leaf 4, is hash 4 of level-0 tile 0.
+    served.get_mut(&tile(0, 0, 256)).unwrap()[4 * 32] ^= 1;
+    let tiled = TiledTree::new(size, fetcher(&served));
+    let proof = inclusion_proof(&tiled, 5, size).unwrap();
+    let leaf = leaf_hash(&5u64.to_be_bytes());
+    assert!(verify_inclusion(5, size, &leaf, &proof, &root).is_err());
+    // The root reads higher tiles only, so it does not see this one: only a proof that
+    // reads a tile checks it.
+    assert_eq!(merkle::root(&tiled, size).unwrap(), root);
+    let proof = consistency_proof(&tiled, 7, size).unwrap();
+    let old_root = merkle::root(&tree, 7).unwrap();
+    assert!(verify_consistency(7, size, &proof, &old_root, &root).is_err());
+
+    // A hash in a level-1 tile (the root of level-0 tile 3), in leaf 0's proof.
+    let mut served = serve(&tree, size);
+    served.get_mut(&tile(1, 0, 256)).unwrap()[3 * 32 + 31] ^= 0x80;
+    let tiled = TiledTree::new(size, fetcher(&served));
+    let proof = inclusion_proof(&tiled, 0, size).unwrap();
+    assert!(verify_inclusion(0, size, &leaf_hash(&0u64.to_be_bytes()), &proof, &root).is_err());
+}
+
+#[test]
+fn a_tile_of_the_wrong_length_or_outside_the_tree_is_an_error() {
+    let tree = memory_tree(300);
+    let mut served = serve(&tree, 300);
+    served.get_mut(&tile(0, 1, 44)).unwrap().pop();
+    let tiled = TiledTree::new(300, fetcher(&served));
+    let err = tiled_err(&tiled, 0, 299);
+    assert!(
+        matches!(
+            err,
+            TileError::Length {
+                got: 1407,
+                want: 1408,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        tiled_err(&tiled, 0, 300),
+        TileError::OutsideTree { .. }
+    ));
+    assert!(matches!(
+        tiled_err(&tiled, 9, 0),
+        TileError::OutsideTree { .. }
+    ));
+    assert!(matches!(
+        tiled_err(&tiled, 64, 0),
+        TileError::OutsideTree { .. }
+    ));
+    assert!(matches!(
+        tiled_err(&tiled, 0, u64::MAX),
+        TileError::OutsideTree { .. }
+    ));
+    // The served partial tile is gone once the tree is bigger: a clear fetch error.
+    let tiled = TiledTree::new(301, fetcher(&served));
+    let err = tiled_err(&tiled, 0, 300);
+    assert_eq!(
+        err.to_string(),
+        "fetching tile tile/0/001.p/45: tile/0/001.p/45 not served"
+    );
+    assert!(matches!(
+        tile_hashes(&tree, tile(7, 1, 256)),
+        Err(TileError::Beyond(_))
+    ));
+    assert!(matches!(
+        tile_hashes(&tree, tile(0, u64::MAX, 256)),
+        Err(TileError::Beyond(_))
+    ));
+    assert!(matches!(
+        tile_hashes(&tree, tile(0, 1, 256)),
+        Err(TileError::Source { .. })
+    ));
+}
+
+fn tiled_err<F: evident_core::tiles::TileFetcher>(
+    tiled: &TiledTree<F>,
+    level: u32,
+    index: u64,
+) -> TileError<F::Error> {
+    use evident_core::merkle::SubtreeSource as _;
+    tiled.subtree_hash(level, index).expect_err("an error")
+}
+
+#[test]
+fn tiled_tree_caches_the_tiles_it_fetched() {
+    let tree = memory_tree(1000);
+    let served = serve(&tree, 1000);
+    let fetches = RefCell::new(0);
+    let tiled = TiledTree::new(1000, |id: TileId| {
+        *fetches.borrow_mut() += 1;
+        served.get(&id).cloned().ok_or("missing")
+    });
+    for index in 0..1000 {
+        inclusion_proof(&tiled, index, 1000).unwrap();
+    }
+    // Four level-0 tiles and one level-1 tile, each fetched once.
+    assert_eq!(*fetches.borrow(), 5);
+}
+
+#[test]
+fn bundles_round_trip_and_decode_strictly() {
+    let records: Vec<Vec<u8>> = (0..256u32).map(|i| vec![i as u8; i as usize * 3]).collect();
+    let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    let bytes = encode_bundle(&refs).unwrap();
+    assert_eq!(decode_bundle(&bytes, 256).unwrap(), refs);
+    assert_eq!(encode_bundle(&[b"ab"]).unwrap(), b"\x00\x02ab");
+    assert_eq!(encode_bundle(&[]).unwrap(), b"");
+    assert_eq!(decode_bundle(b"", 0).unwrap(), Vec::<&[u8]>::new());
+    assert_eq!(decode_bundle(b"\x00\x00", 1).unwrap(), vec![b"" as &[u8]]);
+
+    assert_eq!(
+        decode_bundle(&bytes, 255),
+        Err(BundleError::Trailing {
+            extra: 2 + 255 * 3,
+            expected: 255
+        })
+    );
+    assert!(matches!(
+        decode_bundle(&bytes, 257),
+        Err(BundleError::Truncated { index: 256, .. })
+    ));
+    assert!(matches!(
+        decode_bundle(&bytes[..bytes.len() - 1], 256),
+        Err(BundleError::Truncated { index: 255, .. })
+    ));
+    assert!(matches!(
+        decode_bundle(b"\x00", 1),
+        Err(BundleError::Truncated { index: 0, .. })
+    ));
+    assert!(matches!(
+        decode_bundle(b"\x00\x03ab", 1),
+        Err(BundleError::Truncated { index: 0, .. })
+    ));
+
+    let big = vec![0u8; 65_536];
+    let max = vec![0u8; 65_535];
+    let err = encode_bundle(&[&max, &big]).unwrap_err();
+    assert_eq!(
+        err,
+        BundleError::TooLarge {
+            index: 1,
+            len: 65_536
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("tlog-tiles entry bundle format cannot carry"),
+        "{err}"
+    );
+    let many = vec![b"" as &[u8]; 257];
+    assert_eq!(
+        encode_bundle(&many),
+        Err(BundleError::TooMany { count: 257 })
+    );
+}
+
+#[test]
+fn a_bundles_records_hash_to_its_level_zero_tile() {
+    let records: Vec<Vec<u8>> = (0..300u64).map(|i| i.to_be_bytes().to_vec()).collect();
+    let tree = memory_tree(300);
+    for id in bundles_new_between(0, 300) {
+        let start = usize::try_from(id.index() * 256).unwrap();
+        let refs: Vec<&[u8]> = records[start..start + usize::from(id.width())]
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        let bundle = encode_bundle(&refs).unwrap();
+        let leaves: Vec<u8> = decode_bundle(&bundle, usize::from(id.width()))
+            .unwrap()
+            .into_iter()
+            .flat_map(|r| leaf_hash(r).0)
+            .collect();
+        assert_eq!(leaves, tile_hashes(&tree, id.tile()).unwrap());
+    }
+}
