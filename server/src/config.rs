@@ -359,15 +359,14 @@ impl Default for WitnessingConfig {
     }
 }
 
-/// `[tiles]`: the log served as C2SP tlog-tiles over HTTP(S).
+/// `[tiles]`: the log served as C2SP tlog-tiles over HTTP.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TilesConfig {
-    /// Address of the tiles listener; none by default. Port 0 picks a free port, printed
-    /// at start.
+    /// Address of the tiles listener (plain HTTP: put a TLS-terminating proxy or a CDN in
+    /// front of it, as for any static site); none by default. Port 0 picks a free port,
+    /// printed at start.
     pub listen: Option<SocketAddr>,
-    /// Serve HTTPS with the gRPC listener's certificate (`[tls]`); plain HTTP otherwise.
-    pub tls: bool,
 }
 
 impl Config {

@@ -81,6 +81,14 @@ pub enum RunError {
     /// The gRPC server failed.
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The tiles listener could not be bound.
+    #[error("binding the tiles listener on {addr}: {source}")]
+    Tiles {
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// The metrics listener could not be bound.
     #[error("binding the metrics listener on {addr}: {source}")]
     Metrics {
@@ -155,6 +163,7 @@ pub struct Front {
     transport: tls::Mode,
     auth: Arc<auth::Auth>,
     metrics: Option<std::net::TcpListener>,
+    tiles: Option<std::net::TcpListener>,
 }
 
 impl Front {
@@ -171,6 +180,11 @@ impl Front {
     /// The bound address of the metrics listener, when `metrics_listen` is set.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The bound address of the tiles listener, when `[tiles] listen` is set.
+    pub fn tiles_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tiles.as_ref().and_then(|l| l.local_addr().ok())
     }
 }
 
@@ -215,7 +229,17 @@ pub fn front(config: &Config) -> Result<Front, RunError> {
                 .map_err(|source| RunError::Metrics { addr, source })
         })
         .transpose()?;
+    let tiles = config
+        .tiles
+        .listen
+        .map(|addr| {
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|source| RunError::Tiles { addr, source })
+        })
+        .transpose()?;
     Ok(Front {
+        tiles,
         config: config.clone(),
         tls,
         transport,
@@ -519,6 +543,7 @@ pub async fn run(
         tls,
         auth,
         metrics,
+        tiles,
         ..
     } = front;
     // Prometheus metrics on their own listener, bound in `front`.
@@ -531,6 +556,16 @@ pub async fn run(
         _ => None,
     };
     let gate = Arc::new(std::sync::OnceLock::new());
+    // The log as tlog-tiles on its own listener, bound in `front`; 503 until the store is
+    // checked.
+    let tiles = match (tiles, config.tiles.listen) {
+        (Some(listener), Some(addr)) => {
+            let listener = TcpListener::from_std(listener)
+                .map_err(|source| RunError::Tiles { addr, source })?;
+            Some(tokio::spawn(api::tiles::serve(listener, gate.clone())))
+        }
+        _ => None,
+    };
     let refusals = Arc::new(limits::Refusals::new(&config.limits));
     // Credentials and roles are checked in front of the services, before a body is read.
     let front_door =
@@ -819,6 +854,9 @@ pub async fn run(
     summaries.abort();
     watchdog.abort();
     if let Some(task) = witnessing {
+        task.abort();
+    }
+    if let Some(task) = tiles {
         task.abort();
     }
     // Several instances: the sequencer steps down and gives up the lease, so that another

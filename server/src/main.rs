@@ -36,6 +36,10 @@ struct Args {
     /// Prometheus metrics listen address (plain HTTP, `GET /metrics`) [default: none].
     #[arg(long, env = "EVIDENT_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// The log as C2SP tlog-tiles over HTTP (`/checkpoint`, `/tile/…`) on this address
+    /// [default: none].
+    #[arg(long, env = "EVIDENT_TILES_LISTEN")]
+    tiles_listen: Option<SocketAddr>,
     /// Log lines for people (`human`) or one JSON object per line (`json`).
     #[arg(long, env = "EVIDENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -349,6 +353,9 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
     if let Some(metrics) = args.metrics_listen {
         config.metrics_listen = Some(metrics);
     }
+    if let Some(tiles) = args.tiles_listen {
+        config.tiles.listen = Some(tiles);
+    }
     config.insecure_allow_plaintext = args.insecure_allow_plaintext;
     Ok(config)
 }
@@ -372,6 +379,7 @@ fn serve(args: Args) -> anyhow::Result<()> {
         let transport = front.transport().clone();
         let open = front.open_access();
         let metrics = front.metrics_addr();
+        let tiles = front.tiles_addr();
         if transport == evident_server::tls::Mode::Plaintext {
             tracing::warn!(
                 "serving PLAINTEXT gRPC: submissions and tokens cross the wire unencrypted"
@@ -404,6 +412,9 @@ fn serve(args: Args) -> anyhow::Result<()> {
             println!("listening on {addr}");
             if let Some(metrics) = metrics {
                 println!("metrics on http://{metrics}/metrics");
+            }
+            if let Some(tiles) = tiles {
+                println!("tiles on http://{tiles}");
             }
         };
         evident_server::run(listener, front, announce, shutdown).await?;

@@ -10,4 +10,5 @@ pub(crate) mod limits;
 pub(crate) mod paging;
 pub mod reason;
 pub(crate) mod service;
+pub(crate) mod tiles;
 pub mod tls;

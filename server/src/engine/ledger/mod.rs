@@ -926,6 +926,22 @@ impl Ledger {
         Ok((out, published))
     }
 
+    /// The hashes of complete subtrees `(level, index)`, in the order asked, read together
+    /// (one request to a database). The caller asks only for subtrees below a published
+    /// checkpoint.
+    pub fn subtree_hashes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Hash>, LedgerError> {
+        Ok(self.store.subtree_hashes(wanted)?)
+    }
+
+    /// Every leaf record of entries `start..end` (below a published checkpoint), in order.
+    pub fn records(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LedgerError> {
+        let records = self.store.entries(start, end)?;
+        if records.len() as u64 != end - start {
+            return Err(LedgerError::Missing(start + records.len() as u64));
+        }
+        Ok(records)
+    }
+
     /// The leaf hash of entry `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, LedgerError> {
         Ok(self.store.subtree_hash(0, index)?)
