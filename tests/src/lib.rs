@@ -34,6 +34,8 @@ fn bin_dir() -> &'static Path {
                 "evident-client",
                 "-p",
                 "evident-release",
+                "-p",
+                "evident-witness",
                 "--bins",
             ])
             .status()
@@ -54,6 +56,11 @@ pub fn evidentd_bin() -> PathBuf {
 /// Path of the `evident` binary.
 pub fn evident_bin() -> PathBuf {
     bin_dir().join("evident")
+}
+
+/// Path of the `evident-witness` binary (a C2SP tlog-witness).
+pub fn evident_witness_bin() -> PathBuf {
+    bin_dir().join("evident-witness")
 }
 
 /// Path of the `evident-release` binary (the evidence of Evident's own release builds).

@@ -206,7 +206,7 @@ pub(crate) async fn team_log(dir: &std::path::Path) -> Server {
 }
 
 /// A log with the team's signers and policy, its data in `data`.
-async fn team_log_in(dir: &std::path::Path, data: &std::path::Path) -> Server {
+pub(crate) async fn team_log_in(dir: &std::path::Path, data: &std::path::Path) -> Server {
     let server = Server::start(&write_config(dir, data, &[], ""), data).unwrap();
     tokio::task::block_in_place(|| {
         server.register(1, &["ci"], &["*"]);
