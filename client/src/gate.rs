@@ -173,27 +173,27 @@ impl Gate<'_> {
         policy: &PolicyRef,
     ) -> Result<Verdict, ClientError> {
         let mut state = CheckpointState::load(self.state_file)?;
-        let bundle = match evidence {
-            Evidence::Offline(bundle) => bundle,
+        let mut witnessed = self.witnesses.threshold() > 0;
+        let (mut bundle, client) = match evidence {
+            Evidence::Offline(bundle) => (bundle, None),
             Evidence::Online(client) => {
-                let bundle = client
-                    .release_bundle_at(release, self.witnesses.threshold() > 0)
-                    .await?;
-                // Online: the bundle's checkpoint must extend every checkpoint seen before.
-                state
-                    .advance_witnessed(client, self.log_key, self.witnesses, &bundle.checkpoint)
-                    .await?;
-                state.save(self.state_file)?;
-                bundle
+                let bundle = self.fetch(client, &mut state, release, witnessed).await?;
+                (bundle, Some(client))
             }
         };
-        let verified = bundle
-            .verify(self.log_key, self.genesis)
-            .map_err(|e| ClientError::Verification(e.to_string()))?;
-        // Offline, a bundle can still be compared with the checkpoints seen before, and
-        // must carry the witnesses' cosignatures as online.
-        state.check_bundle(self.log_key, verified.checkpoint())?;
-        crate::check_witnesses(self.witnesses, &bundle.checkpoint, verified.checkpoint())?;
+        let mut verified = self.verified(&state, &bundle)?;
+        // A policy that requires witnesses is decided on evidence proven at a witnessed
+        // checkpoint: fetched again at one when the first answer was not.
+        if let Some(client) = client {
+            let wants = verified
+                .policy(&policy.name, policy.version)
+                .is_ok_and(|p| p.witnesses.is_some());
+            if wants && !witnessed {
+                witnessed = true;
+                bundle = self.fetch(client, &mut state, release, witnessed).await?;
+                verified = self.verified(&state, &bundle)?;
+            }
+        }
         let policy = verified
             .policy(&policy.name, policy.version)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
@@ -203,6 +203,40 @@ impl Gate<'_> {
             policy: policy.clone(),
             checkpoint: verified.checkpoint().clone(),
         })
+    }
+}
+
+impl Gate<'_> {
+    /// The bundle about `release` from the ledger (proven at the latest witnessed checkpoint
+    /// when `witnessed`), its checkpoint proven to extend every one seen before.
+    async fn fetch(
+        &self,
+        client: &mut Client,
+        state: &mut CheckpointState,
+        release: &Release,
+        witnessed: bool,
+    ) -> Result<Bundle, ClientError> {
+        let bundle = client.release_bundle_at(release, witnessed).await?;
+        state
+            .advance_witnessed(client, self.log_key, self.witnesses, &bundle.checkpoint)
+            .await?;
+        state.save(self.state_file)?;
+        Ok(bundle)
+    }
+
+    /// The bundle verified under the log key and genesis, its checkpoint compared with the
+    /// ones seen before and held to the witnesses required.
+    fn verified(
+        &self,
+        state: &CheckpointState,
+        bundle: &Bundle,
+    ) -> Result<evident_core::bundle::VerifiedBundle, ClientError> {
+        let verified = bundle
+            .verify(self.log_key, self.genesis)
+            .map_err(|e| ClientError::Verification(e.to_string()))?;
+        state.check_bundle(self.log_key, verified.checkpoint())?;
+        crate::check_witnesses(self.witnesses, &bundle.checkpoint, verified.checkpoint())?;
+        Ok(verified)
     }
 }
 

@@ -275,6 +275,8 @@ fn entries_hash(leaf_hashes: &[Hash]) -> Hash {
 #[derive(Debug, Clone)]
 pub struct VerifiedBundle {
     checkpoint: Checkpoint,
+    /// The checkpoint's note as the bundle carries it, with any witness cosignatures.
+    note: Note,
     request: BundleRequest,
     evidence: Vec<Evidence>,
     /// The same attestations as each earlier registry state saw them, one view per
@@ -348,6 +350,8 @@ impl Bundle {
         }
         let checkpoint = Checkpoint::verify(&self.checkpoint, log_key)
             .map_err(|e| BundleError::Checkpoint(e.to_string()))?;
+        let note =
+            Note::parse(&self.checkpoint).map_err(|e| BundleError::Checkpoint(e.to_string()))?;
         let mut registry = genesis
             .to_registry()
             .map_err(|e| BundleError::Registry(format!("the genesis is invalid: {e}")))?;
@@ -523,6 +527,7 @@ impl Bundle {
         }
         Ok(VerifiedBundle {
             checkpoint,
+            note,
             request: manifest.request,
             evidence,
             earlier_views: views,
@@ -627,7 +632,44 @@ impl VerifiedBundle {
                 }
             }
         }
+        if let Some(witnesses) = &policy.witnesses {
+            let control = match witnesses.check(&self.note, &self.checkpoint) {
+                Ok(cosigned) => policy::ControlReport {
+                    id: policy::WITNESSES_CONTROL.to_owned(),
+                    status: policy::Status::Pass,
+                    reason: format!(
+                        "the evidence's checkpoint of {} entries is cosigned by {} ({} of {} \
+                         required)",
+                        self.checkpoint.size,
+                        cosigned
+                            .iter()
+                            .map(|c| c.witness.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        witnesses.threshold(),
+                        witnesses.witnesses().len()
+                    ),
+                    entries: Vec::new(),
+                },
+                Err(e) => policy::ControlReport {
+                    id: policy::WITNESSES_CONTROL.to_owned(),
+                    status: policy::Status::Fail,
+                    reason: format!(
+                        "{e}: fetch the evidence proven at a witnessed checkpoint (the gate \
+                         does when given the witnesses)"
+                    ),
+                    entries: Vec::new(),
+                },
+            };
+            report.allowed &= control.status == policy::Status::Pass;
+            report.controls.push(control);
+        }
         Ok(report)
+    }
+
+    /// The checkpoint's note, with the cosignatures the bundle carries.
+    pub fn note(&self) -> &Note {
+        &self.note
     }
 
     /// Checks that the bundle answers `asked`: the signed manifest's request.

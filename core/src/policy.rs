@@ -65,7 +65,20 @@ struct RawPolicy {
     release_signers: Option<toml::Spanned<Vec<String>>>,
     #[serde(rename = "control", default)]
     controls: Vec<toml::Spanned<RawControl>>,
+    #[serde(default)]
+    witnesses: Option<toml::Spanned<RawWitnesses>>,
 }
+
+/// `[witnesses]`: the witnesses whose cosignatures the evidence's checkpoint must carry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWitnesses {
+    threshold: usize,
+    keys: Vec<String>,
+}
+
+/// The id under which a verdict reports the policy's `[witnesses]` requirement.
+pub const WITNESSES_CONTROL: &str = "witnesses";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +197,10 @@ pub struct Policy {
     pub release_signers: Vec<SignerRule>,
     /// The controls. Invariant: not empty, ids unique.
     pub controls: Vec<Control>,
+    /// The witnesses whose cosignatures the evidence's checkpoint must carry (at least
+    /// their threshold), if the policy asks for any: a verdict on evidence proven at a
+    /// checkpoint they did not cosign is a denial.
+    pub witnesses: Option<crate::cosign::WitnessPolicy>,
     /// The document as written.
     pub source: String,
 }
@@ -399,10 +416,43 @@ impl Policy {
                 })?
             }
         };
+        let witnesses = match &raw.witnesses {
+            None => None,
+            Some(spanned) => {
+                let fail = |problem: String| PolicyError::Control {
+                    control: WITNESSES_CONTROL.into(),
+                    line: line_of(source, spanned.span().start),
+                    problem,
+                };
+                let raw = spanned.get_ref();
+                let keys = raw
+                    .keys
+                    .iter()
+                    .map(|k| crate::cosign::CosignerKey::parse(k).map_err(|e| fail(e.to_string())))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if raw.threshold == 0 {
+                    return Err(fail(
+                        "`threshold` must be at least 1 (leave out [witnesses] to require none)"
+                            .into(),
+                    ));
+                }
+                if controls.iter().any(|c| c.id == WITNESSES_CONTROL) {
+                    return Err(fail(format!(
+                        "a control is named `{WITNESSES_CONTROL}`, which [witnesses] reports \
+                         under: rename the control"
+                    )));
+                }
+                Some(
+                    crate::cosign::WitnessPolicy::new(keys, raw.threshold)
+                        .map_err(|e| fail(e.to_string()))?,
+                )
+            }
+        };
         Ok(Policy {
             name: raw.name,
             version: raw.version,
             description: raw.description,
+            witnesses,
             release_signers,
             controls,
             source: source.to_owned(),

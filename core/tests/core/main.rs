@@ -19,3 +19,4 @@ mod record;
 mod registry;
 mod statement;
 mod tiles;
+mod witnesses;

@@ -1216,15 +1216,26 @@ impl pb::ledger_server::Ledger for LedgerService {
         let ledger = self.ledger()?.clone();
         let report = tokio::task::spawn_blocking(move || {
             let _admitted = admitted;
-            let bundle = ledger
-                .release_bundle(asked.clone(), &artifacts)
-                .map_err(status)?;
-            // The server checks its own bundle exactly as an offline verifier would.
-            let verified = bundle
-                .verify(ledger.verifier(), ledger.genesis_document())
-                .map_err(|e| {
-                    Status::internal(format!("the server's own bundle does not verify: {e}"))
-                })?;
+            let verified_at = |at| {
+                let bundle = ledger
+                    .release_bundle_at(asked.clone(), &artifacts, at)
+                    .map_err(status)?;
+                // The server checks its own bundle exactly as an offline verifier would.
+                bundle
+                    .verify(ledger.verifier(), ledger.genesis_document())
+                    .map_err(|e| {
+                        Status::internal(format!("the server's own bundle does not verify: {e}"))
+                    })
+            };
+            let mut verified = verified_at(None)?;
+            // A policy that requires witnesses is decided at the latest witnessed checkpoint.
+            let wants = verified
+                .policy(&name, version)
+                .is_ok_and(|p| p.witnesses.is_some());
+            if let (true, Some(witnessed)) = (wants, ledger.witnessed()) {
+                verified =
+                    verified_at(Some((witnessed.note.clone(), witnessed.checkpoint.clone())))?;
+            }
             let policy = verified
                 .policy(&name, version)
                 .map_err(|e| Status::not_found(e.to_string()))?;

@@ -150,6 +150,17 @@ async fn ask(
             METRICS.witness_cosigned(witness.key.name(), witness.size);
             Some(line)
         }
+        Err(WitnessError::Ahead(theirs)) => {
+            // Another instance on the same database, or this one before a restart, had it
+            // cosign a newer checkpoint: this instance's view catches up shortly.
+            tracing::debug!(
+                witness = witness.key.name(),
+                theirs,
+                size = published.checkpoint.size,
+                "witness has cosigned a newer checkpoint than this instance publishes"
+            );
+            None
+        }
         Err(e) => {
             METRICS.witness_failed(witness.key.name());
             tracing::warn!(

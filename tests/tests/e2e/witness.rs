@@ -121,9 +121,14 @@ fn witnessing(witnesses: &[&Witness]) -> String {
     extra
 }
 
-/// Restarts a stopped log with `extra` in its configuration.
+/// Restarts a stopped log with `extra` added to its configuration (the same store).
 fn restart_with(dir: &Path, data: &Path, extra: &str) -> Server {
-    Server::start(&write_config(dir, data, &[], extra), data).unwrap()
+    let config = dir.join("evidentd.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push('\n');
+    text.push_str(extra);
+    std::fs::write(&config, text).unwrap();
+    Server::start(&config, data).unwrap()
 }
 
 /// The witnessed checkpoint once it covers `size` entries (or panics after 30 s).
@@ -312,6 +317,10 @@ async fn a_forked_log_gets_no_cosignature_and_a_fresh_client_requiring_two_witne
     let data_b = b.path().join("data");
     copy_dir(&data_a, &data_b);
     std::fs::copy(a.path().join("admin.key"), b.path().join("admin.key")).unwrap();
+    let config_b = std::fs::read_to_string(a.path().join("evidentd.toml"))
+        .unwrap()
+        .replace(&data_a.display().to_string(), &data_b.display().to_string());
+    std::fs::write(b.path().join("evidentd.toml"), config_b).unwrap();
 
     let w = tempfile::tempdir().unwrap();
     let w1 = Witness::create(&w.path().join("w1"), "w1.test", &log_key);
@@ -477,9 +486,18 @@ async fn a_log_rolled_back_to_an_older_copy_gets_no_cosignature() {
     let d = dir.path();
     let data = d.join("data");
     let log_key = first_start(d, &data);
-    // An old copy of the log's folder.
+    // An old copy of the log's folder, and a configuration that serves it.
     let old = d.join("old");
     copy_dir(&data, &old);
+    let rolled_dir = d.join("rolled");
+    std::fs::create_dir_all(&rolled_dir).unwrap();
+    std::fs::write(
+        rolled_dir.join("evidentd.toml"),
+        std::fs::read_to_string(d.join("evidentd.toml"))
+            .unwrap()
+            .replace(&data.display().to_string(), &old.display().to_string()),
+    )
+    .unwrap();
     let w1 = Witness::create(&d.join("w1"), "w1.test", &log_key);
     let w2 = Witness::create(&d.join("w2"), "w2.test", &log_key);
     let extra = witnessing(&[&w1, &w2]);
@@ -495,7 +513,7 @@ async fn a_log_rolled_back_to_an_older_copy_gets_no_cosignature() {
 
     // The old copy served in its place: the witnesses have cosigned a larger tree, so they
     // refuse its checkpoints, and it has no witnessed checkpoint to show.
-    let rolled = restart_with(d, &old, &extra);
+    let rolled = restart_with(&rolled_dir, &old, &extra);
     assert!(rolled.size().await < size);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let refused = rolled.client().await.checkpoint_at(true).await.unwrap_err();
@@ -509,5 +527,94 @@ async fn a_log_rolled_back_to_an_older_copy_gets_no_cosignature() {
         rolled.stderr().contains("witness did not cosign"),
         "{}",
         rolled.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_requires_witnesses_is_decided_at_a_witnessed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let mut server = team_log_in(d, &data).await;
+    let log_key = server.log_key.clone();
+    assert!(server.terminate().success());
+    drop(server);
+    let w1 = Witness::create(&d.join("w1"), "w1.test", &log_key);
+    let w2 = Witness::create(&d.join("w2"), "w2.test", &log_key);
+    // A witness the log does not ask: it never cosigns.
+    let w3 = Witness::create(&d.join("w3"), "w3.test", &log_key);
+    let server = restart_with(d, &data, &witnessing(&[&w1, &w2]));
+    // Version 2 requires the log's two witnesses; version 3 requires w1 and w3.
+    let requiring = |version: u64, witnesses: [&Witness; 2]| {
+        format!(
+            "{}\n[witnesses]\nthreshold = 2\nkeys = [{:?}, {:?}]\n",
+            evident_core::fixtures::PAYMENTS_PROD
+                .replace("version = 1", &format!("version = {version}")),
+            witnesses[0].key,
+            witnesses[1].key
+        )
+    };
+    for (version, witnesses) in [(2, [&w1, &w2]), (3, [&w1, &w3])] {
+        let file = format!("policy{version}.toml");
+        std::fs::write(d.join(&file), requiring(version, witnesses)).unwrap();
+        let out = tokio::task::block_in_place(|| {
+            cli(
+                d,
+                Some(&server),
+                &["policy", "submit", &file, "--admin-key", "admin.key"],
+            )
+        });
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let good = release(&server, "good", Flaw::None).await;
+    let size = server.size().await;
+    witnessed_at_least(&server, size).await;
+    let genesis = data.join("genesis.json").display().to_string();
+    let gate = |policy: &str| {
+        let fresh = tempfile::tempdir().unwrap();
+        tokio::task::block_in_place(|| {
+            cli(
+                fresh.path(),
+                Some(&server),
+                &[
+                    "gate",
+                    "--artifact",
+                    &good.artifact,
+                    "--policy",
+                    policy,
+                    "--genesis",
+                    &genesis,
+                ],
+            )
+        })
+    };
+    // The gate, given no witnesses itself, decides version 2 on the witnessed evidence:
+    // allowed, and the verdict says who cosigned.
+    let out = gate("payments-prod@2");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("w1.test, w2.test"),
+        "{}",
+        stdout(&out)
+    );
+    // Version 3 names a witness that never cosigned: denied for that reason alone.
+    let out = gate("payments-prod@3");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("no cosignature from w3.test"),
+        "{}",
+        stdout(&out)
     );
 }

@@ -176,7 +176,7 @@ fn witness_policy(cli: &Cli) -> anyhow::Result<WitnessPolicy> {
     if threshold == 0 && !keys.is_empty() {
         bail!("--witness-threshold must be at least 1 when witnesses are named");
     }
-    Ok(WitnessPolicy::new(keys, threshold).context("--witness-threshold")?)
+    WitnessPolicy::new(keys, threshold).context("--witness-threshold")
 }
 
 /// `--format` of the commands that print one document: lines for people, or JSON.
