@@ -16,6 +16,8 @@ pub struct Started {
     child: std::process::Child,
     /// `http://ADDR` of its plaintext loopback listener.
     pub url: String,
+    /// `http://ADDR` of its tiles listener, when its config sets `[tiles]`.
+    pub tiles_url: Option<String>,
     _dir: tempfile::TempDir,
     command: std::path::PathBuf,
     log: String,
@@ -49,14 +51,15 @@ impl Started {
             stop(&mut self.child);
         }
         let started = std::time::Instant::now();
-        let (child, url) = spawn(
+        let spawned = spawn(
             &self.command,
             &self._dir.path().join("evidentd.toml"),
             &self.log,
             false,
         )?;
-        self.child = child;
-        self.url = url;
+        self.child = spawned.child;
+        self.url = spawned.url;
+        self.tiles_url = spawned.tiles_url;
         Ok(started)
     }
 }
@@ -69,19 +72,13 @@ fn stop(child: &mut std::process::Child) {
 }
 
 /// Starts `evidentd --config CONFIG`; returns once it prints the address it listens on.
-fn spawn(
-    evidentd: &Path,
-    config: &Path,
-    log: &str,
-    quiet_stderr: bool,
-) -> anyhow::Result<(std::process::Child, String)> {
+fn spawn(evidentd: &Path, config: &Path, log: &str, quiet_stderr: bool) -> anyhow::Result<Spawned> {
     let stderr = if quiet_stderr {
         Stdio::null()
     } else {
         Stdio::inherit()
     };
-    let spawned = spawn_evidentd(evidentd, config, log, stderr)?;
-    Ok((spawned.child, spawned.url))
+    spawn_evidentd(evidentd, config, log, stderr)
 }
 
 /// An `evidentd` started by [`spawn_evidentd`], listening.
@@ -93,6 +90,8 @@ pub struct Spawned {
     pub url: String,
     /// `http://ADDR/metrics` when its config sets `metrics_listen`.
     pub metrics_url: Option<String>,
+    /// `http://ADDR` of its tiles listener when its config sets `[tiles]`.
+    pub tiles_url: Option<String>,
 }
 
 /// Starts `evidentd --config CONFIG` with `RUST_LOG=log` and its standard error to
@@ -104,9 +103,10 @@ pub fn spawn_evidentd(
     log: &str,
     stderr: Stdio,
 ) -> anyhow::Result<Spawned> {
-    let with_metrics = std::fs::read_to_string(config)
-        .with_context(|| format!("reading {}", config.display()))?
-        .contains("metrics_listen");
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let with_metrics = text.contains("metrics_listen");
+    let with_tiles = text.contains("[tiles]");
     let mut child = Command::new(evidentd)
         .arg("--config")
         .arg(config)
@@ -125,12 +125,19 @@ pub fn spawn_evidentd(
                 .flatten()
                 .and_then(Result::ok)
                 .and_then(|l| l.strip_prefix("metrics on ").map(str::to_owned));
+            // Then the tiles listener's.
+            let tiles_url = with_tiles
+                .then(|| lines.next())
+                .flatten()
+                .and_then(Result::ok)
+                .and_then(|l| l.strip_prefix("tiles on ").map(str::to_owned));
             // Keep draining stdout so the server never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines.by_ref() {});
             return Ok(Spawned {
                 child,
                 url: format!("http://{addr}"),
                 metrics_url,
+                tiles_url,
             });
         }
     }
@@ -162,10 +169,11 @@ pub fn start_evidentd(
             dir.path().join("data").display().to_string(),
         ),
     )?;
-    let (child, url) = spawn(evidentd, &config, log, quiet_stderr)?;
+    let spawned = spawn(evidentd, &config, log, quiet_stderr)?;
     Ok(Started {
-        child,
-        url,
+        child: spawned.child,
+        url: spawned.url,
+        tiles_url: spawned.tiles_url,
         _dir: dir,
         command: evidentd.to_owned(),
         log: log.to_owned(),
