@@ -10,13 +10,16 @@
 //! #     client: &mut evident_client::Client,
 //! #     log_key: &evident_core::note::Verifier,
 //! #     signing_key: &evident_core::SigningKey,
+//! #     witnesses: &evident_core::cosign::WitnessPolicy,
 //! # ) -> Result<bool, evident_client::ClientError> {
 //! use evident_client::gate::{Evidence, Gate, PolicyRef, read_genesis, record_verdict};
 //! use evident_client::{CheckpointState, Release};
 //!
 //! let genesis = read_genesis("genesis.json".as_ref())?;
 //! let state_file = CheckpointState::default_path();
-//! let gate = Gate { log_key, genesis: &genesis, state_file: &state_file };
+//! // `witnesses`: the K of N witnesses whose cosignatures the evidence must carry
+//! // (`WitnessPolicy::none()` to require none).
+//! let gate = Gate { log_key, genesis: &genesis, state_file: &state_file, witnesses };
 //! let release = Release::Named("payments@1.4.2".into());
 //! let verdict = gate
 //!     .decide(Evidence::Online(client), &release, &PolicyRef::parse("prod")?)
