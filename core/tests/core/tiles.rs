@@ -1,10 +1,13 @@
-//! C2SP tlog-tiles: tile paths and their strict parser, which tiles a tree has (the spec's
-//! worked example), tiles made from a tree and read back through `TiledTree` (roots and
-//! proofs equal the memory tree's; a tampered tile fails), and entry bundles.
+//! C2SP tlog-tiles: tile paths and their strict parser, which tiles a tree
+//! has (the spec's worked example), tiles made from a tree and read back through
+//! `TiledTree` (roots and proofs equal the memory tree's; a tampered tile fails), entry
+//! bundles, and interoperability with Cloudflare's `tlog_tiles` (a port of Go's
+//! golang.org/x/mod/sumdb/tlog).
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
+use evident_core::Hash;
 use evident_core::merkle::{
     self, MemoryTree, consistency_proof, inclusion_proof, leaf_hash, verify_consistency,
     verify_inclusion,
@@ -420,5 +423,139 @@ fn a_bundles_records_hash_to_its_level_zero_tile() {
             .flat_map(|r| leaf_hash(r).0)
             .collect();
         assert_eq!(leaves, tile_hashes(&tree, id.tile()).unwrap());
+    }
+}
+
+/// Cloudflare's `tlog_tiles` reads our tiles through its own `TileHashReader`, which checks
+/// them against the root it is given.
+mod interop {
+    use super::*;
+    use tlog_tiles::{
+        Error, Tile, TileHashReader, TileReader, check_record, check_tree, prove_record,
+        prove_tree, tree_hash,
+    };
+
+    /// Serves tiles made by our `tile_hashes`, at whatever width the reader asks.
+    struct OurTiles<'a> {
+        tree: &'a MemoryTree,
+        size: u64,
+        asked: RefCell<BTreeSet<String>>,
+    }
+
+    impl TileReader for OurTiles<'_> {
+        fn height(&self) -> u8 {
+            8
+        }
+
+        fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, Error> {
+            tiles
+                .iter()
+                .map(|t| {
+                    let ours = ours(t);
+                    assert_eq!(ours.path(), c2sp_path(t));
+                    // Every tile it asks for is the tree's tile or a prefix of it.
+                    let width = TiledTree::new(self.size, |_: TileId| Err::<Vec<u8>, ()>(()))
+                        .tile_id(ours.level(), ours.index())
+                        .expect("a tile of the tree")
+                        .width();
+                    assert!(ours.width() <= width);
+                    self.asked.borrow_mut().insert(ours.path());
+                    tile_hashes(self.tree, ours).map_err(|_| Error::InvalidTile)
+                })
+                .collect()
+        }
+
+        fn save_tiles(&self, _tiles: &[Tile], _data: &[Vec<u8>]) {}
+    }
+
+    fn ours(t: &Tile) -> TileId {
+        assert_eq!(t.height(), 8);
+        TileId::new(
+            t.level(),
+            t.level_index(),
+            u16::try_from(t.width()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// `tlog_tiles` writes Go sumdb's paths, `tile/<H>/<L or data>/…`; tlog-tiles drops
+    /// the height and names entry bundles `entries`.
+    fn c2sp_path(t: &Tile) -> String {
+        let go = t.path();
+        let rest = go.strip_prefix("tile/8/").expect("height 8");
+        match rest.strip_prefix("data/") {
+            Some(n) => format!("tile/entries/{n}"),
+            None => format!("tile/{rest}"),
+        }
+    }
+
+    fn theirs(h: Hash) -> tlog_tiles::Hash {
+        tlog_tiles::Hash(h.0)
+    }
+
+    #[test]
+    fn tile_paths_agree() {
+        for size in [1, 255, 256, 257, 70_000, 16_777_217] {
+            let go = Tile::new_tiles(8, 0, size);
+            let ids = tiles(size);
+            assert_eq!(go.len(), ids.len(), "size {size}");
+            for (t, id) in go.iter().zip(&ids) {
+                assert_eq!(ours(t), *id);
+                assert_eq!(c2sp_path(t), id.path());
+                let mut data = *t;
+                data.set_is_data();
+                if t.level() == 0 {
+                    let bundle = BundleId::new(id.index(), id.width()).unwrap();
+                    assert_eq!(c2sp_path(&data), bundle.path());
+                }
+            }
+        }
+        for (old, new) in [(0, 1), (1, 70_000), (65_535, 65_537), (70_000, 140_000)] {
+            let go: Vec<TileId> = Tile::new_tiles(8, old, new).iter().map(ours).collect();
+            assert_eq!(go, tiles_new_between(old, new));
+        }
+    }
+
+    #[test]
+    fn their_reader_verifies_our_tiles_and_proofs_agree() {
+        let max = 70_000;
+        let tree = memory_tree(max);
+        for size in sizes(max) {
+            let reader = OurTiles {
+                tree: &tree,
+                size,
+                asked: RefCell::new(BTreeSet::new()),
+            };
+            let root = merkle::root(&tree, size).unwrap();
+            let hashes = TileHashReader::new(size, theirs(root), &reader);
+            assert_eq!(
+                tree_hash(size, &hashes).unwrap(),
+                theirs(root),
+                "size {size}"
+            );
+            let step = (size / 7).max(1);
+            for index in (0..size)
+                .step_by(usize::try_from(step).unwrap())
+                .chain([size - 1])
+            {
+                let go = prove_record(size, index, &hashes).unwrap();
+                let ours = inclusion_proof(&tree, index, size).unwrap();
+                assert_eq!(go, ours.iter().copied().map(theirs).collect::<Vec<_>>());
+                let leaf = leaf_hash(&index.to_be_bytes());
+                check_record(&go, size, theirs(root), index, theirs(leaf)).unwrap();
+            }
+            for old in [1, size / 3, size - 1, size].into_iter().filter(|&o| o > 0) {
+                let old_root = merkle::root(&tree, old).unwrap();
+                let go = prove_tree(size, old, &hashes).unwrap();
+                let ours = consistency_proof(&tree, old, size).unwrap();
+                assert_eq!(go, ours.iter().copied().map(theirs).collect::<Vec<_>>());
+                check_tree(&go, size, theirs(root), old, theirs(old_root)).unwrap();
+            }
+            assert!(!reader.asked.borrow().is_empty());
+
+            // A wrong root: their reader refuses our (honest) tiles.
+            let wrong = TileHashReader::new(size, theirs(Hash([1; 32])), &reader);
+            assert!(tree_hash(size, &wrong).is_err());
+        }
     }
 }
