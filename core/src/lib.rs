@@ -11,6 +11,8 @@
 //! - [`cosign`]: witness cosignatures (C2SP tlog-cosignature) and K-of-N witness policies.
 //! - [`tiles`]: C2SP tlog-tiles: tile and entry bundle paths, which tiles a tree has, tile
 //!   contents, and a subtree source over tiles fetched from an untrusted place.
+//! - [`tlog_proof`]: C2SP tlog-proof, the offline proof of an entry's inclusion under a
+//!   witnessed checkpoint.
 //! - [`receipt`]: receipts a submitter verifies offline.
 //! - [`registry`]: the trust registry, rebuilt from registry entries.
 //! - [`names`]: the one check for names the server indexes, logs and prints.
@@ -43,6 +45,7 @@ pub mod registry;
 pub mod sigstore;
 pub mod statement;
 pub mod tiles;
+pub mod tlog_proof;
 
 pub use hash::Hash;
 pub use keys::{PublicKey, SigningKey};
