@@ -91,18 +91,27 @@ fn tiled_proofs(c: &mut Criterion) {
         .collect();
     let root = tree.root();
     let mut group = c.benchmark_group("tiles");
-    group.bench_function("inclusion proof from tiles, 2^20 leaves, tiles fetched and cached", |b| {
-        b.iter(|| {
-            // A client's fresh view: every proof fetches the tiles it needs.
-            let tiled = TiledTree::new(LEAVES, |id: TileId| {
-                store.get(&id).cloned().ok_or("no such tile")
-            });
-            let index = black_box(123_456);
-            let proof = merkle::inclusion_proof(&tiled, index, LEAVES).expect("a proof");
-            merkle::verify_inclusion(index, LEAVES, &merkle::leaf_hash(&index.to_be_bytes()), &proof, &root)
+    group.bench_function(
+        "inclusion proof from tiles, 2^20 leaves, tiles fetched and cached",
+        |b| {
+            b.iter(|| {
+                // A client's fresh view: every proof fetches the tiles it needs.
+                let tiled = TiledTree::new(LEAVES, |id: TileId| {
+                    store.get(&id).cloned().ok_or("no such tile")
+                });
+                let index = black_box(123_456);
+                let proof = merkle::inclusion_proof(&tiled, index, LEAVES).expect("a proof");
+                merkle::verify_inclusion(
+                    index,
+                    LEAVES,
+                    &merkle::leaf_hash(&index.to_be_bytes()),
+                    &proof,
+                    &root,
+                )
                 .expect("verifies");
-        })
-    });
+            })
+        },
+    );
     group.finish();
 }
 
