@@ -40,7 +40,8 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         .expect("a valid origin");
     let add = Change::AddSigner {
         identity: "ci@fuzz".into(),
-        public_key: PublicKey::from_signing_key(&ci).to_hex(),
+        public_key: Some(PublicKey::from_signing_key(&ci).to_hex()),
+        certificate: None,
         roles: vec!["ci".into()],
         predicate_types: vec!["*".into()],
         not_before: None,
