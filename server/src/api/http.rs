@@ -37,8 +37,12 @@ pub(crate) struct Limits {
 /// Serves `handler`'s answers on `listener` until the task is dropped (which closes every
 /// connection). `name` is what the log lines call the listener. Request bodies are never
 /// read.
-pub(crate) async fn serve<H, F>(listener: TcpListener, limits: Limits, name: &'static str, handler: H)
-where
+pub(crate) async fn serve<H, F>(
+    listener: TcpListener,
+    limits: Limits,
+    name: &'static str,
+    handler: H,
+) where
     H: Fn(http::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {

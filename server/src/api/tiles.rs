@@ -113,7 +113,10 @@ async fn answer(ledger: Option<Ledger>, method: &Method, path: &str) -> Response
         Ok(Ok(Some((body, full)))) => bytes(body, if full { IMMUTABLE } else { PARTIAL }),
         Ok(Ok(None)) => text(
             StatusCode::NOT_FOUND,
-            format!("{}: the log of {size} entries has no such tile\n", resource.path()),
+            format!(
+                "{}: the log of {size} entries has no such tile\n",
+                resource.path()
+            ),
         ),
         Ok(Err(e)) => {
             tracing::error!(path = %resource.path(), error = %e, "serving a tile failed");

@@ -29,3 +29,4 @@ mod storage;
 mod stream;
 mod submit;
 mod tamper;
+mod tiles;
