@@ -72,6 +72,20 @@ enum Command {
         #[arg(long, env = "EVIDENT_LOG_KEY")]
         log_key: Option<String>,
     },
+    /// Write the log as a static C2SP tlog-tiles tree into DIR (`DIR/tile/…`, then
+    /// `DIR/checkpoint`), for any web server or object store to serve: a stopped server's
+    /// data folder, or a PostgreSQL store. The store's checkpoint is verified under the log
+    /// key first. A DIR holding an earlier export is extended: its checkpoint must be this
+    /// log's and a prefix of it, and only the tiles and bundles added since are written.
+    /// Exit 1 when a check fails, 2 on other errors (docs/FORMAT.md section 8).
+    ExportTiles {
+        /// The folder to write (made if missing).
+        dir: PathBuf,
+        /// The log's verifier key (`name+id+base64`, or a file holding it) [default: the
+        /// data folder's log.pub].
+        #[arg(long, env = "EVIDENT_LOG_KEY")]
+        log_key: Option<String>,
+    },
     /// Rebuild every index of a stopped server's data folder from its entries.
     Reindex,
     /// Move a stopped server's data folder of the old layout (everything in sled, in db/)
@@ -268,6 +282,32 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
             if let Some(cp) = &verified.checkpoint {
                 println!("signed checkpoint: {} entries, root {}", cp.size, cp.root);
             }
+            Ok(())
+        }
+        Command::ExportTiles { dir: out, log_key } => {
+            let verifier = evident_server::maintenance::verifier(&dir, log_key.as_deref())?;
+            let exported = evident_server::ops::export::export_tiles(&store, &verifier, &out)
+                .map_err(|e| {
+                    if e.is_verification_failure() {
+                        anyhow::Error::from(StoreFailed(format!(
+                            "{} NOT exported: {e}",
+                            out.display()
+                        )))
+                    } else {
+                        anyhow::Error::from(e)
+                    }
+                })?;
+            let since = match exported.previous {
+                Some(old) => format!(" (after the export of {old} entries already there)"),
+                None => String::new(),
+            };
+            println!(
+                "{}: exported the checkpoint of {} entries{since}: {} tiles and {} entry bundles written",
+                out.display(),
+                exported.size,
+                exported.tiles,
+                exported.bundles
+            );
             Ok(())
         }
         Command::Token { .. } | Command::Config { .. } => {

@@ -117,6 +117,9 @@ pub struct Server {
     pub config: PathBuf,
     /// `http://127.0.0.1:PORT/metrics`, when the config sets `metrics_listen`.
     pub metrics_url: Option<String>,
+    /// `http://127.0.0.1:PORT`, the tlog-tiles listener, when the config sets `[tiles]
+    /// listen`.
+    pub tiles_url: Option<String>,
     stderr_log: PathBuf,
 }
 
@@ -211,13 +214,21 @@ impl Server {
                 entries = n.parse::<u64>().ok();
             }
             if let Some(addr) = line.strip_prefix("listening on ") {
-                // With metrics configured, the next line is their address.
-                let metrics_url = std::fs::read_to_string(config)
-                    .is_ok_and(|text| text.contains("metrics_listen"))
+                // With metrics configured, the next line is their address; with tiles, the
+                // line after that is theirs.
+                let text = std::fs::read_to_string(config).unwrap_or_default();
+                let metrics_url = text
+                    .contains("metrics_listen")
                     .then(|| lines.next())
                     .flatten()
                     .and_then(Result::ok)
                     .and_then(|l| l.strip_prefix("metrics on ").map(str::to_owned));
+                let tiles_url = text
+                    .contains("[tiles]")
+                    .then(|| lines.next())
+                    .flatten()
+                    .and_then(Result::ok)
+                    .and_then(|l| l.strip_prefix("tiles on ").map(str::to_owned));
                 // Keep draining stdout so the server never blocks on a full pipe.
                 std::thread::spawn(move || for _ in lines.by_ref() {});
                 let server = Server {
@@ -227,6 +238,7 @@ impl Server {
                     data_dir: data_dir.to_owned(),
                     config: config.to_owned(),
                     metrics_url,
+                    tiles_url,
                     stderr_log,
                 };
                 if entries == Some(0) {

@@ -29,4 +29,5 @@ mod storage;
 mod stream;
 mod submit;
 mod tamper;
+mod tiles;
 mod witness;

@@ -1,0 +1,189 @@
+//! The log as C2SP tlog-tiles: `evidentd export-tiles` writes the files the tiles listener
+//! serves, incrementally, and refuses a folder that holds another log's export.
+
+use std::path::{Path, PathBuf};
+
+use evident_core::dsse::Envelope;
+use evident_core::note::Checkpoint;
+use evident_tests::{Server, envelope, evidentd_offline, key, stderr, stdout, write_config};
+
+const TILES: &str = "[tiles]\nlisten = \"127.0.0.1:0\"\n";
+
+/// Submits `count` envelopes of signer 1 from nonce `from`, in batches.
+async fn submit(server: &Server, from: u64, count: u64) {
+    let mut client = server.client().await;
+    let envelopes: Vec<Envelope> = (from..from + count).map(|n| envelope(&key(1), n)).collect();
+    for chunk in envelopes.chunks(256) {
+        for answer in client.submit_batch(chunk).await.unwrap() {
+            answer.unwrap();
+        }
+    }
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().to_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(unix)]
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+fn export(config: &Path, out: &Path) -> std::process::Output {
+    evidentd_offline(config, &["export-tiles", &out.display().to_string()])
+}
+
+fn checkpoint_size(server: &Server, note: &str) -> u64 {
+    Checkpoint::verify(note, &server.log_key).unwrap().size
+}
+
+/// A stopped log of 301 entries (one registry entry, 300 attestations) exported to
+/// `d/export`, extended by 300 more and exported again; the server is running again at the
+/// end. Returns it and the export folder.
+async fn exported_twice(d: &Path) -> (Server, PathBuf) {
+    let data = d.join("data");
+    let config = write_config(d, &data, &[1], TILES);
+    let mut server = Server::start(&config, &data).unwrap();
+    submit(&server, 0, 300).await;
+    assert_eq!(server.size().await, 301);
+    assert!(server.terminate().success());
+
+    let out = d.join("export");
+    let first = export(&config, &out);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // 301 entries: level 0 has one full tile and one of width 45, level 1 one of width 1.
+    assert!(
+        stdout(&first)
+            .contains("exported the checkpoint of 301 entries: 3 tiles and 2 entry bundles"),
+        "{}",
+        stdout(&first)
+    );
+    let full_tile = out.join("tile/0/000");
+    let full_bundle = out.join("tile/entries/000");
+    #[cfg(unix)]
+    let before = (inode(&full_tile), inode(&full_bundle));
+    assert_eq!(std::fs::read(&full_tile).unwrap().len(), 256 * 32);
+
+    let server = Server::start(&config, &data).unwrap();
+    submit(&server, 300, 300).await;
+    assert_eq!(server.size().await, 601);
+    let mut server = server;
+    assert!(server.terminate().success());
+    let second = export(&config, &out);
+    assert!(second.status.success(), "{}", stderr(&second));
+    // Only what 601 adds: level 0 tiles 1 (full) and 2 (width 89), level 1 (width 2);
+    // bundles 1 and 2.
+    assert!(
+        stdout(&second).contains(
+            "exported the checkpoint of 601 entries (after the export of 301 entries already \
+             there): 3 tiles and 2 entry bundles"
+        ),
+        "{}",
+        stdout(&second)
+    );
+    #[cfg(unix)]
+    assert_eq!(
+        (inode(&full_tile), inode(&full_bundle)),
+        before,
+        "full tiles of the first export are never rewritten"
+    );
+    // Exporting what is already there writes nothing but the checkpoint.
+    let again = export(&config, &out);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("0 tiles and 0 entry bundles"),
+        "{}",
+        stdout(&again)
+    );
+
+    let server = Server::start(&config, &data).unwrap();
+    (server, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_tiles_writes_what_the_tiles_listener_serves_and_extends_incrementally() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (server, out) = exported_twice(d).await;
+    let base = server
+        .tiles_url
+        .clone()
+        .expect("the tiles listener's address");
+    let http = reqwest::Client::new();
+    let listed = files(&out);
+    assert!(listed.contains(&PathBuf::from("checkpoint")));
+    let mut compared = 0;
+    for path in &listed {
+        let name = path.to_str().unwrap();
+        if name == "checkpoint" {
+            continue;
+        }
+        let served = http
+            .get(format!("{base}/{name}"))
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            served.as_ref(),
+            std::fs::read(out.join(path)).unwrap(),
+            "{name} differs from what the listener serves"
+        );
+        compared += 1;
+    }
+    // Level 0: tiles 0 and 1 full, 1.p/45 and 2.p/89; level 1: 0.p/1 and 0.p/2; the four
+    // bundles of level 0.
+    assert_eq!(compared, 10, "{listed:?}");
+    let exported = std::fs::read_to_string(out.join("checkpoint")).unwrap();
+    assert_eq!(checkpoint_size(&server, &exported), 601);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_tiles_refuses_a_folder_of_another_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = d.join("a");
+    let b = d.join("b");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let mut servers = Vec::new();
+    for at in [&a, &b] {
+        let data = at.join("data");
+        let config = write_config(at, &data, &[1], "");
+        let mut server = Server::start(&config, &data).unwrap();
+        submit(&server, 0, 3).await;
+        assert!(server.terminate().success());
+        servers.push(config);
+    }
+    let out = d.join("export");
+    let first = export(&servers[0], &out);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let before = std::fs::read(out.join("checkpoint")).unwrap();
+    let other = export(&servers[1], &out);
+    assert_eq!(other.status.code(), Some(1), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("does not verify under the log key"),
+        "{}",
+        stderr(&other)
+    );
+    assert_eq!(std::fs::read(out.join("checkpoint")).unwrap(), before);
+}
