@@ -187,3 +187,88 @@ async fn export_tiles_refuses_a_folder_of_another_log() {
     );
     assert_eq!(std::fs::read(out.join("checkpoint")).unwrap(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_served_over_http_reproduce_every_proof_the_grpc_api_gives() {
+    use evident_core::merkle;
+    use evident_core::tiles::{BundleId, TileId, TiledTree, decode_bundle};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let server = Server::start(&write_config(d, &data, &[1], TILES), &data).unwrap();
+    submit(&server, 0, 600).await;
+    let base = server
+        .tiles_url
+        .clone()
+        .expect("the tiles listener's address");
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let url = format!("{base}/{path}");
+        async move {
+            let answer = http.get(url).send().await.unwrap();
+            assert!(answer.status().is_success(), "{path}: {}", answer.status());
+            answer.bytes().await.unwrap().to_vec()
+        }
+    };
+    // The checkpoint the tiles serve verifies under the log key.
+    let note = String::from_utf8(get("checkpoint".into()).await).unwrap();
+    let checkpoint = Checkpoint::verify(&note, &server.log_key).unwrap();
+    let size = checkpoint.size;
+    assert!(size > 512, "{size}");
+    // Every tile of the tree, fetched once over HTTP.
+    let mut fetched = std::collections::HashMap::new();
+    for id in evident_core::tiles::tiles(size) {
+        fetched.insert(id, get(id.path()).await);
+    }
+    let tiled = TiledTree::new(size, |id: TileId| {
+        fetched
+            .get(&id)
+            .cloned()
+            .ok_or(format!("{id} was not served"))
+    });
+    assert_eq!(merkle::root(&tiled, size).unwrap(), checkpoint.root);
+    // Every entry: the bundle holds its leaf record, and the proof from tiles is the one
+    // GetInclusionProof gives at the same size.
+    let mut client = server.client().await;
+    let grpc_entries = client.entries(0, size).await.unwrap();
+    let mut records = Vec::new();
+    for bundle in 0..size.div_ceil(256) {
+        let width = (size - bundle * 256).min(256) as u16;
+        let id = BundleId::new(bundle, width).unwrap();
+        let bytes = get(id.path()).await;
+        records.extend(
+            decode_bundle(&bytes, usize::from(width))
+                .unwrap()
+                .into_iter()
+                .map(<[u8]>::to_vec),
+        );
+    }
+    assert_eq!(records.len() as u64, size);
+    assert_eq!(&records[..grpc_entries.len()], &grpc_entries[..]);
+    for index in 0..size {
+        let from_tiles = merkle::inclusion_proof(&tiled, index, size).unwrap();
+        let (_, from_grpc, leaf, _) = client
+            .inclusion_proof(evident_client::Selector::Index(index), size)
+            .await
+            .unwrap();
+        assert_eq!(from_tiles, from_grpc, "entry {index}");
+        assert_eq!(leaf, merkle::leaf_hash(&records[index as usize]));
+        merkle::verify_inclusion(index, size, &leaf, &from_tiles, &checkpoint.root).unwrap();
+    }
+    // Consistency proofs from tiles equal the server's, for old sizes on and off tile edges.
+    for old in [1, 2, 255, 256, 257, 300, 511, 512, size - 1] {
+        let from_tiles = merkle::consistency_proof(&tiled, old, size).unwrap();
+        let from_grpc = client.consistency_proof(old, size).await.unwrap();
+        assert_eq!(from_tiles, from_grpc, "from {old}");
+    }
+    // A tile the tree does not have yet is 404, with a reason.
+    let beyond = TileId::new(0, size / 256 + 1, 256).unwrap();
+    let answer = http
+        .get(format!("{base}/{}", beyond.path()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    assert!(answer.text().await.unwrap().contains("has no such tile"));
+}
