@@ -143,6 +143,11 @@ fn not_found(path: &str) -> Response<Full<Bytes>> {
 /// Whether a tree of `size` entries has the tile at `level` covering hashes
 /// `[256·index, 256·index + width)` of that level.
 fn exists(level: u8, index: u64, width: u16, size: u64) -> bool {
+    // A hash of level 8 or above covers 2^64 leaves or more: more than any log holds (and
+    // the shift would overflow).
+    if level >= 8 {
+        return false;
+    }
     let per_hash = 1u128 << (8 * u32::from(level));
     let end = (u128::from(index) * 256 + u128::from(width)) * per_hash;
     end <= u128::from(size)
@@ -213,7 +218,9 @@ mod tests {
         assert!(exists(2, 0, 1, size));
         assert!(!exists(2, 0, 2, size));
         assert!(!exists(3, 0, 1, size));
-        // Far beyond 64 bits does not overflow.
+        // Far beyond 64 bits does not overflow: a stranger's path cannot crash the listener.
         assert!(!exists(63, u64::MAX, 255, size));
+        assert!(!exists(7, u64::MAX, 255, u64::MAX));
+        assert!(!exists(8, 0, 1, u64::MAX));
     }
 }
