@@ -31,6 +31,13 @@ const PARTIAL: &str = "public, max-age=60";
 /// `Cache-Control` of the checkpoint.
 const CHECKPOINT: &str = "public, max-age=1";
 
+/// Tile and bundle reads in flight at once. A bundle of 256 records of up to 64 KiB is up to
+/// 16 MiB: with this many at once, what unauthenticated readers can make the server hold
+/// stays bounded (the others wait their turn).
+const MAX_READS: usize = 16;
+
+static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_READS);
+
 const LIMITS: Limits = Limits {
     header_timeout: Duration::from_secs(5),
     request_timeout: Duration::from_secs(30),
@@ -108,6 +115,12 @@ async fn answer(ledger: Option<Ledger>, method: &Method, path: &str) -> Response
         Err(e) => return text(StatusCode::NOT_FOUND, format!("{e}\n")),
     };
     let size = ledger.published().checkpoint.size;
+    let Ok(_reading) = READS.acquire().await else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is stopping\n".into(),
+        );
+    };
     let read = tokio::task::spawn_blocking(move || read(&ledger, resource, size)).await;
     match read {
         Ok(Ok(Some((body, full)))) => bytes(body, if full { IMMUTABLE } else { PARTIAL }),
