@@ -161,21 +161,10 @@ impl CosignerKey {
     pub fn parse(text: &str) -> Result<CosignerKey, CosignError> {
         let text = text.trim();
         let bad = |why: &str| CosignError::Key(format!("{why} in {text:?}"));
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected name+id+key"));
-        };
+        let (name, id, raw) = crate::note::split_key_text(text).map_err(bad)?;
         if !valid_name(name) {
             return Err(bad("the name is empty or holds a space or '+'"));
         }
-        if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad("key id is not 8 hex digits"));
-        }
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| bad("key id is not hex"))?;
-        let raw = STANDARD
-            .decode(key_b64)
-            .map_err(|_| bad("key is not standard base64"))?;
         let material = match raw.split_first() {
             Some((&ALG_COSIGNATURE_ED25519, key)) => {
                 Material::Ed25519(PublicKey::from_bytes(key).map_err(|e| bad(&e.to_string()))?)
@@ -462,19 +451,7 @@ impl Cosigner {
     pub fn parse_private(text: &str) -> Result<Cosigner, CosignError> {
         // Never echo the text: it holds the secret key.
         let bad = |why: &str| CosignError::Key(format!("witness signer key: {why}"));
-        let rest = text
-            .trim()
-            .strip_prefix(PRIVATE_PREFIX)
-            .ok_or_else(|| bad("does not start with PRIVATE+KEY+"))?;
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected PRIVATE+KEY+name+id+key"));
-        };
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| bad("key id is not hex"))?;
-        let raw = STANDARD
-            .decode(key_b64)
-            .map_err(|_| bad("key is not standard base64"))?;
+        let (name, id, raw) = crate::note::split_private_text(text).map_err(bad)?;
         let Some((&alg, seed)) = raw.split_first() else {
             return Err(bad("empty key"));
         };

@@ -94,18 +94,7 @@ impl Verifier {
     pub fn parse(text: &str) -> Result<Verifier, NoteError> {
         let text = text.trim();
         let bad = |why: &str| NoteError::VerifierKey(format!("{why} in {text:?}"));
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected name+id+key"));
-        };
-        if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad("key id is not 8 hex digits"));
-        }
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| bad("key id is not hex"))?;
-        let raw = STANDARD
-            .decode(key_b64)
-            .map_err(|_| bad("key is not standard base64"))?;
+        let (name, id, raw) = split_key_text(text).map_err(bad)?;
         let Some((&ALG_ED25519, key)) = raw.split_first() else {
             return Err(bad("key is not an Ed25519 (0x01) key"));
         };
@@ -413,19 +402,7 @@ impl Signer {
     pub fn parse_private(text: &str) -> Result<Signer, NoteError> {
         // Never echo the text: it holds the secret key.
         let bad = |why: &str| NoteError::VerifierKey(format!("signer key: {why}"));
-        let rest = text
-            .trim()
-            .strip_prefix(PRIVATE_PREFIX)
-            .ok_or_else(|| bad("does not start with PRIVATE+KEY+"))?;
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("expected PRIVATE+KEY+name+id+key"));
-        };
-        let id = u32::from_str_radix(id_hex, 16).map_err(|_| bad("key id is not hex"))?;
-        let raw = STANDARD
-            .decode(key_b64)
-            .map_err(|_| bad("key is not standard base64"))?;
+        let (name, id, raw) = split_private_text(text).map_err(bad)?;
         let Some((&ALG_ED25519, seed)) = raw.split_first() else {
             return Err(bad("not an Ed25519 (0x01) key"));
         };
@@ -436,4 +413,36 @@ impl Signer {
         }
         Ok(signer)
     }
+}
+
+/// Splits key text `name+<8 hex id>+base64(type ‖ key)` (the form of note and witness
+/// verifier keys) into the name, the id and the decoded bytes; the error says what is wrong
+/// without quoting the text.
+pub(crate) fn split_key_text(text: &str) -> Result<(&str, u32, Vec<u8>), &'static str> {
+    let mut parts = text.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err("expected name+id+key");
+    };
+    if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("key id is not 8 hex digits");
+    }
+    let id = u32::from_str_radix(id_hex, 16).map_err(|_| "key id is not hex")?;
+    let raw = STANDARD
+        .decode(key_b64)
+        .map_err(|_| "key is not standard base64")?;
+    Ok((name, id, raw))
+}
+
+/// Splits private key text `PRIVATE+KEY+<name>+<id>+base64(type ‖ seed)` as
+/// [`split_key_text`] does. Never quotes the text: it holds the secret key.
+pub(crate) fn split_private_text(text: &str) -> Result<(&str, u32, Vec<u8>), &'static str> {
+    let rest = text
+        .trim()
+        .strip_prefix(PRIVATE_PREFIX)
+        .ok_or("does not start with PRIVATE+KEY+")?;
+    split_key_text(rest).map_err(|why| match why {
+        "expected name+id+key" => "expected PRIVATE+KEY+name+id+key",
+        other => other,
+    })
 }
