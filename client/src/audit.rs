@@ -25,6 +25,7 @@ use evident_core::registry::GenesisDocument;
 
 use crate::gate::PolicyRef;
 use crate::output::{Decision, ReleaseRow, ReportedRelease, VerificationResult};
+use crate::reader::LogReader;
 use crate::report::{Document, ReleaseReport};
 use crate::{CheckpointState, Client, ClientError, Hit, Query, Release, time_text};
 
@@ -551,14 +552,14 @@ pub async fn releases(
 ///
 /// With witnesses required, it is the latest witnessed checkpoint, refused without their
 /// cosignatures.
-pub async fn latest(
-    client: &mut Client,
+pub async fn latest<R: LogReader>(
+    client: &mut R,
     log_key: &Verifier,
     witnesses: &WitnessPolicy,
     state_file: &Path,
 ) -> Result<Checkpoint, ClientError> {
     let mut state = CheckpointState::load(state_file)?;
-    let note = client.checkpoint_at(witnesses.threshold() > 0).await?;
+    let note = client.read_checkpoint(witnesses.threshold() > 0).await?;
     let checkpoint = state
         .advance_witnessed(client, log_key, witnesses, &note)
         .await?;
@@ -569,8 +570,8 @@ pub async fn latest(
 /// Downloads and replays entries until the replay covers `checkpoint`, then holds it
 /// against the checkpoint; `progress(done, total)` is told after each batch. A problem is a
 /// failed verification naming the entry.
-pub async fn replay_to(
-    client: &mut Client,
+pub async fn replay_to<R: LogReader>(
+    client: &mut R,
     replay: &mut Replay,
     checkpoint: &Checkpoint,
     mut progress: impl FnMut(u64, u64),
@@ -578,7 +579,7 @@ pub async fn replay_to(
     let total = checkpoint.size;
     while replay.size() < total {
         let at = replay.size();
-        let records = match client.entries(at, total).await {
+        let records = match client.read_entries(at, total).await {
             Ok(records) => records,
             // The server says it lost data it signed: that is a finding, not an outage.
             Err(ClientError::Status {
@@ -590,6 +591,10 @@ pub async fn replay_to(
                     "entry {at}: the log signed a checkpoint of {total} entries but could not \
                      return this one: {message}"
                 )));
+            }
+            // The tiles of a signed checkpoint that lack an entry: a finding too.
+            Err(e) if e.is_verification_failure() => {
+                return Err(ClientError::Verification(format!("entry {at}: {e}")));
             }
             Err(e) => return Err(ClientError::input(format!("fetching entry {at}"), e)),
         };
@@ -632,8 +637,8 @@ pub struct Audited {
 /// policy entry, and the root against the latest checkpoint (proven consistent with the
 /// last one seen). After a fork or rollback, the served log is replayed up to the size
 /// verified before, to say where it departs from it.
-pub async fn audit(
-    client: &mut Client,
+pub async fn audit<R: LogReader>(
+    client: &mut R,
     log_key: &Verifier,
     witnesses: &WitnessPolicy,
     registry: Registry,
@@ -661,14 +666,14 @@ pub async fn audit(
 
 /// After a fork or rollback: replays the served log up to the size verified before, to say
 /// where it departs from it. Returns `found`, with that added when it can be said.
-async fn locate_fork(
-    client: &mut Client,
+async fn locate_fork<R: LogReader>(
+    client: &mut R,
     key: &Verifier,
     registry: Registry,
     old: &Checkpoint,
     found: ClientError,
 ) -> ClientError {
-    let Ok(note) = client.checkpoint().await else {
+    let Ok(note) = client.read_checkpoint(false).await else {
         return found;
     };
     let Ok(served) = Checkpoint::verify(&note, key) else {
@@ -680,7 +685,7 @@ async fn locate_fork(
     let mut replay = Replay::new(registry);
     let mut bad = None;
     while replay.size() < old.size {
-        let Ok(records) = client.entries(replay.size(), old.size).await else {
+        let Ok(records) = client.read_entries(replay.size(), old.size).await else {
             return found;
         };
         if records.is_empty() {
@@ -738,9 +743,9 @@ impl Monitor {
     /// Verifies the latest checkpoint and replays up to it. A fork, a rollback or an invalid
     /// entry is a failed verification; any other error (the server away) leaves what was
     /// replayed before, so the next poll goes on from there.
-    pub async fn poll(
+    pub async fn poll<R: LogReader>(
         &mut self,
-        client: &mut Client,
+        client: &mut R,
         log_key: &Verifier,
         witnesses: &WitnessPolicy,
         state_file: &Path,

@@ -17,6 +17,8 @@
 //! - [`signers`]: how a registered signer key's status is described to people.
 //! - [`output`]: the types of the CLI's `--format json` output, to read it back.
 //! - [`report`]: the auditor's report of verified releases, as HTML and Markdown.
+//! - [`reader`]: where a log is read from ([`reader::LogReader`]): the gRPC API, or
+//!   [`tiles`], the log's C2SP tlog-tiles over HTTP or from a folder.
 
 pub mod attest;
 pub mod audit;
@@ -24,9 +26,11 @@ pub mod bundle;
 pub mod gate;
 pub mod keyfile;
 pub mod output;
+pub mod reader;
 pub mod report;
 pub mod signers;
 pub mod submit;
+pub mod tiles;
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +39,8 @@ use evident_core::merkle;
 use evident_core::note::{Checkpoint, Note, Verifier};
 use evident_core::receipt::Receipt;
 use serde::{Deserialize, Serialize};
+
+use crate::reader::LogReader;
 
 // The typed gRPC client is `evident-api`'s, shared with `evidentd backup`; these are the
 // paths this library has always offered.
@@ -165,13 +171,13 @@ impl CheckpointState {
     ///
     /// With witnesses required, the latest witnessed checkpoint is fetched instead, and
     /// refused without their cosignatures.
-    pub async fn refresh(
-        client: &mut Client,
+    pub async fn refresh<R: LogReader>(
+        client: &mut R,
         log_key: &Verifier,
         witnesses: &WitnessPolicy,
         path: &Path,
     ) -> Result<Refreshed, ClientError> {
-        let note = client.checkpoint_at(witnesses.threshold() > 0).await?;
+        let note = client.read_checkpoint(witnesses.threshold() > 0).await?;
         let mut state = CheckpointState::load(path)?;
         let previous = state.last(log_key)?.map(|c| c.size);
         let checkpoint = state
@@ -235,9 +241,9 @@ impl CheckpointState {
     /// checkpoint is verified under `log_key` and proven consistent with the last one seen
     /// (advancing this state; saving it is the caller's), and the entry's leaf is proven
     /// included in that tree. Returns the tree size it is proven in.
-    pub async fn prove_inclusion(
+    pub async fn prove_inclusion<R: LogReader>(
         &mut self,
-        client: &mut Client,
+        client: &mut R,
         log_key: &Verifier,
         entry: &Entry,
     ) -> Result<u64, ClientError> {
@@ -318,9 +324,9 @@ impl CheckpointState {
 
     /// [`CheckpointState::advance`], after checking that `note` carries the cosignatures
     /// `witnesses` requires.
-    pub async fn advance_witnessed(
+    pub async fn advance_witnessed<R: LogReader>(
         &mut self,
-        client: &mut Client,
+        client: &mut R,
         log_key: &Verifier,
         witnesses: &WitnessPolicy,
         note: &str,
@@ -331,13 +337,14 @@ impl CheckpointState {
     }
 
     /// Verifies `note` under `log_key` and proves it consistent with the last checkpoint
-    /// seen (fetching the proof from `client`), then remembers it if it is newer.
+    /// seen (reading the proof from `client`: the gRPC API or the log's tiles), then
+    /// remembers it if it is newer.
     ///
     /// Fails on a bad signature, on a smaller tree than seen before (a rollback), on the
     /// same size with another root, or on a consistency proof that does not verify (a fork).
-    pub async fn advance(
+    pub async fn advance<R: LogReader>(
         &mut self,
-        client: &mut Client,
+        client: &mut R,
         log_key: &Verifier,
         note: &str,
     ) -> Result<Checkpoint, ClientError> {
@@ -360,7 +367,7 @@ impl CheckpointState {
                 return Ok(new);
             }
             if old.size > 0 {
-                let proof = client.consistency_proof(old.size, new.size).await?;
+                let proof = client.read_consistency_proof(old.size, new.size).await?;
                 merkle::verify_consistency(old.size, new.size, &proof, &old.root, &new.root)
                     .map_err(|e| {
                         ClientError::Inconsistent(format!(

@@ -272,3 +272,198 @@ async fn tiles_served_over_http_reproduce_every_proof_the_grpc_api_gives() {
     assert_eq!(answer.status(), 404);
     assert!(answer.text().await.unwrap().contains("has no such tile"));
 }
+
+/// `evident ARGS` with the log key of `server` and no gRPC at all: the server address is a
+/// closed port, so anything the command verifies came from the tiles.
+fn offline_cli(d: &Path, server: &Server, args: &[&str]) -> std::process::Output {
+    let key = server.log_key.to_string();
+    let mut all = args.to_vec();
+    all.extend(["--server", "http://127.0.0.1:9", "--log-key", &key]);
+    tokio::task::block_in_place(|| evident_tests::cli(d, None, &all))
+}
+
+fn genesis(server: &Server) -> String {
+    server.data_dir.join("genesis.json").display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_and_monitor_verify_a_log_from_its_tiles_alone_served_or_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (server, out) = exported_twice(d).await;
+    let url = server
+        .tiles_url
+        .clone()
+        .expect("the tiles listener's address");
+    let genesis = genesis(&server);
+
+    // The listener: every entry replayed from the bundles, the root held against the
+    // signed checkpoint the tiles carry.
+    let audit = offline_cli(
+        d,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &url],
+    );
+    assert!(audit.status.success(), "{}", stderr(&audit));
+    assert!(
+        stdout(&audit).starts_with("OK: 601 entries replayed from the genesis"),
+        "{}",
+        stdout(&audit)
+    );
+    // The exported folder, as a path and as a file:// URL, with a client that has now seen
+    // the same checkpoint over HTTP.
+    for location in [
+        out.display().to_string(),
+        format!("file://{}", out.display()),
+    ] {
+        let audit = offline_cli(
+            d,
+            &server,
+            &[
+                "audit",
+                "--genesis",
+                &genesis,
+                "--tiles",
+                &location,
+                "--format",
+                "json",
+            ],
+        );
+        assert!(audit.status.success(), "{location}: {}", stderr(&audit));
+        let json: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+        assert_eq!(json["ok"], true);
+        assert_eq!(json["summary"]["entries"], 601, "{json}");
+    }
+
+    // The log grows; a monitor following the listener sees the new checkpoint, proven
+    // consistent with the one seen before by a proof computed from the tiles, and replays
+    // what it adds.
+    submit(&server, 600, 300).await;
+    let grown = server.size().await;
+    assert_eq!(grown, 901);
+    let monitor = offline_cli(
+        d,
+        &server,
+        &[
+            "monitor",
+            "--genesis",
+            &genesis,
+            "--tiles",
+            &url,
+            "--interval",
+            "0.1",
+            "--polls",
+            "2",
+        ],
+    );
+    assert!(monitor.status.success(), "{}", stderr(&monitor));
+    assert!(
+        stdout(&monitor).contains("checkpoint of 901 entries verified (+901 entries replayed)"),
+        "{}",
+        stdout(&monitor)
+    );
+    let state = std::fs::read_to_string(d.join("state.json")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let note = kept["logs"][server.log_key.to_string()].as_str().unwrap();
+    assert_eq!(checkpoint_size(&server, note), 901);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_that_rolls_back_withholds_or_alters_the_log_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let config = write_config(d, &data, &[1], TILES);
+    let mut server = Server::start(&config, &data).unwrap();
+    submit(&server, 0, 300).await;
+    assert!(server.terminate().success());
+    // An old export of 301 entries, kept aside; then the log grows and is exported anew.
+    let old = d.join("old");
+    assert!(export(&config, &old).status.success());
+    let server = Server::start(&config, &data).unwrap();
+    submit(&server, 300, 300).await;
+    let mut server = server;
+    assert!(server.terminate().success());
+    let new = d.join("new");
+    assert!(export(&config, &new).status.success());
+    let server = Server::start(&config, &data).unwrap();
+    let genesis = genesis(&server);
+    let new_text = new.display().to_string();
+
+    // A client that verified the export of 601 entries …
+    let audit = offline_cli(
+        d,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &new_text],
+    );
+    assert!(audit.status.success(), "{}", stderr(&audit));
+    // … refuses the old one served in its place: a rollback, exit 1.
+    let old_text = old.display().to_string();
+    let rolled = offline_cli(
+        d,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &old_text],
+    );
+    assert_eq!(rolled.status.code(), Some(1), "{}", stderr(&rolled));
+    assert!(stderr(&rolled).contains("rollback"), "{}", stderr(&rolled));
+
+    // A mirror that altered one entry's record: the replay from the genesis stops at it.
+    let altered = d.join("altered");
+    copy_dir(&new, &altered);
+    let bundle = altered.join("tile/entries/001");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&bundle, bytes).unwrap();
+    let fresh = d.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let altered_text = altered.display().to_string();
+    let audit = offline_cli(
+        &fresh,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &altered_text],
+    );
+    assert_eq!(audit.status.code(), Some(1), "{}", stderr(&audit));
+    assert!(stderr(&audit).contains("entry 511"), "{}", stderr(&audit));
+
+    // A mirror that withholds a bundle its checkpoint covers (and its full form).
+    let withheld = d.join("withheld");
+    copy_dir(&new, &withheld);
+    std::fs::remove_file(withheld.join("tile/entries/000")).unwrap();
+    let withheld_text = withheld.display().to_string();
+    let audit = offline_cli(
+        &fresh,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &withheld_text],
+    );
+    assert_eq!(audit.status.code(), Some(1), "{}", stderr(&audit));
+    assert!(
+        stderr(&audit).contains("has no tile/entries/000"),
+        "{}",
+        stderr(&audit)
+    );
+
+    // A place that is not a log's tiles is an error (exit 2), not a finding.
+    let empty = d.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let empty_text = empty.display().to_string();
+    let audit = offline_cli(
+        &fresh,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &empty_text],
+    );
+    assert_eq!(audit.status.code(), Some(2), "{}", stderr(&audit));
+    assert!(
+        stderr(&audit).contains("has no checkpoint"),
+        "{}",
+        stderr(&audit)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for path in files(from) {
+        let target = to.join(&path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(from.join(&path), target).unwrap();
+    }
+}

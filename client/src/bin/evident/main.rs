@@ -265,6 +265,17 @@ struct GenesisArg {
     genesis: PathBuf,
 }
 
+/// `--tiles`: read the log from its C2SP tlog-tiles instead of the gRPC API.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TilesArg {
+    /// Read the log from its tiles (C2SP tlog-tiles) instead of the server's gRPC API: the
+    /// URL under which /checkpoint and /tile/ are served (evidentd's `[tiles] listen`, a
+    /// mirror or a CDN), or a folder written by `evidentd export-tiles`. Everything read is
+    /// verified against the log key (and the witnesses required), as over gRPC.
+    #[arg(long, value_name = "URL|DIR", env = "EVIDENT_TILES")]
+    pub(crate) tiles: Option<String>,
+}
+
 #[derive(Debug, clap::Args)]
 struct AdminKeys {
     /// An administrator's signing key file (repeat to meet a threshold).

@@ -10,10 +10,14 @@ use evident_client::output::{
     AuditOutput, AuditSummary, CheckpointRef, QueryHitOutput, QueryOutput, ReleaseRow,
     ReleasesOutput,
 };
+use evident_client::reader::LogReader;
 use evident_client::report::escape_terminal;
+use evident_client::tiles::Tiles;
 use evident_client::time_text;
 use evident_client::{Hit, Query};
+use evident_core::note::Verifier;
 use evident_core::record::EntryKind;
+use evident_core::registry::Registry;
 
 use crate::{
     Cli, Format, GenesisArg, connect, print_json, require_log_key, state_path, witness_policy,
@@ -110,6 +114,8 @@ pub struct AuditArgs {
     #[command(flatten)]
     genesis: GenesisArg,
     #[command(flatten)]
+    tiles: crate::TilesArg,
+    #[command(flatten)]
     pub(crate) connection: crate::Connection,
     #[command(flatten)]
     pub(crate) log: crate::LogArgs,
@@ -122,6 +128,8 @@ pub struct AuditArgs {
 pub struct MonitorArgs {
     #[command(flatten)]
     genesis: GenesisArg,
+    #[command(flatten)]
+    tiles: crate::TilesArg,
     /// Seconds between polls.
     #[arg(long, default_value_t = 10.0)]
     interval: f64,
@@ -400,25 +408,43 @@ fn progress_bar(started: std::time::Instant) -> impl FnMut(u64, u64) {
 pub async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
     let registry = audit::genesis_registry(&read_genesis(&args.genesis.genesis)?)?;
-    let mut client = connect(cli).await?;
     let show_progress = cli.format == Format::Human && std::io::stderr().is_terminal();
     let mut bar = progress_bar(std::time::Instant::now());
     let mut drew = false;
+    let mut progress = |done, total| {
+        if show_progress {
+            bar(done, total);
+            drew = true;
+        }
+    };
     let witnesses = witness_policy(cli)?;
-    let audited = audit::audit(
-        &mut client,
-        &key,
-        &witnesses,
-        registry,
-        &state_path(cli),
-        |done, total| {
-            if show_progress {
-                bar(done, total);
-                drew = true;
-            }
-        },
-    )
-    .await;
+    let state = state_path(cli);
+    let audited = match &args.tiles.tiles {
+        Some(location) => {
+            let mut tiles = Tiles::open(location)?;
+            audit::audit(
+                &mut tiles,
+                &key,
+                &witnesses,
+                registry,
+                &state,
+                &mut progress,
+            )
+            .await
+        }
+        None => {
+            let mut client = connect(cli).await?;
+            audit::audit(
+                &mut client,
+                &key,
+                &witnesses,
+                registry,
+                &state,
+                &mut progress,
+            )
+            .await
+        }
+    };
     if drew {
         eprintln!();
     }
@@ -462,16 +488,26 @@ pub async fn monitor(cli: &Cli, args: &MonitorArgs) -> anyhow::Result<()> {
     }
     let key = require_log_key(cli)?;
     let registry = audit::genesis_registry(&read_genesis(&args.genesis.genesis)?)?;
-    let mut client = connect(cli).await?;
+    match &args.tiles.tiles {
+        Some(location) => follow(cli, args, &key, registry, &mut Tiles::open(location)?).await,
+        None => follow(cli, args, &key, registry, &mut connect(cli).await?).await,
+    }
+}
+
+/// `evident monitor`'s polls, reading the log from `reader`.
+async fn follow<R: LogReader>(
+    cli: &Cli,
+    args: &MonitorArgs,
+    key: &Verifier,
+    registry: Registry,
+    reader: &mut R,
+) -> anyhow::Result<()> {
     let state_file = state_path(cli);
     let witnesses = witness_policy(cli)?;
     let mut monitor = audit::Monitor::new(registry);
     let mut polls = 0u64;
     loop {
-        let polled = match monitor
-            .poll(&mut client, &key, &witnesses, &state_file)
-            .await
-        {
+        let polled = match monitor.poll(reader, key, &witnesses, &state_file).await {
             Ok(p) => p,
             Err(e) if e.is_verification_failure() => {
                 return Err(alert(format!("{:#}", anyhow::Error::from(e))));
