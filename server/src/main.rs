@@ -77,6 +77,9 @@ enum Command {
     /// data folder, or a PostgreSQL store. The store's checkpoint is verified under the log
     /// key first. A DIR holding an earlier export is extended: its checkpoint must be this
     /// log's and a prefix of it, and only the tiles and bundles added since are written.
+    /// With `[[witness]]` in the config, the checkpoint is first sent to the witnesses and
+    /// exported with their cosignatures, and nothing is written unless the threshold of
+    /// them cosigned (`--unwitnessed` exports the log's signature alone).
     /// Exit 1 when a check fails, 2 on other errors (docs/FORMAT.md section 8).
     ExportTiles {
         /// The folder to write (made if missing).
@@ -85,6 +88,10 @@ enum Command {
         /// data folder's log.pub].
         #[arg(long, env = "EVIDENT_LOG_KEY")]
         log_key: Option<String>,
+        /// Export the checkpoint without asking the configured witnesses: clients that
+        /// require their cosignatures will refuse the export.
+        #[arg(long)]
+        unwitnessed: bool,
     },
     /// Rebuild every index of a stopped server's data folder from its entries.
     Reindex,
@@ -284,9 +291,20 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::ExportTiles { dir: out, log_key } => {
+        Command::ExportTiles {
+            dir: out,
+            log_key,
+            unwitnessed,
+        } => {
             let verifier = evident_server::maintenance::verifier(&dir, log_key.as_deref())?;
-            let exported = evident_server::ops::export::export_tiles(&store, &verifier, &out)
+            let (store, cosigned) = if config.witnesses.is_empty() || unwitnessed {
+                (std::sync::Arc::new(store), None)
+            } else {
+                let (store, cosigned) = export_cosigned(store, &config, &verifier, &out)?;
+                (store, Some(cosigned))
+            };
+            let note = cosigned.as_ref().map(|c| c.note.clone());
+            let exported = evident_server::ops::export::export_tiles(&store, &verifier, &out, note)
                 .map_err(|e| {
                     if e.is_verification_failure() {
                         anyhow::Error::from(StoreFailed(format!(
@@ -301,8 +319,12 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
                 Some(old) => format!(" (after the export of {old} entries already there)"),
                 None => String::new(),
             };
+            let witnessed = match &cosigned {
+                Some(c) => format!("; cosigned by {} witnesses", c.cosigned),
+                None => String::new(),
+            };
             println!(
-                "{}: exported the checkpoint of {} entries{since}: {} tiles and {} entry bundles written",
+                "{}: exported the checkpoint of {} entries{since}: {} tiles and {} entry bundles written{witnessed}",
                 out.display(),
                 exported.size,
                 exported.tiles,
@@ -482,4 +504,47 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+/// `export-tiles` with witnesses: the store's checkpoint, cosigned by at least the
+/// threshold of the configured witnesses, or an error that writes nothing.
+fn export_cosigned(
+    store: evident_server::store::Store,
+    config: &Config,
+    verifier: &evident_core::note::Verifier,
+    out: &std::path::Path,
+) -> anyhow::Result<(
+    std::sync::Arc<evident_server::store::Store>,
+    evident_server::engine::witnessing::StoreCosigned,
+)> {
+    let policy = config.witness_policy().context("[[witness]]")?;
+    let store = std::sync::Arc::new(store);
+    let timeout = std::time::Duration::from_millis(config.witnessing.timeout_ms.max(1));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let cosigned = runtime
+        .block_on(evident_server::engine::witnessing::cosign_store_checkpoint(
+            store.clone(),
+            &config.witnesses,
+            &policy,
+            verifier,
+            timeout,
+        ))
+        .map_err(|e| anyhow::anyhow!("{} NOT exported: {e}", out.display()))?;
+    let threshold = policy.threshold().max(1);
+    if cosigned.cosigned < threshold {
+        anyhow::bail!(
+            "{} NOT exported: the checkpoint of {} entries was cosigned by {} of the {} \
+             configured witnesses, {threshold} required (the log's warnings say why); the folder \
+             is as it was. Retry once the witnesses answer, or pass --unwitnessed to export \
+             the log's signature alone",
+            out.display(),
+            cosigned.checkpoint.size,
+            cosigned.cosigned,
+            config.witnesses.len()
+        );
+    }
+    Ok((store, cosigned))
 }

@@ -11,4 +11,4 @@ pub mod query;
 pub mod storage;
 pub mod store;
 pub(crate) mod verify;
-pub(crate) mod witnessing;
+pub mod witnessing;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use evident_core::cosign::{CosignerKey, WitnessPolicy, add_signature_lines};
+use evident_core::hash::Hash;
 use evident_core::note::{Checkpoint, Note};
 
 use crate::config::WitnessConfig;
@@ -21,6 +22,10 @@ use crate::metrics::METRICS;
 
 /// The most bytes read from a witness's answer: a few signature lines.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Where the consistency proofs sent to witnesses come from: the ledger, or a store being
+/// exported. Called on a blocking thread.
+type Prover = Arc<dyn Fn(u64, u64) -> Result<Vec<Hash>, String> + Send + Sync>;
 
 /// One witness, and what the log knows of it.
 struct Witness {
@@ -69,15 +74,15 @@ pub async fn run(
             return;
         }
     };
-    let mut witnesses: Vec<Witness> = configs
-        .iter()
-        .zip(policy.witnesses())
-        .map(|(config, key)| Witness {
-            key: key.clone(),
-            url: format!("{}/add-checkpoint", config.url.trim_end_matches('/')),
-            size: 0,
+    let mut witnesses = witnesses_of(&configs, &policy);
+    let prover: Prover = {
+        let ledger = ledger.clone();
+        Arc::new(move |old, new| {
+            ledger
+                .consistency_proof(old, new)
+                .map_err(|e| e.to_string())
         })
-        .collect();
+    };
     let mut sizes = ledger.published_sizes();
     let mut done = 0u64;
     let mut first = true;
@@ -96,7 +101,15 @@ pub async fn run(
             continue;
         }
         let size = published.checkpoint.size;
-        let cosigned = round(&ledger, &client, &mut witnesses, &published).await;
+        let cosigned = round(
+            &prover,
+            &client,
+            &mut witnesses,
+            &published.note,
+            &published.checkpoint,
+        )
+        .await
+        .lines;
         if cosigned.len() >= policy.threshold().max(1) {
             publish(&ledger, &policy, &published, &cosigned);
             done = size.max(1);
@@ -113,42 +126,74 @@ pub async fn run(
     }
 }
 
-/// Asks every witness to cosign `published` concurrently; returns the signature lines
-/// that verified.
+/// The witnesses of the config, each not yet known to have cosigned anything.
+fn witnesses_of(configs: &[WitnessConfig], policy: &WitnessPolicy) -> Vec<Witness> {
+    configs
+        .iter()
+        .zip(policy.witnesses())
+        .map(|(config, key)| Witness {
+            key: key.clone(),
+            url: format!("{}/add-checkpoint", config.url.trim_end_matches('/')),
+            size: 0,
+        })
+        .collect()
+}
+
+/// What one round brought.
+struct Round {
+    /// The signature lines that verified, one group per witness that cosigned.
+    lines: Vec<String>,
+    /// The largest size a witness has cosigned beyond the checkpoint asked about.
+    ahead: Option<u64>,
+}
+
+/// Asks every witness to cosign `note` (which says `checkpoint`) concurrently; returns the
+/// signature lines that verified.
 async fn round(
-    ledger: &Ledger,
+    prover: &Prover,
     client: &reqwest::Client,
     witnesses: &mut Vec<Witness>,
-    published: &Arc<Published>,
-) -> Vec<String> {
+    note: &str,
+    checkpoint: &Checkpoint,
+) -> Round {
     let mut asks = tokio::task::JoinSet::new();
+    let shared = Arc::new((note.to_owned(), checkpoint.clone()));
     for mut witness in witnesses.drain(..) {
-        let (ledger, client, published) = (ledger.clone(), client.clone(), published.clone());
+        let (prover, client, shared) = (prover.clone(), client.clone(), shared.clone());
         asks.spawn(async move {
-            let line = ask(&ledger, &client, &mut witness, &published).await;
+            let line = ask(&prover, &client, &mut witness, &shared.0, &shared.1).await;
             (witness, line)
         });
     }
-    let mut lines = Vec::new();
-    while let Some(done) = asks.join_next().await {
-        let (witness, line) = done.expect("asking a witness does not panic");
+    let mut done = Round {
+        lines: Vec::new(),
+        ahead: None,
+    };
+    while let Some(joined) = asks.join_next().await {
+        let (witness, answer) = joined.expect("asking a witness does not panic");
         witnesses.push(witness);
-        lines.extend(line);
+        match answer {
+            Ok(line) => done.lines.push(line),
+            Err(Some(theirs)) => done.ahead = done.ahead.max(Some(theirs)),
+            Err(None) => {}
+        }
     }
-    lines
+    done
 }
 
-/// One witness's cosignature line for `published`, or `None` (logged and counted).
+/// One witness's cosignature line for `note`; else the size it has cosigned when that is
+/// beyond the checkpoint, or `None` (logged and counted).
 async fn ask(
-    ledger: &Ledger,
+    prover: &Prover,
     client: &reqwest::Client,
     witness: &mut Witness,
-    published: &Arc<Published>,
-) -> Option<String> {
-    match cosign(ledger, client, witness, published).await {
+    note: &str,
+    checkpoint: &Checkpoint,
+) -> Result<String, Option<u64>> {
+    match cosign(prover, client, witness, note, checkpoint).await {
         Ok(line) => {
             METRICS.witness_cosigned(witness.key.name(), witness.size);
-            Some(line)
+            Ok(line)
         }
         Err(WitnessError::Ahead(theirs)) => {
             // Another instance on the same database, or this one before a restart, had it
@@ -156,32 +201,33 @@ async fn ask(
             tracing::debug!(
                 witness = witness.key.name(),
                 theirs,
-                size = published.checkpoint.size,
+                size = checkpoint.size,
                 "witness has cosigned a newer checkpoint than this instance publishes"
             );
-            None
+            Err(Some(theirs))
         }
         Err(e) => {
             METRICS.witness_failed(witness.key.name());
             tracing::warn!(
                 witness = witness.key.name(),
                 url = %witness.url,
-                size = published.checkpoint.size,
+                size = checkpoint.size,
                 error = %e,
                 "witness did not cosign"
             );
-            None
+            Err(None)
         }
     }
 }
 
 async fn cosign(
-    ledger: &Ledger,
+    prover: &Prover,
     client: &reqwest::Client,
     witness: &mut Witness,
-    published: &Arc<Published>,
+    note: &str,
+    checkpoint: &Checkpoint,
 ) -> Result<String, WitnessError> {
-    let size = published.checkpoint.size;
+    let size = checkpoint.size;
     let mut conflicts = Vec::new();
     loop {
         let old = witness.size;
@@ -191,11 +237,11 @@ async fn cosign(
         let proof = if old == 0 || old == size {
             Vec::new()
         } else {
-            let ledger = ledger.clone();
-            tokio::task::spawn_blocking(move || ledger.consistency_proof(old, size))
+            let prover = prover.clone();
+            tokio::task::spawn_blocking(move || prover(old, size))
                 .await
                 .map_err(|e| WitnessError::Proof(e.to_string()))?
-                .map_err(|e| WitnessError::Proof(e.to_string()))?
+                .map_err(WitnessError::Proof)?
         };
         let mut body = format!("old {old}\n");
         for hash in &proof {
@@ -203,14 +249,13 @@ async fn cosign(
             body.push('\n');
         }
         body.push('\n');
-        body.push_str(&published.note);
+        body.push_str(note);
         let answer = client.post(&witness.url).body(body).send().await?;
         let status = answer.status();
         let text = read_limited(answer).await?;
         match status.as_u16() {
             200 => {
-                let lines =
-                    check_answer(&witness.key, &published.note, &published.checkpoint, &text)?;
+                let lines = check_answer(&witness.key, note, checkpoint, &text)?;
                 witness.size = size;
                 return Ok(lines);
             }
@@ -314,5 +359,69 @@ fn publish(ledger: &Ledger, policy: &WitnessPolicy, published: &Published, lines
             }
         }
         Err(e) => tracing::error!(error = %e, "the witnessed note does not pass the policy"),
+    }
+}
+
+/// What [`cosign_store_checkpoint`] brought back.
+#[derive(Debug, Clone)]
+pub struct StoreCosigned {
+    /// The store's checkpoint note with every cosignature line that verified.
+    pub note: String,
+    /// What it says.
+    pub checkpoint: Checkpoint,
+    /// How many witnesses cosigned it.
+    pub cosigned: usize,
+}
+
+/// For `evidentd export-tiles`: asks every witness of the config to cosign the store's
+/// latest checkpoint, with consistency proofs read from the store (`verifier` is the log
+/// key; the note must verify under it). When a witness has already cosigned a newer
+/// checkpoint — the log went on while the export ran, on PostgreSQL — the store's
+/// checkpoint is read again and everyone asked again, up to three times. Returns the note
+/// with the cosignatures that verified: whether they are enough is the caller's to say.
+pub async fn cosign_store_checkpoint(
+    store: Arc<crate::store::Store>,
+    configs: &[WitnessConfig],
+    policy: &WitnessPolicy,
+    verifier: &evident_core::note::Verifier,
+    timeout: Duration,
+) -> Result<StoreCosigned, String> {
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("evidentd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let mut witnesses = witnesses_of(configs, policy);
+    let prover: Prover = {
+        let store = store.clone();
+        Arc::new(move |old, new| {
+            evident_core::merkle::consistency_proof(store.as_ref(), old, new)
+                .map_err(|e| e.to_string())
+        })
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let reader = store.clone();
+        let note = tokio::task::spawn_blocking(move || reader.checkpoint())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+            .ok_or("the store holds no signed checkpoint yet")?;
+        let checkpoint = Checkpoint::verify(&note, verifier).map_err(|e| {
+            format!("the store's checkpoint does not verify under the log key: {e}")
+        })?;
+        let round = round(&prover, &client, &mut witnesses, &note, &checkpoint).await;
+        if round.ahead.is_some() && attempts < 3 {
+            continue;
+        }
+        let note = add_signature_lines(&note, &round.lines.concat())
+            .map_err(|e| format!("the cosignatures do not fit the note: {e}"))?;
+        return Ok(StoreCosigned {
+            note,
+            checkpoint,
+            cosigned: round.lines.len(),
+        });
     }
 }

@@ -9,7 +9,8 @@
 //! that the larger tree adds are written ([`resources_new_between`]) — full tiles already
 //! there are never touched. The `checkpoint` file is written last, atomically (a temporary
 //! file, fsync, rename), so a reader of the folder never sees a checkpoint whose tiles are
-//! not all there.
+//! not all there. With witnesses configured, `evidentd` passes in the store's checkpoint
+//! with their cosignatures (`engine::witnessing::cosign_store_checkpoint`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -87,15 +88,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
 }
 
 /// Writes the tiles of `store`'s signed checkpoint into `dir` (made if missing), after the
-/// checkpoint already there if any; `verifier` is the log key. See the module's docs.
+/// checkpoint already there if any; `verifier` is the log key. `note` is the checkpoint to
+/// export — the store's, with the witnesses' cosignatures — or `None` for the store's
+/// latest as it is. See the module's docs.
 pub fn export_tiles(
     store: &Store,
     verifier: &Verifier,
     dir: &Path,
+    note: Option<String>,
 ) -> Result<Exported, ExportError> {
-    let note = store
-        .checkpoint()?
-        .ok_or_else(|| ExportError::Setup("the store holds no signed checkpoint yet".into()))?;
+    let note = match note {
+        Some(note) => note,
+        None => store
+            .checkpoint()?
+            .ok_or_else(|| ExportError::Setup("the store holds no signed checkpoint yet".into()))?,
+    };
     let checkpoint = Checkpoint::verify(&note, verifier).map_err(|e| {
         ExportError::Verification(format!(
             "the store's checkpoint does not verify under the log key: {e}"
