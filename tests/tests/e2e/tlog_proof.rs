@@ -211,6 +211,18 @@ async fn a_tampered_proof_hash_extra_record_or_index_is_refused() {
     });
     assert_refused(&verify_offline(d, &server, &proof, &[]), "does not verify");
 
+    // A hash line that is not a hash: the file is not a tlog proof at all (exit 2), and the
+    // message names the line.
+    std::fs::write(&proof, &good).unwrap();
+    edit_lines(&proof, |lines| lines[3] = "not base64".into());
+    let out = verify_offline(d, &server, &proof, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tlog proof line 4"),
+        "{}",
+        stderr(&out)
+    );
+
     // The index line changed.
     std::fs::write(&proof, &good).unwrap();
     edit_lines(&proof, |lines| {
@@ -236,6 +248,7 @@ async fn a_proof_whose_checkpoint_lacks_the_witnesses_cosignatures_is_refused() 
     let proof = export(d, &log.server, &receipt);
     let out = verify_offline(d, &log.server, &proof, &log.witness_flags());
     assert_refused(&out, "cosigned by 0 of the trusted witnesses, 2 required");
+    assert!(stderr(&out).contains("(a fork)"), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(proof.to_str().unwrap()),
         "{}",

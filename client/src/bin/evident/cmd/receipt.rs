@@ -13,7 +13,7 @@ use evident_core::note::{Checkpoint, Verifier};
 use evident_core::receipt::Receipt;
 use evident_core::record::LeafRecord;
 use evident_core::statement::Statement;
-use evident_core::tlog_proof::{self, TlogProof};
+use evident_core::tlog_proof::{self, TlogProof, TlogProofError};
 
 use crate::{Cli, Format, VerificationFailed, print_json, require_log_key, state_path};
 
@@ -79,8 +79,6 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         let receipt = Receipt::from_json(&bytes).with_context(|| format!("{}", path.display()))?;
         verify_receipt(cli, &key, path, &receipt)?
     };
-    // Offline, a proof can still be compared with a checkpoint of the same size seen before.
-    CheckpointState::load(&state_path(cli))?.check_receipt(&key, &proven.checkpoint)?;
     let record = &proven.record;
     let statement = Statement::from_envelope(record.envelope()).ok();
     let cp = &proven.checkpoint;
@@ -110,7 +108,8 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Verifies a receipt under the log key, with the cosignatures of the witnesses required.
+/// Verifies a receipt under the log key, against the checkpoint state, and with the
+/// cosignatures of the witnesses required.
 fn verify_receipt(
     cli: &Cli,
     key: &Verifier,
@@ -120,7 +119,9 @@ fn verify_receipt(
     let verified = receipt
         .verify(key)
         .map_err(|e| VerificationFailed(format!("{}: {e}", path.display())))?;
-    // It must carry the cosignatures of the witnesses the client requires.
+    // Offline, a receipt can still be compared with a checkpoint of the same size seen before.
+    CheckpointState::load(&state_path(cli))?.check_receipt(key, &verified.checkpoint)?;
+    // And it must carry the cosignatures of the witnesses the client requires.
     evident_client::check_witnesses(
         &crate::witness_policy(cli)?,
         &receipt.checkpoint,
@@ -132,6 +133,11 @@ fn verify_receipt(
     })
 }
 
+/// Why too few cosignatures matter, as the library says it for receipts and checkpoints.
+const WITNESS_HINT: &str = "without the witnesses' word this checkpoint may be a view of the \
+     log shown only to this client (a fork); export the receipt again once it is proven at a \
+     witnessed checkpoint (`evident submit` with the witnesses required)";
+
 /// Whether a file is a tlog proof rather than a receipt: by its first line.
 fn is_tlog_proof(bytes: &[u8]) -> bool {
     bytes.starts_with(format!("{}\n", tlog_proof::HEADER).as_bytes())
@@ -139,7 +145,8 @@ fn is_tlog_proof(bytes: &[u8]) -> bool {
 
 /// Verifies a tlog proof written by `evident receipt export`: its `extra` data must be the
 /// leaf record of the entry at the proof's index, and that record's leaf hash must be proven
-/// included in a checkpoint signed by the log and cosigned by the witnesses required.
+/// included in a checkpoint signed by the log and cosigned by the witnesses required, and
+/// that checkpoint must agree with the checkpoint state.
 fn verify_tlog_proof(
     cli: &Cli,
     key: &Verifier,
@@ -173,7 +180,11 @@ fn verify_tlog_proof(
     }
     let verified = proof
         .verify(&record.leaf_hash(), key, &crate::witness_policy(cli)?)
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| match e {
+            TlogProofError::Witnesses(_) => failed(format!("{e}: {WITNESS_HINT}")),
+            e => failed(e.to_string()),
+        })?;
+    CheckpointState::load(&state_path(cli))?.check_receipt(key, &verified.checkpoint)?;
     Ok(Proven {
         record,
         checkpoint: verified.checkpoint,
@@ -189,7 +200,6 @@ pub(crate) async fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<()> {
     let receipt = Receipt::from_json(&bytes).with_context(|| format!("{}", path.display()))?;
     // A receipt that does not hold is never passed on in another format.
     let proven = verify_receipt(cli, &key, path, &receipt)?;
-    CheckpointState::load(&state_path(cli))?.check_receipt(&key, &proven.checkpoint)?;
     let text = match args.format {
         ExportFormat::TlogProof => TlogProof {
             extra: Some(proven.record.encode()),
