@@ -244,10 +244,12 @@ fn write_replacing(out: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tmp_name.push(".tmp");
     let tmp = out.with_file_name(tmp_name);
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| {
+    if let Err(e) = std::fs::rename(&tmp, out) {
+        // Best effort: the rename's error is the one worth reporting.
         let _ = std::fs::remove_file(&tmp);
-        format!("renaming {} to {}", tmp.display(), out.display())
-    })
+        return Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
