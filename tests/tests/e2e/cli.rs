@@ -25,6 +25,7 @@ fn offline_commands_show_no_connection_flags() {
         &["keygen"][..],
         &["attest"],
         &["receipt", "verify"],
+        &["receipt", "export"],
         &["verify-receipt"],
         &["bundle", "verify"],
         &["completion"],

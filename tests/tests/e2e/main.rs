@@ -30,4 +30,5 @@ mod stream;
 mod submit;
 mod tamper;
 mod tiles;
+mod tlog_proof;
 mod witness;

@@ -14,19 +14,19 @@ use evident_tests::*;
 use crate::gate::{Flaw, release, team_log_in};
 
 /// A running witness: the real binary, its key and state in `dir`.
-struct Witness {
+pub(crate) struct Witness {
     child: Option<Child>,
     dir: PathBuf,
     /// `http://127.0.0.1:PORT`.
     url: String,
     /// The verifier key text.
-    key: String,
+    pub(crate) key: String,
     addr: String,
 }
 
 impl Witness {
     /// Makes a key named `name` and starts a witness that follows the log `log_key`.
-    fn create(dir: &Path, name: &str, log_key: &Verifier) -> Witness {
+    pub(crate) fn create(dir: &Path, name: &str, log_key: &Verifier) -> Witness {
         std::fs::create_dir_all(dir).unwrap();
         let out = Command::new(evident_witness_bin())
             .args(["keygen", "--name", name, "--out"])
@@ -115,14 +115,14 @@ impl Drop for Witness {
 }
 
 /// The configuration lines that make a log ask `witnesses` (every one of them) often.
-fn witnessing(witnesses: &[&Witness]) -> String {
+pub(crate) fn witnessing(witnesses: &[&Witness]) -> String {
     let mut extra: String = witnesses.iter().map(|w| w.table()).collect();
     extra.push_str("[witnessing]\ninterval_ms = 100\ntimeout_ms = 2000\n");
     extra
 }
 
 /// Restarts a stopped log with `extra` added to its configuration (the same store).
-fn restart_with(dir: &Path, data: &Path, extra: &str) -> Server {
+pub(crate) fn restart_with(dir: &Path, data: &Path, extra: &str) -> Server {
     let config = dir.join("evidentd.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push('\n');
@@ -160,7 +160,7 @@ fn policy(witnesses: &[&Witness], threshold: usize) -> WitnessPolicy {
 }
 
 /// A log that has signed its first checkpoints, then stopped; its verifier key.
-fn first_start(dir: &Path, data: &Path) -> Verifier {
+pub(crate) fn first_start(dir: &Path, data: &Path) -> Verifier {
     let mut server = Server::start(&write_config(dir, data, &[1], ""), data).unwrap();
     let key = server.log_key.clone();
     assert!(server.terminate().success());

@@ -36,7 +36,8 @@ pub(crate) enum Command {
     Entry(entry::Args),
     /// Fetch the latest checkpoint, verify it and prove it consistent with the last one seen.
     Checkpoint(checkpoint::Args),
-    /// Receipts: verify one offline against the pinned log key.
+    /// Receipts: verify one offline against the pinned log key, or export it as a portable
+    /// proof (C2SP tlog-proof).
     Receipt {
         #[command(subcommand)]
         command: receipt::ReceiptCommand,
@@ -140,6 +141,9 @@ impl Command {
                 command: receipt::ReceiptCommand::Verify(a),
             }
             | Command::VerifyReceipt(a) => (None, Some(&a.log), a.output.format.into()),
+            Command::Receipt {
+                command: receipt::ReceiptCommand::Export(a),
+            } => (None, Some(&a.log), Format::Human),
             Command::Signer { flags, .. }
             | Command::Sigstore { flags, .. }
             | Command::Admin { flags, .. }
@@ -183,6 +187,9 @@ pub(crate) async fn run(cli: &Cli, command: &Command) -> anyhow::Result<()> {
             command: receipt::ReceiptCommand::Verify(args),
         }
         | Command::VerifyReceipt(args) => receipt::run(cli, args).await,
+        Command::Receipt {
+            command: receipt::ReceiptCommand::Export(args),
+        } => receipt::export(cli, args).await,
         Command::Signer { command, .. } => signer::run(cli, command).await,
         Command::Sigstore { command, .. } => sigstore::run(cli, command).await,
         Command::Admin { command, .. } => admin::run(cli, command).await,
