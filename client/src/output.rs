@@ -192,6 +192,10 @@ pub struct ReceiptOutput {
     pub tree_size: u64,
     /// That tree's root.
     pub root_hash: String,
+    /// With `--tiles`: the log's latest checkpoint, read from its tiles, in which the entry
+    /// is proven still included (and the receipt's checkpoint consistent with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub still_included_in: Option<CheckpointRef>,
 }
 
 /// A checkpoint: origin, size and root.

@@ -1,11 +1,18 @@
 //! The log as C2SP tlog-tiles: `evidentd export-tiles` writes the files the tiles listener
-//! serves, incrementally, and refuses a folder that holds another log's export.
+//! serves, incrementally (with the witnesses' cosignatures when the log has witnesses), and
+//! refuses a folder that holds another log's export; the tiles reproduce every proof of the
+//! gRPC API; and `evident audit`, `monitor` and `receipt verify` check a log from its tiles
+//! alone, catching a mirror that rolls back, withholds, alters or forks it.
 
 use std::path::{Path, PathBuf};
 
 use evident_core::dsse::Envelope;
 use evident_core::note::Checkpoint;
-use evident_tests::{Server, envelope, evidentd_offline, key, stderr, stdout, write_config};
+use evident_tests::{
+    Server, copy_dir, envelope, evidentd_offline, key, stderr, stdout, write_config,
+};
+
+use crate::witness::{Witness, first_start, restart_with, witnessing};
 
 const TILES: &str = "[tiles]\nlisten = \"127.0.0.1:0\"\n";
 
@@ -276,10 +283,15 @@ async fn tiles_served_over_http_reproduce_every_proof_the_grpc_api_gives() {
 /// `evident ARGS` with the log key of `server` and no gRPC at all: the server address is a
 /// closed port, so anything the command verifies came from the tiles.
 fn offline_cli(d: &Path, server: &Server, args: &[&str]) -> std::process::Output {
-    let key = server.log_key.to_string();
-    let mut all = args.to_vec();
-    all.extend(["--server", "http://127.0.0.1:9", "--log-key", &key]);
-    tokio::task::block_in_place(|| evident_tests::cli(d, None, &all))
+    let mut command = std::process::Command::new(evident_tests::evident_bin());
+    command
+        .current_dir(d)
+        .args(args)
+        .env("EVIDENT_STATE", d.join("state.json"))
+        .env("EVIDENT_SERVER", "http://127.0.0.1:9")
+        .env("EVIDENT_LOG_KEY", server.log_key.to_string())
+        .env_remove("EVIDENT_TILES");
+    tokio::task::block_in_place(|| command.output().expect("running evident"))
 }
 
 fn genesis(server: &Server) -> String {
@@ -460,10 +472,148 @@ async fn a_mirror_that_rolls_back_withholds_or_alters_the_log_is_caught() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for path in files(from) {
-        let target = to.join(&path);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(from.join(&path), target).unwrap();
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipt_verify_with_tiles_proves_the_entry_still_in_the_log_and_catches_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Log A, then a copy B of its folder: the same log key and history so far.
+    let (a, b) = (d.join("a"), d.join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let data_a = a.join("data");
+    let config_a = write_config(&a, &data_a, &[1], TILES);
+    let mut server_a = Server::start(&config_a, &data_a).unwrap();
+    submit(&server_a, 0, 5).await;
+    assert!(server_a.terminate().success());
+    let data_b = b.join("data");
+    copy_dir(&data_a, &data_b);
+    let config_b = write_config(&b, &data_b, &[1], TILES);
+    let server_a = Server::start(&config_a, &data_a).unwrap();
+    let server_b = Server::start(&config_b, &data_b).unwrap();
+    assert_eq!(server_a.log_key, server_b.log_key);
+
+    // A receipt from A, and A grows past it.
+    std::fs::write(a.join("good.json"), envelope(&key(1), 100).to_json()).unwrap();
+    let out = tokio::task::block_in_place(|| {
+        evident_tests::cli(&a, Some(&server_a), &["submit", "good.json"])
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    submit(&server_a, 200, 300).await;
+    let size_a = server_a.size().await;
+    let url_a = server_a.tiles_url.clone().unwrap();
+
+    // Offline but for A's tiles: the receipt's entry is still in A's latest checkpoint.
+    let verify = offline_cli(
+        &a,
+        &server_a,
+        &[
+            "receipt",
+            "verify",
+            "good.json.receipt.json",
+            "--tiles",
+            &url_a,
+            "--format",
+            "json",
+        ],
+    );
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    let json: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(json["index"], 6, "{json}");
+    assert!(json["tree_size"].as_u64().unwrap() < size_a, "{json}");
+    assert_eq!(json["still_included_in"]["tree_size"], size_a, "{json}");
+
+    // B, the fork, logs something else at the same index and gives a valid receipt for it.
+    std::fs::write(b.join("forked.json"), envelope(&key(1), 999).to_json()).unwrap();
+    let out = tokio::task::block_in_place(|| {
+        evident_tests::cli(&b, Some(&server_b), &["submit", "forked.json"])
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Offline, the forked receipt verifies: it is validly signed by the log key …
+    let offline = offline_cli(
+        &b,
+        &server_b,
+        &["receipt", "verify", "forked.json.receipt.json"],
+    );
+    assert!(offline.status.success(), "{}", stderr(&offline));
+    // … but against A's tiles it is a fork: exit 1, and the state file keeps A's view.
+    let fresh = d.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::copy(b.join("forked.json.receipt.json"), fresh.join("r.json")).unwrap();
+    let forked = offline_cli(
+        &fresh,
+        &server_b,
+        &["receipt", "verify", "r.json", "--tiles", &url_a],
+    );
+    assert_eq!(forked.status.code(), Some(1), "{}", stderr(&forked));
+    assert!(stderr(&forked).contains("fork"), "{}", stderr(&forked));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_tiles_carries_the_witnesses_cosignatures_or_writes_nothing_below_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    let log_key = first_start(d, &data);
+    let w = tempfile::tempdir().unwrap();
+    let w1 = Witness::create(&w.path().join("w1"), "w1.test", &log_key);
+    let mut w2 = Witness::create(&w.path().join("w2"), "w2.test", &log_key);
+    let mut server = restart_with(d, &data, &witnessing(&[&w1, &w2]));
+    submit(&server, 0, 300).await;
+    assert!(server.terminate().success());
+    let config = d.join("evidentd.toml");
+    let genesis = genesis(&server);
+
+    // Stopped, the log's last checkpoint is sent to both witnesses and exported with their
+    // cosignatures: a client that requires both reads the folder.
+    let out = d.join("export");
+    let first = export(&config, &out);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stdout(&first).contains("cosigned by 2 witnesses"),
+        "{}",
+        stdout(&first)
+    );
+    let (key1, key2) = (w1.key.clone(), w2.key.clone());
+    let witnessed = ["--witness", key1.as_str(), "--witness", key2.as_str()];
+    let mut args = vec!["audit", "--genesis", &genesis, "--tiles"];
+    let out_text = out.display().to_string();
+    args.push(&out_text);
+    args.extend(witnessed);
+    let audit = offline_cli(d, &server, &args);
+    assert!(audit.status.success(), "{}", stderr(&audit));
+    let before = std::fs::read(out.join("checkpoint")).unwrap();
+
+    // One witness down: the log grows, and the export writes nothing (exit 2).
+    w2.kill();
+    let mut server = Server::start(&config, &data).unwrap();
+    submit(&server, 300, 10).await;
+    assert!(server.terminate().success());
+    let short = export(&config, &out);
+    assert_eq!(short.status.code(), Some(2), "{}", stderr(&short));
+    assert!(
+        stderr(&short).contains("cosigned by 1 of the 2 configured witnesses, 2 required"),
+        "{}",
+        stderr(&short)
+    );
+    assert_eq!(std::fs::read(out.join("checkpoint")).unwrap(), before);
+
+    // --unwitnessed exports the log's signature alone, which a client requiring the
+    // witnesses refuses (exit 1) and one that does not accepts.
+    let plain = evidentd_offline(&config, &["export-tiles", &out_text, "--unwitnessed"]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let fresh = d.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let refused = offline_cli(&fresh, &server, &args);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("cosigned by 0 of the trusted witnesses, 2 required"),
+        "{}",
+        stderr(&refused)
+    );
+    let accepted = offline_cli(
+        &fresh,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &out_text],
+    );
+    assert!(accepted.status.success(), "{}", stderr(&accepted));
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use evident_client::CheckpointState;
-use evident_client::output::ReceiptOutput;
+use evident_client::output::{CheckpointRef, ReceiptOutput};
+use evident_client::reader::prove_still_included;
+use evident_client::tiles::Tiles;
 use evident_client::time_text;
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::receipt::Receipt;
@@ -33,6 +35,12 @@ pub(crate) struct Args {
     /// The receipt file written by `evident submit`, or a tlog-proof file written by
     /// `evident receipt export` (told apart by content).
     pub(crate) receipt: PathBuf,
+    /// Also prove the entry still included in the log's latest checkpoint, read from the
+    /// log's tiles (a URL, or a folder written by `evidentd export-tiles`): that checkpoint
+    /// is verified, proven consistent with the receipt's and with the one seen before, and
+    /// the entry's inclusion in it computed from the hash tiles.
+    #[command(flatten)]
+    pub(crate) tiles: crate::TilesArg,
     #[command(flatten)]
     pub(crate) log: crate::LogArgs,
     #[command(flatten)]
@@ -80,6 +88,38 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         verify_receipt(cli, &key, path, &receipt)?
     };
     let record = &proven.record;
+    let latest = match &args.tiles.tiles {
+        Some(location) => {
+            let mut tiles = Tiles::open(location)?;
+            let state_file = state_path(cli);
+            let mut state = CheckpointState::load(&state_file)?;
+            let latest = prove_still_included(
+                &mut tiles,
+                &mut state,
+                &key,
+                &crate::witness_policy(cli)?,
+                record.index(),
+                &record.leaf_hash(),
+                &proven.checkpoint,
+            )
+            .await
+            .map_err(|e| {
+                if e.is_verification_failure() {
+                    anyhow::Error::from(VerificationFailed(format!(
+                        "{}: {e} (read from {})",
+                        path.display(),
+                        tiles.describe()
+                    )))
+                } else {
+                    anyhow::Error::from(e)
+                        .context(format!("reading the log's tiles at {}", tiles.describe()))
+                }
+            })?;
+            state.save(&state_file)?;
+            Some(latest)
+        }
+        None => None,
+    };
     let statement = Statement::from_envelope(record.envelope()).ok();
     let cp = &proven.checkpoint;
     match cli.format {
@@ -93,6 +133,7 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
             origin: cp.origin.clone(),
             tree_size: cp.size,
             root_hash: cp.root.to_hex(),
+            still_included_in: latest.as_ref().map(CheckpointRef::from),
         }),
         Format::Human => println!(
             "verified: entry {} of {} ({}), integrated {}, included in the signed tree of {} entries",
@@ -104,6 +145,12 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
             time_text(record.integrated_time_nanos()),
             cp.size
         ),
+    }
+    if let (Format::Human, Some(latest)) = (cli.format, &latest) {
+        println!(
+            "still included in the log's latest checkpoint of {} entries, read from its tiles",
+            latest.size
+        );
     }
     Ok(())
 }
