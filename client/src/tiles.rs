@@ -14,7 +14,7 @@
 //! buffer more.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use evident_core::hash::Hash;
@@ -61,13 +61,25 @@ struct Missing(TileId);
 
 impl Tiles {
     /// Tiles at `location`: an `http://` or `https://` URL (the prefix under which
-    /// `checkpoint` and `tile/` are served), a `file://` URL, or a folder.
-    pub fn open(location: &str) -> Result<Tiles, ClientError> {
+    /// `checkpoint` and `tile/` are served), a `file://` URL, or a folder. `ca` is a CA
+    /// certificate (PEM) an HTTPS server's certificate may chain to, beside the system's
+    /// roots (for `evidentd`'s own, `DATA_DIR/tls/ca.pem`).
+    pub fn open(location: &str, ca: Option<&Path>) -> Result<Tiles, ClientError> {
         let location = if location.starts_with("http://") || location.starts_with("https://") {
-            let client = reqwest::Client::builder()
+            let mut builder = reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
                 .connect_timeout(REQUEST_TIMEOUT)
-                .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")))
+                .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")));
+            if let Some(ca) = ca {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    ClientError::input(format!("--tiles-ca: reading {}", ca.display()), e)
+                })?;
+                let certificate = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                    ClientError::Invalid(format!("--tiles-ca {}: {e}", ca.display()))
+                })?;
+                builder = builder.add_root_certificate(certificate);
+            }
+            let client = builder
                 .build()
                 .map_err(|e| ClientError::Invalid(format!("--tiles {location}: {e}")))?;
             Location::Http {
@@ -105,7 +117,7 @@ impl Tiles {
                     .get(&url)
                     .send()
                     .await
-                    .map_err(|e| ClientError::Connect(format!("{url}: {e}")))?;
+                    .map_err(|e| ClientError::Connect(format!("{url}: {}", chain(&e))))?;
                 let status = response.status();
                 if status == reqwest::StatusCode::NOT_FOUND {
                     return Ok(None);
@@ -267,6 +279,19 @@ impl Tiles {
     }
 }
 
+/// An error with its causes, `: `-separated (reqwest's own message hides why a TLS
+/// handshake or a connection failed).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl std::fmt::Display for Missing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "tile {} not fetched", self.0)
@@ -374,7 +399,7 @@ mod tests {
             }
         }
         assert!(!folder.0.join("tile/0/001.p/44").exists());
-        let mut tiles = Tiles::open(&folder.0.display().to_string()).unwrap();
+        let mut tiles = Tiles::open(&folder.0.display().to_string(), None).unwrap();
         for index in [0, 1, 255, 256, 299] {
             let proof = tiles.read_inclusion_proof(index, 300).await.unwrap();
             assert_eq!(proof, merkle::inclusion_proof(&small, index, 300).unwrap());
@@ -389,7 +414,7 @@ mod tests {
     async fn a_tile_of_the_wrong_length_or_a_missing_one_is_refused() {
         let big = tree(300);
         let folder = Folder::new("refused");
-        let mut tiles = Tiles::open(&format!("file://{}", folder.0.display())).unwrap();
+        let mut tiles = Tiles::open(&format!("file://{}", folder.0.display()), None).unwrap();
         // Nothing there: the tree's signed checkpoint covers tiles the mirror withholds.
         let missing = tiles.read_inclusion_proof(5, 300).await.unwrap_err();
         assert!(missing.is_verification_failure(), "{missing}");

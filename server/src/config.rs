@@ -359,14 +359,16 @@ impl Default for WitnessingConfig {
     }
 }
 
-/// `[tiles]`: the log served as C2SP tlog-tiles over HTTP.
+/// `[tiles]`: the log served as C2SP tlog-tiles over HTTP(S).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TilesConfig {
-    /// Address of the tiles listener (plain HTTP: put a TLS-terminating proxy or a CDN in
-    /// front of it, as for any static site); none by default. Port 0 picks a free port,
-    /// printed at start.
+    /// Address of the tiles listener; none by default. Port 0 picks a free port, printed
+    /// at start. HTTPS with the gRPC listener's certificate when the server serves TLS.
     pub listen: Option<SocketAddr>,
+    /// Serve the tiles over plain HTTP even when the server serves TLS: behind a proxy or a
+    /// CDN that terminates TLS itself.
+    pub plaintext: bool,
 }
 
 impl Config {

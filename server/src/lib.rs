@@ -164,6 +164,8 @@ pub struct Front {
     auth: Arc<auth::Auth>,
     metrics: Option<std::net::TcpListener>,
     tiles: Option<std::net::TcpListener>,
+    /// The tiles listener's HTTPS settings; `None` for plain HTTP.
+    tiles_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Front {
@@ -185,6 +187,15 @@ impl Front {
     /// The bound address of the tiles listener, when `[tiles] listen` is set.
     pub fn tiles_addr(&self) -> Option<std::net::SocketAddr> {
         self.tiles.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The tiles listener's URL scheme: `https` when it serves TLS, else `http`.
+    pub fn tiles_scheme(&self) -> &'static str {
+        if self.tiles_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -238,8 +249,15 @@ pub fn front(config: &Config) -> Result<Front, RunError> {
                 .map_err(|source| RunError::Tiles { addr, source })
         })
         .transpose()?;
+    // HTTPS on the tiles listener with the gRPC listener's certificate, unless the server
+    // serves plaintext or the tiles are put behind a TLS-terminating proxy.
+    let tiles_tls = match &tiles {
+        Some(_) if !config.tiles.plaintext => tls::https(&config.tls, &config.data_dir)?,
+        _ => None,
+    };
     Ok(Front {
         tiles,
+        tiles_tls,
         config: config.clone(),
         tls,
         transport,
@@ -544,6 +562,7 @@ pub async fn run(
         auth,
         metrics,
         tiles,
+        tiles_tls,
         ..
     } = front;
     // Prometheus metrics on their own listener, bound in `front`.
@@ -562,7 +581,11 @@ pub async fn run(
         (Some(listener), Some(addr)) => {
             let listener = TcpListener::from_std(listener)
                 .map_err(|source| RunError::Tiles { addr, source })?;
-            Some(tokio::spawn(api::tiles::serve(listener, gate.clone())))
+            Some(tokio::spawn(api::tiles::serve(
+                listener,
+                tiles_tls,
+                gate.clone(),
+            )))
         }
         _ => None,
     };

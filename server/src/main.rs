@@ -442,6 +442,7 @@ fn serve(args: Args) -> anyhow::Result<()> {
         let open = front.open_access();
         let metrics = front.metrics_addr();
         let tiles = front.tiles_addr();
+        let tiles_scheme = front.tiles_scheme();
         if transport == evident_server::tls::Mode::Plaintext {
             tracing::warn!(
                 "serving PLAINTEXT gRPC: submissions and tokens cross the wire unencrypted"
@@ -476,7 +477,7 @@ fn serve(args: Args) -> anyhow::Result<()> {
                 println!("metrics on http://{metrics}/metrics");
             }
             if let Some(tiles) = tiles {
-                println!("tiles on http://{tiles}");
+                println!("tiles on {tiles_scheme}://{tiles}");
             }
         };
         evident_server::run(listener, front, announce, shutdown).await?;

@@ -563,7 +563,7 @@ pub async fn serve(listener: TcpListener) {
 }
 
 async fn serve_with(listener: TcpListener, limits: Limits) {
-    crate::api::http::serve(listener, limits, "metrics", |request| {
+    crate::api::http::serve(listener, None, limits, "metrics", |request| {
         std::future::ready(answer(request.method(), request.uri().path()))
     })
     .await;

@@ -1,7 +1,8 @@
-//! The plain HTTP/1.1 listeners beside gRPC (metrics, tiles): hyper with keep-alive, and
-//! limits that never let a client hold one. A request head has `header_timeout` to arrive,
-//! an answer `request_timeout` to be written, and at `max_connections` a new connection
-//! closes the oldest one, so idle or stalled connections cannot starve the others.
+//! The HTTP/1.1 listeners beside gRPC (metrics, tiles), plain or over TLS: hyper with
+//! keep-alive, and limits that never let a client hold one. A TLS handshake and then each
+//! request head have `header_timeout` to arrive, an answer `request_timeout` to be
+//! written, and at `max_connections` a new connection closes the oldest one, so idle or
+//! stalled connections cannot starve the others.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -14,7 +15,8 @@ use http::Response;
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -35,10 +37,11 @@ pub(crate) struct Limits {
 }
 
 /// Serves `handler`'s answers on `listener` until the task is dropped (which closes every
-/// connection). `name` is what the log lines call the listener. Request bodies are never
-/// read.
+/// connection), over TLS with `tls`. `name` is what the log lines call the listener.
+/// Request bodies are never read.
 pub(crate) async fn serve<H, F>(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     limits: Limits,
     name: &'static str,
     handler: H,
@@ -51,6 +54,7 @@ pub(crate) async fn serve<H, F>(
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_REQUEST_HEAD);
     let open = Open::default();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     // Owning the connection tasks here means dropping `serve` closes them all.
     let mut tasks = JoinSet::new();
     loop {
@@ -61,9 +65,22 @@ pub(crate) async fn serve<H, F>(
                     let http = http.clone();
                     let open = open.clone();
                     let handler = handler.clone();
+                    let acceptor = acceptor.clone();
                     tasks.spawn(async move {
-                        connection(stream, &http, limits.request_timeout, &close, peer, name, handler)
-                            .await;
+                        let served = Served { http: &http, request_timeout: limits.request_timeout, close: &close, peer, name };
+                        match acceptor {
+                            None => served.connection(stream, handler).await,
+                            Some(acceptor) => {
+                                // A peer that never finishes its handshake holds its slot
+                                // no longer than one that never sends a request head.
+                                let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
+                                match handshake.await {
+                                    Ok(Ok(stream)) => served.connection(stream, handler).await,
+                                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "{name} TLS handshake failed"),
+                                    Err(_) => tracing::debug!(%peer, "{name} TLS handshake not done in time"),
+                                }
+                            }
+                        }
                         open.remove(id);
                     });
                 }
@@ -113,53 +130,65 @@ impl Open {
     }
 }
 
-/// Serves one connection until the client closes it, hyper gives up on it (a request head
-/// not complete within the header timeout, a malformed or oversized head), its latest
-/// request is not answered within `request_timeout`, or a newer connection needs its place.
-async fn connection<H, F>(
-    stream: TcpStream,
-    http: &http1::Builder,
+/// What serving one connection needs besides its stream and handler.
+struct Served<'a> {
+    http: &'a http1::Builder,
     request_timeout: Duration,
-    close: &Notify,
+    close: &'a Notify,
     peer: std::net::SocketAddr,
     name: &'static str,
-    handler: H,
-) where
-    H: Fn(http::Request<hyper::body::Incoming>) -> F + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    // Until the first request, hyper's header timeout closes the connection first; this is
-    // only the backstop.
-    let deadline = Arc::new(Mutex::new(Instant::now() + 2 * request_timeout));
-    let service = {
-        let deadline = deadline.clone();
-        hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            *deadline.lock().unwrap_or_else(PoisonError::into_inner) =
-                Instant::now() + request_timeout;
-            let answer = handler(request);
-            async move { Ok::<_, Infallible>(answer.await) }
-        })
-    };
-    let conn = http.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    loop {
-        let until = *deadline.lock().unwrap_or_else(PoisonError::into_inner);
-        tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "{name} connection failed");
-                }
-                return;
-            }
-            () = close.notified() => {
-                tracing::debug!(%peer, "{name} connection closed to make room for a newer one");
-                return;
-            }
-            () = tokio::time::sleep_until(until) => {
-                // A request that came meanwhile moved the deadline.
-                if *deadline.lock().unwrap_or_else(PoisonError::into_inner) <= Instant::now() {
-                    tracing::debug!(%peer, "{name} request not answered in time");
+}
+
+impl Served<'_> {
+    /// Serves one connection until the client closes it, hyper gives up on it (a request head
+    /// not complete within the header timeout, a malformed or oversized head), its latest
+    /// request is not answered within `request_timeout`, or a newer connection needs its place.
+    async fn connection<S, H, F>(self, stream: S, handler: H)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: Fn(http::Request<hyper::body::Incoming>) -> F + Send + Sync + 'static,
+        F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
+        let Served {
+            http,
+            request_timeout,
+            close,
+            peer,
+            name,
+        } = self;
+        // Until the first request, hyper's header timeout closes the connection first; this is
+        // only the backstop.
+        let deadline = Arc::new(Mutex::new(Instant::now() + 2 * request_timeout));
+        let service = {
+            let deadline = deadline.clone();
+            hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                *deadline.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Instant::now() + request_timeout;
+                let answer = handler(request);
+                async move { Ok::<_, Infallible>(answer.await) }
+            })
+        };
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        loop {
+            let until = *deadline.lock().unwrap_or_else(PoisonError::into_inner);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "{name} connection failed");
+                    }
                     return;
+                }
+                () = close.notified() => {
+                    tracing::debug!(%peer, "{name} connection closed to make room for a newer one");
+                    return;
+                }
+                () = tokio::time::sleep_until(until) => {
+                    // A request that came meanwhile moved the deadline.
+                    if *deadline.lock().unwrap_or_else(PoisonError::into_inner) <= Instant::now() {
+                        tracing::debug!(%peer, "{name} request not answered in time");
+                        return;
+                    }
                 }
             }
         }

@@ -45,9 +45,14 @@ const LIMITS: Limits = Limits {
 };
 
 /// Serves the tiles of the ledger in `ledger` (set once the store passed its start-up check;
-/// until then every request is answered 503) on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, ledger: Arc<OnceLock<Ledger>>) {
-    crate::api::http::serve(listener, LIMITS, "tiles", move |request| {
+/// until then every request is answered 503) on `listener`, over TLS with `tls`, until the
+/// task is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    ledger: Arc<OnceLock<Ledger>>,
+) {
+    crate::api::http::serve(listener, tls, LIMITS, "tiles", move |request| {
         let ledger = ledger.get().cloned();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();

@@ -42,6 +42,9 @@ pub enum TlsError {
     /// The certificate could not be made.
     #[error("making the server certificate: {0}")]
     Generate(String),
+    /// The certificate or key could not be used for the tiles listener's HTTPS.
+    #[error("the tiles listener's TLS: {0}")]
+    Https(String),
 }
 
 /// How the server talks to clients, for the start-up banner.
@@ -239,4 +242,46 @@ fn generate(dir: &Path, names: &[String]) -> Result<(), TlsError> {
     }
     tracing::info!(dir = %dir.display(), "made a server certificate and its CA");
     Ok(())
+}
+
+/// The TLS settings of the tiles listener (HTTPS): the gRPC listener's certificate and key —
+/// configured, or made at first start by [`server_tls`], which must have run — without
+/// client certificates (the tiles are public); `None` when the server serves plaintext.
+pub fn https(
+    config: &TlsConfig,
+    data_dir: &Path,
+) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, TlsError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    if config.plaintext {
+        return Ok(None);
+    }
+    let (cert, key) = match (&config.cert, &config.key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        _ => {
+            let dir = data_dir.join(TLS_DIR);
+            (dir.join(CERT_FILE), dir.join(KEY_FILE))
+        }
+    };
+    check_private(&key)?;
+    let bad = |path: &Path, e: &dyn std::fmt::Display| {
+        TlsError::Https(format!("{}: {e}", path.display()))
+    };
+    let chain = CertificateDer::pem_slice_iter(&read("reading the certificate", &cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&cert, &e))?;
+    if chain.is_empty() {
+        return Err(bad(&cert, &"no certificate in the file"));
+    }
+    let private = PrivateKeyDer::from_pem_slice(&read("reading the key", &key)?)
+        .map_err(|e| bad(&key, &e))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Https(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| bad(&cert, &e))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(std::sync::Arc::new(server)))
 }

@@ -617,3 +617,108 @@ async fn export_tiles_carries_the_witnesses_cosignatures_or_writes_nothing_below
     );
     assert!(accepted.status.success(), "{}", stderr(&accepted));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_serves_tls_serves_its_tiles_over_https_with_the_same_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    // [tls] with nothing in it: TLS with a certificate the server makes itself.
+    let config = write_config(d, &data, &[], &format!("[tls]\n{TILES}"));
+    let mut server = Server::start(&config, &data).unwrap();
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    server.url = format!("https://127.0.0.1:{port}");
+    let url = server.tiles_url.clone().unwrap();
+    assert!(url.starts_with("https://"), "{url}");
+    let ca = data.join("tls/ca.pem").display().to_string();
+
+    // A signer and an entry, over gRPC with TLS.
+    let out = tokio::task::block_in_place(|| {
+        evident_tests::cli(
+            d,
+            Some(&server),
+            &[
+                "signer",
+                "add",
+                "--identity",
+                "signer-1@test",
+                "--public-key",
+                &evident_tests::public(1).to_hex(),
+                "--role",
+                "ci",
+                "--predicate-type",
+                "*",
+                "--admin-key",
+                "admin.key",
+                "--ca",
+                &ca,
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(d.join("e.json"), envelope(&key(1), 1).to_json()).unwrap();
+    let out = tokio::task::block_in_place(|| {
+        evident_tests::cli(d, Some(&server), &["submit", "e.json", "--ca", &ca])
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The tiles over HTTPS, trusting the server's CA: the whole log replays, and the
+    // receipt is proven still in it.
+    let genesis = genesis(&server);
+    let audit = offline_cli(
+        d,
+        &server,
+        &[
+            "audit",
+            "--genesis",
+            &genesis,
+            "--tiles",
+            &url,
+            "--tiles-ca",
+            &ca,
+        ],
+    );
+    assert!(audit.status.success(), "{}", stderr(&audit));
+    assert!(
+        stdout(&audit).starts_with("OK: 2 entries replayed"),
+        "{}",
+        stdout(&audit)
+    );
+    let verify = offline_cli(
+        d,
+        &server,
+        &[
+            "receipt",
+            "verify",
+            "e.json.receipt.json",
+            "--tiles",
+            &url,
+            "--tiles-ca",
+            &ca,
+        ],
+    );
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    assert!(
+        stdout(&verify).contains("still included in the log's latest checkpoint of 2 entries"),
+        "{}",
+        stdout(&verify)
+    );
+    // Without the CA the certificate is not trusted: an error (exit 2), not a finding.
+    let untrusted = offline_cli(
+        d,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &url],
+    );
+    assert_eq!(untrusted.status.code(), Some(2), "{}", stderr(&untrusted));
+    assert!(
+        stderr(&untrusted).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&untrusted)
+    );
+    // Plain HTTP to the HTTPS listener gets no answer.
+    let plain = url.replacen("https://", "http://", 1);
+    assert!(
+        reqwest::get(format!("{plain}/checkpoint")).await.is_err(),
+        "the tiles listener answered plain HTTP"
+    );
+}

@@ -274,6 +274,26 @@ pub(crate) struct TilesArg {
     /// verified against the log key (and the witnesses required), as over gRPC.
     #[arg(long, value_name = "URL|DIR", env = "EVIDENT_TILES")]
     pub(crate) tiles: Option<String>,
+    /// A CA certificate (PEM) that an https:// tiles server's certificate chains to, beside
+    /// the system's roots; for a server that made its own, DATA_DIR/tls/ca.pem.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "EVIDENT_TILES_CA",
+        requires = "tiles"
+    )]
+    pub(crate) tiles_ca: Option<PathBuf>,
+}
+
+impl TilesArg {
+    /// The tiles named, opened; `None` without `--tiles`.
+    pub(crate) fn open(&self) -> anyhow::Result<Option<evident_client::tiles::Tiles>> {
+        self.tiles
+            .as_deref()
+            .map(|location| evident_client::tiles::Tiles::open(location, self.tiles_ca.as_deref()))
+            .transpose()
+            .map_err(anyhow::Error::from)
+    }
 }
 
 #[derive(Debug, clap::Args)]

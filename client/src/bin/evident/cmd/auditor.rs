@@ -12,7 +12,6 @@ use evident_client::output::{
 };
 use evident_client::reader::LogReader;
 use evident_client::report::escape_terminal;
-use evident_client::tiles::Tiles;
 use evident_client::time_text;
 use evident_client::{Hit, Query};
 use evident_core::note::Verifier;
@@ -419,9 +418,8 @@ pub async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<()> {
     };
     let witnesses = witness_policy(cli)?;
     let state = state_path(cli);
-    let audited = match &args.tiles.tiles {
-        Some(location) => {
-            let mut tiles = Tiles::open(location)?;
+    let audited = match args.tiles.open()? {
+        Some(mut tiles) => {
             audit::audit(
                 &mut tiles,
                 &key,
@@ -488,8 +486,8 @@ pub async fn monitor(cli: &Cli, args: &MonitorArgs) -> anyhow::Result<()> {
     }
     let key = require_log_key(cli)?;
     let registry = audit::genesis_registry(&read_genesis(&args.genesis.genesis)?)?;
-    match &args.tiles.tiles {
-        Some(location) => follow(cli, args, &key, registry, &mut Tiles::open(location)?).await,
+    match args.tiles.open()? {
+        Some(mut tiles) => follow(cli, args, &key, registry, &mut tiles).await,
         None => follow(cli, args, &key, registry, &mut connect(cli).await?).await,
     }
 }

@@ -9,7 +9,6 @@ use anyhow::Context as _;
 use evident_client::CheckpointState;
 use evident_client::output::{CheckpointRef, ReceiptOutput};
 use evident_client::reader::prove_still_included;
-use evident_client::tiles::Tiles;
 use evident_client::time_text;
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::receipt::Receipt;
@@ -88,9 +87,8 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         verify_receipt(cli, &key, path, &receipt)?
     };
     let record = &proven.record;
-    let latest = match &args.tiles.tiles {
-        Some(location) => {
-            let mut tiles = Tiles::open(location)?;
+    let latest = match args.tiles.open()? {
+        Some(mut tiles) => {
             let state_file = state_path(cli);
             let mut state = CheckpointState::load(&state_file)?;
             let latest = prove_still_included(
