@@ -5,7 +5,8 @@
 //!
 //! Reported per phase: receipts per second; how long a `Submit` that waits for a witnessed
 //! receipt takes, next to a plain one (probes while the load runs); how far the witnessed
-//! checkpoint trails the log (sampled); then full tiles and entry bundles served per second.
+//! checkpoint trails the log (sampled); then full tiles and entry bundles served per second,
+//! and an auditor's replay of the whole log over gRPC and from the tiles.
 //! Run it in one command with `../shared/bench/pg_baseline.sh` so that the ingest figures can
 //! be read as a ratio to the same machine's PostgreSQL.
 
@@ -21,6 +22,7 @@ use clap::Parser;
 use evident_benches::load::{bench_settings, percentile, register, sign_pool, unary_client};
 use evident_benches::start_evidentd;
 use evident_client::{Client, Credentials};
+use evident_core::cosign::WitnessPolicy;
 use evident_core::note::{Checkpoint, Verifier};
 
 #[derive(Debug, Parser)]
@@ -366,5 +368,47 @@ async fn main() -> anyhow::Result<()> {
         args.readers,
         bytes / 1e6
     );
+
+    // An auditor's replay of the whole log from its genesis, as `evident audit` runs it:
+    // over gRPC, then from the tiles listener (proofs from hash tiles, entries from bundles).
+    let genesis = evident_client::gate::read_genesis(&data.join("genesis.json"))?;
+    // Two state files: the tiles' checkpoint is the witnessed one, which may trail.
+    let (state, tiles_state) = (
+        work.path().join("grpc.json"),
+        work.path().join("tiles.json"),
+    );
+    let begin = Instant::now();
+    let over_grpc = evident_client::audit::audit(
+        &mut client,
+        &key,
+        &WitnessPolicy::none(),
+        evident_client::audit::genesis_registry(&genesis)?,
+        &state,
+        |_, _| {},
+    )
+    .await?;
+    let grpc_secs = begin.elapsed().as_secs_f64();
+    let mut from_tiles = evident_client::tiles::Tiles::open(&tiles, None)?;
+    let begin = Instant::now();
+    let over_tiles = evident_client::audit::audit(
+        &mut from_tiles,
+        &key,
+        &WitnessPolicy::none(),
+        evident_client::audit::genesis_registry(&genesis)?,
+        &tiles_state,
+        |_, _| {},
+    )
+    .await?;
+    let tiles_secs = begin.elapsed().as_secs_f64();
+    for (how, audited, secs) in [
+        ("gRPC", &over_grpc, grpc_secs),
+        ("tiles", &over_tiles, tiles_secs),
+    ] {
+        println!(
+            "audit over {how}: {} entries replayed in {secs:.1} s ({:.0} entries/s)",
+            audited.summary.entries,
+            audited.summary.entries as f64 / secs
+        );
+    }
     Ok(())
 }
