@@ -193,8 +193,8 @@ pub struct ReceiptOutput {
     /// That tree's root.
     pub root_hash: String,
     /// With `--tiles`: the log's latest checkpoint, read from its tiles, in which the entry
-    /// is proven still included (and the receipt's checkpoint consistent with it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// is proven still included (and the receipt's checkpoint consistent with it); null
+    /// without `--tiles`.
     pub still_included_in: Option<CheckpointRef>,
 }
 
