@@ -30,6 +30,7 @@ pub mod dsse;
 pub mod ecdsa;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
+pub mod frameworks;
 pub mod hash;
 pub mod keys;
 pub mod kinds;

@@ -96,6 +96,8 @@ struct RawControl {
     #[serde(default)]
     review_systems: Vec<String>,
     #[serde(default)]
+    evidences: Vec<String>,
+    #[serde(default)]
     separation_of_duties: bool,
     #[serde(default)]
     min_approvals: Option<usize>,
@@ -181,6 +183,11 @@ pub struct Control {
     pub max_severity: Option<Severity>,
     /// Findings accepted despite `max_severity`.
     pub allow: Vec<Allowed>,
+    /// The framework controls this control evidences, as the policy names them
+    /// (`evidences = ["soc2:CC8.1"]`); the catalogue's mappings add to them
+    /// ([`crate::frameworks::Catalogue::evidenced_by`]). They inform reports only, never a
+    /// verdict.
+    pub evidences: Vec<crate::frameworks::ControlRef>,
 }
 
 /// A checked policy.
@@ -359,6 +366,18 @@ impl Policy {
                         })?,
                 ),
             };
+            let mut evidences: Vec<crate::frameworks::ControlRef> = Vec::new();
+            for text in &c.evidences {
+                let reference = crate::frameworks::ControlRef::parse(text)
+                    .map_err(|p| err(control_line, format!("`evidences`: {p}")))?;
+                if evidences.contains(&reference) {
+                    return Err(err(
+                        control_line,
+                        format!("`evidences` names {reference} twice"),
+                    ));
+                }
+                evidences.push(reference);
+            }
             if c.min_distinct_signers == Some(0) || c.min_approvals == Some(0) {
                 return Err(err(
                     control_line,
@@ -380,6 +399,7 @@ impl Policy {
                 max_age_nanos,
                 max_severity,
                 allow: c.allow.clone(),
+                evidences,
             });
         }
         if let Some(c) = controls

@@ -169,6 +169,27 @@ proptest! {
         }
     }
 
+    /// What a control says it evidences (`evidences`, framework controls) informs reports
+    /// only: the same evidence gets the same verdict, control by control and reason by
+    /// reason, whatever framework controls the policy names.
+    #[test]
+    fn what_a_control_says_it_evidences_never_changes_a_verdict(
+        base in prop::collection::vec(
+            approval_strategy(prop::option::weighted(0.8, 0..PEOPLE.len())), 0..6),
+        named in prop::collection::btree_set("[a-z0-9-]{1,12}:[A-Za-z0-9.()-]{1,10}", 0..6),
+    ) {
+        let plain = Policy::parse(REVIEW_POLICY).unwrap();
+        let list: Vec<String> = named.iter().map(|r| format!("{r:?}")).collect();
+        let with = REVIEW_POLICY.replace(
+            "no_changes_requested = true\n",
+            &format!("no_changes_requested = true\nevidences = [{}]\n", list.join(", ")),
+        );
+        let mapped = Policy::parse(&with).unwrap();
+        prop_assert_eq!(mapped.controls[0].evidences.len(), named.len());
+        let s = review_scenario(&base);
+        prop_assert_eq!(s.report(&plain, t0() + DAY), s.report(&mapped, t0() + DAY));
+    }
+
     /// A denied review stays denied whatever the author adds (the statement of the
     /// two-person rule, for the author, without the comparison).
     #[test]

@@ -5,6 +5,7 @@
 
 mod batch;
 mod dsse;
+mod frameworks;
 mod gate_properties;
 mod harness;
 mod keybundle;
