@@ -297,24 +297,25 @@ fn offline(args: Args, command: Command) -> anyhow::Result<()> {
             unwitnessed,
         } => {
             let verifier = evident_server::maintenance::verifier(&dir, log_key.as_deref())?;
+            let failed = |e: evident_server::ops::export::ExportError| {
+                if e.is_verification_failure() {
+                    anyhow::Error::from(StoreFailed(format!("{} NOT exported: {e}", out.display())))
+                } else {
+                    anyhow::Error::from(e)
+                }
+            };
             let (store, cosigned) = if config.witnesses.is_empty() || unwitnessed {
                 (std::sync::Arc::new(store), None)
             } else {
+                // The store and the folder are checked before any witness is asked.
+                evident_server::ops::export::check(&store, &verifier, &out, None)
+                    .map_err(failed)?;
                 let (store, cosigned) = export_cosigned(store, &config, &verifier, &out)?;
                 (store, Some(cosigned))
             };
             let note = cosigned.as_ref().map(|c| c.note.clone());
             let exported = evident_server::ops::export::export_tiles(&store, &verifier, &out, note)
-                .map_err(|e| {
-                    if e.is_verification_failure() {
-                        anyhow::Error::from(StoreFailed(format!(
-                            "{} NOT exported: {e}",
-                            out.display()
-                        )))
-                    } else {
-                        anyhow::Error::from(e)
-                    }
-                })?;
+                .map_err(failed)?;
             let since = match exported.previous {
                 Some(old) => format!(" (after the export of {old} entries already there)"),
                 None => String::new(),
@@ -534,11 +535,19 @@ fn export_cosigned(
             timeout,
         ))
         .map_err(|e| anyhow::anyhow!("{} NOT exported: {e}", out.display()))?;
+    // The witnesses' lines are held to the policy as the server holds them.
+    let enough = evident_core::note::Note::parse(&cosigned.note)
+        .map_err(|e| e.to_string())
+        .and_then(|note| {
+            policy
+                .check(&note, &cosigned.checkpoint)
+                .map_err(|e| e.to_string())
+        });
     let threshold = policy.threshold().max(1);
-    if cosigned.cosigned < threshold {
+    if enough.is_err() {
         anyhow::bail!(
             "{} NOT exported: the checkpoint of {} entries was cosigned by {} of the {} \
-             configured witnesses, {threshold} required (the log's warnings say why); the folder \
+             configured witnesses, {threshold} required (the warnings above say why); the folder \
              is as it was. Retry once the witnesses answer, or pass --unwitnessed to export \
              the log's signature alone",
             out.display(),

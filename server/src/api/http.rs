@@ -72,12 +72,18 @@ pub(crate) async fn serve<H, F>(
                             None => served.connection(stream, handler).await,
                             Some(acceptor) => {
                                 // A peer that never finishes its handshake holds its slot
-                                // no longer than one that never sends a request head.
+                                // no longer than one that never sends a request head, and
+                                // gives it up to a newer connection at the cap.
                                 let handshake = tokio::time::timeout(limits.header_timeout, acceptor.accept(stream));
-                                match handshake.await {
-                                    Ok(Ok(stream)) => served.connection(stream, handler).await,
-                                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "{name} TLS handshake failed"),
-                                    Err(_) => tracing::debug!(%peer, "{name} TLS handshake not done in time"),
+                                tokio::select! {
+                                    done = handshake => match done {
+                                        Ok(Ok(stream)) => served.connection(stream, handler).await,
+                                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "{name} TLS handshake failed"),
+                                        Err(_) => tracing::debug!(%peer, "{name} TLS handshake not done in time"),
+                                    },
+                                    () = close.notified() => {
+                                        tracing::debug!(%peer, "{name} handshake closed to make room for a newer connection");
+                                    }
                                 }
                             }
                         }

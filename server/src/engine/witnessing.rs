@@ -373,12 +373,16 @@ pub struct StoreCosigned {
     pub cosigned: usize,
 }
 
+/// How many rounds [`cosign_store_checkpoint`] makes at most.
+const EXPORT_ROUNDS: usize = 3;
+
 /// For `evidentd export-tiles`: asks every witness of the config to cosign the store's
 /// latest checkpoint, with consistency proofs read from the store (`verifier` is the log
-/// key; the note must verify under it). When a witness has already cosigned a newer
-/// checkpoint — the log went on while the export ran, on PostgreSQL — the store's
-/// checkpoint is read again and everyone asked again, up to three times. Returns the note
-/// with the cosignatures that verified: whether they are enough is the caller's to say.
+/// key; the note must verify under it). When fewer than the threshold cosigned and a witness
+/// has already cosigned a newer checkpoint — the log went on while the export ran, on
+/// PostgreSQL — the store's checkpoint is read again and everyone asked again, up to three
+/// rounds, half a second apart. Returns the round with the most cosignatures: whether they
+/// are enough is the caller's to say.
 pub async fn cosign_store_checkpoint(
     store: Arc<crate::store::Store>,
     configs: &[WitnessConfig],
@@ -400,9 +404,12 @@ pub async fn cosign_store_checkpoint(
                 .map_err(|e| e.to_string())
         })
     };
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    let threshold = policy.threshold().max(1);
+    let mut best: Option<StoreCosigned> = None;
+    for attempt in 1..=EXPORT_ROUNDS {
+        if attempt > 1 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         let reader = store.clone();
         let note = tokio::task::spawn_blocking(move || reader.checkpoint())
             .await
@@ -413,15 +420,26 @@ pub async fn cosign_store_checkpoint(
             format!("the store's checkpoint does not verify under the log key: {e}")
         })?;
         let round = round(&prover, &client, &mut witnesses, &note, &checkpoint).await;
-        if round.ahead.is_some() && attempts < 3 {
-            continue;
-        }
         let note = add_signature_lines(&note, &round.lines.concat())
             .map_err(|e| format!("the cosignatures do not fit the note: {e}"))?;
-        return Ok(StoreCosigned {
+        let this = StoreCosigned {
             note,
             checkpoint,
             cosigned: round.lines.len(),
-        });
+        };
+        let enough = this.cosigned >= threshold;
+        if best.as_ref().is_none_or(|b| this.cosigned > b.cosigned) {
+            best = Some(this);
+        }
+        match round.ahead {
+            Some(theirs) if !enough => tracing::warn!(
+                theirs,
+                size = best.as_ref().map_or(0, |b| b.checkpoint.size),
+                "a witness has cosigned a newer checkpoint than the store's: the log is \
+                 running; asking again with the store's latest"
+            ),
+            _ => break,
+        }
     }
+    Ok(best.expect("at least one round ran"))
 }

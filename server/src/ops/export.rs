@@ -87,16 +87,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
     }
 }
 
-/// Writes the tiles of `store`'s signed checkpoint into `dir` (made if missing), after the
-/// checkpoint already there if any; `verifier` is the log key. `note` is the checkpoint to
-/// export — the store's, with the witnesses' cosignatures — or `None` for the store's
-/// latest as it is. See the module's docs.
-pub fn export_tiles(
+/// The checks an export makes before writing anything: `note` (else the store's latest
+/// checkpoint) verifies under the log key, the store holds every entry it covers and its
+/// tree has its root, and an export already in `dir` is a prefix of it. Returns the note,
+/// what it says, and the size of the export already there.
+pub fn check(
     store: &Store,
     verifier: &Verifier,
     dir: &Path,
     note: Option<String>,
-) -> Result<Exported, ExportError> {
+) -> Result<(String, Checkpoint, Option<u64>), ExportError> {
     let note = match note {
         Some(note) => note,
         None => store
@@ -124,6 +124,21 @@ pub fn export_tiles(
         )));
     }
     let previous = previous_export(store, verifier, dir, &checkpoint)?;
+    Ok((note, checkpoint, previous))
+}
+
+/// Writes the tiles of `store`'s signed checkpoint into `dir` (made if missing), after the
+/// checkpoint already there if any; `verifier` is the log key. `note` is the checkpoint to
+/// export — the store's, with the witnesses' cosignatures — or `None` for the store's
+/// latest as it is. Everything [`check`] checks is checked first. See the module's docs.
+pub fn export_tiles(
+    store: &Store,
+    verifier: &Verifier,
+    dir: &Path,
+    note: Option<String>,
+) -> Result<Exported, ExportError> {
+    let (note, checkpoint, previous) = check(store, verifier, dir, note)?;
+    let size = checkpoint.size;
     let old = previous.unwrap_or(0);
     let mut exported = Exported {
         previous,
