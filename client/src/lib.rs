@@ -350,6 +350,15 @@ impl CheckpointState {
     ) -> Result<Checkpoint, ClientError> {
         let new = Checkpoint::verify(note, log_key)?;
         if let Some(old) = self.last(log_key)? {
+            if new.size < old.size && client.may_lag() {
+                return Err(ClientError::Invalid(format!(
+                    "stale: the source serves a checkpoint of {} entries, older than the one of \
+                     {} entries this client verified before (a mirror or cache that lags, \
+                     witnesses behind the log, or a log rolled back); nothing older is \
+                     accepted: retry later, or read the log itself",
+                    new.size, old.size
+                )));
+            }
             if new.size < old.size {
                 return Err(ClientError::Inconsistent(format!(
                     "rollback: the log presents a checkpoint of {} entries, but this client \

@@ -45,6 +45,14 @@ pub trait LogReader {
         start: u64,
         end: u64,
     ) -> impl Future<Output = Result<Vec<Vec<u8>>, ClientError>> + Send;
+
+    /// Whether the source may serve a checkpoint older than one seen before with nothing
+    /// wrong with the log: a mirror or a cache that lags, or one that serves the witnessed
+    /// checkpoint where this client saw the latest. Such a checkpoint is refused as stale
+    /// (an error), not reported as a rollback (a failed verification).
+    fn may_lag(&self) -> bool {
+        false
+    }
 }
 
 impl LogReader for Client {
@@ -85,7 +93,9 @@ impl LogReader for Client {
 /// `log_key`, carries the cosignatures `witnesses` requires and is consistent with the last
 /// one `state` saw (advancing it; saving it is the caller's); `proven` is consistent with it
 /// (the same root at the same size, else a consistency proof); and the entry is included in
-/// it. Returns the latest checkpoint.
+/// it. Returns the latest checkpoint. Once the latest checkpoint is verified, `state` holds
+/// it even when a later check fails, so that the caller can keep the view it was checked
+/// against.
 ///
 /// A fork (another root, a proof that fails) or a leaf that is not included is a failed
 /// verification. A latest checkpoint older than `proven` cannot show either way — the

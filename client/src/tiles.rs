@@ -107,7 +107,8 @@ impl Tiles {
         }
     }
 
-    /// The resource at `path` (relative, e.g. `tile/0/001`), at most `limit` bytes; `None`
+    /// The resource at `path` (relative, e.g. `tile/0/001`), read up to one byte past
+    /// `limit` (so that a longer one is seen to be too long, and never read whole); `None`
     /// when the source does not have it.
     async fn get(&self, path: &str, limit: usize) -> Result<Option<Vec<u8>>, ClientError> {
         match &self.location {
@@ -131,13 +132,12 @@ impl Tiles {
                     .await
                     .map_err(|e| ClientError::Connect(format!("{url}: {e}")))?
                 {
-                    if body.len() + chunk.len() > limit {
-                        return Err(ClientError::Response(format!(
-                            "GET {url}: the answer is longer than the {limit} bytes such a \
-                             resource can have"
-                        )));
+                    // One byte past the limit is enough to tell the resource is too long.
+                    let room = (limit + 1).saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if body.len() > limit {
+                        break;
                     }
-                    body.extend_from_slice(&chunk);
                 }
                 Ok(Some(body))
             }
@@ -161,12 +161,6 @@ impl Tiles {
                         .map_err(|e| {
                             ClientError::input(format!("reading {}", file.display()), e)
                         })?;
-                    if body.len() > limit {
-                        return Err(ClientError::Response(format!(
-                            "{} is longer than the {limit} bytes such a resource can have",
-                            file.display()
-                        )));
-                    }
                     Ok(Some(body))
                 })
                 .await
@@ -180,9 +174,10 @@ impl Tiles {
         let bytes = self
             .get("checkpoint", MAX_CHECKPOINT_BYTES)
             .await?
+            .filter(|bytes| bytes.len() <= MAX_CHECKPOINT_BYTES)
             .ok_or_else(|| {
                 ClientError::Response(format!(
-                    "{} has no checkpoint: is it the address of a log's tiles (the prefix \
+                    "{} has no checkpoint of at most 1 MiB: is it the address of a log's tiles (the prefix \
                      under which /checkpoint and /tile/ are served)?",
                     self.describe()
                 ))
@@ -299,6 +294,10 @@ impl std::fmt::Display for Missing {
 }
 
 impl LogReader for Tiles {
+    fn may_lag(&self) -> bool {
+        true
+    }
+
     /// The tiles carry one checkpoint: `evidentd` publishes its latest witnessed one there
     /// when it has witnesses, so `witnessed` changes nothing.
     async fn read_checkpoint(&mut self, _witnessed: bool) -> Result<String, ClientError> {
@@ -430,11 +429,12 @@ mod tests {
         let short = tiles.read_inclusion_proof(5, 300).await.unwrap_err();
         assert!(short.is_verification_failure(), "{short}");
         assert!(short.to_string().contains("8160 bytes"), "{short}");
-        // A tile longer than its width allows is not even read whole.
+        // A tile longer than its width allows is refused, read only one byte past it.
         let mut long = tile_hashes(&big, TileId::new(0, 0, 256).unwrap()).unwrap();
-        long.extend_from_slice(&[0; 32]);
+        long.extend_from_slice(&[0; 4096]);
         folder.write("tile/0/000", &long);
         let err = tiles.read_inclusion_proof(5, 300).await.unwrap_err();
-        assert!(err.to_string().contains("longer than"), "{err}");
+        assert!(err.is_verification_failure(), "{err}");
+        assert!(err.to_string().contains("8193 bytes"), "{err}");
     }
 }

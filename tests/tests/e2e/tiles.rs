@@ -294,6 +294,14 @@ fn offline_cli(d: &Path, server: &Server, args: &[&str]) -> std::process::Output
     tokio::task::block_in_place(|| command.output().expect("running evident"))
 }
 
+/// The size of the checkpoint the state file in `d` keeps for `server`'s log.
+fn state_size(d: &Path, server: &Server) -> u64 {
+    let state = std::fs::read_to_string(d.join("state.json")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let note = kept["logs"][server.log_key.to_string()].as_str().unwrap();
+    checkpoint_size(server, note)
+}
+
 fn genesis(server: &Server) -> String {
     server.data_dir.join("genesis.json").display().to_string()
 }
@@ -409,15 +417,53 @@ async fn a_mirror_that_rolls_back_withholds_or_alters_the_log_is_caught() {
         &["audit", "--genesis", &genesis, "--tiles", &new_text],
     );
     assert!(audit.status.success(), "{}", stderr(&audit));
-    // … refuses the old one served in its place: a rollback, exit 1.
+    // … refuses the old one served in its place: stale, an error (exit 2) as for a mirror
+    // that lags, never accepted; its state keeps the newer checkpoint.
     let old_text = old.display().to_string();
     let rolled = offline_cli(
         d,
         &server,
         &["audit", "--genesis", &genesis, "--tiles", &old_text],
     );
-    assert_eq!(rolled.status.code(), Some(1), "{}", stderr(&rolled));
-    assert!(stderr(&rolled).contains("rollback"), "{}", stderr(&rolled));
+    assert_eq!(rolled.status.code(), Some(2), "{}", stderr(&rolled));
+    assert!(
+        stderr(&rolled).contains(
+            "stale: the source serves a checkpoint of 301 entries, older than the one of 601"
+        ),
+        "{}",
+        stderr(&rolled)
+    );
+    assert_eq!(state_size(d, &server), 601);
+
+    // A mirror that altered a hash tile: the consistency proof computed from it, from the
+    // 301 entries a client saw to the 601 it serves, does not verify.
+    let seen_old = d.join("seen-old");
+    std::fs::create_dir_all(&seen_old).unwrap();
+    let audit = offline_cli(
+        &seen_old,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &old_text],
+    );
+    assert!(audit.status.success(), "{}", stderr(&audit));
+    let forged = d.join("forged");
+    copy_dir(&new, &forged);
+    let tile = forged.join("tile/1/000.p/2");
+    let mut bytes = std::fs::read(&tile).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&tile, bytes).unwrap();
+    let forged_text = forged.display().to_string();
+    let audit = offline_cli(
+        &seen_old,
+        &server,
+        &["audit", "--genesis", &genesis, "--tiles", &forged_text],
+    );
+    assert_eq!(audit.status.code(), Some(1), "{}", stderr(&audit));
+    assert!(
+        stderr(&audit).contains("is not consistent with the one of 301 entries"),
+        "{}",
+        stderr(&audit)
+    );
+    assert_eq!(state_size(&seen_old, &server), 301);
 
     // A mirror that altered one entry's record: the replay from the genesis stops at it.
     let altered = d.join("altered");
@@ -546,6 +592,9 @@ async fn receipt_verify_with_tiles_proves_the_entry_still_in_the_log_and_catches
     );
     assert_eq!(forked.status.code(), Some(1), "{}", stderr(&forked));
     assert!(stderr(&forked).contains("fork"), "{}", stderr(&forked));
+    // The fresh client kept A's checkpoint, read before the fork was found: its next look
+    // at B is checked against A's view.
+    assert_eq!(state_size(&fresh, &server_a), size_a);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,8 +637,10 @@ async fn export_tiles_carries_the_witnesses_cosignatures_or_writes_nothing_below
     let mut server = Server::start(&config, &data).unwrap();
     submit(&server, 300, 10).await;
     assert!(server.terminate().success());
+    let listed = files(&out);
     let short = export(&config, &out);
     assert_eq!(short.status.code(), Some(2), "{}", stderr(&short));
+    assert_eq!(files(&out), listed, "a refused export wrote files");
     assert!(
         stderr(&short).contains("cosigned by 1 of the 2 configured witnesses, 2 required"),
         "{}",

@@ -100,8 +100,12 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
                 &record.leaf_hash(),
                 &proven.checkpoint,
             )
-            .await
-            .map_err(|e| {
+            .await;
+            // The log's latest checkpoint, once verified and proven consistent with the one
+            // seen before, is kept even when the receipt then fails against it (a fork's
+            // receipt): the next look is checked against this view.
+            state.save(&state_file)?;
+            let latest = latest.map_err(|e| {
                 if e.is_verification_failure() {
                     anyhow::Error::from(VerificationFailed(format!(
                         "{}: {e} (read from {})",
@@ -113,7 +117,6 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
                         .context(format!("reading the log's tiles at {}", tiles.describe()))
                 }
             })?;
-            state.save(&state_file)?;
             Some(latest)
         }
         None => None,
