@@ -198,6 +198,173 @@ pub struct ReceiptOutput {
     pub still_included_in: Option<CheckpointRef>,
 }
 
+/// `evident frameworks`: the framework catalogue, and what a policy's controls evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FrameworksOutput {
+    /// The frameworks, built-in then added by `--catalogue`.
+    pub frameworks: Vec<FrameworkOutput>,
+    /// What each kind of evidence evidences.
+    pub mappings: Vec<MappingOutput>,
+    /// With `--policy-file`: each control of the policy and what it evidences; else null.
+    pub policy: Option<PolicyFrameworksOutput>,
+}
+
+impl FrameworksOutput {
+    /// The catalogue, and with `policy` what each of its controls evidences.
+    pub fn new(
+        catalogue: &evident_core::frameworks::Catalogue,
+        policy: Option<&evident_core::policy::Policy>,
+    ) -> FrameworksOutput {
+        use evident_core::frameworks::Source;
+        FrameworksOutput {
+            frameworks: catalogue
+                .frameworks()
+                .iter()
+                .map(|f| FrameworkOutput {
+                    id: f.id.clone(),
+                    name: f.name.clone(),
+                    source: f.source.clone(),
+                    url: f.url.clone(),
+                    licence: f.licence.clone(),
+                    quote_titles: f.quote_titles,
+                    controls: f
+                        .controls
+                        .iter()
+                        .map(|c| FrameworkControlOutput {
+                            id: c.id.clone(),
+                            title: c.title.clone(),
+                            section: c.section.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            mappings: catalogue
+                .mappings()
+                .iter()
+                .map(|m| MappingOutput {
+                    predicate_type: m.predicate_type.clone(),
+                    features: m.features.iter().map(|f| f.as_str().to_owned()).collect(),
+                    evidences: m.evidences.iter().map(ToString::to_string).collect(),
+                    rationale: m.rationale.clone(),
+                })
+                .collect(),
+            policy: policy.map(|p| PolicyFrameworksOutput {
+                name: p.name.clone(),
+                version: p.version,
+                controls: p
+                    .controls
+                    .iter()
+                    .map(|c| PolicyControlFrameworks {
+                        id: c.id.clone(),
+                        predicate_type: c.predicate_type.clone(),
+                        evidences: catalogue
+                            .evidenced_by(c)
+                            .into_iter()
+                            .map(|e| EvidencedOutput {
+                                title: catalogue
+                                    .control(&e.reference)
+                                    .and_then(|(_, c)| c.title.clone()),
+                                reference: e.reference.to_string(),
+                                known: e.known,
+                                named_by_policy: e.sources.contains(&Source::Policy),
+                                mapped_because: e
+                                    .sources
+                                    .into_iter()
+                                    .filter_map(|s| match s {
+                                        Source::Mapping(why) => Some(why),
+                                        Source::Policy => None,
+                                    })
+                                    .collect(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+}
+
+/// A framework of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FrameworkOutput {
+    /// Its id, the `FRAMEWORK` of `FRAMEWORK:CONTROL`.
+    pub id: String,
+    /// Its name for people.
+    pub name: String,
+    /// The document its controls come from.
+    pub source: String,
+    /// Where that document is published.
+    pub url: Option<String>,
+    /// What the source's licence allows the catalogue to reproduce (words).
+    pub licence: String,
+    /// Whether control titles are quoted.
+    pub quote_titles: bool,
+    /// Its controls.
+    pub controls: Vec<FrameworkControlOutput>,
+}
+
+/// A control of a framework.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FrameworkControlOutput {
+    /// Its identifier in the framework.
+    pub id: String,
+    /// Its title, where the licence allows quoting it; else null.
+    pub title: Option<String>,
+    /// The section of the source it comes from (words).
+    pub section: String,
+}
+
+/// A mapping of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MappingOutput {
+    /// The predicate type of a policy control's evidence.
+    pub predicate_type: String,
+    /// What the control must also check (`separation_of_duties`, `max_severity`, …).
+    pub features: Vec<String>,
+    /// The framework controls it evidences, `FRAMEWORK:CONTROL`.
+    pub evidences: Vec<String>,
+    /// Why (words).
+    pub rationale: String,
+}
+
+/// A policy's controls and what each evidences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PolicyFrameworksOutput {
+    /// The policy's name.
+    pub name: String,
+    /// Its version.
+    pub version: u64,
+    /// Its controls, in order.
+    pub controls: Vec<PolicyControlFrameworks>,
+}
+
+/// One policy control and the framework controls it evidences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PolicyControlFrameworks {
+    /// The control's id.
+    pub id: String,
+    /// The predicate type of its evidence.
+    pub predicate_type: String,
+    /// The framework controls it evidences, each once.
+    pub evidences: Vec<EvidencedOutput>,
+}
+
+/// A framework control a policy control evidences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EvidencedOutput {
+    /// `FRAMEWORK:CONTROL`.
+    pub reference: String,
+    /// Whether the catalogue lists it.
+    pub known: bool,
+    /// Its title, where known and quotable; else null.
+    pub title: Option<String>,
+    /// Whether the policy names it (`evidences`).
+    pub named_by_policy: bool,
+    /// The rationales of the catalogue mappings that link it (words); empty when only the
+    /// policy names it.
+    pub mapped_because: Vec<String>,
+}
+
 /// A checkpoint: origin, size and root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckpointRef {
@@ -836,6 +1003,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("entry", of::<EntryOutput>()),
         ("checkpoint", of::<CheckpointOutput>()),
         ("receipt-verify", of::<ReceiptOutput>()),
+        ("frameworks", of::<FrameworksOutput>()),
         ("signer-add", of::<RegistryChangeOutput>()),
         ("signer-rotate", of::<RegistryChangeOutput>()),
         ("signer-revoke", of::<RegistryChangeOutput>()),

@@ -85,6 +85,19 @@ pub enum Feature {
 }
 
 impl Feature {
+    /// The field of a policy control it names, e.g. `separation_of_duties`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Feature::SeparationOfDuties => "separation_of_duties",
+            Feature::MinApprovals => "min_approvals",
+            Feature::NoChangesRequested => "no_changes_requested",
+            Feature::ReviewedCommitIsBuilt => "reviewed_commit_is_built",
+            Feature::MaxSeverity => "max_severity",
+            Feature::MaxAge => "max_age",
+            Feature::Require => "require",
+        }
+    }
+
     /// Whether `control` has this property.
     pub fn of(self, control: &Control) -> bool {
         match self {

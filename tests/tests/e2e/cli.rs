@@ -23,6 +23,7 @@ const CONNECTION_FLAGS: [&str; 7] = [
 fn offline_commands_show_no_connection_flags() {
     for command in [
         &["keygen"][..],
+        &["frameworks"],
         &["attest"],
         &["receipt", "verify"],
         &["receipt", "export"],

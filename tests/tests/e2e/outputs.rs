@@ -810,3 +810,88 @@ async fn every_commands_json_follows_its_published_schema() {
     );
     assert_eq!(report.releases[0].decision, Decision::Allowed);
 }
+
+#[test]
+fn frameworks_shows_the_catalogue_and_what_a_policys_controls_evidence() {
+    use evident_client::output::FrameworksOutput;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("acme.toml"),
+        "version = 1\n\n[[framework]]\nid = \"acme\"\nname = \"ACME SDLC\"\n\
+         source = \"ACME standard v3, section 4\"\nlicence = \"internal\"\nquote_titles = true\n\n\
+         [[framework.control]]\nid = \"CHG-1\"\ntitle = \"Second-engineer review\"\n\
+         section = \"4 Change control\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("policy.toml"),
+        "name = \"payments-prod\"\nversion = 2\n\n[[control]]\nid = \"review\"\n\
+         predicate_type = \"https://evident.dev/attestation/approval/v1\"\n\
+         evidences = [\"acme:CHG-1\", \"soc2:CC8.1\", \"other:X-1\"]\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| cli(d, None, args);
+    let (_, out): (_, FrameworksOutput) = json_of(
+        run(&[
+            "frameworks",
+            "--catalogue",
+            "acme.toml",
+            "--policy-file",
+            "policy.toml",
+            "--format",
+            "json",
+        ]),
+        0,
+        "frameworks",
+    );
+    assert!(out.frameworks.iter().any(|f| f.id == "soc2"));
+    assert!(out.frameworks.iter().any(|f| f.id == "acme"));
+    let review = &out.policy.unwrap().controls[0];
+    let find = |r: &str| review.evidences.iter().find(|e| e.reference == r).unwrap();
+    let soc2 = find("soc2:CC8.1");
+    assert!(soc2.named_by_policy && !soc2.mapped_because.is_empty() && soc2.known);
+    assert_eq!(
+        find("acme:CHG-1").title.as_deref(),
+        Some("Second-engineer review")
+    );
+    assert!(!find("other:X-1").known);
+    assert!(find("nist-800-53r5:CM-3").mapped_because[0].contains("approved"));
+
+    // For people: one line per framework control, saying where each link comes from.
+    let human = run(&[
+        "frameworks",
+        "--catalogue",
+        "acme.toml",
+        "--policy-file",
+        "policy.toml",
+    ]);
+    assert!(human.status.success(), "{}", stderr(&human));
+    let text = stdout(&human);
+    assert!(
+        text.contains("  soc2:CC8.1: named by the policy, mapped by the catalogue"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  other:X-1 [not in the catalogue]: named by the policy"),
+        "{text}"
+    );
+    let listing = run(&["frameworks"]);
+    assert!(stdout(&listing).contains("nist-800-53r5 — NIST SP 800-53 Rev. 5"));
+    assert!(stdout(&listing).contains("  CM-3  Configuration Change Control ("));
+
+    // A catalogue that quotes what its licence does not allow is refused, naming it.
+    std::fs::write(
+        d.join("bad.toml"),
+        "version = 1\n[[framework]]\nid = \"soc2\"\n[[framework.control]]\nid = \"CC9.9\"\n\
+         title = \"quoted\"\nsection = \"x\"\n",
+    )
+    .unwrap();
+    let bad = run(&["frameworks", "--catalogue", "bad.toml"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("--catalogue bad.toml") && stderr(&bad).contains("quote_titles"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -7,6 +7,7 @@ pub(crate) mod auditor;
 pub(crate) mod bundle;
 pub(crate) mod checkpoint;
 pub(crate) mod entry;
+pub(crate) mod frameworks;
 pub(crate) mod gate;
 pub(crate) mod keygen;
 pub(crate) mod policy;
@@ -34,6 +35,9 @@ pub(crate) enum Command {
     Submit(submit::Args),
     /// Show one entry of the log.
     Entry(entry::Args),
+    /// The framework catalogue (SOC 2, PCI DSS, NIST SP 800-53, SSDF, ISO/IEC 27001
+    /// controls), and what a policy's controls evidence; offline.
+    Frameworks(frameworks::Args),
     /// Fetch the latest checkpoint, verify it and prove it consistent with the last one seen.
     Checkpoint(checkpoint::Args),
     /// Receipts: verify one offline against the pinned log key, or export it as a portable
@@ -133,6 +137,7 @@ impl Command {
         let (connection, log, format): (Option<&Connection>, Option<&LogArgs>, Format) = match self
         {
             Command::Keygen(a) => (None, None, a.output.format.into()),
+            Command::Frameworks(a) => (None, None, a.output.format.into()),
             Command::Attest(_) | Command::Completion { .. } => none,
             Command::Submit(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Entry(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
@@ -179,6 +184,7 @@ impl Command {
 pub(crate) async fn run(cli: &Cli, command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Keygen(args) => keygen::run(cli, args).await,
+        Command::Frameworks(args) => frameworks::run(cli, args).await,
         Command::Attest(args) => attest::run(cli, args).await,
         Command::Submit(args) => submit::run(cli, args).await,
         Command::Entry(args) => entry::run(cli, args).await,
