@@ -895,3 +895,20 @@ fn frameworks_shows_the_catalogue_and_what_a_policys_controls_evidence() {
         stderr(&bad)
     );
 }
+
+#[test]
+fn the_vendored_oscal_schema_is_nists_release_and_compiles() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("vectors/oscal/oscal_assessment-results_schema.json");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        evident_core::Hash::sha256(&bytes).to_hex(),
+        "d033da70154cf6625ae46a746199e88e58f2928b1387dfac051d381b92f41b0d",
+        "{path:?} is not NIST's OSCAL 1.1.2 release asset (tests/vectors/oscal/README.md)"
+    );
+    let schema: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(jsonschema::meta::is_valid(&schema));
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    // A document without the required parts is refused: the validator reads the schema.
+    assert!(!validator.is_valid(&json!({"assessment-results": {"uuid": "not-a-uuid"}})));
+}
