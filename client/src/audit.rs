@@ -786,20 +786,37 @@ pub struct Reported {
     pub releases: Vec<ReportedRelease>,
 }
 
+/// What a report is of, and how it is made.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportRequest<'a> {
+    /// The policy to evaluate.
+    pub policy: &'a PolicyRef,
+    /// One release, or a period's.
+    pub scope: &'a ReportScope,
+    /// The time the policies are evaluated at, in nanoseconds since the Unix epoch.
+    pub now: i64,
+    /// The framework catalogue the controls are linked through (`docs/FRAMEWORKS.md`).
+    pub catalogue: &'a evident_core::frameworks::Catalogue,
+}
+
 /// The auditor's report of releases: fetches each release's evidence bundle, proves its
 /// checkpoint consistent with the last one seen, verifies it under the pinned key and
-/// genesis and evaluates the policy as of `now`, exactly as the gate does. A denied release
-/// is reported; a bundle that does not verify, or a release nobody declared, is a failed
-/// verification and nothing is reported.
+/// genesis and evaluates the policy as of `request.now`, exactly as the gate does. A denied
+/// release is reported; a bundle that does not verify, or a release nobody declared, is a
+/// failed verification and nothing is reported.
 pub async fn report(
     client: &mut Client,
     log_key: &Verifier,
     genesis: &GenesisDocument,
     state_file: &Path,
-    policy: &PolicyRef,
-    scope: &ReportScope,
-    now: i64,
+    request: ReportRequest<'_>,
 ) -> Result<Reported, ClientError> {
+    let ReportRequest {
+        policy,
+        scope,
+        now,
+        catalogue,
+    } = request;
     let (title, targets) = match scope {
         ReportScope::One(release) => {
             let label = match release {
@@ -846,7 +863,13 @@ pub async fn report(
             policy: evaluation.policy.clone(),
             decision: Decision::from_allowed(evaluation.allowed),
         });
-        sections.push(ReleaseReport::new(&label, &verified, applied, &evaluation));
+        sections.push(ReleaseReport::new(
+            &label,
+            &verified,
+            applied,
+            &evaluation,
+            catalogue,
+        ));
         latest_seen = Some(verified.checkpoint().clone());
     }
     let checkpoint = match latest_seen {

@@ -17,6 +17,7 @@
 //! - [`signers`]: how a registered signer key's status is described to people.
 //! - [`output`]: the types of the CLI's `--format json` output, to read it back.
 //! - [`report`]: the auditor's report of verified releases, as HTML and Markdown.
+//! - [`oscal`]: the same report as an OSCAL 1.1.2 assessment-results document.
 //! - [`reader`]: where a log is read from ([`reader::LogReader`]): the gRPC API, or
 //!   [`tiles`], the log's C2SP tlog-tiles over HTTP or from a folder.
 
@@ -25,6 +26,7 @@ pub mod audit;
 pub mod bundle;
 pub mod gate;
 pub mod keyfile;
+pub mod oscal;
 pub mod output;
 pub mod reader;
 pub mod report;

@@ -964,6 +964,8 @@ pub struct ReportOutput {
     pub html: PathBuf,
     /// The Markdown report written.
     pub markdown: PathBuf,
+    /// The OSCAL 1.1.2 assessment-results document written.
+    pub oscal: PathBuf,
     /// The releases reported, each with its verdict.
     pub releases: Vec<ReportedRelease>,
     /// The size of the checkpoint the report is against.

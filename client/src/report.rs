@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use evident_core::bundle::VerifiedBundle;
+use evident_core::frameworks::{Catalogue, Source};
 use evident_core::note::{Checkpoint, Verifier};
 use evident_core::policy::{self, Evidence, Policy, Status, UsedEntry};
 use evident_core::registry::time_text;
@@ -172,6 +173,34 @@ pub struct ControlRow {
     pub reason: String,
     /// The log entries that satisfied it (on pass) or were examined (otherwise).
     pub entries: Vec<UsedEntry>,
+    /// The framework controls it evidences (`docs/FRAMEWORKS.md`): what the policy names,
+    /// then what the catalogue maps.
+    pub frameworks: Vec<FrameworkLink>,
+}
+
+/// A framework control a policy control evidences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrameworkLink {
+    /// The framework's id in the catalogue, e.g. `soc2`.
+    pub framework: String,
+    /// The control's id in the framework, e.g. `CC8.1`.
+    pub control: String,
+    /// Its title, where the catalogue lists it and its licence allows quoting it.
+    pub title: Option<String>,
+    /// Whether the catalogue lists it.
+    pub known: bool,
+    /// Whether the policy names it (`evidences`).
+    pub named_by_policy: bool,
+    /// The rationales of the catalogue's mappings that link it.
+    pub mapped_because: Vec<String>,
+}
+
+impl FrameworkLink {
+    /// `FRAMEWORK:CONTROL`.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.framework, self.control)
+    }
 }
 
 /// One attestation, with who signed it and when it was integrated.
@@ -305,6 +334,7 @@ impl ReleaseReport {
         verified: &VerifiedBundle,
         policy: &Policy,
         report: &policy::Report,
+        catalogue: &Catalogue,
     ) -> ReleaseReport {
         let artifacts: BTreeSet<(String, String)> = report
             .artifacts
@@ -425,7 +455,7 @@ impl ReleaseReport {
                 commits.dedup();
                 commits
             },
-            controls: control_rows(policy, report),
+            controls: control_rows(policy, report, catalogue),
             attestations,
             other_attestations,
             traceability: Traceability {
@@ -480,7 +510,11 @@ fn attestation_row(e: &Evidence) -> AttestationRow {
 /// The report's controls with their predicate types. `VerifiedBundle::evaluate` lists the
 /// policy's controls once per artifact, suffixing ids with ` [alg:hex]` when there are
 /// several artifacts; the row keeps the id and the artifact apart.
-fn control_rows(policy: &Policy, report: &policy::Report) -> Vec<ControlRow> {
+fn control_rows(
+    policy: &Policy,
+    report: &policy::Report,
+    catalogue: &Catalogue,
+) -> Vec<ControlRow> {
     report
         .controls
         .iter()
@@ -497,6 +531,34 @@ fn control_rows(policy: &Policy, report: &policy::Report) -> Vec<ControlRow> {
                 // A report from another policy: show it as it is.
                 None => (c.id.clone(), None, None),
             };
+            let frameworks = policy
+                .controls
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| {
+                    catalogue
+                        .evidenced_by(p)
+                        .into_iter()
+                        .map(|e| FrameworkLink {
+                            title: catalogue
+                                .control(&e.reference)
+                                .and_then(|(_, c)| c.title.clone()),
+                            known: e.known,
+                            named_by_policy: e.sources.contains(&Source::Policy),
+                            mapped_because: e
+                                .sources
+                                .into_iter()
+                                .filter_map(|s| match s {
+                                    Source::Mapping(why) => Some(why),
+                                    Source::Policy => None,
+                                })
+                                .collect(),
+                            framework: e.reference.framework,
+                            control: e.reference.control,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             ControlRow {
                 id,
                 artifact,
@@ -504,6 +566,7 @@ fn control_rows(policy: &Policy, report: &policy::Report) -> Vec<ControlRow> {
                 status: c.status,
                 reason: c.reason.clone(),
                 entries: c.entries.clone(),
+                frameworks,
             }
         })
         .collect()
@@ -1713,6 +1776,7 @@ require = 'predicate.result == "PASSED"'
             verified,
             policy,
             &report,
+            &Catalogue::builtin(),
         ));
         doc
     }
@@ -1860,7 +1924,7 @@ require = 'predicate.result == "PASSED"'
             format!("sha256:{}", "ab".repeat(32)),
         ];
         let report = decide(&verified, &policy);
-        let r = ReleaseReport::new("two", &verified, &policy, &report);
+        let r = ReleaseReport::new("two", &verified, &policy, &report, &Catalogue::builtin());
         assert_eq!(r.controls.len(), 4);
         assert_eq!(r.controls[3].id, "unit-tests");
         assert_eq!(r.controls[3].artifact, Some(artifacts[1].clone()));

@@ -518,3 +518,176 @@ async fn a_period_report_holds_every_release_of_the_period_with_its_verdict() {
         stdout(&out)
     );
 }
+
+/// The OSCAL document of a report, with the fields that say when it was made set aside, so
+/// that two reports of the same log and scope can be compared.
+fn oscal_without_times(path: &Path) -> serde_json::Value {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ar = &mut doc["assessment-results"];
+    ar["metadata"]["last-modified"] = json!(null);
+    let result = &mut ar["results"][0];
+    result["end"] = json!(null);
+    result["description"] = json!(null);
+    for o in result["observations"].as_array_mut().unwrap() {
+        o["collected"] = json!(null);
+    }
+    doc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_period_report_is_an_oscal_assessment_result_that_nists_schema_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    for (name, flaw, version) in [
+        ("good", Flaw::None, "1.4.2"),
+        ("failed-test", Flaw::FailedTest, "1.4.3"),
+    ] {
+        let r = release(&server, name, flaw).await;
+        let digest = r.artifact.strip_prefix("sha256:").unwrap();
+        attest(
+            &server,
+            8,
+            json!({"name": "payments-api", "digest": {"sha256": digest}}),
+            "https://in-toto.io/attestation/release/v0.1",
+            json!({"purl": format!("pkg:oci/payments-api@{version}")}),
+        )
+        .await;
+    }
+    let genesis = server.data_dir.join("genesis.json");
+    let period = ["--since", "2000-01-01", "--until", "2100-12-31"];
+    let out = report(d, &server, &period, &genesis);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let path = d.join("out/evident-report.oscal.json");
+    assert!(
+        stdout(&out).contains("out/evident-report.oscal.json"),
+        "{}",
+        stdout(&out)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+
+    // NIST's OSCAL 1.1.2 assessment-results schema (tests/vectors/oscal), formats checked.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("vectors/oscal/oscal_assessment-results_schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+
+    // One result; an observation per release and control; the failed test shows.
+    let ar = &doc["assessment-results"];
+    assert_eq!(ar["metadata"]["oscal-version"], "1.1.2");
+    let result = &ar["results"][0];
+    let observations = result["observations"].as_array().unwrap();
+    let titles: Vec<&str> = observations
+        .iter()
+        .map(|o| o["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with("payments-api@1.4.3: unit-tests FAIL")),
+        "{titles:?}"
+    );
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.starts_with("payments-api@1.4.2: unit-tests PASS")),
+        "{titles:?}"
+    );
+    // Each passing observation cites its log entries, linked to the checkpoint.
+    let passed = observations
+        .iter()
+        .find(|o| {
+            o["title"]
+                .as_str()
+                .unwrap()
+                .starts_with("payments-api@1.4.2: unit-tests")
+        })
+        .unwrap();
+    assert!(
+        passed["relevant-evidence"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("proven included in the checkpoint of")
+    );
+    // Findings per framework control: tests evidence SOC 2 CC8.1 and SA-11, and one of the
+    // two releases failed its tests, so they are not satisfied.
+    let findings = result["findings"].as_array().unwrap();
+    let finding = |target: &str| {
+        findings
+            .iter()
+            .find(|f| f["target"]["target-id"] == target)
+            .unwrap_or_else(|| panic!("no finding on {target}"))
+    };
+    assert_eq!(
+        finding("soc2_cc8.1")["target"]["status"]["state"],
+        "not-satisfied"
+    );
+    assert_eq!(
+        finding("nist-800-53r5_sa-11")["target"]["status"]["state"],
+        "not-satisfied"
+    );
+    assert_eq!(
+        finding("nist-800-53r5_sa-11")["title"],
+        "nist-800-53r5:SA-11 Developer Testing and Evaluation"
+    );
+    // Provenance held for both releases: what only it evidences is satisfied.
+    assert_eq!(
+        finding("nist-800-53r5_sa-10")["target"]["status"]["state"],
+        "satisfied"
+    );
+    let every_uuid: Vec<&str> = observations
+        .iter()
+        .chain(findings)
+        .map(|v| v["uuid"].as_str().unwrap())
+        .collect();
+    let distinct: std::collections::BTreeSet<&&str> = every_uuid.iter().collect();
+    assert_eq!(distinct.len(), every_uuid.len(), "a UUID repeats");
+
+    // The same log and scope again: the same document, but for when it was made; and
+    // `--format oscal` prints it.
+    let first = oscal_without_times(&path);
+    let again = tokio::task::block_in_place(|| {
+        cli(
+            d,
+            Some(&server),
+            &[
+                "report",
+                "--since",
+                "2000-01-01",
+                "--until",
+                "2100-12-31",
+                "--policy",
+                "payments-prod",
+                "--genesis",
+                &genesis.display().to_string(),
+                "--out",
+                "out",
+                "--format",
+                "oscal",
+            ],
+        )
+    });
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let printed: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(
+        printed,
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&path).unwrap())
+            .unwrap()
+    );
+    assert_eq!(oscal_without_times(&path), first);
+}

@@ -162,7 +162,14 @@ impl Command {
             Command::Releases(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Audit(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
             Command::Monitor(a) => (Some(&a.connection), Some(&a.log), Format::Human),
-            Command::Report(a) => (Some(&a.connection), Some(&a.log), a.output.format.into()),
+            Command::Report(a) => (
+                Some(&a.connection),
+                Some(&a.log),
+                match a.format {
+                    report::ReportFormat::Human => Format::Human,
+                    report::ReportFormat::Json | report::ReportFormat::Oscal => Format::Json,
+                },
+            ),
             Command::Bundle {
                 command: B::Export {
                     connection, log, ..

@@ -11,15 +11,30 @@ use anyhow::Context as _;
 use evident_client::audit::{self, ReportScope, Reported, SignerSpec};
 use evident_client::gate::{PolicyRef, read_genesis, target};
 use evident_client::now_nanos;
+use evident_client::oscal::assessment_results;
 use evident_client::output::{Decision, ReportOutput};
 use evident_client::report::{render_html, render_markdown};
 
-use crate::{Cli, Format, GenesisArg, connect, print_json, require_log_key, state_path};
+use crate::{Cli, GenesisArg, connect, print_json, require_log_key, state_path};
 
 /// The HTML report's file name in `--out`.
 const HTML_FILE: &str = "evident-report.html";
 /// The Markdown report's file name in `--out`.
 const MARKDOWN_FILE: &str = "evident-report.md";
+/// The OSCAL assessment-results document's file name in `--out`.
+const OSCAL_FILE: &str = "evident-report.oscal.json";
+
+/// `evident report --format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// Lines for people: each release's verdict and the files written.
+    #[default]
+    Human,
+    /// One JSON document naming the files written and the verdicts.
+    Json,
+    /// The OSCAL 1.1.2 assessment-results document itself.
+    Oscal,
+}
 
 /// `evident report` flags.
 #[derive(Debug, clap::Args)]
@@ -46,16 +61,21 @@ pub(crate) struct ReportArgs {
     release_signers: Vec<String>,
     #[command(flatten)]
     genesis: GenesisArg,
-    /// The folder to write evident-report.html and evident-report.md into (created if
-    /// missing; existing reports there are replaced).
+    /// The folder to write evident-report.html, evident-report.md and
+    /// evident-report.oscal.json into (created if missing; existing reports there are
+    /// replaced).
     #[arg(long)]
     out: PathBuf,
+    /// A framework catalogue file that extends the built-in one (docs/FRAMEWORKS.md).
+    #[arg(long, value_name = "FILE", env = "EVIDENT_CATALOGUE")]
+    catalogue: Option<PathBuf>,
+    /// Output format: human, json, or oscal (the OSCAL document on standard output too).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: ReportFormat,
     #[command(flatten)]
     pub(crate) connection: crate::Connection,
     #[command(flatten)]
     pub(crate) log: crate::LogArgs,
-    #[command(flatten)]
-    pub(crate) output: crate::DocOutput,
 }
 
 /// Runs `evident report`. Exit 0 when the report is written, whatever the verdicts; 1 when
@@ -73,15 +93,19 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
             release_signers: SignerSpec::parse_all("release-signer", &args.release_signers)?,
         }
     };
+    let catalogue = crate::cmd::frameworks::catalogue(args.catalogue.as_deref())?;
     let mut client = connect(cli).await?;
     let Reported { document, releases } = audit::report(
         &mut client,
         &key,
         &genesis,
         &state_path(cli),
-        &policy_ref,
-        &scope,
-        now_nanos(),
+        audit::ReportRequest {
+            policy: &policy_ref,
+            scope: &scope,
+            now: now_nanos(),
+            catalogue: &catalogue,
+        },
     )
     .await?;
     std::fs::create_dir_all(&args.out)
@@ -90,9 +114,16 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
     let markdown = args.out.join(MARKDOWN_FILE);
     write(&html, &render_html(&document))?;
     write(&markdown, &render_markdown(&document))?;
+    let oscal = args.out.join(OSCAL_FILE);
+    let oscal_document = assessment_results(&document);
+    let oscal_text =
+        serde_json::to_string_pretty(&oscal_document).expect("an OSCAL document serializes");
+    write(&oscal, &format!("{oscal_text}\n"))?;
     let tree_size = document.checkpoint.size;
 
-    if cli.format == Format::Human {
+    if args.format == ReportFormat::Oscal {
+        println!("{oscal_text}");
+    } else if args.format == ReportFormat::Human {
         for r in &releases {
             let verdict = match r.decision {
                 Decision::Allowed => "ALLOWED",
@@ -108,10 +139,12 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         }
         println!("{}", html.display());
         println!("{}", markdown.display());
+        println!("{}", oscal.display());
     } else {
         print_json(&ReportOutput {
             html,
             markdown,
+            oscal,
             releases,
             tree_size,
         });
