@@ -691,3 +691,119 @@ async fn a_period_report_is_an_oscal_assessment_result_that_nists_schema_accepts
     );
     assert_eq!(oscal_without_times(&path), first);
 }
+
+/// compliance-trestle, the OSCAL SDK of the oscal-compass project (IBM), from PyPI, pinned,
+/// in a virtual environment of its own under the target folder: an independent OSCAL
+/// implementation that reads and writes assessment results with its own models.
+const TRESTLE: &str = "compliance-trestle==3.12.0";
+
+fn trestle_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trestle-3.12.0");
+    let python = venv.join("bin/python");
+    let ready = venv.join("installed");
+    if !ready.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 (scripts/test installs it)");
+        assert!(status.success(), "python3 -m venv failed");
+        let out = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                TRESTLE,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pip install {TRESTLE}: {}",
+            stderr(&out)
+        );
+        std::fs::write(&ready, TRESTLE).unwrap();
+    }
+    python
+}
+
+/// Reads `path` with trestle's assessment-results model and writes it back to `out`;
+/// returns what trestle counted.
+fn trestle_round_trip(path: &Path, out: &Path) -> String {
+    let script = "import sys, pathlib\n\
+                  from trestle.oscal.assessment_results import AssessmentResults\n\
+                  ar = AssessmentResults.oscal_read(pathlib.Path(sys.argv[1]))\n\
+                  r = ar.results[0]\n\
+                  print(len(ar.results), len(r.observations), len(r.findings))\n\
+                  ar.oscal_write(pathlib.Path(sys.argv[2]))\n";
+    let run = Command::new(trestle_python())
+        .args(["-c", script])
+        .arg(path)
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "trestle: {}", stderr(&run));
+    stdout(&run).trim().to_owned()
+}
+
+/// `a` and `b` are the same document, times compared as instants to the microsecond
+/// (trestle keeps Python's precision and writes UTC as `+00:00`).
+fn same_document(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => same_document(p, q, &format!("{at}/{k}")),
+                    _ => panic!("{at}/{k} is in one document only"),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            assert_eq!(x.len(), y.len(), "{at}");
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                same_document(p, q, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::String(p), Value::String(q)) if p != q => {
+            let instant = |t: &str| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .unwrap_or_else(|_| panic!("{at}: {p:?} and {q:?} differ"))
+                    .timestamp_micros()
+            };
+            assert_eq!(instant(p), instant(q), "{at}: {p:?} and {q:?}");
+        }
+        _ => assert_eq!(a, b, "{at}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_oscal_implementation_reads_the_report_and_writes_it_back_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    let good = release(&server, "good", Flaw::None).await;
+    let genesis = server.data_dir.join("genesis.json");
+    let out = report(d, &server, &["--artifact", &good.artifact], &genesis);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let path = d.join("out/evident-report.oscal.json");
+    let written = d.join("trestle.json");
+    let counted = tokio::task::block_in_place(|| trestle_round_trip(&path, &written));
+    let ours: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let observations = ours["assessment-results"]["results"][0]["observations"]
+        .as_array()
+        .unwrap()
+        .len();
+    let findings = ours["assessment-results"]["results"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(counted, format!("1 {observations} {findings}"));
+    let theirs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
+    same_document(&ours, &theirs, "");
+}
