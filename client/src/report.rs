@@ -937,6 +937,7 @@ fn render(doc: &Document, sink: &mut impl Sink) {
         ],
     );
     summary(sink, doc);
+    frameworks(sink, doc);
     for (n, r) in doc.releases.iter().enumerate() {
         release(sink, n + 1, r, doc);
     }
@@ -973,6 +974,119 @@ fn summary(sink: &mut impl Sink, doc: &Document) {
         &["Release", "Verdict", "Policy", "Controls passed"],
         &rows,
         Some("no releases"),
+    );
+}
+
+/// The framework view: each framework control the policy's controls evidence, the Evident
+/// controls that evidence it, and the releases whose controls all passed or not.
+fn frameworks(sink: &mut impl Sink, doc: &Document) {
+    use std::collections::BTreeMap;
+    struct Linked<'a> {
+        link: &'a FrameworkLink,
+        controls: BTreeSet<&'a str>,
+        passed: Vec<usize>,
+        failed: Vec<usize>,
+    }
+    let mut by_control: BTreeMap<String, Linked> = BTreeMap::new();
+    for (n, r) in doc.releases.iter().enumerate() {
+        // This release's verdict on each framework control: every linked row passed.
+        let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
+        for row in &r.controls {
+            for link in &row.frameworks {
+                let reference = link.reference();
+                let entry = by_control
+                    .entry(reference.clone())
+                    .or_insert_with(|| Linked {
+                        link,
+                        controls: BTreeSet::new(),
+                        passed: Vec::new(),
+                        failed: Vec::new(),
+                    });
+                entry.controls.insert(row.id.as_str());
+                let ok = verdicts.entry(reference).or_insert(true);
+                *ok &= row.status == Status::Pass;
+            }
+        }
+        for (reference, ok) in verdicts {
+            let entry = by_control.get_mut(&reference).expect("added above");
+            if ok {
+                entry.passed.push(n);
+            } else {
+                entry.failed.push(n);
+            }
+        }
+    }
+    sink.heading(2, "Frameworks");
+    sink.paragraph(
+        Para::Muted,
+        &[lit(
+            "The framework controls the policy's controls evidence, as the policy names them \
+             and the framework catalogue maps them (docs/FRAMEWORKS.md). A release counts as \
+             passing one when every Evident control linked to it passed; whether the \
+             framework control is met is the auditor's judgement over that evidence.",
+        )],
+    );
+    let release_links = |ns: &[usize]| -> Vec<Span<'_>> {
+        let mut spans = Vec::new();
+        for (i, n) in ns.iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::Break);
+            }
+            spans.push(Span::Link {
+                anchor: format!("release-{}", n + 1),
+                text: doc.releases[*n].label.as_str().into(),
+            });
+        }
+        if spans.is_empty() {
+            spans.push(Span::Muted("none".into()));
+        }
+        spans
+    };
+    let rows: Vec<Row> = by_control
+        .iter()
+        .map(|(reference, l)| {
+            let mut name = vec![mono(reference.as_str())];
+            if let Some(title) = &l.link.title {
+                name.push(Span::Break);
+                name.push(text(title.as_str()));
+            }
+            if !l.link.known {
+                name.push(Span::Break);
+                name.push(Span::Muted("not in the catalogue".into()));
+            }
+            let controls: Vec<Span> = l
+                .controls
+                .iter()
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    let mut s = Vec::new();
+                    if i > 0 {
+                        s.push(Span::Break);
+                    }
+                    s.push(text(*c));
+                    s
+                })
+                .collect();
+            Row {
+                anchor: None,
+                cells: vec![
+                    name.into(),
+                    controls.into(),
+                    release_links(&l.passed).into(),
+                    release_links(&l.failed).into(),
+                ],
+            }
+        })
+        .collect();
+    sink.table(
+        &[
+            "Framework control",
+            "Evident controls",
+            "Releases passing",
+            "Releases failing or missing",
+        ],
+        &rows,
+        Some("no framework control is linked to the policy's controls"),
     );
 }
 

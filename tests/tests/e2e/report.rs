@@ -508,6 +508,24 @@ async fn a_period_report_holds_every_release_of_the_period_with_its_verdict() {
         "{text}"
     );
     assert!(markdown.contains("payments-api@1.4.3"), "{markdown}");
+    // The framework view: tests evidence NIST SA-11; 1.4.2 passed them, 1.4.3 did not.
+    let view = section(&text, "Frameworks", "Release payments-api@1.4.2");
+    assert!(
+        view.contains("nist-800-53r5:SA-11") && view.contains("Developer Testing and Evaluation"),
+        "{view}"
+    );
+    let sa11 = markdown
+        .lines()
+        .find(|l| l.contains("nist-800-53r5:SA-11") && !l.contains("SA-11("))
+        .unwrap_or_else(|| panic!("no SA-11 row:\n{markdown}"));
+    let cells: Vec<&str> = sa11.split(" | ").collect();
+    assert!(
+        cells[1].contains("unit-tests")
+            && cells[2].contains("payments-api@1.4.2")
+            && !cells[2].contains("payments-api@1.4.3")
+            && cells[3].contains("payments-api@1.4.3"),
+        "{sa11}"
+    );
     // A period with no release is reported as empty, not as an error.
     std::fs::remove_dir_all(d.join("out")).unwrap();
     let out = report(d, &server, &["--until", "2001-01-01"], &genesis);
