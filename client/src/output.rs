@@ -215,7 +215,6 @@ impl FrameworksOutput {
         catalogue: &evident_core::frameworks::Catalogue,
         policy: Option<&evident_core::policy::Policy>,
     ) -> FrameworksOutput {
-        use evident_core::frameworks::Source;
         FrameworksOutput {
             frameworks: catalogue
                 .frameworks()
@@ -257,24 +256,14 @@ impl FrameworksOutput {
                     .map(|c| PolicyControlFrameworks {
                         id: c.id.clone(),
                         predicate_type: c.predicate_type.clone(),
-                        evidences: catalogue
-                            .evidenced_by(c)
+                        evidences: crate::report::framework_links(catalogue, c)
                             .into_iter()
-                            .map(|e| EvidencedOutput {
-                                title: catalogue
-                                    .control(&e.reference)
-                                    .and_then(|(_, c)| c.title.clone()),
-                                reference: e.reference.to_string(),
-                                known: e.known,
-                                named_by_policy: e.sources.contains(&Source::Policy),
-                                mapped_because: e
-                                    .sources
-                                    .into_iter()
-                                    .filter_map(|s| match s {
-                                        Source::Mapping(why) => Some(why),
-                                        Source::Policy => None,
-                                    })
-                                    .collect(),
+                            .map(|link| EvidencedOutput {
+                                reference: link.reference(),
+                                known: link.known,
+                                title: link.title,
+                                named_by_policy: link.named_by_policy,
+                                mapped_because: link.mapped_because,
                             })
                             .collect(),
                     })

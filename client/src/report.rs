@@ -178,6 +178,31 @@ pub struct ControlRow {
     pub frameworks: Vec<FrameworkLink>,
 }
 
+/// The framework controls `control` evidences, resolved against `catalogue`.
+pub fn framework_links(catalogue: &Catalogue, control: &policy::Control) -> Vec<FrameworkLink> {
+    catalogue
+        .evidenced_by(control)
+        .into_iter()
+        .map(|e| FrameworkLink {
+            title: catalogue
+                .control(&e.reference)
+                .and_then(|(_, c)| c.title.clone()),
+            known: e.known,
+            named_by_policy: e.sources.contains(&Source::Policy),
+            mapped_because: e
+                .sources
+                .into_iter()
+                .filter_map(|s| match s {
+                    Source::Mapping(why) => Some(why),
+                    Source::Policy => None,
+                })
+                .collect(),
+            framework: e.reference.framework,
+            control: e.reference.control,
+        })
+        .collect()
+}
+
 /// A framework control a policy control evidences.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -535,29 +560,7 @@ fn control_rows(
                 .controls
                 .iter()
                 .find(|p| p.id == id)
-                .map(|p| {
-                    catalogue
-                        .evidenced_by(p)
-                        .into_iter()
-                        .map(|e| FrameworkLink {
-                            title: catalogue
-                                .control(&e.reference)
-                                .and_then(|(_, c)| c.title.clone()),
-                            known: e.known,
-                            named_by_policy: e.sources.contains(&Source::Policy),
-                            mapped_because: e
-                                .sources
-                                .into_iter()
-                                .filter_map(|s| match s {
-                                    Source::Mapping(why) => Some(why),
-                                    Source::Policy => None,
-                                })
-                                .collect(),
-                            framework: e.reference.framework,
-                            control: e.reference.control,
-                        })
-                        .collect()
-                })
+                .map(|p| framework_links(catalogue, p))
                 .unwrap_or_default();
             ControlRow {
                 id,
