@@ -459,10 +459,9 @@ async fn the_report_of_a_denied_release_shows_the_failed_control_and_why() {
     assert!(!d.join("out/evident-report.html").exists());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_period_report_holds_every_release_of_the_period_with_its_verdict() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A team's log with two releases declared by the release role: payments-api@1.4.2, which
+/// passes, and payments-api@1.4.3, whose tests failed.
+async fn two_declared_releases(d: &Path) -> Server {
     let server = team_log(d).await;
     for (name, flaw, version) in [
         ("good", Flaw::None, "1.4.2"),
@@ -479,6 +478,14 @@ async fn a_period_report_holds_every_release_of_the_period_with_its_verdict() {
         )
         .await;
     }
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_period_report_holds_every_release_of_the_period_with_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = two_declared_releases(d).await;
     let genesis = server.data_dir.join("genesis.json");
     let out = report(
         d,
@@ -557,22 +564,7 @@ fn oscal_without_times(path: &Path) -> serde_json::Value {
 async fn a_period_report_is_an_oscal_assessment_result_that_nists_schema_accepts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let server = team_log(d).await;
-    for (name, flaw, version) in [
-        ("good", Flaw::None, "1.4.2"),
-        ("failed-test", Flaw::FailedTest, "1.4.3"),
-    ] {
-        let r = release(&server, name, flaw).await;
-        let digest = r.artifact.strip_prefix("sha256:").unwrap();
-        attest(
-            &server,
-            8,
-            json!({"name": "payments-api", "digest": {"sha256": digest}}),
-            "https://in-toto.io/attestation/release/v0.1",
-            json!({"purl": format!("pkg:oci/payments-api@{version}")}),
-        )
-        .await;
-    }
+    let server = two_declared_releases(d).await;
     let genesis = server.data_dir.join("genesis.json");
     let period = ["--since", "2000-01-01", "--until", "2100-12-31"];
     let out = report(d, &server, &period, &genesis);
