@@ -754,6 +754,19 @@ async fn a_server_that_serves_tls_serves_its_tiles_over_https_with_the_same_cert
         "{}",
         stdout(&verify)
     );
+    // EVIDENT_TILES_CA set for every command does not get in the way of an audit over gRPC.
+    let over_grpc = tokio::task::block_in_place(|| {
+        std::process::Command::new(evident_tests::evident_bin())
+            .current_dir(d)
+            .args(["audit", "--genesis", &genesis, "--ca", &ca])
+            .env("EVIDENT_STATE", d.join("grpc-state.json"))
+            .env("EVIDENT_SERVER", &server.url)
+            .env("EVIDENT_LOG_KEY", server.log_key.to_string())
+            .env("EVIDENT_TILES_CA", &ca)
+            .output()
+            .unwrap()
+    });
+    assert!(over_grpc.status.success(), "{}", stderr(&over_grpc));
     // Without the CA the certificate is not trusted: an error (exit 2), not a finding.
     let untrusted = offline_cli(
         d,

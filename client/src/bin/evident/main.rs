@@ -275,13 +275,9 @@ pub(crate) struct TilesArg {
     #[arg(long, value_name = "URL|DIR", env = "EVIDENT_TILES")]
     pub(crate) tiles: Option<String>,
     /// A CA certificate (PEM) that an https:// tiles server's certificate chains to, beside
-    /// the system's roots; for a server that made its own, DATA_DIR/tls/ca.pem.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "EVIDENT_TILES_CA",
-        requires = "tiles"
-    )]
+    /// the system's roots; for a server that made its own, DATA_DIR/tls/ca.pem. Read only
+    /// with --tiles, so EVIDENT_TILES_CA may be set for every command.
+    #[arg(long, value_name = "FILE", env = "EVIDENT_TILES_CA")]
     pub(crate) tiles_ca: Option<PathBuf>,
 }
 
