@@ -284,7 +284,23 @@ pub struct VerifiedBundle {
     /// in every view: a later revocation withdraws evidence, it never excuses a failure.
     earlier_views: Vec<Vec<Evidence>>,
     policies: BTreeMap<String, BTreeMap<u64, (u64, Policy)>>,
+    /// Who approved each policy version, by name and version.
+    policy_approvals: BTreeMap<(String, u64), PolicyApproval>,
     registry: Registry,
+    /// The time the bundle was replayed to, when not its end.
+    as_of: Option<i64>,
+}
+
+/// A policy version's entry: when it was logged, and the administrators whose signatures
+/// made it count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyApproval {
+    /// Its log index.
+    pub index: u64,
+    /// Its integrated time (nanoseconds).
+    pub integrated_time: i64,
+    /// The administrators who signed it, as the registry knew them then.
+    pub approvers: Vec<String>,
 }
 
 /// Read-only: what verification established cannot be edited before it is decided on.
@@ -311,9 +327,20 @@ impl VerifiedBundle {
         &self.policies
     }
 
-    /// The registry after the last entry of the bundle.
+    /// The registry after the last entry of the bundle (of those replayed, for a bundle
+    /// verified as of a time).
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The entry of policy `name` at `version`, with the administrators who approved it.
+    pub fn policy_approval(&self, name: &str, version: u64) -> Option<&PolicyApproval> {
+        self.policy_approvals.get(&(name.to_owned(), version))
+    }
+
+    /// The time the bundle was verified as of ([`Bundle::verify_as_of`]), if any.
+    pub fn as_of(&self) -> Option<i64> {
+        self.as_of
     }
 }
 
@@ -342,6 +369,21 @@ impl Bundle {
         log_key: &Verifier,
         genesis: &GenesisDocument,
     ) -> Result<VerifiedBundle, BundleError> {
+        self.verify_as_of(log_key, genesis, None)
+    }
+
+    /// Verifies the bundle, then keeps what it established as of `as_of` (nanoseconds), to
+    /// re-perform a past decision: the registry, the policy versions and the evidence of
+    /// that moment, with only the revocations recorded by then. Every proof, digest and
+    /// signature is checked over the whole bundle first, and its whole replay must succeed;
+    /// the entries integrated after `as_of` are then set aside (the log's order is its time
+    /// order, so they are its tail).
+    pub fn verify_as_of(
+        &self,
+        log_key: &Verifier,
+        genesis: &GenesisDocument,
+        as_of: Option<i64>,
+    ) -> Result<VerifiedBundle, BundleError> {
         if self.genesis != *genesis {
             return Err(BundleError::Genesis {
                 bundle: self.genesis.describe(),
@@ -357,6 +399,7 @@ impl Bundle {
             .map_err(|e| BundleError::Registry(format!("the genesis is invalid: {e}")))?;
         let mut evidence = Vec::new();
         let mut policies: BTreeMap<String, BTreeMap<u64, (u64, Policy)>> = BTreeMap::new();
+        let mut policy_approvals: BTreeMap<(String, u64), PolicyApproval> = BTreeMap::new();
         let mut previous: Option<u64> = None;
         let mut digests = crate::kinds::Digests::default();
         // First every entry's proof, and the completeness of the registry entries.
@@ -440,6 +483,14 @@ impl Bundle {
         let mut signed: std::collections::HashSet<(Hash, [u8; 32])> =
             std::collections::HashSet::new();
         let mut last_time = i64::MIN;
+        #[allow(clippy::type_complexity, reason = "one snapshot of the replay's state")]
+        let mut cut: Option<(
+            Registry,
+            Vec<Evidence>,
+            BTreeMap<String, BTreeMap<u64, (u64, Policy)>>,
+            BTreeMap<(String, u64), PolicyApproval>,
+            Vec<Vec<Revoked>>,
+        )> = None;
         for (position, bytes, record) in proven {
             let fail = |index: String, reason: String| BundleError::Entry {
                 position,
@@ -457,6 +508,17 @@ impl Bundle {
                 ));
             }
             last_time = time;
+            // The state as of `as_of`, kept when the first later entry comes; the replay
+            // goes on to check the rest.
+            if as_of.is_some_and(|t| time > t) && cut.is_none() {
+                cut = Some((
+                    registry.clone(),
+                    evidence.clone(),
+                    policies.clone(),
+                    policy_approvals.clone(),
+                    revocations.clone(),
+                ));
+            }
             match record.kind() {
                 EntryKind::Registry => {
                     registry
@@ -468,14 +530,23 @@ impl Bundle {
                     }
                 }
                 EntryKind::Policy => {
-                    registry
-                        .check_admin_signatures(record.envelope())
-                        .map_err(|e| {
-                            fail(at(), format!("policy not signed by administrators: {e}"))
-                        })?;
+                    let approvers =
+                        registry
+                            .check_admin_signatures(record.envelope())
+                            .map_err(|e| {
+                                fail(at(), format!("policy not signed by administrators: {e}"))
+                            })?;
                     let text = std::str::from_utf8(&record.envelope().payload)
                         .map_err(|_| fail(at(), "policy is not UTF-8".into()))?;
                     let policy = Policy::parse(text).map_err(|e| fail(at(), e.to_string()))?;
+                    policy_approvals.insert(
+                        (policy.name.clone(), policy.version),
+                        PolicyApproval {
+                            index,
+                            integrated_time: time,
+                            approvers,
+                        },
+                    );
                     policies
                         .entry(policy.name.clone())
                         .or_default()
@@ -498,6 +569,9 @@ impl Bundle {
                     ));
                 }
             }
+        }
+        if let Some((r, e, p, a, v)) = cut {
+            (registry, evidence, policies, policy_approvals, revocations) = (r, e, p, a, v);
         }
         // A revocation recorded later but dated back to or before an entry withdraws that
         // signature: the registry's final word is that the key was not to be trusted then.
@@ -532,7 +606,9 @@ impl Bundle {
             evidence,
             earlier_views: views,
             policies,
+            policy_approvals,
             registry,
+            as_of,
         })
     }
 }
@@ -650,6 +726,7 @@ impl VerifiedBundle {
                         witnesses.witnesses().len()
                     ),
                     entries: Vec::new(),
+                    detail: policy::Detail::default(),
                 },
                 Err(e) => policy::ControlReport {
                     id: policy::WITNESSES_CONTROL.to_owned(),
@@ -659,6 +736,7 @@ impl VerifiedBundle {
                          does when given the witnesses)"
                     ),
                     entries: Vec::new(),
+                    detail: policy::Detail::default(),
                 },
             };
             report.allowed &= control.status == policy::Status::Pass;

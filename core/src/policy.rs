@@ -673,6 +673,81 @@ pub struct ControlReport {
     pub reason: String,
     /// The entries that satisfied the control (on pass) or were examined (otherwise).
     pub entries: Vec<UsedEntry>,
+    /// What the evaluation saw beyond its status, for reports. Not serialized: a recorded
+    /// verdict keeps its documented form.
+    #[serde(skip)]
+    pub detail: Detail,
+}
+
+/// What an evaluation established beyond a control's status: the facts an auditor
+/// re-performs the control with. The pass that decides the control records it, so it shows
+/// what the verdict rests on; nothing reads it to decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Detail {
+    /// Findings at or above the control's `max_severity` that its allowlist let through, in
+    /// the entries the control examined.
+    pub exceptions: Vec<Exception>,
+    /// What the approvals established, for a control that reads reviewers' decisions
+    /// (`min_approvals`, `no_changes_requested`, `separation_of_duties`).
+    pub review: Option<ReviewTrail>,
+}
+
+/// A finding a policy's allowlist accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exception {
+    /// The scan entry that reported it.
+    pub index: u64,
+    /// The finding's id, e.g. `CVE-2024-0002`.
+    pub id: String,
+    /// Its severity, at or above the control's limit.
+    pub severity: Severity,
+    /// The reason the policy gives for accepting it.
+    pub reason: String,
+}
+
+/// The change and its reviews, as the control read them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReviewTrail {
+    /// The changes review systems the control trusts recorded, with their authors.
+    pub changes: Vec<ChangeRecord>,
+    /// Every reviewer's decision in the approvals examined, in the order the control reads
+    /// them (by time, then log index, then list order), counted or not.
+    pub decisions: Vec<DecisionRecord>,
+}
+
+/// A change as a review system recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRecord {
+    /// The approval entry.
+    pub index: u64,
+    /// The change (pull or merge request).
+    pub change_ref: String,
+    /// The commit the reviewers saw.
+    pub reviewed_commit: String,
+    /// The change's author, empty when the entry names none.
+    pub author: String,
+    /// The review systems that signed the entry.
+    pub recorded_by: Vec<String>,
+}
+
+/// One reviewer's decision in an approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionRecord {
+    /// The approval entry.
+    pub index: u64,
+    /// The reviewer.
+    pub reviewer: String,
+    /// Their decision.
+    pub decision: Decision,
+    /// When, as the entry says (RFC 3339), empty when it says nothing.
+    pub time: String,
+    /// Who signed the entry, among the signers the control trusts.
+    pub signed_by: Vec<String>,
+    /// Whether it stands in the verdict: the reviewer's latest decision, from a source
+    /// trusted for it, in an entry that satisfies the control.
+    pub counted: bool,
+    /// Why it counts or not, in words.
+    pub note: String,
 }
 
 /// The verdict on a release.
@@ -866,6 +941,7 @@ fn evaluate_control(
     }
     let mut entries = Vec::new();
     let mut reasons = Vec::new();
+    let mut detail = Detail::default();
     for commit in &subject.source_commits {
         let one = ReleaseSubject {
             source_commits: BTreeSet::from([commit.clone()]),
@@ -880,12 +956,19 @@ fn evaluate_control(
         }
         entries.extend(r.entries);
         reasons.push(format!("{commit}: {}", r.reason));
+        detail.exceptions.extend(r.detail.exceptions);
+        if let Some(trail) = r.detail.review {
+            let merged = detail.review.get_or_insert_with(ReviewTrail::default);
+            merged.changes.extend(trail.changes);
+            merged.decisions.extend(trail.decisions);
+        }
     }
     ControlReport {
         id: control.id.clone(),
         status: Status::Pass,
         reason: format!("every source commit passes ({})", reasons.join("; ")),
         entries,
+        detail,
     }
 }
 
@@ -895,11 +978,14 @@ fn evaluate_one(
     evidence: &[Evidence],
     gate_time: i64,
 ) -> ControlReport {
+    // Filled in as the evaluation learns it, and carried by every outcome below.
+    let detail = std::cell::RefCell::new(Detail::default());
     let report = |status, reason: String, entries: Vec<UsedEntry>| ControlReport {
         id: control.id.clone(),
         status,
         reason,
         entries,
+        detail: detail.borrow().clone(),
     };
     let subject_text = match control.subject {
         SubjectKind::Artifact => "the artifact",
@@ -971,12 +1057,20 @@ fn evaluate_one(
     let fail = |reason: String| report(Status::Fail, reason, examined.clone());
     let mut passing: Vec<(&Evidence, Vec<&Authorized>)> = Vec::new();
     let mut first_failure: Option<String> = None;
+    let mut failures: BTreeMap<u64, String> = BTreeMap::new();
     for (e, signers) in &candidates {
         match check_entry(control, subject, e, gate_time) {
             Ok(()) => passing.push((e, signers.clone())),
             Err(why) => {
                 first_failure.get_or_insert(format!("entry {}: {why}", e.index));
+                failures.insert(e.index, why);
             }
+        }
+        if e.integrated_time <= gate_time {
+            detail
+                .borrow_mut()
+                .exceptions
+                .extend(exceptions(control, e));
         }
     }
     // Outside reviews, each signer's latest word before the gate decides: an older passing
@@ -1004,6 +1098,24 @@ fn evaluate_one(
         .is_review()
         .then(|| Reviews::fold(control, &candidates, &passing, gate_time));
     if let Some(reviews) = &reviews {
+        let mut trail = reviews.trail.clone();
+        for d in &mut trail.decisions {
+            if !d.counted {
+                continue;
+            }
+            if let Some(why) = failures.get(&d.index) {
+                d.counted = false;
+                d.note = format!("not counted: the entry does not satisfy the control: {why}");
+            } else if control.separation_of_duties
+                && d.decision == Decision::Approved
+                && subject.builders.contains(&d.reviewer)
+            {
+                d.note = "also signed the artifact's provenance: a separation-of-duties \
+                          finding"
+                    .into();
+            }
+        }
+        detail.borrow_mut().review = Some(trail);
         if control.no_changes_requested {
             if let Some(who) = reviews.changes_requested() {
                 return fail(format!(
@@ -1133,6 +1245,8 @@ struct Reviews {
     ever_approved: BTreeSet<String>,
     /// The change's authors, as review systems recorded them.
     authors: BTreeSet<String>,
+    /// What was read, for reports.
+    trail: ReviewTrail,
 }
 
 impl Reviews {
@@ -1155,12 +1269,30 @@ impl Reviews {
         };
         // The authors first: under separation of duties an author's decisions are not
         // reviews (an approval by them is a finding; nothing else they decide counts).
+        let names = |signers: &[&Authorized]| -> Vec<String> {
+            signers.iter().map(|s| s.identity.clone()).collect()
+        };
         for (e, signers) in &ordered {
-            let author = predicates::approval(&e.statement.predicate).author;
-            if from_system(signers) && !author.is_empty() {
-                out.authors.insert(author);
+            let approval = predicates::approval(&e.statement.predicate);
+            if from_system(signers) {
+                out.trail.changes.push(ChangeRecord {
+                    index: e.index,
+                    change_ref: approval.change_ref,
+                    reviewed_commit: approval.reviewed_commit,
+                    author: approval.author.clone(),
+                    recorded_by: signers
+                        .iter()
+                        .filter(|s| signer_named(&control.review_systems, s))
+                        .map(|s| s.identity.clone())
+                        .collect(),
+                });
+                if !approval.author.is_empty() {
+                    out.authors.insert(approval.author);
+                }
             }
         }
+        // Each reviewer's decision that stands so far: its place in the trail.
+        let mut standing: BTreeMap<String, usize> = BTreeMap::new();
         for (e, signers) in ordered {
             let passes = passing.iter().any(|(p, _)| p.index == e.index);
             let approval = predicates::approval(&e.statement.predicate);
@@ -1169,15 +1301,56 @@ impl Reviews {
                 let own = signers
                     .iter()
                     .any(|s| s.identity == review.identity && signer_allowed(&control.signers, s));
+                let mut record = DecisionRecord {
+                    index: e.index,
+                    reviewer: review.identity.clone(),
+                    decision: review.decision,
+                    time: review.time.clone(),
+                    signed_by: names(signers),
+                    counted: false,
+                    note: String::new(),
+                };
                 if !(system || own) {
+                    record.note = format!(
+                        "not counted: signed by {}, neither the reviewer nor a review system \
+                         the control trusts ({})",
+                        record.signed_by.join(", "),
+                        rules_text(&control.review_systems)
+                    );
+                    out.trail.decisions.push(record);
                     continue;
                 }
                 if review.decision == Decision::Approved {
                     out.ever_approved.insert(review.identity.clone());
                 }
                 if control.separation_of_duties && out.authors.contains(&review.identity) {
+                    record.note = if review.decision == Decision::Approved {
+                        "the change author approving their own change: a separation-of-duties \
+                         finding"
+                            .into()
+                    } else {
+                        "not counted: the change author's decisions are not reviews".into()
+                    };
+                    out.trail.decisions.push(record);
                     continue;
                 }
+                if let Some(earlier) =
+                    standing.insert(review.identity.clone(), out.trail.decisions.len())
+                {
+                    let d = &mut out.trail.decisions[earlier];
+                    d.counted = false;
+                    d.note = format!(
+                        "not counted: superseded by {}'s later decision in entry {}",
+                        d.reviewer, e.index
+                    );
+                }
+                record.counted = true;
+                record.note = match review.decision {
+                    Decision::Approved => "counted: an approval".into(),
+                    Decision::ChangesRequested => "counted: changes requested".into(),
+                    Decision::Other => "counted: neither approves nor requests changes".into(),
+                };
+                out.trail.decisions.push(record);
                 out.latest
                     .insert(review.identity.clone(), (review.decision, passes));
             }
@@ -1198,6 +1371,31 @@ impl Reviews {
             .find(|(_, (d, _))| *d == Decision::ChangesRequested)
             .map(|(who, _)| who.as_str())
     }
+}
+
+/// The findings of scan `e` at or above the control's `max_severity` that its allowlist
+/// accepts: the ones [`check_entry`] lets through only because of the allowlist.
+fn exceptions(control: &Control, e: &Evidence) -> Vec<Exception> {
+    let Some(limit) = control.max_severity else {
+        return Vec::new();
+    };
+    let Some(findings) = predicates::scan_findings(&e.statement.predicate) else {
+        return Vec::new();
+    };
+    findings
+        .into_iter()
+        .filter(|f| f.id != predicates::NO_ID)
+        .filter_map(|f| {
+            let severity = f.severity.ok().filter(|s| *s >= limit)?;
+            let allowed = control.allow.iter().find(|a| a.id == f.id)?;
+            Some(Exception {
+                index: e.index,
+                id: f.id,
+                severity,
+                reason: allowed.reason.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The per-entry rules of a control; `Err` says why the entry does not satisfy it.

@@ -174,6 +174,17 @@ pub enum Decision {
     Other,
 }
 
+impl Decision {
+    /// `APPROVED`, `CHANGES_REQUESTED`, or `OTHER` for anything else.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approved => "APPROVED",
+            Decision::ChangesRequested => "CHANGES_REQUESTED",
+            Decision::Other => "OTHER",
+        }
+    }
+}
+
 /// One reviewer of an approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Review {
@@ -248,6 +259,65 @@ impl Approval {
             }
         }
         out
+    }
+}
+
+/// What a test-result v0.1 predicate says: its result, the configurations (suites) it ran,
+/// and the tests that passed, warned and failed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TestResult {
+    /// `result` (`PASSED`, `WARNED`, `FAILED`), or empty when missing.
+    pub result: String,
+    /// The names (or URIs) of `configuration`'s resource descriptors.
+    pub configuration: Vec<String>,
+    /// `url`, where the run is published, when given.
+    pub url: Option<String>,
+    /// `passedTests`.
+    pub passed: Vec<String>,
+    /// `warnedTests`.
+    pub warned: Vec<String>,
+    /// `failedTests`.
+    pub failed: Vec<String>,
+}
+
+/// Reads a test-result v0.1 predicate, leniently: a field that is missing or of another
+/// JSON type reads as empty.
+pub fn test_result(predicate: &Value) -> TestResult {
+    let names = |key: &str| -> Vec<String> {
+        predicate
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    TestResult {
+        result: predicate
+            .get("result")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        configuration: predicate
+            .get("configuration")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                c.get("name")
+                    .or_else(|| c.get("uri"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .collect(),
+        url: predicate
+            .get("url")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        passed: names("passedTests"),
+        warned: names("warnedTests"),
+        failed: names("failedTests"),
     }
 }
 

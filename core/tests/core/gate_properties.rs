@@ -470,6 +470,11 @@ fn evidence_strategy() -> impl Strategy<Value = Vec<(u8, u8, bool)>> {
 }
 
 fn add_evidence(s: &mut Scenario, items: &[(u8, u8, bool)]) {
+    add_evidence_at(s, items, t0());
+}
+
+/// [`add_evidence`], integrated at `time`.
+fn add_evidence_at(s: &mut Scenario, items: &[(u8, u8, bool)], time: i64) {
     use evident_core::fixtures::{COMMIT, commit};
     use evident_core::predicates::{TEST_RESULT_V0_1, VULNS_V0_2};
     for (signer, kind, good) in items {
@@ -511,7 +516,7 @@ fn add_evidence(s: &mut Scenario, items: &[(u8, u8, bool)]) {
                 json!({"buildDefinition": {"resolvedDependencies": [{"uri": "git+https://git.example.com/payments", "digest": {"gitCommit": COMMIT}}]}}),
             ),
         };
-        s.attest(*signer, predicate_type, subject, predicate, t0());
+        s.attest(*signer, predicate_type, subject, predicate, time);
     }
 }
 
@@ -542,5 +547,99 @@ proptest! {
         }
         let after = s.verified_report(&policy);
         prop_assert!(after.is_none_or(|r| !r.allowed), "{revocations:?} allowed a denied release");
+    }
+}
+
+/// What happens to a log after a decision: attestations integrated later (each a signer, a
+/// kind and a verdict), backdated revocations recorded later, and a stricter policy version.
+#[derive(Debug, Clone)]
+struct Afterwards {
+    evidence: Vec<(u8, u8, bool)>,
+    revocations: Vec<Revocation>,
+    stricter_policy: bool,
+}
+
+fn afterwards_strategy() -> impl Strategy<Value = Afterwards> {
+    (
+        evidence_strategy(),
+        prop::collection::vec(revocation_strategy(), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(evidence, revocations, stricter_policy)| Afterwards {
+            evidence,
+            revocations,
+            stricter_policy,
+        })
+}
+
+/// The gate's report on the artifact as of `at`, under the latest `payments-prod` of that
+/// moment, from the bundle of the whole log verified as of `at`.
+fn decided_as_of(s: &Scenario, at: i64) -> Option<evident_core::policy::Report> {
+    let request = BundleRequest::artifact(&format!("sha256:{ARTIFACT_DIGEST}"));
+    let verified = s
+        .bundle()
+        .verify_as_of(s.log.verifier(), s.log.genesis(), Some(at))
+        .ok()?;
+    let policy = verified.policy("payments-prod", None).ok()?.clone();
+    verified.decide(&request, &policy, at).ok()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Re-performing a decision as of its time gives the report the gate gave then, whatever
+    /// the log recorded afterwards: new evidence, revocations dated back before the
+    /// evidence, a new policy version.
+    #[test]
+    fn a_decision_re_performed_as_of_its_time_gives_the_same_report(
+        drop in prop::collection::vec(any::<prop::sample::Index>(), 0..3),
+        before in evidence_strategy(),
+        after in afterwards_strategy(),
+    ) {
+        let mut s = good_release();
+        s.add_policy(evident_core::fixtures::PAYMENTS_PROD);
+        for d in &drop {
+            if !s.evidence.is_empty() {
+                let i = d.index(s.evidence.len());
+                s.evidence.remove(i);
+            }
+        }
+        add_evidence(&mut s, &before);
+        let gate = t0() + DAY / 4;
+        // The decision at the time, from the log as it stood.
+        let request = BundleRequest::artifact(&format!("sha256:{ARTIFACT_DIGEST}"));
+        let then = s
+            .bundle()
+            .verify(s.log.verifier(), s.log.genesis())
+            .ok()
+            .and_then(|v| {
+                let policy = v.policy("payments-prod", None).ok()?.clone();
+                v.decide(&request, &policy, gate).ok()
+            });
+        prop_assert_eq!(&decided_as_of(&s, gate), &then);
+
+        // Then the log goes on.
+        let mut time = gate + 1;
+        add_evidence_at(&mut s, &after.evidence, time);
+        time += 1;
+        for r in &after.revocations {
+            revoke(&mut s, r, time);
+            time += 1;
+        }
+        if after.stricter_policy {
+            let stricter = evident_core::fixtures::PAYMENTS_PROD
+                .replace("version = 1", "version = 2")
+                .replace("min_approvals = 2", "min_approvals = 3");
+            let env = evident_core::dsse::Envelope::sign(
+                evident_core::policy::POLICY_PAYLOAD_TYPE,
+                stricter.into_bytes(),
+                &[&key(100)],
+            );
+            s.log.append(EntryKind::Policy, time, env).unwrap();
+        }
+        // A registry change the registry refuses (a key revoked twice) is one the server
+        // never logs; such a log verifies at no time.
+        prop_assume!(s.bundle().verify(s.log.verifier(), s.log.genesis()).is_ok());
+        prop_assert_eq!(decided_as_of(&s, gate), then);
     }
 }

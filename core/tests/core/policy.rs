@@ -508,3 +508,127 @@ fn source_commit_controls_need_a_provenance_control() {
         "{err}"
     );
 }
+
+#[test]
+fn the_evaluation_records_the_exceptions_and_every_reviewers_decision_with_why_it_counts() {
+    use evident_core::policy::Detail;
+    use evident_core::predicates::{Decision, Severity};
+    let policy = Policy::parse(POLICY).unwrap();
+    let mut s = good_release();
+    let t = t0();
+    // alice asked for changes after approving, then approved again (her own entries);
+    // bob's entry claims carol approved, which bob is not trusted to say; dave, the
+    // author, approved.
+    for (n, who, decision) in [
+        (3, "alice@example.com", "CHANGES_REQUESTED"),
+        (3, "alice@example.com", "APPROVED"),
+        (4, "carol@example.com", "APPROVED"),
+        (6, "dave@example.com", "APPROVED"),
+    ] {
+        // Each a new review, at its own time: the same signed approval logged again would
+        // count where it first appeared.
+        let mut predicate = approval("dave@example.com", &[(who, decision)], COMMIT);
+        predicate["reviewers"][0]["time"] = json!(format!("2026-11-20T0{n}:00:00Z"));
+        s.attest(n, APPROVAL_V1, commit(), predicate, t + 1);
+    }
+    let report = s.report(&policy, t0() + DAY);
+    // The allowlisted CVE-2024-0002 (CVSS 9.8) is the scan's exception, with the
+    // policy's reason; CVE-2024-0001 is below the limit and is none.
+    let scan = status_of(&report, "vulnerability-scan");
+    assert_eq!(scan.status, Status::Pass);
+    assert_eq!(scan.detail.exceptions.len(), 1, "{:#?}", scan.detail);
+    let e = &scan.detail.exceptions[0];
+    assert_eq!(
+        (e.id.as_str(), e.severity, e.reason.as_str(), e.index),
+        (
+            "CVE-2024-0002",
+            Severity::Critical,
+            "not reachable from the payment path",
+            scan.entries[0].index
+        )
+    );
+    assert_eq!(status_of(&report, "provenance").detail, Detail::default());
+
+    // The author approving fails the control; the trail shows why, and everyone else.
+    let review = status_of(&report, "two-person-review");
+    assert_eq!(review.status, Status::Fail);
+    assert!(
+        review.reason.contains("approved their own change"),
+        "{}",
+        review.reason
+    );
+    let trail = review.detail.review.as_ref().unwrap();
+    assert_eq!(trail.changes.len(), 1);
+    assert_eq!(trail.changes[0].author, "dave@example.com");
+    assert_eq!(trail.changes[0].recorded_by, ["scm@git.example.com"]);
+    assert_eq!(
+        trail.changes[0].change_ref,
+        "https://git.example.com/payments/pull/812"
+    );
+    let rows: Vec<(&str, Decision, bool)> = trail
+        .decisions
+        .iter()
+        .map(|d| (d.reviewer.as_str(), d.decision, d.counted))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("alice@example.com", Decision::Approved, false),
+            ("bob@example.com", Decision::Approved, true),
+            ("alice@example.com", Decision::ChangesRequested, false),
+            ("alice@example.com", Decision::Approved, true),
+            ("carol@example.com", Decision::Approved, false),
+            ("dave@example.com", Decision::Approved, false),
+        ]
+    );
+    let note = |who: &str, counted: bool| {
+        trail
+            .decisions
+            .iter()
+            .find(|d| d.reviewer == who && d.counted == counted)
+            .unwrap()
+            .note
+            .clone()
+    };
+    assert!(note("alice@example.com", false).contains("superseded"));
+    assert!(note("carol@example.com", false).contains("signed by bob@example.com, neither"));
+    assert!(note("dave@example.com", false).contains("separation-of-duties finding"));
+    assert_eq!(trail.decisions[3].signed_by, ["alice@example.com"]);
+    assert_eq!(trail.decisions[3].time, "2026-11-20T03:00:00Z");
+}
+
+#[test]
+fn a_reviewers_decision_in_an_entry_that_fails_the_control_is_shown_not_counted() {
+    let policy = Policy::parse(POLICY).unwrap();
+    let mut s = good_release();
+    // carol approved another commit than the one built.
+    s.attest(
+        5,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("carol@example.com", "APPROVED")],
+            OTHER_COMMIT,
+        ),
+        t0(),
+    );
+    let report = s.report(&policy, t0() + DAY);
+    let review = status_of(&report, "two-person-review");
+    assert_eq!(review.status, Status::Pass, "{review:#?}");
+    let trail = review.detail.review.as_ref().unwrap();
+    let carol = trail
+        .decisions
+        .iter()
+        .find(|d| d.reviewer == "carol@example.com")
+        .unwrap();
+    assert!(!carol.counted);
+    assert!(
+        carol.note.contains("does not satisfy the control")
+            && carol
+                .note
+                .contains("not a commit the artifact was built from"),
+        "{}",
+        carol.note
+    );
+}
