@@ -793,8 +793,14 @@ pub struct ReportRequest<'a> {
     pub policy: &'a PolicyRef,
     /// One release, or a period's.
     pub scope: &'a ReportScope,
-    /// The time the policies are evaluated at, in nanoseconds since the Unix epoch.
+    /// The time the report is made, in nanoseconds since the Unix epoch: the time the
+    /// policies are evaluated at, unless `as_of` is given.
     pub now: i64,
+    /// Re-perform the decisions as of this past time (nanoseconds): each bundle is verified
+    /// whole, then replayed only to this time (`Bundle::verify_as_of`), so the registry,
+    /// the latest policy version and the evidence are those of that moment. A period's
+    /// releases are those declared by then.
+    pub as_of: Option<i64>,
     /// The framework catalogue the controls are linked through (`docs/FRAMEWORKS.md`).
     pub catalogue: &'a evident_core::frameworks::Catalogue,
 }
@@ -815,8 +821,17 @@ pub async fn report(
         policy,
         scope,
         now,
+        as_of,
         catalogue,
     } = request;
+    if as_of.is_some_and(|t| t > now) {
+        return Err(ClientError::Invalid(format!(
+            "the time to re-perform the decisions as of ({}) is in the future: give a past \
+             time, such as the deploy's",
+            time_text(as_of.unwrap_or_default())
+        )));
+    }
+    let evaluated_at = as_of.unwrap_or(now);
     let (title, targets) = match scope {
         ReportScope::One(release) => {
             let label = match release {
@@ -833,6 +848,11 @@ pub async fn report(
             release_signers,
         } => {
             let (since, until) = period(since_text.as_deref(), until_text.as_deref())?;
+            // As of a past time, the releases declared by then.
+            let until = match (until, as_of) {
+                (Some(u), Some(t)) => Some(u.min(t)),
+                (u, t) => u.or(t),
+            };
             let names = release_names(client, since, until, release_signers).await?;
             let period = format!(
                 "{} to {}",
@@ -853,11 +873,12 @@ pub async fn report(
     let mut latest_seen = None;
     for release in &targets {
         let (label, verified) =
-            verified_bundle(client, log_key, genesis, state_file, release).await?;
-        let applied = verified
-            .policy(&policy.name, policy.version)
-            .map_err(|e| ClientError::Invalid(format!("{label}: {e}")))?;
-        let evaluation = crate::gate::decide(&verified, release, applied, now)?;
+            verified_bundle(client, log_key, genesis, state_file, release, as_of).await?;
+        let applied = verified.policy(&policy.name, policy.version).map_err(|e| {
+            let when = as_of.map_or(String::new(), |t| format!(" as of {}", time_text(t)));
+            ClientError::Invalid(format!("{label}{when}: {e}"))
+        })?;
+        let evaluation = crate::gate::decide(&verified, release, applied, evaluated_at)?;
         releases.push(ReportedRelease {
             release: label.clone(),
             policy: evaluation.policy.clone(),
@@ -878,6 +899,7 @@ pub async fn report(
         None => latest(client, log_key, &WitnessPolicy::none(), state_file).await?,
     };
     let mut document = Document::new(title, now, log_key, &checkpoint);
+    document.as_of = as_of.map(time_text);
     document.releases = sections;
     Ok(Reported { document, releases })
 }
@@ -890,6 +912,7 @@ async fn verified_bundle(
     genesis: &GenesisDocument,
     state_file: &Path,
     release: &Release,
+    as_of: Option<i64>,
 ) -> Result<(String, VerifiedBundle), ClientError> {
     let mut state = CheckpointState::load(state_file)?;
     let bundle = match client.release_bundle(release).await {
@@ -914,7 +937,7 @@ async fn verified_bundle(
     state.advance(client, log_key, &bundle.checkpoint).await?;
     state.save(state_file)?;
     let verified = bundle
-        .verify(log_key, genesis)
+        .verify_as_of(log_key, genesis, as_of)
         .map_err(|e| ClientError::Verification(e.to_string()))?;
     Ok((release_label(release), verified))
 }

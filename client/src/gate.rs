@@ -175,6 +175,29 @@ impl Gate<'_> {
         release: &Release,
         policy: &PolicyRef,
     ) -> Result<Verdict, ClientError> {
+        self.decide_as_of(evidence, release, policy, None).await
+    }
+
+    /// [`Gate::decide`], re-performed as of a past time `as_of` (nanoseconds) when given:
+    /// the evidence is verified whole, then only what the log held at that time counts —
+    /// its registry, the latest policy version of `policy.name` then, the evidence
+    /// integrated by then — and the policy is evaluated at that time. An auditor gets the
+    /// answer the gate gave then, whatever was logged since. A time in the future is
+    /// [`ClientError::Invalid`].
+    pub async fn decide_as_of(
+        &self,
+        evidence: Evidence<'_>,
+        release: &Release,
+        policy: &PolicyRef,
+        as_of: Option<i64>,
+    ) -> Result<Verdict, ClientError> {
+        let now = now_nanos();
+        if let Some(t) = as_of.filter(|t| *t > now) {
+            return Err(ClientError::Invalid(format!(
+                "--as-of {} is in the future: give a past time, such as the deploy's",
+                time_text(t)
+            )));
+        }
         let mut state = CheckpointState::load(self.state_file)?;
         let mut witnessed = self.witnesses.threshold() > 0;
         let (mut bundle, client) = match evidence {
@@ -184,7 +207,7 @@ impl Gate<'_> {
                 (bundle, Some(client))
             }
         };
-        let mut verified = self.verified(&state, &bundle)?;
+        let mut verified = self.verified(&state, &bundle, as_of)?;
         // A policy that requires witnesses is decided on evidence proven at a witnessed
         // checkpoint: fetched again at one when the first answer was not.
         if let Some(client) = client {
@@ -194,13 +217,16 @@ impl Gate<'_> {
             if wants && !witnessed {
                 witnessed = true;
                 bundle = self.fetch(client, &mut state, release, witnessed).await?;
-                verified = self.verified(&state, &bundle)?;
+                verified = self.verified(&state, &bundle, as_of)?;
             }
         }
         let policy = verified
             .policy(&policy.name, policy.version)
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let report = decide(&verified, release, policy, now_nanos())?;
+            .map_err(|e| match as_of {
+                Some(t) => ClientError::Invalid(format!("as of {}: {e}", time_text(t))),
+                None => ClientError::Invalid(e.to_string()),
+            })?;
+        let report = decide(&verified, release, policy, as_of.unwrap_or(now))?;
         Ok(Verdict {
             report,
             policy: policy.clone(),
@@ -233,9 +259,10 @@ impl Gate<'_> {
         &self,
         state: &CheckpointState,
         bundle: &Bundle,
+        as_of: Option<i64>,
     ) -> Result<evident_core::bundle::VerifiedBundle, ClientError> {
         let verified = bundle
-            .verify(self.log_key, self.genesis)
+            .verify_as_of(self.log_key, self.genesis, as_of)
             .map_err(|e| ClientError::Verification(e.to_string()))?;
         state.check_bundle(self.log_key, verified.checkpoint())?;
         crate::check_witnesses(self.witnesses, &bundle.checkpoint, verified.checkpoint())?;

@@ -724,6 +724,8 @@ pub struct GateOutput {
     pub controls: Vec<ControlOutput>,
     /// The size of the verified checkpoint the evidence was proven against.
     pub tree_size: u64,
+    /// With `--as-of`: the past time the decision was re-performed as of (RFC 3339, UTC).
+    pub as_of: Option<String>,
     /// With `--record`: the entry that records the verdict, once it is in the log.
     pub recorded_index: Option<u64>,
     /// With `--record`: why the verdict could not be recorded. An allowed release whose
@@ -763,6 +765,7 @@ impl GateOutput {
                 })
                 .collect(),
             tree_size,
+            as_of: None,
             recorded_index: None,
             record_error: None,
         }
@@ -955,10 +958,129 @@ pub struct ReportOutput {
     pub markdown: PathBuf,
     /// The OSCAL 1.1.2 assessment-results document written.
     pub oscal: PathBuf,
+    /// The population written as CSV, one row per release, for sampling.
+    pub population_csv: PathBuf,
+    /// The population written as JSON ([`PopulationOutput`]).
+    pub population_json: PathBuf,
+    /// The past time the decisions were re-performed as of (`--as-of`), if any.
+    pub as_of: Option<String>,
     /// The releases reported, each with its verdict.
     pub releases: Vec<ReportedRelease>,
     /// The size of the checkpoint the report is against.
     pub tree_size: u64,
+}
+
+/// The population file `evident report` writes (`evident-report.population.json`): every
+/// release of the report, denials first, then releases with exceptions, as an auditor
+/// samples from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PopulationOutput {
+    /// The report's title.
+    pub report: String,
+    /// When the report was made (RFC 3339, UTC).
+    pub generated_at: String,
+    /// The time the decisions were re-performed as of, if not `generated_at`.
+    pub as_of: Option<String>,
+    /// The log's origin.
+    pub log_origin: String,
+    /// The size of the checkpoint the evidence was proven against.
+    pub tree_size: u64,
+    /// The checkpoint's root hash (hex).
+    pub root_hash: String,
+    /// One row per release.
+    pub releases: Vec<PopulationRow>,
+}
+
+/// One release of a population.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PopulationRow {
+    /// `NAME@VERSION`, or the artifact digest.
+    pub release: String,
+    /// The verdict the report re-performed.
+    pub decision: Decision,
+    /// `NAME@VERSION` of the policy applied.
+    pub policy: String,
+    /// Controls passed.
+    pub controls_passed: usize,
+    /// Controls evaluated (per artifact, for a release of several).
+    pub controls_total: usize,
+    /// The controls that did not pass.
+    pub failed_controls: Vec<String>,
+    /// Allowlisted findings, `CONTROL:FINDING`.
+    pub exceptions: Vec<String>,
+    /// The artifacts (`ALGORITHM:HEX`).
+    pub artifacts: Vec<String>,
+    /// The release attestation declaring it (a release signer's), when there is one.
+    pub declared_index: Option<u64>,
+    /// Who signed that declaration.
+    pub declared_by: Vec<String>,
+    /// The latest gate verdict recorded about it in the log (`PASSED`, `FAILED`).
+    pub recorded_verdict: Option<String>,
+    /// That verdict's entry.
+    pub recorded_verdict_index: Option<u64>,
+    /// When it was integrated (RFC 3339, UTC).
+    pub recorded_verdict_time: Option<String>,
+    /// Who signed that verdict (the deploy identity).
+    pub recorded_verdict_signer: Vec<String>,
+}
+
+impl PopulationOutput {
+    /// The population of `doc`, in [`crate::report::population_order`].
+    pub fn of(doc: &crate::report::Document) -> PopulationOutput {
+        use crate::report::Verdict;
+        use evident_core::policy::Status;
+        let releases = crate::report::population_order(doc)
+            .into_iter()
+            .map(|n| {
+                let r = &doc.releases[n];
+                let declared = r.traceability.releases.first();
+                let deployed = r.traceability.deploys.last();
+                PopulationRow {
+                    release: r.label.clone(),
+                    decision: Decision::from_allowed(r.verdict == Verdict::Allowed),
+                    policy: format!("{}@{}", r.policy.name, r.policy.version),
+                    controls_passed: r
+                        .controls
+                        .iter()
+                        .filter(|c| c.status == Status::Pass)
+                        .count(),
+                    controls_total: r.controls.len(),
+                    failed_controls: r
+                        .controls
+                        .iter()
+                        .filter(|c| c.status != Status::Pass)
+                        .map(|c| match &c.artifact {
+                            Some(a) => format!("{} [{a}]", c.id),
+                            None => c.id.clone(),
+                        })
+                        .collect(),
+                    exceptions: r
+                        .exceptions
+                        .iter()
+                        .map(|e| format!("{}:{}", e.control, e.finding))
+                        .collect(),
+                    artifacts: r.artifacts.clone(),
+                    declared_index: declared.map(|d| d.index),
+                    declared_by: declared.map(|d| d.signers.clone()).unwrap_or_default(),
+                    recorded_verdict: deployed.and_then(|d| d.result.clone()),
+                    recorded_verdict_index: deployed.map(|d| d.index),
+                    recorded_verdict_time: deployed.map(|d| d.integrated_time.clone()),
+                    recorded_verdict_signer: deployed
+                        .map(|d| d.signers.clone())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        PopulationOutput {
+            report: doc.title.clone(),
+            generated_at: doc.generated_at.clone(),
+            as_of: doc.as_of.clone(),
+            log_origin: doc.log_origin.clone(),
+            tree_size: doc.checkpoint.size,
+            root_hash: doc.checkpoint.root_hex.clone(),
+            releases,
+        }
+    }
 }
 
 /// The JSON Schema (draft 2020-12) of every command's `--format json` output, by file stem:
@@ -1015,6 +1137,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
         ("releases-line", of::<ReleaseRow>()),
         ("audit", of::<AuditOutput>()),
         ("report", of::<ReportOutput>()),
+        ("report-population", of::<PopulationOutput>()),
     ]
 }
 

@@ -34,6 +34,10 @@ pub struct Document {
     pub log_key: String,
     /// The newest checkpoint the report's bundles were verified against.
     pub checkpoint: CheckpointRef,
+    /// The past time the decisions were re-performed as of (RFC 3339, UTC), with the
+    /// registry, policies and evidence of that moment; `None` when evaluated at
+    /// `generated_at`.
+    pub as_of: Option<String>,
     /// The releases, in the order given.
     pub releases: Vec<ReleaseReport>,
 }
@@ -54,8 +58,14 @@ impl Document {
             log_origin: checkpoint.origin.clone(),
             log_key: log_key.to_string(),
             checkpoint: CheckpointRef::from(checkpoint),
+            as_of: None,
             releases: Vec::new(),
         }
+    }
+
+    /// When the policies were evaluated: `as_of`, or else `generated_at`.
+    pub fn evaluated_at(&self) -> &str {
+        self.as_of.as_deref().unwrap_or(&self.generated_at)
     }
 }
 
@@ -127,8 +137,21 @@ pub struct ReleaseReport {
     pub artifacts: Vec<String>,
     /// The source commits the evaluation followed, through provenance the policy trusts.
     pub source_commits: Vec<String>,
+    /// What each artifact is called, by the release and build attestations trusted for it.
+    pub artifact_names: Vec<ArtifactRef>,
     /// One row per control (per control and artifact, for a release of several artifacts).
     pub controls: Vec<ControlRow>,
+    /// Findings at or above a control's severity limit that the policy's allowlist let
+    /// through, with the policy's reason and who approved that policy version.
+    pub exceptions: Vec<ExceptionRow>,
+    /// For each control that reads reviews: the change, its author, and every reviewer's
+    /// decision in order, counted or not and why.
+    pub reviews: Vec<ReviewSection>,
+    /// The test runs in the attestations, with their suites and counts.
+    pub tests: Vec<TestRow>,
+    /// Registry changes recorded after an attestation of this release about one of its
+    /// signers (a key revoked after signing, say), and whether each withdrew a signature.
+    pub later_events: Vec<LaterEvent>,
     /// Every attestation in the bundle about the artifacts or their source commits, in log
     /// order.
     pub attestations: Vec<AttestationRow>,
@@ -138,6 +161,133 @@ pub struct ReleaseReport {
     pub traceability: Traceability,
     /// What was proven, against which checkpoint.
     pub proof: ProofStatus,
+}
+
+/// An artifact and the name trusted attestations give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactRef {
+    /// `alg:hex`.
+    pub digest: String,
+    /// The subject name of the release or build attestation that declares it, when one
+    /// with a standing signature names it.
+    pub name: Option<String>,
+}
+
+/// An allowlisted finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExceptionRow {
+    /// The control whose allowlist accepted it.
+    pub control: String,
+    /// The artifact of the control's row, for a release of several artifacts.
+    pub artifact: Option<String>,
+    /// The scan entry that reported it.
+    pub index: u64,
+    /// The finding, e.g. `CVE-2024-0002`.
+    pub finding: String,
+    /// Its severity.
+    pub severity: String,
+    /// The policy's reason for accepting it.
+    pub reason: String,
+    /// The administrators whose signatures made the policy version (and its allowlist)
+    /// count.
+    pub approved_by: Vec<String>,
+}
+
+/// The reviews a control read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewSection {
+    /// The control.
+    pub control: String,
+    /// Its outcome.
+    pub status: Status,
+    /// The artifacts whose rows read exactly these reviews (empty for a release of one).
+    pub artifacts: Vec<String>,
+    /// The changes review systems recorded, with their authors.
+    pub changes: Vec<ChangeRow>,
+    /// Every reviewer's decision, in the order the control read them.
+    pub decisions: Vec<DecisionRow>,
+}
+
+/// A change, as a review system recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRow {
+    /// The approval entry.
+    pub index: u64,
+    /// The change (pull or merge request).
+    pub change_ref: String,
+    /// The commit the reviewers saw.
+    pub reviewed_commit: String,
+    /// Its author, empty when the entry names none.
+    pub author: String,
+    /// The review systems that signed the entry.
+    pub recorded_by: Vec<String>,
+}
+
+/// One reviewer's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRow {
+    /// The approval entry.
+    pub index: u64,
+    /// The reviewer.
+    pub reviewer: String,
+    /// `APPROVED`, `CHANGES_REQUESTED` or `OTHER`.
+    pub decision: String,
+    /// When, as the entry says it (RFC 3339).
+    pub time: String,
+    /// Who signed the entry.
+    pub signed_by: Vec<String>,
+    /// Whether it stands in the verdict.
+    pub counted: bool,
+    /// Why it counts or not.
+    pub note: String,
+}
+
+/// A test run: one test-result attestation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestRow {
+    /// Its entry.
+    pub index: u64,
+    /// `PASSED`, `WARNED`, `FAILED`, or empty when it says none.
+    pub result: String,
+    /// The configurations (suites) it ran.
+    pub suites: Vec<String>,
+    /// How many tests passed, warned and failed.
+    pub passed: usize,
+    /// Tests that warned.
+    pub warned: usize,
+    /// Tests that failed.
+    pub failed: usize,
+    /// The names of the tests that failed.
+    pub failed_tests: Vec<String>,
+    /// Where the run is published.
+    pub url: Option<String>,
+    /// Who signed it (signatures that stand).
+    pub signers: Vec<String>,
+}
+
+/// A registry change about a signer, recorded after the signer attested for this release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaterEvent {
+    /// The registry entry.
+    pub index: u64,
+    /// When it was integrated (RFC 3339, UTC).
+    pub integrated_time: String,
+    /// The signer it is about.
+    pub identity: String,
+    /// What changed, in words.
+    pub summary: String,
+    /// The release's entries the signer had signed before it.
+    pub after_entries: Vec<u64>,
+    /// Of those, the ones whose signature it withdrew (a revocation dated back to or before
+    /// them): their signature no longer counts.
+    pub withdrew: Vec<u64>,
 }
 
 /// A policy version, as a report names it.
@@ -150,6 +300,10 @@ pub struct PolicyRef {
     pub version: u64,
     /// The log entry holding this version, when the bundle has it.
     pub index: Option<u64>,
+    /// When that entry was integrated (RFC 3339, UTC).
+    pub integrated_time: Option<String>,
+    /// The administrators whose signatures made it count.
+    pub approved_by: Vec<String>,
     /// SHA-256 (hex) of the policy document as signed.
     pub sha256: String,
     /// The policy's own description.
@@ -454,6 +608,61 @@ impl ReleaseReport {
             })
             .collect();
 
+        let approval = verified.policy_approval(&policy.name, policy.version);
+        let controls = control_rows(policy, report, catalogue);
+        let approved_by = approval.map(|a| a.approvers.clone()).unwrap_or_default();
+        let exceptions = controls
+            .iter()
+            .zip(&report.controls)
+            .flat_map(|(row, c)| {
+                c.detail.exceptions.iter().map(|e| ExceptionRow {
+                    control: row.id.clone(),
+                    artifact: row.artifact.clone(),
+                    index: e.index,
+                    finding: e.id.clone(),
+                    severity: e.severity.as_str().to_owned(),
+                    reason: e.reason.clone(),
+                    approved_by: approved_by.clone(),
+                })
+            })
+            .collect();
+        let reviews = review_sections(&controls, report);
+        let tests = verified
+            .evidence()
+            .iter()
+            .filter(|e| {
+                is(e, predicates::TEST_RESULT_V0_1) && (about_artifact(e) || about_commit(e))
+            })
+            .map(|e| {
+                let t = predicates::test_result(&e.statement().predicate);
+                TestRow {
+                    index: e.index(),
+                    result: t.result,
+                    suites: t.configuration,
+                    passed: t.passed.len(),
+                    warned: t.warned.len(),
+                    failed: t.failed.len(),
+                    failed_tests: t.failed,
+                    url: t.url,
+                    signers: signers(e),
+                }
+            })
+            .collect();
+        let shown: Vec<&Evidence> = verified
+            .evidence()
+            .iter()
+            .filter(|e| about_artifact(e) || about_commit(e))
+            .collect();
+        let later_events = later_events(verified, &shown);
+        let artifact_names = report
+            .artifacts
+            .iter()
+            .map(|digest| ArtifactRef {
+                name: artifact_name(&chain, digest),
+                digest: digest.clone(),
+            })
+            .collect();
+
         ReleaseReport {
             label: label.to_owned(),
             verdict: if report.allowed {
@@ -469,6 +678,8 @@ impl ReleaseReport {
                     .get(&policy.name)
                     .and_then(|versions| versions.get(&policy.version))
                     .map(|(index, _)| *index),
+                integrated_time: approval.map(|a| time_text(a.integrated_time)),
+                approved_by,
                 sha256: Hash::sha256(policy.source.as_bytes()).to_hex(),
                 description: policy.description.clone(),
             },
@@ -480,7 +691,12 @@ impl ReleaseReport {
                 commits.dedup();
                 commits
             },
-            controls: control_rows(policy, report, catalogue),
+            artifact_names,
+            controls,
+            exceptions,
+            reviews,
+            tests,
+            later_events,
             attestations,
             other_attestations,
             traceability: Traceability {
@@ -498,6 +714,112 @@ impl ReleaseReport {
             },
         }
     }
+}
+
+/// The name the release's trusted chain gives `digest` (`alg:hex`): the subject name of a
+/// release attestation with a standing signature, else of such a build provenance.
+fn artifact_name(chain: &[&Evidence], digest: &str) -> Option<String> {
+    let (alg, hex) = digest.split_once(':')?;
+    let named_in = |predicate_type: &str| {
+        chain
+            .iter()
+            .filter(|e| e.statement().predicate_type == predicate_type)
+            .flat_map(|e| &e.statement().subjects)
+            .find(|s| {
+                !s.name.is_empty()
+                    && s.digests.iter().any(|(a, v)| {
+                        a.as_str().eq_ignore_ascii_case(alg) && v.eq_ignore_ascii_case(hex)
+                    })
+            })
+            .map(|s| s.name.clone())
+    };
+    named_in(predicates::RELEASE_V0_1).or_else(|| named_in(predicates::SLSA_PROVENANCE_V1))
+}
+
+/// The review trails of the report's controls, one per control and distinct trail: a
+/// release of several artifacts built from one commit reads the same reviews for each.
+fn review_sections(rows: &[ControlRow], report: &policy::Report) -> Vec<ReviewSection> {
+    let mut out: Vec<ReviewSection> = Vec::new();
+    for (row, c) in rows.iter().zip(&report.controls) {
+        let Some(trail) = &c.detail.review else {
+            continue;
+        };
+        let section = ReviewSection {
+            control: row.id.clone(),
+            status: c.status,
+            artifacts: row.artifact.iter().cloned().collect(),
+            changes: trail
+                .changes
+                .iter()
+                .map(|ch| ChangeRow {
+                    index: ch.index,
+                    change_ref: ch.change_ref.clone(),
+                    reviewed_commit: ch.reviewed_commit.clone(),
+                    author: ch.author.clone(),
+                    recorded_by: ch.recorded_by.clone(),
+                })
+                .collect(),
+            decisions: trail
+                .decisions
+                .iter()
+                .map(|d| DecisionRow {
+                    index: d.index,
+                    reviewer: d.reviewer.clone(),
+                    decision: d.decision.as_str().to_owned(),
+                    time: d.time.clone(),
+                    signed_by: d.signed_by.clone(),
+                    counted: d.counted,
+                    note: d.note.clone(),
+                })
+                .collect(),
+        };
+        match out.iter_mut().find(|s| {
+            s.control == section.control
+                && s.status == section.status
+                && s.changes == section.changes
+                && s.decisions == section.decisions
+        }) {
+            Some(same) => same.artifacts.extend(section.artifacts),
+            None => out.push(section),
+        }
+    }
+    out
+}
+
+/// Registry events about the signers of `shown` recorded after they signed: each with the
+/// entries signed before it, and those whose signature it withdrew.
+fn later_events(verified: &VerifiedBundle, shown: &[&Evidence]) -> Vec<LaterEvent> {
+    verified
+        .registry()
+        .events()
+        .iter()
+        .filter_map(|event| {
+            let signed: Vec<&&Evidence> = shown
+                .iter()
+                .filter(|e| {
+                    e.index() < event.index
+                        && e.authorized().iter().any(|s| s.identity == event.identity)
+                })
+                .collect();
+            if signed.is_empty() {
+                return None;
+            }
+            Some(LaterEvent {
+                index: event.index,
+                integrated_time: time_text(event.time),
+                identity: event.identity.clone(),
+                summary: event.summary.clone(),
+                after_entries: signed.iter().map(|e| e.index()).collect(),
+                // Only a revocation withdraws; the signature is gone from the evidence.
+                withdrew: signed
+                    .iter()
+                    .filter(|_| event.summary.starts_with("revoked"))
+                    .filter(|e| !e.signers().iter().any(|s| s.identity == event.identity))
+                    .map(|e| e.index())
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 fn attestation_row(e: &Evidence) -> AttestationRow {
@@ -659,6 +981,7 @@ h3 { font-size: 1.08em; margin: 1.4em 0 .5em; }
 p { margin: .4em 0; }
 table { border-collapse: collapse; width: 100%; margin: .4em 0 1em; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical-align: top; }
+td { overflow-wrap: anywhere; }
 th { background: #f6f8fa; font-weight: 600; }
 .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
   font-size: .9em; overflow-wrap: anywhere; }
@@ -933,10 +1256,19 @@ fn render(doc: &Document, sink: &mut impl Sink) {
             lit(" from the log "),
             mono(&doc.log_origin),
             lit(format!(
-                ", verified against its checkpoint of {} entries. Policies were evaluated as \
-                 of this time.",
+                ", verified against its checkpoint of {} entries. ",
                 doc.checkpoint.size
             )),
+            match &doc.as_of {
+                Some(_) => lit("Decisions were re-performed as of "),
+                None => lit("Policies were evaluated as of this time."),
+            },
+            text(doc.as_of.as_deref().unwrap_or_default()),
+            lit(if doc.as_of.is_some() {
+                ", with the trust registry, policy versions and evidence the log held then."
+            } else {
+                ""
+            }),
         ],
     );
     summary(sink, doc);
@@ -952,29 +1284,86 @@ fn policy_spans(policy: &PolicyRef) -> [Span<'_>; 2] {
     [text(&policy.name), lit(format!("@{}", policy.version))]
 }
 
-/// The table of releases, linking to their sections.
+/// The order the summary lists releases in: denials first, then releases with exceptions,
+/// then the rest, each group in the report's order.
+pub fn population_order(doc: &Document) -> Vec<usize> {
+    let rank = |r: &ReleaseReport| match (r.verdict, r.exceptions.is_empty()) {
+        (Verdict::Denied, _) => 0,
+        (Verdict::Allowed, false) => 1,
+        (Verdict::Allowed, true) => 2,
+    };
+    let mut order: Vec<usize> = (0..doc.releases.len()).collect();
+    order.sort_by_key(|n| rank(&doc.releases[*n]));
+    order
+}
+
+/// The summary: counts, then the table of releases, failures and exceptions first, linking
+/// to their sections.
 fn summary(sink: &mut impl Sink, doc: &Document) {
     sink.heading(2, "Summary");
-    let rows: Vec<Row> = doc
+    let denied = doc
         .releases
         .iter()
-        .enumerate()
-        .map(|(n, r)| Row {
-            anchor: None,
-            cells: vec![
-                Span::Link {
-                    anchor: format!("release-{}", n + 1),
-                    text: r.label.as_str().into(),
+        .filter(|r| r.verdict == Verdict::Denied)
+        .count();
+    let excepted = doc
+        .releases
+        .iter()
+        .filter(|r| !r.exceptions.is_empty())
+        .count();
+    sink.paragraph(
+        Para::Plain,
+        &[lit(format!(
+            "{}: {} allowed, {} denied; {} with exceptions. Denials are listed first, then \
+             releases with exceptions.",
+            count(doc.releases.len(), "release", "releases"),
+            doc.releases.len() - denied,
+            denied,
+            excepted
+        ))],
+    );
+    let rows: Vec<Row> = population_order(doc)
+        .into_iter()
+        .map(|n| {
+            let r = &doc.releases[n];
+            let deployed: Vec<Span> = match r.traceability.deploys.last() {
+                Some(d) => {
+                    let mut s = vec![
+                        text(d.result.as_deref().unwrap_or("(no result)")),
+                        lit(", entry "),
+                        entry_link(n + 1, d.index),
+                    ];
+                    s.extend(signed_by(&d.signers));
+                    s
                 }
-                .into(),
-                Span::Badge(Badge::verdict(r.verdict)).into(),
-                Vec::from(policy_spans(&r.policy)).into(),
-                lit(passed(r)).into(),
-            ],
+                None => vec![Span::Muted("none recorded".into())],
+            };
+            Row {
+                anchor: None,
+                cells: vec![
+                    Span::Link {
+                        anchor: format!("release-{}", n + 1),
+                        text: r.label.as_str().into(),
+                    }
+                    .into(),
+                    Span::Badge(Badge::verdict(r.verdict)).into(),
+                    Vec::from(policy_spans(&r.policy)).into(),
+                    lit(passed(r)).into(),
+                    lit(r.exceptions.len().to_string()).into(),
+                    deployed.into(),
+                ],
+            }
         })
         .collect();
     sink.table(
-        &["Release", "Verdict", "Policy", "Controls passed"],
+        &[
+            "Release",
+            "Verdict",
+            "Policy",
+            "Controls passed",
+            "Exceptions",
+            "Recorded deploy verdict",
+        ],
         &rows,
         Some("no releases"),
     );
@@ -1099,10 +1488,366 @@ fn release(sink: &mut impl Sink, n: usize, r: &ReleaseReport, doc: &Document) {
     sink.heading(2, &format!("Release {}", r.label));
     verdict(sink, r, doc);
     controls(sink, n, r);
+    exceptions(sink, n, r);
+    reviews(sink, n, r);
+    tests(sink, n, r);
+    later_events_section(sink, n, r);
     attestations(sink, n, r);
     traceability(sink, n, &r.traceability);
     proofs(sink, &r.proof, doc);
     sink.end_section();
+}
+
+/// An artifact as a report names it: its trusted name, when it has one, and its digest,
+/// shortened (the verdict lists the full digests).
+fn artifact_spans<'a>(r: &'a ReleaseReport, digest: &'a str) -> Vec<Span<'a>> {
+    let short = match digest.split_once(':') {
+        Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}…", &hex[..12]),
+        _ => digest.to_owned(),
+    };
+    let name = r
+        .artifact_names
+        .iter()
+        .find(|a| a.digest.eq_ignore_ascii_case(digest))
+        .and_then(|a| a.name.as_deref());
+    match name {
+        Some(name) => vec![text(name), lit(" "), mono(short)],
+        None => vec![mono(short)],
+    }
+}
+
+/// Entry links, comma-separated, or `none`.
+fn entry_links<'a>(n: usize, indexes: impl IntoIterator<Item = u64>) -> Vec<Span<'a>> {
+    let mut spans = Vec::new();
+    for (i, index) in indexes.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(lit(", "));
+        }
+        spans.push(entry_link(n, index));
+    }
+    if spans.is_empty() {
+        spans.push(Span::Muted("none".into()));
+    }
+    spans
+}
+
+/// Items joined by line breaks in HTML (spaces in Markdown).
+fn broken<'a>(items: impl IntoIterator<Item = Span<'a>>) -> Vec<Span<'a>> {
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(Span::Break);
+        }
+        out.push(item);
+    }
+    out
+}
+
+/// 3. Findings the policy's allowlist accepted, with its reasons and approvers.
+fn exceptions(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
+    sink.heading(3, "3. Exceptions");
+    if r.exceptions.is_empty() {
+        sink.paragraph(
+            Para::Muted,
+            &[lit(
+                "None: no finding at or above a control's severity limit was let through by \
+                 the policy's allowlist.",
+            )],
+        );
+        return;
+    }
+    sink.paragraph(
+        Para::Muted,
+        &[lit(
+            "Findings at or above a control's severity limit that passed only because the \
+             policy's allowlist accepts them. The allowlist is part of the signed policy \
+             version; its approvers are the administrators who signed that version.",
+        )],
+    );
+    let rows: Vec<Row> = r
+        .exceptions
+        .iter()
+        .map(|e| {
+            let mut control = vec![Span::Nowrap(&e.control)];
+            if let Some(a) = &e.artifact {
+                control.push(Span::Break);
+                control.extend(artifact_spans(r, a));
+            }
+            let mut approved = vec![];
+            approved.extend(policy_spans(&r.policy));
+            if !e.approved_by.is_empty() {
+                approved.extend([lit(", signed by "), text(e.approved_by.join(", "))]);
+            }
+            Row {
+                anchor: None,
+                cells: vec![
+                    control.into(),
+                    mono(&e.finding).into(),
+                    lit(e.severity.clone()).into(),
+                    text(&e.reason).into(),
+                    approved.into(),
+                    entry_link(n, e.index).into(),
+                ],
+            }
+        })
+        .collect();
+    sink.table(
+        &[
+            "Control",
+            "Finding",
+            "Severity",
+            "Accepted because",
+            "Allowlist approved in",
+            "Scan entry",
+        ],
+        &rows,
+        None,
+    );
+}
+
+/// Section 4, separation of duties: for each control that reads reviews, the change and its
+/// author, then every reviewer's decision in order, counted or not and why.
+fn reviews(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
+    sink.heading(3, "4. Reviews and separation of duties");
+    if r.reviews.is_empty() {
+        sink.paragraph(
+            Para::Muted,
+            &[lit("No control of the policy reads reviewers' decisions.")],
+        );
+        return;
+    }
+    for section in &r.reviews {
+        let mut head = vec![
+            Span::Strong(&section.control),
+            lit(" "),
+            Span::Badge(Badge::status(section.status)),
+        ];
+        for (i, a) in section.artifacts.iter().enumerate() {
+            head.push(lit(if i == 0 { " for " } else { ", " }));
+            head.extend(artifact_spans(r, a));
+        }
+        sink.paragraph(Para::Plain, &head);
+        let changes: Vec<Vec<Span>> = section
+            .changes
+            .iter()
+            .map(|c| {
+                let mut item = vec![lit("Change ")];
+                item.push(if c.change_ref.is_empty() {
+                    Span::Absent("not named")
+                } else {
+                    mono(c.change_ref.as_str())
+                });
+                item.push(lit(" by "));
+                item.push(if c.author.is_empty() {
+                    Span::Absent("no author named")
+                } else {
+                    Span::Strong(&c.author)
+                });
+                item.extend([lit(", reviewed commit "), mono(c.reviewed_commit.as_str())]);
+                item.extend([
+                    lit(", as recorded by "),
+                    text(c.recorded_by.join(", ")),
+                    lit(" in entry "),
+                    entry_link(n, c.index),
+                ]);
+                item
+            })
+            .collect();
+        if changes.is_empty() {
+            sink.paragraph(
+                Para::Plain,
+                &[Span::Absent(
+                    "no review system the control trusts recorded the change or its author",
+                )],
+            );
+        } else {
+            sink.list(&changes);
+        }
+        let rows: Vec<Row> = section
+            .decisions
+            .iter()
+            .map(|d| {
+                let counted = if d.counted {
+                    Span::Badge(Badge {
+                        label: "COUNTED",
+                        class: "pass",
+                    })
+                } else {
+                    Span::Badge(Badge {
+                        label: "NOT COUNTED",
+                        class: "missing",
+                    })
+                };
+                Row {
+                    anchor: None,
+                    cells: vec![
+                        Cell {
+                            value: if d.time.is_empty() {
+                                Span::Absent("not given").into()
+                            } else {
+                                text(&d.time).into()
+                            },
+                            nowrap: true,
+                        },
+                        Span::Nowrap(&d.reviewer).into(),
+                        lit(d.decision.clone()).into(),
+                        text(d.signed_by.join(", ")).into(),
+                        entry_link(n, d.index).into(),
+                        vec![counted, Span::Break, text(&d.note)].into(),
+                    ],
+                }
+            })
+            .collect();
+        if rows.is_empty() {
+            sink.paragraph(
+                Para::Plain,
+                &[Span::Absent(
+                    "no reviewer's decision in the approvals examined",
+                )],
+            );
+        } else {
+            sink.table(
+                &[
+                    "Time (as recorded)",
+                    "Reviewer",
+                    "Decision",
+                    "Signed by",
+                    "Entry",
+                    "Counted",
+                ],
+                &rows,
+                None,
+            );
+        }
+    }
+}
+
+/// 5. The test runs, with their suites and counts.
+fn tests(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
+    sink.heading(3, "5. Tests");
+    if r.tests.is_empty() {
+        sink.paragraph(
+            Para::Muted,
+            &[lit(
+                "No test-result attestation about the artifacts or their source commits.",
+            )],
+        );
+        return;
+    }
+    let rows: Vec<Row> = r
+        .tests
+        .iter()
+        .map(|t| {
+            let result = match t.result.as_str() {
+                "PASSED" => Span::Badge(Badge {
+                    label: "PASSED",
+                    class: "pass",
+                }),
+                "FAILED" => Span::Badge(Badge {
+                    label: "FAILED",
+                    class: "fail",
+                }),
+                "" => Span::Absent("none given"),
+                other => text(other),
+            };
+            let mut counts = vec![lit(format!(
+                "{} passed, {} warned, {} failed",
+                t.passed, t.warned, t.failed
+            ))];
+            if !t.failed_tests.is_empty() {
+                counts.extend([
+                    Span::Break,
+                    lit("failed: "),
+                    text(t.failed_tests.join(", ")),
+                ]);
+            }
+            let mut suites = broken(t.suites.iter().map(|s| text(s.as_str())));
+            if suites.is_empty() {
+                suites.push(Span::Muted("not named".into()));
+            }
+            if let Some(url) = &t.url {
+                suites.extend([Span::Break, mono(url.as_str())]);
+            }
+            Row {
+                anchor: None,
+                cells: vec![
+                    entry_link(n, t.index).into(),
+                    result.into(),
+                    suites.into(),
+                    counts.into(),
+                    text(t.signers.join(", ")).into(),
+                ],
+            }
+        })
+        .collect();
+    sink.table(
+        &["Entry", "Result", "Suites", "Tests", "Signed by"],
+        &rows,
+        None,
+    );
+}
+
+/// 6. Registry changes about the release's signers recorded after they signed.
+fn later_events_section(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
+    sink.heading(3, "6. Key events after the fact");
+    if r.later_events.is_empty() {
+        sink.paragraph(
+            Para::Muted,
+            &[lit(
+                "None: the registry recorded no change about a signer of these attestations \
+                 after they signed.",
+            )],
+        );
+        return;
+    }
+    sink.paragraph(
+        Para::Muted,
+        &[lit(
+            "Registry changes recorded after a signer attested for this release. A revocation \
+             dated back to or before an attestation withdraws its signature, which then \
+             counts for nothing; one dated later leaves the signature standing, since the key \
+             was trusted when it signed.",
+        )],
+    );
+    let rows: Vec<Row> = r
+        .later_events
+        .iter()
+        .map(|e| {
+            let effect = if !e.withdrew.is_empty() {
+                let mut s = vec![Span::Badge(Badge::WITHDRAWN), lit(" the signature on ")];
+                s.extend(entry_links(n, e.withdrew.iter().copied()));
+                s
+            } else {
+                vec![lit("the signatures made before it stand")]
+            };
+            Row {
+                anchor: None,
+                cells: vec![
+                    Cell {
+                        value: text(&e.integrated_time).into(),
+                        nowrap: true,
+                    },
+                    lit(e.index.to_string()).into(),
+                    Span::Nowrap(&e.identity).into(),
+                    text(&e.summary).into(),
+                    entry_links(n, e.after_entries.iter().copied()).into(),
+                    effect.into(),
+                ],
+            }
+        })
+        .collect();
+    sink.table(
+        &[
+            "Recorded (UTC)",
+            "Registry entry",
+            "Signer",
+            "Change",
+            "After signing",
+            "Effect",
+        ],
+        &rows,
+        None,
+    );
 }
 
 /// A control's id and the artifact of its row, if any.
@@ -1145,6 +1890,9 @@ fn verdict(sink: &mut impl Sink, r: &ReleaseReport, doc: &Document) {
     if let Some(i) = r.policy.index {
         policy.push(lit(format!(", log entry {i}")));
     }
+    if let Some(t) = &r.policy.integrated_time {
+        policy.extend([lit(" of "), text(t.as_str())]);
+    }
     if !r.policy.description.is_empty() {
         policy.extend([lit(": "), text(&r.policy.description)]);
     }
@@ -1152,8 +1900,28 @@ fn verdict(sink: &mut impl Sink, r: &ReleaseReport, doc: &Document) {
         Pairs::Facts,
         &[
             ("Policy", policy.into()),
+            (
+                "Policy approved by",
+                if r.policy.approved_by.is_empty() {
+                    Span::Absent("not in the bundle").into()
+                } else {
+                    text(r.policy.approved_by.join(", ")).into()
+                },
+            ),
             ("Policy SHA-256", mono(&r.policy.sha256).into()),
-            ("Artifacts", mono_lines(&r.artifacts, "none")),
+            (
+                "Artifacts",
+                lines(
+                    &r.artifact_names,
+                    |a| match &a.name {
+                        Some(name) => {
+                            vec![text(name.as_str()), Span::Break, mono(a.digest.as_str())]
+                        }
+                        None => vec![mono(a.digest.as_str())],
+                    },
+                    "none",
+                ),
+            ),
             (
                 "Source commits",
                 mono_lines(
@@ -1161,39 +1929,87 @@ fn verdict(sink: &mut impl Sink, r: &ReleaseReport, doc: &Document) {
                     "none through provenance the policy trusts",
                 ),
             ),
-            ("Evaluated at", text(&doc.generated_at).into()),
+            (
+                "Evaluated as of",
+                match &doc.as_of {
+                    Some(t) => vec![
+                        text(t.as_str()),
+                        lit(" (re-performed: the registry, policies and evidence of that moment)"),
+                    ]
+                    .into(),
+                    None => text(&doc.generated_at).into(),
+                },
+            ),
         ],
     );
 }
 
-/// 2. Every control's outcome, linking to the entries it used.
+/// Section 2: every control's outcome, linking to the entries it used: one row per control, with
+/// a line per artifact naming it when the release has several.
 fn controls(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
     sink.heading(3, "2. Controls");
-    let rows: Vec<Row> = r
-        .controls
+    let mut groups: Vec<Vec<&ControlRow>> = Vec::new();
+    for c in &r.controls {
+        match groups.iter_mut().find(|g| g[0].id == c.id) {
+            Some(g) => g.push(c),
+            None => groups.push(vec![c]),
+        }
+    }
+    let rows: Vec<Row> = groups
         .iter()
-        .map(|c| {
-            let mut entries = Vec::new();
-            for (i, u) in c.entries.iter().enumerate() {
-                if i > 0 {
-                    entries.push(lit(", "));
-                }
-                entries.push(entry_link(n, u.index));
-            }
-            if entries.is_empty() {
-                entries.push(Span::Muted("none".into()));
-            }
+        .map(|group| {
+            let first = group[0];
+            // The row's status: the first that is not a pass, else a pass.
+            let status = group
+                .iter()
+                .map(|c| c.status)
+                .find(|s| *s != Status::Pass)
+                .unwrap_or(Status::Pass);
+            let reason: Value = if group.len() == 1 && first.artifact.is_none() {
+                text(&first.reason).into()
+            } else {
+                Value::Lines(Lines {
+                    items: group
+                        .iter()
+                        .map(|c| {
+                            let mut item = Vec::new();
+                            if let Some(a) = &c.artifact {
+                                item.extend(artifact_spans(r, a));
+                                item.push(lit(": "));
+                            }
+                            item.extend([
+                                Span::Badge(Badge::status(c.status)),
+                                lit(" "),
+                                text(&c.reason),
+                            ]);
+                            item
+                        })
+                        .collect(),
+                    empty: "none",
+                    notes: Vec::new(),
+                })
+            };
+            let mut entries: Vec<u64> = group
+                .iter()
+                .flat_map(|c| c.entries.iter().map(|u| u.index))
+                .collect();
+            entries.sort_unstable();
+            entries.dedup();
             Row {
                 anchor: None,
                 cells: vec![
-                    control_spans(c).into(),
-                    Span::Badge(Badge::status(c.status)).into(),
-                    c.predicate_type
+                    Span::Nowrap(&first.id).into(),
+                    Span::Badge(Badge::status(status)).into(),
+                    first
+                        .predicate_type
                         .as_deref()
                         .map_or(Span::Absent("unknown"), mono)
                         .into(),
-                    text(&c.reason).into(),
-                    entries.into(),
+                    Cell {
+                        value: reason,
+                        nowrap: false,
+                    },
+                    entry_links(n, entries).into(),
                 ],
             }
         })
@@ -1205,9 +2021,9 @@ fn controls(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
     );
 }
 
-/// 3. Who signed what, and when: one row per attestation, the target of entry links.
+/// 7. Who signed what, and when: one row per attestation, the target of entry links.
 fn attestations(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
-    sink.heading(3, "3. Attestations: who signed what, and when");
+    sink.heading(3, "7. Attestations: who signed what, and when");
     let mut intro = vec![lit(
         "Every attestation in the bundle about the artifacts or their source commits, with \
          the signers the trust registry authorized at its integrated time.",
@@ -1299,9 +2115,9 @@ fn signed_by(signers: &[String]) -> Vec<Span<'_>> {
     }
 }
 
-/// 4. Source commit → build → artifact → release → deploy, release `n` (1-based).
+/// 8. Source commit → build → artifact → release → deploy, release `n` (1-based).
 fn traceability(sink: &mut impl Sink, n: usize, t: &Traceability) {
-    sink.heading(3, "4. Traceability");
+    sink.heading(3, "8. Traceability");
     let none = "not recorded";
     let builds = lines(
         &t.builds,
@@ -1354,9 +2170,9 @@ fn traceability(sink: &mut impl Sink, n: usize, t: &Traceability) {
     );
 }
 
-/// 5. What was proven, against which checkpoint and key.
+/// 9. What was proven, against which checkpoint and key.
 fn proofs(sink: &mut impl Sink, p: &ProofStatus, doc: &Document) {
-    sink.heading(3, "5. Proofs");
+    sink.heading(3, "9. Proofs");
     sink.paragraph(
         Para::Plain,
         &[lit(format!(
@@ -2003,7 +2819,7 @@ require = 'predicate.result == "PASSED"'
         };
         let table: Vec<&str> = markdown
             .lines()
-            .skip_while(|l| !l.starts_with("| Entry |"))
+            .skip_while(|l| !l.starts_with("| Entry | Integrated (UTC) |"))
             .take_while(|l| l.starts_with('|'))
             .collect();
         assert_eq!(table.len(), 4, "{markdown}");

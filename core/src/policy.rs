@@ -1105,7 +1105,7 @@ fn evaluate_one(
             }
             if let Some(why) = failures.get(&d.index) {
                 d.counted = false;
-                d.note = format!("not counted: the entry does not satisfy the control: {why}");
+                d.note = format!("the entry does not satisfy the control: {why}");
             } else if control.separation_of_duties
                 && d.decision == Decision::Approved
                 && subject.builders.contains(&d.reviewer)
@@ -1312,8 +1312,8 @@ impl Reviews {
                 };
                 if !(system || own) {
                     record.note = format!(
-                        "not counted: signed by {}, neither the reviewer nor a review system \
-                         the control trusts ({})",
+                        "signed by {}, neither the reviewer nor a review system the control \
+                         trusts ({})",
                         record.signed_by.join(", "),
                         rules_text(&control.review_systems)
                     );
@@ -1329,7 +1329,7 @@ impl Reviews {
                          finding"
                             .into()
                     } else {
-                        "not counted: the change author's decisions are not reviews".into()
+                        "the change author's decisions are not reviews".into()
                     };
                     out.trail.decisions.push(record);
                     continue;
@@ -1340,15 +1340,15 @@ impl Reviews {
                     let d = &mut out.trail.decisions[earlier];
                     d.counted = false;
                     d.note = format!(
-                        "not counted: superseded by {}'s later decision in entry {}",
+                        "superseded by {}'s later decision in entry {}",
                         d.reviewer, e.index
                     );
                 }
                 record.counted = true;
                 record.note = match review.decision {
-                    Decision::Approved => "counted: an approval".into(),
-                    Decision::ChangesRequested => "counted: changes requested".into(),
-                    Decision::Other => "counted: neither approves nor requests changes".into(),
+                    Decision::Approved => "an approval".into(),
+                    Decision::ChangesRequested => "changes requested".into(),
+                    Decision::Other => "neither approves nor requests changes".into(),
                 };
                 out.trail.decisions.push(record);
                 out.latest

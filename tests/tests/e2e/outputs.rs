@@ -401,7 +401,7 @@ fn schema(stem: &str) -> jsonschema::Validator {
 }
 
 /// Holds `json` against `docs/schemas/STEM.schema.json`.
-fn conforms(stem: &str, json: &serde_json::Value) {
+pub(crate) fn conforms(stem: &str, json: &serde_json::Value) {
     let errors: Vec<String> = schema(stem)
         .iter_errors(json)
         .map(|e| format!("{} at {}", e, e.instance_path()))

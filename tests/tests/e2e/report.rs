@@ -253,7 +253,7 @@ async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_cha
         "{text}"
     );
     // 2. Each control with its status, on its row of the matrix.
-    let controls = section(&text, "2. Controls", "3. Attestations");
+    let controls = section(&text, "2. Controls", "3. Exceptions");
     for control in [
         "provenance",
         "unit-tests",
@@ -268,7 +268,7 @@ async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_cha
         "{text}"
     );
     // 3. Who signed: the builder, the scanner, both reviewers, the release and deploy jobs.
-    let attestations = section(&text, "3. Attestations", "4. Traceability");
+    let attestations = section(&text, "7. Attestations", "8. Traceability");
     for signer in [1, 2, 3, 4, 7, 8] {
         assert!(
             attestations.contains(&format!("signer-{signer}@test")),
@@ -276,7 +276,7 @@ async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_cha
         );
     }
     // 4. The chain: commit → build → artifact → release → recorded verdict.
-    let chain = section(&text, "4. Traceability", "5. Proofs");
+    let chain = section(&text, "8. Traceability", "9. Proofs");
     assert!(
         row(chain, "Source commit").contains(&good.commit),
         "{chain}"
@@ -297,7 +297,7 @@ async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_cha
     );
     assert!(!chain.contains("not recorded"), "{chain}");
     // 5. The proofs and the checkpoint.
-    let proofs = section(&text, "5. Proofs", "\u{c}");
+    let proofs = section(&text, "9. Proofs", "\u{c}");
     assert!(
         row(proofs, "Tree size").contains(&format!("{size} entries")),
         "{proofs}"
@@ -331,7 +331,7 @@ async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_cha
 
     // The Markdown: the same content, as GitHub tables.
     for row in [
-        "| payments-api@1.4.2 | ALLOWED | payments-prod@1 | 4 of 4 |",
+        "| payments-api@1.4.2 | ALLOWED | payments-prod@1 | 4 of 4 | 0 | PASSED, entry ",
         "| provenance | PASS | https://slsa.dev/provenance/v1 | satisfied by 1 entry signed by signer-1@test |",
         &format!("| Source commit | {} |", good.commit),
         &format!("| Artifact | {} |", good.artifact),
@@ -382,7 +382,7 @@ async fn the_report_of_a_denied_release_shows_the_failed_control_and_why() {
             && flat_text.contains(r#"`predicate.result == "PASSED"` is false"#),
         "{text}"
     );
-    let controls = section(&text, "2. Controls", "3. Attestations");
+    let controls = section(&text, "2. Controls", "3. Exceptions");
     let line = row(controls, "unit-tests");
     assert!(line.contains("FAIL"), "{line:?}");
     // The reason wraps inside its cell of the PDF table; its start and end are on the row.
@@ -393,7 +393,7 @@ async fn the_report_of_a_denied_release_shows_the_failed_control_and_why() {
     );
     // The hostile attestation is listed as text; the page Chromium built has no script or
     // image element.
-    let attestations = flat(section(&text, "3. Attestations", "4. Traceability"));
+    let attestations = flat(section(&text, "7. Attestations", "8. Traceability"));
     assert!(
         attestations.contains(HOSTILE_TYPE) && attestations.contains(HOSTILE_NAME),
         "{text}"
@@ -405,7 +405,7 @@ async fn the_report_of_a_denied_release_shows_the_failed_control_and_why() {
     );
     assert!(!dom.contains("<script") && !dom.contains("<img"), "{dom}");
     // Nothing declared or deployed this artifact.
-    let chain = section(&text, "4. Traceability", "5. Proofs");
+    let chain = section(&text, "8. Traceability", "9. Proofs");
     assert!(row(chain, "Release").contains("not recorded"), "{chain}");
     assert!(row(chain, "Deploy").contains("not recorded"), "{chain}");
     assert!(
@@ -816,4 +816,284 @@ async fn an_independent_oscal_implementation_reads_the_report_and_writes_it_back
     let theirs: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
     same_document(&ours, &theirs, "");
+}
+
+/// Runs `evident` with `args` in `dir` against `server`.
+fn evident(dir: &Path, server: &Server, args: &[&str]) -> std::process::Output {
+    tokio::task::block_in_place(|| cli(dir, Some(server), args))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_shows_why_and_re_performs_past_decisions_as_of_the_deploy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = team_log(d).await;
+    let genesis = server.data_dir.join("genesis.json");
+    let genesis_arg = genesis.display().to_string();
+    // 1.4.2 passes with an allowlisted HIGH finding and is deployed; 1.4.3's tests failed.
+    tokio::task::block_in_place(|| {
+        server.register(
+            7,
+            &["deploy"],
+            &["https://slsa.dev/verification_summary/v1"],
+        );
+    });
+    evident_tests::write_private(
+        &d.join("deploy.key"),
+        &format!("{}\n", hex::encode([7u8; 32])),
+    );
+    for (name, flaw, version) in [
+        ("excepted", Flaw::AllowlistedFinding, "1.4.2"),
+        ("failed-test", Flaw::FailedTest, "1.4.3"),
+    ] {
+        let r = release(&server, name, flaw).await;
+        let digest = r.artifact.strip_prefix("sha256:").unwrap();
+        attest(
+            &server,
+            8,
+            json!({"name": "payments-api", "digest": {"sha256": digest}}),
+            "https://in-toto.io/attestation/release/v0.1",
+            json!({"purl": format!("pkg:oci/payments-api@{version}")}),
+        )
+        .await;
+    }
+    let gate = |extra: &[&str]| {
+        let mut args = vec![
+            "gate",
+            "--release",
+            "payments-api@1.4.2",
+            "--policy",
+            "payments-prod",
+            "--genesis",
+            &genesis_arg,
+        ];
+        args.extend_from_slice(extra);
+        evident(d, &server, &args)
+    };
+    let out = gate(&["--record", "--key", "deploy.key"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // The deploy's time: everything below is logged after it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let deployed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // Afterwards: reviewer signer-4's key is revoked from now (its approval stands), and
+    // the scanner's key from 2020 (its scans are withdrawn, so 1.4.2 fails now).
+    for (signer, from) in [(4, None), (2, Some("2020-01-01T00:00:00Z"))] {
+        let key = evident_tests::public(signer).to_hex();
+        let mut args = vec![
+            "signer",
+            "revoke",
+            "--public-key",
+            &key,
+            "--reason",
+            "key compromised",
+            "--admin-key",
+            "admin.key",
+        ];
+        if let Some(from) = from {
+            args.extend(["--from", from]);
+        }
+        let out = evident(d, &server, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = gate(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // Re-performed as of the deploy, the gate gives the answer it gave then.
+    let out = gate(&["--as-of", &deployed_at, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["decision"], "allowed");
+    assert!(
+        verdict["as_of"]
+            .as_str()
+            .unwrap()
+            .starts_with(&deployed_at[..19])
+    );
+    // A time to come, or recording a re-performed verdict, is refused.
+    let out = gate(&["--as-of", "2100-01-01T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("is in the future"),
+        "{}",
+        stderr(&out)
+    );
+    let out = gate(&["--as-of", &deployed_at, "--record", "--key", "deploy.key"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The period report as of the deploy: the population, denials first, then exceptions.
+    let out = report(
+        d,
+        &server,
+        &[
+            "--since",
+            "2000-01-01",
+            "--until",
+            "2100-12-31",
+            "--as-of",
+            &deployed_at,
+        ],
+        &genesis,
+    );
+    let (html, markdown) = written(d, &out);
+    let text = tokio::task::block_in_place(|| shown_text(&html, d));
+    let flat_text = flat(&text);
+    assert!(
+        flat_text.contains("2 releases: 1 allowed, 1 denied; 1 with exceptions"),
+        "{text}"
+    );
+    assert!(
+        flat_text.contains("Decisions were re-performed as of"),
+        "{text}"
+    );
+    let summary = flat(section(&text, "Summary", "Frameworks"));
+    let denied_at = summary.find("api@1.4.3").unwrap();
+    let allowed_at = summary.find("api@1.4.2").unwrap();
+    assert!(denied_at < allowed_at, "denials come first:\n{summary}");
+    assert!(
+        markdown.lines().any(|l| l.starts_with(
+            "| payments-api@1.4.2 | ALLOWED | payments-prod@1 | 4 of 4 | 1 | PASSED, entry "
+        ) && l.ends_with(", signed by signer-7@test |")),
+        "the recorded deploy verdict and its signer:\n{markdown}"
+    );
+    // 1.4.2's section: the exception with the policy's reason and approver.
+    let r142 = &text[text.find("Release payments-api@1.4.2").unwrap()..];
+    let exceptions = flat(section(r142, "3. Exceptions", "4. Reviews"));
+    assert!(
+        exceptions.contains("vulnerability-scan")
+            && exceptions.contains("CVE-2024-")
+            && exceptions.contains("HIGH")
+            && exceptions.contains("not reachable from the")
+            && exceptions.contains("payments-prod@1, signed by")
+            && exceptions.contains("admin@test"),
+        "{exceptions}"
+    );
+    // Separation of duties: the change, its author as the review system recorded it, and
+    // each reviewer's decision with its time, counted.
+    let reviews = flat(section(r142, "4. Reviews", "5. Tests"));
+    assert!(
+        reviews.contains("https://git.example.com/payments/pull/excepted")
+            && reviews.contains("by signer-6@test")
+            && reviews.contains("as recorded by signer-9@test"),
+        "{reviews}"
+    );
+    assert_eq!(reviews.matches("COUNTED").count(), 2, "{reviews}");
+    for reviewer in ["signer-3@test", "signer-4@test"] {
+        assert!(
+            markdown.contains(&format!(
+                "| 2026-11-20T10:00:00Z | {reviewer} | APPROVED | {reviewer} | "
+            )),
+            "{reviewer}: {markdown}"
+        );
+    }
+    // The test runs, with their suites and counts; 1.4.3's names the failed test.
+    assert!(
+        markdown.contains("| PASSED | unit integration | 2 passed, 0 warned, 0 failed | signer-1@test |")
+            && markdown.contains("| FAILED | unit integration | 2 passed, 0 warned, 1 failed failed: ledger::refunds | signer-1@test |"),
+        "{markdown}"
+    );
+    // As of the deploy, nothing had happened to the signers yet.
+    let events = flat(section(r142, "6. Key events", "7. Attestations"));
+    assert!(events.contains("None"), "{events}");
+    // The controls: one row per control, the artifact named in the verdict.
+    let verdict = flat(section(r142, "1. Verdict", "2. Controls"));
+    assert!(
+        verdict.contains("payments-api sha256:") && !verdict.contains("not in the bundle"),
+        "{verdict}"
+    );
+    assert!(
+        markdown.contains(
+            "| vulnerability-scan | CVE-2024-0002 | HIGH | not reachable from the payment path | payments-prod@1, signed by admin@test | "
+        ),
+        "{markdown}"
+    );
+    // The population files auditors sample from.
+    let csv = std::fs::read_to_string(d.join("out/evident-report.population.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("release,decision,policy,"), "{csv}");
+    assert!(
+        lines[1].starts_with("payments-api@1.4.3,denied,payments-prod@1,3,4,unit-tests,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with(
+            "payments-api@1.4.2,allowed,payments-prod@1,4,4,,vulnerability-scan:CVE-2024-0002,"
+        ) && lines[2].contains(",PASSED,")
+            && lines[2].contains("signer-7@test"),
+        "{csv}"
+    );
+    let population: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("out/evident-report.population.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(population["releases"][1]["recorded_verdict"], "PASSED");
+    assert_eq!(
+        population["releases"][1]["recorded_verdict_signer"],
+        json!(["signer-7@test"])
+    );
+    assert_eq!(
+        population["releases"][1]["declared_by"],
+        json!(["signer-8@test"])
+    );
+    assert!(population["as_of"].is_string());
+    crate::outputs::conforms("report-population", &population);
+    // The same page, printed, as an image.
+    let png = d.join("why.png");
+    tokio::task::block_in_place(|| {
+        chromium(
+            &html,
+            d,
+            &[
+                "--window-size=1280,3000",
+                &format!("--screenshot={}", png.display()),
+            ],
+        )
+    });
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+
+    // Now: the scanner's withdrawn signature denies 1.4.2, and the key events say why.
+    std::fs::remove_dir_all(d.join("out")).unwrap();
+    let out = report(d, &server, &["--release", "payments-api@1.4.2"], &genesis);
+    let (html, markdown) = written(d, &out);
+    let text = tokio::task::block_in_place(|| shown_text(&html, d));
+    assert!(
+        line_with(&text, "under policy").contains("DENIED under policy payments-prod version 1"),
+        "{text}"
+    );
+    assert!(
+        flat(&text).contains("6. Key events after the fact Registry changes recorded after"),
+        "{text}"
+    );
+    let events: Vec<&str> = markdown
+        .lines()
+        .skip_while(|l| !l.starts_with("### 6. Key events"))
+        .take_while(|l| !l.starts_with("### 7."))
+        .filter(|l| l.starts_with("| 20"))
+        .collect();
+    assert_eq!(events.len(), 2, "{markdown}");
+    // signer-4's key was revoked from the time of revocation: its approval stands.
+    assert!(
+        events[0].contains("| signer-4@test | revoked key ")
+            && events[0].ends_with("| the signatures made before it stand |"),
+        "{events:?}"
+    );
+    // The scanner's, from 2020: its scan no longer counts.
+    assert!(
+        events[1].contains("| signer-2@test | revoked key ")
+            && events[1].contains("from 2020-01-01T00:00:00Z: key compromised")
+            && events[1].contains("| WITHDRAWN the signature on "),
+        "{events:?}"
+    );
 }

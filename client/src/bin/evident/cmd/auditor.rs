@@ -148,7 +148,7 @@ fn kind_name(kind: EntryKind) -> &'static str {
 /// A CSV cell that a spreadsheet cannot take for a formula: a cell starting with `=`, `+`,
 /// `-`, `@`, tab or carriage return gets a leading `'` (OWASP's advice against CSV
 /// injection), so `=HYPERLINK(…)` from an attestation shows as text.
-fn neutralized(cell: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn neutralized(cell: &str) -> std::borrow::Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         std::borrow::Cow::Owned(format!("'{cell}"))
     } else {

@@ -82,7 +82,16 @@ pub(crate) async fn run(cli: &Cli, command: &BundleCommand) -> anyhow::Result<()
             ..
         } => {
             let release = target(artifact.as_deref(), release.as_deref());
-            super::gate::gate(cli, &release, policy, Some(file), &genesis.genesis, None).await
+            super::gate::gate(
+                cli,
+                &release,
+                policy,
+                Some(file),
+                &genesis.genesis,
+                None,
+                None,
+            )
+            .await
         }
     }
 }

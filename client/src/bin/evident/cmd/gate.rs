@@ -42,6 +42,11 @@ pub(crate) struct Args {
     /// https://slsa.dev/verification_summary/v1).
     #[arg(long)]
     pub(crate) key: Option<PathBuf>,
+    /// Re-perform the decision as of a past time (RFC 3339, or a date: its end), such as a
+    /// deploy's: with the trust registry, the latest policy version and the evidence the
+    /// log held then. Not with --record.
+    #[arg(long, value_name = "TIME", conflicts_with = "record")]
+    pub(crate) as_of: Option<String>,
     #[command(flatten)]
     pub(crate) connection: crate::Connection,
     #[command(flatten)]
@@ -56,6 +61,11 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(|t| evident_client::audit::parse_time("as-of", t, true))
+        .transpose()?;
     gate(
         cli,
         &target(args.artifact.as_deref(), args.release.as_deref()),
@@ -63,6 +73,7 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         args.bundle.as_deref(),
         &args.genesis.genesis,
         record_with,
+        as_of,
     )
     .await
 }
@@ -77,6 +88,7 @@ pub(crate) async fn gate(
     bundle_file: Option<&Path>,
     genesis_file: &Path,
     record_with: Option<&Path>,
+    as_of: Option<i64>,
 ) -> anyhow::Result<()> {
     let key = require_log_key(cli)?;
     let genesis = read_genesis(genesis_file)?;
@@ -92,17 +104,18 @@ pub(crate) async fn gate(
     let verdict = match bundle_file {
         Some(path) => {
             let bundle = read_bundle(path)?;
-            gate.decide(Evidence::Offline(bundle), release, &policy)
+            gate.decide_as_of(Evidence::Offline(bundle), release, &policy, as_of)
                 .await?
         }
         None => {
             let mut client = connect(cli).await?;
-            gate.decide(Evidence::Online(&mut client), release, &policy)
+            gate.decide_as_of(Evidence::Online(&mut client), release, &policy, as_of)
                 .await?
         }
     };
     let report = &verdict.report;
     let mut output = GateOutput::new(report, verdict.checkpoint.size);
+    output.as_of = as_of.map(evident_client::time_text);
     if cli.format == Format::Human {
         for c in &report.controls {
             let status = match c.status {
@@ -119,8 +132,12 @@ pub(crate) async fn gate(
                 entries.join(", ")
             );
         }
+        let when = match &output.as_of {
+            Some(t) => format!(", re-performed as of {t}"),
+            None => String::new(),
+        };
         println!(
-            "{} {} under {} (checkpoint of {} entries)",
+            "{} {} under {} (checkpoint of {} entries{when})",
             if report.allowed { "ALLOWED" } else { "DENIED" },
             escape_terminal(&report.artifacts.join(", ")),
             escape_terminal(&report.policy),

@@ -12,7 +12,7 @@ use evident_client::audit::{self, ReportScope, Reported, SignerSpec};
 use evident_client::gate::{PolicyRef, read_genesis, target};
 use evident_client::now_nanos;
 use evident_client::oscal::assessment_results;
-use evident_client::output::{Decision, ReportOutput};
+use evident_client::output::{Decision, PopulationOutput, ReportOutput};
 use evident_client::report::{render_html, render_markdown};
 
 use crate::{Cli, GenesisArg, connect, print_json, require_log_key, state_path};
@@ -23,6 +23,10 @@ const HTML_FILE: &str = "evident-report.html";
 const MARKDOWN_FILE: &str = "evident-report.md";
 /// The OSCAL assessment-results document's file name in `--out`.
 const OSCAL_FILE: &str = "evident-report.oscal.json";
+/// The population, one CSV row per release, in `--out`.
+const POPULATION_CSV: &str = "evident-report.population.csv";
+/// The population as JSON ([`PopulationOutput`]) in `--out`.
+const POPULATION_JSON: &str = "evident-report.population.json";
 
 /// `evident report --format`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -66,6 +70,11 @@ pub(crate) struct ReportArgs {
     /// replaced).
     #[arg(long)]
     out: PathBuf,
+    /// Re-perform the decisions as of a past time (RFC 3339, or a date: its end): with the
+    /// trust registry, the latest policy versions and the evidence the log held then. A
+    /// period's releases are those declared by then.
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
     /// A framework catalogue file that extends the built-in one (docs/FRAMEWORKS.md).
     #[arg(long, value_name = "FILE", env = "EVIDENT_CATALOGUE")]
     catalogue: Option<PathBuf>,
@@ -94,6 +103,11 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         }
     };
     let catalogue = crate::cmd::frameworks::catalogue(args.catalogue.as_deref())?;
+    let as_of = args
+        .as_of
+        .as_deref()
+        .map(|t| audit::parse_time("as-of", t, true))
+        .transpose()?;
     let mut client = connect(cli).await?;
     let Reported { document, releases } = audit::report(
         &mut client,
@@ -104,6 +118,7 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
             policy: &policy_ref,
             scope: &scope,
             now: now_nanos(),
+            as_of,
             catalogue: &catalogue,
         },
     )
@@ -119,6 +134,13 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
     let oscal_text =
         serde_json::to_string_pretty(&oscal_document).expect("an OSCAL document serializes");
     write(&oscal, &format!("{oscal_text}\n"))?;
+    let population = PopulationOutput::of(&document);
+    let population_json = args.out.join(POPULATION_JSON);
+    let population_text =
+        serde_json::to_string_pretty(&population).expect("a population serializes");
+    write(&population_json, &format!("{population_text}\n"))?;
+    let population_csv = args.out.join(POPULATION_CSV);
+    write(&population_csv, &population_csv_text(&population)?)?;
     let tree_size = document.checkpoint.size;
 
     if args.format == ReportFormat::Oscal {
@@ -140,16 +162,74 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         println!("{}", html.display());
         println!("{}", markdown.display());
         println!("{}", oscal.display());
+        println!("{}", population_csv.display());
+        println!("{}", population_json.display());
     } else {
         print_json(&ReportOutput {
             html,
             markdown,
             oscal,
+            population_csv,
+            population_json,
+            as_of: document.as_of.clone(),
             releases,
             tree_size,
         });
     }
     Ok(())
+}
+
+/// The population as CSV: a header, then one row per release. Lists are `;`-separated;
+/// a cell a spreadsheet would read as a formula is neutralized, as `evident query` does.
+fn population_csv_text(population: &PopulationOutput) -> anyhow::Result<String> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record([
+        "release",
+        "decision",
+        "policy",
+        "controls_passed",
+        "controls_total",
+        "failed_controls",
+        "exceptions",
+        "artifacts",
+        "declared_index",
+        "declared_by",
+        "recorded_verdict",
+        "recorded_verdict_index",
+        "recorded_verdict_time",
+        "recorded_verdict_signer",
+        "as_of",
+        "tree_size",
+    ])?;
+    let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+    for r in &population.releases {
+        let row = [
+            r.release.clone(),
+            match r.decision {
+                Decision::Allowed => "allowed".to_owned(),
+                Decision::Denied => "denied".to_owned(),
+            },
+            r.policy.clone(),
+            r.controls_passed.to_string(),
+            r.controls_total.to_string(),
+            r.failed_controls.join(";"),
+            r.exceptions.join(";"),
+            r.artifacts.join(";"),
+            number(r.declared_index),
+            r.declared_by.join(";"),
+            r.recorded_verdict.clone().unwrap_or_default(),
+            number(r.recorded_verdict_index),
+            r.recorded_verdict_time.clone().unwrap_or_default(),
+            r.recorded_verdict_signer.join(";"),
+            population.as_of.clone().unwrap_or_default(),
+            population.tree_size.to_string(),
+        ];
+        out.write_record(
+            row.iter()
+                .map(|cell| crate::cmd::auditor::neutralized(cell).into_owned()),
+        )?;
+    }
+    Ok(String::from_utf8(out.into_inner()?)?)
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
