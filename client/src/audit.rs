@@ -90,6 +90,14 @@ impl SignerSpec {
         }
     }
 
+    /// The policy rule naming the same signers.
+    pub fn rule(&self) -> evident_core::policy::SignerRule {
+        match self {
+            SignerSpec::Identity(i) => evident_core::policy::SignerRule::Identity(i.clone()),
+            SignerSpec::Role(r) => evident_core::policy::SignerRule::Role(r.clone()),
+        }
+    }
+
     /// Reads several, given as `--FLAG`.
     pub fn parse_all(flag: &str, texts: &[String]) -> Result<Vec<SignerSpec>, ClientError> {
         texts.iter().map(|t| SignerSpec::parse(flag, t)).collect()
@@ -803,6 +811,9 @@ pub struct ReportRequest<'a> {
     pub as_of: Option<i64>,
     /// The framework catalogue the controls are linked through (`docs/FRAMEWORKS.md`).
     pub catalogue: &'a evident_core::frameworks::Catalogue,
+    /// Whose verification summaries are a release's recorded deploy verdict, as
+    /// [`releases`] counts them; anyone else's are shown but never taken as the verdict.
+    pub verdict_signers: &'a [SignerSpec],
 }
 
 /// The auditor's report of releases: fetches each release's evidence bundle, proves its
@@ -823,7 +834,9 @@ pub async fn report(
         now,
         as_of,
         catalogue,
+        verdict_signers,
     } = request;
+    let verdict_rules: Vec<_> = verdict_signers.iter().map(SignerSpec::rule).collect();
     if as_of.is_some_and(|t| t > now) {
         return Err(ClientError::Invalid(format!(
             "the time to re-perform the decisions as of ({}) is in the future: give a past \
@@ -890,6 +903,7 @@ pub async fn report(
             applied,
             &evaluation,
             catalogue,
+            &verdict_rules,
         ));
         latest_seen = Some(verified.checkpoint().clone());
     }

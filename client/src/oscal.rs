@@ -207,24 +207,35 @@ pub fn assessment_results(doc: &Document) -> Value {
         .min()
         .unwrap_or(doc.generated_at.as_str());
 
+    let when = match &doc.as_of {
+        Some(t) => format!(
+            "at {}, re-performing the decisions as of {t} with the trust registry, policy \
+             versions and evidence the log held then,",
+            doc.generated_at
+        ),
+        None => format!("at {}", doc.generated_at),
+    };
+    let mut result_props = vec![
+        prop("log-origin", &doc.log_origin),
+        prop("tree-size", &size),
+        prop("root-hash", root),
+    ];
+    if let Some(t) = &doc.as_of {
+        result_props.push(prop("as-of", t));
+    }
     let mut result = json!({
         "uuid": id("result", &[]),
         "title": doc.title,
         "description": format!(
-            "{} release(s) evaluated by Evident at {} against the checkpoint of {size} entries \
-             of {}, every piece of evidence verified under the pinned log key and proven \
-             included in that checkpoint.",
+            "{} release(s) evaluated by Evident {when} against the checkpoint of {size} \
+             entries of {}, every piece of evidence verified under the pinned log key and \
+             proven included in that checkpoint.",
             doc.releases.len(),
-            doc.generated_at,
             doc.log_origin
         ),
         "start": start,
         "end": doc.generated_at,
-        "props": [
-            prop("log-origin", &doc.log_origin),
-            prop("tree-size", &size),
-            prop("root-hash", root),
-        ],
+        "props": result_props,
         "reviewed-controls": {"control-selections": [control_selection]},
     });
     if !observations.is_empty() {
@@ -312,10 +323,34 @@ fn observation(o: &Observed, checkpoint: &str, doc: &Document) -> Value {
     if let Some(predicate_type) = &row.predicate_type {
         props.push(prop("predicate-type", predicate_type));
     }
+    // The findings the policy's allowlist let through for this row, with its reasons.
+    let exceptions: Vec<String> = o
+        .release
+        .exceptions
+        .iter()
+        .filter(|e| e.control == row.id && e.artifact == row.artifact)
+        .map(|e| {
+            props.push(prop("exception", &e.finding));
+            format!("{} ({}): {}", e.finding, e.severity, e.reason)
+        })
+        .collect();
+    let reason = if row.reason.trim().is_empty() {
+        "(no reason given)"
+    } else {
+        row.reason.trim()
+    };
+    let description = if exceptions.is_empty() {
+        reason.to_owned()
+    } else {
+        format!(
+            "{reason}. Accepted by the policy's allowlist: {}.",
+            exceptions.join("; ")
+        )
+    };
     let mut value = json!({
         "uuid": o.uuid,
         "title": format!("{}: {} {}", o.release.label, row.id, status_label(row.status)),
-        "description": if row.reason.trim().is_empty() { "(no reason given)" } else { row.reason.trim() },
+        "description": description,
         "props": props,
         "methods": ["TEST"],
         "types": ["control-objective"],

@@ -1014,7 +1014,8 @@ pub struct PopulationRow {
     pub declared_index: Option<u64>,
     /// Who signed that declaration.
     pub declared_by: Vec<String>,
-    /// The latest gate verdict recorded about it in the log (`PASSED`, `FAILED`).
+    /// The latest gate verdict a trusted verdict signer recorded about it in the log
+    /// (`PASSED`, `FAILED`).
     pub recorded_verdict: Option<String>,
     /// That verdict's entry.
     pub recorded_verdict_index: Option<u64>,
@@ -1033,8 +1034,8 @@ impl PopulationOutput {
             .into_iter()
             .map(|n| {
                 let r = &doc.releases[n];
-                let declared = r.traceability.releases.first();
-                let deployed = r.traceability.deploys.last();
+                let declared = r.declaration();
+                let deployed = r.recorded_verdict();
                 PopulationRow {
                     release: r.label.clone(),
                     decision: Decision::from_allowed(r.verdict == Verdict::Allowed),

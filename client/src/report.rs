@@ -163,6 +163,19 @@ pub struct ReleaseReport {
     pub proof: ProofStatus,
 }
 
+impl ReleaseReport {
+    /// The release's declaration by one of the policy's release signers (the first).
+    pub fn declaration(&self) -> Option<&ReleaseStep> {
+        self.traceability.releases.iter().find(|r| r.trusted)
+    }
+
+    /// The latest deploy verdict recorded by a trusted verdict signer, `PASSED` or
+    /// `FAILED`.
+    pub fn recorded_verdict(&self) -> Option<&DeployStep> {
+        self.traceability.deploys.iter().rev().find(|d| d.trusted)
+    }
+}
+
 /// An artifact and the name trusted attestations give it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -269,6 +282,9 @@ pub struct TestRow {
     pub url: Option<String>,
     /// Who signed it (signatures that stand).
     pub signers: Vec<String>,
+    /// Signatures a later, backdated revocation withdrew, in words: a run no signature
+    /// stands for proves nothing.
+    pub withdrawn: Vec<String>,
 }
 
 /// A registry change about a signer, recorded after the signer attested for this release.
@@ -285,9 +301,10 @@ pub struct LaterEvent {
     pub summary: String,
     /// The release's entries the signer had signed before it.
     pub after_entries: Vec<u64>,
-    /// Of those, the ones whose signature it withdrew (a revocation dated back to or before
-    /// them): their signature no longer counts.
-    pub withdrew: Vec<u64>,
+    /// Of those, the ones whose signature by this signer the registry, as it stands at the
+    /// report's checkpoint (or `--as-of` time), withdraws — a revocation dated back to or
+    /// before them, by this event or another: that signature counts for nothing.
+    pub withdrawn_now: Vec<u64>,
 }
 
 /// A policy version, as a report names it.
@@ -465,6 +482,9 @@ pub struct ReleaseStep {
     pub release: String,
     /// Who signed it.
     pub signers: Vec<String>,
+    /// Whether a signer the policy's `release_signers` names signed it: only such a
+    /// declaration is the release's.
+    pub trusted: bool,
 }
 
 /// A recorded gate verdict: one SLSA verification summary.
@@ -481,6 +501,10 @@ pub struct DeployStep {
     pub policy: Option<String>,
     /// Who signed it.
     pub signers: Vec<String>,
+    /// Whether a verdict signer the report trusts (`--verdict-signer`, by default the
+    /// `deploy` role) signed it and it states `PASSED` or `FAILED`: only such a summary is
+    /// a recorded deploy verdict.
+    pub trusted: bool,
 }
 
 /// What the bundle's verification proved.
@@ -514,6 +538,7 @@ impl ReleaseReport {
         policy: &Policy,
         report: &policy::Report,
         catalogue: &Catalogue,
+        verdict_signers: &[policy::SignerRule],
     ) -> ReleaseReport {
         let artifacts: BTreeSet<(String, String)> = report
             .artifacts
@@ -592,6 +617,10 @@ impl ReleaseReport {
                         index: e.index(),
                         release: format!("{n}@{v}"),
                         signers: signers(e),
+                        trusted: e
+                            .signers()
+                            .iter()
+                            .any(|s| policy::signer_named(&policy.release_signers, s)),
                     }
                 })
             })
@@ -605,6 +634,14 @@ impl ReleaseReport {
                 result: text_at(e, "/verificationResult"),
                 policy: text_at(e, "/policy/uri"),
                 signers: signers(e),
+                trusted: e
+                    .signers()
+                    .iter()
+                    .any(|s| policy::signer_named(verdict_signers, s))
+                    && matches!(
+                        text_at(e, "/verificationResult").as_deref(),
+                        Some("PASSED" | "FAILED")
+                    ),
             })
             .collect();
 
@@ -645,6 +682,7 @@ impl ReleaseReport {
                     failed_tests: t.failed,
                     url: t.url,
                     signers: signers(e),
+                    withdrawn: e.withdrawn().to_vec(),
                 }
             })
             .collect();
@@ -658,7 +696,7 @@ impl ReleaseReport {
             .artifacts
             .iter()
             .map(|digest| ArtifactRef {
-                name: artifact_name(&chain, digest),
+                name: artifact_name(&chain, policy, digest),
                 digest: digest.clone(),
             })
             .collect();
@@ -716,14 +754,28 @@ impl ReleaseReport {
     }
 }
 
-/// The name the release's trusted chain gives `digest` (`alg:hex`): the subject name of a
-/// release attestation with a standing signature, else of such a build provenance.
-fn artifact_name(chain: &[&Evidence], digest: &str) -> Option<String> {
+/// The name the parties trusted for it give `digest` (`alg:hex`): the subject name of a
+/// release attestation by one of the policy's release signers, else of provenance by a
+/// signer one of its provenance controls allows. Anyone else's name for it is not shown.
+fn artifact_name(chain: &[&Evidence], policy: &Policy, digest: &str) -> Option<String> {
     let (alg, hex) = digest.split_once(':')?;
+    let trusted = |e: &Evidence, predicate_type: &str| {
+        e.signers().iter().any(|s| {
+            if predicate_type == predicates::RELEASE_V0_1 {
+                return policy::signer_named(&policy.release_signers, s);
+            }
+            policy.controls.iter().any(|c| {
+                c.predicate_type == predicate_type
+                    && (c.signers.is_empty() || policy::signer_named(&c.signers, s))
+            })
+        })
+    };
     let named_in = |predicate_type: &str| {
         chain
             .iter()
-            .filter(|e| e.statement().predicate_type == predicate_type)
+            .filter(|e| {
+                e.statement().predicate_type == predicate_type && trusted(e, predicate_type)
+            })
             .flat_map(|e| &e.statement().subjects)
             .find(|s| {
                 !s.name.is_empty()
@@ -810,10 +862,9 @@ fn later_events(verified: &VerifiedBundle, shown: &[&Evidence]) -> Vec<LaterEven
                 identity: event.identity.clone(),
                 summary: event.summary.clone(),
                 after_entries: signed.iter().map(|e| e.index()).collect(),
-                // Only a revocation withdraws; the signature is gone from the evidence.
-                withdrew: signed
+                // Authorized when it was logged, gone from the evidence now: withdrawn.
+                withdrawn_now: signed
                     .iter()
-                    .filter(|_| event.summary.starts_with("revoked"))
                     .filter(|e| !e.signers().iter().any(|s| s.identity == event.identity))
                     .map(|e| e.index())
                     .collect(),
@@ -1326,7 +1377,7 @@ fn summary(sink: &mut impl Sink, doc: &Document) {
         .into_iter()
         .map(|n| {
             let r = &doc.releases[n];
-            let deployed: Vec<Span> = match r.traceability.deploys.last() {
+            let deployed: Vec<Span> = match r.recorded_verdict() {
                 Some(d) => {
                     let mut s = vec![
                         text(d.result.as_deref().unwrap_or("(no result)")),
@@ -1491,7 +1542,7 @@ fn release(sink: &mut impl Sink, n: usize, r: &ReleaseReport, doc: &Document) {
     exceptions(sink, n, r);
     reviews(sink, n, r);
     tests(sink, n, r);
-    later_events_section(sink, n, r);
+    later_events_section(sink, n, r, doc);
     attestations(sink, n, r);
     traceability(sink, n, &r.traceability);
     proofs(sink, &r.proof, doc);
@@ -1775,7 +1826,16 @@ fn tests(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
                     result.into(),
                     suites.into(),
                     counts.into(),
-                    text(t.signers.join(", ")).into(),
+                    Value::Lines(Lines {
+                        items: t.signers.iter().map(|s| vec![Span::Nowrap(s)]).collect(),
+                        empty: "no signature stands",
+                        notes: t
+                            .withdrawn
+                            .iter()
+                            .map(|w| (Badge::WITHDRAWN, w.as_str()))
+                            .collect(),
+                    })
+                    .into(),
                 ],
             }
         })
@@ -1788,37 +1848,48 @@ fn tests(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
 }
 
 /// 6. Registry changes about the release's signers recorded after they signed.
-fn later_events_section(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
+fn later_events_section(sink: &mut impl Sink, n: usize, r: &ReleaseReport, doc: &Document) {
     sink.heading(3, "6. Key events after the fact");
+    let until = match &doc.as_of {
+        Some(t) => vec![
+            lit(" Re-performed as of "),
+            text(t.as_str()),
+            lit(": later changes are not shown."),
+        ],
+        None => Vec::new(),
+    };
     if r.later_events.is_empty() {
-        sink.paragraph(
-            Para::Muted,
-            &[lit(
-                "None: the registry recorded no change about a signer of these attestations \
-                 after they signed.",
-            )],
-        );
+        let mut none = vec![lit(
+            "None: the registry recorded no change about a signer of these attestations after \
+             they signed.",
+        )];
+        none.extend(until);
+        sink.paragraph(Para::Muted, &none);
         return;
     }
     sink.paragraph(
         Para::Muted,
         &[lit(
-            "Registry changes recorded after a signer attested for this release. A revocation \
-             dated back to or before an attestation withdraws its signature, which then \
-             counts for nothing; one dated later leaves the signature standing, since the key \
-             was trusted when it signed.",
-        )],
+            "Registry changes recorded after a signer attested for this release, and whether \
+             the registry as it now stands withdraws the signer's signatures on those \
+             entries. A revocation dated back to or before an attestation withdraws its \
+             signature, which then counts for nothing; one dated later leaves the signature \
+             standing, since the key was trusted when it signed.",
+        )]
+        .into_iter()
+        .chain(until)
+        .collect::<Vec<_>>(),
     );
     let rows: Vec<Row> = r
         .later_events
         .iter()
         .map(|e| {
-            let effect = if !e.withdrew.is_empty() {
+            let effect = if !e.withdrawn_now.is_empty() {
                 let mut s = vec![Span::Badge(Badge::WITHDRAWN), lit(" the signature on ")];
-                s.extend(entry_links(n, e.withdrew.iter().copied()));
+                s.extend(entry_links(n, e.withdrawn_now.iter().copied()));
                 s
             } else {
-                vec![lit("the signatures made before it stand")]
+                vec![lit("stand")]
             };
             Row {
                 anchor: None,
@@ -1843,7 +1914,7 @@ fn later_events_section(sink: &mut impl Sink, n: usize, r: &ReleaseReport) {
             "Signer",
             "Change",
             "After signing",
-            "Effect",
+            "Their signatures now",
         ],
         &rows,
         None,
@@ -2710,6 +2781,7 @@ require = 'predicate.result == "PASSED"'
             policy,
             &report,
             &Catalogue::builtin(),
+            &[],
         ));
         doc
     }
@@ -2857,7 +2929,14 @@ require = 'predicate.result == "PASSED"'
             format!("sha256:{}", "ab".repeat(32)),
         ];
         let report = decide(&verified, &policy);
-        let r = ReleaseReport::new("two", &verified, &policy, &report, &Catalogue::builtin());
+        let r = ReleaseReport::new(
+            "two",
+            &verified,
+            &policy,
+            &report,
+            &Catalogue::builtin(),
+            &[],
+        );
         assert_eq!(r.controls.len(), 4);
         assert_eq!(r.controls[3].id, "unit-tests");
         assert_eq!(r.controls[3].artifact, Some(artifacts[1].clone()));

@@ -1066,12 +1066,13 @@ fn evaluate_one(
                 failures.insert(e.index, why);
             }
         }
-        if e.integrated_time <= gate_time {
-            detail
-                .borrow_mut()
-                .exceptions
-                .extend(exceptions(control, e));
-        }
+    }
+    // The exceptions of the entries that satisfy the control: the ones its verdict rests on.
+    for (e, _) in &passing {
+        detail
+            .borrow_mut()
+            .exceptions
+            .extend(exceptions(control, e));
     }
     // Outside reviews, each signer's latest word before the gate decides: an older passing
     // run or scan never outweighs a newer failing one by the same signer.
@@ -1096,23 +1097,24 @@ fn evaluate_one(
     }
     let reviews = control
         .is_review()
-        .then(|| Reviews::fold(control, &candidates, &passing, gate_time));
+        .then(|| Reviews::fold(control, &candidates, &passing, gate_time, &subject.builders));
     if let Some(reviews) = &reviews {
+        // What the fold could not know: which entries fail the control's per-entry rules.
+        // An approval counts only from an entry that passes them; a request for changes
+        // blocks wherever it comes from (`changes_requested` reads every latest decision).
         let mut trail = reviews.trail.clone();
-        for d in &mut trail.decisions {
-            if !d.counted {
-                continue;
-            }
-            if let Some(why) = failures.get(&d.index) {
-                d.counted = false;
-                d.note = format!("the entry does not satisfy the control: {why}");
-            } else if control.separation_of_duties
-                && d.decision == Decision::Approved
-                && subject.builders.contains(&d.reviewer)
-            {
-                d.note = "also signed the artifact's provenance: a separation-of-duties \
-                          finding"
-                    .into();
+        for d in trail.decisions.iter_mut().filter(|d| d.counted) {
+            match (d.decision, failures.get(&d.index)) {
+                (Decision::Approved, Some(why)) => {
+                    d.counted = false;
+                    d.note = format!("the entry does not satisfy the control: {why}");
+                }
+                (Decision::ChangesRequested, _) if control.no_changes_requested => {
+                    d.note = "changes requested: blocks the release until they approve \
+                              (no_changes_requested)"
+                        .into();
+                }
+                _ => {}
             }
         }
         detail.borrow_mut().review = Some(trail);
@@ -1255,6 +1257,7 @@ impl Reviews {
         candidates: &[(&Evidence, Vec<&Authorized>)],
         passing: &[(&Evidence, Vec<&Authorized>)],
         gate_time: i64,
+        builders: &BTreeSet<String>,
     ) -> Reviews {
         let mut ordered: Vec<&(&Evidence, Vec<&Authorized>)> = candidates
             .iter()
@@ -1337,15 +1340,26 @@ impl Reviews {
                 if let Some(earlier) =
                     standing.insert(review.identity.clone(), out.trail.decisions.len())
                 {
+                    // A finding stays a finding; a counted decision is superseded.
                     let d = &mut out.trail.decisions[earlier];
-                    d.counted = false;
-                    d.note = format!(
-                        "superseded by {}'s later decision in entry {}",
-                        d.reviewer, e.index
-                    );
+                    if d.counted {
+                        d.counted = false;
+                        d.note = format!(
+                            "superseded by {}'s later decision in entry {}",
+                            d.reviewer, e.index
+                        );
+                    }
                 }
-                record.counted = true;
+                let builder = control.separation_of_duties
+                    && review.decision == Decision::Approved
+                    && builders.contains(&review.identity);
+                record.counted = !builder;
                 record.note = match review.decision {
+                    // Under separation of duties a builder's approval never counts: the
+                    // control fails on it, whatever they decide later.
+                    _ if builder => "also signed the artifact's provenance: a \
+                                     separation-of-duties finding"
+                        .into(),
                     Decision::Approved => "an approval".into(),
                     Decision::ChangesRequested => "changes requested".into(),
                     Decision::Other => "neither approves nor requests changes".into(),

@@ -594,6 +594,7 @@ proptest! {
     fn a_decision_re_performed_as_of_its_time_gives_the_same_report(
         drop in prop::collection::vec(any::<prop::sample::Index>(), 0..3),
         before in evidence_strategy(),
+        at_the_gate in evidence_strategy(),
         after in afterwards_strategy(),
     ) {
         let mut s = good_release();
@@ -606,6 +607,8 @@ proptest! {
         }
         add_evidence(&mut s, &before);
         let gate = t0() + DAY / 4;
+        // Integrated at the very time asked about: it counts.
+        add_evidence_at(&mut s, &at_the_gate, gate);
         // The decision at the time, from the log as it stood.
         let request = BundleRequest::artifact(&format!("sha256:{ARTIFACT_DIGEST}"));
         let then = s
@@ -617,6 +620,11 @@ proptest! {
                 v.decide(&request, &policy, gate).ok()
             });
         prop_assert_eq!(&decided_as_of(&s, gate), &then);
+        let approval_then = s
+            .bundle()
+            .verify(s.log.verifier(), s.log.genesis())
+            .ok()
+            .and_then(|v| v.policy_approval("payments-prod", 1).cloned());
 
         // Then the log goes on.
         let mut time = gate + 1;
@@ -641,5 +649,11 @@ proptest! {
         // never logs; such a log verifies at no time.
         prop_assume!(s.bundle().verify(s.log.verifier(), s.log.genesis()).is_ok());
         prop_assert_eq!(decided_as_of(&s, gate), then);
+        let again = s
+            .bundle()
+            .verify_as_of(s.log.verifier(), s.log.genesis(), Some(gate))
+            .ok()
+            .map(|v| (v.policy_approval("payments-prod", 1).cloned(), v.policy_approval("payments-prod", 2).is_some()));
+        prop_assert_eq!(again, approval_then.map(|a| (Some(a), false)));
     }
 }

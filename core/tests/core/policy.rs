@@ -632,3 +632,69 @@ fn a_reviewers_decision_in_an_entry_that_fails_the_control_is_shown_not_counted(
         carol.note
     );
 }
+
+#[test]
+fn the_trail_agrees_with_the_verdict_on_requests_for_changes_and_on_builders() {
+    let policy = Policy::parse(POLICY).unwrap();
+    // carol asks for changes in an entry that fails the control (another commit
+    // reviewed): the request still blocks, and the trail counts it.
+    let mut s = good_release();
+    s.attest(
+        5,
+        APPROVAL_V1,
+        commit(),
+        approval(
+            "dave@example.com",
+            &[("carol@example.com", "CHANGES_REQUESTED")],
+            OTHER_COMMIT,
+        ),
+        t0() + 1,
+    );
+    let report = s.report(&policy, t0() + DAY);
+    let review = status_of(&report, "two-person-review");
+    assert!(
+        review
+            .reason
+            .contains("carol@example.com requested changes"),
+        "{}",
+        review.reason
+    );
+    let trail = review.detail.review.as_ref().unwrap();
+    let carol = trail
+        .decisions
+        .iter()
+        .find(|d| d.reviewer == "carol@example.com")
+        .unwrap();
+    assert!(
+        carol.counted && carol.note.contains("blocks the release"),
+        "{carol:#?}"
+    );
+
+    // bob also signed the artifact's provenance, approved, then asked for changes: his
+    // approval is a separation-of-duties finding however he decides later.
+    let mut s = good_release();
+    s.attest(4, SLSA_PROVENANCE_V1, artifact(), json!({"buildDefinition": {"resolvedDependencies": [{"uri": "git+https://git.example.com/payments", "digest": {"gitCommit": COMMIT}}]}}), t0());
+    let mut later = approval(
+        "dave@example.com",
+        &[("bob@example.com", "CHANGES_REQUESTED")],
+        COMMIT,
+    );
+    later["reviewers"][0]["time"] = json!("2026-11-20T12:00:00Z");
+    s.attest(4, APPROVAL_V1, commit(), later, t0() + 1);
+    let report = s.report(&policy, t0() + DAY);
+    let review = status_of(&report, "two-person-review");
+    assert_eq!(review.status, Status::Fail);
+    let trail = review.detail.review.as_ref().unwrap();
+    let bob: Vec<_> = trail
+        .decisions
+        .iter()
+        .filter(|d| d.reviewer == "bob@example.com")
+        .collect();
+    assert_eq!(bob.len(), 2, "{trail:#?}");
+    assert!(
+        !bob[0].counted && bob[0].note.contains("signed the artifact's provenance"),
+        "{:#?}",
+        bob[0]
+    );
+    assert!(bob[1].counted, "{:#?}", bob[1]);
+}

@@ -544,6 +544,28 @@ async fn a_period_report_holds_every_release_of_the_period_with_its_verdict() {
     );
 }
 
+/// Holds `doc` against NIST's OSCAL 1.1.2 assessment-results schema (tests/vectors/oscal),
+/// formats checked.
+fn nist_oscal_schema_accepts(doc: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("vectors/oscal/oscal_assessment-results_schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
 /// The OSCAL document of a report, with the fields that say when it was made set aside, so
 /// that two reports of the same log and scope can be compared.
 fn oscal_without_times(path: &Path) -> serde_json::Value {
@@ -578,24 +600,7 @@ async fn a_period_report_is_an_oscal_assessment_result_that_nists_schema_accepts
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
 
-    // NIST's OSCAL 1.1.2 assessment-results schema (tests/vectors/oscal), formats checked.
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("vectors/oscal/oscal_assessment-results_schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&doc)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    nist_oscal_schema_accepts(&doc);
 
     // One result; an observation per release and control; the failed test shows.
     let ar = &doc["assessment-results"];
@@ -848,6 +853,25 @@ async fn a_report_shows_why_and_re_performs_past_decisions_as_of_the_deploy() {
     ] {
         let r = release(&server, name, flaw).await;
         let digest = r.artifact.strip_prefix("sha256:").unwrap();
+        // First, the CI key (allowed any predicate type, not a release signer) declares the
+        // artifact under a name of its own, and records a verdict of its own: neither is
+        // the release's.
+        attest(
+            &server,
+            1,
+            json!({"name": "payments-api-squatted", "digest": {"sha256": digest}}),
+            "https://in-toto.io/attestation/release/v0.1",
+            json!({"purl": format!("pkg:oci/payments-api@{version}")}),
+        )
+        .await;
+        attest(
+            &server,
+            1,
+            json!({"digest": {"sha256": digest}}),
+            "https://slsa.dev/verification_summary/v1",
+            json!({"verificationResult": "PASSED", "policy": {"uri": "evident:policy/made-up"}}),
+        )
+        .await;
         attest(
             &server,
             8,
@@ -922,6 +946,16 @@ async fn a_report_shows_why_and_re_performs_past_decisions_as_of_the_deploy() {
     assert!(
         stderr(&out).contains("is in the future"),
         "{}",
+        stderr(&out)
+    );
+    // Today's date means now: allowed, and decided as the log stands (denied).
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let out = gate(&["--as-of", &today]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
         stderr(&out)
     );
     let out = gate(&["--as-of", &deployed_at, "--record", "--key", "deploy.key"]);
@@ -1024,8 +1058,9 @@ async fn a_report_shows_why_and_re_performs_past_decisions_as_of_the_deploy() {
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[0].starts_with("release,decision,policy,"), "{csv}");
     assert!(
-        lines[1].starts_with("payments-api@1.4.3,denied,payments-prod@1,3,4,unit-tests,"),
-        "{csv}"
+        lines[1].starts_with("payments-api@1.4.3,denied,payments-prod@1,3,4,unit-tests,")
+            && lines[1].contains(",signer-8@test,,,,,"),
+        "only the deploy role's verdict is the release's, and 1.4.3 has none: {csv}"
     );
     assert!(
         lines[2].starts_with(
@@ -1049,6 +1084,59 @@ async fn a_report_shows_why_and_re_performs_past_decisions_as_of_the_deploy() {
     );
     assert!(population["as_of"].is_string());
     crate::outputs::conforms("report-population", &population);
+    // The name the release signer gave the artifact, never the squatter's.
+    assert!(
+        !markdown.contains("| Artifacts | payments-api-squatted")
+            && markdown.contains("| Artifacts | payments-api sha256:"),
+        "{markdown}"
+    );
+    // The OSCAL document says it re-performs, and carries the exception.
+    let oscal: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("out/evident-report.oscal.json")).unwrap(),
+    )
+    .unwrap();
+    nist_oscal_schema_accepts(&oscal);
+    let result = &oscal["assessment-results"]["results"][0];
+    assert!(
+        result["props"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "as-of" && p["value"] == population["as_of"]),
+        "{result:#}"
+    );
+    assert!(
+        result["description"]
+            .as_str()
+            .unwrap()
+            .contains("re-performing the decisions as of"),
+        "{result:#}"
+    );
+    let scan = result["observations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["title"] == "payments-api@1.4.2: vulnerability-scan PASS")
+        .unwrap();
+    assert!(
+        scan["description"]
+            .as_str()
+            .unwrap()
+            .contains("Accepted by the policy's allowlist: CVE-2024-0002 (HIGH): not reachable"),
+        "{scan:#}"
+    );
+    let out = report(
+        d,
+        &server,
+        &["--release", "payments-api@1.4.2", "--as-of", "2100-01-01"],
+        &genesis,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("is in the future"),
+        "{}",
+        stderr(&out)
+    );
     // The same page, printed, as an image.
     let png = d.join("why.png");
     tokio::task::block_in_place(|| {
@@ -1085,8 +1173,7 @@ async fn a_report_shows_why_and_re_performs_past_decisions_as_of_the_deploy() {
     assert_eq!(events.len(), 2, "{markdown}");
     // signer-4's key was revoked from the time of revocation: its approval stands.
     assert!(
-        events[0].contains("| signer-4@test | revoked key ")
-            && events[0].ends_with("| the signatures made before it stand |"),
+        events[0].contains("| signer-4@test | revoked key ") && events[0].ends_with("| stand |"),
         "{events:?}"
     );
     // The scanner's, from 2020: its scan no longer counts.

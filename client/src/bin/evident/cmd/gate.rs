@@ -61,11 +61,7 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
     } else {
         None
     };
-    let as_of = args
-        .as_of
-        .as_deref()
-        .map(|t| evident_client::audit::parse_time("as-of", t, true))
-        .transpose()?;
+    let as_of = as_of(args.as_of.as_deref())?;
     gate(
         cli,
         &target(args.artifact.as_deref(), args.release.as_deref()),
@@ -76,6 +72,19 @@ pub(crate) async fn run(cli: &Cli, args: &Args) -> anyhow::Result<()> {
         as_of,
     )
     .await
+}
+
+/// `--as-of`: RFC 3339, or a date meaning its end — today's end being now, since a time to
+/// come is refused.
+pub(crate) fn as_of(text: Option<&str>) -> anyhow::Result<Option<i64>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let end = evident_client::audit::parse_time("as-of", text, true)?;
+    let start = evident_client::audit::parse_time("as-of", text, false)?;
+    let now = evident_client::now_nanos();
+    // Today: its end is still to come, so now. (For RFC 3339, start == end.)
+    Ok(Some(if start <= now && now < end { now } else { end }))
 }
 
 /// The gate: verify a bundle (fetched, or from a file) under the pinned log key and

@@ -63,6 +63,10 @@ pub(crate) struct ReportArgs {
     /// signer identity or `role:NAME` (repeatable), as `evident releases` counts them.
     #[arg(long = "release-signer", value_name = "ID|role:NAME", default_values_t = [String::from("role:release")])]
     release_signers: Vec<String>,
+    /// Whose verification summaries are a release's recorded deploy verdict, a signer
+    /// identity or `role:NAME` (repeatable), as `evident releases` counts them.
+    #[arg(long = "verdict-signer", value_name = "ID|role:NAME", default_values_t = [String::from("role:deploy")])]
+    verdict_signers: Vec<String>,
     #[command(flatten)]
     genesis: GenesisArg,
     /// The folder to write evident-report.html, evident-report.md and
@@ -103,11 +107,8 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
         }
     };
     let catalogue = crate::cmd::frameworks::catalogue(args.catalogue.as_deref())?;
-    let as_of = args
-        .as_of
-        .as_deref()
-        .map(|t| audit::parse_time("as-of", t, true))
-        .transpose()?;
+    let as_of = crate::cmd::gate::as_of(args.as_of.as_deref())?;
+    let verdict_signers = SignerSpec::parse_all("verdict-signer", &args.verdict_signers)?;
     let mut client = connect(cli).await?;
     let Reported { document, releases } = audit::report(
         &mut client,
@@ -120,6 +121,7 @@ pub(crate) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<()> {
             now: now_nanos(),
             as_of,
             catalogue: &catalogue,
+            verdict_signers: &verdict_signers,
         },
     )
     .await?;
