@@ -108,6 +108,17 @@ fn gate(c: &mut Criterion) {
             .expect("decides")
             .allowed
     );
+    // The same bundle decided as the gate does, at the gate's time: what `--as-of` adds.
+    group.bench_function("verify_bundle_and_evaluate/50_attestations_10_later", |b| {
+        b.iter(|| {
+            let bundle = Bundle::from_json(later_json.as_bytes()).expect("parses");
+            let verified = bundle.verify(&log_key, &genesis).expect("verifies");
+            let policy: &Policy = verified.policy("payments-prod", None).expect("policy");
+            verified
+                .decide(&request(), policy, gate_time())
+                .expect("decides")
+        })
+    });
     group.bench_function("verify_as_of_and_evaluate/50_attestations_10_later", |b| {
         b.iter(|| {
             let bundle = Bundle::from_json(later_json.as_bytes()).expect("parses");

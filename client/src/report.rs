@@ -1515,8 +1515,15 @@ fn frameworks(sink: &mut impl Sink, doc: &Document) {
                 cells: vec![
                     name.into(),
                     controls.into(),
-                    release_links(&l.passed).into(),
-                    release_links(&l.failed).into(),
+                    // A release's name on one line, one release a line.
+                    Cell {
+                        value: release_links(&l.passed).into(),
+                        nowrap: true,
+                    },
+                    Cell {
+                        value: release_links(&l.failed).into(),
+                        nowrap: true,
+                    },
                 ],
             }
         })
