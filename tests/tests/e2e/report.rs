@@ -201,26 +201,9 @@ async fn the_report_of_an_allowed_release_shows_the_verdict_controls_signers_cha
     let server = team_log(d).await;
     let good = release(&server, "good", Flaw::None).await;
     // The release job declares the release; the deploy job records the gate's verdict.
-    tokio::task::block_in_place(|| {
-        server.register(
-            7,
-            &["deploy"],
-            &["https://slsa.dev/verification_summary/v1"],
-        );
-    });
+    deploy_job(d, &server);
     let digest = good.artifact.strip_prefix("sha256:").unwrap();
-    attest(
-        &server,
-        8,
-        json!({"name": "payments-api", "digest": {"sha256": digest}}),
-        "https://in-toto.io/attestation/release/v0.1",
-        json!({"purl": "pkg:oci/payments-api@1.4.2"}),
-    )
-    .await;
-    evident_tests::write_private(
-        &d.join("deploy.key"),
-        &format!("{}\n", hex::encode([7u8; 32])),
-    );
+    declare(&server, digest, "1.4.2").await;
     let genesis = server.data_dir.join("genesis.json");
     let out = tokio::task::block_in_place(|| {
         cli(
@@ -459,6 +442,35 @@ async fn the_report_of_a_denied_release_shows_the_failed_control_and_why() {
     assert!(!d.join("out/evident-report.html").exists());
 }
 
+/// Registers the deploy job (key 7, role `deploy`, SLSA verification summaries) and writes
+/// its key to `DIR/deploy.key`, for `evident gate --record --key deploy.key`.
+fn deploy_job(d: &Path, server: &Server) {
+    tokio::task::block_in_place(|| {
+        server.register(
+            7,
+            &["deploy"],
+            &["https://slsa.dev/verification_summary/v1"],
+        );
+    });
+    evident_tests::write_private(
+        &d.join("deploy.key"),
+        &format!("{}\n", hex::encode([7u8; 32])),
+    );
+}
+
+/// The release job (key 8) declares the artifact `digest` (sha256 hex) as
+/// payments-api@`version`.
+async fn declare(server: &Server, digest: &str, version: &str) {
+    attest(
+        server,
+        8,
+        json!({"name": "payments-api", "digest": {"sha256": digest}}),
+        "https://in-toto.io/attestation/release/v0.1",
+        json!({"purl": format!("pkg:oci/payments-api@{version}")}),
+    )
+    .await;
+}
+
 /// A team's log with two releases declared by the release role: payments-api@1.4.2, which
 /// passes, and payments-api@1.4.3, whose tests failed.
 async fn two_declared_releases(d: &Path) -> Server {
@@ -469,14 +481,7 @@ async fn two_declared_releases(d: &Path) -> Server {
     ] {
         let r = release(&server, name, flaw).await;
         let digest = r.artifact.strip_prefix("sha256:").unwrap();
-        attest(
-            &server,
-            8,
-            json!({"name": "payments-api", "digest": {"sha256": digest}}),
-            "https://in-toto.io/attestation/release/v0.1",
-            json!({"purl": format!("pkg:oci/payments-api@{version}")}),
-        )
-        .await;
+        declare(&server, digest, version).await;
     }
     server
 }
@@ -836,17 +841,7 @@ async fn a_report_shows_why_and_re_performs_past_decisions_as_of_the_deploy() {
     let genesis = server.data_dir.join("genesis.json");
     let genesis_arg = genesis.display().to_string();
     // 1.4.2 passes with an allowlisted HIGH finding and is deployed; 1.4.3's tests failed.
-    tokio::task::block_in_place(|| {
-        server.register(
-            7,
-            &["deploy"],
-            &["https://slsa.dev/verification_summary/v1"],
-        );
-    });
-    evident_tests::write_private(
-        &d.join("deploy.key"),
-        &format!("{}\n", hex::encode([7u8; 32])),
-    );
+    deploy_job(d, &server);
     for (name, flaw, version) in [
         ("excepted", Flaw::AllowlistedFinding, "1.4.2"),
         ("failed-test", Flaw::FailedTest, "1.4.3"),
@@ -872,14 +867,7 @@ async fn a_report_shows_why_and_re_performs_past_decisions_as_of_the_deploy() {
             json!({"verificationResult": "PASSED", "policy": {"uri": "evident:policy/made-up"}}),
         )
         .await;
-        attest(
-            &server,
-            8,
-            json!({"name": "payments-api", "digest": {"sha256": digest}}),
-            "https://in-toto.io/attestation/release/v0.1",
-            json!({"purl": format!("pkg:oci/payments-api@{version}")}),
-        )
-        .await;
+        declare(&server, digest, version).await;
     }
     let gate = |extra: &[&str]| {
         let mut args = vec![
