@@ -19,6 +19,8 @@
 //! - [`audit`]: replaying a whole log from its genesis, with the facts each entry indexes.
 //! - [`policy`], [`predicates`], [`bundle`]: release policies, the predicates they read, and
 //!   evidence bundles, the only way to verified evidence.
+//! - [`vindex`]: the verifiable index: posting lists committed by each checkpoint, and
+//!   the proofs that an answer for one key left nothing out.
 //! - [`memlog`]: an in-memory log that makes real bundles, for tests and benchmarks.
 
 #![forbid(unsafe_code)]
@@ -47,6 +49,7 @@ pub mod sigstore;
 pub mod statement;
 pub mod tiles;
 pub mod tlog_proof;
+pub mod vindex;
 
 pub use hash::Hash;
 pub use keys::{PublicKey, SigningKey};

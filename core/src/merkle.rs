@@ -231,6 +231,114 @@ fn subproof<S: SubtreeSource>(
     Ok(())
 }
 
+/// The proof that the consecutive leaves `[start, end)` are in the tree of size `size`: the
+/// hashes of the nodes wholly outside the range that the root is made of, left to right.
+/// With the range's leaves it gives the root ([`root_from_range`]); it holds at most two
+/// hashes per level, whatever the range's length.
+pub fn range_proof<S: SubtreeSource>(
+    source: &S,
+    start: u64,
+    end: u64,
+    size: u64,
+) -> Result<Vec<Hash>, ProofError<S::Error>> {
+    if start >= end || end > size {
+        return Err(ProofError::IndexOutOfRange {
+            index: end.max(start).saturating_sub(1).max(start),
+            size,
+        });
+    }
+    let mut proof = Vec::new();
+    range_path(source, 0, size, start, end, &mut proof)?;
+    Ok(proof)
+}
+
+/// The hashes outside `[start, end)` under the node `[lo, hi)`, left to right.
+fn range_path<S: SubtreeSource>(
+    source: &S,
+    lo: u64,
+    hi: u64,
+    start: u64,
+    end: u64,
+    proof: &mut Vec<Hash>,
+) -> Result<(), ProofError<S::Error>> {
+    if end <= lo || hi <= start {
+        proof.push(range_hash(source, lo, hi)?);
+        return Ok(());
+    }
+    if start <= lo && hi <= end {
+        return Ok(());
+    }
+    let k = split_point(hi - lo);
+    range_path(source, lo, lo + k, start, end, proof)?;
+    range_path(source, lo + k, hi, start, end, proof)
+}
+
+/// How many hashes [`range_proof`] of `[start, end)` in a tree of `size` holds.
+pub fn range_proof_len(start: u64, end: u64, size: u64) -> usize {
+    fn count(lo: u64, hi: u64, start: u64, end: u64) -> usize {
+        if end <= lo || hi <= start {
+            return 1;
+        }
+        if start <= lo && hi <= end {
+            return 0;
+        }
+        let k = split_point(hi - lo);
+        count(lo, lo + k, start, end) + count(lo + k, hi, start, end)
+    }
+    if start >= end || end > size {
+        return 0;
+    }
+    count(0, size, start, end)
+}
+
+/// The root that the consecutive leaves `leaves`, from leaf `start` on, and their
+/// [`range_proof`] lead to in a tree of size `size`.
+pub fn root_from_range(
+    start: u64,
+    leaves: &[Hash],
+    size: u64,
+    proof: &[Hash],
+) -> Result<Hash, ProofError> {
+    let end = start.checked_add(leaves.len() as u64);
+    let Some(end) = end.filter(|&e| e > start && e <= size) else {
+        return Err(ProofError::IndexOutOfRange {
+            index: start.saturating_add(leaves.len().max(1) as u64 - 1),
+            size,
+        });
+    };
+    let want = range_proof_len(start, end, size);
+    if proof.len() != want {
+        return Err(ProofError::Length {
+            got: proof.len(),
+            want,
+        });
+    }
+    let mut hashes = proof.iter();
+    Ok(range_root(0, size, start, leaves, &mut hashes))
+}
+
+/// The hash of the node `[lo, hi)` from the leaves `[start, start + leaves.len())` and the
+/// proof's hashes for the nodes outside them (enough of them, counted beforehand).
+fn range_root(
+    lo: u64,
+    hi: u64,
+    start: u64,
+    leaves: &[Hash],
+    proof: &mut std::slice::Iter<'_, Hash>,
+) -> Hash {
+    let end = start + leaves.len() as u64;
+    if end <= lo || hi <= start {
+        return *proof.next().expect("the proof's length was checked");
+    }
+    if hi - lo == 1 {
+        return leaves[(lo - start) as usize];
+    }
+    let k = split_point(hi - lo);
+    let left = range_root(lo, lo + k, start, leaves, proof);
+    let right = range_root(lo + k, hi, start, leaves, proof);
+    node_hash(&left, &right)
+}
+
 /// Checks that `proof` proves leaf `index` with hash `leaf` is in the tree of size `size`
 /// with root `root` (RFC 9162 section 2.1.3.2).
 pub fn verify_inclusion(

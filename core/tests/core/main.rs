@@ -20,4 +20,5 @@ mod record;
 mod registry;
 mod statement;
 mod tiles;
+mod vindex;
 mod witnesses;
