@@ -409,6 +409,38 @@ pub struct Query {
     pub include_entries: bool,
     /// Ask for each entry's inclusion proof.
     pub include_proofs: bool,
+    /// Ask for the proof that the answer is complete (one filter, and a time range).
+    pub prove_complete: bool,
+}
+
+impl Query {
+    /// The query as a request.
+    pub fn request(&self) -> pb::QueryRequest {
+        let query = self;
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        pb::QueryRequest {
+            subject_digest: text(&query.subject_digest),
+            subject_name: text(&query.subject_name),
+            predicate_type: text(&query.predicate_type),
+            signer: text(&query.signer),
+            role: text(&query.role),
+            kind: query.kind.map_or(pb::EntryKind::Unspecified, kind_to_proto) as i32,
+            since_nanos: query.since,
+            until_nanos: query.until,
+            release: text(&query.release),
+            newest_first: query.newest_first,
+            page_size: query.page_size,
+            cursor: text(&query.cursor),
+            include_entries: query.include_entries,
+            include_proofs: query.include_proofs,
+            prove_complete: query.prove_complete,
+        }
+    }
+
+    /// The index keys the query names, as the server reads them.
+    pub fn keys(&self) -> Result<Vec<evident_core::vindex::IndexKey>, ClientError> {
+        Ok(crate::convert::query_keys(&self.request())?)
+    }
 }
 
 /// One query result.
@@ -445,6 +477,9 @@ pub struct QueryPage {
     pub tree_size: u64,
     /// The latest signed checkpoint (not yet verified).
     pub checkpoint: String,
+    /// With [`Query::prove_complete`], on the first page: the proof of the whole answer
+    /// (not yet verified), against `checkpoint`.
+    pub index_proof: Option<evident_core::vindex::AnswerProof>,
 }
 
 /// How to reach a server: TLS trust and client credentials.
@@ -1074,23 +1109,7 @@ impl Client {
 
     /// One page of a query.
     pub async fn query(&mut self, query: &Query) -> Result<QueryPage, ClientError> {
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        let request = pb::QueryRequest {
-            subject_digest: text(&query.subject_digest),
-            subject_name: text(&query.subject_name),
-            predicate_type: text(&query.predicate_type),
-            signer: text(&query.signer),
-            role: text(&query.role),
-            kind: query.kind.map_or(pb::EntryKind::Unspecified, kind_to_proto) as i32,
-            since_nanos: query.since,
-            until_nanos: query.until,
-            release: text(&query.release),
-            newest_first: query.newest_first,
-            page_size: query.page_size,
-            cursor: text(&query.cursor),
-            include_entries: query.include_entries,
-            include_proofs: query.include_proofs,
-        };
+        let request = query.request();
         let r = self
             .call(move |mut c| {
                 let request = request.clone();
@@ -1142,6 +1161,11 @@ impl Client {
             next_cursor: (!r.next_cursor.is_empty()).then_some(r.next_cursor),
             tree_size: r.tree_size,
             checkpoint: r.checkpoint,
+            index_proof: r
+                .index_proof
+                .as_ref()
+                .map(crate::convert::answer_proof_from_proto)
+                .transpose()?,
         })
     }
 

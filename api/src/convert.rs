@@ -16,6 +16,7 @@ use evident_core::keys::KeyError;
 use evident_core::receipt::Receipt;
 use evident_core::record::{EntryKind, LeafRecord};
 use evident_core::registry::{Admin, CertificateRule, Credential, Event, SignerKey};
+use evident_core::vindex;
 use evident_core::{Hash, PublicKey};
 use evident_proto::v1 as pb;
 
@@ -482,6 +483,186 @@ pub fn selector_from_proto(s: Option<pb::EntrySelector>) -> Result<Selector, Con
         }
         None => Err(ConvertError::NoSelector),
     }
+}
+
+/// A completeness proof on the wire (`IndexProof`).
+pub fn answer_proof_to_proto(proof: &vindex::AnswerProof) -> pb::IndexProof {
+    let map = &proof.slice.map;
+    let (ends_at_leaf, leaf_key, leaf_list_length, leaf_list_root) = match &map.terminal {
+        Some((key, head)) => (
+            true,
+            key.as_bytes().to_vec(),
+            head.len,
+            head.root.as_bytes().to_vec(),
+        ),
+        None => (false, Vec::new(), 0, Vec::new()),
+    };
+    let bound = |b: &vindex::TimeBound| pb::TimeBound {
+        index: b.index,
+        before: b.before.as_ref().map(bound_entry_to_proto),
+        at: b.at.as_ref().map(bound_entry_to_proto),
+    };
+    pb::IndexProof {
+        key: proof.key.clone(),
+        map: Some(pb::IndexMapProof {
+            siblings: hashes_to_proto(&map.siblings),
+            ends_at_leaf,
+            leaf_key,
+            leaf_list_length,
+            leaf_list_root,
+        }),
+        start: proof.slice.start,
+        elements: proof
+            .slice
+            .elements
+            .iter()
+            .map(|e| pb::IndexElement {
+                index: e.index,
+                leaf_hash: e.leaf_hash.as_bytes().to_vec(),
+            })
+            .collect(),
+        range_hashes: hashes_to_proto(&proof.slice.hashes),
+        since: proof.since.as_ref().map(bound),
+        until: proof.until.as_ref().map(bound),
+    }
+}
+
+fn bound_entry_to_proto(entry: &vindex::BoundEntry) -> pb::BoundEntry {
+    pb::BoundEntry {
+        leaf_record: entry.record.clone(),
+        inclusion_hashes: hashes_to_proto(&entry.proof),
+    }
+}
+
+/// A completeness proof from the wire. Checks only its shape; verify it with
+/// [`vindex::AnswerProof::verify`].
+pub fn answer_proof_from_proto(
+    proof: &pb::IndexProof,
+) -> Result<vindex::AnswerProof, ConvertError> {
+    let map = proof.map.as_ref().ok_or(ConvertError::Missing {
+        message: "index proof",
+        field: "map",
+    })?;
+    let terminal = if map.ends_at_leaf {
+        Some((
+            hash_from_proto(&map.leaf_key, "index proof leaf_key")?,
+            vindex::ListHead {
+                len: map.leaf_list_length,
+                root: hash_from_proto(&map.leaf_list_root, "index proof leaf_list_root")?,
+            },
+        ))
+    } else {
+        None
+    };
+    let entry = |e: &pb::BoundEntry| -> Result<vindex::BoundEntry, ConvertError> {
+        Ok(vindex::BoundEntry {
+            record: e.leaf_record.clone(),
+            proof: hashes_from_proto(&e.inclusion_hashes, "bound inclusion_hashes")?,
+        })
+    };
+    let bound = |b: &pb::TimeBound| -> Result<vindex::TimeBound, ConvertError> {
+        Ok(vindex::TimeBound {
+            index: b.index,
+            before: b.before.as_ref().map(entry).transpose()?,
+            at: b.at.as_ref().map(entry).transpose()?,
+        })
+    };
+    Ok(vindex::AnswerProof {
+        key: proof.key.clone(),
+        slice: vindex::SliceProof {
+            map: vindex::MapProof {
+                siblings: hashes_from_proto(&map.siblings, "index proof siblings")?,
+                terminal,
+            },
+            start: proof.start,
+            elements: proof
+                .elements
+                .iter()
+                .map(|e| {
+                    Ok(vindex::Element {
+                        index: e.index,
+                        leaf_hash: hash_from_proto(&e.leaf_hash, "index element leaf_hash")?,
+                    })
+                })
+                .collect::<Result<_, ConvertError>>()?,
+            hashes: hashes_from_proto(&proof.range_hashes, "index proof range_hashes")?,
+        },
+        since: proof.since.as_ref().map(bound).transpose()?,
+        until: proof.until.as_ref().map(bound).transpose()?,
+    })
+}
+
+/// The index keys a query names, checked, in a fixed order: subject digest, subject name,
+/// predicate type, signer, role, release, kind. The server intersects their lists; a
+/// client that asked for a completeness proof verifies it for the one key.
+pub fn query_keys(request: &pb::QueryRequest) -> Result<Vec<vindex::IndexKey>, ConvertError> {
+    use vindex::IndexKey;
+    let mut keys = Vec::new();
+    let invalid = |field: &'static str, problem: String| ConvertError::Invalid { field, problem };
+    if !request.subject_digest.is_empty() {
+        let text = &request.subject_digest;
+        let Some((alg, value)) = text
+            .split_once(':')
+            .filter(|(a, v)| !a.is_empty() && !v.is_empty())
+        else {
+            return Err(invalid(
+                "subject_digest",
+                format!("{text:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…"),
+            ));
+        };
+        let alg = evident_core::statement::DigestAlgorithm::parse_any_case(alg);
+        let value = if alg.is_known() {
+            value.to_ascii_lowercase()
+        } else {
+            value.to_owned()
+        };
+        alg.validate(&value).map_err(|problem| {
+            invalid(
+                "subject_digest",
+                format!("{text:?}: the {alg} digest {problem}"),
+            )
+        })?;
+        keys.push(IndexKey::Subject(alg.as_str().to_owned(), value));
+    }
+    let text = |field: &'static str, value: &str| -> Result<Option<String>, ConvertError> {
+        if value.contains('\0') {
+            return Err(invalid(field, "holds a NUL character".into()));
+        }
+        Ok((!value.is_empty()).then(|| value.to_owned()))
+    };
+    if let Some(v) = text("subject_name", &request.subject_name)? {
+        keys.push(IndexKey::SubjectName(v));
+    }
+    if let Some(v) = text("predicate_type", &request.predicate_type)? {
+        keys.push(IndexKey::PredicateType(v));
+    }
+    if let Some(v) = text("signer", &request.signer)? {
+        keys.push(IndexKey::Signer(v));
+    }
+    if let Some(v) = text("role", &request.role)? {
+        keys.push(IndexKey::Role(v));
+    }
+    if let Some(v) = text("release", &request.release)? {
+        // NAME@VERSION splits at the last `@`; an `@` that starts the text belongs to the
+        // name (`@scope/pkg`).
+        keys.push(match v.rsplit_once('@') {
+            Some((name, version)) if !name.is_empty() && !version.is_empty() => {
+                IndexKey::Release(name.to_owned(), Some(version.to_owned()))
+            }
+            Some(("", _)) => IndexKey::Release(v, None),
+            Some(_) => {
+                return Err(invalid(
+                    "release",
+                    format!("{v:?} is not NAME or NAME@VERSION"),
+                ));
+            }
+            None => IndexKey::Release(v, None),
+        });
+    }
+    let kind = optional_kind_from_proto(request.kind)
+        .map_err(|_| invalid("kind", format!("{} is not an entry kind", request.kind)))?;
+    keys.extend(kind.map(IndexKey::Kind));
+    Ok(keys)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use evident_core::predicates;
 use evident_core::record::EntryKind;
 use evident_core::registry::Registry;
 use evident_core::statement::Statement;
+use evident_core::vindex;
 
 use evident_core::bundle::VerifiedBundle;
 use evident_core::registry::GenesisDocument;
@@ -176,6 +177,38 @@ pub struct Found {
     pub tree_size: u64,
     /// The cursor to continue from, when there are more results.
     pub next_cursor: Option<String>,
+    /// Whether the answer is proven complete.
+    pub completeness: Completeness,
+}
+
+/// Whether a query's answer is proven to hold every matching entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completeness {
+    /// Not asked for (the results were not verified).
+    NotAsked,
+    /// Proven against the verifiable index the checkpoint of `size` entries signs: the
+    /// answer has exactly `total` entries, and the results are the first of them in order.
+    Proven {
+        /// The checkpoint's size.
+        size: u64,
+        /// How many entries the whole answer has.
+        total: u64,
+    },
+    /// Each result is proven, but the answer's completeness is not (why).
+    NotProven(String),
+}
+
+impl Completeness {
+    /// One line for people.
+    pub fn text(&self) -> String {
+        match self {
+            Completeness::NotAsked => "completeness not checked".into(),
+            Completeness::Proven { size, .. } => {
+                format!("complete: proven against the checkpoint of {size} entries")
+            }
+            Completeness::NotProven(why) => format!("completeness not proven: {why}"),
+        }
+    }
 }
 
 /// Runs `query`, page after page, until `limit` results or the last page. With `proving`,
@@ -192,6 +225,25 @@ pub async fn query(
     query.page_size = limit.clamp(1, 1000) as u32;
     query.include_entries = proving.is_some();
     query.include_proofs = proving.is_some();
+    let keys = query.keys()?;
+    let mut completeness = match (proving.is_some(), keys.as_slice()) {
+        (false, _) => Completeness::NotAsked,
+        (true, [_]) => {
+            query.prove_complete = true;
+            Completeness::NotProven("the server sent no proof".into())
+        }
+        (true, []) => Completeness::NotProven(
+            "a query needs one filter (subject, subject name, predicate type, signer, role, \
+             kind or release) for its completeness to be proven"
+                .into(),
+        ),
+        (true, more) => Completeness::NotProven(format!(
+            "completeness is proven for one filter and a period; this query has {}",
+            more.len()
+        )),
+    };
+    // The whole answer as the proof gives it, in the order asked.
+    let mut expected: Option<Vec<vindex::Element>> = None;
     let mut hits = Vec::new();
     let mut tree_size;
     let mut verified_at: Option<Checkpoint> = None;
@@ -214,6 +266,28 @@ pub async fn query(
                         )));
                     }
                     verified_at = Some(c.clone());
+                    if query.prove_complete {
+                        let proof = page.index_proof.as_ref().ok_or_else(|| {
+                            ClientError::Verification(
+                                "the server sent no proof that the answer is complete".into(),
+                            )
+                        })?;
+                        let mut elements = proof
+                            .verify(&c, &keys[0], query.since, query.until)
+                            .map_err(|e| {
+                                ClientError::Verification(format!(
+                                    "the answer is not proven complete: {e}"
+                                ))
+                            })?;
+                        if query.newest_first {
+                            elements.reverse();
+                        }
+                        completeness = Completeness::Proven {
+                            size: c.size,
+                            total: elements.len() as u64,
+                        };
+                        expected = Some(elements);
+                    }
                     c
                 }
             };
@@ -255,11 +329,56 @@ pub async fn query(
         }
     };
     hits.truncate(limit);
+    if let Some(expected) = &expected {
+        check_complete(&hits, expected, next.is_some())?;
+    }
     Ok(Found {
         hits,
         tree_size,
         next_cursor: next,
+        completeness,
     })
+}
+
+/// Holds the results against the proven answer: the same entries (index and leaf hash) in
+/// the same order, every one of them unless the results stop at the limit (`more`), and
+/// then a prefix.
+fn check_complete(
+    hits: &[Hit],
+    expected: &[vindex::Element],
+    more: bool,
+) -> Result<(), ClientError> {
+    for (n, hit) in hits.iter().enumerate() {
+        match expected.get(n) {
+            Some(e) if e.index == hit.index && e.leaf_hash == hit.leaf_hash => {}
+            Some(e) => {
+                return Err(ClientError::Verification(format!(
+                    "the answer is not the proven one: result {} is entry {}, where the proof \
+                     of the whole answer has entry {} (an entry was left out, added or moved)",
+                    n + 1,
+                    hit.index,
+                    e.index
+                )));
+            }
+            None => {
+                return Err(ClientError::Verification(format!(
+                    "the answer has more results than the proof of the whole answer: entry {} \
+                     is not on the proven list",
+                    hit.index
+                )));
+            }
+        }
+    }
+    if !more && hits.len() < expected.len() {
+        return Err(ClientError::Verification(format!(
+            "the answer is not the proven one: it ends after {} result(s), the proof of the \
+             whole answer has {} (entry {} was left out)",
+            hits.len(),
+            expected.len(),
+            expected[hits.len()].index
+        )));
+    }
+    Ok(())
 }
 
 /// Replaces a result's fields with what its proven leaf record says, and checks the record

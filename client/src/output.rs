@@ -823,6 +823,13 @@ pub struct QueryOutput {
     pub results: Vec<QueryHitOutput>,
     /// Pass to `--cursor` for more results; none when there are no more.
     pub next_cursor: Option<String>,
+    /// Whether the answer is proven to hold every matching entry (`--verify`, one filter
+    /// and a period): against the verifiable index of the checkpoint of `tree_size`.
+    pub complete: bool,
+    /// How many entries the whole answer has, when it is proven complete.
+    pub total: Option<u64>,
+    /// What was proven about completeness, in words.
+    pub completeness: String,
 }
 
 /// A recorded gate verdict's result, as the SLSA verification summary states it.

@@ -26,6 +26,7 @@ use crate::predicates;
 use crate::record::{EntryKind, LeafRecord};
 use crate::registry::{Registry, RegistryDigest};
 use crate::statement::Statement;
+use crate::vindex::IndexBuilder;
 
 /// What a replayed entry is, and who signed it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -181,6 +182,8 @@ pub struct Replay {
     /// Dedupe keys of every entry so far: the sequencer never appends one twice.
     seen: HashSet<Hash>,
     summary: Summary,
+    /// The verifiable index over the entries so far (a replay from the genesis only).
+    index: Option<IndexBuilder>,
 }
 
 impl Replay {
@@ -193,6 +196,7 @@ impl Replay {
             last_time: i64::MIN,
             seen: HashSet::new(),
             summary: Summary::default(),
+            index: Some(IndexBuilder::new()),
         }
     }
 
@@ -212,8 +216,15 @@ impl Replay {
             previous: previous.map(|hash| (size.saturating_sub(1), hash)),
             frontier,
             last_time,
+            index: None,
             ..Replay::new(registry)
         }
+    }
+
+    /// The verifiable index root over the entries so far: `None` for a replay that
+    /// resumed in the middle of a log.
+    pub fn index_root(&mut self) -> Option<Hash> {
+        self.index.as_mut().map(IndexBuilder::root)
     }
 
     /// Entries replayed so far: the index the next record must have.
@@ -296,6 +307,9 @@ impl Replay {
         // Accepted.
         let leaf_hash = record.leaf_hash();
         kind.record(&mut self.state.digests, &leaf_hash);
+        if let Some(builder) = &mut self.index {
+            builder.add_entry(index, leaf_hash, record.kind(), &facts);
+        }
         self.frontier.append(leaf_hash);
         self.previous = Some((index, leaf_hash));
         self.last_time = time;
@@ -318,9 +332,10 @@ impl Replay {
         Ok((record, leaf_hash, facts))
     }
 
-    /// Holds the replayed log against a signed checkpoint of the same size: the root, and
-    /// the running registry and policy digests it signs.
-    pub fn check_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), AuditError> {
+    /// Holds the replayed log against a signed checkpoint of the same size: the root, the
+    /// running registry and policy digests it signs, and (for a replay from the genesis) the
+    /// verifiable index root.
+    pub fn check_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), AuditError> {
         let last = checkpoint.size.saturating_sub(1);
         if checkpoint.size != self.size() {
             return Err(fail(
@@ -361,6 +376,20 @@ impl Replay {
                     format!(
                         "the checkpoint signs {} policy versions, the log holds {}",
                         signed.count, self.state.digests.policy.count
+                    ),
+                ));
+            }
+        }
+        let signed = crate::vindex::root_from_extensions(&checkpoint.extensions)
+            .map_err(|e| fail(last, e.to_string()))?;
+        if let (Some(signed), Some(rebuilt)) = (signed, self.index_root()) {
+            if signed != rebuilt {
+                return Err(fail(
+                    last,
+                    format!(
+                        "the checkpoint signs index root {signed}, but the entries' posting \
+                         lists give {rebuilt}: the server's verifiable index does not match \
+                         its log, so its completeness proofs cannot be trusted"
                     ),
                 ));
             }

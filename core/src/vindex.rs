@@ -585,13 +585,19 @@ pub fn prove_slice<S: ListSource>(
     merkle::range_proof(&ListTree(source), start, end, len)
 }
 
+/// Each complete chunk of a list: its first entry index and root, shared between views.
+type Chunks = Arc<Vec<(u64, Hash)>>;
+/// The chunks of every list that has one.
+type ChunkMap = Arc<HashMap<Hash, Chunks>>;
+
 /// A list as the index builder keeps it: enough to append and to give its root, and the
 /// root and first index of each complete chunk.
 #[derive(Debug, Clone, Default)]
 pub struct ListState {
     frontier: Frontier,
-    chunks: Vec<(u64, Hash)>,
+    chunks: Chunks,
     chunk_first: u64,
+    last: Option<u64>,
 }
 
 impl ListState {
@@ -612,9 +618,10 @@ impl ListState {
         }
         for node in self.frontier.append(element.hash()) {
             if node.level == CHUNK_LEVEL {
-                self.chunks.push((self.chunk_first, node.hash));
+                Arc::make_mut(&mut self.chunks).push((self.chunk_first, node.hash));
             }
         }
+        self.last = Some(element.index);
     }
 
     /// The list's head.
@@ -629,6 +636,11 @@ impl ListState {
     pub fn chunks(&self) -> &[(u64, Hash)] {
         &self.chunks
     }
+
+    /// The complete chunks, shared: appends after this copy leave it as it is.
+    pub fn shared_chunks(&self) -> Chunks {
+        Arc::clone(&self.chunks)
+    }
 }
 
 /// Builds the index commitment entry by entry: what the sequencer keeps up to date and every
@@ -639,6 +651,39 @@ pub struct IndexBuilder {
     map: Map,
     changed: BTreeSet<Hash>,
     size: u64,
+    chunked: ChunkMap,
+}
+
+/// The index at one size, for proving answers: the map, and the chunk roots of every list
+/// that has a complete chunk. Cheap to copy; later additions leave it as it is.
+#[derive(Debug, Clone, Default)]
+pub struct IndexView {
+    /// Entries the index covers.
+    pub size: u64,
+    /// The map.
+    pub map: Map,
+    chunks: ChunkMap,
+}
+
+impl IndexView {
+    /// The index root.
+    pub fn root(&self) -> Hash {
+        self.map.root()
+    }
+
+    /// The head of a key's list (the empty list when the key has none).
+    pub fn head(&self, key: &Hash) -> ListHead {
+        self.map.get(key).unwrap_or_else(ListHead::empty)
+    }
+
+    /// The complete chunks of a key's list at this size: each one's first entry index and
+    /// root.
+    pub fn chunks(&self, key: &Hash) -> &[(u64, Hash)] {
+        let complete = (self.head(key).len / CHUNK) as usize;
+        self.chunks
+            .get(key)
+            .map_or(&[][..], |c| &c[..complete.min(c.len())])
+    }
 }
 
 impl IndexBuilder {
@@ -668,6 +713,33 @@ impl IndexBuilder {
         self.size += 1;
     }
 
+    /// Appends an element to one key's list, out of log order across keys (for rebuilding
+    /// from stored posting lists): each list's elements must come in increasing index
+    /// order. [`IndexBuilder::set_size`] says how many entries the lists cover.
+    pub fn insert(&mut self, key: Hash, element: Element) -> Result<(), IndexProofError> {
+        let list = self.lists.entry(key).or_default();
+        if list.last.is_some_and(|last| last >= element.index) {
+            return Err(refuse(format!(
+                "entry {} comes after entry {} on one list",
+                element.index,
+                list.last.unwrap_or_default()
+            )));
+        }
+        list.push(&element);
+        self.changed.insert(key);
+        Ok(())
+    }
+
+    /// Says that the lists cover entries `0..size` (after [`IndexBuilder::insert`]).
+    pub fn set_size(&mut self, size: u64) {
+        self.size = size;
+    }
+
+    /// Keys with a list.
+    pub fn keys(&self) -> usize {
+        self.lists.len()
+    }
+
     /// Adds the next entry under the keys its kind and facts give.
     pub fn add_entry(&mut self, index: u64, leaf_hash: Hash, kind: EntryKind, facts: &Facts) {
         self.add(index, leaf_hash, &IndexKey::of_entry(kind, facts));
@@ -677,13 +749,29 @@ impl IndexBuilder {
     /// together).
     pub fn commit(&mut self) -> &Map {
         if !self.changed.is_empty() {
-            let updates: Vec<(Hash, ListHead)> = std::mem::take(&mut self.changed)
-                .into_iter()
-                .map(|k| (k, self.lists[&k].head()))
-                .collect();
+            let changed = std::mem::take(&mut self.changed);
+            let mut updates = Vec::with_capacity(changed.len());
+            for key in changed {
+                let list = &self.lists[&key];
+                updates.push((key, list.head()));
+                let chunks = list.chunks().len();
+                if chunks > 0 && self.chunked.get(&key).map(|c| c.len()) != Some(chunks) {
+                    Arc::make_mut(&mut self.chunked).insert(key, list.shared_chunks());
+                }
+            }
             self.map = self.map.update(&updates);
         }
         &self.map
+    }
+
+    /// The index as it stands, for proving answers.
+    pub fn view(&mut self) -> IndexView {
+        self.commit();
+        IndexView {
+            size: self.size,
+            map: self.map.clone(),
+            chunks: Arc::clone(&self.chunked),
+        }
     }
 
     /// The root over every entry added so far.
@@ -934,5 +1022,64 @@ impl ListSource for MemoryList<'_> {
 
     fn chunk(&self, chunk: u64) -> Result<Option<Hash>, Self::Error> {
         Ok(self.chunks.get(chunk as usize).map(|(_, h)| *h))
+    }
+}
+
+/// The proof of a whole answer: one list's slice from the fence before a period to the
+/// fence after it, and the period's ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerProof {
+    /// The list's key ([`IndexKey::bytes`]).
+    pub key: Vec<u8>,
+    /// The slice.
+    pub slice: SliceProof,
+    /// The period's start, for an answer from a time on.
+    pub since: Option<TimeBound>,
+    /// The period's end, for an answer up to a time (inclusive).
+    pub until: Option<TimeBound>,
+}
+
+impl AnswerProof {
+    /// The entries on `key`'s list integrated in `since..=until` (either end open) as of
+    /// `checkpoint` (whose signature the caller verified), in log order: exactly those,
+    /// or an error that says what does not hold.
+    pub fn verify(
+        &self,
+        checkpoint: &crate::note::Checkpoint,
+        key: &IndexKey,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<Vec<Element>, IndexProofError> {
+        let root = root_from_extensions(&checkpoint.extensions)?.ok_or_else(|| {
+            refuse(
+                "the checkpoint signs no index root (no evident-index line): this log does \
+                 not prove that answers are complete",
+            )
+        })?;
+        let bytes = key
+            .bytes()
+            .ok_or_else(|| refuse("the asked key holds a NUL byte and is not indexed"))?;
+        if self.key != bytes {
+            return Err(refuse(
+                "the index proof is of another list than the one asked for",
+            ));
+        }
+        let size = checkpoint.size;
+        let end = |bound: &Option<TimeBound>, time: Option<i64>, inclusive: bool, open: u64| match (
+            bound, time,
+        ) {
+            (Some(b), Some(t)) => b.verify(t, inclusive, size, &checkpoint.root),
+            (None, None) => Ok(open),
+            (None, Some(_)) => Err(refuse("the index proof does not prove the period's ends")),
+            (Some(_), None) => Err(refuse(
+                "the index proof bounds a period the query did not ask for",
+            )),
+        };
+        let lo = end(&self.since, since, false, 0)?;
+        let hi = end(&self.until, until, true, size)?;
+        let slice = self.slice.verify(&root, &Hash::sha256(&bytes), size)?;
+        let mut coverage = Coverage::new();
+        coverage.add(&slice)?;
+        coverage.finish(lo, hi.max(lo))
     }
 }

@@ -727,6 +727,7 @@ pub async fn run(
                 note,
                 checkpoint,
                 registry: Arc::new(registry),
+                index: None,
             };
             let ledger = Ledger::follower(store.clone(), signer, genesis, published, forwarder);
             (ledger, None)

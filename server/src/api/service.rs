@@ -612,51 +612,10 @@ fn digest_arg(field: &str, text: &str) -> Result<(String, String), Status> {
 
 /// The filters of a query request, checked.
 fn filters_of(request: &pb::QueryRequest) -> Result<Filters, Status> {
-    let mut postings = Vec::new();
-    if !request.subject_digest.is_empty() {
-        let (alg, value) = digest_arg("subject_digest", &request.subject_digest)?;
-        postings.push(Posting::Subject(alg, value));
-    }
-    let text = |field: &str, value: &str| -> Result<Option<String>, Status> {
-        if value.contains('\0') {
-            return Err(Status::invalid_argument(format!(
-                "{field} holds a NUL character"
-            )));
-        }
-        Ok((!value.is_empty()).then(|| value.to_owned()))
-    };
-    if let Some(v) = text("subject_name", &request.subject_name)? {
-        postings.push(Posting::SubjectName(v));
-    }
-    if let Some(v) = text("predicate_type", &request.predicate_type)? {
-        postings.push(Posting::PredicateType(v));
-    }
-    if let Some(v) = text("signer", &request.signer)? {
-        postings.push(Posting::Signer(v));
-    }
-    if let Some(v) = text("role", &request.role)? {
-        postings.push(Posting::Role(v));
-    }
-    if let Some(v) = text("release", &request.release)? {
-        // NAME@VERSION splits at the last `@`; an `@` that starts the text belongs to the
-        // name (`@scope/pkg`).
-        postings.push(match v.rsplit_once('@') {
-            Some((name, version)) if !name.is_empty() && !version.is_empty() => {
-                Posting::Release(name.to_owned(), Some(version.to_owned()))
-            }
-            Some(("", _)) => Posting::Release(v, None),
-            Some(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "release {v:?} is not NAME or NAME@VERSION"
-                )));
-            }
-            None => Posting::Release(v, None),
-        });
-    }
-    let kind = convert::optional_kind_from_proto(request.kind).map_err(|_| {
-        Status::invalid_argument(format!("kind {} is not an entry kind", request.kind))
-    })?;
-    postings.extend(kind.map(Posting::Kind));
+    let postings: Vec<Posting> = convert::query_keys(request)?
+        .into_iter()
+        .map(Posting::from)
+        .collect();
     if let (Some(since), Some(until)) = (request.since_nanos, request.until_nanos) {
         if since > until {
             return Err(Status::invalid_argument(format!(
@@ -750,12 +709,35 @@ impl pb::ledger_server::Ledger for LedgerService {
             }
             n => n as usize,
         };
+        if request.prove_complete && filters.postings.len() != 1 {
+            return Err(Status::invalid_argument(format!(
+                "prove_complete needs exactly one of subject_digest, subject_name, \
+                 predicate_type, signer, role, kind and release (a time range may be \
+                 added); the query has {}",
+                filters.postings.len()
+            )));
+        }
         let ledger = self.ledger()?.clone();
         tokio::task::spawn_blocking(move || {
             // The slot stays taken while the work runs, even if the caller gave up.
             let _admitted = admitted;
             let cursor = (!request.cursor.is_empty()).then_some(request.cursor.as_str());
             let (page, published) = ledger.query(&filters, cursor, page_size).map_err(status)?;
+            // The whole answer's proof, on the first page: at the page's size, which is the
+            // published checkpoint's.
+            let index_proof = match (request.prove_complete, cursor, filters.postings.first()) {
+                (true, None, Some(posting)) => Some(
+                    ledger
+                        .prove_answer(&published, posting, filters.since, filters.until)
+                        .map_err(|e| match e {
+                            crate::ledger::ProveError::Refused(why) => {
+                                Status::failed_precondition(why)
+                            }
+                            crate::ledger::ProveError::Ledger(e) => status(e),
+                        })?,
+                ),
+                _ => None,
+            };
             let mut results = Vec::with_capacity(page.indexes.len());
             let mut next_cursor = page.next.map(|c| c.encode()).unwrap_or_default();
             let mut bytes = 0;
@@ -810,6 +792,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                 next_cursor,
                 tree_size: page.size,
                 checkpoint: published.note.clone(),
+                index_proof: index_proof.map(|a| convert::answer_proof_to_proto(&a.proof)),
             }))
         })
         .await

@@ -542,7 +542,7 @@ impl Batches {
 
     /// Holds the entries replayed so far against the signed checkpoint: its size, its root
     /// and the registry and policy digests it signs.
-    pub(crate) fn check_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), AuditError> {
+    pub(crate) fn check_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), AuditError> {
         self.replay.check_checkpoint(checkpoint)
     }
 

@@ -30,8 +30,10 @@ use crate::query::{Cursor, Filters, Page};
 use crate::store::{CachedSource, Store, StoreError};
 
 mod bundles;
+mod index;
 mod registry;
 mod sequencer;
+pub use index::{IndexAnswer, ProveError};
 use registry::Snapshots;
 pub use registry::advance as advance_registry;
 use sequencer::{Sequencer, Writer};
@@ -204,6 +206,9 @@ pub struct Published {
     pub checkpoint: Checkpoint,
     /// The trust registry after the last entry the checkpoint covers.
     pub registry: Arc<Registry>,
+    /// The verifiable index at the checkpoint's size, when this instance keeps it (its own
+    /// sequencer does): what query answers are proven with.
+    pub index: Option<evident_core::vindex::IndexView>,
 }
 
 /// The latest checkpoint that enough witnesses cosigned: the log's note with their
@@ -364,6 +369,7 @@ impl Ledger {
                 extensions: Vec::new(),
             },
             registry: Arc::new(registry.clone()),
+            index: None,
         };
         let ledger = Ledger::new(
             store,
@@ -423,11 +429,23 @@ impl Ledger {
         runtime: tokio::runtime::Handle,
     ) -> Result<SequencerHandle, LedgerError> {
         let state = recover_state(&self.store, registry, tail.frontier.size())?;
+        let mut index_builder = index::rebuild(&self.store, tail.frontier.size())?;
+        let stored = match self.store.checkpoint()? {
+            Some(note) => Some(
+                Checkpoint::verify(&note, &self.verifier)
+                    .map_err(|e| failure_of("verifying the stored checkpoint", e))?,
+            ),
+            None => None,
+        };
+        index::check_against(&mut index_builder, stored.as_ref())?;
+        let view = index_builder.view();
+        let mut extensions = state.digests.extensions();
+        extensions.push(evident_core::vindex::extension(&view.root()));
         let checkpoint = Checkpoint {
             origin: self.verifier.name().to_owned(),
             size: tail.frontier.size(),
             root: tail.frontier.root(),
-            extensions: state.digests.extensions(),
+            extensions,
         };
         let note = checkpoint
             .sign(&self.signer)
@@ -439,6 +457,7 @@ impl Ledger {
             note,
             checkpoint,
             registry: Arc::new(state.registry.clone()),
+            index: Some(view),
         });
         let (queue, rx) = mpsc::channel(limits.queue_depth);
         let (failed, failure) = tokio::sync::watch::channel(None);
@@ -454,6 +473,7 @@ impl Ledger {
             runtime,
             failed: failed.clone(),
             in_flight: Default::default(),
+            index: index_builder,
         };
         let writer = Writer {
             store: self.store.clone(),
@@ -547,6 +567,7 @@ impl Ledger {
             note: note.to_owned(),
             checkpoint,
             registry: advanced.map_or_else(|| current.registry.clone(), Arc::new),
+            index: None,
         });
         Ok(true)
     }
@@ -874,6 +895,25 @@ impl Ledger {
             page_size,
         )?;
         Ok((page, published))
+    }
+
+    /// The completeness proof of a one-list query's answer at `published` (its checkpoint
+    /// and index view): every entry on `posting` integrated in `since..=until`.
+    pub fn prove_answer(
+        &self,
+        published: &Published,
+        posting: &crate::store::Posting,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<IndexAnswer, ProveError> {
+        let view = published.index.as_ref().ok_or_else(|| {
+            ProveError::Refused(
+                "this instance does not keep the verifiable index (it follows another \
+                 instance's sequencer): ask the instance that sequences"
+                    .into(),
+            )
+        })?;
+        index::prove(&self.store, view, posting, since, until)
     }
 
     /// What a query answers about entry `index`: its record, leaf hash and signers.

@@ -121,6 +121,8 @@ pub(super) struct Sequencer {
     /// with the tree size after it: their entries are not in the store yet, and the same
     /// content submitted again is answered with them.
     pub(super) in_flight: VecDeque<(u64, HashMap<Hash, u64>)>,
+    /// The verifiable index after the last integrated entry.
+    pub(super) index: evident_core::vindex::IndexBuilder,
 }
 
 /// The writer's half: makes each batch durable and publishes it, in the order the
@@ -150,6 +152,8 @@ struct Job {
     integrated_us: u64,
     /// How many submissions the batch answers.
     submissions: usize,
+    /// The verifiable index with the batch.
+    view: evident_core::vindex::IndexView,
 }
 
 impl Job {
@@ -290,13 +294,22 @@ impl Sequencer {
         let (mut integrated, tail) = self.integrate(batch);
         let integrated_us = started.elapsed().as_micros() as u64;
         let outcomes = integrated.outcomes();
+        if integrated.error.is_none() {
+            for entry in &integrated.entries {
+                let e = &entry.indexed;
+                self.index.add_entry(e.index, e.leaf_hash, e.kind, &e.facts);
+            }
+        }
+        let view = self.index.view();
+        let mut extensions = self.state.digests.extensions();
+        extensions.push(evident_core::vindex::extension(&view.root()));
         // Signed now, so that a store that can writes it with the batch (PostgreSQL: in the
         // batch's transaction); shown to nobody before the batch is durable.
         let checkpoint = Checkpoint {
             origin: self.signer.verifier().name().to_owned(),
             size: tail.frontier.size(),
             root: tail.frontier.root(),
-            extensions: self.state.digests.extensions(),
+            extensions,
         };
         let note = checkpoint
             .sign(&self.signer)
@@ -320,6 +333,7 @@ impl Sequencer {
             started,
             integrated_us,
             submissions,
+            view,
         }
     }
 
@@ -527,6 +541,7 @@ impl Writer {
             started,
             integrated_us,
             submissions,
+            view,
         } = job;
         let writing = Instant::now();
         let appended = batch.entries.len();
@@ -548,7 +563,7 @@ impl Writer {
         if batch.error.is_none() && appended > 0 {
             METRICS.batch(appended, durable);
         }
-        let size = self.publish(batch, checkpoint, note, stored, edge)?;
+        let size = self.publish(batch, checkpoint, note, stored, edge, view)?;
         tracing::debug!(
             entries = appended,
             submissions,
@@ -574,6 +589,7 @@ impl Writer {
         note: Result<String, LedgerError>,
         stored: bool,
         edge: Vec<Node>,
+        view: evident_core::vindex::IndexView,
     ) -> Result<u64, LedgerError> {
         let Integrated {
             replies,
@@ -620,6 +636,7 @@ impl Writer {
             note,
             checkpoint,
             registry,
+            index: Some(view),
         });
         *self
             .published
@@ -718,6 +735,7 @@ mod tests {
                 extensions: Vec::new(),
             },
             registry: Arc::new(checked.registry.clone()),
+            index: None,
         };
         let sequencer = Sequencer {
             store: store.clone(),
@@ -734,6 +752,7 @@ mod tests {
             runtime: runtime.handle().clone(),
             failed: failed.clone(),
             in_flight: VecDeque::new(),
+            index: evident_core::vindex::IndexBuilder::new(),
         };
         let writer = Writer {
             store,

@@ -28,6 +28,7 @@ use evident_core::Hash;
 use evident_core::audit::Facts;
 use evident_core::merkle::{Node, SubtreeSource};
 use evident_core::record::EntryKind;
+use evident_core::vindex::IndexKey;
 
 /// A storage failure. The message names the operation.
 #[derive(Debug, thiserror::Error)]
@@ -273,35 +274,13 @@ pub struct Indexed {
 }
 
 impl Indexed {
-    /// The posting lists the entry is on, in a fixed order (without [`Posting::All`]).
+    /// The posting lists the entry is on, in a fixed order (without [`Posting::All`]): the
+    /// keys of the verifiable index ([`IndexKey::of_entry`]).
     pub fn postings(&self) -> Vec<Posting> {
-        let facts = &self.facts;
-        let mut lists = vec![Posting::Kind(self.kind)];
-        if let Some(p) = &facts.predicate_type {
-            lists.push(Posting::PredicateType(p.clone()));
-        }
-        lists.extend(facts.signers.iter().cloned().map(Posting::Signer));
-        lists.extend(facts.roles.iter().cloned().map(Posting::Role));
-        lists.extend(
-            facts
-                .subjects
-                .iter()
-                .map(|(alg, value)| Posting::Subject(alg.clone(), value.clone())),
-        );
-        lists.extend(
-            facts
-                .subject_names
-                .iter()
-                .cloned()
-                .map(Posting::SubjectName),
-        );
-        if let Some((name, version)) = &facts.release {
-            lists.push(Posting::Release(name.clone(), Some(version.clone())));
-            lists.push(Posting::Release(name.clone(), None));
-        }
-        // A value holding a NUL byte is not indexed: no indexed value has one.
-        lists.retain(|p| p.prefix().is_some());
-        lists
+        IndexKey::of_entry(self.kind, &self.facts)
+            .into_iter()
+            .map(Posting::from)
+            .collect()
     }
 }
 
@@ -396,6 +375,15 @@ pub trait IndexStore: Send + Sync + Debug {
     /// Counts of what the indexes hold.
     fn census(&self) -> Result<Census, StoreError>;
 
+    /// For rebuilding the verifiable index: calls `visit(key, index)` for every entry below
+    /// `end` on every posting list, `key` being the list's [`IndexKey::hash`]. Each list's
+    /// entries come in increasing order; lists may interleave.
+    fn list_keys(
+        &self,
+        end: u64,
+        visit: &mut dyn FnMut(&Hash, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
     /// Removes everything (for `reindex`); durable when it returns.
     fn clear(&self) -> Result<(), StoreError>;
 
@@ -431,31 +419,38 @@ pub enum Posting {
 }
 
 impl Posting {
-    /// A name for the list that is unique among lists and free of prefixes of another's:
-    /// a tag byte, then each part followed by a NUL. `None` for [`Posting::All`], and
-    /// when a part holds a NUL byte, which no indexed value has.
+    /// The verifiable index's key for the list; `None` for [`Posting::All`].
+    pub fn key(&self) -> Option<IndexKey> {
+        Some(match self {
+            Posting::All => return None,
+            Posting::Kind(kind) => IndexKey::Kind(*kind),
+            Posting::PredicateType(p) => IndexKey::PredicateType(p.clone()),
+            Posting::Signer(s) => IndexKey::Signer(s.clone()),
+            Posting::Role(r) => IndexKey::Role(r.clone()),
+            Posting::Subject(alg, value) => IndexKey::Subject(alg.clone(), value.clone()),
+            Posting::SubjectName(n) => IndexKey::SubjectName(n.clone()),
+            Posting::Release(n, v) => IndexKey::Release(n.clone(), v.clone()),
+        })
+    }
+
+    /// A name for the list that is unique among lists and free of prefixes of another's
+    /// ([`IndexKey::bytes`]). `None` for [`Posting::All`], and when a part holds a NUL byte,
+    /// which no indexed value has.
     pub fn prefix(&self) -> Option<Vec<u8>> {
-        fn text(tag: u8, parts: &[&str]) -> Option<Vec<u8>> {
-            let mut k = vec![tag];
-            for part in parts {
-                if part.contains('\0') {
-                    return None;
-                }
-                k.extend_from_slice(part.as_bytes());
-                k.push(0);
-            }
-            Some(k)
-        }
-        match self {
-            Posting::All => None,
-            Posting::Kind(kind) => Some(vec![b'K', kind.code()]),
-            Posting::PredicateType(p) => text(b'T', &[p]),
-            Posting::Signer(s) => text(b'I', &[s]),
-            Posting::Role(r) => text(b'O', &[r]),
-            Posting::Subject(alg, value) => text(b'S', &[alg, value]),
-            Posting::SubjectName(n) => text(b'A', &[n]),
-            Posting::Release(n, Some(v)) => text(b'V', &[n, v]),
-            Posting::Release(n, None) => text(b'W', &[n]),
+        self.key().and_then(|k| k.bytes())
+    }
+}
+
+impl From<IndexKey> for Posting {
+    fn from(key: IndexKey) -> Posting {
+        match key {
+            IndexKey::Kind(kind) => Posting::Kind(kind),
+            IndexKey::PredicateType(p) => Posting::PredicateType(p),
+            IndexKey::Signer(s) => Posting::Signer(s),
+            IndexKey::Role(r) => Posting::Role(r),
+            IndexKey::Subject(alg, value) => Posting::Subject(alg, value),
+            IndexKey::SubjectName(n) => Posting::SubjectName(n),
+            IndexKey::Release(n, v) => Posting::Release(n, v),
         }
     }
 }

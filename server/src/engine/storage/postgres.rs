@@ -1787,6 +1787,48 @@ impl IndexStore for PgIndex {
         })
     }
 
+    fn list_keys(
+        &self,
+        end: u64,
+        visit: &mut dyn FnMut(&Hash, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        const PAGE: i64 = 50_000;
+        let end = to_i64(end);
+        // Keyset pages in primary-key order: each list whole and in order.
+        let mut after: (Vec<u8>, i64) = (Vec::new(), -1);
+        let mut current: Option<(Vec<u8>, Hash)> = None;
+        loop {
+            let (list, idx) = after.clone();
+            let rows: Vec<(Vec<u8>, i64)> = self.conn.run(move |c| {
+                c.query_cached(
+                    "SELECT list, idx FROM evident_postings WHERE (list, idx) > ($1, $2) \
+                     AND idx < $3 ORDER BY list, idx LIMIT $4",
+                    &[&list, &idx, &end, &PAGE],
+                )
+                .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+                .map_err(pg("reading the posting lists"))
+            })?;
+            let Some(last) = rows.last().cloned() else {
+                return Ok(());
+            };
+            for (list, idx) in rows {
+                let key = match &current {
+                    Some((name, key)) if *name == list => *key,
+                    _ => {
+                        let key = Hash::sha256(&list);
+                        current = Some((list, key));
+                        key
+                    }
+                };
+                let index = u64::try_from(idx).map_err(|_| {
+                    StoreError::Corrupt(format!("a posting list holds index {idx}"))
+                })?;
+                visit(&key, index)?;
+            }
+            after = last;
+        }
+    }
+
     fn clear(&self) -> Result<(), StoreError> {
         self.conn.run(|c| {
             c.batch_execute(

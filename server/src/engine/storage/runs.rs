@@ -19,6 +19,13 @@
 //! a look-up reads a bounded number of files (a few per factor of four in the log's size).
 //! Runs partition the entries: each entry's records are in exactly one run or table.
 //!
+//! The list records hold truncated hashes, enough to find a list but not to commit to it;
+//! the *key log* (`keys`) holds, for each batch added, every entry's verifiable-index keys
+//! ([`evident_core::vindex::IndexKey::hash`], 32 bytes each, once per batch) so that the
+//! server rebuilds the index commitment from it at start. It is appended as batches are
+//! added and synced before any run that covers them is installed; at open it is cut back
+//! to the runs' entries.
+//!
 //! The small, rarely written facts — the distinct signer sets and the policy versions —
 //! live in the `catalog` file, loaded whole at open and synced before any run that refers
 //! to it.
@@ -65,6 +72,9 @@ pub const FANOUT: usize = 4;
 const TRAILER_BYTES: usize = 48;
 const MAGIC: &[u8; 8] = b"EVIDRUN1";
 const CATALOG: &str = "catalog";
+/// The key log: every entry's verifiable-index keys in full, for rebuilding the index
+/// commitment at start.
+pub const KEY_LOG: &str = "keys";
 
 const TAG_LEAF: u8 = b'H';
 const TAG_CONTENT: u8 = b'E';
@@ -227,6 +237,122 @@ fn read_catalog(file: &dyn VfsFile) -> io::Result<(Vec<CatalogItem>, u64)> {
         at += 8 + n;
     }
     Ok((items, at as u64))
+}
+
+// ---------------------------------------------------------------------------------------
+// The key log.
+
+/// One batch of the key log: `u32 length ‖ u32 CRC-32 ‖ body`, the body `first index (u64)
+/// ‖ entries (u32) ‖ keys (u32) ‖ the keys (32 bytes each) ‖ per entry: a count (u16) and
+/// that many key numbers (u32)`, all big-endian.
+fn key_frame(entries: &[Indexed]) -> Vec<u8> {
+    let mut keys: Vec<Hash> = Vec::new();
+    let mut numbers: HashMap<Hash, u32> = HashMap::new();
+    let mut per_entry: Vec<Vec<u32>> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut mine = Vec::new();
+        for key in evident_core::vindex::IndexKey::of_entry(entry.kind, &entry.facts) {
+            let Some(hash) = key.hash() else { continue };
+            let n = *numbers.entry(hash).or_insert_with(|| {
+                keys.push(hash);
+                (keys.len() - 1) as u32
+            });
+            mine.push(n);
+        }
+        per_entry.push(mine);
+    }
+    let first = entries.first().map_or(0, |e| e.index);
+    let mut body = Vec::with_capacity(16 + keys.len() * 32 + entries.len() * 24);
+    body.extend_from_slice(&first.to_be_bytes());
+    body.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    body.extend_from_slice(&(keys.len() as u32).to_be_bytes());
+    for k in &keys {
+        body.extend_from_slice(k.as_bytes());
+    }
+    for mine in per_entry {
+        body.extend_from_slice(&(mine.len() as u16).to_be_bytes());
+        for n in mine {
+            body.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// One decoded batch of the key log: its first index and each entry's keys.
+struct KeyBatch {
+    first: u64,
+    entries: Vec<Vec<Hash>>,
+}
+
+fn decode_key_body(body: &[u8]) -> Option<KeyBatch> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let part = body.get(at..at + n)?;
+        at += n;
+        Some(part)
+    };
+    let first = u64::from_be_bytes(take(8)?.try_into().ok()?);
+    let count = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
+    let nkeys = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
+    let mut keys = Vec::with_capacity(nkeys.min(body.len() / 32));
+    for _ in 0..nkeys {
+        keys.push(Hash::from_slice(take(32)?).ok()?);
+    }
+    let mut entries = Vec::with_capacity(count.min(body.len() / 2));
+    for _ in 0..count {
+        let n = u16::from_be_bytes(take(2)?.try_into().ok()?) as usize;
+        let mut mine = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
+            mine.push(*keys.get(k)?);
+        }
+        entries.push(mine);
+    }
+    (at == body.len()).then_some(KeyBatch { first, entries })
+}
+
+/// Reads the key log's whole, contiguous batches from entry 0; returns each batch's end
+/// (the entry after it) and byte offset after it, and calls `visit` with each batch.
+fn read_key_log(
+    file: &dyn VfsFile,
+    mut visit: impl FnMut(&KeyBatch) -> Result<(), StoreError>,
+) -> Result<Vec<(u64, u64)>, StoreError> {
+    let len = file
+        .byte_len()
+        .map_err(|e| StoreError::Corrupt(format!("reading the index key log: {e}")))?;
+    let mut ends = Vec::new();
+    let mut offset = 0u64;
+    let mut next = 0u64;
+    let mut header = [0u8; 8];
+    while offset + 8 <= len {
+        if file.read_exact_at(&mut header, offset).is_err() {
+            break;
+        }
+        let n = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as u64;
+        let crc = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
+        if offset + 8 + n > len {
+            break;
+        }
+        let mut body = vec![0u8; n as usize];
+        if file.read_exact_at(&mut body, offset + 8).is_err() || crc32fast::hash(&body) != crc {
+            break;
+        }
+        let Some(batch) = decode_key_body(&body) else {
+            break;
+        };
+        if batch.first != next {
+            break;
+        }
+        visit(&batch)?;
+        next += batch.entries.len() as u64;
+        offset += 8 + n;
+        ends.push((next, offset));
+    }
+    Ok(ends)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -614,6 +740,8 @@ struct State {
     catalog: Catalog,
     /// The catalog file's length: every frame before it is synced.
     catalog_len: u64,
+    /// The key log's length: its batches cover exactly the entries added.
+    keys_len: u64,
     /// Why the indexes on disk could not be opened (a lenient open, for `reindex` and
     /// `verify-store`): every read that needs them fails with it.
     damaged: Option<String>,
@@ -719,6 +847,7 @@ struct Loaded {
     catalog: Catalog,
     catalog_len: u64,
     next: u64,
+    keys_len: u64,
 }
 
 /// Opens the runs and the catalog in `dir`, removing leftovers of an interrupted write or
@@ -811,11 +940,41 @@ fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Loaded, StoreError> {
         file.sync_all()
             .map_err(io_err("syncing the index catalog", &path))?;
     }
+    let path = dir.join(KEY_LOG);
+    let file = vfs
+        .open(&path, OpenMode::Create)
+        .map_err(io_err("opening the index key log", &path))?;
+    let ends = read_key_log(&*file, |_| Ok(()))?;
+    let keys_len = if next == 0 {
+        0
+    } else {
+        match ends.iter().find(|(end, _)| *end == next) {
+            Some(&(_, offset)) => offset,
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "the index key log {} covers {} entries, not the {next} the runs hold \
+                     (stop the server and run `evidentd reindex`)",
+                    path.display(),
+                    ends.last().map_or(0, |(end, _)| *end)
+                )));
+            }
+        }
+    };
+    let len = file
+        .byte_len()
+        .map_err(io_err("reading the index key log", &path))?;
+    if keys_len < len {
+        file.set_len(keys_len)
+            .map_err(io_err("cutting the index key log back to the runs", &path))?;
+        file.sync_all()
+            .map_err(io_err("syncing the index key log", &path))?;
+    }
     Ok(Loaded {
         runs,
         catalog,
         catalog_len: valid,
         next,
+        keys_len,
     })
 }
 
@@ -869,6 +1028,7 @@ impl RunIndex {
                     catalog: Catalog::default(),
                     catalog_len: 0,
                     next: 0,
+                    keys_len: 0,
                 },
                 Some(e.to_string()),
             ),
@@ -887,6 +1047,7 @@ impl RunIndex {
                 },
                 catalog: loaded.catalog,
                 catalog_len: loaded.catalog_len,
+                keys_len: loaded.keys_len,
                 damaged,
                 generation: 0,
                 failed: None,
@@ -1048,6 +1209,12 @@ impl Shared {
                 catalog_len,
                 table.records.iter().copied().map(Ok),
             )?;
+            // The key log covers the run's entries before the run is in place.
+            let keys = self.dir.join(KEY_LOG);
+            self.vfs
+                .open(&keys, OpenMode::Create)
+                .and_then(|f| f.sync_data())
+                .map_err(io_err("syncing the index key log", &keys))?;
             let run = self.install_file(&tmp, table.lo, table.hi)?;
             let mut state = self.write();
             state.catalog.written += items.len();
@@ -1231,6 +1398,14 @@ impl IndexStore for RunIndex {
                     )));
                 }
             }
+            let frame = key_frame(entries);
+            let path = self.shared.dir.join(KEY_LOG);
+            self.shared
+                .vfs
+                .open(&path, OpenMode::Create)
+                .and_then(|f| f.write_all_at(&frame, state.keys_len))
+                .map_err(io_err("writing the index key log", &path))?;
+            state.keys_len += frame.len() as u64;
             let State {
                 active, catalog, ..
             } = &mut *state;
@@ -1560,6 +1735,48 @@ impl IndexStore for RunIndex {
         Ok(bytes)
     }
 
+    fn list_keys(
+        &self,
+        end: u64,
+        visit: &mut dyn FnMut(&Hash, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let (indexed, keys_len) = {
+            let state = self.read();
+            state.damaged()?;
+            (state.active.hi, state.keys_len)
+        };
+        let path = self.shared.dir.join(KEY_LOG);
+        let file = self
+            .shared
+            .vfs
+            .open(&path, OpenMode::Create)
+            .map_err(io_err("opening the index key log", &path))?;
+        let wanted = end.min(indexed);
+        let mut covered = 0u64;
+        let ends = read_key_log(&*file, |batch| {
+            for (n, keys) in batch.entries.iter().enumerate() {
+                let index = batch.first + n as u64;
+                if index >= wanted {
+                    break;
+                }
+                for key in keys {
+                    visit(key, index)?;
+                }
+                covered = index + 1;
+            }
+            Ok(())
+        })?;
+        let read_to = ends.last().map_or(0, |(_, offset)| *offset);
+        if covered < wanted || read_to < keys_len {
+            return Err(StoreError::Corrupt(format!(
+                "the index key log {} covers {covered} entries, not the {wanted} asked for \
+                 (stop the server and run `evidentd reindex`)",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
     fn clear(&self) -> Result<(), StoreError> {
         let _writing = self.shared.writing();
         let mut state = self.shared.write();
@@ -1585,6 +1802,10 @@ impl IndexStore for RunIndex {
         vfs.open(&catalog, OpenMode::Truncate)
             .and_then(|f| f.sync_all())
             .map_err(io_err("clearing the index catalog", &catalog))?;
+        let keys = dir.join(KEY_LOG);
+        vfs.open(&keys, OpenMode::Truncate)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("clearing the index key log", &keys))?;
         let generation = state.generation + 1;
         *state = State {
             generation,
@@ -1709,6 +1930,23 @@ mod tests {
             policies.into_iter().map(|((n, v), i)| (n, v, i)).collect();
         assert_eq!(index.policies().unwrap(), listed);
         assert_eq!(index.census().unwrap(), census);
+        // The key log gives every entry's keys in full, in order, and nothing more.
+        let mut logged: Vec<(Hash, u64)> = Vec::new();
+        index
+            .list_keys(n + 5, &mut |k, i| {
+                logged.push((*k, i));
+                Ok(())
+            })
+            .unwrap();
+        let want: Vec<(Hash, u64)> = (0..n)
+            .flat_map(|i| {
+                let e = entry(i);
+                evident_core::vindex::IndexKey::of_entry(e.kind, &e.facts)
+                    .into_iter()
+                    .filter_map(move |k| k.hash().map(|h| (h, i)))
+            })
+            .collect();
+        assert_eq!(logged, want);
     }
 
     /// Waits (up to 30 s) until the merger has brought the runs below `bound`; the merges

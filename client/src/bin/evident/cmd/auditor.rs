@@ -223,7 +223,12 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
         hits,
         tree_size,
         next_cursor: next,
+        completeness,
     } = audit::query(&mut client, query, args.limit, proving).await?;
+    let total = match &completeness {
+        audit::Completeness::Proven { total, .. } => Some(*total),
+        _ => None,
+    };
     match cli.format {
         Format::Human => {
             for hit in &hits {
@@ -241,9 +246,17 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
                     escape_terminal(&subjects_text(hit))
                 );
             }
-            let proven = if args.verify { ", each proven" } else { "" };
+            let proven = if args.verify {
+                format!(", each proven; {}", completeness.text())
+            } else {
+                String::new()
+            };
+            let of = total
+                .filter(|&t| t > hits.len() as u64)
+                .map(|t| format!(" of {t}"))
+                .unwrap_or_default();
             eprintln!(
-                "{} result(s) at tree size {tree_size}{proven}{}",
+                "{} result(s){of} at tree size {tree_size}{proven}{}",
                 hits.len(),
                 next.as_deref()
                     .map(|c| format!("; more with --cursor {}", escape_terminal(c)))
@@ -255,6 +268,9 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
             verified: args.verify,
             results: hits.iter().map(QueryHitOutput::from).collect(),
             next_cursor: next,
+            complete: total.is_some(),
+            total,
+            completeness: completeness.text(),
         }),
         Format::Jsonl => {
             for hit in &hits {

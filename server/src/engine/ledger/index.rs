@@ -1,0 +1,289 @@
+//! The verifiable index (`evident_core::vindex`) as the sequencer keeps it: rebuilt at
+//! start from the indexes' key lists and the log's leaf hashes, added to with every batch,
+//! its root signed in each checkpoint (the `evident-index` line), and its view at the
+//! published checkpoint handed to readers, who prove answers with it.
+
+use evident_core::Hash;
+use evident_core::note::Checkpoint;
+use evident_core::vindex::{self, Element, IndexBuilder};
+
+use super::LedgerError;
+use crate::store::{Store, StoreError};
+
+/// Leaf hashes read per request while rebuilding.
+const LEAVES_PER_READ: u64 = 16_384;
+
+/// The index over the first `size` entries, from the indexes' key lists.
+pub(super) fn rebuild(store: &Store, size: u64) -> Result<IndexBuilder, LedgerError> {
+    let started = std::time::Instant::now();
+    let mut leaves: Vec<Hash> = Vec::with_capacity(size as usize);
+    let mut at = 0u64;
+    while at < size {
+        let end = (at + LEAVES_PER_READ).min(size);
+        let wanted: Vec<(u32, u64)> = (at..end).map(|i| (0, i)).collect();
+        leaves.extend(store.subtree_hashes(&wanted)?);
+        at = end;
+    }
+    let mut builder = IndexBuilder::new();
+    store.index().list_keys(size, &mut |key, index| {
+        let leaf_hash = *leaves.get(index as usize).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "the indexes list entry {index}, beyond the log's {size} entries"
+            ))
+        })?;
+        builder
+            .insert(*key, Element { index, leaf_hash })
+            .map_err(|e| StoreError::Corrupt(format!("the indexes' key lists: {e}")))
+    })?;
+    builder.set_size(size);
+    let root = builder.root();
+    tracing::info!(
+        entries = size,
+        keys = builder.keys(),
+        root = %root,
+        ms = started.elapsed().as_millis() as u64,
+        "rebuilt the verifiable index"
+    );
+    Ok(builder)
+}
+
+/// Holds a rebuilt index against the stored checkpoint when it is of the same size and
+/// signs an index root: an index that disagrees with what was signed is refused.
+pub(super) fn check_against(
+    builder: &mut IndexBuilder,
+    stored: Option<&Checkpoint>,
+) -> Result<(), LedgerError> {
+    let Some(cp) = stored.filter(|cp| cp.size == builder.size()) else {
+        return Ok(());
+    };
+    let signed = vindex::root_from_extensions(&cp.extensions)
+        .map_err(|e| LedgerError::Damaged(std::sync::Arc::new(StoreError::Corrupt(e.0))))?;
+    let Some(signed) = signed else {
+        return Ok(());
+    };
+    let rebuilt = builder.root();
+    if signed != rebuilt {
+        return Err(LedgerError::Damaged(std::sync::Arc::new(
+            StoreError::Corrupt(format!(
+                "the verifiable index rebuilt from the indexes has root {rebuilt}, but the \
+                 signed checkpoint of {} entries says {signed}: the indexes were edited or \
+                 lost (stop the server and run `evidentd reindex`)",
+                cp.size
+            )),
+        )));
+    }
+    Ok(())
+}
+
+/// The most entries one proven answer holds: its proof carries every element, so it fits
+/// in one response.
+pub const MAX_PROVEN: u64 = 50_000;
+
+/// A proven answer, and how many entries it has (those inside the period).
+#[derive(Debug, Clone)]
+pub struct IndexAnswer {
+    /// The proof.
+    pub proof: vindex::AnswerProof,
+    /// How many entries the answer has.
+    pub len: u64,
+}
+
+/// Why an answer could not be proven.
+#[derive(Debug)]
+pub enum ProveError {
+    /// The query cannot be proven as asked (the words say why and what to do).
+    Refused(String),
+    /// Reading the store failed.
+    Ledger(LedgerError),
+}
+
+impl<E: Into<LedgerError>> From<E> for ProveError {
+    fn from(e: E) -> ProveError {
+        ProveError::Ledger(e.into())
+    }
+}
+
+/// One list at a view: elements by position from the posting list (below the view's
+/// size), chunk roots from the view.
+struct StoreList<'a> {
+    store: &'a Store,
+    posting: &'a crate::store::Posting,
+    chunks: &'a [(u64, Hash)],
+    len: u64,
+    size: u64,
+}
+
+impl StoreList<'_> {
+    /// The indexes at list positions `start..end`.
+    fn indexes(&self, start: u64, end: u64) -> Result<Vec<u64>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        // From the nearest complete chunk at or before `start`, or the list's start.
+        let c = ((start / vindex::CHUNK) as usize).min(self.chunks.len());
+        let from = if c < self.chunks.len() {
+            Some(c)
+        } else {
+            c.checked_sub(1)
+        };
+        let (mut position, mut next) =
+            from.map_or((0, 0), |c| (c as u64 * vindex::CHUNK, self.chunks[c].0));
+        let mut out = Vec::with_capacity((end - start) as usize);
+        while position < end {
+            let Some(index) = self.store.seek(self.posting, next, true, 0, self.size)? else {
+                return Err(StoreError::Corrupt(format!(
+                    "a posting list ends at position {position}, before the {} entries its \
+                     verifiable index commits",
+                    self.len
+                )));
+            };
+            if position >= start {
+                out.push(index);
+            }
+            position += 1;
+            next = index + 1;
+        }
+        Ok(out)
+    }
+
+    /// How many elements have an index below `index`.
+    fn rank(&self, index: u64) -> Result<u64, StoreError> {
+        let c = self.chunks.partition_point(|(first, _)| *first < index);
+        let (mut position, mut next) = match c.checked_sub(1) {
+            Some(c) => (c as u64 * vindex::CHUNK, self.chunks[c].0),
+            None => (0, 0),
+        };
+        while position < self.len {
+            match self.store.seek(self.posting, next, true, 0, self.size)? {
+                Some(found) if found < index => {
+                    position += 1;
+                    next = found + 1;
+                }
+                _ => break,
+            }
+        }
+        Ok(position)
+    }
+}
+
+impl vindex::ListSource for StoreList<'_> {
+    type Error = StoreError;
+
+    fn elements(&self, start: u64, end: u64) -> Result<Vec<Element>, StoreError> {
+        let indexes = self.indexes(start, end)?;
+        let wanted: Vec<(u32, u64)> = indexes.iter().map(|&i| (0, i)).collect();
+        let leaves = self.store.subtree_hashes(&wanted)?;
+        Ok(indexes
+            .into_iter()
+            .zip(leaves)
+            .map(|(index, leaf_hash)| Element { index, leaf_hash })
+            .collect())
+    }
+
+    fn chunk(&self, chunk: u64) -> Result<Option<Hash>, StoreError> {
+        Ok(self.chunks.get(chunk as usize).map(|(_, h)| *h))
+    }
+}
+
+/// The entries on either side of log index `index` in a log of `size`, with their
+/// inclusion proofs.
+fn bound(store: &Store, index: u64, size: u64) -> Result<vindex::TimeBound, LedgerError> {
+    let entry = |at: u64| -> Result<vindex::BoundEntry, LedgerError> {
+        let record = store
+            .entry(at)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {at} is missing")))?;
+        let proof = evident_core::merkle::inclusion_proof(store, at, size)
+            .map_err(|e| super::failure_of("proving a period's bound", e))?;
+        Ok(vindex::BoundEntry { record, proof })
+    };
+    Ok(vindex::TimeBound {
+        index,
+        before: index.checked_sub(1).map(entry).transpose()?,
+        at: (index < size).then(|| entry(index)).transpose()?,
+    })
+}
+
+/// Proves the answer to a one-list query at `view`: every entry on `posting` integrated in
+/// `since..=until` (either end open).
+pub fn prove(
+    store: &Store,
+    view: &vindex::IndexView,
+    posting: &crate::store::Posting,
+    since: Option<i64>,
+    until: Option<i64>,
+) -> Result<IndexAnswer, ProveError> {
+    let size = view.size;
+    let key = posting
+        .key()
+        .and_then(|k| k.bytes())
+        .ok_or_else(|| ProveError::Refused("this filter is not a list the index commits".into()))?;
+    let hash = Hash::sha256(&key);
+    let head = view.head(&hash);
+    let lo = match since {
+        Some(t) => crate::query::first_at_or_after(store, t, size)?,
+        None => 0,
+    };
+    let hi = match until {
+        Some(t) => match t.checked_add(1) {
+            Some(after) => crate::query::first_at_or_after(store, after, size)?,
+            None => size,
+        },
+        None => size,
+    };
+    let since = since.map(|_| bound(store, lo, size)).transpose()?;
+    let until = until.map(|_| bound(store, hi, size)).transpose()?;
+    let list = StoreList {
+        store,
+        posting,
+        chunks: view.chunks(&hash),
+        len: head.len,
+        size,
+    };
+    let map = view.map.prove(&hash);
+    if head.len == 0 {
+        return Ok(IndexAnswer {
+            proof: vindex::AnswerProof {
+                key,
+                slice: vindex::SliceProof {
+                    map,
+                    start: 0,
+                    elements: Vec::new(),
+                    hashes: Vec::new(),
+                },
+                since,
+                until,
+            },
+            len: 0,
+        });
+    }
+    let first_in = list.rank(lo)?;
+    let first_after = if hi >= size { head.len } else { list.rank(hi)? };
+    let len = first_after.saturating_sub(first_in);
+    if len > MAX_PROVEN {
+        return Err(ProveError::Refused(format!(
+            "the answer has {len} entries, more than the {MAX_PROVEN} one proof holds: narrow \
+             the period (since/until) and ask for each part"
+        )));
+    }
+    let start = first_in.saturating_sub(1);
+    let end = (first_after + 1).min(head.len);
+    let elements = vindex::ListSource::elements(&list, start, end)?;
+    let hashes = vindex::prove_slice(&list, start, end, head.len).map_err(|e| match e {
+        evident_core::merkle::ProofError::Source(e) => ProveError::Ledger(e.into()),
+        e => ProveError::Ledger(super::failure_of("proving a list slice", e)),
+    })?;
+    Ok(IndexAnswer {
+        proof: vindex::AnswerProof {
+            key,
+            slice: vindex::SliceProof {
+                map,
+                start,
+                elements,
+                hashes,
+            },
+            since,
+            until,
+        },
+        len,
+    })
+}
