@@ -6,6 +6,7 @@ mod auditor;
 mod backup;
 mod cli;
 mod cluster;
+mod completeness;
 mod copy;
 mod dos;
 mod durability;
