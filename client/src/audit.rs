@@ -599,6 +599,18 @@ pub async fn releases(
     client: &mut Client,
     asked: &ReleasesQuery,
 ) -> Result<Vec<ReleaseRow>, ClientError> {
+    Ok(releases_checked(client, asked, None).await?.0)
+}
+
+/// [`releases`], and with `proving` the population proven: every release attestation's
+/// entry proven in a verified checkpoint, and the list of them proven complete for the
+/// period against the verifiable index it signs (by the release name's list with a name,
+/// by the release predicate type's without).
+pub async fn releases_checked(
+    client: &mut Client,
+    asked: &ReleasesQuery,
+    proving: Option<Proving<'_>>,
+) -> Result<(Vec<ReleaseRow>, Completeness), ClientError> {
     let releases = Query {
         predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
         kind: Some(EntryKind::Attestation),
@@ -607,14 +619,44 @@ pub async fn releases(
         until: asked.until,
         ..Query::default()
     };
-    let found = query_all(
-        client,
-        Query {
-            include_entries: true,
-            ..releases.clone()
-        },
-    )
-    .await?;
+    let (found, completeness) = match proving {
+        None => (
+            query_all(
+                client,
+                Query {
+                    include_entries: true,
+                    ..releases.clone()
+                },
+            )
+            .await?,
+            Completeness::NotAsked,
+        ),
+        Some(proving) => {
+            // One list, so that the answer is proven complete: the release name's, or the
+            // release predicate type's (which only attestations have).
+            let population = match &asked.name {
+                Some(name) => Query {
+                    release: Some(name.clone()),
+                    since: asked.since,
+                    until: asked.until,
+                    ..Query::default()
+                },
+                None => Query {
+                    predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
+                    since: asked.since,
+                    until: asked.until,
+                    ..Query::default()
+                },
+            };
+            let found = query(client, population, usize::MAX, Some(proving)).await?;
+            if found.next_cursor.is_some() {
+                return Err(ClientError::Invalid(
+                    "the population is larger than one listing: narrow the period".into(),
+                ));
+            }
+            (found.hits, found.completeness)
+        }
+    };
     // The release attestations a release signer signed, by the server's signer and role
     // indexes. Asked after `found`: the log only grows, so every entry found is seen here.
     let mut trusted = BTreeSet::new();
@@ -671,7 +713,7 @@ pub async fn releases(
             verdict_signer,
         });
     }
-    Ok(rows)
+    Ok((rows, completeness))
 }
 
 /// The latest checkpoint, verified and proven consistent with the last one seen (and then

@@ -900,6 +900,11 @@ pub struct ReleaseRow {
 pub struct ReleasesOutput {
     /// The releases in the period, in log order; untrusted ones too, marked.
     pub releases: Vec<ReleaseRow>,
+    /// Whether the list is proven to hold every release attestation of the period
+    /// (`--verify`): against the verifiable index of a verified checkpoint.
+    pub complete: bool,
+    /// What was proven about completeness, in words.
+    pub completeness: String,
 }
 
 /// What a replayed log holds.

@@ -328,6 +328,37 @@ async fn a_period_of_releases_is_proven_complete_and_a_rewritten_answer_is_refus
         stderr(&out)
     );
 
+    // The release population of the period, proven complete; without the name, every
+    // release attestation (the ledger release inside the period too).
+    for (name, count) in [(Some("payments"), 4), (None, 5)] {
+        let mut args = vec!["releases", "--since", &since, "--until", &until, "--verify"];
+        if let Some(name) = name {
+            args.extend(["--name", name]);
+        }
+        let out = cli_via(d, &honest, &server, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("complete: proven against the checkpoint of"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(stdout(&out).lines().count(), count, "{}", stdout(&out));
+        args.extend(["--format", "json"]);
+        let out = cli_via(d, &honest, &server, &args);
+        let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(listed["complete"], true, "{listed}");
+        let dropping = proxy(
+            &server,
+            Some(Arc::new(|a: &mut pb::QueryResponse| {
+                a.results.pop();
+            })),
+            None,
+        )
+        .await;
+        let out = cli_via(d, &dropping, &server, &args);
+        refused(&out, "left out");
+    }
+
     let cases: Vec<(&str, Rewrite, &str)> = vec![
         (
             "an entry removed from the results",

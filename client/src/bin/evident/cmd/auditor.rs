@@ -99,6 +99,11 @@ pub struct ReleasesArgs {
     /// `role:NAME` (repeatable). Summaries by anyone else are ignored.
     #[arg(long = "verdict-signer", value_name = "ID|role:NAME", default_values_t = [String::from("role:deploy")])]
     verdict_signers: Vec<String>,
+    /// Prove every release attestation's entry in a checkpoint signed by the pinned log key
+    /// (EVIDENT_LOG_KEY), and that the list holds every release attestation of the period
+    /// (with --name, of that name).
+    #[arg(long)]
+    verify: bool,
     #[command(flatten)]
     pub(crate) connection: crate::Connection,
     #[command(flatten)]
@@ -317,7 +322,17 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
         verdict_signers: SignerSpec::parse_all("verdict-signer", &args.verdict_signers)?,
     };
     let mut client = connect(cli).await?;
-    let rows = audit::releases(&mut client, &asked).await?;
+    let key = if args.verify {
+        Some(require_log_key(cli)?)
+    } else {
+        None
+    };
+    let state_file = state_path(cli);
+    let proving = key.as_ref().map(|log_key| audit::Proving {
+        log_key,
+        state_file: &state_file,
+    });
+    let (rows, completeness) = audit::releases_checked(&mut client, &asked, proving).await?;
     match cli.format {
         Format::Human => {
             let line = |r: &ReleaseRow| {
@@ -357,12 +372,21 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
                 }
             }
             eprintln!(
-                "{} release(s); {} release attestation(s) not by a release signer",
+                "{} release(s); {} release attestation(s) not by a release signer{}",
                 declared.len(),
-                others.len()
+                others.len(),
+                if args.verify {
+                    format!("; {}", completeness.text())
+                } else {
+                    String::new()
+                }
             );
         }
-        Format::Json => print_json(&ReleasesOutput { releases: rows }),
+        Format::Json => print_json(&ReleasesOutput {
+            releases: rows,
+            complete: matches!(completeness, audit::Completeness::Proven { .. }),
+            completeness: completeness.text(),
+        }),
         Format::Jsonl => {
             for r in &rows {
                 println!("{}", serde_json::to_string(r).expect("a row serializes"));
