@@ -135,12 +135,14 @@ pub fn verify_store(
     let mut replay = Replay::new(genesis(store)?);
     let mut frontier = Frontier::new();
     let mut census = Census::default();
+    let mut leaves = Vec::with_capacity(size as usize);
     for index in 0..size {
         let bytes = store
             .entry(index)?
             .ok_or_else(|| entry(index, "is missing"))?;
         let (record, leaf_hash, facts) =
             replay.push(&bytes).map_err(|e| entry(e.index, e.problem))?;
+        leaves.push(leaf_hash);
         for node in frontier.append(leaf_hash) {
             let stored = store
                 .subtree_hash(node.level, node.index)
@@ -187,6 +189,26 @@ pub fn verify_store(
         return Err(MaintenanceError::Index(format!(
             "the indexes hold {stored:?}, the entries account for {census:?}: some index \
              entries point to entries that do not have them (run `evidentd reindex`)"
+        )));
+    }
+    // The verifiable index the server rebuilds at start, from the indexes' key lists, is
+    // the one the entries give.
+    let mut stored_index = evident_core::vindex::IndexBuilder::new();
+    store.index().list_keys(size, &mut |key, index| {
+        let leaf_hash = leaves.get(index as usize).copied().ok_or_else(|| {
+            StoreError::Corrupt(format!("the key lists name entry {index}, beyond the log"))
+        })?;
+        stored_index
+            .insert(*key, evident_core::vindex::Element { index, leaf_hash })
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    })?;
+    stored_index.set_size(size);
+    let (stored_root, replayed_root) = (stored_index.root(), replay.index_root());
+    if Some(stored_root) != replayed_root {
+        return Err(MaintenanceError::Index(format!(
+            "the indexes' key lists give verifiable index root {stored_root}, the entries \
+             {}: the lists were edited or lost (run `evidentd reindex`)",
+            replayed_root.map(|r| r.to_string()).unwrap_or_default()
         )));
     }
     let index_keys = census.leaf_hashes

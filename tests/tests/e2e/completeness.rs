@@ -551,3 +551,62 @@ async fn audit_and_monitor_catch_a_log_that_signs_a_wrong_index_root() {
     );
     refused(&out, "verifiable index does not match its log");
 }
+
+/// Rewrites the first key of the first batch in the indexes' key log, with a valid
+/// checksum: an edit that only the index root can catch.
+fn edit_key_log(data: &Path) {
+    let path = data.join("indexes").join("keys");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+    // Body: first index (8), entries (4), keys (4), then the first key hash.
+    bytes[8 + 16] ^= 0x01;
+    let crc = crc32fast::hash(&bytes[8..8 + len]);
+    bytes[4..8].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_index_key_log_is_refused_at_start_and_by_verify_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (mut server, _) = releases(d).await;
+    let config = server.config.clone();
+    let data = server.data_dir.clone();
+    assert!(tokio::task::block_in_place(|| server.terminate()).success());
+    let out = evident_tests::evidentd_offline(&config, &["verify-store"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    edit_key_log(&data);
+    let out = evident_tests::evidentd_offline(&config, &["verify-store"]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the indexes' key lists give verifiable index root"),
+        "{}",
+        stderr(&out)
+    );
+    let err = Server::start(&config, &data)
+        .err()
+        .expect("the server refuses to start");
+    assert!(
+        err.contains("the verifiable index rebuilt from the indexes has root"),
+        "{err}"
+    );
+    // reindex rebuilds the lists from the entries; then all is well again.
+    let out = evident_tests::evidentd_offline(&config, &["reindex"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = evident_tests::evidentd_offline(&config, &["verify-store"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let server = Server::start(&config, &data).unwrap();
+    let honest = proxy(&server, None, None).await;
+    let out = cli_via(
+        d,
+        &honest,
+        &server,
+        &["query", "--release", "payments", "--verify"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("complete: proven"),
+        "{}",
+        stderr(&out)
+    );
+}
