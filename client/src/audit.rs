@@ -1006,6 +1006,7 @@ pub async fn report(
         )));
     }
     let evaluated_at = as_of.unwrap_or(now);
+    let mut population = None;
     let (title, targets) = match scope {
         ReportScope::One(release) => {
             let label = match release {
@@ -1028,6 +1029,37 @@ pub async fn report(
                 (u, t) => u.or(t),
             };
             let names = release_names(client, since, until, release_signers).await?;
+            // The population the names come from, proven complete: every release
+            // attestation integrated in the period.
+            let found = query(
+                client,
+                Query {
+                    predicate_type: Some(predicates::RELEASE_V0_1.to_owned()),
+                    since,
+                    until,
+                    ..Query::default()
+                },
+                usize::MAX,
+                Some(Proving {
+                    log_key,
+                    state_file,
+                }),
+            )
+            .await?;
+            population = Some(match found.completeness {
+                Completeness::Proven { size, total } => crate::report::PopulationProof {
+                    complete: true,
+                    release_attestations: Some(total),
+                    checkpoint_size: Some(size),
+                    text: Completeness::Proven { size, total }.text(),
+                },
+                other => crate::report::PopulationProof {
+                    complete: false,
+                    release_attestations: None,
+                    checkpoint_size: None,
+                    text: other.text(),
+                },
+            });
             let period = format!(
                 "{} to {}",
                 since_text.as_deref().unwrap_or("the start"),
@@ -1076,6 +1108,7 @@ pub async fn report(
     let mut document = Document::new(title, now, log_key, &checkpoint);
     document.as_of = as_of.map(time_text);
     document.releases = sections;
+    document.population = population;
     Ok(Reported { document, releases })
 }
 

@@ -1001,6 +1001,13 @@ pub struct PopulationOutput {
     pub root_hash: String,
     /// One row per release.
     pub releases: Vec<PopulationRow>,
+    /// For a period: whether the release attestations of the period are proven complete
+    /// against the log's verifiable index (`null` for a report of one release).
+    pub complete: Option<bool>,
+    /// How many release attestations the period holds, when proven.
+    pub release_attestations: Option<u64>,
+    /// What was proven about the population, in words.
+    pub completeness: Option<String>,
 }
 
 /// One release of a population.
@@ -1092,6 +1099,9 @@ impl PopulationOutput {
             tree_size: doc.checkpoint.size,
             root_hash: doc.checkpoint.root_hex.clone(),
             releases,
+            complete: doc.population.as_ref().map(|p| p.complete),
+            release_attestations: doc.population.as_ref().and_then(|p| p.release_attestations),
+            completeness: doc.population.as_ref().map(|p| p.text.clone()),
         }
     }
 }

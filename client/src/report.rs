@@ -40,6 +40,23 @@ pub struct Document {
     pub as_of: Option<String>,
     /// The releases, in the order given.
     pub releases: Vec<ReleaseReport>,
+    /// For a period's report: what the log proves about the population (every release
+    /// attestation integrated in the period).
+    pub population: Option<PopulationProof>,
+}
+
+/// What a period report's population rests on: the release attestations of the period, as
+/// the log's verifiable index proves them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PopulationProof {
+    /// Whether the list of release attestations is proven complete.
+    pub complete: bool,
+    /// How many release attestations the period holds (when proven).
+    pub release_attestations: Option<u64>,
+    /// The size of the checkpoint the list was proven against.
+    pub checkpoint_size: Option<u64>,
+    /// What was proven, in words.
+    pub text: String,
 }
 
 impl Document {
@@ -60,6 +77,7 @@ impl Document {
             checkpoint: CheckpointRef::from(checkpoint),
             as_of: None,
             releases: Vec::new(),
+            population: None,
         }
     }
 
@@ -1373,6 +1391,18 @@ fn summary(sink: &mut impl Sink, doc: &Document) {
             excepted
         ))],
     );
+    if let Some(p) = &doc.population {
+        let line = match (p.complete, p.release_attestations, p.checkpoint_size) {
+            (true, Some(n), Some(size)) => format!(
+                "Population: {} integrated in the period, complete: proven against the \
+                 verifiable index of the checkpoint of {size} entries, so none was left out. \
+                 The releases above are those a release signer declared among them.",
+                count(n as usize, "release attestation", "release attestations")
+            ),
+            _ => format!("Population: {}.", p.text),
+        };
+        sink.paragraph(Para::Plain, &[lit(line)]);
+    }
     let rows: Vec<Row> = population_order(doc)
         .into_iter()
         .map(|n| {

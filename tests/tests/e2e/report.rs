@@ -510,6 +510,11 @@ async fn a_period_report_holds_every_release_of_the_period_with_its_verdict() {
         text.contains("2 release(s), 2000-01-01 to 2100-12-31"),
         "{text}"
     );
+    // The population it rests on, proven complete by the log's verifiable index.
+    assert!(
+        text.contains("Population: 2 release attestations integrated in the period, complete: proven against the verifiable index of the checkpoint of"),
+        "{text}"
+    );
     assert!(
         text.contains("payments-api@1.4.2") && text.contains("payments-api@1.4.3"),
         "{text}"
@@ -1071,6 +1076,7 @@ async fn a_report_shows_why_and_re_performs_past_decisions_as_of_the_deploy() {
         json!(["signer-8@test"])
     );
     assert!(population["as_of"].is_string());
+    assert_eq!(population["complete"], true, "{population}");
     crate::outputs::conforms("report-population", &population);
     // The name the release signer gave the artifact, never the squatter's.
     assert!(
