@@ -248,7 +248,20 @@ pub async fn query(
     let mut tree_size;
     let mut verified_at: Option<Checkpoint> = None;
     let next = loop {
-        let page = client.query(&query).await?;
+        let page = match client.query(&query).await {
+            // The server cannot prove this answer (too large, or an instance that does not
+            // keep the index): each result is still proven, completeness is not claimed.
+            Err(ClientError::Status {
+                code: tonic::Code::FailedPrecondition,
+                message,
+                ..
+            }) if query.prove_complete && query.cursor.is_none() => {
+                completeness = Completeness::NotProven(format!("the server says: {message}"));
+                query.prove_complete = false;
+                continue;
+            }
+            page => page?,
+        };
         tree_size = page.tree_size;
         if let Some(proving) = proving {
             let checkpoint = match &verified_at {
@@ -266,10 +279,23 @@ pub async fn query(
                         )));
                     }
                     verified_at = Some(c.clone());
+                    let signs_index = vindex::root_from_extensions(&c.extensions)
+                        .map_err(|e| ClientError::Verification(e.to_string()))?
+                        .is_some();
+                    if query.prove_complete && page.index_proof.is_none() && !signs_index {
+                        // A log that does not commit an index (a server of an earlier
+                        // version) cannot prove completeness; it is not claimed.
+                        completeness = Completeness::NotProven(
+                            "the log's checkpoints sign no verifiable index".into(),
+                        );
+                        query.prove_complete = false;
+                    }
                     if query.prove_complete {
                         let proof = page.index_proof.as_ref().ok_or_else(|| {
                             ClientError::Verification(
-                                "the server sent no proof that the answer is complete".into(),
+                                "the server sent no proof that the answer is complete, though \
+                                 its checkpoint signs a verifiable index"
+                                    .into(),
                             )
                         })?;
                         let mut elements = proof
@@ -320,6 +346,18 @@ pub async fn query(
             }
         }
         hits.extend(page_hits);
+        if let Some(expected) = &expected {
+            if hits.len() > expected.len() {
+                check_complete(&hits, expected, false)?;
+            }
+        }
+        if page.next_cursor.is_some() && page.next_cursor == query.cursor {
+            return Err(ClientError::Response(
+                "the server answered a page with the cursor it was asked with: it would page \
+                 forever"
+                    .into(),
+            ));
+        }
         match page.next_cursor {
             Some(cursor) if hits.len() < limit => {
                 query.page_size = (limit - hits.len()).clamp(1, 1000) as u32;
@@ -1046,18 +1084,38 @@ pub async fn report(
                 }),
             )
             .await?;
+            // Every proven release attestation is either reported (a release signer
+            // declared its release, by the server's signer lists) or named as not: none is
+            // dropped silently, whatever those lists say.
+            let mut not_reported = Vec::new();
+            for hit in &found.hits {
+                let declared = hit
+                    .record
+                    .as_ref()
+                    .and_then(|r| Statement::from_envelope(r.envelope()).ok())
+                    .and_then(|s| predicates::release_name_version(&s.predicate));
+                let label = match declared {
+                    Some((name, version)) => format!("{name}@{version}"),
+                    None => "(no release name)".to_owned(),
+                };
+                if !names.contains(&label) {
+                    not_reported.push(format!("{label} (entry {})", hit.index));
+                }
+            }
             population = Some(match found.completeness {
                 Completeness::Proven { size, total } => crate::report::PopulationProof {
                     complete: true,
                     release_attestations: Some(total),
                     checkpoint_size: Some(size),
                     text: Completeness::Proven { size, total }.text(),
+                    not_reported,
                 },
                 other => crate::report::PopulationProof {
                     complete: false,
                     release_attestations: None,
                     checkpoint_size: None,
                     text: other.text(),
+                    not_reported,
                 },
             });
             let period = format!(

@@ -368,12 +368,45 @@ impl CheckpointState {
                     new.size, old.size
                 )));
             }
+            // What a checkpoint signs beside its root (the registry and policy digests, the
+            // verifiable index root) is derived from the same entries: two notes of one size
+            // must sign the same lines, and a log that signed its index once keeps doing so.
+            // The only change allowed is the index line appearing (a server upgraded).
+            let index_line = |c: &Checkpoint| {
+                c.extensions
+                    .iter()
+                    .find(|l| l.starts_with("evident-index "))
+                    .cloned()
+            };
+            if index_line(&old).is_some() && index_line(&new).is_none() {
+                return Err(ClientError::Inconsistent(format!(
+                    "the log signed a verifiable index root up to its checkpoint of {} entries, \
+                     and its checkpoint of {} entries signs none: a log does not stop \
+                     committing its index",
+                    old.size, new.size
+                )));
+            }
             if new.size == old.size {
                 if new.root != old.root {
                     return Err(ClientError::Inconsistent(format!(
                         "fork: two checkpoints of {} entries with different roots ({} and {})",
                         new.size, old.root, new.root
                     )));
+                }
+                let mut without_index = new.extensions.clone();
+                if index_line(&old).is_none() {
+                    without_index.retain(|l| !l.starts_with("evident-index "));
+                }
+                if without_index != old.extensions {
+                    return Err(ClientError::Inconsistent(format!(
+                        "fork: two checkpoints of {} entries with the same root sign different \
+                         lines ({:?} and {:?}): the log shows different index or registry \
+                         commitments for one log",
+                        new.size, old.extensions, new.extensions
+                    )));
+                }
+                if index_line(&old).is_none() && index_line(&new).is_some() {
+                    self.logs.insert(log_key.to_string(), note.to_owned());
                 }
                 return Ok(new);
             }

@@ -1008,6 +1008,9 @@ pub struct PopulationOutput {
     pub release_attestations: Option<u64>,
     /// What was proven about the population, in words.
     pub completeness: Option<String>,
+    /// Release attestations of the period not reported, as not signed by a release signer
+    /// (by the server's signer lists): `NAME@VERSION (entry N)`.
+    pub not_reported: Vec<String>,
 }
 
 /// One release of a population.
@@ -1102,6 +1105,11 @@ impl PopulationOutput {
             complete: doc.population.as_ref().map(|p| p.complete),
             release_attestations: doc.population.as_ref().and_then(|p| p.release_attestations),
             completeness: doc.population.as_ref().map(|p| p.text.clone()),
+            not_reported: doc
+                .population
+                .as_ref()
+                .map(|p| p.not_reported.clone())
+                .unwrap_or_default(),
         }
     }
 }

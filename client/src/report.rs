@@ -57,6 +57,9 @@ pub struct PopulationProof {
     pub checkpoint_size: Option<u64>,
     /// What was proven, in words.
     pub text: String,
+    /// The release attestations of the period the report does not cover, because no
+    /// release signer signed them by the server's signer lists: `NAME@VERSION (entry N)`.
+    pub not_reported: Vec<String>,
 }
 
 impl Document {
@@ -1392,7 +1395,7 @@ fn summary(sink: &mut impl Sink, doc: &Document) {
         ))],
     );
     if let Some(p) = &doc.population {
-        let line = match (p.complete, p.release_attestations, p.checkpoint_size) {
+        let mut line = match (p.complete, p.release_attestations, p.checkpoint_size) {
             (true, Some(n), Some(size)) => format!(
                 "Population: {} integrated in the period, complete: proven against the \
                  verifiable index of the checkpoint of {size} entries, so none was left out. \
@@ -1401,7 +1404,13 @@ fn summary(sink: &mut impl Sink, doc: &Document) {
             ),
             _ => format!("Population: {}.", p.text),
         };
-        sink.paragraph(Para::Plain, &[lit(line)]);
+        if !p.not_reported.is_empty() {
+            line.push_str(&format!(
+                " Not reported, as not signed by a release signer: {}.",
+                p.not_reported.join(", ")
+            ));
+        }
+        sink.paragraph(Para::Plain, &[text(&line)]);
     }
     let rows: Vec<Row> = population_order(doc)
         .into_iter()

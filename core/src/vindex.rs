@@ -1,7 +1,7 @@
 //! The verifiable index: every posting list the server keeps, committed by one root that
 //! each checkpoint signs, so that an answer for one key proves it left nothing out.
 //!
-//! Two layers (docs/FORMAT.md, section 5, gives every byte):
+//! Two layers (docs/FORMAT.md, section 4.3, gives every byte):
 //!
 //! - **Lists.** The entries on one index key (a subject digest, a release, a signer…), in
 //!   log order, are the leaves of an RFC 6962 Merkle tree. A leaf is an [`Element`], the
@@ -586,16 +586,114 @@ pub fn prove_slice<S: ListSource>(
 }
 
 /// Each complete chunk of a list: its first entry index and root, shared between views.
-type Chunks = Arc<Vec<(u64, Hash)>>;
-/// The chunks of every list that has one.
-type ChunkMap = Arc<HashMap<Hash, Chunks>>;
+type ChunkMap = Arc<HashMap<Hash, ChunkTable>>;
+
+/// Chunk roots per block of a [`ChunkTable`].
+const TABLE_BLOCK: usize = 1024;
+
+/// The roots of a list's complete chunks, each with the index of its first entry, in
+/// blocks that appends never change once full: a copy shares every block, so a view of
+/// the index costs the table's block pointers, not its roots.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkTable {
+    blocks: Vec<Arc<Vec<(u64, Hash)>>>,
+    len: usize,
+}
+
+impl ChunkTable {
+    /// Chunks in the table.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Chunk `i`: its first entry's index and its root.
+    pub fn get(&self, i: usize) -> Option<(u64, Hash)> {
+        (i < self.len).then(|| self.blocks[i / TABLE_BLOCK][i % TABLE_BLOCK])
+    }
+
+    fn push(&mut self, chunk: (u64, Hash)) {
+        if self.len % TABLE_BLOCK == 0 {
+            self.blocks.push(Arc::new(Vec::with_capacity(TABLE_BLOCK)));
+        }
+        let last = self.blocks.last_mut().expect("a block was just made");
+        Arc::make_mut(last).push(chunk);
+        self.len += 1;
+    }
+
+    /// Every chunk in the table.
+    pub fn all(&self) -> Chunks<'_> {
+        Chunks {
+            table: Some(self),
+            len: self.len,
+        }
+    }
+
+    /// Every chunk, in order (for tests and benchmarks).
+    pub fn to_vec(&self) -> Vec<(u64, Hash)> {
+        (0..self.len).filter_map(|i| self.get(i)).collect()
+    }
+}
+
+/// The first `len` chunks of a [`ChunkTable`]: a list's complete chunks at one size.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunks<'a> {
+    table: Option<&'a ChunkTable>,
+    len: usize,
+}
+
+impl Chunks<'_> {
+    /// No chunks.
+    pub fn none() -> Chunks<'static> {
+        Chunks {
+            table: None,
+            len: 0,
+        }
+    }
+
+    /// Chunks at this size.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Chunk `i`: its first entry's index and its root.
+    pub fn get(&self, i: usize) -> Option<(u64, Hash)> {
+        if i >= self.len {
+            return None;
+        }
+        self.table.and_then(|t| t.get(i))
+    }
+
+    /// How many chunks start at an entry before `index`.
+    pub fn starting_before(&self, index: u64) -> usize {
+        let (mut lo, mut hi) = (0, self.len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid).is_some_and(|(first, _)| first < index) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
 
 /// A list as the index builder keeps it: enough to append and to give its root, and the
 /// root and first index of each complete chunk.
 #[derive(Debug, Clone, Default)]
 pub struct ListState {
     frontier: Frontier,
-    chunks: Chunks,
+    chunks: ChunkTable,
     chunk_first: u64,
     last: Option<u64>,
 }
@@ -618,7 +716,7 @@ impl ListState {
         }
         for node in self.frontier.append(element.hash()) {
             if node.level == CHUNK_LEVEL {
-                Arc::make_mut(&mut self.chunks).push((self.chunk_first, node.hash));
+                self.chunks.push((self.chunk_first, node.hash));
             }
         }
         self.last = Some(element.index);
@@ -633,13 +731,8 @@ impl ListState {
     }
 
     /// The complete chunks: each one's first entry index and root.
-    pub fn chunks(&self) -> &[(u64, Hash)] {
+    pub fn chunks(&self) -> &ChunkTable {
         &self.chunks
-    }
-
-    /// The complete chunks, shared: appends after this copy leave it as it is.
-    pub fn shared_chunks(&self) -> Chunks {
-        Arc::clone(&self.chunks)
     }
 }
 
@@ -676,13 +769,14 @@ impl IndexView {
         self.map.get(key).unwrap_or_else(ListHead::empty)
     }
 
-    /// The complete chunks of a key's list at this size: each one's first entry index and
-    /// root.
-    pub fn chunks(&self, key: &Hash) -> &[(u64, Hash)] {
+    /// The complete chunks of a key's list at this size.
+    pub fn chunks(&self, key: &Hash) -> Chunks<'_> {
         let complete = (self.head(key).len / CHUNK) as usize;
-        self.chunks
-            .get(key)
-            .map_or(&[][..], |c| &c[..complete.min(c.len())])
+        let table = self.chunks.get(key);
+        Chunks {
+            table,
+            len: complete.min(table.map_or(0, ChunkTable::len)),
+        }
     }
 }
 
@@ -755,8 +849,8 @@ impl IndexBuilder {
                 let list = &self.lists[&key];
                 updates.push((key, list.head()));
                 let chunks = list.chunks().len();
-                if chunks > 0 && self.chunked.get(&key).map(|c| c.len()) != Some(chunks) {
-                    Arc::make_mut(&mut self.chunked).insert(key, list.shared_chunks());
+                if chunks > 0 && self.chunked.get(&key).map(ChunkTable::len) != Some(chunks) {
+                    Arc::make_mut(&mut self.chunked).insert(key, list.chunks().clone());
                 }
             }
             self.map = self.map.update(&updates);
@@ -1009,8 +1103,8 @@ impl TimeBound {
 pub struct MemoryList<'a> {
     /// The list's elements (at least as many as the proofs read).
     pub elements: &'a [Element],
-    /// Its complete chunks ([`ListState::chunks`]); may be empty.
-    pub chunks: &'a [(u64, Hash)],
+    /// Its complete chunks ([`ListState::chunks`]), or [`Chunks::none`].
+    pub chunks: Chunks<'a>,
 }
 
 impl ListSource for MemoryList<'_> {
@@ -1021,7 +1115,7 @@ impl ListSource for MemoryList<'_> {
     }
 
     fn chunk(&self, chunk: u64) -> Result<Option<Hash>, Self::Error> {
-        Ok(self.chunks.get(chunk as usize).map(|(_, h)| *h))
+        Ok(self.chunks.get(chunk as usize).map(|(_, h)| h))
     }
 }
 

@@ -8,8 +8,8 @@ use evident_core::Hash;
 use evident_core::merkle::{self, MemoryTree, leaf_hash, range_proof, root_from_range};
 use evident_core::record::{EntryKind, LeafRecord};
 use evident_core::vindex::{
-    BoundEntry, Coverage, Element, IndexBuilder, IndexKey, ListHead, Map, MemoryList, SliceProof,
-    TimeBound, list_root, prove_slice,
+    BoundEntry, Chunks, Coverage, Element, IndexBuilder, IndexKey, ListHead, Map, MemoryList,
+    SliceProof, TimeBound, list_root, prove_slice,
 };
 use proptest::prelude::*;
 
@@ -193,7 +193,7 @@ fn answer(
     let state = b.list(&key).cloned().unwrap_or_default();
     let source = MemoryList {
         elements: &list,
-        chunks: state.chunks(),
+        chunks: state.chunks().all(),
     };
     let len = list.len() as u64;
     if len == 0 {
@@ -358,7 +358,7 @@ fn an_answer_that_stops_short_of_a_fence_is_refused() {
     no_left[0].hashes = prove_slice(
         &MemoryList {
             elements: &log.list(0),
-            chunks: &[],
+            chunks: Chunks::none(),
         },
         no_left[0].start,
         no_left[0].start + no_left[0].elements.len() as u64,
@@ -375,7 +375,7 @@ fn an_answer_that_stops_short_of_a_fence_is_refused() {
     p.hashes = prove_slice(
         &MemoryList {
             elements: &log.list(0),
-            chunks: &[],
+            chunks: Chunks::none(),
         },
         p.start,
         p.start + p.elements.len() as u64,
@@ -404,16 +404,16 @@ fn chunk_roots_give_the_same_proofs_as_the_elements() {
     let list = log.list(0);
     assert_eq!(state.chunks().len(), 3000 / 256);
     assert_eq!(state.head().root, list_root(&list));
-    for (c, (first, _)) in state.chunks().iter().enumerate() {
+    for (c, (first, _)) in state.chunks().to_vec().iter().enumerate() {
         assert_eq!(*first, list[c * 256].index);
     }
     let with = MemoryList {
         elements: &list,
-        chunks: state.chunks(),
+        chunks: state.chunks().all(),
     };
     let without = MemoryList {
         elements: &list,
-        chunks: &[],
+        chunks: Chunks::none(),
     };
     for (s, e) in [(0, 1), (255, 257), (1000, 1100), (2999, 3000), (0, 3000)] {
         assert_eq!(

@@ -526,6 +526,9 @@ async fn audit_and_monitor_catch_a_log_that_signs_a_wrong_index_root() {
         Arc::new(move |note: &str| wrong_index_root(&signer, note))
     };
     let lying = proxy(&server, None, Some(resign)).await;
+    // A client that verified the honest note refuses the other one of the same size.
+    let out = cli_via(d, &lying, &server, &["checkpoint"]);
+    refused(&out, "sign different lines");
     let fresh = tempfile::tempdir().unwrap();
     let out = cli_via(
         fresh.path(),

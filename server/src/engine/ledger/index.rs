@@ -108,7 +108,7 @@ impl<E: Into<LedgerError>> From<E> for ProveError {
 struct StoreList<'a> {
     store: &'a Store,
     posting: &'a crate::store::Posting,
-    chunks: &'a [(u64, Hash)],
+    chunks: vindex::Chunks<'a>,
     len: u64,
     size: u64,
 }
@@ -126,8 +126,9 @@ impl StoreList<'_> {
         } else {
             c.checked_sub(1)
         };
-        let (mut position, mut next) =
-            from.map_or((0, 0), |c| (c as u64 * vindex::CHUNK, self.chunks[c].0));
+        let (mut position, mut next) = from
+            .and_then(|c| self.chunks.get(c).map(|(first, _)| (c, first)))
+            .map_or((0, 0), |(c, first)| (c as u64 * vindex::CHUNK, first));
         let mut out = Vec::with_capacity((end - start) as usize);
         while position < end {
             let Some(index) = self.store.seek(self.posting, next, true, 0, self.size)? else {
@@ -148,11 +149,11 @@ impl StoreList<'_> {
 
     /// How many elements have an index below `index`.
     fn rank(&self, index: u64) -> Result<u64, StoreError> {
-        let c = self.chunks.partition_point(|(first, _)| *first < index);
-        let (mut position, mut next) = match c.checked_sub(1) {
-            Some(c) => (c as u64 * vindex::CHUNK, self.chunks[c].0),
-            None => (0, 0),
-        };
+        let c = self.chunks.starting_before(index);
+        let (mut position, mut next) = c
+            .checked_sub(1)
+            .and_then(|c| self.chunks.get(c).map(|(first, _)| (c, first)))
+            .map_or((0, 0), |(c, first)| (c as u64 * vindex::CHUNK, first));
         while position < self.len {
             match self.store.seek(self.posting, next, true, 0, self.size)? {
                 Some(found) if found < index => {
@@ -181,7 +182,7 @@ impl vindex::ListSource for StoreList<'_> {
     }
 
     fn chunk(&self, chunk: u64) -> Result<Option<Hash>, StoreError> {
-        Ok(self.chunks.get(chunk as usize).map(|(_, h)| *h))
+        Ok(self.chunks.get(chunk as usize).map(|(_, h)| h))
     }
 }
 

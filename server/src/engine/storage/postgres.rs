@@ -1793,6 +1793,12 @@ impl IndexStore for PgIndex {
         visit: &mut dyn FnMut(&Hash, u64) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         const PAGE: i64 = 50_000;
+        let indexed = self.indexed()?;
+        if end > indexed {
+            return Err(StoreError::Corrupt(format!(
+                "asked for the key lists of {end} entries; the indexes hold {indexed}"
+            )));
+        }
         let end = to_i64(end);
         // Keyset pages in primary-key order: each list whole and in order.
         let mut after: (Vec<u8>, i64) = (Vec::new(), -1);

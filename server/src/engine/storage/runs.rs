@@ -941,6 +941,30 @@ fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Loaded, StoreError> {
             .map_err(io_err("syncing the index catalog", &path))?;
     }
     let path = dir.join(KEY_LOG);
+    let mut valid = valid;
+    if next > 0 && !vfs.exists(&path).map_err(io_err("looking for", &path))? {
+        // Indexes of a version before the key log: removed, and rebuilt from the log (with
+        // the key log) before the server takes submissions.
+        tracing::warn!(
+            folder = %dir.display(),
+            "the indexes have no key log (an earlier version wrote them): removing them; \
+             they are rebuilt from the log before the server takes submissions"
+        );
+        for run in runs.drain(..).rev() {
+            let run_path = dir.join(run_name(run.lo, run.hi));
+            vfs.remove(&run_path)
+                .map_err(io_err("removing an index run", &run_path))?;
+        }
+        let catalog_path = dir.join(CATALOG);
+        vfs.open(&catalog_path, OpenMode::Truncate)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("clearing the index catalog", &catalog_path))?;
+        vfs.sync_dir(dir)
+            .map_err(io_err("syncing the index folder", dir))?;
+        catalog = Catalog::default();
+        next = 0;
+        valid = 0;
+    }
     let file = vfs
         .open(&path, OpenMode::Create)
         .map_err(io_err("opening the index key log", &path))?;
@@ -1751,7 +1775,12 @@ impl IndexStore for RunIndex {
             .vfs
             .open(&path, OpenMode::Create)
             .map_err(io_err("opening the index key log", &path))?;
-        let wanted = end.min(indexed);
+        if end > indexed {
+            return Err(StoreError::Corrupt(format!(
+                "asked for the key lists of {end} entries; the indexes hold {indexed}"
+            )));
+        }
+        let wanted = end;
         let mut covered = 0u64;
         let ends = read_key_log(&*file, |batch| {
             for (n, keys) in batch.entries.iter().enumerate() {
@@ -1933,7 +1962,7 @@ mod tests {
         // The key log gives every entry's keys in full, in order, and nothing more.
         let mut logged: Vec<(Hash, u64)> = Vec::new();
         index
-            .list_keys(n + 5, &mut |k, i| {
+            .list_keys(n, &mut |k, i| {
                 logged.push((*k, i));
                 Ok(())
             })
@@ -2018,6 +2047,31 @@ mod tests {
             "{err}"
         );
         assert_eq!(index.indexed().unwrap(), 1);
+    }
+
+    #[test]
+    fn indexes_without_a_key_log_are_removed_to_be_rebuilt_and_a_cut_key_log_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let index = RunIndex::open(Arc::new(OsFs), dir.path()).unwrap();
+            let entries: Vec<Indexed> = (0..100).map(entry).collect();
+            index.add(&entries).unwrap();
+            index.sync().unwrap();
+            assert_eq!(index.runs(), 1);
+        }
+        // A key log cut short of the runs: damage, with what to do.
+        let keys = dir.path().join(KEY_LOG);
+        let full = std::fs::read(&keys).unwrap();
+        std::fs::write(&keys, &full[..full.len() / 2]).unwrap();
+        let err = RunIndex::open(Arc::new(OsFs), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("run `evidentd reindex`"), "{err}");
+        // No key log at all (an earlier version's indexes): removed, to be rebuilt.
+        std::fs::remove_file(&keys).unwrap();
+        let index = RunIndex::open(Arc::new(OsFs), dir.path()).unwrap();
+        assert_eq!(index.indexed().unwrap(), 0);
+        assert_eq!(index.runs(), 0);
+        index.add(&(0..10).map(entry).collect::<Vec<_>>()).unwrap();
+        check_against_model(&index, 10, &mut Rng::new(7));
     }
 
     #[test]

@@ -314,6 +314,17 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
 /// deploy identities recorded.
 pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
     let (since, until) = audit::period(args.since.as_deref(), args.until.as_deref())?;
+    if let Some(name) = &args.name {
+        // NAME@VERSION splits at the last `@` not at the start: a name holding one would be
+        // read as another name and a version.
+        if name.get(1..).is_some_and(|rest| rest.contains('@')) {
+            return Err(evident_client::ClientError::Invalid(format!(
+                "--name {name:?} holds an @: a release name is given alone, without a version \
+                 (to list one version, use evident query --release NAME@VERSION)"
+            ))
+            .into());
+        }
+    }
     let asked = audit::ReleasesQuery {
         since,
         until,
