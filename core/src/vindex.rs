@@ -834,6 +834,21 @@ impl IndexBuilder {
         self.lists.len()
     }
 
+    /// Adds the next entry under lists named by their key hashes ([`IndexKey::hash`]), as
+    /// stored indexes give them.
+    pub fn add_hashed(&mut self, index: u64, leaf_hash: Hash, keys: &[Hash]) {
+        assert_eq!(index, self.size, "entries are indexed in log order");
+        let element = Element { index, leaf_hash };
+        let mut seen = BTreeSet::new();
+        for hash in keys {
+            if seen.insert(*hash) {
+                self.lists.entry(*hash).or_default().push(&element);
+                self.changed.insert(*hash);
+            }
+        }
+        self.size += 1;
+    }
+
     /// Adds the next entry under the keys its kind and facts give.
     pub fn add_entry(&mut self, index: u64, leaf_hash: Hash, kind: EntryKind, facts: &Facts) {
         self.add(index, leaf_hash, &IndexKey::of_entry(kind, facts));

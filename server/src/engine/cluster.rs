@@ -630,6 +630,9 @@ pub async fn run(
                             Some(note) => ledger.refresh(&note).map(drop),
                             None => Ok(()),
                         })
+                        // Proving answers as the sequencing instance does: the index at the
+                        // published checkpoint, built once if this instance has none yet.
+                        .map(|()| ledger.keep_index())
                     };
                     let taken = taking.join().unwrap_or_else(|_| {
                         Err(StoreError::Poisoned("taking outcomes panicked".into()))

@@ -492,3 +492,74 @@ async fn instances_survive_postgres_going_away_and_coming_back_losing_nothing() 
         );
     }
 }
+
+/// An instance that follows another's sequencer proves answers complete too: it keeps the
+/// verifiable index from the database's key frames as the log grows, and its proofs verify
+/// against the checkpoints the sequencer signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_proves_answers_complete_as_the_log_grows() {
+    let pg = Postgres::start();
+    let root = tempfile::tempdir().unwrap();
+    let mut instances: Vec<Instance> = (1..=2)
+        .map(|n| Instance::new(root.path(), n, &pg.url))
+        .collect();
+    instances[0].start();
+    share_log_key(&instances[0], &instances[1]);
+    instances[1].start();
+    let leader = tokio::task::block_in_place(|| sequencer(&instances, TAKEOVER_BOUND))
+        .expect("one instance sequences");
+    let follower = 1 - leader;
+    let subject = "sha256:421d4f3fd2c761a029c265b9ca65c2014480b7a25614fdce71b006f31eb36195";
+    let verify = |instance: &Instance, dir: &Path| {
+        let server = instance.server.as_ref().unwrap();
+        tokio::task::block_in_place(|| {
+            cli(
+                dir,
+                Some(server),
+                &[
+                    "query",
+                    "--subject",
+                    subject,
+                    "--verify",
+                    "--format",
+                    "json",
+                ],
+            )
+        })
+    };
+    for round in 0..2u64 {
+        let mut client = evident_client::Client::connect(&instances[leader].url().unwrap())
+            .await
+            .unwrap();
+        for n in 0..5 {
+            client
+                .submit(&envelope(&key(1), 10 * round + n))
+                .await
+                .unwrap();
+        }
+        let size = instances[leader].server.as_ref().unwrap().size().await;
+        // The follower catches up with the checkpoint, then proves.
+        let deadline = Instant::now() + TAKEOVER_BOUND;
+        loop {
+            let seen = instances[follower].server.as_ref().unwrap().size().await;
+            if seen >= size {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the follower did not catch up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = verify(&instances[follower], dir.path());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let answer: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(answer["complete"], true, "{answer}");
+        assert_eq!(answer["total"], 5 * (round + 1), "{answer}");
+    }
+    // Built once, then moved on batch by batch from the key frames.
+    let log = instances[follower].server.as_ref().unwrap().stderr();
+    assert_eq!(
+        log.matches("rebuilt the verifiable index").count(),
+        1,
+        "{log}"
+    );
+}

@@ -47,6 +47,27 @@ pub(super) fn rebuild(store: &Store, size: u64) -> Result<IndexBuilder, LedgerEr
     Ok(builder)
 }
 
+/// Moves `builder` on to the first `end` entries, from the indexes' keys of the entries
+/// after it (a log another instance writes).
+pub(super) fn extend(
+    store: &Store,
+    builder: &mut IndexBuilder,
+    end: u64,
+) -> Result<(), LedgerError> {
+    let start = builder.size();
+    if start >= end {
+        return Ok(());
+    }
+    let wanted: Vec<(u32, u64)> = (start..end).map(|i| (0, i)).collect();
+    let leaves = store.subtree_hashes(&wanted)?;
+    store.index().keys_between(start, end, &mut |index, keys| {
+        let leaf = leaves[(index - start) as usize];
+        builder.add_hashed(index, leaf, keys);
+        Ok(())
+    })?;
+    Ok(())
+}
+
 /// Holds a rebuilt index against the stored checkpoint when it is of the same size and
 /// signs an index root: an index that disagrees with what was signed is refused.
 pub(super) fn check_against(

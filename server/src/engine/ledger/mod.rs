@@ -271,6 +271,9 @@ pub struct Ledger {
     /// most `SNAPSHOT_EVERY` entries. Entries below a checkpoint never change, so a
     /// snapshot never goes stale.
     snapshots: Arc<std::sync::Mutex<Snapshots>>,
+    /// On an instance that follows another's sequencer: the verifiable index, moved on as
+    /// the log grows, so that this instance proves answers too.
+    follower_index: Arc<std::sync::Mutex<Option<evident_core::vindex::IndexBuilder>>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -415,6 +418,7 @@ impl Ledger {
             verifier,
             signer: Arc::new(signer),
             snapshots: Arc::default(),
+            follower_index: Arc::default(),
         }
     }
 
@@ -563,13 +567,78 @@ impl Ledger {
             checkpoint.size,
         )?;
         METRICS.checkpoint(checkpoint.size);
+        let index = self.follow_index(&checkpoint);
         self.publish(Published {
             note: note.to_owned(),
             checkpoint,
             registry: advanced.map_or_else(|| current.registry.clone(), Arc::new),
-            index: None,
+            index,
         });
         Ok(true)
+    }
+
+    /// On a follower: the verifiable index at the published checkpoint, built from the
+    /// database (published again with it), so that this instance proves answers too.
+    pub fn keep_index(&self) {
+        let current = self.published();
+        if current.index.is_some() {
+            return;
+        }
+        let index = self.follow_index(&current.checkpoint);
+        if index.is_some() {
+            self.publish(Published {
+                index,
+                ..(*current).clone()
+            });
+        }
+    }
+
+    /// The verifiable index at `checkpoint`, moved on from the one kept (or rebuilt), and
+    /// held against the root the checkpoint signs; `None` (answers are then not proven
+    /// complete) when it cannot be built or disagrees.
+    fn follow_index(&self, checkpoint: &Checkpoint) -> Option<evident_core::vindex::IndexView> {
+        let signed = evident_core::vindex::root_from_extensions(&checkpoint.extensions)
+            .ok()
+            .flatten()?;
+        let mut kept = self
+            .follower_index
+            .lock()
+            .expect("the follower index lock is never held across a panic");
+        let moved = kept
+            .take()
+            .filter(|b| b.size() <= checkpoint.size)
+            .and_then(
+                |mut b| match index::extend(&self.store, &mut b, checkpoint.size) {
+                    Ok(()) => Some(b),
+                    Err(e) => {
+                        tracing::info!(error = %e, "rebuilding the verifiable index");
+                        None
+                    }
+                },
+            );
+        let mut builder = match moved {
+            Some(b) => b,
+            None => match index::rebuild(&self.store, checkpoint.size) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the verifiable index could not be built: answers are not proven complete");
+                    return None;
+                }
+            },
+        };
+        let root = builder.root();
+        if root != signed {
+            tracing::error!(
+                size = checkpoint.size,
+                signed = %signed,
+                rebuilt = %root,
+                "the database's index does not give the index root the checkpoint signs: answers are not proven complete"
+            );
+            return None;
+        }
+        let view = builder.view();
+        *kept = Some(builder);
+        Some(view)
     }
 
     /// Hands a submission another instance queued to this instance's sequencer, with the

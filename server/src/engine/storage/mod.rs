@@ -21,6 +21,7 @@ pub mod postgres;
 pub mod runs;
 pub mod vfs;
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
 
@@ -284,6 +285,79 @@ impl Indexed {
     }
 }
 
+/// One batch of the key log: `u32 length ‖ u32 CRC-32 ‖ body`, the body `first index (u64)
+/// ‖ entries (u32) ‖ keys (u32) ‖ the keys (32 bytes each) ‖ per entry: a count (u16) and
+/// that many key numbers (u32)`, all big-endian.
+pub(crate) fn key_frame(entries: &[Indexed]) -> Vec<u8> {
+    let mut keys: Vec<Hash> = Vec::new();
+    let mut numbers: HashMap<Hash, u32> = HashMap::new();
+    let mut per_entry: Vec<Vec<u32>> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut mine = Vec::new();
+        for key in evident_core::vindex::IndexKey::of_entry(entry.kind, &entry.facts) {
+            let Some(hash) = key.hash() else { continue };
+            let n = *numbers.entry(hash).or_insert_with(|| {
+                keys.push(hash);
+                (keys.len() - 1) as u32
+            });
+            mine.push(n);
+        }
+        per_entry.push(mine);
+    }
+    let first = entries.first().map_or(0, |e| e.index);
+    let mut body = Vec::with_capacity(16 + keys.len() * 32 + entries.len() * 24);
+    body.extend_from_slice(&first.to_be_bytes());
+    body.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    body.extend_from_slice(&(keys.len() as u32).to_be_bytes());
+    for k in &keys {
+        body.extend_from_slice(k.as_bytes());
+    }
+    for mine in per_entry {
+        body.extend_from_slice(&(mine.len() as u16).to_be_bytes());
+        for n in mine {
+            body.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + 8);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// One decoded batch of the key log: its first index and each entry's keys.
+pub(crate) struct KeyBatch {
+    pub(crate) first: u64,
+    pub(crate) entries: Vec<Vec<Hash>>,
+}
+
+pub(crate) fn decode_key_body(body: &[u8]) -> Option<KeyBatch> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let part = body.get(at..at + n)?;
+        at += n;
+        Some(part)
+    };
+    let first = u64::from_be_bytes(take(8)?.try_into().ok()?);
+    let count = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
+    let nkeys = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
+    let mut keys = Vec::with_capacity(nkeys.min(body.len() / 32));
+    for _ in 0..nkeys {
+        keys.push(Hash::from_slice(take(32)?).ok()?);
+    }
+    let mut entries = Vec::with_capacity(count.min(body.len() / 2));
+    for _ in 0..count {
+        let n = u16::from_be_bytes(take(2)?.try_into().ok()?) as usize;
+        let mut mine = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
+            mine.push(*keys.get(k)?);
+        }
+        entries.push(mine);
+    }
+    (at == body.len()).then_some(KeyBatch { first, entries })
+}
+
 /// What the indexes hold, counted (for `verify-store`, which holds it against the counts
 /// the entries give, so that a key pointing nowhere is found too).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -382,6 +456,17 @@ pub trait IndexStore: Send + Sync + Debug {
         &self,
         end: u64,
         visit: &mut dyn FnMut(&Hash, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// For keeping the verifiable index up to date with a log another instance writes:
+    /// calls `visit(index, keys)` for each entry `start..end` in order, with its list keys'
+    /// hashes. Fails when the indexes do not hold them (then rebuild from
+    /// [`IndexStore::list_keys`]).
+    fn keys_between(
+        &self,
+        start: u64,
+        end: u64,
+        visit: &mut dyn FnMut(u64, &[Hash]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
     /// Removes everything (for `reindex`); durable when it returns.

@@ -71,6 +71,9 @@ const MIGRATIONS: &[&str] = &[
         code integer, message text, details bytea,
         done timestamptz NOT NULL DEFAULT now());
     ",
+    "
+    CREATE TABLE evident_index_keys (first bigint PRIMARY KEY, frame bytea NOT NULL);
+    ",
 ];
 
 /// How long PostgreSQL keeps a session that is idle inside a transaction, in milliseconds:
@@ -936,6 +939,9 @@ impl PgLog {
                      oc AS (INSERT INTO evident_outcomes (id, idx, duplicate, code, message, details) \
                            SELECT * FROM unnest($19::bigint[], $20::bigint[], $21::boolean[], \
                                                 $22::integer[], $23::text[], $24::bytea[])), \
+                     ik AS (INSERT INTO evident_index_keys (first, frame) \
+                           SELECT $18::bigint, $27::bytea WHERE $27::bytea IS NOT NULL \
+                           AND $17::bigint > $18::bigint ON CONFLICT DO NOTHING), \
                      cp AS (INSERT INTO evident_checkpoint (size, note) \
                            SELECT $25::bigint, $26::bytea WHERE $26::bytea IS NOT NULL \
                            ON CONFLICT (one) DO UPDATE SET size = excluded.size, note = excluded.note \
@@ -973,6 +979,7 @@ impl PgLog {
                         &settled.details,
                         &size,
                         &note,
+                        &rows.keys,
                     ],
                 )
                 .map_err(pg("appending entries"))?;
@@ -1444,6 +1451,8 @@ struct IndexRows {
     postings: (Vec<Vec<u8>>, Vec<i64>),
     signers: (Vec<i64>, Vec<String>),
     policies: (Vec<String>, Vec<i64>, Vec<i64>),
+    /// The batch's verifiable-index keys, as the key log frames them (`storage::key_frame`).
+    keys: Option<Vec<u8>>,
 }
 
 impl IndexRows {
@@ -1457,6 +1466,7 @@ impl IndexRows {
             postings: Default::default(),
             signers: Default::default(),
             policies: Default::default(),
+            keys: None,
         }
     }
 
@@ -1470,6 +1480,7 @@ impl IndexRows {
             postings: Default::default(),
             signers: Default::default(),
             policies: Default::default(),
+            keys: Some(super::key_frame(entries)),
         };
         for entry in entries {
             let index = to_i64(entry.index);
@@ -1538,6 +1549,12 @@ impl IndexRows {
             &[&self.policies.0, &self.policies.1, &self.policies.2],
         )
         .map_err(pg("indexing policy versions"))?;
+        tx.execute_cached(
+            "INSERT INTO evident_index_keys (first, frame) SELECT $1, $2 \
+             WHERE $2::bytea IS NOT NULL ON CONFLICT DO NOTHING",
+            &[&self.first, &self.keys],
+        )
+        .map_err(pg("indexing the verifiable index's keys"))?;
         tx.execute_cached("UPDATE evident_indexed SET indexed = $1", &[&self.next])
             .map_err(pg("indexing entries"))?;
         Ok(())
@@ -1835,11 +1852,61 @@ impl IndexStore for PgIndex {
         }
     }
 
+    fn keys_between(
+        &self,
+        start: u64,
+        end: u64,
+        visit: &mut dyn FnMut(u64, &[Hash]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        if start >= end {
+            return Ok(());
+        }
+        let (from, to) = (to_i64(start), to_i64(end));
+        // The batch holding `start`, and every later one below `end`.
+        let frames: Vec<(i64, Vec<u8>)> = self.conn.run(move |c| {
+            c.query_cached(
+                "SELECT first, frame FROM evident_index_keys WHERE first < $2 AND first >= \
+                 coalesce((SELECT max(first) FROM evident_index_keys WHERE first <= $1), $1) \
+                 ORDER BY first",
+                &[&from, &to],
+            )
+            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            .map_err(pg("reading the verifiable index's keys"))
+        })?;
+        let mut next = start;
+        for (_, frame) in frames {
+            let batch = frame
+                .get(8..)
+                .and_then(super::decode_key_body)
+                .ok_or_else(|| StoreError::Corrupt("a stored key frame does not decode".into()))?;
+            for (n, keys) in batch.entries.iter().enumerate() {
+                let index = batch.first + n as u64;
+                if index < next || index >= end {
+                    continue;
+                }
+                if index != next {
+                    return Err(StoreError::Corrupt(format!(
+                        "the stored index keys lack entry {next}"
+                    )));
+                }
+                visit(index, keys)?;
+                next += 1;
+            }
+        }
+        if next < end {
+            return Err(StoreError::Corrupt(format!(
+                "the stored index keys lack entry {next}"
+            )));
+        }
+        Ok(())
+    }
+
     fn clear(&self) -> Result<(), StoreError> {
         self.conn.run(|c| {
             c.batch_execute(
                 "BEGIN; TRUNCATE evident_leaf, evident_content, evident_postings, \
-                 evident_signers, evident_policies; UPDATE evident_indexed SET indexed = 0; COMMIT;",
+                 evident_signers, evident_policies, evident_index_keys; \
+                 UPDATE evident_indexed SET indexed = 0; COMMIT;",
             )
             .map_err(pg("clearing the indexes"))
         })

@@ -52,7 +52,9 @@ use sha2::{Digest as _, Sha256};
 use evident_core::Hash;
 
 use super::vfs::{OpenMode, Vfs, VfsFile};
-use super::{Census, IndexStore, Indexed, Posting, StoreError};
+use super::{
+    Census, IndexStore, Indexed, KeyBatch, Posting, StoreError, decode_key_body, key_frame,
+};
 
 /// Bytes in one block of a run.
 pub const BLOCK_BYTES: usize = 4096;
@@ -241,79 +243,6 @@ fn read_catalog(file: &dyn VfsFile) -> io::Result<(Vec<CatalogItem>, u64)> {
 
 // ---------------------------------------------------------------------------------------
 // The key log.
-
-/// One batch of the key log: `u32 length ‖ u32 CRC-32 ‖ body`, the body `first index (u64)
-/// ‖ entries (u32) ‖ keys (u32) ‖ the keys (32 bytes each) ‖ per entry: a count (u16) and
-/// that many key numbers (u32)`, all big-endian.
-fn key_frame(entries: &[Indexed]) -> Vec<u8> {
-    let mut keys: Vec<Hash> = Vec::new();
-    let mut numbers: HashMap<Hash, u32> = HashMap::new();
-    let mut per_entry: Vec<Vec<u32>> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let mut mine = Vec::new();
-        for key in evident_core::vindex::IndexKey::of_entry(entry.kind, &entry.facts) {
-            let Some(hash) = key.hash() else { continue };
-            let n = *numbers.entry(hash).or_insert_with(|| {
-                keys.push(hash);
-                (keys.len() - 1) as u32
-            });
-            mine.push(n);
-        }
-        per_entry.push(mine);
-    }
-    let first = entries.first().map_or(0, |e| e.index);
-    let mut body = Vec::with_capacity(16 + keys.len() * 32 + entries.len() * 24);
-    body.extend_from_slice(&first.to_be_bytes());
-    body.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-    body.extend_from_slice(&(keys.len() as u32).to_be_bytes());
-    for k in &keys {
-        body.extend_from_slice(k.as_bytes());
-    }
-    for mine in per_entry {
-        body.extend_from_slice(&(mine.len() as u16).to_be_bytes());
-        for n in mine {
-            body.extend_from_slice(&n.to_be_bytes());
-        }
-    }
-    let mut out = Vec::with_capacity(body.len() + 8);
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
-    out.extend_from_slice(&body);
-    out
-}
-
-/// One decoded batch of the key log: its first index and each entry's keys.
-struct KeyBatch {
-    first: u64,
-    entries: Vec<Vec<Hash>>,
-}
-
-fn decode_key_body(body: &[u8]) -> Option<KeyBatch> {
-    let mut at = 0usize;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let part = body.get(at..at + n)?;
-        at += n;
-        Some(part)
-    };
-    let first = u64::from_be_bytes(take(8)?.try_into().ok()?);
-    let count = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
-    let nkeys = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
-    let mut keys = Vec::with_capacity(nkeys.min(body.len() / 32));
-    for _ in 0..nkeys {
-        keys.push(Hash::from_slice(take(32)?).ok()?);
-    }
-    let mut entries = Vec::with_capacity(count.min(body.len() / 2));
-    for _ in 0..count {
-        let n = u16::from_be_bytes(take(2)?.try_into().ok()?) as usize;
-        let mut mine = Vec::with_capacity(n);
-        for _ in 0..n {
-            let k = u32::from_be_bytes(take(4)?.try_into().ok()?) as usize;
-            mine.push(*keys.get(k)?);
-        }
-        entries.push(mine);
-    }
-    (at == body.len()).then_some(KeyBatch { first, entries })
-}
 
 /// Reads the key log's whole, contiguous batches from entry 0; returns each batch's end
 /// (the entry after it) and byte offset after it, and calls `visit` with each batch.
@@ -1801,6 +1730,47 @@ impl IndexStore for RunIndex {
                 "the index key log {} covers {covered} entries, not the {wanted} asked for \
                  (stop the server and run `evidentd reindex`)",
                 path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn keys_between(
+        &self,
+        start: u64,
+        end: u64,
+        visit: &mut dyn FnMut(u64, &[Hash]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let indexed = {
+            let state = self.read();
+            state.damaged()?;
+            state.active.hi
+        };
+        if end > indexed {
+            return Err(StoreError::Corrupt(format!(
+                "asked for the keys of entries up to {end}; the indexes hold {indexed}"
+            )));
+        }
+        let path = self.shared.dir.join(KEY_LOG);
+        let file = self
+            .shared
+            .vfs
+            .open(&path, OpenMode::Create)
+            .map_err(io_err("opening the index key log", &path))?;
+        let mut next = start;
+        read_key_log(&*file, |batch| {
+            for (n, keys) in batch.entries.iter().enumerate() {
+                let index = batch.first + n as u64;
+                if index >= start && index < end {
+                    visit(index, keys)?;
+                    next = index + 1;
+                }
+            }
+            Ok(())
+        })?;
+        if next < end {
+            return Err(StoreError::Corrupt(format!(
+                "the index key log lacks entry {next}"
             )));
         }
         Ok(())
