@@ -358,6 +358,10 @@ pub(crate) fn decode_key_body(body: &[u8]) -> Option<KeyBatch> {
     (at == body.len()).then_some(KeyBatch { first, entries })
 }
 
+/// What [`IndexStore::keys_between`] is told of each entry: its index and its list keys'
+/// hashes.
+pub type EntryKeys<'a> = dyn FnMut(u64, &[Hash]) -> Result<(), StoreError> + 'a;
+
 /// What the indexes hold, counted (for `verify-store`, which holds it against the counts
 /// the entries give, so that a key pointing nowhere is found too).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -466,7 +470,7 @@ pub trait IndexStore: Send + Sync + Debug {
         &self,
         start: u64,
         end: u64,
-        visit: &mut dyn FnMut(u64, &[Hash]) -> Result<(), StoreError>,
+        visit: &mut EntryKeys<'_>,
     ) -> Result<(), StoreError>;
 
     /// Removes everything (for `reindex`); durable when it returns.

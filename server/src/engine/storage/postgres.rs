@@ -1856,7 +1856,7 @@ impl IndexStore for PgIndex {
         &self,
         start: u64,
         end: u64,
-        visit: &mut dyn FnMut(u64, &[Hash]) -> Result<(), StoreError>,
+        visit: &mut super::EntryKeys<'_>,
     ) -> Result<(), StoreError> {
         if start >= end {
             return Ok(());

@@ -1739,7 +1739,7 @@ impl IndexStore for RunIndex {
         &self,
         start: u64,
         end: u64,
-        visit: &mut dyn FnMut(u64, &[Hash]) -> Result<(), StoreError>,
+        visit: &mut EntryKeys<'_>,
     ) -> Result<(), StoreError> {
         let indexed = {
             let state = self.read();
