@@ -53,7 +53,8 @@ use evident_core::Hash;
 
 use super::vfs::{OpenMode, Vfs, VfsFile};
 use super::{
-    Census, IndexStore, Indexed, KeyBatch, Posting, StoreError, decode_key_body, key_frame,
+    Census, EntryKeys, IndexStore, Indexed, KeyBatch, Posting, StoreError, decode_key_body,
+    key_frame,
 };
 
 /// Bytes in one block of a run.
