@@ -273,7 +273,17 @@ pub struct Ledger {
     snapshots: Arc<std::sync::Mutex<Snapshots>>,
     /// On an instance that follows another's sequencer: the verifiable index, moved on as
     /// the log grows, so that this instance proves answers too.
-    follower_index: Arc<std::sync::Mutex<Option<evident_core::vindex::IndexBuilder>>>,
+    follower_index: Arc<std::sync::Mutex<FollowerIndex>>,
+}
+
+/// What an instance that follows another's sequencer keeps of the verifiable index.
+#[derive(Debug, Default)]
+struct FollowerIndex {
+    /// The index at the last checkpoint it was built or moved on to.
+    builder: Option<evident_core::vindex::IndexBuilder>,
+    /// The checkpoint size at which building it last failed: not tried again until the
+    /// log grows, so a database that is away is not asked for the whole index every tick.
+    failed_at: Option<u64>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -604,7 +614,12 @@ impl Ledger {
             .follower_index
             .lock()
             .expect("the follower index lock is never held across a panic");
+        if kept.failed_at == Some(checkpoint.size) {
+            return None;
+        }
+        kept.failed_at = Some(checkpoint.size);
         let moved = kept
+            .builder
             .take()
             .filter(|b| b.size() <= checkpoint.size)
             .and_then(
@@ -637,7 +652,8 @@ impl Ledger {
             return None;
         }
         let view = builder.view();
-        *kept = Some(builder);
+        kept.builder = Some(builder);
+        kept.failed_at = None;
         Some(view)
     }
 
