@@ -592,6 +592,27 @@ pub fn answer_proof_from_proto(
     })
 }
 
+/// A digest given as `ALGORITHM:VALUE`, as a Statement holds it and the indexes key it: a
+/// known algorithm in any case, its hex value lowercased and checked for length; an unknown
+/// algorithm's value as written. The error says what is wrong with the text, quoting it.
+pub fn digest_from_text(text: &str) -> Result<(String, String), String> {
+    let Some((alg, value)) = text
+        .split_once(':')
+        .filter(|(a, v)| !a.is_empty() && !v.is_empty())
+    else {
+        return Err(format!("{text:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…"));
+    };
+    let alg = evident_core::statement::DigestAlgorithm::parse_any_case(alg);
+    let value = if alg.is_known() {
+        value.to_ascii_lowercase()
+    } else {
+        value.to_owned()
+    };
+    alg.validate(&value)
+        .map_err(|problem| format!("{text:?}: the {alg} digest {problem}"))?;
+    Ok((alg.as_str().to_owned(), value))
+}
+
 /// The index keys a query names, checked, in a fixed order: subject digest, subject name,
 /// predicate type, signer, role, release, kind. The server intersects their lists; a
 /// client that asked for a completeness proof verifies it for the one key.
@@ -600,29 +621,9 @@ pub fn query_keys(request: &pb::QueryRequest) -> Result<Vec<vindex::IndexKey>, C
     let mut keys = Vec::new();
     let invalid = |field: &'static str, problem: String| ConvertError::Invalid { field, problem };
     if !request.subject_digest.is_empty() {
-        let text = &request.subject_digest;
-        let Some((alg, value)) = text
-            .split_once(':')
-            .filter(|(a, v)| !a.is_empty() && !v.is_empty())
-        else {
-            return Err(invalid(
-                "subject_digest",
-                format!("{text:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…"),
-            ));
-        };
-        let alg = evident_core::statement::DigestAlgorithm::parse_any_case(alg);
-        let value = if alg.is_known() {
-            value.to_ascii_lowercase()
-        } else {
-            value.to_owned()
-        };
-        alg.validate(&value).map_err(|problem| {
-            invalid(
-                "subject_digest",
-                format!("{text:?}: the {alg} digest {problem}"),
-            )
-        })?;
-        keys.push(IndexKey::Subject(alg.as_str().to_owned(), value));
+        let (alg, value) = digest_from_text(&request.subject_digest)
+            .map_err(|problem| invalid("subject_digest", problem))?;
+        keys.push(IndexKey::Subject(alg, value));
     }
     let text = |field: &'static str, value: &str| -> Result<Option<String>, ConvertError> {
         if value.contains('\0') {

@@ -582,32 +582,11 @@ fn now_nanos() -> i64 {
         .expect("the clock reads a time between 1677 and 2262")
 }
 
-/// Parses `ALGORITHM:HEX`.
+/// Parses an artifact's `ALGORITHM:VALUE` as a Statement would hold it
+/// ([`convert::digest_from_text`]).
 fn artifact_arg(text: &str) -> Result<(String, String), Status> {
-    digest_arg("artifact", text)
-}
-
-/// Parses `ALGORITHM:VALUE` as a Statement would hold it: a known algorithm in any case,
-/// its hex value lowercased and checked for length; an unknown algorithm's value as written.
-fn digest_arg(field: &str, text: &str) -> Result<(String, String), Status> {
-    let Some((alg, value)) = text
-        .split_once(':')
-        .filter(|(a, v)| !a.is_empty() && !v.is_empty())
-    else {
-        return Err(Status::invalid_argument(format!(
-            "{field} {text:?} is not ALGORITHM:HEX, e.g. sha256:4f2a…"
-        )));
-    };
-    let alg = evident_core::statement::DigestAlgorithm::parse_any_case(alg);
-    let value = if alg.is_known() {
-        value.to_ascii_lowercase()
-    } else {
-        value.to_owned()
-    };
-    alg.validate(&value).map_err(|problem| {
-        Status::invalid_argument(format!("{field} {text:?}: the {alg} digest {problem}"))
-    })?;
-    Ok((alg.as_str().to_owned(), value))
+    convert::digest_from_text(text)
+        .map_err(|problem| Status::invalid_argument(format!("artifact {problem}")))
 }
 
 /// The filters of a query request, checked.

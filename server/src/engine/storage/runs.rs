@@ -880,17 +880,8 @@ fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Loaded, StoreError> {
             "the indexes have no key log (an earlier version wrote them): removing them; \
              they are rebuilt from the log before the server takes submissions"
         );
-        for run in runs.drain(..).rev() {
-            let run_path = dir.join(run_name(run.lo, run.hi));
-            vfs.remove(&run_path)
-                .map_err(io_err("removing an index run", &run_path))?;
-        }
-        let catalog_path = dir.join(CATALOG);
-        vfs.open(&catalog_path, OpenMode::Truncate)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("clearing the index catalog", &catalog_path))?;
-        vfs.sync_dir(dir)
-            .map_err(io_err("syncing the index folder", dir))?;
+        runs.clear();
+        remove_all(vfs, dir)?;
         catalog = Catalog::default();
         next = 0;
         valid = 0;
@@ -930,6 +921,36 @@ fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Loaded, StoreError> {
         next,
         keys_len,
     })
+}
+
+/// Removes every run file in `dir` (also those a damaged folder could not open), the newest
+/// first so that a crash leaves a prefix of the indexes at worst, and empties the catalog
+/// and the key log.
+fn remove_all(vfs: &dyn Vfs, dir: &Path) -> Result<(), StoreError> {
+    let mut names: Vec<(u64, u64)> = vfs
+        .list(dir)
+        .map_err(io_err("listing the index folder", dir))?
+        .iter()
+        .filter_map(|n| parse_run_name(n))
+        .collect();
+    names.sort();
+    for (lo, hi) in names.into_iter().rev() {
+        let path = dir.join(run_name(lo, hi));
+        vfs.remove(&path)
+            .map_err(io_err("removing an index run", &path))?;
+    }
+    vfs.sync_dir(dir)
+        .map_err(io_err("syncing the index folder", dir))?;
+    for (name, what) in [
+        (CATALOG, "clearing the index catalog"),
+        (KEY_LOG, "clearing the index key log"),
+    ] {
+        let path = dir.join(name);
+        vfs.open(&path, OpenMode::Truncate)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(what, &path))?;
+    }
+    Ok(())
 }
 
 impl RunIndex {
@@ -1780,32 +1801,7 @@ impl IndexStore for RunIndex {
     fn clear(&self) -> Result<(), StoreError> {
         let _writing = self.shared.writing();
         let mut state = self.shared.write();
-        let dir = &self.shared.dir;
-        let vfs = &self.shared.vfs;
-        // Every run file in the folder (also those a damaged folder could not open), the
-        // newest first, so a crash leaves a prefix of the indexes at worst.
-        let mut names: Vec<(u64, u64)> = vfs
-            .list(dir)
-            .map_err(io_err("listing the index folder", dir))?
-            .iter()
-            .filter_map(|n| parse_run_name(n))
-            .collect();
-        names.sort();
-        for (lo, hi) in names.into_iter().rev() {
-            let path = dir.join(run_name(lo, hi));
-            vfs.remove(&path)
-                .map_err(io_err("removing an index run", &path))?;
-        }
-        vfs.sync_dir(dir)
-            .map_err(io_err("syncing the index folder", dir))?;
-        let catalog = dir.join(CATALOG);
-        vfs.open(&catalog, OpenMode::Truncate)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("clearing the index catalog", &catalog))?;
-        let keys = dir.join(KEY_LOG);
-        vfs.open(&keys, OpenMode::Truncate)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err("clearing the index key log", &keys))?;
+        remove_all(&*self.shared.vfs, &self.shared.dir)?;
         let generation = state.generation + 1;
         *state = State {
             generation,
