@@ -256,7 +256,7 @@ pub enum StatementError {
     },
 }
 
-fn field_error(field: impl Into<String>, problem: impl Into<String>) -> StatementError {
+pub(crate) fn field_error(field: impl Into<String>, problem: impl Into<String>) -> StatementError {
     StatementError::Field {
         field: field.into(),
         problem: problem.into(),

@@ -32,6 +32,28 @@ pub fn check_verified(
     checked(registry, envelope, &statement, keys, now)
 }
 
+/// Refuses, on submission, a subject digest whose algorithm is a known one written in
+/// another case (`SHA256`): the log would keep it as an algorithm of its own, which the
+/// subject's index list, queries and completeness proofs for `sha256` never reach. Entries
+/// already logged are read as they are.
+fn check_digest_names(statement: &Statement) -> Result<(), Refusal> {
+    for (i, subject) in statement.subjects.iter().enumerate() {
+        for alg in subject.digests.keys() {
+            let canonical = crate::statement::DigestAlgorithm::parse_any_case(alg.as_str());
+            if !alg.is_known() && canonical.is_known() {
+                return Err(Refusal::Statement(crate::statement::field_error(
+                    format!("subject[{i}].digest.{}", alg.as_str()),
+                    format!(
+                        "write the algorithm as {:?}, as the in-toto digest set names it",
+                        canonical.as_str()
+                    ),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn checked(
     registry: &Registry,
     envelope: &Envelope,
@@ -39,6 +61,7 @@ fn checked(
     keys: Vec<SignedBy>,
     now: i64,
 ) -> Result<Checked, Refusal> {
+    check_digest_names(statement)?;
     let authorized = registry
         .authorize(&keys, &statement.predicate_type, now)
         .map_err(Refusal::Unauthorized)?;

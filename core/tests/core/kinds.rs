@@ -197,3 +197,56 @@ impl Log {
         record.encode()
     }
 }
+
+/// A subject digest whose algorithm is a known one in another case (`SHA256`) is refused on
+/// submission, saying how to write it; a replay of a log that already holds one reads it
+/// as it is, as its own algorithm.
+#[test]
+fn a_known_digest_algorithm_in_another_case_is_refused_on_submit_and_replayed_as_logged() {
+    let mut registry = genesis();
+    let add = sign_change(
+        &Change::AddSigner {
+            identity: "ci".into(),
+            public_key: Some(hex_key(&signer(0))),
+            roles: vec!["ci".into()],
+            predicate_types: vec![TESTS.into()],
+            not_before: None,
+            not_after: None,
+            certificate: None,
+        },
+        &[&admin()],
+    );
+    let mut state = LogState::new(registry.clone());
+    let facts = kinds::of(EntryKind::Registry)
+        .authorize(&state, &add, None, SECOND)
+        .unwrap();
+    kinds::of(EntryKind::Registry)
+        .apply(&mut state, 0, SECOND, &add, facts)
+        .unwrap();
+    registry = state.registry.clone();
+    let payload = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "app.tar", "digest": {"SHA256": hex::encode([7u8; 32])}}],
+        "predicateType": TESTS,
+        "predicate": {"result": "PASSED"},
+    });
+    let envelope = Envelope::sign(
+        IN_TOTO_PAYLOAD_TYPE,
+        serde_json::to_vec(&payload).unwrap(),
+        &[&signer(0)],
+    );
+    let refused = kinds::of(EntryKind::Attestation)
+        .check(&registry, &envelope, 2 * SECOND)
+        .unwrap_err();
+    assert!(matches!(refused, Refusal::Statement(_)), "{refused}");
+    assert!(
+        refused.to_string().contains("subject[0].digest.SHA256")
+            && refused.to_string().contains("\"sha256\""),
+        "{refused}"
+    );
+    // What the log already holds is read as logged: the replay's authorization stands.
+    let facts = kinds::of(EntryKind::Attestation)
+        .authorize(&state, &envelope, None, 2 * SECOND)
+        .unwrap();
+    assert_eq!(facts.subjects[0].0, "SHA256");
+}
