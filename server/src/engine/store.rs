@@ -303,6 +303,18 @@ impl Store {
         }))
     }
 
+    /// On a posting list (not [`Posting::All`]), up to `count` indexes at or after `from`
+    /// and below `hi`, in order, read together.
+    pub fn read_list(
+        &self,
+        posting: &Posting,
+        from: u64,
+        hi: u64,
+        count: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.index.read_list(posting, from, hi, count)
+    }
+
     /// The signer identities recorded for entry `index` when it was indexed.
     pub fn signers_of(&self, index: u64) -> Result<Vec<String>, StoreError> {
         self.index.signers_of(index)?.ok_or_else(|| {

@@ -135,56 +135,49 @@ struct StoreList<'a> {
 }
 
 impl StoreList<'_> {
-    /// The indexes at list positions `start..end`.
+    /// The indexes at list positions `start..end`: read from the nearest complete chunk at
+    /// or before `start` (or the list's start), in one read of the posting list.
     fn indexes(&self, start: u64, end: u64) -> Result<Vec<u64>, StoreError> {
         if start >= end {
             return Ok(Vec::new());
         }
-        // From the nearest complete chunk at or before `start`, or the list's start.
         let c = ((start / vindex::CHUNK) as usize).min(self.chunks.len());
         let from = if c < self.chunks.len() {
             Some(c)
         } else {
             c.checked_sub(1)
         };
-        let (mut position, mut next) = from
+        let (position, next) = from
             .and_then(|c| self.chunks.get(c).map(|(first, _)| (c, first)))
             .map_or((0, 0), |(c, first)| (c as u64 * vindex::CHUNK, first));
-        let mut out = Vec::with_capacity((end - start) as usize);
-        while position < end {
-            let Some(index) = self.store.seek(self.posting, next, true, 0, self.size)? else {
-                return Err(StoreError::Corrupt(format!(
-                    "a posting list ends at position {position}, before the {} entries its \
-                     verifiable index commits",
-                    self.len
-                )));
-            };
-            if position >= start {
-                out.push(index);
-            }
-            position += 1;
-            next = index + 1;
+        let wanted = (end - position) as usize;
+        let read = self
+            .store
+            .read_list(self.posting, next, self.size, wanted)?;
+        if read.len() < wanted {
+            return Err(StoreError::Corrupt(format!(
+                "a posting list ends at position {}, before the {} entries its verifiable \
+                 index commits",
+                position + read.len() as u64,
+                self.len
+            )));
         }
-        Ok(out)
+        Ok(read[(start - position) as usize..].to_vec())
     }
 
-    /// How many elements have an index below `index`.
+    /// How many elements have an index below `index`: from the last chunk that starts
+    /// below it, a read of at most a chunk and the list's incomplete end.
     fn rank(&self, index: u64) -> Result<u64, StoreError> {
         let c = self.chunks.starting_before(index);
-        let (mut position, mut next) = c
+        let (position, next) = c
             .checked_sub(1)
             .and_then(|c| self.chunks.get(c).map(|(first, _)| (c, first)))
             .map_or((0, 0), |(c, first)| (c as u64 * vindex::CHUNK, first));
-        while position < self.len {
-            match self.store.seek(self.posting, next, true, 0, self.size)? {
-                Some(found) if found < index => {
-                    position += 1;
-                    next = found + 1;
-                }
-                _ => break,
-            }
-        }
-        Ok(position)
+        // The next chunk starts at or after `index`, so the answer lies within
+        // 2 · CHUNK positions of this one (one chunk, and the incomplete end after it).
+        let window = (self.len - position).min(2 * vindex::CHUNK) as usize;
+        let read = self.store.read_list(self.posting, next, index, window)?;
+        Ok(position + read.len() as u64)
     }
 }
 
@@ -308,4 +301,136 @@ pub fn prove(
         },
         len,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
+
+    use evident_core::audit::Facts;
+    use evident_core::dsse::Envelope;
+    use evident_core::merkle::Frontier;
+    use evident_core::record::{EntryKind, LeafRecord};
+    use evident_core::vindex::IndexKey;
+
+    use super::*;
+    use crate::store::{Indexed, NewEntry, Posting};
+
+    /// Entry `i` is signed by `a` when `i % 3 != 0`, by `b` when `i % 7 == 0`; entry `i` is
+    /// integrated at second `i / 2` (two entries a second).
+    fn facts(i: u64) -> Facts {
+        let mut signers = Vec::new();
+        if i % 3 != 0 {
+            signers.push("a".to_owned());
+        }
+        if i % 7 == 0 {
+            signers.push("b".to_owned());
+        }
+        Facts {
+            signers,
+            ..Facts::default()
+        }
+    }
+
+    const SECOND: i64 = 1_000_000_000;
+
+    #[test]
+    fn answers_over_long_lists_verify_for_every_period_and_hold_exactly_its_entries() {
+        let n = 2_000u64;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut frontier = Frontier::new();
+        let mut previous = Hash::ZERO;
+        let mut builder = IndexBuilder::new();
+        let mut entries = Vec::new();
+        let mut nodes = Vec::new();
+        for index in 0..n {
+            let envelope = Envelope {
+                payload: index.to_be_bytes().to_vec(),
+                payload_type: "test".into(),
+                signatures: vec![evident_core::dsse::Signature {
+                    sig: vec![0; 64],
+                    keyid: String::new(),
+                }],
+                sigstore: None,
+            };
+            let record = LeafRecord::new(
+                index,
+                (index / 2) as i64 * SECOND,
+                previous,
+                EntryKind::Attestation,
+                envelope,
+            )
+            .unwrap();
+            let leaf_hash = record.leaf_hash();
+            nodes.extend(frontier.append(leaf_hash));
+            builder.add_entry(index, leaf_hash, EntryKind::Attestation, &facts(index));
+            entries.push(NewEntry {
+                record: record.encode(),
+                indexed: Indexed {
+                    index,
+                    leaf_hash,
+                    dedupe_key: Hash::sha256(&index.to_be_bytes()),
+                    kind: EntryKind::Attestation,
+                    facts: facts(index),
+                },
+            });
+            previous = leaf_hash;
+        }
+        store.append(entries, &nodes).unwrap();
+        let view = builder.view();
+        assert!(
+            view.chunks(&IndexKey::Signer("a".into()).hash().unwrap())
+                .len()
+                >= 5
+        );
+        let checkpoint = Checkpoint {
+            origin: "test".into(),
+            size: n,
+            root: frontier.root(),
+            extensions: vec![vindex::extension(&view.root())],
+        };
+        // Periods inside, across and at the edges of chunks, and past both ends.
+        let seconds = [
+            None,
+            Some(-5),
+            Some(0),
+            Some(100),
+            Some(128),
+            Some(333),
+            Some(999),
+            Some(1_200),
+        ];
+        let on: [(&str, fn(u64) -> bool); 2] = [("a", |i| i % 3 != 0), ("b", |i| i % 7 == 0)];
+        for (signer, every) in on {
+            let key = IndexKey::Signer(signer.into());
+            let posting = Posting::Signer(signer.into());
+            for since in seconds {
+                for until in seconds {
+                    let (since, until) = (since.map(|s| s * SECOND), until.map(|u| u * SECOND));
+                    if let (Some(s), Some(u)) = (since, until) {
+                        if s > u {
+                            continue;
+                        }
+                    }
+                    let answer = prove(&store, &view, &posting, since, until)
+                        .unwrap_or_else(|_| panic!("proving {signer} {since:?}..{until:?}"));
+                    let got = answer
+                        .proof
+                        .verify(&checkpoint, &key, since, until)
+                        .unwrap();
+                    let want: Vec<u64> = (0..n)
+                        .filter(|&i| every(i))
+                        .filter(|&i| {
+                            let t = (i / 2) as i64 * SECOND;
+                            since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+                        })
+                        .collect();
+                    let got: Vec<u64> = got.iter().map(|e| e.index).collect();
+                    assert_eq!(got, want, "{signer} {since:?}..{until:?}");
+                    assert_eq!(answer.len, want.len() as u64);
+                }
+            }
+        }
+    }
 }

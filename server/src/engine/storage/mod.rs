@@ -441,6 +441,29 @@ pub trait IndexStore: Send + Sync + Debug {
         hi: u64,
     ) -> Result<Option<u64>, StoreError>;
 
+    /// On a posting list (not [`Posting::All`]), up to `count` indexes at or after `from`
+    /// and below `hi`, in order: for a store far away, one request.
+    fn read_list(
+        &self,
+        posting: &Posting,
+        from: u64,
+        hi: u64,
+        count: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::with_capacity(count.min(4096));
+        let mut at = from;
+        while out.len() < count {
+            match self.seek(posting, at, true, 0, hi)? {
+                Some(index) => {
+                    out.push(index);
+                    at = index + 1;
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// The signer identities recorded for entry `index`.
     fn signers_of(&self, index: u64) -> Result<Option<Vec<String>>, StoreError>;
 

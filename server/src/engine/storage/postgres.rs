@@ -1713,6 +1713,39 @@ impl IndexStore for PgIndex {
         Ok(found.and_then(|i| u64::try_from(i).ok()))
     }
 
+    fn read_list(
+        &self,
+        posting: &Posting,
+        from: u64,
+        hi: u64,
+        count: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        if from >= hi || count == 0 {
+            return Ok(Vec::new());
+        }
+        let Some(list) = posting.prefix() else {
+            return Ok(Vec::new());
+        };
+        let (from, hi, count) = (
+            to_i64(from),
+            to_i64(hi),
+            i64::try_from(count).unwrap_or(i64::MAX),
+        );
+        let found: Vec<i64> = self.conn.run(move |c| {
+            c.query_cached(
+                "SELECT idx FROM evident_postings WHERE list = $1 AND idx >= $2 AND idx < $3 \
+                 ORDER BY idx LIMIT $4",
+                &[&list, &from, &hi, &count],
+            )
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            .map_err(pg("reading a posting list"))
+        })?;
+        Ok(found
+            .into_iter()
+            .filter_map(|i| u64::try_from(i).ok())
+            .collect())
+    }
+
     fn signers_of(&self, index: u64) -> Result<Option<Vec<String>>, StoreError> {
         let index = to_i64(index);
         self.conn.run(move |c| {
