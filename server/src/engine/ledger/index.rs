@@ -401,7 +401,8 @@ mod tests {
             Some(999),
             Some(1_200),
         ];
-        let on: [(&str, fn(u64) -> bool); 2] = [("a", |i| i % 3 != 0), ("b", |i| i % 7 == 0)];
+        type OnList = fn(u64) -> bool;
+        let on: [(&str, OnList); 2] = [("a", |i| i % 3 != 0), ("b", |i| i % 7 == 0)];
         for (signer, every) in on {
             let key = IndexKey::Signer(signer.into());
             let posting = Posting::Signer(signer.into());
