@@ -242,7 +242,7 @@ fn next_match(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use evident_core::Hash;
     use evident_core::audit::Facts;
@@ -252,8 +252,9 @@ mod tests {
 
     use crate::store::{Indexed, NewEntry};
 
-    /// A store of `n` attestations; `facts(i)` says what entry `i` is indexed under.
-    fn store_of(n: u64, facts: impl Fn(u64) -> Facts) -> (tempfile::TempDir, Store) {
+    /// A store of `n` attestations, entry `i` integrated at nanosecond `1_000 + i`;
+    /// `facts(i)` says what entry `i` is indexed under.
+    pub(crate) fn store_of(n: u64, facts: impl Fn(u64) -> Facts) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let mut frontier = Frontier::new();

@@ -270,13 +270,10 @@ impl Store {
         start: u64,
         end: u64,
     ) -> Result<Vec<u64>, StoreError> {
-        let mut out = Vec::new();
-        let mut at = start;
-        while let Some(index) = self.seek(posting, at, true, start, end)? {
-            out.push(index);
-            at = index + 1;
+        if *posting == Posting::All {
+            return Ok((start..end.min(self.log.size())).collect());
         }
-        Ok(out)
+        self.index.read_list(posting, start, end, usize::MAX)
     }
 
     /// On a posting list, the first index at or after `from` (`forward`), or the last at or

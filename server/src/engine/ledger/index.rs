@@ -308,16 +308,13 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
 
     use evident_core::audit::Facts;
-    use evident_core::dsse::Envelope;
-    use evident_core::merkle::Frontier;
-    use evident_core::record::{EntryKind, LeafRecord};
     use evident_core::vindex::IndexKey;
 
     use super::*;
-    use crate::store::{Indexed, NewEntry, Posting};
+    use crate::query::tests::store_of;
+    use crate::store::Posting;
 
-    /// Entry `i` is signed by `a` when `i % 3 != 0`, by `b` when `i % 7 == 0`; entry `i` is
-    /// integrated at second `i / 2` (two entries a second).
+    /// Entry `i` is signed by `a` when `i % 3 != 0`, by `b` when `i % 7 == 0`.
     fn facts(i: u64) -> Facts {
         let mut signers = Vec::new();
         if i % 3 != 0 {
@@ -332,52 +329,12 @@ mod tests {
         }
     }
 
-    const SECOND: i64 = 1_000_000_000;
-
     #[test]
     fn answers_over_long_lists_verify_for_every_period_and_hold_exactly_its_entries() {
         let n = 2_000u64;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let mut frontier = Frontier::new();
-        let mut previous = Hash::ZERO;
-        let mut builder = IndexBuilder::new();
-        let mut entries = Vec::new();
-        let mut nodes = Vec::new();
-        for index in 0..n {
-            let envelope = Envelope {
-                payload: index.to_be_bytes().to_vec(),
-                payload_type: "test".into(),
-                signatures: vec![evident_core::dsse::Signature {
-                    sig: vec![0; 64],
-                    keyid: String::new(),
-                }],
-                sigstore: None,
-            };
-            let record = LeafRecord::new(
-                index,
-                (index / 2) as i64 * SECOND,
-                previous,
-                EntryKind::Attestation,
-                envelope,
-            )
-            .unwrap();
-            let leaf_hash = record.leaf_hash();
-            nodes.extend(frontier.append(leaf_hash));
-            builder.add_entry(index, leaf_hash, EntryKind::Attestation, &facts(index));
-            entries.push(NewEntry {
-                record: record.encode(),
-                indexed: Indexed {
-                    index,
-                    leaf_hash,
-                    dedupe_key: Hash::sha256(&index.to_be_bytes()),
-                    kind: EntryKind::Attestation,
-                    facts: facts(index),
-                },
-            });
-            previous = leaf_hash;
-        }
-        store.append(entries, &nodes).unwrap();
+        let (_dir, store) = store_of(n, facts);
+        // The index as a restart builds it, from the indexes' key log.
+        let mut builder = rebuild(&store, n).unwrap();
         let view = builder.view();
         assert!(
             view.chunks(&IndexKey::Signer("a".into()).hash().unwrap())
@@ -387,28 +344,28 @@ mod tests {
         let checkpoint = Checkpoint {
             origin: "test".into(),
             size: n,
-            root: frontier.root(),
+            root: evident_core::merkle::root(&store, n).unwrap(),
             extensions: vec![vindex::extension(&view.root())],
         };
-        // Periods inside, across and at the edges of chunks, and past both ends.
-        let seconds = [
+        // Entry `i` is integrated at nanosecond 1,000 + i. Periods inside, across and at
+        // the edges of chunks, and past both ends.
+        let times = [
             None,
-            Some(-5),
             Some(0),
-            Some(100),
-            Some(128),
-            Some(333),
-            Some(999),
-            Some(1_200),
+            Some(1_000),
+            Some(1_100),
+            Some(1_256),
+            Some(1_333),
+            Some(2_999),
+            Some(5_000),
         ];
         type OnList = fn(u64) -> bool;
         let on: [(&str, OnList); 2] = [("a", |i| i % 3 != 0), ("b", |i| i % 7 == 0)];
         for (signer, every) in on {
             let key = IndexKey::Signer(signer.into());
             let posting = Posting::Signer(signer.into());
-            for since in seconds {
-                for until in seconds {
-                    let (since, until) = (since.map(|s| s * SECOND), until.map(|u| u * SECOND));
+            for since in times {
+                for until in times {
                     if let (Some(s), Some(u)) = (since, until) {
                         if s > u {
                             continue;
@@ -423,7 +380,7 @@ mod tests {
                     let want: Vec<u64> = (0..n)
                         .filter(|&i| every(i))
                         .filter(|&i| {
-                            let t = (i / 2) as i64 * SECOND;
+                            let t = 1_000 + i as i64;
                             since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
                         })
                         .collect();

@@ -861,15 +861,12 @@ fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Loaded, StoreError> {
             }
         }
     }
-    let len = file
-        .byte_len()
-        .map_err(io_err("reading the index catalog", &path))?;
-    if valid < len {
-        file.set_len(valid)
-            .map_err(io_err("cutting the index catalog's torn tail", &path))?;
-        file.sync_all()
-            .map_err(io_err("syncing the index catalog", &path))?;
-    }
+    cut_to(
+        &*file,
+        valid,
+        &path,
+        "cutting the index catalog's torn tail",
+    )?;
     let path = dir.join(KEY_LOG);
     let mut valid = valid;
     if next > 0 && !vfs.exists(&path).map_err(io_err("looking for", &path))? {
@@ -905,15 +902,12 @@ fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Loaded, StoreError> {
             }
         }
     };
-    let len = file
-        .byte_len()
-        .map_err(io_err("reading the index key log", &path))?;
-    if keys_len < len {
-        file.set_len(keys_len)
-            .map_err(io_err("cutting the index key log back to the runs", &path))?;
-        file.sync_all()
-            .map_err(io_err("syncing the index key log", &path))?;
-    }
+    cut_to(
+        &*file,
+        keys_len,
+        &path,
+        "cutting the index key log back to the runs",
+    )?;
     Ok(Loaded {
         runs,
         catalog,
@@ -921,6 +915,16 @@ fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Loaded, StoreError> {
         next,
         keys_len,
     })
+}
+
+/// Cuts a file longer than `len` bytes back to `len`, durably (`what` names the cut).
+fn cut_to(file: &dyn VfsFile, len: u64, path: &Path, what: &'static str) -> Result<(), StoreError> {
+    let now = file.byte_len().map_err(io_err(what, path))?;
+    if len < now {
+        file.set_len(len).map_err(io_err(what, path))?;
+        file.sync_all().map_err(io_err(what, path))?;
+    }
+    Ok(())
 }
 
 /// Removes every run file in `dir` (also those a damaged folder could not open), the newest

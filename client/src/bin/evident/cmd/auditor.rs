@@ -189,6 +189,11 @@ fn subjects_text(hit: &Hit) -> String {
         .join(";")
 }
 
+/// The pinned log key when results are to be verified (`--verify`).
+fn log_key_to_verify(cli: &Cli, verify: bool) -> anyhow::Result<Option<Verifier>> {
+    verify.then(|| require_log_key(cli)).transpose()
+}
+
 /// `evident query`.
 pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
     let (since, until) = audit::period(args.since.as_deref(), args.until.as_deref())?;
@@ -214,11 +219,7 @@ pub async fn query(cli: &Cli, args: &QueryArgs) -> anyhow::Result<()> {
     if let Some(control) = &args.control {
         audit::control_filters(&mut client, control, &mut query).await?;
     }
-    let key = if args.verify {
-        Some(require_log_key(cli)?)
-    } else {
-        None
-    };
+    let key = log_key_to_verify(cli, args.verify)?;
     let state_file = state_path(cli);
     let proving = key.as_ref().map(|log_key| audit::Proving {
         log_key,
@@ -333,11 +334,7 @@ pub async fn releases(cli: &Cli, args: &ReleasesArgs) -> anyhow::Result<()> {
         verdict_signers: SignerSpec::parse_all("verdict-signer", &args.verdict_signers)?,
     };
     let mut client = connect(cli).await?;
-    let key = if args.verify {
-        Some(require_log_key(cli)?)
-    } else {
-        None
-    };
+    let key = log_key_to_verify(cli, args.verify)?;
     let state_file = state_path(cli);
     let proving = key.as_ref().map(|log_key| audit::Proving {
         log_key,
